@@ -1,0 +1,3 @@
+from national_hub.cli import main
+
+main()

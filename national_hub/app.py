@@ -1,0 +1,91 @@
+"""Wiring: the one place the hub's pool, stores and services are built."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from national_hub.config import DEFAULT_DATABASE, HubConfig
+from national_hub.handlers import federation
+from national_hub.handlers import keys as k
+from national_hub.services.batch_intake import BatchIntake
+from national_hub.services.councils import CouncilService
+from national_hub.services.linking import Linker
+from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.storage.batches import BatchStore
+from national_hub.storage.councils import CouncilStore
+from national_hub.storage.heartbeats import HeartbeatStore
+from national_hub.storage.nonces import NonceStore
+from national_hub.storage.records import RecordStore
+from protocol import keys
+from server_common import database
+from server_common.web import error_middleware, health_routes
+
+log = logging.getLogger(__name__)
+PACKAGE = "national_hub"
+
+
+def load_or_create_hub_key(path: Path) -> Ed25519PrivateKey:
+    if path.exists():
+        return keys.load_private_key(path)
+    key = keys.generate()
+    keys.write_private_key(key, path)
+    log.info("created hub signing key", extra={"kid": keys.key_id(key.public_key())})
+    return key
+
+
+@contextlib.asynccontextmanager
+async def open_pool(config: HubConfig) -> AsyncIterator[asyncpg.Pool]:
+    url = await database.resolve_url(config.database, DEFAULT_DATABASE)
+    pool = await database.create_pool(url, config.database)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _purge_nonces(app: web.Application) -> None:
+    ttl = app[k.CONFIG].hub.nonce_ttl
+    nonces = NonceStore()
+    while True:
+        await asyncio.sleep(min(60.0, ttl / 3))
+        try:
+            async with app[k.POOL].acquire() as conn:
+                await nonces.purge_older_than(conn, ttl)
+        except (OSError, asyncpg.PostgresError):
+            log.warning("nonce purge failed; will retry", exc_info=True)
+
+
+def create_app(config: HubConfig) -> web.Application:
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=config.server.max_body_bytes)
+    app[k.CONFIG] = config
+    app[k.HUB_KEY] = load_or_create_hub_key(config.hub.key_file)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with open_pool(config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            councils, records = CouncilStore(), RecordStore()
+            app[k.POOL] = pool
+            app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
+            app[k.COUNCILS] = CouncilService(pool, councils, HeartbeatStore())
+            app[k.INTAKE] = BatchIntake(pool, councils, BatchStore(), records,
+                                        Linker(records), app[k.HUB_KEY])
+            purger = asyncio.create_task(_purge_nonces(app))
+            yield
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+
+    app.cleanup_ctx.append(lifecycle)
+    app.add_routes(federation.routes())
+    app.add_routes(health_routes(k.POOL, PACKAGE))
+    return app

@@ -1,0 +1,84 @@
+"""Endpoints a council node calls (msgpack bodies, signed requests)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from national_hub.handlers import keys as k
+from protocol import encoding
+from protocol.batch import check_council_code
+from protocol.errors import DecodeError, ErrorCode, ValidationError
+
+MSGPACK = "application/msgpack"
+
+
+def _msgpack(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=encoding.pack(obj), status=status, content_type=MSGPACK)
+
+
+async def _authenticated(request: web.Request) -> tuple[str, bytes]:
+    """The one place node requests are authenticated: returns (council code, body)."""
+    code = check_council_code(request.match_info["code"], "path council code")
+    body = await request.read()
+    await request.app[k.NODE_AUTH].authenticate(
+        code, request.method, request.path_qs, body, request.headers
+    )
+    return code, body
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    code, body = await _authenticated(request)
+    result = await request.app[k.INTAKE].receive(code, body)
+    response = web.Response(body=result.receipt_envelope, content_type=MSGPACK)
+    response.headers["Signpost-Replayed"] = "true" if result.replayed else "false"
+    return response
+
+
+async def get_cursor(request: web.Request) -> web.Response:
+    code, _ = await _authenticated(request)
+    council = await request.app[k.COUNCILS].get(code)
+    return _msgpack({"council": code, "seq": council.cursor_seq, "hash": council.cursor_hash})
+
+
+async def post_heartbeat(request: web.Request) -> web.Response:
+    code, body = await _authenticated(request)
+    obj = encoding.unpack(body, what="heartbeat")
+    if not isinstance(obj, dict):
+        raise DecodeError("heartbeat must be a map", code=ErrorCode.MALFORMED_REQUEST)
+    head_seq, depth, sent_at = obj.get("head_seq"), obj.get("outbox_depth"), obj.get("sent_at")
+    for name, value in (("head_seq", head_seq), ("outbox_depth", depth)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(name, "must be a non-negative integer")
+    when = None
+    if sent_at is not None:
+        try:
+            when = datetime.fromisoformat(str(sent_at).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValidationError("sent_at", "must be an ISO 8601 timestamp") from exc
+    await request.app[k.COUNCILS].heartbeat(code, head_seq, depth, when)
+    return _msgpack({"ok": True})
+
+
+async def get_hub_key(request: web.Request) -> web.Response:
+    """The hub's receipt-signing public key (a node pins it from configuration)."""
+    from protocol import keys as protocol_keys
+
+    public = request.app[k.HUB_KEY].public_key()
+    return web.json_response({
+        "kid": protocol_keys.key_id(public),
+        "public_key_pem": protocol_keys.public_pem(public).decode("ascii"),
+    })
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/v1/councils/{code}/batches", post_batch),
+        web.get("/v1/councils/{code}/cursor", get_cursor),
+        web.post("/v1/councils/{code}/heartbeats", post_heartbeat),
+        web.get("/v1/hub/key", get_hub_key),
+    ]
+
+

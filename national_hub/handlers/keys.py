@@ -1,0 +1,19 @@
+"""Typed application keys: how handlers reach the services built in create_app."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from national_hub.config import HubConfig
+from national_hub.services.batch_intake import BatchIntake
+from national_hub.services.councils import CouncilService
+from national_hub.services.node_auth import NodeAuthenticator
+
+CONFIG = web.AppKey("config", HubConfig)
+POOL = web.AppKey("pool", asyncpg.Pool)
+HUB_KEY = web.AppKey("hub_key", Ed25519PrivateKey)
+NODE_AUTH = web.AppKey("node_auth", NodeAuthenticator)
+INTAKE = web.AppKey("intake", BatchIntake)
+COUNCILS = web.AppKey("councils", CouncilService)

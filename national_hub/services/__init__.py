@@ -1,0 +1,1 @@
+"""The hub's domain logic; handlers call these, these call storage."""

@@ -1,0 +1,226 @@
+"""Receiving a council's signed batch: verify, check the chain, apply, sign a receipt.
+
+Everything about one batch happens in one transaction holding the council's row
+lock, so a batch is applied whole or not at all, and two hub replicas never
+apply two batches of one council at once. Inside, each op has its own result:
+a bad record is rejected alone and the rest apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from national_hub.services.linking import Linker
+from national_hub.services.node_auth import check_key_usable
+from national_hub.storage.batches import BatchStore
+from national_hub.storage.councils import Council, CouncilStore
+from national_hub.storage.records import RecordRow, RecordStore
+from protocol import encoding, keys
+from protocol.batch import (
+    APPLIED,
+    REJECTED,
+    STALE,
+    Batch,
+    DeleteOp,
+    MalformedOp,
+    OpResult,
+    Receipt,
+    UpsertOp,
+    batch_hash,
+)
+from protocol.errors import (
+    AuthError,
+    ConflictError,
+    DecodeError,
+    ErrorCode,
+    SignpostError,
+    ValidationError,
+)
+from protocol.records import ChildRecord
+from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    receipt_envelope: bytes
+    replayed: bool
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class BatchIntake:
+    def __init__(self, pool: asyncpg.Pool, councils: CouncilStore, batches: BatchStore,
+                 records: RecordStore, linker: Linker, hub_key: Ed25519PrivateKey) -> None:
+        self.pool = pool
+        self.councils = councils
+        self.batches = batches
+        self.records = records
+        self.linker = linker
+        self.hub_key = hub_key
+
+    async def receive(self, council_code: str, body: bytes) -> IntakeResult:
+        try:
+            return await self._receive(council_code, body)
+        except SignpostError as exc:
+            if exc.code != ErrorCode.UNKNOWN_COUNCIL:
+                await self._note_rejection(council_code, exc)
+            raise
+
+    async def _receive(self, council_code: str, body: bytes) -> IntakeResult:
+        envelope = Envelope.decode(body)
+        if envelope.payload_type != BATCH_TYPE:
+            raise DecodeError(f"envelope type must be {BATCH_TYPE}",
+                              code=ErrorCode.ENVELOPE_WRONG_TYPE)
+        batch = Batch.decode(envelope.payload)
+        if batch.council != council_code:
+            raise AuthError(f"batch is for council {batch.council}, sent to {council_code}",
+                            code=ErrorCode.BATCH_WRONG_COUNCIL, status=403)
+        hash_ = batch_hash(envelope.payload)
+        async with self.pool.acquire() as conn, conn.transaction():
+            council = await self.councils.get(conn, council_code, for_update=True)
+            if council is None:
+                raise SignpostError(f"council {council_code} is not enrolled",
+                                    code=ErrorCode.UNKNOWN_COUNCIL, status=404)
+            signer_kid = await self._verify_envelope(conn, council_code, envelope)
+            if batch.seq <= council.cursor_seq:
+                return await self._replay(conn, council, batch, hash_)
+            if council.forked_at is not None:
+                raise ConflictError(
+                    f"council {council_code} is flagged after a fork ({council.fork_detail});"
+                    " an operator must clear it", code=ErrorCode.COUNCIL_FLAGGED)
+            if batch.seq > council.cursor_seq + 1:
+                raise ConflictError(
+                    f"seq {batch.seq} leaves a gap: the hub expects {council.cursor_seq + 1}",
+                    code=ErrorCode.SEQ_GAP,
+                    detail={"expected_seq": council.cursor_seq + 1,
+                            "cursor_hash": council.cursor_hash})
+            if batch.prev != council.cursor_hash:
+                detail = f"batch {batch.seq} prev does not match the hash of batch {council.cursor_seq}"
+                await self._flag(council_code, detail)
+                raise ConflictError(detail, code=ErrorCode.PREV_MISMATCH,
+                                    detail={"expected_prev": council.cursor_hash})
+            results, applied_ids = await self._apply_ops(conn, council_code, batch)
+            await self.linker.link(conn, council_code, applied_ids)
+            receipt = Receipt(council_code, batch.seq, hash_, _utc_now(), tuple(results))
+            receipt_env = Envelope.sign(RECEIPT_TYPE, receipt.encode(), [self.hub_key]).encode()
+            counts = receipt.counts()
+            await self.batches.insert(
+                conn, council=council_code, seq=batch.seq, hash_=hash_, prev=batch.prev,
+                kid=signer_kid, envelope=body, receipt=receipt_env, op_count=len(batch.ops),
+                applied=counts[APPLIED], rejected=counts[REJECTED],
+            )
+            await self.councils.advance_cursor(conn, council_code, batch.seq, hash_)
+        log.info("batch applied", extra={"council": council_code, "seq": batch.seq,
+                                         "ops": len(batch.ops), **counts})
+        return IntakeResult(receipt_env, replayed=False)
+
+    async def _verify_envelope(self, conn: asyncpg.Connection, council: str,
+                               envelope: Envelope) -> str:
+        """Return the kid of a usable key of this council that signed the envelope."""
+        now = datetime.now(UTC)
+        last_error: SignpostError | None = None
+        for sig in envelope.signatures:
+            key = await self.councils.get_key(conn, sig.kid)
+            if key is None:
+                continue
+            try:
+                check_key_usable(key, council, now)
+            except SignpostError as exc:
+                last_error = exc
+                continue
+            if envelope.verified_by(keys.public_from_raw(key.public_key)):
+                return key.kid
+        if last_error is not None:
+            raise last_error
+        raise AuthError("batch envelope is not signed by an enrolled key of this council",
+                        code=ErrorCode.ENVELOPE_BAD_SIGNATURE)
+
+    async def _replay(self, conn: asyncpg.Connection, council: Council, batch: Batch,
+                      hash_: str) -> IntakeResult:
+        stored = await self.batches.get(conn, council.code, batch.seq)
+        if stored is not None and stored.hash == hash_:
+            return IntakeResult(stored.receipt, replayed=True)
+        detail = f"seq {batch.seq} was already applied with a different hash"
+        await self._flag(council.code, detail)
+        raise ConflictError(detail, code=ErrorCode.FORK,
+                            detail={"seq": batch.seq,
+                                    "stored_hash": stored.hash if stored else None})
+
+    async def _apply_ops(self, conn: asyncpg.Connection, council: str,
+                         batch: Batch) -> tuple[list[OpResult], list[str]]:
+        results: list[OpResult | None] = [None] * len(batch.ops)
+        # The last valid op per local_id wins inside one batch, as if applied in order.
+        latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]] = {}
+        for i, op in enumerate(batch.ops):
+            if isinstance(op, MalformedOp):
+                results[i] = OpResult(op.local_id, REJECTED, ErrorCode.MALFORMED_REQUEST,
+                                      op.reason)
+                continue
+            record = None
+            if isinstance(op, UpsertOp):
+                try:
+                    record = ChildRecord.from_wire(encoding.unpack(op.record, what="record"))
+                    if record.local_id != op.local_id:
+                        raise ValidationError("local_id", "differs from the op's local_id")
+                except SignpostError as exc:
+                    results[i] = OpResult(op.local_id, REJECTED, ErrorCode.INVALID_RECORD,
+                                          exc.message)
+                    continue
+            previous = latest.get(op.local_id)
+            if previous is not None:
+                if op.version <= previous[1].version:
+                    results[i] = OpResult(op.local_id, STALE, ErrorCode.STALE_VERSION,
+                                          "an earlier op in this batch has the same or a higher version")
+                    continue
+                results[previous[0]] = OpResult(op.local_id, APPLIED)
+            latest[op.local_id] = (i, op, record)
+
+        held = await self.records.versions(conn, council, list(latest))
+        upserts: list[RecordRow] = []
+        deletes: list[tuple[str, int]] = []
+        for local_id, (i, op, record) in latest.items():
+            if held.get(local_id, 0) >= op.version:
+                results[i] = OpResult(local_id, STALE, ErrorCode.STALE_VERSION,
+                                      f"the hub holds version {held[local_id]}")
+                continue
+            results[i] = OpResult(local_id, APPLIED)
+            if isinstance(op, DeleteOp):
+                deletes.append((local_id, op.version))
+            else:
+                assert record is not None
+                upserts.append(RecordRow(
+                    local_id=local_id, version=op.version, record=op.record,
+                    digest=op.digest, given_name=record.given_name,
+                    family_name=record.family_name, dob=record.dob, sex=record.sex,
+                    postcode=record.postcode, nhs_number=record.nhs_number, upn=record.upn,
+                    shielded=record.shielded,
+                ))
+        await self.records.upsert(conn, council, batch.seq, upserts)
+        await self.records.tombstone(conn, council, batch.seq, deletes)
+        final = [r for r in results if r is not None]
+        assert len(final) == len(batch.ops)
+        return final, [r.local_id for r in upserts]
+
+    async def _flag(self, council: str, detail: str) -> None:
+        """Flag a fork in its own transaction: it must stick although the batch fails."""
+        async with self.pool.acquire() as conn:
+            await self.councils.flag_fork(conn, council, detail)
+        log.warning("council flagged: fork", extra={"council": council, "detail": detail})
+
+    async def _note_rejection(self, council: str, exc: SignpostError) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                if await self.councils.get(conn, council) is not None:
+                    await self.batches.record_rejection(conn, council, None, str(exc.code),
+                                                        exc.message)
+        except (OSError, asyncpg.PostgresError):
+            log.warning("could not record a batch rejection", exc_info=True)

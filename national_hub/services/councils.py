@@ -1,0 +1,69 @@
+"""Council enrolment, keys, cursors and heartbeats: what operators and nodes ask of the registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from national_hub.storage.councils import Council, CouncilKey, CouncilStore
+from national_hub.storage.heartbeats import HeartbeatStore
+from protocol import keys
+from protocol.batch import check_council_code
+from protocol.errors import ErrorCode, NotFoundError, SignpostError
+
+
+class CouncilService:
+    def __init__(self, pool: asyncpg.Pool, councils: CouncilStore,
+                 heartbeats: HeartbeatStore) -> None:
+        self.pool = pool
+        self.councils = councils
+        self.heartbeats = heartbeats
+
+    async def enrol(self, code: str, name: str, public_key_pem: bytes,
+                    not_after: datetime | None = None) -> str:
+        """Add a council (or a new key for an existing one); return the key id."""
+        check_council_code(code)
+        public = keys.load_public_key(public_key_pem)
+        kid = keys.key_id(public)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await self.councils.get(conn, code) is None:
+                await self.councils.add(conn, code, name)
+            existing = await self.councils.get_key(conn, kid)
+            if existing is not None:
+                if existing.council_code != code:
+                    raise SignpostError(f"key {kid} is already enrolled for "
+                                        f"{existing.council_code}", code=ErrorCode.INVALID_FIELD)
+                return kid
+            await self.councils.add_key(conn, kid, code, keys.raw_public(public), not_after)
+        return kid
+
+    async def get(self, code: str) -> Council:
+        async with self.pool.acquire() as conn:
+            council = await self.councils.get(conn, code)
+        if council is None:
+            raise NotFoundError(f"council {code} is not enrolled", code=ErrorCode.UNKNOWN_COUNCIL)
+        return council
+
+    async def list(self) -> list[tuple[Council, list[CouncilKey]]]:
+        async with self.pool.acquire() as conn:
+            return [(c, await self.councils.keys_of(conn, c.code))
+                    for c in await self.councils.list(conn)]
+
+    async def revoke_key(self, kid: str) -> CouncilKey:
+        async with self.pool.acquire() as conn:
+            key = await self.councils.revoke_key(conn, kid)
+        if key is None:
+            raise NotFoundError(f"key {kid} is not enrolled", code=ErrorCode.UNKNOWN_KEY)
+        return key
+
+    async def clear_fork(self, code: str) -> None:
+        async with self.pool.acquire() as conn:
+            if not await self.councils.clear_fork(conn, code):
+                raise NotFoundError(f"council {code} is not enrolled",
+                                    code=ErrorCode.UNKNOWN_COUNCIL)
+
+    async def heartbeat(self, code: str, head_seq: int, outbox_depth: int,
+                        sent_at: datetime | None) -> None:
+        async with self.pool.acquire() as conn:
+            await self.heartbeats.put(conn, code, head_seq, outbox_depth, sent_at)

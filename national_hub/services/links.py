@@ -1,0 +1,23 @@
+"""Exporting (council, local_id) → national id links (DESIGN §8 ``links export``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import asyncpg
+
+from national_hub.storage.records import RecordStore
+
+LINK_COLUMNS = ("council", "local_id", "national_id", "status")
+
+
+async def export_links(pool: asyncpg.Pool, records: RecordStore, out: Path) -> int:
+    async with pool.acquire() as conn:
+        rows = await records.export_links(conn)
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(LINK_COLUMNS)
+        for row in rows:
+            writer.writerow([row[c] for c in LINK_COLUMNS])
+    return len(rows)

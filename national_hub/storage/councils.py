@@ -1,0 +1,93 @@
+"""Councils and their enrolled Ed25519 keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class Council:
+    code: str
+    name: str
+    cursor_seq: int
+    cursor_hash: str
+    forked_at: datetime | None
+    fork_detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilKey:
+    kid: str
+    council_code: str
+    public_key: bytes
+    enrolled_at: datetime
+    not_after: datetime | None
+    revoked_at: datetime | None
+
+
+_COUNCIL_COLS = "code, name, cursor_seq, cursor_hash, forked_at, fork_detail"
+_KEY_COLS = "kid, council_code, public_key, enrolled_at, not_after, revoked_at"
+
+
+class CouncilStore:
+    async def add(self, conn: asyncpg.Connection, code: str, name: str) -> None:
+        await conn.execute("INSERT INTO councils (code, name) VALUES ($1, $2)", code, name)
+
+    async def get(self, conn: asyncpg.Connection, code: str, *,
+                  for_update: bool = False) -> Council | None:
+        sql = f"SELECT {_COUNCIL_COLS} FROM councils WHERE code = $1"
+        if for_update:
+            sql += " FOR UPDATE"  # serialises batches of one council across hub replicas
+        row = await conn.fetchrow(sql, code)
+        return Council(**dict(row)) if row else None
+
+    async def list(self, conn: asyncpg.Connection) -> list[Council]:
+        rows = await conn.fetch(f"SELECT {_COUNCIL_COLS} FROM councils ORDER BY code")
+        return [Council(**dict(r)) for r in rows]
+
+    async def advance_cursor(self, conn: asyncpg.Connection, code: str, seq: int,
+                             hash_: str) -> None:
+        await conn.execute(
+            "UPDATE councils SET cursor_seq = $2, cursor_hash = $3 WHERE code = $1",
+            code, seq, hash_,
+        )
+
+    async def flag_fork(self, conn: asyncpg.Connection, code: str, detail: str) -> None:
+        await conn.execute(
+            "UPDATE councils SET forked_at = coalesce(forked_at, now()), fork_detail = $2"
+            " WHERE code = $1", code, detail,
+        )
+
+    async def clear_fork(self, conn: asyncpg.Connection, code: str) -> bool:
+        result = await conn.execute(
+            "UPDATE councils SET forked_at = NULL, fork_detail = NULL WHERE code = $1", code
+        )
+        return bool(result.endswith(" 1"))
+
+    async def add_key(self, conn: asyncpg.Connection, kid: str, code: str, public_key: bytes,
+                      not_after: datetime | None) -> None:
+        await conn.execute(
+            "INSERT INTO council_keys (kid, council_code, public_key, not_after)"
+            " VALUES ($1, $2, $3, $4)", kid, code, public_key, not_after,
+        )
+
+    async def get_key(self, conn: asyncpg.Connection, kid: str) -> CouncilKey | None:
+        row = await conn.fetchrow(f"SELECT {_KEY_COLS} FROM council_keys WHERE kid = $1", kid)
+        return CouncilKey(**dict(row)) if row else None
+
+    async def keys_of(self, conn: asyncpg.Connection, code: str) -> list[CouncilKey]:
+        rows = await conn.fetch(
+            f"SELECT {_KEY_COLS} FROM council_keys WHERE council_code = $1 ORDER BY enrolled_at",
+            code,
+        )
+        return [CouncilKey(**dict(r)) for r in rows]
+
+    async def revoke_key(self, conn: asyncpg.Connection, kid: str) -> CouncilKey | None:
+        row = await conn.fetchrow(
+            "UPDATE council_keys SET revoked_at = coalesce(revoked_at, now()) WHERE kid = $1"
+            f" RETURNING {_KEY_COLS}", kid,
+        )
+        return CouncilKey(**dict(row)) if row else None

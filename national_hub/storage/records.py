@@ -1,0 +1,173 @@
+"""Minimal records per (council, local_id), and the national ids they link to.
+
+Writes are set-based: one statement per batch for upserts, one for deletes, one
+for links, each over arrays (``unnest``), never one query per record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """The columns the hub keeps beside the exact record bytes, for lookups."""
+
+    local_id: str
+    version: int
+    record: bytes
+    digest: str
+    given_name: str
+    family_name: str
+    dob: date
+    sex: int
+    postcode: str | None
+    nhs_number: str | None
+    upn: str | None
+    shielded: bool
+
+
+class RecordStore:
+    async def versions(self, conn: asyncpg.Connection, council: str,
+                       local_ids: list[str]) -> dict[str, int]:
+        rows = await conn.fetch(
+            "SELECT local_id, version FROM records"
+            " WHERE council_code = $1 AND local_id = ANY($2::text[])", council, local_ids,
+        )
+        return {r["local_id"]: r["version"] for r in rows}
+
+    async def upsert(self, conn: asyncpg.Connection, council: str, batch_seq: int,
+                     rows: list[RecordRow]) -> None:
+        if not rows:
+            return
+        cols = list(zip(*[
+            (r.local_id, r.version, r.record, r.digest, r.given_name, r.family_name, r.dob,
+             r.sex, r.postcode, r.nhs_number, r.upn, r.shielded) for r in rows
+        ], strict=True))
+        await conn.execute(
+            """
+            INSERT INTO records (council_code, batch_seq, local_id, version, record, digest,
+                                 given_name, family_name, dob, sex, postcode, nhs_number, upn,
+                                 shielded)
+            SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[], $5::bytea[], $6::text[],
+                                         $7::text[], $8::text[], $9::date[], $10::smallint[],
+                                         $11::text[], $12::text[], $13::text[], $14::bool[])
+            ON CONFLICT (council_code, local_id) DO UPDATE SET
+                batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version,
+                record = EXCLUDED.record, digest = EXCLUDED.digest,
+                given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
+                dob = EXCLUDED.dob, sex = EXCLUDED.sex, postcode = EXCLUDED.postcode,
+                nhs_number = EXCLUDED.nhs_number, upn = EXCLUDED.upn,
+                shielded = EXCLUDED.shielded, updated_at = now()
+            """,
+            council, batch_seq, *[list(c) for c in cols],
+        )
+
+    async def tombstone(self, conn: asyncpg.Connection, council: str, batch_seq: int,
+                        deletes: list[tuple[str, int]]) -> None:
+        """Delete records, keeping (local_id, version) so older upserts stay stale."""
+        if not deletes:
+            return
+        ids, versions = zip(*deletes, strict=True)
+        await conn.execute(
+            """
+            INSERT INTO records (council_code, batch_seq, local_id, version)
+            SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[])
+            ON CONFLICT (council_code, local_id) DO UPDATE SET
+                batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version, record = NULL,
+                digest = NULL, given_name = NULL, family_name = NULL, dob = NULL, sex = NULL,
+                postcode = NULL, nhs_number = NULL, upn = NULL, shielded = false,
+                national_id = NULL, link_status = NULL, updated_at = now()
+            """,
+            council, batch_seq, list(ids), list(versions),
+        )
+
+    async def digests(self, conn: asyncpg.Connection, council: str) -> dict[str, str]:
+        """local_id → digest of every live record the hub holds for a council."""
+        rows = await conn.fetch(
+            "SELECT local_id, digest FROM records WHERE council_code = $1 AND record IS NOT NULL",
+            council,
+        )
+        return {r["local_id"]: r["digest"] for r in rows}
+
+    async def count(self, conn: asyncpg.Connection, council: str) -> int:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM records WHERE council_code = $1 AND record IS NOT NULL",
+            council,
+        ))
+
+    async def get(self, conn: asyncpg.Connection, council: str,
+                  local_id: str) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT * FROM records WHERE council_code = $1 AND local_id = $2", council, local_id
+        )
+
+    # --- national ids -------------------------------------------------------------
+
+    async def link_candidates(self, conn: asyncpg.Connection, council: str,
+                              local_ids: list[str]) -> list[asyncpg.Record]:
+        """For each given record: its NHS number, its current national id, and the
+        national id already held by another live record with the same NHS number."""
+        return await conn.fetch(
+            """
+            SELECT r.local_id, r.nhs_number, r.national_id,
+                   (SELECT min(o.national_id) FROM records o
+                     WHERE o.nhs_number = r.nhs_number AND o.record IS NOT NULL
+                       AND o.national_id IS NOT NULL
+                       AND NOT (o.council_code = r.council_code AND o.local_id = r.local_id)
+                   ) AS nhs_match,
+                   (SELECT count(*) FROM records o
+                     WHERE o.national_id = r.national_id
+                       AND NOT (o.council_code = r.council_code AND o.local_id = r.local_id)
+                   ) AS sharing
+            FROM records r
+            WHERE r.council_code = $1 AND r.local_id = ANY($2::text[]) AND r.record IS NOT NULL
+            """,
+            council, local_ids,
+        )
+
+    async def create_national_ids(self, conn: asyncpg.Connection, ids: list[str]) -> None:
+        if ids:
+            await conn.execute(
+                "INSERT INTO national_children (national_id) SELECT unnest($1::text[])", ids
+            )
+
+    async def set_links(self, conn: asyncpg.Connection, council: str,
+                        links: list[tuple[str, str, str]]) -> None:
+        """Set (local_id, national_id, status) for records of one council."""
+        if not links:
+            return
+        ids, nids, statuses = zip(*links, strict=True)
+        await conn.execute(
+            """
+            UPDATE records r SET national_id = l.nid, link_status = l.status
+            FROM unnest($2::text[], $3::text[], $4::text[]) AS l(local_id, nid, status)
+            WHERE r.council_code = $1 AND r.local_id = l.local_id
+            """,
+            council, list(ids), list(nids), list(statuses),
+        )
+
+    async def refresh_link_status(self, conn: asyncpg.Connection,
+                                  national_ids: list[str]) -> None:
+        """A national child held by more than one record is 'linked', else 'single'."""
+        if not national_ids:
+            return
+        await conn.execute(
+            """
+            UPDATE records r SET link_status = CASE WHEN n.cnt > 1 THEN 'linked' ELSE 'single' END
+            FROM (SELECT national_id, count(*) AS cnt FROM records
+                  WHERE national_id = ANY($1::text[]) AND record IS NOT NULL
+                  GROUP BY national_id) n
+            WHERE r.national_id = n.national_id
+            """,
+            national_ids,
+        )
+
+    async def export_links(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "SELECT council_code AS council, local_id, national_id, link_status AS status"
+            " FROM records WHERE record IS NOT NULL ORDER BY council_code, local_id"
+        )

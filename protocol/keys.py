@@ -1,0 +1,93 @@
+"""Ed25519 keys: generation, PEM files and key ids.
+
+A key id (``kid``) is the first 16 bytes of SHA-256 over the raw 32-byte public
+key, in hex. It is only a hint for finding the key; verification always uses the
+enrolled public key itself.
+
+    >>> key = generate()
+    >>> len(key_id(key.public_key()))
+    32
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from protocol.errors import ErrorCode, ValidationError
+
+
+def generate() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def raw_public(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(raw_public(public_key)).digest()[:16].hex()
+
+
+def public_from_raw(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def public_pem(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
+    """Write the private key readable by its owner only, and its public half beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem(key))
+    public_path_for(path).write_bytes(public_pem(key.public_key()))
+
+
+def public_path_for(private_path: Path) -> Path:
+    return private_path.with_name(private_path.stem + ".pub.pem")
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValidationError(str(path), "is not an Ed25519 private key")
+    return key
+
+
+def load_public_key(data: bytes, source: str = "public key") -> Ed25519PublicKey:
+    """Load a PEM public key (or a raw 32-byte one) and insist it is Ed25519."""
+    try:
+        if len(data) == 32:
+            return Ed25519PublicKey.from_public_bytes(data)
+        key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise ValidationError(source, "is not a PEM public key",
+                              code=ErrorCode.INVALID_FIELD) from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValidationError(source, "is not an Ed25519 public key")
+    return key
+
+
+def verify(public_key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+    try:
+        public_key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True

@@ -1,0 +1,257 @@
+"""The minimal identity record a council publishes, and its involvement pointers.
+
+Only what DESIGN §3 allows to leave a council is representable here: names,
+date of birth, sex, address, NHS number, UPN, parent/carer contact, shielded
+flag, date of death, and involvements (pointers to services and professionals).
+There is deliberately no field for case notes or assessments.
+
+Wire form (msgpack map, keys as below, absent and nil mean the same)::
+
+    >>> rec = ChildRecord(local_id="ESX-000001", given_name="Amelia",
+    ...     family_name="Okafor", dob=date(2015, 3, 14), sex=2)
+    >>> ChildRecord.from_wire(rec.to_wire()) == rec
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from protocol import identifiers
+from protocol.errors import ErrorCode, ValidationError
+
+SENSITIVE_SERVICE_TYPES = frozenset({"sexual_health", "mental_health", "substance_misuse"})
+
+_LOCAL_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_SLUG = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_PHONE = re.compile(r"^[0-9 +()-]{6,20}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+# Dates of birth before this are not children's records; it guards typos like 1015.
+_EARLIEST_DOB = date(1990, 1, 1)
+
+_NAME_MAX = 100
+_TEXT_MAX = 200
+
+
+def _text(data: dict[str, Any], key: str, path: str, *, required: bool = False,
+          max_len: int = _TEXT_MAX) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise ValidationError(f"{path}{key}", "is required", code=ErrorCode.INVALID_FIELD)
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{path}{key}", f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not value and required:
+        raise ValidationError(f"{path}{key}", "is required")
+    if len(value) > max_len:
+        raise ValidationError(f"{path}{key}", f"longer than {max_len} characters")
+    if any(ord(ch) < 32 for ch in value):
+        raise ValidationError(f"{path}{key}", "contains control characters")
+    return value or None
+
+
+def _bool(data: dict[str, Any], key: str, path: str) -> bool:
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ValidationError(f"{path}{key}", "must be true or false")
+    return value
+
+
+def _date(data: dict[str, Any], key: str, path: str, *, required: bool = False) -> date | None:
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise ValidationError(f"{path}{key}", "is required")
+        return None
+    return identifiers.parse_date(value, f"{path}{key}")
+
+
+def _put(out: dict[str, Any], key: str, value: Any) -> None:
+    """Omit empty values: the record stays minimal and absent == nil on the wire."""
+    if value is None or value is False or value == () or value == "":
+        return
+    if isinstance(value, date):
+        value = value.isoformat()
+    out[key] = value
+
+
+@dataclass(frozen=True, slots=True)
+class Involvement:
+    """A pointer to a service and (optionally) a professional working with the child.
+
+    >>> Involvement(service_type="school", organisation_code="114580",
+    ...     organisation_name="Hove Park School").to_wire()["service_type"]
+    'school'
+    """
+
+    service_type: str
+    organisation_code: str | None = None
+    organisation_name: str | None = None
+    organisation_phone: str | None = None
+    professional_name: str | None = None
+    professional_role: str | None = None
+    professional_phone: str | None = None
+    professional_email: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    lead_professional: bool = False
+    caf_done: bool = False
+    sensitive: bool = False
+    consent: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            _put(out, name, getattr(self, name))
+        return out
+
+    @classmethod
+    def from_wire(cls, data: Any, path: str = "involvements[].") -> Involvement:
+        if not isinstance(data, dict):
+            raise ValidationError(path.rstrip("."), "must be a map")
+        service_type = _text(data, "service_type", path, required=True, max_len=40)
+        assert service_type is not None
+        if not _SLUG.match(service_type):
+            raise ValidationError(f"{path}service_type", "must be a lower-case slug")
+        sensitive = _bool(data, "sensitive", path) or service_type in SENSITIVE_SERVICE_TYPES
+        consent = _bool(data, "consent", path)
+        if sensitive and not consent:
+            # Sensitive services leave a council only with recorded consent (DESIGN §3).
+            raise ValidationError(f"{path}consent", "sensitive service published without consent")
+        inv = cls(
+            service_type=service_type,
+            organisation_code=_text(data, "organisation_code", path, max_len=20),
+            organisation_name=_text(data, "organisation_name", path),
+            organisation_phone=_phone(data, "organisation_phone", path),
+            professional_name=_text(data, "professional_name", path, max_len=_NAME_MAX),
+            professional_role=_text(data, "professional_role", path, max_len=_NAME_MAX),
+            professional_phone=_phone(data, "professional_phone", path),
+            professional_email=_email(data, "professional_email", path),
+            start_date=_date(data, "start_date", path),
+            end_date=_date(data, "end_date", path),
+            lead_professional=_bool(data, "lead_professional", path),
+            caf_done=_bool(data, "caf_done", path),
+            sensitive=sensitive,
+            consent=consent,
+        )
+        if inv.start_date and inv.end_date and inv.end_date < inv.start_date:
+            raise ValidationError(f"{path}end_date", "is before start_date")
+        return inv
+
+
+def _phone(data: dict[str, Any], key: str, path: str) -> str | None:
+    value = _text(data, key, path, max_len=20)
+    if value is not None and not _PHONE.match(value):
+        raise ValidationError(f"{path}{key}", f"not a phone number: {value!r}")
+    return value
+
+
+def _email(data: dict[str, Any], key: str, path: str) -> str | None:
+    value = _text(data, key, path, max_len=254)
+    if value is not None and not _EMAIL.match(value):
+        raise ValidationError(f"{path}{key}", f"not an email address: {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRecord:
+    """The minimal identity record of one child at one council (DESIGN §3)."""
+
+    local_id: str
+    given_name: str
+    family_name: str
+    dob: date
+    sex: int = identifiers.SEX_NOT_KNOWN
+    other_given_names: str | None = None
+    former_family_names: tuple[str, ...] = ()
+    address_line: str | None = None
+    postcode: str | None = None
+    nhs_number: str | None = None
+    upn: str | None = None
+    parent_carer_name: str | None = None
+    parent_carer_phone: str | None = None
+    shielded: bool = False
+    date_of_death: date | None = None
+    involvements: tuple[Involvement, ...] = field(default=())
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            if name == "involvements":
+                value = [inv.to_wire() for inv in value] or None
+            elif name == "former_family_names":
+                value = list(value) or None
+            elif name == "sex":
+                out["sex"] = value  # always present: 0 is a meaningful code
+                continue
+            _put(out, name, value)
+        return out
+
+    @classmethod
+    def from_wire(cls, data: Any) -> ChildRecord:
+        """Validate a decoded wire map; raise ValidationError naming the first bad field."""
+        if not isinstance(data, dict):
+            raise ValidationError("record", "must be a map")
+        unknown = set(data) - set(cls.__slots__)  # type: ignore[attr-defined]
+        if unknown:
+            # An unknown field could be data that must never leave a council (case notes).
+            raise ValidationError(sorted(map(str, unknown))[0], "is not a field of the record")
+        local_id = _text(data, "local_id", "", required=True, max_len=64)
+        assert local_id is not None
+        if not _LOCAL_ID.match(local_id):
+            raise ValidationError("local_id", "may hold only letters, digits and . _ : -")
+        given = _text(data, "given_name", "", required=True, max_len=_NAME_MAX)
+        family = _text(data, "family_name", "", required=True, max_len=_NAME_MAX)
+        dob = _date(data, "dob", "", required=True)
+        assert given is not None and family is not None and dob is not None
+        if dob < _EARLIEST_DOB or dob > date.today():
+            raise ValidationError("dob", f"out of range for a child: {dob.isoformat()}")
+        sex = data.get("sex", 0)
+        if isinstance(sex, bool) or not isinstance(sex, int | str):
+            raise ValidationError("sex", "must be 0/1/2/9")
+        former = data.get("former_family_names") or []
+        if not isinstance(former, list) or len(former) > 10:
+            raise ValidationError("former_family_names", "must be a list of at most 10 names")
+        former_names = []
+        for i, name in enumerate(former):
+            if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
+                raise ValidationError(f"former_family_names[{i}]", "must be a non-empty name")
+            former_names.append(name.strip())
+        raw_invs = data.get("involvements") or []
+        if not isinstance(raw_invs, list) or len(raw_invs) > 200:
+            raise ValidationError("involvements", "must be a list of at most 200 involvements")
+        postcode = _text(data, "postcode", "", max_len=10)
+        nhs_number = _text(data, "nhs_number", "", max_len=12)
+        upn = _text(data, "upn", "", max_len=13)
+        dod = _date(data, "date_of_death", "")
+        if dod is not None and dod < dob:
+            raise ValidationError("date_of_death", "is before the date of birth")
+        return cls(
+            local_id=local_id,
+            given_name=given,
+            family_name=family,
+            dob=dob,
+            sex=identifiers.parse_sex(sex),
+            other_given_names=_text(data, "other_given_names", "", max_len=_NAME_MAX),
+            former_family_names=tuple(former_names),
+            address_line=_text(data, "address_line", ""),
+            postcode=identifiers.normalise_postcode(postcode) if postcode else None,
+            nhs_number=identifiers.normalise_nhs_number(nhs_number) if nhs_number else None,
+            upn=identifiers.normalise_upn(upn) if upn else None,
+            parent_carer_name=_text(data, "parent_carer_name", "", max_len=_NAME_MAX),
+            parent_carer_phone=_phone(data, "parent_carer_phone", ""),
+            shielded=_bool(data, "shielded", ""),
+            date_of_death=dod,
+            involvements=tuple(
+                Involvement.from_wire(inv, f"involvements[{i}].")
+                for i, inv in enumerate(raw_invs)
+            ),
+        )

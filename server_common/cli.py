@@ -1,0 +1,51 @@
+"""Command-line plumbing shared by ``national-hub`` and ``local-node``: config
+loading with clear errors, running coroutines, and serving an aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+
+from protocol.errors import SignpostError
+from server_common import config as config_module
+from server_common import database, logs
+
+T = TypeVar("T")
+
+
+def load_config(cls: type[T], prefix: str, path: Path | None,
+                overrides: dict[str, dict[str, Any]]) -> T:
+    try:
+        return config_module.load(cls, prefix, path, overrides)
+    except config_module.ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; known errors become a one-line message and exit 1."""
+    try:
+        return asyncio.run(coro)
+    except SignpostError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    except database.SchemaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OSError, ConnectionError) as exc:
+        raise click.ClickException(f"cannot reach the database or peer: {exc}") from exc
+
+
+def serve(app: web.Application, host: str, port: int, service: str) -> None:
+    logs.setup(service)
+    click.echo(f"{service} listening on http://{host}:{port}", err=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None,
+                handle_signals=True, shutdown_timeout=5)
+
+
+def exit_with(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)

@@ -1,0 +1,119 @@
+"""aiohttp plumbing both servers use: the one error middleware, request ids and
+the ``/healthz`` and ``/readyz`` endpoints.
+
+Every exception becomes an HTTP response here and nowhere else:
+SignpostError → its status and stable code; aiohttp's own HTTP errors (404, 405,
+413) → the matching code; database unreachable → 503 ``unavailable`` (retryable);
+anything else → 500 ``internal`` with the traceback logged, never shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiohttp import web
+
+from protocol.errors import ErrorCode, SignpostError
+from server_common import database
+from server_common.logs import request_id
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_HTTP_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+# Errors meaning "the database is not there right now": the client may retry.
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
+def error_response(status: int, code: ErrorCode | str, message: str, *,
+                   retryable: bool = False, detail: dict | None = None) -> web.Response:
+    body: dict = {"code": str(code), "message": message, "retryable": retryable}
+    if detail:
+        body["detail"] = detail
+    return web.json_response({"error": body}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(8)
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+            status = response.status
+        except SignpostError as exc:
+            status = exc.status
+            response = error_response(exc.status, exc.code, exc.message,
+                                      retryable=exc.retryable, detail=exc.detail)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            status = exc.status
+            code = _HTTP_CODES.get(exc.status, ErrorCode.MALFORMED_REQUEST)
+            response = error_response(exc.status, code, exc.reason)
+        except _UNAVAILABLE as exc:
+            status = 503
+            log.warning("database unavailable", extra={"error": type(exc).__name__})
+            response = error_response(503, ErrorCode.UNAVAILABLE,
+                                      "the database is unavailable; try again", retryable=True)
+        except Exception:
+            status = 500
+            log.exception("unhandled error", extra={"path": request.path})
+            response = error_response(500, ErrorCode.INTERNAL, "internal error", retryable=True)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+    finally:
+        log.info("request", extra={"method": request.method, "path": request.path,
+                                   "status": status,
+                                   "ms": round((time.perf_counter() - started) * 1000, 1)})
+        request_id.reset(token)
+
+
+def health_routes(pool_key: web.AppKey[asyncpg.Pool], package: str,
+                  extra_check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+                  ) -> list[web.RouteDef]:
+    """``/healthz`` (the process answers) and ``/readyz`` (database and schema ready)."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        checks: dict[str, str] = {}
+        try:
+            async with request.app[pool_key].acquire(timeout=5) as conn:
+                await conn.fetchval("SELECT 1")
+                checks["database"] = "ok"
+                await database.check_current(conn, package)
+                checks["migrations"] = "ok"
+                if extra_check is not None:
+                    await extra_check(conn)
+                    checks["writable"] = "ok"
+        except database.SchemaError as exc:
+            checks["migrations"] = str(exc)
+            return web.json_response({"status": "not_ready", "checks": checks}, status=503)
+        except (*_UNAVAILABLE, TimeoutError, asyncpg.PostgresError) as exc:
+            checks.setdefault("database", f"unavailable: {type(exc).__name__}")
+            return web.json_response({"status": "not_ready", "checks": checks}, status=503)
+        return web.json_response({"status": "ready", "checks": checks})
+
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
