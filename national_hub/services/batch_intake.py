@@ -47,6 +47,11 @@ from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 log = logging.getLogger(__name__)
 
 
+class ForkDetected(ConflictError):
+    """The council's history diverged; it is flagged once the batch's transaction ends
+    (flagging inside it would wait on the council row lock the batch itself holds)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     receipt_envelope: bytes
@@ -71,6 +76,8 @@ class BatchIntake:
         try:
             return await self._receive(council_code, body)
         except SignpostError as exc:
+            if isinstance(exc, ForkDetected):
+                await self._flag(council_code, exc.message)
             if exc.code != ErrorCode.UNKNOWN_COUNCIL:
                 await self._note_rejection(council_code, exc)
             raise
@@ -104,9 +111,9 @@ class BatchIntake:
                     detail={"expected_seq": council.cursor_seq + 1,
                             "cursor_hash": council.cursor_hash})
             if batch.prev != council.cursor_hash:
-                detail = f"batch {batch.seq} prev does not match the hash of batch {council.cursor_seq}"
-                await self._flag(council_code, detail)
-                raise ConflictError(detail, code=ErrorCode.PREV_MISMATCH,
+                raise ForkDetected(
+                    f"batch {batch.seq} prev does not match the hash of batch {council.cursor_seq}",
+                    code=ErrorCode.PREV_MISMATCH,
                                     detail={"expected_prev": council.cursor_hash})
             results, applied_ids = await self._apply_ops(conn, council_code, batch)
             await self.linker.link(conn, council_code, applied_ids)
@@ -149,9 +156,8 @@ class BatchIntake:
         stored = await self.batches.get(conn, council.code, batch.seq)
         if stored is not None and stored.hash == hash_:
             return IntakeResult(stored.receipt, replayed=True)
-        detail = f"seq {batch.seq} was already applied with a different hash"
-        await self._flag(council.code, detail)
-        raise ConflictError(detail, code=ErrorCode.FORK,
+        raise ForkDetected(f"seq {batch.seq} was already applied with a different hash",
+                           code=ErrorCode.FORK,
                             detail={"seq": batch.seq,
                                     "stored_hash": stored.hash if stored else None})
 

@@ -1,0 +1,1 @@
+"""A council's local node: the children's index, feeds, the outbox and the publisher."""

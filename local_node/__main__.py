@@ -1,0 +1,3 @@
+from local_node.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""Wiring: the one place the node's pool, stores and services are built."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from local_node.config import NodeConfig
+from local_node.services.ingest import IngestService
+from local_node.services.projection import Projector
+from local_node.services.publisher import Publisher
+from local_node.storage.children import ChildStore
+from local_node.storage.outbox import OutboxStore
+from local_node.transport import HubClient
+from protocol import keys
+from protocol.batch import check_council_code
+from server_common import database
+from server_common.config import ConfigError
+from server_common.web import error_middleware, health_routes
+
+PACKAGE = "local_node"
+POOL = web.AppKey("pool", asyncpg.Pool)
+CONFIG = web.AppKey("config", NodeConfig)
+
+
+@contextlib.asynccontextmanager
+async def open_pool(config: NodeConfig) -> AsyncIterator[asyncpg.Pool]:
+    check_council_code(config.require_council(), "council.code")
+    url = await database.resolve_url(config.database, config.database_name)
+    pool = await database.create_pool(url, config.database)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def ingest_service(pool: asyncpg.Pool) -> IngestService:
+    children = ChildStore()
+    return IngestService(pool, children, Projector(children, OutboxStore()))
+
+
+@contextlib.asynccontextmanager
+async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
+                         max_attempts: int | None = None) -> AsyncIterator[Publisher]:
+    if not config.key_file.exists():
+        raise ConfigError(f"council key {config.key_file} not found: run 'local-node keys generate'")
+    if config.hub.public_key_file is None or not config.hub.public_key_file.exists():
+        raise ConfigError("hub.public_key_file must name the hub's public key (PEM)")
+    key = keys.load_private_key(config.key_file)
+    hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
+                                   str(config.hub.public_key_file))
+    async with aiohttp.ClientSession() as session:
+        client = HubClient(config.hub.url, config.council.code, key, session,
+                           timeout=config.hub.timeout)
+        yield Publisher(pool, OutboxStore(), client, config.council.code, key, hub_key,
+                        batch_size=config.publisher.batch_size,
+                        max_backoff=config.publisher.max_backoff, max_attempts=max_attempts)
+
+
+def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with open_pool(config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            app[POOL] = pool
+            if not publish:
+                yield
+                return
+            async with open_publisher(config, pool) as publisher:
+                task = asyncio.create_task(publisher.run_forever(
+                    config.publisher.interval, config.publisher.heartbeat_interval))
+                yield
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app.cleanup_ctx.append(lifecycle)
+    app.add_routes(health_routes(POOL, PACKAGE))
+    return app

@@ -1,0 +1,185 @@
+"""``local-node``: a council's node — ingest feeds, publish to the hub, serve (DESIGN §8)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from local_node.app import PACKAGE, create_app, ingest_service, open_pool, open_publisher
+from local_node.config import ENV_PREFIX, NodeConfig
+from local_node.feeds import FEEDS
+from local_node.storage.children import ChildStore
+from local_node.storage.outbox import OutboxStore
+from protocol import keys as protocol_keys
+from server_common import cli as common
+from server_common import database
+from server_common.config import ConfigError
+
+INDEX_COLUMNS = ("local_id", "source", "source_ref")
+
+
+@click.group(help="A council's Signpost node.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="LOCAL_NODE_CONFIG", help="TOML configuration file.")
+@click.option("--database-url", envvar="LOCAL_NODE_DATABASE_URL",
+              help="PostgreSQL URL; without it an embedded server is used.")
+@click.option("--council", "council_code", envvar="LOCAL_NODE_COUNCIL",
+              help="Council code, e.g. E10000011 (overrides the config file).")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
+         council_code: str | None) -> None:
+    ctx.obj = common.load_config(NodeConfig, ENV_PREFIX, config_path,
+                                 {"database": {"url": database_url},
+                                  "council": {"code": council_code}})
+
+
+def _guard(fn):  # type: ignore[no-untyped-def]
+    """Turn a configuration problem met while running into a clean CLI error."""
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@main.command(help="Run the node: health endpoints and the publisher in the background.")
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+@click.option("--no-publish", is_flag=True, help="Serve without publishing to the hub.")
+@click.pass_obj
+@_guard
+def serve(config: NodeConfig, host: str | None, port: int | None, no_publish: bool) -> None:
+    async def check() -> None:
+        async with open_pool(config) as pool, pool.acquire() as conn:
+            await database.check_current(conn, PACKAGE)
+
+    common.run(check())
+    common.serve(create_app(config, publish=not no_publish), host or config.server.host,
+                 port or config.server.port, f"local-node {config.council.code}")
+
+
+@main.group(help="Database schema.")
+def db() -> None:
+    pass
+
+
+@db.command(help="Apply missing schema migrations.")
+@click.pass_obj
+@_guard
+def upgrade(config: NodeConfig) -> None:
+    async def go() -> list[database.Migration]:
+        async with open_pool(config) as pool, pool.acquire() as conn:
+            return await database.upgrade(conn, PACKAGE)
+
+    applied = common.run(go())
+    click.echo(f"applied {len(applied)} migration(s)"
+               + "".join(f"\n  {m.version:03d} {m.name}" for m in applied))
+
+
+@main.group(help="The council's signing keys.")
+def keys() -> None:
+    pass
+
+
+@keys.command("generate", help="Create the council's Ed25519 key (enrol its .pub.pem at the hub).")
+@click.option("--force", is_flag=True, help="Overwrite an existing key.")
+@click.pass_obj
+@_guard
+def keys_generate(config: NodeConfig, force: bool) -> None:
+    config.require_council()
+    path = config.key_file
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; use --force to replace it")
+    key = protocol_keys.generate()
+    protocol_keys.write_private_key(key, path)
+    click.echo(f"key {protocol_keys.key_id(key.public_key())}\n"
+               f"private: {path}\npublic:  {protocol_keys.public_path_for(path)}")
+
+
+@main.command(help="Load a source feed (CSV) into the local index.")
+@click.option("--feed", required=True, type=click.Choice(FEEDS))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+@_guard
+def ingest(config: NodeConfig, feed: str, file: Path) -> None:
+    async def go():  # type: ignore[no-untyped-def]
+        async with open_pool(config) as pool:
+            with tqdm(desc=f"ingest {feed}", unit="row", leave=False) as bar:
+                return await ingest_service(pool).ingest_file(feed, file, bar.update)
+
+    report = common.run(go())
+    for error in report.errors:
+        click.echo(f"{file}: {error}", err=True)
+    click.echo(f"{feed}: {report.rows_loaded} of {report.rows_read} rows loaded, "
+               f"{len(report.errors)} rejected; {report.children_created} children created, "
+               f"{report.children_updated} updated; {report.outbox_entries} to publish"
+               + (f"; {report.identifier_conflicts} identifier conflicts kept apart"
+                  if report.identifier_conflicts else ""))
+
+
+@main.command(help="Publish the outbox to the hub (forever, or --once until it is empty).")
+@click.option("--once", is_flag=True, help="Send what is pending, then exit.")
+@click.pass_obj
+@_guard
+def publish(config: NodeConfig, once: bool) -> None:
+    async def go():  # type: ignore[no-untyped-def]
+        async with open_pool(config) as pool, \
+                open_publisher(config, pool, max_attempts=6 if once else None) as publisher:
+            if not once:
+                await publisher.run_forever(config.publisher.interval,
+                                            config.publisher.heartbeat_interval)
+            report = await publisher.publish_all()
+            await publisher.heartbeat()
+            return report
+
+    report = common.run(go())
+    click.echo(f"sent {report.batches_sent} batch(es), {report.records_sent} records"
+               f" ({report.records_rejected} rejected by the hub);"
+               f" resent {report.batches_resent} batch(es)")
+
+
+@main.group(help="The local index.")
+def index() -> None:
+    pass
+
+
+@index.command("export", help="Write local_id,source,source_ref for every source row as CSV.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+@_guard
+def index_export(config: NodeConfig, out: Path) -> None:
+    async def go() -> int:
+        async with open_pool(config) as pool, pool.acquire() as conn:
+            rows = await ChildStore().export_sources(conn)
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(INDEX_COLUMNS)
+            writer.writerows([r[c] for c in INDEX_COLUMNS] for r in rows)
+        return len(rows)
+
+    click.echo(f"wrote {common.run(go())} rows to {out}")
+
+
+@main.command(help="Show the index size and the publishing state.")
+@click.pass_obj
+@_guard
+def status(config: NodeConfig) -> None:
+    async def go():  # type: ignore[no-untyped-def]
+        async with open_pool(config) as pool, pool.acquire() as conn:
+            return await ChildStore().count(conn), await OutboxStore().summary(conn)
+
+    count, s = common.run(go())
+    click.echo(f"council          {config.council.code}\n"
+               f"children         {count}\n"
+               f"outbox depth     {s['outbox_depth']}\n"
+               f"head seq         {s['head_seq']}\n"
+               f"receipted seq    {s['receipted_seq']}\n"
+               f"awaiting receipt {s['awaiting_receipt']}\n"
+               f"rejected records {s['rejected_records']}\n"
+               f"last receipt     {s['last_receipt_at'] or '-'}")

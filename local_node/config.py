@@ -1,0 +1,56 @@
+"""The node's configuration (see server_common.config for how values are read)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig
+
+ENV_PREFIX = "LOCAL_NODE"
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilSection:
+    code: str = ""
+    name: str = ""
+    # The council's Ed25519 signing key (``local-node keys generate`` writes it).
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HubSection:
+    url: str = "http://127.0.0.1:8400"
+    # The hub's receipt-signing public key: receipts that do not verify are refused.
+    public_key_file: Path | None = None
+    timeout: Duration = Duration(60)
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherSection:
+    batch_size: int = 5000
+    interval: Duration = Duration(1)
+    heartbeat_interval: Duration = Duration(10)
+    max_backoff: Duration = Duration(60)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    council: CouncilSection = field(default_factory=CouncilSection)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8500))
+    hub: HubSection = field(default_factory=HubSection)
+    publisher: PublisherSection = field(default_factory=PublisherSection)
+
+    def require_council(self) -> str:
+        if not self.council.code:
+            raise ConfigError("council.code is required (e.g. E10000011)")
+        return self.council.code
+
+    @property
+    def database_name(self) -> str:
+        return self.database.name or f"signpost_node_{self.council.code.lower()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.council.key_file or Path(f".data/node-{self.council.code}/council_key.pem")

@@ -1,0 +1,427 @@
+"""Parsing a source feed CSV (DESIGN §8) into validated rows.
+
+    >>> result = parse_feed_text("health", [
+    ...     "source_ref,nhs_number,given_name,family_name,dob,sex,postcode\\n",
+    ...     "HL1,9434765870,Amelia,Okafor,2015-03-14,F,bn7 1aa\\n",
+    ...     "HL2,9434765871,Ben,Okafor,2016-01-02,M,\\n",
+    ... ])
+    >>> result.rows[0].identity.postcode, result.rows[0].identity.sex
+    ('BN7 1AA', 2)
+    >>> print(result.errors[0])
+    line 3, column nhs_number: not a valid NHS number (The number's checksum or check digit is invalid.)
+
+Files are UTF-8 (a leading byte-order mark is ignored) with a header row. Columns
+may come in any order; optional columns may be blank or absent; unknown columns
+are ignored with a warning. A row with an error is reported (line, column,
+reason) and skipped; the rest load. Line numbers count the header as line 1.
+
+Every field is checked by the same rules the hub applies (``protocol``): names,
+dates and the date-of-birth range through ``ChildRecord.from_wire``, pointers
+through ``Involvement.from_wire``, identifiers through ``protocol.identifiers``.
+Feed values repeat a great deal (names, schools, GP practices, professionals), so
+each distinct value is checked once per file and remembered.
+
+Sensitive involvements without consent are kept: the node holds them locally and
+only never publishes them (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from protocol import identifiers
+from protocol.errors import ValidationError
+from protocol.records import SENSITIVE_SERVICE_TYPES, ChildRecord, Involvement
+
+FEEDS = ("education", "health", "services")
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "education": (
+        "source_ref", "upn", "given_name", "other_given_names", "family_name",
+        "former_family_name", "dob", "sex", "address_line", "postcode", "school_urn",
+        "school_name", "school_phone", "start_date", "end_date",
+    ),
+    "health": (
+        "source_ref", "nhs_number", "given_name", "other_given_names", "family_name", "dob",
+        "sex", "address_line", "postcode", "gp_ods_code", "gp_name", "gp_phone",
+        "registered_from", "registered_to",
+    ),
+    "services": (
+        "source_ref", "nhs_number", "upn", "given_name", "family_name", "dob", "sex",
+        "postcode", "service_type", "service_name", "organisation_code", "professional_name",
+        "professional_role", "professional_phone", "professional_email", "lead_professional",
+        "caf_done", "sensitive", "consent", "shielded", "start_date", "end_date",
+    ),
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "education": ("source_ref", "given_name", "family_name", "dob"),
+    "health": ("source_ref", "given_name", "family_name", "dob"),
+    "services": ("source_ref", "given_name", "family_name", "dob", "service_type"),
+}
+# Involvement field → the feed column it comes from (for errors and for reading).
+_POINTER_COLUMNS: dict[str, dict[str, str]] = {
+    "education": {"organisation_code": "school_urn", "organisation_name": "school_name",
+                  "organisation_phone": "school_phone", "start_date": "start_date",
+                  "end_date": "end_date"},
+    "health": {"organisation_code": "gp_ods_code", "organisation_name": "gp_name",
+               "organisation_phone": "gp_phone", "start_date": "registered_from",
+               "end_date": "registered_to"},
+    "services": {"service_type": "service_type", "organisation_code": "organisation_code",
+                 "organisation_name": "service_name", "professional_name": "professional_name",
+                 "professional_role": "professional_role",
+                 "professional_phone": "professional_phone",
+                 "professional_email": "professional_email", "start_date": "start_date",
+                 "end_date": "end_date"},
+}
+_BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
+             "y": True, "n": False, "1": True, "0": False}
+_SOURCE_REF_MAX = 100
+# A record with every field valid, varied one field at a time to check that field alone.
+_TEMPLATE = {"local_id": "feed-row", "given_name": "x", "family_name": "x", "dob": "2000-01-01"}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    given_name: str
+    family_name: str
+    dob: date
+    sex: int                      # 0/1/2/9
+    other_given_names: str | None = None
+    former_family_name: str | None = None
+    address_line: str | None = None
+    postcode: str | None = None   # normalised "BN1 1AA"
+    nhs_number: str | None = None  # 10 digits, valid
+    upn: str | None = None        # valid
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    line: int                     # line number in the file (header is line 1)
+    source: str                   # the feed name
+    source_ref: str
+    identity: Identity
+    involvement: Involvement | None   # school / GP / service pointer
+    shielded: bool = False        # services feed only
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    column: str                   # "" when the problem is the whole line
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, column {self.column}" if self.column else f"line {self.line}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResult:
+    rows: list[FeedRow]
+    errors: list[RowError]
+    # Not errors: the file loaded, but someone should look (e.g. an unknown column).
+    warnings: list[RowError] = field(default_factory=list)
+
+
+def parse_feed(feed: str, path: Path) -> FeedResult:
+    """Parse a feed file. A line that is not UTF-8 is reported and skipped."""
+    _check_feed(feed)
+    data = Path(path).read_bytes()
+    bad_lines: dict[int, str] = {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text, bad_lines = _decode_by_line(data)
+    # newline="": split on \n, \r\n or \r only, never on U+2028 and friends inside a name.
+    return _Parser(feed, bad_lines).parse(io.StringIO(text, newline=""))
+
+
+def parse_feed_text(feed: str, text_lines: Iterable[str]) -> FeedResult:
+    """Parse a feed from lines of text (each ending in its newline, as a file gives them)."""
+    _check_feed(feed)
+    return _Parser(feed, {}).parse(iter(text_lines))
+
+
+def _check_feed(feed: str) -> None:
+    if feed not in FEEDS:
+        raise ValueError(f"unknown feed {feed!r}: expected one of {', '.join(FEEDS)}")
+
+
+def _decode_by_line(data: bytes) -> tuple[str, dict[int, str]]:
+    parts: list[str] = []
+    bad: dict[int, str] = {}
+    for number, raw in enumerate(data.splitlines(keepends=True), 1):
+        try:
+            parts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            bad[number] = (f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at character "
+                           f"{exc.start + 1} of the line)")
+            parts.append(raw.decode("utf-8", errors="replace"))
+    return "".join(parts), bad
+
+
+class _Problem(Exception):
+    def __init__(self, column: str, reason: str) -> None:
+        self.column = column
+        self.reason = reason
+
+
+class _Invalid:
+    """A remembered failure for a value (kept in the same caches as good values)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Parser:
+    def __init__(self, feed: str, bad_lines: dict[int, str]) -> None:
+        self.feed = feed
+        self.bad_lines = bad_lines
+        self.caches: dict[str, dict[Any, Any]] = {}
+        self.pointer_columns = _POINTER_COLUMNS[feed]
+
+    # -- the file ---------------------------------------------------------------------
+
+    def parse(self, lines: Iterator[str]) -> FeedResult:
+        rows: list[FeedRow] = []
+        errors: list[RowError] = []
+        warnings: list[RowError] = []
+        reader = csv.reader(lines)
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            header = []
+        if 1 in self.bad_lines:
+            return FeedResult([], [RowError(1, "", self.bad_lines[1])])
+        header = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+        if not any(header):
+            return FeedResult([], [RowError(1, "", "no header row")])
+        header_errors = self._check_header(header, warnings)
+        if header_errors:
+            return FeedResult([], header_errors, warnings)
+        index = {name: i for i, name in enumerate(header) if name in COLUMNS[self.feed]}
+        width = len(header)
+        seen: dict[str, int] = {}
+        end = reader.line_num
+        while True:
+            start = end + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                end = reader.line_num
+                errors.append(RowError(start, "", f"unreadable CSV: {exc}"))
+                continue
+            end = reader.line_num
+            if not any(f.strip() for f in fields):
+                continue  # blank line
+            try:
+                self._check_line(fields, start, end, width, header)
+                row = self._row(start, fields, index)
+                if row.source_ref in seen:
+                    raise _Problem("source_ref", f"duplicate of line {seen[row.source_ref]}")
+            except _Problem as problem:
+                errors.append(RowError(start, problem.column, problem.reason))
+                continue
+            seen[row.source_ref] = start
+            rows.append(row)
+        return FeedResult(rows, errors, warnings)
+
+    def _check_header(self, header: list[str], warnings: list[RowError]) -> list[RowError]:
+        errors = [RowError(1, name, "required column missing from the header")
+                  for name in REQUIRED[self.feed] if name not in header]
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                errors.append(RowError(1, name, "column appears twice in the header"))
+            seen.add(name)
+            if name and name not in COLUMNS[self.feed]:
+                warnings.append(RowError(1, name, f"not a column of the {self.feed} feed; "
+                                                  "ignored"))
+        return errors
+
+    def _check_line(self, fields: list[str], start: int, end: int, width: int,
+                    header: list[str]) -> None:
+        for number in range(start, end + 1):
+            if number in self.bad_lines:
+                column = next((header[i] for i, f in enumerate(fields[:width])
+                               if "\ufffd" in f), "")
+                raise _Problem(column, self.bad_lines[number])
+        if len(fields) != width:
+            raise _Problem("", f"has {len(fields)} fields but the header has {width}")
+
+    # -- one row ----------------------------------------------------------------------
+
+    def _row(self, line: int, fields: list[str], index: dict[str, int]) -> FeedRow:
+        def get(column: str) -> str:
+            i = index.get(column)
+            return fields[i].strip() if i is not None else ""
+
+        source_ref = get("source_ref")
+        if not source_ref:
+            raise _Problem("source_ref", "is required")
+        if len(source_ref) > _SOURCE_REF_MAX or not source_ref.isprintable():
+            raise _Problem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
+                                         "characters")
+        feed = self.feed
+        identity = Identity(
+            given_name=self._record_field("given_name", get("given_name"), required=True),
+            family_name=self._record_field("family_name", get("family_name"), required=True),
+            dob=self._record_field("dob", get("dob"), required=True),
+            sex=self._cached("sex", sex, _sex) if (sex := get("sex")) else 0,
+            other_given_names=self._record_field("other_given_names", get("other_given_names")),
+            former_family_name=self._record_field("former_family_name",
+                                                  get("former_family_name")),
+            address_line=self._record_field("address_line", get("address_line")),
+            postcode=self._cached("postcode", get("postcode"), identifiers.normalise_postcode),
+            nhs_number=self._identifier("nhs_number", get("nhs_number"),
+                                        identifiers.normalise_nhs_number),
+            upn=self._identifier("upn", get("upn"), identifiers.normalise_upn),
+        )
+        if feed == "services":
+            return FeedRow(line, feed, source_ref, identity, self._service(get),
+                           _boolean("shielded", get("shielded")))
+        return FeedRow(line, feed, source_ref, identity, self._organisation(get))
+
+    def _cached(self, column: str, value: str, check: Any, cache_name: str = "") -> Any:
+        """``check(value, column)``, remembered per distinct value."""
+        if not value:
+            return None
+        cache = self.caches.setdefault(cache_name or column, {})
+        hit = cache.get(value)
+        if hit is None:
+            try:
+                hit = check(value, column)
+            except ValidationError as exc:
+                hit = _Invalid(exc.reason)
+            cache[value] = hit
+        if isinstance(hit, _Invalid):
+            raise _Problem(column, hit.reason)
+        return hit
+
+    @staticmethod
+    def _identifier(column: str, value: str, check: Any) -> str | None:
+        if not value:
+            return None
+        try:
+            return str(check(value, column))
+        except ValidationError as exc:
+            raise _Problem(column, exc.reason) from None
+
+    def _record_field(self, column: str, value: str, *, required: bool = False) -> Any:
+        """Check one field by the record's own rules (``ChildRecord.from_wire``)."""
+        if not value:
+            if required:
+                raise _Problem(column, "is required")
+            return None
+        return self._cached(column, value, _record_check)
+
+    def _organisation(self, get: Any) -> Involvement | None:
+        columns = self.pointer_columns
+        code = get(columns["organisation_code"]).upper()
+        name = get(columns["organisation_name"])
+        phone = get(columns["organisation_phone"])
+        if not (code or name or phone):
+            return None  # no pointer on this row
+        service_type = "school" if self.feed == "education" else "gp"
+        base = self._pointer((service_type, code, name, phone, "", "", "", ""))
+        start, end = self._dates(get)
+        return Involvement(
+            service_type=service_type, organisation_code=base.organisation_code,
+            organisation_name=base.organisation_name,
+            organisation_phone=base.organisation_phone, start_date=start, end_date=end,
+        )
+
+    def _service(self, get: Any) -> Involvement:
+        c = self.pointer_columns
+        service_type = get("service_type")
+        if not service_type:
+            raise _Problem("service_type", "is required")
+        base = self._pointer((
+            service_type, get(c["organisation_code"]), get(c["organisation_name"]), "",
+            get(c["professional_name"]), get(c["professional_role"]),
+            get(c["professional_phone"]), get(c["professional_email"]),
+        ))
+        start, end = self._dates(get)
+        return Involvement(
+            service_type=base.service_type, organisation_code=base.organisation_code,
+            organisation_name=base.organisation_name,
+            professional_name=base.professional_name, professional_role=base.professional_role,
+            professional_phone=base.professional_phone,
+            professional_email=base.professional_email, start_date=start, end_date=end,
+            lead_professional=_boolean("lead_professional", get("lead_professional")),
+            caf_done=_boolean("caf_done", get("caf_done")),
+            sensitive=(_boolean("sensitive", get("sensitive"))
+                       or base.service_type in SENSITIVE_SERVICE_TYPES),
+            consent=_boolean("consent", get("consent")),
+        )
+
+    def _pointer(self, key: tuple[str, ...]) -> Involvement:
+        """Check the organisation and professional fields with the protocol's rules."""
+        cache = self.caches.setdefault("pointer", {})
+        hit = cache.get(key)
+        if hit is None:
+            hit = _pointer_check(self.feed, key, self.pointer_columns)
+            cache[key] = hit
+        if isinstance(hit, _Problem):
+            raise _Problem(hit.column, hit.reason)
+        return hit  # type: ignore[no-any-return]
+
+    def _dates(self, get: Any) -> tuple[date | None, date | None]:
+        start_column = self.pointer_columns["start_date"]
+        end_column = self.pointer_columns["end_date"]
+        start = self._cached(start_column, get(start_column), identifiers.parse_date, "date")
+        end = self._cached(end_column, get(end_column), identifiers.parse_date, "date")
+        if start and end and end < start:
+            raise _Problem(end_column, f"is before {start_column}")
+        return start, end
+
+
+def _record_check(value: str, column: str) -> Any:
+    wire_key = "former_family_names" if column == "former_family_name" else column
+    record = ChildRecord.from_wire(
+        {**_TEMPLATE, wire_key: [value] if column == "former_family_name" else value})
+    if column == "former_family_name":
+        return record.former_family_names[0]
+    return getattr(record, column)
+
+
+def _pointer_check(feed: str, key: tuple[str, ...],
+                   columns: dict[str, str]) -> Involvement | _Problem:
+    service_type, code, name, phone, prof_name, role, prof_phone, email = key
+    if feed == "education" and code and not (len(code) == 6 and code.isdigit()):
+        return _Problem("school_urn", f"not a 6-digit school URN: {code!r}")
+    if feed == "health" and code and not (
+            len(code) == 6 and code[0].isalpha() and code[0].isascii() and code[1:].isdigit()):
+        return _Problem("gp_ods_code", f"not a GP practice ODS code (like A81001): {code!r}")
+    wire = {"service_type": service_type, "organisation_code": code,
+            "organisation_name": name, "organisation_phone": phone,
+            "professional_name": prof_name, "professional_role": role,
+            "professional_phone": prof_phone, "professional_email": email,
+            # Consent is checked by the publisher, not here: the node keeps sensitive
+            # involvements without consent and never sends them.
+            "consent": True}
+    try:
+        return Involvement.from_wire(wire, "")
+    except ValidationError as exc:
+        return _Problem(columns.get(exc.field, exc.field), exc.reason)
+
+
+def _sex(value: str, column: str) -> int:
+    return identifiers.parse_sex(value, column)
+
+
+def _boolean(column: str, value: str) -> bool:
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise _Problem(column, f"must be true/false, yes/no, Y/N or 1/0, got {value!r}") from None

@@ -1,0 +1,207 @@
+"""Loading a source feed into the local index.
+
+Rows are taken in chunks; each chunk is one transaction that updates children,
+their source rows, their involvements and the outbox together. A row finds its
+child by, in order: its own (source, source_ref) seen before; its NHS number;
+its UPN; or exactly the same given name, family name and date of birth with no
+conflicting identifier. Otherwise it is a new child. (Probabilistic local
+matching with a review list builds on this in its own issue.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+
+from local_node.feeds import FeedRow, RowError, parse_feed
+from local_node.services.projection import Projector
+from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 5000
+
+
+@dataclass(slots=True)
+class IngestReport:
+    feed: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    children_created: int = 0
+    children_updated: int = 0
+    outbox_entries: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    identifier_conflicts: int = 0
+
+
+def _name_key(given: str, family: str, dob: date) -> tuple[str, str, date]:
+    return (given.strip().lower(), family.strip().lower(), dob)
+
+
+class _ChunkIndex:
+    """In-memory lookups over the children one chunk can touch."""
+
+    def __init__(self, children: list[ChildRow]) -> None:
+        self.by_id: dict[str, ChildRow] = {}
+        self.by_nhs: dict[str, ChildRow] = {}
+        self.by_upn: dict[str, ChildRow] = {}
+        self.by_name: dict[tuple[str, str, date], list[ChildRow]] = {}
+        for child in children:
+            self.add(child)
+
+    def add(self, child: ChildRow) -> None:
+        self.by_id[child.local_id] = child
+        self.reindex(child)
+
+    def reindex(self, child: ChildRow) -> None:
+        if child.nhs_number:
+            self.by_nhs.setdefault(child.nhs_number, child)
+        if child.upn:
+            self.by_upn.setdefault(child.upn, child)
+        bucket = self.by_name.setdefault(_name_key(child.given_name, child.family_name,
+                                                   child.dob), [])
+        if child not in bucket:
+            bucket.append(child)
+
+
+def _conflicts(child: ChildRow, row: FeedRow) -> bool:
+    ident = row.identity
+    return bool(
+        (ident.nhs_number and child.nhs_number and ident.nhs_number != child.nhs_number)
+        or (ident.upn and child.upn and ident.upn != child.upn)
+    )
+
+
+class IngestService:
+    def __init__(self, pool: asyncpg.Pool, children: ChildStore, projector: Projector) -> None:
+        self.pool = pool
+        self.children = children
+        self.projector = projector
+
+    async def ingest_file(self, feed: str, path: Path,
+                          progress: Callable[[int], None] | None = None) -> IngestReport:
+        parsed = parse_feed(feed, path)
+        report = IngestReport(feed=feed, errors=list(parsed.errors))
+        report.rows_read = len(parsed.rows) + len(parsed.errors)
+        for start in range(0, len(parsed.rows), CHUNK_ROWS):
+            chunk = parsed.rows[start:start + CHUNK_ROWS]
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self._ingest_chunk(conn, feed, chunk, report)
+            if progress is not None:
+                progress(len(chunk))
+        log.info("feed ingested", extra={k: v for k, v in asdict(report).items()
+                                         if k != "errors"} | {"errors": len(report.errors)})
+        return report
+
+    async def _ingest_chunk(self, conn: asyncpg.Connection, feed: str, rows: list[FeedRow],
+                            report: IngestReport) -> None:
+        known_refs = await self.children.by_source_refs(conn, feed,
+                                                        [r.source_ref for r in rows])
+        idents = [r.identity for r in rows]
+        found = await self.children.find(
+            conn,
+            nhs=[i.nhs_number for i in idents if i.nhs_number],
+            upn=[i.upn for i in idents if i.upn],
+            name_dob=[_name_key(i.given_name, i.family_name, i.dob) for i in idents],
+        )
+        found += await self.children.get_many(
+            conn, [lid for lid in known_refs.values() if lid not in {c.local_id for c in found}]
+        )
+        index = _ChunkIndex(found)
+        existing_ids = set(index.by_id)
+        new_children: list[ChildRow] = []
+        placements: list[tuple[FeedRow, ChildRow]] = []
+        touched: dict[int, ChildRow] = {}
+
+        for row in rows:
+            child = self._match(row, known_refs, index)
+            if child is None:
+                ident = row.identity
+                child = ChildRow(local_id="", given_name=ident.given_name,
+                                 family_name=ident.family_name, dob=ident.dob,
+                                 former_family_names=[])
+                new_children.append(child)
+            report.identifier_conflicts += self._merge(child, row, index)
+            index.reindex(child)
+            if child.local_id:
+                index.by_id[child.local_id] = child
+            placements.append((row, child))
+            touched[id(child)] = child
+
+        for child, local_id in zip(new_children,
+                                   await self.children.allocate_ids(conn, len(new_children)),
+                                   strict=True):
+            child.local_id = local_id
+        changed = list(touched.values())
+        await self.children.upsert(conn, changed)
+        await self.children.upsert_sources(conn, [
+            (feed, row.source_ref, child.local_id, asdict(row.identity))
+            for row, child in placements
+        ])
+        await self.children.upsert_involvements(conn, [
+            InvolvementRow(source=feed, source_ref=row.source_ref, local_id=child.local_id,
+                           **asdict(row.involvement))
+            for row, child in placements if row.involvement is not None
+        ])
+        report.outbox_entries += await self.projector.publish_changes(
+            conn, [c.local_id for c in changed]
+        )
+        report.rows_loaded += len(rows)
+        report.children_created += len(new_children)
+        report.children_updated += sum(1 for c in changed if c.local_id in existing_ids)
+
+    def _match(self, row: FeedRow, known_refs: dict[str, str],
+               index: _ChunkIndex) -> ChildRow | None:
+        ident = row.identity
+        if row.source_ref in known_refs and known_refs[row.source_ref] in index.by_id:
+            return index.by_id[known_refs[row.source_ref]]
+        if ident.nhs_number and ident.nhs_number in index.by_nhs:
+            return index.by_nhs[ident.nhs_number]
+        if ident.upn and ident.upn in index.by_upn:
+            return index.by_upn[ident.upn]
+        same_name = [c for c in index.by_name.get(
+            _name_key(ident.given_name, ident.family_name, ident.dob), [])
+            if not _conflicts(c, row)]
+        if len(same_name) == 1:
+            return same_name[0]
+        return None
+
+    @staticmethod
+    def _merge(child: ChildRow, row: FeedRow, index: _ChunkIndex) -> int:
+        """The newest row's identity wins; identifiers are added, never moved. Returns
+        1 if the row carried an identifier already held by another child."""
+        ident = row.identity
+        conflict = 0
+        if ident.family_name != child.family_name and child.family_name:
+            former = child.former_family_names or []
+            if child.family_name not in former:
+                child.former_family_names = [*former, child.family_name]
+        child.given_name, child.family_name, child.dob = (
+            ident.given_name, ident.family_name, ident.dob)
+        if ident.sex:
+            child.sex = ident.sex
+        for name in ("other_given_names", "address_line", "postcode"):
+            value = getattr(ident, name)
+            if value:
+                setattr(child, name, value)
+        if ident.former_family_name and ident.former_family_name not in (
+                child.former_family_names or []):
+            child.former_family_names = [*(child.former_family_names or []),
+                                         ident.former_family_name]
+        if row.shielded:
+            child.shielded = True
+        for name, lookup in (("nhs_number", index.by_nhs), ("upn", index.by_upn)):
+            value = getattr(ident, name)
+            if not value or getattr(child, name) == value:
+                continue
+            holder = lookup.get(value)
+            if (holder is not None and holder is not child) or getattr(child, name):
+                conflict = 1  # never move an identifier between children or overwrite one
+                continue
+            setattr(child, name, value)
+        return conflict

@@ -1,0 +1,86 @@
+"""Projection: exactly what of a child leaves the council (DESIGN §3), into the outbox.
+
+Nothing else is ever published. Sensitive services go only with recorded
+consent; case notes and source-system detail are not even representable in a
+ChildRecord. A child whose projection is unchanged produces no outbox entry, so
+re-ingesting the same feed publishes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
+from local_node.storage.outbox import OutboxStore
+from protocol import encoding
+from protocol.errors import SignpostError
+from protocol.records import ChildRecord, Involvement
+
+log = logging.getLogger(__name__)
+
+
+def _involvement(row: InvolvementRow) -> Involvement | None:
+    if row.sensitive and not row.consent:
+        return None  # held locally; never published without consent
+    return Involvement(
+        service_type=row.service_type, organisation_code=row.organisation_code,
+        organisation_name=row.organisation_name, organisation_phone=row.organisation_phone,
+        professional_name=row.professional_name, professional_role=row.professional_role,
+        professional_phone=row.professional_phone, professional_email=row.professional_email,
+        start_date=row.start_date, end_date=row.end_date,
+        lead_professional=row.lead_professional, caf_done=row.caf_done,
+        sensitive=row.sensitive, consent=row.consent,
+    )
+
+
+def project(child: ChildRow, involvements: list[InvolvementRow]) -> ChildRecord:
+    invs = [i for i in (_involvement(r) for r in involvements) if i is not None]
+    return ChildRecord(
+        local_id=child.local_id, given_name=child.given_name, family_name=child.family_name,
+        dob=child.dob, sex=child.sex, other_given_names=child.other_given_names,
+        former_family_names=tuple(child.former_family_names or ()),
+        address_line=child.address_line, postcode=child.postcode,
+        nhs_number=child.nhs_number, upn=child.upn,
+        parent_carer_name=child.parent_carer_name, parent_carer_phone=child.parent_carer_phone,
+        shielded=child.shielded, date_of_death=child.date_of_death,
+        involvements=tuple(invs),
+    )
+
+
+class Projector:
+    def __init__(self, children: ChildStore, outbox: OutboxStore) -> None:
+        self.children = children
+        self.outbox = outbox
+
+    async def publish_changes(self, conn: asyncpg.Connection, local_ids: list[str]) -> int:
+        """Put changed projections of these children in the outbox (caller's transaction).
+
+        Returns how many outbox entries were written.
+        """
+        if not local_ids:
+            return 0
+        rows = await self.children.get_many(conn, local_ids)
+        invs = await self.children.involvements_of(conn, local_ids)
+        entries: list[tuple[str, int, str, bytes | None, str | None]] = []
+        published: list[tuple[str, int, str | None]] = []
+        for child in rows:
+            record = project(child, invs.get(child.local_id, []))
+            wire = record.to_wire()
+            try:
+                ChildRecord.from_wire(wire)  # the hub's own check: never publish what it refuses
+            except SignpostError as exc:
+                log.warning("child not published: fails the record checks",
+                            extra={"local_id": child.local_id, "reason": exc.message})
+                continue
+            data = encoding.pack(wire)
+            digest = encoding.sha256_hex(data)
+            if digest == child.published_digest:
+                continue
+            version = child.published_version + 1
+            entries.append((child.local_id, version, "upsert", data, digest))
+            published.append((child.local_id, version, digest))
+        await self.outbox.add(conn, entries)
+        await self.children.set_published(conn, published)
+        return len(entries)

@@ -1,0 +1,182 @@
+"""Publishing the outbox to the hub: batch, sign, send, keep the signed receipt.
+
+A batch is built and stored (its exact bytes, and which outbox entries it
+holds) in one transaction *before* it is sent, so after any crash the node
+resends the very same bytes and the hub recognises them (same seq, same hash)
+instead of seeing a fork. At every start, and after any refusal about
+sequence, the node reads the hub's cursor and resends what the hub lacks.
+
+Only retryable errors are retried, with capped exponential backoff and jitter
+(tenacity); the backoff does not reset by itself while failures continue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import tenacity
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey, Ed25519PrivateKey
+
+from local_node.storage.outbox import OutboxStore, SentBatch
+from local_node.transport import HubClient
+from protocol.batch import GENESIS, REJECTED, Batch, DeleteOp, Receipt, UpsertOp, batch_hash
+from protocol.errors import ErrorCode, SignpostError
+from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(SignpostError):
+    """Publishing cannot go on without a human: a fork, lost history, a bad receipt."""
+
+
+@dataclass(slots=True)
+class PublishReport:
+    batches_sent: int = 0
+    batches_resent: int = 0
+    records_sent: int = 0
+    records_rejected: int = 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Publisher:
+    def __init__(self, pool: asyncpg.Pool, outbox: OutboxStore, client: HubClient,
+                 council: str, key: Ed25519PrivateKey, hub_public_key: Ed25519PublicKey,
+                 *, batch_size: int = 5000, max_backoff: float = 60.0,
+                 max_attempts: int | None = None) -> None:
+        self.pool = pool
+        self.outbox = outbox
+        self.client = client
+        self.council = council
+        self.key = key
+        self.hub_public_key = hub_public_key
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self.max_attempts = max_attempts
+
+    def _retrying(self) -> tenacity.AsyncRetrying:
+        stop = (tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts
+                else tenacity.stop_never)
+        return tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, SignpostError) and e.retryable),
+            wait=tenacity.wait_random_exponential(multiplier=0.2, max=self.max_backoff),
+            stop=stop,
+            before_sleep=lambda rs: log.warning(
+                "hub call failed; retrying",
+                extra={"attempt": rs.attempt_number,
+                       "error": repr(rs.outcome.exception()) if rs.outcome else None}),
+            reraise=True,
+        )
+
+    async def publish_all(self) -> PublishReport:
+        """Catch up with the hub, then send the whole outbox; retries retryable errors."""
+        report = PublishReport()
+        async for attempt in self._retrying():
+            with attempt:
+                await self._catch_up(report)
+                while await self._send_next(report):
+                    pass
+        return report
+
+    async def _catch_up(self, report: PublishReport) -> None:
+        hub_seq, hub_hash = await self.client.get_cursor()
+        async with self.pool.acquire() as conn:
+            head = await self.outbox.head(conn)
+            local_seq = head.seq if head else 0
+            if hub_seq > local_seq:
+                raise PublishError(
+                    f"the hub holds seq {hub_seq} but this node only knows {local_seq}: "
+                    "local history was lost (restored from an old backup?)",
+                    code=ErrorCode.FORK)
+            if hub_seq > 0:
+                ours = await self.outbox.batch(conn, hub_seq)
+                if ours is None or ours.hash != hub_hash:
+                    raise PublishError(f"the hub's batch {hub_seq} is not ours: fork",
+                                       code=ErrorCode.FORK)
+            missing = await self.outbox.batches_after(conn, hub_seq)
+            unreceipted = [b for b in await self.outbox.batches_after(conn, 0)
+                           if b.receipt is None and b.seq <= hub_seq]
+        for batch in unreceipted + missing:
+            await self._deliver(batch)
+            report.batches_resent += 1
+
+    async def _send_next(self, report: PublishReport) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            entries = await self.outbox.pending(conn, self.batch_size)
+            if not entries:
+                return False
+            head = await self.outbox.head(conn)
+            seq = (head.seq if head else 0) + 1
+            prev = head.hash if head else GENESIS
+            ops = tuple(
+                UpsertOp(e.local_id, e.version, e.record) if e.op == "upsert" and e.record
+                else DeleteOp(e.local_id, e.version)
+                for e in entries
+            )
+            payload = Batch(self.council, seq, prev, _now(), ops).encode()
+            envelope = Envelope.sign(BATCH_TYPE, payload, [self.key]).encode()
+            hash_ = batch_hash(payload)
+            await self.outbox.add_batch(conn, seq, hash_, prev, envelope, len(ops))
+            await self.outbox.assign(conn, [e.id for e in entries], seq)
+        rejected = await self._deliver(SentBatch(seq, hash_, prev, envelope, None))
+        report.batches_sent += 1
+        report.records_sent += len(entries)
+        report.records_rejected += rejected
+        return True
+
+    async def _deliver(self, batch: SentBatch) -> int:
+        """Send one stored batch and keep its verified receipt; return rejected op count."""
+        request_id = f"{self.council}-{batch.seq}-{secrets.token_hex(4)}"
+        try:
+            receipt_bytes = await self.client.post_batch(batch.envelope, request_id)
+        except SignpostError as exc:
+            if exc.code in (ErrorCode.SEQ_GAP,):
+                # The hub is behind us; re-read the cursor and resend on the next attempt.
+                exc.retryable = True
+            raise
+        envelope = Envelope.decode(receipt_bytes)
+        if envelope.payload_type != RECEIPT_TYPE or not envelope.verified_by(self.hub_public_key):
+            raise PublishError("receipt is not signed by the configured hub key",
+                               code=ErrorCode.ENVELOPE_BAD_SIGNATURE)
+        receipt = Receipt.decode(envelope.payload)
+        if receipt.seq != batch.seq or receipt.batch_hash != batch.hash:
+            raise PublishError(f"receipt is for seq {receipt.seq}, not {batch.seq}",
+                               code=ErrorCode.ENVELOPE_BAD_SIGNATURE)
+        rejections = [(r.local_id, r.code or "", r.message) for r in receipt.results
+                      if r.status == REJECTED]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.outbox.set_receipt(conn, batch.seq, receipt_bytes, receipt.counts())
+            await self.outbox.add_rejections(conn, batch.seq, rejections)
+        if rejections:
+            log.warning("hub rejected records", extra={"seq": batch.seq,
+                                                       "rejected": len(rejections)})
+        return len(rejections)
+
+    async def heartbeat(self) -> None:
+        async with self.pool.acquire() as conn:
+            summary = await self.outbox.summary(conn)
+        await self.client.post_heartbeat(summary["head_seq"], summary["outbox_depth"], _now())
+
+    async def run_forever(self, interval: float, heartbeat_interval: float) -> None:
+        """Publish whenever the outbox has entries; heartbeat on a schedule. Never returns."""
+        last_beat = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await self.publish_all()
+                if loop.time() - last_beat >= heartbeat_interval:
+                    await self.heartbeat()
+                    last_beat = loop.time()
+            except SignpostError as exc:
+                log.error("publishing stopped by a non-retryable error",
+                          extra={"code": str(exc.code), "error": exc.message})
+            await asyncio.sleep(interval)

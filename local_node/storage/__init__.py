@@ -1,0 +1,1 @@
+"""The only place the node's SQL lives: one store per domain."""

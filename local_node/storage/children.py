@@ -1,0 +1,215 @@
+"""Children, their source rows and their involvements (the council's local index)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(slots=True)
+class ChildRow:
+    """A child as the index holds it (mutable while an ingest merges rows into it)."""
+
+    local_id: str
+    given_name: str
+    family_name: str
+    dob: date
+    sex: int = 0
+    other_given_names: str | None = None
+    former_family_names: list[str] | None = None
+    address_line: str | None = None
+    postcode: str | None = None
+    nhs_number: str | None = None
+    upn: str | None = None
+    parent_carer_name: str | None = None
+    parent_carer_phone: str | None = None
+    shielded: bool = False
+    date_of_death: date | None = None
+    published_version: int = 0
+    published_digest: str | None = None
+
+
+CHILD_COLUMNS = [f.name for f in fields(ChildRow)]
+_WRITE_COLUMNS = CHILD_COLUMNS[:-2]  # published_* are set by the projection only
+_PG_TYPES = {
+    "dob": "date", "sex": "smallint", "former_family_names": "text",
+    "shielded": "bool", "date_of_death": "date",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InvolvementRow:
+    source: str
+    source_ref: str
+    local_id: str
+    service_type: str
+    organisation_code: str | None
+    organisation_name: str | None
+    organisation_phone: str | None
+    professional_name: str | None
+    professional_role: str | None
+    professional_phone: str | None
+    professional_email: str | None
+    start_date: date | None
+    end_date: date | None
+    lead_professional: bool
+    caf_done: bool
+    sensitive: bool
+    consent: bool
+
+
+INVOLVEMENT_COLUMNS = [f.name for f in fields(InvolvementRow)]
+_INV_TYPES = {"start_date": "date", "end_date": "date", "lead_professional": "bool",
+              "caf_done": "bool", "sensitive": "bool", "consent": "bool"}
+
+
+def _child(row: asyncpg.Record) -> ChildRow:
+    data = dict(row)
+    data["former_family_names"] = list(data["former_family_names"] or [])
+    return ChildRow(**{k: data[k] for k in CHILD_COLUMNS})
+
+
+class ChildStore:
+    async def allocate_ids(self, conn: asyncpg.Connection, n: int) -> list[str]:
+        if n == 0:
+            return []
+        rows = await conn.fetch(
+            "SELECT nextval('child_local_id_seq') AS n FROM generate_series(1, $1)", n
+        )
+        return [f"L{r['n']:09d}" for r in rows]
+
+    async def by_source_refs(self, conn: asyncpg.Connection, source: str,
+                             refs: list[str]) -> dict[str, str]:
+        rows = await conn.fetch(
+            "SELECT source_ref, local_id FROM source_records"
+            " WHERE source = $1 AND source_ref = ANY($2::text[])", source, refs,
+        )
+        return {r["source_ref"]: r["local_id"] for r in rows}
+
+    async def find(self, conn: asyncpg.Connection, *, nhs: list[str], upn: list[str],
+                   name_dob: list[tuple[str, str, date]]) -> list[ChildRow]:
+        """Children holding any of these NHS numbers, UPNs or (given, family, dob) keys."""
+        givens = [k[0] for k in name_dob]
+        families = [k[1] for k in name_dob]
+        dobs = [k[2] for k in name_dob]
+        rows = await conn.fetch(
+            f"""
+            SELECT {", ".join(CHILD_COLUMNS)} FROM children WHERE nhs_number = ANY($1::text[])
+            UNION
+            SELECT {", ".join(CHILD_COLUMNS)} FROM children WHERE upn = ANY($2::text[])
+            UNION
+            SELECT {", ".join("c." + c for c in CHILD_COLUMNS)} FROM children c
+              JOIN unnest($3::text[], $4::text[], $5::date[]) AS k(g, f, d)
+                ON lower(c.family_name) = k.f AND lower(c.given_name) = k.g AND c.dob = k.d
+            """,
+            nhs, upn, givens, families, dobs,
+        )
+        return [_child(r) for r in rows]
+
+    async def get_many(self, conn: asyncpg.Connection, local_ids: list[str]) -> list[ChildRow]:
+        rows = await conn.fetch(
+            f"SELECT {', '.join(CHILD_COLUMNS)} FROM children WHERE local_id = ANY($1::text[])",
+            local_ids,
+        )
+        return [_child(r) for r in rows]
+
+    async def upsert(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
+        if not children:
+            return
+        arrays: list[list[Any]] = [[] for _ in _WRITE_COLUMNS]
+        for child in children:
+            for i, col in enumerate(_WRITE_COLUMNS):
+                value = getattr(child, col)
+                if col == "former_family_names":
+                    # unnest cannot take a ragged 2-D array; JSON travels as one text each
+                    value = json.dumps(value or [])
+                arrays[i].append(value)
+        casts = ", ".join(f"${i + 1}::{_PG_TYPES.get(c, 'text')}[]"
+                          for i, c in enumerate(_WRITE_COLUMNS))
+        select_cols = ", ".join(
+            "ARRAY(SELECT json_array_elements_text(former_family_names::json))"
+            if c == "former_family_names" else c for c in _WRITE_COLUMNS
+        )
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _WRITE_COLUMNS if c != "local_id")
+        await conn.execute(
+            f"""
+            INSERT INTO children ({", ".join(_WRITE_COLUMNS)})
+            SELECT {select_cols} FROM unnest({casts}) AS t({", ".join(_WRITE_COLUMNS)})
+            ON CONFLICT (local_id) DO UPDATE SET {updates}, updated_at = now()
+            """,
+            *arrays,
+        )
+
+    async def upsert_sources(self, conn: asyncpg.Connection,
+                             rows: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """(source, source_ref, local_id, identity) — the row as received wins."""
+        if not rows:
+            return
+        sources, refs, ids, identities = zip(*rows, strict=True)
+        await conn.execute(
+            """
+            INSERT INTO source_records (source, source_ref, local_id, identity)
+            SELECT s, r, l, i::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                AS t(s, r, l, i)
+            ON CONFLICT (source, source_ref) DO UPDATE SET
+                local_id = EXCLUDED.local_id, identity = EXCLUDED.identity, received_at = now()
+            """,
+            list(sources), list(refs), list(ids),
+            [json.dumps(i, default=str) for i in identities],
+        )
+
+    async def upsert_involvements(self, conn: asyncpg.Connection,
+                                  rows: list[InvolvementRow]) -> None:
+        if not rows:
+            return
+        arrays = [[getattr(r, c) for r in rows] for c in INVOLVEMENT_COLUMNS]
+        casts = ", ".join(f"${i + 1}::{_INV_TYPES.get(c, 'text')}[]"
+                          for i, c in enumerate(INVOLVEMENT_COLUMNS))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INVOLVEMENT_COLUMNS[2:])
+        await conn.execute(
+            f"""
+            INSERT INTO involvements ({", ".join(INVOLVEMENT_COLUMNS)})
+            SELECT * FROM unnest({casts})
+            ON CONFLICT (source, source_ref) DO UPDATE SET {updates}
+            """,
+            *arrays,
+        )
+
+    async def involvements_of(self, conn: asyncpg.Connection,
+                              local_ids: list[str]) -> dict[str, list[InvolvementRow]]:
+        rows = await conn.fetch(
+            f"SELECT {', '.join(INVOLVEMENT_COLUMNS)} FROM involvements"
+            " WHERE local_id = ANY($1::text[]) ORDER BY local_id, source, source_ref",
+            local_ids,
+        )
+        out: dict[str, list[InvolvementRow]] = {}
+        for r in rows:
+            out.setdefault(r["local_id"], []).append(InvolvementRow(**dict(r)))
+        return out
+
+    async def set_published(self, conn: asyncpg.Connection,
+                            published: list[tuple[str, int, str | None]]) -> None:
+        if not published:
+            return
+        ids, versions, digests = zip(*published, strict=True)
+        await conn.execute(
+            """
+            UPDATE children c SET published_version = p.v, published_digest = p.d
+            FROM unnest($1::text[], $2::bigint[], $3::text[]) AS p(id, v, d)
+            WHERE c.local_id = p.id
+            """,
+            list(ids), list(versions), list(digests),
+        )
+
+    async def count(self, conn: asyncpg.Connection) -> int:
+        return int(await conn.fetchval("SELECT count(*) FROM children"))
+
+    async def export_sources(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "SELECT local_id, source, source_ref FROM source_records"
+            " ORDER BY local_id, source, source_ref"
+        )

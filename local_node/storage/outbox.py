@@ -1,0 +1,120 @@
+"""The transactional outbox and the batches sent from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    id: int
+    local_id: str
+    version: int
+    op: str
+    record: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class SentBatch:
+    seq: int
+    hash: str
+    prev: str
+    envelope: bytes
+    receipt: bytes | None
+
+
+class OutboxStore:
+    async def add(self, conn: asyncpg.Connection,
+                  entries: list[tuple[str, int, str, bytes | None, str | None]]) -> None:
+        """(local_id, version, op, record bytes, digest), in the caller's transaction."""
+        if not entries:
+            return
+        ids, versions, ops, records, digests = zip(*entries, strict=True)
+        await conn.execute(
+            "INSERT INTO outbox (local_id, version, op, record, digest)"
+            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[])",
+            list(ids), list(versions), list(ops), list(records), list(digests),
+        )
+
+    async def pending(self, conn: asyncpg.Connection, limit: int) -> list[OutboxEntry]:
+        rows = await conn.fetch(
+            "SELECT id, local_id, version, op, record FROM outbox WHERE batch_seq IS NULL"
+            " ORDER BY id LIMIT $1", limit,
+        )
+        return [OutboxEntry(**dict(r)) for r in rows]
+
+    async def pending_count(self, conn: asyncpg.Connection) -> int:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE batch_seq IS NULL"))
+
+    async def assign(self, conn: asyncpg.Connection, entry_ids: list[int], seq: int) -> None:
+        await conn.execute(
+            "UPDATE outbox SET batch_seq = $2 WHERE id = ANY($1::bigint[])", entry_ids, seq
+        )
+
+    async def published_projection(self, conn: asyncpg.Connection) -> dict[str, str]:
+        """local_id → digest of the newest upsert, for children whose newest op is not a delete."""
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (local_id) local_id, op, digest FROM outbox"
+            " ORDER BY local_id, id DESC"
+        )
+        return {r["local_id"]: r["digest"] for r in rows if r["op"] == "upsert"}
+
+    # --- sent batches ----------------------------------------------------------------
+
+    async def head(self, conn: asyncpg.Connection) -> SentBatch | None:
+        row = await conn.fetchrow(
+            "SELECT seq, hash, prev, envelope, receipt FROM sent_batches ORDER BY seq DESC LIMIT 1"
+        )
+        return SentBatch(**dict(row)) if row else None
+
+    async def batch(self, conn: asyncpg.Connection, seq: int) -> SentBatch | None:
+        row = await conn.fetchrow(
+            "SELECT seq, hash, prev, envelope, receipt FROM sent_batches WHERE seq = $1", seq
+        )
+        return SentBatch(**dict(row)) if row else None
+
+    async def batches_after(self, conn: asyncpg.Connection, seq: int) -> list[SentBatch]:
+        rows = await conn.fetch(
+            "SELECT seq, hash, prev, envelope, receipt FROM sent_batches WHERE seq > $1"
+            " ORDER BY seq", seq,
+        )
+        return [SentBatch(**dict(r)) for r in rows]
+
+    async def add_batch(self, conn: asyncpg.Connection, seq: int, hash_: str, prev: str,
+                        envelope: bytes, op_count: int) -> None:
+        await conn.execute(
+            "INSERT INTO sent_batches (seq, hash, prev, envelope, op_count)"
+            " VALUES ($1, $2, $3, $4, $5)", seq, hash_, prev, envelope, op_count,
+        )
+
+    async def set_receipt(self, conn: asyncpg.Connection, seq: int, receipt: bytes,
+                          counts: dict[str, int]) -> None:
+        await conn.execute(
+            "UPDATE sent_batches SET receipt = $2, receipt_at = now(), applied = $3,"
+            " rejected = $4, stale = $5 WHERE seq = $1 AND receipt IS NULL",
+            seq, receipt, counts.get("applied", 0), counts.get("rejected", 0),
+            counts.get("stale", 0),
+        )
+
+    async def add_rejections(self, conn: asyncpg.Connection, seq: int,
+                             rejections: list[tuple[str | None, str, str | None]]) -> None:
+        if rejections:
+            await conn.executemany(
+                "INSERT INTO publish_rejections (seq, local_id, code, message)"
+                " VALUES ($1, $2, $3, $4)", [(seq, *r) for r in rejections],
+            )
+
+    async def summary(self, conn: asyncpg.Connection) -> asyncpg.Record:
+        return await conn.fetchrow(
+            """
+            SELECT (SELECT count(*) FROM outbox WHERE batch_seq IS NULL) AS outbox_depth,
+                   (SELECT coalesce(max(seq), 0) FROM sent_batches) AS head_seq,
+                   (SELECT coalesce(max(seq), 0) FROM sent_batches WHERE receipt IS NOT NULL)
+                       AS receipted_seq,
+                   (SELECT count(*) FROM sent_batches WHERE receipt IS NULL) AS awaiting_receipt,
+                   (SELECT count(*) FROM publish_rejections) AS rejected_records,
+                   (SELECT max(receipt_at) FROM sent_batches) AS last_receipt_at
+            """
+        )

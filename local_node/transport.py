@@ -1,0 +1,82 @@
+"""The one HTTP client to the hub: builds URLs, signs requests, sends, decodes.
+
+It never retries and keeps no state; retries, backoff and the outbox sit above
+it in the publisher. Every failure comes out as a SignpostError: the hub's own
+error (its code and ``retryable`` flag), or ``unavailable`` (retryable) when the
+hub cannot be reached or answers something that is not ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import secrets
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import encoding, request_auth
+from protocol.errors import ErrorCode, SignpostError, UnavailableError
+
+MSGPACK = "application/msgpack"
+
+
+class HubClient:
+    def __init__(self, base_url: str, council: str, key: Ed25519PrivateKey,
+                 session: aiohttp.ClientSession, *, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.council = council
+        self.key = key
+        self.session = session
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _send(self, method: str, path: str, body: bytes = b"",
+                    request_id: str | None = None) -> bytes:
+        headers = request_auth.sign_request(self.key, method, path, body, self.council)
+        headers["X-Request-Id"] = request_id or secrets.token_hex(8)
+        if body:
+            headers["Content-Type"] = MSGPACK
+        try:
+            async with self.session.request(method, self.base_url + path,
+                                            # a stream: aiohttp warns on large raw bytes
+                                            data=io.BytesIO(body),
+                                            headers=headers, timeout=self.timeout) as resp:
+                data = await resp.read()
+                if resp.status >= 400:
+                    raise self._error(resp.status, data)
+                return data
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise UnavailableError(f"hub unreachable: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _error(status: int, data: bytes) -> SignpostError:
+        try:
+            body = json.loads(data)["error"]
+            if not isinstance(body, dict):
+                raise TypeError("error is not an object")
+        except (ValueError, KeyError, TypeError):
+            # Not one of our error bodies (a proxy page, say): a server fault may pass.
+            return SignpostError(f"hub answered HTTP {status} with no error body",
+                                 code=ErrorCode.UNAVAILABLE, status=status,
+                                 retryable=status >= 500)
+        return SignpostError.from_dict(status, body)
+
+    def _path(self, tail: str) -> str:
+        return f"/v1/councils/{self.council}/{tail}"
+
+    async def post_batch(self, envelope: bytes, request_id: str | None = None) -> bytes:
+        """Send a signed batch envelope; return the hub's signed receipt envelope bytes."""
+        return await self._send("POST", self._path("batches"), envelope, request_id)
+
+    async def get_cursor(self) -> tuple[int, str]:
+        obj = encoding.unpack(await self._send("GET", self._path("cursor")), what="cursor")
+        if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):
+            raise UnavailableError("hub sent a malformed cursor")
+        return obj["seq"], str(obj["hash"])
+
+    async def post_heartbeat(self, head_seq: int, outbox_depth: int, sent_at: str) -> None:
+        body: dict[str, Any] = {"head_seq": head_seq, "outbox_depth": outbox_depth,
+                                "sent_at": sent_at}
+        await self._send("POST", self._path("heartbeats"), encoding.pack(body))

@@ -1,0 +1,91 @@
+"""Shared fixtures: one real PostgreSQL per test session, a fresh database per test,
+and a hub served over real HTTP on loopback.
+
+PostgreSQL is the embedded ``pgserver`` one unless TEST_DATABASE_URL names a
+server (any database on it; tests create and drop their own).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from server_common import embedded_pg
+
+
+@pytest.fixture(scope="session")
+def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    data_dir = tmp_path_factory.mktemp("pg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    # Many test databases and process tests open many connections.
+    server.psql("ALTER SYSTEM SET max_connections = 300;")
+    server.psql("ALTER SYSTEM SET fsync = off;")  # test data is throwaway
+    server.psql("ALTER SYSTEM SET synchronous_commit = off;")
+    server.cleanup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+async def _create_database(base_url: str) -> str:
+    name = "t_" + secrets.token_hex(6)
+    conn = await asyncpg.connect(embedded_pg.with_database(base_url, "postgres"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return embedded_pg.with_database(base_url, name)
+
+
+async def _drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1].split("?", 1)[0]
+    conn = await asyncpg.connect(embedded_pg.with_database(url, "postgres"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+class DatabaseFactory:
+    """Makes fresh, empty databases on the test server; drops them afterwards."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.made: list[str] = []
+
+    async def __call__(self) -> str:
+        url = await _create_database(self.base_url)
+        self.made.append(url)
+        return url
+
+    async def drop_all(self) -> None:
+        for url in self.made:
+            await _drop_database(url)
+
+
+@pytest.fixture
+async def make_database(pg_base_url: str) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_base_url)
+    yield factory
+    await factory.drop_all()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path

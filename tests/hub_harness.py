@@ -1,0 +1,85 @@
+"""A hub served over real HTTP on loopback, on its own fresh database."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from aiohttp.test_utils import TestServer
+
+from national_hub.app import PACKAGE as HUB_PACKAGE
+from national_hub.app import create_app
+from national_hub.config import HubConfig
+from national_hub.services.councils import CouncilService
+from national_hub.storage.councils import CouncilStore
+from national_hub.storage.heartbeats import HeartbeatStore
+from national_hub.storage.records import RecordStore
+from protocol import keys
+from server_common import config as config_module
+from server_common import database
+
+COUNCILS = {
+    "E10000011": "East Sussex",
+    "E10000032": "West Sussex",
+    "E06000020": "Telford and Wrekin",
+}
+
+
+def hub_config(url: str, data_dir: Path, **hub: object) -> HubConfig:
+    return config_module.load(HubConfig, "TEST_HUB", None, {
+        "database": {"url": url, "pool_max": 10},
+        "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), **hub},
+    }, environ={})
+
+
+async def upgrade(url: str, package: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await database.upgrade(conn, package)
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Hub:
+    config: HubConfig
+    server: TestServer
+    pool: asyncpg.Pool
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def public_key_file(self) -> Path:
+        return keys.public_path_for(self.config.hub.key_file)
+
+    async def enrol(self, code: str, public_key_pem: bytes) -> str:
+        service = CouncilService(self.pool, CouncilStore(), HeartbeatStore())
+        return await service.enrol(code, COUNCILS.get(code, code), public_key_pem)
+
+    async def digests(self, code: str) -> dict[str, str]:
+        async with self.pool.acquire() as conn:
+            return await RecordStore().digests(conn, code)
+
+    async def fetchval(self, sql: str, *args: object) -> object:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval(sql, *args)
+
+
+@contextlib.asynccontextmanager
+async def running_hub(url: str, data_dir: Path, **hub: object) -> AsyncIterator[Hub]:
+    await upgrade(url, HUB_PACKAGE)
+    config = hub_config(url, data_dir, **hub)
+    server = TestServer(create_app(config), host="127.0.0.1")
+    await server.start_server()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    assert pool is not None
+    try:
+        yield Hub(config, server, pool)
+    finally:
+        await pool.close()
+        await server.close()

@@ -1,0 +1,229 @@
+"""The hub's batch endpoint through real HTTP: what it applies and what it refuses.
+
+Each refusal must carry its own stable error code and apply nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from protocol import encoding, keys, request_auth
+from protocol.batch import GENESIS, Batch, DeleteOp, Receipt, UpsertOp, batch_hash
+from protocol.records import ChildRecord, Involvement
+from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
+from tests.hub_harness import Hub, running_hub
+
+ESX, WSX = "E10000011", "E10000032"
+
+
+def record(local_id: str, nhs: str | None = "9434765919", **extra: object) -> ChildRecord:
+    return ChildRecord(local_id=local_id, given_name="Amelia", family_name="Okafor",
+                       dob=date(2015, 3, 14), sex=2, nhs_number=nhs, postcode="BN1 1AA",
+                       involvements=(Involvement(service_type="school",
+                                                 organisation_code="114580"),), **extra)
+
+
+def batch_bytes(council: str, seq: int, prev: str, ops: list, key) -> tuple[bytes, str]:
+    payload = Batch(council, seq, prev, "2026-11-25T10:00:00Z", tuple(ops)).encode()
+    return Envelope.sign(BATCH_TYPE, payload, [key]).encode(), batch_hash(payload)
+
+
+class Client:
+    """Sends raw, signed node requests, so tests can also send wrong ones."""
+
+    def __init__(self, hub: Hub, council: str, key) -> None:
+        self.hub, self.council, self.key = hub, council, key
+
+    async def send(self, body: bytes, *, council: str | None = None, key=None,
+                   method: str = "POST", tail: str = "batches", now: float | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, bytes, dict]:
+        code = council or self.council
+        path = f"/v1/councils/{code}/{tail}"
+        hdrs = headers or request_auth.sign_request(key or self.key, method, path, body,
+                                                    code, now=now)
+        async with aiohttp.ClientSession() as session, session.request(
+                method, self.hub.url + path, data=io.BytesIO(body), headers=hdrs) as resp:
+            return resp.status, await resp.read(), hdrs
+
+
+def error_code(body: bytes) -> str:
+    import json
+    return json.loads(body)["error"]["code"]
+
+
+@pytest.fixture
+async def hub(make_database, tmp_path: Path):
+    async with running_hub(await make_database(), tmp_path, ) as hub:
+        yield hub
+
+
+@pytest.fixture
+async def esx(hub: Hub):
+    key = keys.generate()
+    await hub.enrol(ESX, keys.public_pem(key.public_key()))
+    return Client(hub, ESX, key)
+
+
+async def records_held(hub: Hub, council: str = ESX) -> int:
+    return int(await hub.fetchval(
+        "SELECT count(*) FROM records WHERE council_code = $1 AND record IS NOT NULL", council))
+
+
+async def test_batch_applied_with_signed_receipt_and_exact_bytes(hub: Hub, esx: Client) -> None:
+    ops = [UpsertOp.of(record("L1"), 1), UpsertOp.of(record("L2", nhs=None), 1)]
+    body, hash_ = batch_bytes(ESX, 1, GENESIS, ops, esx.key)
+    status, data, _ = await esx.send(body)
+    assert status == 200, data
+    receipt_env = Envelope.decode(data)
+    hub_public = keys.load_public_key(hub.public_key_file.read_bytes())
+    assert receipt_env.payload_type == RECEIPT_TYPE and receipt_env.verified_by(hub_public)
+    receipt = Receipt.decode(receipt_env.payload)
+    assert (receipt.seq, receipt.batch_hash) == (1, hash_)
+    assert [r.status for r in receipt.results] == ["applied", "applied"]
+    # the hub keeps the exact record bytes: digests match the node's
+    assert await hub.digests(ESX) == {op.local_id: op.digest for op in ops}
+    assert await hub.fetchval("SELECT envelope FROM batches WHERE seq = 1") == body
+
+
+async def test_same_batch_again_returns_the_stored_receipt(hub: Hub, esx: Client) -> None:
+    body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L1"), 1)], esx.key)
+    status1, receipt1, _ = await esx.send(body)
+    status2, receipt2, _ = await esx.send(body)
+    assert status1 == status2 == 200
+    assert receipt1 == receipt2
+    assert await hub.fetchval("SELECT count(*) FROM batches") == 1
+
+
+async def test_invalid_nhs_number_rejected_alone(hub: Hub, esx: Client) -> None:
+    good = UpsertOp.of(record("L1"), 1)
+    bad_wire = record("L2", nhs=None).to_wire() | {"nhs_number": "9434765918"}
+    bad = UpsertOp("L2", 1, encoding.pack(bad_wire))
+    body, _ = batch_bytes(ESX, 1, GENESIS, [good, bad, DeleteOp("L3", 1)], esx.key)
+    status, data, _ = await esx.send(body)
+    assert status == 200
+    results = Receipt.decode(Envelope.decode(data).payload).results
+    assert [r.status for r in results] == ["applied", "rejected", "applied"]
+    assert results[1].code == "invalid_record" and "nhs_number" in (results[1].message or "")
+    assert await hub.digests(ESX) == {"L1": good.digest}
+
+
+async def test_older_version_is_stale(hub: Hub, esx: Client) -> None:
+    body1, h1 = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L1"), 5)], esx.key)
+    assert (await esx.send(body1))[0] == 200
+    older = UpsertOp.of(record("L1"), 4)
+    body2, _ = batch_bytes(ESX, 2, h1, [older], esx.key)
+    status, data, _ = await esx.send(body2)
+    assert status == 200
+    assert Receipt.decode(Envelope.decode(data).payload).results[0].status == "stale"
+
+
+@pytest.mark.parametrize("case", [
+    "forged_envelope", "forged_request", "other_council_key", "revoked_key", "replayed_nonce",
+    "stale_timestamp", "seq_gap", "malformed_msgpack", "too_large", "wrong_council_in_batch",
+])
+async def test_refusals_apply_nothing(make_database, tmp_path: Path, case: str) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub:
+        hub.server.app  # noqa: B018 - the app is up
+        esx_key, wsx_key = keys.generate(), keys.generate()
+        esx_kid = await hub.enrol(ESX, keys.public_pem(esx_key.public_key()))
+        await hub.enrol(WSX, keys.public_pem(wsx_key.public_key()))
+        client = Client(hub, ESX, esx_key)
+        ops = [UpsertOp.of(record("L1"), 1)]
+        body, _ = batch_bytes(ESX, 1, GENESIS, ops, esx_key)
+        kwargs: dict = {}
+        expected = {
+            "forged_envelope": (401, "envelope_bad_signature"),
+            "forged_request": (401, "auth_bad_signature"),
+            "other_council_key": (403, "key_wrong_council"),
+            "revoked_key": (403, "key_revoked"),
+            "replayed_nonce": (401, "auth_replayed_nonce"),
+            "stale_timestamp": (401, "auth_stale_timestamp"),
+            "seq_gap": (409, "seq_gap"),
+            "malformed_msgpack": (400, "malformed_msgpack"),
+            "too_large": (413, "payload_too_large"),
+            "wrong_council_in_batch": (403, "batch_wrong_council"),
+        }[case]
+        if case == "forged_envelope":
+            # signed by a key that claims to be the council's
+            forged = Envelope.sign(BATCH_TYPE, Envelope.decode(body).payload, [keys.generate()])
+            sig = forged.signatures[0]
+            body = Envelope(forged.payload_type, forged.payload,
+                            (type(sig)(kid=esx_kid, sig=sig.sig),)).encode()
+        elif case == "forged_request":
+            headers = request_auth.sign_request(keys.generate(), "POST",
+                                                f"/v1/councils/{ESX}/batches", body, ESX)
+            headers[request_auth.H_KEY_ID] = esx_kid
+            kwargs["headers"] = headers
+        elif case == "other_council_key":
+            kwargs["key"] = wsx_key
+            body, _ = batch_bytes(ESX, 1, GENESIS, ops, wsx_key)
+        elif case == "revoked_key":
+            await hub.fetchval("UPDATE council_keys SET revoked_at = now() WHERE kid = $1",
+                               esx_kid)
+        elif case == "replayed_nonce":
+            first = await client.send(body)
+            assert first[0] == 200
+            await hub.fetchval("DELETE FROM records")  # would reappear if the replay applied
+            await hub.fetchval("DELETE FROM batches")
+            await hub.fetchval("UPDATE councils SET cursor_seq = 0, cursor_hash = $1", GENESIS)
+            kwargs["headers"] = first[2]
+        elif case == "stale_timestamp":
+            kwargs["now"] = time.time() - 301
+        elif case == "seq_gap":
+            body, _ = batch_bytes(ESX, 3, GENESIS, ops, esx_key)
+        elif case == "malformed_msgpack":
+            body = b"\xc1\x00garbage"
+        elif case == "too_large":
+            body = body + b"\x00" * (17 * 1024 * 1024)
+        elif case == "wrong_council_in_batch":
+            body, _ = batch_bytes(WSX, 1, GENESIS, ops, esx_key)
+        status, data, _ = await client.send(body, **kwargs)
+        assert (status, error_code(data)) == expected, data
+        assert await records_held(hub) == 0
+        if case == "seq_gap":
+            import json
+            assert json.loads(data)["error"]["detail"]["expected_seq"] == 1
+
+
+async def test_fork_flags_the_council(hub: Hub, esx: Client) -> None:
+    body1, h1 = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L1"), 1)], esx.key)
+    assert (await esx.send(body1))[0] == 200
+    other, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L9"), 1)], esx.key)
+    status, data, _ = await esx.send(other)
+    assert (status, error_code(data)) == (409, "fork")
+    assert await hub.fetchval("SELECT forked_at IS NOT NULL FROM councils WHERE code = $1", ESX)
+    # the council's next batch is refused until an operator clears the flag
+    body2, _ = batch_bytes(ESX, 2, h1, [UpsertOp.of(record("L2"), 1)], esx.key)
+    status, data, _ = await esx.send(body2)
+    assert (status, error_code(data)) == (409, "council_flagged")
+    assert set(await hub.digests(ESX)) == {"L1"}
+
+
+async def test_cursor_and_heartbeat(hub: Hub, esx: Client) -> None:
+    body1, h1 = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L1"), 1)], esx.key)
+    await esx.send(body1)
+    status, data, _ = await esx.send(b"", method="GET", tail="cursor")
+    assert status == 200 and encoding.unpack(data) == {"council": ESX, "seq": 1, "hash": h1}
+    beat = encoding.pack({"head_seq": 4, "outbox_depth": 12, "sent_at": "2026-11-25T10:00:00Z"})
+    status, _, _ = await esx.send(beat, tail="heartbeats")
+    assert status == 200
+    assert await hub.fetchval("SELECT outbox_depth FROM heartbeats WHERE council_code = $1",
+                              ESX) == 12
+
+
+async def test_unknown_routes_and_bad_paths_are_clean_errors(hub: Hub, esx: Client) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(hub.url + "/v1/nothing") as resp:
+            assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+        async with session.post(hub.url + "/v1/councils/E10000011/batches", data=b"x") as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["code"] == "auth_missing"
+        async with session.post(hub.url + "/v1/councils/nope/batches", data=b"x") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == "invalid_field"
