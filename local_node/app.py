@@ -48,7 +48,8 @@ def ingest_service(pool: asyncpg.Pool) -> IngestService:
 async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
                          max_attempts: int | None = None) -> AsyncIterator[Publisher]:
     if not config.key_file.exists():
-        raise ConfigError(f"council key {config.key_file} not found: run 'local-node keys generate'")
+        raise ConfigError(
+            f"council key {config.key_file} not found: run 'local-node keys generate'")
     if config.hub.public_key_file is None or not config.hub.public_key_file.exists():
         raise ConfigError("hub.public_key_file must name the hub's public key (PEM)")
     key = keys.load_private_key(config.key_file)

@@ -36,9 +36,9 @@ def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
                                   "council": {"code": council_code}})
 
 
-def _guard(fn):  # type: ignore[no-untyped-def]
+def _guard(fn):
     """Turn a configuration problem met while running into a clean CLI error."""
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
@@ -108,7 +108,7 @@ def keys_generate(config: NodeConfig, force: bool) -> None:
 @click.pass_obj
 @_guard
 def ingest(config: NodeConfig, feed: str, file: Path) -> None:
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with open_pool(config) as pool:
             with tqdm(desc=f"ingest {feed}", unit="row", leave=False) as bar:
                 return await ingest_service(pool).ingest_file(feed, file, bar.update)
@@ -128,7 +128,7 @@ def ingest(config: NodeConfig, feed: str, file: Path) -> None:
 @click.pass_obj
 @_guard
 def publish(config: NodeConfig, once: bool) -> None:
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with open_pool(config) as pool, \
                 open_publisher(config, pool, max_attempts=6 if once else None) as publisher:
             if not once:
@@ -170,7 +170,7 @@ def index_export(config: NodeConfig, out: Path) -> None:
 @click.pass_obj
 @_guard
 def status(config: NodeConfig) -> None:
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with open_pool(config) as pool, pool.acquire() as conn:
             return await ChildStore().count(conn), await OutboxStore().summary(conn)
 

@@ -8,7 +8,6 @@ hub cannot be reached or answers something that is not ours.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import secrets
@@ -47,7 +46,7 @@ class HubClient:
                 if resp.status >= 400:
                     raise self._error(resp.status, data)
                 return data
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise UnavailableError(f"hub unreachable: {type(exc).__name__}: {exc}") from exc
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import click
 
 from national_hub.app import PACKAGE, create_app, open_pool
@@ -21,7 +22,7 @@ class Context:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
 
-    def councils(self, pool) -> CouncilService:  # type: ignore[no-untyped-def]
+    def councils(self, pool: asyncpg.Pool) -> CouncilService:
         return CouncilService(pool, CouncilStore(), HeartbeatStore())
 
 
@@ -80,9 +81,11 @@ def councils() -> None:
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def councils_add(obj: Context, code: str, name: str, public_key: Path) -> None:
+    pem = public_key.read_bytes()
+
     async def go() -> str:
         async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).enrol(code, name, public_key.read_bytes())
+            return await obj.councils(pool).enrol(code, name, pem)
 
     kid = common.run(go())
     click.echo(f"enrolled {code} ({name}) with key {kid}")
@@ -91,9 +94,9 @@ def councils_add(obj: Context, code: str, name: str, public_key: Path) -> None:
 @councils.command("list", help="List councils, cursors and keys.")
 @click.pass_obj
 def councils_list(obj: Context) -> None:
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).list()
+            return await obj.councils(pool).list_all()
 
     click.echo(f"{'code':<10} {'seq':>8}  {'state':<8} name / keys")
     for council, keys in common.run(go()):
@@ -125,7 +128,7 @@ def keys() -> None:
 @click.argument("kid")
 @click.pass_obj
 def keys_revoke(obj: Context, kid: str) -> None:
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with open_pool(obj.config) as pool:
             return await obj.councils(pool).revoke_key(kid)
 
@@ -152,11 +155,11 @@ def links_export(obj: Context, out: Path) -> None:
 @main.command(help="Show each council's sync state.")
 @click.pass_obj
 def status(obj: Context) -> None:
-    async def go():  # type: ignore[no-untyped-def]
+    async def go():
         async with open_pool(obj.config) as pool, pool.acquire() as conn:
             store, beats, records = CouncilStore(), HeartbeatStore(), RecordStore()
             out = []
-            for c in await store.list(conn):
+            for c in await store.list_all(conn):
                 beat = await beats.get(conn, c.code)
                 out.append((c, beat, await records.count(conn, c.code)))
             return out

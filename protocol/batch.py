@@ -29,7 +29,7 @@ from typing import Any
 
 from protocol import encoding
 from protocol.errors import DecodeError, ErrorCode, ValidationError
-from protocol.records import ChildRecord
+from protocol.records import ChildRecord, is_local_id
 
 GENESIS = "0" * 64
 MAX_OPS_PER_BATCH = 10_000
@@ -39,7 +39,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def check_council_code(code: str, field: str = "council") -> str:
-    if not isinstance(code, str) or not _COUNCIL.match(code):
+    if not isinstance(code, str) or not _COUNCIL.fullmatch(code):
         raise ValidationError(field, f"not a council code like E10000011: {code!r}")
     return code
 
@@ -87,8 +87,10 @@ def _op_from_wire(obj: Any) -> Op:
     if not isinstance(obj, dict):
         return MalformedOp(None, "op must be a map")
     local_id = obj.get("local_id")
-    if not isinstance(local_id, str) or not 1 <= len(local_id) <= 64:
-        return MalformedOp(None, "local_id must be a string of 1 to 64 characters")
+    if not is_local_id(local_id):
+        # The same grammar as a record's local_id, so a delete cannot carry bytes
+        # (NUL, newlines) that the hub's database or logs would choke on.
+        return MalformedOp(None, "local_id must be 1 to 64 letters, digits or . _ : -")
     version = obj.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         return MalformedOp(local_id, "version must be a positive integer")
@@ -134,13 +136,13 @@ class Batch:
         prev = obj.get("prev")
         issued_at = obj.get("issued_at")
         ops = obj.get("ops")
-        if not isinstance(council, str) or not _COUNCIL.match(council):
+        if not isinstance(council, str) or not _COUNCIL.fullmatch(council):
             raise DecodeError("batch council must be a council code",
                               code=ErrorCode.MALFORMED_REQUEST)
         if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_VERSION:
             raise DecodeError("batch seq must be a positive integer",
                               code=ErrorCode.MALFORMED_REQUEST)
-        if not isinstance(prev, str) or not _HEX64.match(prev):
+        if not isinstance(prev, str) or not _HEX64.fullmatch(prev):
             raise DecodeError("batch prev must be 64 lower-case hex characters",
                               code=ErrorCode.MALFORMED_REQUEST)
         if not isinstance(issued_at, str) or len(issued_at) > 40:
@@ -211,7 +213,8 @@ class Receipt:
                 ),
             )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise DecodeError("receipt is missing fields", code=ErrorCode.MALFORMED_REQUEST) from exc
+            raise DecodeError("receipt is missing fields",
+                              code=ErrorCode.MALFORMED_REQUEST) from exc
 
     def counts(self) -> dict[str, int]:
         out = {APPLIED: 0, REJECTED: 0, STALE: 0}

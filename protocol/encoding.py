@@ -29,23 +29,56 @@ def _refuse_ext(code: int, data: bytes) -> Any:
                       code=ErrorCode.MALFORMED_MSGPACK)
 
 
+def _refuse_timestamp(value: Any) -> None:
+    # msgpack decodes extension -1 (timestamp) itself and never calls ext_hook for it.
+    if isinstance(value, msgpack.Timestamp):
+        raise DecodeError("msgpack extension type -1 is not allowed",
+                          code=ErrorCode.MALFORMED_MSGPACK)
+
+
+def _map(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Build a map, refusing duplicate keys: with them two readers of the same
+    signed bytes could see different values (one keeps the first, one the last).
+    Keys are always str in this protocol; a bin key is refused too."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if not isinstance(key, str):
+            raise DecodeError("map keys must be str", code=ErrorCode.MALFORMED_MSGPACK)
+        if key in out:
+            raise DecodeError(f"duplicate map key {key!r}", code=ErrorCode.MALFORMED_MSGPACK)
+        _refuse_timestamp(value)
+        out[key] = value
+    return out
+
+
+def _array(items: list[Any]) -> list[Any]:
+    for item in items:
+        _refuse_timestamp(item)
+    return items
+
+
 def unpack(data: bytes, *, what: str = "message") -> Any:
     """Unpack untrusted bytes; any malformation becomes a DecodeError.
 
     Limits stop a small message from asking for a huge allocation, and extension
-    types (timestamps, custom objects) are refused: the protocol uses none.
+    types (timestamps, custom objects) are refused: the protocol uses none. Map
+    keys must be str and unique.
     """
     if len(data) > MAX_MESSAGE_BYTES:
         raise DecodeError(f"{what} is larger than {MAX_MESSAGE_BYTES} bytes",
                           code=ErrorCode.PAYLOAD_TOO_LARGE, status=413)
     try:
-        return msgpack.unpackb(
+        obj = msgpack.unpackb(
             data,
             raw=False,
             strict_map_key=True,
             use_list=True,
             ext_hook=_refuse_ext,
+            object_pairs_hook=_map,
+            list_hook=_array,
         )
+        _refuse_timestamp(obj)
+        return obj
     except DecodeError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:

@@ -100,7 +100,7 @@ class SignpostError(Exception):
     def from_dict(cls, status: int, body: dict[str, Any]) -> SignpostError:
         """Rebuild an error a peer sent (used by the node's transport client)."""
         try:
-            code = ErrorCode(body.get("code"))
+            code = ErrorCode(str(body.get("code")))
         except ValueError:
             code = ErrorCode.INTERNAL
         return SignpostError(

@@ -30,6 +30,8 @@ _SEX_CODES = {
 # Outward code: area (1-2 letters) + district (digit, digit+digit or digit+letter);
 # inward code: sector digit + unit (2 letters). Covers every current UK format.
 _POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
+# date.fromisoformat also takes ISO week dates ("2015-W01-1"); the wire form is YYYY-MM-DD only.
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def normalise_nhs_number(value: str, field: str = "nhs_number") -> str:
@@ -37,7 +39,7 @@ def normalise_nhs_number(value: str, field: str = "nhs_number") -> str:
     try:
         return str(nhs.validate(value))
     except stdnum_exceptions.ValidationError as exc:
-        raise ValidationError(field, f"not a valid NHS number ({exc.message})") from exc
+        raise ValidationError(field, f"not a valid NHS number ({exc})") from exc
 
 
 def normalise_upn(value: str, field: str = "upn") -> str:
@@ -45,13 +47,14 @@ def normalise_upn(value: str, field: str = "upn") -> str:
     try:
         return str(upn.validate(value))
     except stdnum_exceptions.ValidationError as exc:
-        raise ValidationError(field, f"not a valid UPN ({exc.message})") from exc
+        raise ValidationError(field, f"not a valid UPN ({exc})") from exc
 
 
 def normalise_postcode(value: str, field: str = "postcode") -> str:
     """Return ``"BN1 1AA"`` form for any spacing or case, or raise."""
-    compact = re.sub(r"\s+", "", value).upper()
-    match = _POSTCODE.match(compact)
+    compact = re.sub(r"\s+", "", value)
+    # ASCII first: str.upper() turns a few other letters into ASCII ("ﬀ" → "FF").
+    match = _POSTCODE.fullmatch(compact.upper()) if compact.isascii() else None
     if not match:
         raise ValidationError(field, f"not a UK postcode: {value!r}")
     return f"{match.group(1)} {match.group(2)}"
@@ -78,7 +81,7 @@ def parse_sex(value: str | int, field: str = "sex") -> int:
 
 def parse_date(value: str, field: str) -> date:
     """Parse an ISO ``YYYY-MM-DD`` date, or raise naming the field."""
-    if not isinstance(value, str) or len(value) != 10:
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValidationError(field, f"must be an ISO date YYYY-MM-DD, got {value!r}")
     try:
         return date.fromisoformat(value)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeGuard
 
 from protocol import identifiers
 from protocol.errors import ErrorCode, ValidationError
@@ -34,6 +34,11 @@ _EARLIEST_DOB = date(1990, 1, 1)
 
 _NAME_MAX = 100
 _TEXT_MAX = 200
+
+
+def is_local_id(value: object) -> TypeGuard[str]:
+    """True for a council's local id: 1 to 64 letters, digits and ``. _ : -``."""
+    return isinstance(value, str) and _LOCAL_ID.fullmatch(value) is not None
 
 
 def _text(data: dict[str, Any], key: str, path: str, *, required: bool = False,
@@ -53,6 +58,13 @@ def _text(data: dict[str, Any], key: str, path: str, *, required: bool = False,
     if any(ord(ch) < 32 for ch in value):
         raise ValidationError(f"{path}{key}", "contains control characters")
     return value or None
+
+
+def check_text(value: str, field: str, *, name: bool = False) -> str | None:
+    """One text field by the record's rule: trimmed, blank → None, at most 100
+    characters for a name (200 otherwise), no control characters. For callers that
+    check field by field, e.g. a council's feed parser at 250,000 rows."""
+    return _text({field: value}, field, "", max_len=_NAME_MAX if name else _TEXT_MAX)
 
 
 def _bool(data: dict[str, Any], key: str, path: str) -> bool:
@@ -108,7 +120,7 @@ class Involvement:
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             _put(out, name, getattr(self, name))
         return out
 
@@ -116,6 +128,11 @@ class Involvement:
     def from_wire(cls, data: Any, path: str = "involvements[].") -> Involvement:
         if not isinstance(data, dict):
             raise ValidationError(path.rstrip("."), "must be a map")
+        unknown = set(data) - set(cls.__slots__)
+        if unknown:
+            # Same rule as the record: an unknown key could carry case notes.
+            raise ValidationError(f"{path}{sorted(map(str, unknown))[0]}",
+                                  "is not a field of an involvement")
         service_type = _text(data, "service_type", path, required=True, max_len=40)
         assert service_type is not None
         if not _SLUG.match(service_type):
@@ -183,7 +200,7 @@ class ChildRecord:
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             if name == "involvements":
                 value = [inv.to_wire() for inv in value] or None
@@ -200,7 +217,7 @@ class ChildRecord:
         """Validate a decoded wire map; raise ValidationError naming the first bad field."""
         if not isinstance(data, dict):
             raise ValidationError("record", "must be a map")
-        unknown = set(data) - set(cls.__slots__)  # type: ignore[attr-defined]
+        unknown = set(data) - set(cls.__slots__)
         if unknown:
             # An unknown field could be data that must never leave a council (case notes).
             raise ValidationError(sorted(map(str, unknown))[0], "is not a field of the record")
@@ -214,7 +231,9 @@ class ChildRecord:
         assert given is not None and family is not None and dob is not None
         if dob < _EARLIEST_DOB or dob > date.today():
             raise ValidationError("dob", f"out of range for a child: {dob.isoformat()}")
-        sex = data.get("sex", 0)
+        sex = data.get("sex")
+        if sex is None:
+            sex = identifiers.SEX_NOT_KNOWN  # absent and nil mean the same
         if isinstance(sex, bool) or not isinstance(sex, int | str):
             raise ValidationError("sex", "must be 0/1/2/9")
         former = data.get("former_family_names") or []

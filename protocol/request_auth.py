@@ -43,6 +43,9 @@ H_SIGNATURE = "Signpost-Signature"
 
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 _KID = re.compile(r"^[0-9a-f]{32}$")
+# Plain decimal seconds, no sign or leading zero: the header text is then exactly
+# what the canonical string holds, and the value always fits a float.
+_TIMESTAMP = re.compile(r"^(0|[1-9][0-9]{0,11})$")
 
 
 def canonical(method: str, path: str, body: bytes, origin: str, timestamp: int,
@@ -95,6 +98,8 @@ def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
     if missing:
         raise AuthError(f"missing request signature headers: {', '.join(missing)}",
                         code=ErrorCode.AUTH_MISSING)
+    if not _TIMESTAMP.fullmatch(headers[H_TIMESTAMP]):
+        raise AuthError("malformed timestamp header", code=ErrorCode.AUTH_MISSING)
     try:
         timestamp = int(headers[H_TIMESTAMP])
         signature = base64.b64decode(headers[H_SIGNATURE], validate=True)
@@ -102,7 +107,7 @@ def parse_headers(headers: Mapping[str, str]) -> SignedRequest:
         raise AuthError("malformed timestamp or signature header",
                         code=ErrorCode.AUTH_MISSING) from exc
     nonce, kid = headers[H_NONCE], headers[H_KEY_ID]
-    if not _NONCE.match(nonce) or not _KID.match(kid) or len(signature) != 64:
+    if not _NONCE.fullmatch(nonce) or not _KID.fullmatch(kid) or len(signature) != 64:
         raise AuthError("malformed nonce, key id or signature header",
                         code=ErrorCode.AUTH_MISSING)
     return SignedRequest(headers[H_ORIGIN], timestamp, nonce, kid, signature)

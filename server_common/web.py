@@ -37,7 +37,6 @@ _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
     ConnectionError,
     OSError,
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,14 +22,16 @@ from server_common import embedded_pg
 
 
 @pytest.fixture(scope="session")
-def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_base_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         yield url
         return
     import pgserver
 
-    data_dir = tmp_path_factory.mktemp("pg")
+    # Not under pytest's own temp folder: pytest resets that folder to mode 0700 on
+    # every run, and as root pgserver runs PostgreSQL as another user who must reach it.
+    data_dir = Path(tempfile.mkdtemp(prefix="signpost-test-pg-"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data_dir, cleanup_mode="stop")
@@ -39,8 +43,11 @@ def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def _create_database(base_url: str) -> str:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import tenacity
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey, Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from local_node.storage.outbox import OutboxStore, SentBatch
 from local_node.transport import HubClient

@@ -43,15 +43,21 @@ async def get_cursor(request: web.Request) -> web.Response:
     return _msgpack({"council": code, "seq": council.cursor_seq, "hash": council.cursor_hash})
 
 
+def _counter(obj: dict[str, Any], name: str) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValidationError(name, "must be a non-negative 64-bit integer")
+    return value
+
+
 async def post_heartbeat(request: web.Request) -> web.Response:
     code, body = await _authenticated(request)
     obj = encoding.unpack(body, what="heartbeat")
     if not isinstance(obj, dict):
         raise DecodeError("heartbeat must be a map", code=ErrorCode.MALFORMED_REQUEST)
-    head_seq, depth, sent_at = obj.get("head_seq"), obj.get("outbox_depth"), obj.get("sent_at")
-    for name, value in (("head_seq", head_seq), ("outbox_depth", depth)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValidationError(name, "must be a non-negative integer")
+    head_seq = _counter(obj, "head_seq")
+    depth = _counter(obj, "outbox_depth")
+    sent_at = obj.get("sent_at")
     when = None
     if sent_at is not None:
         try:

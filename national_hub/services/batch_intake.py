@@ -164,8 +164,10 @@ class BatchIntake:
     async def _apply_ops(self, conn: asyncpg.Connection, council: str,
                          batch: Batch) -> tuple[list[OpResult], list[str]]:
         results: list[OpResult | None] = [None] * len(batch.ops)
-        # The last valid op per local_id wins inside one batch, as if applied in order.
+        # The last valid op per local_id wins inside one batch, as if applied in order;
+        # the ops it supersedes share its fate (applied, or stale against the hub).
         latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]] = {}
+        superseded: dict[str, list[int]] = {}
         for i, op in enumerate(batch.ops):
             if isinstance(op, MalformedOp):
                 results[i] = OpResult(op.local_id, REJECTED, ErrorCode.MALFORMED_REQUEST,
@@ -185,9 +187,10 @@ class BatchIntake:
             if previous is not None:
                 if op.version <= previous[1].version:
                     results[i] = OpResult(op.local_id, STALE, ErrorCode.STALE_VERSION,
-                                          "an earlier op in this batch has the same or a higher version")
+                                          "an earlier op in this batch has the same or a "
+                                          "higher version")
                     continue
-                results[previous[0]] = OpResult(op.local_id, APPLIED)
+                superseded.setdefault(op.local_id, []).append(previous[0])
             latest[op.local_id] = (i, op, record)
 
         held = await self.records.versions(conn, council, list(latest))
@@ -212,6 +215,10 @@ class BatchIntake:
                 ))
         await self.records.upsert(conn, council, batch.seq, upserts)
         await self.records.tombstone(conn, council, batch.seq, deletes)
+        for local_id, indices in superseded.items():
+            final_result = results[latest[local_id][0]]
+            for index in indices:
+                results[index] = final_result
         final = [r for r in results if r is not None]
         assert len(final) == len(batch.ops)
         return final, [r.local_id for r in upserts]

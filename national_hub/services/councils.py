@@ -45,10 +45,10 @@ class CouncilService:
             raise NotFoundError(f"council {code} is not enrolled", code=ErrorCode.UNKNOWN_COUNCIL)
         return council
 
-    async def list(self) -> list[tuple[Council, list[CouncilKey]]]:
+    async def list_all(self) -> list[tuple[Council, list[CouncilKey]]]:
         async with self.pool.acquire() as conn:
             return [(c, await self.councils.keys_of(conn, c.code))
-                    for c in await self.councils.list(conn)]
+                    for c in await self.councils.list_all(conn)]
 
     async def revoke_key(self, kid: str) -> CouncilKey:
         async with self.pool.acquire() as conn:

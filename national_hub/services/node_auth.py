@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from protocol import keys, request_auth
-from protocol.errors import AuthError, ErrorCode, SignpostError
 from national_hub.storage.councils import CouncilKey, CouncilStore
 from national_hub.storage.nonces import NonceStore
+from protocol import keys, request_auth
+from protocol.errors import AuthError, ErrorCode, SignpostError
 
 
 def check_key_usable(key: CouncilKey, council: str, now: datetime) -> None:

@@ -44,7 +44,7 @@ class CouncilStore:
         row = await conn.fetchrow(sql, code)
         return Council(**dict(row)) if row else None
 
-    async def list(self, conn: asyncpg.Connection) -> list[Council]:
+    async def list_all(self, conn: asyncpg.Connection) -> list[Council]:
         rows = await conn.fetch(f"SELECT {_COUNCIL_COLS} FROM councils ORDER BY code")
         return [Council(**dict(r)) for r in rows]
 

@@ -1,0 +1,33 @@
+# Every target sets itself up: a fresh machine needs only Python >= 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## make demo: the hub and three councils on the embedded PostgreSQL, synced; Ctrl-C stops it.
+demo: $(STAMP)
+	$(BIN)/python -m deploy.demo
+
+## make test: every test, against a real PostgreSQL (embedded unless TEST_DATABASE_URL is set).
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## make lint: ruff and mypy, as configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## make bench: publish throughput of one council of 246,000 children, with peak memory.
+bench: $(STAMP)
+	$(BIN)/python -m bench.publish
+
+clean:
+	rm -rf .data bench-out

@@ -1,0 +1,167 @@
+"""``make demo``: the whole federation on one machine, on the embedded PostgreSQL.
+
+Starts a real PostgreSQL (pgserver) in ``.data/demo``, the hub and three council
+nodes as real processes (the same commands an operator runs), loads synthetic
+children into each council — some of whom moved between them — lets the nodes
+publish, prints what runs where, and stays up until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+
+import synthetic
+from server_common import embedded_pg
+
+COUNCILS = {
+    "E10000011": "East Sussex",
+    "E10000032": "West Sussex",
+    "E06000020": "Telford and Wrekin",
+}
+HUB_PORT = 8400
+NODE_PORTS = {code: 8501 + i for i, code in enumerate(COUNCILS)}
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _run(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
+    result = subprocess.run(args, env=env, text=True,
+                            stdout=subprocess.PIPE if quiet else None)
+    if result.returncode != 0:
+        raise click.ClickException(f"failed: {' '.join(args)}")
+
+
+def _wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise click.ClickException(f"{url} did not become ready")
+
+
+@click.command(help=__doc__)
+@click.option("--children", default=3000, show_default=True, help="Children per council.")
+@click.option("--seed", default=2026, show_default=True)
+@click.option("--data-dir", default=".data/demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--exit-when-synced", is_flag=True, help="Stop once every council is synced.")
+def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> None:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    click.echo("starting the embedded PostgreSQL…")
+    base = embedded_pg.start(data_dir / "pg")
+    hub_db = asyncio.run(embedded_pg.ensure_database(base, "signpost_hub"))
+    node_dbs = {
+        code: asyncio.run(embedded_pg.ensure_database(base, f"signpost_node_{code.lower()}"))
+        for code in COUNCILS
+    }
+
+    click.echo(f"generating {children} synthetic children per council (seed {seed})…")
+    population = synthetic.generate_population(list(COUNCILS), children, seed)
+    feeds_dir = data_dir / "feeds"
+    synthetic.write_feeds(population, feeds_dir)
+
+    env = dict(os.environ)
+    hub_env = env | {"NATIONAL_HUB_DATABASE_URL": hub_db,
+                     "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
+                     "NATIONAL_HUB__SERVER__PORT": str(HUB_PORT)}
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = data_dir / "logs"
+    logs.mkdir()
+    try:
+        _run([_bin("national-hub"), "db", "upgrade"], hub_env, quiet=True)
+        processes.append(subprocess.Popen(
+            [_bin("national-hub"), "serve"], env=hub_env,
+            stdout=subprocess.DEVNULL, stderr=(logs / "hub.log").open("wb")))
+        hub_url = f"http://127.0.0.1:{HUB_PORT}"
+        _wait_ready(hub_url)
+        hub_public = data_dir / "hub" / "hub_key.pub.pem"
+
+        for code, name in COUNCILS.items():
+            click.echo(f"\n== {name} ({code})")
+            node_env = env | {
+                "LOCAL_NODE_DATABASE_URL": node_dbs[code], "LOCAL_NODE_COUNCIL": code,
+                "LOCAL_NODE__COUNCIL__NAME": name,
+                "LOCAL_NODE__COUNCIL__KEY_FILE": str(data_dir / f"node-{code}" / "key.pem"),
+                "LOCAL_NODE__HUB__URL": hub_url,
+                "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub_public),
+                "LOCAL_NODE__SERVER__PORT": str(NODE_PORTS[code]),
+            }
+            _run([_bin("local-node"), "db", "upgrade"], node_env, quiet=True)
+            _run([_bin("local-node"), "keys", "generate"], node_env, quiet=True)
+            _run([_bin("national-hub"), "councils", "add", code, "--name", name,
+                  "--public-key", str(data_dir / f"node-{code}" / "key.pub.pem")], hub_env)
+            for feed in ("education", "health", "services"):
+                path = feeds_dir / code / f"{feed}.csv"
+                _run([_bin("local-node"), "ingest", "--feed", feed, str(path)], node_env)
+            processes.append(subprocess.Popen(
+                [_bin("local-node"), "serve"], env=node_env,
+                stdout=subprocess.DEVNULL, stderr=(logs / f"node-{code}.log").open("wb")))
+            _wait_ready(f"http://127.0.0.1:{NODE_PORTS[code]}")
+
+        click.echo("\nwaiting for every council to sync…")
+        _wait_synced(hub_env)
+        _run([_bin("national-hub"), "status"], hub_env)
+        links = data_dir / "links.csv"
+        _run([_bin("national-hub"), "links", "export", "--out", str(links)], hub_env, quiet=True)
+        linked = sum(1 for line in links.read_text().splitlines()[1:] if line.endswith(",linked"))
+        click.echo(f"\n{linked} council records are linked to a child known in another "
+                   "council (the movers).")
+        click.echo(f"\nhub        {hub_url}   (/healthz, /readyz; nodes use /v1/councils/…)")
+        for code, name in COUNCILS.items():
+            click.echo(f"{name:<18} http://127.0.0.1:{NODE_PORTS[code]}   (/healthz, /readyz)")
+        click.echo(f"PostgreSQL {base}\nlogs       {logs}/\n"
+                   "logins     none yet: practitioner accounts arrive with the hub's web UI.")
+        if exit_when_synced:
+            return
+        click.echo("\nrunning; Ctrl-C stops everything.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo("\nstopping…")
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_synced(hub_env: dict[str, str], timeout: float = 300) -> None:
+    """Until every council's hub seq equals its node's head seq with an empty outbox."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run([_bin("national-hub"), "status"], env=hub_env, text=True,
+                             capture_output=True).stdout.splitlines()[1:]
+        rows = [line.split() for line in out if line.strip()]
+        if len(rows) == len(COUNCILS) and all(
+                r[2] != "-" and r[1] == r[2] and r[4] == "0" for r in rows):
+            return
+        time.sleep(1)
+    raise click.ClickException("the councils did not sync in time; see the logs")
+
+
+if __name__ == "__main__":
+    main()

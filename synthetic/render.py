@@ -1,0 +1,84 @@
+"""Turning an :class:`~synthetic.model.Appearance` into a CSV row of a DESIGN §8 feed."""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from synthetic.model import Appearance
+
+FEED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "education": (
+        "source_ref", "upn", "given_name", "other_given_names", "family_name",
+        "former_family_name", "dob", "sex", "address_line", "postcode", "school_urn",
+        "school_name", "school_phone", "start_date", "end_date",
+    ),
+    "health": (
+        "source_ref", "nhs_number", "given_name", "other_given_names", "family_name", "dob",
+        "sex", "address_line", "postcode", "gp_ods_code", "gp_name", "gp_phone",
+        "registered_from", "registered_to",
+    ),
+    "services": (
+        "source_ref", "nhs_number", "upn", "given_name", "family_name", "dob", "sex",
+        "postcode", "service_type", "service_name", "organisation_code", "professional_name",
+        "professional_role", "professional_phone", "professional_email", "lead_professional",
+        "caf_done", "sensitive", "consent", "shielded", "start_date", "end_date",
+    ),
+}
+TRUTH_COLUMNS = ("person_id", "council", "source", "source_ref")
+
+_INDEX = {feed: {c: i for i, c in enumerate(cols)} for feed, cols in FEED_COLUMNS.items()}
+# Each council's social care system spells booleans its own way.
+_BOOLEAN_STYLES = (("true", "false"), ("Y", "N"), ("yes", "no"), ("1", "0"))
+
+
+@functools.cache
+def boolean_style(council: str) -> tuple[str, str]:
+    return _BOOLEAN_STYLES[zlib.crc32(council.encode()) % len(_BOOLEAN_STYLES)]
+
+
+def render_row(a: Appearance) -> list[str]:
+    p = a.presence
+    person = p.person
+    if a.feed == "education":
+        school = p.school
+        assert school is not None
+        row = [
+            a.source_ref, p.upn or "", person.given_name, person.other_given_names or "",
+            p.family_name, p.former_family_name or "", person.dob.isoformat(), str(person.sex),
+            p.address_line, p.postcode, school.urn, school.name, school.phone,
+            p.school_start.isoformat() if p.school_start else "",
+            p.school_end.isoformat() if p.school_end else "",
+        ]
+    elif a.feed == "health":
+        practice = p.practice
+        assert practice is not None
+        row = [
+            a.source_ref, person.nhs_number, person.given_name, person.other_given_names or "",
+            p.family_name, person.dob.isoformat(), str(person.sex), p.address_line, p.postcode,
+            practice.ods_code, practice.name, practice.phone,
+            p.registered_from.isoformat() if p.registered_from else "",
+            p.registered_to.isoformat() if p.registered_to else "",
+        ]
+    else:
+        inv = a.involvement
+        assert inv is not None
+        yes, no = boolean_style(p.council)
+        service = inv.service
+        row = [
+            a.source_ref, person.nhs_number, p.upn or "", person.given_name, p.family_name,
+            person.dob.isoformat(), str(person.sex), p.postcode, service.kind.service_type,
+            service.name, service.organisation_code, inv.professional.name,
+            service.kind.role, inv.professional.phone, inv.professional.email,
+            yes if inv.lead else no, yes if inv.caf else no, yes if inv.sensitive else no,
+            "" if inv.consent is None else (yes if inv.consent else no),
+            yes if p.shielded else no, inv.start.isoformat(),
+            inv.end.isoformat() if inv.end else "",
+        ]
+    if a.overrides:
+        index = _INDEX[a.feed]
+        for column, value in a.overrides.items():
+            row[index[column]] = value
+    return row

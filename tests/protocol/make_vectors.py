@@ -1,0 +1,216 @@
+"""Write ``tests/protocol/vectors.json``: byte-exact examples of every signed message.
+
+Run from the repository root::
+
+    .venv/bin/python tests/protocol/make_vectors.py
+
+The output is deterministic: keys come from fixed 32-byte seeds, Ed25519
+signatures are deterministic, and every timestamp and nonce is fixed. Running
+the script again must leave the file unchanged (``test_vectors.py`` checks the
+file against the protocol code, byte for byte). Bytes are lower-case hex.
+docs/PROTOCOL.md §11 explains each vector.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import encoding, keys, request_auth
+from protocol.batch import GENESIS, Batch, DeleteOp, OpResult, Receipt, UpsertOp, batch_hash
+from protocol.records import ChildRecord, Involvement
+from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope, pae
+
+OUT = Path(__file__).with_name("vectors.json")
+
+COUNCIL = "E10000011"
+COUNCIL_SEED = bytes(range(32))  # 000102…1f
+HUB_SEED = bytes(range(32, 64))  # 202122…3f
+ISSUED_AT_1 = "2026-11-25T10:00:00Z"
+ISSUED_AT_2 = "2026-11-25T10:05:00Z"
+APPLIED_AT = "2026-11-25T10:00:01.250000Z"
+REQUEST_TIMESTAMP = 1795600800  # 2026-11-25T10:00:00Z
+REQUEST_NONCE = "00112233445566778899aabbccddeeff"
+CURSOR_NONCE = "ffeeddccbbaa99887766554433221100"
+
+
+def record_one() -> ChildRecord:
+    return ChildRecord(
+        local_id="ESX-000001",
+        given_name="Amelia",
+        family_name="Okafor",
+        dob=date(2015, 3, 14),
+        sex=2,
+        other_given_names="Grace",
+        former_family_names=("Smith",),
+        address_line="12 Church Road, Lewes",
+        postcode="BN7 2AA",
+        nhs_number="9434765919",
+        upn="V801200115001",
+        parent_carer_name="Ngozi Okafor",
+        parent_carer_phone="01273 000000",
+        involvements=(
+            Involvement(service_type="school", organisation_code="114580",
+                        organisation_name="Priory School", start_date=date(2019, 9, 4)),
+            Involvement(service_type="mental_health", organisation_name="CAMHS East Sussex",
+                        professional_name="Dr R. Patel", professional_role="Clinician",
+                        professional_email="r.patel@example.nhs.uk", lead_professional=True,
+                        sensitive=True, consent=True),
+        ),
+    )
+
+
+def record_two() -> ChildRecord:
+    return ChildRecord(local_id="ESX-000002", given_name="Tom", family_name="Hale",
+                       dob=date(2019, 11, 2), sex=1)
+
+
+def key_vector(key: Ed25519PrivateKey, seed: bytes) -> dict[str, Any]:
+    public = key.public_key()
+    return {
+        "seed_hex": seed.hex(),
+        "public_raw_hex": keys.raw_public(public).hex(),
+        "public_pem": keys.public_pem(public).decode("ascii"),
+        "kid": keys.key_id(public),
+    }
+
+
+def envelope_vector(env: Envelope) -> dict[str, Any]:
+    encoded = env.encode()
+    return {
+        "payload_type": env.payload_type,
+        "pae_hex": pae(env.payload_type, env.payload).hex(),
+        "signatures": [{"kid": s.kid, "sig_hex": s.sig.hex()} for s in env.signatures],
+        "envelope_hex": encoded.hex(),
+        "envelope_sha256": encoding.sha256_hex(encoded),
+    }
+
+
+def batch_vector(batch: Batch, key: Ed25519PrivateKey) -> dict[str, Any]:
+    payload = batch.encode()
+    ops: list[dict[str, Any]] = []
+    for op in batch.ops:
+        if isinstance(op, UpsertOp):
+            ops.append({"op": "upsert", "local_id": op.local_id, "version": op.version,
+                        "record_hex": op.record.hex(), "record_digest": op.digest})
+        elif isinstance(op, DeleteOp):
+            ops.append({"op": "delete", "local_id": op.local_id, "version": op.version})
+    return {
+        "council": batch.council,
+        "seq": batch.seq,
+        "prev": batch.prev,
+        "issued_at": batch.issued_at,
+        "ops": ops,
+        "payload_hex": payload.hex(),
+        "hash": batch_hash(payload),
+        "envelope": envelope_vector(Envelope.sign(BATCH_TYPE, payload, [key])),
+    }
+
+
+def request_vector(key: Ed25519PrivateKey, method: str, path: str, body: bytes, nonce: str,
+                   *, body_is: str) -> dict[str, Any]:
+    canonical = request_auth.canonical(method, path, body, COUNCIL, REQUEST_TIMESTAMP, nonce)
+    headers = request_auth.sign_request(key, method, path, body, COUNCIL,
+                                        now=REQUEST_TIMESTAMP, nonce=nonce)
+    return {
+        "method": method,
+        "path": path,
+        "body_is": body_is,
+        "body_sha256": encoding.sha256_hex(body),
+        "origin": COUNCIL,
+        "timestamp": REQUEST_TIMESTAMP,
+        "nonce": nonce,
+        "canonical": canonical.decode("utf-8"),
+        "pae_hex": pae(request_auth.REQUEST_TYPE, canonical).hex(),
+        "headers": headers,
+    }
+
+
+def build() -> dict[str, Any]:
+    council_key = Ed25519PrivateKey.from_private_bytes(COUNCIL_SEED)
+    hub_key = Ed25519PrivateKey.from_private_bytes(HUB_SEED)
+
+    rec1, rec2 = record_one(), record_two()
+    rec1_wire = rec1.to_wire()
+    rec1_bytes = encoding.pack(rec1_wire)
+
+    batch1 = Batch(COUNCIL, 1, GENESIS, ISSUED_AT_1, (
+        UpsertOp.of(rec1, 1),
+        UpsertOp.of(rec2, 1),
+        DeleteOp("ESX-000009", 3),
+    ))
+    payload1 = batch1.encode()
+    rec1_v2 = dataclasses.replace(rec1, address_line="3 Mill Lane, Lewes", postcode="BN7 1BB")
+    batch2 = Batch(COUNCIL, 2, batch_hash(payload1), ISSUED_AT_2, (UpsertOp.of(rec1_v2, 2),))
+    batch1_env = Envelope.sign(BATCH_TYPE, payload1, [council_key]).encode()
+
+    receipt = Receipt(COUNCIL, 1, batch_hash(payload1), APPLIED_AT, (
+        OpResult("ESX-000001", "applied"),
+        OpResult("ESX-000002", "applied"),
+        OpResult("ESX-000009", "stale", "stale_version", "the hub holds version 3"),
+    ))
+    receipt_payload = receipt.encode()
+
+    heartbeat = {"head_seq": 2, "outbox_depth": 0, "sent_at": "2026-11-25T10:05:01Z"}
+    cursor = {"council": COUNCIL, "seq": 1, "hash": batch_hash(payload1)}
+
+    return {
+        "about": "Signpost protocol test vectors; see docs/PROTOCOL.md §11. "
+                 "Generated by tests/protocol/make_vectors.py. Bytes are lower-case hex.",
+        "genesis": GENESIS,
+        "keys": {
+            "council": {"council": COUNCIL, **key_vector(council_key, COUNCIL_SEED)},
+            "hub": key_vector(hub_key, HUB_SEED),
+        },
+        "record": {
+            "wire": rec1_wire,
+            "msgpack_hex": rec1_bytes.hex(),
+            "digest": encoding.sha256_hex(rec1_bytes),
+        },
+        "pae_example": {
+            "payload_type": "application/vnd.signpost.test",
+            "payload_hex": b"hello".hex(),
+            "pae_hex": pae("application/vnd.signpost.test", b"hello").hex(),
+        },
+        "batch_1": batch_vector(batch1, council_key),
+        "batch_2": batch_vector(batch2, council_key),
+        "receipt": {
+            "council": receipt.council,
+            "seq": receipt.seq,
+            "batch_hash": receipt.batch_hash,
+            "applied_at": receipt.applied_at,
+            "results": [r.to_wire() for r in receipt.results],
+            "payload_hex": receipt_payload.hex(),
+            "envelope": envelope_vector(Envelope.sign(RECEIPT_TYPE, receipt_payload, [hub_key])),
+        },
+        "request_post_batch": request_vector(
+            council_key, "POST", f"/v1/councils/{COUNCIL}/batches", batch1_env, REQUEST_NONCE,
+            body_is="batch_1.envelope.envelope_hex"),
+        "request_get_cursor": request_vector(
+            council_key, "GET", f"/v1/councils/{COUNCIL}/cursor", b"", CURSOR_NONCE,
+            body_is="empty"),
+        "http_bodies": {
+            "heartbeat": {"map": heartbeat, "msgpack_hex": encoding.pack(heartbeat).hex()},
+            "cursor_response": {"map": cursor, "msgpack_hex": encoding.pack(cursor).hex()},
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    OUT.write_text(render(), encoding="utf-8")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Hypothesis strategies shared by every test package (one file, as attrs does).
+
+Valid values are built, not filtered: an NHS number gets its modulus-11 check
+digit computed, a UPN its check letter (python-stdnum's ``calc_check_digit``).
+"Hostile" strategies produce anything msgpack can carry, and near-valid wire
+maps with one part replaced, so decoders are pushed past their first check.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, date, datetime
+from typing import Any
+
+from hypothesis import strategies as st
+from stdnum.gb import upn as stdnum_upn
+
+from protocol.batch import Batch, DeleteOp, UpsertOp
+from protocol.records import SENSITIVE_SERVICE_TYPES, ChildRecord, Involvement
+
+EARLIEST_DOB = date(1990, 1, 1)
+
+# --- identifiers --------------------------------------------------------------
+
+
+def nhs_check_digit(first_nine: str) -> int | None:
+    """The modulus-11 check digit, or None when the nine digits have no valid one."""
+    total = sum(int(d) * w for d, w in zip(first_nine, range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        return 0
+    if check == 10:
+        return None
+    return check
+
+
+@st.composite
+def nhs_numbers(draw: st.DrawFn) -> str:
+    first_nine = draw(st.text(string.digits, min_size=9, max_size=9).filter(
+        lambda s: nhs_check_digit(s) is not None))
+    return first_nine + str(nhs_check_digit(first_nine))
+
+
+@st.composite
+def invalid_nhs_numbers(draw: st.DrawFn) -> str:
+    """Ten digits whose last digit is not the check digit (or has none possible)."""
+    first_nine = draw(st.text(string.digits, min_size=9, max_size=9))
+    check = nhs_check_digit(first_nine)
+    last = draw(st.sampled_from([d for d in range(10) if d != check]))
+    return first_nine + str(last)
+
+
+# The LA numbers stdnum (and so the protocol) accepts in a UPN.
+UPN_LA_NUMBERS = sorted(stdnum_upn._la_numbers)
+_UPN_ALPHABET = stdnum_upn._alphabet  # ABCDEFGHJKLMNPQRTUVWXYZ0123456789
+
+
+@st.composite
+def upns(draw: st.DrawFn) -> str:
+    la = draw(st.sampled_from(UPN_LA_NUMBERS))
+    middle = draw(st.text(string.digits, min_size=8, max_size=8))
+    last = draw(st.sampled_from(_UPN_ALPHABET))  # a letter here marks a temporary UPN
+    body = f"{la:03d}{middle}{last}"
+    return stdnum_upn.calc_check_digit(body) + body
+
+
+@st.composite
+def postcodes(draw: st.DrawFn) -> str:
+    """A normalised postcode in any of the six outward formats: "BN1 1AA"."""
+    letter = st.sampled_from(string.ascii_uppercase)
+    digit = st.sampled_from(string.digits)
+    area = draw(st.text(string.ascii_uppercase, min_size=1, max_size=2))
+    district = draw(digit) + draw(st.sampled_from(["", *string.digits, *string.ascii_uppercase]))
+    return f"{area}{district} {draw(digit)}{draw(letter)}{draw(letter)}"
+
+
+@st.composite
+def messy_postcodes(draw: st.DrawFn) -> tuple[str, str]:
+    """(as typed, normalised): random case and spacing around a valid postcode."""
+    clean = draw(postcodes())
+    chars = []
+    for ch in clean.replace(" ", ""):
+        chars.append(ch.lower() if draw(st.booleans()) else ch)
+        chars.append(draw(st.sampled_from(["", "", " ", "  ", "\t"])))
+    return "".join(chars), clean
+
+
+SEX_CODES = st.sampled_from([0, 1, 2, 9])
+SEX_INPUTS = st.sampled_from([(0, 0), (1, 1), (2, 2), (9, 9), ("0", 0), ("1", 1), ("2", 2),
+                              ("9", 9), ("U", 0), ("M", 1), ("F", 2), ("m", 1), ("f", 2),
+                              ("u", 0)])
+
+
+def dobs() -> st.SearchStrategy[date]:
+    return st.dates(min_value=EARLIEST_DOB, max_value=date.today())
+
+
+# --- records ------------------------------------------------------------------
+
+local_ids = st.from_regex(r"\A[A-Za-z0-9._:-]{1,64}\Z")
+council_codes = st.from_regex(r"\A[A-Z][0-9]{8}\Z")
+hex64 = st.from_regex(r"\A[0-9a-f]{64}\Z")
+slugs = st.from_regex(r"\A[a-z][a-z0-9_]{0,39}\Z")
+service_types = st.one_of(st.sampled_from(sorted(SENSITIVE_SERVICE_TYPES)),
+                          st.sampled_from(["school", "health_visitor", "social_care", "gp",
+                                           "youth_justice", "early_help"]),
+                          slugs)
+
+
+def texts(max_size: int) -> st.SearchStrategy[str]:
+    """Text the record accepts unchanged: no control characters, no outer whitespace."""
+    chars = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
+    return (st.text(chars, min_size=1, max_size=max_size)
+            .map(str.strip).filter(lambda s: 0 < len(s) <= max_size))
+
+
+phones = st.from_regex(r"\A[0-9+(][0-9 +()-]{4,18}[0-9)]\Z")
+emails = st.from_regex(r"\A[a-z0-9._%+-]{1,30}@[a-z0-9-]{1,30}\.[a-z]{2,8}\Z")
+
+
+@st.composite
+def involvements(draw: st.DrawFn) -> Involvement:
+    service_type = draw(service_types)
+    sensitive = service_type in SENSITIVE_SERVICE_TYPES or draw(st.booleans())
+    start = draw(st.none() | st.dates(EARLIEST_DOB, date(2030, 12, 31)))
+    end = draw(st.none() | st.dates(start or EARLIEST_DOB, date(2035, 12, 31)))
+    return Involvement(
+        service_type=service_type,
+        organisation_code=draw(st.none() | st.from_regex(r"\A[A-Z0-9]{1,20}\Z")),
+        organisation_name=draw(st.none() | texts(200)),
+        organisation_phone=draw(st.none() | phones),
+        professional_name=draw(st.none() | texts(100)),
+        professional_role=draw(st.none() | texts(100)),
+        professional_phone=draw(st.none() | phones),
+        professional_email=draw(st.none() | emails),
+        start_date=start,
+        end_date=end,
+        lead_professional=draw(st.booleans()),
+        caf_done=draw(st.booleans()),
+        sensitive=sensitive,
+        consent=True if sensitive else draw(st.booleans()),
+    )
+
+
+@st.composite
+def child_records(draw: st.DrawFn, local_id: str | None = None) -> ChildRecord:
+    dob = draw(dobs())
+    return ChildRecord(
+        local_id=local_id if local_id is not None else draw(local_ids),
+        given_name=draw(texts(100)),
+        family_name=draw(texts(100)),
+        dob=dob,
+        sex=draw(SEX_CODES),
+        other_given_names=draw(st.none() | texts(100)),
+        former_family_names=tuple(draw(st.lists(texts(100), max_size=3))),
+        address_line=draw(st.none() | texts(200)),
+        postcode=draw(st.none() | postcodes()),
+        nhs_number=draw(st.none() | nhs_numbers()),
+        upn=draw(st.none() | upns()),
+        parent_carer_name=draw(st.none() | texts(100)),
+        parent_carer_phone=draw(st.none() | phones),
+        shielded=draw(st.booleans()),
+        date_of_death=draw(st.none() | st.dates(dob, date.today())),
+        involvements=tuple(draw(st.lists(involvements(), max_size=3))),
+    )
+
+
+# --- batches ------------------------------------------------------------------
+
+versions = st.integers(min_value=1, max_value=2**63 - 1)
+issued_ats = st.datetimes(datetime(2020, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+@st.composite
+def ops(draw: st.DrawFn) -> UpsertOp | DeleteOp:
+    local_id = draw(local_ids)
+    version = draw(versions)
+    if draw(st.booleans()):
+        return DeleteOp(local_id, version)
+    return UpsertOp.of(draw(child_records(local_id=local_id)), version)
+
+
+@st.composite
+def batches(draw: st.DrawFn, max_ops: int = 4) -> Batch:
+    return Batch(
+        council=draw(council_codes),
+        seq=draw(versions),
+        prev=draw(hex64),
+        issued_at=draw(issued_ats),
+        ops=tuple(draw(st.lists(ops(), max_size=max_ops))),
+    )
+
+
+# --- hostile input ------------------------------------------------------------
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.binary(max_size=20),
+)
+
+# Anything encoding.pack can write: nested lists and str-keyed maps of scalars.
+msgpack_values: st.SearchStrategy[Any] = st.recursive(
+    _scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.text(max_size=12), children, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def mutated_maps(draw: st.DrawFn, valid: st.SearchStrategy[dict[str, Any]],
+                 extra_keys: list[str] | None = None) -> dict[str, Any]:
+    """A valid wire map with one key dropped, retyped or added."""
+    data = dict(draw(valid))
+    keys = sorted(data) + (extra_keys or [])
+    key = draw(st.sampled_from(keys) if keys else st.text(max_size=12))
+    action = draw(st.sampled_from(["drop", "replace", "replace", "add"]))
+    if action == "drop":
+        data.pop(key, None)
+    elif action == "replace":
+        data[key] = draw(msgpack_values)
+    else:
+        data[draw(st.text(max_size=12))] = draw(msgpack_values)
+    return data
+
+
+def record_wire_maps() -> st.SearchStrategy[dict[str, Any]]:
+    return child_records().map(lambda r: r.to_wire())

@@ -1,0 +1,139 @@
+"""The console scripts, run as a council and an operator would run them."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.processes import free_port, hub_process, script, wait_ready
+
+ESX = "E10000011"
+
+
+def run(args: list[str], env: dict[str, str], ok: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, env=env, text=True, capture_output=True, timeout=120)
+    if ok:
+        assert result.returncode == 0, result.stderr + result.stdout
+    return result
+
+
+@pytest.fixture
+async def envs(make_database, tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    hub_env = dict(os.environ) | {
+        "NATIONAL_HUB_DATABASE_URL": await make_database(),
+        "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
+    }
+    node_env = dict(os.environ) | {
+        "LOCAL_NODE_DATABASE_URL": await make_database(),
+        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "node" / "key.pem"),
+        "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(tmp_path / "hub" / "hub_key.pub.pem"),
+        "LOCAL_NODE__PUBLISHER__BATCH_SIZE": "2",
+    }
+    return hub_env, node_env
+
+
+def test_every_command_has_help() -> None:
+    for tool, commands in {
+        "national-hub": [[], ["serve"], ["db", "upgrade"], ["councils", "add"],
+                         ["councils", "list"], ["keys", "revoke"], ["links", "export"],
+                         ["status"]],
+        "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["ingest"],
+                       ["publish"], ["index", "export"], ["status"]],
+    }.items():
+        for command in commands:
+            result = run([script(tool), *command, "--help"], dict(os.environ))
+            assert "Usage:" in result.stdout
+
+
+def test_serve_refuses_an_unmigrated_database(envs, tmp_path: Path) -> None:
+    hub_env, _ = envs
+    result = run([script("national-hub"), "serve", "--port", str(free_port())], hub_env,
+                 ok=False)
+    assert result.returncode != 0 and "db upgrade" in result.stderr
+
+
+def test_bad_config_value_is_named(envs) -> None:
+    hub_env, _ = envs
+    result = run([script("national-hub"), "status"],
+                 hub_env | {"NATIONAL_HUB__DATABASE__POOL_MAX": "many"}, ok=False)
+    assert result.returncode != 0 and "database.pool_max" in result.stderr
+
+
+def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
+    hub_env, node_env = envs
+    hub_cli, node_cli = script("national-hub"), script("local-node")
+    run([hub_cli, "db", "upgrade"], hub_env)
+    run([node_cli, "db", "upgrade"], node_env)
+    generated = run([node_cli, "keys", "generate"], node_env).stdout
+    kid = generated.split()[1]
+    assert run([node_cli, "keys", "generate"], node_env, ok=False).returncode != 0  # no clobber
+
+    feed = tmp_path / "education.csv"
+    feed.write_text(
+        "source_ref,upn,given_name,family_name,dob,sex,postcode,school_urn,school_name\n"
+        "E1,B801200005001,Amelia,Okafor,2015-03-14,F,BN1 1AA,114580,Hove Park\n"
+        "E2,,Ben,Okafor,2015-13-40,M,BN1 1AA,114580,Hove Park\n"
+        "E3,,Cara,Smith,2014-05-06,X,BN1 1AA,114580,Hove Park\n"
+        "E4,,Dan,Jones,2013-07-08,M,BN2 2BB,114580,Hove Park\n", encoding="utf-8")
+    result = run([node_cli, "ingest", "--feed", "education", str(feed)], node_env)
+    assert "line 3, column dob" in result.stderr
+    assert "line 4, column sex" in result.stderr
+    assert "2 of 4 rows loaded" in result.stdout
+
+    # a row whose UPN is already known updates that child rather than adding one
+    update = tmp_path / "education2.csv"
+    update.write_text("source_ref,upn,given_name,family_name,dob,sex,postcode\n"
+                      "X9,B801200005001,Amelia,Okafor,2015-03-14,F,BN3 3CC\n", encoding="utf-8")
+    assert "0 children created, 1 updated" in run(
+        [node_cli, "ingest", "--feed", "education", str(update)], node_env).stdout
+
+    out = tmp_path / "index.csv"
+    run([node_cli, "index", "export", "--out", str(out)], node_env)
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert list(rows[0]) == ["local_id", "source", "source_ref"]
+    by_ref = {r["source_ref"]: r["local_id"] for r in rows}
+    assert set(by_ref) == {"E1", "E4", "X9"} and by_ref["E1"] == by_ref["X9"]
+
+    # enrol at the hub, serve it, publish once
+    pub = tmp_path / "node" / "key.pub.pem"
+    assert kid in run([hub_cli, "councils", "add", ESX, "--name", "East Sussex",
+                       "--public-key", str(pub)], hub_env).stdout
+    port = free_port()
+    hub = hub_process(hub_env["NATIONAL_HUB_DATABASE_URL"], port, tmp_path).start()
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+        node_env["LOCAL_NODE__HUB__URL"] = f"http://127.0.0.1:{port}"
+        sent = run([node_cli, "publish", "--once"], node_env).stdout
+        assert "records" in sent and "0 rejected" in sent
+        status = run([node_cli, "status"], node_env).stdout
+        assert "outbox depth     0" in status and "children         2" in status
+
+        hub_status = run([hub_cli, "status"], hub_env).stdout.splitlines()
+        esx_row = next(line.split() for line in hub_status if line.startswith(ESX))
+        assert esx_row[1] == esx_row[2]  # hub seq == node head seq (from the heartbeat)
+        assert esx_row[5] == "2"
+
+        links = tmp_path / "links.csv"
+        run([hub_cli, "links", "export", "--out", str(links)], hub_env)
+        link_rows = list(csv.DictReader(links.read_text().splitlines()))
+        assert [list(link_rows[0])] == [["council", "local_id", "national_id", "status"]]
+        assert {r["status"] for r in link_rows} == {"single"} and len(link_rows) == 2
+
+        listing = run([hub_cli, "councils", "list"], hub_env).stdout
+        assert ESX in listing and kid in listing and "active" in listing
+        assert "revoked" in run([hub_cli, "keys", "revoke", kid], hub_env).stdout
+
+        # after revocation the node's next publish is refused, with the reason
+        update.write_text("source_ref,upn,given_name,family_name,dob,sex,postcode\n"
+                          "X9,B801200005001,Amelia,Okafor,2015-03-14,F,BN4 4DD\n",
+                          encoding="utf-8")
+        run([node_cli, "ingest", "--feed", "education", str(update)], node_env)
+        refused = run([node_cli, "publish", "--once"], node_env, ok=False)
+        assert refused.returncode != 0 and "key_revoked" in refused.stderr
+    finally:
+        hub.kill()

@@ -1,0 +1,226 @@
+"""Every module imports on its own, and imports point one way (CONVENTIONS §1).
+
+* Each module of our packages is imported first thing in a fresh interpreter, so
+  an import cycle that only bites in some import order shows up (aiohttp's
+  ``tests/test_circular_imports.py`` does the same).
+* ``protocol`` stays pure: importing all of it loads neither aiohttp nor asyncpg
+  (nor any of our server packages).
+* ``national_hub`` never imports ``local_node`` and vice versa (scanned with ast,
+  so an import inside a function or under TYPE_CHECKING counts too).
+
+Modules are discovered with pkgutil.walk_packages when the tests are collected,
+so new modules are covered without editing this file. Nothing is skipped
+quietly: a package that does not exist yet is reported as a skip with a reason,
+a ``.py`` file that walk_packages cannot reach (a directory without
+``__init__.py``) fails, and so does a package whose ``__init__`` does not import.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+PACKAGES = ("protocol", "server_common", "national_hub", "local_node", "synthetic")
+# (importer, imported): top-level packages that must never import each other.
+FORBIDDEN = [
+    ("national_hub", "local_node"),
+    ("local_node", "national_hub"),
+    ("protocol", "national_hub"),
+    ("protocol", "local_node"),
+    ("protocol", "server_common"),
+    ("protocol", "synthetic"),
+]
+PROTOCOL_MUST_NOT_LOAD = ("aiohttp", "asyncpg", "national_hub", "local_node", "server_common")
+SUBPROCESS_TIMEOUT = 120
+
+
+@dataclass
+class Package:
+    name: str
+    modules: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # module name -> source file
+    problems: list[str] = field(default_factory=list)
+    absent: str | None = None  # why the package has nothing to test yet
+
+
+def _module_name(package: str, root: Path, path: Path) -> str:
+    parts = [package, *path.relative_to(root).with_suffix("").parts]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def discover(name: str) -> Package:
+    pkg = Package(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as exc:
+        pkg.problems.append(f"cannot find {name}: {exc!r}")
+        return pkg
+    if spec is None or spec.submodule_search_locations is None:
+        pkg.absent = f"package {name} does not exist yet"
+        return pkg
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # any failure is reported by the test, not here
+        pkg.problems.append(f"import {name} failed: {exc!r}")
+        return pkg
+
+    def onerror(failed: str) -> None:
+        pkg.problems.append(f"walk_packages could not import {failed}: {sys.exc_info()[1]!r}")
+
+    found = {name, *(m.name for m in pkgutil.walk_packages(module.__path__, f"{name}.",
+                                                           onerror=onerror))}
+    # Every .py file on disk must be one of the modules found.
+    for root in map(Path, module.__path__):
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            mod = _module_name(name, root, path)
+            pkg.files[mod] = path
+            if mod not in found and mod != name:
+                pkg.problems.append(
+                    f"{path} is not reachable by walk_packages (missing __init__.py?)")
+    pkg.modules = sorted(found)
+    if not pkg.files and not pkg.problems:  # an empty directory: a namespace package
+        pkg.absent = f"package {name} has no modules yet"
+        pkg.modules = []
+    return pkg
+
+
+def all_modules() -> list[str]:
+    return [m for p in PACKAGES for m in discover(p).modules]
+
+
+# --- every package discovered cleanly ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_package_discovery(name: str) -> None:
+    pkg = discover(name)
+    assert not pkg.problems, "\n".join(pkg.problems)
+    if pkg.absent:
+        pytest.skip(pkg.absent)
+    assert pkg.modules
+
+
+# --- each module in a fresh interpreter -------------------------------------------
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT, cwd=Path(__file__).parent.parent, env=env)
+
+
+def _import_code(module: str) -> str:
+    if module.rsplit(".", 1)[-1] == "__main__":
+        # Importing a __main__ would run the program; compile it and import what it imports.
+        return (
+            "import ast, importlib, importlib.util, pathlib\n"
+            f"spec = importlib.util.find_spec({module!r})\n"
+            "tree = ast.parse(pathlib.Path(spec.origin).read_text(), spec.origin)\n"
+            "for node in ast.walk(tree):\n"
+            "    if isinstance(node, ast.ImportFrom) and node.level == 0:\n"
+            "        importlib.import_module(node.module)\n"
+            "    elif isinstance(node, ast.Import):\n"
+            "        for alias in node.names:\n"
+            "            importlib.import_module(alias.name)\n"
+        )
+    return f"import importlib; importlib.import_module({module!r})"
+
+
+@cache
+def import_results() -> dict[str, subprocess.CompletedProcess[str]]:
+    """Import every module in its own interpreter, several at a time."""
+    modules = all_modules()
+    with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
+        return dict(zip(modules, pool.map(lambda m: _python(_import_code(m)), modules),
+                        strict=True))
+
+
+@pytest.mark.parametrize("module", all_modules())
+def test_module_imports_in_a_fresh_process(module: str) -> None:
+    result = import_results()[module]
+    assert result.returncode == 0, f"import {module} failed:\n{result.stderr}"
+
+
+# --- protocol stays pure ----------------------------------------------------------
+
+
+def test_protocol_loads_no_server_code() -> None:
+    modules = discover("protocol").modules
+    assert "protocol.encoding" in modules  # discovery really found the package
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}:\n"
+        "    importlib.import_module(m)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    offending = sorted(m for m in loaded if m.split(".")[0] in PROTOCOL_MUST_NOT_LOAD)
+    assert not offending, f"importing protocol loaded {offending}"
+
+
+# --- the servers never import each other ------------------------------------------
+
+
+def imported_names(path: Path, module: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import statement in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""),
+                                                   package)
+            else:
+                base = node.module or ""
+            out.append((node.lineno, base))
+            # ``from pkg import sub`` imports pkg.sub when sub is a module.
+            out.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
+    return out
+
+
+def test_import_scan_sees_relative_and_nested_imports(tmp_path: Path) -> None:
+    src = tmp_path / "x.py"
+    src.write_text("def f():\n    from ..local_node import app\n"
+                   "if False:\n    import local_node.cli\n")
+    names = {name for _, name in imported_names(src, "national_hub.services.x")}
+    assert {"national_hub.local_node", "local_node.cli"} <= names
+
+
+@pytest.mark.parametrize("importer, imported", FORBIDDEN,
+                         ids=[f"{a}-not-{b}" for a, b in FORBIDDEN])
+def test_forbidden_imports(importer: str, imported: str) -> None:
+    pkg = discover(importer)
+    assert not pkg.problems, "\n".join(pkg.problems)
+    if pkg.absent:
+        pytest.skip(pkg.absent)
+    bad = [
+        f"{path}:{line}: imports {name}"
+        for module, path in sorted(pkg.files.items())
+        for line, name in imported_names(path, module)
+        if name == imported or name.startswith(imported + ".")
+    ]
+    assert not bad, "\n".join(bad)
