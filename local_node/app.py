@@ -60,7 +60,8 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
                            timeout=config.hub.timeout)
         yield Publisher(pool, OutboxStore(), client, config.council.code, key, hub_key,
                         batch_size=config.publisher.batch_size,
-                        max_backoff=config.publisher.max_backoff, max_attempts=max_attempts)
+                        max_backoff=config.publisher.max_backoff, max_attempts=max_attempts,
+                        pipeline=config.publisher.pipeline)
 
 
 def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:

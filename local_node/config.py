@@ -32,6 +32,8 @@ class PublisherSection:
     interval: Duration = Duration(1)
     heartbeat_interval: Duration = Duration(10)
     max_backoff: Duration = Duration(60)
+    # Batches in flight at once; the hub applies them in order (see docs/PROTOCOL.md).
+    pipeline: int = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
             app[k.COUNCILS] = CouncilService(pool, councils, HeartbeatStore())
             app[k.INTAKE] = BatchIntake(pool, councils, BatchStore(), records,
-                                        Linker(records), app[k.HUB_KEY])
+                                        Linker(records), app[k.HUB_KEY],
+                                        predecessor_wait=config.hub.predecessor_wait)
             purger = asyncio.create_task(_purge_nonces(app))
             yield
             purger.cancel()

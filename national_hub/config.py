@@ -17,6 +17,9 @@ class HubSection:
     key_file: Path = Path(".data/hub/hub_key.pem")
     # Nonces are kept longer than the ±300 s clock window, so a replay is always caught.
     nonce_ttl: Duration = Duration(900)
+    # A batch that arrives a little ahead of its predecessor (nodes pipeline batches)
+    # waits this long for it before the hub answers seq_gap.
+    predecessor_wait: Duration = Duration(5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 # Dates of birth before this are not children's records; it guards typos like 1015.
 _EARLIEST_DOB = date(1990, 1, 1)
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _NAME_MAX = 100
 _TEXT_MAX = 200
 
@@ -55,7 +56,7 @@ def _text(data: dict[str, Any], key: str, path: str, *, required: bool = False,
         raise ValidationError(f"{path}{key}", "is required")
     if len(value) > max_len:
         raise ValidationError(f"{path}{key}", f"longer than {max_len} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         raise ValidationError(f"{path}{key}", "contains control characters")
     return value or None
 

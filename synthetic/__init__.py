@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
 from synthetic.generator import Generator
 from synthetic.model import (

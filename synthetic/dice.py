@@ -11,7 +11,7 @@ import random
 from bisect import bisect
 from collections.abc import Sequence
 from itertools import accumulate
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ class Dice(random.Random):
     def chance(self, p: float) -> bool:
         return self.random() < p
 
-    def shuffle(self, x: list) -> None:  # type: ignore[override, type-arg]
+    def shuffle(self, x: list) -> None:  # type: ignore[override]
         """Fisher-Yates with one ``random()`` per item (``Random.shuffle`` is 4x slower)."""
         rnd = self.random
         for i in range(len(x) - 1, 0, -1):
@@ -39,7 +39,7 @@ class Dice(random.Random):
             x[i], x[j] = x[j], x[i]
 
 
-class Weighted(Sequence[T]):
+class Weighted(Generic[T]):
     """Items with relative weights, drawn by :meth:`draw` in one ``random()``."""
 
     def __init__(self, items: Sequence[T], weights: Sequence[float]) -> None:
@@ -51,9 +51,3 @@ class Weighted(Sequence[T]):
 
     def draw(self, dice: random.Random) -> T:
         return self.items[bisect(self.cumulative, dice.random() * self.total)]
-
-    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
-        return self.items[i]
-
-    def __len__(self) -> int:
-        return len(self.items)

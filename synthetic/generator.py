@@ -26,6 +26,7 @@ from synthetic.model import (
     paused_gc,
 )
 from synthetic.names import LocalePools, NamePools
+from synthetic.numbers import NumberIssuer
 from synthetic.organisations import CouncilOrganisations, Practice, School
 from synthetic.params import Params
 from synthetic.places import (
@@ -39,30 +40,6 @@ from synthetic.places import (
 HOUSEHOLD_SIZES = Weighted((1, 2, 3, 4, 5), (45, 35, 14, 5, 1))
 HOUSE_NAMES = ("Rose Cottage", "The Old Rectory", "Orchard House", "Meadow View", "Hillside",
                "The Coach House", "Ivy Cottage", "Woodlands", "The Barn", "Sunnyside")
-# Weighted sums of the NHS number's first 9 digits, three digits at a time (weights 10..2).
-_NHS_WEIGHTS = [
-    [sum(int(d) * w for d, w in zip(f"{n:03d}", weights, strict=True)) for n in range(1000)]
-    for weights in ((10, 9, 8), (7, 6, 5), (4, 3, 2))
-]
-# The same for a UPN's 12 digits (weights 2..13, modulus 23). stdnum.gb.upn's
-# calc_check_digit does this one character at a time (14 µs); tests check every UPN
-# emitted with stdnum.gb.upn.validate.
-_UPN_WEIGHTS = [
-    [sum(int(d) * w for d, w in zip(f"{n:03d}", weights, strict=True)) for n in range(1000)]
-    for weights in ((2, 3, 4), (5, 6, 7), (8, 9, 10), (11, 12, 13))
-]
-_UPN_CHECK_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"
-
-
-def upn_check_letter(body: str) -> str:
-    """Check letter for a 12-digit UPN body (a digit's value in stdnum's alphabet is
-    23 + digit, and 23 vanishes modulo 23, so only the digits count)."""
-    n = int(body)
-    return _UPN_CHECK_LETTERS[(
-        _UPN_WEIGHTS[0][n // 10**9] + _UPN_WEIGHTS[1][n // 10**6 % 1000]
-        + _UPN_WEIGHTS[2][n // 1000 % 1000] + _UPN_WEIGHTS[3][n % 1000]) % 23]
-
-
 @functools.cache
 def _september(year: int) -> date:
     return date(year, 9, 1)  # one shared object per year: 246,000 children start on few days
@@ -111,8 +88,7 @@ class Generator:
         self.dob_span = (today - add_years(today, -18)).days  # 0-17 years old today
         self.persons: list[Person] = []
         self.households: dict[str, list[Household]] = {c: [] for c in self.councils}
-        self.nhs_used: set[str] = set()
-        self.upn_serials: dict[tuple[int, int, int], int] = {}
+        self.numbers = NumberIssuer(self.rng)
 
     # -- places -----------------------------------------------------------------------
 
@@ -153,34 +129,6 @@ class Generator:
         taken.add(line)
         return line, postcode
 
-    # -- identifiers ------------------------------------------------------------------
-
-    def nhs_number(self) -> str:
-        """A unique, valid NHS number from the 9xx block, which is never issued to patients."""
-        rng = self.rng
-        while True:
-            body = rng.between(900_000_000, 1_000_000_000)
-            total = (_NHS_WEIGHTS[0][body // 1_000_000] + _NHS_WEIGHTS[1][body // 1000 % 1000]
-                     + _NHS_WEIGHTS[2][body % 1000])
-            check = (11 - total % 11) % 11
-            if check == 10:
-                continue  # no valid number has this body
-            number = f"{body}{check}"
-            if number not in self.nhs_used:
-                self.nhs_used.add(number)
-                return number
-
-    def upn(self, council: str, school: School, reception_year: int) -> str:
-        """Check letter, LA number, DfE establishment number, year of issue, serial."""
-        la = self.profiles[council].la_number
-        key = (la, school.estab, reception_year % 100)
-        serial = self.upn_serials.get(key, 0) + 1
-        if serial > 999:
-            raise RuntimeError(f"more than 999 UPNs for one school and year: {key}")
-        self.upn_serials[key] = serial
-        body = f"{la:03d}{school.estab:04d}{reception_year % 100:02d}{serial:03d}"
-        return upn_check_letter(body) + body
-
     # -- households -------------------------------------------------------------------
 
     def household_orgs(self, council: str) -> tuple[School, School, Practice]:
@@ -207,14 +155,18 @@ class Generator:
             address_line, postcode = self.address(council)
             twins = size >= 2 and rng.random() < p.twin_rate
             for i, dob in enumerate(self._dobs(size, twins)):
-                person = self._child(household, dob, is_twin=twins and i < 2)
+                person = self._child(household, dob)
                 family, former = surname, None
-                if i > 0 and rng.random() < p.half_sibling_rate:
-                    family = rng.pick(pools.surnames)
-                if rng.random() < p.surname_change_rate:
-                    family, former = rng.pick(self.pools.english.surnames), family
-                    if family == former:
-                        former = None
+                if twins and i == 1:
+                    family, former = household.children[0].presences[0].family_name, (
+                        household.children[0].presences[0].former_family_name)  # as one
+                else:
+                    if i > 0 and rng.random() < p.half_sibling_rate:
+                        family = rng.pick(pools.surnames)
+                    if rng.random() < p.surname_change_rate:
+                        family, former = rng.pick(self.pools.english.surnames), family
+                        if family == former:
+                            former = None
                 person.presences = [Presence(person, council, family, address_line, postcode,
                                              former_family_name=former)]
                 household.children.append(person)
@@ -238,7 +190,8 @@ class Generator:
             dobs[1] = dobs[0]
         return dobs
 
-    def _child(self, household: Household, dob: date, *, is_twin: bool) -> Person:
+    def _child(self, household: Household, dob: date) -> Person:
+        """A child whose given name is unlike every sibling's (so twins' never match)."""
         rng, pools = self.rng, household.pools
         sex = 1 if rng.random() < 0.512 else 2
         names = pools.boys if sex == 1 else pools.girls
@@ -257,7 +210,7 @@ class Generator:
                 other = f"{other} {rng.pick(names)}"
             if given in other.split():
                 other = None
-        person = Person(len(self.persons) + 1, given, other, sex, dob, self.nhs_number())
+        person = Person(len(self.persons) + 1, given, other, sex, dob, self.numbers.nhs_number())
         self.persons.append(person)
         return person
 
@@ -307,8 +260,9 @@ class Generator:
             issuer = person.presences[0]
             if len(person.presences) > 1 and issuer.moved_out and reception >= issuer.moved_out:
                 issuer = person.presences[1]
-            person.upn = self.upn(issuer.council, household.orgs[issuer.council][0],
-                                  reception_year)
+            person.upn = self.numbers.upn(self.profiles[issuer.council].la_number,
+                                          household.orgs[issuer.council][0].estab,
+                                          reception_year)
             for presence in person.presences:
                 if presence is issuer:
                     presence.upn = person.upn
@@ -375,7 +329,8 @@ class Generator:
             chosen.append(ServiceInvolvement(
                 service, rng.pick(service.professionals), start, end,
                 lead=rng.random() < kind.lead_rate, caf=rng.random() < kind.caf_rate,
-                consent=(rng.random() < 0.5) if kind.service_type in SENSITIVE_SERVICE_TYPES else None,
+                consent=((rng.random() < 0.5) if kind.service_type in SENSITIVE_SERVICE_TYPES
+                         else None),
             ))
         presence.services = tuple(chosen)
         presence.shielded = bool(chosen) and rng.random() < p.shielded_rate

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from datetime import date
 
+from synthetic.dice import Dice
 from synthetic.model import Appearance, BadRow, Presence
 from synthetic.names import NamePools, typo
 from synthetic.params import Params
@@ -49,7 +50,7 @@ def shown(a: Appearance, column: str) -> str:
 
 
 class NoiseMaker:
-    def __init__(self, rng: random.Random, params: Params, pools: NamePools, today: date,
+    def __init__(self, rng: Dice, params: Params, pools: NamePools, today: date,
                  new_address: Callable[[str], tuple[str, str]]) -> None:
         self.rng = rng
         self.p = params
@@ -83,7 +84,7 @@ class NoiseMaker:
                 if a.feed == "health":
                     a.override("family_name", presence.former_family_name, "surname_lag")
         if rng.random() < p.stale_address_rate:
-            a = rng.choice(rows)
+            a = rng.pick(rows)
             line, postcode = self.new_address(presence.council)
             if a.feed != "services":
                 a.override("address_line", line)
@@ -92,7 +93,7 @@ class NoiseMaker:
             options = [n for n in self.pools.diminutives_of(person.given_name)
                        if not self._twin_clash(presence, n)]
             if options:
-                rng.choice(rows).override("given_name", rng.choice(options), "nickname")
+                rng.pick(rows).override("given_name", rng.pick(options), "nickname")
 
     def _per_row(self, a: Appearance) -> None:
         rng, p = self.rng, self.p
@@ -109,7 +110,7 @@ class NoiseMaker:
         family = shown(a, "family_name")
         if "-" in family and rng.random() < p.double_barrel_variant_rate:
             first, second = family.split("-", 1)
-            a.override("family_name", rng.choice((f"{first} {second}", first, second)),
+            a.override("family_name", rng.pick((f"{first} {second}", first, second)),
                        "double_barrel")
         if feed == "health" and rng.random() < p.upper_case_rate:
             a.override("given_name", shown(a, "given_name").upper())
@@ -121,7 +122,7 @@ class NoiseMaker:
                 if swapped <= self.today:
                     a.override("dob", swapped.isoformat(), "dob_swap")
         if rng.random() < p.sex_unknown_rate:
-            a.override("sex", rng.choice(("0", "9")), "sex_unknown")
+            a.override("sex", rng.pick(("0", "9")), "sex_unknown")
         if feed == "services" and rng.random() < p.sex_letter_rate:
             a.override("sex", _SEX_LETTERS[shown(a, "sex")])
         self._identifiers(a)
@@ -137,7 +138,7 @@ class NoiseMaker:
             a.override("postcode", "", "no_postcode")
         elif rng.random() < p.postcode_format_rate:
             postcode = (a.overrides or {}).get("postcode") or presence.postcode
-            a.override("postcode", rng.choice((postcode.lower(), postcode.replace(" ", ""))))
+            a.override("postcode", rng.pick((postcode.lower(), postcode.replace(" ", ""))))
 
     def _identifiers(self, a: Appearance) -> None:
         rng, p = self.rng, self.p

@@ -31,7 +31,8 @@ COUNCILS = {
 def hub_config(url: str, data_dir: Path, **hub: object) -> HubConfig:
     return config_module.load(HubConfig, "TEST_HUB", None, {
         "database": {"url": url, "pool_max": 10},
-        "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), **hub},
+        "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), "predecessor_wait": "0.5s",
+                **hub},
     }, environ={})
 
 

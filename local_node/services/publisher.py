@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,7 +52,7 @@ class Publisher:
     def __init__(self, pool: asyncpg.Pool, outbox: OutboxStore, client: HubClient,
                  council: str, key: Ed25519PrivateKey, hub_public_key: Ed25519PublicKey,
                  *, batch_size: int = 5000, max_backoff: float = 60.0,
-                 max_attempts: int | None = None) -> None:
+                 max_attempts: int | None = None, pipeline: int = 2) -> None:
         self.pool = pool
         self.outbox = outbox
         self.client = client
@@ -61,6 +62,7 @@ class Publisher:
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
+        self.pipeline = max(1, pipeline)
 
     def _retrying(self) -> tenacity.AsyncRetrying:
         stop = (tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts
@@ -83,9 +85,31 @@ class Publisher:
         async for attempt in self._retrying():
             with attempt:
                 await self._catch_up(report)
-                while await self._send_next(report):
-                    pass
+                await self._drain(report)
         return report
+
+    async def _drain(self, report: PublishReport) -> None:
+        """Send the outbox with up to ``pipeline`` batches in flight: the hub validates
+        the next batch while it writes the previous one. Batches are built (and stored)
+        strictly in seq order; the hub applies them in seq order whatever the arrival."""
+        in_flight: deque[asyncio.Task[int]] = deque()
+        try:
+            while True:
+                built = await self._build_next()
+                if built is None:
+                    break
+                batch, size = built
+                in_flight.append(asyncio.create_task(self._deliver(batch)))
+                report.batches_sent += 1
+                report.records_sent += size
+                if len(in_flight) >= self.pipeline:
+                    report.records_rejected += await in_flight.popleft()
+            while in_flight:
+                report.records_rejected += await in_flight.popleft()
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _catch_up(self, report: PublishReport) -> None:
         hub_seq, hub_hash = await self.client.get_cursor()
@@ -109,11 +133,12 @@ class Publisher:
             await self._deliver(batch)
             report.batches_resent += 1
 
-    async def _send_next(self, report: PublishReport) -> bool:
+    async def _build_next(self) -> tuple[SentBatch, int] | None:
+        """Put the next pending outbox entries in a signed batch, stored before sending."""
         async with self.pool.acquire() as conn, conn.transaction():
             entries = await self.outbox.pending(conn, self.batch_size)
             if not entries:
-                return False
+                return None
             head = await self.outbox.head(conn)
             seq = (head.seq if head else 0) + 1
             prev = head.hash if head else GENESIS
@@ -127,11 +152,7 @@ class Publisher:
             hash_ = batch_hash(payload)
             await self.outbox.add_batch(conn, seq, hash_, prev, envelope, len(ops))
             await self.outbox.assign(conn, [e.id for e in entries], seq)
-        rejected = await self._deliver(SentBatch(seq, hash_, prev, envelope, None))
-        report.batches_sent += 1
-        report.records_sent += len(entries)
-        report.records_rejected += rejected
-        return True
+        return SentBatch(seq, hash_, prev, envelope, None), len(entries)
 
     async def _deliver(self, batch: SentBatch) -> int:
         """Send one stored batch and keep its verified receipt; return rejected op count."""

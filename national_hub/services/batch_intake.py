@@ -8,14 +8,17 @@ a bad record is rejected alone and the rest apply.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from national_hub.services.linking import Linker
+from national_hub.services.linking import Candidate, Linker
 from national_hub.services.node_auth import check_key_usable
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import Council, CouncilStore
@@ -47,6 +50,20 @@ from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 log = logging.getLogger(__name__)
 
 
+# How far ahead of the hub's cursor a batch may arrive and wait for its predecessors
+# (a node pipelines a few batches); how long it waits is configuration.
+PIPELINE_WINDOW = 8
+
+
+@dataclass(slots=True)
+class CheckedOps:
+    """The outcome of validating a batch's ops before any database work."""
+
+    results: list[OpResult | None]
+    latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]]
+    superseded: dict[str, list[int]]
+
+
 class ForkDetected(ConflictError):
     """The council's history diverged; it is flagged once the batch's transaction ends
     (flagging inside it would wait on the council row lock the batch itself holds)."""
@@ -64,13 +81,17 @@ def _utc_now() -> str:
 
 class BatchIntake:
     def __init__(self, pool: asyncpg.Pool, councils: CouncilStore, batches: BatchStore,
-                 records: RecordStore, linker: Linker, hub_key: Ed25519PrivateKey) -> None:
+                 records: RecordStore, linker: Linker, hub_key: Ed25519PrivateKey,
+                 *, predecessor_wait: float = 5.0) -> None:
         self.pool = pool
         self.councils = councils
         self.batches = batches
         self.records = records
         self.linker = linker
         self.hub_key = hub_key
+        self.predecessor_wait = predecessor_wait
+        self._cursor_moved: dict[str, asyncio.Condition] = {}
+        self._notifications: set[asyncio.Task[None]] = set()
 
     async def receive(self, council_code: str, body: bytes) -> IntakeResult:
         try:
@@ -92,43 +113,85 @@ class BatchIntake:
             raise AuthError(f"batch is for council {batch.council}, sent to {council_code}",
                             code=ErrorCode.BATCH_WRONG_COUNCIL, status=403)
         hash_ = batch_hash(envelope.payload)
-        async with self.pool.acquire() as conn, conn.transaction():
-            council = await self.councils.get(conn, council_code, for_update=True)
-            if council is None:
+        async with self.pool.acquire() as conn:
+            if await self.councils.get(conn, council_code) is None:
                 raise SignpostError(f"council {council_code} is not enrolled",
                                     code=ErrorCode.UNKNOWN_COUNCIL, status=404)
             signer_kid = await self._verify_envelope(conn, council_code, envelope)
-            if batch.seq <= council.cursor_seq:
-                return await self._replay(conn, council, batch, hash_)
-            if council.forked_at is not None:
-                raise ConflictError(
-                    f"council {council_code} is flagged after a fork ({council.fork_detail});"
-                    " an operator must clear it", code=ErrorCode.COUNCIL_FLAGGED)
-            if batch.seq > council.cursor_seq + 1:
-                raise ConflictError(
-                    f"seq {batch.seq} leaves a gap: the hub expects {council.cursor_seq + 1}",
-                    code=ErrorCode.SEQ_GAP,
-                    detail={"expected_seq": council.cursor_seq + 1,
-                            "cursor_hash": council.cursor_hash})
-            if batch.prev != council.cursor_hash:
-                raise ForkDetected(
-                    f"batch {batch.seq} prev does not match the hash of batch {council.cursor_seq}",
-                    code=ErrorCode.PREV_MISMATCH,
-                                    detail={"expected_prev": council.cursor_hash})
-            results, applied_ids = await self._apply_ops(conn, council_code, batch)
-            await self.linker.link(conn, council_code, applied_ids)
-            receipt = Receipt(council_code, batch.seq, hash_, _utc_now(), tuple(results))
-            receipt_env = Envelope.sign(RECEIPT_TYPE, receipt.encode(), [self.hub_key]).encode()
-            counts = receipt.counts()
-            await self.batches.insert(
-                conn, council=council_code, seq=batch.seq, hash_=hash_, prev=batch.prev,
-                kid=signer_kid, envelope=body, receipt=receipt_env, op_count=len(batch.ops),
-                applied=counts[APPLIED], rejected=counts[REJECTED],
-            )
-            await self.councils.advance_cursor(conn, council_code, batch.seq, hash_)
+        # CPU work before taking the council's lock: while one batch is being written,
+        # the next one (sent pipelined by the node) is validated.
+        checked = self._check_ops(batch)
+        waited_until = time.monotonic() + self.predecessor_wait
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                council = await self.councils.get(conn, council_code, for_update=True)
+                assert council is not None
+                if batch.seq <= council.cursor_seq:
+                    return await self._replay(conn, council, batch, hash_)
+                if council.forked_at is not None:
+                    raise ConflictError(
+                        f"council {council_code} is flagged after a fork "
+                        f"({council.fork_detail}); an operator must clear it",
+                        code=ErrorCode.COUNCIL_FLAGGED)
+                gap = batch.seq - council.cursor_seq - 1
+                if gap == 0:
+                    if batch.prev != council.cursor_hash:
+                        raise ForkDetected(
+                            f"batch {batch.seq} prev does not match the hash of batch "
+                            f"{council.cursor_seq}", code=ErrorCode.PREV_MISMATCH,
+                            detail={"expected_prev": council.cursor_hash})
+                    receipt_env, counts = await self._apply(conn, council_code, batch, hash_,
+                                                            checked, signer_kid, body)
+                    break
+                if gap >= PIPELINE_WINDOW or time.monotonic() > waited_until:
+                    raise ConflictError(
+                        f"seq {batch.seq} leaves a gap: the hub expects "
+                        f"{council.cursor_seq + 1}", code=ErrorCode.SEQ_GAP,
+                        detail={"expected_seq": council.cursor_seq + 1,
+                                "cursor_hash": council.cursor_hash})
+            # A predecessor is probably in flight: wait for it outside the transaction.
+            await self._await_advance(council_code)
+        self._advanced(council_code)
         log.info("batch applied", extra={"council": council_code, "seq": batch.seq,
                                          "ops": len(batch.ops), **counts})
         return IntakeResult(receipt_env, replayed=False)
+
+    async def _apply(self, conn: asyncpg.Connection, council_code: str, batch: Batch,
+                     hash_: str, checked: CheckedOps, signer_kid: str,
+                     body: bytes) -> tuple[bytes, dict[str, int]]:
+        results = await self._apply_ops(conn, council_code, batch, checked)
+        receipt = Receipt(council_code, batch.seq, hash_, _utc_now(), tuple(results))
+        receipt_env = Envelope.sign(RECEIPT_TYPE, receipt.encode(), [self.hub_key]).encode()
+        counts = receipt.counts()
+        await self.batches.insert(
+            conn, council=council_code, seq=batch.seq, hash_=hash_, prev=batch.prev,
+            kid=signer_kid, envelope=body, receipt=receipt_env, op_count=len(batch.ops),
+            applied=counts[APPLIED], rejected=counts[REJECTED],
+        )
+        await self.councils.advance_cursor(conn, council_code, batch.seq, hash_)
+        return receipt_env, counts
+
+    def _condition(self, council: str) -> asyncio.Condition:
+        return self._cursor_moved.setdefault(council, asyncio.Condition())
+
+    async def _await_advance(self, council: str) -> None:
+        """Wake when this process applies a batch of the council, or after a short poll
+        interval (another hub replica may be the one applying it)."""
+        condition = self._condition(council)
+        async with condition:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(condition.wait(), timeout=0.05)
+
+    def _advanced(self, council: str) -> None:
+        condition = self._condition(council)
+
+        async def notify() -> None:
+            async with condition:
+                condition.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
 
     async def _verify_envelope(self, conn: asyncpg.Connection, council: str,
                                envelope: Envelope) -> str:
@@ -161,11 +224,12 @@ class BatchIntake:
                             detail={"seq": batch.seq,
                                     "stored_hash": stored.hash if stored else None})
 
-    async def _apply_ops(self, conn: asyncpg.Connection, council: str,
-                         batch: Batch) -> tuple[list[OpResult], list[str]]:
+    @staticmethod
+    def _check_ops(batch: Batch) -> CheckedOps:
+        """Validate every op (pure CPU, no database): each bad op gets its own result.
+        The last valid op per local_id wins inside one batch, as if applied in order;
+        the ops it supersedes share its fate (applied, or stale against the hub)."""
         results: list[OpResult | None] = [None] * len(batch.ops)
-        # The last valid op per local_id wins inside one batch, as if applied in order;
-        # the ops it supersedes share its fate (applied, or stale against the hub).
         latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]] = {}
         superseded: dict[str, list[int]] = {}
         for i, op in enumerate(batch.ops):
@@ -192,36 +256,55 @@ class BatchIntake:
                     continue
                 superseded.setdefault(op.local_id, []).append(previous[0])
             latest[op.local_id] = (i, op, record)
+        return CheckedOps(results, latest, superseded)
 
-        held = await self.records.versions(conn, council, list(latest))
-        upserts: list[RecordRow] = []
+    async def _apply_ops(self, conn: asyncpg.Connection, council: str, batch: Batch,
+                         checked: CheckedOps) -> list[OpResult]:
+        results = list(checked.results)
+        latest, superseded = checked.latest, checked.superseded
+        held = await self.records.held(conn, council, list(latest))
+        upserts: list[tuple[UpsertOp, ChildRecord]] = []
         deletes: list[tuple[str, int]] = []
         for local_id, (i, op, record) in latest.items():
-            if held.get(local_id, 0) >= op.version:
+            have = held.get(local_id)
+            if have is not None and have.version >= op.version:
                 results[i] = OpResult(local_id, STALE, ErrorCode.STALE_VERSION,
-                                      f"the hub holds version {held[local_id]}")
+                                      f"the hub holds version {have.version}")
                 continue
             results[i] = OpResult(local_id, APPLIED)
             if isinstance(op, DeleteOp):
                 deletes.append((local_id, op.version))
             else:
                 assert record is not None
-                upserts.append(RecordRow(
-                    local_id=local_id, version=op.version, record=op.record,
-                    digest=op.digest, given_name=record.given_name,
-                    family_name=record.family_name, dob=record.dob, sex=record.sex,
-                    postcode=record.postcode, nhs_number=record.nhs_number, upn=record.upn,
-                    shielded=record.shielded,
-                ))
-        await self.records.upsert(conn, council, batch.seq, upserts)
+                upserts.append((op, record))
+
+        def current_id(local_id: str) -> str | None:
+            have = held.get(local_id)
+            return have.national_id if have is not None and have.live else None
+
+        plan = await self.linker.plan(conn, council, [
+            Candidate(op.local_id, rec.nhs_number, current_id(op.local_id))
+            for op, rec in upserts
+        ])
+        await self.records.upsert(conn, council, batch.seq, [
+            RecordRow(
+                local_id=op.local_id, version=op.version, record=op.record, digest=op.digest,
+                given_name=rec.given_name, family_name=rec.family_name, dob=rec.dob,
+                sex=rec.sex, postcode=rec.postcode, nhs_number=rec.nhs_number, upn=rec.upn,
+                shielded=rec.shielded, national_id=plan.national_ids[op.local_id],
+                link_status=plan.statuses[op.local_id],
+            ) for op, rec in upserts
+        ])
         await self.records.tombstone(conn, council, batch.seq, deletes)
+        released = [nid for nid in (current_id(lid) for lid, _ in deletes) if nid]
+        await self.linker.refresh(conn, plan, released)
         for local_id, indices in superseded.items():
             final_result = results[latest[local_id][0]]
             for index in indices:
                 results[index] = final_result
         final = [r for r in results if r is not None]
         assert len(final) == len(batch.ops)
-        return final, [r.local_id for r in upserts]
+        return final
 
     async def _flag(self, council: str, detail: str) -> None:
         """Flag a fork in its own transaction: it must stick although the batch fails."""

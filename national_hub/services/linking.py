@@ -9,6 +9,7 @@ it hands out stay valid then.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -26,33 +27,77 @@ def new_national_id() -> str:
     return "NC" + "".join(chars)
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A record about to be written: who it is and which national id it holds now."""
+
+    local_id: str
+    nhs_number: str | None
+    current_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPlan:
+    national_ids: dict[str, str]  # local_id -> national id
+    statuses: dict[str, str]  # local_id -> linked | single
+    touched: list[str]  # national ids whose other holders may need their status refreshed
+
+
 class Linker:
     def __init__(self, records: RecordStore) -> None:
         self.records = records
 
-    async def link(self, conn: asyncpg.Connection, council: str, local_ids: list[str]) -> None:
-        if not local_ids:
-            return
-        rows = await self.records.link_candidates(conn, council, local_ids)
+    async def plan(self, conn: asyncpg.Connection, council: str,
+                   candidates: list[Candidate]) -> LinkPlan:
+        """Decide each record's national id before it is written, so each record is
+        written once. Two indexed set queries, then pure Python; new ids are created."""
+        mine = {c.local_id for c in candidates}
+
+        def outside(row: asyncpg.Record) -> bool:
+            return not (row["council_code"] == council and row["local_id"] in mine)
+
+        nhs_numbers = sorted({c.nhs_number for c in candidates if c.nhs_number})
+        by_nhs: dict[str, list[str]] = {}
+        for o in await self.records.links_by_nhs(conn, nhs_numbers):
+            if outside(o):
+                by_nhs.setdefault(o["nhs_number"], []).append(o["national_id"])
+        current_ids = sorted({c.current_id for c in candidates if c.current_id})
+        shared: set[str] = {h["national_id"] for h in
+                            await self.records.holders_of(conn, current_ids) if outside(h)}
+
         new_ids: list[str] = []
-        links: list[tuple[str, str, str]] = []
-        touched: set[str] = set()
-        by_nhs: dict[str, str] = {}
-        for row in rows:
-            nid = row["nhs_match"]
-            if nid is None and row["nhs_number"] is not None:
-                nid = by_nhs.get(row["nhs_number"])  # another record of this same batch
-            if nid is None and row["national_id"] is not None and row["sharing"] == 0:
-                nid = row["national_id"]  # keep its own id while nothing else shares it
+        assigned: dict[str, str] = {}
+        batch_by_nhs: dict[str, str] = {}
+        for c in candidates:
+            nid = min(by_nhs[c.nhs_number]) if c.nhs_number in by_nhs else None
+            if nid is None and c.nhs_number is not None:
+                nid = batch_by_nhs.get(c.nhs_number)  # another record of this same batch
+            if nid is None and c.current_id is not None and c.current_id not in shared:
+                nid = c.current_id  # keep its own id while nothing else shares it
             if nid is None:
                 nid = new_national_id()
                 new_ids.append(nid)
-            if row["nhs_number"] is not None:
-                by_nhs.setdefault(row["nhs_number"], nid)
-            if row["national_id"] is not None:
-                touched.add(row["national_id"])
-            touched.add(nid)
-            links.append((row["local_id"], nid, "single"))
+            if c.nhs_number is not None:
+                batch_by_nhs.setdefault(c.nhs_number, nid)
+            assigned[c.local_id] = nid
         await self.records.create_national_ids(conn, new_ids)
-        await self.records.set_links(conn, council, links)
-        await self.records.refresh_link_status(conn, sorted(touched))
+
+        holders: dict[str, int] = {}
+        for nid in assigned.values():
+            holders[nid] = holders.get(nid, 0) + 1
+        for h in await self.records.holders_of(conn, sorted(set(assigned.values()) - set(new_ids))):
+            if outside(h):
+                holders[h["national_id"]] += 1
+        touched = sorted((set(assigned.values()) - set(new_ids)) | set(current_ids))
+        return LinkPlan(
+            national_ids=assigned,
+            statuses={lid: "linked" if holders[nid] > 1 else "single"
+                      for lid, nid in assigned.items()},
+            touched=touched,
+        )
+
+    async def refresh(self, conn: asyncpg.Connection, plan: LinkPlan,
+                      released: list[str]) -> None:
+        """After the write: fix the status of other records sharing a touched id, and of
+        records whose partner was deleted or moved away (``released`` ids)."""
+        await self.records.refresh_link_status(conn, sorted(set(plan.touched) | set(released)))

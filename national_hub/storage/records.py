@@ -28,16 +28,28 @@ class RecordRow:
     nhs_number: str | None
     upn: str | None
     shielded: bool
+    national_id: str | None = None
+    link_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """What the hub already holds for a (council, local_id) before a batch applies."""
+
+    version: int
+    national_id: str | None
+    live: bool
 
 
 class RecordStore:
-    async def versions(self, conn: asyncpg.Connection, council: str,
-                       local_ids: list[str]) -> dict[str, int]:
+    async def held(self, conn: asyncpg.Connection, council: str,
+                   local_ids: list[str]) -> dict[str, HeldRecord]:
         rows = await conn.fetch(
-            "SELECT local_id, version FROM records"
+            "SELECT local_id, version, national_id, record IS NOT NULL AS live FROM records"
             " WHERE council_code = $1 AND local_id = ANY($2::text[])", council, local_ids,
         )
-        return {r["local_id"]: r["version"] for r in rows}
+        return {r["local_id"]: HeldRecord(r["version"], r["national_id"], r["live"])
+                for r in rows}
 
     async def upsert(self, conn: asyncpg.Connection, council: str, batch_seq: int,
                      rows: list[RecordRow]) -> None:
@@ -45,23 +57,26 @@ class RecordStore:
             return
         cols = list(zip(*[
             (r.local_id, r.version, r.record, r.digest, r.given_name, r.family_name, r.dob,
-             r.sex, r.postcode, r.nhs_number, r.upn, r.shielded) for r in rows
+             r.sex, r.postcode, r.nhs_number, r.upn, r.shielded, r.national_id, r.link_status)
+            for r in rows
         ], strict=True))
         await conn.execute(
             """
             INSERT INTO records (council_code, batch_seq, local_id, version, record, digest,
                                  given_name, family_name, dob, sex, postcode, nhs_number, upn,
-                                 shielded)
+                                 shielded, national_id, link_status)
             SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[], $5::bytea[], $6::text[],
                                          $7::text[], $8::text[], $9::date[], $10::smallint[],
-                                         $11::text[], $12::text[], $13::text[], $14::bool[])
+                                         $11::text[], $12::text[], $13::text[], $14::bool[],
+                                         $15::text[], $16::text[])
             ON CONFLICT (council_code, local_id) DO UPDATE SET
                 batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version,
                 record = EXCLUDED.record, digest = EXCLUDED.digest,
                 given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
                 dob = EXCLUDED.dob, sex = EXCLUDED.sex, postcode = EXCLUDED.postcode,
                 nhs_number = EXCLUDED.nhs_number, upn = EXCLUDED.upn,
-                shielded = EXCLUDED.shielded, updated_at = now()
+                shielded = EXCLUDED.shielded, national_id = EXCLUDED.national_id,
+                link_status = EXCLUDED.link_status, updated_at = now()
             """,
             council, batch_seq, *[list(c) for c in cols],
         )
@@ -107,26 +122,21 @@ class RecordStore:
 
     # --- national ids -------------------------------------------------------------
 
-    async def link_candidates(self, conn: asyncpg.Connection, council: str,
-                              local_ids: list[str]) -> list[asyncpg.Record]:
-        """For each given record: its NHS number, its current national id, and the
-        national id already held by another live record with the same NHS number."""
+    async def links_by_nhs(self, conn: asyncpg.Connection,
+                           nhs_numbers: list[str]) -> list[asyncpg.Record]:
+        """Live, linked records holding any of these NHS numbers."""
         return await conn.fetch(
-            """
-            SELECT r.local_id, r.nhs_number, r.national_id,
-                   (SELECT min(o.national_id) FROM records o
-                     WHERE o.nhs_number = r.nhs_number AND o.record IS NOT NULL
-                       AND o.national_id IS NOT NULL
-                       AND NOT (o.council_code = r.council_code AND o.local_id = r.local_id)
-                   ) AS nhs_match,
-                   (SELECT count(*) FROM records o
-                     WHERE o.national_id = r.national_id
-                       AND NOT (o.council_code = r.council_code AND o.local_id = r.local_id)
-                   ) AS sharing
-            FROM records r
-            WHERE r.council_code = $1 AND r.local_id = ANY($2::text[]) AND r.record IS NOT NULL
-            """,
-            council, local_ids,
+            "SELECT council_code, local_id, nhs_number, national_id FROM records"
+            " WHERE nhs_number = ANY($1::text[]) AND record IS NOT NULL"
+            " AND national_id IS NOT NULL", nhs_numbers,
+        )
+
+    async def holders_of(self, conn: asyncpg.Connection,
+                         national_ids: list[str]) -> list[asyncpg.Record]:
+        """Every live record linked to any of these national ids."""
+        return await conn.fetch(
+            "SELECT council_code, local_id, national_id FROM records"
+            " WHERE national_id = ANY($1::text[]) AND record IS NOT NULL", national_ids,
         )
 
     async def create_national_ids(self, conn: asyncpg.Connection, ids: list[str]) -> None:
@@ -135,33 +145,22 @@ class RecordStore:
                 "INSERT INTO national_children (national_id) SELECT unnest($1::text[])", ids
             )
 
-    async def set_links(self, conn: asyncpg.Connection, council: str,
-                        links: list[tuple[str, str, str]]) -> None:
-        """Set (local_id, national_id, status) for records of one council."""
-        if not links:
-            return
-        ids, nids, statuses = zip(*links, strict=True)
-        await conn.execute(
-            """
-            UPDATE records r SET national_id = l.nid, link_status = l.status
-            FROM unnest($2::text[], $3::text[], $4::text[]) AS l(local_id, nid, status)
-            WHERE r.council_code = $1 AND r.local_id = l.local_id
-            """,
-            council, list(ids), list(nids), list(statuses),
-        )
-
     async def refresh_link_status(self, conn: asyncpg.Connection,
                                   national_ids: list[str]) -> None:
-        """A national child held by more than one record is 'linked', else 'single'."""
+        """A national child held by more than one record is 'linked', else 'single'.
+        Rewrites only the rows whose status changes (usually none or a partner's)."""
         if not national_ids:
             return
         await conn.execute(
             """
-            UPDATE records r SET link_status = CASE WHEN n.cnt > 1 THEN 'linked' ELSE 'single' END
-            FROM (SELECT national_id, count(*) AS cnt FROM records
+            UPDATE records r SET link_status = n.status
+            FROM (SELECT national_id,
+                         CASE WHEN count(*) > 1 THEN 'linked' ELSE 'single' END AS status
+                  FROM records
                   WHERE national_id = ANY($1::text[]) AND record IS NOT NULL
                   GROUP BY national_id) n
-            WHERE r.national_id = n.national_id
+            WHERE r.national_id = n.national_id AND r.record IS NOT NULL
+              AND r.link_status IS DISTINCT FROM n.status
             """,
             national_ids,
         )

@@ -47,6 +47,11 @@ CREATE TABLE batches (
 );
 
 -- Refused batches (signature, seq gap, fork…), for operators.
+-- Envelopes are msgpack of mostly short strings: compression gains little and costs
+-- the hub CPU on every batch.
+ALTER TABLE batches ALTER COLUMN envelope SET STORAGE EXTERNAL;
+ALTER TABLE batches ALTER COLUMN receipt SET STORAGE EXTERNAL;
+
 CREATE TABLE rejected_batches (
     id            bigserial PRIMARY KEY,
     council_code  text NOT NULL,

@@ -1,0 +1,166 @@
+"""Initial publish of one council to the hub, end to end (DESIGN §10).
+
+Generates one council of synthetic children (246,000 by default), loads its
+feeds into a node, then runs the real hub (``national-hub serve``) and the real
+publisher (``local-node publish --once``) as separate processes on the embedded
+PostgreSQL, and prints records/s from the first batch sent to the last receipt
+stored (hub applied and linked), with the peak memory of both processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+import click
+import psutil
+from tqdm import tqdm
+
+import synthetic
+from local_node.app import PACKAGE as NODE_PACKAGE
+from local_node.app import ingest_service
+from national_hub.app import PACKAGE as HUB_PACKAGE
+from protocol import keys
+from server_common import database, embedded_pg
+
+COUNCIL = "E10000011"
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+class PeakMemory(threading.Thread):
+    """Samples a process's resident memory until stopped; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+
+async def _prepare(base: str, feeds: Path) -> tuple[str, str, int]:
+    hub_url = await embedded_pg.ensure_database(base, "bench_hub")
+    node_url = await embedded_pg.ensure_database(base, "bench_node")
+    for url, package in ((hub_url, HUB_PACKAGE), (node_url, NODE_PACKAGE)):
+        conn = await asyncpg.connect(url)
+        await database.upgrade(conn, package)
+        await conn.close()
+    pool = await asyncpg.create_pool(node_url, min_size=1, max_size=2)
+    assert pool is not None
+    service = ingest_service(pool)
+    for feed in ("education", "health", "services"):
+        path = feeds / COUNCIL / f"{feed}.csv"
+        with tqdm(desc=f"ingest {feed}", unit="row") as bar:
+            await service.ingest_file(feed, path, bar.update)
+    async with pool.acquire() as conn:
+        pending = int(await conn.fetchval("SELECT count(*) FROM outbox"))
+    await pool.close()
+    return hub_url, node_url, pending
+
+
+async def _timings(node_url: str) -> tuple[float, int, int]:
+    conn = await asyncpg.connect(node_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT extract(epoch FROM max(receipt_at) - min(created_at)) AS seconds,"
+            " count(*) AS batches, coalesce(sum(applied), 0) AS applied FROM sent_batches")
+    finally:
+        await conn.close()
+    return float(row["seconds"]), int(row["batches"]), int(row["applied"])
+
+
+@click.command(help=__doc__)
+@click.option("--children", default=246_000, show_default=True)
+@click.option("--batch-size", default=5000, show_default=True)
+@click.option("--seed", default=10, show_default=True)
+@click.option("--data-dir", default=".data/bench", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    base = embedded_pg.start(data_dir / "pg")
+    started = time.perf_counter()
+    population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
+    synthetic.write_feeds(population, data_dir / "feeds")
+    click.echo(f"generated {children:,} children in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    hub_db, node_db, pending = asyncio.run(_prepare(base, data_dir / "feeds"))
+    click.echo(f"ingested into the node in {time.perf_counter() - started:.1f} s: "
+               f"{pending:,} records to publish")
+
+    key = keys.generate()
+    key_file = data_dir / "node" / "key.pem"
+    keys.write_private_key(key, key_file)
+    env = dict(os.environ) | {
+        "NATIONAL_HUB_DATABASE_URL": hub_db,
+        "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
+        "NATIONAL_HUB__SERVER__PORT": "8490",
+        "LOCAL_NODE_DATABASE_URL": node_db, "LOCAL_NODE_COUNCIL": COUNCIL,
+        "LOCAL_NODE__COUNCIL__KEY_FILE": str(key_file),
+        "LOCAL_NODE__HUB__URL": "http://127.0.0.1:8490",
+        "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(data_dir / "hub" / "hub_key.pub.pem"),
+        "LOCAL_NODE__PUBLISHER__BATCH_SIZE": str(batch_size),
+    }
+    subprocess.run([_bin("national-hub"), "councils", "add", COUNCIL, "--name", "East Sussex",
+                    "--public-key", str(keys.public_path_for(key_file))], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    hub = subprocess.Popen([_bin("national-hub"), "serve"], env=env,
+                           stderr=(data_dir / "hub.log").open("wb"))
+    try:
+        for _ in range(200):
+            if (data_dir / "hub" / "hub_key.pub.pem").exists():
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        hub_mem = PeakMemory(hub.pid)
+        hub_mem.start()
+        spy = None
+        if os.environ.get("BENCH_PYSPY"):
+            spy = subprocess.Popen(["py-spy", "record", "-p", str(hub.pid), "-o",
+                                    os.environ["BENCH_PYSPY"], "-f", "raw", "-r", "50"],
+                                   stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        node = subprocess.Popen([_bin("local-node"), "publish", "--once"], env=env,
+                                stdout=subprocess.PIPE, stderr=(data_dir / "node.log").open("wb"),
+                                text=True)
+        node_mem = PeakMemory(node.pid)
+        node_mem.start()
+        out, _ = node.communicate()
+        node_mem.running = hub_mem.running = False
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait()
+        if node.returncode != 0:
+            raise click.ClickException(f"publish failed; see {data_dir}/node.log")
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
+    seconds, batches, applied = asyncio.run(_timings(node_db))
+    click.echo(f"\n{out.strip()}")
+    click.echo("\n== initial publish, one council (target ≥ 25,000 records/s)")
+    click.echo(f"records applied      {applied:,} in {batches} batches of ≤{batch_size}")
+    click.echo(f"first send → last receipt  {seconds:.2f} s")
+    click.echo(f"throughput           {applied / seconds:,.0f} records/s")
+    click.echo(f"peak memory          hub {hub_mem.peak / 2**20:,.0f} MiB, "
+               f"node {node_mem.peak / 2**20:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
