@@ -5,56 +5,19 @@ Each refusal must carry its own stable error code and apply nothing.
 
 from __future__ import annotations
 
-import io
 import time
-from datetime import date
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from protocol import encoding, keys, request_auth
-from protocol.batch import GENESIS, Batch, DeleteOp, Receipt, UpsertOp, batch_hash
-from protocol.records import ChildRecord, Involvement
+from protocol.batch import GENESIS, DeleteOp, Receipt, UpsertOp
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 from tests.hub_harness import Hub, running_hub
+from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 
 ESX, WSX = "E10000011", "E10000032"
-
-
-def record(local_id: str, nhs: str | None = "9434765919", **extra: object) -> ChildRecord:
-    return ChildRecord(local_id=local_id, given_name="Amelia", family_name="Okafor",
-                       dob=date(2015, 3, 14), sex=2, nhs_number=nhs, postcode="BN1 1AA",
-                       involvements=(Involvement(service_type="school",
-                                                 organisation_code="114580"),), **extra)
-
-
-def batch_bytes(council: str, seq: int, prev: str, ops: list, key) -> tuple[bytes, str]:
-    payload = Batch(council, seq, prev, "2026-11-25T10:00:00Z", tuple(ops)).encode()
-    return Envelope.sign(BATCH_TYPE, payload, [key]).encode(), batch_hash(payload)
-
-
-class Client:
-    """Sends raw, signed node requests, so tests can also send wrong ones."""
-
-    def __init__(self, hub: Hub, council: str, key) -> None:
-        self.hub, self.council, self.key = hub, council, key
-
-    async def send(self, body: bytes, *, council: str | None = None, key=None,
-                   method: str = "POST", tail: str = "batches", now: float | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[int, bytes, dict]:
-        code = council or self.council
-        path = f"/v1/councils/{code}/{tail}"
-        hdrs = headers or request_auth.sign_request(key or self.key, method, path, body,
-                                                    code, now=now)
-        async with aiohttp.ClientSession() as session, session.request(
-                method, self.hub.url + path, data=io.BytesIO(body), headers=hdrs) as resp:
-            return resp.status, await resp.read(), hdrs
-
-
-def error_code(body: bytes) -> str:
-    import json
-    return json.loads(body)["error"]["code"]
 
 
 @pytest.fixture
