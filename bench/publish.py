@@ -100,6 +100,7 @@ def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
     started = time.perf_counter()
     population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
     synthetic.write_feeds(population, data_dir / "feeds")
+    del population  # millions of live objects would slow every garbage collection after
     click.echo(f"generated {children:,} children in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     hub_db, node_db, pending = asyncio.run(_prepare(base, data_dir / "feeds"))

@@ -15,7 +15,7 @@ from local_node.storage.children import ChildStore
 from local_node.storage.outbox import OutboxStore
 from protocol import keys as protocol_keys
 from server_common import cli as common
-from server_common import database
+from server_common import database, logs
 from server_common.config import ConfigError
 
 INDEX_COLUMNS = ("local_id", "source", "source_ref")
@@ -31,6 +31,7 @@ INDEX_COLUMNS = ("local_id", "source", "source_ref")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
          council_code: str | None) -> None:
+    logs.setup("local-node", "WARNING")  # serve and publish raise this to INFO
     ctx.obj = common.load_config(NodeConfig, ENV_PREFIX, config_path,
                                  {"database": {"url": database_url},
                                   "council": {"code": council_code}})
@@ -128,6 +129,8 @@ def ingest(config: NodeConfig, feed: str, file: Path) -> None:
 @click.pass_obj
 @_guard
 def publish(config: NodeConfig, once: bool) -> None:
+    logs.setup(f"local-node {config.council.code}")
+
     async def go():
         async with open_pool(config) as pool, \
                 open_publisher(config, pool, max_attempts=6 if once else None) as publisher:

@@ -15,7 +15,7 @@ from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.records import RecordStore
 from server_common import cli as common
-from server_common import database
+from server_common import database, logs
 
 
 class Context:
@@ -33,6 +33,7 @@ class Context:
               help="PostgreSQL URL; without it an embedded server is used.")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, database_url: str | None) -> None:
+    logs.setup("national-hub", "WARNING")  # serve raises this to INFO
     ctx.obj = Context(common.load_config(HubConfig, ENV_PREFIX, config_path,
                                          {"database": {"url": database_url}}))
 

@@ -1,0 +1,368 @@
+"""Field comparisons: how closely two records agree on each field, as a *level*.
+
+Each field has a small :class:`~enum.IntEnum` of levels, as Splink has comparison
+levels: higher is closer agreement, ``MISSING`` (-1) means one side has no value
+and carries no evidence either way. :data:`COMPARISONS` lists them in the order of
+a comparison vector (:func:`compare_all`), which is what scoring and the EM
+estimator work on.
+
+    >>> from datetime import date
+    >>> a = IdentityFields("Alfie", "Smith-Jones", date(2015, 3, 4), postcode="BN1 1AA")
+    >>> b = IdentityFields("Alfred", "Jones", date(2015, 4, 3), postcode="BN1 1AB")
+    >>> compare_given_name(a, b).name, compare_family_name(a, b).name
+    ('NICKNAME', 'PART')
+    >>> compare_dob(a, b).name, compare_postcode(a, b).name
+    ('SWAPPED', 'SECTOR')
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from rapidfuzz import fuzz
+from stdnum.gb import nhs, upn
+
+from protocol.matching.names import (
+    fold,
+    given_names_equivalent,
+    jaro_winkler,
+    name_parts,
+    normalise_name,
+    phonetic,
+)
+
+if TYPE_CHECKING:
+    from protocol.records import ChildRecord
+
+SEX_MISSING = frozenset({0, 9})  # "not known" and "not specified" say nothing
+# Name particles that never count as a part of a double-barrelled surname on their own.
+_PARTICLES = frozenset({"van", "von", "der", "den", "de", "la", "le", "du", "da", "di", "del",
+                        "al", "el", "bin", "ben", "ap", "st", "mc", "mac", "o"})
+_ADDRESS_WORDS = {
+    "rd": "road", "st": "street", "ave": "avenue", "av": "avenue", "cl": "close",
+    "cres": "crescent", "cresc": "crescent", "dr": "drive", "gdns": "gardens", "gr": "grove",
+    "ln": "lane", "pl": "place", "sq": "square", "ter": "terrace", "terr": "terrace",
+    "ct": "court", "pk": "park", "wy": "way", "hse": "house", "cott": "cottage",
+}
+_ADDRESS_TOKEN = re.compile(r"[^\W_]+")  # letters and digits of any script
+_POSTCODE_AREA = re.compile(r"[A-Z]{1,2}")
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityFields:
+    """The identity fields matching compares, as one record holds them."""
+
+    given_name: str | None
+    family_name: str | None
+    dob: date | None
+    sex: int = 0
+    other_given_names: str | None = None
+    former_family_names: tuple[str, ...] = ()
+    postcode: str | None = None
+    address_line: str | None = None
+    nhs_number: str | None = None
+    upn: str | None = None
+
+    @classmethod
+    def from_record(cls, record: ChildRecord) -> IdentityFields:
+        return cls(
+            given_name=record.given_name, family_name=record.family_name, dob=record.dob,
+            sex=record.sex, other_given_names=record.other_given_names,
+            former_family_names=tuple(record.former_family_names),
+            postcode=record.postcode, address_line=record.address_line,
+            nhs_number=record.nhs_number, upn=record.upn,
+        )
+
+
+class GivenNameLevel(IntEnum):
+    MISSING = -1
+    OTHER = 0
+    PHONETIC = 1
+    JW_85 = 2
+    JW_92 = 3
+    NICKNAME = 4
+    EXACT = 5
+
+
+class FamilyNameLevel(IntEnum):
+    MISSING = -1
+    OTHER = 0
+    PHONETIC = 1
+    JW_HIGH = 2
+    FORMER = 3   # one record's surname is a former surname of the other
+    PART = 4     # one part of a hyphenated / double-barrelled surname is the other
+    EXACT = 5
+
+
+class DobLevel(IntEnum):
+    MISSING = -1
+    OTHER = 0
+    SAME_YEAR_MONTH = 1
+    ONE_DIGIT = 2
+    SWAPPED = 3   # day and month swapped
+    EXACT = 4
+
+
+class SexLevel(IntEnum):
+    MISSING = -1
+    DISAGREE = 0
+    AGREE = 1
+
+
+class PostcodeLevel(IntEnum):
+    MISSING = -1
+    OTHER = 0
+    AREA = 1      # "BN"
+    DISTRICT = 2  # "BN1"
+    SECTOR = 3    # "BN1 1"
+    FULL = 4
+
+
+class IdentifierLevel(IntEnum):
+    """NHS number and UPN: valid numbers agree or disagree; an invalid one is missing."""
+
+    MISSING = -1
+    DISAGREE = 0
+    AGREE = 1
+
+
+class AddressLevel(IntEnum):
+    MISSING = -1
+    OTHER = 0
+    MEDIUM = 1    # token-set ratio >= 70
+    HIGH = 2      # token-set ratio >= 90, house numbers not contradicting
+    EXACT = 3
+
+
+JW_HIGH, JW_MEDIUM = 0.92, 0.85
+ADDRESS_HIGH, ADDRESS_MEDIUM = 90.0, 70.0
+
+
+# -- names ---------------------------------------------------------------------------
+
+
+def compare_given_name(a: IdentityFields, b: IdentityFields) -> GivenNameLevel:
+    x, y = normalise_name(a.given_name), normalise_name(b.given_name)
+    if not x or not y:
+        return GivenNameLevel.MISSING
+    return _given_level(x, y) if x <= y else _given_level(y, x)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _given_level(x: str, y: str) -> GivenNameLevel:
+    if x == y:
+        return GivenNameLevel.EXACT
+    if given_names_equivalent(x, y):
+        return GivenNameLevel.NICKNAME
+    jw = jaro_winkler(x, y)
+    if jw >= JW_HIGH:
+        return GivenNameLevel.JW_92
+    if jw >= JW_MEDIUM:
+        return GivenNameLevel.JW_85
+    if phonetic(x) == phonetic(y):
+        return GivenNameLevel.PHONETIC
+    return GivenNameLevel.OTHER
+
+
+def compare_family_name(a: IdentityFields, b: IdentityFields) -> FamilyNameLevel:
+    x, y = normalise_name(a.family_name), normalise_name(b.family_name)
+    if not x or not y:
+        return FamilyNameLevel.MISSING
+    if x == y:
+        return FamilyNameLevel.EXACT
+    level = _family_level(x, y) if x <= y else _family_level(y, x)
+    if level >= FamilyNameLevel.PART:
+        return level
+    if a.former_family_names or b.former_family_names:
+        if _is_former(x, b.former_family_names) or _is_former(y, a.former_family_names):
+            return FamilyNameLevel.FORMER
+    return level
+
+
+def _is_former(name: str, formers: tuple[str, ...]) -> bool:
+    return any(normalise_name(f) == name for f in formers)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _family_level(x: str, y: str) -> FamilyNameLevel:
+    px, py = _significant_parts(x), _significant_parts(y)
+    if (len(px) > 1 or len(py) > 1) and px and py and (px <= py or py <= px):
+        return FamilyNameLevel.PART
+    if jaro_winkler(x, y) >= JW_HIGH:
+        return FamilyNameLevel.JW_HIGH
+    if phonetic(x) == phonetic(y):
+        return FamilyNameLevel.PHONETIC
+    return FamilyNameLevel.OTHER
+
+
+def _significant_parts(name: str) -> frozenset[str]:
+    return frozenset(p for p in name_parts(name) if p not in _PARTICLES and len(p) > 1)
+
+
+# -- date of birth, sex --------------------------------------------------------------
+
+
+def compare_dob(a: IdentityFields, b: IdentityFields) -> DobLevel:
+    x, y = a.dob, b.dob
+    if x is None or y is None:
+        return DobLevel.MISSING
+    if x == y:
+        return DobLevel.EXACT
+    if x.year == y.year and x.day == y.month and x.month == y.day:
+        return DobLevel.SWAPPED
+    if _digits_differing(x, y) == 1:
+        return DobLevel.ONE_DIGIT
+    if x.year == y.year and x.month == y.month:
+        return DobLevel.SAME_YEAR_MONTH
+    return DobLevel.OTHER
+
+
+def _digits_differing(x: date, y: date) -> int:
+    sx, sy = f"{x.year:04d}{x.month:02d}{x.day:02d}", f"{y.year:04d}{y.month:02d}{y.day:02d}"
+    return sum(1 for cx, cy in zip(sx, sy, strict=True) if cx != cy)
+
+
+def compare_sex(a: IdentityFields, b: IdentityFields) -> SexLevel:
+    if a.sex in SEX_MISSING or b.sex in SEX_MISSING:
+        return SexLevel.MISSING
+    return SexLevel.AGREE if a.sex == b.sex else SexLevel.DISAGREE
+
+
+# -- postcode and address ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _postcode_parts(postcode: str) -> tuple[str, str, str, str] | None:
+    """(full, sector, district, area) of a postcode in any spacing or case."""
+    compact = "".join(postcode.split()).upper()
+    if len(compact) < 5:
+        return None
+    outward, inward = compact[:-3], compact[-3:]
+    area = _POSTCODE_AREA.match(outward)
+    return compact, f"{outward} {inward[0]}", outward, area.group(0) if area else outward
+
+
+def compare_postcode(a: IdentityFields, b: IdentityFields) -> PostcodeLevel:
+    if not a.postcode or not b.postcode:
+        return PostcodeLevel.MISSING
+    x, y = _postcode_parts(a.postcode), _postcode_parts(b.postcode)
+    if x is None or y is None:
+        return PostcodeLevel.MISSING
+    for level, i in ((PostcodeLevel.FULL, 0), (PostcodeLevel.SECTOR, 1),
+                     (PostcodeLevel.DISTRICT, 2), (PostcodeLevel.AREA, 3)):
+        if x[i] == y[i]:
+            return level
+    return PostcodeLevel.OTHER
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def normalise_address(line: str) -> str:
+    """Lower case tokens with common abbreviations written out ("Rd" → "road")."""
+    tokens = _ADDRESS_TOKEN.findall(fold(line))
+    return " ".join(_ADDRESS_WORDS.get(t, t) for t in tokens)
+
+
+def _numbers(address: str) -> frozenset[str]:
+    return frozenset(t for t in address.split() if t.isdigit())
+
+
+def compare_address(a: IdentityFields, b: IdentityFields) -> AddressLevel:
+    if not a.address_line or not b.address_line:
+        return AddressLevel.MISSING
+    x, y = normalise_address(a.address_line), normalise_address(b.address_line)
+    if not x or not y:
+        return AddressLevel.MISSING
+    return _address_level(x, y) if x <= y else _address_level(y, x)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _address_level(x: str, y: str) -> AddressLevel:
+    if x == y:
+        return AddressLevel.EXACT
+    nx, ny = _numbers(x), _numbers(y)
+    if nx and ny and not (nx <= ny or ny <= nx):
+        return AddressLevel.OTHER  # 12 Church Road is not 14 Church Road
+    ratio = fuzz.token_set_ratio(x, y)
+    if ratio >= ADDRESS_HIGH:
+        return AddressLevel.HIGH
+    if ratio >= ADDRESS_MEDIUM:
+        return AddressLevel.MEDIUM
+    return AddressLevel.OTHER
+
+
+# -- strong identifiers --------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def valid_nhs_number(value: str) -> str | None:
+    """The compact NHS number if its modulus-11 check passes, else None."""
+    compact = nhs.compact(value)
+    return compact if nhs.is_valid(compact) else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def valid_upn(value: str) -> str | None:
+    """The compact, upper-case UPN if its check letter passes, else None."""
+    compact = upn.compact(value)
+    return compact if upn.is_valid(compact) else None
+
+
+def _compare_identifier(x: str | None, y: str | None,
+                        valid: Callable[[str], str | None]) -> IdentifierLevel:
+    if not x or not y:
+        return IdentifierLevel.MISSING
+    if x == y:
+        return IdentifierLevel.AGREE if valid(x) else IdentifierLevel.MISSING
+    vx, vy = valid(x), valid(y)
+    if vx is None or vy is None:
+        return IdentifierLevel.MISSING
+    return IdentifierLevel.AGREE if vx == vy else IdentifierLevel.DISAGREE
+
+
+def compare_nhs_number(a: IdentityFields, b: IdentityFields) -> IdentifierLevel:
+    return _compare_identifier(a.nhs_number, b.nhs_number, valid_nhs_number)
+
+
+def compare_upn(a: IdentityFields, b: IdentityFields) -> IdentifierLevel:
+    return _compare_identifier(a.upn, b.upn, valid_upn)
+
+
+# -- all fields ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One field's comparison: its name, its levels and the function that picks one."""
+
+    field: str
+    levels: type[IntEnum]
+    compare: Callable[[IdentityFields, IdentityFields], IntEnum]
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("given_name", GivenNameLevel, compare_given_name),
+    Comparison("family_name", FamilyNameLevel, compare_family_name),
+    Comparison("dob", DobLevel, compare_dob),
+    Comparison("sex", SexLevel, compare_sex),
+    Comparison("postcode", PostcodeLevel, compare_postcode),
+    Comparison("address_line", AddressLevel, compare_address),
+    Comparison("nhs_number", IdentifierLevel, compare_nhs_number),
+    Comparison("upn", IdentifierLevel, compare_upn),
+)
+FIELDS: tuple[str, ...] = tuple(c.field for c in COMPARISONS)
+LEVELS: dict[str, type[IntEnum]] = {c.field: c.levels for c in COMPARISONS}
+
+
+def compare_all(a: IdentityFields, b: IdentityFields) -> tuple[int, ...]:
+    """The comparison vector: one level per field, in :data:`FIELDS` order."""
+    return (
+        compare_given_name(a, b), compare_family_name(a, b), compare_dob(a, b),
+        compare_sex(a, b), compare_postcode(a, b), compare_address(a, b),
+        compare_nhs_number(a, b), compare_upn(a, b),
+    )
