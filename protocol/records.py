@@ -178,6 +178,31 @@ def _email(data: dict[str, Any], key: str, path: str) -> str | None:
     return value
 
 
+# Many children share an identical pointer (the same school from the same September,
+# the same GP): validating each distinct one once is a large share of the hub's work
+# per batch. The cache is bounded and holds only pointers that passed validation.
+_INVOLVEMENT_CACHE: dict[tuple[Any, ...], Involvement] = {}
+_INVOLVEMENT_CACHE_MAX = 50_000
+
+
+def _involvement_cached(data: Any, index: int) -> Involvement:
+    try:
+        # Types are part of the key: True == 1 in Python, but only true is valid here.
+        key = ((tuple(data.items()), tuple(map(type, data.values())))
+               if isinstance(data, dict) else None)
+        cached = _INVOLVEMENT_CACHE.get(key) if key is not None else None
+    except TypeError:  # an unhashable value: let validation explain what is wrong
+        key, cached = None, None
+    if cached is not None:
+        return cached
+    inv = Involvement.from_wire(data, f"involvements[{index}].")
+    if key is not None:
+        if len(_INVOLVEMENT_CACHE) >= _INVOLVEMENT_CACHE_MAX:
+            _INVOLVEMENT_CACHE.clear()
+        _INVOLVEMENT_CACHE[key] = inv
+    return inv
+
+
 @dataclass(frozen=True, slots=True)
 class ChildRecord:
     """The minimal identity record of one child at one council (DESIGN §3)."""
@@ -271,7 +296,6 @@ class ChildRecord:
             shielded=_bool(data, "shielded", ""),
             date_of_death=dod,
             involvements=tuple(
-                Involvement.from_wire(inv, f"involvements[{i}].")
-                for i, inv in enumerate(raw_invs)
+                _involvement_cached(inv, i) for i, inv in enumerate(raw_invs)
             ),
         )

@@ -167,3 +167,16 @@ def test_is_local_id() -> None:
     assert is_local_id("ESX-000001") and is_local_id("a.b_c:d-e") and is_local_id("x" * 64)
     for bad in ("", "x" * 65, "a b", "a\n", "a\x00b", "é", None, 7):
         assert not is_local_id(bad)
+
+
+def test_validated_involvements_are_reused_but_never_bypass_checks() -> None:
+    """The pointer cache must not let 1 stand in for true (equal in Python)."""
+    good = {"local_id": "L1", "given_name": "A", "family_name": "B", "dob": "2015-01-01",
+            "involvements": [{"service_type": "school", "lead_professional": True}]}
+    first = ChildRecord.from_wire(good)
+    again = ChildRecord.from_wire(good)
+    assert first.involvements[0] is again.involvements[0]
+    bad = {**good, "involvements": [{"service_type": "school", "lead_professional": 1}]}
+    with pytest.raises(ValidationError) as err:
+        ChildRecord.from_wire(bad)
+    assert err.value.field == "involvements[0].lead_professional"
