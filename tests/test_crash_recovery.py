@@ -75,7 +75,10 @@ async def test_kill_mid_publish_then_resume(make_database, tmp_path: Path, feeds
             async def synced() -> bool:
                 depth = await node.fetchval("SELECT count(*) FROM outbox WHERE batch_seq IS NULL")
                 head = await node.fetchval("SELECT coalesce(max(seq), 0) FROM sent_batches")
-                return depth == 0 and head == await hub_seq() and head > killed_at
+                waiting = await node.fetchval(
+                    "SELECT count(*) FROM sent_batches WHERE receipt IS NULL")
+                return (depth == 0 and waiting == 0 and head == await hub_seq()
+                        and head > killed_at)
 
             await _until(synced, limit=90, what="the node to catch up")
         finally:
