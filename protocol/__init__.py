@@ -9,4 +9,6 @@ Modules:
     keys         Ed25519 key files and key ids
     batch        batches, ops, the hash chain and hub receipts
     request_auth signatures over node requests
+    matching     identity comparisons, Fellegi–Sunter scoring, blocking keys (shared
+                 by local matching at a node and national resolution at the hub)
 """

@@ -90,6 +90,13 @@ class GivenNameLevel(IntEnum):
     EXACT = 5
 
 
+class OtherGivenNamesLevel(IntEnum):
+    MISSING = -1
+    OTHER = 0
+    PARTIAL = 1   # one lists a name the other does not, or a typo (JW >= 0.92)
+    EXACT = 2
+
+
 class FamilyNameLevel(IntEnum):
     MISSING = -1
     OTHER = 0
@@ -170,6 +177,23 @@ def _given_level(x: str, y: str) -> GivenNameLevel:
     return GivenNameLevel.OTHER
 
 
+def compare_other_given_names(a: IdentityFields, b: IdentityFields) -> OtherGivenNamesLevel:
+    x, y = normalise_name(a.other_given_names), normalise_name(b.other_given_names)
+    if not x or not y:
+        return OtherGivenNamesLevel.MISSING
+    return _other_given_level(x, y) if x <= y else _other_given_level(y, x)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _other_given_level(x: str, y: str) -> OtherGivenNamesLevel:
+    if x == y:
+        return OtherGivenNamesLevel.EXACT
+    px, py = set(x.split()), set(y.split())
+    if px <= py or py <= px or jaro_winkler(x, y) >= JW_HIGH:
+        return OtherGivenNamesLevel.PARTIAL
+    return OtherGivenNamesLevel.OTHER
+
+
 def compare_family_name(a: IdentityFields, b: IdentityFields) -> FamilyNameLevel:
     x, y = normalise_name(a.family_name), normalise_name(b.family_name)
     if not x or not y:
@@ -192,7 +216,8 @@ def _is_former(name: str, formers: tuple[str, ...]) -> bool:
 @functools.lru_cache(maxsize=1 << 17)
 def _family_level(x: str, y: str) -> FamilyNameLevel:
     px, py = _significant_parts(x), _significant_parts(y)
-    if (len(px) > 1 or len(py) > 1) and px and py and (px <= py or py <= px):
+    multi_part = len(name_parts(x)) > 1 or len(name_parts(y)) > 1
+    if multi_part and px and py and (px <= py or py <= px):
         return FamilyNameLevel.PART
     if jaro_winkler(x, y) >= JW_HIGH:
         return FamilyNameLevel.JW_HIGH
@@ -216,16 +241,22 @@ def compare_dob(a: IdentityFields, b: IdentityFields) -> DobLevel:
         return DobLevel.EXACT
     if x.year == y.year and x.day == y.month and x.month == y.day:
         return DobLevel.SWAPPED
-    if _digits_differing(x, y) == 1:
+    if _one_digit_apart(x, y):
         return DobLevel.ONE_DIGIT
     if x.year == y.year and x.month == y.month:
         return DobLevel.SAME_YEAR_MONTH
     return DobLevel.OTHER
 
 
-def _digits_differing(x: date, y: date) -> int:
-    sx, sy = f"{x.year:04d}{x.month:02d}{x.day:02d}", f"{y.year:04d}{y.month:02d}{y.day:02d}"
-    return sum(1 for cx, cy in zip(sx, sy, strict=True) if cx != cy)
+def _one_digit_apart(x: date, y: date) -> bool:
+    """Exactly one digit of YYYYMMDD differs (a keying slip)."""
+    parts = [(p, q, width) for p, q, width in ((x.year, y.year, 4), (x.month, y.month, 2),
+                                               (x.day, y.day, 2)) if p != q]
+    if len(parts) != 1:
+        return False
+    p, q, width = parts[0]
+    return sum(1 for cp, cq in zip(f"{p:0{width}d}", f"{q:0{width}d}", strict=True)
+               if cp != cq) == 1
 
 
 def compare_sex(a: IdentityFields, b: IdentityFields) -> SexLevel:
@@ -249,9 +280,15 @@ def _postcode_parts(postcode: str) -> tuple[str, str, str, str] | None:
 
 
 def compare_postcode(a: IdentityFields, b: IdentityFields) -> PostcodeLevel:
-    if not a.postcode or not b.postcode:
+    x, y = a.postcode, b.postcode
+    if not x or not y:
         return PostcodeLevel.MISSING
-    x, y = _postcode_parts(a.postcode), _postcode_parts(b.postcode)
+    return _postcode_level(x, y) if x <= y else _postcode_level(y, x)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _postcode_level(a: str, b: str) -> PostcodeLevel:
+    x, y = _postcode_parts(a), _postcode_parts(b)
     if x is None or y is None:
         return PostcodeLevel.MISSING
     for level, i in ((PostcodeLevel.FULL, 0), (PostcodeLevel.SECTOR, 1),
@@ -347,6 +384,7 @@ class Comparison:
 
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("given_name", GivenNameLevel, compare_given_name),
+    Comparison("other_given_names", OtherGivenNamesLevel, compare_other_given_names),
     Comparison("family_name", FamilyNameLevel, compare_family_name),
     Comparison("dob", DobLevel, compare_dob),
     Comparison("sex", SexLevel, compare_sex),
@@ -362,7 +400,8 @@ LEVELS: dict[str, type[IntEnum]] = {c.field: c.levels for c in COMPARISONS}
 def compare_all(a: IdentityFields, b: IdentityFields) -> tuple[int, ...]:
     """The comparison vector: one level per field, in :data:`FIELDS` order."""
     return (
-        compare_given_name(a, b), compare_family_name(a, b), compare_dob(a, b),
+        compare_given_name(a, b), compare_other_given_names(a, b), compare_family_name(a, b),
+        compare_dob(a, b),
         compare_sex(a, b), compare_postcode(a, b), compare_address(a, b),
         compare_nhs_number(a, b), compare_upn(a, b),
     )

@@ -16,8 +16,9 @@ them close anyway.
     >>> given_names_equivalent("Alice", "Elsie")
     False
 
-Given-name equivalence is *direct*: one name is a known diminutive of the other, or
-both are diminutives of one formal name (Bill and Billy). Diminutives come from the
+Given-name equivalence is *direct*: one name is a known diminutive of the other.
+Two diminutives of one formal name are not equivalent: Daisy and Maisie both stand
+for Margaret, and are as likely to be sisters as one girl. Diminutives come from the
 ``nicknames`` package, kept only where a clerk would plausibly write them (three or
 more letters, same first letter: the package also pairs Alice with Elsie and Aaron
 with Erin, names twins are given), plus :data:`UK_DIMINUTIVES`, our own list of
@@ -32,8 +33,13 @@ deal, and scoring calls these for every candidate pair.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import jellyfish
 from nicknames import NickNamer
@@ -41,6 +47,7 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 __all__ = [
     "UK_DIMINUTIVES",
+    "TermFrequencies",
     "fold",
     "formal_names",
     "given_name_keys",
@@ -49,7 +56,6 @@ __all__ = [
     "name_parts",
     "normalise_name",
     "phonetic",
-    "soundex",
     "typo_close",
 ]
 
@@ -119,8 +125,9 @@ def name_parts(value: str | None) -> tuple[str, ...]:
     return tuple(normalise_name(value).split())
 
 
-def _formal_table() -> dict[str, frozenset[str]]:
-    """diminutive (normalised) → formal names (normalised)."""
+@functools.cache
+def _formals() -> dict[str, frozenset[str]]:
+    """diminutive (normalised) → formal names (normalised); built once."""
     table: dict[str, set[str]] = {}
     for short, formals in UK_DIMINUTIVES.items():
         table.setdefault(normalise_name(short), set()).update(map(normalise_name, formals))
@@ -134,11 +141,6 @@ def _formal_table() -> dict[str, frozenset[str]]:
     return {short: frozenset(formals) for short, formals in table.items()}
 
 
-@functools.cache
-def _formals() -> dict[str, frozenset[str]]:
-    return _formal_table()
-
-
 @functools.lru_cache(maxsize=_CACHE)
 def formal_names(given_name: str) -> frozenset[str]:
     """The formal names a (normalised) given name may stand for: ``"alfie"`` → ``{"alfred"}``."""
@@ -149,8 +151,8 @@ def formal_names(given_name: str) -> frozenset[str]:
 def given_name_keys(given_name: str | None) -> frozenset[str]:
     """The normalised name and every formal name it may stand for.
 
-    Two given names are equivalent exactly when their keys meet, which makes these
-    the blocking keys for a given name too.
+    For blocking: records whose keys meet are worth comparing. Meeting keys are not
+    equivalence: Daisy and Maisie both stand for Margaret, and are sisters' names.
     """
     name = normalise_name(given_name)
     if not name:
@@ -160,11 +162,12 @@ def given_name_keys(given_name: str | None) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=_CACHE)
 def _equivalent(a: str, b: str) -> bool:
-    return not given_name_keys(a).isdisjoint(given_name_keys(b))
+    a, b = normalise_name(a), normalise_name(b)
+    return a == b or b in formal_names(a) or a in formal_names(b)
 
 
 def given_names_equivalent(a: str | None, b: str | None) -> bool:
-    """Same name, one a diminutive of the other, or diminutives of one formal name."""
+    """The same name, or one a known diminutive of the other (Alfie and Alfred)."""
     if not a or not b:
         return False
     if a > b:
@@ -183,13 +186,6 @@ def phonetic(value: str | None) -> str:
     return jellyfish.metaphone(name) if name else ""
 
 
-@functools.lru_cache(maxsize=_CACHE)
-def soundex(value: str | None) -> str:
-    """Soundex of the normalised name (coarser than :func:`phonetic`; for wide blocking)."""
-    name = normalise_name(value).replace(" ", "")
-    return jellyfish.soundex(name) if name else ""
-
-
 def jaro_winkler(a: str, b: str) -> float:
     """Jaro–Winkler similarity of two (already normalised) names, 0.0 to 1.0."""
     return float(JaroWinkler.similarity(a, b))
@@ -202,3 +198,73 @@ def typo_close(a: str, b: str) -> bool:
     names (Mason and Jason) differ in the first letter, and a clerk rarely misses it.
     """
     return bool(a) and bool(b) and a[0] == b[0] and OSA.distance(a, b, score_cutoff=1) <= 1
+
+
+class _Named(Protocol):
+    @property
+    def given_name(self) -> str | None: ...
+    @property
+    def family_name(self) -> str | None: ...
+
+
+# -- term frequencies ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TermFrequencies:
+    """How common each normalised given and family name is among the records.
+
+    Used by :func:`protocol.matching.scoring.score` for exact name matches.
+
+    The adjustment to an exact match on a name is ``log2(average / frequency)``,
+    where *average* is the chance that two records drawn at random share a name
+    (the sum of squared frequencies): positive for rare names, negative for common
+    ones, capped by the model. A name never seen counts as seen once.
+    """
+
+    given: Mapping[str, int] = field(default_factory=dict)
+    family: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_names(cls, given_names: Iterable[str | None],
+                   family_names: Iterable[str | None]) -> TermFrequencies:
+        return cls(_count(given_names), _count(family_names))
+
+    @classmethod
+    def from_records(cls, records: Iterable[_Named]) -> TermFrequencies:
+        """From records with ``given_name`` and ``family_name`` (IdentityFields, say)."""
+        given: Counter[str] = Counter()
+        family: Counter[str] = Counter()
+        for record in records:
+            given[normalise_name(record.given_name)] += 1
+            family[normalise_name(record.family_name)] += 1
+        given.pop("", None)
+        family.pop("", None)
+        return cls(given, family)
+
+    @functools.cached_property
+    def _stats(self) -> tuple[tuple[int, float], tuple[int, float]]:
+        return _totals(self.given), _totals(self.family)
+
+    def adjustment(self, field_name: str, value: str | None) -> float:
+        """Bits to add to an exact match on ``value`` of a name field (uncapped)."""
+        name = normalise_name(value)
+        counts = self.given if field_name == "given_name" else self.family
+        total, average = self._stats[0 if field_name == "given_name" else 1]
+        if total == 0 or not name:
+            return 0.0
+        frequency = max(counts.get(name, 0), 1) / total
+        return math.log2(average / frequency)
+
+
+def _count(names: Iterable[str | None]) -> Counter[str]:
+    counts = Counter(normalise_name(n) for n in names)
+    counts.pop("", None)
+    return counts
+
+
+def _totals(counts: Mapping[str, int]) -> tuple[int, float]:
+    total = sum(counts.values())
+    if total == 0:
+        return 0, 0.0
+    return total, sum((c / total) ** 2 for c in counts.values())

@@ -1,0 +1,412 @@
+"""Fellegi–Sunter scoring, the hard rules on top of it, and EM estimation of m and u.
+
+For each field, each comparison level has an *m* probability (how often a true
+match shows that level) and a *u* probability (how often two different children
+drawn at random do); its match weight is ``log2(m/u)``. A pair's total is the
+prior weight plus the field weights, and the match probability follows from it::
+
+    >>> from datetime import date
+    >>> a = IdentityFields("Amelia", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA")
+    >>> b = IdentityFields("Millie", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA")
+    >>> result = score(a, b)
+    >>> result.level("given_name"), result.decision()
+    ('NICKNAME', <Decision.LINK: 'link'>)
+
+Exact name matches are adjusted by how common the name is (:class:`TermFrequencies`,
+as Splink does): agreeing on "Smith" says less than agreeing on "Okonkwo-Reilly".
+Postcode and address are not independent: when the postcodes differ, a different
+address is the same move seen twice, so it weighs nothing.
+
+Hard rules, because a false merge points a practitioner at the wrong child:
+
+* two different valid NHS numbers, or two different valid UPNs, never link;
+* **twins**: the same date of birth (or its day–month swap), the same surname
+  and the same postcode or address, with given names that do not agree (not
+  equal, not nickname-equivalent, not one typo apart) never link; if an identifier
+  agrees nonetheless (twins' numbers get swapped), a person decides;
+* given names that do not agree, or dates of birth far apart, never link on their
+  own: without an agreeing NHS number or UPN such a pair goes to review at most
+  (siblings share surname, address and often a nickname's formal name).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+from protocol.matching.compare import (
+    COMPARISONS,
+    FIELDS,
+    AddressLevel,
+    DobLevel,
+    FamilyNameLevel,
+    GivenNameLevel,
+    IdentifierLevel,
+    IdentityFields,
+    PostcodeLevel,
+    SexLevel,
+    compare_all,
+)
+from protocol.matching.names import TermFrequencies, normalise_name, typo_close
+
+__all__ = [
+    "DEFAULT_MODEL", "Decision", "Explanation", "FieldScore", "Model", "TermFrequencies",
+    "Thresholds", "decide", "estimate_m_u", "given_names_agree", "hard_rules", "score",
+]
+
+TF_FIELDS = ("given_name", "family_name")
+_EPSILON = 1e-9
+
+
+class Decision(StrEnum):
+    LINK = "link"
+    REVIEW = "review"
+    NEW = "new"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Totals (match weights, prior included) at or above which a pair links or is reviewed."""
+
+    link: float
+    review: float
+
+    def __post_init__(self) -> None:
+        if not self.review <= self.link:
+            raise ValueError(f"review threshold {self.review} is above link {self.link}")
+
+
+def decide(total: float, thresholds: Thresholds) -> Decision:
+    """Link above the upper threshold, review in the grey zone, a new child below."""
+    if total >= thresholds.link:
+        return Decision.LINK
+    if total >= thresholds.review:
+        return Decision.REVIEW
+    return Decision.NEW
+
+
+# -- the model -----------------------------------------------------------------------
+
+# (m, u) per level. m: share of true matches at the level (feeds as councils report
+# them: a few per cent nicknames, typos, changed surnames, stale addresses). u: share
+# of two different children drawn at random in England, 0-17 (about 6,600 birthdays,
+# 1.7 million unit postcodes; name shares by the term frequencies).
+DEFAULT_FIELDS: dict[str, dict[str, tuple[float, float]]] = {
+    "given_name": {"EXACT": (0.86, 0.008), "NICKNAME": (0.06, 0.001), "JW_92": (0.03, 0.002),
+                   "JW_85": (0.01, 0.006), "PHONETIC": (0.01, 0.005), "OTHER": (0.03, 0.978)},
+    "other_given_names": {"EXACT": (0.88, 0.006), "PARTIAL": (0.07, 0.002),
+                          "OTHER": (0.05, 0.992)},
+    "family_name": {"EXACT": (0.86, 0.002), "PART": (0.03, 0.0002), "FORMER": (0.02, 0.0001),
+                    "JW_HIGH": (0.03, 0.001), "PHONETIC": (0.01, 0.002),
+                    "OTHER": (0.05, 0.9947)},
+    "dob": {"EXACT": (0.97, 0.00015), "SWAPPED": (0.006, 0.00006), "ONE_DIGIT": (0.01, 0.003),
+            "SAME_YEAR_MONTH": (0.004, 0.003), "OTHER": (0.01, 0.99379)},
+    "sex": {"AGREE": (0.995, 0.5), "DISAGREE": (0.005, 0.5)},
+    # Children move house often and services learn of it late: one in eight true pairs
+    # shows two different addresses.
+    "postcode": {"FULL": (0.83, 0.0001), "SECTOR": (0.01, 0.0005), "DISTRICT": (0.02, 0.002),
+                 "AREA": (0.02, 0.01), "OTHER": (0.12, 0.9874)},
+    # Same house, same postcode: the address adds little once the postcode agrees.
+    "address_line": {"EXACT": (0.65, 0.02), "HIGH": (0.1, 0.01), "MEDIUM": (0.05, 0.02),
+                     "OTHER": (0.2, 0.95)},
+    "nhs_number": {"AGREE": (0.999, 1e-7), "DISAGREE": (0.001, 1.0 - 1e-7)},
+    "upn": {"AGREE": (0.999, 1e-7), "DISAGREE": (0.001, 1.0 - 1e-7)},
+}
+# Two records of one child among about ten million children's records.
+DEFAULT_PRIOR = 1e-6
+DEFAULT_THRESHOLDS = (6.0, -4.0)  # link, review
+
+
+@dataclass(frozen=True)
+class Model:
+    """m and u per field and level, the prior, and the decision thresholds.
+
+    ``prior`` is the probability that two records drawn at random are the same
+    child. ``fields`` maps field → level name → ``(m, u)``; ``MISSING`` is never
+    listed (it weighs nothing). ``tf_max_adjustment`` caps the term-frequency
+    adjustment of an exact name match, in bits, either way.
+    """
+
+    version: str
+    prior: float
+    fields: Mapping[str, Mapping[str, tuple[float, float]]]
+    thresholds: Thresholds
+    tf_max_adjustment: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Read-only, so the weights cached from them cannot go stale.
+        object.__setattr__(self, "fields", MappingProxyType(
+            {f: MappingProxyType(dict(levels)) for f, levels in self.fields.items()}))
+        if not 0.0 < self.prior < 1.0:
+            raise ValueError(f"prior must be in (0, 1), got {self.prior}")
+        for comparison in COMPARISONS:
+            given = self.fields.get(comparison.field)
+            if given is None:
+                raise ValueError(f"model has no parameters for {comparison.field}")
+            expected = {lv.name for lv in comparison.levels if lv.value >= 0}
+            if set(given) != expected:
+                raise ValueError(f"{comparison.field}: levels {sorted(given)}, "
+                                 f"expected {sorted(expected)}")
+            for level, (m, u) in given.items():
+                if not (0.0 < m <= 1.0 and 0.0 < u <= 1.0):
+                    raise ValueError(f"{comparison.field}.{level}: m and u must be in (0, 1]")
+        unknown = set(self.fields) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"model has parameters for unknown fields {sorted(unknown)}")
+
+    @cached_property
+    def weights(self) -> tuple[dict[int, float], ...]:
+        """Per field (in FIELDS order): level value → log2(m/u); MISSING → 0."""
+        table = []
+        for comparison in COMPARISONS:
+            params = self.fields[comparison.field]
+            weights = {lv.value: 0.0 for lv in comparison.levels}
+            for name, (m, u) in params.items():
+                weights[comparison.levels[name].value] = math.log2(m / u)
+            table.append(weights)
+        return tuple(table)
+
+    @cached_property
+    def prior_weight(self) -> float:
+        return math.log2(self.prior / (1.0 - self.prior))
+
+    def weight(self, field_name: str, level: int) -> float:
+        return self.weights[FIELDS.index(field_name)][int(level)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "prior": self.prior,
+            "thresholds": {"link": self.thresholds.link, "review": self.thresholds.review},
+            "tf_max_adjustment": self.tf_max_adjustment,
+            "fields": {f: {level: {"m": m, "u": u} for level, (m, u) in levels.items()}
+                       for f, levels in self.fields.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
+        try:
+            return cls(
+                version=str(data["version"]),
+                prior=float(data["prior"]),
+                thresholds=Thresholds(float(data["thresholds"]["link"]),
+                                      float(data["thresholds"]["review"])),
+                tf_max_adjustment=float(data.get("tf_max_adjustment", 5.0)),
+                fields={f: {level: (float(p["m"]), float(p["u"])) for level, p in lv.items()}
+                        for f, lv in data["fields"].items()},
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a matching model: {exc!r}") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Model:
+        return cls.from_dict(json.loads(text))
+
+
+DEFAULT_MODEL = Model(version="signpost-default-1", prior=DEFAULT_PRIOR, fields=DEFAULT_FIELDS,
+                      thresholds=Thresholds(*DEFAULT_THRESHOLDS))
+
+
+# -- scoring one pair ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldScore:
+    field: str
+    level: str
+    weight: float             # log2(m/u), plus the term-frequency adjustment
+    tf_adjustment: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a pair scored what it did: each field's level and weight, and the rules hit."""
+
+    vector: tuple[int, ...]   # the comparison vector: one level per field, FIELDS order
+    weights: tuple[float, ...]  # each field's weight, term-frequency adjustment included
+    tf_adjustments: tuple[float, ...]
+    prior_weight: float
+    total: float              # prior weight + every field's weight
+    thresholds: Thresholds
+    veto: str | None = None   # a hard rule that forbids a link: the decision is new
+    cap: str | None = None    # a hard rule that allows review at most
+
+    @property
+    def probability(self) -> float:
+        """The match probability, ``1 / (1 + 2^-total)``."""
+        return 1.0 / (1.0 + 2.0 ** -max(-1000.0, min(1000.0, self.total)))
+
+    @property
+    def fields(self) -> tuple[FieldScore, ...]:
+        return tuple(FieldScore(c.field, c.levels(level).name, weight, adjustment)
+                     for c, level, weight, adjustment in zip(
+                         COMPARISONS, self.vector, self.weights, self.tf_adjustments,
+                         strict=True))
+
+    def level(self, field_name: str) -> str:
+        i = _I[field_name]
+        return COMPARISONS[i].levels(self.vector[i]).name
+
+    def decision(self, thresholds: Thresholds | None = None) -> Decision:
+        """The decision by the thresholds (the model's unless given), after the hard rules."""
+        if self.veto is not None:
+            return Decision.NEW
+        decision = decide(self.total, thresholds or self.thresholds)
+        if self.cap is not None and decision is Decision.LINK:
+            return Decision.REVIEW
+        return decision
+
+    def to_dict(self) -> dict[str, Any]:
+        """For a review screen or an audit record."""
+        return {"total": self.total, "probability": self.probability,
+                "prior_weight": self.prior_weight, "decision": self.decision().value,
+                "veto": self.veto, "cap": self.cap,
+                "fields": [{"field": f.field, "level": f.level, "weight": f.weight,
+                            "tf_adjustment": f.tf_adjustment} for f in self.fields]}
+
+
+def score(a: IdentityFields, b: IdentityFields, model: Model = DEFAULT_MODEL,
+          tf: TermFrequencies | None = None) -> Explanation:
+    """Compare two records field by field and explain the result."""
+    vector = compare_all(a, b)
+    weights = [table[level] for table, level in zip(model.weights, vector, strict=True)]
+    if vector[_POSTCODE] in _POSTCODES_DIFFER and weights[_ADDRESS] < 0:
+        # One move explains both a different postcode and a different address: count it
+        # once. A different address is evidence only at the same postcode (or none).
+        weights[_ADDRESS] = 0.0
+    adjustments = _NO_ADJUSTMENTS
+    if tf is not None:
+        limit = model.tf_max_adjustment
+        for i, name, exact in _TF_FIELD_INDEX:
+            if vector[i] == exact:
+                adjustment = max(-limit, min(limit, tf.adjustment(name, getattr(a, name))))
+                adjustments = (*adjustments[:i], adjustment, *adjustments[i + 1:])
+                weights[i] += adjustment
+    veto, cap = hard_rules(a, b, vector)
+    return Explanation(vector, tuple(weights), adjustments, model.prior_weight,
+                       model.prior_weight + sum(weights), model.thresholds, veto, cap)
+
+
+_I = {name: i for i, name in enumerate(FIELDS)}
+# (index, field, value of its EXACT level) of the fields with term frequencies.
+_TF_FIELD_INDEX = tuple((_I[name], name, int(COMPARISONS[_I[name]].levels["EXACT"]))
+                        for name in TF_FIELDS)
+_NO_ADJUSTMENTS: tuple[float, ...] = (0.0,) * len(FIELDS)
+_POSTCODE, _ADDRESS = _I["postcode"], _I["address_line"]
+_POSTCODES_DIFFER = frozenset({PostcodeLevel.OTHER, PostcodeLevel.AREA, PostcodeLevel.DISTRICT,
+                               PostcodeLevel.SECTOR})
+_FAMILY_SAME = frozenset({FamilyNameLevel.EXACT, FamilyNameLevel.PART,
+                          FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH})
+
+
+def given_names_agree(a: IdentityFields, b: IdentityFields, vector: Sequence[int]) -> bool:
+    """Equal, nickname-equivalent, or one typo apart without a clash of sex."""
+    level = vector[_I["given_name"]]
+    if level in (GivenNameLevel.EXACT, GivenNameLevel.NICKNAME, GivenNameLevel.MISSING):
+        return True
+    if vector[_I["sex"]] == SexLevel.DISAGREE:
+        return False
+    return typo_close(normalise_name(a.given_name), normalise_name(b.given_name))
+
+
+def hard_rules(a: IdentityFields, b: IdentityFields,
+               vector: Sequence[int]) -> tuple[str | None, str | None]:
+    """(veto, cap): the safeguarding rules that override the weights."""
+    nhs, upn = vector[_I["nhs_number"]], vector[_I["upn"]]
+    if nhs == IdentifierLevel.DISAGREE:
+        return "nhs_number_differs", None
+    if upn == IdentifierLevel.DISAGREE:
+        return "upn_differs", None
+    identifier_agrees = IdentifierLevel.AGREE in (nhs, upn)
+    if given_names_agree(a, b, vector):
+        if vector[_I["dob"]] == DobLevel.OTHER and not identifier_agrees:
+            return None, "dob_differs"
+        return None, None
+    same_home = (vector[_I["postcode"]] == PostcodeLevel.FULL
+                 or vector[_I["address_line"]] in (AddressLevel.EXACT, AddressLevel.HIGH))
+    if (vector[_I["dob"]] in (DobLevel.EXACT, DobLevel.SWAPPED)
+            and vector[_I["family_name"]] in _FAMILY_SAME and same_home):
+        return (None, "twins") if identifier_agrees else ("twins", None)
+    return (None, None) if identifier_agrees else (None, "given_names_differ")
+
+
+# -- EM estimation -------------------------------------------------------------------
+
+
+def estimate_m_u(pairs_levels: Iterable[Sequence[int]], model: Model, *,
+                 iterations: int = 10, update_u: bool = False,
+                 version: str | None = None) -> Model:
+    """Re-estimate m (and u, if ``update_u``) by expectation maximisation.
+
+    ``pairs_levels`` are the comparison vectors (:func:`compare_all`) of candidate
+    pairs. Starting from ``model``, each iteration computes every distinct vector's
+    match probability (E) and re-estimates each level's m and u as the weighted
+    share of pairs showing it (M), as Splink does. ``MISSING`` levels are left out.
+
+    Both m and u are estimated, but by default only m is written back: true matches
+    look the same among candidate pairs as anywhere, while the non-matches blocking
+    lets through (siblings, neighbours, namesakes) agree far more often than two
+    children drawn at random, which is what the model's u and prior describe.
+
+    Numerically safe: work is in log space, probabilities stay in ``[1e-6, 1 - 1e-6]``
+    and a level never seen gets a small probability, never zero.
+    """
+    counts = Counter(tuple(int(x) for x in v) for v in pairs_levels)
+    if not counts:
+        return model
+    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
+    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    share = 0.5  # of candidate pairs that match; estimated along the way
+    pairs = sum(counts.values())
+    for _ in range(iterations):
+        posterior = {v: _posterior(v, m, u, share) for v in counts}
+        matched = sum(c * posterior[v] for v, c in counts.items())
+        share = min(1 - 1e-6, max(1e-6, matched / pairs))
+        m = [_m_step(counts, posterior, i, levels[i], match=True) for i in range(len(FIELDS))]
+        u = [_m_step(counts, posterior, i, levels[i], match=False) for i in range(len(FIELDS))]
+    fields = {c.field: {lv.name: (m[i][lv.value], u[i][lv.value] if update_u
+                                  else model.fields[c.field][lv.name][1])
+                        for lv in levels[i]}
+              for i, c in enumerate(COMPARISONS)}
+    return replace(model, fields=fields, version=version or f"{model.version}+em")
+
+
+def _posterior(vector: tuple[int, ...], m: list[dict[int, float]], u: list[dict[int, float]],
+               share: float) -> float:
+    log_match, log_other = math.log(share), math.log(1.0 - share)
+    for i, level in enumerate(vector):
+        if level >= 0:
+            log_match += math.log(m[i][level])
+            log_other += math.log(u[i][level])
+    diff = max(-700.0, min(700.0, log_other - log_match))
+    return 1.0 / (1.0 + math.exp(diff))
+
+
+def _m_step(counts: Counter[tuple[int, ...]], posterior: Mapping[tuple[int, ...], float],
+            i: int, levels: Sequence[Any], *, match: bool) -> dict[int, float]:
+    mass = {lv.value: 0.0 for lv in levels}
+    for vector, count in counts.items():
+        level = vector[i]
+        if level >= 0:
+            p = posterior[vector]
+            mass[level] += count * (p if match else 1.0 - p)
+    total = sum(mass.values())
+    if total <= _EPSILON:
+        return {level: 1.0 / len(mass) for level in mass}
+    floor = 1e-6
+    probs = {level: max(floor, value / total) for level, value in mass.items()}
+    norm = sum(probs.values())
+    return {level: min(1.0 - floor, p / norm) for level, p in probs.items()}

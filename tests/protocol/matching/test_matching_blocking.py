@@ -1,0 +1,97 @@
+"""Blocking keys: each kind of noise leaves a shared key; strangers share none
+(protocol.matching.blocking)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+
+from protocol.matching import (
+    IdentityFields,
+    blocking_keys,
+    candidate_pairs,
+    dob_variants,
+    normalise_name,
+)
+from protocol.records import ChildRecord
+from tests import strategies
+
+CHILD = IdentityFields(
+    given_name="Amelia", family_name="Okafor", dob=date(2015, 3, 4), sex=2,
+    postcode="BN1 1AA", nhs_number="9434765919", upn="H801200001001",
+)
+NO_IDS = replace(CHILD, nhs_number=None, upn=None)
+
+
+def shared(a: IdentityFields, b: IdentityFields) -> set[str]:
+    return blocking_keys(a) & blocking_keys(b)
+
+
+def test_key_kinds() -> None:
+    keys = blocking_keys(CHILD)
+    assert "n:9434765919" in keys and "u:H801200001001" in keys
+    assert {"d:2015-03-04:OKFR", "d:2015-04-03:OKFR"} <= keys   # exact and swapped DOB
+    assert "dg:2015-03-04:amelia" in keys and "dp:2015-03-04:BN1" in keys
+    assert "ym:2015-03:OKFR:a" in keys and "fy:OKFR:2015:a" in keys
+    assert "gp:amelia:BN1" in keys
+    assert all(len(key) < 64 for key in keys)
+
+
+def test_invalid_identifiers_give_no_key() -> None:
+    keys = blocking_keys(replace(CHILD, nhs_number="9434765918", upn="B801200001001"))
+    assert not any(key.startswith(("n:", "u:")) for key in keys)
+
+
+@pytest.mark.parametrize("noisy", [
+    replace(NO_IDS, given_name="Millie"),                         # nickname
+    replace(NO_IDS, family_name="Okafro"),                        # surname typo
+    replace(NO_IDS, given_name="Amlia", postcode="TF1 2AB"),      # typo and a move
+    replace(NO_IDS, dob=date(2015, 4, 3)),                        # day-month swap
+    replace(NO_IDS, dob=date(2015, 3, 5)),                        # day typo
+    replace(NO_IDS, dob=date(2016, 3, 4), postcode="BN1 9ZZ"),    # year typo, same district
+    replace(NO_IDS, family_name="Taylor", former_family_names=("Okafor",)),  # new surname
+    replace(NO_IDS, family_name="Taylor", postcode="TF1 2AB"),    # new surname, moved
+    replace(NO_IDS, family_name="Okafor-Smith"),                  # double-barrelled
+    replace(NO_IDS, dob=date(2015, 9, 30), postcode="BN1 1AB"),   # wrong DOB, same district
+])
+def test_each_kind_of_noise_leaves_a_shared_key(noisy: IdentityFields) -> None:
+    assert shared(NO_IDS, noisy)
+
+
+def test_strangers_share_no_key() -> None:
+    stranger = IdentityFields("Oscar", "Nowak", date(2009, 11, 23), 1, postcode="TF1 2AB")
+    assert not shared(NO_IDS, stranger)
+
+
+def test_identifiers_alone_pair_records() -> None:
+    other = IdentityFields("Bob", "Nowak", date(2009, 11, 23), 1, postcode="TF1 2AB",
+                           nhs_number="943 476 5919")
+    assert shared(CHILD, other) == {"n:9434765919"}
+
+
+def test_dob_variants() -> None:
+    assert dob_variants(date(2015, 3, 4)) == (date(2015, 3, 4), date(2015, 4, 3))
+    assert dob_variants(date(2015, 3, 3)) == (date(2015, 3, 3),)
+    assert dob_variants(date(2015, 3, 14)) == (date(2015, 3, 14),)
+
+
+def test_candidate_pairs_are_not_all_pairs() -> None:
+    records = [NO_IDS, replace(NO_IDS, given_name="Millie"),
+               IdentityFields("Oscar", "Nowak", date(2009, 11, 23), 1, postcode="TF1 2AB"),
+               IdentityFields("Oskar", "Nowak", date(2009, 11, 23), 1, postcode="TF1 2AB"),
+               IdentityFields("Ewa", "Kowalska", date(2012, 6, 30), 2)]
+    assert candidate_pairs(records) == {(0, 1), (2, 3)}
+    assert candidate_pairs(records, max_block_size=1) == set()
+
+
+@settings(max_examples=50, deadline=None)
+@given(strategies.child_records())
+def test_any_record_with_a_usable_name_has_keys(record: ChildRecord) -> None:
+    fields = IdentityFields.from_record(record)
+    keys = blocking_keys(fields)
+    assert all(isinstance(key, str) and key for key in keys)
+    if normalise_name(record.given_name):
+        assert f"dg:{record.dob.isoformat()}:{normalise_name(record.given_name)}" in keys
