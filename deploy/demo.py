@@ -9,6 +9,7 @@ publish, prints what runs where, and stays up until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -153,11 +154,12 @@ def _wait_synced(hub_env: dict[str, str], timeout: float = 300) -> None:
     """Until every council's hub seq equals its node's head seq with an empty outbox."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run([_bin("national-hub"), "status"], env=hub_env, text=True,
-                             capture_output=True).stdout.splitlines()[1:]
-        rows = [line.split() for line in out if line.strip()]
-        if len(rows) == len(COUNCILS) and all(
-                r[2] != "-" and r[1] == r[2] and r[4] == "0" for r in rows):
+        out = subprocess.run([_bin("national-hub"), "status", "--json"], env=hub_env,
+                             text=True, capture_output=True).stdout
+        councils = json.loads(out)["councils"] if out.strip() else []
+        if len(councils) == len(COUNCILS) and all(
+                c["node_seq"] is not None and c["hub_seq"] == c["node_seq"]
+                and c["outbox_depth"] == 0 for c in councils):
             return
         time.sleep(1)
     raise click.ClickException("the councils did not sync in time; see the logs")

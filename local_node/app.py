@@ -5,22 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import aiohttp
 import asyncpg
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
+from local_node.keyfile import KeyFile
+from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
+from local_node.services.key_rotation import KeyRotator, RotationOutcome
 from local_node.services.projection import Projector
-from local_node.services.publisher import Publisher
+from local_node.services.publisher import Publisher, PublishObserver
+from local_node.services.review import ReviewService
 from local_node.storage.children import ChildStore
+from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore
+from local_node.storage.review import ReviewStore
 from local_node.transport import HubClient
 from protocol import keys
 from protocol.batch import check_council_code
 from server_common import database
 from server_common.config import ConfigError
+from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
 
 PACKAGE = "local_node"
@@ -44,15 +53,26 @@ def ingest_service(pool: asyncpg.Pool) -> IngestService:
     return IngestService(pool, children, Projector(children, OutboxStore()))
 
 
+def review_service(pool: asyncpg.Pool) -> ReviewService:
+    children = ChildStore()
+    return ReviewService(pool, children, ReviewStore(), Projector(children, OutboxStore()))
+
+
 @contextlib.asynccontextmanager
 async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
-                         max_attempts: int | None = None) -> AsyncIterator[Publisher]:
+                         max_attempts: int | None = None,
+                         observer: PublishObserver | None = None) -> AsyncIterator[Publisher]:
     if not config.key_file.exists():
         raise ConfigError(
             f"council key {config.key_file} not found: run 'local-node keys generate'")
     if config.hub.public_key_file is None or not config.hub.public_key_file.exists():
         raise ConfigError("hub.public_key_file must name the hub's public key (PEM)")
-    key = keys.load_private_key(config.key_file)
+    # Re-read whenever the file is replaced (``local-node keys rotate`` in another
+    # process): the publisher switches keys without a restart. Loaded once now to fail fast.
+    key = KeyFile(config.key_file)
+    key()
+    async with pool.acquire() as conn:
+        await database.check_current(conn, PACKAGE)
     hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
                                    str(config.hub.public_key_file))
     async with aiohttp.ClientSession() as session:
@@ -61,11 +81,28 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
         yield Publisher(pool, OutboxStore(), client, config.council.code, key, hub_key,
                         batch_size=config.publisher.batch_size,
                         max_backoff=config.publisher.max_backoff, max_attempts=max_attempts,
-                        pipeline=config.publisher.pipeline)
+                        pipeline=config.publisher.pipeline, observer=observer)
+
+
+async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> RotationOutcome:
+    """``local-node keys rotate``: announce a new key to the hub and switch to it."""
+    async with open_pool(config) as pool, aiohttp.ClientSession() as session:
+        async with pool.acquire() as conn:  # before anything changes, not half-way
+            await database.check_current(conn, PACKAGE)
+        # Requests are signed with an explicit key each (old, then new), never the file's.
+        client = HubClient(config.hub.url, config.council.code,
+                           keys.load_private_key(config.key_file), session,
+                           timeout=config.hub.timeout)
+        rotator = KeyRotator(pool, KeyStatusStore(), client, config.council.code,
+                             config.key_file)
+        return await rotator.rotate(not_after)
 
 
 def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
+    registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
+    metrics = NodeMetrics(registry, OutboxStore())
+    app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
+                                       error_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
 
@@ -77,7 +114,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             if not publish:
                 yield
                 return
-            async with open_publisher(config, pool) as publisher:
+            async with open_publisher(config, pool, observer=metrics) as publisher:
                 task = asyncio.create_task(publisher.run_forever(
                     config.publisher.interval, config.publisher.heartbeat_interval))
                 yield
@@ -87,4 +124,9 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(health_routes(POOL, PACKAGE))
+
+    async def before_scrape(request: web.Request) -> None:
+        await metrics.refresh(request.app[POOL])
+
+    app.add_routes([metrics_route(registry, before_scrape)])
     return app

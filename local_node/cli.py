@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import csv
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
-from local_node.app import PACKAGE, create_app, ingest_service, open_pool, open_publisher
+from local_node.app import (
+    PACKAGE,
+    create_app,
+    ingest_service,
+    open_pool,
+    open_publisher,
+    review_service,
+    rotate_key,
+)
 from local_node.config import ENV_PREFIX, NodeConfig
 from local_node.feeds import FEEDS
 from local_node.storage.children import ChildStore
+from local_node.storage.key_status import KeyStatus, KeyStatusStore
 from local_node.storage.outbox import OutboxStore
 from protocol import keys as protocol_keys
 from server_common import cli as common
@@ -103,6 +114,32 @@ def keys_generate(config: NodeConfig, force: bool) -> None:
                f"private: {path}\npublic:  {protocol_keys.public_path_for(path)}")
 
 
+@keys.command("rotate", help="Make a new key, announce it to the hub signed by the old and "
+                             "the new key, and switch to it once the hub enrolled it. The old "
+                             "key is kept as <key>.<kid>.pem; the hub accepts it for an "
+                             "overlap (7 days by default) for batches already signed. A "
+                             "running publisher picks up the new key by itself. If it is "
+                             "interrupted, run it again: it resumes with the same new key.")
+@click.option("--expires", callback=common.parse_expiry, metavar="DATE",
+              help="Ask the hub to expire the new key then: an ISO date (00:00 UTC) or "
+                   "date-time. Default: no expiry.")
+@click.pass_obj
+@_guard
+def keys_rotate(config: NodeConfig, expires: datetime | None) -> None:
+    config.require_council()
+    if not config.key_file.exists():
+        raise click.ClickException(f"{config.key_file} not found: run 'local-node keys generate'")
+    outcome = common.run(rotate_key(config, expires))
+    if outcome.already_done:
+        click.echo(f"key {outcome.new_kid} is already in use; cleared the rotation's leftovers")
+        return
+    click.echo(f"rotated {'(resumed) ' if outcome.resumed else ''}"
+               f"key {outcome.old_kid} -> {outcome.new_kid}\n"
+               f"old key kept as {outcome.archived}; the hub accepts it until "
+               f"{outcome.old_not_after or '-'}\n"
+               f"new key {config.key_file}, expires {outcome.new_not_after or 'never'}")
+
+
 @main.command(help="Load a source feed (CSV) into the local index.")
 @click.option("--feed", required=True, type=click.Choice(FEEDS))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -173,11 +210,15 @@ def index_export(config: NodeConfig, out: Path) -> None:
 @click.pass_obj
 @_guard
 def status(config: NodeConfig) -> None:
+    kid = (protocol_keys.key_id(protocol_keys.load_private_key(config.key_file).public_key())
+           if config.key_file.exists() else None)
+
     async def go():
         async with open_pool(config) as pool, pool.acquire() as conn:
-            return await ChildStore().count(conn), await OutboxStore().summary(conn)
+            key = await KeyStatusStore().get(conn, kid) if kid else None
+            return await ChildStore().count(conn), await OutboxStore().summary(conn), key
 
-    count, s = common.run(go())
+    count, s, key = common.run(go())
     click.echo(f"council          {config.council.code}\n"
                f"children         {count}\n"
                f"outbox depth     {s['outbox_depth']}\n"
@@ -185,4 +226,70 @@ def status(config: NodeConfig) -> None:
                f"receipted seq    {s['receipted_seq']}\n"
                f"awaiting receipt {s['awaiting_receipt']}\n"
                f"rejected records {s['rejected_records']}\n"
-               f"last receipt     {s['last_receipt_at'] or '-'}")
+               f"last receipt     {s['last_receipt_at'] or '-'}\n"
+               f"key id           {kid or '- (no key file)'}\n"
+               f"key expires      {_key_expiry(key)}")
+
+
+def _key_expiry(key: KeyStatus | None) -> str:
+    """The key's expiry as the hub last reported it (with each cursor read)."""
+    if key is None:
+        return "not reported by the hub yet"
+    if key.not_after is None:
+        return "never"
+    days = (key.not_after - datetime.now(UTC)).total_seconds() / 86400
+    when = f"{key.not_after:%Y-%m-%d %H:%M:%S}Z"
+    return f"{when} (EXPIRED)" if days <= 0 else f"{when} (in {days:.1f} days)"
+
+
+@main.group(help="The review list: pairs of children that may be one child.")
+def review() -> None:
+    pass
+
+
+@review.command("list", help="Show the open review items, most likely first.")
+@click.pass_obj
+@_guard
+def review_list(config: NodeConfig) -> None:
+    async def go():
+        async with open_pool(config) as pool:
+            return await review_service(pool).open_items()
+
+    items = common.run(go())
+    if not items:
+        click.echo("no open review items")
+    for item in items:
+        click.echo(f"#{item['id']}  score {item['score']:+.1f}\n"
+                   f"    {item['local_id']}: {item['a_given']} {item['a_family']}, "
+                   f"{item['a_dob']}, {item['a_postcode'] or '-'}\n"
+                   f"    {item['candidate_id']}: {item['b_given']} {item['b_family']}, "
+                   f"{item['b_dob']}, {item['b_postcode'] or '-'}")
+
+
+@review.command("accept", help="They are one child: merge the newer into the older.")
+@click.argument("item_id", type=int)
+@click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
+              help="Who decided (recorded with the decision).")
+@click.pass_obj
+@_guard
+def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
+    async def go() -> str:
+        async with open_pool(config) as pool:
+            return await review_service(pool).accept(item_id, decided_by)
+
+    click.echo(f"merged: the child is now {common.run(go())}")
+
+
+@review.command("reject", help="They are different children: never ask about this pair again.")
+@click.argument("item_id", type=int)
+@click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
+              help="Who decided (recorded with the decision).")
+@click.pass_obj
+@_guard
+def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
+    async def go() -> None:
+        async with open_pool(config) as pool:
+            await review_service(pool).reject(item_id, decided_by)
+
+    common.run(go())
+    click.echo(f"recorded: review item {item_id} are different children")

@@ -11,29 +11,45 @@ from __future__ import annotations
 import io
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol import encoding, request_auth
+from local_node.keyfile import KeySource, as_key_source
+from protocol import encoding, keys, request_auth
 from protocol.errors import ErrorCode, SignpostError, UnavailableError
 
 MSGPACK = "application/msgpack"
 
 
+@dataclass(frozen=True, slots=True)
+class HubCursor:
+    """The hub's cursor, and what the hub said about the key that asked for it."""
+
+    seq: int
+    hash: str
+    kid: str
+    key_not_after: str | None  # RFC 3339, or None: the hub knows no expiry for the key
+
+
 class HubClient:
-    def __init__(self, base_url: str, council: str, key: Ed25519PrivateKey,
+    def __init__(self, base_url: str, council: str, key: Ed25519PrivateKey | KeySource,
                  session: aiohttp.ClientSession, *, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.council = council
-        self.key = key
+        # The key is looked up for every request: a key file replaced by
+        # ``local-node keys rotate`` is used from the next request on.
+        self.key = as_key_source(key)
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def _send(self, method: str, path: str, body: bytes = b"",
-                    request_id: str | None = None) -> bytes:
-        headers = request_auth.sign_request(self.key, method, path, body, self.council)
+                    request_id: str | None = None,
+                    key: Ed25519PrivateKey | None = None) -> bytes:
+        headers = request_auth.sign_request(key or self.key(), method, path, body,
+                                            self.council)
         headers["X-Request-Id"] = request_id or secrets.token_hex(8)
         if body:
             headers["Content-Type"] = MSGPACK
@@ -70,10 +86,29 @@ class HubClient:
         return await self._send("POST", self._path("batches"), envelope, request_id)
 
     async def get_cursor(self) -> tuple[int, str]:
-        obj = encoding.unpack(await self._send("GET", self._path("cursor")), what="cursor")
+        cursor = await self.read_cursor()
+        return cursor.seq, cursor.hash
+
+    async def read_cursor(self, key: Ed25519PrivateKey | None = None) -> HubCursor:
+        """The cursor, asked with ``key`` (default: the current key)."""
+        key = key or self.key()
+        obj = encoding.unpack(await self._send("GET", self._path("cursor"), key=key),
+                              what="cursor")
         if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):
             raise UnavailableError("hub sent a malformed cursor")
-        return obj["seq"], str(obj["hash"])
+        not_after = obj.get("key_not_after")
+        return HubCursor(obj["seq"], str(obj["hash"]), keys.key_id(key.public_key()),
+                         not_after if isinstance(not_after, str) else None)
+
+    async def post_key_announcement(self, envelope: bytes,
+                                    old_key: Ed25519PrivateKey) -> dict[str, Any]:
+        """Announce a new key (the envelope is signed by old and new); the request is
+        signed by the old key. Returns the hub's answer map."""
+        obj = encoding.unpack(await self._send("POST", self._path("keys"), envelope,
+                                               key=old_key), what="key announcement answer")
+        if not isinstance(obj, dict) or not isinstance(obj.get("kid"), str):
+            raise UnavailableError("hub sent a malformed answer to a key announcement")
+        return obj
 
     async def post_heartbeat(self, head_seq: int, outbox_depth: int, sent_at: str) -> None:
         body: dict[str, Any] = {"head_seq": head_seq, "outbox_depth": outbox_depth,

@@ -11,21 +11,27 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry
 
 from national_hub.config import DEFAULT_DATABASE, HubConfig
-from national_hub.handlers import federation
+from national_hub.handlers import federation, health, ops
 from national_hub.handlers import keys as k
+from national_hub.metrics import HubMetrics
 from national_hub.services.batch_intake import BatchIntake
 from national_hub.services.councils import CouncilService
+from national_hub.services.health import HealthService
+from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
+from national_hub.storage.key_announcements import KeyAnnouncementStore
 from national_hub.storage.nonces import NonceStore
 from national_hub.storage.records import RecordStore
 from protocol import keys
 from server_common import database
+from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
 
 log = logging.getLogger(__name__)
@@ -64,7 +70,10 @@ async def _purge_nonces(app: web.Application) -> None:
 
 
 def create_app(config: HubConfig) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
+    registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
+    metrics = HubMetrics(registry)
+    app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
+                                       error_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[k.CONFIG] = config
     app[k.HUB_KEY] = load_or_create_hub_key(config.hub.key_file)
@@ -77,9 +86,13 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.POOL] = pool
             app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
             app[k.COUNCILS] = CouncilService(pool, councils, HeartbeatStore())
+            app[k.ROTATION] = KeyRotation(pool, councils, KeyAnnouncementStore(),
+                                          overlap=config.hub.key_rotation_overlap)
             app[k.INTAKE] = BatchIntake(pool, councils, BatchStore(), records,
                                         Linker(records), app[k.HUB_KEY],
-                                        predecessor_wait=config.hub.predecessor_wait)
+                                        predecessor_wait=config.hub.predecessor_wait,
+                                        observer=metrics)
+            app[k.HEALTH] = HealthService(pool, config.health)
             purger = asyncio.create_task(_purge_nonces(app))
             yield
             purger.cancel()
@@ -88,5 +101,12 @@ def create_app(config: HubConfig) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(federation.routes())
+    app.add_routes(health.routes())  # no login yet: operator accounts arrive with issue 5
     app.add_routes(health_routes(k.POOL, PACKAGE))
+    app.add_routes(ops.routes())  # no login yet: operator accounts arrive with issue 5
+
+    async def before_scrape(request: web.Request) -> None:
+        await metrics.refresh(request.app[k.HEALTH])
+
+    app.add_routes([metrics_route(registry, before_scrape)])
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -9,7 +11,9 @@ import click
 
 from national_hub.app import PACKAGE, create_app, open_pool
 from national_hub.config import ENV_PREFIX, HubConfig
+from national_hub.health_table import format_table
 from national_hub.services.councils import CouncilService
+from national_hub.services.health import FederationHealth, HealthService
 from national_hub.services.links import export_links
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
@@ -75,21 +79,27 @@ def councils() -> None:
     pass
 
 
-@councils.command("add", help="Enrol a council and its public key (PEM).")
+@councils.command("add", help="Enrol a council and its public key (PEM); for a council "
+                              "already enrolled, add the key beside its others.")
 @click.argument("code")
 @click.option("--name", required=True, help="The council's name.")
 @click.option("--public-key", "public_key", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--expires", callback=common.parse_expiry, metavar="DATE",
+              help="When the key stops being accepted (its not_after): an ISO date, "
+                   "meaning 00:00 UTC that day, or an ISO date-time. Default: never.")
 @click.pass_obj
-def councils_add(obj: Context, code: str, name: str, public_key: Path) -> None:
+def councils_add(obj: Context, code: str, name: str, public_key: Path,
+                 expires: datetime | None) -> None:
     pem = public_key.read_bytes()
 
     async def go() -> str:
         async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).enrol(code, name, pem)
+            return await obj.councils(pool).enrol(code, name, pem, expires)
 
     kid = common.run(go())
-    click.echo(f"enrolled {code} ({name}) with key {kid}")
+    click.echo(f"enrolled {code} ({name}) with key {kid}"
+               + (f", expiring {expires:%Y-%m-%d %H:%M:%S %Z}" if expires else ""))
 
 
 @councils.command("list", help="List councils, cursors and keys.")
@@ -105,6 +115,9 @@ def councils_list(obj: Context) -> None:
         click.echo(f"{council.code:<10} {council.cursor_seq:>8}  {state:<8} {council.name}")
         for key in keys:
             status = "revoked" if key.revoked_at else "active"
+            if key.not_after is not None:
+                status += (" expired " if key.not_after <= datetime.now(UTC) else " expires ") \
+                    + f"{key.not_after:%Y-%m-%d %H:%M:%S}Z"
             click.echo(f"{'':<30}key {key.kid} {status}")
 
 
@@ -153,24 +166,18 @@ def links_export(obj: Context, out: Path) -> None:
     click.echo(f"wrote {common.run(go())} links to {out}")
 
 
-@main.command(help="Show each council's sync state.")
+@main.command(help="Show each council's health: sync state, heartbeat, keys, records, and "
+                   "every reason it is not GOOD (thresholds from the [health] config section).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the snapshot as JSON, as GET /v1/federation/health answers it.")
 @click.pass_obj
-def status(obj: Context) -> None:
-    async def go():
-        async with open_pool(obj.config) as pool, pool.acquire() as conn:
-            store, beats, records = CouncilStore(), HeartbeatStore(), RecordStore()
-            out = []
-            for c in await store.list_all(conn):
-                beat = await beats.get(conn, c.code)
-                out.append((c, beat, await records.count(conn, c.code)))
-            return out
+def status(obj: Context, as_json: bool) -> None:
+    async def go() -> FederationHealth:
+        async with open_pool(obj.config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            return await HealthService(pool, obj.config.health).snapshot()
 
-    click.echo(f"{'code':<10} {'hub seq':>8} {'node seq':>8} {'lag':>5} {'outbox':>7} "
-               f"{'records':>8}  state")
-    for c, beat, count in common.run(go()):
-        node_seq = beat["head_seq"] if beat else None
-        lag = (node_seq - c.cursor_seq) if node_seq is not None else None
-        state = "FORKED" if c.forked_at else ("no heartbeat" if beat is None else "ok")
-        click.echo(f"{c.code:<10} {c.cursor_seq:>8} {node_seq if node_seq is not None else '-':>8}"
-                   f" {lag if lag is not None else '-':>5}"
-                   f" {beat['outbox_depth'] if beat else '-':>7} {count:>8}  {state}")
+    snapshot = common.run(go())
+    # Exit status 0 whatever the health: this command reports, alerting is Prometheus's.
+    click.echo(json.dumps(snapshot.to_dict(), indent=2) if as_json else format_table(snapshot))

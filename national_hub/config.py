@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server_common.config import DatabaseConfig, Duration, ServerConfig
+from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig
 
 ENV_PREFIX = "NATIONAL_HUB"
 DEFAULT_DATABASE = "signpost_hub"
@@ -20,6 +20,47 @@ class HubSection:
     # A batch that arrives a little ahead of its predecessor (nodes pipeline batches)
     # waits this long for it before the hub answers seq_gap.
     predecessor_wait: Duration = Duration(5)
+    # After a council announces a new key, its old key keeps working this long (for
+    # batches it signed before the switch that are still on their way), then expires.
+    key_rotation_overlap: Duration = Duration(7 * 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSection:
+    """Thresholds of a council's health (DESIGN §7): at ``*_warn`` it is WARN, at
+    ``*_bad`` BAD. A council that never sent a heartbeat is WARN; a fork, no usable
+    key or an expired key is BAD whatever the thresholds."""
+
+    # Nodes heartbeat every 10 s by default: two minutes of silence is worth a look.
+    heartbeat_warn: Duration = Duration(120)
+    heartbeat_bad: Duration = Duration(600)
+    # Lag: batches the node has built that the hub has not applied.
+    lag_warn: int = 5
+    lag_bad: int = 50
+    # Records waiting in the node's outbox for a batch. A bulk load fills it for a
+    # while, so a deep outbox alone is only ever a warning; a stuck node shows as lag.
+    # 0 turns the warning off.
+    outbox_warn: int = 10_000
+    # Days before the soonest expiry among the council's keys that are not revoked.
+    key_expiry_warn: Duration = Duration(30 * 86400)
+    key_expiry_bad: Duration = Duration(7 * 86400)
+    # Batches the hub refused in the last 24 h.
+    rejected_warn: int = 1
+    rejected_bad: int = 20
+
+    def __post_init__(self) -> None:
+        for warn, bad in (("heartbeat_warn", "heartbeat_bad"), ("lag_warn", "lag_bad"),
+                          ("rejected_warn", "rejected_bad")):
+            if getattr(self, warn) < 0:
+                raise ConfigError(f"health.{warn} must not be negative")
+            if getattr(self, warn) > getattr(self, bad):
+                raise ConfigError(f"health.{warn} ({getattr(self, warn)}) must not exceed "
+                                  f"health.{bad} ({getattr(self, bad)})")
+        if self.outbox_warn < 0:
+            raise ConfigError("health.outbox_warn must not be negative")
+        if self.key_expiry_bad < 0 or self.key_expiry_warn < self.key_expiry_bad:
+            raise ConfigError("health.key_expiry_warn must be at least health.key_expiry_bad "
+                              "(it warns earlier), and neither negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +68,4 @@ class HubConfig:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8400))
     hub: HubSection = field(default_factory=HubSection)
+    health: HealthSection = field(default_factory=HealthSection)

@@ -52,6 +52,10 @@ class ErrorCode(StrEnum):
     PREV_MISMATCH = "prev_mismatch"
     FORK = "fork"
     COUNCIL_FLAGGED = "council_flagged"
+    # key announcements (rotation)
+    ANNOUNCEMENT_BAD_SIGNATURE = "announcement_bad_signature"
+    ANNOUNCEMENT_WRONG_COUNCIL = "announcement_wrong_council"
+    ANNOUNCEMENT_WRONG_KEY = "announcement_wrong_key"
     # per-record results (inside a receipt, not HTTP errors)
     INVALID_RECORD = "invalid_record"
     STALE_VERSION = "stale_version"

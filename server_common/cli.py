@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +45,19 @@ def serve(app: web.Application, host: str, port: int, service: str) -> None:
     click.echo(f"{service} listening on http://{host}:{port}", err=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None,
                 handle_signals=True, shutdown_timeout=5)
+
+
+def parse_expiry(ctx: click.Context, param: click.Parameter,
+                 value: str | None) -> datetime | None:
+    """Click callback for ``--expires DATE``: an ISO date (meaning 00:00 UTC that day)
+    or an ISO date-time (UTC unless it gives an offset)."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO date or date-time: {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def exit_with(message: str) -> None:

@@ -67,9 +67,10 @@ def node_config(code: str, url: str, data_dir: Path, hub: Hub | None, hub_url: s
 
 @contextlib.asynccontextmanager
 async def running_node(code: str, url: str, data_dir: Path, hub: Hub,
-                       **publisher: object) -> AsyncIterator[Node]:
+                       hub_url: str | None = None, **publisher: object) -> AsyncIterator[Node]:
+    """A node enrolled at ``hub``; it talks to ``hub_url`` if given (a proxy, say)."""
     await upgrade(url, NODE_PACKAGE)
-    config = node_config(code, url, data_dir, hub, **publisher)
+    config = node_config(code, url, data_dir, hub, hub_url, **publisher)
     key = keys.generate()
     keys.write_private_key(key, config.key_file)
     kid = await hub.enrol(code, keys.public_pem(key.public_key()))

@@ -28,11 +28,13 @@ COUNCILS = {
 }
 
 
-def hub_config(url: str, data_dir: Path, **hub: object) -> HubConfig:
+def hub_config(url: str, data_dir: Path, health: dict[str, object] | None = None,
+               **hub: object) -> HubConfig:
     return config_module.load(HubConfig, "TEST_HUB", None, {
         "database": {"url": url, "pool_max": 10},
         "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), "predecessor_wait": "0.5s",
                 **hub},
+        "health": health or {},
     }, environ={})
 
 
@@ -72,9 +74,10 @@ class Hub:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(url: str, data_dir: Path, **hub: object) -> AsyncIterator[Hub]:
+async def running_hub(url: str, data_dir: Path, health: dict[str, object] | None = None,
+                      **hub: object) -> AsyncIterator[Hub]:
     await upgrade(url, HUB_PACKAGE)
-    config = hub_config(url, data_dir, **hub)
+    config = hub_config(url, data_dir, health, **hub)
     server = TestServer(create_app(config), host="127.0.0.1")
     await server.start_server()
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)

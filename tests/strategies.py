@@ -9,13 +9,15 @@ maps with one part replaced, so decoders are pushed past their first check.
 from __future__ import annotations
 
 import string
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import strategies as st
 from stdnum.gb import upn as stdnum_upn
 
 from protocol.batch import Batch, DeleteOp, UpsertOp
+from protocol.key_announcement import KeyAnnouncement
 from protocol.records import SENSITIVE_SERVICE_TYPES, ChildRecord, Involvement
 
 EARLIEST_DOB = date(1990, 1, 1)
@@ -190,6 +192,28 @@ def batches(draw: st.DrawFn, max_ops: int = 4) -> Batch:
         issued_at=draw(issued_ats),
         ops=tuple(draw(st.lists(ops(), max_size=max_ops))),
     )
+
+
+# Ed25519 keys from drawn seeds (deterministic, so shrinking works).
+signing_keys = st.binary(min_size=32, max_size=32).map(Ed25519PrivateKey.from_private_bytes)
+
+
+def _second_precision(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@st.composite
+def key_announcements(draw: st.DrawFn) -> KeyAnnouncement:
+    """A valid announcement of a new key by an old one (not_after after issued_at)."""
+    old, new = draw(signing_keys), draw(signing_keys)
+    if old.private_bytes_raw() == new.private_bytes_raw():
+        new = Ed25519PrivateKey.from_private_bytes(bytes(31) + b"\x01")
+    issued = draw(st.datetimes(datetime(2020, 1, 1), datetime(2100, 1, 1),
+                               timezones=st.just(UTC)))
+    days = draw(st.none() | st.integers(min_value=1, max_value=3650))
+    return KeyAnnouncement.of(
+        draw(council_codes), old, new, issued_at=_second_precision(issued),
+        not_after=None if days is None else _second_precision(issued + timedelta(days=days)))
 
 
 # --- hostile input ------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -42,8 +43,8 @@ def test_every_command_has_help() -> None:
         "national-hub": [[], ["serve"], ["db", "upgrade"], ["councils", "add"],
                          ["councils", "list"], ["keys", "revoke"], ["links", "export"],
                          ["status"]],
-        "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["ingest"],
-                       ["publish"], ["index", "export"], ["status"]],
+        "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],
+                       ["ingest"], ["publish"], ["index", "export"], ["status"]],
     }.items():
         for command in commands:
             result = run([script(tool), *command, "--help"], dict(os.environ))
@@ -113,10 +114,12 @@ def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
         status = run([node_cli, "status"], node_env).stdout
         assert "outbox depth     0" in status and "children         2" in status
 
-        hub_status = run([hub_cli, "status"], hub_env).stdout.splitlines()
-        esx_row = next(line.split() for line in hub_status if line.startswith(ESX))
-        assert esx_row[1] == esx_row[2]  # hub seq == node head seq (from the heartbeat)
-        assert esx_row[5] == "2"
+        health = json.loads(run([hub_cli, "status", "--json"], hub_env).stdout)
+        esx = next(c for c in health["councils"] if c["code"] == ESX)
+        assert esx["hub_seq"] == esx["node_seq"]  # node head seq, from the heartbeat
+        assert esx["records"] == 2 and esx["status"] == "GOOD", esx
+        table = run([hub_cli, "status"], hub_env).stdout
+        assert any(line.startswith(ESX) and "GOOD" in line for line in table.splitlines())
 
         links = tmp_path / "links.csv"
         run([hub_cli, "links", "export", "--out", str(links)], hub_env)

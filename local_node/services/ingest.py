@@ -1,11 +1,14 @@
 """Loading a source feed into the local index.
 
 Rows are taken in chunks; each chunk is one transaction that updates children,
-their source rows, their involvements and the outbox together. A row finds its
-child by, in order: its own (source, source_ref) seen before; its NHS number;
-its UPN; or exactly the same given name, family name and date of birth with no
-conflicting identifier. Otherwise it is a new child. (Probabilistic local
-matching with a review list builds on this in its own issue.)
+their source rows, their involvements, their blocking keys, the review list and
+the outbox together. A row finds its child by, in order: its own (source,
+source_ref) seen before; its NHS number; its UPN; exactly the same given name,
+family name and date of birth with no conflicting identifier; or probabilistic
+matching (``protocol.matching``) against the children sharing a blocking key:
+a confident match links, an uncertain one becomes a new child *and* an item on the
+review list the index team decides (``local-node review``), otherwise a new child.
+Conflicting identifiers never merge (the matcher's hard rules veto them).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from pathlib import Path
 
 import asyncpg
 
-from local_node.feeds import FeedRow, RowError, parse_feed
+from local_node.feeds import FeedRow, Identity, RowError, parse_feed
+from local_node.services.identity import apply_rules
 from local_node.services.projection import Projector
 from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
+from local_node.storage.review import ReviewStore
+from protocol.matching import Decision, Explanation, IdentityFields, blocking_keys, score
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,28 @@ class IngestReport:
     outbox_entries: int = 0
     errors: list[RowError] = field(default_factory=list)
     identifier_conflicts: int = 0
+    matched_probabilistically: int = 0
+    sent_to_review: int = 0
+
+
+def child_fields(child: ChildRow) -> IdentityFields:
+    return IdentityFields(
+        given_name=child.given_name, family_name=child.family_name, dob=child.dob,
+        sex=child.sex, other_given_names=child.other_given_names,
+        former_family_names=tuple(child.former_family_names or ()),
+        postcode=child.postcode, address_line=child.address_line,
+        nhs_number=child.nhs_number, upn=child.upn,
+    )
+
+
+def row_fields(ident: Identity) -> IdentityFields:
+    return IdentityFields(
+        given_name=ident.given_name, family_name=ident.family_name, dob=ident.dob,
+        sex=ident.sex, other_given_names=ident.other_given_names,
+        former_family_names=(ident.former_family_name,) if ident.former_family_name else (),
+        postcode=ident.postcode, address_line=ident.address_line,
+        nhs_number=ident.nhs_number, upn=ident.upn,
+    )
 
 
 def _name_key(given: str, family: str, dob: date) -> tuple[str, str, date]:
@@ -51,6 +79,7 @@ class _ChunkIndex:
         self.by_nhs: dict[str, ChildRow] = {}
         self.by_upn: dict[str, ChildRow] = {}
         self.by_name: dict[tuple[str, str, date], list[ChildRow]] = {}
+        self.by_key: dict[str, list[ChildRow]] = {}
         for child in children:
             self.add(child)
 
@@ -67,6 +96,10 @@ class _ChunkIndex:
                                                    child.dob), [])
         if child not in bucket:
             bucket.append(child)
+        for key in blocking_keys(child_fields(child)):
+            holders = self.by_key.setdefault(key, [])
+            if child not in holders:
+                holders.append(child)
 
 
 def _conflicts(child: ChildRow, row: FeedRow) -> bool:
@@ -78,10 +111,12 @@ def _conflicts(child: ChildRow, row: FeedRow) -> bool:
 
 
 class IngestService:
-    def __init__(self, pool: asyncpg.Pool, children: ChildStore, projector: Projector) -> None:
+    def __init__(self, pool: asyncpg.Pool, children: ChildStore, projector: Projector,
+                 review: ReviewStore | None = None) -> None:
         self.pool = pool
         self.children = children
         self.projector = projector
+        self.review = review or ReviewStore()
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
@@ -103,11 +138,14 @@ class IngestService:
         known_refs = await self.children.by_source_refs(conn, feed,
                                                         [r.source_ref for r in rows])
         idents = [r.identity for r in rows]
+        fields_of = [row_fields(i) for i in idents]
+        keys_of = [blocking_keys(f) for f in fields_of]
         found = await self.children.find(
             conn,
             nhs=[i.nhs_number for i in idents if i.nhs_number],
             upn=[i.upn for i in idents if i.upn],
             name_dob=[_name_key(i.given_name, i.family_name, i.dob) for i in idents],
+            keys=sorted(set().union(*keys_of)) if keys_of else [],
         )
         found += await self.children.get_many(
             conn, [lid for lid in known_refs.values() if lid not in {c.local_id for c in found}]
@@ -117,15 +155,24 @@ class IngestService:
         new_children: list[ChildRow] = []
         placements: list[tuple[FeedRow, ChildRow]] = []
         touched: dict[int, ChildRow] = {}
+        reviews: list[tuple[ChildRow, ChildRow, Explanation]] = []
 
-        for row in rows:
+        for row, fields, keys in zip(rows, fields_of, keys_of, strict=True):
             child = self._match(row, known_refs, index)
+            if child is None:
+                child, uncertain = self._match_probabilistic(row, fields, keys, index)
+                if child is not None:
+                    report.matched_probabilistically += 1
+            else:
+                uncertain = None
             if child is None:
                 ident = row.identity
                 child = ChildRow(local_id="", given_name=ident.given_name,
                                  family_name=ident.family_name, dob=ident.dob,
                                  former_family_names=[])
                 new_children.append(child)
+                if uncertain is not None:
+                    reviews.append((child, *uncertain))
             report.identifier_conflicts += self._merge(child, row, index)
             index.reindex(child)
             if child.local_id:
@@ -142,6 +189,18 @@ class IngestService:
         await self.children.upsert_sources(conn, [
             (feed, row.source_ref, child.local_id, asdict(row.identity))
             for row, child in placements
+        ])
+        # The stated identity rules over all of each child's source rows decide who the
+        # child is; the in-chunk merge above was only a working approximation.
+        sources = await self.children.sources_of(conn, [c.local_id for c in changed])
+        for child in changed:
+            apply_rules(child, sources.get(child.local_id, []))
+        await self.children.upsert(conn, changed)
+        await self.children.replace_blocking_keys(
+            conn, {c.local_id: blocking_keys(child_fields(c)) for c in changed})
+        report.sent_to_review += await self.review.add(conn, [
+            (new.local_id, candidate.local_id, result.total, result.to_dict())
+            for new, candidate, result in reviews
         ])
         await self.children.upsert_involvements(conn, [
             InvolvementRow(source=feed, source_ref=row.source_ref, local_id=child.local_id,
@@ -170,6 +229,39 @@ class IngestService:
         if len(same_name) == 1:
             return same_name[0]
         return None
+
+    @staticmethod
+    def _match_probabilistic(
+            row: FeedRow, fields: IdentityFields, keys: set[str], index: _ChunkIndex,
+    ) -> tuple[ChildRow | None, tuple[ChildRow, Explanation] | None]:
+        """(child to link, None), or (None, (candidate, explanation)) for review, or
+        (None, None) for a new child. The best-scoring candidate decides."""
+        candidates: dict[int, ChildRow] = {}
+        for key in keys:
+            for child in index.by_key.get(key, ()):
+                if not _conflicts(child, row):
+                    candidates[id(child)] = child
+        best: tuple[ChildRow, Explanation] | None = None
+        possible_twin: tuple[ChildRow, Explanation] | None = None
+        for child in candidates.values():
+            result = score(fields, child_fields(child))
+            if result.veto is None:
+                if best is None or result.total > best[1].total:
+                    best = (child, result)
+            elif result.veto == "twins" and (possible_twin is None
+                                             or result.total > possible_twin[1].total):
+                possible_twin = (child, result)
+        decision = best[1].decision() if best is not None else Decision.NEW
+        if decision is Decision.LINK:
+            assert best is not None
+            return best[0], None
+        if decision is Decision.REVIEW:
+            return None, best
+        if possible_twin is not None and possible_twin[1].total >= 0:
+            # Never merged automatically; but a twin and a misspelt given name look alike,
+            # and the index team can tell them apart (one call to the school settles it).
+            return None, possible_twin
+        return None, None
 
     @staticmethod
     def _merge(child: ChildRow, row: FeedRow, index: _ChunkIndex) -> int:

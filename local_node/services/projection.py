@@ -66,6 +66,13 @@ class Projector:
         entries: list[tuple[str, int, str, bytes | None, str | None]] = []
         published: list[tuple[str, int, str | None]] = []
         for child in rows:
+            if child.merged_into is not None:
+                # Absorbed by a merge: withdraw it from the hub (once).
+                if child.published_digest is not None:
+                    version = child.published_version + 1
+                    entries.append((child.local_id, version, "delete", None, None))
+                    published.append((child.local_id, version, None))
+                continue
             record = project(child, invs.get(child.local_id, []))
             wire = record.to_wire()
             try:

@@ -18,15 +18,19 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 import tenacity
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from local_node.keyfile import KeySource, as_key_source
+from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore, SentBatch
-from local_node.transport import HubClient
+from local_node.transport import HubClient, HubCursor
 from protocol.batch import GENESIS, REJECTED, Batch, DeleteOp, Receipt, UpsertOp, batch_hash
 from protocol.errors import ErrorCode, SignpostError
+from protocol.key_announcement import parse_timestamp
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 
 log = logging.getLogger(__name__)
@@ -44,25 +48,47 @@ class PublishReport:
     records_rejected: int = 0
 
 
+class PublishObserver(Protocol):
+    """Told of every failed call to the hub (the node's metrics); must not block or raise."""
+
+    def publish_error(self, code: str) -> None: ...
+
+
+# Warn in the log when the signing key has less than this left (seconds).
+KEY_EXPIRY_WARNING = 14 * 86400
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Publisher:
     def __init__(self, pool: asyncpg.Pool, outbox: OutboxStore, client: HubClient,
-                 council: str, key: Ed25519PrivateKey, hub_public_key: Ed25519PublicKey,
+                 council: str, key: Ed25519PrivateKey | KeySource,
+                 hub_public_key: Ed25519PublicKey,
                  *, batch_size: int = 5000, max_backoff: float = 60.0,
-                 max_attempts: int | None = None, pipeline: int = 2) -> None:
+                 max_attempts: int | None = None, pipeline: int = 2,
+                 observer: PublishObserver | None = None) -> None:
         self.pool = pool
         self.outbox = outbox
         self.client = client
         self.council = council
-        self.key = key
+        # Looked up for every batch: after ``local-node keys rotate`` replaced the key
+        # file, the next batch is signed with the new key (see local_node.keyfile).
+        self.key = as_key_source(key)
+        self.key_status = KeyStatusStore()
+        self._expiry_warned = float("-inf")
+        self._key_reported: tuple[str, datetime | None] | None = None
         self.hub_public_key = hub_public_key
         self.batch_size = batch_size
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
         self.pipeline = max(1, pipeline)
+        self.observer = observer
+
+    def _observe(self, exc: SignpostError) -> None:
+        if self.observer is not None:
+            self.observer.publish_error(str(exc.code))
 
     def _retrying(self) -> tenacity.AsyncRetrying:
         stop = (tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts
@@ -84,8 +110,12 @@ class Publisher:
         report = PublishReport()
         async for attempt in self._retrying():
             with attempt:
-                await self._catch_up(report)
-                await self._drain(report)
+                try:
+                    await self._catch_up(report)
+                    await self._drain(report)
+                except SignpostError as exc:
+                    self._observe(exc)
+                    raise
         return report
 
     async def _drain(self, report: PublishReport) -> None:
@@ -112,8 +142,10 @@ class Publisher:
             await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def _catch_up(self, report: PublishReport) -> None:
-        hub_seq, hub_hash = await self.client.get_cursor()
+        cursor = await self.client.read_cursor()
+        hub_seq, hub_hash = cursor.seq, cursor.hash
         async with self.pool.acquire() as conn:
+            await self._note_key_status(conn, cursor)
             head = await self.outbox.head(conn)
             local_seq = head.seq if head else 0
             if hub_seq > local_seq:
@@ -133,6 +165,28 @@ class Publisher:
             await self._deliver(batch)
             report.batches_resent += 1
 
+    async def _note_key_status(self, conn: asyncpg.Connection, cursor: HubCursor) -> None:
+        """Keep the key's expiry as the hub reported it; warn (hourly) when it is near."""
+        try:
+            not_after = (None if cursor.key_not_after is None
+                         else parse_timestamp(cursor.key_not_after, "key_not_after"))
+        except SignpostError:
+            log.warning("the hub reported a malformed key expiry",
+                        extra={"key_not_after": cursor.key_not_after})
+            return
+        if self._key_reported != (cursor.kid, not_after):  # a write only when it changes
+            await self.key_status.record(conn, cursor.kid, not_after)
+            self._key_reported = (cursor.kid, not_after)
+        if not_after is None:
+            return
+        left = (not_after - datetime.now(UTC)).total_seconds()
+        loop_time = asyncio.get_running_loop().time()
+        if left < KEY_EXPIRY_WARNING and loop_time - self._expiry_warned >= 3600:
+            self._expiry_warned = loop_time
+            log.warning("the council's signing key expires soon: run 'local-node keys rotate'",
+                        extra={"kid": cursor.kid, "not_after": cursor.key_not_after,
+                               "days_left": round(left / 86400, 1)})
+
     async def _build_next(self) -> tuple[SentBatch, int] | None:
         """Put the next pending outbox entries in a signed batch, stored before sending."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -148,7 +202,7 @@ class Publisher:
                 for e in entries
             )
             payload = Batch(self.council, seq, prev, _now(), ops).encode()
-            envelope = Envelope.sign(BATCH_TYPE, payload, [self.key]).encode()
+            envelope = Envelope.sign(BATCH_TYPE, payload, [self.key()]).encode()
             hash_ = batch_hash(payload)
             await self.outbox.add_batch(conn, seq, hash_, prev, envelope, len(ops))
             await self.outbox.assign(conn, [e.id for e in entries], seq)
@@ -185,7 +239,12 @@ class Publisher:
     async def heartbeat(self) -> None:
         async with self.pool.acquire() as conn:
             summary = await self.outbox.summary(conn)
-        await self.client.post_heartbeat(summary["head_seq"], summary["outbox_depth"], _now())
+        try:
+            await self.client.post_heartbeat(summary["head_seq"], summary["outbox_depth"],
+                                             _now())
+        except SignpostError as exc:
+            self._observe(exc)
+            raise
 
     async def run_forever(self, interval: float, heartbeat_interval: float) -> None:
         """Publish whenever the outbox has entries; heartbeat on a schedule. Never returns."""

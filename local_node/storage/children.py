@@ -29,6 +29,7 @@ class ChildRow:
     parent_carer_phone: str | None = None
     shielded: bool = False
     date_of_death: date | None = None
+    merged_into: str | None = None  # set when a merge absorbed this child
     published_version: int = 0
     published_digest: str | None = None
 
@@ -91,8 +92,11 @@ class ChildStore:
         return {r["source_ref"]: r["local_id"] for r in rows}
 
     async def find(self, conn: asyncpg.Connection, *, nhs: list[str], upn: list[str],
-                   name_dob: list[tuple[str, str, date]]) -> list[ChildRow]:
-        """Children holding any of these NHS numbers, UPNs or (given, family, dob) keys."""
+                   name_dob: list[tuple[str, str, date]],
+                   keys: list[str] | None = None) -> list[ChildRow]:
+        """Children holding any of these NHS numbers, UPNs, (given, family, dob) or
+        blocking keys: every child a chunk of feed rows could match."""
+        keys = keys or []
         givens = [k[0] for k in name_dob]
         families = [k[1] for k in name_dob]
         dobs = [k[2] for k in name_dob]
@@ -105,8 +109,14 @@ class ChildStore:
             SELECT {", ".join("c." + c for c in CHILD_COLUMNS)} FROM children c
               JOIN unnest($3::text[], $4::text[], $5::date[]) AS k(g, f, d)
                 ON lower(c.family_name) = k.f AND lower(c.given_name) = k.g AND c.dob = k.d
+             WHERE c.merged_into IS NULL
+            UNION
+            SELECT {", ".join("c." + c for c in CHILD_COLUMNS)} FROM children c
+              JOIN (SELECT DISTINCT local_id FROM child_blocking_keys
+                     WHERE key = ANY($6::text[])) b USING (local_id)
+             WHERE c.merged_into IS NULL
             """,
-            nhs, upn, givens, families, dobs,
+            nhs, upn, givens, families, dobs, keys,
         )
         return [_child(r) for r in rows]
 
@@ -156,7 +166,11 @@ class ChildStore:
             SELECT s, r, l, i::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
                 AS t(s, r, l, i)
             ON CONFLICT (source, source_ref) DO UPDATE SET
-                local_id = EXCLUDED.local_id, identity = EXCLUDED.identity, received_at = now()
+                local_id = EXCLUDED.local_id, identity = EXCLUDED.identity,
+                -- "most recent" means most recently *changed*: the same row sent again
+                -- must not make its address newer than another source's.
+                received_at = CASE WHEN source_records.identity = EXCLUDED.identity
+                                   THEN source_records.received_at ELSE now() END
             """,
             list(sources), list(refs), list(ids),
             [json.dumps(i, default=str) for i in identities],
@@ -206,10 +220,69 @@ class ChildStore:
         )
 
     async def count(self, conn: asyncpg.Connection) -> int:
-        return int(await conn.fetchval("SELECT count(*) FROM children"))
+        return int(await conn.fetchval("SELECT count(*) FROM children WHERE merged_into IS NULL"))
+
+    async def replace_blocking_keys(self, conn: asyncpg.Connection,
+                                    keys: dict[str, set[str]]) -> None:
+        """Set the blocking keys of these children (local_id → keys) to exactly these."""
+        if not keys:
+            return
+        ids = list(keys)
+        await conn.execute("DELETE FROM child_blocking_keys WHERE local_id = ANY($1::text[])",
+                           ids)
+        pairs = [(key, lid) for lid, ks in keys.items() for key in ks]
+        if pairs:
+            await conn.execute(
+                "INSERT INTO child_blocking_keys (key, local_id)"
+                " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                [p[0] for p in pairs], [p[1] for p in pairs],
+            )
+
+    async def keys_index(self, conn: asyncpg.Connection,
+                         keys: list[str]) -> dict[str, list[str]]:
+        rows = await conn.fetch(
+            "SELECT key, local_id FROM child_blocking_keys WHERE key = ANY($1::text[])", keys
+        )
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r["key"], []).append(r["local_id"])
+        return out
+
+    async def lock(self, conn: asyncpg.Connection, local_ids: list[str]) -> list[ChildRow]:
+        rows = await conn.fetch(
+            f"SELECT {', '.join(CHILD_COLUMNS)} FROM children"
+            " WHERE local_id = ANY($1::text[]) ORDER BY local_id FOR UPDATE", local_ids,
+        )
+        return [_child(r) for r in rows]
+
+    async def move_sources(self, conn: asyncpg.Connection, from_id: str, to_id: str) -> None:
+        """A merge: every source row and involvement of one child now belongs to another."""
+        await conn.execute("UPDATE source_records SET local_id = $2 WHERE local_id = $1",
+                           from_id, to_id)
+        await conn.execute("UPDATE involvements SET local_id = $2 WHERE local_id = $1",
+                           from_id, to_id)
+        await conn.execute("DELETE FROM child_blocking_keys WHERE local_id = $1", from_id)
+
+    async def mark_merged(self, conn: asyncpg.Connection, absorbed: str, survivor: str) -> None:
+        await conn.execute(
+            "UPDATE children SET merged_into = $2, nhs_number = NULL, upn = NULL,"
+            " updated_at = now() WHERE local_id = $1", absorbed, survivor,
+        )
 
     async def export_sources(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return await conn.fetch(
             "SELECT local_id, source, source_ref FROM source_records"
             " ORDER BY local_id, source, source_ref"
         )
+
+    async def sources_of(self, conn: asyncpg.Connection,
+                         local_ids: list[str]) -> dict[str, list[asyncpg.Record]]:
+        rows = await conn.fetch(
+            "SELECT local_id, source, source_ref, identity, received_at FROM source_records"
+            " WHERE local_id = ANY($1::text[]) ORDER BY received_at, source, source_ref",
+            local_ids,
+        )
+        out: dict[str, list[asyncpg.Record]] = {}
+        for r in rows:
+            out.setdefault(r["local_id"], []).append(r)
+        return out

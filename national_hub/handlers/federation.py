@@ -8,9 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from national_hub.handlers import keys as k
+from national_hub.storage.councils import CouncilKey
 from protocol import encoding
 from protocol.batch import check_council_code
 from protocol.errors import DecodeError, ErrorCode, ValidationError
+from protocol.key_announcement import format_timestamp
 
 MSGPACK = "application/msgpack"
 
@@ -19,13 +21,18 @@ def _msgpack(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=encoding.pack(obj), status=status, content_type=MSGPACK)
 
 
-async def _authenticated(request: web.Request) -> tuple[str, bytes]:
-    """The one place node requests are authenticated: returns (council code, body)."""
+async def _authenticated_key(request: web.Request) -> tuple[str, bytes, CouncilKey]:
+    """The one place node requests are authenticated: (council code, body, signing key)."""
     code = check_council_code(request.match_info["code"], "path council code")
     body = await request.read()
-    await request.app[k.NODE_AUTH].authenticate(
+    key = await request.app[k.NODE_AUTH].authenticate(
         code, request.method, request.path_qs, body, request.headers
     )
+    return code, body, key
+
+
+async def _authenticated(request: web.Request) -> tuple[str, bytes]:
+    code, body, _ = await _authenticated_key(request)
     return code, body
 
 
@@ -38,9 +45,22 @@ async def post_batch(request: web.Request) -> web.Response:
 
 
 async def get_cursor(request: web.Request) -> web.Response:
-    code, _ = await _authenticated(request)
+    code, _, key = await _authenticated_key(request)
     council = await request.app[k.COUNCILS].get(code)
-    return _msgpack({"council": code, "seq": council.cursor_seq, "hash": council.cursor_hash})
+    body: dict[str, Any] = {"council": code, "seq": council.cursor_seq,
+                            "hash": council.cursor_hash}
+    if key.not_after is not None:  # so the node can show when its key stops working
+        body["key_not_after"] = format_timestamp(key.not_after)
+    return _msgpack(body)
+
+
+async def post_key_announcement(request: web.Request) -> web.Response:
+    """A council enrols its next key; the request is signed by the key it retires."""
+    code, body, key = await _authenticated_key(request)
+    result = await request.app[k.ROTATION].announce(code, key, body)
+    response = _msgpack(result.to_wire())
+    response.headers["Signpost-Replayed"] = "true" if result.replayed else "false"
+    return response
 
 
 def _counter(obj: dict[str, Any], name: str) -> int:
@@ -83,6 +103,7 @@ def routes() -> list[web.RouteDef]:
     return [
         web.post("/v1/councils/{code}/batches", post_batch),
         web.get("/v1/councils/{code}/cursor", get_cursor),
+        web.post("/v1/councils/{code}/keys", post_key_announcement),
         web.post("/v1/councils/{code}/heartbeats", post_heartbeat),
         web.get("/v1/hub/key", get_hub_key),
     ]

@@ -9,6 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from national_hub.config import HubConfig
 from national_hub.services.batch_intake import BatchIntake
 from national_hub.services.councils import CouncilService
+from national_hub.services.health import HealthService
+from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.node_auth import NodeAuthenticator
 
 CONFIG = web.AppKey("config", HubConfig)
@@ -17,3 +19,5 @@ HUB_KEY = web.AppKey("hub_key", Ed25519PrivateKey)
 NODE_AUTH = web.AppKey("node_auth", NodeAuthenticator)
 INTAKE = web.AppKey("intake", BatchIntake)
 COUNCILS = web.AppKey("councils", CouncilService)
+HEALTH = web.AppKey("health", HealthService)
+ROTATION = web.AppKey("rotation", KeyRotation)

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -75,6 +77,14 @@ class IntakeResult:
     replayed: bool
 
 
+class IntakeObserver(Protocol):
+    """Told the outcome of every batch (the hub's metrics); must not block or raise."""
+
+    def applied(self, council: str, counts: Mapping[str, int]) -> None: ...
+    def replayed(self, council: str) -> None: ...
+    def refused(self, council: str, code: str) -> None: ...
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -82,7 +92,8 @@ def _utc_now() -> str:
 class BatchIntake:
     def __init__(self, pool: asyncpg.Pool, councils: CouncilStore, batches: BatchStore,
                  records: RecordStore, linker: Linker, hub_key: Ed25519PrivateKey,
-                 *, predecessor_wait: float = 5.0) -> None:
+                 *, predecessor_wait: float = 5.0,
+                 observer: IntakeObserver | None = None) -> None:
         self.pool = pool
         self.councils = councils
         self.batches = batches
@@ -90,18 +101,24 @@ class BatchIntake:
         self.linker = linker
         self.hub_key = hub_key
         self.predecessor_wait = predecessor_wait
+        self.observer = observer
         self._cursor_moved: dict[str, asyncio.Condition] = {}
         self._notifications: set[asyncio.Task[None]] = set()
 
     async def receive(self, council_code: str, body: bytes) -> IntakeResult:
         try:
-            return await self._receive(council_code, body)
+            result = await self._receive(council_code, body)
         except SignpostError as exc:
             if isinstance(exc, ForkDetected):
                 await self._flag(council_code, exc.message)
             if exc.code != ErrorCode.UNKNOWN_COUNCIL:
                 await self._note_rejection(council_code, exc)
+                if self.observer is not None:
+                    self.observer.refused(council_code, str(exc.code))
             raise
+        if result.replayed and self.observer is not None:
+            self.observer.replayed(council_code)
+        return result
 
     async def _receive(self, council_code: str, body: bytes) -> IntakeResult:
         envelope = Envelope.decode(body)
@@ -152,6 +169,8 @@ class BatchIntake:
             # A predecessor is probably in flight: wait for it outside the transaction.
             await self._await_advance(council_code)
         self._advanced(council_code)
+        if self.observer is not None:
+            self.observer.applied(council_code, counts)
         log.info("batch applied", extra={"council": council_code, "seq": batch.seq,
                                          "ops": len(batch.ops), **counts})
         return IntakeResult(receipt_env, replayed=False)

@@ -34,6 +34,8 @@ class CouncilService:
                 if existing.council_code != code:
                     raise SignpostError(f"key {kid} is already enrolled for "
                                         f"{existing.council_code}", code=ErrorCode.INVALID_FIELD)
+                if not_after is not None:  # the operator (re)sets the key's expiry
+                    await self.councils.set_not_after(conn, kid, not_after)
                 return kid
             await self.councils.add_key(conn, kid, code, keys.raw_public(public), not_after)
         return kid

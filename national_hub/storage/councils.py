@@ -74,9 +74,28 @@ class CouncilStore:
             " VALUES ($1, $2, $3, $4)", kid, code, public_key, not_after,
         )
 
-    async def get_key(self, conn: asyncpg.Connection, kid: str) -> CouncilKey | None:
-        row = await conn.fetchrow(f"SELECT {_KEY_COLS} FROM council_keys WHERE kid = $1", kid)
+    async def get_key(self, conn: asyncpg.Connection, kid: str, *,
+                      for_update: bool = False) -> CouncilKey | None:
+        sql = f"SELECT {_KEY_COLS} FROM council_keys WHERE kid = $1"
+        if for_update:
+            sql += " FOR UPDATE"  # serialises announcements that retire this key
+        row = await conn.fetchrow(sql, kid)
         return CouncilKey(**dict(row)) if row else None
+
+    async def expire_key_by(self, conn: asyncpg.Connection, kid: str,
+                            when: datetime) -> datetime:
+        """Bring the key's not_after forward to ``when`` (never later than it already is);
+        return the resulting not_after."""
+        value = await conn.fetchval(
+            "UPDATE council_keys SET not_after = LEAST(coalesce(not_after, $2), $2)"
+            " WHERE kid = $1 RETURNING not_after", kid, when,
+        )
+        assert value is not None
+        return value
+
+    async def set_not_after(self, conn: asyncpg.Connection, kid: str,
+                            when: datetime | None) -> None:
+        await conn.execute("UPDATE council_keys SET not_after = $2 WHERE kid = $1", kid, when)
 
     async def keys_of(self, conn: asyncpg.Connection, code: str) -> list[CouncilKey]:
         rows = await conn.fetch(

@@ -8,7 +8,7 @@ The output is deterministic: keys come from fixed 32-byte seeds, Ed25519
 signatures are deterministic, and every timestamp and nonce is fixed. Running
 the script again must leave the file unchanged (``test_vectors.py`` checks the
 file against the protocol code, byte for byte). Bytes are lower-case hex.
-docs/PROTOCOL.md §11 explains each vector.
+docs/PROTOCOL.md §13 explains each vector.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, DeleteOp, OpResult, Receipt, UpsertOp, batch_hash
+from protocol.key_announcement import KeyAnnouncement
 from protocol.records import ChildRecord, Involvement
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope, pae
 
@@ -32,12 +33,17 @@ OUT = Path(__file__).with_name("vectors.json")
 COUNCIL = "E10000011"
 COUNCIL_SEED = bytes(range(32))  # 000102…1f
 HUB_SEED = bytes(range(32, 64))  # 202122…3f
+COUNCIL_NEXT_SEED = bytes(range(64, 96))  # 404142…5f: the council's next key (rotation)
 ISSUED_AT_1 = "2026-11-25T10:00:00Z"
 ISSUED_AT_2 = "2026-11-25T10:05:00Z"
 APPLIED_AT = "2026-11-25T10:00:01.250000Z"
 REQUEST_TIMESTAMP = 1795600800  # 2026-11-25T10:00:00Z
 REQUEST_NONCE = "00112233445566778899aabbccddeeff"
 CURSOR_NONCE = "ffeeddccbbaa99887766554433221100"
+ANNOUNCED_AT = "2026-11-25T11:00:00Z"
+NEXT_NOT_AFTER = "2027-11-25T00:00:00Z"
+ANNOUNCEMENT_NONCE = "0123456789abcdef0123456789abcdef"
+OLD_NOT_AFTER = "2026-12-02T11:00:00Z"  # ANNOUNCED_AT + the default 7-day overlap
 
 
 def record_one() -> ChildRecord:
@@ -157,6 +163,15 @@ def build() -> dict[str, Any]:
     ))
     receipt_payload = receipt.encode()
 
+    next_key = Ed25519PrivateKey.from_private_bytes(COUNCIL_NEXT_SEED)
+    announcement = KeyAnnouncement.of(COUNCIL, council_key, next_key, issued_at=ANNOUNCED_AT,
+                                      not_after=NEXT_NOT_AFTER)
+    announcement_payload = announcement.encode()
+    announcement_env = announcement.sign(council_key, next_key)
+    announcement_answer = {"council": COUNCIL, "kid": announcement.new_kid,
+                           "not_after": NEXT_NOT_AFTER, "old_kid": announcement.old_kid,
+                           "old_not_after": OLD_NOT_AFTER}
+
     heartbeat = {"head_seq": 2, "outbox_depth": 0, "sent_at": "2026-11-25T10:05:01Z"}
     cursor = {"council": COUNCIL, "seq": 1, "hash": batch_hash(payload1)}
 
@@ -167,6 +182,7 @@ def build() -> dict[str, Any]:
         "keys": {
             "council": {"council": COUNCIL, **key_vector(council_key, COUNCIL_SEED)},
             "hub": key_vector(hub_key, HUB_SEED),
+            "council_next": {"council": COUNCIL, **key_vector(next_key, COUNCIL_NEXT_SEED)},
         },
         "record": {
             "wire": rec1_wire,
@@ -195,9 +211,28 @@ def build() -> dict[str, Any]:
         "request_get_cursor": request_vector(
             council_key, "GET", f"/v1/councils/{COUNCIL}/cursor", b"", CURSOR_NONCE,
             body_is="empty"),
+        "key_announcement": {
+            "council": announcement.council,
+            "new_kid": announcement.new_kid,
+            "new_public_key_hex": announcement.new_public_key.hex(),
+            "old_kid": announcement.old_kid,
+            "issued_at": announcement.issued_at,
+            "not_after": announcement.not_after,
+            "payload_hex": announcement_payload.hex(),
+            "envelope": envelope_vector(announcement_env),
+        },
+        "request_post_key_announcement": request_vector(
+            council_key, "POST", f"/v1/councils/{COUNCIL}/keys", announcement_env.encode(),
+            ANNOUNCEMENT_NONCE, body_is="key_announcement.envelope.envelope_hex"),
         "http_bodies": {
             "heartbeat": {"map": heartbeat, "msgpack_hex": encoding.pack(heartbeat).hex()},
             "cursor_response": {"map": cursor, "msgpack_hex": encoding.pack(cursor).hex()},
+            "cursor_response_key_expiring": {
+                "map": cursor | {"key_not_after": OLD_NOT_AFTER},
+                "msgpack_hex": encoding.pack(cursor | {"key_not_after": OLD_NOT_AFTER}).hex()},
+            "key_announcement_response": {
+                "map": announcement_answer,
+                "msgpack_hex": encoding.pack(announcement_answer).hex()},
         },
     }
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from protocol import encoding, identifiers, request_auth
 from protocol.batch import Batch, OpResult, Receipt
 from protocol.errors import DecodeError, ErrorCode, SignpostError
+from protocol.key_announcement import KeyAnnouncement
 from protocol.records import ChildRecord, Involvement
 from protocol.signing import BATCH_TYPE, Envelope
 from tests import strategies
@@ -37,6 +38,7 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "batch": Batch.decode,
     "receipt": Receipt.decode,
     "record": lambda data: ChildRecord.from_wire(encoding.unpack(data)),
+    "key_announcement": KeyAnnouncement.decode,
 }
 
 

@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, DeleteOp, OpResult, Receipt, UpsertOp, batch_hash
+from protocol.errors import SignpostError
+from protocol.key_announcement import KeyAnnouncement, open_announcement
 from protocol.records import ChildRecord
-from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope, pae
+from protocol.signing import BATCH_TYPE, KEY_ANNOUNCEMENT_TYPE, RECEIPT_TYPE, Envelope, pae
 from tests.protocol import make_vectors
 
 VECTORS_PATH = Path(__file__).with_name("vectors.json")
@@ -59,7 +61,7 @@ def test_file_is_current() -> None:
 # --- keys ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["council", "hub"])
+@pytest.mark.parametrize("name", ["council", "hub", "council_next"])
 def test_keys(name: str) -> None:
     vec = V["keys"][name]
     pub = private(name).public_key()
@@ -193,11 +195,21 @@ def test_receipt() -> None:
 # --- request signing ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["request_post_batch", "request_get_cursor"])
+def body_of(vec: dict[str, Any]) -> bytes:
+    """``body_is`` names the vector holding the body's hex (dotted path), or "empty"."""
+    if vec["body_is"] == "empty":
+        return b""
+    node: Any = V
+    for part in vec["body_is"].split("."):
+        node = node[part]
+    return bytes.fromhex(node)
+
+
+@pytest.mark.parametrize("name", ["request_post_batch", "request_get_cursor",
+                                  "request_post_key_announcement"])
 def test_request(name: str) -> None:
     vec = V[name]
-    body = (bytes.fromhex(V["batch_1"]["envelope"]["envelope_hex"])
-            if vec["body_is"] != "empty" else b"")
+    body = body_of(vec)
     assert hashlib.sha256(body).hexdigest() == vec["body_sha256"]
     text = request_auth.canonical(vec["method"], vec["path"], body, vec["origin"],
                                   vec["timestamp"], vec["nonce"])
@@ -226,10 +238,59 @@ def test_request(name: str) -> None:
         assert not keys.verify(public("council"), changed, pae_bytes)
 
 
+# --- key announcement ---------------------------------------------------------
+
+
+def test_key_announcement() -> None:
+    vec = V["key_announcement"]
+    payload = bytes.fromhex(vec["payload_hex"])
+    announcement = KeyAnnouncement(vec["council"], vec["new_kid"],
+                                   bytes.fromhex(vec["new_public_key_hex"]), vec["old_kid"],
+                                   vec["issued_at"], vec["not_after"])
+    assert announcement.encode() == payload
+    assert KeyAnnouncement.decode(payload) == announcement
+    assert vec["old_kid"] == V["keys"]["council"]["kid"]
+    assert vec["new_kid"] == V["keys"]["council_next"]["kid"] == hashlib.sha256(
+        bytes.fromhex(vec["new_public_key_hex"])).digest()[:16].hex()
+    assert vec["new_public_key_hex"] == V["keys"]["council_next"]["public_raw_hex"]
+
+    env_vec = vec["envelope"]
+    pae_bytes = bytes.fromhex(env_vec["pae_hex"])
+    assert env_vec["payload_type"] == KEY_ANNOUNCEMENT_TYPE
+    assert pae(KEY_ANNOUNCEMENT_TYPE, payload) == pae_bytes == hand_pae(KEY_ANNOUNCEMENT_TYPE,
+                                                                        payload)
+    env = Envelope.sign(KEY_ANNOUNCEMENT_TYPE, payload,
+                        [private("council"), private("council_next")])
+    envelope_bytes = bytes.fromhex(env_vec["envelope_hex"])
+    assert env.encode() == envelope_bytes
+    assert announcement.sign(private("council"), private("council_next")) == env
+    assert hashlib.sha256(envelope_bytes).hexdigest() == env_vec["envelope_sha256"]
+    # two signatures over the same PAE: the old key's first, then the new key's
+    assert [s["kid"] for s in env_vec["signatures"]] == [vec["old_kid"], vec["new_kid"]]
+    for sig_vec, signer in zip(env_vec["signatures"], ["council", "council_next"], strict=True):
+        sig = bytes.fromhex(sig_vec["sig_hex"])
+        assert keys.verify(public(signer), sig, pae_bytes)
+        for changed in one_byte_changes(sig):
+            assert not keys.verify(public(signer), changed, pae_bytes)
+    decoded = Envelope.decode(envelope_bytes)
+    assert open_announcement(decoded, public("council")) == announcement
+    for changed in one_byte_changes(payload):
+        tampered = Envelope(KEY_ANNOUNCEMENT_TYPE, changed, decoded.signatures)
+        assert not tampered.verified_by(public("council"))
+        assert not tampered.verified_by(public("council_next"))
+    # one signature alone is not an announcement
+    for alone in decoded.signatures:
+        with pytest.raises(SignpostError) as refused:
+            open_announcement(Envelope(KEY_ANNOUNCEMENT_TYPE, payload, (alone,)),
+                              public("council"))
+        assert refused.value.code == "announcement_bad_signature"
+
+
 # --- plain HTTP bodies --------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["heartbeat", "cursor_response"])
+@pytest.mark.parametrize("name", ["heartbeat", "cursor_response", "cursor_response_key_expiring",
+                                  "key_announcement_response"])
 def test_http_bodies(name: str) -> None:
     vec = V["http_bodies"][name]
     assert encoding.pack(vec["map"]) == bytes.fromhex(vec["msgpack_hex"])

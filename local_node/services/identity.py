@@ -1,0 +1,58 @@
+"""The child in one place: which of its source rows says who the child is.
+
+Stated rules (DESIGN §3, issue 3):
+
+- **Names, date of birth, sex** come from the most trusted source that has the
+  child: health (registered with the NHS spine) over education over services;
+  between rows of equally trusted sources, the most recently received wins.
+- **Address and postcode** come from the most recently received row that has one:
+  a move shows up first in whichever service hears of it.
+- **Former family names** are those any source states explicitly.
+- **NHS number and UPN** are never chosen here: ingest adds them to a child and never
+  moves one between children (a conflict is reported and kept apart).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from local_node.storage.children import ChildRow
+
+SOURCE_TRUST = {"health": 3, "education": 2, "services": 1}
+
+
+def _identity(row: asyncpg.Record) -> dict[str, Any]:
+    value = row["identity"]
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
+    """Set the child's identity fields from its source rows (oldest first)."""
+    if not sources:
+        return
+    ranked = sorted(sources, key=lambda r: (SOURCE_TRUST.get(r["source"], 0), r["received_at"]))
+    best = _identity(ranked[-1])
+    child.given_name = best["given_name"]
+    child.family_name = best["family_name"]
+    child.dob = date.fromisoformat(str(best["dob"]))
+    # Other given names and sex: the most trusted row that states them.
+    stated = [_identity(r) for r in reversed(ranked)]
+    child.other_given_names = next(
+        (i["other_given_names"] for i in stated if i.get("other_given_names")), None)
+    child.sex = next((int(i["sex"]) for i in stated if i.get("sex")), 0)
+    newest_first = [_identity(r) for r in
+                    sorted(sources, key=lambda r: r["received_at"], reverse=True)]
+    child.postcode = next((i["postcode"] for i in newest_first if i.get("postcode")), None)
+    child.address_line = next(
+        (i["address_line"] for i in newest_first if i.get("address_line")), None)
+    formers = []
+    for row in sources:
+        name = _identity(row).get("former_family_name")
+        if name and name != child.family_name and name not in formers:
+            formers.append(name)
+    child.former_family_names = formers

@@ -1,0 +1,76 @@
+"""The index team's decisions on the local review list.
+
+``accept`` merges the newer child into the older one (the survivor keeps its local
+id; the absorbed child is kept, pointing at the survivor, and is withdrawn from the
+hub with a delete); ``reject`` records that the two are different children, so the
+pair is never asked again. Both happen in one transaction with their outbox entries.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from local_node.services.identity import apply_rules
+from local_node.services.ingest import child_fields
+from local_node.services.projection import Projector
+from local_node.storage.children import ChildStore
+from local_node.storage.review import ReviewStore
+from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from protocol.matching import blocking_keys
+
+
+class ReviewService:
+    def __init__(self, pool: asyncpg.Pool, children: ChildStore, review: ReviewStore,
+                 projector: Projector) -> None:
+        self.pool = pool
+        self.children = children
+        self.review = review
+        self.projector = projector
+
+    async def open_items(self) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            return await self.review.open_items(conn)
+
+    async def _open_item(self, conn: asyncpg.Connection, item_id: int) -> asyncpg.Record:
+        item = await self.review.get_for_update(conn, item_id)
+        if item is None:
+            raise NotFoundError(f"review item {item_id} does not exist")
+        if item["status"] != "open":
+            raise SignpostError(f"review item {item_id} is already {item['status']}",
+                                code=ErrorCode.INVALID_FIELD, status=409)
+        return item
+
+    async def reject(self, item_id: int, decided_by: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._open_item(conn, item_id)
+            await self.review.decide(conn, item_id, "rejected", decided_by)
+
+    async def accept(self, item_id: int, decided_by: str) -> str:
+        """Merge the pair; return the surviving local id."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            item = await self._open_item(conn, item_id)
+            survivor_id, absorbed_id = item["candidate_id"], item["local_id"]
+            rows = {c.local_id: c for c in await self.children.lock(
+                conn, [survivor_id, absorbed_id])}
+            survivor, absorbed = rows[survivor_id], rows[absorbed_id]
+            for name in ("nhs_number", "upn"):
+                mine, theirs = getattr(survivor, name), getattr(absorbed, name)
+                if mine and theirs and mine != theirs:
+                    raise SignpostError(
+                        f"cannot merge: {name} differs ({mine} / {theirs})",
+                        code=ErrorCode.INVALID_FIELD, status=409)
+            moved_ids = {n: getattr(absorbed, n) for n in ("nhs_number", "upn")}
+            await self.children.mark_merged(conn, absorbed_id, survivor_id)
+            await self.children.move_sources(conn, absorbed_id, survivor_id)
+            for name, value in moved_ids.items():
+                if value and not getattr(survivor, name):
+                    setattr(survivor, name, value)
+            apply_rules(survivor, (await self.children.sources_of(conn, [survivor_id]))
+                        .get(survivor_id, []))
+            await self.children.upsert(conn, [survivor])
+            await self.children.replace_blocking_keys(
+                conn, {survivor_id: blocking_keys(child_fields(survivor))})
+            await self.review.decide(conn, item_id, "accepted", decided_by)
+            await self.review.retire_child(conn, absorbed_id)
+            await self.projector.publish_changes(conn, [survivor_id, absorbed_id])
+        return str(survivor_id)

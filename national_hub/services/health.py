@@ -1,0 +1,247 @@
+"""Per-council health at the hub (DESIGN §7): what each council's node last said, how
+far the hub is behind it, what the hub refused, its keys, and a status with every
+reason. ``/v1/federation/health``, ``national-hub status``, ``/ops`` and the
+Prometheus collector all read the one :meth:`HealthService.snapshot`.
+
+A council is GOOD with no reason, WARN or BAD with at least one; the federation is
+as bad as its worst council. Thresholds come from the ``[health]`` config section.
+
+Example (``FederationHealth.to_dict()``, abridged)::
+
+    {"generated_at": "2026-11-25T10:00:00+00:00", "status": "BAD",
+     "councils": [{"code": "E10000011", "name": "East Sussex", "status": "BAD",
+                   "reasons": ["no heartbeat for 12 min",
+                               "forked: seq 7 was already applied with a different hash"],
+                   "hub_seq": 7, "node_seq": 7, "lag": 0, "outbox_depth": 0, ...}]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+from national_hub.config import HealthSection
+from national_hub.storage.health import CouncilState, HealthStore
+from national_hub.storage.heartbeats import HISTORY_KEEP_SECONDS
+
+REJECTED_WINDOW_SECONDS = 24 * 3600.0
+HISTORY_BUCKET_SECONDS = 300
+MAX_HISTORY_HOURS = HISTORY_KEEP_SECONDS / 3600
+
+
+class Status(StrEnum):
+    GOOD = "GOOD"
+    WARN = "WARN"
+    BAD = "BAD"
+
+
+_RANK = {Status.GOOD: 0, Status.WARN: 1, Status.BAD: 2}
+
+
+def worst(statuses: Iterable[str]) -> Status:
+    return max((Status(s) for s in statuses), key=_RANK.__getitem__, default=Status.GOOD)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CouncilHealth:
+    code: str
+    name: str
+    status: str
+    reasons: list[str]
+    hub_seq: int                    # the last batch the hub applied
+    node_seq: int | None            # the node's head seq, from its last heartbeat
+    lag: int | None                 # node_seq − hub_seq (never below 0)
+    outbox_depth: int | None
+    last_batch_at: datetime | None
+    seconds_since_heartbeat: float | None
+    rejected_24h: dict[str, int]    # error code → batches refused
+    forked: bool
+    # Days until the council's last usable key expires (< 0: since it did); None when
+    # a key never expires, or all are revoked. A key superseded by rotation, which
+    # expires at the end of the overlap, does not count while a later key lives on.
+    key_expiry_days: float | None
+    records: int                    # live records held at the hub
+    review_queue: int               # national resolution's review queue (a later issue)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "name": self.name, "status": str(self.status),
+            "reasons": list(self.reasons), "hub_seq": self.hub_seq, "node_seq": self.node_seq,
+            "lag": self.lag, "outbox_depth": self.outbox_depth,
+            "last_batch_at": _iso(self.last_batch_at),
+            "seconds_since_heartbeat": self.seconds_since_heartbeat,
+            "rejected_24h": dict(self.rejected_24h), "forked": self.forked,
+            "key_expiry_days": self.key_expiry_days, "records": self.records,
+            "review_queue": self.review_queue,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FederationHealth:
+    generated_at: datetime
+    status: str
+    councils: list[CouncilHealth]
+
+    def council(self, code: str) -> CouncilHealth | None:
+        return next((c for c in self.councils if c.code == code), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generated_at": _iso(self.generated_at), "status": str(self.status),
+                "councils": [c.to_dict() for c in self.councils]}
+
+
+def span(seconds: float) -> str:
+    """A duration as people say it: "45 s", "12 min", "5 h", "9 days"."""
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{round(seconds)} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"{round(seconds / 3600)} h"
+    days = round(seconds / 86400)
+    return f"{days} day" if days == 1 else f"{days} days"
+
+
+def _batches(n: int) -> str:
+    return "1 batch" if n == 1 else f"{n} batches"
+
+
+def _grade(value: float, warn: float, bad: float) -> Status | None:
+    if value >= bad:
+        return Status.BAD
+    if value >= warn:
+        return Status.WARN
+    return None
+
+
+def assess(state: CouncilState, now: datetime, rejected: dict[str, int],
+           limits: HealthSection) -> list[tuple[Status, str]]:
+    """Every reason the council is not GOOD, each with the status it earns."""
+    found: list[tuple[Status, str]] = []
+
+    def note(status: Status | None, reason: str) -> None:
+        if status is not None:
+            found.append((status, reason))
+
+    if state.heartbeat_at is None:
+        note(Status.WARN, "never sent a heartbeat")
+    else:
+        silent = (now - state.heartbeat_at).total_seconds()
+        note(_grade(silent, limits.heartbeat_warn, limits.heartbeat_bad),
+             f"no heartbeat for {span(silent)}")
+    if state.head_seq is not None:
+        lag = max(0, state.head_seq - state.hub_seq)
+        note(_grade(lag, limits.lag_warn, limits.lag_bad), f"lag {_batches(lag)}")
+    if state.outbox_depth is not None and state.outbox_depth >= limits.outbox_warn > 0:
+        note(Status.WARN, f"outbox {state.outbox_depth} records waiting")
+    total = sum(rejected.values())
+    if total:
+        codes = ", ".join(f"{code}: {n}" for code, n in sorted(rejected.items()))
+        note(_grade(total, limits.rejected_warn, limits.rejected_bad),
+             f"{_batches(total)} rejected in 24 h ({codes})")
+    if state.forked_at is not None:
+        note(Status.BAD, f"forked: {state.fork_detail or 'since ' + state.forked_at.isoformat()}")
+    key = f"key {(state.last_kid or '')[:8]}…"
+    left = None if state.last_ends is None else (state.last_ends - now).total_seconds()
+    if state.keys == 0:
+        note(Status.BAD, "no key enrolled")
+    elif state.keys_usable == 0:
+        if state.keys_revoked == state.keys:
+            note(Status.BAD, "no usable key: all revoked")
+        elif state.keys_revoked == 0 and left is not None:
+            note(Status.BAD, f"no usable key: all expired ({key} expired {span(left)} ago)")
+        else:
+            note(Status.BAD, "no usable key: revoked or expired")
+    elif left is not None and not state.keys_forever:
+        grade = (Status.BAD if left <= limits.key_expiry_bad
+                 else Status.WARN if left <= limits.key_expiry_warn else None)
+        note(grade, f"{key} expires in {span(left)}")
+    return found
+
+
+class HealthService:
+    def __init__(self, pool: asyncpg.Pool, limits: HealthSection,
+                 store: HealthStore | None = None) -> None:
+        self.pool = pool
+        self.limits = limits
+        self.store = store or HealthStore()
+
+    async def snapshot(self) -> FederationHealth:
+        # One read-only snapshot, so every figure is of the same moment (now()).
+        async with self.pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            now = await self.store.now(conn)
+            states = await self.store.councils(conn)
+            held = await self.store.records_held(conn)
+            rejected = await self.store.rejections(conn, REJECTED_WINDOW_SECONDS)
+        councils = [self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}))
+                    for s in states]
+        return FederationHealth(now, worst(c.status for c in councils), councils)
+
+    def _council(self, state: CouncilState, now: datetime, records: int,
+                 rejected: dict[str, int]) -> CouncilHealth:
+        found = assess(state, now, rejected, self.limits)
+        heard = state.heartbeat_at
+        expiry = None if state.keys_forever else state.last_ends
+        return CouncilHealth(
+            code=state.code, name=state.name, status=worst(s for s, _ in found),
+            reasons=[reason for _, reason in found], hub_seq=state.hub_seq,
+            node_seq=state.head_seq,
+            lag=None if state.head_seq is None else max(0, state.head_seq - state.hub_seq),
+            outbox_depth=state.outbox_depth, last_batch_at=state.last_batch_at,
+            seconds_since_heartbeat=(None if heard is None
+                                     else max(0.0, (now - heard).total_seconds())),
+            rejected_24h=dict(sorted(rejected.items())), forked=state.forked_at is not None,
+            key_expiry_days=(None if expiry is None
+                             else round((expiry - now).total_seconds() / 86400, 2)),
+            records=records, review_queue=0,
+        )
+
+    async def history(self, hours: float) -> dict[str, list[dict[str, Any]]]:
+        """Per council, one point per 5 minutes over the last ``hours`` (at most 48):
+        ``{"t": bucket start, "lag": batches behind at the bucket's end (None before
+        the first heartbeat), "hub_seq": hub seq at the bucket's end,
+        "records_applied": records applied in the bucket}``."""
+        if not 0 < hours <= MAX_HISTORY_HOURS:
+            raise ValueError(f"hours must be in (0, {MAX_HISTORY_HOURS:g}]")
+        async with self.pool.acquire() as conn, conn.transaction(
+                isolation="repeatable_read", readonly=True):
+            now = await self.store.now(conn)
+            since = now - timedelta(hours=hours)
+            before = await self.store.state_before(conn, since)
+            buckets = await self.store.buckets(conn, since, HISTORY_BUCKET_SECONDS)
+        by_key = {(b.council, int(b.start.timestamp())): b for b in buckets}
+        step = HISTORY_BUCKET_SECONDS
+        first = int(since.timestamp()) // step * step
+        grid = range(first, int(now.timestamp()) // step * step + 1, step)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for code in sorted(before):
+            hub_seq, head_seq = before[code]
+            series = []
+            for start in grid:
+                bucket = by_key.get((code, start))
+                applied = 0
+                if bucket is not None:
+                    if bucket.hub_seq is not None:
+                        hub_seq = max(hub_seq, bucket.hub_seq)
+                    if bucket.head_seq is not None:
+                        head_seq = bucket.head_seq
+                    applied = bucket.records_applied
+                series.append({
+                    "t": datetime.fromtimestamp(start, UTC).isoformat(),
+                    # the node's head is never below what the hub holds from it
+                    "lag": None if head_seq is None else max(0, head_seq - hub_seq),
+                    "hub_seq": hub_seq, "records_applied": applied,
+                })
+            out[code] = series
+        return out

@@ -1,0 +1,270 @@
+// The /ops page: re-reads /v1/federation/health every 5 s and redraws the table;
+// re-reads /v1/federation/history every 30 s and redraws the charts. Plain browser
+// JavaScript, no build step, no third-party code.
+"use strict";
+
+(function () {
+  const HEALTH_URL = "/v1/federation/health";
+  const HISTORY_HOURS = 6;
+  const HISTORY_URL = "/v1/federation/history?hours=" + HISTORY_HOURS;
+  const REFRESH_MS = 5000;
+  const HISTORY_EVERY = 6; // history is read on every 6th refresh (30 s)
+  const RANK = { GOOD: 0, WARN: 1, BAD: 2 };
+  const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+  const SVG = "http://www.w3.org/2000/svg";
+
+  let councils = [];
+  let sortKey = "status";
+  let descending = true; // worst first
+  let lastGood = null;
+  let tick = 0;
+
+  // --- formatting ---------------------------------------------------------------
+
+  function dash(value) {
+    return value === null || value === undefined ? "—" : String(value);
+  }
+
+  function age(seconds) {
+    if (seconds === null || seconds === undefined) return "never";
+    if (seconds < 90) return Math.round(seconds) + " s ago";
+    if (seconds < 90 * 60) return Math.round(seconds / 60) + " min ago";
+    if (seconds < 48 * 3600) return Math.round(seconds / 3600) + " h ago";
+    return Math.round(seconds / 86400) + " d ago";
+  }
+
+  function sinceIso(iso, now) {
+    if (!iso) return "never";
+    return age(Math.max(0, (now - Date.parse(iso)) / 1000));
+  }
+
+  function expiry(days) {
+    if (days === null || days === undefined) return "never";
+    if (days < 0) return "expired";
+    return days < 1 ? "< 1 d" : Math.floor(days) + " d";
+  }
+
+  // --- sorting -------------------------------------------------------------------
+
+  function sortValue(council, key) {
+    switch (key) {
+      case "status": return RANK[council.status];
+      case "reasons": return (council.reasons || []).join("; ");
+      case "last_batch_at": return council.last_batch_at ? Date.parse(council.last_batch_at) : null;
+      case "seconds_since_heartbeat":
+        // never heard from sorts as the oldest heartbeat
+        return council.seconds_since_heartbeat === null ? Infinity : council.seconds_since_heartbeat;
+      default: return council[key];
+    }
+  }
+
+  function compare(a, b) {
+    const x = sortValue(a, sortKey);
+    const y = sortValue(b, sortKey);
+    // blanks last whichever the direction
+    if (x === null || x === undefined) return (y === null || y === undefined) ? 0 : 1;
+    if (y === null || y === undefined) return -1;
+    let order = typeof x === "string" ? x.localeCompare(y) : (x < y ? -1 : x > y ? 1 : 0);
+    if (descending) order = -order;
+    return order || a.code.localeCompare(b.code);
+  }
+
+  // --- the table -----------------------------------------------------------------
+
+  function cell(row, text, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+
+  function badge(status) {
+    const span = document.createElement("span");
+    span.className = "badge " + String(status).toLowerCase();
+    span.textContent = status;
+    return span;
+  }
+
+  function renderTable() {
+    const now = Date.now();
+    const body = document.querySelector("#councils tbody");
+    const rows = councils.slice().sort(compare).map(function (c) {
+      const tr = document.createElement("tr");
+      tr.className = "status-" + String(c.status).toLowerCase();
+      tr.dataset.council = c.code;
+      cell(tr, c.code, "code");
+      cell(tr, c.name, "name");
+      cell(tr, "", "status").appendChild(badge(c.status));
+      const reasons = cell(tr, "", "reasons");
+      if (c.reasons && c.reasons.length) {
+        const ul = document.createElement("ul");
+        c.reasons.forEach(function (reason) {
+          const li = document.createElement("li");
+          li.textContent = reason;
+          ul.appendChild(li);
+        });
+        reasons.appendChild(ul);
+      }
+      cell(tr, dash(c.lag), "num lag");
+      cell(tr, dash(c.outbox_depth), "num outbox");
+      cell(tr, age(c.seconds_since_heartbeat), "num heartbeat");
+      const last = cell(tr, sinceIso(c.last_batch_at, now), "num last-batch");
+      if (c.last_batch_at) last.title = c.last_batch_at;
+      cell(tr, dash(c.records), "num records");
+      cell(tr, expiry(c.key_expiry_days), "num key-expiry");
+      return tr;
+    });
+    body.replaceChildren.apply(body, rows);
+    document.querySelectorAll("#councils th").forEach(function (th) {
+      if (th.dataset.key === sortKey) {
+        th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+      } else {
+        th.removeAttribute("aria-sort");
+      }
+    });
+  }
+
+  function renderOverall(health) {
+    const overall = document.getElementById("overall");
+    overall.className = "badge " + String(health.status).toLowerCase();
+    overall.textContent = health.status;
+    const counts = { GOOD: 0, WARN: 0, BAD: 0 };
+    health.councils.forEach(function (c) { counts[c.status] = (counts[c.status] || 0) + 1; });
+    document.getElementById("summary").textContent =
+      health.councils.length + " councils: " + counts.GOOD + " good, " + counts.WARN +
+      " warn, " + counts.BAD + " bad";
+    const at = document.getElementById("generated-at");
+    at.dateTime = health.generated_at;
+    at.textContent = new Date(health.generated_at).toLocaleString();
+  }
+
+  // --- the charts ----------------------------------------------------------------
+
+  function svgEl(name, attrs, text) {
+    const el = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  function drawChart(container, series, field, colour, endMs) {
+    const W = 560, H = 170, L = 44, R = 10, T = 10, B = 22;
+    const startMs = endMs - HISTORY_HOURS * 3600 * 1000;
+    let max = 1; // an all-zero series still gets a scale
+    Object.keys(series).forEach(function (code) {
+      series[code].forEach(function (p) {
+        if (p[field] !== null && p[field] !== undefined) max = Math.max(max, p[field]);
+      });
+    });
+    const svg = svgEl("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H,
+                               role: "img", "aria-label": field });
+    const x = function (ms) { return L + (W - L - R) * (ms - startMs) / (endMs - startMs); };
+    const y = function (v) { return H - B - (H - T - B) * (max ? v / max : 0); };
+    svg.appendChild(svgEl("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
+    svg.appendChild(svgEl("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }));
+    svg.appendChild(svgEl("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, String(max)));
+    svg.appendChild(svgEl("text", { x: L - 4, y: H - B, "text-anchor": "end" }, "0"));
+    for (let h = HISTORY_HOURS; h >= 0; h--) {
+      const px = x(endMs - h * 3600 * 1000);
+      svg.appendChild(svgEl("text", { x: px, y: H - 6, "text-anchor": "middle" },
+                            h ? "-" + h + " h" : "now"));
+    }
+    Object.keys(series).sort().forEach(function (code) {
+      const points = series[code]
+        .filter(function (p) { return p[field] !== null && p[field] !== undefined; })
+        .map(function (p) { return x(Date.parse(p.t)).toFixed(1) + "," + y(p[field]).toFixed(1); });
+      if (!points.length) return;
+      const line = svgEl("polyline", { points: points.join(" "), stroke: colour(code) });
+      line.appendChild(svgEl("title", {}, code));
+      svg.appendChild(line);
+    });
+    container.replaceChildren(svg);
+  }
+
+  function renderHistory(history) {
+    // {council: [{t, lag, hub_seq, records_applied}]}, possibly wrapped in {councils: …}
+    const series = history && history.councils && !Array.isArray(history.councils)
+      ? history.councils : history;
+    const codes = Object.keys(series || {}).sort();
+    const colour = function (code) { return COLOURS[codes.indexOf(code) % COLOURS.length]; };
+    const lag = document.getElementById("lag-chart");
+    const applied = document.getElementById("applied-chart");
+    const legend = document.getElementById("legend");
+    if (!codes.some(function (c) { return series[c].length; })) {
+      [lag, applied].forEach(function (el) {
+        const p = document.createElement("p");
+        p.className = "empty";
+        p.textContent = "Nothing in the last " + HISTORY_HOURS + " hours.";
+        el.replaceChildren(p);
+      });
+      legend.replaceChildren();
+      return;
+    }
+    const end = Date.now();
+    drawChart(lag, series, "lag", colour, end);
+    drawChart(applied, series, "records_applied", colour, end);
+    legend.replaceChildren.apply(legend, codes.map(function (code) {
+      const span = document.createElement("span");
+      span.style.setProperty("--swatch", colour(code));
+      span.textContent = code;
+      return span;
+    }));
+  }
+
+  // --- refreshing ----------------------------------------------------------------
+
+  async function getJson(url) {
+    const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(url + ": HTTP " + response.status);
+    return response.json();
+  }
+
+  function showError(err) {
+    const el = document.getElementById("refresh-error");
+    el.textContent = "Could not refresh (" + err.message + ")" +
+      (lastGood ? "; showing data from " + lastGood.toLocaleTimeString() : "");
+    el.hidden = false;
+    document.body.classList.add("stale");
+  }
+
+  async function refresh() {
+    try {
+      const health = await getJson(HEALTH_URL);
+      councils = health.councils;
+      renderOverall(health);
+      renderTable();
+      lastGood = new Date();
+      document.getElementById("refresh-error").hidden = true;
+      document.body.classList.remove("stale");
+    } catch (err) {
+      showError(err);
+    }
+    if (tick % HISTORY_EVERY === 0) {
+      try {
+        renderHistory(await getJson(HISTORY_URL));
+      } catch (err) {
+        document.getElementById("lag-chart").textContent = "Could not load the history (" +
+          err.message + ").";
+        tick -= 1; // try again on the next refresh
+      }
+    }
+    tick += 1;
+    setTimeout(refresh, REFRESH_MS);
+  }
+
+  document.querySelectorAll("#councils th").forEach(function (th) {
+    th.addEventListener("click", function () {
+      if (sortKey === th.dataset.key) {
+        descending = !descending;
+      } else {
+        sortKey = th.dataset.key;
+        descending = sortKey === "status"; // worst first; everything else ascending
+      }
+      renderTable();
+    });
+  });
+
+  refresh();
+})();
