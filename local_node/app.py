@@ -27,7 +27,7 @@ from local_node.storage.review import ReviewStore
 from local_node.transport import HubClient
 from protocol import keys
 from protocol.batch import check_council_code
-from server_common import database
+from server_common import accounts, database
 from server_common.config import ConfigError
 from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
@@ -102,7 +102,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = NodeMetrics(registry, OutboxStore())
     app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware],
+                                       error_middleware, accounts.accounts_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
 
@@ -123,6 +123,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                     await task
 
     app.cleanup_ctx.append(lifecycle)
+    accounts.install(app, POOL, config.accounts,
+                     service=f"Signpost {config.council.name or config.council.code}")
     app.add_routes(health_routes(POOL, PACKAGE))
 
     async def before_scrape(request: web.Request) -> None:

@@ -27,6 +27,7 @@ from local_node.storage.outbox import OutboxStore
 from protocol import keys as protocol_keys
 from server_common import cli as common
 from server_common import database, logs
+from server_common.accounts.cli import users_group
 from server_common.config import ConfigError
 
 INDEX_COLUMNS = ("local_id", "source", "source_ref")
@@ -293,3 +294,7 @@ def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
 
     common.run(go())
     click.echo(f"recorded: review item {item_id} are different children")
+
+
+main.add_command(users_group(PACKAGE, open_pool, lambda config: config.accounts,
+                             "Signpost council node"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server_common.accounts.config import AccountsConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig
 
 ENV_PREFIX = "LOCAL_NODE"
@@ -43,6 +44,7 @@ class NodeConfig:
     server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8500))
     hub: HubSection = field(default_factory=HubSection)
     publisher: PublisherSection = field(default_factory=PublisherSection)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     def require_council(self) -> str:
         if not self.council.code:

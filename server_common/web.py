@@ -70,6 +70,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status = exc.status
             code = _HTTP_CODES.get(exc.status, ErrorCode.MALFORMED_REQUEST)
             response = error_response(exc.status, code, exc.reason)
+        except asyncpg.InterfaceError as exc:
+            if isinstance(exc, ValueError):  # asyncpg's client-side DataError: our bug
+                status = 500
+                log.exception("unhandled error", extra={"path": request.path})
+                response = error_response(500, ErrorCode.INTERNAL, "internal error",
+                                          retryable=True)
+            else:  # the pool or connection is closed: shutting down, or the database went
+                status = 503
+                log.warning("database unavailable", extra={"error": type(exc).__name__})
+                response = error_response(503, ErrorCode.UNAVAILABLE,
+                                          "the database is unavailable; try again",
+                                          retryable=True)
         except _UNAVAILABLE as exc:
             status = 503
             log.warning("database unavailable", extra={"error": type(exc).__name__})

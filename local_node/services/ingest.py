@@ -13,18 +13,21 @@ Conflicting identifiers never merge (the matcher's hard rules veto them).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from local_node.feeds import FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
 from local_node.services.projection import Projector
-from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
+from local_node.storage.children import MAX_BLOCK, ChildRow, ChildStore, InvolvementRow
 from local_node.storage.review import ReviewStore
 from protocol.matching import Decision, Explanation, IdentityFields, blocking_keys, score
 
@@ -45,6 +48,18 @@ class IngestReport:
     identifier_conflicts: int = 0
     matched_probabilistically: int = 0
     sent_to_review: int = 0
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A slotted dataclass's fields as a dict; dataclasses.asdict deep-copies every
+    value, which costs more than the rest of a row's ingest."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+@functools.lru_cache(maxsize=200_000)
+def keys_for(fields: IdentityFields) -> frozenset[str]:
+    """Blocking keys, remembered: a child's identity rarely changes between rows."""
+    return frozenset(blocking_keys(fields))
 
 
 def child_fields(child: ChildRow) -> IdentityFields:
@@ -79,7 +94,9 @@ class _ChunkIndex:
         self.by_nhs: dict[str, ChildRow] = {}
         self.by_upn: dict[str, ChildRow] = {}
         self.by_name: dict[tuple[str, str, date], list[ChildRow]] = {}
-        self.by_key: dict[str, list[ChildRow]] = {}
+        # key → {id(child): child}: dicts, since a common key can hold thousands of
+        # children and a list membership test would make a chunk quadratic.
+        self.by_key: dict[str, dict[int, ChildRow]] = {}
         for child in children:
             self.add(child)
 
@@ -96,10 +113,8 @@ class _ChunkIndex:
                                                    child.dob), [])
         if child not in bucket:
             bucket.append(child)
-        for key in blocking_keys(child_fields(child)):
-            holders = self.by_key.setdefault(key, [])
-            if child not in holders:
-                holders.append(child)
+        for key in keys_for(child_fields(child)):
+            self.by_key.setdefault(key, {})[id(child)] = child
 
 
 def _conflicts(child: ChildRow, row: FeedRow) -> bool:
@@ -139,7 +154,7 @@ class IngestService:
                                                         [r.source_ref for r in rows])
         idents = [r.identity for r in rows]
         fields_of = [row_fields(i) for i in idents]
-        keys_of = [blocking_keys(f) for f in fields_of]
+        keys_of = [keys_for(f) for f in fields_of]
         found = await self.children.find(
             conn,
             nhs=[i.nhs_number for i in idents if i.nhs_number],
@@ -187,7 +202,7 @@ class IngestService:
         changed = list(touched.values())
         await self.children.upsert(conn, changed)
         await self.children.upsert_sources(conn, [
-            (feed, row.source_ref, child.local_id, asdict(row.identity))
+            (feed, row.source_ref, child.local_id, _fields(row.identity))
             for row, child in placements
         ])
         # The stated identity rules over all of each child's source rows decide who the
@@ -197,14 +212,14 @@ class IngestService:
             apply_rules(child, sources.get(child.local_id, []))
         await self.children.upsert(conn, changed)
         await self.children.replace_blocking_keys(
-            conn, {c.local_id: blocking_keys(child_fields(c)) for c in changed})
+            conn, {c.local_id: set(keys_for(child_fields(c))) for c in changed})
         report.sent_to_review += await self.review.add(conn, [
             (new.local_id, candidate.local_id, result.total, result.to_dict())
             for new, candidate, result in reviews
         ])
         await self.children.upsert_involvements(conn, [
             InvolvementRow(source=feed, source_ref=row.source_ref, local_id=child.local_id,
-                           **asdict(row.involvement))
+                           **_fields(row.involvement))
             for row, child in placements if row.involvement is not None
         ])
         report.outbox_entries += await self.projector.publish_changes(
@@ -232,13 +247,16 @@ class IngestService:
 
     @staticmethod
     def _match_probabilistic(
-            row: FeedRow, fields: IdentityFields, keys: set[str], index: _ChunkIndex,
+            row: FeedRow, fields: IdentityFields, keys: AbstractSet[str], index: _ChunkIndex,
     ) -> tuple[ChildRow | None, tuple[ChildRow, Explanation] | None]:
         """(child to link, None), or (None, (candidate, explanation)) for review, or
         (None, None) for a new child. The best-scoring candidate decides."""
         candidates: dict[int, ChildRow] = {}
         for key in keys:
-            for child in index.by_key.get(key, ()):
+            holders = index.by_key.get(key, {})
+            if len(holders) > MAX_BLOCK:
+                continue  # too common to be evidence (see ChildStore.find)
+            for child in holders.values():
                 if not _conflicts(child, row):
                     candidates[id(child)] = child
         best: tuple[ChildRow, Explanation] | None = None

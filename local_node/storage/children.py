@@ -35,6 +35,9 @@ class ChildRow:
 
 
 CHILD_COLUMNS = [f.name for f in fields(ChildRow)]
+# A blocking key shared by more children than this (a common given name in a big
+# postcode district) is too common to find candidates by: the other keys still do.
+MAX_BLOCK = 40
 _WRITE_COLUMNS = CHILD_COLUMNS[:-2]  # published_* are set by the projection only
 _PG_TYPES = {
     "dob": "date", "sex": "smallint", "former_family_names": "text",
@@ -112,11 +115,13 @@ class ChildStore:
              WHERE c.merged_into IS NULL
             UNION
             SELECT {", ".join("c." + c for c in CHILD_COLUMNS)} FROM children c
-              JOIN (SELECT DISTINCT local_id FROM child_blocking_keys
-                     WHERE key = ANY($6::text[])) b USING (local_id)
+              JOIN (SELECT DISTINCT k.local_id FROM child_blocking_keys k
+                      JOIN (SELECT key FROM child_blocking_keys WHERE key = ANY($6::text[])
+                             GROUP BY key HAVING count(*) <= $7) small USING (key)
+                   ) b USING (local_id)
              WHERE c.merged_into IS NULL
             """,
-            nhs, upn, givens, families, dobs, keys,
+            nhs, upn, givens, families, dobs, keys, MAX_BLOCK,
         )
         return [_child(r) for r in rows]
 
