@@ -17,32 +17,12 @@ from dataclasses import dataclass
 from faker import Faker
 from nicknames import NickNamer
 
+from protocol.matching.names import UK_DIMINUTIVES as MATCHING_DIMINUTIVES
 from synthetic.dice import Weighted
 
-# Diminutive → the formal names it stands for, as British children's records show them.
-UK_DIMINUTIVES: dict[str, tuple[str, ...]] = {
-    "Alfie": ("Alfred",), "Evie": ("Eve", "Evelyn"), "Izzy": ("Isabella", "Isabel", "Isobel"),
-    "Issy": ("Isabella", "Isabel"), "Bella": ("Isabella", "Arabella"),
-    "Charlie": ("Charlotte", "Charles"), "Lottie": ("Charlotte",), "Ollie": ("Oliver",),
-    "Olly": ("Oliver",), "Maisie": ("Margaret",), "Freddie": ("Frederick", "Alfred"),
-    "Freddy": ("Frederick",), "Archie": ("Archibald",), "Millie": ("Amelia", "Millicent"),
-    "Milly": ("Amelia",), "Rosie": ("Rose", "Rosalind"), "Ellie": ("Eleanor", "Elena"),
-    "Nell": ("Eleanor",), "Harry": ("Henry", "Harold"), "Hal": ("Henry",),
-    "Jack": ("John",), "Teddy": ("Edward", "Theodore"), "Ted": ("Edward",),
-    "Eddie": ("Edward",), "Theo": ("Theodore",), "Lexi": ("Alexandra", "Alexa"),
-    "Alex": ("Alexander", "Alexandra"), "Libby": ("Elizabeth",), "Lizzie": ("Elizabeth",),
-    "Beth": ("Elizabeth", "Bethany"), "Sid": ("Sidney", "Sydney"), "Tilly": ("Matilda",),
-    "Tom": ("Thomas",), "Tommy": ("Thomas",), "Will": ("William",), "Billy": ("William",),
-    "Sam": ("Samuel", "Samantha"), "Josh": ("Joshua",), "Ben": ("Benjamin",),
-    "Jamie": ("James",), "Dan": ("Daniel",), "Danny": ("Daniel",), "Katie": ("Katherine",),
-    "Kate": ("Katherine",), "Livvy": ("Olivia",), "Liv": ("Olivia",), "Gracie": ("Grace",),
-    "Flo": ("Florence",), "Abbie": ("Abigail",), "Abby": ("Abigail",), "Jess": ("Jessica",),
-    "Becky": ("Rebecca",), "Zac": ("Zachary",), "Seb": ("Sebastian",), "Reggie": ("Reginald",),
-    "Ronnie": ("Ronald",), "Albie": ("Albert",), "Bertie": ("Albert", "Herbert"),
-    "Frankie": ("Francesca", "Francis"), "Nicky": ("Nicholas", "Nicola"), "Chris": ("Christopher",),
-    "Matt": ("Matthew",), "Nate": ("Nathan", "Nathaniel"), "Gabe": ("Gabriel",),
-    "Sophie": ("Sophia",), "Annie": ("Anna", "Ann"), "Georgie": ("Georgia", "Georgina"),
-}
+# Diminutive → the formal names it stands for: the one list, shared with the matcher
+# (protocol.matching), so the noise we make is the noise the index must cope with.
+UK_DIMINUTIVES = MATCHING_DIMINUTIVES
 
 # ONS top names for children born in England and Wales 2006-2023 (our own short list:
 # Faker's en_GB first names are the parents' generation).

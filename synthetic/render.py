@@ -6,27 +6,13 @@ import functools
 import zlib
 from typing import TYPE_CHECKING
 
+from local_node.feeds import COLUMNS
+
 if TYPE_CHECKING:
     from synthetic.model import Appearance
 
-FEED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "education": (
-        "source_ref", "upn", "given_name", "other_given_names", "family_name",
-        "former_family_name", "dob", "sex", "address_line", "postcode", "school_urn",
-        "school_name", "school_phone", "start_date", "end_date",
-    ),
-    "health": (
-        "source_ref", "nhs_number", "given_name", "other_given_names", "family_name", "dob",
-        "sex", "address_line", "postcode", "gp_ods_code", "gp_name", "gp_phone",
-        "registered_from", "registered_to",
-    ),
-    "services": (
-        "source_ref", "nhs_number", "upn", "given_name", "family_name", "dob", "sex",
-        "postcode", "service_type", "service_name", "organisation_code", "professional_name",
-        "professional_role", "professional_phone", "professional_email", "lead_professional",
-        "caf_done", "sensitive", "consent", "shielded", "start_date", "end_date",
-    ),
-}
+# The feed contract (DESIGN §8) is the node's; the generator writes exactly it.
+FEED_COLUMNS: dict[str, tuple[str, ...]] = COLUMNS
 TRUTH_COLUMNS = ("person_id", "council", "source", "source_ref")
 
 _INDEX = {feed: {c: i for i, c in enumerate(cols)} for feed, cols in FEED_COLUMNS.items()}
