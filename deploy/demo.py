@@ -44,6 +44,18 @@ def _run(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
         raise click.ClickException(f"failed: {' '.join(args)}")
 
 
+def _add_login(args: list[str], env: dict[str, str]) -> str:
+    """``users add … --generate-password`` and one line saying how to log in as them."""
+    result = subprocess.run([*args, "--generate-password"], env=env, text=True,
+                            capture_output=True)
+    if result.returncode != 0:
+        raise click.ClickException(f"failed: {' '.join(args)}: {result.stderr.strip()}")
+    found = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    return (f"{args[3]} / {found['password']}  TOTP secret {found['totp secret']} "
+            f"(code now: python -c \"import pyotp; print(pyotp.TOTP('{found['totp secret']}')"
+            f".now())\")")
+
+
 def _wait_ready(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,6 +101,9 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
     logs.mkdir()
     try:
         _run([_bin("national-hub"), "db", "upgrade"], hub_env, quiet=True)
+        logins = ["hub: " + _add_login([_bin("national-hub"), "users", "add", role,
+                                        "--role", role], hub_env)
+                  for role in ("operator", "practitioner")]
         processes.append(subprocess.Popen(
             [_bin("national-hub"), "serve"], env=hub_env,
             stdout=subprocess.DEVNULL, stderr=(logs / "hub.log").open("wb")))
@@ -108,6 +123,9 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
             }
             _run([_bin("local-node"), "db", "upgrade"], node_env, quiet=True)
             _run([_bin("local-node"), "keys", "generate"], node_env, quiet=True)
+            logins.append(f"{name}: " + _add_login(
+                [_bin("local-node"), "users", "add", "index-team", "--role", "index_team",
+                 "--council", code, "--organisation", name], node_env))
             _run([_bin("national-hub"), "councils", "add", code, "--name", name,
                   "--public-key", str(data_dir / f"node-{code}" / "key.pub.pem")], hub_env)
             for feed in ("education", "health", "services"):
@@ -130,7 +148,9 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
         for code, name in COUNCILS.items():
             click.echo(f"{name:<18} http://127.0.0.1:{NODE_PORTS[code]}   (/healthz, /readyz)")
         click.echo(f"PostgreSQL {base}\nlogs       {logs}/\n"
-                   "logins     none yet: practitioner accounts arrive with the hub's web UI.")
+                   "logins     (at /login on each server; name / password, then the code)")
+        for line in logins:
+            click.echo(f"  {line}")
         if exit_when_synced:
             return
         click.echo("\nrunning; Ctrl-C stops everything.")

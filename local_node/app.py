@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -13,6 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
+from local_node.handlers import practitioner
+from local_node.handlers.keys import AUDIT, CONFIG, POOL, SEARCH, Auditor
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
@@ -20,6 +23,7 @@ from local_node.services.key_rotation import KeyRotator, RotationOutcome
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.review import ReviewService
+from local_node.services.search import SearchService
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore
@@ -28,13 +32,14 @@ from local_node.transport import HubClient
 from protocol import keys
 from protocol.batch import check_council_code
 from server_common import accounts, database
+from server_common.accounts.principal import Principal
+from server_common.audit.entry import AuditEntry
+from server_common.audit.service import AuditLog
 from server_common.config import ConfigError
 from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
 
 PACKAGE = "local_node"
-POOL = web.AppKey("pool", asyncpg.Pool)
-CONFIG = web.AppKey("config", NodeConfig)
 
 
 @contextlib.asynccontextmanager
@@ -46,6 +51,15 @@ async def open_pool(config: NodeConfig) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+def practitioner_auditor(log: AuditLog) -> Auditor:
+    """Audited reads: the entry is committed before the answer leaves (or it fails)."""
+    async def write(who: Principal, action: str, purpose: str, parameters: dict[str, Any],
+                    child_ids: list[str]) -> None:
+        await log.record(AuditEntry(who.user, str(who.role), who.organisation, purpose,
+                                    action, parameters, tuple(child_ids)))
+    return write
 
 
 def ingest_service(pool: asyncpg.Pool) -> IngestService:
@@ -111,6 +125,11 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             async with pool.acquire() as conn:
                 await database.check_current(conn, PACKAGE)
             app[POOL] = pool
+            app[SEARCH] = SearchService(pool, ChildStore())
+            # The node's own audit log: every local search and child view, fail closed.
+            # (Its checkpoints are not signed at the node yet: see the issue notes.)
+            app[AUDIT] = practitioner_auditor(AuditLog(
+                pool, None, origin=f"signpost-node-{config.council.code}/audit"))
             if not publish:
                 yield
                 return
@@ -126,6 +145,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     accounts.install(app, POOL, config.accounts,
                      service=f"Signpost {config.council.name or config.council.code}")
     app.add_routes(health_routes(POOL, PACKAGE))
+    app.add_routes(practitioner.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[POOL])

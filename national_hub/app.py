@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
 from national_hub.config import DEFAULT_DATABASE, HubConfig
-from national_hub.handlers import federation, health, ops
+from national_hub.handlers import audit, federation, health, links, ops
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
 from national_hub.services.batch_intake import BatchIntake
@@ -23,6 +23,7 @@ from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.review import ReviewService
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
@@ -30,7 +31,8 @@ from national_hub.storage.key_announcements import KeyAnnouncementStore
 from national_hub.storage.nonces import NonceStore
 from national_hub.storage.records import RecordStore
 from protocol import keys
-from server_common import database
+from server_common import accounts, database
+from server_common.audit.service import AuditLog
 from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
 
@@ -73,7 +75,7 @@ def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
     app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware],
+                                       error_middleware, accounts.accounts_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[k.CONFIG] = config
     app[k.HUB_KEY] = load_or_create_hub_key(config.hub.key_file)
@@ -88,21 +90,31 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.COUNCILS] = CouncilService(pool, councils, HeartbeatStore())
             app[k.ROTATION] = KeyRotation(pool, councils, KeyAnnouncementStore(),
                                           overlap=config.hub.key_rotation_overlap)
+            linker = Linker(records)
             app[k.INTAKE] = BatchIntake(pool, councils, BatchStore(), records,
-                                        Linker(records), app[k.HUB_KEY],
+                                        linker, app[k.HUB_KEY],
                                         predecessor_wait=config.hub.predecessor_wait,
                                         observer=metrics)
             app[k.HEALTH] = HealthService(pool, config.health)
+            app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
+            app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
+            checkpoints = asyncio.create_task(
+                app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval))
             purger = asyncio.create_task(_purge_nonces(app))
             yield
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, checkpoints):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app.cleanup_ctx.append(lifecycle)
+    accounts.install(app, k.POOL, config.accounts, service="Signpost national hub")
     app.add_routes(federation.routes())
     app.add_routes(health.routes())  # no login yet: operator accounts arrive with issue 5
-    app.add_routes(health_routes(k.POOL, PACKAGE))
+    app.add_routes(health_routes(k.POOL, PACKAGE,
+                                 extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))
+    app.add_routes(audit.routes())
+    app.add_routes(links.routes())
     app.add_routes(ops.routes())  # no login yet: operator accounts arrive with issue 5
 
     async def before_scrape(request: web.Request) -> None:

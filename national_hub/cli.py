@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from national_hub.app import PACKAGE, create_app, open_pool
+from national_hub.app import PACKAGE, create_app, load_or_create_hub_key, open_pool
 from national_hub.config import ENV_PREFIX, HubConfig
 from national_hub.health_table import format_table
 from national_hub.services.councils import CouncilService
 from national_hub.services.health import FederationHealth, HealthService
+from national_hub.services.linking import Linker
 from national_hub.services.links import export_links
+from national_hub.services.review import Decided, ReviewService
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.records import RecordStore
+from national_hub.storage.resolution import ReviewRow
+from protocol import keys as protocol_keys
 from server_common import cli as common
 from server_common import database, logs
+from server_common.accounts.cli import users_group
+from server_common.audit.checkpoint import Checkpoint
+from server_common.audit.entry import Actor
+from server_common.audit.service import AuditLog, VerifyReport
+
+
+def cli_actor() -> Actor:
+    """Who an administrative command is audited as: the operating-system user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no USER variable and no passwd entry (containers)
+        user = f"uid{os.getuid()}"
+    return Actor(f"cli:{user}", "operator", "national-hub")
 
 
 class Context:
@@ -27,7 +48,9 @@ class Context:
         self.config = config
 
     def councils(self, pool: asyncpg.Pool) -> CouncilService:
-        return CouncilService(pool, CouncilStore(), HeartbeatStore())
+        return CouncilService(pool, CouncilStore(), HeartbeatStore(),
+                              audit=AuditLog(pool, None, origin=self.config.audit.origin),
+                              actor=cli_actor())
 
 
 @click.group(help="The Signpost national hub.")
@@ -166,6 +189,66 @@ def links_export(obj: Context, out: Path) -> None:
     click.echo(f"wrote {common.run(go())} links to {out}")
 
 
+def _reviews(obj: Context, pool: asyncpg.Pool) -> ReviewService:
+    return ReviewService(pool, Linker(RecordStore()),
+                         audit=AuditLog(pool, None, origin=obj.config.audit.origin))
+
+
+@main.group(help="The review queue of national identity resolution.")
+def review() -> None:
+    pass
+
+
+@review.command("list", help="Pairs awaiting a decision (or --status linked|separated|all).")
+@click.option("--status", "status_", default="open",
+              type=click.Choice(["open", "linked", "separated", "all"]))
+@click.option("--limit", default=100, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print each pair with its explanation.")
+@click.pass_obj
+def review_list(obj: Context, status_: str, limit: int, as_json: bool) -> None:
+    async def go() -> list[ReviewRow]:
+        async with open_pool(obj.config) as pool:
+            return await _reviews(obj, pool).list(None if status_ == "all" else status_, limit)
+
+    rows = common.run(go())
+    if as_json:
+        click.echo(json.dumps([{"id": r.id, "a": list(r.a), "b": list(r.b), "score": r.score,
+                                "status": r.status, "decided_by": r.decided_by,
+                                "explanation": r.explanation} for r in rows], indent=2))
+        return
+    for r in rows:
+        fields = " ".join(f"{f['field']}={f['level']}" for f in r.explanation.get("fields", []))
+        click.echo(f"{r.id}\t{'/'.join(r.a)}\t{'/'.join(r.b)}\t{r.score:.1f}\t{r.status}"
+                   f"\t{fields}")
+
+
+def _decide(obj: Context, review_id: int, how: str) -> None:
+    async def go() -> Decided:
+        async with open_pool(obj.config) as pool:
+            service = _reviews(obj, pool)
+            decide = service.link if how == "link" else service.separate
+            return await decide(review_id, cli_actor())
+
+    decided = common.run(go())
+    a_id, b_id = decided.national_ids
+    click.echo(f"review {review_id}: {decided.review.status}; "
+               f"{'/'.join(decided.review.a)} -> {a_id}, {'/'.join(decided.review.b)} -> {b_id}")
+
+
+@review.command("link", help="The pair is one child: merge their national children.")
+@click.argument("review_id", type=int)
+@click.pass_obj
+def review_link(obj: Context, review_id: int) -> None:
+    _decide(obj, review_id, "link")
+
+
+@review.command("separate", help="The pair are two children: never link them.")
+@click.argument("review_id", type=int)
+@click.pass_obj
+def review_separate(obj: Context, review_id: int) -> None:
+    _decide(obj, review_id, "separate")
+
+
 @main.command(help="Show each council's health: sync state, heartbeat, keys, records, and "
                    "every reason it is not GOOD (thresholds from the [health] config section).")
 @click.option("--json", "as_json", is_flag=True,
@@ -181,3 +264,71 @@ def status(obj: Context, as_json: bool) -> None:
     snapshot = common.run(go())
     # Exit status 0 whatever the health: this command reports, alerting is Prometheus's.
     click.echo(json.dumps(snapshot.to_dict(), indent=2) if as_json else format_table(snapshot))
+
+
+main.add_command(users_group(PACKAGE, lambda obj: open_pool(obj.config),
+                             lambda obj: obj.config.accounts, "Signpost national hub"))
+
+
+@main.group(help="The tamper-evident audit log (docs/audit.md).")
+def audit() -> None:
+    pass
+
+
+def _hub_public_keys(obj: Context, trust: tuple[Path, ...]) -> list[Ed25519PublicKey]:
+    key_file = obj.config.hub.key_file
+    if key_file.exists():
+        found = [protocol_keys.load_private_key(key_file).public_key()]
+    elif protocol_keys.public_path_for(key_file).exists():
+        found = [protocol_keys.load_public_key(
+            protocol_keys.public_path_for(key_file).read_bytes())]
+    else:
+        raise click.ClickException(f"no hub key at {key_file}: checkpoints cannot be checked")
+    return found + [protocol_keys.load_public_key(p.read_bytes(), str(p)) for p in trust]
+
+
+@audit.command("verify", help="Recompute every entry's leaf hash and every signed "
+                              "checkpoint's root, and check the signatures. Exit 0 when "
+                              "everything verifies; otherwise 1, naming each problem.")
+@click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path),
+              help="Another hub public key (PEM) whose checkpoints are accepted, e.g. one "
+                   "retired by rotation. Repeatable.")
+@click.pass_obj
+def audit_verify(obj: Context, trust: tuple[Path, ...]) -> None:
+    trusted = _hub_public_keys(obj, trust)
+
+    async def go() -> tuple[VerifyReport, int]:
+        async with open_pool(obj.config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            log = AuditLog(pool, None, origin=obj.config.audit.origin, trusted_keys=trusted)
+            latest = await log.store_latest_size()
+            return await log.verify_all(), latest
+
+    report, covered = common.run(go())
+    for problem in report.problems:
+        click.echo(f"FAIL {problem}", err=True)
+    if not report.ok:
+        click.echo(f"audit log does NOT verify: {len(report.problems)} problem(s) in "
+                   f"{report.entries} entries and {report.checkpoints} checkpoints", err=True)
+        sys.exit(1)
+    click.echo(f"audit log verified: {report.entries} entries, {report.checkpoints} "
+               f"signed checkpoints")
+    if report.entries > covered:
+        click.echo(f"note: {report.entries - covered} newest entries are not yet covered by "
+                   f"a signed checkpoint ('national-hub audit checkpoint' signs one)")
+
+
+@audit.command("checkpoint", help="Sign a checkpoint of the audit log now and print it.")
+@click.pass_obj
+def audit_checkpoint(obj: Context) -> None:
+    key = load_or_create_hub_key(obj.config.hub.key_file)
+
+    async def go() -> Checkpoint:
+        async with open_pool(obj.config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            return await AuditLog(pool, key, origin=obj.config.audit.origin).checkpoint()
+
+    click.echo(common.run(go()).note, nl=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server_common.accounts.config import AccountsConfig
+from server_common.audit.config import AuditConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig
 
 ENV_PREFIX = "NATIONAL_HUB"
@@ -69,3 +71,5 @@ class HubConfig:
     server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8400))
     hub: HubSection = field(default_factory=HubSection)
     health: HealthSection = field(default_factory=HealthSection)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)

@@ -59,6 +59,16 @@ class ErrorCode(StrEnum):
     # per-record results (inside a receipt, not HTTP errors)
     INVALID_RECORD = "invalid_record"
     STALE_VERSION = "stale_version"
+    # national identity resolution (national_hub)
+    REVIEW_DECIDED = "review_decided"
+    # people: accounts, logins, sessions (server_common.accounts)
+    NOT_AUTHENTICATED = "not_authenticated"
+    FORBIDDEN = "forbidden"
+    CSRF_FAILED = "csrf_failed"
+    LOCKED_OUT = "locked_out"
+    LOGIN_FAILED = "login_failed"
+    USER_EXISTS = "user_exists"
+    UNKNOWN_USER = "unknown_user"
     # server side
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"

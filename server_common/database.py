@@ -4,6 +4,12 @@ Migrations are numbered SQL files (``001_initial.sql``, ``002_….sql``) in a
 server's ``storage/schema`` folder. ``db upgrade`` applies the missing ones in
 order, each in its own transaction, under an advisory lock so two processes
 never race; ``serve`` refuses to start while any is missing.
+
+Schema that every server needs alike (accounts and logins) lives beside the shared
+code that uses it and is applied as a *shared track*: its own numbered files and its
+own tracking table, so a server's numbering never has to make room for it and both
+servers run the same files. ``upgrade`` applies the shared tracks first (they depend on
+no server table), then the server's own; ``check_current`` checks all of them.
 """
 
 from __future__ import annotations
@@ -34,9 +40,24 @@ class Migration:
     sql: str
 
 
-def migrations(package: str) -> list[Migration]:
-    """Every migration shipped in ``{package}.storage.schema``, in order."""
-    folder = resources.files(f"{package}.storage.schema")
+@dataclass(frozen=True, slots=True)
+class SharedTrack:
+    """Migrations every server applies: numbered files in ``resource`` (a package),
+    recorded in ``table``."""
+
+    resource: str
+    table: str
+
+
+SHARED_TRACKS: tuple[SharedTrack, ...] = (
+    SharedTrack("server_common.accounts.schema", "schema_migrations_accounts"),
+    SharedTrack("server_common.audit.schema", "schema_migrations_audit"),
+)
+
+
+def migrations(package: str, resource: str | None = None) -> list[Migration]:
+    """Every migration shipped in ``{package}.storage.schema`` (or in ``resource``), in order."""
+    folder = resources.files(resource or f"{package}.storage.schema")
     found = []
     for entry in folder.iterdir():
         match = _MIGRATION.match(entry.name)
@@ -57,49 +78,63 @@ async def resolve_url(config: DatabaseConfig, default_name: str) -> str:
     return await embedded_pg.ensure_database(base, config.name or default_name)
 
 
-async def current_version(conn: asyncpg.Connection) -> int:
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+async def current_version(conn: asyncpg.Connection, table: str = "schema_migrations") -> int:
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
     if not exists:
         return 0
-    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+    # table names come from this module's constants, never from input
+    return int(await conn.fetchval(f"SELECT coalesce(max(version), 0) FROM {table}"))
+
+
+async def _apply(conn: asyncpg.Connection, table: str,
+                 found: list[Migration]) -> list[Migration]:
+    await conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    have = await current_version(conn, table)
+    applied = []
+    for m in found:
+        if m.version <= have:
+            continue
+        async with conn.transaction():
+            await conn.execute(m.sql)
+            await conn.execute(f"INSERT INTO {table} (version, name) VALUES ($1, $2)",
+                               m.version, m.name)
+        applied.append(m)
+    return applied
 
 
 async def upgrade(conn: asyncpg.Connection, package: str) -> list[Migration]:
-    """Apply the missing migrations; return those applied."""
+    """Apply the missing migrations (shared tracks first); return those applied."""
     applied = []
     await conn.execute("SELECT pg_advisory_lock($1)", _UPGRADE_LOCK)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        have = await current_version(conn)
-        for m in migrations(package):
-            if m.version <= have:
-                continue
-            async with conn.transaction():
-                await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    m.version, m.name,
-                )
-            applied.append(m)
+        for track in SHARED_TRACKS:
+            applied += await _apply(conn, track.table, migrations(package, track.resource))
+        applied += await _apply(conn, "schema_migrations", migrations(package))
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _UPGRADE_LOCK)
     return applied
 
 
-async def check_current(conn: asyncpg.Connection, package: str) -> None:
-    """Raise SchemaError unless the database is at exactly the code's version."""
-    want = len(migrations(package))
-    have = await current_version(conn)
+def _compare(have: int, want: int, what: str) -> None:
     if have < want:
         raise SchemaError(
-            f"database schema is at version {have}, the code needs {want}: run 'db upgrade'"
+            f"{what} is at version {have}, the code needs {want}: run 'db upgrade'"
         )
     if have > want:
-        raise SchemaError(f"database schema {have} is newer than this code ({want})")
+        raise SchemaError(f"{what} {have} is newer than this code ({want})")
+
+
+async def check_current(conn: asyncpg.Connection, package: str) -> None:
+    """Raise SchemaError unless the database is at exactly the code's version,
+    for the server's own migrations and every shared track."""
+    _compare(await current_version(conn), len(migrations(package)), "database schema")
+    for track in SHARED_TRACKS:
+        _compare(await current_version(conn, track.table),
+                 len(migrations(package, track.resource)), f"shared schema {track.table}")
 
 
 async def create_pool(url: str, config: DatabaseConfig) -> asyncpg.Pool:

@@ -20,6 +20,9 @@ import pytest
 
 from server_common import embedded_pg
 
+# Browser fixtures (chromium, browser) for every test that drives a page.
+pytest_plugins = ("tests.browser",)
+
 
 @pytest.fixture(scope="session")
 def pg_base_url() -> Iterator[str]:

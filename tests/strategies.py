@@ -257,3 +257,16 @@ def mutated_maps(draw: st.DrawFn, valid: st.SearchStrategy[dict[str, Any]],
 
 def record_wire_maps() -> st.SearchStrategy[dict[str, Any]]:
     return child_records().map(lambda r: r.to_wire())
+
+
+# --- audit log ------------------------------------------------------------------
+
+
+@st.composite
+def merkle_trees(draw: st.DrawFn, max_leaves: int = 64) -> list[bytes]:
+    """Leaf *hashes* of a tree of 1..max_leaves entries (arbitrary, distinct bytes)."""
+    from server_common.audit.merkle import leaf_hash
+
+    n = draw(st.integers(min_value=1, max_value=max_leaves))
+    salt = draw(st.binary(max_size=8))
+    return [leaf_hash(salt + i.to_bytes(2, "big")) for i in range(n)]

@@ -67,7 +67,9 @@ class Projector:
         published: list[tuple[str, int, str | None]] = []
         for child in rows:
             if child.merged_into is not None:
-                # Absorbed by a merge: withdraw it from the hub (once).
+                # Absorbed by a merge: withdraw it from the hub (once). A child who left
+                # the area is *not* withdrawn: its ended involvements (with their end
+                # dates) are exactly what a practitioner in the new area needs to see.
                 if child.published_digest is not None:
                     version = child.published_version + 1
                     entries.append((child.local_id, version, "delete", None, None))

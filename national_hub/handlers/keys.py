@@ -12,6 +12,8 @@ from national_hub.services.councils import CouncilService
 from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.review import ReviewService
+from server_common.audit.service import AuditLog
 
 CONFIG = web.AppKey("config", HubConfig)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -21,3 +23,5 @@ INTAKE = web.AppKey("intake", BatchIntake)
 COUNCILS = web.AppKey("councils", CouncilService)
 HEALTH = web.AppKey("health", HealthService)
 ROTATION = web.AppKey("rotation", KeyRotation)
+AUDIT = web.AppKey("audit", AuditLog)
+REVIEW = web.AppKey("review", ReviewService)

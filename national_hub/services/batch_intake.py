@@ -46,6 +46,7 @@ from protocol.errors import (
     SignpostError,
     ValidationError,
 )
+from protocol.matching import IdentityFields
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 
@@ -302,9 +303,9 @@ class BatchIntake:
             return have.national_id if have is not None and have.live else None
 
         plan = await self.linker.plan(conn, council, [
-            Candidate(op.local_id, rec.nhs_number, current_id(op.local_id))
+            Candidate(op.local_id, IdentityFields.from_record(rec), current_id(op.local_id))
             for op, rec in upserts
-        ])
+        ], deleted=[local_id for local_id, _ in deletes])
         await self.records.upsert(conn, council, batch.seq, [
             RecordRow(
                 local_id=op.local_id, version=op.version, record=op.record, digest=op.digest,
@@ -312,6 +313,9 @@ class BatchIntake:
                 sex=rec.sex, postcode=rec.postcode, nhs_number=rec.nhs_number, upn=rec.upn,
                 shielded=rec.shielded, national_id=plan.national_ids[op.local_id],
                 link_status=plan.statuses[op.local_id],
+                other_given_names=rec.other_given_names,
+                former_family_names=tuple(rec.former_family_names),
+                address_line=rec.address_line,
             ) for op, rec in upserts
         ])
         await self.records.tombstone(conn, council, batch.seq, deletes)

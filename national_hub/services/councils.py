@@ -11,14 +11,26 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import keys
 from protocol.batch import check_council_code
 from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from server_common.audit.entry import Actor, AuditEntry
+from server_common.audit.service import AuditLog
 
 
 class CouncilService:
     def __init__(self, pool: asyncpg.Pool, councils: CouncilStore,
-                 heartbeats: HeartbeatStore) -> None:
+                 heartbeats: HeartbeatStore, audit: AuditLog | None = None,
+                 actor: Actor | None = None) -> None:
+        """With ``audit``, enrolment, revocation and unflagging are audited as ``actor``
+        in the same transaction as the change (fail closed)."""
         self.pool = pool
         self.councils = councils
         self.heartbeats = heartbeats
+        self.audit = audit
+        self.actor = actor
+
+    async def _audited(self, conn: asyncpg.Connection, action: str, **parameters: str) -> None:
+        if self.audit is not None and self.actor is not None:
+            await self.audit.append(conn, AuditEntry.by(self.actor, action, "administration",
+                                                        parameters))
 
     async def enrol(self, code: str, name: str, public_key_pem: bytes,
                     not_after: datetime | None = None) -> str:
@@ -36,8 +48,12 @@ class CouncilService:
                                         f"{existing.council_code}", code=ErrorCode.INVALID_FIELD)
                 if not_after is not None:  # the operator (re)sets the key's expiry
                     await self.councils.set_not_after(conn, kid, not_after)
+                    await self._audited(conn, "council.key_expiry", council=code, kid=kid,
+                                        not_after=not_after.isoformat())
                 return kid
             await self.councils.add_key(conn, kid, code, keys.raw_public(public), not_after)
+            await self._audited(conn, "council.enrol", council=code, name=name, kid=kid,
+                                not_after=not_after.isoformat() if not_after else "")
         return kid
 
     async def get(self, code: str) -> Council:
@@ -53,17 +69,20 @@ class CouncilService:
                     for c in await self.councils.list_all(conn)]
 
     async def revoke_key(self, kid: str) -> CouncilKey:
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             key = await self.councils.revoke_key(conn, kid)
+            if key is not None:
+                await self._audited(conn, "key.revoke", council=key.council_code, kid=kid)
         if key is None:
             raise NotFoundError(f"key {kid} is not enrolled", code=ErrorCode.UNKNOWN_KEY)
         return key
 
     async def clear_fork(self, code: str) -> None:
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             if not await self.councils.clear_fork(conn, code):
                 raise NotFoundError(f"council {code} is not enrolled",
                                     code=ErrorCode.UNKNOWN_COUNCIL)
+            await self._audited(conn, "council.unflag", council=code)
 
     async def heartbeat(self, code: str, head_seq: int, outbox_depth: int,
                         sent_at: datetime | None) -> None:

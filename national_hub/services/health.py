@@ -70,7 +70,7 @@ class CouncilHealth:
     # expires at the end of the overlap, does not count while a later key lives on.
     key_expiry_days: float | None
     records: int                    # live records held at the hub
-    review_queue: int               # national resolution's review queue (a later issue)
+    review_queue: int               # records in an open pair of the review queue
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,13 +183,15 @@ class HealthService:
             now = await self.store.now(conn)
             states = await self.store.councils(conn)
             held = await self.store.records_held(conn)
+            review = await self.store.awaiting_review(conn)
             rejected = await self.store.rejections(conn, REJECTED_WINDOW_SECONDS)
-        councils = [self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}))
+        councils = [self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}),
+                                  review.get(s.code, 0))
                     for s in states]
         return FederationHealth(now, worst(c.status for c in councils), councils)
 
     def _council(self, state: CouncilState, now: datetime, records: int,
-                 rejected: dict[str, int]) -> CouncilHealth:
+                 rejected: dict[str, int], review_queue: int = 0) -> CouncilHealth:
         found = assess(state, now, rejected, self.limits)
         heard = state.heartbeat_at
         expiry = None if state.keys_forever else state.last_ends
@@ -204,7 +206,7 @@ class HealthService:
             rejected_24h=dict(sorted(rejected.items())), forked=state.forked_at is not None,
             key_expiry_days=(None if expiry is None
                              else round((expiry - now).total_seconds() / 86400, 2)),
-            records=records, review_queue=0,
+            records=records, review_queue=review_queue,
         )
 
     async def history(self, hours: float) -> dict[str, list[dict[str, Any]]]:

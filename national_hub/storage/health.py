@@ -91,6 +91,14 @@ class HealthStore:
         )
         return {r["council_code"]: int(r["n"]) for r in rows}
 
+    async def awaiting_review(self, conn: asyncpg.Connection) -> dict[str, int]:
+        """Records per council in an open pair of the review queue."""
+        rows = await conn.fetch(
+            "SELECT c, count(*) AS n FROM (SELECT council_a AS c, local_id_a AS l"
+            " FROM review_queue WHERE status = 'open' UNION SELECT council_b, local_id_b"
+            " FROM review_queue WHERE status = 'open') q GROUP BY c")
+        return {r["c"]: int(r["n"]) for r in rows}
+
     async def rejections(self, conn: asyncpg.Connection,
                          window_seconds: float) -> dict[str, dict[str, int]]:
         """Batches refused in the window: council → error code → count."""

@@ -30,6 +30,9 @@ class RecordRow:
     shielded: bool
     national_id: str | None = None
     link_status: str | None = None
+    other_given_names: str | None = None
+    former_family_names: tuple[str, ...] = ()
+    address_line: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,12 @@ class HeldRecord:
     version: int
     national_id: str | None
     live: bool
+
+
+def _text_array(values: tuple[str, ...]) -> str:
+    # unnest cannot take a ragged array of arrays: each row's list travels as one text,
+    # joined by the unit separator (records refuse control characters in text fields).
+    return "\x1f".join(values)
 
 
 class RecordStore:
@@ -57,18 +66,23 @@ class RecordStore:
             return
         cols = list(zip(*[
             (r.local_id, r.version, r.record, r.digest, r.given_name, r.family_name, r.dob,
-             r.sex, r.postcode, r.nhs_number, r.upn, r.shielded, r.national_id, r.link_status)
+             r.sex, r.postcode, r.nhs_number, r.upn, r.shielded, r.national_id, r.link_status,
+             r.other_given_names, _text_array(r.former_family_names), r.address_line)
             for r in rows
         ], strict=True))
         await conn.execute(
             """
             INSERT INTO records (council_code, batch_seq, local_id, version, record, digest,
                                  given_name, family_name, dob, sex, postcode, nhs_number, upn,
-                                 shielded, national_id, link_status)
-            SELECT $1, $2, * FROM unnest($3::text[], $4::bigint[], $5::bytea[], $6::text[],
-                                         $7::text[], $8::text[], $9::date[], $10::smallint[],
-                                         $11::text[], $12::text[], $13::text[], $14::bool[],
-                                         $15::text[], $16::text[])
+                                 shielded, national_id, link_status, other_given_names,
+                                 former_family_names, address_line)
+            SELECT $1, $2, l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og,
+                   CASE WHEN ff = '' THEN NULL ELSE string_to_array(ff, chr(31)) END, al
+            FROM unnest($3::text[], $4::bigint[], $5::bytea[], $6::text[],
+                        $7::text[], $8::text[], $9::date[], $10::smallint[],
+                        $11::text[], $12::text[], $13::text[], $14::bool[],
+                        $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])
+                 AS u(l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ff, al)
             ON CONFLICT (council_code, local_id) DO UPDATE SET
                 batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version,
                 record = EXCLUDED.record, digest = EXCLUDED.digest,
@@ -76,7 +90,10 @@ class RecordStore:
                 dob = EXCLUDED.dob, sex = EXCLUDED.sex, postcode = EXCLUDED.postcode,
                 nhs_number = EXCLUDED.nhs_number, upn = EXCLUDED.upn,
                 shielded = EXCLUDED.shielded, national_id = EXCLUDED.national_id,
-                link_status = EXCLUDED.link_status, updated_at = now()
+                link_status = EXCLUDED.link_status,
+                other_given_names = EXCLUDED.other_given_names,
+                former_family_names = EXCLUDED.former_family_names,
+                address_line = EXCLUDED.address_line, updated_at = now()
             """,
             council, batch_seq, *[list(c) for c in cols],
         )
@@ -95,7 +112,8 @@ class RecordStore:
                 batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version, record = NULL,
                 digest = NULL, given_name = NULL, family_name = NULL, dob = NULL, sex = NULL,
                 postcode = NULL, nhs_number = NULL, upn = NULL, shielded = false,
-                national_id = NULL, link_status = NULL, updated_at = now()
+                national_id = NULL, link_status = NULL, other_given_names = NULL,
+                former_family_names = NULL, address_line = NULL, updated_at = now()
             """,
             council, batch_seq, list(ids), list(versions),
         )

@@ -134,3 +134,28 @@ async def test_identifiers_that_conflict_never_merge(pool, tmp_path) -> None:
     await ingest_service(pool).ingest_file("health", feed)
     assert await pool.fetchval("SELECT count(*) FROM children") == 2
     assert await review_service(pool).open_items() == []
+
+
+async def test_leaving_the_area_publishes_the_ended_services_and_new_address(
+        pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A child who moves away stays published, with end dates: the practitioner in the
+    new area needs to know whom to call here. Only merges withdraw a record."""
+    def feed(end: str, postcode: str) -> Path:
+        path = tmp_path / "health.csv"
+        path.write_text(
+            "source_ref,nhs_number,given_name,family_name,dob,sex,postcode,gp_ods_code,"
+            "gp_name,registered_from,registered_to\n"
+            f"H1,9434765919,Amelia,Okafor,2015-03-14,F,{postcode},G81001,Sea Lane,"
+            f"2015-04-01,{end}\n", encoding="utf-8")
+        return path
+
+    service = ingest_service(pool)
+    await service.ingest_file("health", feed("", "BN1 1AA"))
+    await service.ingest_file("health", feed("2020-01-31", "TF1 2AB"))  # moved to Telford
+    rows = await pool.fetch("SELECT op, record FROM outbox ORDER BY id")
+    assert [r["op"] for r in rows] == ["upsert", "upsert"]
+    from protocol import encoding
+    from protocol.records import ChildRecord
+    latest = ChildRecord.from_wire(encoding.unpack(rows[-1]["record"]))
+    assert latest.postcode == "TF1 2AB"
+    assert [i.end_date.isoformat() for i in latest.involvements if i.end_date] == ["2020-01-31"]

@@ -3,6 +3,8 @@ councils; a change that breaks the match splits them; a delete releases a partne
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 
 ESX, WSX = "E10000011", "E10000032"
+GIVEN = ("Amelia", "Noah", "Zara", "Oliver", "Freya", "Arlo", "Isla", "Kofi", "Maya", "Theo")
+FAMILY = ("Okafor", "Nowak", "Patel", "Jones", "Murphy")
 
 
 class Council:
@@ -47,7 +51,8 @@ async def federation(make_database, tmp_path: Path):
 async def test_same_nhs_links_then_change_splits_then_delete_releases(federation) -> None:
     hub, esx, wsx = federation
     await esx.send(UpsertOp.of(record("A1", nhs="9434765919"), 1),
-                   UpsertOp.of(record("A2", nhs=None), 1))
+                   UpsertOp.of(replace(record("A2", nhs=None), given_name="Noah",
+                                       dob=date(2012, 7, 1)), 1))  # another child
     await wsx.send(UpsertOp.of(record("B1", nhs="9434765919"), 1))
     state = await links(hub)
     assert state[(ESX, "A1")][0] == state[(WSX, "B1")][0]
@@ -75,7 +80,11 @@ async def test_same_nhs_links_then_change_splits_then_delete_releases(federation
 
 async def test_national_ids_are_never_reused(federation) -> None:
     hub, esx, _ = federation
-    await esx.send(*[UpsertOp.of(record(f"C{i}", nhs=None), 1) for i in range(50)])
+    # fifty different children: before probabilistic resolution these were fifty copies
+    # of one child without an NHS number, which the resolver now (rightly) links
+    await esx.send(*[UpsertOp.of(replace(
+        record(f"C{i}", nhs=None), given_name=GIVEN[i % 10], family_name=FAMILY[i // 10],
+        dob=date(2008 + i % 10, 1 + i // 10, 1 + i % 28)), 1) for i in range(50)])
     ids = {nid for nid, _ in (await links(hub)).values()}
     assert len(ids) == 50
     assert await hub.fetchval("SELECT count(*) FROM national_children") == 50

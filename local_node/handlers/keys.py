@@ -1,0 +1,21 @@
+"""Typed application keys: how the node's handlers reach what create_app built."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from local_node.config import NodeConfig
+from local_node.services.search import SearchService
+from server_common.accounts.principal import Principal
+
+# (who, action, purpose, parameters, child ids) → written to the audit log, or raises
+Auditor = Callable[[Principal, str, str, dict[str, Any], list[str]], Awaitable[None]]
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+CONFIG = web.AppKey("config", NodeConfig)
+SEARCH = web.AppKey("search", SearchService)
+AUDIT: web.AppKey[Auditor] = web.AppKey("audit")

@@ -1,0 +1,33 @@
+"""Why a record is linked: ``GET /v1/links/{council}/{local_id}/explain`` (DESIGN §5).
+
+For each partner record (linked, queued for review, or decided), each field's
+comparison level and weight, the total, the thresholds and the model's version, as
+the resolver scores the pair now. Operators see every record; the index team sees
+its own council's. The read is audited first (fail closed).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from national_hub.handlers import keys as k
+from protocol.errors import AuthError, ErrorCode
+from server_common.accounts import Role, principal, require_roles
+from server_common.audit.entry import AuditEntry
+
+
+@require_roles(Role.OPERATOR, Role.INDEX_TEAM)
+async def get_explain(request: web.Request) -> web.Response:
+    council, local_id = request.match_info["council"], request.match_info["local_id"]
+    who = principal(request)
+    if who.role == Role.INDEX_TEAM and who.council != council:
+        raise AuthError(f"the index team of {who.council} cannot see {council}'s records",
+                        code=ErrorCode.FORBIDDEN, status=403)
+    await request.app[k.AUDIT].record(AuditEntry(
+        who.user, str(who.role), who.organisation, purpose="identity resolution",
+        action="link.explain", parameters={"council": council, "local_id": local_id}))
+    return web.json_response(await request.app[k.REVIEW].explain(council, local_id))
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/v1/links/{council}/{local_id}/explain", get_explain)]

@@ -1,0 +1,248 @@
+"""SQL of national identity resolution: blocking keys, candidates, the review queue,
+and merging national children. Set-based: each call is one statement over arrays."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+RecordKey = tuple[str, str]  # (council, local_id)
+
+# The columns matching reads, as one select list (``r`` is ``records``).
+IDENTITY_COLUMNS = (
+    "r.council_code, r.local_id, r.national_id, r.given_name, r.family_name, r.dob, r.sex,"
+    " r.other_given_names, r.former_family_names, r.postcode, r.address_line,"
+    " r.nhs_number, r.upn"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    id: int
+    a: RecordKey
+    b: RecordKey
+    score: float
+    explanation: dict[str, Any]
+    status: str
+    decided_by: str | None
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> ReviewRow:
+        return cls(row["id"], (row["council_a"], row["local_id_a"]),
+                   (row["council_b"], row["local_id_b"]), row["score"],
+                   json.loads(row["explanation"]), row["status"], row["decided_by"])
+
+
+@dataclass(frozen=True, slots=True)
+class NewReview:
+    a: RecordKey
+    b: RecordKey
+    score: float
+    explanation: dict[str, Any]
+
+
+_REVIEW_COLUMNS = ("id, council_a, local_id_a, council_b, local_id_b, score,"
+                   " explanation::text AS explanation, status, decided_by")
+
+
+class ResolutionStore:
+    # --- blocking keys ----------------------------------------------------------
+
+    async def replace_keys(self, conn: asyncpg.Connection, council: str,
+                           local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
+        """Drop every key of ``local_ids`` and insert ``keys`` ((local_id, key) pairs)."""
+        if local_ids:
+            await conn.execute("DELETE FROM record_keys WHERE council_code = $1"
+                               " AND local_id = ANY($2::text[])", council, list(local_ids))
+        if keys:
+            ids, values = zip(*keys, strict=True)
+            await conn.execute(
+                "INSERT INTO record_keys (council_code, local_id, key)"
+                " SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+                council, list(ids), list(values))
+
+    async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
+                         max_block: int) -> list[asyncpg.Record]:
+        """Live records holding any of ``keys``, with the keys they hold; a key held by
+        more than ``max_block`` records is no evidence and is skipped."""
+        if not keys:
+            return []
+        return await conn.fetch(
+            f"""
+            WITH block AS (
+                SELECT key FROM record_keys WHERE key = ANY($1::text[])
+                GROUP BY key HAVING count(*) <= $2
+            )
+            SELECT {IDENTITY_COLUMNS}, array_agg(k.key) AS keys
+            FROM block JOIN record_keys k USING (key)
+            JOIN records r ON r.council_code = k.council_code AND r.local_id = k.local_id
+            WHERE r.record IS NOT NULL
+            GROUP BY r.council_code, r.local_id
+            """, list(keys), max_block)
+
+    async def identities(self, conn: asyncpg.Connection,
+                         records: Sequence[RecordKey]) -> list[asyncpg.Record]:
+        """The identity columns of these live records."""
+        if not records:
+            return []
+        councils, ids = zip(*records, strict=True)
+        return await conn.fetch(
+            f"SELECT {IDENTITY_COLUMNS} FROM records r"
+            " JOIN unnest($1::text[], $2::text[]) w(c, l)"
+            " ON r.council_code = w.c AND r.local_id = w.l WHERE r.record IS NOT NULL",
+            list(councils), list(ids))
+
+    async def holders(self, conn: asyncpg.Connection,
+                      national_ids: Sequence[str]) -> list[asyncpg.Record]:
+        if not national_ids:
+            return []
+        return await conn.fetch(
+            f"SELECT {IDENTITY_COLUMNS} FROM records r"
+            " WHERE r.national_id = ANY($1::text[]) AND r.record IS NOT NULL",
+            list(national_ids))
+
+    async def created(self, conn: asyncpg.Connection,
+                      national_ids: Sequence[str]) -> dict[str, datetime]:
+        rows = await conn.fetch("SELECT national_id, created_at FROM national_children"
+                                " WHERE national_id = ANY($1::text[])", list(national_ids))
+        return {r["national_id"]: r["created_at"] for r in rows}
+
+    async def name_counts(self, conn: asyncpg.Connection
+                          ) -> tuple[dict[str, int], dict[str, int]]:
+        """How many live records carry each given name and each family name."""
+        given = await conn.fetch("SELECT given_name AS n, count(*) AS c FROM records"
+                                 " WHERE record IS NOT NULL GROUP BY given_name")
+        family = await conn.fetch("SELECT family_name AS n, count(*) AS c FROM records"
+                                  " WHERE record IS NOT NULL GROUP BY family_name")
+        return ({r["n"]: r["c"] for r in given if r["n"]},
+                {r["n"]: r["c"] for r in family if r["n"]})
+
+    async def partner_rate(self, conn: asyncpg.Connection) -> tuple[int, int, int]:
+        """(live records, those with an NHS number, those whose NHS number another live
+        record holds too)."""
+        row = await conn.fetchrow(
+            """
+            SELECT (SELECT count(*) FROM records WHERE record IS NOT NULL) AS n,
+                   coalesce(sum(c), 0) AS with_nhs,
+                   coalesce(sum(c) FILTER (WHERE c > 1), 0) AS partnered
+            FROM (SELECT count(*) AS c FROM records WHERE record IS NOT NULL
+                  AND nhs_number IS NOT NULL GROUP BY nhs_number) g
+            """)
+        assert row is not None
+        return int(row["n"]), int(row["with_nhs"]), int(row["partnered"])
+
+    # --- the review queue -------------------------------------------------------
+
+    async def reviews_involving(self, conn: asyncpg.Connection, council: str,
+                                local_ids: Sequence[str]) -> list[ReviewRow]:
+        rows = await conn.fetch(
+            f"SELECT {_REVIEW_COLUMNS} FROM review_queue"
+            " WHERE (council_a = $1 AND local_id_a = ANY($2::text[]))"
+            " OR (council_b = $1 AND local_id_b = ANY($2::text[]))", council, list(local_ids))
+        return [ReviewRow.of(r) for r in rows]
+
+    async def delete_reviews(self, conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+        if ids:
+            await conn.execute("DELETE FROM review_queue WHERE id = ANY($1::bigint[])"
+                               " AND status = 'open'", list(ids))
+
+    async def put_reviews(self, conn: asyncpg.Connection, reviews: Sequence[NewReview]) -> None:
+        """Open (or rescore an open) review per pair; a decided pair is left alone."""
+        if not reviews:
+            return
+        await conn.execute(
+            """
+            INSERT INTO review_queue (council_a, local_id_a, council_b, local_id_b, score,
+                                      explanation)
+            SELECT ca, la, cb, lb, s, e::jsonb FROM unnest($1::text[], $2::text[], $3::text[],
+                   $4::text[], $5::float8[], $6::text[]) AS n(ca, la, cb, lb, s, e)
+            ON CONFLICT (council_a, local_id_a, council_b, local_id_b) DO UPDATE SET
+                score = EXCLUDED.score, explanation = EXCLUDED.explanation
+            WHERE review_queue.status = 'open'
+            """,
+            [r.a[0] for r in reviews], [r.a[1] for r in reviews], [r.b[0] for r in reviews],
+            [r.b[1] for r in reviews], [r.score for r in reviews],
+            [json.dumps(r.explanation) for r in reviews])
+
+    async def list_reviews(self, conn: asyncpg.Connection, status: str | None = "open",
+                           limit: int = 100) -> list[ReviewRow]:
+        rows = await conn.fetch(
+            f"SELECT {_REVIEW_COLUMNS} FROM review_queue WHERE $1::text IS NULL OR status = $1"
+            " ORDER BY id LIMIT $2", status, limit)
+        return [ReviewRow.of(r) for r in rows]
+
+    async def get_review(self, conn: asyncpg.Connection, review_id: int, *,
+                         for_update: bool = False) -> ReviewRow | None:
+        row = await conn.fetchrow(
+            f"SELECT {_REVIEW_COLUMNS} FROM review_queue WHERE id = $1"
+            + (" FOR UPDATE" if for_update else ""), review_id)
+        return ReviewRow.of(row) if row is not None else None
+
+    async def decide_review(self, conn: asyncpg.Connection, review_id: int, status: str,
+                            decided_by: str) -> None:
+        await conn.execute("UPDATE review_queue SET status = $2, decided_by = $3,"
+                           " decided_at = now() WHERE id = $1", review_id, status, decided_by)
+
+    async def open_review_count(self, conn: asyncpg.Connection) -> int:
+        return int(await conn.fetchval("SELECT count(*) FROM review_queue"
+                                       " WHERE status = 'open'"))
+
+    # --- national children ------------------------------------------------------
+
+    async def retire_if_empty(self, conn: asyncpg.Connection,
+                              moves: Sequence[tuple[str, str]]) -> None:
+        """For each (old id, survivor): if nothing holds the old id any more, it
+        redirects to the survivor (and so does every id that redirected to it)."""
+        if not moves:
+            return
+        retired, survivor = zip(*moves, strict=True)
+        await conn.execute(
+            """
+            WITH gone AS (
+                SELECT m.retired, m.survivor FROM unnest($1::text[], $2::text[])
+                    AS m(retired, survivor)
+                WHERE m.retired <> m.survivor AND NOT EXISTS (
+                    SELECT 1 FROM records r WHERE r.national_id = m.retired
+                    AND r.record IS NOT NULL)
+            )
+            UPDATE national_children c SET redirect_to = gone.survivor FROM gone
+            WHERE c.national_id = gone.retired OR c.redirect_to = gone.retired
+            """, list(retired), list(survivor))
+
+    async def merge(self, conn: asyncpg.Connection, retired: str, survivor: str) -> None:
+        """Every record of ``retired`` moves to ``survivor``; ``retired`` redirects."""
+        await conn.execute("UPDATE records SET national_id = $2, updated_at = now()"
+                           " WHERE national_id = $1", retired, survivor)
+        await self.retire_if_empty(conn, [(retired, survivor)])
+
+    async def move(self, conn: asyncpg.Connection, record: RecordKey, national_id: str) -> None:
+        await conn.execute("UPDATE records SET national_id = $3, updated_at = now()"
+                           " WHERE council_code = $1 AND local_id = $2",
+                           record[0], record[1], national_id)
+
+    async def refresh_status(self, conn: asyncpg.Connection, national_ids: Sequence[str]) -> None:
+        """A national child held by more than one live record is 'linked'; a record alone
+        with an open review is 'review'; else 'single'. Rewrites only rows that change."""
+        if not national_ids:
+            return
+        await conn.execute(
+            """
+            UPDATE records r SET link_status = n.status
+            FROM (SELECT x.council_code, x.local_id,
+                         CASE WHEN count(*) OVER (PARTITION BY x.national_id) > 1
+                              THEN 'linked'
+                              WHEN EXISTS (
+                                  SELECT 1 FROM review_queue q WHERE q.status = 'open' AND (
+                                  (q.council_a = x.council_code AND q.local_id_a = x.local_id)
+                                  OR (q.council_b = x.council_code AND q.local_id_b = x.local_id)))
+                              THEN 'review' ELSE 'single' END AS status
+                  FROM records x
+                  WHERE x.national_id = ANY($1::text[]) AND x.record IS NOT NULL) n
+            WHERE r.council_code = n.council_code AND r.local_id = n.local_id
+              AND r.link_status IS DISTINCT FROM n.status
+            """, sorted(set(national_ids)))

@@ -1,0 +1,130 @@
+"""``users …``: the account commands both ``national-hub`` and ``local-node`` mount.
+
+Each CLI passes how to open its pool and find its config from click's context object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import click
+
+from server_common import cli as common
+from server_common import database
+from server_common.accounts.config import AccountsConfig
+from server_common.accounts.principal import Role
+from server_common.accounts.service import AccountService
+from server_common.config import ConfigError, Duration
+
+PoolOpener = Callable[[Any], contextlib.AbstractAsyncContextManager[asyncpg.Pool]]
+ConfigOf = Callable[[Any], AccountsConfig]
+
+
+def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
+                issuer: str) -> click.Group:
+    """The ``users`` group; ``open_pool(obj)`` and ``config_of(obj)`` take ``ctx.obj``."""
+
+    @contextlib.asynccontextmanager
+    async def accounts(obj: Any) -> AsyncIterator[AccountService]:
+        async with open_pool(obj) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, package)
+            yield AccountService(pool, config_of(obj), issuer=issuer)
+
+    def run(obj: Any, work: Callable[[AccountService], Any]) -> Any:
+        async def go() -> Any:
+            async with accounts(obj) as service:
+                return await work(service)
+        try:
+            return common.run(go())
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
+
+    @click.group(help="People's accounts: add, list, disable, unlock, API tokens.")
+    def users() -> None:
+        pass
+
+    @users.command("add", help="Add an account. Prompts for the password (or generates one "
+                               "with --generate-password) and prints the TOTP secret and "
+                               "provisioning URI once: load it into an authenticator app.")
+    @click.argument("name")
+    @click.option("--role", required=True, type=click.Choice([str(r) for r in Role]))
+    @click.option("--council", default=None, help="Council code (index_team accounts only).")
+    @click.option("--organisation", default="", help="The person's organisation.")
+    @click.option("--generate-password", is_flag=True,
+                  help="Generate a random password and print it once instead of prompting.")
+    @click.pass_obj
+    def add(obj: Any, name: str, role: str, council: str | None, organisation: str,
+            generate_password: bool) -> None:
+        password = None if generate_password else click.prompt(
+            "Password (at least 12 characters)", hide_input=True,
+            confirmation_prompt=True, err=True)
+        new = run(obj, lambda s: s.add_user(name, role, council=council,
+                                            organisation=organisation, password=password))
+        click.echo(f"added {new.name} ({new.role})")
+        if generate_password:
+            click.echo(f"password: {new.password}")
+        click.echo(f"totp secret: {new.totp_secret}\ntotp uri: {new.provisioning_uri}\n"
+                   "(shown once: they are not printed again)")
+
+    @users.command("list", help="List accounts, roles and whether each is usable.")
+    @click.pass_obj
+    def list_(obj: Any) -> None:
+        rows = run(obj, lambda s: s.list_users())
+        click.echo(f"{'name':<24} {'role':<13} {'council':<10} state / organisation")
+        for u in rows:
+            locked = u.locked_until is not None and u.locked_until > datetime.now(UTC)
+            state = "disabled" if u.disabled else "locked" if locked else "active"
+            click.echo(f"{u.name:<24} {u.role!s:<13} {u.council or '-':<10} "
+                       f"{state} / {u.organisation or '-'}")
+
+    @users.command("disable", help="Refuse every login, session and token of an account.")
+    @click.argument("name")
+    @click.pass_obj
+    def disable(obj: Any, name: str) -> None:
+        run(obj, lambda s: s.set_disabled(name, True))
+        click.echo(f"disabled {name}")
+
+    @users.command("enable", help="Let a disabled account log in again.")
+    @click.argument("name")
+    @click.pass_obj
+    def enable(obj: Any, name: str) -> None:
+        run(obj, lambda s: s.set_disabled(name, False))
+        click.echo(f"enabled {name}")
+
+    @users.command("unlock", help="Clear an account's lock-out and failed-login count.")
+    @click.argument("name")
+    @click.pass_obj
+    def unlock(obj: Any, name: str) -> None:
+        run(obj, lambda s: s.unlock(name))
+        click.echo(f"unlocked {name}")
+
+    @users.command("token", help="Create a bearer token for the JSON API and print it once "
+                                 "(send it as 'Authorization: Bearer TOKEN').")
+    @click.argument("name")
+    @click.option("--expires", default=None, metavar="DURATION",
+                  help="Lifetime such as 30d or 12h (default accounts.token_lifetime).")
+    @click.pass_obj
+    def token(obj: Any, name: str, expires: str | None) -> None:
+        try:
+            lifetime = Duration.parse(expires, "--expires") if expires else None
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        if lifetime is not None and lifetime <= 0:
+            raise click.BadParameter("--expires must be positive")
+        value, expires_at = run(obj, lambda s: s.create_token(name, lifetime))
+        click.echo(f"token for {name}, expires {expires_at:%Y-%m-%d %H:%M:%S}Z "
+                   f"(shown once):\n{value}")
+
+    @users.command("revoke-tokens", help="Revoke every bearer token of an account.")
+    @click.argument("name")
+    @click.pass_obj
+    def revoke_tokens(obj: Any, name: str) -> None:
+        count = run(obj, lambda s: s.revoke_tokens(name))
+        click.echo(f"revoked {count} token(s) of {name}")
+
+    return users

@@ -1,0 +1,30 @@
+"""Who is asking: roles and the principal a request is authenticated as.
+
+Example::
+
+    >>> Principal(user="asha", role=Role.INDEX_TEAM, organisation="East Sussex CC",
+    ...           council="E10000011")
+    Principal(user='asha', role=<Role.INDEX_TEAM: 'index_team'>, ...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PRACTITIONER = "practitioner"
+    INDEX_TEAM = "index_team"  # always for one council
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated user of one request, as handlers (and the audit log) see it."""
+
+    user: str
+    role: Role
+    organisation: str
+    council: str | None  # set for index_team only

@@ -1,0 +1,167 @@
+"""SQL for accounts, sessions, bearer tokens and refused logins (and nowhere else)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from server_common.accounts.principal import Principal, Role
+
+_PRINCIPAL_COLUMNS = "u.name, u.role, u.organisation, u.council"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    name: str
+    role: Role
+    organisation: str
+    council: str | None
+    password_hash: str
+    totp_secret: str
+    last_totp_step: int | None
+    disabled: bool
+    failed_logins: int
+    locked_until: datetime | None
+    created_at: datetime
+
+    def principal(self) -> Principal:
+        return Principal(self.name, self.role, self.organisation, self.council)
+
+
+def _user(row: asyncpg.Record) -> UserRow:
+    return UserRow(row["id"], row["name"], Role(row["role"]), row["organisation"],
+                   row["council"], row["password_hash"], row["totp_secret"],
+                   row["last_totp_step"], row["disabled"], row["failed_logins"],
+                   row["locked_until"], row["created_at"])
+
+
+def _principal(row: asyncpg.Record) -> Principal:
+    return Principal(row["name"], Role(row["role"]), row["organisation"], row["council"])
+
+
+class AccountStore:
+    # --- users ---------------------------------------------------------------------
+
+    async def insert_user(self, conn: asyncpg.Connection, name: str, role: Role,
+                          council: str | None, organisation: str, password_hash: str,
+                          totp_secret: str) -> int:
+        return int(await conn.fetchval(
+            "INSERT INTO users (name, role, council, organisation, password_hash, totp_secret)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            name, str(role), council, organisation, password_hash, totp_secret))
+
+    async def user_by_name(self, conn: asyncpg.Connection, name: str,
+                           for_update: bool = False) -> UserRow | None:
+        row = await conn.fetchrow(
+            "SELECT * FROM users WHERE name = $1" + (" FOR UPDATE" if for_update else ""), name)
+        return _user(row) if row else None
+
+    async def list_users(self, conn: asyncpg.Connection) -> list[UserRow]:
+        return [_user(r) for r in await conn.fetch("SELECT * FROM users ORDER BY name")]
+
+    async def set_password_hash(self, conn: asyncpg.Connection, user_id: int,
+                                password_hash: str) -> None:
+        await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1",
+                           user_id, password_hash)
+
+    async def set_disabled(self, conn: asyncpg.Connection, name: str, disabled: bool) -> bool:
+        done = await conn.execute("UPDATE users SET disabled = $2 WHERE name = $1",
+                                  name, disabled)
+        return done != "UPDATE 0"
+
+    async def unlock(self, conn: asyncpg.Connection, name: str) -> bool:
+        done = await conn.execute(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = $1", name)
+        return done != "UPDATE 0"
+
+    async def record_failure(self, conn: asyncpg.Connection, name: str, user_id: int | None,
+                             reason: str, remote: str | None, threshold: int,
+                             lockout_seconds: float) -> None:
+        """Log the refusal; for a known user count it, and lock at the threshold."""
+        await conn.execute(
+            "INSERT INTO login_failures (name, user_id, reason, remote) VALUES ($1, $2, $3, $4)",
+            name, user_id, reason, remote)
+        if user_id is None:
+            return
+        await conn.execute(
+            "UPDATE users SET"
+            " failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0"
+            "                      ELSE failed_logins + 1 END,"
+            " locked_until = CASE WHEN failed_logins + 1 >= $2"
+            "                     THEN now() + make_interval(secs => $3)"
+            "                     ELSE locked_until END"
+            " WHERE id = $1", user_id, threshold, lockout_seconds)
+
+    async def is_locked(self, conn: asyncpg.Connection, user_id: int) -> bool:
+        return bool(await conn.fetchval(
+            "SELECT locked_until IS NOT NULL AND locked_until > now() FROM users WHERE id = $1",
+            user_id))
+
+    async def use_totp_step(self, conn: asyncpg.Connection, user_id: int, step: int) -> bool:
+        """Record a successful login's TOTP step; False if that code was used already."""
+        done = await conn.execute(
+            "UPDATE users SET last_totp_step = $2, failed_logins = 0, locked_until = NULL"
+            " WHERE id = $1 AND (last_totp_step IS NULL OR last_totp_step < $2)",
+            user_id, step)
+        return done != "UPDATE 0"
+
+    async def failures(self, conn: asyncpg.Connection, name: str) -> list[str]:
+        return [r["reason"] for r in await conn.fetch(
+            "SELECT reason FROM login_failures WHERE name = $1 ORDER BY id", name)]
+
+    # --- sessions ------------------------------------------------------------------
+
+    async def insert_session(self, conn: asyncpg.Connection, id_hash: bytes, user_id: int,
+                             csrf_token: str, lifetime_seconds: float) -> None:
+        await conn.execute(
+            "INSERT INTO sessions (id_hash, user_id, csrf_token, expires_at)"
+            " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+            id_hash, user_id, csrf_token, lifetime_seconds)
+
+    async def touch_session(self, conn: asyncpg.Connection, id_hash: bytes,
+                            idle_seconds: float) -> tuple[Principal, str] | None:
+        """The live session's principal and CSRF token, its idle clock restarted; None
+        if it does not exist, expired, sat idle too long or its user is disabled."""
+        row = await conn.fetchrow(
+            "UPDATE sessions s SET last_seen_at = now() FROM users u"
+            " WHERE s.id_hash = $1 AND u.id = s.user_id AND NOT u.disabled"
+            "   AND s.expires_at > now()"
+            "   AND s.last_seen_at > now() - make_interval(secs => $2)"
+            f" RETURNING s.csrf_token, {_PRINCIPAL_COLUMNS}", id_hash, idle_seconds)
+        return (_principal(row), row["csrf_token"]) if row else None
+
+    async def delete_session(self, conn: asyncpg.Connection, id_hash: bytes) -> None:
+        await conn.execute("DELETE FROM sessions WHERE id_hash = $1", id_hash)
+
+    async def purge_sessions(self, conn: asyncpg.Connection, idle_seconds: float) -> int:
+        done = await conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= now()"
+            " OR last_seen_at <= now() - make_interval(secs => $1)", idle_seconds)
+        return int(done.split()[-1])
+
+    # --- bearer tokens -------------------------------------------------------------
+
+    async def insert_token(self, conn: asyncpg.Connection, user_id: int, token_hash: bytes,
+                           lifetime_seconds: float) -> datetime:
+        return await conn.fetchval(
+            "INSERT INTO api_tokens (user_id, token_hash, expires_at)"
+            " VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING expires_at",
+            user_id, token_hash, lifetime_seconds)
+
+    async def principal_for_token(self, conn: asyncpg.Connection,
+                                  token_hash: bytes) -> Principal | None:
+        row = await conn.fetchrow(
+            "UPDATE api_tokens t SET last_used_at = now() FROM users u"
+            " WHERE t.token_hash = $1 AND u.id = t.user_id AND NOT u.disabled"
+            "   AND t.revoked_at IS NULL AND t.expires_at > now()"
+            f" RETURNING {_PRINCIPAL_COLUMNS}", token_hash)
+        return _principal(row) if row else None
+
+    async def revoke_tokens(self, conn: asyncpg.Connection, name: str) -> int:
+        done = await conn.execute(
+            "UPDATE api_tokens t SET revoked_at = now() FROM users u"
+            " WHERE u.id = t.user_id AND u.name = $1 AND t.revoked_at IS NULL", name)
+        return int(done.split()[-1])

@@ -1,0 +1,274 @@
+"""aiohttp integration: who is asking, CSRF, role checks, and the login pages.
+
+Wiring (in ``create_app``, after the app's own ``cleanup_ctx`` that opens the pool)::
+
+    app = web.Application(middlewares=[..., error_middleware, accounts_middleware])
+    accounts.install(app, POOL, config.accounts, service="Signpost national hub")
+
+and in handlers::
+
+    @require_roles(Role.PRACTITIONER, Role.INDEX_TEAM)
+    async def search(request: web.Request) -> web.Response:
+        who = principal(request)     # a frozen Principal(user, role, organisation, council)
+
+How a request is authenticated, in one place (:func:`accounts_middleware`):
+
+- ``Authorization: Bearer …`` → the API token's user; a bad or expired token is
+  401 ``not_authenticated`` at once. Bearer requests carry no ambient credential, so
+  they need no CSRF token.
+- otherwise the session cookie, if it names a live session. Every state-changing
+  request (anything but GET, HEAD, OPTIONS) made with a live session must carry that
+  session's synchronizer token (form field ``csrf_token`` or header ``X-CSRF-Token``)
+  or it is refused 403 ``csrf_failed`` before the handler runs.
+- ``POST /login`` has no session yet: its form carries a token that must equal the
+  ``signpost_login_csrf`` cookie set by ``GET /login`` (double submit; the cookie is
+  SameSite=Strict, so another site can neither read nor send it).
+
+:func:`require_roles` then refuses: no principal → 401 ``not_authenticated`` under
+``/v1/`` (JSON) or a redirect to ``/login`` for pages; a role not listed → 403
+``forbidden``. ``require_roles()`` with no roles admits any signed-in user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
+
+import asyncpg
+from aiohttp import web
+
+from protocol.errors import AuthError, ErrorCode, SignpostError
+from server_common.accounts import credentials, pages
+from server_common.accounts.config import AccountsConfig
+from server_common.accounts.principal import Principal, Role
+from server_common.accounts.service import AccountService, LoginRefused
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ACCOUNTS = web.AppKey("accounts", AccountService)
+_SERVICE_NAME = web.AppKey("accounts_service_name", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
+_CSRF = web.RequestKey("csrf_token", str)
+
+SESSION_COOKIE = "signpost_session"
+LOGIN_CSRF_COOKIE = "signpost_login_csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+API_PREFIX = "/v1/"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PURGE_EVERY = 600.0
+
+
+def _not_authenticated(message: str = "sign in or send a bearer token") -> AuthError:
+    return AuthError(message, code=ErrorCode.NOT_AUTHENTICATED, status=401)
+
+
+def _csrf_failed() -> SignpostError:
+    return SignpostError("missing or wrong CSRF token: reload the page and try again",
+                         code=ErrorCode.CSRF_FAILED, status=403)
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+async def _submitted_csrf(request: web.Request) -> str | None:
+    token = request.headers.get(CSRF_HEADER)
+    if token:
+        return token
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = (await request.post()).get(CSRF_FIELD)  # cached: the handler reads it again
+        return value if isinstance(value, str) else None
+    return None
+
+
+@web.middleware
+async def accounts_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the principal (bearer token or session) and enforce CSRF; see module doc."""
+    if ACCOUNTS not in request.app:
+        return await handler(request)
+    service = request.app[ACCOUNTS]
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer ":
+        who = await service.principal_for_token(authorization[7:].strip())
+        if who is None:
+            raise _not_authenticated("the bearer token is unknown, expired or revoked")
+        request[PRINCIPAL] = who
+        return await handler(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id and not (request.method == "POST" and request.path == "/login"):
+        found = await service.session(session_id)
+        if found is not None:
+            request[PRINCIPAL], request[_CSRF] = found
+            if request.method not in _SAFE_METHODS and not _same(
+                    await _submitted_csrf(request), found[1]):
+                raise _csrf_failed()
+    return await handler(request)
+
+
+def require_roles(*roles: Role) -> Callable[[Handler], Handler]:
+    """Admit only a signed-in principal with one of ``roles`` (any role if none given)."""
+    allowed = frozenset(roles)
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            who = request.get(PRINCIPAL)
+            if who is None:
+                if request.path.startswith(API_PREFIX) or request.method not in _SAFE_METHODS:
+                    raise _not_authenticated()
+                raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/"))
+            if allowed and who.role not in allowed:
+                raise SignpostError(
+                    f"the {who.role} role may not do this", code=ErrorCode.FORBIDDEN,
+                    status=403, detail={"allowed": sorted(str(r) for r in allowed)})
+            return await handler(request)
+        return wrapper
+    return decorate
+
+
+def principal(request: web.Request) -> Principal:
+    """The principal ``require_roles`` admitted (only call it in such a handler)."""
+    return request[PRINCIPAL]
+
+
+def csrf_token(request: web.Request) -> str:
+    """The session's synchronizer token, for every form a page renders."""
+    return request.get(_CSRF, "")
+
+
+def _secure(request: web.Request, config: AccountsConfig) -> bool:
+    return config.cookie_secure == "always" or (config.cookie_secure == "auto"
+                                                and request.secure)
+
+
+def _safe_next(value: object) -> str:
+    """Only a path on this site: never ``//host`` or a scheme (no open redirect)."""
+    if (isinstance(value, str) and value.startswith("/") and not value.startswith("//")
+            and "\\" not in value and value != "/login"):
+        return value
+    return "/"
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    response = web.Response(text=text, status=status, content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'")
+    return response
+
+
+def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef]:
+    """``GET/POST /login``, ``POST /logout``, ``GET /v1/me``, and ``GET /`` if ``landing``."""
+
+    def login_form(request: web.Request, status: int = 200, name: str = "",
+                   error: str | None = None, code: str | None = None,
+                   next_path: str = "/") -> web.Response:
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or credentials.new_secret_token()
+        response = _html(pages.login_page(request.app[_SERVICE_NAME], token, next_path,
+                                          name, error, code), status)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict",
+                            secure=_secure(request, config), path="/login")
+        return response
+
+    async def get_login(request: web.Request) -> web.Response:
+        return login_form(request, next_path=_safe_next(request.query.get("next")))
+
+    async def post_login(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        if not _same(request.cookies.get(LOGIN_CSRF_COOKIE), _str(form.get(CSRF_FIELD))):
+            raise _csrf_failed()
+        name = _str(form.get("name")).strip().lower()
+        next_path = _safe_next(form.get("next"))
+        try:
+            session = await request.app[ACCOUNTS].login(
+                name, _str(form.get("password")), _str(form.get("totp")), request.remote)
+        except LoginRefused as exc:
+            log.info("login refused", extra={"user": name, "code": str(exc.code)})
+            return login_form(request, exc.status, name, exc.message, str(exc.code), next_path)
+        old = request.cookies.get(SESSION_COOKIE)
+        if old:  # a new id at every login (no session fixation)
+            await request.app[ACCOUNTS].logout(old)
+        log.info("login", extra={"user": session.principal.user,
+                                 "role": str(session.principal.role)})
+        response = _redirect(next_path)
+        response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="Strict",
+                            secure=_secure(request, config), path="/",
+                            max_age=int(config.session_lifetime))
+        response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    @require_roles()
+    async def post_logout(request: web.Request) -> web.StreamResponse:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id:  # absent when signed in with a bearer token: nothing to end
+            await request.app[ACCOUNTS].logout(session_id)
+        response = _redirect("/login")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @require_roles()
+    async def me(request: web.Request) -> web.Response:
+        who = principal(request)
+        return web.json_response({"user": who.user, "role": str(who.role),
+                                  "organisation": who.organisation, "council": who.council})
+
+    @require_roles()
+    async def home(request: web.Request) -> web.Response:
+        return _html(pages.landing_page(request.app[_SERVICE_NAME], principal(request),
+                                        csrf_token(request)))
+
+    found = [web.get("/login", get_login), web.post("/login", post_login),
+             web.post("/logout", post_logout), web.get("/v1/me", me)]
+    if landing:
+        found.append(web.get("/", home))
+    return found
+
+
+def _redirect(location: str) -> web.Response:
+    response = web.Response(status=303, headers={"Location": location})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
+            config: AccountsConfig, *, service: str, landing: bool = True) -> None:
+    """Add the login routes and build the AccountService once ``pool_key`` is set.
+
+    Call it after appending the ``cleanup_ctx`` that opens the pool; the app must list
+    :func:`accounts_middleware` among its middlewares (inside ``error_middleware``)."""
+    app[_SERVICE_NAME] = service
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        accounts = AccountService(app[pool_key], config)
+        app[ACCOUNTS] = accounts
+        purger = asyncio.create_task(_purge_sessions(accounts))
+        yield
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
+
+    app.cleanup_ctx.append(lifecycle)
+    app.add_routes(routes(config, landing=landing))
+
+
+async def _purge_sessions(accounts: AccountService) -> None:
+    while True:
+        await asyncio.sleep(_PURGE_EVERY)
+        try:
+            await accounts.purge_sessions()
+        except (OSError, asyncpg.PostgresError):
+            log.warning("session purge failed; will retry", exc_info=True)

@@ -1,0 +1,129 @@
+"""The council's own practitioners through real HTTP: logins, roles, purpose,
+sensitive services, merged ids, and every look written to the audit log."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from local_node.app import PACKAGE, create_app, ingest_service, review_service
+from server_common.accounts.config import AccountsConfig
+from server_common.accounts.principal import Role
+from server_common.accounts.service import AccountService
+from server_common.audit.service import AuditLog
+from tests.federation import node_config
+from tests.hub_harness import upgrade
+
+ESX = "E10000011"
+FEED = (
+    "source_ref,nhs_number,upn,given_name,family_name,dob,sex,postcode,service_type,"
+    "service_name,professional_name,professional_phone,lead_professional,caf_done,"
+    "sensitive,consent\n"
+    "S1,9434765919,,Isabella,Okonkwo-Reilly,2015-03-14,F,BN1 1AA,social_care,"
+    "Children's Social Care,Dana Smith,01273 000001,Y,Y,N,\n"
+    "S2,9434765919,,Isabella,Okonkwo-Reilly,2015-03-14,F,BN1 1AA,mental_health,"
+    "CAMHS,Sam Lee,01273 000002,N,N,Y,N\n"
+)
+
+
+@contextlib.asynccontextmanager
+async def running(url: str, tmp_path: Path) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    config = node_config(ESX, url, tmp_path, None)
+    server = TestServer(create_app(config, publish=False), host="127.0.0.1")
+    await server.start_server()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=3)
+    try:
+        yield str(server.make_url("")).rstrip("/"), pool
+    finally:
+        await pool.close()
+        await server.close()
+
+
+@pytest.fixture
+async def node(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
+    url = await make_database()
+    await upgrade(url, PACKAGE)
+    feed = tmp_path / "services.csv"
+    feed.write_text(FEED, encoding="utf-8")
+    async with running(url, tmp_path) as (base, pool):
+        await ingest_service(pool).ingest_file("services", feed)
+        accounts = AccountService(pool, AccountsConfig())
+        tokens = {}
+        for name, role, council in (("pat", Role.PRACTITIONER, None),
+                                    ("ian", Role.INDEX_TEAM, ESX),
+                                    ("olu", Role.OPERATOR, None)):
+            await accounts.add_user(name, role, council=council, organisation="ESCC")
+            tokens[name] = (await accounts.create_token(name))[0]
+        yield base, pool, tokens
+
+
+async def get(base: str, path: str, token: str | None = None,
+              **params: str) -> tuple[int, dict, aiohttp.ClientResponse]:  # type: ignore[type-arg]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http, http.get(
+            base + path, params=params, headers=headers, allow_redirects=False) as resp:
+        body = await resp.json() if resp.content_type == "application/json" else {}
+        return resp.status, body, resp
+
+
+def token_of(tokens: dict[str, str], name: str) -> str:
+    return tokens[name]
+
+
+async def test_roles_purpose_and_audit(node) -> None:  # type: ignore[no-untyped-def]
+    base, pool, tokens = node
+    pat, ian, olu = (token_of(tokens, n) for n in ("pat", "ian", "olu"))
+    query = {"given_name": "Izzy", "family_name": "Okonkwo-Reilly", "dob": "2015-03-14"}
+
+    assert (await get(base, "/v1/search", None, purpose="s17", **query))[0] == 401
+    status, body, _ = await get(base, "/v1/search", olu, purpose="s17 assessment", **query)
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, body, _ = await get(base, "/v1/search", pat, **query)
+    assert (status, body["error"]["code"]) == (400, "invalid_field")
+    assert body["error"]["detail"]["field"] == "purpose"
+
+    status, body, _ = await get(base, "/v1/search", pat, purpose="s17 assessment", **query)
+    assert status == 200 and len(body["results"]) == 1
+    local_id = body["results"][0]["local_id"]
+    assert "address_line" not in body["results"][0]  # only enough to tell children apart
+
+    status, view, _ = await get(base, f"/v1/children/{local_id}", pat, purpose="s17 assessment")
+    assert status == 200
+    assert [i["service_type"] for i in view["involvements"]] == ["social_care"]
+    assert view["involvements"][0]["lead_professional"] and view["involvements"][0]["caf_done"]
+    assert view["sensitive_hidden"] == 1
+    status, full, _ = await get(base, f"/v1/children/{local_id}", ian, purpose="brokering")
+    assert {i["service_type"] for i in full["involvements"]} == {"social_care", "mental_health"}
+
+    entries = await AuditLog(pool, None).entries_for_child(local_id)
+    seen = [(e.to_dict()["who"], e.to_dict()["action"], e.to_dict()["purpose"])
+            for e in entries]
+    assert ("pat", "search", "s17 assessment") in seen
+    assert ("pat", "view_child", "s17 assessment") in seen
+    assert ("ian", "view_child", "brokering") in seen
+
+
+async def test_pages_need_a_login_and_merged_ids_redirect(node, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    base, pool, tokens = node
+    async with aiohttp.ClientSession() as http, http.get(
+            base + "/search", allow_redirects=False) as resp:
+        assert resp.status == 303 and resp.headers["Location"].startswith("/login")
+    # a second record of the same child, merged by the index team: its id redirects
+    feed = tmp_path / "education.csv"
+    feed.write_text("source_ref,upn,given_name,family_name,dob,sex,postcode\n"
+                    "E1,,Bella,Okonkwo-Reilly,2015-03-14,F,TN2 2BB\n", encoding="utf-8")
+    await ingest_service(pool).ingest_file("education", feed)
+    items = await review_service(pool).open_items()
+    if not items:
+        pytest.skip("matched without review")
+    survivor = await review_service(pool).accept(items[0]["id"], "ian")
+    absorbed = items[0]["local_id"]
+    status, _, resp = await get(base, f"/v1/children/{absorbed}", token_of(tokens, "pat"),
+                                purpose="follow-up")
+    assert status == 308 and resp.headers["Location"].startswith(f"/v1/children/{survivor}")

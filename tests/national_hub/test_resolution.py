@@ -1,0 +1,131 @@
+"""National resolution on a generated population: three councils' records sent as
+signed batches, then pairwise precision and recall of the hub's links against the
+truth, and no twins merged.
+
+Each council holds one record per child it knows (the first feed row of that child,
+with its noise: nicknames, typos, swaps, changed surnames, stale addresses, missing
+identifiers), so every true pair is a cross-council pair: a mover's two records.
+
+What the resolver misses is almost only one kind of pair: the same given name and date
+of birth, a new surname with no former one recorded, a move. At national scale that
+is not enough to link (namesakes born the same day exist), so it is queued for review.
+Over seeds 1-5 and 300-500 children per council, recall was 0.978-1.0 (mostly above
+0.985) with no false link; this seed gives 0.989.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import synthetic
+from local_node.feeds import Identity, parse_feed
+from protocol import keys
+from protocol.batch import GENESIS, UpsertOp
+from protocol.records import ChildRecord, Involvement
+from tests.hub_harness import Hub, running_hub
+from tests.national_hub.helpers import Client, batch_bytes
+
+COUNCILS = ["E10000011", "E06000020", "E06000043"]
+CHILDREN_PER_COUNCIL = 400
+SEED = 20_261_126
+TODAY = date(2026, 6, 1)
+BATCH = 250
+
+
+def child_record(local_id: str, i: Identity) -> ChildRecord:
+    return ChildRecord(
+        local_id=local_id, given_name=i.given_name, family_name=i.family_name, dob=i.dob,
+        sex=i.sex, other_given_names=i.other_given_names,
+        former_family_names=(i.former_family_name,) if i.former_family_name else (),
+        address_line=i.address_line, postcode=i.postcode, nhs_number=i.nhs_number, upn=i.upn,
+        involvements=(Involvement(service_type="school", organisation_code="114580"),))
+
+
+@dataclass
+class Sent:
+    person: dict[tuple[str, str], str]    # (council, local_id) -> person_id
+    twins: set[frozenset[str]]             # person_id pairs who are each other's twin
+    seconds: float
+
+
+async def send_population(hub: Hub, out: Path) -> Sent:
+    population = synthetic.generate_population(COUNCILS, CHILDREN_PER_COUNCIL, SEED,
+                                               movers_fraction=0.15, today=TODAY)
+    synthetic.write_feeds(population, out)
+    truth = {(t.council, t.source, t.source_ref): t.person_id for t in population.truth}
+    person: dict[tuple[str, str], str] = {}
+    started = time.perf_counter()
+    for council in COUNCILS:
+        key = keys.generate()
+        await hub.enrol(council, keys.public_pem(key.public_key()))
+        records: dict[tuple[str, str], ChildRecord] = {}
+        for feed in synthetic.FEEDS:
+            parsed = parse_feed(feed, out / council / f"{feed}.csv")
+            for row in parsed.rows:
+                pid = truth[(council, feed, row.source_ref)]
+                if (council, pid) in records:
+                    continue
+                local_id = f"L{len(person):06d}"
+                records[(council, pid)] = child_record(local_id, row.identity)
+                person[(council, local_id)] = pid
+        client, prev = Client(hub, council, key), GENESIS
+        ops = [UpsertOp.of(r, 1) for r in records.values()]
+        for seq, start in enumerate(range(0, len(ops), BATCH), start=1):
+            body, prev = batch_bytes(council, seq, prev, ops[start:start + BATCH], key)
+            status, data, _ = await client.send(body)
+            assert status == 200, data
+    twins = {frozenset((p.person_id, q.person_id)) for p in population.persons
+             for q in population.persons
+             if p is not q and p.dob == q.dob and q.given_name in p.twin_names}
+    return Sent(person, twins, time.perf_counter() - started)
+
+
+async def test_precision_recall_and_twins_on_a_generated_population(
+        make_database, tmp_path: Path) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub:
+        sent = await send_population(hub, tmp_path / "feeds")
+        async with hub.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT council_code, local_id, national_id, link_status"
+                                    " FROM records WHERE record IS NOT NULL")
+            reviews = await conn.fetchval("SELECT count(*) FROM review_queue"
+                                          " WHERE status = 'open'")
+    national = {(r[0], r[1]): r[2] for r in rows}
+    status = {(r[0], r[1]): r[3] for r in rows}
+    assert set(national) == set(sent.person)
+    by_id: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for rk, nid in national.items():
+        by_id[nid].append(rk)
+    linked = [(a, b) for members in by_id.values()
+              for a, b in itertools.combinations(members, 2)]
+    true_links = sum(1 for a, b in linked if sent.person[a] == sent.person[b])
+    per_person = Counter(sent.person.values())
+    true_pairs = sum(n * (n - 1) // 2 for n in per_person.values())
+    precision = true_links / len(linked) if linked else 1.0
+    recall = true_links / true_pairs
+    merged_twins = [(a, b) for a, b in linked
+                    if frozenset((sent.person[a], sent.person[b])) in sent.twins]
+    print(f"\nrecords {len(national)}, true pairs {true_pairs}, linked pairs {len(linked)} "
+          f"(false {len(linked) - true_links}), precision {precision:.4f}, "
+          f"recall {recall:.4f}; open reviews {reviews}; twin pairs {len(sent.twins)}; "
+          f"statuses {dict(Counter(status.values()))}; sent in {sent.seconds:.1f} s")
+    missed = [(a, b) for members in _by_person(sent.person).values()
+              for a, b in itertools.combinations(members, 2) if national[a] != national[b]]
+    print(f"missed pairs {missed}")
+    assert not merged_twins
+    assert precision >= 0.999
+    assert recall >= 0.98
+    for rk, nid in national.items():
+        expected = "linked" if len(by_id[nid]) > 1 else status[rk]
+        assert status[rk] == expected
+
+
+def _by_person(person: dict[tuple[str, str], str]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for rk, pid in person.items():
+        out[pid].append(rk)
+    return out
