@@ -37,7 +37,7 @@ class ChildRow:
 CHILD_COLUMNS = [f.name for f in fields(ChildRow)]
 # A blocking key shared by more children than this (a common given name in a big
 # postcode district) is too common to find candidates by: the other keys still do.
-MAX_BLOCK = 40
+MAX_BLOCK = 15
 _WRITE_COLUMNS = CHILD_COLUMNS[:-2]  # published_* are set by the projection only
 _PG_TYPES = {
     "dob": "date", "sex": "smallint", "former_family_names": "text",
