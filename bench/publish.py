@@ -10,6 +10,7 @@ stored (hub applied and linked), with the peak memory of both processes.
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import shutil
 import subprocess
@@ -65,14 +66,52 @@ async def _prepare(base: str, feeds: Path) -> tuple[str, str, int]:
     pool = await asyncpg.create_pool(node_url, min_size=1, max_size=2)
     assert pool is not None
     service = ingest_service(pool)
+    rates = []
     for feed in ("education", "health", "services"):
         path = feeds / COUNCIL / f"{feed}.csv"
+        started = time.perf_counter()
         with tqdm(desc=f"ingest {feed}", unit="row") as bar:
-            await service.ingest_file(feed, path, bar.update)
+            report = await service.ingest_file(feed, path, bar.update)
+        seconds = time.perf_counter() - started
+        rates.append(f"{feed} {report.rows_loaded:,} rows in {seconds:.1f} s "
+                     f"({report.rows_loaded / seconds:,.0f} rows/s)")
     async with pool.acquire() as conn:
         pending = int(await conn.fetchval("SELECT count(*) FROM outbox"))
+        placed = {(r["source"], r["source_ref"]): r["local_id"] for r in await conn.fetch(
+            "SELECT source, source_ref, local_id FROM source_records")}
+        reviews = int(await conn.fetchval("SELECT count(*) FROM review_items"))
     await pool.close()
+    click.echo("\n== local ingest (one council)\n" + "\n".join(rates))
+    click.echo(_local_matching_quality(feeds / "truth.csv", placed, reviews))
     return hub_url, node_url, pending
+
+
+def _pairs(groups: dict[object, int]) -> int:
+    return sum(n * (n - 1) // 2 for n in groups.values())
+
+
+def _local_matching_quality(truth_csv: Path, placed: dict[tuple[str, str], str],
+                            reviews: int) -> str:
+    """Pairwise precision and recall of local matching against the generator's truth:
+    two feed rows are a predicted pair when they landed in one child, a true pair when
+    the truth says one person."""
+    children: dict[object, int] = {}
+    persons: dict[object, int] = {}
+    both: dict[object, int] = {}
+    with truth_csv.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            child = placed.get((row["source"], row["source_ref"]))
+            if child is None:
+                continue
+            children[child] = children.get(child, 0) + 1
+            persons[row["person_id"]] = persons.get(row["person_id"], 0) + 1
+            both[(child, row["person_id"])] = both.get((child, row["person_id"]), 0) + 1
+    true_positive, predicted, actual = _pairs(both), _pairs(children), _pairs(persons)
+    precision = true_positive / predicted if predicted else 1.0
+    recall = true_positive / actual if actual else 1.0
+    return (f"local matching: precision {precision:.4f}, recall {recall:.4f} "
+            f"({len(children):,} children for {len(persons):,} people; "
+            f"{reviews:,} pairs left on the review list)")
 
 
 async def _timings(node_url: str) -> tuple[float, int, int]:
