@@ -118,7 +118,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(ops.routes())  # no login yet: operator accounts arrive with issue 5
 
     async def before_scrape(request: web.Request) -> None:
-        await metrics.refresh(request.app[k.HEALTH])
+        await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])
 
     app.add_routes([metrics_route(registry, before_scrape)])
     return app

@@ -189,6 +189,18 @@ def links_export(obj: Context, out: Path) -> None:
     click.echo(f"wrote {common.run(go())} links to {out}")
 
 
+@links.command("resolve", help="Resolve a council's records again with the current model; "
+                               "human review decisions hold.")
+@click.argument("council")
+@click.pass_obj
+def links_resolve(obj: Context, council: str) -> None:
+    async def go() -> int:
+        async with open_pool(obj.config) as pool:
+            return await _reviews(obj, pool).re_resolve(council)
+
+    click.echo(f"{common.run(go())} records of {council} changed national child")
+
+
 def _reviews(obj: Context, pool: asyncpg.Pool) -> ReviewService:
     return ReviewService(pool, Linker(RecordStore()),
                          audit=AuditLog(pool, None, origin=obj.config.audit.origin))

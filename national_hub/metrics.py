@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 from national_hub.services.health import FederationHealth, HealthService
 from protocol.batch import APPLIED, REJECTED, STALE
+from server_common.audit.service import AuditLog
 
 STATUS_VALUES = {"GOOD": 0, "WARN": 1, "BAD": 2}
 
@@ -114,12 +116,28 @@ class HubMetrics:
                                ["council", "result"], registry=registry)
         self.health = HealthCollector()
         registry.register(self.health)
+        self.audit_size = Gauge("signpost_audit_log_size", "Entries in the audit log.",
+                                registry=registry)
+        self.audit_unsigned = Gauge(
+            "signpost_audit_uncheckpointed_entries",
+            "Audit entries newer than the latest signed checkpoint.", registry=registry)
+        self.audit_age = Gauge(
+            "signpost_audit_checkpoint_age_seconds",
+            "Seconds since the latest signed audit checkpoint (+Inf: none yet).",
+            registry=registry)
 
-    async def refresh(self, health: HealthService) -> None:
+    async def refresh(self, health: HealthService, audit: AuditLog | None = None) -> None:
         """Take the snapshot the next ``collect()`` exports. A failure (database down)
         fails the scrape, which Prometheus reports as ``up == 0``, rather than
         exporting a stale picture."""
         self.health.snapshot = await health.snapshot()
+        if audit is not None:
+            size = await audit.size()
+            latest = await audit.latest_checkpoint()
+            self.audit_size.set(size)
+            self.audit_unsigned.set(size - (latest.size if latest else 0))
+            self.audit_age.set((datetime.now(UTC) - latest.time).total_seconds()
+                               if latest else math.inf)
 
     # --- batch intake's observer -------------------------------------------------
 

@@ -14,7 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from national_hub.services.linking import Linker, explain, identity_of, new_national_id
+from national_hub.services.linking import (
+    Candidate,
+    Linker,
+    explain,
+    identity_of,
+    new_national_id,
+)
+from national_hub.storage.councils import CouncilStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import RecordKey, ResolutionStore, ReviewRow
 from protocol.errors import ConflictError, ErrorCode, NotFoundError
@@ -35,6 +42,7 @@ class ReviewService:
         self.linker = linker
         self.store: ResolutionStore = linker.resolution
         self.records: RecordStore = linker.records
+        self.councils = CouncilStore()
         self.audit = audit
 
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:
@@ -62,6 +70,11 @@ class ReviewService:
                                     code=ErrorCode.REVIEW_DECIDED)
             a_id, b_id = ids[review.a], ids[review.b]
             if status == "linked" and a_id != b_id:
+                if await self.store.separated_between(conn, a_id, b_id):
+                    raise ConflictError(
+                        f"review {review_id}: a person separated a record of one of these "
+                        "children from one of the other, and that decision stands",
+                        code=ErrorCode.REVIEW_DECIDED)
                 created = await self.store.created(conn, [a_id, b_id])
                 survivor, retired = sorted((a_id, b_id), key=lambda n: (created[n], n))
                 await self.store.merge(conn, retired, survivor)
@@ -86,6 +99,28 @@ class ReviewService:
             decided = await self.store.get_review(conn, review_id)
             assert decided is not None
             return Decided(decided, (a_id, b_id))
+
+    async def re_resolve(self, council: str, chunk: int = 5000) -> int:
+        """Resolve every live record of a council again with the current model (after
+        the model changed, or to pick up links its batches could not see yet), as if
+        the council had sent them again; human decisions hold as they do for a batch.
+        Each chunk is one transaction under the council's row lock, so no batch of the
+        council interleaves. Returns how many records changed national id."""
+        changed, after = 0, ""
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await self.councils.get(conn, council, for_update=True) is None:
+                    raise NotFoundError(f"council {council} is not enrolled")
+                rows = await self.store.live_identities(conn, council, after, chunk)
+                if not rows:
+                    return changed
+                plan = await self.linker.plan(conn, council, [
+                    Candidate(r["local_id"], identity_of(r), r["national_id"]) for r in rows])
+                changed += sum(1 for r in rows
+                               if plan.national_ids[r["local_id"]] != r["national_id"])
+                await self.store.set_national_ids(conn, council, plan.national_ids)
+                await self.linker.refresh(conn, plan, [])
+                after = rows[-1]["local_id"]
 
     async def explain(self, council: str, local_id: str) -> dict[str, Any]:
         """Why the record is linked (or queued, or alone): each partner record scored

@@ -97,6 +97,26 @@ class ResolutionStore:
             " ON r.council_code = w.c AND r.local_id = w.l WHERE r.record IS NOT NULL",
             list(councils), list(ids))
 
+    async def live_identities(self, conn: asyncpg.Connection, council: str,
+                              after: str = "", limit: int = 5000) -> list[asyncpg.Record]:
+        """The council's live records in local_id order, from after ``after``."""
+        return await conn.fetch(
+            f"SELECT {IDENTITY_COLUMNS} FROM records r WHERE r.council_code = $1"
+            " AND r.local_id > $2 AND r.record IS NOT NULL ORDER BY r.local_id LIMIT $3",
+            council, after, limit)
+
+    async def set_national_ids(self, conn: asyncpg.Connection, council: str,
+                               national_ids: dict[str, str]) -> None:
+        """Point records at national ids (re-resolution); rows already right are left."""
+        if not national_ids:
+            return
+        await conn.execute(
+            "UPDATE records r SET national_id = u.n, updated_at = now()"
+            " FROM unnest($2::text[], $3::text[]) AS u(l, n)"
+            " WHERE r.council_code = $1 AND r.local_id = u.l"
+            " AND r.national_id IS DISTINCT FROM u.n",
+            council, list(national_ids), list(national_ids.values()))
+
     async def holders(self, conn: asyncpg.Connection,
                       national_ids: Sequence[str]) -> list[asyncpg.Record]:
         if not national_ids:
@@ -168,6 +188,22 @@ class ResolutionStore:
             [r.a[0] for r in reviews], [r.a[1] for r in reviews], [r.b[0] for r in reviews],
             [r.b[1] for r in reviews], [r.score for r in reviews],
             [json.dumps(r.explanation) for r in reviews])
+
+    async def separated_between(self, conn: asyncpg.Connection, first: str,
+                                second: str) -> bool:
+        """Whether a person separated a record of one national child from one of the
+        other (merging the two would undo that decision)."""
+        return bool(await conn.fetchval(
+            """
+            SELECT EXISTS (
+                SELECT 1 FROM review_queue q
+                JOIN records ra ON ra.council_code = q.council_a AND ra.local_id = q.local_id_a
+                JOIN records rb ON rb.council_code = q.council_b AND rb.local_id = q.local_id_b
+                WHERE q.status = 'separated' AND ra.record IS NOT NULL
+                  AND rb.record IS NOT NULL
+                  AND ((ra.national_id = $1 AND rb.national_id = $2)
+                    OR (ra.national_id = $2 AND rb.national_id = $1)))
+            """, first, second))
 
     async def list_reviews(self, conn: asyncpg.Connection, status: str | None = "open",
                            limit: int = 100) -> list[ReviewRow]:

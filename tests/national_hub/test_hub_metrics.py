@@ -97,3 +97,24 @@ async def test_gauges_follow_the_database_at_each_scrape(hub: Hub) -> None:
     second = await scrape(hub.url)
     assert second.value("signpost_council_status", council=ESX) == 0
     assert second.value("signpost_federation_status") == 0
+
+
+async def test_audit_log_gauges(hub: Hub) -> None:
+    """An entry is unsigned until a checkpoint covers it."""
+    from server_common.audit.entry import AuditEntry
+    from server_common.audit.service import AuditLog
+
+    before = await scrape(hub.url)
+    assert before.value("signpost_audit_checkpoint_age_seconds") == math.inf
+    audit = AuditLog(hub.pool, keys.load_private_key(hub.config.hub.key_file))
+    await audit.record(AuditEntry("olu", "operator", "NHS England", "test", "councils_add"))
+    size = await audit.size()
+    assert size >= 1
+    now = await scrape(hub.url)
+    assert now.value("signpost_audit_log_size") == size
+    assert now.value("signpost_audit_uncheckpointed_entries") == size
+    await audit.checkpoint()
+    signed = await scrape(hub.url)
+    assert signed.value("signpost_audit_uncheckpointed_entries") == 0
+    age = signed.value("signpost_audit_checkpoint_age_seconds")
+    assert age is not None and 0 <= age < 60

@@ -129,6 +129,18 @@ async def test_grey_pair_is_queued_and_separate_survives_updates(federation,
                          former_family_names=("Oduya",)))
     now = await state(hub)
     assert now[(ESX, "A1")][0] != now[(TFW, "B1")][0]
+    # A2 joins one of them; the pair it makes with the other waits for a person, who
+    # cannot link it: that would merge the two separated records' children
+    assert now[(ESX, "A2")][0] in (now[(ESX, "A1")][0], now[(TFW, "B1")][0])
+    (bridge,) = await open_reviews(hub)
+    with pytest.raises(ConflictError, match="decision stands"):
+        await reviews(hub).link(bridge["id"], PERSON)
+    # nor does re-resolving every record undo the separation
+    for code in (TFW, ESX):
+        await reviews(hub).re_resolve(code)
+    again = await state(hub)
+    assert again[(ESX, "A1")][0] != again[(TFW, "B1")][0]
+    assert again == now
 
 
 async def test_link_decision_merges_and_the_retired_id_redirects(federation) -> None:
