@@ -26,7 +26,8 @@ async def test_three_councils_publish_and_hub_matches_each_projection(
     async with contextlib.AsyncExitStack() as stack:
         hub = await stack.enter_async_context(running_hub(await make_database(), tmp_path))
         nodes = [await stack.enter_async_context(
-            running_node(code, await make_database(), tmp_path, hub)) for code in COUNCILS]
+            running_node(code, await make_database(), tmp_path, hub, batch_size=50))
+            for code in COUNCILS]
         for node in nodes:
             for feed in ("education", "health", "services"):
                 report = await node.ingest(feed, feeds / node.code / f"{feed}.csv")

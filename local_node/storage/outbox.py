@@ -39,8 +39,13 @@ class OutboxStore:
         )
 
     async def pending(self, conn: asyncpg.Connection, limit: int) -> list[OutboxEntry]:
+        """The oldest pending entries that are each child's *newest* pending one: an
+        entry a later change superseded before it was sent need not be sent at all
+        (``assign`` folds it into the batch that carries its successor)."""
         rows = await conn.fetch(
-            "SELECT id, local_id, version, op, record FROM outbox WHERE batch_seq IS NULL"
+            "SELECT id, local_id, version, op, record FROM outbox o WHERE batch_seq IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM outbox n WHERE n.local_id = o.local_id"
+            "                  AND n.batch_seq IS NULL AND n.id > o.id)"
             " ORDER BY id LIMIT $1", limit,
         )
         return [OutboxEntry(**dict(r)) for r in rows]
@@ -49,8 +54,15 @@ class OutboxStore:
         return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE batch_seq IS NULL"))
 
     async def assign(self, conn: asyncpg.Connection, entry_ids: list[int], seq: int) -> None:
+        """Mark these entries sent in batch ``seq``, with every older pending entry of
+        the same children (superseded: the batch carries their newest state)."""
         await conn.execute(
-            "UPDATE outbox SET batch_seq = $2 WHERE id = ANY($1::bigint[])", entry_ids, seq
+            """
+            UPDATE outbox o SET batch_seq = $2
+              FROM (SELECT local_id, id FROM outbox WHERE id = ANY($1::bigint[])) s
+             WHERE o.local_id = s.local_id AND o.id <= s.id AND o.batch_seq IS NULL
+            """,
+            entry_ids, seq,
         )
 
     async def published_projection(self, conn: asyncpg.Connection) -> dict[str, str]:
