@@ -146,7 +146,8 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                    "council (the movers).")
         click.echo(f"\nhub        {hub_url}   (/healthz, /readyz; nodes use /v1/councils/…)")
         for code, name in COUNCILS.items():
-            click.echo(f"{name:<18} http://127.0.0.1:{NODE_PORTS[code]}   (/healthz, /readyz)")
+            click.echo(f"{name:<18} http://127.0.0.1:{NODE_PORTS[code]}   "
+                       "(/search for practitioners, /healthz, /readyz)")
         click.echo(f"PostgreSQL {base}\nlogs       {logs}/\n"
                    "logins     (at /login on each server; name / password, then the code)")
         for line in logins:
