@@ -30,6 +30,7 @@ from local_node.app import ingest_service
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from protocol import keys
 from server_common import database, embedded_pg
+from server_common.readiness import wait_ready
 
 COUNCIL = "E10000011"
 
@@ -165,11 +166,7 @@ def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
     hub = subprocess.Popen([_bin("national-hub"), "serve"], env=env,
                            stderr=(data_dir / "hub.log").open("wb"))
     try:
-        for _ in range(200):
-            if (data_dir / "hub" / "hub_key.pub.pem").exists():
-                break
-            time.sleep(0.1)
-        time.sleep(1.0)
+        wait_ready("http://127.0.0.1:8490", timeout=60)
         hub_mem = PeakMemory(hub.pid)
         hub_mem.start()
         spy = None

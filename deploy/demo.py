@@ -16,13 +16,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import click
 
 import synthetic
 from server_common import embedded_pg
+from server_common.readiness import wait_ready
 
 COUNCILS = {
     "E10000011": "East Sussex",
@@ -56,17 +56,11 @@ def _add_login(args: list[str], env: dict[str, str]) -> str:
             f".now())\")")
 
 
-def _wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise click.ClickException(f"{url} did not become ready")
+def _wait_ready(url: str) -> None:
+    try:
+        wait_ready(url, timeout=60, interval=0.3)
+    except TimeoutError as exc:
+        raise click.ClickException(f"{url} did not become ready; see the logs") from exc
 
 
 @click.command(help=__doc__)

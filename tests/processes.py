@@ -8,9 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from server_common.readiness import wait_ready
+
+__all__ = ["Process", "free_port", "hub_process", "node_env", "script", "wait_ready"]
 
 
 def free_port() -> int:
@@ -69,14 +71,3 @@ def node_env(code: str, database_url: str, key_file: Path, hub_url: str,
     }
 
 
-def wait_ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
