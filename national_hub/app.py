@@ -110,12 +110,12 @@ def create_app(config: HubConfig) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     accounts.install(app, k.POOL, config.accounts, service="Signpost national hub")
     app.add_routes(federation.routes())
-    app.add_routes(health.routes())  # no login yet: operator accounts arrive with issue 5
+    app.add_routes(health.routes())
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))
     app.add_routes(audit.routes())
     app.add_routes(links.routes())
-    app.add_routes(ops.routes())  # no login yet: operator accounts arrive with issue 5
+    app.add_routes(ops.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])

@@ -20,6 +20,8 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from server_common.accounts.principal import Role
+from server_common.accounts.web import require_roles
 from server_common.web import Handler
 
 REQUEST_DURATION = "signpost_http_request_duration_seconds"
@@ -77,9 +79,12 @@ class HttpMetrics:
 
 def metrics_route(registry: CollectorRegistry, before: BeforeScrape | None = None,
                   path: str = "/metrics") -> web.RouteDef:
-    """``GET /metrics`` in the Prometheus text format. ``before`` refreshes what custom
-    collectors read (their ``collect()`` is synchronous; the data behind it is not)."""
+    """``GET /metrics`` in the Prometheus text format, for operators only (Prometheus
+    scrapes with an operator's bearer token: ``users token``). ``before`` refreshes
+    what custom collectors read (their ``collect()`` is synchronous; the data behind
+    it is not)."""
 
+    @require_roles(Role.OPERATOR)
     async def metrics(request: web.Request) -> web.Response:
         if before is not None:
             await before(request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +20,8 @@ from national_hub.storage.records import RecordStore
 from protocol import keys
 from server_common import config as config_module
 from server_common import database
+from server_common.accounts import Role
+from tests.server_common.accounts_helpers import bearer_headers
 
 COUNCILS = {
     "E10000011": "East Sussex",
@@ -51,6 +53,17 @@ class Hub:
     config: HubConfig
     server: TestServer
     pool: asyncpg.Pool
+    _tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    async def as_role(self, role: Role, council: str | None = None) -> dict[str, str]:
+        """Bearer headers of a test account with ``role`` (made once per role/council)."""
+        name = f"test-{role}-{council or 'all'}".lower()
+        if name not in self._tokens:
+            self._tokens[name] = await bearer_headers(self.pool, name, role, council)
+        return self._tokens[name]
+
+    async def operator(self) -> dict[str, str]:
+        return await self.as_role(Role.OPERATOR)
 
     @property
     def url(self) -> str:

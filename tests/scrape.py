@@ -48,8 +48,10 @@ def parse(text: str) -> Scrape:
     return scrape
 
 
-async def scrape(base_url: str) -> Scrape:
-    async with aiohttp.ClientSession() as session, session.get(base_url + "/metrics") as resp:
+async def scrape(base_url: str, headers: dict[str, str]) -> Scrape:
+    """``GET /metrics`` with ``headers`` (an operator's bearer token, as Prometheus sends)."""
+    async with aiohttp.ClientSession(headers=headers) as session, \
+            session.get(base_url + "/metrics") as resp:
         assert resp.status == 200, await resp.text()
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         return parse(await resp.text())

@@ -11,8 +11,10 @@ from aiohttp.test_utils import TestServer
 
 import synthetic
 from local_node.app import create_app
+from server_common.accounts import Role
 from tests.federation import running_hub, running_node
 from tests.scrape import Scrape, scrape
+from tests.server_common.accounts_helpers import bearer_headers
 
 ESX = "E10000011"
 
@@ -35,16 +37,17 @@ async def test_hub_and_node_metrics_after_a_publish(make_database, tmp_path: Pat
         await server.start_server()
         stack.push_async_callback(server.close)
         node_url = str(server.make_url("")).rstrip("/")
+        prometheus = await bearer_headers(node.config.database.url, "prom", Role.OPERATOR)
 
         # the node publishes by itself; wait until everything is receipted and the
         # hub has heard a heartbeat saying so
         hub_m: Scrape | None = None
         for _ in range(400):
-            node_m = await scrape(node_url)
+            node_m = await scrape(node_url, prometheus)
             head = node_m.value("signpost_node_head_seq")
             if (node_m.value("signpost_node_outbox_depth") == 0 and head
                     and node_m.value("signpost_node_receipted_seq") == head):
-                hub_m = await scrape(hub.url)
+                hub_m = await scrape(hub.url, await hub.operator())
                 if hub_m.value("signpost_council_lag_batches", council=ESX) == 0:
                     break
             await asyncio.sleep(0.05)

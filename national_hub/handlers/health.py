@@ -1,8 +1,7 @@
 """Federation health as JSON, for operators and the /ops page (DESIGN §7).
 
-These endpoints are open to anyone who can reach the hub for now: operator logins
-arrive with the accounts issue (issue 5), which puts them behind an operator login.
-They show no child's data, only councils' sync state.
+Operators only (a session or an operator's bearer token). They show no child's data,
+only councils' sync state.
 """
 
 from __future__ import annotations
@@ -14,8 +13,10 @@ from aiohttp import web
 from national_hub.handlers import keys as k
 from national_hub.services.health import HISTORY_BUCKET_SECONDS, MAX_HISTORY_HOURS
 from protocol.errors import ValidationError
+from server_common.accounts import Role, require_roles
 
 
+@require_roles(Role.OPERATOR)
 async def get_health(request: web.Request) -> web.Response:
     snapshot = await request.app[k.HEALTH].snapshot()
     return web.json_response(snapshot.to_dict())
@@ -32,6 +33,7 @@ def _hours(raw: str) -> float:
     return hours
 
 
+@require_roles(Role.OPERATOR)
 async def get_history(request: web.Request) -> web.Response:
     hours = _hours(request.query.get("hours", "6"))
     series = await request.app[k.HEALTH].history(hours)

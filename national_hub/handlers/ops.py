@@ -5,8 +5,7 @@ without JavaScript); ``ops.js`` then re-reads ``/v1/federation/health`` every 5 
 redraws it, and charts ``/v1/federation/history``. Everything is served by the hub
 itself: the page loads nothing from elsewhere.
 
-No login yet: the accounts issue puts this page (and the federation JSON) behind
-one. Until then, serve the hub on an address only operators reach.
+Operators only: without a session the page sends the browser to ``/login``.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from national_hub.handlers import keys as k
 from national_hub.services.health import CouncilHealth
+from server_common.accounts import Role, require_roles
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATUS_RANK = {"GOOD": 0, "WARN": 1, "BAD": 2}
@@ -79,6 +79,7 @@ def _row(c: CouncilHealth, now: datetime) -> str:
             + "".join(cells) + "</tr>")
 
 
+@require_roles(Role.OPERATOR)
 async def ops_page(request: web.Request) -> web.Response:
     health = await request.app[k.HEALTH].snapshot()
     councils = sorted(health.councils, key=lambda c: (-STATUS_RANK.get(c.status, 3), c.code))
@@ -102,6 +103,7 @@ def _read(name: str) -> bytes:
 
 
 def _asset(name: str, content_type: str) -> web.RouteDef:
+    @require_roles(Role.OPERATOR)
     async def serve(request: web.Request) -> web.Response:
         return web.Response(body=_read(name), content_type=content_type,
                             headers={"Cache-Control": "no-cache"})

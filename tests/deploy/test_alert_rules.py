@@ -23,10 +23,12 @@ from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import encoding, keys
 from protocol.batch import GENESIS, UpsertOp
+from server_common.accounts import Role
 from tests.federation import node_config
 from tests.hub_harness import running_hub, upgrade
 from tests.national_hub.helpers import Client, batch_bytes, record
 from tests.scrape import Scrape, scrape
+from tests.server_common.accounts_helpers import bearer_headers
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = RULES_DIR / "alerts.yml"
@@ -85,7 +87,7 @@ async def _scrape_hub_and_node(make_database, tmp_path: Path) -> tuple[Scrape, S
         assert (await esx.send(gap))[0] == 409
         assert (await esx.send(encoding.pack({"head_seq": 1, "outbox_depth": 0}),
                                tail="heartbeats"))[0] == 200
-        hub_metrics = await scrape(hub.url)
+        hub_metrics = await scrape(hub.url, await hub.operator())
 
         url = await make_database()
         await upgrade(url, NODE_PACKAGE)
@@ -94,9 +96,10 @@ async def _scrape_hub_and_node(make_database, tmp_path: Path) -> tuple[Scrape, S
         keys.write_private_key(keys.generate(), config.key_file)
         server = TestServer(create_node_app(config), host="127.0.0.1")
         await server.start_server()
+        prometheus = await bearer_headers(url, "prom", Role.OPERATOR)
         try:
             for _ in range(200):
-                node_metrics = await scrape(str(server.make_url("")).rstrip("/"))
+                node_metrics = await scrape(str(server.make_url("")).rstrip("/"), prometheus)
                 if node_metrics.series("signpost_node_publish_errors_total"):
                     break
                 await asyncio.sleep(0.05)

@@ -105,7 +105,9 @@ async def beat(client: Client, head_seq: int, outbox_depth: int = 0) -> None:
 
 
 async def get_json(hub: Hub, path: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.get(hub.url + path) as resp:
+    """GET as an operator (the only role federation health is for)."""
+    async with aiohttp.ClientSession(headers=await hub.operator()) as session, \
+            session.get(hub.url + path) as resp:
         return resp.status, await resp.json()
 
 

@@ -51,7 +51,7 @@ async def test_intake_counters_and_health_gauges(hub: Hub) -> None:
     beat = encoding.pack({"head_seq": 4, "outbox_depth": 7})
     assert (await esx.send(beat, tail="heartbeats"))[0] == 200
 
-    m = await scrape(hub.url)
+    m = await scrape(hub.url, await hub.operator())
 
     assert m.value("signpost_batches_total", council=ESX, outcome="applied") == 2
     assert m.value("signpost_batches_total", council=ESX, outcome="replayed") == 1
@@ -90,11 +90,11 @@ async def test_intake_counters_and_health_gauges(hub: Hub) -> None:
 async def test_gauges_follow_the_database_at_each_scrape(hub: Hub) -> None:
     key = keys.generate()
     await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    first = await scrape(hub.url)
+    first = await scrape(hub.url, await hub.operator())
     assert first.value("signpost_council_status", council=ESX) == 1  # never heard from: WARN
     await Client(hub, ESX, key).send(encoding.pack({"head_seq": 0, "outbox_depth": 0}),
                                      tail="heartbeats")
-    second = await scrape(hub.url)
+    second = await scrape(hub.url, await hub.operator())
     assert second.value("signpost_council_status", council=ESX) == 0
     assert second.value("signpost_federation_status") == 0
 
@@ -104,17 +104,17 @@ async def test_audit_log_gauges(hub: Hub) -> None:
     from server_common.audit.entry import AuditEntry
     from server_common.audit.service import AuditLog
 
-    before = await scrape(hub.url)
+    before = await scrape(hub.url, await hub.operator())
     assert before.value("signpost_audit_checkpoint_age_seconds") == math.inf
     audit = AuditLog(hub.pool, keys.load_private_key(hub.config.hub.key_file))
     await audit.record(AuditEntry("olu", "operator", "NHS England", "test", "councils_add"))
     size = await audit.size()
     assert size >= 1
-    now = await scrape(hub.url)
+    now = await scrape(hub.url, await hub.operator())
     assert now.value("signpost_audit_log_size") == size
     assert now.value("signpost_audit_uncheckpointed_entries") == size
     await audit.checkpoint()
-    signed = await scrape(hub.url)
+    signed = await scrape(hub.url, await hub.operator())
     assert signed.value("signpost_audit_uncheckpointed_entries") == 0
     age = signed.value("signpost_audit_checkpoint_age_seconds")
     assert age is not None and 0 <= age < 60

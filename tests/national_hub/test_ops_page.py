@@ -20,8 +20,10 @@ from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import encoding, keys
 from protocol.batch import GENESIS, UpsertOp
+from server_common.accounts import Role
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
+from tests.server_common.accounts_helpers import sign_in
 
 ESX, WSX = "E10000011", "E10000032"
 REFRESH_WAIT_MS = 15_000  # the page refreshes every 5 s
@@ -67,7 +69,7 @@ async def test_ops_page_shows_a_bad_council_and_its_recovery(browser: Browser, h
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
 
-    await page.goto(hub.url + "/ops")
+    await sign_in(page, hub.url, "/ops", "olga", Role.OPERATOR, hub.pool)
     await expect(page.locator("#overall")).to_have_text("BAD")
     await expect(row(page, ESX).locator(".badge")).to_have_text("BAD")
     await expect(row(page, ESX).locator(".reasons")).to_contain_text(
@@ -103,7 +105,7 @@ async def test_ops_page_shows_a_bad_council_and_its_recovery(browser: Browser, h
 
 async def test_ops_page_without_javascript_shows_the_snapshot(hub: Hub) -> None:
     await council(hub, ESX)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=await hub.operator()) as session:
         async with session.get(hub.url + "/ops") as resp:
             assert resp.status == 200
             assert resp.content_type == "text/html"
@@ -114,3 +116,28 @@ async def test_ops_page_without_javascript_shows_the_snapshot(hub: Hub) -> None:
     assert f'data-council="{ESX}"' in page and "East Sussex" in page
     assert '<span class="badge good">GOOD</span>' in page
     assert "$" not in page.replace("$labels", "")  # every placeholder filled
+
+
+@pytest.mark.parametrize("path", ["/ops", "/ops/ops.js", "/v1/federation/health",
+                                  "/v1/federation/history", "/metrics"])
+async def test_operator_views_refuse_other_roles_and_no_login(hub: Hub, path: str) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(hub.url + path, allow_redirects=False) as resp:
+            if path.startswith("/v1/"):
+                assert resp.status == 401
+                assert (await resp.json())["error"]["code"] == "not_authenticated"
+            else:  # a page: to the login form, and back here after it
+                assert resp.status == 303
+                assert resp.headers["Location"] == "/login?next=" + path
+    for role in (Role.PRACTITIONER, Role.AUDITOR):
+        async with aiohttp.ClientSession(headers=await hub.as_role(role)) as session:
+            async with session.get(hub.url + path) as resp:
+                assert resp.status == 403, (role, path)
+                assert (await resp.json())["error"]["code"] == "forbidden"
+    index_team = await hub.as_role(Role.INDEX_TEAM, ESX)
+    async with aiohttp.ClientSession(headers=index_team) as session:
+        async with session.get(hub.url + path) as resp:
+            assert resp.status == 403
+    async with aiohttp.ClientSession(headers=await hub.operator()) as session:
+        async with session.get(hub.url + path) as resp:
+            assert resp.status == 200

@@ -6,8 +6,11 @@ import re
 import time
 
 import aiohttp
+import asyncpg
+from playwright.async_api import Page, expect
 
-from server_common.accounts import credentials
+from server_common.accounts import AccountsConfig, Role, credentials
+from server_common.accounts.service import AccountService
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -44,3 +47,34 @@ def browser_session() -> aiohttp.ClientSession:
 def error_code_in(page: str) -> str | None:
     match = re.search(r'data-code="([a-z_]*)"', page)
     return match.group(1) if match else None
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def bearer_headers(database: asyncpg.Pool | str, name: str, role: Role | str,
+                         council: str | None = None,
+                         organisation: str = "Test Org") -> dict[str, str]:
+    """A new account of ``role`` and the ``Authorization`` header of an API token for it,
+    in the server's database (its pool, or its URL)."""
+    if isinstance(database, str):
+        async with asyncpg.create_pool(database, min_size=1, max_size=1) as pool:
+            return await bearer_headers(pool, name, role, council, organisation)
+    accounts = AccountService(database, AccountsConfig())
+    await accounts.add_user(name, role, council=council, organisation=organisation)
+    token, _ = await accounts.create_token(name)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def sign_in(page: Page, base: str, path: str, name: str, role: Role | str,
+                  pool: asyncpg.Pool, council: str | None = None) -> None:
+    """Add an account, open ``path`` in the browser, sign in at the login form it is sent
+    to (password and TOTP), and wait to be back at ``path``."""
+    user = await AccountService(pool, AccountsConfig()).add_user(
+        name, role, council=council, organisation="Test Org", password=PASSWORD)
+    await page.goto(base + path)
+    await page.fill("#name", name)
+    await page.fill("#password", PASSWORD)
+    await page.fill("#totp", code_at(user.totp_secret))
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(base + path)
