@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -28,7 +27,7 @@ from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore
 from local_node.storage.review import ReviewStore
-from local_node.transport import HubClient
+from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
 from server_common import accounts, database
@@ -89,9 +88,7 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
         await database.check_current(conn, PACKAGE)
     hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
                                    str(config.hub.public_key_file))
-    async with aiohttp.ClientSession() as session:
-        client = HubClient(config.hub.url, config.council.code, key, session,
-                           timeout=config.hub.timeout)
+    async with connect(config.hub, config.council.code, key) as client:
         yield Publisher(pool, OutboxStore(), client, config.council.code, key, hub_key,
                         batch_size=config.publisher.batch_size,
                         max_backoff=config.publisher.max_backoff, max_attempts=max_attempts,
@@ -100,13 +97,11 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
 
 async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> RotationOutcome:
     """``local-node keys rotate``: announce a new key to the hub and switch to it."""
-    async with open_pool(config) as pool, aiohttp.ClientSession() as session:
+    # Requests are signed with an explicit key each (old, then new), never the file's.
+    async with open_pool(config) as pool, connect(
+            config.hub, config.council.code, keys.load_private_key(config.key_file)) as client:
         async with pool.acquire() as conn:  # before anything changes, not half-way
             await database.check_current(conn, PACKAGE)
-        # Requests are signed with an explicit key each (old, then new), never the file's.
-        client = HubClient(config.hub.url, config.council.code,
-                           keys.load_private_key(config.key_file), session,
-                           timeout=config.hub.timeout)
         rotator = KeyRotator(pool, KeyStatusStore(), client, config.council.code,
                              config.key_file)
         return await rotator.rotate(not_after)

@@ -74,7 +74,8 @@ def serve(config: NodeConfig, host: str | None, port: int | None, no_publish: bo
 
     common.run(check())
     common.serve(create_app(config, publish=not no_publish), host or config.server.host,
-                 port or config.server.port, f"local-node {config.council.code}")
+                 port or config.server.port, f"local-node {config.council.code}",
+                 config.tls)
 
 
 @main.group(help="Database schema.")

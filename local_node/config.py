@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server_common.accounts.config import AccountsConfig
-from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig
+from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
 
 ENV_PREFIX = "LOCAL_NODE"
 
@@ -24,7 +24,17 @@ class HubSection:
     url: str = "http://127.0.0.1:8400"
     # The hub's receipt-signing public key: receipts that do not verify are refused.
     public_key_file: Path | None = None
+    # The CA (PEM) the hub's HTTPS certificate must chain to: only that CA is trusted,
+    # so a certificate from any other CA (or none) is refused. Unset: the system's
+    # trust store. Only meaningful with an https:// url.
+    ca_file: Path | None = None
     timeout: Duration = Duration(60)
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"hub.url must start with https:// (or http://): {self.url!r}")
+        if self.ca_file is not None and not self.url.startswith("https://"):
+            raise ConfigError(f"hub.ca_file is set but hub.url is not https: {self.url!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +52,8 @@ class NodeConfig:
     council: CouncilSection = field(default_factory=CouncilSection)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8500))
+    # HTTPS for the node's own web server (practitioners' search, /metrics).
+    tls: TlsConfig = field(default_factory=TlsConfig)
     hub: HubSection = field(default_factory=HubSection)
     publisher: PublisherSection = field(default_factory=PublisherSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)

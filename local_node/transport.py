@@ -2,24 +2,31 @@
 
 It never retries and keeps no state; retries, backoff and the outbox sit above
 it in the publisher. Every failure comes out as a SignpostError: the hub's own
-error (its code and ``retryable`` flag), or ``unavailable`` (retryable) when the
-hub cannot be reached or answers something that is not ours.
+error (its code and ``retryable`` flag), ``tls_untrusted`` (not retryable: a human
+must fix the CA or the hub's certificate) when the hub's HTTPS certificate does not
+verify against ``hub.ca_file``, or ``unavailable`` (retryable) when the hub cannot
+be reached or answers something that is not ours.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from local_node.config import HubSection
 from local_node.keyfile import KeySource, as_key_source
 from protocol import encoding, keys, request_auth
 from protocol.errors import ErrorCode, SignpostError, UnavailableError
+from server_common.tls import client_context
 
 MSGPACK = "application/msgpack"
 
@@ -34,11 +41,24 @@ class HubCursor:
     key_not_after: str | None  # RFC 3339, or None: the hub knows no expiry for the key
 
 
+@contextlib.asynccontextmanager
+async def connect(hub: HubSection, council: str,
+                  key: Ed25519PrivateKey | KeySource) -> AsyncIterator[HubClient]:
+    """A client on its own session, verifying the hub's certificate per ``[hub]``."""
+    connector = aiohttp.TCPConnector(ssl=client_context(hub.ca_file))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield HubClient(hub.url, council, key, session, timeout=hub.timeout,
+                        ca_file=hub.ca_file)
+
+
 class HubClient:
     def __init__(self, base_url: str, council: str, key: Ed25519PrivateKey | KeySource,
-                 session: aiohttp.ClientSession, *, timeout: float = 60.0) -> None:
+                 session: aiohttp.ClientSession, *, timeout: float = 60.0,
+                 ca_file: Path | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.council = council
+        # Only named in errors: the session's connector holds the trust itself.
+        self.trust = f"hub.ca_file {ca_file}" if ca_file else "the system's trusted CAs"
         # The key is looked up for every request: a key file replaced by
         # ``local-node keys rotate`` is used from the next request on.
         self.key = as_key_source(key)
@@ -62,6 +82,16 @@ class HubClient:
                 if resp.status >= 400:
                     raise self._error(resp.status, data)
                 return data
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # Retrying cannot help: the CA file or the hub's certificate must change.
+            # Nothing was sent: the request never left the TLS handshake.
+            reason = getattr(exc.certificate_error, "verify_message", None) or str(
+                exc.certificate_error)
+            raise SignpostError(
+                f"the hub at {self.base_url} is not trusted: its TLS certificate does not "
+                f"verify against {self.trust} ({reason}); check that hub.ca_file is the CA "
+                f"that issued the hub's certificate and that hub.url names the host on it",
+                code=ErrorCode.TLS_UNTRUSTED, status=502, retryable=False) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UnavailableError(f"hub unreachable: {type(exc).__name__}: {exc}") from exc
 

@@ -77,7 +77,7 @@ def serve(obj: Context, host: str | None, port: int | None) -> None:
     common.run(check())
     server = obj.config.server
     common.serve(create_app(obj.config), host or server.host, port or server.port,
-                 "national-hub")
+                 "national-hub", obj.config.tls)
 
 
 @main.group(help="Database schema.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from server_common.accounts.config import AccountsConfig
 from server_common.audit.config import AuditConfig
-from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig
+from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
 
 ENV_PREFIX = "NATIONAL_HUB"
 DEFAULT_DATABASE = "signpost_hub"
@@ -69,6 +69,8 @@ class HealthSection:
 class HubConfig:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     server: ServerConfig = field(default_factory=lambda: ServerConfig(port=8400))
+    # HTTPS for nodes and browsers; nodes check it against their hub.ca_file.
+    tls: TlsConfig = field(default_factory=TlsConfig)
     hub: HubSection = field(default_factory=HubSection)
     health: HealthSection = field(default_factory=HealthSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)

@@ -69,6 +69,8 @@ class ErrorCode(StrEnum):
     LOGIN_FAILED = "login_failed"
     USER_EXISTS = "user_exists"
     UNKNOWN_USER = "unknown_user"
+    # the node's own view of its connection (never sent by a hub)
+    TLS_UNTRUSTED = "tls_untrusted"
     # server side
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"

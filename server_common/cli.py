@@ -16,6 +16,8 @@ from aiohttp import web
 from protocol.errors import SignpostError
 from server_common import config as config_module
 from server_common import database, logs
+from server_common.config import TlsConfig
+from server_common.tls import server_context
 
 T = TypeVar("T")
 
@@ -40,11 +42,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise click.ClickException(f"cannot reach the database or peer: {exc}") from exc
 
 
-def serve(app: web.Application, host: str, port: int, service: str) -> None:
+def serve(app: web.Application, host: str, port: int, service: str,
+          tls: TlsConfig | None = None) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM: HTTPS when ``[tls]`` names a certificate."""
+    try:
+        context = server_context(tls) if tls is not None else None
+    except config_module.ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
     logs.setup(service)
-    click.echo(f"{service} listening on http://{host}:{port}", err=True)
-    web.run_app(app, host=host, port=port, print=None, access_log=None,
-                handle_signals=True, shutdown_timeout=5)
+    scheme = "https" if context is not None else "http"
+    click.echo(f"{service} listening on {scheme}://{host}:{port}", err=True)
+    web.run_app(app, host=host, port=port, ssl_context=context, print=None,
+                access_log=None, handle_signals=True, shutdown_timeout=5)
 
 
 def parse_expiry(ctx: click.Context, param: click.Parameter,

@@ -53,6 +53,25 @@ class DatabaseConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """HTTPS for a server's listener (``[tls]``): a PEM certificate chain and its key.
+    With neither set the server speaks plain HTTP (the demo, tests, or behind a proxy
+    that terminates TLS); setting one without the other is a mistake, not a choice."""
+
+    cert_file: Path | None = None  # the server's certificate, then any intermediates
+    key_file: Path | None = None  # its private key (PEM, unencrypted: read at start-up)
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("tls.cert_file and tls.key_file must be set together "
+                              f"(cert_file={self.cert_file}, key_file={self.key_file})")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080

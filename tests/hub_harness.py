@@ -21,6 +21,7 @@ from protocol import keys
 from server_common import config as config_module
 from server_common import database
 from server_common.accounts import Role
+from server_common.tls import server_context
 from tests.server_common.accounts_helpers import bearer_headers
 
 COUNCILS = {
@@ -31,12 +32,13 @@ COUNCILS = {
 
 
 def hub_config(url: str, data_dir: Path, health: dict[str, object] | None = None,
-               **hub: object) -> HubConfig:
+               tls: dict[str, object] | None = None, **hub: object) -> HubConfig:
     return config_module.load(HubConfig, "TEST_HUB", None, {
         "database": {"url": url, "pool_max": 10},
         "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), "predecessor_wait": "0.5s",
                 **hub},
         "health": health or {},
+        "tls": tls or {},
     }, environ={})
 
 
@@ -88,11 +90,13 @@ class Hub:
 
 @contextlib.asynccontextmanager
 async def running_hub(url: str, data_dir: Path, health: dict[str, object] | None = None,
+                      tls: dict[str, object] | None = None,
                       **hub: object) -> AsyncIterator[Hub]:
+    """``tls`` ({"cert_file", "key_file"}) serves it over HTTPS, as ``serve`` would."""
     await upgrade(url, HUB_PACKAGE)
-    config = hub_config(url, data_dir, health, **hub)
+    config = hub_config(url, data_dir, health, tls, **hub)
     server = TestServer(create_app(config), host="127.0.0.1")
-    await server.start_server()
+    await server.start_server(ssl=server_context(config.tls))
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
     assert pool is not None
     try:
