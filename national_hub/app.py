@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
 from national_hub.config import DEFAULT_DATABASE, HubConfig
-from national_hub.handlers import audit, federation, health, links, ops
+from national_hub.handlers import audit, federation, health, links, openapi, ops
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
 from national_hub.services.batch_intake import BatchIntake
@@ -116,6 +116,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(audit.routes())
     app.add_routes(links.routes())
     app.add_routes(ops.routes())
+    app.add_routes(openapi.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])

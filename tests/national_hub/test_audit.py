@@ -19,14 +19,13 @@ import pytest
 
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from protocol import keys
-from server_common.accounts import AccountsConfig
-from server_common.accounts.service import AccountService
 from server_common.audit import merkle
 from server_common.audit.checkpoint import CheckpointError, open_note, sign
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditIntegrityError, AuditLog, AuditWriteError
 from tests.hub_harness import running_hub, upgrade
 from tests.processes import script
+from tests.server_common.accounts_helpers import bearer_headers
 
 
 def entry(n: int, child: str = "N1", who: str = "amelia") -> AuditEntry:
@@ -344,11 +343,6 @@ async def test_cli_audits_admin_actions_and_verify_exit_codes(make_database,
 # --- HTTP ----------------------------------------------------------------------------
 
 
-async def bearer(pool: asyncpg.Pool, name: str, role: str) -> dict[str, str]:
-    accounts = AccountService(pool, AccountsConfig())
-    await accounts.add_user(name, role, organisation="Audit Office")
-    token, _ = await accounts.create_token(name)
-    return {"Authorization": f"Bearer {token}"}
 
 
 def b64(text: str) -> bytes:
@@ -358,8 +352,8 @@ def b64(text: str) -> bytes:
 async def test_endpoints_give_proofs_that_verify_client_side(make_database,
                                                              tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
-        auditor = await bearer(hub.pool, "olu", "auditor")
-        practitioner = await bearer(hub.pool, "amelia", "practitioner")
+        auditor = await bearer_headers(hub.pool, "olu", "auditor")
+        practitioner = await bearer_headers(hub.pool, "amelia", "practitioner")
         audit = AuditLog(hub.pool, keys.load_private_key(hub.config.hub.key_file))
         hub_public = keys.load_public_key(hub.public_key_file.read_bytes())
         async with aiohttp.ClientSession(hub.url) as http:

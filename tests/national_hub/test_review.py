@@ -22,12 +22,11 @@ from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from protocol.errors import ConflictError
 from protocol.records import ChildRecord, Involvement
-from server_common.accounts import AccountsConfig
-from server_common.accounts.service import AccountService
 from server_common.audit.entry import Actor
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes
 from tests.processes import script
+from tests.server_common.accounts_helpers import bearer_headers
 
 ESX, TFW = "E10000011", "E06000020"
 PERSON = Actor("ann", "index_team", "East Sussex")
@@ -197,12 +196,6 @@ async def test_twins_are_never_linked_within_a_batch_or_across(federation) -> No
     assert now[(ESX, "T1")][0] != now[(TFW, "T3")][0]
 
 
-async def bearer(pool: asyncpg.Pool, name: str, role: str, council: str | None = None
-                 ) -> dict[str, str]:
-    accounts = AccountService(pool, AccountsConfig())
-    await accounts.add_user(name, role, council=council, organisation="Index")
-    token, _ = await accounts.create_token(name)
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_explain_shows_each_field_and_the_thresholds(federation) -> None:
@@ -210,9 +203,9 @@ async def test_explain_shows_each_field_and_the_thresholds(federation) -> None:
     await esx.send(child("A1", nhs="9434765919"), child("A9", given="Nia", dob=date(2012, 1, 1)))
     await tfw.send(child("B1", given="Lilly", postcode="TF1 2AB"))
     url = f"{hub.url}/v1/links/{TFW}/B1/explain"
-    operator = await bearer(hub.pool, "olu", "operator")
-    index_esx = await bearer(hub.pool, "ivy", "index_team", council=ESX)
-    practitioner = await bearer(hub.pool, "pat", "practitioner")
+    operator = await bearer_headers(hub.pool, "olu", "operator")
+    index_esx = await bearer_headers(hub.pool, "ivy", "index_team", council=ESX)
+    practitioner = await bearer_headers(hub.pool, "pat", "practitioner")
     async with aiohttp.ClientSession() as http:
         async with http.get(url) as resp:
             assert resp.status == 401
