@@ -124,7 +124,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             # The node's own audit log: every local search and child view, fail closed.
             # (Its checkpoints are not signed at the node yet: see the issue notes.)
             app[AUDIT] = practitioner_auditor(AuditLog(
-                pool, None, origin=f"signpost-node-{config.council.code}/audit"))
+                pool, None, origin=config.audit_origin))
             if not publish:
                 yield
                 return

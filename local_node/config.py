@@ -58,6 +58,11 @@ class NodeConfig:
     publisher: PublisherSection = field(default_factory=PublisherSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
+    @property
+    def audit_origin(self) -> str:
+        """The name of the node's own audit log (its entries and checkpoints)."""
+        return f"signpost-node-{self.council.code}/audit"
+
     def require_council(self) -> str:
         if not self.council.code:
             raise ConfigError("council.code is required (e.g. E10000011)")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +34,7 @@ from server_common.audit.service import AuditLog, VerifyReport
 
 def cli_actor() -> Actor:
     """Who an administrative command is audited as: the operating-system user."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no USER variable and no passwd entry (containers)
-        user = f"uid{os.getuid()}"
-    return Actor(f"cli:{user}", "operator", "national-hub")
+    return common.cli_actor("national-hub")
 
 
 class Context:
@@ -279,7 +273,8 @@ def status(obj: Context, as_json: bool) -> None:
 
 
 main.add_command(users_group(PACKAGE, lambda obj: open_pool(obj.config),
-                             lambda obj: obj.config.accounts, "Signpost national hub"))
+                             lambda obj: obj.config.accounts, "Signpost national hub",
+                             lambda obj: obj.config.audit.origin))
 
 
 @main.group(help="The tamper-evident audit log (docs/audit.md).")

@@ -4,6 +4,8 @@ loading with clear errors, running coroutines, and serving an aiohttp app."""
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 import sys
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from aiohttp import web
 from protocol.errors import SignpostError
 from server_common import config as config_module
 from server_common import database, logs
+from server_common.audit.entry import Actor
 from server_common.config import TlsConfig
 from server_common.tls import server_context
 
@@ -28,6 +31,15 @@ def load_config(cls: type[T], prefix: str, path: Path | None,
         return config_module.load(cls, prefix, path, overrides)
     except config_module.ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
+
+
+def cli_actor(organisation: str) -> Actor:
+    """Who an administrative command is audited as: the operating-system user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no USER variable and no passwd entry (containers)
+        user = f"uid{os.getuid()}"
+    return Actor(f"cli:{user}", "operator", organisation)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,44 +1,64 @@
 """``users …``: the account commands both ``national-hub`` and ``local-node`` mount.
 
-Each CLI passes how to open its pool and find its config from click's context object.
+Each CLI passes how to open its pool, find its config and name its audit log from
+click's context object. Every command that changes an account (add, disable, enable,
+unlock, token, revoke-tokens) is an admin action (DESIGN §6): it is written to the
+server's audit log first, as the operating-system user who ran it, and if that write
+fails the command fails and changes nothing; a refused command (say, a name already
+taken) adds a second entry, ``<action>.refused`` with the error code.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import click
 
+from protocol.errors import SignpostError
 from server_common import cli as common
 from server_common import database
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Role
 from server_common.accounts.service import AccountService
+from server_common.audit.entry import AuditEntry
+from server_common.audit.service import AuditLog
 from server_common.config import ConfigError, Duration
 
 PoolOpener = Callable[[Any], contextlib.AbstractAsyncContextManager[asyncpg.Pool]]
 ConfigOf = Callable[[Any], AccountsConfig]
+AuditOriginOf = Callable[[Any], str]
+PURPOSE = "administration"
 
 
 def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
-                issuer: str) -> click.Group:
-    """The ``users`` group; ``open_pool(obj)`` and ``config_of(obj)`` take ``ctx.obj``."""
+                issuer: str, audit_origin_of: AuditOriginOf) -> click.Group:
+    """The ``users`` group; ``open_pool(obj)``, ``config_of(obj)`` and
+    ``audit_origin_of(obj)`` take ``ctx.obj``."""
 
-    @contextlib.asynccontextmanager
-    async def accounts(obj: Any) -> AsyncIterator[AccountService]:
-        async with open_pool(obj) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, package)
-            yield AccountService(pool, config_of(obj), issuer=issuer)
-
-    def run(obj: Any, work: Callable[[AccountService], Any]) -> Any:
+    def run(obj: Any, work: Callable[[AccountService], Any],
+            audited: tuple[str, dict[str, Any]] | None = None) -> Any:
+        """Run ``work``; an admin action ``(action, parameters)`` is audited before it."""
         async def go() -> Any:
-            async with accounts(obj) as service:
-                return await work(service)
+            async with open_pool(obj) as pool:
+                async with pool.acquire() as conn:
+                    await database.check_current(conn, package)
+                service = AccountService(pool, config_of(obj), issuer=issuer)
+                if audited is None:
+                    return await work(service)
+                action, parameters = audited
+                audit, actor = AuditLog(pool, None, origin=audit_origin_of(obj)), \
+                    common.cli_actor(issuer)
+                await audit.record(AuditEntry.by(actor, action, PURPOSE, parameters))
+                try:
+                    return await work(service)
+                except SignpostError as exc:  # the attempt is on record: so is its refusal
+                    await audit.record(AuditEntry.by(actor, action + ".refused", PURPOSE,
+                                                     parameters | {"code": str(exc.code)}))
+                    raise
         try:
             return common.run(go())
         except ConfigError as exc:
@@ -64,7 +84,9 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
             "Password (at least 12 characters)", hide_input=True,
             confirmation_prompt=True, err=True)
         new = run(obj, lambda s: s.add_user(name, role, council=council,
-                                            organisation=organisation, password=password))
+                                            organisation=organisation, password=password),
+                  ("users.add", {"name": name, "role": role, "council": council,
+                                 "organisation": organisation}))
         click.echo(f"added {new.name} ({new.role})")
         if generate_password:
             click.echo(f"password: {new.password}")
@@ -86,21 +108,21 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
     @click.argument("name")
     @click.pass_obj
     def disable(obj: Any, name: str) -> None:
-        run(obj, lambda s: s.set_disabled(name, True))
+        run(obj, lambda s: s.set_disabled(name, True), ("users.disable", {"name": name}))
         click.echo(f"disabled {name}")
 
     @users.command("enable", help="Let a disabled account log in again.")
     @click.argument("name")
     @click.pass_obj
     def enable(obj: Any, name: str) -> None:
-        run(obj, lambda s: s.set_disabled(name, False))
+        run(obj, lambda s: s.set_disabled(name, False), ("users.enable", {"name": name}))
         click.echo(f"enabled {name}")
 
     @users.command("unlock", help="Clear an account's lock-out and failed-login count.")
     @click.argument("name")
     @click.pass_obj
     def unlock(obj: Any, name: str) -> None:
-        run(obj, lambda s: s.unlock(name))
+        run(obj, lambda s: s.unlock(name), ("users.unlock", {"name": name}))
         click.echo(f"unlocked {name}")
 
     @users.command("token", help="Create a bearer token for the JSON API and print it once "
@@ -116,7 +138,8 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
             raise click.BadParameter(str(exc)) from exc
         if lifetime is not None and lifetime <= 0:
             raise click.BadParameter("--expires must be positive")
-        value, expires_at = run(obj, lambda s: s.create_token(name, lifetime))
+        value, expires_at = run(obj, lambda s: s.create_token(name, lifetime),
+                                ("users.token", {"name": name, "expires": expires}))
         click.echo(f"token for {name}, expires {expires_at:%Y-%m-%d %H:%M:%S}Z "
                    f"(shown once):\n{value}")
 
@@ -124,7 +147,8 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
     @click.argument("name")
     @click.pass_obj
     def revoke_tokens(obj: Any, name: str) -> None:
-        count = run(obj, lambda s: s.revoke_tokens(name))
+        count = run(obj, lambda s: s.revoke_tokens(name),
+                    ("users.revoke-tokens", {"name": name}))
         click.echo(f"revoked {count} token(s) of {name}")
 
     return users

@@ -17,6 +17,7 @@ from national_hub.config import HubConfig
 from server_common import database
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
+from server_common.audit.entry import AuditEntry
 from tests.federation import node_config
 from tests.hub_harness import running_hub
 from tests.processes import script
@@ -162,6 +163,18 @@ async def test_users_add_token_and_list_on_both_clis(envs, tool: str) -> None:
         days = await pool.fetchval("SELECT extract(epoch FROM expires_at - now()) / 86400"
                                    " FROM api_tokens")
         assert 29.9 < days <= 30
+
+        # every account change is an admin action in the server's audit log, refusals too
+        entries = [AuditEntry.from_bytes(bytes(row["entry"])) for row in await pool.fetch(
+            "SELECT entry FROM audit_log ORDER BY seq")]
+        assert [(e.action, e.parameters.get("name")) for e in entries] == [
+            ("users.add", "amy"), ("users.add", "tom"), ("users.add", "amy"),
+            ("users.add.refused", "amy"), ("users.add", "kay"), ("users.add.refused", "kay"),
+            ("users.token", "amy")]
+        assert entries[0].who.startswith("cli:") and entries[0].role == "operator"
+        assert entries[0].parameters["role"] == "practitioner"
+        assert entries[3].parameters["code"] == "user_exists"
+        assert all(e.purpose == "administration" for e in entries)
 
 
 def test_users_commands_have_help() -> None:
