@@ -18,9 +18,11 @@ from national_hub.services.councils import CouncilService
 from national_hub.services.health import FederationHealth, HealthService
 from national_hub.services.linking import Linker
 from national_hub.services.links import export_links
+from national_hub.services.model_training import CANDIDATE_PAIRS, RANDOM_PAIRS, ModelTrainer
 from national_hub.services.review import Decided, ReviewService
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
+from national_hub.storage.models import StoredModel
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import ReviewRow
 from protocol import keys as protocol_keys
@@ -198,6 +200,58 @@ def links_resolve(obj: Context, council: str) -> None:
 def _reviews(obj: Context, pool: asyncpg.Pool) -> ReviewService:
     return ReviewService(pool, Linker(RecordStore()),
                          audit=AuditLog(pool, None, origin=obj.config.audit.origin))
+
+
+@main.group(help="The matching model: weights estimated from the hub's records.")
+def model() -> None:
+    pass
+
+
+@model.command("train", help="Estimate m by EM on candidate pairs and u by random sampling "
+                             "from the records the hub holds, and store the result as a new "
+                             "version, which resolution uses from its next batch on "
+                             "('links resolve COUNCIL' re-links held records with it).")
+@click.option("--random-pairs", default=RANDOM_PAIRS, show_default=True,
+              help="Random record pairs for u.")
+@click.option("--candidate-pairs", default=CANDIDATE_PAIRS, show_default=True,
+              help="Blocked pairs for EM (a random sample of them).")
+@click.option("--iterations", default=10, show_default=True, help="EM iterations.")
+@click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
+@click.pass_obj
+def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iterations: int,
+                seed: int | None) -> None:
+    async def go() -> StoredModel:
+        async with open_pool(obj.config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            return await ModelTrainer(pool).train(
+                random_pairs=random_pairs, candidate_pairs=candidate_pairs,
+                iterations=iterations, seed=seed, progress=lambda m: click.echo(m, err=True))
+
+    stored = common.run(go())
+    click.echo(f"stored model {stored.version}: {json.dumps(stored.summary)}")
+
+
+@model.command("list", help="Stored model versions, oldest first; the last is in use.")
+@click.option("--json", "as_json", is_flag=True, help="Print each version's parameters too.")
+@click.pass_obj
+def model_list(obj: Context, as_json: bool) -> None:
+    async def go() -> list[StoredModel]:
+        async with open_pool(obj.config) as pool:
+            return await ModelTrainer(pool).list()
+
+    stored = common.run(go())
+    if as_json:
+        click.echo(json.dumps([{"version": s.version, "trained_at": s.trained_at.isoformat(),
+                                "summary": s.summary, "parameters": s.parameters}
+                               for s in stored], indent=2))
+        return
+    if not stored:
+        click.echo("no stored model: resolution uses the built-in default")
+    for s in stored:
+        click.echo(f"{s.version}\t{s.trained_at:%Y-%m-%d %H:%M:%S}\t"
+                   f"{s.summary.get('candidate_pairs', 0)} candidate pairs\t"
+                   f"{s.summary.get('random_pairs', 0)} random pairs")
 
 
 @main.group(help="The review queue of national identity resolution.")

@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     STALE_VERSION = "stale_version"
     # national identity resolution (national_hub)
     REVIEW_DECIDED = "review_decided"
+    TOO_FEW_RECORDS = "too_few_records"  # a model cannot be trained from so few records
     # people: accounts, logins, sessions (server_common.accounts)
     NOT_AUTHENTICATED = "not_authenticated"
     FORBIDDEN = "forbidden"

@@ -42,7 +42,7 @@ def test_every_command_has_help() -> None:
     for tool, commands in {
         "national-hub": [[], ["serve"], ["db", "upgrade"], ["councils", "add"],
                          ["councils", "list"], ["keys", "revoke"], ["links", "export"],
-                         ["status"]],
+                         ["status"], ["model", "train"], ["model", "list"]],
         "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],
                        ["ingest"], ["publish"], ["index", "export"], ["status"]],
     }.items():

@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 
+from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import NewReview, RecordKey, ResolutionStore
 from protocol.matching import (
@@ -63,10 +64,13 @@ def across_councils(model: Model) -> Model:
     nothing; the same postcode across a boundary is still strong evidence. A move is
     also when a household often takes a new surname (a new partner, a refuge), which
     the new council records without the former one: a different surname is weaker
-    evidence across councils (m 0.12 instead of 0.05)."""
-    postcode = {"FULL": (0.05, 0.0001), "SECTOR": (0.005, 0.0005), "DISTRICT": (0.01, 0.002),
-                "AREA": (0.035, 0.01), "OTHER": (0.9, 0.9874)}
-    family = {**model.fields["family_name"], "OTHER": (0.12, 0.9947)}
+    evidence across councils (m 0.12 instead of 0.05). Only m changes: u (how often two
+    different children agree) is the model's, trained or not."""
+    postcode_m = {"FULL": 0.05, "SECTOR": 0.005, "DISTRICT": 0.01, "AREA": 0.035, "OTHER": 0.9}
+    postcode = {level: (postcode_m[level], u)
+                for level, (_, u) in model.fields["postcode"].items()}
+    family = {**model.fields["family_name"],
+              "OTHER": (0.12, model.fields["family_name"]["OTHER"][1])}
     return replace(model, fields={**model.fields, "postcode": postcode, "family_name": family},
                    version=f"{model.version}+across-councils")
 
@@ -155,10 +159,17 @@ class _Other:
 
 
 class Linker:
+    """Plans each batch's links. The model is the newest one ``national-hub model train``
+    stored (looked up on every batch, so a hub picks a new one up without a restart), or
+    ``model`` (the built-in default) while none is stored."""
+
     def __init__(self, records: RecordStore, resolution: ResolutionStore | None = None,
-                 *, model: Model = DEFAULT_MODEL, max_block: int = MAX_BLOCK) -> None:
+                 *, model: Model = DEFAULT_MODEL, max_block: int = MAX_BLOCK,
+                 models: ModelStore | None = None) -> None:
         self.records = records
         self.resolution = resolution or ResolutionStore()
+        self.models = models or ModelStore()
+        self.default = model
         self.base = model
         self.model = model
         self.across = across_councils(model)
@@ -173,7 +184,16 @@ class Linker:
         same, or two), names adjusted by how common they are among the hub's records."""
         return score(x_fields, y_fields, self.model if x[0] == y[0] else self.across, self.tf)
 
-    async def refresh_term_frequencies(self, conn: asyncpg.Connection) -> None:
+    async def refresh_model(self, conn: asyncpg.Connection) -> None:
+        """Take up a newly stored model; re-read name frequencies and the prior when due."""
+        version = await self.models.latest_version(conn)
+        changed = False
+        if version is None and self.base is not self.default:
+            self.base, changed = self.default, True
+        elif version is not None and version != self.base.version:
+            stored = await self.models.get(conn, version)
+            if stored is not None:
+                self.base, changed = Model.from_dict(stored.parameters), True
         now = time.monotonic()
         small = sum(self.tf.given.values()) < SMALL_HUB
         if small or now - self._tf_read_at > TF_REFRESH:
@@ -181,6 +201,8 @@ class Linker:
             self.tf = TermFrequencies(_normalised(given), _normalised(family))
             self._tf_read_at = now
             self._rate = await self.resolution.partner_rate(conn)
+            changed = True
+        if changed:
             self.model = with_prior(self.base, self._rate)
             self.across = across_councils(self.model)
 
@@ -189,7 +211,7 @@ class Linker:
         """Decide each record's national id before it is written. A fixed number of
         set queries whatever the batch size, then pure Python; new ids are created."""
         store = self.resolution
-        await self.refresh_term_frequencies(conn)
+        await self.refresh_model(conn)
         gone = list(deleted)
         mine = {(council, c.local_id) for c in candidates} | {(council, lid) for lid in gone}
         keys = {c.local_id: blocking_keys(c.fields) for c in candidates}

@@ -127,6 +127,7 @@ class ReviewService:
         again with the current model, field by field, with the thresholds."""
         me: RecordKey = (council, local_id)
         async with self.pool.acquire() as conn:
+            await self.linker.refresh_model(conn)  # a model trained since the last batch
             rows = await self.store.identities(conn, [me])
             if not rows:
                 raise NotFoundError(f"no live record {council}/{local_id}")

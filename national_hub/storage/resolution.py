@@ -105,6 +105,31 @@ class ResolutionStore:
             " AND r.local_id > $2 AND r.record IS NOT NULL ORDER BY r.local_id LIMIT $3",
             council, after, limit)
 
+    async def random_identities(self, conn: asyncpg.Connection,
+                                limit: int) -> list[asyncpg.Record]:
+        """Up to ``limit`` live records of any council, drawn at random (model training)."""
+        return await conn.fetch(
+            f"SELECT {IDENTITY_COLUMNS} FROM records r WHERE r.record IS NOT NULL"
+            " ORDER BY random() LIMIT $1", limit)
+
+    async def random_candidate_pairs(self, conn: asyncpg.Connection, max_block: int,
+                                     limit: int) -> list[tuple[RecordKey, RecordKey]]:
+        """Up to ``limit`` pairs of live records sharing a blocking key (a key held by
+        more than ``max_block`` records is skipped, as in resolution), drawn at random."""
+        rows = await conn.fetch(
+            """
+            WITH block AS (
+                SELECT key FROM record_keys GROUP BY key HAVING count(*) BETWEEN 2 AND $1
+            ), pairs AS (
+                SELECT DISTINCT a.council_code AS ca, a.local_id AS la,
+                                b.council_code AS cb, b.local_id AS lb
+                FROM block JOIN record_keys a USING (key) JOIN record_keys b USING (key)
+                WHERE (a.council_code, a.local_id) < (b.council_code, b.local_id)
+            )
+            SELECT ca, la, cb, lb FROM pairs ORDER BY random() LIMIT $2
+            """, max_block, limit)
+        return [((r["ca"], r["la"]), (r["cb"], r["lb"])) for r in rows]
+
     async def set_national_ids(self, conn: asyncpg.Connection, council: str,
                                national_ids: dict[str, str]) -> None:
         """Point records at national ids (re-resolution); rows already right are left."""

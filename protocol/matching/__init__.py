@@ -25,6 +25,7 @@ Modules:
     compare   IdentityFields and the per-field comparison levels
     scoring   Model (m/u, prior, thresholds), TermFrequencies, score, decide, EM
     blocking  blocking keys and in-memory candidate pairs
+    training  a model from the records: u by random sampling, m by EM
 """
 
 from protocol.matching.blocking import blocking_keys, candidate_pairs, dob_variants
@@ -61,6 +62,7 @@ from protocol.matching.scoring import (
     hard_rules,
     score,
 )
+from protocol.matching.training import TrainingSummary, estimate_u, train
 
 __all__ = [
     "COMPARISONS",
@@ -81,16 +83,19 @@ __all__ = [
     "SexLevel",
     "TermFrequencies",
     "Thresholds",
+    "TrainingSummary",
     "blocking_keys",
     "candidate_pairs",
     "compare_all",
     "decide",
     "dob_variants",
     "estimate_m_u",
+    "estimate_u",
     "given_names_equivalent",
     "hard_rules",
     "name_parts",
     "normalise_name",
     "phonetic",
     "score",
+    "train",
 ]
