@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -21,15 +22,18 @@ from local_node.services.ingest import IngestService
 from local_node.services.key_rotation import KeyRotator, RotationOutcome
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
+from local_node.services.reconcile import Reconciler
 from local_node.services.review import ReviewService
 from local_node.services.search import SearchService
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore
+from local_node.storage.reconcile import ReconcileStore
 from local_node.storage.review import ReviewStore
 from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
+from protocol.errors import SignpostError
 from server_common import accounts, database
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
@@ -39,6 +43,7 @@ from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
 
 PACKAGE = "local_node"
+log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -95,6 +100,23 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
                         pipeline=config.publisher.pipeline, observer=observer)
 
 
+def reconciler(pool: asyncpg.Pool, publisher: Publisher) -> Reconciler:
+    return Reconciler(pool, ReconcileStore(), OutboxStore(), publisher)
+
+
+async def reconcile_periodically(reconcile: Reconciler, interval: float) -> None:
+    """``serve``'s anti-entropy schedule: a failure is logged and tried next time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await reconcile.reconcile()
+        except SignpostError as exc:
+            log.error("reconcile with the hub failed",
+                      extra={"code": str(exc.code), "error": exc.message})
+        except (OSError, asyncpg.PostgresError):
+            log.exception("reconcile with the hub failed")
+
+
 async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> RotationOutcome:
     """``local-node keys rotate``: announce a new key to the hub and switch to it."""
     # Requests are signed with an explicit key each (old, then new), never the file's.
@@ -129,12 +151,16 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                 yield
                 return
             async with open_publisher(config, pool, observer=metrics) as publisher:
-                task = asyncio.create_task(publisher.run_forever(
-                    config.publisher.interval, config.publisher.heartbeat_interval))
+                tasks = [asyncio.create_task(publisher.run_forever(
+                    config.publisher.interval, config.publisher.heartbeat_interval))]
+                if config.reconcile.interval > 0:
+                    tasks.append(asyncio.create_task(reconcile_periodically(
+                        reconciler(pool, publisher), config.reconcile.interval)))
                 yield
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app.cleanup_ctx.append(lifecycle)
     accounts.install(app, POOL, config.accounts,

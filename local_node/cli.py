@@ -16,6 +16,7 @@ from local_node.app import (
     ingest_service,
     open_pool,
     open_publisher,
+    reconciler,
     review_service,
     rotate_key,
 )
@@ -184,6 +185,33 @@ def publish(config: NodeConfig, once: bool) -> None:
     click.echo(f"sent {report.batches_sent} batch(es), {report.records_sent} records"
                f" ({report.records_rejected} rejected by the hub);"
                f" resent {report.batches_resent} batch(es)")
+
+
+@main.command(help="Compare what the hub holds for this council with the node's published "
+                   "projection (bucket digests, then only the buckets that differ) and "
+                   "republish exactly what differs: records the hub lacks, holds damaged, "
+                   "older or different, and deletes for records it should no longer hold.")
+@click.pass_obj
+@_guard
+def reconcile(config: NodeConfig) -> None:
+    logs.setup(f"local-node {config.council.code}")
+
+    async def go():
+        async with open_pool(config) as pool, \
+                open_publisher(config, pool, max_attempts=6) as publisher:
+            return await reconciler(pool, publisher).reconcile()
+
+    report = common.run(go())
+    click.echo(f"compared {report.node_records} records at the node with {report.hub_records} "
+               f"at the hub in {report.buckets} buckets ({report.bits} bits): "
+               f"{report.buckets_differing} differ, {report.records_checked} records checked")
+    for repair in report.repairs:
+        click.echo(f"  {repair.op} {repair.local_id} version {repair.version} ({repair.reason})")
+    counts = ", ".join(f"{n} {reason}" for reason, n in sorted(report.counts().items()))
+    click.echo(f"republished {len(report.repairs)} record(s)" + (f": {counts}" if counts else ""))
+    if report.skipped:
+        click.echo(f"skipped {len(report.skipped)} changed meanwhile or still on their way: "
+                   + " ".join(report.skipped[:20]))
 
 
 @main.group(help="The local index.")

@@ -48,6 +48,13 @@ class PublisherSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileSection:
+    # How often ``serve`` compares the hub's copy with the node's and republishes what
+    # differs (docs/PROTOCOL.md §12.1); "0s" turns the schedule off.
+    interval: Duration = Duration(6 * 3600)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     council: CouncilSection = field(default_factory=CouncilSection)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -56,6 +63,7 @@ class NodeConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     hub: HubSection = field(default_factory=HubSection)
     publisher: PublisherSection = field(default_factory=PublisherSection)
+    reconcile: ReconcileSection = field(default_factory=ReconcileSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     @property

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from local_node.config import HubSection
 from local_node.keyfile import KeySource, as_key_source
 from protocol import encoding, keys, request_auth
+from protocol.anti_entropy import BucketRecords, BucketRecordsRequest, DigestRequest, DigestSummary
 from protocol.errors import ErrorCode, SignpostError, UnavailableError
 from server_common.tls import client_context
 
@@ -144,3 +145,14 @@ class HubClient:
         body: dict[str, Any] = {"head_seq": head_seq, "outbox_depth": outbox_depth,
                                 "sent_at": sent_at}
         await self._send("POST", self._path("heartbeats"), encoding.pack(body))
+
+    async def post_digests(self, bits: int) -> DigestSummary:
+        """The hub's bucket digests of what it holds for this council (PROTOCOL §12.1)."""
+        return DigestSummary.decode(await self._send(
+            "POST", self._path("digests"), DigestRequest(bits).encode()))
+
+    async def post_digest_records(self, bits: int, buckets: list[int]) -> BucketRecords:
+        """Every row the hub holds for this council in these buckets."""
+        return BucketRecords.decode(await self._send(
+            "POST", self._path("digests/records"),
+            BucketRecordsRequest(bits, tuple(buckets)).encode()))

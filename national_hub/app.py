@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
 from national_hub.config import DEFAULT_DATABASE, HubConfig
-from national_hub.handlers import audit, federation, health, links, openapi, ops
+from national_hub.handlers import anti_entropy, audit, federation, health, links, openapi, ops
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
+from national_hub.services.anti_entropy import AntiEntropy
 from national_hub.services.batch_intake import BatchIntake
 from national_hub.services.councils import CouncilService
 from national_hub.services.health import HealthService
@@ -24,6 +25,7 @@ from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.services.review import ReviewService
+from national_hub.storage.anti_entropy import AntiEntropyStore
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
@@ -96,6 +98,7 @@ def create_app(config: HubConfig) -> web.Application:
                                         predecessor_wait=config.hub.predecessor_wait,
                                         observer=metrics)
             app[k.HEALTH] = HealthService(pool, config.health)
+            app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
             checkpoints = asyncio.create_task(
@@ -110,6 +113,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     accounts.install(app, k.POOL, config.accounts, service="Signpost national hub")
     app.add_routes(federation.routes())
+    app.add_routes(anti_entropy.routes())
     app.add_routes(health.routes())
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))

@@ -44,7 +44,7 @@ def test_every_command_has_help() -> None:
                          ["councils", "list"], ["keys", "revoke"], ["links", "export"],
                          ["status"], ["model", "train"], ["model", "list"]],
         "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],
-                       ["ingest"], ["publish"], ["index", "export"], ["status"]],
+                       ["ingest"], ["publish"], ["reconcile"], ["index", "export"], ["status"]],
     }.items():
         for command in commands:
             result = run([script(tool), *command, "--help"], dict(os.environ))

@@ -85,6 +85,7 @@ class Publisher:
         self.max_attempts = max_attempts
         self.pipeline = max(1, pipeline)
         self.observer = observer
+        self._sending = asyncio.Lock()
 
     def _observe(self, exc: SignpostError) -> None:
         if self.observer is not None:
@@ -108,6 +109,12 @@ class Publisher:
     async def publish_all(self) -> PublishReport:
         """Catch up with the hub, then send the whole outbox; retries retryable errors."""
         report = PublishReport()
+        # One sender at a time per process: the scheduled reconcile publishes too.
+        async with self._sending:
+            await self._publish_all(report)
+        return report
+
+    async def _publish_all(self, report: PublishReport) -> None:
         async for attempt in self._retrying():
             with attempt:
                 try:
@@ -116,7 +123,6 @@ class Publisher:
                 except SignpostError as exc:
                     self._observe(exc)
                     raise
-        return report
 
     async def _drain(self, report: PublishReport) -> None:
         """Send the outbox with up to ``pipeline`` batches in flight: the hub validates

@@ -31,13 +31,13 @@ async def _authenticated_key(request: web.Request) -> tuple[str, bytes, CouncilK
     return code, body, key
 
 
-async def _authenticated(request: web.Request) -> tuple[str, bytes]:
+async def authenticated(request: web.Request) -> tuple[str, bytes]:
     code, body, _ = await _authenticated_key(request)
     return code, body
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    code, body = await _authenticated(request)
+    code, body = await authenticated(request)
     result = await request.app[k.INTAKE].receive(code, body)
     response = web.Response(body=result.receipt_envelope, content_type=MSGPACK)
     response.headers["Signpost-Replayed"] = "true" if result.replayed else "false"
@@ -71,7 +71,7 @@ def _counter(obj: dict[str, Any], name: str) -> int:
 
 
 async def post_heartbeat(request: web.Request) -> web.Response:
-    code, body = await _authenticated(request)
+    code, body = await authenticated(request)
     obj = encoding.unpack(body, what="heartbeat")
     if not isinstance(obj, dict):
         raise DecodeError("heartbeat must be a map", code=ErrorCode.MALFORMED_REQUEST)

@@ -7,6 +7,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from national_hub.config import HubConfig
+from national_hub.services.anti_entropy import AntiEntropy
 from national_hub.services.batch_intake import BatchIntake
 from national_hub.services.councils import CouncilService
 from national_hub.services.health import HealthService
@@ -25,3 +26,4 @@ HEALTH = web.AppKey("health", HealthService)
 ROTATION = web.AppKey("rotation", KeyRotation)
 AUDIT = web.AppKey("audit", AuditLog)
 REVIEW = web.AppKey("review", ReviewService)
+ANTI_ENTROPY = web.AppKey("anti_entropy", AntiEntropy)

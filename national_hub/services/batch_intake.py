@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from national_hub.services.linking import Candidate, Linker
 from national_hub.services.node_auth import check_key_usable
+from national_hub.storage.anti_entropy import AntiEntropyStore
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import Council, CouncilStore
 from national_hub.storage.records import RecordRow, RecordStore
@@ -103,6 +104,7 @@ class BatchIntake:
         self.hub_key = hub_key
         self.predecessor_wait = predecessor_wait
         self.observer = observer
+        self.integrity = AntiEntropyStore()
         self._cursor_moved: dict[str, asyncio.Condition] = {}
         self._notifications: set[asyncio.Task[None]] = set()
 
@@ -283,11 +285,18 @@ class BatchIntake:
         results = list(checked.results)
         latest, superseded = checked.latest, checked.superseded
         held = await self.records.held(conn, council, list(latest))
+        # An upsert at the very version the hub holds is a node's anti-entropy repair:
+        # accepted only when the hub's own row is provably damaged (PROTOCOL §8.2, §12.1).
+        repairable = await self.integrity.damaged(conn, council, [
+            local_id for local_id, (_, op, _) in latest.items()
+            if isinstance(op, UpsertOp) and (have := held.get(local_id)) is not None
+            and have.live and have.version == op.version])
         upserts: list[tuple[UpsertOp, ChildRecord]] = []
         deletes: list[tuple[str, int]] = []
         for local_id, (i, op, record) in latest.items():
             have = held.get(local_id)
-            if have is not None and have.version >= op.version:
+            if (have is not None and have.version >= op.version
+                    and not (have.version == op.version and local_id in repairable)):
                 results[i] = OpResult(local_id, STALE, ErrorCode.STALE_VERSION,
                                       f"the hub holds version {have.version}")
                 continue

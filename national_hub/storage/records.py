@@ -75,14 +75,17 @@ class RecordStore:
             INSERT INTO records (council_code, batch_seq, local_id, version, record, digest,
                                  given_name, family_name, dob, sex, postcode, nhs_number, upn,
                                  shielded, national_id, link_status, other_given_names,
-                                 former_family_names, address_line)
-            SELECT $1, $2, l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og,
-                   CASE WHEN ff = '' THEN NULL ELSE string_to_array(ff, chr(31)) END, al
+                                 former_family_names, address_line, fingerprint)
+            SELECT $1, $2, l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ffa, al,
+                   -- written with the columns, so anti-entropy can tell a damaged row
+                   record_fingerprint(gn, fn, d, sx, pc, nhs, upn, sh, og, ffa, al)
             FROM unnest($3::text[], $4::bigint[], $5::bytea[], $6::text[],
                         $7::text[], $8::text[], $9::date[], $10::smallint[],
                         $11::text[], $12::text[], $13::text[], $14::bool[],
                         $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])
-                 AS u(l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ff, al)
+                 AS u(l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ff, al),
+                 LATERAL (SELECT CASE WHEN ff = '' THEN NULL
+                                      ELSE string_to_array(ff, chr(31)) END AS ffa) f
             ON CONFLICT (council_code, local_id) DO UPDATE SET
                 batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version,
                 record = EXCLUDED.record, digest = EXCLUDED.digest,
@@ -93,7 +96,8 @@ class RecordStore:
                 link_status = EXCLUDED.link_status,
                 other_given_names = EXCLUDED.other_given_names,
                 former_family_names = EXCLUDED.former_family_names,
-                address_line = EXCLUDED.address_line, updated_at = now()
+                address_line = EXCLUDED.address_line, fingerprint = EXCLUDED.fingerprint,
+                updated_at = now()
             """,
             council, batch_seq, *[list(c) for c in cols],
         )
@@ -113,7 +117,8 @@ class RecordStore:
                 digest = NULL, given_name = NULL, family_name = NULL, dob = NULL, sex = NULL,
                 postcode = NULL, nhs_number = NULL, upn = NULL, shielded = false,
                 national_id = NULL, link_status = NULL, other_given_names = NULL,
-                former_family_names = NULL, address_line = NULL, updated_at = now()
+                former_family_names = NULL, address_line = NULL, fingerprint = NULL,
+                updated_at = now()
             """,
             council, batch_seq, list(ids), list(versions),
         )

@@ -1,0 +1,183 @@
+"""Anti-entropy at the node: find where the hub's copy differs, republish exactly that.
+
+1. Publish what is pending (so only settled state is compared).
+2. Ask the hub for its bucket digests (``protocol.anti_entropy``) and compare them
+   with the node's own, computed from each child's last published (version, digest).
+3. Ask for the rows of the differing buckets only, and decide per local id
+   (:func:`plan_repair`): an upsert for a record the hub lacks, holds damaged, holds
+   older or holds differently; a delete for a record the hub holds live that the node
+   no longer publishes.
+4. Put those ops in the outbox, in one transaction that locks the children concerned
+   and skips any that changed or have ops on their way meanwhile, and publish them
+   through the normal signed batch path.
+
+Versions: a republish keeps the version the node published when that is enough (the
+hub lacks the record, holds an older version, or holds this version *damaged*, which
+the hub accepts, PROTOCOL §8.2). When the hub holds this version with other content,
+a tombstone at it, or a newer version (a node restored from an old backup), the
+version goes above both sides' highest and the child's published version follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from local_node.services.publisher import Publisher, PublishReport
+from local_node.storage.outbox import OutboxStore
+from local_node.storage.reconcile import ReconcileStore
+from protocol import encoding
+from protocol.anti_entropy import (
+    DAMAGED,
+    DELETED,
+    LIVE,
+    HeldEntry,
+    bucket_of,
+    choose_bits,
+    differing_buckets,
+    summarise,
+)
+
+log = logging.getLogger(__name__)
+
+# Buckets asked for per drill-down request (the hub allows up to 1024).
+DRILL_CHUNK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    local_id: str
+    op: str  # upsert | delete
+    version: int
+    # missing | deleted | damaged | stale (hub older) | differs (same version, other
+    # content) | ahead (hub newer) | extra (hub holds what the node does not publish)
+    reason: str
+
+
+def plan_repair(mine: tuple[int, str] | None, theirs: HeldEntry | None,
+                highest_used: int) -> Repair | None:
+    """What to send for one local id, given the node's (version, digest) if it publishes
+    it, the hub's row if it has one, and the highest version the node ever used for it.
+    The Repair's local_id is filled in by the caller."""
+    if mine is not None:
+        version, digest = mine
+        if theirs is None:
+            return Repair("", "upsert", version, "missing")
+        if theirs.state == LIVE and theirs.version == version and theirs.digest == digest:
+            return None
+        reason = {LIVE: "stale", DAMAGED: "damaged", DELETED: "deleted"}[theirs.state]
+        if theirs.version < version or (theirs.version == version and theirs.state == DAMAGED):
+            return Repair("", "upsert", version, reason)
+        if theirs.version > version:
+            reason = "ahead"
+        elif theirs.state == LIVE:
+            reason = "differs"
+        return Repair("", "upsert", max(theirs.version, highest_used) + 1, reason)
+    if theirs is None or theirs.state == DELETED:
+        return None
+    return Repair("", "delete", max(theirs.version, highest_used) + 1, "extra")
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    bits: int = 0
+    node_records: int = 0
+    hub_records: int = 0
+    buckets: int = 0
+    buckets_differing: int = 0
+    records_checked: int = 0
+    repairs: list[Repair] = field(default_factory=list)
+    # changed at the node while this ran, or with ops still on their way: left to the
+    # publisher (and the next reconcile)
+    skipped: list[str] = field(default_factory=list)
+    published: PublishReport | None = None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.repairs:
+            out[r.reason] = out.get(r.reason, 0) + 1
+        return out
+
+
+class Reconciler:
+    def __init__(self, pool: asyncpg.Pool, store: ReconcileStore, outbox: OutboxStore,
+                 publisher: Publisher) -> None:
+        self.pool = pool
+        self.store = store
+        self.outbox = outbox
+        self.publisher = publisher
+        self.client = publisher.client
+
+    async def reconcile(self) -> ReconcileReport:
+        await self.publisher.publish_all()
+        async with self.pool.acquire() as conn:
+            expected = await self.store.expected(conn)
+        report = ReconcileReport(bits=choose_bits(len(expected)), node_records=len(expected))
+        summary = await self.client.post_digests(report.bits)
+        report.hub_records = summary.records
+        ours = summarise(expected, report.bits)
+        theirs = summary.by_bucket()
+        report.buckets = len(set(ours) | set(theirs))
+        differing = differing_buckets(ours, theirs)
+        report.buckets_differing = len(differing)
+        if not differing:
+            return report
+        held: dict[str, HeldEntry] = {}
+        for start in range(0, len(differing), DRILL_CHUNK):
+            answer = await self.client.post_digest_records(
+                report.bits, differing[start:start + DRILL_CHUNK])
+            held.update((e.local_id, e) for e in answer.records)
+        wanted = set(differing)
+        candidates = sorted({lid for lid in expected if bucket_of(lid, report.bits) in wanted}
+                            | {lid for lid, e in held.items() if e.state != DELETED})
+        report.records_checked = len(candidates)
+        await self._enqueue(report, candidates, expected, held)
+        if report.repairs:
+            report.published = await self.publisher.publish_all()
+        log.info("reconciled with the hub", extra={
+            "records": report.node_records, "buckets_differing": report.buckets_differing,
+            "republished": len(report.repairs), **report.counts()})
+        return report
+
+    async def _enqueue(self, report: ReconcileReport, candidates: list[str],
+                       expected: dict[str, tuple[int, str]],
+                       held: dict[str, HeldEntry]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            now = await self.store.lock_published(conn, candidates)
+            busy = await self.store.unsettled(conn, candidates)
+            used = await self.store.highest_versions(conn, candidates)
+            repairs: list[Repair] = []
+            for local_id in candidates:
+                version, digest = now.get(local_id, (0, None))
+                current = (version, digest) if digest is not None else None
+                if local_id in busy or current != expected.get(local_id):
+                    report.skipped.append(local_id)
+                    continue
+                repair = plan_repair(current, held.get(local_id), used.get(local_id, 0))
+                if repair is not None:
+                    repairs.append(Repair(local_id, repair.op, repair.version, repair.reason))
+            data = await self.store.published_bytes(
+                conn, [r.local_id for r in repairs if r.op == "upsert"])
+            entries: list[tuple[str, int, str, bytes | None, str | None]] = []
+            for r in repairs:
+                if r.op == "delete":
+                    entries.append((r.local_id, r.version, "delete", None, None))
+                    report.repairs.append(r)
+                    continue
+                record = data.get(r.local_id)
+                if record is None or encoding.sha256_hex(record) != expected[r.local_id][1]:
+                    # The node's own copy of what it published is gone or damaged: the
+                    # next change of the child republishes it from the index.
+                    log.error("cannot republish: the node's published bytes are missing "
+                              "or do not match their digest", extra={"local_id": r.local_id})
+                    report.skipped.append(r.local_id)
+                    continue
+                entries.append((r.local_id, r.version, "upsert", record,
+                                expected[r.local_id][1]))
+                report.repairs.append(r)
+            await self.outbox.add(conn, entries)
+            await self.store.set_versions(conn, [
+                (r.local_id, r.version) for r in report.repairs
+                if r.local_id in now and r.version > now[r.local_id][0]])

@@ -1,0 +1,27 @@
+"""Anti-entropy endpoints a council node calls (msgpack, signed like every node request)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from national_hub.handlers import keys as k
+from national_hub.handlers.federation import MSGPACK, authenticated
+
+
+async def post_digests(request: web.Request) -> web.Response:
+    code, body = await authenticated(request)
+    summary = await request.app[k.ANTI_ENTROPY].summary(code, body)
+    return web.Response(body=summary.encode(), content_type=MSGPACK)
+
+
+async def post_digest_records(request: web.Request) -> web.Response:
+    code, body = await authenticated(request)
+    records = await request.app[k.ANTI_ENTROPY].records(code, body)
+    return web.Response(body=records.encode(), content_type=MSGPACK)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/v1/councils/{code}/digests", post_digests),
+        web.post("/v1/councils/{code}/digests/records", post_digest_records),
+    ]

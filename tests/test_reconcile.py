@@ -1,0 +1,220 @@
+"""Anti-entropy end to end: a council publishes, the hub's copy is then damaged in
+PostgreSQL (rows deleted, bytes, digests, columns and versions changed) and the node
+loses a child; ``local-node reconcile`` finds exactly those records through bucket
+digests and republishes only them through the signed batch path."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+import synthetic
+from local_node.app import create_app, reconciler
+from local_node.config import ReconcileSection
+from local_node.services.reconcile import plan_repair
+from protocol.anti_entropy import DAMAGED, DELETED, LIVE, HeldEntry
+from tests.federation import Hub, Node, running_hub, running_node
+from server_common.config import Duration
+from tests.processes import script
+
+ESX = "E10000011"
+
+
+@pytest.fixture(scope="module")
+def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("feeds")
+    synthetic.write_feeds(synthetic.generate_population([ESX], 120, seed=11), out)
+    return out
+
+
+async def _published(node: Node, feeds: Path) -> list[str]:
+    for feed in ("education", "health", "services"):
+        assert (await node.ingest(feed, feeds / ESX / f"{feed}.csv")).errors == []
+    report = await node.publish()
+    assert report.records_rejected == 0
+    return sorted(await node.projection())
+
+
+async def _hub_state(hub: Hub) -> dict[str, tuple[int, str]]:
+    """local_id → (version, digest) of every live row the hub holds *intact*."""
+    async with hub.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT local_id, version, digest FROM records r"
+            " WHERE council_code = $1 AND record IS NOT NULL AND record_intact(r)", ESX)
+    return {r["local_id"]: (r["version"], r["digest"]) for r in rows}
+
+
+async def _node_state(node: Node) -> dict[str, tuple[int, str]]:
+    async with node.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT local_id, published_version, published_digest"
+                                " FROM children WHERE published_digest IS NOT NULL")
+    return {r["local_id"]: (r["published_version"], r["published_digest"]) for r in rows}
+
+
+async def _run_cli(node: Node, hub: Hub, *args: str) -> str:
+    """The console script in a child process, so this loop keeps serving the hub."""
+    env = dict(os.environ) | {
+        "LOCAL_NODE_DATABASE_URL": str(node.config.database.url),
+        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__COUNCIL__KEY_FILE": str(node.config.key_file),
+        "LOCAL_NODE__HUB__URL": hub.url,
+        "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub.public_key_file),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        script("local-node"), *args, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode() + out.decode()
+    return out.decode()
+
+
+async def test_reconcile_republishes_exactly_what_the_hub_lost_or_damaged(
+        make_database, tmp_path: Path, feeds: Path) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        ids = await _published(node, feeds)
+        assert len(ids) > 40
+        assert await _hub_state(hub) == await _node_state(node)
+
+        # Nothing wrong yet: every bucket agrees, nothing is sent.
+        first = await _run_cli(node, hub, "reconcile")
+        assert "0 differ" in first and "republished 0 record(s)" in first
+
+        before = await _node_state(node)
+        gone, bytes_, digest, name, dob, ahead, tomb, lost = (
+            ids[0:3], ids[3:5], ids[5], ids[6], ids[7], ids[8], ids[9], ids[10])
+        async with hub.pool.acquire() as conn:
+            await conn.execute("DELETE FROM records WHERE local_id = ANY($1::text[])", gone)
+            await conn.execute("UPDATE records SET record = record || '\\x00'::bytea"
+                               " WHERE local_id = ANY($1::text[])", bytes_)
+            await conn.execute("UPDATE records SET digest = repeat('0', 64)"
+                               " WHERE local_id = $1", digest)
+            await conn.execute("UPDATE records SET given_name = 'Mallory' WHERE local_id = $1",
+                               name)
+            await conn.execute("UPDATE records SET dob = dob + 1 WHERE local_id = $1", dob)
+            await conn.execute("UPDATE records SET version = version + 5 WHERE local_id = $1",
+                               ahead)
+            await conn.execute("UPDATE records SET record = NULL, digest = NULL"
+                               " WHERE local_id = $1", tomb)
+            true_name = await conn.fetchval(
+                "SELECT family_name FROM records WHERE local_id = $1", name)
+        # The node loses a child the hub still holds (deleted there outside the outbox).
+        async with node.pool.acquire() as conn, conn.transaction():
+            for table in ("child_blocking_keys", "source_records", "involvements"):
+                await conn.execute(f"DELETE FROM {table} WHERE local_id = $1", lost)
+            await conn.execute("DELETE FROM review_items WHERE $1 IN (local_id, candidate_id)",
+                               lost)
+            await conn.execute("DELETE FROM children WHERE local_id = $1", lost)
+        head_before = await node.fetchval("SELECT max(seq) FROM sent_batches")
+
+        out = await _run_cli(node, hub, "reconcile")
+
+        version = {lid: v for lid, (v, _) in before.items()}
+        expected = {  # the version the node published, unless the hub holds it already
+            **{lid: ("upsert", version[lid], "missing") for lid in gone},
+            **{lid: ("upsert", version[lid], "damaged")
+               for lid in [*bytes_, digest, name, dob]},
+            ahead: ("upsert", version[ahead] + 6, "ahead"),  # the hub holds version + 5
+            tomb: ("upsert", version[tomb] + 1, "deleted"),  # a tombstone at the version
+            lost: ("delete", version[lost] + 1, "extra"),
+        }
+        for lid, (op, version, reason) in expected.items():
+            assert f"{op} {lid} version {version} ({reason})" in out, out
+        assert f"republished {len(expected)} record(s)" in out
+
+        # Only the differing records travelled, in new signed batches.
+        sent = await node.fetchval(
+            "SELECT sum(op_count) FROM sent_batches WHERE seq > $1", head_before)
+        assert sent == len(expected)
+        assert await node.fetchval(
+            "SELECT count(*) FROM sent_batches WHERE receipt IS NULL OR applied <> op_count") == 0
+
+        # The hub equals the node's projection again, by digest, every row intact.
+        node_state = await _node_state(node)
+        assert lost not in node_state
+        assert await _hub_state(hub) == node_state
+        assert await hub.fetchval("SELECT count(*) FROM records r WHERE record IS NOT NULL"
+                                  " AND NOT record_intact(r)") == 0
+        assert await hub.fetchval("SELECT record IS NULL FROM records WHERE local_id = $1",
+                                  lost)
+        assert await hub.fetchval("SELECT family_name FROM records WHERE local_id = $1",
+                                  name) == true_name
+        # Versions moved only where the hub's version forced it.
+        moved = {lid for lid in node_state if node_state[lid] != before[lid]}
+        assert moved == {ahead, tomb}
+
+        again = await _run_cli(node, hub, "reconcile")
+        assert "0 differ" in again and "republished 0 record(s)" in again
+
+
+async def test_a_child_changed_while_reconciling_is_left_to_the_publisher(
+        make_database, tmp_path: Path, feeds: Path) -> None:
+    """An op on its way (pending in the outbox) is never second-guessed by a repair."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        ids = await _published(node, feeds)
+        async with hub.pool.acquire() as conn:
+            await conn.execute("DELETE FROM records WHERE local_id = ANY($1::text[])", ids[:2])
+        async with node.publisher() as publisher:
+            service = reconciler(node.pool, publisher)
+            # a pending op for ids[0] appears after the node took its snapshot
+            original = service.store.lock_published
+
+            async def racing(conn, local_ids):  # type: ignore[no-untyped-def]
+                await conn.execute(
+                    "INSERT INTO outbox (local_id, version, op) VALUES ($1, 2, 'delete')", ids[0])
+                return await original(conn, local_ids)
+
+            service.store.lock_published = racing  # type: ignore[method-assign]
+            report = await service.reconcile()
+        assert report.skipped == [ids[0]]
+        assert [(r.local_id, r.reason) for r in report.repairs] == [(ids[1], "missing")]
+
+
+async def test_serve_reconciles_on_its_schedule(make_database, tmp_path: Path,
+                                               feeds: Path) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        ids = await _published(node, feeds)
+        async with hub.pool.acquire() as conn:
+            await conn.execute("DELETE FROM records WHERE local_id = $1", ids[0])
+            await conn.execute("UPDATE records SET postcode = 'ZZ1 1ZZ' WHERE local_id = $1",
+                               ids[1])
+        config = dataclasses.replace(node.config,
+                                     reconcile=ReconcileSection(interval=Duration(0.2)))
+        server = TestServer(create_app(config), host="127.0.0.1")
+        await server.start_server()
+        try:
+            for _ in range(300):  # until the schedule has run (bounded: fails, not hangs)
+                if await _hub_state(hub) == await _node_state(node):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await server.close()
+        assert await _hub_state(hub) == await _node_state(node)
+        assert await hub.fetchval("SELECT count(*) FROM records WHERE council_code = $1"
+                                  " AND record IS NOT NULL", ESX) == len(ids)
+
+
+@pytest.mark.parametrize(("mine", "theirs", "used", "expected"), [
+    ((3, "d"), None, 3, ("upsert", 3, "missing")),
+    ((3, "d"), HeldEntry("X", 3, LIVE, "d"), 3, None),
+    ((3, "d"), HeldEntry("X", 2, LIVE, "o"), 3, ("upsert", 3, "stale")),
+    ((3, "d"), HeldEntry("X", 3, DAMAGED), 3, ("upsert", 3, "damaged")),
+    ((3, "d"), HeldEntry("X", 3, LIVE, "o"), 3, ("upsert", 4, "differs")),
+    ((3, "d"), HeldEntry("X", 9, LIVE, "d"), 3, ("upsert", 10, "ahead")),
+    ((3, "d"), HeldEntry("X", 3, DELETED), 3, ("upsert", 4, "deleted")),
+    ((3, "d"), HeldEntry("X", 1, DELETED), 3, ("upsert", 3, "deleted")),
+    (None, HeldEntry("X", 3, LIVE, "d"), 4, ("delete", 5, "extra")),
+    (None, HeldEntry("X", 3, DAMAGED), 0, ("delete", 4, "extra")),
+    (None, HeldEntry("X", 3, DELETED), 4, None),
+    (None, None, 4, None),
+])
+def test_plan_repair(mine, theirs, used, expected) -> None:
+    repair = plan_repair(mine, theirs, used)
+    assert (None if repair is None else (repair.op, repair.version, repair.reason)) == expected
