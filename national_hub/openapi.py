@@ -248,6 +248,11 @@ def _paths() -> dict[str, Any]:
             "post", "Announce the council's next key, signed by the current one", True),
         "/v1/councils/{code}/heartbeats": _node_endpoint(
             "post", "The node's head seq and outbox depth", True),
+        "/v1/councils/{code}/digests": _node_endpoint(
+            "post", "Anti-entropy: bucket digests of what the hub holds for the council",
+            True),
+        "/v1/councils/{code}/digests/records": _node_endpoint(
+            "post", "Anti-entropy: every row the hub holds in the given buckets", True),
     }
 
 

@@ -18,8 +18,8 @@ from local_node.app import create_app, reconciler
 from local_node.config import ReconcileSection
 from local_node.services.reconcile import plan_repair
 from protocol.anti_entropy import DAMAGED, DELETED, LIVE, HeldEntry
-from tests.federation import Hub, Node, running_hub, running_node
 from server_common.config import Duration
+from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import script
 
 ESX = "E10000011"
