@@ -4,7 +4,7 @@ council's records, computed in SQL exactly as ``protocol.anti_entropy`` computes
 A bucket is the first ``bits`` bits of SHA-256(local_id); a bucket digest is SHA-256
 over ``local_id \\n version \\n digest \\n`` of its live records in byte order of
 local_id (local ids are ASCII, so ``COLLATE "C"`` is Python's sort). A damaged row
-(``record_intact`` false, migration 005) takes the digest ``damaged``, which no
+(``record_intact`` false, migration 006) takes the digest ``damaged``, which no
 node ever has, so its bucket always differs.
 """
 
