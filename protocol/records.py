@@ -164,6 +164,20 @@ class Involvement:
         return inv
 
 
+POINTER_FIELDS = tuple(n for n in Involvement.__slots__ if n != "consent")
+
+
+def pointer_json(pointer: Any) -> dict[str, Any]:
+    """An involvement as a practitioner's JSON: every field but ``consent`` (a sensitive
+    one is shown only where it may be), dates as ISO text, absent ones as null. Takes an
+    :class:`Involvement` or any row with the same attributes (a council's own index)."""
+    out = {}
+    for name in POINTER_FIELDS:
+        value = getattr(pointer, name)
+        out[name] = value.isoformat() if isinstance(value, date) else value
+    return out
+
+
 def _phone(data: dict[str, Any], key: str, path: str) -> str | None:
     value = _text(data, key, path, max_len=20)
     if value is not None and not _PHONE.match(value):

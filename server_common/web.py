@@ -50,6 +50,18 @@ def error_response(status: int, code: ErrorCode | str, message: str, *,
     return web.json_response({"error": body}, status=status)
 
 
+def html_response(text: str, status: int = 200) -> web.Response:
+    """A server-rendered page: never cached (pages show people's details), never framed,
+    and allowed nothing from elsewhere (inline style only, forms to this site)."""
+    response = web.Response(text=text, status=status, content_type="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'")
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request.headers.get(REQUEST_ID_HEADER, "")[:64] or secrets.token_hex(8)

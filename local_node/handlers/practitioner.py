@@ -15,20 +15,11 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from local_node.handlers.keys import AUDIT, CONFIG, SEARCH
-from local_node.services.search import SearchQuery
 from protocol.errors import ValidationError
-from server_common.accounts.principal import Principal, Role
+from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose
+from server_common.accounts.principal import CHILD_READERS, Principal, Role
 from server_common.accounts.web import principal, require_roles
-
-QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "upn")
-_READERS = (Role.PRACTITIONER, Role.INDEX_TEAM)
-
-
-def _purpose(params: Any) -> str:
-    purpose = (params.get("purpose") or "").strip()
-    if not 3 <= len(purpose) <= 200:
-        raise ValidationError("purpose", "state why you are looking (3 to 200 characters)")
-    return purpose
+from server_common.practitioner_pages import page, query_values, search_form
 
 
 def _sees_sensitive(request: web.Request, who: Principal) -> bool:
@@ -37,7 +28,7 @@ def _sees_sensitive(request: web.Request, who: Principal) -> bool:
 
 async def _search(request: web.Request) -> tuple[SearchQuery, str, list[dict[str, Any]]]:
     params = {k: request.query.get(k, "") for k in QUERY_FIELDS}
-    purpose = _purpose(request.query)
+    purpose = parse_purpose(request.query)
     query = SearchQuery.parse(params)
     hits = [h.to_dict() for h in await request.app[SEARCH].search(query)]
     await request.app[AUDIT](principal(request), "search", purpose,
@@ -47,7 +38,7 @@ async def _search(request: web.Request) -> tuple[SearchQuery, str, list[dict[str
 
 
 async def _child(request: web.Request) -> tuple[str, dict[str, Any]]:
-    purpose = _purpose(request.query)
+    purpose = parse_purpose(request.query)
     local_id = request.match_info["local_id"]
     who = principal(request)
     view = await request.app[SEARCH].child(local_id, see_sensitive=_sees_sensitive(request, who))
@@ -55,13 +46,13 @@ async def _child(request: web.Request) -> tuple[str, dict[str, Any]]:
     return purpose, view
 
 
-@require_roles(*_READERS)
+@require_roles(*CHILD_READERS)
 async def api_search(request: web.Request) -> web.Response:
     _, _, hits = await _search(request)
     return web.json_response({"results": hits})
 
 
-@require_roles(*_READERS)
+@require_roles(*CHILD_READERS)
 async def api_child(request: web.Request) -> web.Response:
     purpose, view = await _child(request)
     if "redirect" in view:  # merged into another child: its id lives on as a pointer
@@ -72,47 +63,21 @@ async def api_child(request: web.Request) -> web.Response:
 
 # -- pages ---------------------------------------------------------------------------
 
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem}"
-          "label{display:inline-block;margin:.3rem .6rem .3rem 0}input{padding:.3rem}"
-          "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ccc;"
-          "padding:.3rem;text-align:left}.error{color:#a00;font-weight:bold}")
-
-
-def _page(title: str, body: str) -> web.Response:
-    e = html.escape
-    text = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(title)}'
-            f"</title><style>{_STYLE}</style></head><body>{body}</body></html>")
-    response = web.Response(text=text, content_type="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-    return response
-
-
 def _form(values: dict[str, str], error: str | None) -> str:
-    e = html.escape
-    labels = {"given_name": "Given name", "family_name": "Family name",
-              "dob": "Date of birth (YYYY-MM-DD)", "postcode": "Postcode",
-              "nhs_number": "NHS number", "upn": "UPN", "purpose": "Purpose"}
-    inputs = "".join(
-        f'<label>{e(label)} <input name="{name}" value="{e(values.get(name, ""))}"'
-        f'{" required" if name == "purpose" else ""}></label>'
-        for name, label in labels.items())
-    message = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
-    return f'{message}<form method="get" action="/search">{inputs}<button>Search</button></form>'
+    return search_form(values, error, action="/search")
 
 
-@require_roles(*_READERS)
+@require_roles(*CHILD_READERS)
 async def page_search(request: web.Request) -> web.Response:
     e = html.escape
-    values = {k: request.query.get(k, "") for k in (*QUERY_FIELDS, "purpose")}
+    values = query_values(request)
     council = request.app[CONFIG].council.name or request.app[CONFIG].council.code
     if not any(values[k] for k in QUERY_FIELDS):
-        return _page("Search", f"<h1>Find a child – {e(council)}</h1>{_form(values, None)}")
+        return page("Search", f"<h1>Find a child – {e(council)}</h1>{_form(values, None)}")
     try:
         _, purpose, hits = await _search(request)
     except ValidationError as exc:
-        return _page("Search", f"<h1>Find a child</h1>{_form(values, exc.message)}")
+        return page("Search", f"<h1>Find a child</h1>{_form(values, exc.message)}")
     rows = "".join(
         f'<tr><td><a href="/children/{e(h["local_id"])}?{e(urlencode({"purpose": purpose}))}">'
         f'{e(h["given_name"])} {e(h["family_name"])}</a></td><td>{e(h["dob"])}</td>'
@@ -120,10 +85,10 @@ async def page_search(request: web.Request) -> web.Response:
         for h in hits)
     table = (f"<table><tr><th>Name</th><th>Born</th><th>Area</th><th>Confidence</th></tr>"
              f"{rows}</table>" if hits else "<p>No child matches.</p>")
-    return _page("Search", f"<h1>Find a child – {e(council)}</h1>{_form(values, None)}{table}")
+    return page("Search", f"<h1>Find a child – {e(council)}</h1>{_form(values, None)}{table}")
 
 
-@require_roles(*_READERS)
+@require_roles(*CHILD_READERS)
 async def page_child(request: web.Request) -> web.Response:
     e = html.escape
     purpose, view = await _child(request)
@@ -138,7 +103,7 @@ async def page_child(request: web.Request) -> web.Response:
         for i in view["involvements"])
     hidden = (f"<p>{view['sensitive_hidden']} sensitive service(s) not shown to your role.</p>"
               if view["sensitive_hidden"] else "")
-    return _page(f"{view['given_name']} {view['family_name']}", (
+    return page(f"{view['given_name']} {view['family_name']}", (
         f'<p><a href="/search">New search</a></p>'
         f"<h1>{e(view['given_name'])} {e(view['family_name'])}</h1>"
         f"<p>Born {e(view['dob'])} · NHS {e(view['nhs_number'] or '–')} · "

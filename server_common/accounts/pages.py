@@ -40,17 +40,21 @@ def login_page(service: str, csrf: str, next_path: str, name: str = "",
         '<button type="submit">Sign in</button></form>'))
 
 
-def landing_page(service: str, who: Principal, csrf: str) -> str:
+def who_block(who: Principal, csrf: str) -> str:
+    """Who is signed in, and the sign-out button: on the landing page and on every
+    page a signed-in user starts from (the hub's search page, say)."""
     e = html.escape
     rows = [("User", who.user), ("Role", str(who.role)),
             ("Organisation", who.organisation or "–")]
     if who.council:
         rows.append(("Council", who.council))
     details = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
-    return _page(service, (
-        f"<h1>{e(service)}</h1>"
-        f'<p id="who">Signed in as <strong>{e(who.user)}</strong> ({e(str(who.role))})</p>'
-        f"<dl>{details}</dl>"
-        '<form method="post" action="/logout">'
-        f'<input type="hidden" name="csrf_token" value="{e(csrf)}">'
-        '<button type="submit">Sign out</button></form>'))
+    return (f'<p id="who">Signed in as <strong>{e(who.user)}</strong> ({e(str(who.role))})</p>'
+            f"<dl>{details}</dl>"
+            '<form method="post" action="/logout">'
+            f'<input type="hidden" name="csrf_token" value="{e(csrf)}">'
+            '<button type="submit">Sign out</button></form>')
+
+
+def landing_page(service: str, who: Principal, csrf: str) -> str:
+    return _page(service, f"<h1>{html.escape(service)}</h1>{who_block(who, csrf)}")

@@ -20,6 +20,11 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
+# Who may search for children and open a child's record (DESIGN §6): never operators
+# or auditors, whose work needs no child's details.
+CHILD_READERS = (Role.PRACTITIONER, Role.INDEX_TEAM)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The authenticated user of one request, as handlers (and the audit log) see it."""

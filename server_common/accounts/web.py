@@ -47,6 +47,7 @@ from server_common.accounts import credentials, pages
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Principal, Role
 from server_common.accounts.service import AccountService, LoginRefused
+from server_common.web import html_response
 
 log = logging.getLogger(__name__)
 
@@ -157,16 +158,6 @@ def _safe_next(value: object) -> str:
     return "/"
 
 
-def _html(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'")
-    return response
-
-
 def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef]:
     """``GET/POST /login``, ``POST /logout``, ``GET /v1/me``, and ``GET /`` if ``landing``."""
 
@@ -174,8 +165,8 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
                    error: str | None = None, code: str | None = None,
                    next_path: str = "/") -> web.Response:
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or credentials.new_secret_token()
-        response = _html(pages.login_page(request.app[_SERVICE_NAME], token, next_path,
-                                          name, error, code), status)
+        response = html_response(pages.login_page(request.app[_SERVICE_NAME], token,
+                                                  next_path, name, error, code), status)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict",
                             secure=_secure(request, config), path="/login")
         return response
@@ -224,8 +215,8 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
 
     @require_roles()
     async def home(request: web.Request) -> web.Response:
-        return _html(pages.landing_page(request.app[_SERVICE_NAME], principal(request),
-                                        csrf_token(request)))
+        return html_response(pages.landing_page(request.app[_SERVICE_NAME],
+                                                principal(request), csrf_token(request)))
 
     found = [web.get("/login", get_login), web.post("/login", post_login),
              web.post("/logout", post_logout), web.get("/v1/me", me)]

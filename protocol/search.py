@@ -1,0 +1,125 @@
+"""A practitioner's search query and how one candidate record answers it; pure.
+
+Shared by the council node (its own index) and the hub (every council's records):
+the query is validated here once, becomes an :class:`IdentityFields` whose blocking
+keys find the candidates (so a nickname, a typo, a day–month swap or a former
+surname still finds the child), and each candidate is scored with the matcher::
+
+    >>> from datetime import date
+    >>> query = SearchQuery.parse({"given_name": "Izzy", "family_name": "Okonkwo-Reily",
+    ...                            "dob": "2015-03-14"})
+    >>> child = IdentityFields("Isabella", "Okonkwo-Reilly", date(2015, 3, 14), 2)
+    >>> found = answer(query, child)
+    >>> found is not None and found.confidence > 0.5
+    True
+    >>> parse_purpose({"purpose": ""})
+    Traceback (most recent call last):
+    ...
+    protocol.errors.ValidationError: purpose: state why you are looking (3 to 200 characters)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date
+
+from protocol import identifiers
+from protocol.errors import ValidationError
+from protocol.matching import IdentityFields, blocking_keys, score
+
+QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "upn")
+# Below this total (match weight, bits) a candidate is not shown: it shares a blocking
+# key with the query but little else.
+MIN_TOTAL = -10.0
+_TEXT_MAX = 100
+
+
+def parse_purpose(params: Mapping[str, str]) -> str:
+    """Every search and view states why (DESIGN §6); it goes into the audit log."""
+    purpose = (params.get("purpose") or "").strip()
+    if not 3 <= len(purpose) <= 200:
+        raise ValidationError("purpose", "state why you are looking (3 to 200 characters)")
+    return purpose
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    given_name: str | None = None
+    family_name: str | None = None
+    dob: date | None = None
+    postcode: str | None = None
+    nhs_number: str | None = None
+    upn: str | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> SearchQuery:
+        """Validate query parameters; a bad one is a ValidationError naming it.
+
+        The fields given must be able to find a child through a blocking key: an NHS
+        number or UPN; or a date of birth with a name or a postcode; or a given name
+        with a postcode. Anything less (a family name alone) would list strangers."""
+        def text(name: str) -> str | None:
+            value = (params.get(name) or "").strip()
+            if len(value) > _TEXT_MAX:
+                raise ValidationError(name, f"longer than {_TEXT_MAX} characters")
+            return value or None
+
+        dob = text("dob")
+        postcode, nhs, upn = text("postcode"), text("nhs_number"), text("upn")
+        query = cls(
+            given_name=text("given_name"), family_name=text("family_name"),
+            dob=identifiers.parse_date(dob, "dob") if dob else None,
+            postcode=identifiers.normalise_postcode(postcode) if postcode else None,
+            nhs_number=identifiers.normalise_nhs_number(nhs) if nhs else None,
+            upn=identifiers.normalise_upn(upn) if upn else None,
+        )
+        named = bool(query.given_name or query.family_name)
+        if not (query.nhs_number or query.upn
+                or (query.dob and (named or query.postcode))
+                or (query.given_name and query.postcode)):
+            raise ValidationError(
+                "query", "give an NHS number or UPN, or a date of birth with a name or "
+                         "postcode, or a given name with a postcode")
+        return query
+
+    def fields(self) -> IdentityFields:
+        return IdentityFields(given_name=self.given_name, family_name=self.family_name,
+                              dob=self.dob, postcode=self.postcode,
+                              nhs_number=self.nhs_number, upn=self.upn)
+
+    def keys(self) -> list[str]:
+        """The blocking keys that find candidates, sorted."""
+        return sorted(blocking_keys(self.fields()))
+
+    def parameters(self) -> dict[str, str]:
+        """The fields given, as text: what the audit log records of a search."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = value.isoformat() if isinstance(value, date) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How well one candidate answers a query: 1.0 when an identifier given agrees."""
+
+    confidence: float
+    total: float
+
+
+def answer(query: SearchQuery, candidate: IdentityFields) -> Answer | None:
+    """Score ``candidate`` against ``query``; None when it must not be shown (a hard
+    rule forbids it, e.g. the query's NHS number differs, or it agrees on too little)."""
+    result = score(query.fields(), candidate)
+    if result.veto is not None:
+        return None
+    identified = bool((query.nhs_number and query.nhs_number == candidate.nhs_number)
+                      or (query.upn and query.upn == candidate.upn))
+    if identified:
+        return Answer(1.0, result.total)
+    if result.total < MIN_TOTAL:
+        return None
+    return Answer(result.probability, result.total)
