@@ -14,7 +14,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
 from national_hub.config import DEFAULT_DATABASE, HubConfig
-from national_hub.handlers import anti_entropy, audit, federation, health, links, openapi, ops
+from national_hub.handlers import (
+    anti_entropy,
+    audit,
+    federation,
+    health,
+    links,
+    openapi,
+    ops,
+    practitioner,
+)
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
 from national_hub.services.anti_entropy import AntiEntropy
@@ -25,6 +34,7 @@ from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.services.review import ReviewService
+from national_hub.services.search import HubSearch
 from national_hub.storage.anti_entropy import AntiEntropyStore
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import CouncilStore
@@ -101,6 +111,7 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
+            app[k.SEARCH] = HubSearch(pool)
             checkpoints = asyncio.create_task(
                 app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval))
             purger = asyncio.create_task(_purge_nonces(app))
@@ -121,6 +132,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(links.routes())
     app.add_routes(ops.routes())
     app.add_routes(openapi.routes())
+    app.add_routes(practitioner.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])

@@ -14,6 +14,7 @@ from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.services.review import ReviewService
+from national_hub.services.search import HubSearch
 from server_common.audit.service import AuditLog
 
 CONFIG = web.AppKey("config", HubConfig)
@@ -27,3 +28,4 @@ ROTATION = web.AppKey("rotation", KeyRotation)
 AUDIT = web.AppKey("audit", AuditLog)
 REVIEW = web.AppKey("review", ReviewService)
 ANTI_ENTROPY = web.AppKey("anti_entropy", AntiEntropy)
+SEARCH = web.AppKey("search", HubSearch)

@@ -1,0 +1,117 @@
+"""SQL of practitioner search and the child view (DESIGN §6, §8).
+
+One statement per search, whatever the number of candidates: the query's blocking
+keys → the records holding them (``record_keys_key``) → their national children →
+every live record of those children (``records_national``), each with the keys it
+matched. Indexed all the way, so it stays a few index probes at a million children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateRow:
+    """A live record of a national child that one of the query's keys reached."""
+
+    national_id: str
+    council: str
+    council_name: str
+    local_id: str
+    given_name: str
+    family_name: str
+    dob: date
+    sex: int
+    other_given_names: str | None
+    former_family_names: tuple[str, ...]
+    postcode: str | None
+    address_line: str | None
+    nhs_number: str | None
+    upn: str | None
+    shielded: bool
+    keys: tuple[str, ...]  # the query's keys this record holds (none: a sibling record)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """One council's record of a national child, as published (exact bytes)."""
+
+    council: str
+    council_name: str
+    local_id: str
+    record: bytes
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NationalChild:
+    national_id: str
+    redirect_to: str | None
+    records: tuple[HeldRecord, ...]
+
+
+class SearchStore:
+    async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
+                         max_block: int) -> list[CandidateRow]:
+        """Every live record of every national child one of whose records holds one of
+        ``keys``. A key held by more than ``max_block`` records is too common to be
+        evidence and is skipped; counting stops at ``max_block + 1``, so a huge block
+        costs no more than a small one."""
+        if not keys:
+            return []
+        rows = await conn.fetch(
+            """
+            WITH wanted AS (
+                SELECT q.key FROM unnest($1::text[]) AS q(key)
+                WHERE (SELECT count(*) FROM (SELECT 1 FROM record_keys k WHERE k.key = q.key
+                                             LIMIT $2 + 1) s) <= $2
+            ), hit AS (
+                SELECT k.council_code, k.local_id, array_agg(k.key ORDER BY k.key) AS keys
+                FROM wanted JOIN record_keys k USING (key)
+                GROUP BY k.council_code, k.local_id
+            ), children AS (
+                SELECT DISTINCT r.national_id FROM hit
+                JOIN records r USING (council_code, local_id)
+                WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
+            )
+            SELECT r.national_id, r.council_code, c.name AS council_name, r.local_id,
+                   r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
+                   r.former_family_names, r.postcode, r.address_line, r.nhs_number, r.upn,
+                   r.shielded, coalesce(hit.keys, '{}') AS keys
+            FROM children
+            JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
+            JOIN councils c ON c.code = r.council_code
+            LEFT JOIN hit ON hit.council_code = r.council_code AND hit.local_id = r.local_id
+            """, list(keys), max_block)
+        return [CandidateRow(
+            r["national_id"], r["council_code"], r["council_name"], r["local_id"],
+            r["given_name"], r["family_name"], r["dob"], r["sex"] or 0,
+            r["other_given_names"], tuple(r["former_family_names"] or ()), r["postcode"],
+            r["address_line"], r["nhs_number"], r["upn"], r["shielded"], tuple(r["keys"]))
+            for r in rows]
+
+    async def national_child(self, conn: asyncpg.Connection,
+                             national_id: str) -> NationalChild | None:
+        """The national id (and where it redirects) with every live record linked to it;
+        None for an id the hub never issued."""
+        rows = await conn.fetch(
+            """
+            SELECT n.redirect_to, r.council_code, c.name AS council_name, r.local_id,
+                   r.record, r.updated_at
+            FROM national_children n
+            LEFT JOIN records r ON r.national_id = n.national_id AND r.record IS NOT NULL
+            LEFT JOIN councils c ON c.code = r.council_code
+            WHERE n.national_id = $1
+            ORDER BY r.council_code, r.local_id
+            """, national_id)
+        if not rows:
+            return None
+        held = tuple(HeldRecord(r["council_code"], r["council_name"], r["local_id"],
+                                r["record"], r["updated_at"])
+                     for r in rows if r["council_code"] is not None)
+        return NationalChild(national_id, rows[0]["redirect_to"], held)
