@@ -117,6 +117,45 @@ SCHEMAS: dict[str, Schema] = {
         })}}),
 }
 
+_DATE: Schema = {"type": "string", "format": "date"}
+_CONTACT = _obj({"council": STR, "name": STR, "team": {"const": "index team"}},
+                description="Whose index team to contact about a shielded child")
+_SERVICE = _obj({
+    "service_type": STR, "organisation_code": _nullable(STR),
+    "organisation_name": _nullable(STR), "organisation_phone": _nullable(STR),
+    "professional_name": _nullable(STR), "professional_role": _nullable(STR),
+    "professional_phone": _nullable(STR), "professional_email": _nullable(STR),
+    "start_date": _nullable(_DATE), "end_date": _nullable(_DATE),
+    "lead_professional": BOOL, "caf_done": BOOL, "sensitive": BOOL})
+SCHEMAS.update({
+    "SearchResult": _obj({
+        "national_id": STR, "given_name": STR, "family_name": STR, "dob": _DATE, "sex": INT,
+        "confidence": NUM, "shielded": BOOL,
+        "councils": {"type": "array", "items": _obj({
+            "code": STR, "name": STR, "postcode_district": _nullable(STR)})},
+        "contact": {"type": "array", "items": _CONTACT}},
+        description="A national child; a shielded one shows no postcode district"),
+    "SearchResults": _obj({"results": {"type": "array", "items": _ref("SearchResult")}}),
+    "Service": _SERVICE,
+    "CouncilRecord": _obj(
+        {"council": STR, "council_name": STR, "local_id": STR, "updated_at": TIME,
+         "given_name": STR, "other_given_names": _nullable(STR), "family_name": STR,
+         "former_family_names": {"type": "array", "items": STR}, "dob": _DATE, "sex": INT,
+         "date_of_death": _nullable(_DATE), "nhs_number": _nullable(STR),
+         "shielded": BOOL, "withheld": BOOL},
+        {"address_line": _nullable(STR), "postcode": _nullable(STR), "upn": _nullable(STR),
+         "parent_carer": _obj({"name": _nullable(STR), "phone": _nullable(STR)}),
+         "services": {"type": "array", "items": _ref("Service")},
+         "lead_professional": _nullable(_ref("Service")), "caf_done": BOOL},
+        description="One council's record as the caller may see it: withheld (a shielded "
+                    "child, not the caller's own council's index team) leaves out the "
+                    "address, UPN, parent/carer and every service"),
+    "NationalChild": _obj({
+        "national_id": STR, "given_name": STR, "family_name": STR, "dob": _DATE, "sex": INT,
+        "shielded": BOOL, "contact": {"type": "array", "items": _CONTACT},
+        "councils": {"type": "array", "items": _ref("CouncilRecord")}}),
+})
+
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description,
@@ -189,6 +228,7 @@ def _node_endpoint(method: str, summary: str, request_body: bool) -> dict[str, A
 
 def _paths() -> dict[str, Any]:
     auditor = ["auditor"]
+    practitioners = ["practitioner", "index_team"]
     not_found = {"404": _error("Nothing of that kind exists (yet)")}
     return {
         "/healthz": _get("The process answers", _json(_ref("Liveness")),
@@ -240,6 +280,30 @@ def _paths() -> dict[str, Any]:
             roles=["operator", "index_team (own council)"], errors=not_found,
             parameters=[_path("council", "Council code"),
                         _path("local_id", "The council's local id")]),
+        "/v1/search": _get(
+            "Find a child across every council: ranked national children, each with a "
+            "confidence and only what tells children apart; every search is audited",
+            _json(_ref("SearchResults")), tag="practitioners", roles=practitioners,
+            parameters=[
+                _query("purpose", "Why you are looking (3 to 200 characters; audited)",
+                       required=True),
+                _query("given_name", "Given name (nicknames and typos are found)"),
+                _query("family_name", "Family name (a former surname is found too)"),
+                _query("dob", "Date of birth, YYYY-MM-DD (a day–month swap is found)",
+                       schema=_DATE),
+                _query("postcode", "Full postcode (never finds a shielded child)"),
+                _query("nhs_number", "NHS number"), _query("upn", "Unique pupil number")]),
+        "/v1/children/{national_id}": _get(
+            "One national child: per council, services and professionals with contacts, "
+            "the lead professional and CAF, parent/carer contact; audited",
+            _json(_ref("NationalChild")), tag="practitioners", roles=practitioners,
+            errors={**not_found, "308": {
+                "description": "A retired id: the surviving child's address, with the "
+                               "same query string",
+                "headers": {"Location": {"schema": STR}}}},
+            parameters=[_path("national_id", "The national child id"),
+                        _query("purpose", "Why you are looking (3 to 200 characters; "
+                                          "audited)", required=True)]),
         "/v1/councils/{code}/batches": _node_endpoint(
             "post", "Apply a signed batch; answers with a signed receipt", True),
         "/v1/councils/{code}/cursor": _node_endpoint(

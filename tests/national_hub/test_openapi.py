@@ -124,6 +124,17 @@ async def test_real_answers_match_the_document(hub: Hub) -> None:
                           second="2"))[0] == 400
     assert (await api.get("/openapi.json"))[0] == 200
 
+    status, found = await api.get("/v1/search", practitioner, purpose="s17 assessment",
+                                  nhs_number="9434765919")
+    assert status == 200 and found["results"][0]["given_name"] == "Amelia"
+    assert (await api.get("/v1/search", practitioner, nhs_number="9434765919"))[0] == 400
+    assert (await api.get("/v1/search", operator, purpose="checking",
+                          nhs_number="9434765919"))[0] == 403
+    child = found["results"][0]["national_id"]
+    status, view = await api.get(f"/v1/children/{child}", practitioner, purpose="s17")
+    assert status == 200 and view["councils"][0]["services"][0]["service_type"] == "school"
+    assert (await api.get("/v1/children/NC0", practitioner, purpose="s17"))[0] == 404
+
     json_paths = {p for p in document["paths"] if not p.startswith("/v1/councils/")}
     seen = {path for path, _ in api.checked}
     templated = {p for p in json_paths if "{" in p}
