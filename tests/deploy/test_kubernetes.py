@@ -1,0 +1,170 @@
+"""deploy/k8s, without a cluster: every built-in resource validates (strict: no unknown
+fields) against Kubernetes' own OpenAPI schemas via kubernetes-validate, and the pieces
+agree with each other and with the code (labels, ports, Secrets, probe paths, config
+settings the env vars name, the database the hub expects).
+
+The CloudNativePG ``Cluster`` is a custom resource whose CRD schema is not vendored
+(no package on the registries this project uses ships it), so its structure is checked
+here against the fields of CloudNativePG's ClusterSpec instead: weaker than the CRD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from national_hub.config import DEFAULT_DATABASE, ENV_PREFIX, HubConfig
+from protocol import keys
+from server_common import config as config_module
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.33"
+NOT_BUILT_IN = {("kustomize.config.k8s.io/v1beta1", "Kustomization"),
+                ("postgresql.cnpg.io/v1", "Cluster")}
+# CloudNativePG's ClusterSpec (postgresql.cnpg.io/v1) fields, from its API reference.
+CNPG_CLUSTER_SPEC = {
+    "description", "inheritedMetadata", "imageName", "imageCatalogRef", "imagePullPolicy",
+    "schedulerName", "postgresUID", "postgresGID", "instances", "minSyncReplicas",
+    "maxSyncReplicas", "postgresql", "replicationSlots", "bootstrap", "replica",
+    "superuserSecret", "enableSuperuserAccess", "certificates", "imagePullSecrets",
+    "storage", "serviceAccountTemplate", "walStorage", "ephemeralVolumeSource",
+    "startDelay", "stopDelay", "smartShutdownTimeout", "switchoverDelay", "failoverDelay",
+    "livenessProbeTimeout", "affinity", "topologySpreadConstraints", "resources",
+    "ephemeralVolumesSizeLimit", "priorityClassName", "primaryUpdateStrategy",
+    "primaryUpdateMethod", "backup", "nodeMaintenanceWindow", "monitoring",
+    "externalClusters", "logLevel", "projectedVolumeTemplate", "env", "envFrom", "managed",
+    "seccompProfile", "tablespaces", "enablePDB", "plugins", "probes",
+}
+
+
+def documents() -> list[tuple[str, dict[str, Any]]]:
+    return [(path.name, doc) for path in sorted(K8S.glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def one(kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for _, d in documents()
+             if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("name,doc", [d for d in documents()
+                                      if (d[1]["apiVersion"], d[1]["kind"]) not in NOT_BUILT_IN],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_built_in_resources_validate_against_the_kubernetes_schema(name: str,
+                                                                   doc: dict) -> None:
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    assert doc["metadata"].get("namespace", "signpost") == "signpost", name
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = one("Kustomization")["resources"]
+    assert sorted(listed) == sorted(p.name for p in K8S.glob("*.yaml")
+                                    if p.name != "kustomization.yaml")
+
+
+def test_postgres_cluster_has_a_replica_and_the_hubs_database() -> None:
+    cluster = one("Cluster")
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    spec = cluster["spec"]
+    assert set(spec) <= CNPG_CLUSTER_SPEC, set(spec) - CNPG_CLUSTER_SPEC
+    assert isinstance(spec["instances"], int) and spec["instances"] >= 2  # primary + replica
+    assert spec["bootstrap"]["initdb"]["database"] == DEFAULT_DATABASE
+    assert isinstance(spec["bootstrap"]["initdb"]["owner"], str)
+    assert spec["storage"]["size"].endswith("Gi")
+    sync = spec["postgresql"]["synchronous"]
+    assert sync["method"] in ("any", "first") and 1 <= sync["number"] < spec["instances"]
+
+
+def hub_deployment() -> dict[str, Any]:
+    return one("Deployment", "signpost-hub")
+
+
+def test_hub_runs_several_probed_limited_replicas() -> None:
+    deployment = hub_deployment()
+    assert deployment["spec"]["replicas"] >= 2
+    pod = deployment["spec"]["template"]
+    assert selects(deployment["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+    security = pod["spec"]["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] == 10001  # the image's
+    for container in pod["spec"]["initContainers"] + pod["spec"]["containers"]:
+        assert {"requests", "limits"} <= set(container["resources"]), container["name"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    [hub] = pod["spec"]["containers"]
+    assert hub["command"][:2] == ["national-hub", "serve"]
+    assert pod["spec"]["initContainers"][0]["command"] == ["national-hub", "db", "upgrade"]
+    ports = {p["name"]: p["containerPort"] for p in hub["ports"]}
+    assert hub["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert hub["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert hub[probe]["httpGet"]["port"] in ports
+        assert hub[probe]["httpGet"]["scheme"] == "HTTPS"  # the hub serves TLS itself
+
+    hpa = one("HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert 2 <= hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] \
+        <= hpa["spec"]["maxReplicas"]
+    assert selects(one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+                   pod["metadata"]["labels"])
+    service = one("Service", "signpost-hub")
+    assert selects(service["spec"]["selector"], pod["metadata"]["labels"])
+    assert all(p["targetPort"] in ports for p in service["spec"]["ports"])
+
+
+def test_hub_env_names_real_settings_and_mounted_secrets() -> None:
+    pod = hub_deployment()["spec"]["template"]["spec"]
+    [hub] = pod["containers"]
+    env = {e["name"]: e for e in hub["env"]}
+    # The database URL is CloudNativePG's app Secret for the cluster.
+    url = env["NATIONAL_HUB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert url == {"name": f"{one('Cluster')['metadata']['name']}-app", "key": "uri"}
+    # Every NATIONAL_HUB__SECTION__KEY is a real, valid setting of the hub's config.
+    settings = {name: e["value"] for name, e in env.items() if name.startswith(ENV_PREFIX + "__")}
+    config = config_module.load(HubConfig, ENV_PREFIX, None, environ=settings)
+
+    secrets = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "Secret"}
+    mounted = {}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in hub["volumeMounts"]:
+        source = volumes[mount["name"]].get("secret")
+        if source:
+            data = secrets[source["secretName"]]["stringData"]
+            mounted.update({Path(mount["mountPath"]) / key: key for key in data})
+    hub_key = config.hub.key_file
+    assert hub_key in mounted and keys.public_path_for(hub_key) in mounted
+    assert config.tls.cert_file in mounted and config.tls.key_file in mounted
+    assert secrets["signpost-hub-tls"]["type"] == "kubernetes.io/tls"
+
+
+def test_network_policies_let_through_exactly_the_federations_traffic() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for _, d in documents()
+                if d["kind"] == "NetworkPolicy"}
+    deny = policies["default-deny"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+
+    pod = hub_deployment()["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    hub_port = container["ports"][0]["containerPort"]
+    cluster = {"cnpg.io/cluster": one("Cluster")["metadata"]["name"]}
+    hub = next(p for p in policies.values() if p["podSelector"]
+               and selects(p["podSelector"]["matchLabels"], pod["metadata"]["labels"]))
+    assert [port["port"] for rule in hub["ingress"] for port in rule["ports"]] == [hub_port]
+    to_db = [rule for rule in hub["egress"]
+             if any(peer.get("podSelector", {}).get("matchLabels") == cluster
+                    for peer in rule.get("to", []))]
+    assert [port["port"] for rule in to_db for port in rule["ports"]] == [5432]
+
+    db = next(p for p in policies.values() if p["podSelector"].get("matchLabels") == cluster)
+    from_hub = [rule for rule in db["ingress"]
+                if any(selects(peer.get("podSelector", {}).get("matchLabels", {"-": "-"}),
+                               pod["metadata"]["labels"]) for peer in rule["from"])]
+    assert [port["port"] for rule in from_hub for port in rule["ports"]] == [5432]
