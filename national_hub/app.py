@@ -71,6 +71,21 @@ async def open_pool(config: HubConfig) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
+@contextlib.asynccontextmanager
+async def open_read_pool(config: HubConfig, primary: asyncpg.Pool
+                         ) -> AsyncIterator[asyncpg.Pool]:
+    """The pool for reads that may lag: a streaming replica's when ``database.read_url``
+    is set, else the primary's own."""
+    if not config.database.read_url:
+        yield primary
+        return
+    pool = await database.create_pool(config.database.read_url, config.database)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def _purge_nonces(app: web.Application) -> None:
     ttl = app[k.CONFIG].hub.nonce_ttl
     nonces = NonceStore()
@@ -93,11 +108,11 @@ def create_app(config: HubConfig) -> web.Application:
     app[k.HUB_KEY] = load_or_create_hub_key(config.hub.key_file)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with open_pool(config) as pool:
+        async with open_pool(config) as pool, open_read_pool(config, pool) as read_pool:
             async with pool.acquire() as conn:
                 await database.check_current(conn, PACKAGE)
             councils, records = CouncilStore(), RecordStore()
-            app[k.POOL] = pool
+            app[k.POOL], app[k.READ_POOL] = pool, read_pool
             app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
             app[k.COUNCILS] = CouncilService(pool, councils, HeartbeatStore())
             app[k.ROTATION] = KeyRotation(pool, councils, KeyAnnouncementStore(),

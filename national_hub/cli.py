@@ -54,11 +54,15 @@ class Context:
               envvar="NATIONAL_HUB_CONFIG", help="TOML configuration file.")
 @click.option("--database-url", envvar="NATIONAL_HUB_DATABASE_URL",
               help="PostgreSQL URL; without it an embedded server is used.")
+@click.option("--read-database-url", envvar="NATIONAL_HUB_READ_DATABASE_URL",
+              help="A streaming replica of the database for searches and child views.")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, database_url: str | None) -> None:
+def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
+         read_database_url: str | None) -> None:
     logs.setup("national-hub", "WARNING")  # serve raises this to INFO
-    ctx.obj = Context(common.load_config(HubConfig, ENV_PREFIX, config_path,
-                                         {"database": {"url": database_url}}))
+    ctx.obj = Context(common.load_config(
+        HubConfig, ENV_PREFIX, config_path,
+        {"database": {"url": database_url, "read_url": read_database_url}}))
 
 
 @main.command(help="Run the hub's HTTP server.")

@@ -46,6 +46,9 @@ class DatabaseConfig:
     """Where PostgreSQL is. With no url, an embedded server runs in ``embedded_dir``."""
 
     url: str | None = None
+    # A streaming replica of ``url`` for reads that may lag a little (the hub's search
+    # and child views). Writes, and reads that must see their own writes, use ``url``.
+    read_url: str | None = None
     embedded_dir: Path = Path(".data/pg")
     name: str = ""  # database name in the embedded server; each server sets its own default
     pool_min: int = 2

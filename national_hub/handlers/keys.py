@@ -19,6 +19,8 @@ from server_common.audit.service import AuditLog
 
 CONFIG = web.AppKey("config", HubConfig)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# Searches and child views read here: a streaming replica if configured, else POOL.
+READ_POOL = web.AppKey("read_pool", asyncpg.Pool)
 HUB_KEY = web.AppKey("hub_key", Ed25519PrivateKey)
 NODE_AUTH = web.AppKey("node_auth", NodeAuthenticator)
 INTAKE = web.AppKey("intake", BatchIntake)
