@@ -126,7 +126,7 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
-            app[k.SEARCH] = HubSearch(pool)
+            app[k.SEARCH] = HubSearch(read_pool)  # may lag: a replica if configured
             checkpoints = asyncio.create_task(
                 app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval))
             purger = asyncio.create_task(_purge_nonces(app))

@@ -52,15 +52,17 @@ class ReplicatedDatabase:
     primary_url: str
     replica_url: str
 
-    async def wait_caught_up(self, timeout: float = 30.0) -> None:
+    async def wait_caught_up(self, within: float = 30.0) -> None:
         """Until the replica has replayed everything the primary has written so far."""
         primary = await asyncpg.connect(self.primary_url)
         replica = await asyncpg.connect(self.replica_url)
         try:
             target = await primary.fetchval("SELECT pg_current_wal_lsn()")
-            async with asyncio.timeout(timeout):
-                while not await replica.fetchval(
-                        "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", target):
+            async with asyncio.timeout(within):
+                while True:
+                    if await replica.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn",
+                                              target):
+                        return
                     await asyncio.sleep(0.05)
         finally:
             await primary.close()
@@ -75,13 +77,26 @@ class ReplicatedDatabase:
             await conn.close()
 
 
+def _new_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="signpost-replica-"))
+    root.chmod(0o755)  # PostgreSQL runs as another user when we are root
+    return root
+
+
+def _owned_dir(path: Path) -> None:
+    """A folder PostgreSQL's user may write (the replica's data folder's parent too)."""
+    path.mkdir()
+    if PG_USER:
+        shutil.chown(path, PG_USER)
+        shutil.chown(path.parent, PG_USER)
+
+
 @contextlib.asynccontextmanager
 async def replicated_database(name: str) -> AsyncIterator[ReplicatedDatabase]:
     """A primary with database ``name`` and a streaming replica; URLs of both."""
     import pgserver
 
-    root = Path(tempfile.mkdtemp(prefix="signpost-replica-"))
-    root.chmod(0o755)  # PostgreSQL runs as another user when we are root
+    root = _new_root()
     replica_dir, replica_socket = root / "replica", root / "replica-socket"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,10 +106,7 @@ async def replicated_database(name: str) -> AsyncIterator[ReplicatedDatabase]:
         base = primary.get_uri()
         primary_url = await embedded_pg.ensure_database(base, name)
         socket_dir = parse_qs(urlsplit(base).query)["host"][0]
-        replica_socket.mkdir()
-        if PG_USER:
-            shutil.chown(replica_socket, PG_USER)
-            shutil.chown(root, PG_USER)
+        _owned_dir(replica_socket)
         _run([_bin("pg_basebackup"), "-h", socket_dir, "-U", "postgres", "-D",
               str(replica_dir), "-R", "-X", "stream", "-c", "fast"])
         _run([_bin("pg_ctl"), "-D", str(replica_dir), "-w", "-l", str(root / "replica.log"),
