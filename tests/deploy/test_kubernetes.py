@@ -126,6 +126,17 @@ def test_hub_env_names_real_settings_and_mounted_secrets() -> None:
     # The database URL is CloudNativePG's app Secret for the cluster.
     url = env["NATIONAL_HUB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
     assert url == {"name": f"{one('Cluster')['metadata']['name']}-app", "key": "uri"}
+    # Reads go to the cluster's read-only service, with the app Secret's credentials,
+    # through variables defined before they are used ($(VAR) expands only those).
+    cluster_name = one("Cluster")["metadata"]["name"]
+    read_url = env["NATIONAL_HUB__DATABASE__READ_URL"]["value"]
+    assert read_url == f"postgresql://$(DB_USER):$(DB_PASSWORD)@{cluster_name}-ro:5432/" \
+                       f"{DEFAULT_DATABASE}"
+    order = list(env)
+    for var, key in (("DB_USER", "username"), ("DB_PASSWORD", "password")):
+        assert env[var]["valueFrom"]["secretKeyRef"] == {"name": f"{cluster_name}-app",
+                                                          "key": key}
+        assert order.index(var) < order.index("NATIONAL_HUB__DATABASE__READ_URL")
     # Every NATIONAL_HUB__SECTION__KEY is a real, valid setting of the hub's config.
     settings = {name: e["value"] for name, e in env.items() if name.startswith(ENV_PREFIX + "__")}
     config = config_module.load(HubConfig, ENV_PREFIX, None, environ=settings)
