@@ -60,6 +60,11 @@ def test_everything_compose_references_exists_and_agrees() -> None:
     doc = compose()
     svc = services()
     assert {"postgres", "hub", "node-esx", "node-wsx", "prometheus"} <= set(svc)
+    built = [name for name, service in svc.items() if "build" in service]
+    assert built == ["hub"]  # the one image, built once; the others never pull it
+    for name, service in svc.items():
+        if service.get("image") == "signpost:local" and name != "hub":
+            assert service["pull_policy"] == "never", name
     build = svc["hub"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == \
         DEPLOY / "Dockerfile"
