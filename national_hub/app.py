@@ -17,6 +17,7 @@ from national_hub.config import DEFAULT_DATABASE, HubConfig
 from national_hub.handlers import (
     anti_entropy,
     audit,
+    audit_page,
     federation,
     health,
     links,
@@ -144,6 +145,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))
     app.add_routes(audit.routes())
+    app.add_routes(audit_page.routes())
     app.add_routes(links.routes())
     app.add_routes(ops.routes())
     app.add_routes(openapi.routes())

@@ -17,6 +17,7 @@ from national_hub.handlers import keys as k
 from protocol.errors import NotFoundError, ValidationError
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry
+from server_common.audit.service import AuditRecord
 
 
 def _b64(data: bytes) -> str:
@@ -64,10 +65,11 @@ async def get_consistency_proof(request: web.Request) -> web.Response:
     })
 
 
-@require_roles(Role.AUDITOR)
-async def get_entries(request: web.Request) -> web.Response:
-    """``?child_id=`` (every access to one child) or ``?user=`` (everything one user did)."""
-    child_id, user = request.query.get("child_id", ""), request.query.get("user", "")
+async def subject_access(request: web.Request) -> list[AuditRecord]:
+    """``?child_id=`` (every access to one child) or ``?user=`` (everything one user
+    did), the look-up itself audited first. The API and the auditor's page share it."""
+    child_id = request.query.get("child_id", "").strip()
+    user = request.query.get("user", "").strip()
     if bool(child_id) == bool(user):
         raise ValidationError("child_id", "give exactly one of child_id and user")
     audit, who = request.app[k.AUDIT], principal(request)
@@ -75,8 +77,13 @@ async def get_entries(request: web.Request) -> web.Response:
         who.user, str(who.role), who.organisation, purpose="audit", action="audit.entries",
         parameters={"child_id": child_id} if child_id else {"user": user},
         child_ids=(child_id,) if child_id else ()))
-    found = await (audit.entries_for_child(child_id) if child_id
-                   else audit.entries_by_user(user))
+    return await (audit.entries_for_child(child_id) if child_id
+                  else audit.entries_by_user(user))
+
+
+@require_roles(Role.AUDITOR)
+async def get_entries(request: web.Request) -> web.Response:
+    found = await subject_access(request)
     return web.json_response({"entries": [r.to_dict() for r in found]})
 
 
