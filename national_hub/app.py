@@ -24,6 +24,7 @@ from national_hub.handlers import (
     openapi,
     ops,
     practitioner,
+    practitioner_pages,
 )
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
@@ -138,7 +139,9 @@ def create_app(config: HubConfig) -> web.Application:
                     await task
 
     app.cleanup_ctx.append(lifecycle)
-    accounts.install(app, k.POOL, config.accounts, service="Signpost national hub")
+    # "/" is the practitioner's search page (the landing page for other roles)
+    accounts.install(app, k.POOL, config.accounts, service=practitioner_pages.SERVICE,
+                     landing=False)
     app.add_routes(federation.routes())
     app.add_routes(anti_entropy.routes())
     app.add_routes(health.routes())
@@ -150,6 +153,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(ops.routes())
     app.add_routes(openapi.routes())
     app.add_routes(practitioner.routes())
+    app.add_routes(practitioner_pages.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])

@@ -233,3 +233,33 @@ async def test_a_retired_id_redirects_to_the_surviving_child(fed: SearchFederati
         child = await followed.json()
     assert child["national_id"] == survivor
     assert {c["council"] for c in child["councils"]} == {ESX, TFW}
+
+
+async def test_pages_need_a_reader_purpose_and_an_audit(fed: SearchFederation) -> None:
+    national_id = (await search(fed, "pat", nhs_number=MOVER_NHS))[0]["national_id"]
+    child_page = f"/children/{national_id}"
+    for path in ("/", child_page):
+        status, _, resp = await get(fed, path, None, PURPOSE)
+        assert status == 303 and resp.headers["Location"].startswith("/login?next=")
+    status, body, _ = await get(fed, child_page, "olu", PURPOSE)
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, landing, _ = await get(fed, "/", "aud")  # the landing page, and no search
+    assert status == 200 and "Signed in as <strong>aud</strong>" in landing
+    assert "Find a child" not in landing and "<form method=\"get\"" not in landing
+
+    status, found, _ = await get(fed, "/", "pat", {**PURPOSE, **MOVER})
+    assert status == 200 and f'href="/children/{national_id}?purpose=s47+enquiry"' in found
+    status, form, _ = await get(fed, "/", "pat", MOVER)  # no purpose: the form says why
+    assert status == 400 and 'data-code="invalid_field"' in form and national_id not in form
+    status, ask, _ = await get(fed, child_page, "pat")
+    assert status == 200 and 'name="purpose"' in ask and "Isabella" not in ask
+    status, shown, _ = await get(fed, child_page, "pat", PURPOSE)
+    assert status == 200 and "Priya Shah" in shown and "Dana Smith" in shown
+
+    async with fed.hub.pool.acquire() as conn:
+        await conn.execute("ALTER TABLE audit_log ADD CONSTRAINT broken CHECK (false) NOT VALID")
+    status, failed, _ = await get(fed, "/", "pat", {**PURPOSE, **MOVER})
+    assert status == 503 and 'data-code="unavailable"' in failed
+    assert national_id not in failed and "Isabella" not in failed
+    status, failed, _ = await get(fed, child_page, "pat", PURPOSE)
+    assert status == 503 and "Priya Shah" not in failed and "Isabella" not in failed
