@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +23,14 @@ from local_node.services.key_rotation import KeyRotator, RotationOutcome
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.reconcile import Reconciler
+from local_node.services.retention import NodeRetention
 from local_node.services.review import ReviewService
 from local_node.services.search import SearchService
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore
 from local_node.storage.reconcile import ReconcileStore
+from local_node.storage.retention import RetentionStore
 from local_node.storage.review import ReviewStore
 from local_node.transport import connect
 from protocol import keys
@@ -104,17 +106,25 @@ def reconciler(pool: asyncpg.Pool, publisher: Publisher) -> Reconciler:
     return Reconciler(pool, ReconcileStore(), OutboxStore(), publisher)
 
 
-async def reconcile_periodically(reconcile: Reconciler, interval: float) -> None:
-    """``serve``'s anti-entropy schedule: a failure is logged and tried next time."""
+def retention_service(pool: asyncpg.Pool, config: NodeConfig) -> NodeRetention:
+    return NodeRetention(pool, RetentionStore(), OutboxStore(),
+                         AuditLog(pool, None, origin=config.audit_origin),
+                         config.retention.policy(), config.council.code)
+
+
+async def periodically(what: str, job: Callable[[], Awaitable[object]], interval: float,
+                       first_after: float = 0.0) -> None:
+    """``serve``'s schedules (reconcile, retention): a failure is logged and the job runs
+    again at its next time."""
+    await asyncio.sleep(first_after)
     while True:
-        await asyncio.sleep(interval)
         try:
-            await reconcile.reconcile()
+            await job()
         except SignpostError as exc:
-            log.error("reconcile with the hub failed",
-                      extra={"code": str(exc.code), "error": exc.message})
+            log.error(f"{what} failed", extra={"code": str(exc.code), "error": exc.message})
         except (OSError, asyncpg.PostgresError):
-            log.exception("reconcile with the hub failed")
+            log.exception(f"{what} failed")
+        await asyncio.sleep(interval)
 
 
 async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> RotationOutcome:
@@ -147,16 +157,24 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             # (Its checkpoints are not signed at the node yet: see the issue notes.)
             app[AUDIT] = practitioner_auditor(AuditLog(
                 pool, None, origin=config.audit_origin))
-            if not publish:
-                yield
-                return
-            async with open_publisher(config, pool, observer=metrics) as publisher:
-                tasks = [asyncio.create_task(publisher.run_forever(
-                    config.publisher.interval, config.publisher.heartbeat_interval))]
-                if config.reconcile.interval > 0:
-                    tasks.append(asyncio.create_task(reconcile_periodically(
-                        reconciler(pool, publisher), config.reconcile.interval)))
-                yield
+            tasks: list[asyncio.Task[None]] = []
+            if config.retention.interval > 0:
+                tasks.append(asyncio.create_task(periodically(
+                    "retention", retention_service(pool, config).run,
+                    config.retention.interval)))
+            try:
+                if not publish:
+                    yield
+                    return
+                async with open_publisher(config, pool, observer=metrics) as publisher:
+                    tasks.append(asyncio.create_task(publisher.run_forever(
+                        config.publisher.interval, config.publisher.heartbeat_interval)))
+                    if config.reconcile.interval > 0:
+                        tasks.append(asyncio.create_task(periodically(
+                            "reconcile with the hub", reconciler(pool, publisher).reconcile,
+                            config.reconcile.interval, first_after=config.reconcile.interval)))
+                    yield
+            finally:
                 for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

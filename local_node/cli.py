@@ -17,6 +17,7 @@ from local_node.app import (
     open_pool,
     open_publisher,
     reconciler,
+    retention_service,
     review_service,
     rotate_key,
 )
@@ -212,6 +213,35 @@ def reconcile(config: NodeConfig) -> None:
     if report.skipped:
         click.echo(f"skipped {len(report.skipped)} changed meanwhile or still on their way: "
                    + " ".join(report.skipped[:20]))
+
+
+@main.group(help="Retention (DESIGN §3): archive at 18 (25 for care leavers with consent, a "
+                  "year after death if sooner), purge 6 years later; see [retention].")
+def retention() -> None:
+    pass
+
+
+@retention.command("run", help="Archive and purge what is due today (or on --today), once. "
+                               "Purges are audited and queued for the hub as deletes; "
+                               "'publish' (or a running 'serve') sends them.")
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@click.pass_obj
+@_guard
+def retention_run(config: NodeConfig, today: datetime | None) -> None:
+    async def go():
+        async with open_pool(config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            return await retention_service(pool, config).run(today.date() if today else None)
+
+    report = common.run(go())
+    click.echo(f"retention as of {report.today}: {len(report.archived)} archived, "
+               f"{len(report.unarchived)} un-archived, {len(report.purged)} purged "
+               f"({len(report.withdrawn)} deletes queued for the hub)")
+    for label, ids in (("archived", report.archived), ("purged", report.purged)):
+        if ids:
+            click.echo(f"  {label}: " + " ".join(ids[:50]) + (" …" if len(ids) > 50 else ""))
 
 
 @main.group(help="The local index.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from server_common.accounts.config import AccountsConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
+from server_common.retention_config import RetentionConfig
 
 ENV_PREFIX = "LOCAL_NODE"
 
@@ -64,6 +65,7 @@ class NodeConfig:
     hub: HubSection = field(default_factory=HubSection)
     publisher: PublisherSection = field(default_factory=PublisherSection)
     reconcile: ReconcileSection = field(default_factory=ReconcileSection)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
 
     @property

@@ -35,6 +35,7 @@ from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
 from national_hub.storage.anti_entropy import AntiEntropyStore
@@ -44,7 +45,10 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.key_announcements import KeyAnnouncementStore
 from national_hub.storage.nonces import NonceStore
 from national_hub.storage.records import RecordStore
+from national_hub.storage.resolution import ResolutionStore
+from national_hub.storage.retention import HubRetentionStore
 from protocol import keys
+from protocol.errors import SignpostError
 from server_common import accounts, database
 from server_common.audit.service import AuditLog
 from server_common.metrics import HttpMetrics, metrics_route
@@ -100,6 +104,21 @@ async def _purge_nonces(app: web.Application) -> None:
             log.warning("nonce purge failed; will retry", exc_info=True)
 
 
+def retention_service(pool: asyncpg.Pool, config: HubConfig, audit: AuditLog) -> HubRetention:
+    return HubRetention(pool, CouncilStore(), HubRetentionStore(), RecordStore(),
+                        ResolutionStore(), audit, config.retention.policy())
+
+
+async def _retention_periodically(service: HubRetention, interval: float) -> None:
+    """The daily archive/purge job; a failure is logged and the job runs next time."""
+    while True:
+        try:
+            await service.run()
+        except (SignpostError, OSError, asyncpg.PostgresError):
+            log.exception("retention run failed; will run again")
+        await asyncio.sleep(interval)
+
+
 def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
@@ -131,9 +150,13 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.SEARCH] = HubSearch(read_pool)  # may lag: a replica if configured
             checkpoints = asyncio.create_task(
                 app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval))
-            purger = asyncio.create_task(_purge_nonces(app))
+            tasks = [checkpoints, asyncio.create_task(_purge_nonces(app))]
+            if config.retention.interval > 0:
+                tasks.append(asyncio.create_task(_retention_periodically(
+                    retention_service(pool, config, app[k.AUDIT]),
+                    config.retention.interval)))
             yield
-            for task in (purger, checkpoints):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

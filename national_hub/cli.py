@@ -11,7 +11,13 @@ import asyncpg
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from national_hub.app import PACKAGE, create_app, load_or_create_hub_key, open_pool
+from national_hub.app import (
+    PACKAGE,
+    create_app,
+    load_or_create_hub_key,
+    open_pool,
+    retention_service,
+)
 from national_hub.config import ENV_PREFIX, HubConfig
 from national_hub.health_table import format_table
 from national_hub.services.councils import CouncilService
@@ -397,3 +403,33 @@ def audit_checkpoint(obj: Context) -> None:
             return await AuditLog(pool, key, origin=obj.config.audit.origin).checkpoint()
 
     click.echo(common.run(go()).note, nl=False)
+
+
+@main.group(help="Retention (DESIGN §3): archive at 18 (25 for care leavers with consent, a "
+                  "year after death if sooner), purge 6 years later; see [retention].")
+def retention() -> None:
+    pass
+
+
+@retention.command("run", help="Archive and purge the records due today (or on --today), "
+                               "once, every council; purges become tombstones and are "
+                               "audited. Councils purge and send deletes themselves; this "
+                               "is the hub's own enforcement and backstop.")
+@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@click.pass_obj
+def retention_run(obj: Context, today: datetime | None) -> None:
+    async def go():
+        async with open_pool(obj.config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            audit = AuditLog(pool, None, origin=obj.config.audit.origin)
+            return await retention_service(pool, obj.config, audit).run(
+                today.date() if today else None)
+
+    report = common.run(go())
+    click.echo(f"retention as of {report.today}: {report.total('archived')} archived, "
+               f"{report.total('unarchived')} un-archived, {report.total('purged')} purged")
+    for code, result in sorted(report.councils.items()):
+        click.echo(f"  {code}: {len(result.archived)} archived, {len(result.purged)} purged"
+                   + (": " + " ".join(result.purged[:50]) if result.purged else ""))

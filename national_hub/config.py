@@ -8,6 +8,7 @@ from pathlib import Path
 from server_common.accounts.config import AccountsConfig
 from server_common.audit.config import AuditConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
+from server_common.retention_config import RetentionConfig
 
 ENV_PREFIX = "NATIONAL_HUB"
 DEFAULT_DATABASE = "signpost_hub"
@@ -75,3 +76,4 @@ class HubConfig:
     health: HealthSection = field(default_factory=HealthSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)

@@ -62,6 +62,7 @@ def node_config(code: str, url: str, data_dir: Path, hub: Hub | None, hub_url: s
         "hub": {"url": hub_url or (hub.url if hub else "http://127.0.0.1:9"),
                 "public_key_file": str(hub.public_key_file) if hub else None, "timeout": "10s"},
         "publisher": {"batch_size": 200, "max_backoff": "0.5s", **publisher},
+        "retention": {"interval": "0s"},  # tests drive retention with a date of their choosing
     }, environ={})
 
 

@@ -39,6 +39,8 @@ def hub_config(url: str, data_dir: Path, health: dict[str, object] | None = None
         "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), "predecessor_wait": "0.5s",
                 **hub},
         "health": health or {},
+        # tests drive retention with a date of their choosing, never the real clock
+        "retention": {"interval": "0s"},
         "tls": tls or {},
     }, environ={})
 

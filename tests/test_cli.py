@@ -42,9 +42,11 @@ def test_every_command_has_help() -> None:
     for tool, commands in {
         "national-hub": [[], ["serve"], ["db", "upgrade"], ["councils", "add"],
                          ["councils", "list"], ["keys", "revoke"], ["links", "export"],
-                         ["status"], ["model", "train"], ["model", "list"]],
+                         ["status"], ["model", "train"], ["model", "list"],
+                         ["retention", "run"]],
         "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],
-                       ["ingest"], ["publish"], ["reconcile"], ["index", "export"], ["status"]],
+                       ["ingest"], ["publish"], ["reconcile"], ["retention", "run"],
+                       ["index", "export"], ["status"]],
     }.items():
         for command in commands:
             result = run([script(tool), *command, "--help"], dict(os.environ))

@@ -52,9 +52,11 @@ class SearchService:
             found = await self.children.find(
                 conn, nhs=[query.nhs_number] if query.nhs_number else [],
                 upn=[query.upn] if query.upn else [], name_dob=[], keys=query.keys())
+            # archived (adults now, DESIGN §3): kept until purged, no longer searched
+            archived = await self.children.archived_among(conn, [c.local_id for c in found])
         hits = []
         for child in found:
-            if child.merged_into is not None:
+            if child.merged_into is not None or child.local_id in archived:
                 continue
             found_answer = answer(query, child_fields(child))
             if found_answer is not None:
@@ -72,7 +74,9 @@ class SearchService:
             if child.merged_into is not None:
                 return {"redirect": child.merged_into}
             invs = (await self.children.involvements_of(conn, [local_id])).get(local_id, [])
+            archived = (await self.children.archived_among(conn, [local_id])).get(local_id)
         return {
+            "archived_on": archived.isoformat() if archived else None,
             "local_id": child.local_id, "given_name": child.given_name,
             "other_given_names": child.other_given_names, "family_name": child.family_name,
             "former_family_names": list(child.former_family_names or []),

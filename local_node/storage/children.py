@@ -291,3 +291,11 @@ class ChildStore:
         for r in rows:
             out.setdefault(r["local_id"], []).append(r)
         return out
+
+    async def archived_among(self, conn: asyncpg.Connection,
+                             local_ids: list[str]) -> dict[str, date]:
+        """Those of these children archived by the retention job, with the day."""
+        rows = await conn.fetch("SELECT local_id, archived_on FROM children"
+                                " WHERE archived_on IS NOT NULL AND local_id = ANY($1::text[])",
+                                local_ids)
+        return {r["local_id"]: r["archived_on"] for r in rows}

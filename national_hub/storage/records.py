@@ -118,7 +118,7 @@ class RecordStore:
                 postcode = NULL, nhs_number = NULL, upn = NULL, shielded = false,
                 national_id = NULL, link_status = NULL, other_given_names = NULL,
                 former_family_names = NULL, address_line = NULL, fingerprint = NULL,
-                updated_at = now()
+                archived_on = NULL, updated_at = now()
             """,
             council, batch_seq, list(ids), list(versions),
         )

@@ -1,0 +1,79 @@
+"""Retention (DESIGN §3): when a child's record is archived and when it is purged.
+
+A record is **archived** when the child turns 18 (25 for a care leaver who consented
+to sharing), or one year after the child's death if that comes first; it is
+**purged** six years after it was archived. Ages, years and the services that mark a
+care leaver are configuration; node and hub apply the same rules to the same fields.
+
+A birthday on 29 February falls on 1 March in a year without one (the age is
+reached at the start of the anniversary, and there is no 29 February).
+
+    >>> policy = RetentionPolicy()
+    >>> policy.archive_on(date(2008, 2, 29), None, care_leaver=False)
+    datetime.date(2026, 3, 1)
+    >>> policy.purge_on(date(2008, 5, 1), None, care_leaver=False)
+    datetime.date(2032, 5, 1)
+    >>> policy.archive_on(date(2015, 1, 1), date(2020, 6, 30), care_leaver=False)
+    datetime.date(2021, 6, 30)
+    >>> policy.state(date(2008, 5, 1), None, False, today=date(2026, 5, 1))
+    'archived'
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+LIVE, ARCHIVED, PURGE = "live", "archived", "purge"
+
+
+def add_years(day: date, years: int) -> date:
+    """The same day ``years`` later; 29 February becomes 1 March in a common year."""
+    year = day.year + years
+    if day.month == 2 and day.day == 29 and not calendar.isleap(year):
+        return date(year, 3, 1)
+    return day.replace(year=year)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    archive_age: int = 18
+    care_leaver_archive_age: int = 25
+    purge_after_years: int = 6
+    live_after_death_years: int = 1
+    # An involvement of one of these service types, with recorded consent, marks a
+    # care leaver (kept live until care_leaver_archive_age).
+    care_leaver_services: tuple[str, ...] = ("leaving_care",)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.archive_age <= self.care_leaver_archive_age:
+            raise ValueError("archive_age must be positive and at most care_leaver_archive_age")
+        if self.purge_after_years < 0 or self.live_after_death_years < 0:
+            raise ValueError("purge_after_years and live_after_death_years must not be negative")
+
+    def is_care_leaver(self, involvements: Iterable[tuple[str, bool]]) -> bool:
+        """True if any (service_type, consent) pair is a care-leaving service with consent."""
+        return any(consent and service in self.care_leaver_services
+                   for service, consent in involvements)
+
+    def archive_on(self, dob: date, date_of_death: date | None, *, care_leaver: bool) -> date:
+        age = self.care_leaver_archive_age if care_leaver else self.archive_age
+        when = add_years(dob, age)
+        if date_of_death is not None:
+            when = min(when, add_years(date_of_death, self.live_after_death_years))
+        return when
+
+    def purge_on(self, dob: date, date_of_death: date | None, *, care_leaver: bool) -> date:
+        return add_years(self.archive_on(dob, date_of_death, care_leaver=care_leaver),
+                         self.purge_after_years)
+
+    def state(self, dob: date, date_of_death: date | None, care_leaver: bool, *,
+              today: date) -> str:
+        """``live``, ``archived`` or ``purge`` (due to be purged) on ``today``."""
+        if self.purge_on(dob, date_of_death, care_leaver=care_leaver) <= today:
+            return PURGE
+        if self.archive_on(dob, date_of_death, care_leaver=care_leaver) <= today:
+            return ARCHIVED
+        return LIVE
