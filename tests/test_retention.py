@@ -22,6 +22,7 @@ from local_node.storage.children import ChildStore
 from local_node.storage.outbox import OutboxStore
 from national_hub.app import create_app as hub_app
 from national_hub.app import retention_service as hub_retention
+from national_hub.storage.search import SearchStore
 from server_common.audit.service import AuditLog
 from server_common.config import Duration
 from server_common.retention_config import RetentionConfig
@@ -99,6 +100,12 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         held = await _hub_rows(hub)
         assert held[ada][2] == date(2026, 5, 1) and held[dee][2] == date(2021, 6, 30)
         assert held[ben][2] is None and held[eve][2] is None
+        # ... and the hub's practitioner search no longer reaches archived records.
+        async with hub.pool.acquire() as conn:
+            keys = [r["key"] for r in await conn.fetch(
+                "SELECT key FROM record_keys WHERE local_id = ANY($1::text[])", [ada, ben])]
+            reached = {c.local_id for c in await SearchStore().candidates(conn, keys, 200)}
+        assert ben in reached and ada not in reached
 
         # Archived children leave practitioner search; the others are still found.
         search = SearchService(node.pool, ChildStore())

@@ -78,6 +78,7 @@ class SearchStore:
                 SELECT DISTINCT r.national_id FROM hit
                 JOIN records r USING (council_code, local_id)
                 WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
+                  AND r.archived_on IS NULL  -- archived by retention: adults now
             )
             SELECT r.national_id, r.council_code, c.name AS council_name, r.local_id,
                    r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
@@ -85,6 +86,7 @@ class SearchStore:
                    r.shielded, coalesce(hit.keys, '{}') AS keys
             FROM children
             JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
+                          AND r.archived_on IS NULL
             JOIN councils c ON c.code = r.council_code
             LEFT JOIN hit ON hit.council_code = r.council_code AND hit.local_id = r.local_id
             """, list(keys), max_block)
@@ -105,6 +107,7 @@ class SearchStore:
                    r.record, r.updated_at
             FROM national_children n
             LEFT JOIN records r ON r.national_id = n.national_id AND r.record IS NOT NULL
+                               AND r.archived_on IS NULL
             LEFT JOIN councils c ON c.code = r.council_code
             WHERE n.national_id = $1
             ORDER BY r.council_code, r.local_id
