@@ -138,7 +138,8 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
         linked = sum(1 for line in links.read_text().splitlines()[1:] if line.endswith(",linked"))
         click.echo(f"\n{linked} council records are linked to a child known in another "
                    "council (the movers).")
-        click.echo(f"\nhub        {hub_url}   (/healthz, /readyz; nodes use /v1/councils/…)")
+        click.echo(f"\nhub        {hub_url}   (/ to search every council, /ops, /healthz, "
+                   "/readyz; nodes use /v1/councils/…)")
         for code, name in COUNCILS.items():
             click.echo(f"{name:<18} http://127.0.0.1:{NODE_PORTS[code]}   "
                        "(/search for practitioners, /healthz, /readyz)")

@@ -19,7 +19,7 @@ from national_hub.handlers.practitioner import redirect_path, search, view
 from national_hub.services.search import ChildHit, Redirect
 from protocol.errors import SignpostError, ValidationError
 from protocol.search import QUERY_FIELDS, parse_purpose
-from server_common.accounts import csrf_token, principal, require_roles
+from server_common.accounts import Role, csrf_token, principal, require_roles
 from server_common.accounts.pages import who_block
 from server_common.accounts.principal import CHILD_READERS
 from server_common.practitioner_pages import error_message, page, query_values, search_form
@@ -55,8 +55,11 @@ def _result(hit: ChildHit, purpose: str) -> str:
 async def home(request: web.Request) -> web.Response:
     """The search page for practitioners and index teams; the landing page for others."""
     header = _header(request)
-    if principal(request).role not in CHILD_READERS:
-        return page(SERVICE, f"<h1>{e(SERVICE)}</h1>{header}")
+    role = principal(request).role
+    if role not in CHILD_READERS:
+        where = {Role.OPERATOR: '<p><a href="/ops">Federation health</a></p>',
+                 Role.AUDITOR: '<p><a href="/audit">Who looked at which child</a></p>'}
+        return page(SERVICE, f"<h1>{e(SERVICE)}</h1>{header}{where.get(role, '')}")
     values = query_values(request)
     title = "<h1>Find a child – every council</h1>"
     if not any(values[k] for k in QUERY_FIELDS):

@@ -246,6 +246,7 @@ async def test_pages_need_a_reader_purpose_and_an_audit(fed: SearchFederation) -
     status, landing, _ = await get(fed, "/", "aud")  # the landing page, and no search
     assert status == 200 and "Signed in as <strong>aud</strong>" in landing
     assert "Find a child" not in landing and "<form method=\"get\"" not in landing
+    assert 'href="/audit"' in landing  # where an auditor's work is
 
     status, found, _ = await get(fed, "/", "pat", {**PURPOSE, **MOVER})
     assert status == 200 and f'href="/children/{national_id}?purpose=s47+enquiry"' in found
