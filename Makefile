@@ -25,9 +25,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-## make bench: publish throughput of one council of 246,000 children, with peak memory.
+## make bench: publish throughput of one council of 246,000 children, with peak memory;
+## then practitioner search at 1,000,000 children with 32 concurrent clients.
 bench: $(STAMP)
 	$(BIN)/python -m bench.publish
+	$(BIN)/python -m bench.search
 
 clean:
 	rm -rf .data bench-out

@@ -1,0 +1,362 @@
+"""Practitioner search at a million children, 32 concurrent clients (DESIGN §10).
+
+Loads a hub with ``--children`` synthetic children (the generator's truth: one
+national child per person, a mover's two council records sharing it), then runs the
+real hub (``national-hub serve``, ``--hubs`` processes on one database) and 32
+clients over HTTP with bearer tokens, each a practitioner searching with a purpose:
+exact names, nicknames, typos, day–month swaps, NHS numbers, names with a postcode.
+Every search is audited by the hub before it answers. Prints p50/p95/p99 latency,
+searches/s, how often the child searched for came first, and the audit entries
+written (target: p99 < 50 ms, ≥ 1,000 searches/s).
+
+Loading goes round the batch endpoint (a million signed records would take the
+publish benchmark's time again): the rows are what batch intake writes — the exact
+record bytes and columns of ``RecordStore``, blocking keys from
+``protocol.matching.blocking_keys``, ids from ``new_national_id`` — copied in with
+COPY, ``record_keys``' indexes rebuilt afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import click
+from tqdm import tqdm
+
+import synthetic
+from national_hub.app import PACKAGE as HUB_PACKAGE
+from national_hub.services.councils import CouncilService
+from national_hub.services.linking import new_national_id
+from national_hub.storage.councils import CouncilStore
+from national_hub.storage.heartbeats import HeartbeatStore
+from protocol import encoding, keys
+from protocol.matching import UK_DIMINUTIVES, IdentityFields, blocking_keys
+from protocol.records import ChildRecord, Involvement
+from server_common import database, embedded_pg
+from server_common.accounts import AccountsConfig, Role
+from server_common.accounts.service import AccountService
+from server_common.readiness import wait_ready
+
+# Five councils the generator knows, five it gives generic areas; loaded two at a time
+# (movers go between the two of a round).
+COUNCILS = ["E10000011", "E06000020", "E10000032", "E06000051", "E06000043",
+            "E08000025", "E08000035", "E06000018", "E10000019", "E06000023"]
+BASE_PORT = 8491
+RECORD_COLUMNS = ("council_code", "local_id", "version", "record", "digest", "batch_seq",
+                  "given_name", "family_name", "dob", "sex", "postcode", "nhs_number", "upn",
+                  "shielded", "national_id", "link_status", "other_given_names",
+                  "former_family_names", "address_line")
+NICKNAMES = {formal.lower(): short for short, formals in UK_DIMINUTIVES.items()
+             for formal in formals}
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _involvements(presence: synthetic.Presence) -> tuple[Involvement, ...]:
+    found = []
+    if presence.school is not None:
+        s = presence.school
+        found.append(Involvement("school", s.urn, s.name, s.phone,
+                                 start_date=presence.school_start, end_date=presence.school_end))
+    if presence.practice is not None:
+        p = presence.practice
+        found.append(Involvement("gp", p.ods_code, p.name, p.phone,
+                                 start_date=presence.registered_from,
+                                 end_date=presence.registered_to))
+    for inv in presence.services:
+        if inv.sensitive and not inv.consent:
+            continue  # a node never publishes it
+        kind = inv.service.kind
+        found.append(Involvement(
+            kind.service_type, inv.service.organisation_code, inv.service.name,
+            professional_name=inv.professional.name, professional_role=kind.role,
+            professional_phone=inv.professional.phone,
+            professional_email=inv.professional.email, start_date=inv.start,
+            end_date=inv.end, lead_professional=inv.lead, caf_done=inv.caf,
+            sensitive=inv.sensitive, consent=bool(inv.consent)))
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    params: dict[str, str]
+    national_id: str
+
+
+def _queries(rng: random.Random, record: ChildRecord, national_id: str) -> Query:
+    """One practitioner's search for this child, with the noise practitioners bring."""
+    dob = record.dob.isoformat()
+    given, family = record.given_name, record.family_name
+    kind = rng.randrange(6)
+    if kind == 1 and given.lower() in NICKNAMES:
+        given = NICKNAMES[given.lower()]
+    elif kind == 2 and len(family) > 3:
+        i = rng.randrange(1, len(family) - 2)
+        family = family[:i] + family[i + 1] + family[i] + family[i + 2:]
+    elif kind == 3 and record.dob.day <= 12 and record.dob.day != record.dob.month:
+        dob = date(record.dob.year, record.dob.day, record.dob.month).isoformat()
+    elif kind == 4 and record.nhs_number:
+        return Query({"nhs_number": record.nhs_number}, national_id)
+    elif kind == 5 and record.postcode and not record.shielded:
+        return Query({"given_name": given, "dob": dob, "postcode": record.postcode},
+                     national_id)
+    return Query({"given_name": given, "family_name": family, "dob": dob}, national_id)
+
+
+class Loader:
+    """Builds the hub's rows from the generator, round by round, and copies them in."""
+
+    def __init__(self, conn: asyncpg.Connection, seed: int) -> None:
+        self.conn = conn
+        self.rng = random.Random(seed)
+        self.nhs_seen: set[str] = set()
+        self.queries: list[Query] = []
+        self.records = self.keys = 0
+
+    def _rows(self, population: synthetic.Population
+              ) -> tuple[list[tuple[object, ...]], list[tuple[str, str, str]], list[str]]:
+        records: list[tuple[object, ...]] = []
+        key_rows: list[tuple[str, str, str]] = []
+        national_ids: list[str] = []
+        for person in population.persons:
+            national_id = new_national_id()
+            national_ids.append(national_id)
+            nhs: str | None = person.nhs_number
+            if person.nhs_number in self.nhs_seen:  # rounds are generated apart: keep
+                nhs = None                            # numbers unique
+            else:
+                self.nhs_seen.add(person.nhs_number)
+            status = "linked" if len(person.presences) > 1 else "single"
+            for presence in person.presences:
+                local_id = f"L{person.index:07d}-{len(records)}"
+                record = ChildRecord(
+                    local_id=local_id, given_name=person.given_name,
+                    family_name=presence.family_name, dob=person.dob, sex=person.sex,
+                    other_given_names=person.other_given_names,
+                    former_family_names=((presence.former_family_name,)
+                                         if presence.former_family_name else ()),
+                    address_line=presence.address_line, postcode=presence.postcode,
+                    nhs_number=nhs, upn=presence.upn, shielded=presence.shielded,
+                    involvements=_involvements(presence))
+                data = encoding.pack(record.to_wire())
+                records.append((presence.council, local_id, 1, data, encoding.sha256_hex(data),
+                                1, record.given_name, record.family_name, record.dob,
+                                record.sex, record.postcode, record.nhs_number, record.upn,
+                                record.shielded, national_id, status,
+                                record.other_given_names, list(record.former_family_names),
+                                record.address_line))
+                key_rows.extend((presence.council, local_id, k)
+                                for k in blocking_keys(IdentityFields.from_record(record)))
+                if self.rng.random() < 0.02:
+                    self.queries.append(_queries(self.rng, record, national_id))
+        return records, key_rows, national_ids
+
+    async def load_round(self, councils: list[str], per_council: int, seed: int) -> None:
+        population = synthetic.generate_population(councils, per_council, seed)
+        records, key_rows, national_ids = self._rows(population)
+        del population
+        await self.conn.copy_records_to_table(
+            "national_children", records=[(n,) for n in national_ids], columns=["national_id"])
+        await self.conn.copy_records_to_table("bench_records", records=records,
+                                              columns=RECORD_COLUMNS)
+        await self.conn.copy_records_to_table("record_keys", records=key_rows,
+                                              columns=["council_code", "local_id", "key"])
+        self.records += len(records)
+        self.keys += len(key_rows)
+
+
+async def _load(url: str, children: int, seed: int) -> list[Query]:
+    conn = await asyncpg.connect(url)
+    try:
+        await database.upgrade(conn, HUB_PACKAGE)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        assert pool is not None
+        service = CouncilService(pool, CouncilStore(), HeartbeatStore())
+        for code in COUNCILS:
+            await service.enrol(code, code, keys.public_pem(keys.generate().public_key()))
+        await pool.close()
+
+        # record_keys is indexed after the load (one sort each, not 20 million inserts)
+        constraints = await conn.fetch(
+            "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint"
+            " WHERE conrelid = 'record_keys'::regclass AND contype = 'p'")
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'record_keys'"
+            " AND indexname NOT IN (SELECT conname FROM pg_constraint"
+            " WHERE conrelid = 'record_keys'::regclass)")
+        for c in constraints:
+            await conn.execute(f"ALTER TABLE record_keys DROP CONSTRAINT {c['conname']}")
+        for i in indexes:
+            await conn.execute(f"DROP INDEX {i['indexname']}")
+        await conn.execute("CREATE UNLOGGED TABLE bench_records (LIKE records INCLUDING DEFAULTS)")
+
+        loader = Loader(conn, seed)
+        rounds = [COUNCILS[i:i + 2] for i in range(0, len(COUNCILS), 2)]
+        per_council = max(1, children // (2 * len(rounds)))
+        with tqdm(total=children, desc="children", unit="child") as bar:
+            for n, pair in enumerate(rounds):
+                await loader.load_round(pair, per_council, seed + n)
+                bar.update(2 * per_council)
+        started = time.perf_counter()
+        click.echo(f"copied {loader.records:,} records, {loader.keys:,} blocking keys; "
+                   "indexing…")
+        await conn.execute("SET maintenance_work_mem = '512MB'")
+        cols = ", ".join(RECORD_COLUMNS)
+        await conn.execute(
+            f"INSERT INTO records ({cols}, fingerprint) SELECT {cols}, record_fingerprint("
+            "given_name, family_name, dob, sex, postcode, nhs_number, upn, shielded,"
+            " other_given_names, former_family_names, address_line) FROM bench_records")
+        await conn.execute("DROP TABLE bench_records")
+        for c in constraints:
+            await conn.execute(f"ALTER TABLE record_keys ADD CONSTRAINT {c['conname']} "
+                               f"{c['def']}")
+        for i in indexes:
+            await conn.execute(i["indexdef"])
+        await conn.execute("ANALYZE")
+        click.echo(f"indexed in {time.perf_counter() - started:.0f} s")
+        return loader.queries
+    finally:
+        await conn.close()
+
+
+async def _tokens(url: str, clients: int) -> list[str]:
+    async with asyncpg.create_pool(url, min_size=1, max_size=2) as pool:
+        accounts = AccountService(pool, AccountsConfig())
+        tokens = []
+        for i in range(clients):
+            await accounts.add_user(f"bench{i:02d}", Role.PRACTITIONER, organisation="Bench")
+            tokens.append((await accounts.create_token(f"bench{i:02d}"))[0])
+        return tokens
+
+
+@dataclass
+class Run:
+    latencies: list[float]
+    errors: dict[int, int]
+    first: int  # searches whose first result was the child searched for
+    found: int  # searches that listed the child at all
+    seconds: float
+
+
+async def _clients(urls: list[str], tokens: list[str], queries: list[Query],
+                   seconds: float, warmup: float) -> Run:
+    run = Run([], {}, 0, 0, seconds)
+    deadline_warm = time.perf_counter() + warmup
+    deadline = deadline_warm + seconds
+    connector = aiohttp.TCPConnector(limit=len(tokens))
+
+    async def client(n: int, http: aiohttp.ClientSession) -> None:
+        rng = random.Random(n)
+        headers = {"Authorization": f"Bearer {tokens[n]}"}
+        while (now := time.perf_counter()) < deadline:
+            query = rng.choice(queries)
+            started = time.perf_counter()
+            async with http.get(f"{urls[n % len(urls)]}/v1/search", headers=headers,
+                                params={"purpose": "bench: section 17 enquiry",
+                                        **query.params}) as resp:
+                body = await resp.json() if resp.status == 200 else None
+            elapsed = time.perf_counter() - started
+            if now < deadline_warm:
+                continue
+            if body is None:
+                run.errors[resp.status] = run.errors.get(resp.status, 0) + 1
+                continue
+            run.latencies.append(elapsed)
+            ids = [r["national_id"] for r in body["results"]]
+            run.first += bool(ids) and ids[0] == query.national_id
+            run.found += query.national_id in ids
+
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(client(n, http) for n in range(len(tokens))))
+    return run
+
+
+def _ms(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] * 1000
+
+
+@click.command(help=__doc__)
+@click.option("--children", default=1_000_000, show_default=True)
+@click.option("--clients", default=32, show_default=True)
+@click.option("--hubs", default=2, show_default=True,
+              help="Hub processes on the one database (clients spread over them).")
+@click.option("--seconds", default=30.0, show_default=True, help="Measured time.")
+@click.option("--warmup", default=5.0, show_default=True)
+@click.option("--seed", default=11, show_default=True)
+@click.option("--data-dir", default=".data/bench-search", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def main(children: int, clients: int, hubs: int, seconds: float, warmup: float, seed: int,
+         data_dir: Path) -> None:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    base = embedded_pg.start(data_dir / "pg")
+    url = asyncio.run(embedded_pg.ensure_database(base, "bench_search_hub"))
+    started = time.perf_counter()
+    queries = asyncio.run(_load(url, children, seed))
+    click.echo(f"loaded the hub in {time.perf_counter() - started:.0f} s; "
+               f"{len(queries):,} distinct searches to draw from")
+    tokens = asyncio.run(_tokens(url, clients))
+
+    env = dict(os.environ) | {
+        "NATIONAL_HUB_DATABASE_URL": url,
+        "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
+        "NATIONAL_HUB__DATABASE__POOL_MAX": str(max(4, clients // hubs + 2)),
+    }
+    servers, urls = [], []
+    try:
+        for n in range(hubs):
+            port = BASE_PORT + n
+            servers.append(subprocess.Popen(
+                [_bin("national-hub"), "serve"], env=env | {
+                    "NATIONAL_HUB__SERVER__PORT": str(port)},
+                stderr=(data_dir / f"hub-{n}.log").open("wb"), stdout=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+        for u in urls:
+            wait_ready(u, timeout=120)
+        audited_before = asyncio.run(_audit_size(url))
+        run = asyncio.run(_clients(urls, tokens, queries, seconds, warmup))
+        audited = asyncio.run(_audit_size(url)) - audited_before
+    finally:
+        for proc in servers:
+            proc.terminate()
+        for proc in servers:
+            proc.wait(timeout=30)
+    done = len(run.latencies)
+    if not done:
+        raise click.ClickException(f"no search succeeded: {run.errors}; see {data_dir}/hub-*.log")
+    click.echo(f"\n== practitioner search, {children:,} children, {clients} clients, "
+               f"{hubs} hub process(es) (target p99 < 50 ms, ≥ 1,000 searches/s)")
+    click.echo(f"searches       {done:,} in {seconds:.0f} s (after {warmup:.0f} s warm-up), "
+               f"errors {run.errors or 0}")
+    click.echo(f"throughput     {done / seconds:,.0f} searches/s")
+    click.echo(f"latency        p50 {_ms(run.latencies, 0.5):.1f} ms, "
+               f"p95 {_ms(run.latencies, 0.95):.1f} ms, p99 {_ms(run.latencies, 0.99):.1f} ms")
+    click.echo(f"quality        child first {run.first / done:.1%}, listed {run.found / done:.1%}")
+    click.echo(f"audited        {audited:,} entries written (warm-up included)")
+
+
+async def _audit_size(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT next_seq FROM audit_head"))
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    main()
