@@ -210,6 +210,9 @@ def reconcile(config: NodeConfig) -> None:
         click.echo(f"  {repair.op} {repair.local_id} version {repair.version} ({repair.reason})")
     counts = ", ".join(f"{n} {reason}" for reason, n in sorted(report.counts().items()))
     click.echo(f"republished {len(report.repairs)} record(s)" + (f": {counts}" if counts else ""))
+    if report.refused:
+        click.echo(f"not sent again: {len(report.refused)} record(s) the hub rejected as "
+                   "invalid (see publish_rejections): " + " ".join(report.refused[:20]))
     if report.skipped:
         click.echo(f"skipped {len(report.skipped)} changed meanwhile or still on their way: "
                    + " ".join(report.skipped[:20]))

@@ -17,6 +17,7 @@ import synthetic
 from local_node.app import create_app, reconciler
 from local_node.config import ReconcileSection
 from local_node.services.reconcile import plan_repair
+from protocol import encoding
 from protocol.anti_entropy import DAMAGED, DELETED, LIVE, HeldEntry
 from server_common.config import Duration
 from tests.federation import Hub, Node, running_hub, running_node
@@ -174,6 +175,30 @@ async def test_a_child_changed_while_reconciling_is_left_to_the_publisher(
             report = await service.reconcile()
         assert report.skipped == [ids[0]]
         assert [(r.local_id, r.reason) for r in report.repairs] == [(ids[1], "missing")]
+
+
+async def test_a_record_the_hub_rejected_is_not_sent_again(
+        make_database, tmp_path: Path, feeds: Path) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        ids = await _published(node, feeds)
+        # A node bug publishes bytes the hub refuses (an NHS number failing its check).
+        async with node.pool.acquire() as conn, conn.transaction():
+            version, data = await conn.fetchrow(
+                "SELECT version, record FROM outbox WHERE local_id = $1 AND op = 'upsert'"
+                " ORDER BY id DESC LIMIT 1", ids[0])
+            bad = encoding.pack(encoding.unpack(data) | {"nhs_number": "9434765918"})
+            await conn.execute("INSERT INTO outbox (local_id, version, op, record, digest)"
+                               " VALUES ($1, $2, 'upsert', $3, $4)", ids[0], version + 1, bad,
+                               encoding.sha256_hex(bad))
+            await conn.execute("UPDATE children SET published_version = $2,"
+                               " published_digest = $3 WHERE local_id = $1", ids[0],
+                               version + 1, encoding.sha256_hex(bad))
+        assert (await node.publish()).records_rejected == 1
+        for _ in range(2):
+            async with node.publisher() as publisher:
+                report = await reconciler(node.pool, publisher).reconcile()
+            assert report.refused == [ids[0]] and report.repairs == []
 
 
 async def test_serve_reconciles_on_its_schedule(make_database, tmp_path: Path,

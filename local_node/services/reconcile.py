@@ -92,6 +92,9 @@ class ReconcileReport:
     # changed at the node while this ran, or with ops still on their way: left to the
     # publisher (and the next reconcile)
     skipped: list[str] = field(default_factory=list)
+    # the hub rejected the version the node published (see publish_rejections): left
+    # for the index team to fix at source, not sent again
+    refused: list[str] = field(default_factory=list)
     published: PublishReport | None = None
 
     def counts(self) -> dict[str, int]:
@@ -148,12 +151,16 @@ class Reconciler:
             now = await self.store.lock_published(conn, candidates)
             busy = await self.store.unsettled(conn, candidates)
             used = await self.store.highest_versions(conn, candidates)
+            refused = await self.store.refused(conn, candidates)
             repairs: list[Repair] = []
             for local_id in candidates:
                 version, digest = now.get(local_id, (0, None))
                 current = (version, digest) if digest is not None else None
                 if local_id in busy or current != expected.get(local_id):
                     report.skipped.append(local_id)
+                    continue
+                if current is not None and local_id in refused:
+                    report.refused.append(local_id)
                     continue
                 repair = plan_repair(current, held.get(local_id), used.get(local_id, 0))
                 if repair is not None:

@@ -38,6 +38,17 @@ class ReconcileStore:
         )
         return {r["local_id"] for r in rows}
 
+    async def refused(self, conn: asyncpg.Connection, local_ids: list[str]) -> set[str]:
+        """Those of these children whose published version the hub rejected as invalid:
+        sending the same bytes again would only be rejected again."""
+        rows = await conn.fetch(
+            "SELECT DISTINCT c.local_id FROM children c"
+            " JOIN outbox o ON o.local_id = c.local_id AND o.version = c.published_version"
+            " JOIN publish_rejections r ON r.seq = o.batch_seq AND r.local_id = o.local_id"
+            " WHERE c.local_id = ANY($1::text[])", local_ids,
+        )
+        return {r["local_id"] for r in rows}
+
     async def highest_versions(self, conn: asyncpg.Connection,
                                local_ids: list[str]) -> dict[str, int]:
         """The highest version this node ever used for each of these local ids."""
