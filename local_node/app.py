@@ -36,7 +36,7 @@ from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
 from protocol.errors import SignpostError
-from server_common import accounts, database
+from server_common import accounts, database, ratelimit
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
@@ -143,7 +143,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = NodeMetrics(registry, OutboxStore())
     app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware, accounts.accounts_middleware],
+                                       error_middleware, accounts.accounts_middleware,
+                                       ratelimit.rate_limit_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
 
@@ -183,6 +184,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     accounts.install(app, POOL, config.accounts,
                      service=f"Signpost {config.council.name or config.council.code}")
+    ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))
     app.add_routes(practitioner.routes())
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from server_common.accounts.config import AccountsConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
+from server_common.ratelimit.config import RateLimitConfig
 from server_common.retention_config import RetentionConfig
 
 ENV_PREFIX = "LOCAL_NODE"
@@ -67,6 +68,7 @@ class NodeConfig:
     reconcile: ReconcileSection = field(default_factory=ReconcileSection)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
 
     @property
     def audit_origin(self) -> str:

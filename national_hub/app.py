@@ -49,7 +49,7 @@ from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.retention import HubRetentionStore
 from protocol import keys
 from protocol.errors import SignpostError
-from server_common import accounts, database
+from server_common import accounts, database, ratelimit
 from server_common.audit.service import AuditLog
 from server_common.metrics import HttpMetrics, metrics_route
 from server_common.web import error_middleware, health_routes
@@ -123,7 +123,8 @@ def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
     app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware, accounts.accounts_middleware],
+                                       error_middleware, accounts.accounts_middleware,
+                                       ratelimit.rate_limit_middleware],
                           client_max_size=config.server.max_body_bytes)
     app[k.CONFIG] = config
     app[k.HUB_KEY] = load_or_create_hub_key(config.hub.key_file)
@@ -165,6 +166,7 @@ def create_app(config: HubConfig) -> web.Application:
     # "/" is the practitioner's search page (the landing page for other roles)
     accounts.install(app, k.POOL, config.accounts, service=practitioner_pages.SERVICE,
                      landing=False)
+    ratelimit.install(app, k.POOL, config.rate_limits)
     app.add_routes(federation.routes())
     app.add_routes(anti_entropy.routes())
     app.add_routes(health.routes())

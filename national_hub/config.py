@@ -8,6 +8,7 @@ from pathlib import Path
 from server_common.accounts.config import AccountsConfig
 from server_common.audit.config import AuditConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
+from server_common.ratelimit.config import RateLimitConfig
 from server_common.retention_config import RetentionConfig
 
 ENV_PREFIX = "NATIONAL_HUB"
@@ -75,5 +76,6 @@ class HubConfig:
     hub: HubSection = field(default_factory=HubSection)
     health: HealthSection = field(default_factory=HealthSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)

@@ -168,6 +168,11 @@ ERRORS = {
     "403": _error("Signed in, but this role may not do this"),
 }
 UNAVAILABLE = {"503": _error("The database is unavailable; retry later")}
+# Every endpoint but the probes is rate limited (server_common/ratelimit).
+LIMITED = {"429": {**_error("Too many requests from this caller this minute"),
+                   "headers": {"Retry-After": {"description": "Seconds until allowed again",
+                                               "schema": INT}}}}
+PROBES = {"/healthz", "/readyz"}
 
 
 def _json(schema: Schema, description: str = "OK") -> dict[str, Any]:
@@ -218,6 +223,7 @@ def _node_endpoint(method: str, summary: str, request_body: bool) -> dict[str, A
             "409": _error("Sequence gap, fork or chain mismatch"),
             "413": _error("Body larger than the configured limit"),
             **UNAVAILABLE,
+            **LIMITED,
         },
     }
     if request_body:
@@ -320,6 +326,14 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _rate_limited(paths: dict[str, Any]) -> dict[str, Any]:
+    for path, item in paths.items():
+        if path not in PROBES:
+            for operation in item.values():
+                operation["responses"].update(LIMITED)
+    return paths
+
+
 @functools.cache
 def _document() -> dict[str, Any]:
     return {
@@ -328,7 +342,7 @@ def _document() -> dict[str, Any]:
                  "description": "Search and child pointers for practitioners, federation "
                                 "health for operators, the audit log for auditors, and "
                                 "the signed msgpack endpoints council nodes call."},
-        "paths": _paths(),
+        "paths": _rate_limited(_paths()),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {

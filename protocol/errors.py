@@ -13,6 +13,7 @@ Exception tree::
      ├── ConflictError               409, seq gap or fork
      ├── NotFoundError               404
      ├── TooLargeError               413
+     ├── RateLimitedError            429, retryable after ``retry_after`` seconds
      └── UnavailableError            503, retryable (database down, shutting down)
 
 Third-party exceptions are converted at the boundary (by class or SQLSTATE)
@@ -73,6 +74,7 @@ class ErrorCode(StrEnum):
     # the node's own view of its connection (never sent by a hub)
     TLS_UNTRUSTED = "tls_untrusted"
     # server side
+    RATE_LIMITED = "rate_limited"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
@@ -165,6 +167,16 @@ class NotFoundError(SignpostError):
 class TooLargeError(SignpostError):
     status = 413
     code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class RateLimitedError(SignpostError):
+    status = 429
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, detail={"retry_after": retry_after})
+        self.retry_after = retry_after
 
 
 class UnavailableError(SignpostError):

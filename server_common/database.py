@@ -52,6 +52,7 @@ class SharedTrack:
 SHARED_TRACKS: tuple[SharedTrack, ...] = (
     SharedTrack("server_common.accounts.schema", "schema_migrations_accounts"),
     SharedTrack("server_common.audit.schema", "schema_migrations_audit"),
+    SharedTrack("server_common.ratelimit.schema", "schema_migrations_ratelimit"),
 )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from protocol.errors import ErrorCode, SignpostError
+from protocol.errors import ErrorCode, RateLimitedError, SignpostError
 from server_common import database
 from server_common.logs import request_id
 
@@ -76,6 +76,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status = exc.status
             response = error_response(exc.status, exc.code, exc.message,
                                       retryable=exc.retryable, detail=exc.detail)
+            if isinstance(exc, RateLimitedError):
+                response.headers["Retry-After"] = str(exc.retry_after)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

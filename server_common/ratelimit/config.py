@@ -1,0 +1,23 @@
+"""The ``[rate_limits]`` config section, the same on hub and node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server_common.config import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """Requests allowed per minute. A signed-in user (session or bearer token) counts
+    as one caller wherever they connect from; a council node's calls count per council
+    and address; anything else per address. 0 turns a limit off."""
+
+    per_user: int = 600
+    per_council: int = 3000  # a node publishing flat out sends a few batches a second
+    per_address: int = 600
+
+    def __post_init__(self) -> None:
+        for name in ("per_user", "per_council", "per_address"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"rate_limits.{name} must be 0 (off) or more")

@@ -1,0 +1,65 @@
+"""Rate limits on every endpoint, counted in PostgreSQL: two hub processes' worth of
+apps on one database share each caller's allowance; over it, 429 ``rate_limited``
+with Retry-After; a signed-in user counts as themselves, a council node per council
+and address, anyone else per address; probes are never limited."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from national_hub.app import create_app
+from server_common.accounts import Role
+from tests.hub_harness import hub_config, running_hub
+
+LIMITS = {"per_user": 5, "per_council": 3, "per_address": 4}
+
+
+async def status_of(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    async with aiohttp.ClientSession(headers=headers or {}) as http, http.get(url) as resp:
+        body = await resp.json() if resp.content_type == "application/json" else {}
+        return resp.status, {"body": body, "retry_after": resp.headers.get("Retry-After")}
+
+
+async def test_limits_are_shared_by_replicas_and_per_caller(make_database,
+                                                            tmp_path: Path) -> None:
+    url = await make_database()
+    async with contextlib.AsyncExitStack() as stack:
+        hub = await stack.enter_async_context(
+            running_hub(url, tmp_path, rate_limits=LIMITS))
+        # a second replica of the hub on the same database
+        other = TestServer(create_app(hub_config(url, tmp_path, rate_limits=LIMITS)),
+                           host="127.0.0.1")
+        await other.start_server()
+        stack.push_async_callback(other.close)
+        replicas = [hub.url, str(other.make_url("")).rstrip("/")]
+
+        amy = await hub.as_role(Role.PRACTITIONER)
+        for i in range(5):  # alternating replicas: one allowance between them
+            assert (await status_of(replicas[i % 2] + "/v1/me", amy))[0] == 200
+        status, refused = await status_of(replicas[1] + "/v1/me", amy)
+        assert status == 429
+        assert refused["body"]["error"]["code"] == "rate_limited"
+        assert refused["body"]["error"]["retryable"] is True
+        assert 1 <= int(refused["retry_after"]) <= 60
+        # another user has their own allowance
+        assert (await status_of(replicas[0] + "/v1/me", await hub.operator()))[0] == 200
+
+        # anyone not signed in: per address
+        for i in range(4):
+            assert (await status_of(replicas[i % 2] + "/v1/me"))[0] == 401
+        assert (await status_of(replicas[0] + "/v1/me"))[0] == 429
+
+        # node calls: per council and address (unsigned here, so refused 401 until then)
+        cursor = "/v1/councils/E10000011/cursor"
+        for i in range(3):
+            assert (await status_of(replicas[i % 2] + cursor))[0] == 401
+        assert (await status_of(replicas[1] + cursor))[0] == 429
+        assert (await status_of(replicas[1] + "/v1/councils/E10000032/cursor"))[0] == 401
+
+        # probes are never limited
+        for _ in range(10):
+            assert (await status_of(replicas[0] + "/healthz"))[0] == 200
