@@ -26,10 +26,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## make bench: publish throughput of one council of 246,000 children, with peak memory;
-## then practitioner search at 1,000,000 children with 32 concurrent clients.
+## then practitioner search at 1,000,000 children with 32 concurrent clients; then what
+## an anti-entropy comparison of one council costs.
 bench: $(STAMP)
 	$(BIN)/python -m bench.publish
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.anti_entropy
 
 clean:
 	rm -rf .data bench-out
