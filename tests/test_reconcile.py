@@ -10,11 +10,12 @@ import dataclasses
 import os
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
 import synthetic
-from local_node.app import create_app, reconciler
+from local_node.app import create_app, open_publisher, reconciler
 from local_node.config import ReconcileSection
 from local_node.services.reconcile import plan_repair
 from protocol import encoding
@@ -199,6 +200,31 @@ async def test_a_record_the_hub_rejected_is_not_sent_again(
             async with node.publisher() as publisher:
                 report = await reconciler(node.pool, publisher).reconcile()
             assert report.refused == [ids[0]] and report.repairs == []
+
+
+async def test_reconcile_beside_a_running_publisher_of_another_process(
+        make_database, tmp_path: Path, feeds: Path) -> None:
+    """Two processes building batches from one outbox (``local-node reconcile`` next to
+    ``serve``) take turns: contiguous seqs, every op sent once, the hub in step."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub, batch_size=20) as node:
+        for feed in ("education", "health", "services"):
+            assert (await node.ingest(feed, feeds / ESX / f"{feed}.csv")).errors == []
+        other_pool = await asyncpg.create_pool(str(node.config.database.url), min_size=1,
+                                               max_size=4)
+        assert other_pool is not None
+        try:
+            async with node.publisher() as serving, \
+                    open_publisher(node.config, other_pool, max_attempts=5) as separate:
+                await asyncio.gather(serving.publish_all(),
+                                     reconciler(other_pool, separate).reconcile())
+        finally:
+            await other_pool.close()
+        seqs = [r["seq"] for r in await node.pool.fetch("SELECT seq FROM sent_batches"
+                                                        " ORDER BY seq")]
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 3
+        assert await node.fetchval("SELECT count(*) FROM outbox WHERE batch_seq IS NULL") == 0
+        assert await _hub_state(hub) == await _node_state(node)
 
 
 async def test_serve_reconciles_on_its_schedule(make_database, tmp_path: Path,

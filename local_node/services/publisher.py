@@ -196,6 +196,9 @@ class Publisher:
     async def _build_next(self) -> tuple[SentBatch, int] | None:
         """Put the next pending outbox entries in a signed batch, stored before sending."""
         async with self.pool.acquire() as conn, conn.transaction():
+            # Another process may build batches too (``local-node reconcile`` or
+            # ``publish`` beside ``serve``): one builder at a time, each on the other's head.
+            await self.outbox.lock_for_building(conn)
             entries = await self.outbox.pending(conn, self.batch_size)
             if not entries:
                 return None

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+# Arbitrary constant: the advisory lock key under which a batch is built.
+_BUILD_LOCK = 0x5167_6E70_6F73_7401
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
@@ -37,6 +40,10 @@ class OutboxStore:
             " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[])",
             list(ids), list(versions), list(ops), list(records), list(digests),
         )
+
+    async def lock_for_building(self, conn: asyncpg.Connection) -> None:
+        """Serialise batch building across processes until the transaction ends."""
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _BUILD_LOCK)
 
     async def pending(self, conn: asyncpg.Connection, limit: int) -> list[OutboxEntry]:
         """The oldest pending entries that are each child's *newest* pending one: an
