@@ -18,10 +18,12 @@ class ReconcileStore:
     async def lock_published(self, conn: asyncpg.Connection,
                              local_ids: list[str]) -> dict[str, tuple[int, str | None]]:
         """(version, digest or None if withdrawn) of those of these children that exist,
-        locked until the transaction ends so no ingest changes them meanwhile."""
+        locked until the transaction ends so no ingest changes them meanwhile. One being
+        changed right now is left out (SKIP LOCKED: never wait on, or deadlock with, an
+        ingest), so the caller sees it as changed and leaves it to the publisher."""
         rows = await conn.fetch(
             "SELECT local_id, published_version, published_digest, merged_into FROM children"
-            " WHERE local_id = ANY($1::text[]) ORDER BY local_id FOR UPDATE", local_ids,
+            " WHERE local_id = ANY($1::text[]) ORDER BY local_id FOR UPDATE SKIP LOCKED", local_ids,
         )
         return {r["local_id"]: (r["published_version"],
                                 r["published_digest"] if r["merged_into"] is None else None)

@@ -24,7 +24,9 @@ class RetentionStore:
     async def lock_candidates(self, conn: asyncpg.Connection, born_on_or_before: date,
                               care_leaver_services: list[str]) -> list[RetentionCandidate]:
         """Children old enough to be archived, dead, or archived already (the only ones
-        the policy can concern), locked until the transaction ends."""
+        the policy can concern), locked until the transaction ends. A child an ingest
+        is changing right now is skipped (SKIP LOCKED), never waited for: the job never
+        deadlocks with ingest, and takes that child on its next run."""
         rows = await conn.fetch(
             """
             SELECT c.local_id, c.dob, c.date_of_death, c.archived_on, c.published_version,
@@ -33,7 +35,7 @@ class RetentionStore:
                              AND i.consent AND i.service_type = ANY($2::text[])) AS care_leaver
               FROM children c
              WHERE c.dob <= $1 OR c.date_of_death IS NOT NULL OR c.archived_on IS NOT NULL
-             ORDER BY c.local_id FOR UPDATE
+             ORDER BY c.local_id FOR UPDATE OF c SKIP LOCKED
             """,
             born_on_or_before, care_leaver_services,
         )
