@@ -2,6 +2,10 @@
 
 Writes are set-based: one statement per batch for upserts, one for deletes, one
 for links, each over arrays (``unnest``), never one query per record.
+
+Any code that writes a live record's identity columns must write its ``fingerprint``
+with them (``record_fingerprint``, migration 006), as ``upsert`` does: anti-entropy
+takes a row whose columns no longer match it for damaged, and the council republishes it.
 """
 
 from __future__ import annotations
