@@ -9,6 +9,7 @@ anything else → 500 ``internal`` with the traceback logged, never shown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -78,8 +79,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                       retryable=exc.retryable, detail=exc.detail)
             if isinstance(exc, RateLimitedError):
                 response.headers["Retry-After"] = str(exc.retry_after)
+        except asyncio.CancelledError:
+            status = 499  # the client went away before the answer (nginx's convention)
+            raise
         except web.HTTPException as exc:
             if exc.status < 400:
+                status = exc.status  # a redirect
                 raise
             status = exc.status
             code = _HTTP_CODES.get(exc.status, ErrorCode.MALFORMED_REQUEST)

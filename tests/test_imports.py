@@ -154,6 +154,9 @@ def import_results() -> dict[str, subprocess.CompletedProcess[str]]:
                         strict=True))
 
 
+# The first of these runs every import (one interpreter per module, ~150 of them) and
+# the rest read its results: allow it the whole batch's time on a busy machine.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("module", all_modules())
 def test_module_imports_in_a_fresh_process(module: str) -> None:
     result = import_results()[module]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -74,3 +78,34 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(aiohttp_client) ->
     # nothing lands in prometheus-client's process-wide default registry
     assert REGISTRY.get_sample_value(COUNT, {"service": "one", "method": "GET",
                                              "route": "/things/{id}", "status": "200"}) is None
+
+
+async def test_request_log_says_what_happened(aiohttp_client, caplog) -> None:
+    """The one request log line of each request: a redirect is logged as such, and a
+    client that gives up before the answer as 499 — never as a server error."""
+    started = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    app = make_app("svc")
+    app.router.add_get("/slow", slow)
+    client = await aiohttp_client(app)
+    caplog.set_level(logging.INFO, logger="server_common.web")
+    assert (await client.get("/moved", allow_redirects=False)).status == 302
+    request = asyncio.create_task(client.get("/slow"))
+    await started.wait()
+    request.cancel()  # the client hangs up
+    with contextlib.suppress(asyncio.CancelledError):
+        await request
+
+    async with asyncio.timeout(10):
+        while True:
+            statuses = {getattr(r, "path", None): getattr(r, "status", None)
+                        for r in caplog.records if r.getMessage() == "request"}
+            if "/slow" in statuses:
+                break
+            await asyncio.sleep(0.01)
+    assert statuses == {"/moved": 302, "/slow": 499}
