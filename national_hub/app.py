@@ -35,6 +35,7 @@ from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
@@ -140,10 +141,11 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.ROTATION] = KeyRotation(pool, councils, KeyAnnouncementStore(),
                                           overlap=config.hub.key_rotation_overlap)
             linker = Linker(records)
+            resolver = app[k.RESOLVER] = Resolver(pool, linker, config.resolver)
             app[k.INTAKE] = BatchIntake(pool, councils, BatchStore(), records,
-                                        linker, app[k.HUB_KEY],
+                                        app[k.HUB_KEY],
                                         predecessor_wait=config.hub.predecessor_wait,
-                                        observer=metrics)
+                                        observer=metrics, queued=resolver.wake)
             app[k.HEALTH] = HealthService(pool, config.health)
             app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
@@ -156,6 +158,8 @@ def create_app(config: HubConfig) -> web.Application:
                 tasks.append(asyncio.create_task(_retention_periodically(
                     retention_service(pool, config, app[k.AUDIT]),
                     config.retention.interval)))
+            if config.resolver.enabled:
+                tasks.append(asyncio.create_task(resolver.run()))
             yield
             for task in tasks:
                 task.cancel()

@@ -25,6 +25,7 @@ from national_hub.services.health import FederationHealth, HealthService
 from national_hub.services.linking import Linker
 from national_hub.services.links import export_links
 from national_hub.services.model_training import CANDIDATE_PAIRS, RANDOM_PAIRS, ModelTrainer
+from national_hub.services.resolver import Resolver
 from national_hub.services.review import Decided, ReviewService
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
@@ -202,9 +203,27 @@ def links_export(obj: Context, out: Path) -> None:
 def links_resolve(obj: Context, council: str) -> None:
     async def go() -> int:
         async with open_pool(obj.config) as pool:
-            return await _reviews(obj, pool).re_resolve(council)
+            return await _resolver(obj, pool).re_resolve(council)
 
     click.echo(f"{common.run(go())} records of {council} changed national child")
+
+
+@links.command("drain", help="Resolve every record waiting in the resolution queue now, "
+                             "beside any running hub's background resolver, and return "
+                             "when the queue is empty.")
+@click.pass_obj
+def links_drain(obj: Context) -> None:
+    async def go() -> int:
+        async with open_pool(obj.config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            return await _resolver(obj, pool).drain()
+
+    click.echo(f"resolved {common.run(go())} queued records; the queue is empty")
+
+
+def _resolver(obj: Context, pool: asyncpg.Pool) -> Resolver:
+    return Resolver(pool, Linker(RecordStore()), obj.config.resolver)
 
 
 def _reviews(obj: Context, pool: asyncpg.Pool) -> ReviewService:

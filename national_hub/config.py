@@ -30,6 +30,28 @@ class HubSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolverSection:
+    """The background resolver (``services/resolver.py``), which links the records batch
+    intake queued. Any number of hub processes may run it: one resolves at a time."""
+
+    # Run it in this process. Off, records wait for another hub process or for
+    # ``national-hub links drain``.
+    enabled: bool = True
+    # How often an idle resolver looks at the queue. A batch this process applies wakes
+    # it at once; one applied by another replica is seen at the next look.
+    interval: Duration = Duration(0.5)
+    # Queue entries (one council's, oldest first) resolved in one transaction: the
+    # records of one batch resolve together and may link to each other.
+    chunk: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0:
+            raise ConfigError("resolver.interval must be positive")
+        if self.chunk < 1:
+            raise ConfigError("resolver.chunk must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSection:
     """Thresholds of a council's health (DESIGN §7): at ``*_warn`` it is WARN, at
     ``*_bad`` BAD. A council that never sent a heartbeat is WARN; a fork, no usable
@@ -51,10 +73,15 @@ class HealthSection:
     # Batches the hub refused in the last 24 h.
     rejected_warn: int = 1
     rejected_bad: int = 20
+    # Age of the council's oldest record waiting for the resolver: a bulk load queues
+    # a few minutes' work, a stopped resolver leaves records unlinked for good.
+    resolution_warn: Duration = Duration(300)
+    resolution_bad: Duration = Duration(1800)
 
     def __post_init__(self) -> None:
         for warn, bad in (("heartbeat_warn", "heartbeat_bad"), ("lag_warn", "lag_bad"),
-                          ("rejected_warn", "rejected_bad")):
+                          ("rejected_warn", "rejected_bad"),
+                          ("resolution_warn", "resolution_bad")):
             if getattr(self, warn) < 0:
                 raise ConfigError(f"health.{warn} must not be negative")
             if getattr(self, warn) > getattr(self, bad):
@@ -75,6 +102,7 @@ class HubConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     hub: HubSection = field(default_factory=HubSection)
     health: HealthSection = field(default_factory=HealthSection)
+    resolver: ResolverSection = field(default_factory=ResolverSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)

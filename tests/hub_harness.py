@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.app import create_app
 from national_hub.config import HubConfig
+from national_hub.handlers import keys as app_keys
 from national_hub.services.councils import CouncilService
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
@@ -90,6 +91,11 @@ class Hub:
     async def fetchval(self, sql: str, *args: object) -> object:
         async with self.pool.acquire() as conn:
             return await conn.fetchval(sql, *args)
+
+    async def resolved(self) -> int:
+        """Return once every record batch intake queued is resolved (resolving what the
+        hub's background resolver has not reached yet, as ``links drain`` does)."""
+        return await self.server.app[app_keys.RESOLVER].drain()
 
 
 @contextlib.asynccontextmanager

@@ -36,6 +36,7 @@ async def test_three_councils_publish_and_hub_matches_each_projection(
             assert published.records_rejected == 0
             assert published.batches_sent >= 2  # batch_size 200: several batches chained
 
+        await hub.resolved()
         for node in nodes:
             projection = await node.projection()
             assert projection, "the node published something"

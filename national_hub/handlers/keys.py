@@ -13,6 +13,7 @@ from national_hub.services.councils import CouncilService
 from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.resolver import Resolver
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
 from server_common.audit.service import AuditLog
@@ -31,3 +32,4 @@ AUDIT = web.AppKey("audit", AuditLog)
 REVIEW = web.AppKey("review", ReviewService)
 ANTI_ENTROPY = web.AppKey("anti_entropy", AntiEntropy)
 SEARCH = web.AppKey("search", HubSearch)
+RESOLVER = web.AppKey("resolver", Resolver)

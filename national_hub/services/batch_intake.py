@@ -3,7 +3,9 @@
 Everything about one batch happens in one transaction holding the council's row
 lock, so a batch is applied whole or not at all, and two hub replicas never
 apply two batches of one council at once. Inside, each op has its own result:
-a bad record is rejected alone and the rest apply.
+a bad record is rejected alone and the rest apply. The applied records are queued
+for national resolution in that transaction and resolved after the receipt is
+returned (``services/resolver.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,12 +22,13 @@ from typing import Protocol
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from national_hub.services.linking import Candidate, Linker
 from national_hub.services.node_auth import check_key_usable
 from national_hub.storage.anti_entropy import AntiEntropyStore
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import Council, CouncilStore
-from national_hub.storage.records import RecordRow, RecordStore
+from national_hub.storage.records import PENDING, RecordRow, RecordStore
+from national_hub.storage.resolution import ResolutionStore
+from national_hub.storage.resolution_queue import ResolutionQueueStore
 from protocol import encoding, keys
 from protocol.batch import (
     APPLIED,
@@ -47,7 +50,7 @@ from protocol.errors import (
     SignpostError,
     ValidationError,
 )
-from protocol.matching import IdentityFields
+from protocol.matching import IdentityFields, blocking_keys
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 
@@ -93,14 +96,17 @@ def _utc_now() -> str:
 
 class BatchIntake:
     def __init__(self, pool: asyncpg.Pool, councils: CouncilStore, batches: BatchStore,
-                 records: RecordStore, linker: Linker, hub_key: Ed25519PrivateKey,
+                 records: RecordStore, hub_key: Ed25519PrivateKey,
                  *, predecessor_wait: float = 5.0,
-                 observer: IntakeObserver | None = None) -> None:
+                 observer: IntakeObserver | None = None,
+                 queued: Callable[[], None] | None = None) -> None:
         self.pool = pool
         self.councils = councils
         self.batches = batches
         self.records = records
-        self.linker = linker
+        self.resolution = ResolutionStore()
+        self.queue = ResolutionQueueStore()
+        self.queued = queued  # told after a batch queued records (wakes the resolver)
         self.hub_key = hub_key
         self.predecessor_wait = predecessor_wait
         self.observer = observer
@@ -172,6 +178,8 @@ class BatchIntake:
             # A predecessor is probably in flight: wait for it outside the transaction.
             await self._await_advance(council_code)
         self._advanced(council_code)
+        if self.queued is not None and counts[APPLIED]:
+            self.queued()
         if self.observer is not None:
             self.observer.applied(council_code, counts)
         log.info("batch applied", extra={"council": council_code, "seq": batch.seq,
@@ -311,25 +319,29 @@ class BatchIntake:
             have = held.get(local_id)
             return have.national_id if have is not None and have.live else None
 
-        plan = await self.linker.plan(conn, council, [
-            Candidate(op.local_id, IdentityFields.from_record(rec), current_id(op.local_id))
-            for op, rec in upserts
-        ], deleted=[local_id for local_id, _ in deletes])
+        # Resolution is the background resolver's: the records and their blocking keys
+        # are written and queued here, in this transaction, so the resolver sees a
+        # record's keys as soon as it sees the record. An updated record keeps its
+        # national id until it is resolved again; a new one has none ("pending").
+        await self.resolution.replace_keys(
+            conn, council, [op.local_id for op, _ in upserts] + [lid for lid, _ in deletes],
+            [(op.local_id, key) for op, rec in upserts
+             for key in sorted(blocking_keys(IdentityFields.from_record(rec)))])
         await self.records.upsert(conn, council, batch.seq, [
             RecordRow(
                 local_id=op.local_id, version=op.version, record=op.record, digest=op.digest,
                 given_name=rec.given_name, family_name=rec.family_name, dob=rec.dob,
                 sex=rec.sex, postcode=rec.postcode, nhs_number=rec.nhs_number, upn=rec.upn,
-                shielded=rec.shielded, national_id=plan.national_ids[op.local_id],
-                link_status=plan.statuses[op.local_id],
+                shielded=rec.shielded, link_status=PENDING,
                 other_given_names=rec.other_given_names,
                 former_family_names=tuple(rec.former_family_names),
                 address_line=rec.address_line,
             ) for op, rec in upserts
         ])
         await self.records.tombstone(conn, council, batch.seq, deletes)
-        released = [nid for nid in (current_id(lid) for lid, _ in deletes) if nid]
-        await self.linker.refresh(conn, plan, released)
+        await self.queue.enqueue(
+            conn, council, [op.local_id for op, _ in upserts] + [lid for lid, _ in deletes],
+            [None] * len(upserts) + [current_id(lid) for lid, _ in deletes])
         for local_id, indices in superseded.items():
             final_result = results[latest[local_id][0]]
             for index in indices:

@@ -1,9 +1,10 @@
-"""National identity resolution, incremental on every batch (DESIGN §5).
+"""National identity resolution, incremental (DESIGN §5).
 
-For a batch's upserted records: their blocking keys replace the old ones (in the
-batch's transaction), one SQL join over those keys gives every other live record
-sharing one (a key held by more than ``max_block`` records is skipped: it is no
-evidence and would explode), and each pair is scored in Python with
+Batch intake writes each record's blocking keys and queues it; the resolver
+(:mod:`national_hub.services.resolver`) hands a chunk of one council's queued records
+to :meth:`Linker.plan`. For them, one SQL join over their keys gives every other
+resolved live record sharing one (a key held by more than ``max_block`` records is
+skipped: it is no evidence and would explode), and each pair is scored in Python with
 :mod:`protocol.matching`. Then, record by record, before anything is written (so each
 record is written once):
 
@@ -215,8 +216,6 @@ class Linker:
         gone = list(deleted)
         mine = {(council, c.local_id) for c in candidates} | {(council, lid) for lid in gone}
         keys = {c.local_id: blocking_keys(c.fields) for c in candidates}
-        await store.replace_keys(conn, council, [c.local_id for c in candidates] + gone,
-                                 [(lid, k) for lid, ks in keys.items() for k in sorted(ks)])
 
         others: dict[RecordKey, _Other] = {}
         by_key: dict[str, list[RecordKey]] = {}
@@ -251,6 +250,8 @@ class Linker:
                 open_rows[pair] = row.id
         decided_partners = {p for pair in linked for p in pair} - mine - set(others)
         for row in await store.identities(conn, sorted(decided_partners)):
+            if row["national_id"] is None:  # still queued: it meets us when resolved
+                continue
             others[(row["council_code"], row["local_id"])] = _Other(identity_of(row),
                                                                      row["national_id"])
 
@@ -343,7 +344,7 @@ class Linker:
         stale_partners = sorted({p for pair, rid in open_rows.items() if rid in stale
                                  for p in pair} - mine)
         partner_ids = {row["national_id"] for row in
-                       await store.identities(conn, stale_partners)}
+                       await store.identities(conn, stale_partners) if row["national_id"]}
         for new in reviews.values():
             for rk in (new.a, new.b):
                 if rk in others:

@@ -14,16 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from national_hub.services.linking import (
-    Candidate,
-    Linker,
-    explain,
-    identity_of,
-    new_national_id,
-)
+from national_hub.services.linking import Linker, explain, identity_of, new_national_id
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import RecordKey, ResolutionStore, ReviewRow
+from national_hub.storage.resolution_queue import ResolutionQueueStore
 from protocol.errors import ConflictError, ErrorCode, NotFoundError
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
@@ -43,6 +38,7 @@ class ReviewService:
         self.store: ResolutionStore = linker.resolution
         self.records: RecordStore = linker.records
         self.councils = CouncilStore()
+        self.queue = ResolutionQueueStore()
         self.audit = audit
 
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:
@@ -57,6 +53,9 @@ class ReviewService:
 
     async def _decide(self, review_id: int, actor: Actor, status: str) -> Decided:
         async with self.pool.acquire() as conn, conn.transaction():
+            # The resolver's lock first (it writes the review queue under it), then,
+            # like the resolver, the row locks of the councils whose records change.
+            await self.queue.lock(conn, wait=True)
             review = await self.store.get_review(conn, review_id, for_update=True)
             if review is None:
                 raise NotFoundError(f"no review {review_id}")
@@ -69,6 +68,9 @@ class ReviewService:
                 raise ConflictError(f"review {review_id}: a record of the pair was deleted",
                                     code=ErrorCode.REVIEW_DECIDED)
             a_id, b_id = ids[review.a], ids[review.b]
+            await self.councils.lock(conn, [review.a[0], review.b[0],
+                                            *await self.store.councils_holding(
+                                                conn, [i for i in (a_id, b_id) if i])])
             if status == "linked" and a_id != b_id:
                 if await self.store.separated_between(conn, a_id, b_id):
                     raise ConflictError(
@@ -99,28 +101,6 @@ class ReviewService:
             decided = await self.store.get_review(conn, review_id)
             assert decided is not None
             return Decided(decided, (a_id, b_id))
-
-    async def re_resolve(self, council: str, chunk: int = 5000) -> int:
-        """Resolve every live record of a council again with the current model (after
-        the model changed, or to pick up links its batches could not see yet), as if
-        the council had sent them again; human decisions hold as they do for a batch.
-        Each chunk is one transaction under the council's row lock, so no batch of the
-        council interleaves. Returns how many records changed national id."""
-        changed, after = 0, ""
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if await self.councils.get(conn, council, for_update=True) is None:
-                    raise NotFoundError(f"council {council} is not enrolled")
-                rows = await self.store.live_identities(conn, council, after, chunk)
-                if not rows:
-                    return changed
-                plan = await self.linker.plan(conn, council, [
-                    Candidate(r["local_id"], identity_of(r), r["national_id"]) for r in rows])
-                changed += sum(1 for r in rows
-                               if plan.national_ids[r["local_id"]] != r["national_id"])
-                await self.store.set_national_ids(conn, council, plan.national_ids)
-                await self.linker.refresh(conn, plan, [])
-                after = rows[-1]["local_id"]
 
     async def explain(self, council: str, local_id: str) -> dict[str, Any]:
         """Why the record is linked (or queued, or alone): each partner record scored

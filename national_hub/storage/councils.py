@@ -44,6 +44,13 @@ class CouncilStore:
         row = await conn.fetchrow(sql, code)
         return Council(**dict(row)) if row else None
 
+    async def lock(self, conn: asyncpg.Connection, codes: list[str]) -> None:
+        """Take these councils' row locks, in code order (so two holders of several never
+        deadlock): batch intake holds its council's while it writes the council's
+        records, and the resolver takes them before it writes any."""
+        await conn.execute("SELECT 1 FROM councils WHERE code = ANY($1::text[])"
+                           " ORDER BY code FOR UPDATE", sorted(set(codes)))
+
     async def list_all(self, conn: asyncpg.Connection) -> list[Council]:
         rows = await conn.fetch(f"SELECT {_COUNCIL_COLS} FROM councils ORDER BY code")
         return [Council(**dict(r)) for r in rows]

@@ -15,6 +15,9 @@ from datetime import date
 
 import asyncpg
 
+# The link status of a new record until the resolver has given it a national id.
+PENDING = "pending"
+
 
 @dataclass(frozen=True, slots=True)
 class RecordRow:
@@ -96,8 +99,10 @@ class RecordStore:
                 given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
                 dob = EXCLUDED.dob, sex = EXCLUDED.sex, postcode = EXCLUDED.postcode,
                 nhs_number = EXCLUDED.nhs_number, upn = EXCLUDED.upn,
-                shielded = EXCLUDED.shielded, national_id = EXCLUDED.national_id,
-                link_status = EXCLUDED.link_status,
+                shielded = EXCLUDED.shielded,
+                -- the national id is the resolver's to change; a record that was
+                -- deleted (no status) is pending again
+                link_status = coalesce(records.link_status, EXCLUDED.link_status),
                 other_given_names = EXCLUDED.other_given_names,
                 former_family_names = EXCLUDED.former_family_names,
                 address_line = EXCLUDED.address_line, fingerprint = EXCLUDED.fingerprint,

@@ -46,6 +46,10 @@ class NewReview:
     explanation: dict[str, Any]
 
 
+# Live records the resolver has given a national id (a new record waits in the queue
+# without one).
+_RESOLVED = "record IS NOT NULL AND national_id IS NOT NULL"
+
 _REVIEW_COLUMNS = ("id, council_a, local_id_a, council_b, local_id_b, score,"
                    " explanation::text AS explanation, status, decided_by")
 
@@ -68,8 +72,9 @@ class ResolutionStore:
 
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int) -> list[asyncpg.Record]:
-        """Live records holding any of ``keys``, with the keys they hold; a key held by
-        more than ``max_block`` records is no evidence and is skipped."""
+        """Resolved live records holding any of ``keys``, with the keys they hold; a key
+        held by more than ``max_block`` records is no evidence and is skipped. A record
+        still queued is left out: it meets these when its own turn comes."""
         if not keys:
             return []
         return await conn.fetch(
@@ -81,7 +86,7 @@ class ResolutionStore:
             SELECT {IDENTITY_COLUMNS}, array_agg(k.key) AS keys
             FROM block JOIN record_keys k USING (key)
             JOIN records r ON r.council_code = k.council_code AND r.local_id = k.local_id
-            WHERE r.record IS NOT NULL
+            WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
             GROUP BY r.council_code, r.local_id
             """, list(keys), max_block)
 
@@ -138,7 +143,7 @@ class ResolutionStore:
         await conn.execute(
             "UPDATE records r SET national_id = u.n, updated_at = now()"
             " FROM unnest($2::text[], $3::text[]) AS u(l, n)"
-            " WHERE r.council_code = $1 AND r.local_id = u.l"
+            " WHERE r.council_code = $1 AND r.local_id = u.l AND r.record IS NOT NULL"
             " AND r.national_id IS DISTINCT FROM u.n",
             council, list(national_ids), list(national_ids.values()))
 
@@ -151,6 +156,16 @@ class ResolutionStore:
             " WHERE r.national_id = ANY($1::text[]) AND r.record IS NOT NULL",
             list(national_ids))
 
+    async def councils_holding(self, conn: asyncpg.Connection,
+                               national_ids: Sequence[str]) -> list[str]:
+        """The councils with a live record holding any of these national ids."""
+        if not national_ids:
+            return []
+        rows = await conn.fetch("SELECT DISTINCT council_code FROM records"
+                                " WHERE national_id = ANY($1::text[]) AND record IS NOT NULL",
+                                list(national_ids))
+        return [r["council_code"] for r in rows]
+
     async def created(self, conn: asyncpg.Connection,
                       national_ids: Sequence[str]) -> dict[str, datetime]:
         rows = await conn.fetch("SELECT national_id, created_at FROM national_children"
@@ -159,23 +174,25 @@ class ResolutionStore:
 
     async def name_counts(self, conn: asyncpg.Connection
                           ) -> tuple[dict[str, int], dict[str, int]]:
-        """How many live records carry each given name and each family name."""
+        """How many resolved live records carry each given name and each family name
+        (records still queued count once resolved, as they did when resolution ran
+        before they were written)."""
         given = await conn.fetch("SELECT given_name AS n, count(*) AS c FROM records"
-                                 " WHERE record IS NOT NULL GROUP BY given_name")
+                                 f" WHERE {_RESOLVED} GROUP BY given_name")
         family = await conn.fetch("SELECT family_name AS n, count(*) AS c FROM records"
-                                  " WHERE record IS NOT NULL GROUP BY family_name")
+                                  f" WHERE {_RESOLVED} GROUP BY family_name")
         return ({r["n"]: r["c"] for r in given if r["n"]},
                 {r["n"]: r["c"] for r in family if r["n"]})
 
     async def partner_rate(self, conn: asyncpg.Connection) -> tuple[int, int, int]:
-        """(live records, those with an NHS number, those whose NHS number another live
-        record holds too)."""
+        """(resolved live records, those with an NHS number, those whose NHS number
+        another resolved live record holds too)."""
         row = await conn.fetchrow(
-            """
-            SELECT (SELECT count(*) FROM records WHERE record IS NOT NULL) AS n,
+            f"""
+            SELECT (SELECT count(*) FROM records WHERE {_RESOLVED}) AS n,
                    coalesce(sum(c), 0) AS with_nhs,
                    coalesce(sum(c) FILTER (WHERE c > 1), 0) AS partnered
-            FROM (SELECT count(*) AS c FROM records WHERE record IS NOT NULL
+            FROM (SELECT count(*) AS c FROM records WHERE {_RESOLVED}
                   AND nhs_number IS NOT NULL GROUP BY nhs_number) g
             """)
         assert row is not None

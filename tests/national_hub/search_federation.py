@@ -111,6 +111,7 @@ async def search_federation(make_database, tmp_path: Path  # type: ignore[no-unt
                 assert (await node.ingest(feed, path)).errors == []
             assert (await node.publish()).records_rejected == 0
             nodes[code] = node
+        await hub.resolved()  # national ids, which search answers with
         federation = SearchFederation(hub, nodes)
         accounts = AccountService(hub.pool, AccountsConfig())
         for name, (role, council) in USERS.items():

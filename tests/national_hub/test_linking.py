@@ -30,6 +30,7 @@ class Council:
         body, self.prev = batch_bytes(self.code, self.seq, self.prev, list(ops), self.key)
         status, data, _ = await self.client.send(body)
         assert status == 200, data
+        await self.client.hub.resolved()
 
 
 async def links(hub: Hub) -> dict[tuple[str, str], tuple[str, str]]:

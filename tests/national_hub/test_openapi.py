@@ -89,6 +89,7 @@ async def test_real_answers_match_the_document(hub: Hub) -> None:
     body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L1"), 1),
                                              UpsertOp.of(record("L2", nhs=None), 1)], key)
     assert (await Client(hub, ESX, key).send(body))[0] == 200
+    await hub.resolved()
     operator, auditor = await hub.operator(), await hub.as_role(Role.AUDITOR)
     practitioner = await hub.as_role(Role.PRACTITIONER)
     audit = AuditLog(hub.pool, keys.load_private_key(hub.config.hub.key_file))

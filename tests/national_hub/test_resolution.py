@@ -80,6 +80,7 @@ async def send_population(hub: Hub, out: Path) -> Sent:
             body, prev = batch_bytes(council, seq, prev, ops[start:start + BATCH], key)
             status, data, _ = await client.send(body)
             assert status == 200, data
+    await hub.resolved()
     twins = {frozenset((p.person_id, q.person_id)) for p in population.persons
              for q in population.persons
              if p is not q and p.dob == q.dob and q.given_name in p.twin_names}
@@ -93,7 +94,7 @@ async def test_precision_recall_and_twins_on_a_generated_population(
         check(sent, await hub_links(hub), "after the batches")
         started = time.perf_counter()
         for council in COUNCILS:
-            await hub.server.app[k.REVIEW].re_resolve(council)
+            await hub.server.app[k.RESOLVER].re_resolve(council)
         check(sent, await hub_links(hub),
               f"re-resolved in {time.perf_counter() - started:.1f} s")
 

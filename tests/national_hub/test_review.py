@@ -61,6 +61,7 @@ class Council:
         body, self.prev = batch_bytes(self.code, self.seq, self.prev, ops, self.key)
         status, data, _ = await self.client.send(body)
         assert status == 200, data
+        await self.client.hub.resolved()
 
 
 async def state(hub: Hub) -> dict[tuple[str, str], tuple[str, str]]:
@@ -136,7 +137,7 @@ async def test_grey_pair_is_queued_and_separate_survives_updates(federation,
         await reviews(hub).link(bridge["id"], PERSON)
     # nor does re-resolving every record undo the separation
     for code in (TFW, ESX):
-        await reviews(hub).re_resolve(code)
+        await hub.server.app[k.RESOLVER].re_resolve(code)
     again = await state(hub)
     assert again[(ESX, "A1")][0] != again[(TFW, "B1")][0]
     assert again == now

@@ -1,0 +1,142 @@
+"""The background resolver: national identity resolution off the batch path.
+
+Batch intake writes a batch's records and their blocking keys, queues the records in
+``resolution_queue`` in the same transaction, and answers the node at once. This
+service drains the queue: each transaction claims the oldest council's next chunk of
+entries (one batch's records, typically), plans their national ids with
+:class:`~national_hub.services.linking.Linker` (set-based, as it did per batch), writes
+them and deletes the entries, so a crash loses nothing and resolves nothing twice.
+
+Several hub processes may run it on one database. One transaction-scoped advisory
+lock decides who resolves: national ids are only decided by one transaction at a
+time, chunks are taken in queue order whoever takes them, and so two workers give
+exactly the national children one would. Review decisions take that lock too. The
+resolver writes a council's records only under the council's row lock, taken in code
+order, which batch intake holds while it writes them: the two never deadlock.
+
+A batch this process applies wakes the loop at once; another process's is seen
+within ``resolver.interval``. ``drain()`` resolves until the queue is empty, which
+is how tests, ``national-hub links drain`` and re-resolution wait for links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import asyncpg
+
+from national_hub.config import ResolverSection
+from national_hub.services.linking import Candidate, Linker, identity_of
+from national_hub.storage.councils import CouncilStore
+from national_hub.storage.resolution_queue import ResolutionQueueStore
+from protocol.errors import NotFoundError
+from protocol.matching import blocking_keys
+
+log = logging.getLogger(__name__)
+
+REQUEUE_CHUNK = 5000  # records re-queued (and their keys rewritten) per transaction
+
+
+class Resolver:
+    def __init__(self, pool: asyncpg.Pool, linker: Linker,
+                 config: ResolverSection | None = None, *,
+                 queue: ResolutionQueueStore | None = None,
+                 councils: CouncilStore | None = None) -> None:
+        self.pool = pool
+        self.linker = linker
+        self.config = config or ResolverSection()
+        self.queue = queue or ResolutionQueueStore()
+        self.councils = councils or CouncilStore()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Batch intake queued records: look now rather than at the next interval."""
+        self._wake.set()
+
+    async def resolve_chunk(self, *, wait: bool = True) -> int | None:
+        """Resolve the next chunk of the queue in one transaction. Returns the records
+        resolved (0: the queue is empty), or None when another process holds the
+        resolver's lock and ``wait`` is false."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await self.queue.lock(conn, wait=wait):
+                return None
+            claimed = await self.queue.claim(conn, self.config.chunk)
+            if claimed is None:
+                return 0
+            council = claimed.council
+            started = time.perf_counter()
+            store = self.linker.resolution
+            live = {r["local_id"]: r for r in await store.identities(
+                conn, [(council, lid) for lid in claimed.local_ids])}
+            candidates = [Candidate(lid, identity_of(live[lid]), live[lid]["national_id"])
+                          for lid in claimed.local_ids if lid in live]
+            deleted = [lid for lid in claimed.local_ids if lid not in live]
+            plan = await self.linker.plan(conn, council, candidates, deleted=deleted)
+            written = sorted(set(plan.touched) | set(claimed.released))
+            await self.councils.lock(conn, [council, *await store.councils_holding(
+                conn, written)])
+            await store.set_national_ids(conn, council, plan.national_ids)
+            await self.linker.refresh(conn, plan, claimed.released)
+        log.info("records resolved", extra={
+            "council": council, "records": len(claimed.local_ids), "deleted": len(deleted),
+            "seconds": round(time.perf_counter() - started, 3)})
+        return len(claimed.local_ids)
+
+    async def drain(self) -> int:
+        """Resolve until the queue is empty (waiting for another process's chunk if it
+        holds the lock). Returns how many records this call resolved."""
+        total = 0
+        while (done := await self.resolve_chunk(wait=True)):
+            total += done
+        return total
+
+    async def run(self) -> None:
+        """The background loop (started and stopped by the app's cleanup_ctx)."""
+        while True:
+            try:
+                done = await self.resolve_chunk(wait=False)
+            except (OSError, asyncpg.PostgresError):
+                log.warning("resolution failed; will retry", exc_info=True)
+                done = None
+            except Exception:  # a bug must not stop resolution for good: the queue's
+                # age alert shows a chunk that keeps failing
+                log.exception("resolution failed; will retry")
+                done = None
+            if done:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.interval)
+
+    async def re_resolve(self, council: str) -> int:
+        """Resolve every live record of a council again with the current model (after
+        the model changed, or to pick up links its batches could not see yet), as if
+        the council had sent them again: their blocking keys are rewritten and they are
+        queued, in chunks under the council's row lock, then the queue is drained.
+        Human decisions hold as they do for a batch. Returns how many records changed
+        national child."""
+        store = self.linker.resolution
+        before: dict[str, str | None] = {}
+        after = ""
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if await self.councils.get(conn, council, for_update=True) is None:
+                    raise NotFoundError(f"council {council} is not enrolled")
+                rows = await store.live_identities(conn, council, after, REQUEUE_CHUNK)
+                if not rows:
+                    break
+                local_ids = [r["local_id"] for r in rows]
+                before.update((r["local_id"], r["national_id"]) for r in rows)
+                await store.replace_keys(conn, council, local_ids, [
+                    (r["local_id"], k) for r in rows
+                    for k in sorted(blocking_keys(identity_of(r)))])
+                await self.queue.enqueue_live(conn, council, local_ids)
+                after = local_ids[-1]
+        await self.drain()
+        async with self.pool.acquire() as conn:
+            now = {r["local_id"]: r["national_id"] for r in await store.identities(
+                conn, [(council, lid) for lid in before])}
+        return sum(1 for lid, nid in now.items() if before[lid] != nid)
