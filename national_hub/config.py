@@ -76,7 +76,7 @@ class HealthSection:
     # Age of the council's oldest record waiting for the resolver: a bulk load queues
     # a few minutes' work, a stopped resolver leaves records unlinked for good.
     resolution_warn: Duration = Duration(300)
-    resolution_bad: Duration = Duration(1800)
+    resolution_bad: Duration = Duration(900)
 
     def __post_init__(self) -> None:
         for warn, bad in (("heartbeat_warn", "heartbeat_bad"), ("lag_warn", "lag_bad"),

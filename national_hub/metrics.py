@@ -18,6 +18,9 @@ the ``/metrics`` handler, because a collector's ``collect()`` cannot await):
 * ``signpost_council_key_expiry_seconds`` (the soonest expiry among usable keys;
   absent when none expires)
 * ``signpost_council_records``, ``signpost_review_queue_size``
+* ``signpost_resolution_queue_entries`` (the council's records waiting for the
+  background resolver) and ``signpost_resolution_queue_oldest_seconds`` (how long the
+  oldest has waited; 0 when none waits)
 
 Refusals counted here are those batch intake makes (signature, chain, fork, …);
 a request refused by request authentication never reaches intake.
@@ -73,6 +76,13 @@ class HealthCollector:
             "review": GaugeMetricFamily(
                 "signpost_review_queue_size", "The council's records awaiting review.",
                 labels=council),
+            "resolution": GaugeMetricFamily(
+                "signpost_resolution_queue_entries",
+                "The council's records queued for national resolution.", labels=council),
+            "resolution_wait": GaugeMetricFamily(
+                "signpost_resolution_queue_oldest_seconds",
+                "Seconds the council's oldest record queued for resolution has waited "
+                "(0: none waiting).", labels=council),
         }
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
@@ -101,6 +111,8 @@ class HealthCollector:
                 fam["key_expiry"].add_metric(labels, c.key_expiry_days * 86400)
             fam["records"].add_metric(labels, c.records)
             fam["review"].add_metric(labels, c.review_queue)
+            fam["resolution"].add_metric(labels, c.resolution_queue)
+            fam["resolution_wait"].add_metric(labels, c.resolution_wait_seconds or 0.0)
         yield from fam.values()
 
 

@@ -42,8 +42,8 @@ def test_every_command_has_help() -> None:
     for tool, commands in {
         "national-hub": [[], ["serve"], ["db", "upgrade"], ["councils", "add"],
                          ["councils", "list"], ["keys", "revoke"], ["links", "export"],
-                         ["status"], ["model", "train"], ["model", "list"],
-                         ["retention", "run"]],
+                         ["links", "resolve"], ["links", "drain"], ["status"],
+                         ["model", "train"], ["model", "list"], ["retention", "run"]],
         "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],
                        ["ingest"], ["publish"], ["reconcile"], ["retention", "run"],
                        ["index", "export"], ["status"]],
@@ -116,11 +116,15 @@ def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
         status = run([node_cli, "status"], node_env).stdout
         assert "outbox depth     0" in status and "children         2" in status
 
+        # the hub resolves in the background; drain returns once nothing is queued
+        assert "the queue is empty" in run([hub_cli, "links", "drain"], hub_env).stdout
         health = json.loads(run([hub_cli, "status", "--json"], hub_env).stdout)
         esx = next(c for c in health["councils"] if c["code"] == ESX)
         assert esx["hub_seq"] == esx["node_seq"]  # node head seq, from the heartbeat
         assert esx["records"] == 2 and esx["status"] == "GOOD", esx
+        assert (esx["resolution_queue"], esx["resolution_wait_seconds"]) == (0, None)
         table = run([hub_cli, "status"], hub_env).stdout
+        assert "resolving" in table.splitlines()[1]
         assert any(line.startswith(ESX) and "GOOD" in line for line in table.splitlines())
 
         links = tmp_path / "links.csv"

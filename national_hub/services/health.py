@@ -28,6 +28,7 @@ import asyncpg
 from national_hub.config import HealthSection
 from national_hub.storage.health import CouncilState, HealthStore
 from national_hub.storage.heartbeats import HISTORY_KEEP_SECONDS
+from national_hub.storage.resolution_queue import QueueDepth, ResolutionQueueStore
 
 REJECTED_WINDOW_SECONDS = 24 * 3600.0
 HISTORY_BUCKET_SECONDS = 300
@@ -71,6 +72,10 @@ class CouncilHealth:
     key_expiry_days: float | None
     records: int                    # live records held at the hub
     review_queue: int               # records in an open pair of the review queue
+    # Entries of the council's records waiting for the resolver, and how long the
+    # oldest has waited (None: none waiting).
+    resolution_queue: int = 0
+    resolution_wait_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,7 +86,8 @@ class CouncilHealth:
             "seconds_since_heartbeat": self.seconds_since_heartbeat,
             "rejected_24h": dict(self.rejected_24h), "forked": self.forked,
             "key_expiry_days": self.key_expiry_days, "records": self.records,
-            "review_queue": self.review_queue,
+            "review_queue": self.review_queue, "resolution_queue": self.resolution_queue,
+            "resolution_wait_seconds": self.resolution_wait_seconds,
         }
 
 
@@ -125,7 +131,8 @@ def _grade(value: float, warn: float, bad: float) -> Status | None:
 
 
 def assess(state: CouncilState, now: datetime, rejected: dict[str, int],
-           limits: HealthSection) -> list[tuple[Status, str]]:
+           limits: HealthSection, queued: QueueDepth | None = None
+           ) -> list[tuple[Status, str]]:
     """Every reason the council is not GOOD, each with the status it earns."""
     found: list[tuple[Status, str]] = []
 
@@ -151,6 +158,11 @@ def assess(state: CouncilState, now: datetime, rejected: dict[str, int],
              f"{_batches(total)} rejected in 24 h ({codes})")
     if state.forked_at is not None:
         note(Status.BAD, f"forked: {state.fork_detail or 'since ' + state.forked_at.isoformat()}")
+    if queued is not None and queued.oldest is not None:
+        waited = max(0.0, (now - queued.oldest).total_seconds())
+        note(_grade(waited, limits.resolution_warn, limits.resolution_bad),
+             f"records waiting {span(waited)} for national resolution "
+             f"({queued.entries} queued)")
     key = f"key {(state.last_kid or '')[:8]}…"
     left = None if state.last_ends is None else (state.last_ends - now).total_seconds()
     if state.keys == 0:
@@ -175,6 +187,7 @@ class HealthService:
         self.pool = pool
         self.limits = limits
         self.store = store or HealthStore()
+        self.queue = ResolutionQueueStore()
 
     async def snapshot(self) -> FederationHealth:
         # One read-only snapshot, so every figure is of the same moment (now()).
@@ -185,14 +198,16 @@ class HealthService:
             held = await self.store.records_held(conn)
             review = await self.store.awaiting_review(conn)
             rejected = await self.store.rejections(conn, REJECTED_WINDOW_SECONDS)
+            queued = await self.queue.depth(conn)
         councils = [self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}),
-                                  review.get(s.code, 0))
+                                  review.get(s.code, 0), queued.get(s.code))
                     for s in states]
         return FederationHealth(now, worst(c.status for c in councils), councils)
 
     def _council(self, state: CouncilState, now: datetime, records: int,
-                 rejected: dict[str, int], review_queue: int = 0) -> CouncilHealth:
-        found = assess(state, now, rejected, self.limits)
+                 rejected: dict[str, int], review_queue: int = 0,
+                 queued: QueueDepth | None = None) -> CouncilHealth:
+        found = assess(state, now, rejected, self.limits, queued)
         heard = state.heartbeat_at
         expiry = None if state.keys_forever else state.last_ends
         return CouncilHealth(
@@ -207,6 +222,10 @@ class HealthService:
             key_expiry_days=(None if expiry is None
                              else round((expiry - now).total_seconds() / 86400, 2)),
             records=records, review_queue=review_queue,
+            resolution_queue=queued.entries if queued else 0,
+            resolution_wait_seconds=(
+                None if queued is None or queued.oldest is None
+                else round(max(0.0, (now - queued.oldest).total_seconds()), 3)),
         )
 
     async def history(self, hours: float) -> dict[str, list[dict[str, Any]]]:

@@ -48,22 +48,28 @@ def child_record(local_id: str, i: Identity) -> ChildRecord:
 
 
 @dataclass
-class Sent:
-    person: dict[tuple[str, str], str]    # (council, local_id) -> person_id
+class Population:
+    records: dict[str, list[ChildRecord]]  # council -> its records, in local_id order
+    person: dict[tuple[str, str], str]     # (council, local_id) -> person_id
     twins: set[frozenset[str]]             # person_id pairs who are each other's twin
+
+
+@dataclass
+class Sent:
+    person: dict[tuple[str, str], str]
+    twins: set[frozenset[str]]
     seconds: float
 
 
-async def send_population(hub: Hub, out: Path) -> Sent:
-    population = synthetic.generate_population(COUNCILS, CHILDREN_PER_COUNCIL, SEED,
+def generate(out: Path, per_council: int = CHILDREN_PER_COUNCIL, seed: int = SEED
+             ) -> Population:
+    population = synthetic.generate_population(COUNCILS, per_council, seed,
                                                movers_fraction=0.15, today=TODAY)
     synthetic.write_feeds(population, out)
     truth = {(t.council, t.source, t.source_ref): t.person_id for t in population.truth}
     person: dict[tuple[str, str], str] = {}
-    started = time.perf_counter()
+    by_council: dict[str, list[ChildRecord]] = {}
     for council in COUNCILS:
-        key = keys.generate()
-        await hub.enrol(council, keys.public_pem(key.public_key()))
         records: dict[tuple[str, str], ChildRecord] = {}
         for feed in synthetic.FEEDS:
             parsed = parse_feed(feed, out / council / f"{feed}.csv")
@@ -74,17 +80,36 @@ async def send_population(hub: Hub, out: Path) -> Sent:
                 local_id = f"L{len(person):06d}"
                 records[(council, pid)] = child_record(local_id, row.identity)
                 person[(council, local_id)] = pid
-        client, prev = Client(hub, council, key), GENESIS
-        ops = [UpsertOp.of(r, 1) for r in records.values()]
-        for seq, start in enumerate(range(0, len(ops), BATCH), start=1):
-            body, prev = batch_bytes(council, seq, prev, ops[start:start + BATCH], key)
-            status, data, _ = await client.send(body)
-            assert status == 200, data
-    await hub.resolved()
+        by_council[council] = list(records.values())
     twins = {frozenset((p.person_id, q.person_id)) for p in population.persons
              for q in population.persons
              if p is not q and p.dob == q.dob and q.given_name in p.twin_names}
-    return Sent(person, twins, time.perf_counter() - started)
+    return Population(by_council, person, twins)
+
+
+async def send_batches(hub: Hub, records: dict[str, list[ChildRecord]],
+                       batch: int = BATCH,
+                       then: dict[str, list[ChildRecord]] | None = None) -> None:
+    """Each council's records as version 1, then its ``then`` records as version 2, in
+    signed batches of ``batch``."""
+    for council, mine in records.items():
+        key = keys.generate()
+        await hub.enrol(council, keys.public_pem(key.public_key()))
+        client, prev = Client(hub, council, key), GENESIS
+        ops = [UpsertOp.of(r, 1) for r in mine]
+        ops += [UpsertOp.of(r, 2) for r in (then or {}).get(council, [])]
+        for seq, start in enumerate(range(0, len(ops), batch), start=1):
+            body, prev = batch_bytes(council, seq, prev, ops[start:start + batch], key)
+            status, data, _ = await client.send(body)
+            assert status == 200, data
+
+
+async def send_population(hub: Hub, out: Path) -> Sent:
+    population = generate(out)
+    started = time.perf_counter()
+    await send_batches(hub, population.records)
+    await hub.resolved()
+    return Sent(population.person, population.twins, time.perf_counter() - started)
 
 
 async def test_precision_recall_and_twins_on_a_generated_population(

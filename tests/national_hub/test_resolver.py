@@ -1,0 +1,147 @@
+"""Resolution off the batch path: intake answers with records queued, the background
+resolver links them, operators see the queue, and two resolvers on one database give
+exactly the national children one gives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+from national_hub.handlers import keys as k
+from protocol import keys
+from protocol.batch import GENESIS, DeleteOp, UpsertOp
+from tests.hub_harness import Hub, running_hub
+from tests.national_hub.helpers import Client, batch_bytes, record
+from tests.national_hub.test_resolution import generate, send_batches
+from tests.scrape import scrape
+
+ESX, WSX = "E10000011", "E10000032"
+PAUSED = {"enabled": False}  # no background resolver: records stay queued until drained
+
+
+async def rows(hub: Hub) -> dict[tuple[str, str], tuple[str | None, str | None]]:
+    async with hub.pool.acquire() as conn:
+        found = await conn.fetch("SELECT council_code, local_id, national_id, link_status"
+                                 " FROM records WHERE record IS NOT NULL")
+    return {(r[0], r[1]): (r[2], r[3]) for r in found}
+
+
+async def test_intake_queues_records_and_the_resolver_links_them(make_database,
+                                                                  tmp_path: Path) -> None:
+    async with running_hub(await make_database(), tmp_path, resolver=PAUSED,
+                           health={"resolution_warn": "0s"}) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        await hub.enrol(WSX, keys.public_pem(keys.generate().public_key()))
+        body, h1 = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("A1"), 1),
+                                                 UpsertOp.of(record("A2"), 1)], key)
+        status, data, _ = await Client(hub, ESX, key).send(body)
+        assert status == 200, data  # the receipt does not wait for resolution
+        assert await rows(hub) == {(ESX, "A1"): (None, "pending"),
+                                   (ESX, "A2"): (None, "pending")}
+        assert await hub.fetchval("SELECT count(*) FROM record_keys") > 0
+
+        health = await hub.server.app[k.HEALTH].snapshot()
+        esx = health.council(ESX)
+        assert esx is not None and esx.resolution_queue == 2
+        assert esx.resolution_wait_seconds is not None
+        assert any("waiting" in r and "national resolution" in r for r in esx.reasons)
+        assert health.council(WSX).resolution_queue == 0  # type: ignore[union-attr]
+        metrics = await scrape(hub.url)
+        assert metrics.value("signpost_resolution_queue_entries", council=ESX) == 2
+        assert metrics.value("signpost_resolution_queue_entries", council=WSX) == 0
+        assert metrics.value("signpost_resolution_queue_oldest_seconds", council=ESX) >= 0
+
+        assert await hub.resolved() == 2
+        (a1_id, a1_status), (a2_id, _) = (await rows(hub)).values()
+        assert a1_id == a2_id and a1_status == "linked"  # one batch's records link
+        esx = (await hub.server.app[k.HEALTH].snapshot()).council(ESX)
+        assert esx is not None and (esx.resolution_queue, esx.resolution_wait_seconds) == (
+            0, None)
+        assert not any("resolution" in r for r in esx.reasons)
+
+        # an update keeps its national id while queued; a delete releases it at once
+        body, _ = batch_bytes(ESX, 2, h1, [UpsertOp.of(replace(record("A1"), postcode="TF1 2AB"),
+                                                       2), DeleteOp("A2", 2)], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        assert await rows(hub) == {(ESX, "A1"): (a1_id, "linked")}
+        assert await hub.resolved() == 2
+        assert await rows(hub) == {(ESX, "A1"): (a1_id, "single")}
+
+
+async def test_the_background_resolver_links_what_a_batch_queued(make_database,
+                                                                 tmp_path: Path) -> None:
+    async with running_hub(await make_database(), tmp_path,
+                           resolver={"interval": "0.05s"}) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("A1"), 1),
+                                                UpsertOp.of(record("A2"), 1)], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        deadline = time.monotonic() + 30
+        while await hub.fetchval("SELECT count(*) FROM resolution_queue"):
+            assert time.monotonic() < deadline, "the background resolver did not run"
+            await asyncio.sleep(0.02)
+        assert {s for _, s in (await rows(hub)).values()} == {"linked"}
+
+
+Shape = tuple[frozenset[frozenset[tuple[str, str]]], dict[tuple[str, str], str | None],
+              set[tuple[str, str, str, str]], tuple[int, int]]
+
+
+async def shape(hub: Hub) -> Shape:
+    """What resolution decided, without the random ids: which records share a national
+    child, each record's status, the open review pairs, and how many national children
+    were created and retired."""
+    now = await rows(hub)
+    children: dict[str | None, set[tuple[str, str]]] = defaultdict(set)
+    for rk, (nid, _) in now.items():
+        assert nid is not None
+        children[nid].add(rk)
+    async with hub.pool.acquire() as conn:
+        reviews = {tuple(r) for r in await conn.fetch(
+            "SELECT council_a, local_id_a, council_b, local_id_b FROM review_queue"
+            " WHERE status = 'open'")}
+        made = await conn.fetchrow("SELECT count(*) AS n, count(redirect_to) AS retired"
+                                   " FROM national_children")
+    return (frozenset(frozenset(m) for m in children.values()),
+            {rk: status for rk, (_, status) in now.items()}, reviews,  # type: ignore[misc]
+            (made["n"], made["retired"]))
+
+
+async def test_two_resolvers_draining_one_queue_give_what_one_gives(make_database,
+                                                                    tmp_path: Path) -> None:
+    population = generate(tmp_path / "feeds", per_council=150, seed=7)
+    # the second round: every tenth record corrected, so records are queued twice
+    updates = {c: [replace(r, postcode="TF1 2AB") for r in rs[::10]]
+               for c, rs in population.records.items()}
+    resolver = {"enabled": False, "chunk": 40}  # many small chunks, to interleave
+
+    async def fill(hub: Hub) -> None:
+        await send_batches(hub, population.records, batch=60, then=updates)
+
+    async with running_hub(await make_database(), tmp_path / "one", resolver=resolver) as hub:
+        await fill(hub)
+        assert await hub.resolved() == len(population.person)
+        alone = await shape(hub)
+
+    url = await make_database()
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(
+            running_hub(url, tmp_path / "first", resolver=resolver))
+        second = await stack.enter_async_context(
+            running_hub(url, tmp_path / "second", resolver=resolver))
+        await fill(first)
+        queued = await first.fetchval("SELECT count(*) FROM resolution_queue")
+        assert queued > len(population.person)  # corrected records are queued twice
+        done = await asyncio.gather(first.resolved(), second.resolved())
+        # every record resolved exactly once, by one worker or the other
+        assert sum(done) == len(population.person)
+        together = await shape(first)
+    assert together == alone
+    assert Counter(alone[1].values())["linked"] > 0
+
