@@ -51,7 +51,7 @@ async def test_intake_queues_records_and_the_resolver_links_them(make_database,
         assert esx.resolution_wait_seconds is not None
         assert any("waiting" in r and "national resolution" in r for r in esx.reasons)
         assert health.council(WSX).resolution_queue == 0  # type: ignore[union-attr]
-        metrics = await scrape(hub.url)
+        metrics = await scrape(hub.url, await hub.operator())
         assert metrics.value("signpost_resolution_queue_entries", council=ESX) == 2
         assert metrics.value("signpost_resolution_queue_entries", council=WSX) == 0
         assert metrics.value("signpost_resolution_queue_oldest_seconds", council=ESX) >= 0
