@@ -28,6 +28,7 @@ async def test_auditor_lists_accesses_to_a_child_and_by_a_user(
         await hub.enrol(ESX, keys.public_pem(key.public_key()))
         body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("A1"), 1)], key)
         assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()  # search answers with national ids
         practitioner = await hub.as_role(Role.PRACTITIONER)
         async with aiohttp.ClientSession(hub.url, headers=practitioner) as http:
             async with http.get("/v1/search", params={
