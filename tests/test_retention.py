@@ -153,6 +153,7 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         assert not held[ada][1] and not held[cal][1] and held[ben][1] and held[eve][1]
 
         # A council gone quiet: the hub purges Ben itself at 31, audited at the hub.
+        await hub.resolved()
         national_id = await hub.fetchval("SELECT national_id FROM records WHERE local_id = $1",
                                          ben)
         version = (await _hub_rows(hub))[ben][0]

@@ -4,10 +4,11 @@
 The hub applies the same policy as the nodes (``protocol.retention``) to the records it
 holds, one council at a time under that council's row lock (so never inside one of its
 batches): records past their archive date get ``archived_on``; records past their purge
-date become tombstones at the version held, losing their blocking keys, and their
-partners' link status is refreshed. Each purge is recorded in the hub's audit log in
-the same transaction. A council normally purges first and sends a delete; the hub's
-own purge is the backstop for a council that has gone quiet.
+date become tombstones at the version held, losing their blocking keys, and are
+queued for the resolver, which refreshes their partners' link status. Each purge is
+recorded in the hub's audit log in the same transaction. A council normally purges
+first and sends a delete; the hub's own purge is the backstop for a council that has
+gone quiet.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncpg
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import ResolutionStore
+from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.retention import HeldForRetention, HubRetentionStore
 from protocol import encoding
 from protocol.errors import SignpostError
@@ -59,6 +61,7 @@ class HubRetention:
         self.store = store
         self.records = records
         self.resolution = resolution
+        self.queue = ResolutionQueueStore()
         self.audit = audit
         self.policy = policy
 
@@ -134,7 +137,8 @@ class HubRetention:
         for batch_seq, deletes in by_batch.items():
             await self.records.tombstone(conn, code, batch_seq, deletes)
         national_ids = sorted({h.national_id for h in purge if h.national_id})
-        await self.records.refresh_link_status(conn, national_ids)
+        # As for a council's delete: the resolver refreshes the partners' link status.
+        await self.queue.enqueue(conn, code, ids, [h.national_id for h in purge])
         await self.audit.append(conn, AuditEntry(
             "retention", "system", "national hub", PURPOSE, "retention.purge",
             {"council": code, "today": today.isoformat(), "local_ids": ids},
