@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.publish
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.anti_entropy
+
+## make soak: long seeded fault runs (SIGKILLs, a faulty link) checked record by record,
+## then a load run with search latency and every process's memory over time.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf .data bench-out

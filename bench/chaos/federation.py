@@ -49,6 +49,7 @@ class Federation:
     rates: FaultRates = NO_FAULTS
     seed: int = 0
     node_env_extra: dict[str, str] = field(default_factory=dict)
+    hub_env_extra: dict[str, str] = field(default_factory=dict)
     hub_db: str = ""
     hub_ports: list[int] = field(default_factory=list)
     hub_processes: list[Process] = field(default_factory=list)
@@ -95,6 +96,7 @@ class Federation:
         for i, port in enumerate(self.hub_ports):
             hub = hub_process(self.hub_db, port, self.workdir)
             hub.log = self.workdir / f"hub-{i}.log"
+            hub.env |= self.hub_env_extra
             self.hub_processes.append(hub.start())
         for url in self.hub_urls:
             await asyncio.to_thread(wait_ready, url, 60)
@@ -157,6 +159,8 @@ class Federation:
             if result.returncode == 0:
                 return
             self.ingest_failures += 1
+            self.say(f"  ingest {code} {feed} failed (retrying): "
+                     f"{_last_line_of(result.stderr.decode(errors='replace'))}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"ingest {code} {feed} kept failing: "
                                    f"{result.stderr.decode()[-2000:]}")
@@ -197,10 +201,14 @@ class Federation:
 
 def _last_line(log: Path) -> str:
     try:
-        lines = log.read_text(errors="replace").strip().splitlines()
+        return _last_line_of(log.read_text(errors="replace"))
     except OSError:
         return "(no log)"
-    return lines[-1][:300] if lines else "(empty log)"
+
+
+def _last_line_of(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1][:300] if lines else "(nothing)"
 
 
 async def _queued(conn: asyncpg.Connection) -> int:

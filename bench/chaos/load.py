@@ -35,7 +35,10 @@ class LoadPlan:
     searchers: int = 16
     hubs: int = 2
     councils: tuple[str, ...] = COUNCILS
-    sample_every: float = 5.0
+
+    @property
+    def sample_every(self) -> float:
+        return max(2.0, self.duration / 30)  # about 30 rows of memory figures
 
 
 @dataclass
@@ -101,15 +104,20 @@ async def load_run(plan: LoadPlan, say: Callable[[str], None] = print) -> LoadRe
         synthetic.write_feeds(population, work / "feeds")
         del population
         pg = await asyncio.to_thread(KillablePostgres)
-        fed = Federation(pg, work, list(plan.councils), plan.hubs, seed=plan.seed, say=say)
+        # batches of the size a council would send (the fault runs' are small on purpose)
+        fed = Federation(pg, work, list(plan.councils), plan.hubs, seed=plan.seed, say=say,
+                         node_env_extra={"LOCAL_NODE__PUBLISHER__BATCH_SIZE": "500"},
+                         # the searchers are a load, not people: no per-user limit (as
+                         # bench.search); nodes and addresses keep theirs
+                         hub_env_extra={"NATIONAL_HUB__RATE_LIMITS__PER_USER": "0"})
         searchers: Searchers | None = None
         try:
             await fed.setup()
+            await fed.start()
             # the first feed is loaded before the clock starts, so there is something to find
             await asyncio.gather(*(fed.ingest(c, "education", work / "feeds" / c /
                                               "education.csv", limit=1800)
                                    for c in plan.councils))
-            await fed.start()
             searchers = Searchers(fed.hub_urls, await fed.practitioner_headers(),
                                   queries_from(work / "feeds"), plan.searchers, plan.seed)
             applied_before = await _applied(fed.hub_db)

@@ -110,7 +110,7 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
             await fed.start()
             searchers = Searchers(fed.hub_urls, await fed.practitioner_headers(),
                                   queries_from(feeds), concurrency=1, seed=plan.seed,
-                                  pause=0.1)
+                                  pause=0.2)  # a practitioner's pace, within their limit
             searchers.start()
             await _hurt(plan, rng, fed, feeds, say)
             assert fed.proxy is not None
