@@ -130,6 +130,7 @@ class FaultProxy:
         self._open: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self._closing = False
         self.port = 0
 
     @property
@@ -143,14 +144,16 @@ class FaultProxy:
         return self
 
     async def close(self) -> None:
+        self._closing = True
         if self._server:
             self._server.close()
+        await asyncio.sleep(0)  # sessions of connections accepted just now start (and end)
         self._sever()  # every session and replay then ends on its own
-        _, pending = await asyncio.wait(list(self._tasks), timeout=5) if self._tasks \
-            else (set(), set())
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        while self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         if self._server:
             await self._server.wait_closed()
 
@@ -191,6 +194,8 @@ class FaultProxy:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._open.add(writer)
         try:
+            if self._closing:
+                return
             if self.is_cut:
                 self.faults["refused_while_cut"] += 1
                 return
@@ -242,6 +247,8 @@ class FaultProxy:
     async def _replay(self, request: bytes) -> None:
         """The same bytes again on a connection of their own; the answer is only counted."""
         with contextlib.suppress(OSError, _Closed, asyncio.LimitOverrunError, ValueError):
+            if self._closing:
+                return
             up_reader, up_writer = await self._connect()
             try:
                 up_writer.write(request)
