@@ -41,6 +41,7 @@ from protocol.matching import (
     DEFAULT_MODEL,
     Decision,
     Explanation,
+    IdentifierLevel,
     IdentityFields,
     Model,
     TermFrequencies,
@@ -48,6 +49,7 @@ from protocol.matching import (
     normalise_name,
     score,
 )
+from protocol.matching.compare import compare_nhs_number, compare_upn
 
 MAX_BLOCK = 200  # records sharing one key beyond which the key is skipped
 # Name frequencies are re-read from the hub's records this often (seconds), and at every
@@ -112,6 +114,15 @@ def identity_of(row: asyncpg.Record) -> IdentityFields:
         former_family_names=tuple(row["former_family_names"] or ()),
         postcode=row["postcode"], address_line=row["address_line"],
         nhs_number=row["nhs_number"], upn=row["upn"])
+
+
+def vetoed(a: IdentityFields, b: IdentityFields) -> bool:
+    """Two different valid NHS numbers (or UPNs): the model's first hard rule, which
+    makes the pair neither a link nor a review whatever its weights. Checked before
+    scoring, it spares most of the pairs a large council's common keys bring (two
+    Olivers of one postcode district) the full comparison, with the same decisions."""
+    return (compare_nhs_number(a, b) is IdentifierLevel.DISAGREE
+            or compare_upn(a, b) is IdentifierLevel.DISAGREE)
 
 
 def pair_of(x: RecordKey, y: RecordKey) -> tuple[RecordKey, RecordKey]:
@@ -259,7 +270,7 @@ class Linker:
         current = {c.local_id: c.current_id for c in candidates if c.current_id}
         known_ids = sorted({o.national_id for o in others.values()} | set(current.values()))
         holders: dict[str, set[RecordKey]] = {nid: set() for nid in known_ids}
-        for row in await store.holders(conn, known_ids):
+        for row in await self.records.holders_of(conn, known_ids):
             rk = (row["council_code"], row["local_id"])
             if rk not in mine:
                 holders[row["national_id"]].add(rk)
@@ -308,7 +319,7 @@ class Linker:
             links: list[tuple[RecordKey, str, Explanation]] = []
             greys: list[tuple[RecordKey, str, Explanation]] = []
             for rk, (other_fields, nid) in partners.items():
-                if rk in apart:
+                if rk in apart or vetoed(c.fields, other_fields):
                     continue
                 explanation = score(c.fields, other_fields,
                                     model if me[0] == rk[0] else across, self.tf)

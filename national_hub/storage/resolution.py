@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from national_hub.storage.records import PENDING
+
 RecordKey = tuple[str, str]  # (council, local_id)
 
 # The columns matching reads, as one select list (``r`` is ``records``).
@@ -77,18 +79,23 @@ class ResolutionStore:
         still queued is left out: it meets these when its own turn comes."""
         if not keys:
             return []
+        # Each key is looked up in the covering index and read no further than one
+        # holder past the limit: a common key costs max_block + 1 index entries however
+        # many records hold it, and nothing scans record_keys as a whole (which made
+        # every chunk slower as the hub filled).
         return await conn.fetch(
             f"""
-            WITH block AS (
-                SELECT key FROM record_keys WHERE key = ANY($1::text[])
-                GROUP BY key HAVING count(*) <= $2
-            )
-            SELECT {IDENTITY_COLUMNS}, array_agg(k.key) AS keys
-            FROM block JOIN record_keys k USING (key)
-            JOIN records r ON r.council_code = k.council_code AND r.local_id = k.local_id
-            WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
+            SELECT {IDENTITY_COLUMNS}, array_agg(h.key) AS keys
+            FROM unnest($1::text[]) AS w(key)
+            CROSS JOIN LATERAL (
+                SELECT w.key, b.council_code, b.local_id, count(*) OVER () AS n
+                FROM (SELECT k.council_code, k.local_id FROM record_keys k
+                      WHERE k.key = w.key LIMIT $2 + 1) b
+            ) h
+            JOIN records r ON r.council_code = h.council_code AND r.local_id = h.local_id
+            WHERE h.n <= $2 AND r.record IS NOT NULL AND r.national_id IS NOT NULL
             GROUP BY r.council_code, r.local_id
-            """, list(keys), max_block)
+            """, sorted(set(keys)), max_block)
 
     async def identities(self, conn: asyncpg.Connection,
                          records: Sequence[RecordKey]) -> list[asyncpg.Record]:
@@ -137,15 +144,18 @@ class ResolutionStore:
 
     async def set_national_ids(self, conn: asyncpg.Connection, council: str,
                                national_ids: dict[str, str]) -> None:
-        """Point records at national ids (re-resolution); rows already right are left."""
+        """Point records at their resolved national ids; rows already right are left. A
+        pending record becomes 'single' in the same write, so a new record is rewritten
+        once more only if ``refresh_status`` finds it linked or in review."""
         if not national_ids:
             return
         await conn.execute(
-            "UPDATE records r SET national_id = u.n, updated_at = now()"
+            "UPDATE records r SET national_id = u.n, updated_at = now(),"
+            " link_status = CASE WHEN r.link_status = $4 THEN 'single' ELSE r.link_status END"
             " FROM unnest($2::text[], $3::text[]) AS u(l, n)"
             " WHERE r.council_code = $1 AND r.local_id = u.l AND r.record IS NOT NULL"
-            " AND r.national_id IS DISTINCT FROM u.n",
-            council, list(national_ids), list(national_ids.values()))
+            " AND (r.national_id IS DISTINCT FROM u.n OR r.link_status = $4)",
+            council, list(national_ids), list(national_ids.values()), PENDING)
 
     async def holders(self, conn: asyncpg.Connection,
                       national_ids: Sequence[str]) -> list[asyncpg.Record]:
