@@ -244,7 +244,8 @@ def model() -> None:
               help="Random record pairs for u.")
 @click.option("--candidate-pairs", default=CANDIDATE_PAIRS, show_default=True,
               help="Blocked pairs for EM (a random sample of them).")
-@click.option("--iterations", default=10, show_default=True, help="EM iterations.")
+@click.option("--iterations", default=1, show_default=True,
+              help="EM steps from the newest stored model (or the default).")
 @click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
 @click.pass_obj
 def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iterations: int,

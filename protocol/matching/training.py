@@ -7,14 +7,17 @@ Two samples of comparison vectors make a model:
   in the sample to measure (two random children with one NHS number) keeps the
   starting model's u, and the measured ones share what is left;
 * **m by expectation maximisation** on candidate pairs (those sharing a blocking
-  key): :func:`~protocol.matching.scoring.estimate_m_u`, which separates the
-  candidate pairs into matches and the siblings, neighbours and namesakes blocking
-  lets through, and writes back only m (the u of those non-matches is not the u of
-  two children drawn at random).
+  key), with u fixed at the sampled u and the prior at the hub's measured one, as
+  Splink fixes u during EM (:func:`estimate_m`). Each field's m is estimated from
+  the match probability the *other* fields give a pair, as Splink estimates in each
+  session only the fields its training blocking rule leaves free: a field must not
+  vouch for itself, or siblings (who agree on surname, postcode and address) teach
+  the model that a household is a child. A plain two-class EM over every field does
+  exactly that on blocked pairs (the household is the stronger cluster).
 
 The prior and the thresholds stay the starting model's: the hub measures the prior
-from NHS numbers as records arrive, and the thresholds are a policy (precision
-before recall), not something the data can say.
+from NHS numbers as records arrive (and passes it in for the E-step), and the
+thresholds are a policy (precision before recall), not something the data can say.
 
     >>> from protocol.matching.scoring import DEFAULT_MODEL
     >>> agree_on_sex = (0, 0, 0, 0, 1, 0, 0, 0, 0)  # sex AGREE, every other field OTHER
@@ -25,15 +28,16 @@ before recall), not something the data can say.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.matching.compare import COMPARISONS
-from protocol.matching.scoring import Model, estimate_m_u
+from protocol.matching.scoring import Model
 
-__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_u", "train"]
+__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_m", "estimate_u", "train"]
 
 MIN_COUNT = 20  # sampled pairs a level needs before its measured share replaces the model's
 _FLOOR = 1e-7
@@ -91,12 +95,73 @@ def _measured(counts: Counter[int], comparison: Any, params: Mapping[str, Any],
     return sorted(name for name in params if counts[int(comparison.levels[name])] >= min_count)
 
 
+def estimate_m(candidate_vectors: Iterable[Sequence[int]], model: Model, prior: float, *,
+               iterations: int = 1) -> Model:
+    """m re-estimated on candidate pairs with u and the prior fixed (see above): in each
+    iteration, each field's level shares weighted by the pair's match probability by
+    every other field. MISSING levels count for nothing; no level's m reaches zero.
+
+    One iteration by default: fields are not independent (siblings agree on surname,
+    postcode *and* address), so iterating drifts toward the household, a little more
+    each time; one step from the current model is stable, and training again starts
+    from the newest stored model anyway."""
+    counts = Counter(tuple(int(x) for x in v) for v in candidate_vectors)
+    if not counts:
+        return model
+    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
+    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    prior_weight = math.log2(prior / (1.0 - prior))
+    for _ in range(iterations):
+        weights = {v: [math.log2(m[i][lv] / u[i][lv]) if lv >= 0 else 0.0
+                       for i, lv in enumerate(v)] for v in counts}
+        totals = {v: prior_weight + sum(w) for v, w in weights.items()}
+        new_m = []
+        for i in range(len(COMPARISONS)):
+            mass = {lv.value: 0.0 for lv in levels[i]}
+            for v, count in counts.items():
+                if v[i] >= 0:
+                    others = max(-500.0, min(500.0, totals[v] - weights[v][i]))
+                    mass[v[i]] += count / (1.0 + 2.0 ** -others)
+            new_m.append(_agreement_not_against(_shares(mass), u[i])
+                         if sum(mass.values()) > 0 else m[i])
+        m = new_m
+    fields = {c.field: {lv.name: (m[i][lv.value], model.fields[c.field][lv.name][1])
+                        for lv in levels[i]} for i, c in enumerate(COMPARISONS)}
+    return replace(model, fields=fields)
+
+
+def _agreement_not_against(m: dict[int, float], u: Mapping[int, float]) -> dict[int, float]:
+    """Any agreement (every level above 0, the disagreeing one) keeps m ≥ u: agreeing is
+    never evidence *against* one child. Without this, a hub whose only true pairs are
+    movers learns that one postcode means two children, and a council's duplicate
+    record at one address would never link."""
+    raised = {level: u[level] for level, p in m.items() if level > 0 and p < u[level]}
+    rest = 1.0 - sum(raised.values())
+    free = sum(p for level, p in m.items() if level not in raised)
+    if not raised or rest <= 0 or free <= 0:
+        return m
+    return {level: raised.get(level, p * rest / free) for level, p in m.items()}
+
+
+def _shares(mass: Mapping[int, float], floor: float = 1e-6) -> dict[int, float]:
+    total = sum(mass.values())
+    probs = {level: max(floor, value / total) for level, value in mass.items()}
+    norm = sum(probs.values())
+    return {level: p / norm for level, p in probs.items()}
+
+
 def train(random_vectors: Sequence[Sequence[int]], candidate_vectors: Sequence[Sequence[int]],
-          start: Model, version: str, *, iterations: int = 10,
+          start: Model, version: str, *, prior: float | None = None, iterations: int = 1,
           min_count: int = MIN_COUNT) -> tuple[Model, TrainingSummary]:
-    """u by random sampling, then m by EM on candidate pairs; the new model is ``version``."""
+    """u by random sampling, then m by EM on candidate pairs (``prior``: the chance two
+    records drawn at random are one child, the start model's unless given); the new
+    model is ``version``."""
     with_u = estimate_u(random_vectors, start, min_count=min_count)
-    trained = estimate_m_u(candidate_vectors, with_u, iterations=iterations, version=version)
+    trained = replace(estimate_m(candidate_vectors, with_u, prior or start.prior,
+                                 iterations=iterations), version=version)
     change = max((abs(trained.fields[f][level][0] - start.fields[f][level][0])
                   for f in start.fields for level in start.fields[f]), default=0.0)
     counts = _level_counts(random_vectors)

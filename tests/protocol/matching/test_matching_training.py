@@ -37,27 +37,32 @@ def test_u_is_the_share_among_random_pairs_and_rare_levels_keep_the_model_u() ->
 def test_train_measures_u_estimates_m_and_names_the_version() -> None:
     rng = random.Random(3)
     agree = tuple(max(lv.value for lv in c.levels) for c in COMPARISONS)
-    # Candidate pairs: 70% the same child (everything agrees, bar a few typos), 30%
-    # siblings (surname, postcode, address agree; given name and DOB do not).
-    given, dob = FIELDS.index("given_name"), FIELDS.index("dob")
+    i = {f: FIELDS.index(f) for f in FIELDS}
+    # Candidate pairs: 70% the same child (everything agrees, bar one given-name typo in
+    # ten), 30% siblings (surname, sex, postcode and address agree; given names, other
+    # names and dates of birth do not; no identifiers). A plain EM over every field
+    # takes the household for the child; each field judged by the others does not.
     candidates = []
     for _ in range(2000):
+        v = list(agree)
         if rng.random() < 0.7:
-            v = list(agree)
             if rng.random() < 0.1:
-                v[given] = 0
-            candidates.append(tuple(v))
+                v[i["given_name"]] = 0
         else:
-            v = list(agree)
-            v[given], v[dob] = 0, 0
-            v[FIELDS.index("nhs_number")] = v[FIELDS.index("upn")] = -1
-            candidates.append(tuple(v))
+            v[i["given_name"]] = v[i["other_given_names"]] = v[i["dob"]] = 0
+            v[i["nhs_number"]] = v[i["upn"]] = -1
+        candidates.append(tuple(v))
     randoms = [_vector() for _ in range(500)]
-    model, summary = train(randoms, candidates, DEFAULT_MODEL, "em-test", iterations=20)
+    model, summary = train(randoms, candidates, DEFAULT_MODEL, "em-test")
     assert model.version == "em-test"
     assert summary.random_pairs == 500 and summary.candidate_pairs == 2000
-    m_exact_given = model.fields["given_name"]["EXACT"][0]
-    assert m_exact_given == pytest.approx(0.9, abs=0.05)  # one in ten true pairs had a typo
-    assert model.fields["dob"]["EXACT"][0] > 0.95
+    # One step from the default: the siblings pull m a little (0.84 where the truth is 0.9).
+    assert model.fields["given_name"]["EXACT"][0] > 0.8
+    assert model.fields["dob"]["EXACT"][0] > 0.85
     assert "OTHER" in summary.u_measured["given_name"]
     assert model.prior == DEFAULT_MODEL.prior and model.thresholds == DEFAULT_MODEL.thresholds
+    # Agreeing is never evidence against: every agreeing level keeps m >= u.
+    for field, levels in model.fields.items():
+        for level, (m, u) in levels.items():
+            if COMPARISONS[i[field]].levels[level].value > 0:
+                assert m >= u * 0.999, (field, level)
