@@ -40,6 +40,9 @@ from protocol.matching.names import (
 if TYPE_CHECKING:
     from protocol.records import ChildRecord
 
+# Per-value caches hold one entry per distinct NHS number, UPN, address or postcode: a
+# hub of a few hundred thousand records must fit, or every comparison recomputes them.
+VALUE_CACHE = 1 << 19
 SEX_MISSING = frozenset({0, 9})  # "not known" and "not specified" say nothing
 # Name particles that never count as a part of a double-barrelled surname on their own.
 _PARTICLES = frozenset({"van", "von", "der", "den", "de", "la", "le", "du", "da", "di", "del",
@@ -268,7 +271,7 @@ def compare_sex(a: IdentityFields, b: IdentityFields) -> SexLevel:
 # -- postcode and address ------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=VALUE_CACHE)
 def _postcode_parts(postcode: str) -> tuple[str, str, str, str] | None:
     """(full, sector, district, area) of a postcode in any spacing or case."""
     compact = "".join(postcode.split()).upper()
@@ -298,13 +301,14 @@ def _postcode_level(a: str, b: str) -> PostcodeLevel:
     return PostcodeLevel.OTHER
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=VALUE_CACHE)
 def normalise_address(line: str) -> str:
     """Lower case tokens with common abbreviations written out ("Rd" → "road")."""
     tokens = _ADDRESS_TOKEN.findall(fold(line))
     return " ".join(_ADDRESS_WORDS.get(t, t) for t in tokens)
 
 
+@functools.lru_cache(maxsize=VALUE_CACHE)
 def _numbers(address: str) -> frozenset[str]:
     return frozenset(t for t in address.split() if t.isdigit())
 
@@ -336,14 +340,14 @@ def _address_level(x: str, y: str) -> AddressLevel:
 # -- strong identifiers --------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=VALUE_CACHE)
 def valid_nhs_number(value: str) -> str | None:
     """The compact NHS number if its modulus-11 check passes, else None."""
     compact = nhs.compact(value)
     return compact if nhs.is_valid(compact) else None
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=VALUE_CACHE)
 def valid_upn(value: str) -> str | None:
     """The compact, upper-case UPN if its check letter passes, else None."""
     compact = upn.compact(value)

@@ -101,7 +101,7 @@ _TRANSLITERATE = str.maketrans({
 })
 _APOSTROPHES = re.compile(r"['’‘`ʼ´]")
 _NOT_LETTER = re.compile(r"[^\w\s]|[\d_]")  # \w keeps letters of any script
-_CACHE = 1 << 16
+_CACHE = 1 << 19  # one entry per distinct name: a national hub has hundreds of thousands
 
 
 def fold(value: str) -> str:
