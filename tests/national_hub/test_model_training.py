@@ -22,7 +22,7 @@ from tests.server_common.accounts_helpers import bearer_headers
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([script("national-hub"), *args], env=env, text=True,
-                          capture_output=True, timeout=120, check=False)
+                          capture_output=True, timeout=600, check=False)
 
 
 async def test_trained_model_is_stored_versioned_and_used(make_database,
