@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from bench.chaos.proxy import FAULTS
 from bench.chaos.run import Plan, fault_run
 
 
@@ -32,7 +33,6 @@ async def test_seeded_fault_run() -> None:
     assert {k: report.faults[k] for k in ("kill_hub", "kill_node", "kill_postgres")} == \
         {"kill_hub": 1, "kill_node": 1, "kill_postgres": 1}
     assert report.faults["cut"] == 1
-    assert sum(report.faults[f] for f in ("drop", "delay", "truncate_request",
-                                          "truncate_response", "duplicate")) > 0
+    assert sum(report.faults[f] for f in FAULTS) > 0
     assert report.verification.batches_verified > 5
     assert report.verification.records_compared > 400

@@ -11,13 +11,17 @@ each fault hits exactly one request:
   applied) but only part of its answer reaches the node;
 - ``duplicate``: the same request bytes are sent again on a second connection to
   the hub (a replay; its answer is discarded but counted);
+- ``overtake``: such a copy reaches the hub first and is answered, then the original
+  is sent (so the hub sees the original as the replay);
 - ``cut(seconds)``: the link goes down: open connections are severed and new ones
   closed at once until the period ends.
 
 Connection ``n`` draws its faults from ``random.Random(f"{seed}:{n}")``, so a seed
 fixes what happens to each connection; which request rides which connection still
-depends on timing. Statuses of every answer seen (replays too) are counted, so a
-run can report its 5xx.
+depends on timing. ``script`` (a list of faults or None, one per request, in
+arrival order) overrides the draws while it lasts, for tests that need one exact
+fault. Statuses of every answer seen (replays too) are counted, so a run can report
+its 5xx.
 
 Example::
 
@@ -38,7 +42,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, fields
 
-FAULTS = ("drop", "delay", "truncate_request", "truncate_response", "duplicate")
+FAULTS = ("drop", "delay", "truncate_request", "truncate_response", "duplicate", "overtake")
 _HEAD_LIMIT = 1 << 20
 
 
@@ -51,6 +55,7 @@ class FaultRates:
     truncate_request: float = 0.0
     truncate_response: float = 0.0
     duplicate: float = 0.0
+    overtake: float = 0.0
     max_delay: float = 2.0
 
     def choose(self, rng: random.Random) -> str | None:
@@ -124,6 +129,7 @@ class FaultProxy:
         self.faults: Counter[str] = Counter()    # faults injected, by kind
         self.statuses: Counter[int] = Counter()  # answers seen from upstream, by status
         self.requests = 0
+        self.script: list[str | None] = []
         self._connections = itertools.count()
         self._next_upstream = itertools.cycle(range(len(upstreams)))
         self._cut_until = 0.0
@@ -201,7 +207,7 @@ class FaultProxy:
                 return
             while (request := await read_message(reader)) is not None:
                 self.requests += 1
-                fault = self.rates.choose(rng)
+                fault = self.script.pop(0) if self.script else self.rates.choose(rng)
                 if fault:
                     self.faults[fault] += 1
                 if fault == "drop" or self.is_cut:
@@ -215,6 +221,8 @@ class FaultProxy:
                     up_writer.write(request[:rng.randrange(1, len(request))])
                     await up_writer.drain()
                     return
+                if fault == "overtake":
+                    await self._replay(request)
                 up_writer.write(request)
                 await up_writer.drain()
                 if fault == "duplicate":

@@ -28,7 +28,8 @@ from bench.chaos.searchers import Searchers, queries_from
 
 COUNCILS = ("E10000011", "E06000020")
 DEFAULT_RATES = FaultRates(drop=0.02, delay=0.04, truncate_request=0.02,
-                           truncate_response=0.04, duplicate=0.04, max_delay=7.0)
+                           truncate_response=0.04, duplicate=0.03, overtake=0.02,
+                           max_delay=7.0)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ resends the very same bytes and the hub recognises them (same seq, same hash)
 instead of seeing a fork. At every start, and after any refusal about
 sequence, the node reads the hub's cursor and resends what the hub lacks.
 
-Only retryable errors are retried, with capped exponential backoff and jitter
-(tenacity); the backoff does not reset by itself while failures continue.
+Only retryable errors are retried (and our own request refused as a replay, see
+``_worth_retrying``), with capped exponential backoff and jitter (tenacity); the
+backoff does not reset by itself while failures continue.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _worth_retrying(exc: BaseException) -> bool:
+    """Retryable errors, and our own request refused as a replay: a copy of it reached
+    the hub first (a duplicating proxy, say). Every attempt is signed anew with a fresh
+    nonce and batches are idempotent, so sending again is safe and is what gets the
+    receipt (the copy may even have applied the batch)."""
+    return isinstance(exc, SignpostError) and (
+        exc.retryable or exc.code == ErrorCode.AUTH_REPLAYED_NONCE)
+
+
 class Publisher:
     def __init__(self, pool: asyncpg.Pool, outbox: OutboxStore, client: HubClient,
                  council: str, key: Ed25519PrivateKey | KeySource,
@@ -95,8 +105,7 @@ class Publisher:
         stop = (tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts
                 else tenacity.stop_never)
         return tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, SignpostError) and e.retryable),
+            retry=tenacity.retry_if_exception(_worth_retrying),
             wait=tenacity.wait_random_exponential(multiplier=0.2, max=self.max_backoff),
             stop=stop,
             before_sleep=lambda rs: log.warning(

@@ -90,6 +90,7 @@ async def test_no_faults_pass_everything_through(backend: tuple[Backend, int]) -
     ("truncate_request", 0, False),
     ("truncate_response", 1, False),
     ("duplicate", 2, True),
+    ("overtake", 2, True),
     ("delay", 1, True),
 ])
 async def test_each_fault(backend: tuple[Backend, int], fault: str, served: int,

@@ -1,0 +1,52 @@
+"""Publishing through a faulty link (bench/chaos FaultProxy between node and hub).
+
+Found by the fault runs: when a copy of a node's signed request reaches the hub
+before the request itself (a duplicating middlebox, a retrying proxy), the hub
+rightly refuses the original as a replayed nonce, and the publisher took that as
+final: ``local-node publish --once`` failed although nothing was wrong with the
+batch. Each attempt is signed afresh with a new nonce and batches are idempotent,
+so the publisher retries it; the hub ends with every record once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import synthetic
+from bench.chaos.proxy import FaultProxy
+from tests.federation import running_hub, running_node
+
+ESX = "E10000011"
+
+
+@pytest.fixture(scope="module")
+def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("feeds")
+    synthetic.write_feeds(synthetic.generate_population([ESX], 120, seed=5), out)
+    return out
+
+
+@pytest.mark.parametrize("overtaken", [0, 1], ids=["cursor-read", "first-batch"])
+async def test_a_request_overtaken_by_its_copy_is_sent_again(
+        make_database, tmp_path: Path, feeds: Path, overtaken: int) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub:
+        port = hub.server.port
+        assert port is not None
+        proxy = await FaultProxy([("127.0.0.1", port)]).start()
+        try:
+            async with running_node(ESX, await make_database(), tmp_path, hub,
+                                    hub_url=proxy.url, batch_size=40) as node:
+                await node.ingest("education", feeds / ESX / "education.csv")
+                proxy.script = [None] * overtaken + ["overtake"]
+                report = await node.publish()
+                assert report.batches_sent >= 2  # a chain, the overtaken one included
+                assert proxy.faults["overtake"] == 1
+                assert proxy.statuses[401] == 1  # the original, refused as a replay
+                assert await hub.digests(ESX) == await node.projection()
+                assert await hub.fetchval(
+                    "SELECT sum(applied_count) FROM batches WHERE council_code = $1",
+                    ESX) == len(await node.projection())
+        finally:
+            await proxy.close()
