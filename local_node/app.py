@@ -122,7 +122,9 @@ async def periodically(what: str, job: Callable[[], Awaitable[object]], interval
             await job()
         except SignpostError as exc:
             log.error(f"{what} failed", extra={"code": str(exc.code), "error": exc.message})
-        except (OSError, asyncpg.PostgresError):
+        except Exception as exc:
+            if not (database.unavailable(exc) or isinstance(exc, asyncpg.PostgresError)):
+                raise
             log.exception(f"{what} failed")
         await asyncio.sleep(interval)
 

@@ -24,6 +24,28 @@ import asyncpg
 from server_common import embedded_pg
 from server_common.config import DatabaseConfig
 
+# Errors meaning "the database is not there right now" (restarting, crashed, cut off):
+# worth trying again later, never a bug of ours. InternalClientError is asyncpg's own
+# protocol state going wrong, which in practice is a pooled connection whose server
+# died mid-operation (the fault runs of bench/chaos meet it; MagicStack/asyncpg#1069).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    OSError,
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being gone (closed connection or pool included), rather
+    than a bug? asyncpg's client-side DataError is an InterfaceError too, and a bug."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return not isinstance(exc, ValueError)
+    return isinstance(exc, UNAVAILABLE)
+
+
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 # Arbitrary constant: the advisory lock key that serialises schema upgrades.
 _UPGRADE_LOCK = 0x5167_0001

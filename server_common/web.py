@@ -34,18 +34,7 @@ _HTTP_CODES = {
 }
 
 # Errors meaning "the database is not there right now": the client may retry.
-# InternalClientError is asyncpg's own protocol state going wrong, which in practice is
-# a pooled connection whose server died mid-operation (PostgreSQL crashed or was
-# killed): the next use of that connection fails this way and the pool then discards
-# it (the fault runs of bench/chaos meet it; MagicStack/asyncpg#1069).
-_UNAVAILABLE = (
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,
-    OSError,
-)
+_UNAVAILABLE = database.UNAVAILABLE
 
 
 def error_response(status: int, code: ErrorCode | str, message: str, *,

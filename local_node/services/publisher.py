@@ -33,6 +33,7 @@ from protocol.batch import GENESIS, REJECTED, Batch, DeleteOp, Receipt, UpsertOp
 from protocol.errors import ErrorCode, SignpostError
 from protocol.key_announcement import parse_timestamp
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
+from server_common import database
 
 log = logging.getLogger(__name__)
 
@@ -277,4 +278,12 @@ class Publisher:
             except SignpostError as exc:
                 log.error("publishing stopped by a non-retryable error",
                           extra={"code": str(exc.code), "error": exc.message})
+            except Exception as exc:
+                # The node's own database restarting must not end publishing for good
+                # (in ``serve`` nothing would restart this task): found by the fault
+                # runs, which SIGKILL PostgreSQL under a running publisher.
+                if not database.unavailable(exc):
+                    raise
+                log.warning("database unavailable; publishing resumes when it is back",
+                            extra={"error": type(exc).__name__})
             await asyncio.sleep(interval)
