@@ -127,6 +127,7 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
                     break
                 await asyncio.sleep(0.5)
             report.healed_in = time.monotonic() - healed
+            calm = await _calm_errors(fed, searchers)
             await searchers.stop()
             if report.verification.ok:
                 report.verification = await verify(
@@ -137,6 +138,10 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
             report.statuses = fed.proxy.statuses + searchers.statuses
             report.searches = sum(searchers.statuses.values())
             report.unexpected_exits = fed.unexpected_exits
+            if calm:
+                report.verification.problem(
+                    f"5xx after everything was back up (a broken pooled connection kept?): "
+                    f"{calm}")
         finally:
             if searchers:
                 await searchers.stop()
@@ -146,6 +151,17 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
     for problem in report.verification.problems:
         say(f"  PROBLEM {problem}")
     return report
+
+
+async def _calm_errors(fed: Federation, searchers: Searchers,
+                       seconds: float = 5.0) -> dict[int, int]:
+    """5xx answers in a few seconds of searches and heartbeats once all is healed: a
+    server must not keep failing after its database is back."""
+    assert fed.proxy is not None
+    before = fed.proxy.statuses + searchers.statuses
+    await asyncio.sleep(seconds)
+    after = fed.proxy.statuses + searchers.statuses
+    return {s: n - before[s] for s, n in after.items() if s >= 500 and n > before[s]}
 
 
 async def _hurt(plan: Plan, rng: random.Random, fed: Federation, feeds: Path,
