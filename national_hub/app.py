@@ -25,6 +25,7 @@ from national_hub.handlers import (
     ops,
     practitioner,
     practitioner_pages,
+    review_page,
 )
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
@@ -178,6 +179,7 @@ def create_app(config: HubConfig) -> web.Application:
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))
     app.add_routes(audit.routes())
     app.add_routes(audit_page.routes())
+    app.add_routes(review_page.routes())
     app.add_routes(links.routes())
     app.add_routes(ops.routes())
     app.add_routes(openapi.routes())

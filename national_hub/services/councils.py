@@ -63,6 +63,11 @@ class CouncilService:
             raise NotFoundError(f"council {code} is not enrolled", code=ErrorCode.UNKNOWN_COUNCIL)
         return council
 
+    async def names(self) -> dict[str, str]:
+        """Every enrolled council's name by code."""
+        async with self.pool.acquire() as conn:
+            return {c.code: c.name for c in await self.councils.list_all(conn)}
+
     async def list_all(self) -> list[tuple[Council, list[CouncilKey]]]:
         async with self.pool.acquire() as conn:
             return [(c, await self.councils.keys_of(conn, c.code))

@@ -9,6 +9,7 @@ is audited in its own transaction (the audit log fails closed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,24 @@ class ReviewService:
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:
         async with self.pool.acquire() as conn:
             return await self.store.list_reviews(conn, status, limit)
+
+    async def queue_for(self, council: str, limit: int = 50
+                        ) -> Sequence[tuple[ReviewRow, dict[RecordKey, asyncpg.Record]]]:
+        """The open pairs with a record of ``council``, each with both records' identity
+        columns (a record deleted since it was queued is missing from the map)."""
+        async with self.pool.acquire() as conn:
+            reviews = await self.store.list_reviews(conn, "open", limit, council=council)
+            rows = await self.store.shown_identities(
+                conn, sorted({k for r in reviews for k in (r.a, r.b)}))
+        held = {(r["council_code"], r["local_id"]): r for r in rows}
+        return [(r, {k: held[k] for k in (r.a, r.b) if k in held}) for r in reviews]
+
+    async def get(self, review_id: int) -> ReviewRow:
+        async with self.pool.acquire() as conn:
+            review = await self.store.get_review(conn, review_id)
+        if review is None:
+            raise NotFoundError(f"no review {review_id}")
+        return review
 
     async def link(self, review_id: int, actor: Actor) -> Decided:
         return await self._decide(review_id, actor, "linked")

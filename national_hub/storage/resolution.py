@@ -258,11 +258,28 @@ class ResolutionStore:
             """, first, second))
 
     async def list_reviews(self, conn: asyncpg.Connection, status: str | None = "open",
-                           limit: int = 100) -> list[ReviewRow]:
+                           limit: int = 100, council: str | None = None) -> list[ReviewRow]:
+        """Review items (of one status, or all), oldest first; with ``council``, only
+        pairs with a record of that council."""
         rows = await conn.fetch(
-            f"SELECT {_REVIEW_COLUMNS} FROM review_queue WHERE $1::text IS NULL OR status = $1"
-            " ORDER BY id LIMIT $2", status, limit)
+            f"SELECT {_REVIEW_COLUMNS} FROM review_queue"
+            " WHERE ($1::text IS NULL OR status = $1)"
+            " AND ($3::text IS NULL OR council_a = $3 OR council_b = $3)"
+            " ORDER BY id LIMIT $2", status, limit, council)
         return [ReviewRow.of(r) for r in rows]
+
+    async def shown_identities(self, conn: asyncpg.Connection,
+                               records: Sequence[RecordKey]) -> list[asyncpg.Record]:
+        """The identity columns of these live records and whether each is shielded,
+        for a person deciding a review."""
+        if not records:
+            return []
+        councils, ids = zip(*records, strict=True)
+        return await conn.fetch(
+            f"SELECT {IDENTITY_COLUMNS}, r.shielded FROM records r"
+            " JOIN unnest($1::text[], $2::text[]) w(c, l)"
+            " ON r.council_code = w.c AND r.local_id = w.l WHERE r.record IS NOT NULL",
+            list(councils), list(ids))
 
     async def get_review(self, conn: asyncpg.Connection, review_id: int, *,
                          for_update: bool = False) -> ReviewRow | None:
