@@ -79,11 +79,17 @@ def test_every_command_in_the_runbook_exists_with_its_options() -> None:
     for line in shown:
         words = shlex.split(line.replace("…", "X"))
         command: click.Command = TOOLS[words[0]]
+        takes_value = False
         for word in words[1:]:
-            if word.startswith("-"):
+            if takes_value:  # the value of the option before (`--council E10000011`)
+                takes_value = False
+            elif word.startswith("-"):
                 option = word.split("=", 1)[0]
-                names = {n for p in command.params for n in getattr(p, "opts", [])}
-                assert option in names, f"{line!r}: {command.name} has no option {option}"
+                params = {n: p for p in command.params for n in getattr(p, "opts", [])}
+                assert option in params, f"{line!r}: {command.name} has no option {option}"
+                found = params[option]
+                takes_value = ("=" not in word and isinstance(found, click.Option)
+                               and not found.is_flag)
             elif isinstance(command, click.Group):
                 sub = command.get_command(click.Context(command), word)
                 assert sub is not None, f"{line!r}: no command {word!r} in {command.name}"

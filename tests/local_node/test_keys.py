@@ -232,7 +232,9 @@ async def test_rotation_under_load_refuses_and_loses_nothing(
         answers = [getattr(r, "status", None) for r in caplog.records
                    if r.name == "server_common.web" and r.getMessage() == "request"]
         assert len(answers) > len(hub_batches)  # every batch, cursor read and heartbeat
-        assert [s for s in answers if s is None or s >= 400] == [] and hub_rejected == 0
+        # (499: a request in flight when the test killed the publisher, not a refusal)
+        assert [s for s in answers if s is None or (s >= 400 and s != 499)] == [] \
+            and hub_rejected == 0
         publisher_log = log.read_text()
         assert "retrying" not in publisher_log and "non-retryable" not in publisher_log
         assert "signing key changed" in publisher_log
