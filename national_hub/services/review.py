@@ -52,8 +52,8 @@ class ReviewService:
         columns (a record deleted since it was queued is missing from the map)."""
         async with self.pool.acquire() as conn:
             reviews = await self.store.list_reviews(conn, "open", limit, council=council)
-            rows = await self.store.shown_identities(
-                conn, sorted({k for r in reviews for k in (r.a, r.b)}))
+            rows = await self.store.identities(
+                conn, sorted({k for r in reviews for k in (r.a, r.b)}), with_shielded=True)
         held = {(r["council_code"], r["local_id"]): r for r in rows}
         return [(r, {k: held[k] for k in (r.a, r.b) if k in held}) for r in reviews]
 

@@ -97,14 +97,16 @@ class ResolutionStore:
             GROUP BY r.council_code, r.local_id
             """, sorted(set(keys)), max_block)
 
-    async def identities(self, conn: asyncpg.Connection,
-                         records: Sequence[RecordKey]) -> list[asyncpg.Record]:
-        """The identity columns of these live records."""
+    async def identities(self, conn: asyncpg.Connection, records: Sequence[RecordKey],
+                         *, with_shielded: bool = False) -> list[asyncpg.Record]:
+        """The identity columns of these live records (and whether each is shielded, for
+        a person deciding a review)."""
         if not records:
             return []
         councils, ids = zip(*records, strict=True)
+        shielded = ", r.shielded" if with_shielded else ""
         return await conn.fetch(
-            f"SELECT {IDENTITY_COLUMNS} FROM records r"
+            f"SELECT {IDENTITY_COLUMNS}{shielded} FROM records r"
             " JOIN unnest($1::text[], $2::text[]) w(c, l)"
             " ON r.council_code = w.c AND r.local_id = w.l WHERE r.record IS NOT NULL",
             list(councils), list(ids))
@@ -267,19 +269,6 @@ class ResolutionStore:
             " AND ($3::text IS NULL OR council_a = $3 OR council_b = $3)"
             " ORDER BY id LIMIT $2", status, limit, council)
         return [ReviewRow.of(r) for r in rows]
-
-    async def shown_identities(self, conn: asyncpg.Connection,
-                               records: Sequence[RecordKey]) -> list[asyncpg.Record]:
-        """The identity columns of these live records and whether each is shielded,
-        for a person deciding a review."""
-        if not records:
-            return []
-        councils, ids = zip(*records, strict=True)
-        return await conn.fetch(
-            f"SELECT {IDENTITY_COLUMNS}, r.shielded FROM records r"
-            " JOIN unnest($1::text[], $2::text[]) w(c, l)"
-            " ON r.council_code = w.c AND r.local_id = w.l WHERE r.record IS NOT NULL",
-            list(councils), list(ids))
 
     async def get_review(self, conn: asyncpg.Connection, review_id: int, *,
                          for_update: bool = False) -> ReviewRow | None:
