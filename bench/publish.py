@@ -64,22 +64,34 @@ class PeakMemory(threading.Thread):
             time.sleep(0.05)
 
 
-async def _prepare(base: str, feeds: Path) -> tuple[str, str, int]:
-    hub_url = await embedded_pg.ensure_database(base, "bench_hub")
-    node_url = await embedded_pg.ensure_database(base, "bench_node")
-    for url, package in ((hub_url, HUB_PACKAGE), (node_url, NODE_PACKAGE)):
-        conn = await asyncpg.connect(url)
+async def upgraded_database(base: str, name: str, package: str) -> str:
+    url = await embedded_pg.ensure_database(base, name)
+    conn = await asyncpg.connect(url)
+    try:
         await database.upgrade(conn, package)
+    finally:
         await conn.close()
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    pending: int  # records in the outbox, to publish
+    rates: list[str]  # one line per feed
+    placed: dict[tuple[str, str], str]  # (source, source_ref) → local_id
+    reviews: int
+
+
+async def ingest_council(node_url: str, feeds: Path) -> Ingested:
+    """Load one council's three feed files (``feeds`` is its folder) into its node."""
     pool = await asyncpg.create_pool(node_url, min_size=1, max_size=2)
     assert pool is not None
     service = ingest_service(pool)
     rates = []
     for feed in ("education", "health", "services"):
-        path = feeds / COUNCIL / f"{feed}.csv"
         started = time.perf_counter()
         with tqdm(desc=f"ingest {feed}", unit="row") as bar:
-            report = await service.ingest_file(feed, path, bar.update)
+            report = await service.ingest_file(feed, feeds / f"{feed}.csv", bar.update)
         seconds = time.perf_counter() - started
         rates.append(f"{feed} {report.rows_loaded:,} rows in {seconds:.1f} s "
                      f"({report.rows_loaded / seconds:,.0f} rows/s)")
@@ -89,9 +101,16 @@ async def _prepare(base: str, feeds: Path) -> tuple[str, str, int]:
             "SELECT source, source_ref, local_id FROM source_records")}
         reviews = int(await conn.fetchval("SELECT count(*) FROM review_items"))
     await pool.close()
-    click.echo("\n== local ingest (one council)\n" + "\n".join(rates))
-    click.echo(_local_matching_quality(feeds / "truth.csv", placed, reviews))
-    return hub_url, node_url, pending
+    return Ingested(pending, rates, placed, reviews)
+
+
+async def _prepare(base: str, feeds: Path) -> tuple[str, str, int]:
+    hub_url = await upgraded_database(base, "bench_hub", HUB_PACKAGE)
+    node_url = await upgraded_database(base, "bench_node", NODE_PACKAGE)
+    ingested = await ingest_council(node_url, feeds / COUNCIL)
+    click.echo("\n== local ingest (one council)\n" + "\n".join(ingested.rates))
+    click.echo(_local_matching_quality(feeds / "truth.csv", ingested.placed, ingested.reviews))
+    return hub_url, node_url, ingested.pending
 
 
 def _pairs(groups: dict[object, int]) -> int:
@@ -179,6 +198,72 @@ def _resolver_busy(hub_log: Path) -> tuple[float, int]:
     return seconds, chunks
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    out: str  # the publisher's own summary
+    timings: Timings
+    resolver_seconds: float  # the resolver's busy time, from the hub's log
+    resolver_chunks: int
+    hub_peak: int  # peak resident memory, bytes
+    node_peak: int
+
+
+def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir: Path,
+                    hub_key_file: Path, *, batch_size: int, port: int = 8490) -> Published:
+    """Enrol the council with a new key, then run the real hub (``national-hub serve``,
+    its resolver in the background) and the real publisher (``local-node publish
+    --once``) until the node's outbox is sent and the hub's resolution queue is empty.
+    Logs go to ``work_dir``."""
+    key = keys.generate()
+    key_file = work_dir / "node" / "key.pem"
+    keys.write_private_key(key, key_file)
+    env = dict(os.environ) | {
+        "NATIONAL_HUB_DATABASE_URL": hub_db,
+        "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key_file),
+        "NATIONAL_HUB__SERVER__PORT": str(port),
+        "LOCAL_NODE_DATABASE_URL": node_db, "LOCAL_NODE_COUNCIL": council,
+        "LOCAL_NODE__COUNCIL__KEY_FILE": str(key_file),
+        "LOCAL_NODE__HUB__URL": f"http://127.0.0.1:{port}",
+        "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(keys.public_path_for(hub_key_file)),
+        "LOCAL_NODE__PUBLISHER__BATCH_SIZE": str(batch_size),
+    }
+    subprocess.run([_bin("national-hub"), "councils", "add", council, "--name", name,
+                    "--public-key", str(keys.public_path_for(key_file))], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    hub_log = work_dir / "hub.log"
+    hub = subprocess.Popen([_bin("national-hub"), "serve"], env=env,
+                           stderr=hub_log.open("wb"))
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout=60)
+        hub_mem = PeakMemory(hub.pid)
+        hub_mem.start()
+        spy = None
+        if os.environ.get("BENCH_PYSPY"):
+            spy = subprocess.Popen(["py-spy", "record", "-p", str(hub.pid), "-o",
+                                    os.environ["BENCH_PYSPY"], "-f", "raw", "-r", "50"],
+                                   stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        node = subprocess.Popen([_bin("local-node"), "publish", "--once"], env=env,
+                                stdout=subprocess.PIPE, stderr=(work_dir / "node.log").open("wb"),
+                                text=True)
+        node_mem = PeakMemory(node.pid)
+        node_mem.start()
+        out, _ = node.communicate()
+        node_mem.running = False
+        if node.returncode != 0:
+            raise click.ClickException(f"publish failed; see {work_dir}/node.log")
+        resolved_at = asyncio.run(_resolved_at(hub_db))
+        hub_mem.running = False
+        if spy is not None:
+            spy.send_signal(2)
+            spy.wait()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
+    timings = asyncio.run(_timings(node_db, hub_db, resolved_at))
+    busy, chunks = _resolver_busy(hub_log)
+    return Published(out.strip(), timings, busy, chunks, hub_mem.peak, node_mem.peak)
+
+
 @click.command(help=__doc__)
 @click.option("--children", default=246_000, show_default=True)
 @click.option("--batch-size", default=5000, show_default=True)
@@ -199,54 +284,10 @@ def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
     hub_db, node_db, pending = asyncio.run(_prepare(base, data_dir / "feeds"))
     click.echo(f"ingested into the node in {time.perf_counter() - started:.1f} s: "
                f"{pending:,} records to publish")
-
-    key = keys.generate()
-    key_file = data_dir / "node" / "key.pem"
-    keys.write_private_key(key, key_file)
-    env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": hub_db,
-        "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
-        "NATIONAL_HUB__SERVER__PORT": "8490",
-        "LOCAL_NODE_DATABASE_URL": node_db, "LOCAL_NODE_COUNCIL": COUNCIL,
-        "LOCAL_NODE__COUNCIL__KEY_FILE": str(key_file),
-        "LOCAL_NODE__HUB__URL": "http://127.0.0.1:8490",
-        "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(data_dir / "hub" / "hub_key.pub.pem"),
-        "LOCAL_NODE__PUBLISHER__BATCH_SIZE": str(batch_size),
-    }
-    subprocess.run([_bin("national-hub"), "councils", "add", COUNCIL, "--name", "East Sussex",
-                    "--public-key", str(keys.public_path_for(key_file))], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    hub = subprocess.Popen([_bin("national-hub"), "serve"], env=env,
-                           stderr=(data_dir / "hub.log").open("wb"))
-    try:
-        wait_ready("http://127.0.0.1:8490", timeout=60)
-        hub_mem = PeakMemory(hub.pid)
-        hub_mem.start()
-        spy = None
-        if os.environ.get("BENCH_PYSPY"):
-            spy = subprocess.Popen(["py-spy", "record", "-p", str(hub.pid), "-o",
-                                    os.environ["BENCH_PYSPY"], "-f", "raw", "-r", "50"],
-                                   stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        node = subprocess.Popen([_bin("local-node"), "publish", "--once"], env=env,
-                                stdout=subprocess.PIPE, stderr=(data_dir / "node.log").open("wb"),
-                                text=True)
-        node_mem = PeakMemory(node.pid)
-        node_mem.start()
-        out, _ = node.communicate()
-        node_mem.running = False
-        if node.returncode != 0:
-            raise click.ClickException(f"publish failed; see {data_dir}/node.log")
-        resolved_at = asyncio.run(_resolved_at(hub_db))
-        hub_mem.running = False
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait()
-    finally:
-        hub.terminate()
-        hub.wait(timeout=30)
-    t = asyncio.run(_timings(node_db, hub_db, resolved_at))
-    busy, chunks = _resolver_busy(data_dir / "hub.log")
-    click.echo(f"\n{out.strip()}")
+    p = publish_council(hub_db, node_db, COUNCIL, "East Sussex", data_dir,
+                        data_dir / "hub" / "hub_key.pem", batch_size=batch_size)
+    t, busy = p.timings, p.resolver_seconds
+    click.echo(f"\n{p.out}")
     click.echo("\n== initial publish, one council (target ≥ 25,000 records/s applied and "
                "resolved)")
     click.echo(f"records applied      {t.applied:,} in {t.batches} batches of ≤{batch_size}")
@@ -254,11 +295,11 @@ def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
                f"(first send → last receipt {t.applied_seconds:.2f} s)")
     click.echo(f"applied and resolved {t.applied / t.resolved_seconds:,.0f} records/s "
                f"(first send → queue empty {t.resolved_seconds:.2f} s)")
-    click.echo(f"resolver busy        {busy:.2f} s in {chunks} chunks "
+    click.echo(f"resolver busy        {busy:.2f} s in {p.resolver_chunks} chunks "
                f"({t.applied / busy if busy else 0:,.0f} records/s while resolving)")
     click.echo("link status          " + ", ".join(f"{s} {n:,}" for s, n in t.statuses.items()))
-    click.echo(f"peak memory          hub {hub_mem.peak / 2**20:,.0f} MiB, "
-               f"node {node_mem.peak / 2**20:,.0f} MiB")
+    click.echo(f"peak memory          hub {p.hub_peak / 2**20:,.0f} MiB, "
+               f"node {p.node_peak / 2**20:,.0f} MiB")
 
 
 if __name__ == "__main__":

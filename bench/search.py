@@ -19,6 +19,7 @@ COPY, ``record_keys``' indexes rebuilt afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +38,7 @@ import click
 from tqdm import tqdm
 
 import synthetic
+from bench.publish import PeakMemory
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.services.councils import CouncilService
 from national_hub.services.linking import new_national_id
@@ -118,21 +121,26 @@ def _queries(rng: random.Random, record: ChildRecord, national_id: str) -> Query
 
 
 class Loader:
-    """Builds the hub's rows from the generator, round by round, and copies them in."""
+    """Builds the hub's rows from the generator, round by round, and copies them in.
+    Local ids run on across rounds (and across ``bulk_load``s), so one council may be
+    loaded in many rounds."""
 
     def __init__(self, conn: asyncpg.Connection, seed: int) -> None:
         self.conn = conn
         self.rng = random.Random(seed)
         self.nhs_seen: set[str] = set()
         self.queries: list[Query] = []
-        self.records = self.keys = 0
+        self.records = self.keys = self.children = 0
 
-    def _rows(self, population: synthetic.Population
+    def _rows(self, population: synthetic.Population, only: frozenset[str] | None
               ) -> tuple[list[tuple[object, ...]], list[tuple[str, str, str]], list[str]]:
         records: list[tuple[object, ...]] = []
         key_rows: list[tuple[str, str, str]] = []
         national_ids: list[str] = []
         for person in population.persons:
+            presences = [p for p in person.presences if only is None or p.council in only]
+            if not presences:
+                continue
             national_id = new_national_id()
             national_ids.append(national_id)
             nhs: str | None = person.nhs_number
@@ -140,9 +148,9 @@ class Loader:
                 nhs = None                            # numbers unique
             else:
                 self.nhs_seen.add(person.nhs_number)
-            status = "linked" if len(person.presences) > 1 else "single"
-            for presence in person.presences:
-                local_id = f"L{person.index:07d}-{len(records)}"
+            status = "linked" if len(presences) > 1 else "single"
+            for presence in presences:
+                local_id = f"L{self.records + len(records):08d}"
                 record = ChildRecord(
                     local_id=local_id, given_name=person.given_name,
                     family_name=presence.family_name, dob=person.dob, sex=person.sex,
@@ -165,10 +173,11 @@ class Loader:
                     self.queries.append(_queries(self.rng, record, national_id))
         return records, key_rows, national_ids
 
-    async def load_round(self, councils: list[str], per_council: int, seed: int) -> None:
-        population = synthetic.generate_population(councils, per_council, seed)
-        records, key_rows, national_ids = self._rows(population)
-        del population
+    async def load_population(self, population: synthetic.Population,
+                              only: frozenset[str] | None = None) -> None:
+        """Copy in the population's records (only those in the councils ``only`` names,
+        when given); inside ``bulk_load``."""
+        records, key_rows, national_ids = self._rows(population, only)
         await self.conn.copy_records_to_table(
             "national_children", records=[(n,) for n in national_ids], columns=["national_id"])
         await self.conn.copy_records_to_table("bench_records", records=records,
@@ -177,63 +186,83 @@ class Loader:
                                               columns=["council_code", "local_id", "key"])
         self.records += len(records)
         self.keys += len(key_rows)
+        self.children += len(national_ids)
+
+    async def load_round(self, councils: list[str], per_council: int, seed: int) -> None:
+        population = synthetic.generate_population(councils, per_council, seed)
+        await self.load_population(population)
 
 
-async def _load(url: str, children: int, seed: int) -> list[Query]:
+async def prepare_hub(url: str) -> None:
+    """The hub's schema, and the councils the loader's rounds use enrolled."""
     conn = await asyncpg.connect(url)
     try:
         await database.upgrade(conn, HUB_PACKAGE)
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-        assert pool is not None
-        service = CouncilService(pool, CouncilStore(), HeartbeatStore())
-        for code in COUNCILS:
-            await service.enrol(code, code, keys.public_pem(keys.generate().public_key()))
-        await pool.close()
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    assert pool is not None
+    service = CouncilService(pool, CouncilStore(), HeartbeatStore())
+    for code in COUNCILS:
+        await service.enrol(code, code, keys.public_pem(keys.generate().public_key()))
+    await pool.close()
 
-        # record_keys is indexed after the load (one sort each, not 20 million inserts)
-        constraints = await conn.fetch(
-            "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint"
-            " WHERE conrelid = 'record_keys'::regclass AND contype = 'p'")
-        indexes = await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'record_keys'"
-            " AND indexname NOT IN (SELECT conname FROM pg_constraint"
-            " WHERE conrelid = 'record_keys'::regclass)")
-        for c in constraints:
-            await conn.execute(f"ALTER TABLE record_keys DROP CONSTRAINT {c['conname']}")
-        for i in indexes:
-            await conn.execute(f"DROP INDEX {i['indexname']}")
-        await conn.execute("CREATE UNLOGGED TABLE bench_records (LIKE records INCLUDING DEFAULTS)")
 
+@contextlib.asynccontextmanager
+async def bulk_load(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Around ``Loader`` rounds: ``record_keys`` loses its indexes and ``records`` is
+    staged in an unlogged table, then both are indexed once at the end (one sort each,
+    not 20 million inserts)."""
+    constraints = await conn.fetch(
+        "SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint"
+        " WHERE conrelid = 'record_keys'::regclass AND contype = 'p'")
+    indexes = await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'record_keys'"
+        " AND indexname NOT IN (SELECT conname FROM pg_constraint"
+        " WHERE conrelid = 'record_keys'::regclass)")
+    for c in constraints:
+        await conn.execute(f"ALTER TABLE record_keys DROP CONSTRAINT {c['conname']}")
+    for i in indexes:
+        await conn.execute(f"DROP INDEX {i['indexname']}")
+    await conn.execute("CREATE UNLOGGED TABLE bench_records (LIKE records INCLUDING DEFAULTS)")
+    yield
+    started = time.perf_counter()
+    click.echo("indexing…")
+    await conn.execute("SET maintenance_work_mem = '512MB'")
+    cols = ", ".join(RECORD_COLUMNS)
+    await conn.execute(
+        f"INSERT INTO records ({cols}, fingerprint) SELECT {cols}, record_fingerprint("
+        "given_name, family_name, dob, sex, postcode, nhs_number, upn, shielded,"
+        " other_given_names, former_family_names, address_line) FROM bench_records")
+    await conn.execute("DROP TABLE bench_records")
+    for c in constraints:
+        await conn.execute(f"ALTER TABLE record_keys ADD CONSTRAINT {c['conname']} "
+                           f"{c['def']}")
+    for i in indexes:
+        await conn.execute(i["indexdef"])
+    await conn.execute("ANALYZE")
+    click.echo(f"indexed in {time.perf_counter() - started:.0f} s")
+
+
+async def _load(url: str, children: int, seed: int) -> list[Query]:
+    await prepare_hub(url)
+    conn = await asyncpg.connect(url)
+    try:
         loader = Loader(conn, seed)
         rounds = [COUNCILS[i:i + 2] for i in range(0, len(COUNCILS), 2)]
         per_council = max(1, children // (2 * len(rounds)))
-        with tqdm(total=children, desc="children", unit="child") as bar:
-            for n, pair in enumerate(rounds):
-                await loader.load_round(pair, per_council, seed + n)
-                bar.update(2 * per_council)
-        started = time.perf_counter()
-        click.echo(f"copied {loader.records:,} records, {loader.keys:,} blocking keys; "
-                   "indexing…")
-        await conn.execute("SET maintenance_work_mem = '512MB'")
-        cols = ", ".join(RECORD_COLUMNS)
-        await conn.execute(
-            f"INSERT INTO records ({cols}, fingerprint) SELECT {cols}, record_fingerprint("
-            "given_name, family_name, dob, sex, postcode, nhs_number, upn, shielded,"
-            " other_given_names, former_family_names, address_line) FROM bench_records")
-        await conn.execute("DROP TABLE bench_records")
-        for c in constraints:
-            await conn.execute(f"ALTER TABLE record_keys ADD CONSTRAINT {c['conname']} "
-                               f"{c['def']}")
-        for i in indexes:
-            await conn.execute(i["indexdef"])
-        await conn.execute("ANALYZE")
-        click.echo(f"indexed in {time.perf_counter() - started:.0f} s")
+        async with bulk_load(conn):
+            with tqdm(total=children, desc="children", unit="child") as bar:
+                for n, pair in enumerate(rounds):
+                    await loader.load_round(pair, per_council, seed + n)
+                    bar.update(2 * per_council)
+            click.echo(f"copied {loader.records:,} records, {loader.keys:,} blocking keys")
         return loader.queries
     finally:
         await conn.close()
 
 
-async def _tokens(url: str, clients: int) -> list[str]:
+async def practitioner_tokens(url: str, clients: int) -> list[str]:
     async with asyncpg.create_pool(url, min_size=1, max_size=2) as pool:
         accounts = AccountService(pool, AccountsConfig())
         tokens = []
@@ -285,8 +314,61 @@ async def _clients(urls: list[str], tokens: list[str], queries: list[Query],
     return run
 
 
-def _ms(values: list[float], q: float) -> float:
+def ms(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    run: Run
+    audited: int  # audit entries written (warm-up included)
+    peak_rss: int  # the largest hub process's peak resident memory, bytes
+
+
+def search_run(url: str, data_dir: Path, tokens: list[str], queries: list[Query], *,
+               hubs: int, seconds: float, warmup: float, base_port: int = BASE_PORT,
+               hub_key_file: Path | None = None) -> Measured:
+    """Start ``hubs`` fresh hub processes on the database (logs in ``data_dir``), search
+    through them with one client per token for ``warmup`` + ``seconds``, stop them."""
+    env = dict(os.environ) | {
+        "NATIONAL_HUB_DATABASE_URL": url,
+        "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key_file or data_dir / "hub" / "hub_key.pem"),
+        "NATIONAL_HUB__DATABASE__POOL_MAX": str(max(4, len(tokens) // hubs + 2)),
+        # 32 clients searching flat out are a load test, not 32 people: no per-user limit
+        "NATIONAL_HUB__RATE_LIMITS__PER_USER": "0",
+    }
+    servers, urls, memory = [], [], []
+    try:
+        for n in range(hubs):
+            port = base_port + n
+            servers.append(subprocess.Popen(
+                [_bin("national-hub"), "serve"], env=env | {
+                    "NATIONAL_HUB__SERVER__PORT": str(port)},
+                stderr=(data_dir / f"hub-{n}.log").open("wb"), stdout=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+        for u in urls:
+            wait_ready(u, timeout=120)
+        for proc in servers:
+            memory.append(PeakMemory(proc.pid))
+            memory[-1].start()
+        audited_before = asyncio.run(_audit_size(url))
+        run = asyncio.run(_clients(urls, tokens, queries, seconds, warmup))
+        audited = asyncio.run(_audit_size(url)) - audited_before
+    finally:
+        for m in memory:
+            m.running = False
+        for proc in servers:
+            proc.terminate()
+        for proc in servers:
+            proc.wait(timeout=30)
+    if not run.latencies:
+        raise click.ClickException(f"no search succeeded: {run.errors}; see {data_dir}/hub-*.log")
+    return Measured(run, audited, max(m.peak for m in memory))
+
+
+def latency_line(latencies: list[float]) -> str:
+    return (f"p50 {ms(latencies, 0.5):.1f} ms, p95 {ms(latencies, 0.95):.1f} ms, "
+            f"p99 {ms(latencies, 0.99):.1f} ms")
 
 
 @click.command(help=__doc__)
@@ -310,46 +392,19 @@ def main(children: int, clients: int, hubs: int, seconds: float, warmup: float, 
     queries = asyncio.run(_load(url, children, seed))
     click.echo(f"loaded the hub in {time.perf_counter() - started:.0f} s; "
                f"{len(queries):,} distinct searches to draw from")
-    tokens = asyncio.run(_tokens(url, clients))
-
-    env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": url,
-        "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
-        "NATIONAL_HUB__DATABASE__POOL_MAX": str(max(4, clients // hubs + 2)),
-        # 32 clients searching flat out are a load test, not 32 people: no per-user limit
-        "NATIONAL_HUB__RATE_LIMITS__PER_USER": "0",
-    }
-    servers, urls = [], []
-    try:
-        for n in range(hubs):
-            port = BASE_PORT + n
-            servers.append(subprocess.Popen(
-                [_bin("national-hub"), "serve"], env=env | {
-                    "NATIONAL_HUB__SERVER__PORT": str(port)},
-                stderr=(data_dir / f"hub-{n}.log").open("wb"), stdout=subprocess.DEVNULL))
-            urls.append(f"http://127.0.0.1:{port}")
-        for u in urls:
-            wait_ready(u, timeout=120)
-        audited_before = asyncio.run(_audit_size(url))
-        run = asyncio.run(_clients(urls, tokens, queries, seconds, warmup))
-        audited = asyncio.run(_audit_size(url)) - audited_before
-    finally:
-        for proc in servers:
-            proc.terminate()
-        for proc in servers:
-            proc.wait(timeout=30)
+    tokens = asyncio.run(practitioner_tokens(url, clients))
+    measured = search_run(url, data_dir, tokens, queries, hubs=hubs, seconds=seconds,
+                          warmup=warmup)
+    run = measured.run
     done = len(run.latencies)
-    if not done:
-        raise click.ClickException(f"no search succeeded: {run.errors}; see {data_dir}/hub-*.log")
     click.echo(f"\n== practitioner search, {children:,} children, {clients} clients, "
                f"{hubs} hub process(es) (target p99 < 50 ms, ≥ 1,000 searches/s)")
     click.echo(f"searches       {done:,} in {seconds:.0f} s (after {warmup:.0f} s warm-up), "
                f"errors {run.errors or 0}")
     click.echo(f"throughput     {done / seconds:,.0f} searches/s")
-    click.echo(f"latency        p50 {_ms(run.latencies, 0.5):.1f} ms, "
-               f"p95 {_ms(run.latencies, 0.95):.1f} ms, p99 {_ms(run.latencies, 0.99):.1f} ms")
+    click.echo(f"latency        {latency_line(run.latencies)}")
     click.echo(f"quality        child first {run.first / done:.1%}, listed {run.found / done:.1%}")
-    click.echo(f"audited        {audited:,} entries written (warm-up included)")
+    click.echo(f"audited        {measured.audited:,} entries written (warm-up included)")
 
 
 async def _audit_size(url: str) -> int:
