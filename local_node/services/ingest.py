@@ -141,6 +141,7 @@ class IngestService:
         for start in range(0, len(parsed.rows), CHUNK_ROWS):
             chunk = parsed.rows[start:start + CHUNK_ROWS]
             async with self.pool.acquire() as conn, conn.transaction():
+                await self.children.lock_index(conn)
                 await self._ingest_chunk(conn, feed, chunk, report)
             if progress is not None:
                 progress(len(chunk))

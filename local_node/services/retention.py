@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
+from local_node.storage.children import ChildStore
 from local_node.storage.outbox import OutboxStore
 from local_node.storage.retention import RetentionStore
 from protocol.retention import ARCHIVED, LIVE, PURGE, RetentionPolicy, add_years
@@ -59,6 +60,7 @@ class NodeRetention:
         report = RetentionReport(today or datetime.now(UTC).date())
         oldest_live = add_years(report.today, -self.policy.archive_age)
         async with self.pool.acquire() as conn, conn.transaction():
+            await ChildStore().lock_index(conn)  # no feed re-creates what this purges
             candidates = await self.store.lock_candidates(
                 conn, oldest_live, list(self.policy.care_leaver_services))
             archive: list[tuple[str, date | None]] = []

@@ -48,6 +48,7 @@ class ReviewService:
     async def accept(self, item_id: int, decided_by: str) -> str:
         """Merge the pair; return the surviving local id."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await self.children.lock_index(conn)
             item = await self._open_item(conn, item_id)
             survivor_id, absorbed_id = item["candidate_id"], item["local_id"]
             rows = {c.local_id: c for c in await self.children.lock(

@@ -37,6 +37,8 @@ class ChildRow:
 CHILD_COLUMNS = [f.name for f in fields(ChildRow)]
 # A blocking key shared by more children than this (a common given name in a big
 # postcode district) is too common to find candidates by: the other keys still do.
+# Arbitrary constant: the advisory lock key under which the children index is written.
+_INDEX_LOCK = 0x5167_6E70_6368_6C64
 MAX_BLOCK = 15
 _WRITE_COLUMNS = CHILD_COLUMNS[:-2]  # published_* are set by the projection only
 _PG_TYPES = {
@@ -252,6 +254,16 @@ class ChildStore:
         for r in rows:
             out.setdefault(r["key"], []).append(r["local_id"])
         return out
+
+    async def lock_index(self, conn: asyncpg.Connection) -> None:
+        """Serialise writers of the children index until this transaction ends.
+
+        Placing a row reads the index (who has this NHS number, these keys?) and then
+        writes it; two feeds loaded at once would both find no child for a shared NHS
+        number and both create one (the second fails on the unique index, found by the
+        fault runs). Ingest chunks, review merges and retention runs each take this
+        lock first, so each sees the last one's children. Searches do not take it."""
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _INDEX_LOCK)
 
     async def lock(self, conn: asyncpg.Connection, local_ids: list[str]) -> list[ChildRow]:
         rows = await conn.fetch(
