@@ -10,6 +10,9 @@ so the publisher retries it; the hub ends with every record once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -48,5 +51,39 @@ async def test_a_request_overtaken_by_its_copy_is_sent_again(
                 assert await hub.fetchval(
                     "SELECT sum(applied_count) FROM batches WHERE council_code = $1",
                     ESX) == len(await node.projection())
+        finally:
+            await proxy.close()
+
+
+async def test_a_cut_link_is_waited_out_and_logged_as_an_outage(
+        make_database, tmp_path: Path, feeds: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The publishing loop with the link to the hub cut: retries used up, it says the
+    hub is unreachable (a warning, not the error a refusal gets: nothing needs a
+    person), keeps going, and delivers everything once the link is back."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        port = hub.server.port
+        assert port is not None
+        proxy = await FaultProxy([("127.0.0.1", port)]).start()
+        try:
+            async with running_node(ESX, await make_database(), tmp_path, hub,
+                                    hub_url=proxy.url, batch_size=40) as node:
+                await node.ingest("education", feeds / ESX / "education.csv")
+                proxy.cut(3.0)
+                with caplog.at_level(logging.WARNING, logger="local_node.services.publisher"):
+                    async with node.publisher(max_attempts=2) as pub:
+                        loop = asyncio.create_task(pub.run_forever(0.2, 0.2))
+                        try:
+                            for _ in range(300):
+                                if await hub.digests(ESX) == await node.projection():
+                                    break
+                                await asyncio.sleep(0.1)
+                        finally:
+                            loop.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await loop
+                assert await hub.digests(ESX) == await node.projection()
+                messages = [r.getMessage() for r in caplog.records]
+                assert any("hub unreachable" in m for m in messages), messages
+                assert not any("refused publishing" in m for m in messages), messages
         finally:
             await proxy.close()

@@ -276,8 +276,15 @@ class Publisher:
                     await self.heartbeat()
                     last_beat = loop.time()
             except SignpostError as exc:
-                log.error("publishing stopped by a non-retryable error",
-                          extra={"code": str(exc.code), "error": exc.message})
+                # Nothing stops here: the loop tries again at the next interval. A hub
+                # that is down or cut off (retries used up) is an outage to wait out; a
+                # refusal (a revoked key, a chain the hub does not know) needs a person.
+                if _worth_retrying(exc):
+                    log.warning("hub unreachable; publishing resumes at the next interval",
+                                extra={"code": str(exc.code), "error": exc.message})
+                else:
+                    log.error("hub refused publishing; trying again at the next interval",
+                              extra={"code": str(exc.code), "error": exc.message})
             except Exception as exc:
                 # The node's own database restarting must not end publishing for good
                 # (in ``serve`` nothing would restart this task): found by the fault

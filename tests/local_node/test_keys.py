@@ -236,7 +236,7 @@ async def test_rotation_under_load_refuses_and_loses_nothing(
         assert [s for s in answers if s is None or (s >= 400 and s != 499)] == [] \
             and hub_rejected == 0
         publisher_log = log.read_text()
-        assert "retrying" not in publisher_log and "non-retryable" not in publisher_log
+        assert "retrying" not in publisher_log and "refused publishing" not in publisher_log
         assert "signing key changed" in publisher_log
 
         assert f"key id           {new_kid}" in status
