@@ -10,6 +10,8 @@ import asyncpg
 from server_common.accounts.principal import Principal, Role
 
 _PRINCIPAL_COLUMNS = "u.name, u.role, u.organisation, u.council"
+# A bearer token's last use is recorded to within this many seconds (see principal_for_token).
+TOKEN_USE_GRANULARITY = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +155,20 @@ class AccountStore:
 
     async def principal_for_token(self, conn: asyncpg.Connection,
                                   token_hash: bytes) -> Principal | None:
+        # A read, so that a search costs no commit for its token: ``last_used_at`` is
+        # written only when it is a minute old, and an UPDATE that touches no row writes
+        # nothing. Revocation, expiry and disabling still count from the next request.
         row = await conn.fetchrow(
-            "UPDATE api_tokens t SET last_used_at = now() FROM users u"
-            " WHERE t.token_hash = $1 AND u.id = t.user_id AND NOT u.disabled"
-            "   AND t.revoked_at IS NULL AND t.expires_at > now()"
-            f" RETURNING {_PRINCIPAL_COLUMNS}", token_hash)
+            "WITH live AS ("
+            f" SELECT t.id, {_PRINCIPAL_COLUMNS} FROM api_tokens t JOIN users u"
+            "  ON u.id = t.user_id"
+            "  WHERE t.token_hash = $1 AND NOT u.disabled"
+            "    AND t.revoked_at IS NULL AND t.expires_at > now()),"
+            " touched AS ("
+            "  UPDATE api_tokens t SET last_used_at = now() FROM live"
+            "  WHERE t.id = live.id AND (t.last_used_at IS NULL"
+            f"    OR t.last_used_at < now() - make_interval(secs => {TOKEN_USE_GRANULARITY})))"
+            " SELECT name, role, organisation, council FROM live", token_hash)
         return _principal(row) if row else None
 
     async def revoke_tokens(self, conn: asyncpg.Connection, name: str) -> int:

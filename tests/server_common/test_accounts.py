@@ -327,6 +327,32 @@ async def test_bearer_tokens_work_and_expire(site: Site) -> None:
         assert forged.status == 401
 
 
+async def test_a_token_in_use_records_its_last_use_to_the_minute_without_writing_each_time(
+        site: Site) -> None:
+    """A practitioner searching all day must not cost a commit per search for their
+    token: its last use is written when a minute old, otherwise the lookup only reads
+    (no transaction id is taken, so nothing is written or flushed)."""
+    await site.add("una", Role.AUDITOR)
+    token, _ = await site.accounts.create_token("una")
+    digest = hashlib.sha256(token.encode()).digest()
+    last_used = "SELECT last_used_at FROM api_tokens WHERE token_hash = $1"
+    xmin = "SELECT xmin::text FROM api_tokens WHERE token_hash = $1"
+    assert await site.fetchval(last_used, digest) is None
+    async with browser_session() as http:
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await http.get(f"{site.base}/v1/audit", headers=bearer)).status == 200
+        first = await site.fetchval(last_used, digest)
+        assert first is not None
+        version = await site.fetchval(xmin, digest)
+        for _ in range(3):
+            assert (await http.get(f"{site.base}/v1/audit", headers=bearer)).status == 200
+        assert await site.fetchval(xmin, digest) == version  # the row was not rewritten
+        assert await site.fetchval(last_used, digest) == first
+        await site.execute("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes'")
+        assert (await http.get(f"{site.base}/v1/audit", headers=bearer)).status == 200
+        assert await site.fetchval(last_used, digest) > first
+
+
 async def test_revoked_token_is_refused(site: Site) -> None:
     await site.add("ned", Role.AUDITOR)
     token, _ = await site.accounts.create_token("ned")
