@@ -14,6 +14,7 @@ the council(s) whose index team to contact.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date
@@ -30,6 +31,10 @@ from protocol.records import ChildRecord, pointer_json
 from protocol.search import Answer, SearchQuery, answer
 
 MAX_RESULTS = 20
+# Whatever a national id is (``linking.new_national_id``: NC and 16 base32 letters),
+# it is short and alphanumeric: anything else is unknown without asking the database,
+# which would refuse a NUL in text with an error of its own (a 500, not a 404).
+_NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
 # Records sharing one key beyond which the key is skipped (the other keys still find):
 # every key is narrow (see protocol.matching.blocking), so at a million children a
 # real one holds a handful.
@@ -180,6 +185,8 @@ class HubSearch:
         """The national child: for each council involved, its record as ``viewer`` may
         see it (services with professionals and contacts, lead professional, CAF,
         parent/carer contact, dates), or where a retired id now points."""
+        if not _NATIONAL_ID_SHAPE.fullmatch(national_id):
+            raise NotFoundError(f"no national child {national_id[:64]!r}")
         async with self.pool.acquire() as conn:
             child = await self.store.national_child(conn, national_id)
         if child is None:

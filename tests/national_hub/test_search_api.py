@@ -177,6 +177,10 @@ async def test_roles_purpose_and_bad_queries(fed: SearchFederation) -> None:
     assert (status, body["error"]["detail"]["field"]) == (400, "nhs_number")
     status, body, _ = await get(fed, "/v1/children/NC0000000000000000", "pat", PURPOSE)
     assert (status, body["error"]["code"]) == (404, "not_found")
+    # an id no national id looks like (a NUL, which PostgreSQL refuses in text) is not
+    # found either, rather than a database error (found by bench.chaos.fuzz_search)
+    status, body, _ = await get(fed, "/v1/children/NC%00", "pat", PURPOSE)
+    assert (status, body["error"]["code"]) == (404, "not_found")
 
 
 async def test_every_search_and_view_is_audited_first(fed: SearchFederation) -> None:
