@@ -7,12 +7,18 @@ are SIGKILLed at random and the link is cut for a minute or more; afterwards the
 is checked against the nodes record by record and batch by batch, resolution and
 the audit log too. Every seed is printed; ``--first-seed N --seeds 1`` replays one.
 
+Fuzz run (``bench/chaos/fuzz_run.py``): a ``national-hub serve`` process gets
+``--fuzz-cases`` mutated batches (bit flips, wrong types, deep nesting, huge strings
+and arrays, bad UTF-8, bad dates; signed, so they reach the decoders) and as many
+mutated searches and child views from a practitioner; no 5xx, every refusal with a
+known error code, no batch half-applied, every accepted answer well-formed.
+
 Load run (``bench/chaos/load.py``): three councils publish to two hub replicas while
 practitioners search, for a fixed time; search latency, errors and every process's
 memory over time are printed.
 
-    python -m bench.soak                      # everything (about 25 minutes)
-    python -m bench.soak --seeds 2 --fault-duration 60 --load-duration 60
+    python -m bench.soak                      # everything (about 30 minutes)
+    python -m bench.soak --seeds 1 --fault-duration 30 --load-duration 30 --fuzz-cases 300
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections import Counter
 
 import click
 
+from bench.chaos.fuzz_run import fuzz_run
 from bench.chaos.load import LoadPlan, load_run
 from bench.chaos.proxy import FAULTS
 from bench.chaos.run import FaultReport, Plan, fault_run
@@ -68,13 +75,14 @@ def _fault_figures(reports: list[FaultReport]) -> tuple[list[str], bool]:
     return lines, not failed
 
 
-@click.command(help="Long fault runs and a bounded load run against real processes; "
-                    "prints faults injected, batches verified, records compared, 5xx, "
-                    "lost records, search latency and memory over time. Exit 1 if a check "
-                    "fails or memory grows.")
+@click.command(help="Long fault runs, a fuzz run and a bounded load run against real "
+                    "processes; prints faults injected, batches verified, records compared, "
+                    "fuzz cases tried, 5xx, lost records, search latency and memory over "
+                    "time. Exit 1 if a check fails or memory grows.")
 @click.option("--seeds", default=4, show_default=True, help="Fault runs, one per seed.")
 @click.option("--first-seed", default=int(time.time()) % 100_000,
-              help="Seed of the first fault run (default: from the clock, printed).")
+              help="Seed of the first fault run and of the fuzz run (default: from the "
+                   "clock, printed).")
 @click.option("--fault-duration", default=180.0, show_default=True,
               help="Seconds of faults per run.")
 @click.option("--fault-children", default=2000, show_default=True,
@@ -87,11 +95,15 @@ def _fault_figures(reports: list[FaultReport]) -> tuple[list[str], bool]:
               help="Children per council in the load run.")
 @click.option("--searchers", default=16, show_default=True,
               help="Practitioners searching at once in the load run.")
+@click.option("--fuzz-cases", default=3000, show_default=True,
+              help="Mutated batches, and as many mutated searches, in the fuzz run "
+                   "(seeded with --first-seed).")
 @click.option("--skip-faults", is_flag=True)
+@click.option("--skip-fuzz", is_flag=True)
 @click.option("--skip-load", is_flag=True)
 def main(seeds: int, first_seed: int, fault_duration: float, fault_children: int,
          cut_for: float, load_duration: float, load_children: int, searchers: int,
-         skip_faults: bool, skip_load: bool) -> None:
+         fuzz_cases: int, skip_faults: bool, skip_fuzz: bool, skip_load: bool) -> None:
     started = time.monotonic()
     figures: list[str] = []
     ok = True
@@ -100,6 +112,11 @@ def main(seeds: int, first_seed: int, fault_duration: float, fault_children: int
                                       cut_for))
         lines, ok = _fault_figures(reports)
         figures += lines
+    if not skip_fuzz:
+        fuzz = asyncio.run(fuzz_run(first_seed, fuzz_cases, fuzz_cases,
+                                    say=lambda s: click.echo(s)))
+        figures += fuzz.lines()
+        ok = ok and fuzz.ok
     if not skip_load:
         load = asyncio.run(load_run(LoadPlan(children=load_children, duration=load_duration,
                                              searchers=searchers),

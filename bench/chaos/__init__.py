@@ -2,7 +2,9 @@
 
 ``proxy`` (a seeded fault-injecting HTTP proxy), ``postgres`` (a PostgreSQL of the
 run's own that can be SIGKILLed), ``federation`` (hub, publishers, supervisor),
-``searchers`` (practitioner load), ``checks`` (hub against nodes after a run) and
-``run`` (one seeded fault run). ``python -m bench.soak`` drives the long runs;
-``tests/test_fault_injection.py`` a short one.
+``searchers`` (practitioner load), ``checks`` (hub against nodes after a run),
+``run`` (one seeded fault run), ``load`` (the load run) and the fuzzers: ``fuzz``
+(what a fuzz run counts), ``fuzz_batch``, ``fuzz_search`` and ``fuzz_run`` (the
+soak's fuzz phase). ``python -m bench.soak`` drives the long runs;
+``tests/test_fault_injection.py`` and ``tests/national_hub/test_*_fuzz.py`` short ones.
 """

@@ -1,0 +1,81 @@
+"""The soak's fuzz phase: ``national-hub serve`` on a PostgreSQL of its own, then
+``batch_cases`` mutated batches (``fuzz_batch``) from one council and
+``search_cases`` mutated searches and child views (``fuzz_search``) from a
+practitioner, over HTTP. Rate limits are off for the fuzz's callers, so every case
+reaches the code it aims at rather than a 429.
+
+The searches start from the children the hub holds once the batches are resolved:
+the sample children a second council publishes cleanly, and whatever the batch fuzz
+left applied. The hub process must still be up at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bench.chaos.federation import Federation
+from bench.chaos.fuzz import FuzzReport
+from bench.chaos.fuzz_batch import BatchFuzz, send_batch
+from bench.chaos.fuzz_search import SearchFuzz, known_children, sample_batch
+from bench.chaos.postgres import KillablePostgres
+from national_hub.services.councils import CouncilService
+from national_hub.storage.councils import CouncilStore
+from national_hub.storage.heartbeats import HeartbeatStore
+from protocol import keys
+
+FUZZED, SAMPLE = "E10000011", "E06000020"
+
+
+async def fuzz_run(seed: int, batch_cases: int, search_cases: int,
+                   say: Callable[[str], None] = print) -> FuzzReport:
+    say(f"fuzz run: seed {seed}, {batch_cases} batches and {search_cases} searches "
+        "against national-hub serve")
+    report = FuzzReport(seed)
+    with tempfile.TemporaryDirectory(prefix="signpost-fuzz-") as tmp:
+        pg = await asyncio.to_thread(KillablePostgres)
+        fed = Federation(pg, Path(tmp), [], hubs=1, seed=seed, say=say,
+                         hub_env_extra={"NATIONAL_HUB__RATE_LIMITS__PER_USER": "0",
+                                        "NATIONAL_HUB__RATE_LIMITS__PER_COUNCIL": "0"})
+        try:
+            await fed.setup()
+            council_keys = {code: keys.generate() for code in (FUZZED, SAMPLE)}
+            async with asyncpg.create_pool(fed.hub_db, min_size=1, max_size=2) as pool:
+                service = CouncilService(pool, CouncilStore(), HeartbeatStore())
+                for code, key in council_keys.items():
+                    await service.enrol(code, code, keys.public_pem(key.public_key()))
+                await fed.start()
+                url = fed.hub_urls[0]
+                hub_public = keys.load_public_key(
+                    keys.public_path_for(Path(tmp) / "hub" / "hub_key.pem").read_bytes())
+                async with aiohttp.ClientSession() as http:
+                    status, data = await send_batch(http, url, SAMPLE, council_keys[SAMPLE],
+                                                    sample_batch(SAMPLE, council_keys[SAMPLE]))
+                if status != 200:
+                    raise RuntimeError(f"the sample batch was refused: {status} {data[:300]!r}")
+                report += await BatchFuzz(url, pool, FUZZED, council_keys[FUZZED], hub_public,
+                                          seed).run(batch_cases)
+                deadline = time.monotonic() + 300
+                while not await fed.synced():  # every record resolved: ids that stay put
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the hub did not resolve the fuzz's records")
+                    await asyncio.sleep(0.5)
+                known = await known_children(pool)
+                report += await SearchFuzz(url, await fed.practitioner_headers(), known,
+                                           seed).run(search_cases)
+            if not fed.hub_processes[0].alive():
+                report.fail("bad_answer", "the hub process exited during the fuzz")
+        finally:
+            await fed.close()
+            await asyncio.to_thread(pg.close)
+    for line in report.lines():
+        say(line)
+    for problem in report.problems:
+        say(f"  PROBLEM {problem}")
+    return report
