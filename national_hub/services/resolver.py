@@ -2,14 +2,15 @@
 
 Batch intake writes a batch's records and their blocking keys, queues the records in
 ``resolution_queue`` in the same transaction, and answers the node at once. This
-service drains the queue: each transaction claims the oldest council's next chunk of
+service drains the queue: each transaction claims one council's next chunk of
 entries (one batch's records, typically), plans their national ids with
 :class:`~national_hub.services.linking.Linker` (set-based, as it did per batch), writes
 them and deletes the entries, so a crash loses nothing and resolves nothing twice.
 
 Several hub processes may run it on one database. One transaction-scoped advisory
 lock decides who resolves: national ids are only decided by one transaction at a
-time, chunks are taken in queue order whoever takes them, and so two workers give
+time, chunks are taken in the same order whoever takes them (``ResolutionQueueStore.claim``
+decides which council goes next), and so two workers give
 exactly the national children one would. Review decisions take that lock too. The
 resolver writes a council's records only under the council's row lock, taken in code
 order, which batch intake holds while it writes them: the two never deadlock.

@@ -66,12 +66,20 @@ class ResolutionQueueStore:
                                         RESOLVER_LOCK))
 
     async def claim(self, conn: asyncpg.Connection, limit: int) -> Claimed | None:
-        """The oldest council's next entries (at most ``limit`` rows), deleted together
-        with every other entry of the same records visible now: the resolver reads the
-        records after this statement, so it sees at least the versions they queued.
-        Call under the resolver's lock."""
+        """A council's next entries (at most ``limit`` rows, oldest first), deleted
+        together with every other entry of the same records visible now: the resolver
+        reads the records after this statement, so it sees at least the versions they
+        queued. Call under the resolver's lock.
+
+        Which council: one whose whole queue fits in this chunk goes first, oldest
+        first, then the others oldest first. A council's day-to-day changes are few,
+        so they are not held up behind another council's bulk load (first in, first
+        out made a change wait for the whole load: "visible in search within 2 s"
+        then held only when nothing big was arriving). Each council's records are
+        still resolved in the order they came."""
         head = await conn.fetchval(
-            "SELECT council_code FROM resolution_queue ORDER BY id LIMIT 1")
+            "SELECT council_code FROM resolution_queue GROUP BY council_code"
+            " ORDER BY count(*) > $1, min(id) LIMIT 1", limit)
         if head is None:
             return None
         rows = await conn.fetch(

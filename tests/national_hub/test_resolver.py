@@ -89,6 +89,33 @@ async def test_the_background_resolver_links_what_a_batch_queued(make_database,
         assert {s for _, s in (await rows(hub)).values()} == {"linked"}
 
 
+async def test_a_councils_few_changes_are_resolved_before_anothers_bulk_load(
+        make_database, tmp_path: Path) -> None:
+    """The resolver takes a council whose whole queue fits in one chunk before one in
+    the middle of a bulk load, so a day-to-day change is not held up behind another
+    council's thousands; each council's records still resolve in the order sent."""
+    async with running_hub(await make_database(), tmp_path,
+                           resolver={"enabled": False, "chunk": 3}) as hub:
+        esx_key, wsx_key = keys.generate(), keys.generate()
+        await hub.enrol(ESX, keys.public_pem(esx_key.public_key()))
+        await hub.enrol(WSX, keys.public_pem(wsx_key.public_key()))
+        bulk = [UpsertOp.of(replace(record(f"A{i}"), given_name=f"Name{i}"), 1) for i in range(7)]
+        body, _ = batch_bytes(ESX, 1, GENESIS, bulk, esx_key)
+        assert (await Client(hub, ESX, esx_key).send(body))[0] == 200
+        body, _ = batch_bytes(WSX, 1, GENESIS, [UpsertOp.of(record("B1"), 1)], wsx_key)
+        assert (await Client(hub, WSX, wsx_key).send(body))[0] == 200
+
+        resolver = hub.server.app[k.RESOLVER]
+        assert await resolver.resolve_chunk() == 1  # West Sussex's one change first
+        now = await rows(hub)
+        assert now[(WSX, "B1")][0] is not None
+        assert {now[(ESX, f"A{i}")][1] for i in range(7)} == {"pending"}
+        assert await resolver.resolve_chunk() == 3  # then the load, in the order sent
+        now = await rows(hub)
+        assert [now[(ESX, f"A{i}")][0] is not None for i in range(7)] == [True] * 3 + [False] * 4
+        assert await hub.resolved() == 4
+
+
 Shape = tuple[frozenset[frozenset[tuple[str, str]]], dict[tuple[str, str], str | None],
               set[tuple[str, str, str, str]], tuple[int, int]]
 
