@@ -32,13 +32,15 @@ lint: $(STAMP)
 
 ## make bench: publish throughput of one council of 246,000 children, with peak memory;
 ## then national resolution against Splink on 200,000+ records of four councils; then
-## practitioner search at 1,000,000 children with 32 concurrent clients; then what an
-## anti-entropy comparison of one council costs; then one hub grown to 100,000, 300,000
+## practitioner search at 1,000,000 children with 32 concurrent clients; then how long a
+## change at a node takes to show in hub search (quiet, and during another council's bulk
+## load); then what an anti-entropy comparison of one council costs; then one hub grown to 100,000, 300,000
 ## and 1,000,000 children, searched and published to at each, with how each cost grows.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.publish
 	$(BIN)/python -m bench.resolution
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.freshness
 	$(BIN)/python -m bench.anti_entropy
 	$(BIN)/python -m bench.scale
 
