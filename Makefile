@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench soak image-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench: $(BENCH_STAMP)
 ## then a load run with search latency and every process's memory over time.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+## make image-check: build deploy/Dockerfile for real with podman, on a Debian bookworm
+## made with debootstrap (no Docker engine, no Docker Hub), then run the image: --help,
+## db upgrade and serve against the embedded PostgreSQL, /healthz and /readyz, its
+## HEALTHCHECK, uid 10001. Linux as root (apt-get installs podman, debootstrap, runc).
+image-check: $(STAMP)
+	$(BIN)/python -m deploy.image_check
 
 clean:
 	rm -rf .data bench-out

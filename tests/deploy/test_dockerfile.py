@@ -84,3 +84,16 @@ def test_build_context_holds_everything_the_build_copies() -> None:
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     assert not copied & set(ignored), "the build copies a path .dockerignore leaves out"
+
+
+def test_base_image_is_a_build_arg_defaulting_to_the_official_python_image() -> None:
+    """Normal builds use python:3.11-slim-bookworm; ``make image-check`` passes
+    BASE_IMAGE=a debootstrapped bookworm, whose interpreter is python3 (no python)."""
+    commands = dockerfile.parse_file(str(DOCKERFILE))
+    args = dict(c.value[0].split("=", 1) for c in commands
+                if c.cmd == "ARG" and "=" in c.value[0])
+    default = args["BASE_IMAGE"].replace("${PYTHON_VERSION}", args["PYTHON_VERSION"])
+    assert default == "python:3.11-slim-bookworm"
+    assert [s[0].value[0] for s in stages()] == ["${BASE_IMAGE}"] * len(stages())
+    runs = " ".join(c.value[0] for stage in stages() for c in stage if c.cmd == "RUN")
+    assert not re.search(r"(^|[\s;&|])python\s", runs), "RUN steps call python3"
