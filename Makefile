@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+IMAGE_STAMP := $(VENV)/.installed-image
 
 .PHONY: demo test lint bench soak image-check clean
 
@@ -16,6 +17,10 @@ $(STAMP): pyproject.toml
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
+
+$(IMAGE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,image]'
+	touch $(IMAGE_STAMP)
 
 ## make demo: the hub and three councils on the embedded PostgreSQL, synced; Ctrl-C stops it.
 demo: $(STAMP)
@@ -52,8 +57,9 @@ soak: $(STAMP)
 ## make image-check: build deploy/Dockerfile for real with podman, on a Debian bookworm
 ## made with debootstrap (no Docker engine, no Docker Hub), then run the image: --help,
 ## db upgrade and serve against the embedded PostgreSQL, /healthz and /readyz, its
-## HEALTHCHECK, uid 10001. Linux as root (apt-get installs podman, debootstrap, runc).
-image-check: $(STAMP)
+## HEALTHCHECK, uid 10001; then podman-compose reads deploy/compose.yaml. Linux as root
+## (apt-get installs podman, debootstrap, runc).
+image-check: $(IMAGE_STAMP)
 	$(BIN)/python -m deploy.image_check
 
 clean:

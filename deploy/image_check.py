@@ -12,7 +12,11 @@ are needed. Then the image itself is checked as an operator would use it:
    real PostgreSQL on this host (the embedded one, its socket shared with the
    container): ``/healthz`` and ``/readyz`` answer 200 from the host, the image's own
    HEALTHCHECK command passes in the running container (and fails when pointed at a
-   port nobody serves), and the server process, seen from the host, runs as uid 10001.
+   port nobody serves), and the server process, seen from the host, runs as uid 10001;
+4. podman-compose reads deploy/compose.yaml as a real Compose implementation does
+   (anchors merged, variables put in): the services are there, the hub builds this
+   Dockerfile, and without ``POSTGRES_PASSWORD`` the file is refused. (Its images of
+   PostgreSQL and Prometheus come from Docker Hub, so the stack is not started here.)
 
 Everything lives under ``.data/image`` (podman's storage there too, so the machine's
 own container storage is untouched). As root on Debian, missing tools (podman,
@@ -40,6 +44,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import click
+import yaml
 
 from server_common import embedded_pg
 
@@ -52,6 +57,7 @@ UID = 10001
 TOOLS = {"podman": "podman", "debootstrap": "debootstrap", "runc": "runc"}
 HUB_DATABASE = "signpost_hub"
 CONTAINER_SOCKET_DIR = "/run/postgresql"
+COMPOSE_SERVICES = {"postgres", "hub", "node-esx", "node-wsx", "prometheus", "enrol"}
 
 
 class CheckFailed(click.ClickException):
@@ -263,6 +269,39 @@ def check_serve(podman: Podman, healthcheck: list[str]) -> None:
         podman("rm", "-f", "-t", "5", HUB_CONTAINER, check=False)
 
 
+def check_compose() -> None:
+    step("podman-compose config on deploy/compose.yaml")
+    compose = [sys.executable, "-m", "podman_compose", "-f",
+               str(ROOT / "deploy" / "compose.yaml"), "config"]
+    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    refused = subprocess.run(compose, capture_output=True, text=True, env=env, timeout=120)
+    if refused.returncode == 0 or "POSTGRES_PASSWORD" not in refused.stderr:
+        raise CheckFailed("compose.yaml is accepted without POSTGRES_PASSWORD",
+                          refused.stdout[-2000:] + refused.stderr[-2000:])
+    password = "image-check-password"
+    out = subprocess.run(compose, capture_output=True, text=True, timeout=120,
+                         env=env | {"POSTGRES_PASSWORD": password})
+    if out.returncode != 0:
+        raise CheckFailed("podman-compose config failed", out.stderr[-4000:])
+    services = yaml.safe_load(out.stdout)["services"]
+    if set(services) != COMPOSE_SERVICES:
+        raise CheckFailed(f"compose services {sorted(services)}, expected "
+                          f"{sorted(COMPOSE_SERVICES)}")
+    hub = services["hub"]
+    if hub["build"]["dockerfile"] != "deploy/Dockerfile" \
+            or Path(hub["build"]["context"]).resolve() != ROOT:
+        raise CheckFailed(f"the hub does not build deploy/Dockerfile: {hub['build']}")
+    for name in COMPOSE_SERVICES - {"postgres", "prometheus"}:
+        service = services[name]
+        if service["image"] != hub["image"]:
+            raise CheckFailed(f"{name} runs {service['image']}, not the hub's image")
+        urls = [v for k, v in service["environment"].items() if "DATABASE_URL" in k]
+        if not urls or not all(f":{password}@postgres:5432/" in url for url in urls):
+            raise CheckFailed(f"{name}'s database URLs lack the password: {urls}")
+    click.echo(f"    {len(services)} services, the hub, nodes and enrol on {hub['image']} "
+               "built from deploy/Dockerfile; refused without POSTGRES_PASSWORD")
+
+
 @click.command(help=__doc__.split("\n\n")[0].replace("``", ""))
 @click.option("--base", "base", default=None, metavar="IMAGE",
               help="Build on this image instead of a bookworm made with debootstrap.")
@@ -291,6 +330,7 @@ def main(base: str | None, mirror: str, storage_driver: str) -> None:
     healthcheck = config["healthcheck"]
     assert isinstance(healthcheck, list)
     check_serve(podman, healthcheck)
+    check_compose()
     click.echo(click.style(f"image check passed in {time.monotonic() - started:.0f} s "
                            f"(build {seconds:.0f} s, image {size / 1e6:.0f} MB)", fg="green"))
 
