@@ -1,11 +1,13 @@
-"""``make soak``: the long fault runs and the bounded load run, with their figures.
+"""``make soak``: the long fault runs, a fuzz run and the bounded load run, with their figures.
 
 Fault runs (``bench/chaos/run.py``): for each seed, a federation of real processes
 (two hub replicas, two councils' publishers, a PostgreSQL of the run's own) publishes
 and resolves through a fault-injecting proxy while hubs, publishers and PostgreSQL
 are SIGKILLed at random and the link is cut for a minute or more; afterwards the hub
 is checked against the nodes record by record and batch by batch, resolution and
-the audit log too. Every seed is printed; ``--first-seed N --seeds 1`` replays one.
+the audit log too, and its grouping of records into national children against a
+fault-free resolution of the same batches (``bench/chaos/reference.py``). Every seed
+is printed; ``--first-seed N --seeds 1`` replays one.
 
 Fuzz run (``bench/chaos/fuzz_run.py``): a ``national-hub serve`` process gets
 ``--fuzz-cases`` mutated batches (bit flips, wrong types, deep nesting, huge strings
@@ -33,6 +35,7 @@ import click
 from bench.chaos.fuzz_run import fuzz_run
 from bench.chaos.load import LoadPlan, load_run
 from bench.chaos.proxy import FAULTS
+from bench.chaos.reference import OTHER_LIMIT
 from bench.chaos.run import FaultReport, Plan, fault_run
 
 
@@ -69,6 +72,11 @@ def _fault_figures(reports: list[FaultReport]) -> tuple[list[str], bool]:
         "503 is the designed answer while PostgreSQL is down, 500 would be a bug)",
         f"500 internal errors: {statuses[500]}",
         f"lost records: {lost}",
+        f"resolution compared: {sum(r.resolution.records for r in reports)} records, "
+        f"{sum(r.resolution.differences for r in reports)} differences "
+        f"({sum(r.resolution.nhs_differences for r in reports)} of pairs sharing an NHS "
+        f"number, which fail a run; {sum(r.resolution.other_differences for r in reports)}"
+        f" other pairs, which fail it beyond {OTHER_LIMIT:.0%} of its records)",
         "slowest heal after faults stopped: "
         f"{max((r.healed_in for r in reports), default=0):.1f} s",
     ]

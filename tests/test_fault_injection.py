@@ -4,7 +4,10 @@ and cuts the link, while the hub, a publisher and PostgreSQL itself are each
 SIGKILLed once mid-work and practitioners search. Afterwards the hub holds exactly
 every node's projection (nothing lost, nothing applied twice, no batch half-applied,
 the same batch bytes on both sides), resolution is complete, the audit log verifies
-and no request got a 500.
+and no request got a 500. The hub's grouping of records into national children is
+then compared with a fault-free resolution of the same batches
+(``bench.chaos.reference``): pairs sharing an NHS number grouped identically, every
+batch with the same per-op results, other pairs within the stated bound.
 
 ``SIGNPOST_FAULT_SEED=N`` replays another seed; the seed is printed either way.
 """
@@ -28,6 +31,11 @@ async def test_seeded_fault_run() -> None:
     assert report.verification.problems == []
     assert report.verification.lost == 0
     assert report.internal_errors == 0, report.statuses
+    resolution = report.resolution
+    print(resolution.line(), resolution.examples)
+    assert resolution.problems == []
+    assert resolution.records > 400 and resolution.nhs_pairs > 10
+    assert resolution.nhs_differences == 0
     # the run really was hurt: every kind of victim died once, the link was cut,
     # and the proxy injected faults into the node's traffic
     assert {k: report.faults[k] for k in ("kill_hub", "kill_node", "kill_postgres")} == \

@@ -77,6 +77,11 @@ class Federation:
                     env = node_env(code, url, node.config.key_file, "", hub_public)
                     self.nodes[code] = Council(code, url, env, Process([], env, Path()))
 
+    async def database(self, name: str) -> str:
+        """A new, empty database on the run's PostgreSQL; its URL."""
+        await _create(self.pg, name)
+        return self.pg.url(name)
+
     async def practitioner_headers(self) -> dict[str, str]:
         async with asyncpg.create_pool(self.hub_db, min_size=1, max_size=1) as pool:
             accounts = AccountService(pool, AccountsConfig())

@@ -24,6 +24,7 @@ from bench.chaos.checks import Verification, verify
 from bench.chaos.federation import VICTIMS, Federation
 from bench.chaos.postgres import KillablePostgres
 from bench.chaos.proxy import NO_FAULTS, FaultRates
+from bench.chaos.reference import ResolutionComparison, compare_resolution
 from bench.chaos.searchers import Searchers, queries_from
 
 COUNCILS = ("E10000011", "E06000020")
@@ -53,6 +54,7 @@ class FaultReport:
     seed: int
     faults: Counter[str] = field(default_factory=Counter)
     verification: Verification = field(default_factory=Verification)
+    resolution: ResolutionComparison = field(default_factory=ResolutionComparison)
     statuses: Counter[int] = field(default_factory=Counter)  # node traffic and searches
     unexpected_exits: Counter[str] = field(default_factory=Counter)
     searches: int = 0
@@ -65,7 +67,7 @@ class FaultReport:
 
     @property
     def ok(self) -> bool:
-        return self.verification.ok and not self.internal_errors
+        return self.verification.ok and self.resolution.ok and not self.internal_errors
 
     def summary(self) -> str:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items()))
@@ -73,7 +75,9 @@ class FaultReport:
         v = self.verification
         return (f"seed {self.seed}: {'OK' if self.ok else 'FAILED'}; faults: {faults}; "
                 f"batches verified {v.batches_verified}, records compared "
-                f"{v.records_compared}, lost {v.lost}; 5xx {fivexx or 0}; "
+                f"{v.records_compared}, lost {v.lost}; resolution compared "
+                f"{self.resolution.records}, differences {self.resolution.differences}; "
+                f"5xx {fivexx or 0}; "
                 f"searches {self.searches}; unexpected exits "
                 f"{dict(self.unexpected_exits) or 0}; healed in {self.healed_in:.1f} s")
 
@@ -133,6 +137,11 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
                 report.verification = await verify(
                     fed.hub_db, {c: n.database_url for c, n in fed.nodes.items()},
                     str(work / "hub" / "hub_key.pem"))
+            if report.verification.ok:  # the same records: is their grouping the same?
+                report.resolution = await compare_resolution(
+                    fed.hub_db, await fed.database("reference"),
+                    {c: Path(n.env["LOCAL_NODE__COUNCIL__KEY_FILE"])
+                     for c, n in fed.nodes.items()}, work)
             report.faults = fed.proxy.faults + Counter(
                 {f"kill_{k}": n for k, n in fed.kills.items()})
             report.statuses = fed.proxy.statuses + searchers.statuses
@@ -148,7 +157,10 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
             await fed.close()
             await asyncio.to_thread(pg.close)
     say(report.summary())
-    for problem in report.verification.problems:
+    say("  " + report.resolution.line())
+    for example in report.resolution.examples:
+        say(f"    grouped differently: {example}")
+    for problem in report.verification.problems + report.resolution.problems:
         say(f"  PROBLEM {problem}")
     return report
 
