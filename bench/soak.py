@@ -32,6 +32,7 @@ from collections import Counter
 
 import click
 
+from bench.chaos import reaper
 from bench.chaos.fuzz_run import fuzz_run
 from bench.chaos.load import LoadPlan, load_run
 from bench.chaos.proxy import FAULTS
@@ -112,6 +113,7 @@ def _fault_figures(reports: list[FaultReport]) -> tuple[list[str], bool]:
 def main(seeds: int, first_seed: int, fault_duration: float, fault_children: int,
          cut_for: float, load_duration: float, load_children: int, searchers: int,
          fuzz_cases: int, skip_faults: bool, skip_fuzz: bool, skip_load: bool) -> None:
+    reaper.install()  # stopped or killed, the run leaves no process or folder behind
     started = time.monotonic()
     figures: list[str] = []
     ok = True

@@ -5,6 +5,7 @@ run's own that can be SIGKILLed), ``federation`` (hub, publishers, supervisor),
 ``searchers`` (practitioner load), ``checks`` (hub against nodes after a run),
 ``run`` (one seeded fault run), ``load`` (the load run) and the fuzzers: ``fuzz``
 (what a fuzz run counts), ``fuzz_batch``, ``fuzz_search`` and ``fuzz_run`` (the
-soak's fuzz phase). ``python -m bench.soak`` drives the long runs;
+soak's fuzz phase), ``reference`` (the hub's resolution against a fault-free replay)
+and ``reaper`` (nothing outlives a stopped run). ``python -m bench.soak`` drives the long runs;
 ``tests/test_fault_injection.py`` and ``tests/national_hub/test_*_fuzz.py`` short ones.
 """

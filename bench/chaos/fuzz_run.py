@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench.chaos import reaper
 from bench.chaos.federation import Federation
 from bench.chaos.fuzz import FuzzReport
 from bench.chaos.fuzz_batch import BatchFuzz, send_batch
@@ -39,6 +40,7 @@ async def fuzz_run(seed: int, batch_cases: int, search_cases: int,
         "against national-hub serve")
     report = FuzzReport(seed)
     with tempfile.TemporaryDirectory(prefix="signpost-fuzz-") as tmp:
+        reaper.track_dir(Path(tmp))
         pg = await asyncio.to_thread(KillablePostgres)
         fed = Federation(pg, Path(tmp), [], hubs=1, seed=seed, say=say,
                          hub_env_extra={"NATIONAL_HUB__RATE_LIMITS__PER_USER": "0",

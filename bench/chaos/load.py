@@ -25,6 +25,7 @@ import asyncpg
 import psutil
 
 import synthetic
+from bench.chaos import reaper
 from bench.chaos.federation import Federation
 from bench.chaos.postgres import KillablePostgres
 from bench.chaos.searchers import Searchers, percentile, queries_from
@@ -119,6 +120,7 @@ async def load_run(plan: LoadPlan, say: Callable[[str], None] = print) -> LoadRe
     report = LoadReport()
     with tempfile.TemporaryDirectory(prefix="signpost-load-") as tmp:
         work = Path(tmp)
+        reaper.track_dir(work)
         population = synthetic.generate_population(list(plan.councils), plan.children,
                                                    seed=plan.seed)
         synthetic.write_feeds(population, work / "feeds")

@@ -11,7 +11,6 @@ the page cache) is not what is being killed here.
 from __future__ import annotations
 
 import shutil
-import signal
 import tempfile
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psutil
 
+from bench.chaos import reaper
 from server_common import embedded_pg
 from tests.replica import _bin, _run
 
@@ -30,6 +30,8 @@ class KillablePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="signpost-chaos-pg-"))
         self.root.chmod(0o755)  # PostgreSQL runs as another user when we are root
         self.data = self.root / "pg"
+        reaper.track_dir(self.root)  # stopped and removed even if the run is killed
+        reaper.track_postgres(self.data)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = pgserver.get_server(self.data, cleanup_mode=None)
@@ -52,23 +54,11 @@ class KillablePostgres:
 
     def processes(self) -> list[psutil.Process]:
         """The postmaster and its children (backends, walwriter, checkpointer…)."""
-        pid_file = self.data / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().split("\n", 1)[0])
-            postmaster = psutil.Process(pid)
-            return [postmaster, *postmaster.children(recursive=True)]
-        except (OSError, ValueError, psutil.Error):
-            return []
+        return reaper.postgres_processes(self.data)
 
     def kill(self) -> None:
         """SIGKILL every PostgreSQL process at once."""
-        victims = self.processes()
-        for proc in victims:
-            try:
-                proc.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
-        psutil.wait_procs(victims, timeout=10)
+        reaper.kill_all(self.processes())
 
     def rss(self) -> int:
         total = 0
@@ -85,3 +75,5 @@ class KillablePostgres:
         except RuntimeError:
             self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
+        reaper.untrack_postgres(self.data)
+        reaper.untrack_dir(self.root)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import synthetic
+from bench.chaos import reaper
 from bench.chaos.checks import Verification, verify
 from bench.chaos.federation import VICTIMS, Federation
 from bench.chaos.postgres import KillablePostgres
@@ -101,12 +102,14 @@ async def fault_run(plan: Plan, say: Callable[[str], None] = print,
     rng = random.Random(plan.seed)
     report = FaultReport(plan.seed)
     with tempfile.TemporaryDirectory(prefix="signpost-chaos-") as tmp:
+        reaper.track_dir(Path(tmp))
         work = workdir or Path(tmp)
         feeds = work / "feeds"
         population = synthetic.generate_population(list(plan.councils), plan.children,
                                                    seed=plan.seed)
         synthetic.write_feeds(population, feeds)
         pg = await asyncio.to_thread(KillablePostgres)
+        say(f"  PostgreSQL of the run: {pg.data}")
         fed = Federation(pg, work, list(plan.councils), plan.hubs, plan.rates, plan.seed,
                          say=say)
         searchers: Searchers | None = None
