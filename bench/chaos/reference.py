@@ -19,17 +19,18 @@ What is guaranteed, and so judged:
 
 What is not, and so is only counted: the other pairs. Resolution is incremental:
 the fault-run resolver, behind after PostgreSQL or a hub was killed, takes a
-council's queued records several batches at a time (and a council's records ahead of
-another's that arrived in between), while the reference resolves batch by batch; a
-record that could join either of two children joins the older; name frequencies are
-those of the records present at the time. A grey-zone pair may then be linked in one
-and sent to review in the other. Those differences are printed (with examples) so a
-long run shows how many there are; ``OTHER_LIMIT`` bounds them as a share of the
-records compared. Replaying in the hub's order leaves chunking as the only source of
-them: the runs measured so far had none (seed 20261126, 524 records; seed 777, 4,177
-records, a PostgreSQL kill and a 61 s cut), so the bound is slack for chance and still
-far below what a resolver that lost or mis-wrote a chunk would give (each record of
-the chunk would stand alone, or join the wrong child).
+council's queued records several batches at a time, and may take a council's small
+queue ahead of another's that arrived earlier (``resolution_queue.claim``), while the
+reference resolves batch by batch in the order the batches were applied; a record
+that could join either of two children joins the older; name frequencies are those
+of the records present at the time. A grey-zone pair may then be linked in one and
+sent to review in the other. Those differences are printed (with examples) so a long
+run shows how many there are; ``OTHER_LIMIT`` bounds them as a share of the records
+compared. The runs measured so far had none (seed 20261126, 524 records; seeds 777
+and 4242, about 4,180 records each, with a PostgreSQL kill and a cut of a minute),
+so the bound is slack for chance and still far below what a resolver that lost or
+mis-wrote a chunk would give (each record of the chunk would stand alone, or join the
+wrong child).
 """
 
 from __future__ import annotations
