@@ -17,7 +17,7 @@ import asyncpg
 from local_node.services.ingest import child_fields
 from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
 from protocol.errors import NotFoundError
-from protocol.records import pointer_json
+from protocol.records import is_local_id, pointer_json
 from protocol.search import SearchQuery, answer
 
 __all__ = ["MAX_RESULTS", "SearchHit", "SearchQuery", "SearchService"]
@@ -66,6 +66,9 @@ class SearchService:
 
     async def child(self, local_id: str, *, see_sensitive: bool) -> dict[str, Any]:
         """The child view: identity, contacts and every involvement (pointers only)."""
+        if not is_local_id(local_id):  # never asked of the database, which would refuse
+            # a NUL in text with an error of its own (a 500, not a 404)
+            raise NotFoundError(f"no child {local_id[:64]!r} in this council's index")
         async with self.pool.acquire() as conn:
             rows = await self.children.get_many(conn, [local_id])
             if not rows:

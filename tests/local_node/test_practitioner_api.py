@@ -96,6 +96,11 @@ async def test_roles_purpose_and_audit(node) -> None:  # type: ignore[no-untyped
     status, view, _ = await get(base, f"/v1/children/{local_id}", pat, purpose="s17 assessment")
     assert status == 200
     assert [i["service_type"] for i in view["involvements"]] == ["social_care"]
+    # an id no local id looks like (a NUL, which PostgreSQL refuses in text) is not
+    # found, rather than a database error
+    status, body, _ = await get(base, f"/v1/children/{local_id}%00", pat,
+                                purpose="s17 assessment")
+    assert (status, body["error"]["code"]) == (404, "not_found")
     assert view["involvements"][0]["lead_professional"] and view["involvements"][0]["caf_done"]
     assert view["sensitive_hidden"] == 1
     status, full, _ = await get(base, f"/v1/children/{local_id}", ian, purpose="brokering")
