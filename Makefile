@@ -39,8 +39,9 @@ lint: $(STAMP)
 ## then national resolution against Splink on 200,000+ records of four councils; then
 ## practitioner search at 1,000,000 children with 32 concurrent clients; then how long a
 ## change at a node takes to show in hub search (quiet, and during another council's bulk
-## load); then what an anti-entropy comparison of one council costs; then one hub grown to 100,000, 300,000
-## and 1,000,000 children, searched and published to at each, with how each cost grows.
+## load); then what an anti-entropy comparison of one council costs; then one hub grown
+## to 100,000, 300,000 and 1,000,000 children, searched and published to at each, with
+## how each cost grows (docs/scaling.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.publish
 	$(BIN)/python -m bench.resolution

@@ -1,4 +1,4 @@
-"""How the hub's costs grow with the children it holds.
+"""How the hub's costs grow with the children it holds (docs/scaling.md).
 
 Grows one hub database in stages (``--stages``, children in the hub at each) and at
 each stage measures, through the real interfaces:
