@@ -41,14 +41,24 @@ class ResolverSection:
     # it at once; one applied by another replica is seen at the next look.
     interval: Duration = Duration(0.5)
     # Queue entries (one council's, oldest first) resolved in one transaction: the
-    # records of one batch resolve together and may link to each other.
+    # records of one batch resolve together and may link to each other. The most; see
+    # chunk_seconds. A council with no more than this queued counts as day-to-day
+    # changes, which go before bulk loads.
     chunk: int = 5000
+    # Aim for chunks that take about this long: after each chunk the next one's size
+    # is set from the rate just measured (between MIN_CHUNK and ``chunk``). A change
+    # arriving during a bulk load waits for the chunk in progress, which cannot be
+    # interrupted; as the hub grows each record costs more (docs/scaling.md), and a
+    # fixed 5,000 would make that wait 13 s at a million children. 0: always ``chunk``.
+    chunk_seconds: Duration = Duration(1)
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ConfigError("resolver.interval must be positive")
         if self.chunk < 1:
             raise ConfigError("resolver.chunk must be at least 1")
+        if self.chunk_seconds < 0:
+            raise ConfigError("resolver.chunk_seconds must not be negative")
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,17 @@ from protocol.matching import blocking_keys
 log = logging.getLogger(__name__)
 
 REQUEUE_CHUNK = 5000  # records re-queued (and their keys rewritten) per transaction
+MIN_CHUNK = 100  # below this a chunk's fixed costs (transaction, locks, queries) dominate
+
+
+def next_chunk_size(config: ResolverSection, records: int, seconds: float) -> int:
+    """The size of the next chunk, from the last one's: what the rate just measured
+    resolves in ``config.chunk_seconds``, between MIN_CHUNK and ``config.chunk``."""
+    if config.chunk_seconds <= 0 or records <= 0:
+        return config.chunk
+    rate = records / max(seconds, 1e-6)
+    return max(min(MIN_CHUNK, config.chunk), min(config.chunk,
+                                                 int(rate * config.chunk_seconds)))
 
 
 class Resolver:
@@ -52,6 +63,7 @@ class Resolver:
         self.queue = queue or ResolutionQueueStore()
         self.councils = councils or CouncilStore()
         self._wake = asyncio.Event()
+        self.chunk_size = self.config.chunk  # adapted after every chunk (chunk_seconds)
 
     def wake(self) -> None:
         """Batch intake queued records: look now rather than at the next interval."""
@@ -64,7 +76,7 @@ class Resolver:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self.queue.lock(conn, wait=wait):
                 return None
-            claimed = await self.queue.claim(conn, self.config.chunk)
+            claimed = await self.queue.claim(conn, self.chunk_size, small=self.config.chunk)
             if claimed is None:
                 return 0
             council = claimed.council
@@ -81,9 +93,13 @@ class Resolver:
                 conn, written)])
             await store.set_national_ids(conn, council, plan.national_ids)
             await self.linker.refresh(conn, plan, claimed.released)
+        seconds = time.perf_counter() - started
         log.info("records resolved", extra={
             "council": council, "records": len(claimed.local_ids), "deleted": len(deleted),
-            "seconds": round(time.perf_counter() - started, 3)})
+            "seconds": round(seconds, 3), "chunk_size": self.chunk_size})
+        if claimed.entries >= self.chunk_size or seconds > self.config.chunk_seconds:
+            # a full chunk measures the rate; so does one that took too long
+            self.chunk_size = next_chunk_size(self.config, len(claimed.local_ids), seconds)
         return len(claimed.local_ids)
 
     async def drain(self) -> int:

@@ -65,21 +65,23 @@ class ResolutionQueueStore:
         return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)",
                                         RESOLVER_LOCK))
 
-    async def claim(self, conn: asyncpg.Connection, limit: int) -> Claimed | None:
+    async def claim(self, conn: asyncpg.Connection, limit: int,
+                    small: int | None = None) -> Claimed | None:
         """A council's next entries (at most ``limit`` rows, oldest first), deleted
         together with every other entry of the same records visible now: the resolver
         reads the records after this statement, so it sees at least the versions they
         queued. Call under the resolver's lock.
 
-        Which council: one whose whole queue fits in this chunk goes first, oldest
-        first, then the others oldest first. A council's day-to-day changes are few,
+        Which council: one with no more than ``small`` entries queued (default
+        ``limit``: its whole queue fits in a chunk) goes first, oldest first, then the
+        others oldest first. A council's day-to-day changes are few,
         so they are not held up behind another council's bulk load (first in, first
         out made a change wait for the whole load: "visible in search within 2 s"
         then held only when nothing big was arriving). Each council's records are
         still resolved in the order they came."""
         head = await conn.fetchval(
             "SELECT council_code FROM resolution_queue GROUP BY council_code"
-            " ORDER BY count(*) > $1, min(id) LIMIT 1", limit)
+            " ORDER BY count(*) > $1, min(id) LIMIT 1", limit if small is None else small)
         if head is None:
             return None
         rows = await conn.fetch(

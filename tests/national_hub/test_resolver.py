@@ -11,9 +11,12 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from national_hub.config import ResolverSection
 from national_hub.handlers import keys as k
+from national_hub.services.resolver import MIN_CHUNK, next_chunk_size
 from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, UpsertOp
+from server_common.config import Duration
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 from tests.national_hub.test_resolution import generate, send_batches
@@ -146,7 +149,9 @@ async def test_two_resolvers_draining_one_queue_give_what_one_gives(make_databas
     # the second round: every tenth record corrected, so records are queued twice
     updates = {c: [replace(r, postcode="TF1 2AB") for r in rs[::10]]
                for c, rs in population.records.items()}
-    resolver = {"enabled": False, "chunk": 40}  # many small chunks, to interleave
+    # many small chunks, to interleave; of one fixed size (chunk_seconds 0), since how
+    # the records are cut into chunks can change which pairs one chunk sees at once
+    resolver = {"enabled": False, "chunk": 40, "chunk_seconds": "0s"}
 
     async def fill(hub: Hub) -> None:
         await send_batches(hub, population.records, batch=60, then=updates)
@@ -172,3 +177,41 @@ async def test_two_resolvers_draining_one_queue_give_what_one_gives(make_databas
     assert together == alone
     assert Counter(alone[1].values())["linked"] > 0
 
+
+
+def test_the_next_chunk_is_sized_to_take_about_chunk_seconds() -> None:
+    config = ResolverSection(chunk=5000, chunk_seconds=Duration(1))
+    assert next_chunk_size(config, 5000, 2.0) == 2500  # 2,500 records/s: 2,500 in 1 s
+    assert next_chunk_size(config, 5000, 0.5) == 5000  # faster than that: the most
+    assert next_chunk_size(config, 5000, 500.0) == MIN_CHUNK  # never below the least
+    assert next_chunk_size(config, 0, 1.0) == 5000
+    fixed = ResolverSection(chunk=5000, chunk_seconds=Duration(0))
+    assert next_chunk_size(fixed, 5000, 60.0) == 5000
+
+
+async def test_a_slow_chunk_makes_the_next_smaller_and_day_to_day_still_goes_first(
+        make_database, tmp_path: Path) -> None:
+    """A chunk that took longer than chunk_seconds (here any chunk does) shrinks the
+    next to MIN_CHUNK, so a change arriving meanwhile waits behind less; a council
+    with no more than ``chunk`` queued still counts as day-to-day and goes first."""
+    async with running_hub(await make_database(), tmp_path, resolver={
+            "enabled": False, "chunk": 1000, "chunk_seconds": 1e-6}) as hub:
+        esx_key, wsx_key = keys.generate(), keys.generate()
+        await hub.enrol(ESX, keys.public_pem(esx_key.public_key()))
+        await hub.enrol(WSX, keys.public_pem(wsx_key.public_key()))
+        ops = [UpsertOp.of(replace(record(f"A{i}", nhs=None), given_name=f"Name{i}"), 1)
+               for i in range(2500)]  # still more than chunk after two chunks
+        body, _ = batch_bytes(ESX, 1, GENESIS, ops, esx_key)
+        assert (await Client(hub, ESX, esx_key).send(body))[0] == 200
+        resolver = hub.server.app[k.RESOLVER]
+        assert await resolver.resolve_chunk() == 1000
+        assert resolver.chunk_size == MIN_CHUNK
+        assert await resolver.resolve_chunk() == MIN_CHUNK
+        ops = [UpsertOp.of(replace(record(f"B{i}", nhs=None), given_name=f"Other{i}"), 1)
+               for i in range(150)]  # more than MIN_CHUNK, fewer than chunk
+        body, _ = batch_bytes(WSX, 1, GENESIS, ops, wsx_key)
+        assert (await Client(hub, WSX, wsx_key).send(body))[0] == 200
+        assert await resolver.resolve_chunk() == MIN_CHUNK  # West Sussex's, in part
+        assert await hub.fetchval("SELECT count(*) FROM resolution_queue"
+                                  " WHERE council_code = $1", WSX) == 50
+        assert await hub.resolved() == 2500 - 1000 - MIN_CHUNK + 50
