@@ -14,7 +14,7 @@ import dataclasses
 from datetime import date
 from pathlib import Path
 
-from bench.chaos.reference import compare_resolution
+from bench.chaos.reference import compare_resolution, in_chain_order
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from tests.hub_harness import running_hub
@@ -65,3 +65,14 @@ async def test_a_grouping_changed_behind_the_hubs_back_is_found(make_database,
     assert any("E10000011 batch 1: applied/rejected 2/0 under faults, 3/0 fault-free" in p
                for p in moved.problems), moved.problems
     assert not moved.ok
+
+
+def test_replay_keeps_each_councils_chain_in_seq_order() -> None:
+    """Batches are replayed in the hub's applied_at order, but a batch's transaction may
+    start before the one ahead of it in its council's chain commits: each council's
+    batches take its places in seq order, so the reference never sees a gap."""
+    applied = [{"council_code": "A", "seq": 1}, {"council_code": "B", "seq": 1},
+               {"council_code": "A", "seq": 3}, {"council_code": "A", "seq": 2},
+               {"council_code": "B", "seq": 2}]
+    assert [(b["council_code"], b["seq"]) for b in in_chain_order(applied)] == [  # type: ignore[arg-type]
+        ("A", 1), ("B", 1), ("A", 2), ("A", 3), ("B", 2)]
