@@ -46,11 +46,13 @@ class ResolverSection:
     # changes, which go before bulk loads.
     chunk: int = 5000
     # Aim for chunks that take about this long: after each chunk the next one's size
-    # is set from the rate just measured (between MIN_CHUNK and ``chunk``). A change
-    # arriving during a bulk load waits for the chunk in progress, which cannot be
-    # interrupted; as the hub grows each record costs more (docs/scaling.md), and a
-    # fixed 5,000 would make that wait 13 s at a million children. 0: always ``chunk``.
-    chunk_seconds: Duration = Duration(1)
+    # is set from the cost per record measured so far (between MIN_CHUNK and
+    # ``chunk``). A change arriving during a bulk load waits for the chunk in progress,
+    # which cannot be interrupted; as the hub grows each record costs more
+    # (docs/scaling.md), and a fixed 5,000 would make that wait 13 s at a million
+    # children. Shorter costs throughput: each chunk has fixed costs (a transaction,
+    # locks, its queries). 0: always ``chunk``.
+    chunk_seconds: Duration = Duration(2)
 
     def __post_init__(self) -> None:
         if self.interval <= 0:

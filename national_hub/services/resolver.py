@@ -40,16 +40,16 @@ log = logging.getLogger(__name__)
 
 REQUEUE_CHUNK = 5000  # records re-queued (and their keys rewritten) per transaction
 MIN_CHUNK = 100  # below this a chunk's fixed costs (transaction, locks, queries) dominate
+SMOOTHING = 0.3  # weight of the last chunk in the cost per record the next is sized by
 
 
-def next_chunk_size(config: ResolverSection, records: int, seconds: float) -> int:
-    """The size of the next chunk, from the last one's: what the rate just measured
+def next_chunk_size(config: ResolverSection, seconds_per_record: float | None) -> int:
+    """The next chunk's size: what the cost per record (smoothed over the last chunks)
     resolves in ``config.chunk_seconds``, between MIN_CHUNK and ``config.chunk``."""
-    if config.chunk_seconds <= 0 or records <= 0:
+    if config.chunk_seconds <= 0 or not seconds_per_record:
         return config.chunk
-    rate = records / max(seconds, 1e-6)
-    return max(min(MIN_CHUNK, config.chunk), min(config.chunk,
-                                                 int(rate * config.chunk_seconds)))
+    return max(min(MIN_CHUNK, config.chunk),
+               min(config.chunk, int(config.chunk_seconds / seconds_per_record)))
 
 
 class Resolver:
@@ -64,6 +64,7 @@ class Resolver:
         self.councils = councils or CouncilStore()
         self._wake = asyncio.Event()
         self.chunk_size = self.config.chunk  # adapted after every chunk (chunk_seconds)
+        self._cost: float | None = None  # seconds per record, smoothed
 
     def wake(self) -> None:
         """Batch intake queued records: look now rather than at the next interval."""
@@ -98,8 +99,12 @@ class Resolver:
             "council": council, "records": len(claimed.local_ids), "deleted": len(deleted),
             "seconds": round(seconds, 3), "chunk_size": self.chunk_size})
         if claimed.entries >= self.chunk_size or seconds > self.config.chunk_seconds:
-            # a full chunk measures the rate; so does one that took too long
-            self.chunk_size = next_chunk_size(self.config, len(claimed.local_ids), seconds)
+            # a full chunk measures the cost; so does one that took too long. Smoothed:
+            # one chunk's time is noisy (intake's council lock, a busy machine)
+            cost = seconds / max(1, len(claimed.local_ids))
+            self._cost = cost if self._cost is None else (
+                SMOOTHING * cost + (1 - SMOOTHING) * self._cost)
+            self.chunk_size = next_chunk_size(self.config, self._cost)
         return len(claimed.local_ids)
 
     async def drain(self) -> int:

@@ -181,12 +181,12 @@ async def test_two_resolvers_draining_one_queue_give_what_one_gives(make_databas
 
 def test_the_next_chunk_is_sized_to_take_about_chunk_seconds() -> None:
     config = ResolverSection(chunk=5000, chunk_seconds=Duration(1))
-    assert next_chunk_size(config, 5000, 2.0) == 2500  # 2,500 records/s: 2,500 in 1 s
-    assert next_chunk_size(config, 5000, 0.5) == 5000  # faster than that: the most
-    assert next_chunk_size(config, 5000, 500.0) == MIN_CHUNK  # never below the least
-    assert next_chunk_size(config, 0, 1.0) == 5000
+    assert next_chunk_size(config, 1 / 2500) == 2500  # 2,500 records/s: 2,500 in 1 s
+    assert next_chunk_size(config, 1 / 10_000) == 5000  # faster than that: the most
+    assert next_chunk_size(config, 0.1) == MIN_CHUNK  # never below the least
+    assert next_chunk_size(config, None) == 5000  # nothing measured yet
     fixed = ResolverSection(chunk=5000, chunk_seconds=Duration(0))
-    assert next_chunk_size(fixed, 5000, 60.0) == 5000
+    assert next_chunk_size(fixed, 0.1) == 5000
 
 
 async def test_a_slow_chunk_makes_the_next_smaller_and_day_to_day_still_goes_first(
