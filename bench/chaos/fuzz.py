@@ -2,18 +2,20 @@
 
 ``fuzz_batch`` mutates signed batches for ``POST /v1/councils/{code}/batches``;
 ``fuzz_search`` mutates practitioners' queries to ``GET /v1/search``,
-``/v1/children/{id}`` and the search pages. Each records every case in a
-:class:`FuzzReport`; what must never happen is a *failure*, by kind:
+``/v1/children/{id}`` and the search pages, of the hub or (``fuzz_node``) a council's
+node. Each records every case in a :class:`FuzzReport`; what must never happen is a
+*failure*, by kind:
 
-- ``5xx``: the hub answered a mutated request with a server error;
+- ``5xx``: the server answered a mutated request with a server error;
 - ``unknown_code``: a refusal (or a rejected op) without a code of ``ErrorCode``;
 - ``partial_apply``: a refused batch changed something, or an accepted one changed
   other records than those reported applied, or left one not as its op said;
 - ``bad_answer``: an accepted request whose answer is not well-formed (a receipt that
   does not verify, a search answer missing fields, a page without its heading).
 
-``tests/national_hub/test_batch_fuzz.py`` runs a short seeded version in ``make test``;
-``bench.soak`` runs thousands of cases against a ``national-hub serve`` process.
+``tests/national_hub/test_*_fuzz.py`` and ``tests/local_node/test_practitioner_fuzz.py`` run
+short seeded versions in ``make test``; ``bench.soak`` runs thousands of cases against a
+``national-hub serve`` and a ``local-node serve`` process.
 """
 
 from __future__ import annotations
@@ -76,11 +78,20 @@ class FuzzReport:
         return self
 
     def lines(self) -> list[str]:
-        search = {k: v for k, v in sorted(self.cases.items()) if k != "batch"}
+        # searches per target: the hub's endpoints bare ("api_search"), a node's
+        # with its label ("node api_search")
+        targets: dict[str, dict[str, int]] = {}
+        for key, n in sorted(self.cases.items()):
+            if key != "batch":
+                label, _, endpoint = key.rpartition(" ")
+                targets.setdefault(f"{label} search".lstrip(), {})[endpoint] = n
+        searches = "".join(
+            f"; {name} {sum(counts.values())}: "
+            f"{', '.join(f'{k} {v}' for k, v in counts.items())}"
+            for name, counts in sorted(targets.items(), key=lambda t: t[0] != "search"))
         return [
-            f"fuzz cases tried: {sum(self.cases.values())} (batch {self.cases['batch']}; "
-            f"search {sum(search.values())}: "
-            f"{', '.join(f'{k} {v}' for k, v in search.items())}), seed {self.seed}",
+            f"fuzz cases tried: {sum(self.cases.values())} (batch {self.cases['batch']}"
+            f"{searches}), seed {self.seed}",
             f"fuzz outcomes: {dict(sorted(self.outcomes.items()))}; statuses "
             f"{dict(sorted(self.statuses.items()))}",
             f"fuzz 5xx: {self.failures['5xx']}, unknown codes: "

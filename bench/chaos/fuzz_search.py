@@ -1,20 +1,23 @@
-"""A seeded fuzz of the practitioner's side of the hub over real HTTP: ``GET /v1/search``,
-``GET /v1/children/{id}`` and their pages (``/`` and ``/children/{id}``), with a
-practitioner's bearer token.
+"""A seeded fuzz of the practitioner's side of a server over real HTTP: its search API,
+child view and their pages, with a practitioner's bearer token. A :class:`Target`
+says which server: the hub (``HUB``: ``GET /v1/search``, ``GET /v1/children/{id}``,
+``/`` and ``/children/{id}``, national ids) or a council's node (``fuzz_node.NODE``:
+the same with ``/search`` for the page, local ids).
 
 Each case starts from a real query (the name, date of birth, postcode and NHS number
-of a child the hub holds, and a purpose) or a real national id, and mutates it: bit
+of a child the server holds, and a purpose) or a real child id, and mutates it: bit
 flips in a value, wrong types (repeated keys, ``dob[]``, JSON where text belongs),
 deep nesting, huge strings and arrays of repeated keys, bad UTF-8 and bad
 percent-escapes, bad dates and identifiers, unknown parameters, a wrong purpose, a
 mangled token, a method the endpoint does not take. The URL is percent-encoded by
-the fuzz, byte by byte, so what a mutation puts in reaches the hub as is. Whatever
+the fuzz, byte by byte, so what a mutation puts in reaches the server as is. Whatever
 comes back (see ``fuzz.FAILURES``):
 
 - never a 5xx;
 - a refusal is a 4xx with a known code (the JSON error's, or a page's ``data-code``);
 - an accepted request is well-formed: a search answer is ``{"results": [...]}`` with
-  every field of a hit, of the right type; a child view names the child asked for;
+  every field of the target's hit, of the right type; a child view names the child
+  asked for and has the target's list (the hub's councils, the node's involvements);
   a redirect points to a child's address; a page has its heading. An unmutated query
   finds the child it was made from.
 
@@ -27,6 +30,7 @@ Example::
 
     fuzz = SearchFuzz(hub_url, {"Authorization": "Bearer …"}, known, seed=7)
     report = await fuzz.run(1000)
+    node = SearchFuzz(node_url, headers, await fuzz_node.known_children(pool), 7, fuzz_node.NODE)
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import dataclasses
 import json
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -53,7 +58,7 @@ from tests.national_hub.helpers import batch_bytes, record
 
 LINE_LIMIT = 8190  # aiohttp's max_line_size: longer request lines never reach the app
 _DATA_CODE = re.compile(r'data-code="([^"]*)"')
-_HIT_FIELDS = {"national_id": str, "given_name": str, "family_name": str, "dob": str,
+_HUB_HIT = {"national_id": str, "given_name": str, "family_name": str, "dob": str,
                "sex": int, "confidence": (int, float), "councils": list, "shielded": bool,
                "contact": list}
 _BAD_BYTES = [b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x00", b"\xf4\x90\x80\x80",
@@ -80,11 +85,40 @@ def sample_batch(council: str, key: Ed25519PrivateKey) -> bytes:
 
 
 @dataclass(frozen=True)
-class Known:
-    """A child the hub holds: its national id and a query that finds it."""
+class Target:
+    """The server a search fuzz aims at: its practitioner endpoints' paths, and what a
+    well-formed answer there looks like."""
 
-    national_id: str
+    label: str  # before each endpoint in the report ("" for the hub, "node " for a node)
+    id_field: str  # a hit's and a child view's id
+    hit: Mapping[str, type | tuple[type, ...]]  # every field of a search hit, its type
+    child_list: str  # a list every child view has
+    search_page: str = "/"
+    paths: Mapping[str, str] = field(default_factory=lambda: {
+        "api_child": "/v1/children/", "page_child": "/children/", "api_search": "/v1/search"})
+
+    def path(self, endpoint: str) -> str:
+        return self.search_page if endpoint == "page_search" else self.paths[endpoint]
+
+
+HUB = Target("", "national_id", _HUB_HIT, "councils")
+
+
+@dataclass(frozen=True)
+class Known:
+    """A child the server holds: its id (national at the hub, local at a node) and a
+    query that finds it."""
+
+    id: str
     params: dict[str, str]
+
+
+def query_of(given_name: str, family_name: str, dob: date, postcode: str | None,
+             nhs_number: str | None) -> dict[str, str]:
+    """The query a practitioner would type for a child: what it has of these."""
+    params = {"given_name": given_name, "family_name": family_name, "dob": dob.isoformat(),
+              "postcode": postcode or "", "nhs_number": nhs_number or ""}
+    return {k: v for k, v in params.items() if v}
 
 
 async def known_children(pool: asyncpg.Pool, limit: int = 200) -> list[Known]:
@@ -97,10 +131,9 @@ async def known_children(pool: asyncpg.Pool, limit: int = 200) -> list[Known]:
     out = []
     for row in rows:
         child = ChildRecord.from_wire(encoding.unpack(bytes(row["record"]), what="record"))
-        params = {"given_name": child.given_name, "family_name": child.family_name,
-                  "dob": child.dob.isoformat(), "postcode": child.postcode or "",
-                  "nhs_number": child.nhs_number or ""}
-        out.append(Known(row["national_id"], {k: v for k, v in params.items() if v}))
+        out.append(Known(row["national_id"], query_of(child.given_name, child.family_name,
+                                                      child.dob, child.postcode,
+                                                      child.nhs_number)))
     return out
 
 
@@ -169,9 +202,9 @@ class SearchMutator:
             params = _set(params, field, b"A" * rng.choice([LINE_LIMIT, 100_000]))
         return ("fewer" if fewer and kind == "none" else kind), params
 
-    def national_id(self, known: Known) -> tuple[str, bytes]:
+    def child_id(self, known: Known) -> tuple[str, bytes]:
         rng = self.rng
-        real = known.national_id.encode()
+        real = known.id.encode()
         kind = rng.choice(["none", "none", "flip", "unknown", "huge", "bad_utf8", "path",
                            "empty_like"])
         if kind == "flip":
@@ -190,13 +223,15 @@ class SearchMutator:
 
 
 class SearchFuzz:
-    """Sends mutated searches and child views as one practitioner; checks each answer."""
+    """Sends mutated searches and child views to ``target`` (at ``url``) as one
+    practitioner; checks each answer."""
 
-    def __init__(self, hub_url: str, headers: dict[str, str], known: list[Known],
-                 seed: int) -> None:
-        assert known, "the hub must hold a child to start from"
-        self.url, self.headers, self.known, self.seed = hub_url, headers, known, seed
-        self.rng = random.Random(f"{seed}:search")
+    def __init__(self, url: str, headers: dict[str, str], known: list[Known],
+                 seed: int, target: Target = HUB) -> None:
+        assert known, "the server must hold a child to start from"
+        self.url, self.headers, self.known, self.seed = url, headers, known, seed
+        self.target = target
+        self.rng = random.Random(f"{seed}:{target.label}search")
         self.mutator = SearchMutator(self.rng)
         self.report = FuzzReport(seed)
 
@@ -206,7 +241,7 @@ class SearchFuzz:
         async with aiohttp.ClientSession(timeout=timeout, max_line_size=1 << 20,
                                          max_field_size=1 << 20) as http:
             for n in range(cases):
-                await self.case(http, f"search seed {self.seed} case {n}")
+                await self.case(http, f"{self.target.label}search seed {self.seed} case {n}")
         return self.report
 
     def _headers(self) -> dict[str, str]:
@@ -217,25 +252,24 @@ class SearchFuzz:
         return dict(self.headers)
 
     async def case(self, http: aiohttp.ClientSession, where: str) -> None:
-        rng, report = self.rng, self.report
+        rng, report, target = self.rng, self.report, self.target
         known = rng.choice(self.known)
         endpoint = rng.choice(ENDPOINTS)
         kind, params = self.mutator.params(known)
         method = "GET" if rng.random() > 0.03 else rng.choice(["POST", "PUT", "DELETE"])
-        wanted = known.national_id
+        wanted = known.id
+        path = target.path(endpoint)
         if endpoint in ("api_child", "page_child"):
-            id_kind, national_id = self.mutator.national_id(known)
+            id_kind, child_id = self.mutator.child_id(known)
             kind = f"id:{id_kind}" if id_kind != "none" else kind
-            prefix = "/v1/children/" if endpoint == "api_child" else "/children/"
-            path = prefix + quote_from_bytes(national_id, safe="")
+            path += quote_from_bytes(child_id, safe="")
             if kind == "none":
                 params = [(b"purpose", b"fuzz enquiry about a child")]
             else:
                 wanted = ""
-        else:
-            path = "/v1/search" if endpoint == "api_search" else "/"
         url = URL(self.url + path + "?" + _encode(params), encoded=True)
         where = f"{where} ({endpoint} {method} {kind})"
+        endpoint = target.label + endpoint  # as the report counts it
         try:
             async with http.request(method, url, headers=self._headers(),
                                     allow_redirects=False) as resp:
@@ -259,8 +293,8 @@ class SearchFuzz:
                 report.fail("bad_answer", f"{where}: {status} to {location!r}")
         else:
             report.outcomes[f"{endpoint} answered"] += 1
-            problem = _check_answer(endpoint, body, content_type,
-                                    wanted if kind == "none" else "")
+            problem = _check_answer(target, endpoint.removeprefix(target.label), body,
+                                    content_type, wanted if kind == "none" else "")
             if problem:
                 report.fail("bad_answer", f"{where}: {problem}")
 
@@ -289,7 +323,8 @@ def _error_code(body: bytes, content_type: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _check_answer(endpoint: str, body: bytes, content_type: str, wanted: str) -> str | None:
+def _check_answer(target: Target, endpoint: str, body: bytes, content_type: str,
+                  wanted: str) -> str | None:
     """What is wrong with an accepted request's answer, or None."""
     if endpoint.startswith("page_"):
         text = body.decode(errors="replace")
@@ -304,15 +339,15 @@ def _check_answer(endpoint: str, body: bytes, content_type: str, wanted: str) ->
     except ValueError:
         return "an API answer that is not JSON"
     if endpoint == "api_child":
-        if not isinstance(answer, dict) or not isinstance(answer.get("councils"), list):
-            return f"a child view without councils: {str(answer)[:200]}"
-        if wanted and answer.get("national_id") != wanted:
-            return f"asked for {wanted}, shown {answer.get('national_id')}"
+        if not isinstance(answer, dict) or not isinstance(answer.get(target.child_list), list):
+            return f"a child view without {target.child_list}: {str(answer)[:200]}"
+        if wanted and answer.get(target.id_field) != wanted:
+            return f"asked for {wanted}, shown {answer.get(target.id_field)}"
         return None
     if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
         return f"a search answer without results: {str(answer)[:200]}"
     for hit in answer["results"]:
-        for name, kind in _HIT_FIELDS.items():
+        for name, kind in target.hit.items():
             if not isinstance(hit, dict) or not isinstance(hit.get(name), kind):
                 return f"a hit without a well-formed {name}: {str(hit)[:200]}"
         try:
@@ -321,6 +356,6 @@ def _check_answer(endpoint: str, body: bytes, content_type: str, wanted: str) ->
             return f"a hit's dob is not a date: {hit['dob']!r}"
         if not 0 <= hit["confidence"] <= 1:
             return f"a hit's confidence is {hit['confidence']}"
-    if wanted and wanted not in {h["national_id"] for h in answer["results"]}:
+    if wanted and wanted not in {h[target.id_field] for h in answer["results"]}:
         return f"the unmutated query did not find {wanted}"
     return None

@@ -304,6 +304,16 @@ class ChildStore:
             out.setdefault(r["local_id"], []).append(r)
         return out
 
+    async def searchable(self, conn: asyncpg.Connection, limit: int) -> list[ChildRow]:
+        """Up to ``limit`` children a practitioner's search can find (neither merged
+        into another nor archived), in local id order."""
+        rows = await conn.fetch(
+            f"SELECT {', '.join(CHILD_COLUMNS)} FROM children"
+            " WHERE merged_into IS NULL AND archived_on IS NULL ORDER BY local_id LIMIT $1",
+            limit,
+        )
+        return [_child(r) for r in rows]
+
     async def archived_among(self, conn: asyncpg.Connection,
                              local_ids: list[str]) -> dict[str, date]:
         """Those of these children archived by the retention job, with the day."""

@@ -4,6 +4,7 @@ sensitive services, merged ids, and every look written to the audit log."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Role
 from server_common.accounts.service import AccountService
 from server_common.audit.service import AuditLog
+from server_common.ratelimit.config import RateLimitConfig
 from tests.federation import node_config
 from tests.hub_harness import upgrade
 
@@ -33,8 +35,11 @@ FEED = (
 
 
 @contextlib.asynccontextmanager
-async def running(url: str, tmp_path: Path) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+async def running(url: str, tmp_path: Path, rate_limits: RateLimitConfig | None = None,
+                  ) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
     config = node_config(ESX, url, tmp_path, None)
+    if rate_limits is not None:
+        config = dataclasses.replace(config, rate_limits=rate_limits)
     server = TestServer(create_app(config, publish=False), host="127.0.0.1")
     await server.start_server()
     pool = await asyncpg.create_pool(url, min_size=1, max_size=3)

@@ -1,0 +1,52 @@
+"""The search fuzz (``fuzz_search``) aimed at a council's node: its practitioners'
+``GET /v1/search``, ``GET /v1/children/{local_id}``, ``/search`` and
+``/children/{local_id}`` (``local_node/handlers/practitioner.py``).
+
+The children to start from are those the node's index holds: the sample children,
+loaded through its services feed (:func:`sample_feed`), in a test or the soak.
+
+    fuzz = SearchFuzz(node_url, headers, await known_children(pool), seed, NODE)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import asyncpg
+
+from bench.chaos.fuzz_search import SAMPLE_CHILDREN, Known, Target, query_of
+from local_node.storage.children import ChildStore
+
+_NODE_HIT = {"local_id": str, "given_name": str, "family_name": str, "dob": str, "sex": int,
+             "postcode_district": (str, type(None)), "shielded": bool,
+             "confidence": (int, float)}
+NODE = Target("node ", "local_id", _NODE_HIT, "involvements", search_page="/search")
+_POSTCODES = ["BN7 1AA", "TN34 1AB", "RH15 9AA", None]
+
+
+def sample_feed() -> str:
+    """A services feed of the sample children, one involvement each (the last one
+    sensitive, so the child view hides a service from a practitioner)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["source_ref", "nhs_number", "given_name", "family_name", "dob", "sex",
+                     "postcode", "service_type", "service_name", "professional_name",
+                     "professional_phone", "sensitive", "consent"])
+    for i, ((given, family, dob, nhs), postcode) in enumerate(
+            zip(SAMPLE_CHILDREN, _POSTCODES, strict=True)):
+        last = i == len(SAMPLE_CHILDREN) - 1
+        writer.writerow([f"F{i}", nhs or "", given, family, dob.isoformat(), "FM"[i % 2],
+                         postcode or "", "mental_health" if last else "social_care",
+                         "CAMHS" if last else "Children's Social Care", "Dana Smith",
+                         "01273 000001", "Y" if last else "N", "N" if last else ""])
+    return out.getvalue()
+
+
+async def known_children(pool: asyncpg.Pool, limit: int = 200) -> list[Known]:
+    """Queries made from the children the node's index holds (local ids, names, dates
+    of birth, postcodes and NHS numbers)."""
+    async with pool.acquire() as conn:
+        rows = await ChildStore().searchable(conn, limit)
+    return [Known(c.local_id, query_of(c.given_name, c.family_name, c.dob, c.postcode,
+                                       c.nhs_number)) for c in rows]
