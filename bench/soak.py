@@ -12,8 +12,10 @@ is printed; ``--first-seed N --seeds 1`` replays one.
 Fuzz run (``bench/chaos/fuzz_run.py``): a ``national-hub serve`` process gets
 ``--fuzz-cases`` mutated batches (bit flips, wrong types, deep nesting, huge strings
 and arrays, bad UTF-8, bad dates; signed, so they reach the decoders) and as many
-mutated searches and child views from a practitioner; no 5xx, every refusal with a
-known error code, no batch half-applied, every accepted answer well-formed.
+mutated searches and child views from a practitioner, and a council's ``local-node
+serve`` as many mutated searches and child views of its own index; no 5xx, every
+refusal with a known error code, no batch half-applied, every accepted answer
+well-formed.
 
 Load run (``bench/chaos/load.py``): three councils publish to two hub replicas while
 practitioners search, for a fixed time; search latency, errors and every process's
@@ -105,8 +107,8 @@ def _fault_figures(reports: list[FaultReport]) -> tuple[list[str], bool]:
 @click.option("--searchers", default=16, show_default=True,
               help="Practitioners searching at once in the load run.")
 @click.option("--fuzz-cases", default=3000, show_default=True,
-              help="Mutated batches, and as many mutated searches, in the fuzz run "
-                   "(seeded with --first-seed).")
+              help="Mutated batches, and as many mutated searches at the hub and as "
+                   "many at a node, in the fuzz run (seeded with --first-seed).")
 @click.option("--skip-faults", is_flag=True)
 @click.option("--skip-fuzz", is_flag=True)
 @click.option("--skip-load", is_flag=True)
@@ -123,7 +125,7 @@ def main(seeds: int, first_seed: int, fault_duration: float, fault_children: int
         lines, ok = _fault_figures(reports)
         figures += lines
     if not skip_fuzz:
-        fuzz = asyncio.run(fuzz_run(first_seed, fuzz_cases, fuzz_cases,
+        fuzz = asyncio.run(fuzz_run(first_seed, fuzz_cases, fuzz_cases, fuzz_cases,
                                     say=lambda s: click.echo(s)))
         figures += fuzz.lines()
         ok = ok and fuzz.ok

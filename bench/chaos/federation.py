@@ -1,7 +1,8 @@
 """A federation of real processes on a PostgreSQL of its own, for fault and soak runs.
 
 The hub (``national-hub serve``, one or more replicas), one ``local-node publish`` per
-council talking to the hub through a :class:`FaultProxy`, feeds loaded with
+council talking to the hub through a :class:`FaultProxy` (and, if asked, a council's
+``local-node serve`` for its practitioners), feeds loaded with
 ``local-node ingest`` (retried until it succeeds, as an operator would), and a
 supervisor that restarts whatever died, like systemd would. The harness kills what it
 likes through :meth:`Federation.kill`; a death it did not cause is counted in
@@ -54,6 +55,7 @@ class Federation:
     hub_ports: list[int] = field(default_factory=list)
     hub_processes: list[Process] = field(default_factory=list)
     nodes: dict[str, Council] = field(default_factory=dict)
+    servers: dict[str, Process] = field(default_factory=dict)  # "serve-<code>": a node's web
     proxy: FaultProxy | None = None
     kills: Counter[str] = field(default_factory=Counter)
     unexpected_exits: Counter[str] = field(default_factory=Counter)
@@ -82,8 +84,10 @@ class Federation:
         await _create(self.pg, name)
         return self.pg.url(name)
 
-    async def practitioner_headers(self) -> dict[str, str]:
-        async with asyncpg.create_pool(self.hub_db, min_size=1, max_size=1) as pool:
+    async def practitioner_headers(self, database_url: str | None = None) -> dict[str, str]:
+        """A practitioner's bearer token at the hub (or the node of ``database_url``)."""
+        async with asyncpg.create_pool(database_url or self.hub_db,
+                                       min_size=1, max_size=1) as pool:
             accounts = AccountService(pool, AccountsConfig())
             await accounts.add_user("soak-practitioner", Role.PRACTITIONER,
                                     organisation="Soak Test")
@@ -113,10 +117,23 @@ class Federation:
             council.publisher = Process([script("local-node"), "publish"], council.env,
                                         self.workdir / f"node-{council.code}.log").start()
 
+    async def serve(self, code: str, env_extra: dict[str, str] | None = None) -> str:
+        """``local-node serve --no-publish`` for council ``code`` (its publisher runs
+        apart); its URL once ready."""
+        port = free_port()
+        council = self.nodes[code]
+        name = f"serve-{code}"
+        self.servers[name] = Process(
+            [script("local-node"), "serve", "--no-publish", "--port", str(port)],
+            council.env | (env_extra or {}), self.workdir / f"{name}.log").start()
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_ready, url, 60)
+        return url
+
     def processes(self) -> dict[str, Process]:
         out = {f"hub-{i}": p for i, p in enumerate(self.hub_processes)}
         out |= {f"node-{c}": n.publisher for c, n in self.nodes.items()}
-        return out
+        return out | self.servers
 
     async def kill(self, victim: str, index: int) -> str:
         """SIGKILL one hub replica, one publisher or PostgreSQL; returns what died."""

@@ -1,12 +1,15 @@
-"""The soak's fuzz phase: ``national-hub serve`` on a PostgreSQL of its own, then
-``batch_cases`` mutated batches (``fuzz_batch``) from one council and
-``search_cases`` mutated searches and child views (``fuzz_search``) from a
-practitioner, over HTTP. Rate limits are off for the fuzz's callers, so every case
-reaches the code it aims at rather than a 429.
+"""The soak's fuzz phase: ``national-hub serve`` and a council's ``local-node serve`` on
+a PostgreSQL of their own, then ``batch_cases`` mutated batches (``fuzz_batch``) from
+one council and ``search_cases`` mutated searches and child views (``fuzz_search``)
+from a practitioner at the hub, and ``node_cases`` at the node (``fuzz_node``), over
+HTTP. Rate limits are off for the fuzz's callers, so every case reaches the code it
+aims at rather than a 429.
 
-The searches start from the children the hub holds once the batches are resolved:
+The hub's searches start from the children it holds once the batches are resolved:
 the sample children a second council publishes cleanly, and whatever the batch fuzz
-left applied. The hub process must still be up at the end.
+left applied (and the node's, which its publisher sends). The node's start from its
+index: the sample children, loaded with ``local-node ingest``. Both server processes
+must still be up at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.chaos import reaper
+from bench.chaos import fuzz_node, reaper
 from bench.chaos.federation import Federation
 from bench.chaos.fuzz import FuzzReport
 from bench.chaos.fuzz_batch import BatchFuzz, send_batch
@@ -31,20 +34,20 @@ from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import keys
 
-FUZZED, SAMPLE = "E10000011", "E06000020"
+FUZZED, SAMPLE, NODE = "E10000011", "E06000020", "E10000032"
+_NO_LIMITS = {"RATE_LIMITS__PER_USER": "0", "RATE_LIMITS__PER_COUNCIL": "0"}
 
 
-async def fuzz_run(seed: int, batch_cases: int, search_cases: int,
+async def fuzz_run(seed: int, batch_cases: int, search_cases: int, node_cases: int,
                    say: Callable[[str], None] = print) -> FuzzReport:
     say(f"fuzz run: seed {seed}, {batch_cases} batches and {search_cases} searches "
-        "against national-hub serve")
+        f"against national-hub serve, {node_cases} searches against local-node serve")
     report = FuzzReport(seed)
     with tempfile.TemporaryDirectory(prefix="signpost-fuzz-") as tmp:
         reaper.track_dir(Path(tmp))
         pg = await asyncio.to_thread(KillablePostgres)
-        fed = Federation(pg, Path(tmp), [], hubs=1, seed=seed, say=say,
-                         hub_env_extra={"NATIONAL_HUB__RATE_LIMITS__PER_USER": "0",
-                                        "NATIONAL_HUB__RATE_LIMITS__PER_COUNCIL": "0"})
+        fed = Federation(pg, Path(tmp), [NODE], hubs=1, seed=seed, say=say,
+                         hub_env_extra={f"NATIONAL_HUB__{k}": v for k, v in _NO_LIMITS.items()})
         try:
             await fed.setup()
             council_keys = {code: keys.generate() for code in (FUZZED, SAMPLE)}
@@ -52,7 +55,12 @@ async def fuzz_run(seed: int, batch_cases: int, search_cases: int,
                 service = CouncilService(pool, CouncilStore(), HeartbeatStore())
                 for code, key in council_keys.items():
                     await service.enrol(code, code, keys.public_pem(key.public_key()))
-                await fed.start()
+                await fed.start()  # the node's settings name the hub from here on
+                feed = Path(tmp) / "node-services.csv"
+                feed.write_text(fuzz_node.sample_feed(), encoding="utf-8")
+                await fed.ingest(NODE, "services", feed, limit=120)
+                node_url = await fed.serve(NODE, {f"LOCAL_NODE__{k}": v
+                                                  for k, v in _NO_LIMITS.items()})
                 url = fed.hub_urls[0]
                 hub_public = keys.load_public_key(
                     keys.public_path_for(Path(tmp) / "hub" / "hub_key.pem").read_bytes())
@@ -71,8 +79,14 @@ async def fuzz_run(seed: int, batch_cases: int, search_cases: int,
                 known = await known_children(pool)
                 report += await SearchFuzz(url, await fed.practitioner_headers(), known,
                                            seed).run(search_cases)
-            if not fed.hub_processes[0].alive():
-                report.fail("bad_answer", "the hub process exited during the fuzz")
+            node_db = fed.nodes[NODE].database_url
+            async with asyncpg.create_pool(node_db, min_size=1, max_size=2) as pool:
+                known = await fuzz_node.known_children(pool)
+            report += await SearchFuzz(node_url, await fed.practitioner_headers(node_db),
+                                       known, seed, fuzz_node.NODE).run(node_cases)
+            for name, process in fed.processes().items():
+                if name.startswith(("hub-", "serve-")) and not process.alive():
+                    report.fail("bad_answer", f"{name} exited during the fuzz")
         finally:
             await fed.close()
             await asyncio.to_thread(pg.close)

@@ -283,7 +283,7 @@ class SearchFuzz:
             report.fail("5xx", f"{where}: {status} {body[:300]!r}")
         elif len(str(url)) - len(self.url) > LINE_LIMIT - 100 and status == 400 and \
                 content_type == "text/plain":
-            report.outcomes["refused by the HTTP parser (over the line limit)"] += 1
+            report.outcomes[f"{target.label}refused by the HTTP parser (over the line limit)"] += 1
         elif status >= 400:
             report.outcomes[f"{endpoint} refused"] += 1
             report.code(_error_code(body, content_type), where)
