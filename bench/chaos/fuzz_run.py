@@ -8,7 +8,8 @@ aims at rather than a 429.
 The hub's searches start from the children it holds once the batches are resolved:
 the sample children a second council publishes cleanly, and whatever the batch fuzz
 left applied (and the node's, which its publisher sends). The node's start from its
-index: the sample children, loaded with ``local-node ingest``. Both server processes
+index: the sample children, loaded with ``local-node ingest``, one of them merged
+with a second record of it (its old id redirects). Both server processes
 must still be up at the end.
 """
 
@@ -56,9 +57,10 @@ async def fuzz_run(seed: int, batch_cases: int, search_cases: int, node_cases: i
                 for code, key in council_keys.items():
                     await service.enrol(code, code, keys.public_pem(key.public_key()))
                 await fed.start()  # the node's settings name the hub from here on
-                feed = Path(tmp) / "node-services.csv"
-                feed.write_text(fuzz_node.sample_feed(), encoding="utf-8")
-                await fed.ingest(NODE, "services", feed, limit=120)
+                for feed, text in (("services", fuzz_node.sample_feed()),
+                                   ("education", fuzz_node.MERGE_FEED)):
+                    (Path(tmp) / f"node-{feed}.csv").write_text(text, encoding="utf-8")
+                    await fed.ingest(NODE, feed, Path(tmp) / f"node-{feed}.csv", limit=120)
                 node_url = await fed.serve(NODE, {f"LOCAL_NODE__{k}": v
                                                   for k, v in _NO_LIMITS.items()})
                 url = fed.hub_urls[0]
@@ -81,6 +83,7 @@ async def fuzz_run(seed: int, batch_cases: int, search_cases: int, node_cases: i
                                            seed).run(search_cases)
             node_db = fed.nodes[NODE].database_url
             async with asyncpg.create_pool(node_db, min_size=1, max_size=2) as pool:
+                await fuzz_node.merge_reviewed(pool)  # a merged child, whose id redirects
                 known = await fuzz_node.known_children(pool)
             report += await SearchFuzz(node_url, await fed.practitioner_headers(node_db),
                                        known, seed, fuzz_node.NODE).run(node_cases)

@@ -18,8 +18,9 @@ comes back (see ``fuzz.FAILURES``):
 - an accepted request is well-formed: a search answer is ``{"results": [...]}`` with
   every field of the target's hit, of the right type; a child view names the child
   asked for and has the target's list (the hub's councils, the node's involvements);
-  a redirect points to a child's address; a page has its heading. An unmutated query
-  finds the child it was made from.
+  a redirect points to a child's address (a merged child's, to the child it was
+  merged into); a page has its heading. An unmutated query finds the child it was
+  made from (or the one it was merged into).
 
 One thing is refused before any code of ours runs: a request line over aiohttp's
 limit (8190 bytes), which its HTTP parser answers with a bare ``400`` and no code.
@@ -107,10 +108,12 @@ HUB = Target("", "national_id", _HUB_HIT, "councils")
 @dataclass(frozen=True)
 class Known:
     """A child the server holds: its id (national at the hub, local at a node) and a
-    query that finds it."""
+    query that finds it; for a child merged into another, the id the query finds and
+    its view redirects to."""
 
     id: str
     params: dict[str, str]
+    found_as: str = ""
 
 
 def query_of(given_name: str, family_name: str, dob: date, postcode: str | None,
@@ -257,14 +260,18 @@ class SearchFuzz:
         endpoint = rng.choice(ENDPOINTS)
         kind, params = self.mutator.params(known)
         method = "GET" if rng.random() > 0.03 else rng.choice(["POST", "PUT", "DELETE"])
-        wanted = known.id
+        wanted = known.found_as or known.id
         path = target.path(endpoint)
+        # where an unmutated view of a merged child must redirect to (a login aside)
+        redirects: tuple[str, ...] = ("/v1/children/", "/children/", "/login?")
         if endpoint in ("api_child", "page_child"):
             id_kind, child_id = self.mutator.child_id(known)
             kind = f"id:{id_kind}" if id_kind != "none" else kind
             path += quote_from_bytes(child_id, safe="")
             if kind == "none":
                 params = [(b"purpose", b"fuzz enquiry about a child")]
+                if known.found_as:
+                    redirects = (target.path(endpoint) + known.found_as + "?", "/login?")
             else:
                 wanted = ""
         url = URL(self.url + path + "?" + _encode(params), encoded=True)
@@ -289,7 +296,7 @@ class SearchFuzz:
             report.code(_error_code(body, content_type), where)
         elif 300 <= status < 400:
             report.outcomes[f"{endpoint} redirected"] += 1
-            if not location.startswith(("/v1/children/", "/children/", "/login?")):
+            if not location.startswith(redirects):
                 report.fail("bad_answer", f"{where}: {status} to {location!r}")
         else:
             report.outcomes[f"{endpoint} answered"] += 1

@@ -304,12 +304,11 @@ class ChildStore:
             out.setdefault(r["local_id"], []).append(r)
         return out
 
-    async def searchable(self, conn: asyncpg.Connection, limit: int) -> list[ChildRow]:
-        """Up to ``limit`` children a practitioner's search can find (neither merged
-        into another nor archived), in local id order."""
+    async def unarchived(self, conn: asyncpg.Connection, limit: int) -> list[ChildRow]:
+        """Up to ``limit`` children not archived (merged ones too), in local id order."""
         rows = await conn.fetch(
             f"SELECT {', '.join(CHILD_COLUMNS)} FROM children"
-            " WHERE merged_into IS NULL AND archived_on IS NULL ORDER BY local_id LIMIT $1",
+            " WHERE archived_on IS NULL ORDER BY local_id LIMIT $1",
             limit,
         )
         return [_child(r) for r in rows]
