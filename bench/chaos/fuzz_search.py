@@ -9,7 +9,8 @@ of a child the server holds, and a purpose) or a real child id, and mutates it: 
 flips in a value, wrong types (repeated keys, ``dob[]``, JSON where text belongs),
 deep nesting, huge strings and arrays of repeated keys, bad UTF-8 and bad
 percent-escapes, bad dates and identifiers, unknown parameters, a wrong purpose, a
-mangled token, a method the endpoint does not take. The URL is percent-encoded by
+mangled token, a token or session cookie that is not UTF-8 (sent on a raw
+connection), a method the endpoint does not take. The URL is percent-encoded by
 the fuzz, byte by byte, so what a mutation puts in reaches the server as is. Whatever
 comes back (see ``fuzz.FAILURES``):
 
@@ -36,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import random
@@ -64,6 +66,10 @@ _HUB_HIT = {"national_id": str, "given_name": str, "family_name": str, "dob": st
                "contact": list}
 _BAD_BYTES = [b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x00", b"\xf4\x90\x80\x80",
               b"\x1b[31m", "\u202e".encode(), "𝒜".encode(), b"\r\n"]
+# a bearer token, session cookie or login cookie, then bytes that are not UTF-8
+_RAW_CREDENTIALS = [b"Authorization: Bearer ", b"Cookie: signpost_session=",
+                    b"Cookie: signpost_login_csrf="]
+_NOT_UTF8 = [b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80"]
 _BAD_ESCAPES = ["%", "%zz", "%4", "%%41", "%u0041", "%C3%"]
 _WRONG_VALUES = ["null", "true", "[1,2]", '{"a":1}', "1.5", "-1", "18446744073709551615",
                  "", " ", "0x10", "NaN"]
@@ -247,11 +253,17 @@ class SearchFuzz:
                 await self.case(http, f"{self.target.label}search seed {self.seed} case {n}")
         return self.report
 
-    def _headers(self) -> dict[str, str]:
-        if self.rng.random() < 0.03:  # a mangled or missing token
+    def _headers(self) -> dict[str, str] | bytes:
+        """The practitioner's token; now and then a mangled or missing one, or a
+        credential that is not UTF-8 (a raw header line: aiohttp's client would not
+        send it)."""
+        roll = self.rng.random()
+        if roll < 0.03:
             token = self.headers.get("Authorization", "")
             return {"Authorization": self.rng.choice(
                 ["", "Bearer", "Bearer " + token[-10:], token + "x", "Basic Zm9vOmJhcg=="])}
+        if roll < 0.06:
+            return self.rng.choice(_RAW_CREDENTIALS) + self.rng.choice(_NOT_UTF8) + b"x"
         return dict(self.headers)
 
     async def case(self, http: aiohttp.ClientSession, where: str) -> None:
@@ -275,19 +287,28 @@ class SearchFuzz:
             else:
                 wanted = ""
         url = URL(self.url + path + "?" + _encode(params), encoded=True)
-        where = f"{where} ({endpoint} {method} {kind})"
+        headers = self._headers()
+        raw = "" if isinstance(headers, dict) else f", {headers!r}"
+        where = f"{where} ({endpoint} {method} {kind}{raw})"
         endpoint = target.label + endpoint  # as the report counts it
         try:
-            async with http.request(method, url, headers=self._headers(),
-                                    allow_redirects=False) as resp:
-                status, body = resp.status, await resp.read()
-                content_type, location = resp.content_type, resp.headers.get("Location", "")
-        except aiohttp.ClientError as exc:
+            if isinstance(headers, bytes):
+                report.outcomes[f"{target.label}sent a credential that is not UTF-8"] += 1
+                status, body, content_type, location = await send_raw(method, url, headers)
+            else:
+                async with http.request(method, url, headers=headers,
+                                        allow_redirects=False) as resp:
+                    status, body = resp.status, await resp.read()
+                    content_type = resp.content_type
+                    location = resp.headers.get("Location", "")
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             report.fail("bad_answer", f"{where}: no answer ({type(exc).__name__}: {exc})")
             return
         report.case(endpoint, status)
         if status >= 500:
             report.fail("5xx", f"{where}: {status} {body[:300]!r}")
+        elif isinstance(headers, bytes) and status < 300:
+            report.fail("bad_answer", f"{where}: {status} without a valid credential")
         elif len(str(url)) - len(self.url) > LINE_LIMIT - 100 and status == 400 and \
                 content_type == "text/plain":
             report.outcomes[f"{target.label}refused by the HTTP parser (over the line limit)"] += 1
@@ -304,6 +325,24 @@ class SearchFuzz:
                                     content_type, wanted if kind == "none" else "")
             if problem:
                 report.fail("bad_answer", f"{where}: {problem}")
+
+
+async def send_raw(method: str, url: URL, header: bytes) -> tuple[int, bytes, str, str]:
+    """``method url`` with one raw header line, on a connection of its own (HTTP/1.0,
+    so the answer is not chunked): status, body, content type and Location."""
+    assert url.host is not None and url.port is not None
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(b"%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n%s\r\n\r\n" % (
+            method.encode(), url.raw_path_qs.encode("ascii"), url.host.encode(), header))
+        answer = await asyncio.wait_for(reader.read(), 60)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+    return (int(lines[0].split(" ", 2)[1]), body,
+            fields.get("content-type", "").split(";")[0], fields.get("location", ""))
 
 
 def _set(params: Params, name: bytes, value: bytes | str) -> Params:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 
@@ -64,7 +65,7 @@ def totp_step(secret: str, code: str, at: float | None = None) -> int | None:
 
     The step lets the caller refuse a code already used (replay)."""
     code = code.strip()
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # "٣" is a digit too
         return None
     totp = pyotp.TOTP(secret, interval=TOTP_PERIOD)
     now_step = int((at if at is not None else time.time()) // TOTP_PERIOD)
@@ -74,11 +75,32 @@ def totp_step(secret: str, code: str, at: float | None = None) -> int | None:
     return None
 
 
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # what token_urlsafe(32) makes
+
+
 def new_secret_token(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(32)
 
 
+def is_secret_token(value: str) -> bool:
+    """Whether ``value`` could be a :func:`new_secret_token` without a prefix."""
+    return _SECRET_TOKEN.fullmatch(value) is not None
+
+
+def _bytes(value: str) -> bytes:
+    # A header or cookie of bytes that are not UTF-8 reaches us with them as lone
+    # surrogates (aiohttp decodes with surrogateescape), which plain UTF-8 cannot encode
+    return value.encode("utf-8", "surrogateescape")
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Both given and equal, compared in constant time (any text: ``hmac.compare_digest``
+    refuses non-ASCII strings with a TypeError)."""
+    return bool(a) and bool(b) and hmac.compare_digest(_bytes(str(a)), _bytes(str(b)))
+
+
 def digest(token: str) -> bytes:
     """What is stored for a session id or bearer token: its sha256 (they are random
-    and long, so no salt or slow hash is needed)."""
-    return hashlib.sha256(token.encode("utf-8")).digest()
+    and long, so no salt or slow hash is needed). Any text: a token that is not one of
+    ours digests to something no stored one matches."""
+    return hashlib.sha256(_bytes(token)).digest()

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
@@ -76,9 +75,6 @@ def _csrf_failed() -> SignpostError:
                          code=ErrorCode.CSRF_FAILED, status=403)
 
 
-def _same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
-
 
 async def _submitted_csrf(request: web.Request) -> str | None:
     token = request.headers.get(CSRF_HEADER)
@@ -108,7 +104,7 @@ async def accounts_middleware(request: web.Request, handler: Handler) -> web.Str
         found = await service.session(session_id)
         if found is not None:
             request[PRINCIPAL], request[_CSRF] = found
-            if request.method not in _SAFE_METHODS and not _same(
+            if request.method not in _SAFE_METHODS and not credentials.same(
                     await _submitted_csrf(request), found[1]):
                 raise _csrf_failed()
     return await handler(request)
@@ -164,7 +160,9 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
     def login_form(request: web.Request, status: int = 200, name: str = "",
                    error: str | None = None, code: str | None = None,
                    next_path: str = "/") -> web.Response:
-        token = request.cookies.get(LOGIN_CSRF_COOKIE) or credentials.new_secret_token()
+        token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not credentials.is_secret_token(token):  # absent, or not one we made
+            token = credentials.new_secret_token()
         response = html_response(pages.login_page(request.app[_SERVICE_NAME], token,
                                                   next_path, name, error, code), status)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict",
@@ -176,7 +174,7 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
 
     async def post_login(request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        if not _same(request.cookies.get(LOGIN_CSRF_COOKIE), _str(form.get(CSRF_FIELD))):
+        if not credentials.same(request.cookies.get(LOGIN_CSRF_COOKIE), _str(form.get(CSRF_FIELD))):
             raise _csrf_failed()
         name = _str(form.get("name")).strip().lower()
         next_path = _safe_next(form.get("next"))

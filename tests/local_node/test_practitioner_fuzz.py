@@ -62,6 +62,9 @@ async def test_mutated_searches_never_fail_the_node(make_database, tmp_path: Pat
     for endpoint in ("api_child", "page_child"):
         assert report.outcomes[f"node {endpoint} redirected"] > 0, report.outcomes
     assert report.outcomes["node refused by the HTTP parser (over the line limit)"] > 0
+    # a bearer token or session cookie that is not UTF-8 was a 500 (its digest and
+    # comparisons encoded it as strict UTF-8): now unknown, 401 or the login page
+    assert report.outcomes["node sent a credential that is not UTF-8"] > 0
     assert {"invalid_field", "not_found", "not_authenticated",
             "method_not_allowed"} <= report.seen, report.seen
     assert "fuzz cases tried: " + str(ROUNDS) + " (batch 0; node search " + str(ROUNDS) \

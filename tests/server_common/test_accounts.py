@@ -6,6 +6,7 @@ practitioner endpoints that will use ``require_roles``."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
+from bench.chaos.fuzz_search import send_raw
 from national_hub.config import HubConfig
 from server_common import config as config_module
 from server_common import database
@@ -253,6 +256,28 @@ async def test_login_form_needs_its_csrf_token(site: Site) -> None:
             "totp": code_at(user.totp_secret)})
         assert response.status == 403
         assert (await response.json())["error"]["code"] == "csrf_failed"
+
+
+async def test_credentials_that_are_not_utf8_or_ascii_are_refused_not_a_500(
+        site: Site) -> None:
+    """Found by the node's search fuzz: such a token, cookie or code was a 500 (its
+    digest and constant-time comparisons took only UTF-8, or only ASCII)."""
+    me = URL(f"{site.base}/v1/me")
+    for header in (b"Authorization: Bearer \xff\xfe", b"Cookie: signpost_session=\xed\xa0\x80"):
+        status, body, _, _ = await send_raw("GET", me, header)
+        assert (status, json.loads(body)["error"]["code"]) == (401, "not_authenticated")
+    status, body, _, _ = await send_raw("GET", URL(f"{site.base}/login"),
+                                        b"Cookie: signpost_login_csrf=\xff")
+    assert status == 200 and b'name="csrf_token"' in body  # a fresh token, not ours echoed
+    await site.add("uma", Role.PRACTITIONER)
+    async with browser_session() as http:
+        http.cookie_jar.update_cookies({"signpost_login_csrf": "é" * 43})
+        response = await http.post(f"{site.base}/login", allow_redirects=False, data={
+            "csrf_token": "é" * 43, "name": "uma", "password": PASSWORD,
+            "totp": "\u0663" * 6})  # ٣, a digit, but not one an authenticator shows
+        assert response.status == 401, await response.text()
+        assert error_code_in(await response.text()) == "login_failed"
+    assert await site.fetchval("SELECT reason FROM login_failures") == "bad_totp"
 
 
 async def test_logout_needs_the_csrf_token_and_ends_the_session(site: Site) -> None:
