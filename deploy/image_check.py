@@ -117,17 +117,18 @@ def ensure_tools(need_debootstrap: bool) -> None:
     run([*env_run, "apt-get", "install", "-y", "-q", *missing])
 
 
-def make_base(podman: Podman, mirror: str) -> str:
+def make_base(podman: Podman, mirror: str | None) -> str:
     """A Debian bookworm with python3 and python3-venv, imported as BASE_TAG."""
     if podman.exists(BASE_TAG):
         click.echo(f"    {BASE_TAG} already made (rm -rf .data/image to make it again)")
         return BASE_TAG
     rootfs = WORK / "rootfs"
     if not (rootfs / "usr" / "bin" / "python3").exists():
-        step(f"debootstrap bookworm (python3, python3-venv) from {mirror}")
+        step("debootstrap bookworm (python3, python3-venv) from "
+             f"{mirror or 'debootstrap's default mirror'}")
         shutil.rmtree(rootfs, ignore_errors=True)
         run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-             "bookworm", str(rootfs), mirror])
+             "bookworm", str(rootfs), *([mirror] if mirror else [])])
     # The build's pip reaches PyPI through this machine's network: trust what this
     # machine trusts (its local CAs; none on most machines).
     local_cas = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
@@ -305,12 +306,12 @@ def check_compose() -> None:
 @click.command(help=__doc__.split("\n\n")[0].replace("``", ""))
 @click.option("--base", "base", default=None, metavar="IMAGE",
               help="Build on this image instead of a bookworm made with debootstrap.")
-@click.option("--mirror", default="http://deb.debian.org/debian", show_default=True,
-              help="Debian mirror for debootstrap.")
+@click.option("--mirror", default=None,
+              help="Debian mirror for debootstrap (default: debootstrap's own).")
 @click.option("--storage-driver", default="overlay", show_default=True,
               type=click.Choice(["overlay", "vfs"]),
               help="podman storage driver (vfs: slower, works on any filesystem).")
-def main(base: str | None, mirror: str, storage_driver: str) -> None:
+def main(base: str | None, mirror: str | None, storage_driver: str) -> None:
     if sys.platform != "linux":
         raise CheckFailed("podman builds Linux images on Linux only")
     WORK.mkdir(parents=True, exist_ok=True)
