@@ -124,8 +124,8 @@ def make_base(podman: Podman, mirror: str | None) -> str:
         return BASE_TAG
     rootfs = WORK / "rootfs"
     if not (rootfs / "usr" / "bin" / "python3").exists():
-        step("debootstrap bookworm (python3, python3-venv) from "
-             f"{mirror or 'debootstrap's default mirror'}")
+        source = mirror or "debootstrap's default mirror"
+        step(f"debootstrap bookworm (python3, python3-venv) from {source}")
         shutil.rmtree(rootfs, ignore_errors=True)
         run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
              "bookworm", str(rootfs), *([mirror] if mirror else [])])
