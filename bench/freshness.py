@@ -37,14 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import click
 
 import synthetic
 from bench.chaos.federation import Federation
-from bench.chaos.load import _quiet
+from bench.chaos.load import quiet
 from bench.chaos.postgres import KillablePostgres
 from bench.chaos.searchers import percentile
+from bench.db import fetchval
 
 COUNCIL_A, COUNCIL_B = "E10000011", "E06000020"
 POLL = 0.05  # seconds between a practitioner's searches for the change
@@ -122,14 +122,10 @@ async def _visible_at(http: aiohttp.ClientSession, hub: str, row: dict[str, str]
 
 async def _changed_at(node_db: str, source_ref: str) -> float:
     """When the node's ingest wrote the change to its outbox (epoch seconds)."""
-    conn = await asyncpg.connect(node_db)
-    try:
-        stamp = await conn.fetchval(
-            "SELECT max(o.created_at) FROM outbox o JOIN source_records s"
-            " ON s.local_id = o.local_id WHERE s.source = 'education' AND s.source_ref = $1",
-            source_ref)
-    finally:
-        await conn.close()
+    stamp = await fetchval(
+        node_db, "SELECT max(o.created_at) FROM outbox o JOIN source_records s"
+        " ON s.local_id = o.local_id WHERE s.source = 'education' AND s.source_ref = $1",
+        source_ref)
     if stamp is None:
         raise click.ClickException(f"the node has no outbox entry for {source_ref}")
     return float(stamp.timestamp())
@@ -137,15 +133,11 @@ async def _changed_at(node_db: str, source_ref: str) -> float:
 
 async def _b_waiting(fed: Federation) -> int:
     """B's records not yet resolved: unsent at its node, or queued at the hub."""
-    node = await asyncpg.connect(fed.nodes[COUNCIL_B].database_url)
-    hub = await asyncpg.connect(fed.hub_db)
-    try:
-        return int(await node.fetchval(
-            "SELECT count(*) FROM outbox WHERE batch_seq IS NULL")) + int(await hub.fetchval(
-                "SELECT count(*) FROM resolution_queue WHERE council_code = $1", COUNCIL_B))
-    finally:
-        await node.close()
-        await hub.close()
+    unsent = await fetchval(fed.nodes[COUNCIL_B].database_url,
+                            "SELECT count(*) FROM outbox WHERE batch_seq IS NULL")
+    queued = await fetchval(fed.hub_db, "SELECT count(*) FROM resolution_queue"
+                            " WHERE council_code = $1", COUNCIL_B)
+    return int(unsent) + int(queued)
 
 
 async def _measure(fed: Federation, http: aiohttp.ClientSession, changes: Changes,
@@ -181,7 +173,7 @@ async def _run(children: int, bulk_children: int, changes_per_phase: int, seed: 
         fed = Federation(pg, work, [COUNCIL_A, COUNCIL_B], hubs=1, seed=seed, say=say,
                          hub_env_extra={"NATIONAL_HUB__RATE_LIMITS__PER_USER": "0"})
         rng = random.Random(seed)
-        quiet, bulk = Phase("quiet"), Phase("bulk")
+        calm, busy = Phase("quiet"), Phase("bulk")
         try:
             await fed.setup()
             await fed.start()
@@ -192,7 +184,7 @@ async def _run(children: int, bulk_children: int, changes_per_phase: int, seed: 
                 fed.ingest(COUNCIL_A, "education", feeds / COUNCIL_A / "education.csv"),
                 fed.ingest(COUNCIL_B, "education", feeds / COUNCIL_B / "education.csv",
                            limit=3600))
-            while not await _quiet(fed.hub_db, settle=2.0):  # noqa: ASYNC110 (polls the hub)
+            while not await quiet(fed.hub_db, settle=2.0):  # noqa: ASYNC110 (polls the hub)
                 await asyncio.sleep(0.5)
             say(f"council A published ({children:,} children); quiet phase")
             changes = Changes(feeds / COUNCIL_A / "education.csv", work, seed)
@@ -200,16 +192,16 @@ async def _run(children: int, bulk_children: int, changes_per_phase: int, seed: 
                     headers=await fed.practitioner_headers(),
                     timeout=aiohttp.ClientTimeout(total=30)) as http:
                 for _ in range(changes_per_phase):
-                    await _measure(fed, http, changes, quiet, rng)
+                    await _measure(fed, http, changes, calm, rng)
                 say(f"bulk phase: council B publishes its {bulk_children:,} children meanwhile")
                 await fed.restart(b_publisher)
-                while len(bulk.seconds) < changes_per_phase:
-                    if not await _measure(fed, http, changes, bulk, rng, bulk=True):
+                while len(busy.seconds) < changes_per_phase:
+                    if not await _measure(fed, http, changes, busy, rng, bulk=True):
                         break  # B's load is resolved: the rest would be quiet again
         finally:
             await fed.close()
             await asyncio.to_thread(pg.close)
-    return [quiet, bulk]
+    return [calm, busy]
 
 
 @click.command(help=__doc__)

@@ -39,6 +39,7 @@ import click
 from tqdm import tqdm
 
 import synthetic
+from bench.db import fetchval
 from bench.publish import ingest_council, publish_council, upgraded_database
 from bench.scale_report import Stage, Storage, print_stage, print_table
 from bench.search import COUNCILS, Loader, bulk_load, practitioner_tokens, prepare_hub, search_run
@@ -127,14 +128,10 @@ async def _storage(url: str) -> Storage:
 
 async def _linked(url: str, council: str) -> int:
     """The council's records the resolver linked to a child another council holds."""
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(
-            "SELECT count(*) FROM records r WHERE r.council_code = $1 AND EXISTS ("
-            " SELECT 1 FROM records o WHERE o.national_id = r.national_id"
-            " AND o.council_code <> r.council_code)", council))
-    finally:
-        await conn.close()
+    return int(await fetchval(
+        url, "SELECT count(*) FROM records r WHERE r.council_code = $1 AND EXISTS ("
+        " SELECT 1 FROM records o WHERE o.national_id = r.national_id"
+        " AND o.council_code <> r.council_code)", council))
 
 
 def _new_council(base: str, population: synthetic.Population, code: str, work: Path

@@ -38,6 +38,7 @@ import click
 from tqdm import tqdm
 
 import synthetic
+from bench.db import fetchval
 from bench.publish import PeakMemory
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.services.councils import CouncilService
@@ -408,11 +409,7 @@ def main(children: int, clients: int, hubs: int, seconds: float, warmup: float, 
 
 
 async def _audit_size(url: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval("SELECT next_seq FROM audit_head"))
-    finally:
-        await conn.close()
+    return int(await fetchval(url, "SELECT next_seq FROM audit_head"))
 
 
 if __name__ == "__main__":

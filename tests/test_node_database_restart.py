@@ -40,7 +40,7 @@ async def test_publisher_survives_its_database_being_killed(make_database,
     feeds = tmp_path / "feeds" / ESX
     pg = await asyncio.to_thread(KillablePostgres)  # the node's own, killable server
     try:
-        node_db = await _database(pg, "node")
+        node_db = await pg.database("node")
         async with running_hub(await make_database(), tmp_path) as hub, \
                 running_node(ESX, node_db, tmp_path, hub) as node:
             await node.ingest("education", feeds / "education.csv")
@@ -73,14 +73,3 @@ async def test_publisher_survives_its_database_being_killed(make_database,
 
 async def _positive(fn) -> bool:  # type: ignore[no-untyped-def]
     return bool(await fn() > 0)
-
-
-async def _database(pg: KillablePostgres, name: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(pg.url("postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return pg.url(name)

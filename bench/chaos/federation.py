@@ -67,22 +67,18 @@ class Federation:
 
     async def setup(self) -> None:
         """Databases, schemas, the hub's key, council keys enrolled (in-process, once)."""
-        self.hub_db = self.pg.url("hub")
-        await _create(self.pg, "hub")
+        self.hub_db = await self.pg.database("hub")
         async with running_hub(self.hub_db, self.workdir) as setup_hub:
             hub_public = keys.public_path_for(setup_hub.config.hub.key_file)
             for code in self.councils:
-                name = f"node_{code.lower()}"
-                await _create(self.pg, name)
-                url = self.pg.url(name)
+                url = await self.pg.database(f"node_{code.lower()}")
                 async with running_node(code, url, self.workdir, setup_hub) as node:
                     env = node_env(code, url, node.config.key_file, "", hub_public)
                     self.nodes[code] = Council(code, url, env, Process([], env, Path()))
 
     async def database(self, name: str) -> str:
         """A new, empty database on the run's PostgreSQL; its URL."""
-        await _create(self.pg, name)
-        return self.pg.url(name)
+        return await self.pg.database(name)
 
     async def practitioner_headers(self, database_url: str | None = None) -> dict[str, str]:
         """A practitioner's bearer token at the hub (or the node of ``database_url``)."""
@@ -239,10 +235,3 @@ async def _queued(conn: asyncpg.Connection) -> int:
         return 0
     return int(await conn.fetchval("SELECT count(*) FROM resolution_queue"))
 
-
-async def _create(pg: KillablePostgres, name: str) -> None:
-    conn = await asyncpg.connect(pg.url("postgres"))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()

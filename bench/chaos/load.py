@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import psutil
 
 import synthetic
@@ -28,6 +27,7 @@ from bench.chaos import reaper
 from bench.chaos.federation import Federation
 from bench.chaos.postgres import KillablePostgres
 from bench.chaos.searchers import Searchers, percentile, queries_from
+from bench.db import fetchval
 
 COUNCILS = ("E10000011", "E10000032", "E06000020")
 MB = 1024 * 1024
@@ -153,7 +153,7 @@ async def load_run(plan: LoadPlan, say: Callable[[str], None] = print) -> LoadRe
             feeds.cancel()
             await asyncio.gather(feeds, return_exceptions=True)
             # the steady phase: the last batches applied and resolved, then only searches
-            while not await _quiet(fed.hub_db):
+            while not await quiet(fed.hub_db):
                 _sample(report, fed, pg, time.monotonic() - started)
                 await fed.supervise()
                 await asyncio.sleep(plan.sample_every)
@@ -201,21 +201,13 @@ async def _feed_rounds(fed: Federation, feeds: Path, plan: LoadPlan, started: fl
             await fed.ingest(code, feed, feeds / code / f"{feed}.csv", limit=1800)
 
 
-async def _quiet(hub_db: str, settle: float = 5.0) -> bool:
+async def quiet(hub_db: str, settle: float = 5.0) -> bool:
     """Nothing waits to be resolved and no batch arrived for ``settle`` seconds."""
-    conn = await asyncpg.connect(hub_db)
-    try:
-        return bool(await conn.fetchval(
-            "SELECT NOT EXISTS (SELECT 1 FROM resolution_queue)"
-            " AND coalesce(max(applied_at) < now() - make_interval(secs => $1), true)"
-            " FROM batches", settle))
-    finally:
-        await conn.close()
+    return bool(await fetchval(
+        hub_db, "SELECT NOT EXISTS (SELECT 1 FROM resolution_queue)"
+        " AND coalesce(max(applied_at) < now() - make_interval(secs => $1), true)"
+        " FROM batches", settle))
 
 
 async def _applied(hub_db: str) -> int:
-    conn = await asyncpg.connect(hub_db)
-    try:
-        return int(await conn.fetchval("SELECT coalesce(sum(applied_count), 0) FROM batches"))
-    finally:
-        await conn.close()
+    return int(await fetchval(hub_db, "SELECT coalesce(sum(applied_count), 0) FROM batches"))

@@ -45,6 +45,10 @@ class KillablePostgres:
     def url(self, database: str) -> str:
         return embedded_pg.with_database(self.base_url, database)
 
+    async def database(self, name: str) -> str:
+        """Database ``name`` on this server (created if missing); its URL."""
+        return await embedded_pg.ensure_database(self.base_url, name)
+
     def _ctl(self, *args: str) -> None:
         _run([_bin("pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.data / "chaos-run.log"),
               "-o", f"-h '' -k {self.socket_dir}", *args])
