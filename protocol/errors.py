@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     KEY_WRONG_COUNCIL = "key_wrong_council"
     KEY_REVOKED = "key_revoked"
     KEY_EXPIRED = "key_expired"
+    WEAK_KEY = "weak_key"  # not a canonical, prime-order Ed25519 public key
     # envelope and batch
     ENVELOPE_BAD_SIGNATURE = "envelope_bad_signature"
     ENVELOPE_WRONG_TYPE = "envelope_wrong_type"
