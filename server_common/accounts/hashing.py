@@ -25,6 +25,11 @@ class HashGate:
         self._limit = concurrency + queue
         self._admitted = 0  # running or waiting
 
+    @property
+    def admitted(self) -> int:
+        """Hashes running or waiting now."""
+        return self._admitted
+
     async def run(self, work: Callable[..., T], *args: object) -> T:
         """``work(*args)`` in a worker thread, or 503 ``login_busy`` if too many wait."""
         if self._admitted >= self._limit:
