@@ -15,7 +15,9 @@ class AccountsConfig:
     session_idle_timeout: Duration = Duration(30 * 60)
     # Failed logins are throttled per (client address, name) and per client address
     # over throttle_window, never per account alone: an anonymous attacker who knows a
-    # name cannot lock its owner out from another address.
+    # name cannot lock its owner out from another address. The address is the TCP
+    # peer's: behind a proxy pass the client's (as for [rate_limits]), or every caller
+    # shares the proxy's. throttle_per_address = 0 turns the per-address limit off.
     throttle_per_name: int = 5
     throttle_per_address: int = 20
     throttle_window: Duration = Duration(15 * 60)
@@ -35,11 +37,12 @@ class AccountsConfig:
     cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("throttle_per_name", "throttle_per_address", "hash_concurrency"):
+        for name in ("throttle_per_name", "hash_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"accounts.{name} must be at least 1")
-        if self.hash_queue < 0:
-            raise ConfigError("accounts.hash_queue must not be negative")
+        for name in ("throttle_per_address", "hash_queue"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"accounts.{name} must not be negative")
         for name in ("session_lifetime", "session_idle_timeout", "throttle_window",
                      "token_lifetime"):
             if getattr(self, name) <= 0:

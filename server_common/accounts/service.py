@@ -178,8 +178,8 @@ class AccountService:
         async with self.pool.acquire() as conn:
             by_name, by_address = await self.store.recent_failures(
                 conn, remote, name, self.config.throttle_window)
-            if by_name >= self.config.throttle_per_name or \
-                    by_address >= self.config.throttle_per_address:
+            per_address = self.config.throttle_per_address
+            if by_name >= self.config.throttle_per_name or 0 < per_address <= by_address:
                 await self.store.record_failure(conn, name, None, "throttled", remote,
                                                 counted=False)
                 raise LoginRefused("too many failed sign-ins from here: wait a few minutes "
