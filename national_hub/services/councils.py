@@ -39,10 +39,18 @@ class CouncilService:
         Refused before anything is written: a weak or non-canonical key (``weak_key``,
         see protocol.keys) and an expiry that is already past (an operator who means
         to stop a key revokes it)."""
-        check_council_code(code)
-        public = keys.load_public_key(public_key_pem, "--public-key")
-        if not_after is not None and not_after <= datetime.now(UTC):
-            raise ValidationError("--expires", f"{not_after.isoformat()} is already past")
+        try:
+            check_council_code(code)
+            public = keys.load_public_key(public_key_pem, "--public-key")
+            if not_after is not None and not_after <= datetime.now(UTC):
+                raise ValidationError("--expires", f"{not_after.isoformat()} is already past")
+        except SignpostError as exc:  # a refused enrolment is on record too
+            if self.audit is not None and self.actor is not None:
+                await self.audit.record(AuditEntry.by(
+                    self.actor, "council.enrol.refused", "administration",
+                    {"council": code, "name": name, "code": str(exc.code),
+                     "reason": exc.message}))
+            raise
         kid = keys.key_id(public)
         async with self.pool.acquire() as conn, conn.transaction():
             if await self.councils.get(conn, code) is None:

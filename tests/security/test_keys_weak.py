@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import os
 import subprocess
 from datetime import UTC, datetime
@@ -119,6 +120,13 @@ async def test_councils_add_refuses_weak_keys_and_past_expiry(
     async with running_hub(url, tmp_path) as hub:
         assert await hub.fetchval("SELECT count(*) FROM council_keys") == 0
         assert await hub.fetchval("SELECT count(*) FROM councils") == 0
+        # each refusal is on the audit record, with its code
+        async with hub.pool.acquire() as conn:
+            entries = [json.loads(bytes(r["entry"])) for r in
+                       await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")]
+        assert [(e["action"], e["parameters"]["code"]) for e in entries] == \
+            [("council.enrol.refused", "weak_key")] * 4 + \
+            [("council.enrol.refused", "invalid_field")]
     done = run_hub_cli(env, "councils", "add", ESX, "--name", "East Sussex",
                        "--public-key", str(good), "--expires", "2099-01-01")
     assert done.returncode == 0, done.stderr
