@@ -89,6 +89,8 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
     env = dict(os.environ)
     hub_env = env | {"NATIONAL_HUB_DATABASE_URL": hub_db,
                      "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
+                     "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE":
+                         str(data_dir / "hub" / "accounts_secret.key"),
                      "NATIONAL_HUB__SERVER__PORT": str(HUB_PORT)}
     processes: list[subprocess.Popen[bytes]] = []
     logs = data_dir / "logs"
@@ -111,6 +113,8 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                 "LOCAL_NODE_DATABASE_URL": node_dbs[code], "LOCAL_NODE_COUNCIL": code,
                 "LOCAL_NODE__COUNCIL__NAME": name,
                 "LOCAL_NODE__COUNCIL__KEY_FILE": str(data_dir / f"node-{code}" / "key.pem"),
+                "LOCAL_NODE__ACCOUNTS__SECRET_KEY_FILE":
+                    str(data_dir / f"node-{code}" / "accounts_secret.key"),
                 "LOCAL_NODE__HUB__URL": hub_url,
                 "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub_public),
                 "LOCAL_NODE__SERVER__PORT": str(NODE_PORTS[code]),

@@ -185,7 +185,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     accounts.install(app, POOL, config.accounts,
-                     service=f"Signpost {config.council.name or config.council.code}")
+                     service=f"Signpost {config.council.name or config.council.code}",
+                     council=config.council.code)
     ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))
     app.add_routes(practitioner.routes())

@@ -360,4 +360,5 @@ def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
 
 main.add_command(users_group(PACKAGE, open_pool, lambda config: config.accounts,
                              "Signpost council node",
-                             lambda config: config.audit_origin))
+                             lambda config: config.audit_origin,
+                             lambda config: config.council.code))

@@ -45,6 +45,7 @@ class ErrorCode(StrEnum):
     KEY_WRONG_COUNCIL = "key_wrong_council"
     KEY_REVOKED = "key_revoked"
     KEY_EXPIRED = "key_expired"
+    WEAK_KEY = "weak_key"  # not a canonical, prime-order Ed25519 public key
     # envelope and batch
     ENVELOPE_BAD_SIGNATURE = "envelope_bad_signature"
     ENVELOPE_WRONG_TYPE = "envelope_wrong_type"
@@ -67,7 +68,10 @@ class ErrorCode(StrEnum):
     NOT_AUTHENTICATED = "not_authenticated"
     FORBIDDEN = "forbidden"
     CSRF_FAILED = "csrf_failed"
-    LOCKED_OUT = "locked_out"
+    LOCKED_OUT = "locked_out"  # no longer sent: accounts are not locked (see LOGIN_THROTTLED)
+    LOGIN_THROTTLED = "login_throttled"  # too many failures from this address (and name)
+    LOGIN_BUSY = "login_busy"  # too many password hashes at once; retry shortly
+    WEAK_PASSWORD = "weak_password"
     LOGIN_FAILED = "login_failed"
     USER_EXISTS = "user_exists"
     UNKNOWN_USER = "unknown_user"

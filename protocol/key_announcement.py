@@ -110,6 +110,7 @@ class KeyAnnouncement:
         if not isinstance(self.new_public_key, bytes) or len(self.new_public_key) != 32:
             raise ValidationError("new_public_key", "must be the 32 raw bytes of an "
                                                     "Ed25519 public key (bin)")
+        keys.check_public_raw(self.new_public_key, "new_public_key")  # weak_key
         if keys.key_id(keys.public_from_raw(self.new_public_key)) != self.new_kid:
             raise ValidationError("new_kid", "is not the key id of new_public_key")
         if self.new_kid == self.old_kid:

@@ -4,6 +4,12 @@ A key id (``kid``) is the first 16 bytes of SHA-256 over the raw 32-byte public
 key, in hex. It is only a hint for finding the key; verification always uses the
 enrolled public key itself.
 
+Every public key that enters the system (an operator's enrolment, a rotation
+announcement, a key file in the config) goes through :func:`load_public_key`,
+which refuses non-canonical encodings and small- or mixed-order points
+(``weak_key``, see :mod:`protocol.ed25519_points`): with such a key enrolled,
+signatures could be forged without any private key.
+
     >>> key = generate()
     >>> len(key_id(key.public_key()))
     32
@@ -19,7 +25,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from protocol import ed25519_points
 from protocol.errors import ErrorCode, ValidationError
+
+
+class WeakKeyError(ValidationError):
+    """A public key that is not a canonical encoding of a prime-order Ed25519 point."""
+
+    code = ErrorCode.WEAK_KEY
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(field, f"is not an acceptable Ed25519 public key: {why}")
+        self.detail["reason"] = why
 
 
 def generate() -> Ed25519PrivateKey:
@@ -35,7 +52,17 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 
 def public_from_raw(raw: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(raw)
+    """A stored raw key (already checked when it entered); still refused if weak, so a
+    key enrolled before the check existed cannot verify anything (the check is cached)."""
+    return Ed25519PublicKey.from_public_bytes(check_public_raw(raw))
+
+
+def check_public_raw(raw: bytes, source: str = "public key") -> bytes:
+    """``raw`` if it is a canonical, prime-order Ed25519 public key; else WeakKeyError."""
+    why = ed25519_points.weakness(bytes(raw))
+    if why is not None:
+        raise WeakKeyError(source, why)
+    return raw
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:
@@ -68,20 +95,25 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValidationError(str(path), "is not an Ed25519 private key")
+    # A seed always gives a prime-order public key; checked anyway, as every key is.
+    check_public_raw(raw_public(key.public_key()), str(path))
     return key
 
 
 def load_public_key(data: bytes, source: str = "public key") -> Ed25519PublicKey:
-    """Load a PEM public key (or a raw 32-byte one) and insist it is Ed25519."""
+    """The one loader for public keys: PEM (or raw 32 bytes), Ed25519, and canonical
+    and of prime order (else WeakKeyError, ``weak_key``)."""
     try:
         if len(data) == 32:
-            return Ed25519PublicKey.from_public_bytes(data)
-        key = serialization.load_pem_public_key(data)
+            key: object = Ed25519PublicKey.from_public_bytes(data)
+        else:
+            key = serialization.load_pem_public_key(data)
     except ValueError as exc:
         raise ValidationError(source, "is not a PEM public key",
                               code=ErrorCode.INVALID_FIELD) from exc
     if not isinstance(key, Ed25519PublicKey):
         raise ValidationError(source, "is not an Ed25519 public key")
+    check_public_raw(raw_public(key), source)
     return key
 
 

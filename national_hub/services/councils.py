@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -10,7 +10,7 @@ from national_hub.storage.councils import Council, CouncilKey, CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import keys
 from protocol.batch import check_council_code
-from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from protocol.errors import ErrorCode, NotFoundError, SignpostError, ValidationError
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -34,9 +34,23 @@ class CouncilService:
 
     async def enrol(self, code: str, name: str, public_key_pem: bytes,
                     not_after: datetime | None = None) -> str:
-        """Add a council (or a new key for an existing one); return the key id."""
-        check_council_code(code)
-        public = keys.load_public_key(public_key_pem)
+        """Add a council (or a new key for an existing one); return the key id.
+
+        Refused before anything is written: a weak or non-canonical key (``weak_key``,
+        see protocol.keys) and an expiry that is already past (an operator who means
+        to stop a key revokes it)."""
+        try:
+            check_council_code(code)
+            public = keys.load_public_key(public_key_pem, "--public-key")
+            if not_after is not None and not_after <= datetime.now(UTC):
+                raise ValidationError("--expires", f"{not_after.isoformat()} is already past")
+        except SignpostError as exc:  # a refused enrolment is on record too
+            if self.audit is not None and self.actor is not None:
+                await self.audit.record(AuditEntry.by(
+                    self.actor, "council.enrol.refused", "administration",
+                    {"council": code, "name": name, "code": str(exc.code),
+                     "reason": exc.message}))
+            raise
         kid = keys.key_id(public)
         async with self.pool.acquire() as conn, conn.transaction():
             if await self.councils.get(conn, code) is None:

@@ -2,8 +2,11 @@
 
 - ``principal``: :class:`Role` and the frozen :class:`Principal` a request runs as.
 - ``credentials``: argon2id password hashes, TOTP, random ids and their sha256.
-- ``store`` (SQL) → ``service`` (:class:`AccountService`: users, login with lock-out,
-  sessions, bearer tokens).
+- ``passwords``: which passwords are too weak (zxcvbn); ``seeds``: TOTP seeds sealed
+  with AES-GCM under the key in ``accounts.secret_key_file``; ``hashing``: password
+  hashes in worker threads behind a bounded gate.
+- ``store`` (SQL) → ``service`` (:class:`AccountService`: users, login with throttling
+  per client address, sessions, bearer tokens; a node's own council only).
 - ``web``: the aiohttp middleware (principal + CSRF), :func:`require_roles`, and the
   ``/login``, ``/logout``, ``/v1/me`` and ``/`` routes; :func:`install` wires them.
 - ``cli``: the ``users`` command group both CLIs mount.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -31,13 +30,16 @@ from server_common.config import ConfigError, Duration
 PoolOpener = Callable[[Any], contextlib.AbstractAsyncContextManager[asyncpg.Pool]]
 ConfigOf = Callable[[Any], AccountsConfig]
 AuditOriginOf = Callable[[Any], str]
+CouncilOf = Callable[[Any], str | None]
 PURPOSE = "administration"
 
 
 def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
-                issuer: str, audit_origin_of: AuditOriginOf) -> click.Group:
-    """The ``users`` group; ``open_pool(obj)``, ``config_of(obj)`` and
-    ``audit_origin_of(obj)`` take ``ctx.obj``."""
+                issuer: str, audit_origin_of: AuditOriginOf,
+                council_of: CouncilOf | None = None) -> click.Group:
+    """The ``users`` group; ``open_pool(obj)``, ``config_of(obj)``,
+    ``audit_origin_of(obj)`` and ``council_of(obj)`` (a node's own council, so that
+    other councils' index-team accounts are refused) take ``ctx.obj``."""
 
     def run(obj: Any, work: Callable[[AccountService], Any],
             audited: tuple[str, dict[str, Any]] | None = None) -> Any:
@@ -46,7 +48,9 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
             async with open_pool(obj) as pool:
                 async with pool.acquire() as conn:
                     await database.check_current(conn, package)
-                service = AccountService(pool, config_of(obj), issuer=issuer)
+                service = AccountService(pool, config_of(obj), issuer=issuer,
+                                         council=council_of(obj) if council_of else None)
+                await service.seal_plain_seeds()  # accounts schema 002, if not done yet
                 if audited is None:
                     return await work(service)
                 action, parameters = audited
@@ -81,7 +85,8 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
     def add(obj: Any, name: str, role: str, council: str | None, organisation: str,
             generate_password: bool) -> None:
         password = None if generate_password else click.prompt(
-            "Password (at least 12 characters)", hide_input=True,
+            "Password (at least 12 characters; weak or common ones are refused)",
+            hide_input=True,
             confirmation_prompt=True, err=True)
         new = run(obj, lambda s: s.add_user(name, role, council=council,
                                             organisation=organisation, password=password),
@@ -99,8 +104,7 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
         rows = run(obj, lambda s: s.list_users())
         click.echo(f"{'name':<24} {'role':<13} {'council':<10} state / organisation")
         for u in rows:
-            locked = u.locked_until is not None and u.locked_until > datetime.now(UTC)
-            state = "disabled" if u.disabled else "locked" if locked else "active"
+            state = "disabled" if u.disabled else "active"
             click.echo(f"{u.name:<24} {u.role!s:<13} {u.council or '-':<10} "
                        f"{state} / {u.organisation or '-'}")
 
@@ -118,7 +122,8 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
         run(obj, lambda s: s.set_disabled(name, False), ("users.enable", {"name": name}))
         click.echo(f"enabled {name}")
 
-    @users.command("unlock", help="Clear an account's lock-out and failed-login count.")
+    @users.command("unlock", help="Stop an account's earlier failed logins from counting "
+                                  "towards throttling (from every address).")
     @click.argument("name")
     @click.pass_obj
     def unlock(obj: Any, name: str) -> None:

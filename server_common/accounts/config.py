@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from server_common.config import ConfigError, Duration
 
@@ -12,9 +13,22 @@ class AccountsConfig:
     # A web session ends this long after login, or after this long without a request.
     session_lifetime: Duration = Duration(8 * 3600)
     session_idle_timeout: Duration = Duration(30 * 60)
-    # After this many failed logins in a row an account is locked for lockout_duration.
-    lockout_threshold: int = 5
-    lockout_duration: Duration = Duration(15 * 60)
+    # Failed logins are throttled per (client address, name) and per client address
+    # over throttle_window, never per account alone: an anonymous attacker who knows a
+    # name cannot lock its owner out from another address. The address is the TCP
+    # peer's: behind a proxy pass the client's (as for [rate_limits]), or every caller
+    # shares the proxy's. throttle_per_address = 0 turns the per-address limit off.
+    throttle_per_name: int = 5
+    throttle_per_address: int = 20
+    throttle_window: Duration = Duration(15 * 60)
+    # Password hashes (argon2id, ~50 ms of CPU each) run in worker threads, at most
+    # hash_concurrency at once with hash_queue more waiting; more is refused at once
+    # (503 login_busy), so a burst of logins cannot starve the server.
+    hash_concurrency: int = 2
+    hash_queue: int = 8
+    # The AES-256-GCM key that seals TOTP seeds in the database; created (mode 0600)
+    # at first start when missing. Keep it out of database backups.
+    secret_key_file: Path = Path(".data/accounts_secret.key")
     # Bearer tokens made without --expires last this long.
     token_lifetime: Duration = Duration(30 * 86400)
     # "auto": the cookie is Secure when the request came over TLS (directly or as a
@@ -23,9 +37,13 @@ class AccountsConfig:
     cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.lockout_threshold < 1:
-            raise ConfigError("accounts.lockout_threshold must be at least 1")
-        for name in ("session_lifetime", "session_idle_timeout", "lockout_duration",
+        for name in ("throttle_per_name", "hash_concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"accounts.{name} must be at least 1")
+        for name in ("throttle_per_address", "hash_queue"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"accounts.{name} must not be negative")
+        for name in ("session_lifetime", "session_idle_timeout", "throttle_window",
                      "token_lifetime"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"accounts.{name} must be positive")

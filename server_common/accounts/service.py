@@ -1,25 +1,39 @@
-"""Accounts and logins: adding users, password + TOTP login with lock-out, web
+"""Accounts and logins: adding users, password + TOTP login with throttling, web
 sessions, bearer tokens. Handlers and CLIs call this; SQL stays in ``store``.
 
-A login is decided under the user's row lock (``SELECT … FOR UPDATE``), so
-concurrent attempts count their failures one by one and one TOTP code cannot
-open two sessions. A refused login is recorded (``login_failures``) and committed
-before the refusal is raised.
+How a login is decided, so that an anonymous caller learns nothing and blocks nobody:
+
+1. Throttle: too many counted failures within ``throttle_window`` from this client
+   address for this name, or from this address at all → 429 ``login_throttled``,
+   before anything about the name is looked at (the same answer whether it exists).
+   Accounts are never locked as such: failures from one address do not keep the
+   account's owner out from another.
+2. The password is checked in a worker thread through a bounded :class:`HashGate`
+   (503 ``login_busy`` past the bound); an unknown name is checked against a dummy
+   hash, so it costs the same time and gets the same 401 ``login_failed``.
+3. The TOTP seed is opened (it is sealed at rest, :mod:`.seeds`) and the code
+   checked; a code's time step is used at most once (an atomic UPDATE), so one code
+   cannot open two sessions.
+
+A node passes its council code: an ``index_team`` account of another council can be
+neither added there nor used there (login, session or token).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
 from protocol.batch import check_council_code
 from protocol.errors import ErrorCode, NotFoundError, SignpostError, ValidationError
-from server_common.accounts import credentials
+from server_common.accounts import credentials, passwords
 from server_common.accounts.config import AccountsConfig
+from server_common.accounts.hashing import HashGate
 from server_common.accounts.principal import Principal, Role
+from server_common.accounts.seeds import SeedBox, load_or_create_key
 from server_common.accounts.store import AccountStore, UserRow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
@@ -46,7 +60,8 @@ class Session:
 
 class LoginRefused(SignpostError):
     """``login_failed`` (401: unknown name, wrong password or code, code reused,
-    disabled) or ``locked_out`` (429). The reason is logged, never told."""
+    disabled, another council's account) or ``login_throttled`` (429). The reason is
+    recorded in ``login_failures``, never told."""
 
     status = 401
     code = ErrorCode.LOGIN_FAILED
@@ -54,11 +69,37 @@ class LoginRefused(SignpostError):
 
 class AccountService:
     def __init__(self, pool: asyncpg.Pool, config: AccountsConfig,
-                 store: AccountStore | None = None, issuer: str = credentials.ISSUER) -> None:
+                 store: AccountStore | None = None, issuer: str = credentials.ISSUER,
+                 *, council: str | None = None) -> None:
+        """``council``: the node's own council (None at the hub, which serves all)."""
         self.pool = pool
         self.config = config
         self.store = store or AccountStore()
         self.issuer = issuer
+        self.council = council
+        self.box = SeedBox(load_or_create_key(config.secret_key_file))
+        self.gate = HashGate(config.hash_concurrency, config.hash_queue)
+
+    async def seal_plain_seeds(self) -> int:
+        """Seal every TOTP seed still stored in plain text (accounts schema 002)."""
+        async with self.pool.acquire() as conn:
+            plain = await self.store.plain_seeds(conn)
+            for user_id, name, seed in plain:
+                await self.store.seal_seed(conn, user_id, self.box.seal(name, seed))
+        return len(plain)
+
+    def _home(self, who: Principal | None) -> Principal | None:
+        """``who``, unless this is a node and ``who`` is another council's index team."""
+        if who is not None and self.council is not None and who.role is Role.INDEX_TEAM \
+                and who.council != self.council:
+            return None
+        return who
+
+    def totp_seed(self, user: UserRow) -> str:
+        if user.totp_sealed is not None:
+            return self.box.open(user.name, user.totp_sealed)
+        assert user.totp_secret is not None  # the CHECK constraint: one or the other
+        return user.totp_secret
 
     # --- administration (CLI) --------------------------------------------------------
 
@@ -75,16 +116,22 @@ class AccountService:
             if not council:
                 raise ValidationError("council", "an index_team account needs --council")
             check_council_code(council, "council")
+            if self.council is not None and council != self.council:
+                raise ValidationError("council", f"this node serves council {self.council} "
+                                                 "only: add the account at that council's node")
         elif council:
             raise ValidationError("council", "only index_team accounts belong to a council")
-        if password is not None and len(password) < 12:
-            raise ValidationError("password", "at least 12 characters")
+        if password is not None:
+            why = passwords.weakness(password, [name, self.issuer, organisation])
+            if why is not None:
+                raise ValidationError("password", why, code=ErrorCode.WEAK_PASSWORD)
         password = password if password is not None else credentials.generate_password()
         secret = credentials.new_totp_secret()
+        password_hash = await self.gate.run(credentials.hash_password, password)
         try:
             async with self.pool.acquire() as conn:
                 await self.store.insert_user(conn, name, role, council or None, organisation,
-                                             credentials.hash_password(password), secret)
+                                             password_hash, self.box.seal(name, secret))
         except asyncpg.UniqueViolationError as exc:
             raise SignpostError(f"user {name} exists", code=ErrorCode.USER_EXISTS,
                                 status=409) from exc
@@ -126,47 +173,57 @@ class AccountService:
 
     async def login(self, name: str, password: str, totp_code: str,
                     remote: str | None = None) -> Session:
-        """Check password and TOTP code; a new session, or LoginRefused."""
-        refusal: tuple[str, bool] | None = None  # (reason, counts towards lock-out)
-        locked = False
-        async with self.pool.acquire() as conn, conn.transaction():
-            user = await self.store.user_by_name(conn, name, for_update=True)
-            if user is None:
-                credentials.verify_password(None, password)  # same time as a real check
-                refusal = ("unknown_user", False)
-            elif user.locked_until is not None and user.locked_until > datetime.now(UTC):
-                refusal, locked = ("locked", False), True
-            elif not credentials.verify_password(user.password_hash, password):
-                refusal = ("bad_password", True)
-            elif user.disabled:
-                refusal = ("disabled", False)
-            else:
-                step = credentials.totp_step(user.totp_secret, totp_code)
-                if step is None:
-                    refusal = ("bad_totp", True)
-                elif not await self.store.use_totp_step(conn, user.id, step):
-                    refusal = ("totp_replayed", True)
-            if refusal is None:
-                assert user is not None
-                if credentials.needs_rehash(user.password_hash):  # parameters were raised
-                    await self.store.set_password_hash(conn, user.id,
-                                                       credentials.hash_password(password))
-                session = Session(credentials.new_secret_token(),
-                                  credentials.new_secret_token(), user.principal())
-                await self.store.insert_session(conn, credentials.digest(session.id), user.id,
-                                                session.csrf_token,
-                                                self.config.session_lifetime)
-                return session
-            reason, counts = refusal
-            await self.store.record_failure(
-                conn, name[:200], user.id if (user and counts) else None, reason, remote,
-                self.config.lockout_threshold, self.config.lockout_duration)
-            if user is not None and counts:
-                locked = await self.store.is_locked(conn, user.id)
-        if locked:
-            raise LoginRefused("too many failed logins: the account is locked for a while",
-                               code=ErrorCode.LOCKED_OUT, status=429)
+        """Check password and TOTP code; a new session, or LoginRefused (module doc)."""
+        name, remote = name[:200], remote or "unknown"
+        async with self.pool.acquire() as conn:
+            by_name, by_address = await self.store.recent_failures(
+                conn, remote, name, self.config.throttle_window)
+            per_address = self.config.throttle_per_address
+            if by_name >= self.config.throttle_per_name or 0 < per_address <= by_address:
+                await self.store.record_failure(conn, name, None, "throttled", remote,
+                                                counted=False)
+                raise LoginRefused("too many failed sign-ins from here: wait a few minutes "
+                                   "and try again", code=ErrorCode.LOGIN_THROTTLED, status=429)
+            user = await self.store.user_by_name(conn, name)
+        # No connection is held while hashing: the pool is for queries, not for waiting.
+        password_ok = await self.gate.run(credentials.verify_password,
+                                          user.password_hash if user else None, password)
+        reason = await self._second_step(user, password_ok, password, totp_code)
+        if isinstance(reason, Session):
+            async with self.pool.acquire() as conn:
+                await self.store.forget_failures(conn, remote, name)
+            return reason
+        async with self.pool.acquire() as conn:
+            await self.store.record_failure(conn, name, user.id if user else None, reason,
+                                            remote)
         raise LoginRefused("wrong name, password or code")
+
+    async def _second_step(self, user: UserRow | None, password_ok: bool, password: str,
+                           totp_code: str) -> Session | str:
+        """After the password check: the new session, or why the login is refused."""
+        if user is None:
+            return "unknown_user"
+        if not password_ok:
+            return "bad_password"
+        if user.disabled:
+            return "disabled"
+        if self._home(user.principal()) is None:
+            return "other_council"
+        step = credentials.totp_step(self.totp_seed(user), totp_code)
+        if step is None:
+            return "bad_totp"
+        new_hash = await self.gate.run(credentials.hash_password, password) \
+            if credentials.needs_rehash(user.password_hash) else None  # parameters were raised
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await self.store.use_totp_step(conn, user.id, step):
+                return "totp_replayed"
+            if new_hash is not None:
+                await self.store.set_password_hash(conn, user.id, new_hash)
+            session = Session(credentials.new_secret_token(), credentials.new_secret_token(),
+                              user.principal())
+            await self.store.insert_session(conn, credentials.digest(session.id), user.id,
+                                            session.csrf_token, self.config.session_lifetime)
+        return session
 
     async def logout(self, session_id: str) -> None:
         async with self.pool.acquire() as conn:
@@ -177,12 +234,14 @@ class AccountService:
     async def session(self, session_id: str) -> tuple[Principal, str] | None:
         """The principal and CSRF token of a live session."""
         async with self.pool.acquire() as conn:
-            return await self.store.touch_session(conn, credentials.digest(session_id),
-                                                  self.config.session_idle_timeout)
+            found = await self.store.touch_session(conn, credentials.digest(session_id),
+                                                   self.config.session_idle_timeout)
+        return found if found is not None and self._home(found[0]) is not None else None
 
     async def principal_for_token(self, token: str) -> Principal | None:
         async with self.pool.acquire() as conn:
-            return await self.store.principal_for_token(conn, credentials.digest(token))
+            return self._home(await self.store.principal_for_token(conn,
+                                                                   credentials.digest(token)))
 
     async def purge_sessions(self) -> int:
         async with self.pool.acquire() as conn:

@@ -22,7 +22,8 @@ class UserRow:
     organisation: str
     council: str | None
     password_hash: str
-    totp_secret: str
+    totp_secret: str | None  # a plain seed not sealed yet (before the first start after 002)
+    totp_sealed: bytes | None  # AES-GCM sealed seed (server_common.accounts.seeds)
     last_totp_step: int | None
     disabled: bool
     failed_logins: int
@@ -36,7 +37,7 @@ class UserRow:
 def _user(row: asyncpg.Record) -> UserRow:
     return UserRow(row["id"], row["name"], Role(row["role"]), row["organisation"],
                    row["council"], row["password_hash"], row["totp_secret"],
-                   row["last_totp_step"], row["disabled"], row["failed_logins"],
+                   row["totp_sealed"], row["last_totp_step"], row["disabled"], row["failed_logins"],
                    row["locked_until"], row["created_at"])
 
 
@@ -49,11 +50,20 @@ class AccountStore:
 
     async def insert_user(self, conn: asyncpg.Connection, name: str, role: Role,
                           council: str | None, organisation: str, password_hash: str,
-                          totp_secret: str) -> int:
+                          totp_sealed: bytes) -> int:
         return int(await conn.fetchval(
-            "INSERT INTO users (name, role, council, organisation, password_hash, totp_secret)"
+            "INSERT INTO users (name, role, council, organisation, password_hash, totp_sealed)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            name, str(role), council, organisation, password_hash, totp_secret))
+            name, str(role), council, organisation, password_hash, totp_sealed))
+
+    async def plain_seeds(self, conn: asyncpg.Connection) -> list[tuple[int, str, str]]:
+        """(id, name, seed) of every user whose TOTP seed is not sealed yet."""
+        return [(r["id"], r["name"], r["totp_secret"]) for r in await conn.fetch(
+            "SELECT id, name, totp_secret FROM users WHERE totp_secret IS NOT NULL")]
+
+    async def seal_seed(self, conn: asyncpg.Connection, user_id: int, sealed: bytes) -> None:
+        await conn.execute("UPDATE users SET totp_sealed = $2, totp_secret = NULL"
+                           " WHERE id = $1 AND totp_secret IS NOT NULL", user_id, sealed)
 
     async def user_by_name(self, conn: asyncpg.Connection, name: str,
                            for_update: bool = False) -> UserRow | None:
@@ -75,37 +85,39 @@ class AccountStore:
         return done != "UPDATE 0"
 
     async def unlock(self, conn: asyncpg.Connection, name: str) -> bool:
-        done = await conn.execute(
-            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE name = $1", name)
-        return done != "UPDATE 0"
+        """Stop ``name``'s earlier failed logins from counting towards throttling."""
+        if not await conn.fetchval("SELECT true FROM users WHERE name = $1", name):
+            return False
+        await conn.execute("UPDATE login_failures SET counted = false"
+                           " WHERE name = $1 AND counted", name)
+        return True
 
     async def record_failure(self, conn: asyncpg.Connection, name: str, user_id: int | None,
-                             reason: str, remote: str | None, threshold: int,
-                             lockout_seconds: float) -> None:
-        """Log the refusal; for a known user count it, and lock at the threshold."""
+                             reason: str, remote: str, counted: bool = True) -> None:
+        """Log a refused login (kept for investigation); ``counted`` ones throttle."""
         await conn.execute(
-            "INSERT INTO login_failures (name, user_id, reason, remote) VALUES ($1, $2, $3, $4)",
-            name, user_id, reason, remote)
-        if user_id is None:
-            return
-        await conn.execute(
-            "UPDATE users SET"
-            " failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0"
-            "                      ELSE failed_logins + 1 END,"
-            " locked_until = CASE WHEN failed_logins + 1 >= $2"
-            "                     THEN now() + make_interval(secs => $3)"
-            "                     ELSE locked_until END"
-            " WHERE id = $1", user_id, threshold, lockout_seconds)
+            "INSERT INTO login_failures (name, user_id, reason, remote, counted)"
+            " VALUES ($1, $2, $3, $4, $5)", name, user_id, reason, remote, counted)
 
-    async def is_locked(self, conn: asyncpg.Connection, user_id: int) -> bool:
-        return bool(await conn.fetchval(
-            "SELECT locked_until IS NOT NULL AND locked_until > now() FROM users WHERE id = $1",
-            user_id))
+    async def recent_failures(self, conn: asyncpg.Connection, remote: str, name: str,
+                              window_seconds: float) -> tuple[int, int]:
+        """Counted failures within the window: from ``remote`` for ``name``, and from
+        ``remote`` for any name."""
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE name = $2) AS by_name, count(*) AS by_address"
+            " FROM login_failures WHERE remote = $1 AND counted"
+            " AND at > now() - make_interval(secs => $3)", remote, name, window_seconds)
+        return int(row["by_name"]), int(row["by_address"])
+
+    async def forget_failures(self, conn: asyncpg.Connection, remote: str, name: str) -> None:
+        """After a good login: this address's earlier slips for this name stop counting."""
+        await conn.execute("UPDATE login_failures SET counted = false"
+                           " WHERE remote = $1 AND name = $2 AND counted", remote, name)
 
     async def use_totp_step(self, conn: asyncpg.Connection, user_id: int, step: int) -> bool:
         """Record a successful login's TOTP step; False if that code was used already."""
         done = await conn.execute(
-            "UPDATE users SET last_totp_step = $2, failed_logins = 0, locked_until = NULL"
+            "UPDATE users SET last_totp_step = $2"
             " WHERE id = $1 AND (last_totp_step IS NULL OR last_totp_step < $2)",
             user_id, step)
         return done != "UPDATE 0"

@@ -35,13 +35,14 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import asyncpg
 from aiohttp import web
 
-from protocol.errors import AuthError, ErrorCode, SignpostError
+from protocol.errors import AuthError, ErrorCode, SignpostError, UnavailableError
 from server_common.accounts import credentials, pages
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Principal, Role
@@ -146,12 +147,35 @@ def _secure(request: web.Request, config: AccountsConfig) -> bool:
                                                 and request.secure)
 
 
+# Characters a path and query of ours may hold; anything else (controls, spaces,
+# backslashes, quotes, non-ASCII) is refused rather than cleaned up.
+_NEXT_CHARS = re.compile(r"[A-Za-z0-9/._~!$&'()*+,;=:@?%-]*")
+
+
 def _safe_next(value: object) -> str:
-    """Only a path on this site: never ``//host`` or a scheme (no open redirect)."""
-    if (isinstance(value, str) and value.startswith("/") and not value.startswith("//")
-            and "\\" not in value and value != "/login"):
-        return value
-    return "/"
+    """Where to go after signing in: a path on this site, else ``/``.
+
+    Browsers strip tabs and newlines from URLs and read ``\\`` as ``/``, so
+    ``/\t/evil.example`` or ``/\\evil.example`` would become ``//evil.example``, another
+    site. So only plain URL characters pass, and the value decoded (repeatedly: ``%252F``)
+    must still start with a single ``/``, and hold no ``//``, backslash or control
+    character anywhere."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000 \
+            or not _NEXT_CHARS.fullmatch(value):
+        return "/"
+    decoded = value
+    for _ in range(4):  # %25 nests; four rounds undo any encoding a browser would undo
+        decoded, previous = unquote(decoded), decoded
+        if decoded == previous:
+            break
+    else:
+        return "/"
+    if "//" in decoded or "\\" in decoded or any(ord(c) < 0x20 or ord(c) == 0x7f
+                                                 for c in decoded):
+        return "/"
+    if urlsplit(value).scheme or urlsplit(value).netloc or value.split("?")[0] == "/login":
+        return "/"
+    return value
 
 
 def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef]:
@@ -181,9 +205,14 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
         try:
             session = await request.app[ACCOUNTS].login(
                 name, _str(form.get("password")), _str(form.get("totp")), request.remote)
-        except LoginRefused as exc:
+        except (LoginRefused, UnavailableError) as exc:  # busy: the form again, with why
             log.info("login refused", extra={"user": name, "code": str(exc.code)})
-            return login_form(request, exc.status, name, exc.message, str(exc.code), next_path)
+            response = login_form(request, exc.status, name, exc.message, str(exc.code),
+                                  next_path)
+            if exc.status in (429, 503):
+                response.headers["Retry-After"] = "5" if exc.status == 503 else str(
+                    int(config.throttle_window))
+            return response
         old = request.cookies.get(SESSION_COOKIE)
         if old:  # a new id at every login (no session fixation)
             await request.app[ACCOUNTS].logout(old)
@@ -234,15 +263,21 @@ def _str(value: object) -> str:
 
 
 def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
-            config: AccountsConfig, *, service: str, landing: bool = True) -> None:
+            config: AccountsConfig, *, service: str, landing: bool = True,
+            council: str | None = None) -> None:
     """Add the login routes and build the AccountService once ``pool_key`` is set.
 
     Call it after appending the ``cleanup_ctx`` that opens the pool; the app must list
-    :func:`accounts_middleware` among its middlewares (inside ``error_middleware``)."""
+    :func:`accounts_middleware` among its middlewares (inside ``error_middleware``).
+    A node passes its ``council``: other councils' index-team accounts are refused.
+    At start, TOTP seeds still in plain text are sealed (accounts schema 002)."""
     app[_SERVICE_NAME] = service
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        accounts = AccountService(app[pool_key], config)
+        accounts = AccountService(app[pool_key], config, council=council)
+        sealed = await accounts.seal_plain_seeds()
+        if sealed:
+            log.info("sealed plain TOTP seeds", extra={"count": sealed})
         app[ACCOUNTS] = accounts
         purger = asyncio.create_task(_purge_sessions(accounts))
         yield

@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol import encoding, keys, request_auth
+from protocol import ed25519_points, encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, DeleteOp, OpResult, Receipt, UpsertOp, batch_hash
 from protocol.key_announcement import KeyAnnouncement
 from protocol.records import ChildRecord, Involvement
@@ -138,6 +138,26 @@ def request_vector(key: Ed25519PrivateKey, method: str, path: str, body: bytes, 
     }
 
 
+def public_key_checks(good: Ed25519PrivateKey) -> list[dict[str, Any]]:
+    """Raw public keys a verifier must refuse (§5), with why, and one it must accept."""
+    good_raw = keys.raw_public(good.public_key())
+    out: list[dict[str, Any]] = [{"name": "good (keys.council)", "raw_hex": good_raw.hex(),
+                                  "accept": True, "reason": None}]
+    for i, raw in enumerate(ed25519_points.torsion_points()):
+        out.append({"name": f"small-order point {i} of 8", "raw_hex": raw.hex(),
+                    "accept": False, "reason": "small-order point"})
+    p = ed25519_points.P
+    for name, value in (("y = p (non-canonical zero)", p), ("y = p + 1 (non-canonical one)", p + 1),
+                        ("x = -0: the identity with the sign bit set", 1 | 1 << 255),
+                        ("y = 2: not on the curve", 2)):
+        out.append({"name": name, "raw_hex": value.to_bytes(32, "little").hex(),
+                    "accept": False, "reason": "non-canonical encoding"})
+    out.append({"name": "mixed-order: keys.council plus a point of order 8",
+                "raw_hex": ed25519_points.add_torsion(good_raw, 1).hex(),
+                "accept": False, "reason": "mixed-order point"})
+    return out
+
+
 def build() -> dict[str, Any]:
     council_key = Ed25519PrivateKey.from_private_bytes(COUNCIL_SEED)
     hub_key = Ed25519PrivateKey.from_private_bytes(HUB_SEED)
@@ -184,6 +204,7 @@ def build() -> dict[str, Any]:
             "hub": key_vector(hub_key, HUB_SEED),
             "council_next": {"council": COUNCIL, **key_vector(next_key, COUNCIL_NEXT_SEED)},
         },
+        "public_key_checks": public_key_checks(council_key),
         "record": {
             "wire": rec1_wire,
             "msgpack_hex": rec1_bytes.hex(),

@@ -72,6 +72,25 @@ def test_keys(name: str) -> None:
     assert keys.key_id(keys.load_public_key(vec["public_pem"].encode())) == vec["kid"]
 
 
+@pytest.mark.parametrize("vec", V["public_key_checks"], ids=lambda v: v["name"])
+def test_public_key_checks(vec: dict[str, Any]) -> None:
+    """§5: only canonical encodings of prime-order points load, raw or as PEM."""
+    raw = bytes.fromhex(vec["raw_hex"])
+    pem = keys.public_pem(Ed25519PublicKey.from_public_bytes(raw)) if vec["reason"] != \
+        "non-canonical encoding" else None
+    for data in (raw, pem) if pem is not None else (raw,):
+        if vec["accept"]:
+            assert keys.raw_public(keys.load_public_key(data)) == raw
+            continue
+        with pytest.raises(keys.WeakKeyError) as caught:
+            keys.load_public_key(data)
+        assert caught.value.code == "weak_key"
+        assert caught.value.detail["reason"] == vec["reason"]
+    # the shape of the spec's list: all 8 torsion points, each once
+    smalls = {v["raw_hex"] for v in V["public_key_checks"] if v["reason"] == "small-order point"}
+    assert len(smalls) == 8
+
+
 # --- record -------------------------------------------------------------------
 
 

@@ -52,7 +52,8 @@ async def test_shared_track_is_applied_and_checked_for_each_server(make_database
                            "schema_migrations_accounts CASCADE")
         with pytest.raises(database.SchemaError, match="schema_migrations_accounts"):
             await database.check_current(conn, package)
-        assert [m.name for m in await database.upgrade(conn, package)] == ["accounts"]
+        assert [m.name for m in await database.upgrade(conn, package)] == [
+            "accounts", "sealed_seeds_and_throttling"]
         await database.check_current(conn, package)
     finally:
         await conn.close()
@@ -189,8 +190,8 @@ def test_accounts_section_is_read_from_config() -> None:
 
     config = config_module.load(HubConfig, "NATIONAL_HUB", None, {}, environ={
         "NATIONAL_HUB__ACCOUNTS__SESSION_LIFETIME": "2h",
-        "NATIONAL_HUB__ACCOUNTS__LOCKOUT_THRESHOLD": "3"})
-    assert config.accounts.session_lifetime == 7200 and config.accounts.lockout_threshold == 3
+        "NATIONAL_HUB__ACCOUNTS__THROTTLE_PER_NAME": "3"})
+    assert config.accounts.session_lifetime == 7200 and config.accounts.throttle_per_name == 3
     with pytest.raises(config_module.ConfigError, match="cookie_secure"):
         config_module.load(HubConfig, "NATIONAL_HUB", None, {},
                            environ={"NATIONAL_HUB__ACCOUNTS__COOKIE_SECURE": "maybe"})
