@@ -81,8 +81,8 @@ def judge(kept: Kept | None, offer: dict[str, Any],
     if checkpoint.size == kept.tree_size:
         if checkpoint.root != kept.root_hash:
             return Verdict(checkpoint, (
-                f"fork: the hub signed another root for the {kept.tree_size} entries this "
-                f"council cosigned"))
+                f"rewrite or fork: the hub signed another root for the {kept.tree_size} "
+                f"entries this council cosigned"))
         return Verdict(checkpoint, same=True)
     if not merkle.verify_consistency(kept.tree_size, checkpoint.size, kept.root_hash,
                                      checkpoint.root, proof):
