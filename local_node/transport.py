@@ -157,7 +157,7 @@ class HubClient:
             "POST", self._path("digests/records"),
             BucketRecordsRequest(bits, tuple(buckets)).encode()))
 
-    # --- witnessing the hub's audit log (docs/PROTOCOL.md §13) ----------------------
+    # --- witnessing the hub's audit log (docs/PROTOCOL.md §15) ----------------------
 
     async def get_audit_checkpoint(self, first: int) -> dict[str, Any]:
         """The hub's latest signed checkpoint and a consistency proof from ``first``."""

@@ -1,5 +1,5 @@
 """Endpoints a council's node calls to witness the hub's audit log (docs/PROTOCOL.md
-§13, docs/audit.md "Witnesses"): msgpack bodies, requests signed and authenticated as
+§15, docs/audit.md "Witnesses"): msgpack bodies, requests signed and authenticated as
 every other ``/v1/councils/{code}/…`` request."""
 
 from __future__ import annotations
