@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,18 +24,25 @@ from subprocess import PIPE
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
+from local_node.app import create_app as create_node_app
 from local_node.app import hub_witness
+from local_node.config import AuditSection
 from local_node.services.witness import Outcome, Witness
 from national_hub.handlers import keys as hub_keys
 from protocol import keys
 from protocol.errors import SignpostError
+from server_common.accounts.principal import Role
 from server_common.audit import merkle
 from server_common.audit.cosignature import cosign
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditIntegrityError, AuditLog
+from server_common.config import Duration
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import node_env, script
+from tests.scrape import scrape
+from tests.server_common.accounts_helpers import bearer_headers
 
 ESX, WSX = "E10000011", "E10000032"
 
@@ -284,3 +292,30 @@ async def test_witness_goes_uncosigned_is_a_warning(make_database, tmp_path: Pat
             council = (await resp.json())["councils"][0]
         assert council["audit_witness"] == "WARN"
         assert "has not cosigned the audit log for 60 min" in council["reasons"]
+
+
+async def test_a_serving_node_witnesses_on_its_own(make_database, tmp_path: Path) -> None:
+    """``local-node serve`` (its app, publishing) cosigns on its ``[audit]`` schedule and
+    shows the state on its /metrics."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        audit: AuditLog = hub.server.app[hub_keys.AUDIT]
+        for n in range(3):
+            await audit.record(entry(n))
+        await audit.checkpoint()
+        config = dataclasses.replace(node.config, audit=AuditSection(
+            witness_interval=Duration(0.2)))
+        server = TestServer(create_node_app(config), host="127.0.0.1")
+        await server.start_server()
+        try:
+            for _ in range(100):
+                if await hub.fetchval("SELECT count(*) FROM audit_cosignatures") == 1:
+                    break
+                await asyncio.sleep(0.1)
+            assert await hub.fetchval("SELECT witness FROM audit_cosignatures") == ESX
+            metrics = await scrape(str(server.make_url("")).rstrip("/"),
+                                   await bearer_headers(node.pool, "prom", Role.OPERATOR))
+            assert metrics.value("signpost_node_audit_witness_ok") == 1
+            assert metrics.value("signpost_node_audit_witness_cosigned_size") == 3
+        finally:
+            await server.close()
