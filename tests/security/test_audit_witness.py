@@ -31,7 +31,7 @@ from local_node.app import hub_witness
 from local_node.config import AuditSection
 from local_node.services.witness import Outcome, Witness
 from national_hub.handlers import keys as hub_keys
-from protocol import keys
+from protocol import encoding, keys
 from protocol.errors import SignpostError
 from server_common.accounts.principal import Role
 from server_common.audit import merkle
@@ -319,3 +319,36 @@ async def test_a_serving_node_witnesses_on_its_own(make_database, tmp_path: Path
             assert metrics.value("signpost_node_audit_witness_cosigned_size") == 3
         finally:
             await server.close()
+
+
+async def test_bad_witness_requests_get_a_clear_4xx(federation: Federation) -> None:
+    """Signed but malformed witness requests are refused with a stable code, never a 500,
+    and leave nothing behind."""
+    fed = federation
+    client = fed.witnesses[ESX].client
+    base = f"/v1/councils/{ESX}/audit"
+
+    async def refused(method: str, path: str, body: object = None) -> tuple[int, str]:
+        data = b"" if body is None else body if isinstance(body, bytes) else encoding.pack(body)
+        with pytest.raises(SignpostError) as caught:
+            await client._send(method, path, data)
+        return caught.value.status, str(caught.value.code)
+
+    assert await refused("GET", f"{base}/checkpoint?from=0") == (404, "not_found")
+    await fed.log(2)
+    assert await refused("GET", f"{base}/checkpoint?from=-1") == (400, "invalid_field")
+    assert await refused("GET", f"{base}/checkpoint?from=1e3") == (400, "invalid_field")
+    cosignatures, refusals = f"{base}/cosignatures", f"{base}/refusals"
+    assert await refused("POST", cosignatures, b"\xc1") == (400, "malformed_msgpack")
+    assert await refused("POST", cosignatures, [1, 2]) == (400, "malformed_request")
+    for body in ({"tree_size": "2", "cosignature": "x"}, {"tree_size": True},
+                 {"tree_size": 2, "cosignature": 7}, {"tree_size": 2, "cosignature": "x" * 500},
+                 {"tree_size": -1, "cosignature": "x"}):
+        assert await refused("POST", cosignatures, body) == (400, "invalid_field"), body
+    assert await refused("POST", cosignatures, {"tree_size": 2, "cosignature": "x"}) == (
+        400, "cosignature_invalid")
+    for body in ({"reason": ""}, {"reason": "x" * 1001}, {"reason": 3},
+                 {"reason": "truncation", "cosigned_size": "9"}):
+        assert await refused("POST", refusals, body) == (400, "invalid_field"), body
+    assert await fed.hub.fetchval("SELECT count(*) FROM audit_cosignatures") == 0
+    assert await fed.hub.fetchval("SELECT count(*) FROM audit_witness_alarms") == 0
