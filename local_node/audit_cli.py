@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from local_node.app import PACKAGE, open_pool
 from local_node.config import NodeConfig
 from local_node.keyfile import KeyFile
-from local_node.services.witness import Verdict, judge
+from local_node.services.witness import Outcome, Verdict, Witness, judge
 from local_node.storage.witness import Kept, WitnessStore
 from local_node.transport import connect
 from protocol import keys as protocol_keys
@@ -20,6 +20,7 @@ from server_common import cli as common
 from server_common import database
 from server_common.audit.checkpoint import Checkpoint
 from server_common.audit.service import AuditLog, VerifyReport
+from server_common.cli import cli_actor
 from server_common.config import ConfigError
 
 TRUST = click.option(
@@ -124,3 +125,36 @@ def audit_verify_hub(config: NodeConfig) -> None:
     click.echo(f"the hub's audit log is consistent with the checkpoint of {kept.tree_size} "
                f"entries this council cosigned (the hub's latest: "
                f"{verdict.checkpoint.size} entries)")
+
+
+@audit.command("accept-hub", help="After an incident the council was told of (e.g. the hub "
+                                  "restored from a backup that lost audit entries): accept "
+                                  "the hub's current checkpoint as the new baseline, cosign "
+                                  "it and tell the hub. Recorded, with the reason, in the "
+                                  "node's own audit log.")
+@click.option("--reason", required=True, help="Why (the incident's reference); audited.")
+@click.pass_obj
+def audit_accept_hub(config: NodeConfig, reason: str) -> None:
+    if config.hub.public_key_file is None or not config.hub.public_key_file.exists():
+        raise click.ClickException("hub.public_key_file must name the hub's public key (PEM)")
+    if len(reason.strip()) < 10:
+        raise click.ClickException("--reason: say why in at least 10 characters")
+    hub_key = protocol_keys.load_public_key(config.hub.public_key_file.read_bytes(),
+                                            str(config.hub.public_key_file))
+    _council_key(config)
+
+    async def go() -> Outcome:
+        async with open_pool(config) as pool:
+            async with pool.acquire() as conn:
+                await database.check_current(conn, PACKAGE)
+            key = KeyFile(config.key_file)
+            async with connect(config.hub, config.council.code, key) as client:
+                witness = Witness(pool, client, config.council.code, key, [hub_key])
+                return await witness.accept(reason, cli_actor(config.council.code),
+                                            AuditLog(pool, None, origin=config.audit_origin))
+
+    outcome = common.run(go())
+    if not outcome.cosigned:
+        click.echo(f"FAIL {outcome.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"accepted and cosigned the hub's checkpoint of {outcome.tree_size} entries")

@@ -29,6 +29,8 @@ from local_node.transport import HubClient
 from server_common.audit import merkle
 from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_note
 from server_common.audit.cosignature import cosign
+from server_common.audit.entry import Actor, AuditEntry
+from server_common.audit.service import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +154,33 @@ class Witness:
         await self.client.post_witness_refusal(reason, kept.tree_size if kept else None,
                                                offered.size if offered else None)
         return Outcome(False, offered.size if offered else None, reason)
+
+    async def accept(self, reason: str, actor: Actor, own_log: AuditLog) -> Outcome:
+        """A person accepts the hub's current checkpoint although it may not extend the
+        kept one (after an incident the council was told of, e.g. a hub restored from
+        a backup that lost entries): cosign it, keep it as the new baseline with the
+        reason, and record who accepted what in the node's own audit log first."""
+        if len(reason.strip()) < 10:
+            raise ValueError("say why in at least 10 characters (it is audited)")
+        async with self.pool.acquire() as conn:
+            kept = await self.store.latest(conn)
+        offer = await self.client.get_audit_checkpoint(0)
+        verdict = judge(None, offer, self.hub_keys)  # the hub's signature, nothing more
+        if verdict.checkpoint is None:
+            return Outcome(False, None, verdict.reason)
+        checkpoint = verdict.checkpoint
+        line = cosign(self.key(), self.council, checkpoint, self.clock())
+        async with self.pool.acquire() as conn, conn.transaction():
+            await own_log.append(conn, AuditEntry.by(
+                actor, "audit.witness_accept", purpose=reason.strip(), parameters={
+                    "kept_size": kept.tree_size if kept else None,
+                    "kept_root": kept.root_hash.hex() if kept else None,
+                    "accepted_size": checkpoint.size,
+                    "accepted_root": checkpoint.root.hex()}))
+            await self.store.keep(conn, Kept(checkpoint.origin, checkpoint.size,
+                                             checkpoint.root, checkpoint.note, line,
+                                             self.clock()), accepted_reason=reason.strip())
+        await self.client.post_cosignature(checkpoint.size, line)
+        log.warning("accepted the hub's audit checkpoint as a new baseline",
+                    extra={"tree_size": checkpoint.size, "reason": reason})
+        return Outcome(True, checkpoint.size)

@@ -55,18 +55,23 @@ class WitnessStore:
     async def latest(self, conn: asyncpg.Connection) -> Kept | None:
         row = await conn.fetchrow(
             "SELECT origin, tree_size, root_hash, note, cosignature, cosigned_at"
-            " FROM witnessed_checkpoints ORDER BY recorded_at DESC, tree_size DESC LIMIT 1")
+            " FROM witnessed_checkpoints ORDER BY id DESC LIMIT 1")
         return None if row is None else Kept(
             row["origin"], row["tree_size"], bytes(row["root_hash"]), row["note"],
             row["cosignature"], row["cosigned_at"])
 
-    async def keep(self, conn: asyncpg.Connection, kept: Kept) -> None:
+    async def keep(self, conn: asyncpg.Connection, kept: Kept,
+                   accepted_reason: str | None = None) -> None:
+        """Keep a cosigned checkpoint as the newest (unless it already is)."""
         await conn.execute(
             "INSERT INTO witnessed_checkpoints (origin, tree_size, root_hash, note,"
-            " cosignature, cosigned_at) VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (origin, tree_size) DO NOTHING",
+            " cosignature, cosigned_at, accepted_reason)"
+            " SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS ("
+            "  SELECT 1 FROM (SELECT origin, tree_size, root_hash FROM witnessed_checkpoints"
+            "                 ORDER BY id DESC LIMIT 1) newest"
+            "  WHERE (newest.origin, newest.tree_size, newest.root_hash) = ($1, $2, $3))",
             kept.origin, kept.tree_size, kept.root_hash, kept.note, kept.cosignature,
-            kept.cosigned_at)
+            kept.cosigned_at, accepted_reason)
 
     async def refuse(self, conn: asyncpg.Connection, origin: str, reason: str,
                      kept_size: int | None, offered_size: int | None,

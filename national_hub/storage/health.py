@@ -197,7 +197,7 @@ class WitnessHealthStore:
             FROM councils c
             LEFT JOIN LATERAL (
                 SELECT tree_size, root_hash, received_at FROM audit_cosignatures
-                WHERE witness = c.code ORDER BY tree_size DESC LIMIT 1) w ON true
+                WHERE witness = c.code ORDER BY id DESC LIMIT 1) w ON true
             LEFT JOIN audit_checkpoints cp ON cp.tree_size = w.tree_size
             LEFT JOIN LATERAL (
                 SELECT reason, received_at FROM audit_witness_alarms al

@@ -40,11 +40,14 @@ class WitnessStore:
     async def add_cosignature(self, conn: asyncpg.Connection, witness: str, tree_size: int,
                               root_hash: bytes, kid: str, cosignature: str,
                               cosigned_at: datetime) -> bool:
-        """Store a cosignature; False when the witness had cosigned that size already."""
+        """Store a cosignature unless it is of the witness's newest cosigned checkpoint
+        (sent again); True when stored."""
         status = await conn.execute(
             "INSERT INTO audit_cosignatures (witness, tree_size, root_hash, kid, cosignature,"
-            " cosigned_at) VALUES ($1, $2, $3, $4, $5, $6)"
-            " ON CONFLICT (witness, tree_size) DO NOTHING",
+            " cosigned_at) SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS ("
+            "  SELECT 1 FROM (SELECT tree_size, root_hash FROM audit_cosignatures"
+            "                 WHERE witness = $1 ORDER BY id DESC LIMIT 1) newest"
+            "  WHERE newest.tree_size = $2 AND newest.root_hash = $3)",
             witness, tree_size, root_hash, kid, cosignature, cosigned_at)
         return bool(status.endswith(" 1"))
 
@@ -55,10 +58,12 @@ class WitnessStore:
             " VALUES ($1, $2, $3, $4)", witness, reason, cosigned_size, offered_size)
 
     async def latest_cosignatures(self, conn: asyncpg.Connection) -> list[Cosigned]:
-        """Each witness's cosignature of the largest size, by witness."""
+        """Each witness's newest cosignature, by witness. Newest by arrival, not by
+        size: a witness that accepted an incident (a restore that lost entries) cosigns
+        a smaller log from then on, and only that one binds the log."""
         rows = await conn.fetch(
             "SELECT DISTINCT ON (witness) * FROM audit_cosignatures"
-            " ORDER BY witness, tree_size DESC")
+            " ORDER BY witness, id DESC")
         return [_cosigned(r) for r in rows]
 
     async def latest_alarms(self, conn: asyncpg.Connection) -> dict[str, Alarm]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -188,6 +189,25 @@ async def test_superuser_truncation_is_caught_by_the_witnesses(
         assert "audit witness refused to cosign: truncation" in reasons
         assert "audit log inconsistent with the council's cosigned checkpoint" in reasons \
             or "audit log truncated" in reasons
+
+    # Recovery is a decision people take, audited at each node: once every council has
+    # accepted the incident, the hub signs again and witnessing resumes.
+    short = await node_cli(fed, fed.nodes[0], "audit", "accept-hub", "--reason", "short")
+    assert short.returncode != 0 and "10 characters" in short.stderr
+    for node in fed.nodes:
+        accepted = await node_cli(fed, node, "audit", "accept-hub", "--reason",
+                                  "INC-42: hub restored, 3 entries lost")
+        assert accepted.returncode == 0, accepted.stderr
+        assert "checkpoint of 6 entries" in accepted.stdout
+        found = await AuditLog(node.pool, None).entries_by_user(
+            f"cli:{getpass.getuser()}")
+        assert [(r.entry.action, r.entry.purpose, r.entry.parameters["kept_size"],
+                 r.entry.parameters["accepted_size"]) for r in found] == [
+            ("audit.witness_accept", "INC-42: hub restored, 3 entries lost", 10, 6)]
+    assert (await fed.audit.checkpoint()).size == 12
+    assert all(o.cosigned and o.tree_size == 12 for o in (await fed.witness_all()).values())
+    assert {c["audit_witness"] for c in (await fed.health()).values()} == {"GOOD"}
+    assert (await hub_cli(fed, "audit", "verify")).returncode == 0
 
 
 async def test_superuser_rewrite_with_recomputed_hashes_is_caught(

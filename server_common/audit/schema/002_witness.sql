@@ -3,19 +3,19 @@
 -- hub fills the first two tables, a node the last two.
 
 -- At the log's side: each witness's cosignatures (C2SP cosignature/v1 lines), checked
--- against the witness's enrolled key when they arrive. A witness's latest cosigned
--- size and root are what the log must stay consistent with.
+-- against the witness's enrolled key when they arrive. A witness's newest cosignature
+-- (by arrival) gives the size and root the log must stay consistent with.
 CREATE TABLE audit_cosignatures (
+    id           bigserial PRIMARY KEY,    -- arrival order: the newest binds
     witness      text NOT NULL,            -- the council code
     tree_size    bigint NOT NULL CHECK (tree_size >= 0),
     root_hash    bytea NOT NULL CHECK (length(root_hash) = 32),
     kid          text NOT NULL,            -- the council key that cosigned
     cosignature  text NOT NULL,
     cosigned_at  timestamptz NOT NULL,     -- the time inside the cosignature
-    received_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (witness, tree_size)
+    received_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX audit_cosignatures_latest ON audit_cosignatures (witness, tree_size DESC);
+CREATE INDEX audit_cosignatures_latest ON audit_cosignatures (witness, id DESC);
 
 -- A witness that refused to cosign says why (truncation, rewrite, fork, bad signature).
 CREATE TABLE audit_witness_alarms (
@@ -32,6 +32,7 @@ CREATE INDEX audit_witness_alarms_latest ON audit_witness_alarms (witness, recei
 -- checked and cosigned, each with its own cosignature. The newest is what the next
 -- checkpoint must be consistent with; the remote log's operators cannot reach it.
 CREATE TABLE witnessed_checkpoints (
+    id           bigserial PRIMARY KEY,    -- the newest is the one to extend
     origin       text NOT NULL,
     tree_size    bigint NOT NULL CHECK (tree_size >= 0),
     root_hash    bytea NOT NULL CHECK (length(root_hash) = 32),
@@ -39,7 +40,9 @@ CREATE TABLE witnessed_checkpoints (
     cosignature  text NOT NULL,            -- ours
     cosigned_at  timestamptz NOT NULL,     -- the time inside our cosignature
     recorded_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (origin, tree_size)
+    -- set when a person accepted this checkpoint although it does not extend the
+    -- one kept before (local-node audit accept-hub, after an incident)
+    accepted_reason text
 );
 
 -- Checkpoints this server refused to cosign, and why.
