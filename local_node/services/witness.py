@@ -74,10 +74,15 @@ def judge(kept: Kept | None, offer: dict[str, Any],
     if checkpoint.origin != kept.origin:
         return Verdict(checkpoint, f"the hub's log is now named {checkpoint.origin!r}, not "
                                    f"{kept.origin!r} as cosigned")
-    if checkpoint.size < kept.tree_size or proof is None:
+    if checkpoint.size < kept.tree_size:
         return Verdict(checkpoint, (
             f"truncation: the hub's latest checkpoint covers {checkpoint.size} entries, fewer "
             f"than the {kept.tree_size} this council cosigned"))
+    if proof is None:
+        return Verdict(checkpoint, (
+            f"truncation: the hub cannot prove its checkpoint of {checkpoint.size} entries "
+            f"extends the {kept.tree_size} this council cosigned (its log holds fewer "
+            f"entries than it signed)"))
     if offer.get("first") != kept.tree_size:
         return Verdict(checkpoint, "the hub's proof starts from another size than asked")
     if checkpoint.size == kept.tree_size:

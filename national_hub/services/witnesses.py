@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from protocol import keys
-from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from protocol.errors import ErrorCode, NotFoundError, SignpostError, ValidationError
 from server_common.audit.checkpoint import Checkpoint, CheckpointError
 from server_common.audit.cosignature import open_cosignature
 from server_common.audit.service import AuditLog
@@ -59,7 +59,14 @@ class Witnesses:
             # The witness cosigned a longer log than the hub's latest checkpoint: say so
             # plainly and let the witness judge (it will call it a truncation).
             return Offer(latest, first, None)
-        proof = await self.audit.consistency_proof(first, latest.size)
+        try:
+            proof = await self.audit.consistency_proof(first, latest.size)
+        except ValidationError:
+            # The log holds fewer entries than its own latest checkpoint signs: no proof
+            # can be made, and the witness must hear that rather than an error.
+            log.error("the audit log is shorter than its latest checkpoint",
+                      extra={"tree_size": latest.size})
+            return Offer(latest, first, None)
         return Offer(latest, first, proof.proof)
 
     async def cosigned(self, council: str, key_raw: bytes, kid: str, tree_size: int,

@@ -45,6 +45,10 @@ def test_truncation_is_refused() -> None:
     shorter = judge(kept(9), offer(checkpoint(6), 9, None), [HUB.public_key()])
     assert shorter.reason is not None and shorter.reason.startswith("truncation")
     assert "fewer than the 9 this council cosigned" in shorter.reason
+    # the hub's own checkpoint is larger, but its log no longer holds what it signed
+    unproved = judge(kept(9), offer(checkpoint(12), 9, None), [HUB.public_key()])
+    assert unproved.reason is not None and unproved.reason.startswith("truncation")
+    assert "cannot prove its checkpoint of 12 entries" in unproved.reason
 
 
 def test_rewrite_and_fork_are_refused() -> None:

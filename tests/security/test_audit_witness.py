@@ -372,3 +372,21 @@ async def test_bad_witness_requests_get_a_clear_4xx(federation: Federation) -> N
         assert await refused("POST", refusals, body) == (400, "invalid_field"), body
     assert await fed.hub.fetchval("SELECT count(*) FROM audit_cosignatures") == 0
     assert await fed.hub.fetchval("SELECT count(*) FROM audit_witness_alarms") == 0
+
+
+async def test_truncation_under_the_hubs_own_checkpoint_is_refused_not_an_error(
+        federation: Federation) -> None:
+    """The superuser removes entries but leaves the checkpoints: the hub can no longer
+    prove anything from the witnesses' size, and they refuse (and raise the alarm)
+    rather than failing with an error."""
+    fed = federation
+    await witnessed(fed)
+    await fed.superuser("DELETE FROM audit_log WHERE seq >= 8",
+                        "UPDATE audit_head SET next_seq = 8")
+    outcomes = await fed.witness_all()
+    assert all(not o.cosigned and "cannot prove its checkpoint of 10 entries" in str(o.reason)
+               for o in outcomes.values())
+    verified = await hub_cli(fed, "audit", "verify")
+    assert verified.returncode == 1 and "cosigned 10 entries but the log holds 8" in \
+        verified.stderr
+    assert (await fed.health())[ESX]["status"] == "BAD"
