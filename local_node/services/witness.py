@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from local_node.keyfile import KeySource
 from local_node.storage.witness import Kept, WitnessState, WitnessStore
 from local_node.transport import HubClient
+from protocol.errors import ErrorCode, SignpostError
 from server_common.audit import merkle
 from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_note
 from server_common.audit.cosignature import cosign
@@ -126,7 +127,18 @@ class Witness:
         async with self.pool.acquire() as conn:
             kept = await self.store.latest(conn)
         first = kept.tree_size if kept else 0
-        offer = await self.client.get_audit_checkpoint(first)
+        try:
+            offer = await self.client.get_audit_checkpoint(first)
+        except SignpostError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            if kept is not None:  # it had one: its checkpoints were removed
+                return await self._refuse(kept, None, (
+                    f"truncation: the hub holds no signed checkpoint, but this council "
+                    f"cosigned {kept.tree_size} entries"))
+            # A new hub signs its first checkpoint within audit.checkpoint_interval.
+            log.info("the hub has signed no audit checkpoint yet")
+            return Outcome(False, None, "the hub has signed no checkpoint yet")
         verdict = judge(kept, offer, self.hub_keys)
         checkpoint = verdict.checkpoint
         if verdict.reason is not None:

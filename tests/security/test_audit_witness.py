@@ -234,6 +234,10 @@ async def test_superuser_rewrite_with_recomputed_hashes_is_caught(
     with pytest.raises(AuditIntegrityError, match="rewritten or forked"):
         await fed.audit.checkpoint()
     assert await fed.hub.fetchval("SELECT count(*) FROM audit_checkpoints") == 0
+    # With no checkpoint left to offer, the witnesses still refuse: they had one.
+    outcomes = await fed.witness_all()
+    assert all("the hub holds no signed checkpoint, but this council cosigned 10" in
+               str(o.reason) for o in outcomes.values())
 
     # A thorough superuser removes the cosignatures too: now the hub signs the forged
     # log, but the witnesses kept their own copies and refuse it.
