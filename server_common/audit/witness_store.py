@@ -1,5 +1,6 @@
 """SQL of the log's witnesses, at the log's side: cosignatures received and alarms
-witnesses raised (schema 002_witness.sql). Rows are only ever added."""
+witnesses raised (schema 002_witness.sql). Rows are only ever added. Federation
+health reads both with the councils (national_hub/storage/health.py)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,6 @@ class Cosigned:
     kid: str
     cosignature: str
     cosigned_at: datetime
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Alarm:
-    witness: str
-    reason: str
-    cosigned_size: int | None
-    offered_size: int | None
     received_at: datetime
 
 
@@ -65,16 +57,3 @@ class WitnessStore:
             "SELECT DISTINCT ON (witness) * FROM audit_cosignatures"
             " ORDER BY witness, id DESC")
         return [_cosigned(r) for r in rows]
-
-    async def latest_alarms(self, conn: asyncpg.Connection) -> dict[str, Alarm]:
-        """Each witness's newest alarm that no later cosignature by it answered: a witness
-        that refused and has not cosigned since still stands by its refusal."""
-        rows = await conn.fetch(
-            "SELECT DISTINCT ON (a.witness) a.witness, a.reason, a.cosigned_size,"
-            "       a.offered_size, a.received_at"
-            " FROM audit_witness_alarms a"
-            " WHERE NOT EXISTS (SELECT 1 FROM audit_cosignatures c"
-            "                   WHERE c.witness = a.witness AND c.received_at > a.received_at)"
-            " ORDER BY a.witness, a.received_at DESC")
-        return {r["witness"]: Alarm(r["witness"], r["reason"], r["cosigned_size"],
-                                    r["offered_size"], r["received_at"]) for r in rows}
