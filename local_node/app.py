@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
+from local_node.handlers import audit as audit_handlers
 from local_node.handlers import practitioner
 from local_node.handlers.keys import AUDIT, CONFIG, POOL, SEARCH, Auditor
 from local_node.keyfile import KeyFile
@@ -26,6 +27,7 @@ from local_node.services.reconcile import Reconciler
 from local_node.services.retention import NodeRetention
 from local_node.services.review import ReviewService
 from local_node.services.search import SearchService
+from local_node.services.witness import Witness
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore
@@ -106,6 +108,15 @@ def reconciler(pool: asyncpg.Pool, publisher: Publisher) -> Reconciler:
     return Reconciler(pool, ReconcileStore(), OutboxStore(), publisher)
 
 
+def hub_witness(config: NodeConfig, pool: asyncpg.Pool, publisher: Publisher) -> Witness:
+    """The node's witness of the hub's audit log, on the publisher's connection."""
+    assert config.hub.public_key_file is not None  # open_publisher checked it
+    hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
+                                   str(config.hub.public_key_file))
+    return Witness(pool, publisher.client, config.council.code, KeyFile(config.key_file),
+                   [hub_key])
+
+
 def retention_service(pool: asyncpg.Pool, config: NodeConfig) -> NodeRetention:
     return NodeRetention(pool, RetentionStore(), OutboxStore(),
                          AuditLog(pool, None, origin=config.audit_origin),
@@ -156,11 +167,17 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                 await database.check_current(conn, PACKAGE)
             app[POOL] = pool
             app[SEARCH] = SearchService(pool, ChildStore())
-            # The node's own audit log: every local search and child view, fail closed.
-            # (Its checkpoints are not signed at the node yet: see the issue notes.)
-            app[AUDIT] = practitioner_auditor(AuditLog(
-                pool, None, origin=config.audit_origin))
+            # The node's own audit log: every local search and child view, fail closed;
+            # its checkpoints are signed with the council key (when it has one yet).
+            signing = (keys.load_private_key(config.key_file) if config.key_file.exists()
+                       else None)
+            audit_log = app[audit_handlers.AUDIT_LOG] = AuditLog(
+                pool, signing, origin=config.audit_origin)
+            app[AUDIT] = practitioner_auditor(audit_log)
             tasks: list[asyncio.Task[None]] = []
+            if signing is not None:
+                tasks.append(asyncio.create_task(audit_log.checkpoint_periodically(
+                    config.audit.checkpoint_interval)))
             if config.retention.interval > 0:
                 tasks.append(asyncio.create_task(periodically(
                     "retention", retention_service(pool, config).run,
@@ -172,6 +189,11 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                 async with open_publisher(config, pool, observer=metrics) as publisher:
                     tasks.append(asyncio.create_task(publisher.run_forever(
                         config.publisher.interval, config.publisher.heartbeat_interval)))
+                    if config.audit.witness_interval > 0:
+                        tasks.append(asyncio.create_task(periodically(
+                            "witness the hub's audit log",
+                            hub_witness(config, pool, publisher).run_once,
+                            config.audit.witness_interval)))
                     if config.reconcile.interval > 0:
                         tasks.append(asyncio.create_task(periodically(
                             "reconcile with the hub", reconciler(pool, publisher).reconcile,
@@ -190,6 +212,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))
     app.add_routes(practitioner.routes())
+    app.add_routes(audit_handlers.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[POOL])

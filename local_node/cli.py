@@ -21,11 +21,13 @@ from local_node.app import (
     review_service,
     rotate_key,
 )
+from local_node.audit_cli import audit
 from local_node.config import ENV_PREFIX, NodeConfig
 from local_node.feeds import FEEDS
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatus, KeyStatusStore
 from local_node.storage.outbox import OutboxStore
+from local_node.storage.witness import WitnessStore
 from protocol import keys as protocol_keys
 from server_common import cli as common
 from server_common import database, logs
@@ -279,9 +281,11 @@ def status(config: NodeConfig) -> None:
     async def go():
         async with open_pool(config) as pool, pool.acquire() as conn:
             key = await KeyStatusStore().get(conn, kid) if kid else None
-            return await ChildStore().count(conn), await OutboxStore().summary(conn), key
+            witness = await WitnessStore().state(conn)
+            return (await ChildStore().count(conn), await OutboxStore().summary(conn), key,
+                    witness)
 
-    count, s, key = common.run(go())
+    count, s, key, witness = common.run(go())
     click.echo(f"council          {config.council.code}\n"
                f"children         {count}\n"
                f"outbox depth     {s['outbox_depth']}\n"
@@ -291,7 +295,8 @@ def status(config: NodeConfig) -> None:
                f"rejected records {s['rejected_records']}\n"
                f"last receipt     {s['last_receipt_at'] or '-'}\n"
                f"key id           {kid or '- (no key file)'}\n"
-               f"key expires      {_key_expiry(key)}")
+               f"key expires      {_key_expiry(key)}\n"
+               f"hub audit log    {witness.describe()}")
 
 
 def _key_expiry(key: KeyStatus | None) -> str:
@@ -358,6 +363,7 @@ def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
     click.echo(f"recorded: review item {item_id} are different children")
 
 
+main.add_command(audit)
 main.add_command(users_group(PACKAGE, open_pool, lambda config: config.accounts,
                              "Signpost council node",
                              lambda config: config.audit_origin,

@@ -57,6 +57,22 @@ class ReconcileSection:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSection:
+    # How often ``serve`` witnesses the hub's audit log: checks the hub's latest
+    # checkpoint against the last one this council cosigned, and cosigns it
+    # (docs/audit.md "Witnesses"); "0s" turns it off.
+    witness_interval: Duration = Duration(300)
+    # How often ``serve`` signs a checkpoint of the node's own audit log, with the
+    # council key, when it grew.
+    checkpoint_interval: Duration = Duration(300)
+
+    def __post_init__(self) -> None:
+        if self.witness_interval < 0 or self.checkpoint_interval <= 0:
+            raise ConfigError("audit.witness_interval must be ≥ 0 and "
+                              "audit.checkpoint_interval > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     council: CouncilSection = field(default_factory=CouncilSection)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -66,6 +82,7 @@ class NodeConfig:
     hub: HubSection = field(default_factory=HubSection)
     publisher: PublisherSection = field(default_factory=PublisherSection)
     reconcile: ReconcileSection = field(default_factory=ReconcileSection)
+    audit: AuditSection = field(default_factory=AuditSection)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)

@@ -156,3 +156,22 @@ class HubClient:
         return BucketRecords.decode(await self._send(
             "POST", self._path("digests/records"),
             BucketRecordsRequest(bits, tuple(buckets)).encode()))
+
+    # --- witnessing the hub's audit log (docs/PROTOCOL.md §15) ----------------------
+
+    async def get_audit_checkpoint(self, first: int) -> dict[str, Any]:
+        """The hub's latest signed checkpoint and a consistency proof from ``first``."""
+        obj = encoding.unpack(await self._send(
+            "GET", self._path(f"audit/checkpoint?from={first}")), what="audit checkpoint")
+        if not isinstance(obj, dict) or not isinstance(obj.get("note"), str):
+            raise UnavailableError("hub sent a malformed audit checkpoint")
+        return obj
+
+    async def post_cosignature(self, tree_size: int, cosignature: str) -> None:
+        await self._send("POST", self._path("audit/cosignatures"), encoding.pack(
+            {"tree_size": tree_size, "cosignature": cosignature}))
+
+    async def post_witness_refusal(self, reason: str, cosigned_size: int | None,
+                                   offered_size: int | None) -> None:
+        await self._send("POST", self._path("audit/refusals"), encoding.pack(
+            {"reason": reason, "cosigned_size": cosigned_size, "offered_size": offered_size}))

@@ -26,6 +26,7 @@ from national_hub.handlers import (
     practitioner,
     practitioner_pages,
     review_page,
+    witness,
 )
 from national_hub.handlers import keys as k
 from national_hub.metrics import HubMetrics
@@ -40,6 +41,7 @@ from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
+from national_hub.services.witnesses import Witnesses
 from national_hub.storage.anti_entropy import AntiEntropyStore
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import CouncilStore
@@ -151,6 +153,7 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
+            app[witness.WITNESSES] = Witnesses(pool, app[k.AUDIT])
             app[k.SEARCH] = HubSearch(read_pool)  # may lag: a replica if configured
             checkpoints = asyncio.create_task(
                 app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval))
@@ -174,6 +177,7 @@ def create_app(config: HubConfig) -> web.Application:
     ratelimit.install(app, k.POOL, config.rate_limits)
     app.add_routes(federation.routes())
     app.add_routes(anti_entropy.routes())
+    app.add_routes(witness.routes())
     app.add_routes(health.routes())
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))

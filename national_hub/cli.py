@@ -379,8 +379,10 @@ def _hub_public_keys(obj: Context, trust: tuple[Path, ...]) -> list[Ed25519Publi
 
 
 @audit.command("verify", help="Recompute every entry's leaf hash and every signed "
-                              "checkpoint's root, and check the signatures. Exit 0 when "
-                              "everything verifies; otherwise 1, naming each problem.")
+                              "checkpoint's root, check the signatures, and check the log "
+                              "against each witness's (council's) latest cosigned "
+                              "checkpoint. Exit 0 when everything verifies; otherwise 1, "
+                              "naming each problem.")
 @click.option("--trust", multiple=True, type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path),
               help="Another hub public key (PEM) whose checkpoints are accepted, e.g. one "
@@ -405,10 +407,14 @@ def audit_verify(obj: Context, trust: tuple[Path, ...]) -> None:
                    f"{report.entries} entries and {report.checkpoints} checkpoints", err=True)
         sys.exit(1)
     click.echo(f"audit log verified: {report.entries} entries, {report.checkpoints} "
-               f"signed checkpoints")
+               f"signed checkpoints, consistent with {report.witnesses} witnesses' "
+               f"cosigned checkpoints")
     if report.entries > covered:
         click.echo(f"note: {report.entries - covered} newest entries are not yet covered by "
                    f"a signed checkpoint ('national-hub audit checkpoint' signs one)")
+    if not report.witnesses:
+        click.echo("note: no council has cosigned a checkpoint yet: a superuser who removes "
+                   "the newest entries and checkpoints would not be caught here")
 
 
 @audit.command("checkpoint", help="Sign a checkpoint of the audit log now and print it.")

@@ -89,6 +89,10 @@ class HealthSection:
     # a few minutes' work, a stopped resolver leaves records unlinked for good.
     resolution_warn: Duration = Duration(300)
     resolution_bad: Duration = Duration(900)
+    # How long the hub's audit checkpoints may go uncosigned by a council's node
+    # before it is WARN (nodes witness every 5 min by default); "0s" turns it off.
+    # A witness's refusal or a log inconsistent with a cosignature is BAD at once.
+    witness_warn: Duration = Duration(3600)
 
     def __post_init__(self) -> None:
         for warn, bad in (("heartbeat_warn", "heartbeat_bad"), ("lag_warn", "lag_bad"),
@@ -99,8 +103,9 @@ class HealthSection:
             if getattr(self, warn) > getattr(self, bad):
                 raise ConfigError(f"health.{warn} ({getattr(self, warn)}) must not exceed "
                                   f"health.{bad} ({getattr(self, bad)})")
-        if self.outbox_warn < 0:
-            raise ConfigError("health.outbox_warn must not be negative")
+        if self.outbox_warn < 0 or self.witness_warn < 0:
+            raise ConfigError("health.outbox_warn and health.witness_warn must not be "
+                              "negative")
         if self.key_expiry_bad < 0 or self.key_expiry_warn < self.key_expiry_bad:
             raise ConfigError("health.key_expiry_warn must be at least health.key_expiry_bad "
                               "(it warns earlier), and neither negative")

@@ -18,6 +18,9 @@ the ``/metrics`` handler, because a collector's ``collect()`` cannot await):
 * ``signpost_council_key_expiry_seconds`` (the soonest expiry among usable keys;
   absent when none expires)
 * ``signpost_council_records``, ``signpost_review_queue_size``
+* ``signpost_audit_witness_status{council}``: the council's node as a witness of the
+  audit log, 0 GOOD, 1 WARN (not cosigned for long), 2 BAD (it refused to cosign, or
+  the log no longer agrees with what it cosigned)
 * ``signpost_resolution_queue_entries`` (the council's records waiting for the
   background resolver) and ``signpost_resolution_queue_oldest_seconds`` (how long the
   oldest has waited; 0 when none waits)
@@ -76,6 +79,10 @@ class HealthCollector:
             "review": GaugeMetricFamily(
                 "signpost_review_queue_size", "The council's records awaiting review.",
                 labels=council),
+            "witness": GaugeMetricFamily(
+                "signpost_audit_witness_status",
+                "The council's node as a witness of the audit log: 0 GOOD, 1 WARN, 2 BAD.",
+                labels=council),
             "resolution": GaugeMetricFamily(
                 "signpost_resolution_queue_entries",
                 "The council's records queued for national resolution.", labels=council),
@@ -111,6 +118,7 @@ class HealthCollector:
                 fam["key_expiry"].add_metric(labels, c.key_expiry_days * 86400)
             fam["records"].add_metric(labels, c.records)
             fam["review"].add_metric(labels, c.review_queue)
+            fam["witness"].add_metric(labels, STATUS_VALUES[c.audit_witness])
             fam["resolution"].add_metric(labels, c.resolution_queue)
             fam["resolution_wait"].add_metric(labels, c.resolution_wait_seconds or 0.0)
         yield from fam.values()

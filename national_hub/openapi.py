@@ -324,6 +324,14 @@ def _paths() -> dict[str, Any]:
             True),
         "/v1/councils/{code}/digests/records": _node_endpoint(
             "post", "Anti-entropy: every row the hub holds in the given buckets", True),
+        "/v1/councils/{code}/audit/checkpoint": _node_endpoint(
+            "get", "Witnessing: the latest signed audit checkpoint and a consistency proof "
+                   "from ?from= (PROTOCOL §15)", False),
+        "/v1/councils/{code}/audit/cosignatures": _node_endpoint(
+            "post", "Witnessing: the council's cosignature of an audit checkpoint", True),
+        "/v1/councils/{code}/audit/refusals": _node_endpoint(
+            "post", "Witnessing: the council refused to cosign (truncation, rewrite, fork)",
+            True),
     }
 
 

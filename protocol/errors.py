@@ -64,6 +64,10 @@ class ErrorCode(StrEnum):
     # national identity resolution (national_hub)
     REVIEW_DECIDED = "review_decided"
     TOO_FEW_RECORDS = "too_few_records"  # a model cannot be trained from so few records
+    # audit witnesses (docs/audit.md): a cosignature that does not verify, or names a
+    # checkpoint the hub never signed
+    COSIGNATURE_INVALID = "cosignature_invalid"
+    UNKNOWN_CHECKPOINT = "unknown_checkpoint"
     # people: accounts, logins, sessions (server_common.accounts)
     NOT_AUTHENTICATED = "not_authenticated"
     FORBIDDEN = "forbidden"

@@ -1,96 +1,15 @@
-"""The audit log for auditors (DESIGN §6, docs/audit.md): the latest signed
-checkpoint, inclusion and consistency proofs, and subject access (every entry about
-one child, or by one user). Hashes are standard base64, as in the checkpoint note.
-
-Only the ``auditor`` role is admitted. Reading entries is itself audited first, so a
-failed audit write means no entries are shown (fail closed).
-"""
+"""The audit log for the hub's auditors (DESIGN §6, docs/audit.md): the latest signed
+checkpoint, inclusion and consistency proofs, and subject access, under ``/v1/audit/…``.
+The handlers are the shared reader (server_common.audit.web), on the hub's log: only
+the ``auditor`` role is admitted, and every read of entries is audited first."""
 
 from __future__ import annotations
-
-import base64
-from collections.abc import Sequence
 
 from aiohttp import web
 
 from national_hub.handlers import keys as k
-from protocol.errors import NotFoundError, ValidationError
-from server_common.accounts import Role, principal, require_roles
-from server_common.audit.entry import AuditEntry
-from server_common.audit.service import AuditRecord
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _b64s(items: Sequence[bytes]) -> list[str]:
-    return [_b64(x) for x in items]
-
-
-def _count(request: web.Request, name: str) -> int:
-    raw = request.query.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError(name, "a whole number ≥ 0 is required")
-    return int(raw)
-
-
-@require_roles(Role.AUDITOR)
-async def get_checkpoint(request: web.Request) -> web.Response:
-    checkpoint = await request.app[k.AUDIT].latest_checkpoint()
-    if checkpoint is None:
-        raise NotFoundError("no checkpoint has been signed yet")
-    return web.json_response(checkpoint.to_dict())
-
-
-@require_roles(Role.AUDITOR)
-async def get_inclusion_proof(request: web.Request) -> web.Response:
-    proof = await request.app[k.AUDIT].inclusion_proof(_count(request, "seq"),
-                                                       _count(request, "tree_size"))
-    return web.json_response({
-        "seq": proof.seq, "tree_size": proof.tree_size,
-        "entry": proof.entry.decode("utf-8"), "leaf_hash": _b64(proof.leaf_hash),
-        "root_hash": _b64(proof.root_hash), "proof": _b64s(proof.proof),
-    })
-
-
-@require_roles(Role.AUDITOR)
-async def get_consistency_proof(request: web.Request) -> web.Response:
-    proof = await request.app[k.AUDIT].consistency_proof(_count(request, "first"),
-                                                         _count(request, "second"))
-    return web.json_response({
-        "first": proof.first, "second": proof.second,
-        "first_root": _b64(proof.first_root), "second_root": _b64(proof.second_root),
-        "proof": _b64s(proof.proof),
-    })
-
-
-async def subject_access(request: web.Request) -> list[AuditRecord]:
-    """``?child_id=`` (every access to one child) or ``?user=`` (everything one user
-    did), the look-up itself audited first. The API and the auditor's page share it."""
-    child_id = request.query.get("child_id", "").strip()
-    user = request.query.get("user", "").strip()
-    if bool(child_id) == bool(user):
-        raise ValidationError("child_id", "give exactly one of child_id and user")
-    audit, who = request.app[k.AUDIT], principal(request)
-    await audit.record(AuditEntry(
-        who.user, str(who.role), who.organisation, purpose="audit", action="audit.entries",
-        parameters={"child_id": child_id} if child_id else {"user": user},
-        child_ids=(child_id,) if child_id else ()))
-    return await (audit.entries_for_child(child_id) if child_id
-                  else audit.entries_by_user(user))
-
-
-@require_roles(Role.AUDITOR)
-async def get_entries(request: web.Request) -> web.Response:
-    found = await subject_access(request)
-    return web.json_response({"entries": [r.to_dict() for r in found]})
+from server_common.audit import web as audit_web
 
 
 def routes() -> list[web.RouteDef]:
-    return [
-        web.get("/v1/audit/checkpoint", get_checkpoint),
-        web.get("/v1/audit/proof/inclusion", get_inclusion_proof),
-        web.get("/v1/audit/proof/consistency", get_consistency_proof),
-        web.get("/v1/audit/entries", get_entries),
-    ]
+    return audit_web.api_routes(k.AUDIT)

@@ -26,7 +26,12 @@ from typing import Any
 import asyncpg
 
 from national_hub.config import HealthSection
-from national_hub.storage.health import CouncilState, HealthStore
+from national_hub.storage.health import (
+    CouncilState,
+    HealthStore,
+    WitnessHealthStore,
+    WitnessState,
+)
 from national_hub.storage.heartbeats import HISTORY_KEEP_SECONDS
 from national_hub.storage.resolution_queue import QueueDepth, ResolutionQueueStore
 
@@ -76,6 +81,10 @@ class CouncilHealth:
     # oldest has waited (None: none waiting).
     resolution_queue: int = 0
     resolution_wait_seconds: float | None = None
+    # The council's node as a witness of the hub's audit log: GOOD/WARN/BAD on its
+    # own (its reasons are among ``reasons``) and the size it last cosigned.
+    audit_witness: str = "GOOD"
+    audit_cosigned_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +97,8 @@ class CouncilHealth:
             "key_expiry_days": self.key_expiry_days, "records": self.records,
             "review_queue": self.review_queue, "resolution_queue": self.resolution_queue,
             "resolution_wait_seconds": self.resolution_wait_seconds,
+            "audit_witness": self.audit_witness,
+            "audit_cosigned_size": self.audit_cosigned_size,
         }
 
 
@@ -181,6 +192,32 @@ def assess(state: CouncilState, now: datetime, rejected: dict[str, int],
     return found
 
 
+def witness_reasons(state: WitnessState | None, now: datetime,
+                    limits: HealthSection) -> list[tuple[Status, str]]:
+    """Why the council's witnessing of the audit log is not GOOD: it refused to cosign
+    (BAD), the log no longer agrees with what it cosigned (BAD), or the hub's
+    checkpoints have gone uncosigned by it for ``witness_warn`` (WARN)."""
+    if state is None:
+        return []
+    found: list[tuple[Status, str]] = []
+    if state.alarm is not None:
+        found.append((Status.BAD, f"audit witness refused to cosign: {state.alarm}"))
+    size = state.cosigned_size
+    if size is not None and size > state.log_size:
+        found.append((Status.BAD, f"audit log truncated: it holds {state.log_size} entries, "
+                                  f"the council cosigned {size}"))
+    elif size is not None and state.signed_root != state.cosigned_root:
+        found.append((Status.BAD, (
+            f"audit log inconsistent with the council's cosigned checkpoint of {size} "
+            "entries: " + ("the hub's checkpoint is gone" if state.signed_root is None
+                           else "the hub's checkpoint has another root"))))
+    if state.behind_since is not None and limits.witness_warn > 0:
+        behind = (now - state.behind_since).total_seconds()
+        if behind >= limits.witness_warn:
+            found.append((Status.WARN, f"has not cosigned the audit log for {span(behind)}"))
+    return found
+
+
 class HealthService:
     def __init__(self, pool: asyncpg.Pool, limits: HealthSection,
                  store: HealthStore | None = None) -> None:
@@ -188,6 +225,7 @@ class HealthService:
         self.limits = limits
         self.store = store or HealthStore()
         self.queue = ResolutionQueueStore()
+        self.witness_store = WitnessHealthStore()
 
     async def snapshot(self) -> FederationHealth:
         # One read-only snapshot, so every figure is of the same moment (now()).
@@ -199,15 +237,19 @@ class HealthService:
             review = await self.store.awaiting_review(conn)
             rejected = await self.store.rejections(conn, REJECTED_WINDOW_SECONDS)
             queued = await self.queue.depth(conn)
+            witnesses = {w.code: w for w in await self.witness_store.witnesses(conn)}
         councils = [self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}),
-                                  review.get(s.code, 0), queued.get(s.code))
+                                  review.get(s.code, 0), queued.get(s.code),
+                                  witnesses.get(s.code))
                     for s in states]
         return FederationHealth(now, worst(c.status for c in councils), councils)
 
     def _council(self, state: CouncilState, now: datetime, records: int,
                  rejected: dict[str, int], review_queue: int = 0,
-                 queued: QueueDepth | None = None) -> CouncilHealth:
-        found = assess(state, now, rejected, self.limits, queued)
+                 queued: QueueDepth | None = None,
+                 witness: WitnessState | None = None) -> CouncilHealth:
+        witnessing = witness_reasons(witness, now, self.limits)
+        found = assess(state, now, rejected, self.limits, queued) + witnessing
         heard = state.heartbeat_at
         expiry = None if state.keys_forever else state.last_ends
         return CouncilHealth(
@@ -226,6 +268,8 @@ class HealthService:
             resolution_wait_seconds=(
                 None if queued is None or queued.oldest is None
                 else round(max(0.0, (now - queued.oldest).total_seconds()), 3)),
+            audit_witness=worst(s for s, _ in witnessing),
+            audit_cosigned_size=witness.cosigned_size if witness else None,
         )
 
     async def history(self, hours: float) -> dict[str, list[dict[str, Any]]]:

@@ -165,3 +165,51 @@ class HealthStore:
             since, bucket_seconds,
         )
         return [Bucket(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessState:
+    """What federation health needs of one council as a witness of the audit log."""
+
+    code: str
+    cosigned_size: int | None       # its latest cosigned checkpoint, None: never
+    cosigned_root: bytes | None
+    signed_root: bytes | None       # the root the hub still stores for that size
+    log_size: int                   # entries the log holds now
+    behind_since: datetime | None   # when the first checkpoint it has not cosigned was signed
+    alarm: str | None               # its latest refusal, unless it cosigned since
+    alarm_at: datetime | None
+
+
+class WitnessHealthStore:
+    async def witnesses(self, conn: asyncpg.Connection) -> list[WitnessState]:
+        """Per council: its latest cosignature against the log as stored now, how long
+        it has left the hub's checkpoints uncosigned, and an unanswered refusal."""
+        rows = await conn.fetch(
+            """
+            SELECT c.code, w.tree_size AS cosigned_size, w.root_hash AS cosigned_root,
+                   cp.root_hash AS signed_root,
+                   least((SELECT next_seq FROM audit_head),
+                         (SELECT coalesce(max(seq) + 1, 0) FROM audit_log)) AS log_size,
+                   (SELECT min(signed_at) FROM audit_checkpoints
+                    WHERE tree_size > coalesce(w.tree_size, 0)) AS behind_since,
+                   a.reason AS alarm, a.received_at AS alarm_at
+            FROM councils c
+            LEFT JOIN LATERAL (
+                SELECT tree_size, root_hash, received_at FROM audit_cosignatures
+                WHERE witness = c.code ORDER BY id DESC LIMIT 1) w ON true
+            LEFT JOIN audit_checkpoints cp ON cp.tree_size = w.tree_size
+            LEFT JOIN LATERAL (
+                SELECT reason, received_at FROM audit_witness_alarms al
+                WHERE al.witness = c.code AND NOT EXISTS (
+                    SELECT 1 FROM audit_cosignatures s
+                    WHERE s.witness = c.code AND s.received_at > al.received_at)
+                ORDER BY received_at DESC, id DESC LIMIT 1) a ON true
+            ORDER BY c.code
+            """
+        )
+        return [WitnessState(
+            r["code"], r["cosigned_size"],
+            None if r["cosigned_root"] is None else bytes(r["cosigned_root"]),
+            None if r["signed_root"] is None else bytes(r["signed_root"]),
+            int(r["log_size"]), r["behind_since"], r["alarm"], r["alarm_at"]) for r in rows]

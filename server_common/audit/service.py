@@ -32,6 +32,7 @@ from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_not
 from server_common.audit.entry import AuditEntry
 from server_common.audit.group_commit import GroupCommitter
 from server_common.audit.store import AuditStore, StoredCheckpoint
+from server_common.audit.witness_store import Cosigned, WitnessStore
 
 log = logging.getLogger(__name__)
 _SCAN_CHUNK = 10_000
@@ -92,6 +93,7 @@ class Problem:
 class VerifyReport:
     entries: int = 0
     checkpoints: int = 0
+    witnesses: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -99,11 +101,31 @@ class VerifyReport:
         return not self.problems
 
 
+def witness_problems(cosigned: Sequence[Cosigned], held: int,
+                     roots: dict[int, bytes]) -> list[Problem]:
+    """What the log (``held`` entries, ``roots`` by prefix size) breaks of each witness's
+    latest cosignature: fewer entries than it cosigned is a truncation; a different
+    root at the size it cosigned is a rewrite or a fork."""
+    found = []
+    for c in cosigned:
+        if c.tree_size > held:
+            found.append(Problem(
+                f"witness {c.witness} cosigned {c.tree_size} entries but the log holds "
+                f"{held}: entries were removed (truncation)", tree_size=c.tree_size))
+        elif roots[c.tree_size] != c.root_hash:
+            found.append(Problem(
+                f"the root of the first {c.tree_size} entries differs from the one witness "
+                f"{c.witness} cosigned: the log was rewritten or forked",
+                tree_size=c.tree_size))
+    return found
+
+
 class AuditLog:
     def __init__(self, pool: asyncpg.Pool, signing_key: Ed25519PrivateKey | None, *,
                  origin: str = "signpost-hub/audit",
                  trusted_keys: Sequence[Ed25519PublicKey] = (),
                  store: AuditStore | None = None,
+                 witnesses: WitnessStore | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """``signing_key`` signs checkpoints (None: this instance only verifies);
         checkpoints verify against its public key and ``trusted_keys`` (earlier hub keys)."""
@@ -114,6 +136,7 @@ class AuditLog:
         if signing_key is not None:
             self.trusted.insert(0, signing_key.public_key())
         self.store = store or AuditStore()
+        self.witnesses = witnesses or WitnessStore()
         self.clock = clock
         self._group = GroupCommitter(pool, self.store)
 
@@ -182,12 +205,19 @@ class AuditLog:
             if len(leaves) != size or (previous is not None and previous.tree_size > size):
                 raise AuditIntegrityError(f"the log holds {len(leaves)} of its {size} entries; "
                                           "run 'audit verify'")
+            cosigned = await self.witnesses.latest_cosignatures(conn)
             sizes = [size] + ([previous.tree_size] if previous else [])
-            roots = merkle.prefix_roots(leaves, sizes)
+            roots = merkle.prefix_roots(
+                leaves, sizes + [c.tree_size for c in cosigned if c.tree_size <= size])
             if previous is not None and roots[previous.tree_size] != previous.root_hash:
                 raise AuditIntegrityError(
                     f"the entries no longer match checkpoint {previous.tree_size}; "
                     "run 'audit verify'")
+            # A witness's copy is out of the reach of whoever can write this database:
+            # never sign over a log that lost or changed what a witness cosigned.
+            broken = witness_problems(cosigned, size, roots)
+            if broken:
+                raise AuditIntegrityError(f"{broken[0]}; run 'audit verify'")
             signed = sign(self.signing_key, self.origin, size, roots[size], self.clock())
             stored = await self.store.add_checkpoint(
                 conn, size, roots[size], signed.time,
@@ -270,6 +300,12 @@ class AuditLog:
         return ConsistencyProof(first, second, roots[first], roots[second],
                                 tuple(merkle.consistency_proof(leaves, first)))
 
+    async def checkpoint_at(self, tree_size: int) -> Checkpoint | None:
+        """The stored checkpoint of exactly ``tree_size`` entries, if one was signed."""
+        async with self.pool.acquire() as conn:
+            stored = await self.store.checkpoint_at(conn, tree_size)
+        return self._checkpoint(stored) if stored else None
+
     async def entries_for_child(self, child_id: str) -> list[AuditRecord]:
         """Every access to one child, oldest first (subject access)."""
         async with self.pool.acquire() as conn:
@@ -294,8 +330,14 @@ class AuditLog:
             size = await self.store.size(conn)
             leaves = await self._verify_entries(conn, size, report)
             stored = await self.store.checkpoints(conn)
+            cosigned = await self.witnesses.latest_cosignatures(conn)
         report.checkpoints = len(stored)
+        report.witnesses = len(cosigned)
         checked = [c for c in stored if self._verify_checkpoint(c, size, report)]
+        held = len(leaves)
+        roots = merkle.prefix_roots(
+            leaves, [c.tree_size for c in cosigned if c.tree_size <= held])
+        report.problems.extend(witness_problems(cosigned, held, roots))
         if len(leaves) == size:
             roots = merkle.prefix_roots(leaves, [c.tree_size for c in checked])
             previous = 0

@@ -128,6 +128,12 @@ class AuditStore:
             f"SELECT {_CHECKPOINT_COLS} FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1")
         return _checkpoint(row) if row else None
 
+    async def checkpoint_at(self, conn: asyncpg.Connection,
+                            tree_size: int) -> StoredCheckpoint | None:
+        row = await conn.fetchrow(
+            f"SELECT {_CHECKPOINT_COLS} FROM audit_checkpoints WHERE tree_size = $1", tree_size)
+        return _checkpoint(row) if row else None
+
     async def checkpoints(self, conn: asyncpg.Connection) -> list[StoredCheckpoint]:
         rows = await conn.fetch(
             f"SELECT {_CHECKPOINT_COLS} FROM audit_checkpoints ORDER BY tree_size")

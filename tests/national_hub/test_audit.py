@@ -393,10 +393,12 @@ async def test_endpoints_give_proofs_that_verify_client_side(make_database,
 
             status, found = await get("/v1/audit/entries?child_id=N7")
             assert status == 200
-            # the auditor's own look-up is audited first, so it is listed too
-            assert [e["seq"] for e in found["entries"]] == [3, 4, 5, 6, 7]
-            assert found["entries"][-1]["who"] == "olu"
-            assert found["entries"][-1]["action"] == "audit.entries"
+            # reading entry 5 through its inclusion proof was audited with the entry's
+            # child ids, and the auditor's own look-up is audited first: both are listed
+            assert [e["seq"] for e in found["entries"]] == [3, 4, 5, 6, 7, 8]
+            assert [(e["who"], e["action"]) for e in found["entries"][-2:]] == [
+                ("olu", "audit.inclusion_proof"), ("olu", "audit.entries")]
+            assert found["entries"][-2]["parameters"] == {"seq": 5, "tree_size": 7}
             status, by_user = await get("/v1/audit/entries?user=amelia")
             assert status == 200 and len(by_user["entries"]) == 7
 

@@ -1,0 +1,75 @@
+"""Endpoints a council's node calls to witness the hub's audit log (docs/PROTOCOL.md
+§15, docs/audit.md "Witnesses"): msgpack bodies, requests signed and authenticated as
+every other ``/v1/councils/{code}/…`` request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from national_hub.handlers.federation import _authenticated_key, _msgpack
+from national_hub.services.witnesses import MAX_REASON, Witnesses
+from protocol import encoding
+from protocol.errors import DecodeError, ErrorCode, ValidationError
+
+WITNESSES = web.AppKey("witnesses", Witnesses)
+MAX_COSIGNATURE = 200  # one signature line: name + base64 of 76 bytes
+
+
+def _size(value: object, name: str, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValidationError(name, "must be a non-negative 64-bit integer")
+    return value
+
+
+def _map(body: bytes, what: str) -> dict[str, Any]:
+    obj = encoding.unpack(body, what=what)
+    if not isinstance(obj, dict):
+        raise DecodeError(f"{what} must be a map", code=ErrorCode.MALFORMED_REQUEST)
+    return obj
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    """The latest signed checkpoint and a consistency proof from ``?from=`` (the size of
+    the last checkpoint this council cosigned; 0 for none)."""
+    await _authenticated_key(request)
+    raw = request.query.get("from", "0")
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationError("from", "a whole number ≥ 0 is required")
+    offer = await request.app[WITNESSES].offer(int(raw))
+    return _msgpack(offer.to_wire())
+
+
+async def post_cosignature(request: web.Request) -> web.Response:
+    code, body, key = await _authenticated_key(request)
+    obj = _map(body, "cosignature")
+    tree_size = _size(obj.get("tree_size"), "tree_size")
+    line = obj.get("cosignature")
+    if not isinstance(line, str) or len(line) > MAX_COSIGNATURE:
+        raise ValidationError("cosignature", "must be one signature line")
+    assert tree_size is not None
+    new = await request.app[WITNESSES].cosigned(code, key.public_key, key.kid, tree_size, line)
+    return _msgpack({"ok": True, "new": new})
+
+
+async def post_refusal(request: web.Request) -> web.Response:
+    code, body, _ = await _authenticated_key(request)
+    obj = _map(body, "refusal")
+    reason = obj.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise ValidationError("reason", f"must be text of 1 to {MAX_REASON} characters")
+    await request.app[WITNESSES].refused(
+        code, reason, _size(obj.get("cosigned_size"), "cosigned_size", optional=True),
+        _size(obj.get("offered_size"), "offered_size", optional=True))
+    return _msgpack({"ok": True})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/v1/councils/{code}/audit/checkpoint", get_checkpoint),
+        web.post("/v1/councils/{code}/audit/cosignatures", post_cosignature),
+        web.post("/v1/councils/{code}/audit/refusals", post_refusal),
+    ]
