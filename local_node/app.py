@@ -36,13 +36,15 @@ from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
 from protocol.errors import SignpostError
-from server_common import accounts, database, ratelimit
+from server_common import access, accounts, database, ratelimit, surface
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
 from server_common.config import ConfigError
+from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
-from server_common.web import error_middleware, health_routes
+from server_common.refusals import AUDIT_LOG
+from server_common.web import TRUSTED_PROXIES, health_routes
 
 PACKAGE = "local_node"
 log = logging.getLogger(__name__)
@@ -144,11 +146,12 @@ async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> R
 def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = NodeMetrics(registry, OutboxStore())
-    app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware, accounts.accounts_middleware,
-                                       ratelimit.rate_limit_middleware],
+    app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
+    # Deny by default: only server_common.access.ANONYMOUS (probes, login) answer anyone
+    access.install(app)
+    app[TRUSTED_PROXIES] = config.server.proxy_networks()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool:
@@ -158,8 +161,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             app[SEARCH] = SearchService(pool, ChildStore())
             # The node's own audit log: every local search and child view, fail closed.
             # (Its checkpoints are not signed at the node yet: see the issue notes.)
-            app[AUDIT] = practitioner_auditor(AuditLog(
-                pool, None, origin=config.audit_origin))
+            audit_log = app[AUDIT_LOG] = AuditLog(pool, None, origin=config.audit_origin)
+            app[AUDIT] = practitioner_auditor(audit_log)
             tasks: list[asyncio.Task[None]] = []
             if config.retention.interval > 0:
                 tasks.append(asyncio.create_task(periodically(
@@ -188,6 +191,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                      service=f"Signpost {config.council.name or config.council.code}")
     ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))
+    app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
 
     async def before_scrape(request: web.Request) -> None:

@@ -1,4 +1,12 @@
-"""Endpoints a council node calls (msgpack bodies, signed requests)."""
+"""Endpoints a council node calls (msgpack bodies, signed requests).
+
+These are the hub's node-signed routes (server_common.access): no user signs in to
+them, so every handler authenticates the request's signature first, through
+:func:`authenticated` or :func:`_authenticated_key`, the one place that does it. That
+reads the body capped at ``hub.max_node_body_bytes`` (413 before any hashing or
+verification), verifies, tells the access middleware the request is verified, and
+counts it against the council's rate limit.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,9 @@ from protocol import encoding
 from protocol.batch import check_council_code
 from protocol.errors import DecodeError, ErrorCode, ValidationError
 from protocol.key_announcement import format_timestamp
+from server_common.access import mark_node_verified
+from server_common.ratelimit import count_node
+from server_common.web import read_body
 
 MSGPACK = "application/msgpack"
 
@@ -24,10 +35,12 @@ def _msgpack(obj: Any, status: int = 200) -> web.Response:
 async def _authenticated_key(request: web.Request) -> tuple[str, bytes, CouncilKey]:
     """The one place node requests are authenticated: (council code, body, signing key)."""
     code = check_council_code(request.match_info["code"], "path council code")
-    body = await request.read()
+    body = await read_body(request, request.app[k.CONFIG].hub.max_node_body_bytes)
     key = await request.app[k.NODE_AUTH].authenticate(
         code, request.method, request.path_qs, body, request.headers
     )
+    mark_node_verified(request, code)
+    await count_node(request, code)
     return code, body, key
 
 
