@@ -136,11 +136,3 @@ async def audit_entries(pool: asyncpg.Pool, action: str | None = None) -> list[d
         rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")
     entries = [json.loads(bytes(row["entry"])) for row in rows]
     return [e for e in entries if action is None or e["action"] == action]
-
-
-async def raw_audit(pool: asyncpg.Pool) -> bytes:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")
-    return b"\n".join(bytes(row["entry"]) for row in rows)
-
-
