@@ -25,7 +25,8 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
     e = html.escape
     text = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{e(title)}</title><link rel="stylesheet" href="/static/pages.css"></head>'
+            f'<title>{e(title)}</title><link rel="icon" href="data:,">'
+            '<link rel="stylesheet" href="/static/pages.css"></head>'
             f"<body>{body}</body></html>")
     return html_response(text, status)
 

@@ -12,6 +12,7 @@ def _page(title: str, body: str) -> str:
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title>"
+            '<link rel="icon" href="data:,">'  # no /favicon.ico request: nothing to find
             '<link rel="stylesheet" href="/static/login.css"></head>'
             f"<body>{body}</body></html>")
 
