@@ -11,10 +11,10 @@ Three allowances a minute (``[rate_limits]``):
 
 1. **Per address, before anything else.** Every request but the probes counts against
    its client's address (``server_common.web.client_address``: the peer, or what a
-   configured trusted proxy says), whatever its path and before its credentials are
-   looked at. An attacker's wrong passwords, bad tokens, unsigned or forged node
-   requests and invented council codes all spend that one allowance; once it is spent
-   they are refused without being checked.
+   configured trusted proxy says; an IPv6 client's whole /64), whatever its path and
+   before its credentials are looked at. An attacker's wrong passwords, bad tokens,
+   unsigned or forged node requests and invented council codes all spend that one
+   allowance; once it is spent they are refused without being checked.
 2. **Per user**, once a request proves who it is (session or bearer token): the request
    is given back to its address and counted against the user instead, so the staff of
    an office that share one address are not limited as one caller.
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -56,6 +57,20 @@ _COUNTED = web.RequestKey("rate_limit_counted", Hit)
 AUDIT_RATE_LIMITED = web.RequestKey("rate_limit_audited", bool)
 
 
+def address_bucket(address: str) -> str:
+    """What one allowance covers: an IPv4 address, or an IPv6 /64 (one site's subnet:
+    whoever holds one can pick any of its 2**64 addresses for each request)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _refusal(hit: Hit, allowed: int) -> RateLimitedError:
     kind, who = hit.key.split(":", 1)
     return RateLimitedError(
@@ -75,7 +90,7 @@ class RateLimiter:
         if allowed == 0:
             return
         async with self.pool.acquire() as conn:
-            hit = await self.store.hit(conn, f"address:{client_address(request)}")
+            hit = await self.store.hit(conn, f"address:{address_bucket(client_address(request))}")
         request[_COUNTED] = hit
         if hit.hits > allowed:
             raise _refusal(hit, allowed)

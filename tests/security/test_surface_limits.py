@@ -118,6 +118,15 @@ async def test_only_a_trusted_proxy_says_who_the_client_is(make_database,
         # what a client prepends is not believed: the nearest untrusted hop counts
         spoof = {"X-Forwarded-For": "192.0.2.1, 198.51.100.7"}
         assert (await send(hub.url, "GET", "/v1/me", headers=spoof))[0] == 429
+        # an IPv6 client has one allowance for its whole /64 (it could pick any address)
+        for n in (1, 2):
+            headers = {"X-Forwarded-For": f"2001:db8:1:2::{n}"}
+            assert (await send(hub.url, "GET", "/v1/me", headers=headers))[0] == 401
+        headers = {"X-Forwarded-For": "2001:db8:1:2:ffff:ffff:ffff:9"}
+        assert (await send(hub.url, "GET", "/v1/me", headers=headers))[0] == 429
+        headers = {"X-Forwarded-For": "2001:db8:1:3::1"}  # the next /64
+        assert (await send(hub.url, "GET", "/v1/me", headers=headers))[0] == 401
+        # the audit log has each client's own address
         refused = await audit_entries(hub.pool, "refused")
-        assert {e["parameters"]["address"] for e in refused} >= {"198.51.100.7",
-                                                                 "198.51.100.8"}
+        assert {e["parameters"]["address"] for e in refused} >= {
+            "198.51.100.7", "198.51.100.8", "2001:db8:1:2::1", "2001:db8:1:3::1"}
