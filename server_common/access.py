@@ -114,9 +114,11 @@ def _refuse_anonymous(request: web.Request) -> None:
     if request.path.startswith(API_PREFIX) or request.method not in _SAFE_METHODS:
         raise AuthError("sign in or send a bearer token", code=ErrorCode.NOT_AUTHENTICATED,
                         status=401)
-    # a page: off to the login form, and back here after it (a refusal all the same)
+    # a page: off to the login form, and back to this path after it (a refusal all the
+    # same). The path only: a query may hold a search's names and dates of birth, which
+    # have no place in a login URL (browser history, proxy logs).
     request[REFUSAL] = Refusal(401, str(ErrorCode.NOT_AUTHENTICATED))
-    raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/"))
+    raise web.HTTPSeeOther("/login?next=" + quote(request.path, safe="/"))
 
 
 @web.middleware

@@ -87,6 +87,10 @@ async def test_every_hub_route_refuses_anonymous_callers(make_database,
         assert HUB_ANONYMOUS | HUB_NODE_SIGNED <= keys  # no stale entries either
         answered = await _walk(hub.url, app, HUB_ANONYMOUS, HUB_NODE_SIGNED)
         assert answered == HUB_ANONYMOUS
+        # the way back after signing in carries the path, never a search's details
+        status, _, resp = await send(hub.url, "GET", "/", params={
+            "given_name": "Amelia", "dob": "2015-03-14", "purpose": "s47"})
+        assert status == 303 and resp.headers["Location"] == "/login?next=/"
         # a path that matches no route has nothing behind it: 404 (or 405) for anyone
         assert (await send(hub.url, "GET", "/v1/no/such/thing"))[0] == 404
         assert (await send(hub.url, "GET", "/no-such-page"))[0] == 404
