@@ -125,7 +125,7 @@ def require_roles(*roles: Role) -> Callable[[Handler], Handler]:
             if who is None:
                 if request.path.startswith(API_PREFIX) or request.method not in _SAFE_METHODS:
                     raise _not_authenticated()
-                raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/"))
+                raise web.HTTPSeeOther("/login?next=" + quote(request.path, safe="/"))
             if allowed and who.role not in allowed:
                 raise SignpostError(
                     f"the {who.role} role may not do this", code=ErrorCode.FORBIDDEN,
