@@ -38,13 +38,15 @@ from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
 from protocol.errors import SignpostError
-from server_common import accounts, database, ratelimit
+from server_common import access, accounts, database, ratelimit, surface
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
 from server_common.config import ConfigError
+from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
-from server_common.web import error_middleware, health_routes
+from server_common.refusals import AUDIT_LOG
+from server_common.web import TRUSTED_PROXIES, health_routes
 
 PACKAGE = "local_node"
 log = logging.getLogger(__name__)
@@ -155,11 +157,12 @@ async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> R
 def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = NodeMetrics(registry, OutboxStore())
-    app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware, accounts.accounts_middleware,
-                                       ratelimit.rate_limit_middleware],
+    app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
+    # Deny by default: only server_common.access.ANONYMOUS (probes, login) answer anyone
+    access.install(app)
+    app[TRUSTED_PROXIES] = config.server.proxy_networks()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool:
@@ -171,7 +174,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             # its checkpoints are signed with the council key (when it has one yet).
             signing = (keys.load_private_key(config.key_file) if config.key_file.exists()
                        else None)
-            audit_log = app[audit_handlers.AUDIT_LOG] = AuditLog(
+            audit_log = app[AUDIT_LOG] = AuditLog(
                 pool, signing, origin=config.audit_origin)
             app[AUDIT] = practitioner_auditor(audit_log)
             tasks: list[asyncio.Task[None]] = []
@@ -211,6 +214,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                      council=config.council.code)
     ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))
+    app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
     app.add_routes(audit_handlers.routes())
 

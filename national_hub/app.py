@@ -53,13 +53,32 @@ from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.retention import HubRetentionStore
 from protocol import keys
 from protocol.errors import SignpostError
-from server_common import accounts, database, ratelimit
+from server_common import access, accounts, database, ratelimit, surface
 from server_common.audit.service import AuditLog
+from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
-from server_common.web import error_middleware, health_routes
+from server_common.web import TRUSTED_PROXIES, health_routes
 
 log = logging.getLogger(__name__)
 PACKAGE = "national_hub"
+
+# Beyond server_common.access.ANONYMOUS (probes, login, its style sheet): the API's
+# description, which describes endpoints and never data, and the hub's public key,
+# which nodes pin and which is public by nature.
+ANONYMOUS = ("GET /openapi.json", "GET /v1/hub/key")
+# The node protocol: authenticated by each request's Ed25519 signature, verified in
+# national_hub.handlers.federation before anything else.
+NODE_SIGNED = (
+    "POST /v1/councils/{code}/batches",
+    "GET /v1/councils/{code}/cursor",
+    "POST /v1/councils/{code}/keys",
+    "POST /v1/councils/{code}/heartbeats",
+    "POST /v1/councils/{code}/digests",
+    "POST /v1/councils/{code}/digests/records",
+    "GET /v1/councils/{code}/audit/checkpoint",
+    "POST /v1/councils/{code}/audit/cosignatures",
+    "POST /v1/councils/{code}/audit/refusals",
+)
 
 
 def load_or_create_hub_key(path: Path) -> Ed25519PrivateKey:
@@ -126,11 +145,12 @@ async def _retention_periodically(service: HubRetention, interval: float) -> Non
 def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
-    app = web.Application(middlewares=[HttpMetrics(registry, PACKAGE).middleware,
-                                       error_middleware, accounts.accounts_middleware,
-                                       ratelimit.rate_limit_middleware],
+    app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[k.CONFIG] = config
+    # Deny by default: only these answer anyone (server_common.access)
+    access.install(app, anonymous=ANONYMOUS, node_signed=NODE_SIGNED)
+    app[TRUSTED_PROXIES] = config.server.proxy_networks()
     app[k.HUB_KEY] = load_or_create_hub_key(config.hub.key_file)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -187,6 +207,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(links.routes())
     app.add_routes(ops.routes())
     app.add_routes(openapi.routes())
+    app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
     app.add_routes(practitioner_pages.routes())
 

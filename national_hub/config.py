@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol.encoding import MAX_MESSAGE_BYTES
 from server_common.accounts.config import AccountsConfig
 from server_common.audit.config import AuditConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
@@ -27,6 +28,16 @@ class HubSection:
     # After a council announces a new key, its old key keeps working this long (for
     # batches it signed before the switch that are still on their way), then expires.
     key_rotation_overlap: Duration = Duration(7 * 86400)
+    # The most a node-protocol request body may be, refused 413 before it is read in
+    # full and before its signature is checked. By default the largest message the
+    # protocol decodes (protocol.encoding.MAX_MESSAGE_BYTES), so no batch a node may
+    # legitimately send is refused; a lower value tightens it.
+    max_node_body_bytes: int = MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_node_body_bytes <= MAX_MESSAGE_BYTES:
+            raise ConfigError(f"hub.max_node_body_bytes must be between 1 and "
+                              f"{MAX_MESSAGE_BYTES} (the protocol's largest message)")
 
 
 @dataclass(frozen=True, slots=True)

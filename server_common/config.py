@@ -10,6 +10,7 @@ Durations are strings such as ``"300s"``, ``"5m"``, ``"2h"`` or ``"7d"``.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -78,7 +79,25 @@ class TlsConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 16 * 1024 * 1024
+    # Bodies of people's requests (forms, JSON): small. The hub's node-protocol
+    # endpoints have their own cap, sized to the largest batch (hub.max_node_body_bytes).
+    max_body_bytes: int = 1024 * 1024
+    # Proxies (addresses or networks, comma-separated: "10.0.0.5, 10.1.0.0/16") whose
+    # X-Forwarded-For names the client. Only these: anyone can write that header, and
+    # rate limits and the audit log key callers by their address.
+    trusted_proxies: str = ""
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1:
+            raise ConfigError("server.max_body_bytes must be at least 1")
+        self.proxy_networks()  # fail at start-up, not at the first request
+
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        try:
+            return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                         for part in self.trusted_proxies.split(",") if part.strip())
+        except ValueError as exc:
+            raise ConfigError(f"server.trusted_proxies: {exc}") from exc
 
 
 def _convert(value: Any, typ: Any, where: str) -> Any:

@@ -1,5 +1,6 @@
 """The look of the practitioner pages, the same on the hub and on every node:
-one page shell (inline style, no external assets, strict CSP) and the search form.
+one page shell (its style sheet ``/static/pages.css``, nothing from elsewhere,
+strict CSP) and the search form.
 
     >>> "Purpose" in search_form({}, None, action="/")
     True
@@ -14,16 +15,6 @@ from aiohttp import web
 from protocol.search import QUERY_FIELDS
 from server_common.web import html_response
 
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:56rem;margin:2rem auto;padding:0 1rem}"
-         "label{display:inline-block;margin:.3rem .6rem .3rem 0}input{padding:.3rem}"
-         "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ccc;"
-         "padding:.3rem;text-align:left}.error{color:#a00;font-weight:bold}"
-         ".notice{border-left:.3rem solid #a60;padding:.3rem .8rem;background:#fff6e5}"
-         "dl{display:flex;flex-wrap:wrap;gap:0 1rem;margin:.3rem 0}dt{font-weight:bold}"
-         "dd{margin:0 1rem 0 0}header{display:flex;justify-content:space-between;"
-         "align-items:center;flex-wrap:wrap;gap:.5rem;font-size:.9rem}"
-         "header p{margin:0}header form{margin:0}")
-
 _LABELS = {"given_name": "Given name", "family_name": "Family name",
            "dob": "Date of birth (YYYY-MM-DD)", "postcode": "Postcode",
            "nhs_number": "NHS number", "upn": "UPN", "purpose": "Purpose"}
@@ -34,7 +25,9 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
     e = html.escape
     text = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+            f'<title>{e(title)}</title><link rel="icon" href="data:,">'
+            '<link rel="stylesheet" href="/static/pages.css"></head>'
+            f"<body>{body}</body></html>")
     return html_response(text, status)
 
 

@@ -1,5 +1,5 @@
-"""aiohttp plumbing both servers use: the one error middleware, request ids and
-the ``/healthz`` and ``/readyz`` endpoints.
+"""aiohttp plumbing both servers use: the one error middleware, request ids, the
+client's address, capped body reads and the ``/healthz`` and ``/readyz`` endpoints.
 
 Every exception becomes an HTTP response here and nowhere else:
 SignpostError → its status and stable code; aiohttp's own HTTP errors (404, 405,
@@ -10,15 +10,17 @@ anything else → 500 ``internal`` with the traceback logged, never shown.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
 
-from protocol.errors import ErrorCode, RateLimitedError, SignpostError
+from protocol.errors import ErrorCode, RateLimitedError, SignpostError, TooLargeError
 from server_common import database
 from server_common.logs import request_id
 
@@ -36,6 +38,69 @@ _HTTP_CODES = {
 # Errors meaning "the database is not there right now": the client may retry.
 _UNAVAILABLE = database.UNAVAILABLE
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The proxies ([server] trusted_proxies) whose X-Forwarded-For is believed; none by default.
+TRUSTED_PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("trusted_proxies")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a refused request was answered (status and stable code), kept on the request
+    for the middleware that records refused attempts (server_common.refusals)."""
+
+    status: int
+    code: str
+
+
+REFUSAL = web.RequestKey("refusal", Refusal)
+
+
+def client_address(request: web.Request) -> str:
+    """The caller's address: the peer's, unless the peer is a trusted proxy, in which
+    case the nearest address in ``X-Forwarded-For`` that is not itself a trusted proxy.
+    A client can write anything into that header, so only proxies we list may speak for
+    it (else an attacker would pick a fresh address for each request)."""
+    peer = request.remote or "unknown"
+    trusted = request.app.get(TRUSTED_PROXIES, ())
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", ())
+            for hop in value.split(",")]
+    for hop in reversed(hops):  # the rightmost hops were added by our own proxies
+        if not _within(hop, trusted):
+            return hop[:64] if _parses(hop) else peer
+    return peer
+
+
+def _parses(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(text: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused 413 ``payload_too_large`` as soon as it is known to be
+    over ``limit`` bytes: from ``Content-Length`` before a byte is read, else while
+    reading, so no more than ``limit`` bytes are ever held (nor hashed, nor verified)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLargeError(f"the body is over {limit} bytes")
+    body = bytearray()
+    while chunk := await request.content.read(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise TooLargeError(f"the body is over {limit} bytes")
+    return bytes(body)
+
 
 def error_response(status: int, code: ErrorCode | str, message: str, *,
                    retryable: bool = False, detail: dict | None = None) -> web.Response:
@@ -46,15 +111,9 @@ def error_response(status: int, code: ErrorCode | str, message: str, *,
 
 
 def html_response(text: str, status: int = 200) -> web.Response:
-    """A server-rendered page: never cached (pages show people's details), never framed,
-    and allowed nothing from elsewhere (inline style only, forms to this site)."""
-    response = web.Response(text=text, status=status, content_type="text/html")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'")
-    return response
+    """A server-rendered page. Its caching and framing headers, and its CSP, are set for
+    every response in one place (server_common.headers)."""
+    return web.Response(text=text, status=status, content_type="text/html")
 
 
 @web.middleware
@@ -69,6 +128,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status = response.status
         except SignpostError as exc:
             status = exc.status
+            request[REFUSAL] = Refusal(exc.status, str(exc.code))
             response = error_response(exc.status, exc.code, exc.message,
                                       retryable=exc.retryable, detail=exc.detail)
             if isinstance(exc, RateLimitedError):
@@ -82,6 +142,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 raise
             status = exc.status
             code = _HTTP_CODES.get(exc.status, ErrorCode.MALFORMED_REQUEST)
+            request[REFUSAL] = Refusal(exc.status, str(code))
             response = error_response(exc.status, code, exc.reason)
         except asyncpg.InterfaceError as exc:
             if isinstance(exc, ValueError):  # asyncpg's client-side DataError: our bug

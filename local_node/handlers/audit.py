@@ -9,9 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server_common.audit import web as audit_web
-from server_common.audit.service import AuditLog
-
-AUDIT_LOG = web.AppKey("audit_log", AuditLog)
+from server_common.refusals import AUDIT_LOG  # one key: the refusal middleware finds it too
 
 
 def routes() -> list[web.RouteDef]:

@@ -1,4 +1,12 @@
-"""Endpoints a council node calls (msgpack bodies, signed requests)."""
+"""Endpoints a council node calls (msgpack bodies, signed requests).
+
+These are the hub's node-signed routes (server_common.access): no user signs in to
+them, so every handler authenticates the request's signature first, through
+:func:`authenticated` or :func:`authenticated_key`, the one place that does it. That
+reads the body capped at ``hub.max_node_body_bytes`` (413 before any hashing or
+verification), verifies, tells the access middleware the request is verified, and
+counts it against the council's rate limit.
+"""
 
 from __future__ import annotations
 
@@ -13,26 +21,31 @@ from protocol import encoding
 from protocol.batch import check_council_code
 from protocol.errors import DecodeError, ErrorCode, ValidationError
 from protocol.key_announcement import format_timestamp
+from server_common.access import mark_node_verified
+from server_common.ratelimit import count_node
+from server_common.web import read_body
 
 MSGPACK = "application/msgpack"
 
 
-def _msgpack(obj: Any, status: int = 200) -> web.Response:
+def msgpack_response(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=encoding.pack(obj), status=status, content_type=MSGPACK)
 
 
-async def _authenticated_key(request: web.Request) -> tuple[str, bytes, CouncilKey]:
+async def authenticated_key(request: web.Request) -> tuple[str, bytes, CouncilKey]:
     """The one place node requests are authenticated: (council code, body, signing key)."""
     code = check_council_code(request.match_info["code"], "path council code")
-    body = await request.read()
+    body = await read_body(request, request.app[k.CONFIG].hub.max_node_body_bytes)
     key = await request.app[k.NODE_AUTH].authenticate(
         code, request.method, request.path_qs, body, request.headers
     )
+    mark_node_verified(request, code)
+    await count_node(request, code)
     return code, body, key
 
 
 async def authenticated(request: web.Request) -> tuple[str, bytes]:
-    code, body, _ = await _authenticated_key(request)
+    code, body, _ = await authenticated_key(request)
     return code, body
 
 
@@ -45,20 +58,20 @@ async def post_batch(request: web.Request) -> web.Response:
 
 
 async def get_cursor(request: web.Request) -> web.Response:
-    code, _, key = await _authenticated_key(request)
+    code, _, key = await authenticated_key(request)
     council = await request.app[k.COUNCILS].get(code)
     body: dict[str, Any] = {"council": code, "seq": council.cursor_seq,
                             "hash": council.cursor_hash}
     if key.not_after is not None:  # so the node can show when its key stops working
         body["key_not_after"] = format_timestamp(key.not_after)
-    return _msgpack(body)
+    return msgpack_response(body)
 
 
 async def post_key_announcement(request: web.Request) -> web.Response:
     """A council enrols its next key; the request is signed by the key it retires."""
-    code, body, key = await _authenticated_key(request)
+    code, body, key = await authenticated_key(request)
     result = await request.app[k.ROTATION].announce(code, key, body)
-    response = _msgpack(result.to_wire())
+    response = msgpack_response(result.to_wire())
     response.headers["Signpost-Replayed"] = "true" if result.replayed else "false"
     return response
 
@@ -85,7 +98,7 @@ async def post_heartbeat(request: web.Request) -> web.Response:
         except ValueError as exc:
             raise ValidationError("sent_at", "must be an ISO 8601 timestamp") from exc
     await request.app[k.COUNCILS].heartbeat(code, head_seq, depth, when)
-    return _msgpack({"ok": True})
+    return msgpack_response({"ok": True})
 
 
 async def get_hub_key(request: web.Request) -> web.Response:

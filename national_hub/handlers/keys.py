@@ -16,7 +16,7 @@ from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.services.resolver import Resolver
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
-from server_common.audit.service import AuditLog
+from server_common.refusals import AUDIT_LOG
 
 CONFIG = web.AppKey("config", HubConfig)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -28,7 +28,7 @@ INTAKE = web.AppKey("intake", BatchIntake)
 COUNCILS = web.AppKey("councils", CouncilService)
 HEALTH = web.AppKey("health", HealthService)
 ROTATION = web.AppKey("rotation", KeyRotation)
-AUDIT = web.AppKey("audit", AuditLog)
+AUDIT = AUDIT_LOG  # the key server_common's middlewares find the audit log under
 REVIEW = web.AppKey("review", ReviewService)
 ANTI_ENTROPY = web.AppKey("anti_entropy", AntiEntropy)
 SEARCH = web.AppKey("search", HubSearch)

@@ -5,7 +5,9 @@ without JavaScript); ``ops.js`` then re-reads ``/v1/federation/health`` every 5 
 redraws it, and charts ``/v1/federation/history``. Everything is served by the hub
 itself: the page loads nothing from elsewhere.
 
-Operators only: without a session the page sends the browser to ``/login``.
+Operators only: without a session the page sends the browser to ``/login``. The page
+has no inline script or style (the hub's CSP allows neither): ``ops.js`` and
+``ops.css`` are served behind the same login.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 from national_hub.handlers import keys as k
 from national_hub.services.health import CouncilHealth
 from server_common.accounts import Role, require_roles
+from server_common.web import html_response
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 STATUS_RANK = {"GOOD": 0, "WARN": 1, "BAD": 2}
@@ -93,8 +96,7 @@ async def ops_page(request: web.Request) -> web.Response:
         generated_at_text=health.generated_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
         rows="\n".join(_row(c, health.generated_at) for c in councils),
     )
-    return web.Response(text=page, content_type="text/html",
-                        headers={"Cache-Control": "no-store"})
+    return html_response(page)  # no-store, CSP, no framing: server_common.headers
 
 
 @functools.cache
@@ -105,8 +107,7 @@ def _read(name: str) -> bytes:
 def _asset(name: str, content_type: str) -> web.RouteDef:
     @require_roles(Role.OPERATOR)
     async def serve(request: web.Request) -> web.Response:
-        return web.Response(body=_read(name), content_type=content_type,
-                            headers={"Cache-Control": "no-cache"})
+        return web.Response(body=_read(name), content_type=content_type)
 
     return web.get(f"/ops/{name}", serve)
 

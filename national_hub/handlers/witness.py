@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from national_hub.handlers.federation import _authenticated_key, _msgpack
+from national_hub.handlers.federation import authenticated_key, msgpack_response
 from national_hub.services.witnesses import MAX_REASON, Witnesses
 from protocol import encoding
 from protocol.errors import DecodeError, ErrorCode, ValidationError
@@ -35,16 +35,16 @@ def _map(body: bytes, what: str) -> dict[str, Any]:
 async def get_checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint and a consistency proof from ``?from=`` (the size of
     the last checkpoint this council cosigned; 0 for none)."""
-    await _authenticated_key(request)
+    await authenticated_key(request)
     raw = request.query.get("from", "0")
     if not raw.isdigit() or len(raw) > 18:
         raise ValidationError("from", "a whole number ≥ 0 is required")
     offer = await request.app[WITNESSES].offer(int(raw))
-    return _msgpack(offer.to_wire())
+    return msgpack_response(offer.to_wire())
 
 
 async def post_cosignature(request: web.Request) -> web.Response:
-    code, body, key = await _authenticated_key(request)
+    code, body, key = await authenticated_key(request)
     obj = _map(body, "cosignature")
     tree_size = _size(obj.get("tree_size"), "tree_size")
     line = obj.get("cosignature")
@@ -52,11 +52,11 @@ async def post_cosignature(request: web.Request) -> web.Response:
         raise ValidationError("cosignature", "must be one signature line")
     assert tree_size is not None
     new = await request.app[WITNESSES].cosigned(code, key.public_key, key.kid, tree_size, line)
-    return _msgpack({"ok": True, "new": new})
+    return msgpack_response({"ok": True, "new": new})
 
 
 async def post_refusal(request: web.Request) -> web.Response:
-    code, body, _ = await _authenticated_key(request)
+    code, body, _ = await authenticated_key(request)
     obj = _map(body, "refusal")
     reason = obj.get("reason")
     if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
@@ -64,7 +64,7 @@ async def post_refusal(request: web.Request) -> web.Response:
     await request.app[WITNESSES].refused(
         code, reason, _size(obj.get("cosigned_size"), "cosigned_size", optional=True),
         _size(obj.get("offered_size"), "offered_size", optional=True))
-    return _msgpack({"ok": True})
+    return msgpack_response({"ok": True})
 
 
 def routes() -> list[web.RouteDef]:

@@ -1,4 +1,5 @@
-"""The few server-rendered pages of logging in: minimal HTML, no external assets."""
+"""The few server-rendered pages of logging in: minimal HTML; its style sheet is
+``/static/login.css`` (server_common/static), so the CSP needs no inline style."""
 
 from __future__ import annotations
 
@@ -6,17 +7,13 @@ import html
 
 from server_common.accounts.principal import Principal
 
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;"
-          "padding:0 1rem;color:#1b1b1b}label{display:block;margin:.8rem 0 .2rem}"
-          "input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}"
-          "button{margin-top:1rem;font-size:1rem;padding:.4rem 1.2rem}"
-          ".error{color:#a00;font-weight:bold}dt{font-weight:bold}")
-
 
 def _page(title: str, body: str) -> str:
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+            f"<title>{html.escape(title)}</title>"
+            '<link rel="icon" href="data:,">'  # no /favicon.ico request: nothing to find
+            '<link rel="stylesheet" href="/static/login.css"></head>'
             f"<body>{body}</body></html>")
 
 

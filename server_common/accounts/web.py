@@ -24,9 +24,12 @@ How a request is authenticated, in one place (:func:`accounts_middleware`):
   ``signpost_login_csrf`` cookie set by ``GET /login`` (double submit; the cookie is
   SameSite=Strict, so another site can neither read nor send it).
 
-:func:`require_roles` then refuses: no principal → 401 ``not_authenticated`` under
-``/v1/`` (JSON) or a redirect to ``/login`` for pages; a role not listed → 403
-``forbidden``. ``require_roles()`` with no roles admits any signed-in user.
+Whether a route needs a signed-in user at all is decided for every route by
+``server_common.access`` (deny by default), not here: a handler without
+:func:`require_roles` is still refused to anonymous callers. :func:`require_roles` then
+decides roles: a role not listed → 403 ``forbidden``; ``require_roles()`` with no roles
+admits any signed-in user. (It still refuses a missing principal, 401 or a redirect to
+``/login``, should a route on the anonymous list ever carry it.)
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ async def accounts_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 def require_roles(*roles: Role) -> Callable[[Handler], Handler]:
-    """Admit only a signed-in principal with one of ``roles`` (any role if none given)."""
+    """Admit only a principal with one of ``roles`` (any role if none given). The
+    access middleware has already refused anonymous callers on every protected route."""
     allowed = frozenset(roles)
 
     def decorate(handler: Handler) -> Handler:
@@ -122,7 +126,7 @@ def require_roles(*roles: Role) -> Callable[[Handler], Handler]:
             if who is None:
                 if request.path.startswith(API_PREFIX) or request.method not in _SAFE_METHODS:
                     raise _not_authenticated()
-                raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/"))
+                raise web.HTTPSeeOther("/login?next=" + quote(request.path, safe="/"))
             if allowed and who.role not in allowed:
                 raise SignpostError(
                     f"the {who.role} role may not do this", code=ErrorCode.FORBIDDEN,

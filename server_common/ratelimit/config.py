@@ -9,13 +9,14 @@ from server_common.config import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class RateLimitConfig:
-    """Requests allowed per minute. A signed-in user (session or bearer token) counts
-    as one caller wherever they connect from; a council node's calls count per council
-    and address; anything else per address. 0 turns a limit off."""
+    """Requests allowed per minute. Every request first counts against its client's
+    address, before its credentials are checked; once it proves who it is, it counts
+    against that signed-in user (wherever they connect from) or that council node
+    instead. 0 turns a limit off."""
 
     per_user: int = 600
     per_council: int = 3000  # a node publishing flat out sends a few batches a second
-    per_address: int = 600
+    per_address: int = 600  # what one address may send that is not (yet) authenticated
 
     def __post_init__(self) -> None:
         for name in ("per_user", "per_council", "per_address"):

@@ -364,16 +364,18 @@ async def test_endpoints_give_proofs_that_verify_client_side(make_database,
             assert (await get("/v1/audit/checkpoint"))[0] == 404
             assert (await get("/v1/audit/checkpoint", {}))[0] == 401
             assert (await get("/v1/audit/checkpoint", practitioner))[0] == 403
+            # those three refused attempts are on record (seq 0-2; server_common.refusals)
+            refused = 3
 
             await append_many(audit, 3)
             await audit.checkpoint()
             status, old = await get("/v1/audit/checkpoint")
-            assert status == 200 and old["tree_size"] == 3
+            assert status == 200 and old["tree_size"] == refused + 3
             await append_many(audit, 4, child="N7")
             await audit.checkpoint()
             _, new = await get("/v1/audit/checkpoint")
             signed = open_note(new["note"], [hub_public])  # trust the key, not the server
-            assert signed.size == 7 == new["tree_size"]
+            assert signed.size == refused + 7 == new["tree_size"]
 
             status, inc = await get(f"/v1/audit/proof/inclusion?seq=5&tree_size={signed.size}")
             assert status == 200
@@ -382,25 +384,31 @@ async def test_endpoints_give_proofs_that_verify_client_side(make_database,
                                            signed.root)
 
             old_root = open_note(old["note"], [hub_public]).root
-            status, con = await get("/v1/audit/proof/consistency?first=3&second=7")
+            status, con = await get(f"/v1/audit/proof/consistency?first={old['tree_size']}"
+                                    f"&second={signed.size}")
             assert status == 200
-            assert merkle.verify_consistency(3, 7, old_root, signed.root,
+            assert merkle.verify_consistency(old["tree_size"], signed.size, old_root, signed.root,
                                              [b64(p) for p in con["proof"]])
 
-            assert (await get("/v1/audit/proof/inclusion?seq=7&tree_size=7"))[0] == 400
+            assert (await get(f"/v1/audit/proof/inclusion?seq={signed.size}"
+                              f"&tree_size={signed.size}"))[0] == 400
             assert (await get("/v1/audit/proof/inclusion?seq=0&tree_size=99"))[0] == 400
             assert (await get("/v1/audit/proof/consistency?first=x&second=7"))[0] == 400
 
             status, found = await get("/v1/audit/entries?child_id=N7")
             assert status == 200
-            # reading entry 5 through its inclusion proof was audited with the entry's
-            # child ids, and the auditor's own look-up is audited first: both are listed
-            assert [e["seq"] for e in found["entries"]] == [3, 4, 5, 6, 7, 8]
-            assert [(e["who"], e["action"]) for e in found["entries"][-2:]] == [
-                ("olu", "audit.inclusion_proof"), ("olu", "audit.entries")]
-            assert found["entries"][-2]["parameters"] == {"seq": 5, "tree_size": 7}
+            # the four entries about N7, then the auditor's own look-up, audited first
+            assert [e["seq"] for e in found["entries"]][:4] == [6, 7, 8, 9]
+            assert (found["entries"][-1]["who"], found["entries"][-1]["action"]) == (
+                "olu", "audit.entries")
+            # reading entry 5 through its inclusion proof was audited too
+            _, reads = await get("/v1/audit/entries?user=olu")
+            proof_reads = [e for e in reads["entries"] if e["action"] == "audit.inclusion_proof"]
+            assert [e["parameters"] for e in proof_reads][:1] == [
+                {"seq": 5, "tree_size": signed.size}]
             status, by_user = await get("/v1/audit/entries?user=amelia")
-            assert status == 200 and len(by_user["entries"]) == 7
+            # seven entries, and the refused attempt (403) at the start
+            assert status == 200 and len(by_user["entries"]) == 8
 
             status, ready = await get("/readyz", {})
             assert status == 200 and ready["checks"]["writable"] == "ok"

@@ -1,0 +1,83 @@
+"""The security headers of every response, at hub and node, set in one middleware,
+and the few static assets the pages link to (``/static/…``).
+
+Every response (pages, JSON, errors, redirects):
+
+- ``Content-Security-Policy``: scripts, styles, images and forms from this site only,
+  no inline script or style (the pages' styles are the static files below), no
+  plugins, no ``<base>``, and never framed (``frame-ancestors 'none'``);
+- ``X-Frame-Options: DENY`` (the same for browsers that predate frame-ancestors),
+  ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` (a child's id in
+  a path never leaves in a Referer);
+- ``Cache-Control: no-store`` and ``Pragma: no-cache``: nearly every answer carries
+  people's details or who may see them, and the simplest honest rule is that nothing is
+  kept by a browser or a proxy. The exceptions carry no personal data: the static
+  assets (cached briefly) and the probes ``/healthz`` and ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from server_common.web import Handler
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+STATIC_PREFIX = "/static/"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Served by name from this fixed list only: nothing a request names is opened as a path.
+STATIC_ASSETS = {"login.css": "text/css", "pages.css": "text/css"}
+_CACHEABLE = frozenset({"/healthz", "/readyz"})
+
+_ALWAYS = {
+    "Content-Security-Policy": CSP,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def secure(path: str, headers: CIMultiDict[str]) -> None:
+    """Set the security headers on one response's ``headers``."""
+    headers.update(_ALWAYS)
+    if path in _CACHEABLE or path.startswith(STATIC_PREFIX):
+        return
+    headers["Cache-Control"] = "no-store"
+    headers["Pragma"] = "no-cache"
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request,
+                                      handler: Handler) -> web.StreamResponse:
+    """Put it outside ``error_middleware``, so error answers and redirects get them too."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a redirect, raised past the error middleware
+        secure(request.path, exc.headers)
+        raise
+    secure(request.path, response.headers)
+    return response
+
+
+@functools.cache
+def _read(name: str) -> bytes:
+    return (STATIC_DIR / name).read_bytes()
+
+
+async def static_asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    content_type = STATIC_ASSETS.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=_read(name), content_type=content_type,
+                        headers={"Cache-Control": "public, max-age=300"})
+
+
+def static_routes() -> list[web.RouteDef]:
+    """``GET /static/{name}``: the pages' style sheets, anonymous (the login page needs
+    them before anyone has signed in)."""
+    return [web.get(STATIC_PREFIX + "{name}", static_asset)]

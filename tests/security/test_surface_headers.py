@@ -1,0 +1,109 @@
+"""Personal data out of caches and pages out of frames (issue 13, finding 10): every
+answer of hub and node, pages and JSON with children's details, errors and redirects
+included, carries ``Cache-Control: no-store``, ``Pragma: no-cache``, a CSP with
+``frame-ancestors 'none'`` and no inline script or style, ``X-Frame-Options: DENY``,
+``nosniff`` and ``Referrer-Policy: no-referrer``; only the static style sheets and the
+probes may be cached. No page carries inline script or style for the CSP to block."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aiohttp
+
+from tests.security.surface import (
+    ESX,
+    HUB_QUERY,
+    NODE_QUERY,
+    PURPOSE,
+    Role,
+    bearer,
+    hub_with_child,
+    node_with_child,
+    send,
+)
+
+_INLINE = re.compile(r"<style|<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=", re.I)
+
+
+def assert_protected(resp: aiohttp.ClientResponse, what: str, *, cacheable: bool = False
+                     ) -> None:
+    csp = resp.headers.get("Content-Security-Policy", "")
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives.get("frame-ancestors") == "'none'", (what, csp)
+    assert directives.get("default-src") == "'self'", (what, csp)
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, (what, csp)
+    assert resp.headers.get("X-Frame-Options") == "DENY", what
+    assert resp.headers.get("X-Content-Type-Options") == "nosniff", what
+    assert resp.headers.get("Referrer-Policy") == "no-referrer", what
+    if not cacheable:
+        assert resp.headers.get("Cache-Control") == "no-store", what
+        assert resp.headers.get("Pragma") == "no-cache", what
+
+
+async def check(base: str, path: str, headers: dict[str, str] | None = None, *,
+                status: int = 200, params: dict[str, str] | None = None,
+                cacheable: bool = False) -> str:
+    got, _, resp = await send(base, "GET", path, headers=headers, params=params)
+    assert got == status, (path, got)
+    assert_protected(resp, path, cacheable=cacheable)
+    async with aiohttp.ClientSession() as http, http.get(
+            base + path, headers=headers or {}, params=params, allow_redirects=False) as again:
+        text = await again.text()
+    if again.content_type == "text/html":
+        assert not _INLINE.search(text), (path, _INLINE.search(text))
+    return text
+
+
+async def test_hub_answers_are_never_cached_or_framed(make_database, tmp_path: Path) -> None:
+    async with hub_with_child(await make_database(), tmp_path) as (hub, esx, child):
+        practitioner = await hub.as_role(Role.PRACTITIONER)
+        query = {**HUB_QUERY, "purpose": PURPOSE}
+        # JSON with a child's details
+        found = await check(hub.url, "/v1/search", practitioner, params=query)
+        assert "Okafor" in found
+        assert "Okafor" in await check(hub.url, f"/v1/children/{child}", practitioner,
+                                       params={"purpose": PURPOSE})
+        # pages with a child's details
+        assert "Okafor" in await check(hub.url, "/", practitioner, params=query)
+        await check(hub.url, f"/children/{child}", practitioner, params={"purpose": PURPOSE})
+        # the operators' page and its data, the auditors' and index teams' pages
+        operator = await hub.operator()
+        ops = await check(hub.url, "/ops", operator)
+        assert '<script src="/ops/ops.js">' in ops
+        await check(hub.url, "/v1/federation/health", operator)
+        await check(hub.url, "/audit", await hub.as_role(Role.AUDITOR))
+        await check(hub.url, "/review", await hub.as_role(Role.INDEX_TEAM, ESX))
+        # errors, redirects, the login page, and what nodes get
+        await check(hub.url, "/v1/search", status=401)
+        await check(hub.url, "/v1/children/N404", practitioner, status=404,
+                    params={"purpose": PURPOSE})
+        await check(hub.url, f"/children/{child}", status=303)
+        login = await check(hub.url, "/login")
+        assert '<link rel="stylesheet" href="/static/login.css">' in login
+        assert (await esx.send(b"", method="GET", tail="cursor"))[0] == 200
+        # only the style sheets and the probes may be kept
+        for sheet in ("login.css", "pages.css"):
+            css = await check(hub.url, f"/static/{sheet}", cacheable=True)
+            assert "font-family" in css
+        await check(hub.url, "/static/nothing.css", status=404, cacheable=True)
+        await check(hub.url, "/healthz", cacheable=True)
+
+
+async def test_node_answers_are_never_cached_or_framed(make_database, tmp_path: Path) -> None:
+    async with node_with_child(await make_database(), tmp_path) as node:
+        pat = bearer(node.token)
+        query = {**NODE_QUERY, "purpose": PURPOSE}
+        found = await check(node.base, "/v1/search", pat, params=query)
+        assert "Okonkwo-Reilly" in found
+        assert "Okonkwo-Reilly" in await check(node.base, "/search", pat, params=query)
+        _, body, _ = await send(node.base, "GET", "/v1/search", headers=pat, params=query)
+        local_id = body["results"][0]["local_id"]
+        await check(node.base, f"/v1/children/{local_id}", pat, params={"purpose": PURPOSE})
+        await check(node.base, f"/children/{local_id}", pat, params={"purpose": PURPOSE})
+        await check(node.base, "/", pat)
+        await check(node.base, "/v1/search", status=401)
+        await check(node.base, "/search", status=303)
+        await check(node.base, "/login")
+        await check(node.base, "/static/pages.css", cacheable=True)
