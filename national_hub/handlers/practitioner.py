@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from national_hub.handlers import keys as k
-from national_hub.services.disclosure import Viewer
 from national_hub.services.search import ChildHit, Redirect
+from protocol.disclosure import Viewer
 from protocol.search import SearchQuery, parse_purpose
 from server_common.accounts import principal, require_roles
 from server_common.accounts.principal import CHILD_READERS
