@@ -45,6 +45,14 @@ async def get(fed: SearchFederation, path: str, user: str | None,
         return resp.status, body, resp
 
 
+async def post(fed: SearchFederation, path: str, user: str,
+               form: dict[str, str]) -> tuple[int, Any, aiohttp.ClientResponse]:
+    headers = {"Authorization": f"Bearer {fed.tokens[user]}"}
+    async with aiohttp.ClientSession() as http, http.post(
+            fed.hub.url + path, data=form, headers=headers, allow_redirects=False) as resp:
+        return resp.status, await resp.text(), resp
+
+
 async def search(fed: SearchFederation, user: str, **params: str) -> list[dict[str, Any]]:
     status, body, _ = await get(fed, "/v1/search", user, {**PURPOSE, **params})
     assert status == 200, body
@@ -252,8 +260,20 @@ async def test_pages_need_a_reader_purpose_and_an_audit(fed: SearchFederation) -
     assert "Find a child" not in landing and "<form method=\"get\"" not in landing
     assert 'href="/audit"' in landing  # where an auditor's work is
 
-    status, found, _ = await get(fed, "/", "pat", {**PURPOSE, **MOVER})
-    assert status == 200 and f'href="/children/{national_id}?purpose=s47+enquiry"' in found
+    # the form is posted, and a result opens the child by a posted form too: no name,
+    # date of birth or purpose in any address the page builds
+    status, empty, _ = await get(fed, "/", "pat")
+    assert status == 200 and '<form method="post" action="/"' in empty
+    assert 'name="csrf_token"' in empty
+    status, found, _ = await post(fed, "/", "pat", {**PURPOSE, **MOVER})
+    assert status == 200 and f'<form method="post" action="/children/{national_id}"' in found
+    assert 'name="purpose" value="s47 enquiry"' in found and "?purpose=" not in found
+    assert "href=\"/children/" not in found and "given_name=" not in found
+    status, opened, _ = await post(fed, f"/children/{national_id}", "pat", PURPOSE)
+    assert status == 200 and "Priya Shah" in opened
+    # an old bookmark with the fields in its address still searches
+    status, bookmarked, _ = await get(fed, "/", "pat", {**PURPOSE, **MOVER})
+    assert status == 200 and f'action="/children/{national_id}"' in bookmarked
     status, form, _ = await get(fed, "/", "pat", MOVER)  # no purpose: the form says why
     assert status == 400 and 'data-code="invalid_field"' in form and national_id not in form
     status, ask, _ = await get(fed, child_page, "pat")
