@@ -101,8 +101,11 @@ class ShieldingStore:
         for _ in range(MAX_ROUNDS):
             new = await conn.fetch(
                 f"""
-                WITH src AS (SELECT * FROM unnest($1::text[], $2::text[])
-                             w(council_code, local_id)),
+                WITH src AS (  -- only marked records push (most touched ones are not)
+                    SELECT DISTINCT w.council_code, w.local_id
+                    FROM unnest($1::text[], $2::text[]) w(council_code, local_id)
+                    JOIN shield_marks s ON s.council_code = w.council_code
+                                       AND s.local_id = w.local_id),
                 related AS ({_RELATED})
                 INSERT INTO shield_marks (council_code, local_id, shielding_council, reason)
                 SELECT DISTINCT ON (rel.council_code, rel.local_id, m.shielding_council)

@@ -118,11 +118,11 @@ class Side:
         councils = [Council(self.hub, code) for code in codes]
         for council in councils:
             await self.hub.enrol(council.code, keys.public_pem(council.key.public_key()))
-        for council in councils:
-            mine = [published(d, f"L{i}", moved) for i, d in enumerate(population.records)
-                    if codes[d.council] == council.code]
-            if mine:
-                await council.send(*mine)
+        # one record per batch, in the population's order: each is resolved in its own
+        # chunk, so "the oldest child" of several never ties (ids created in one
+        # transaction share a time and are then ordered by their random ids)
+        for i, drawn in enumerate(population.records):
+            await councils[drawn.council].send(published(drawn, f"L{i}", moved))
 
     async def holders(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """national id → the records it holds (any state): the same on both hubs."""
@@ -177,7 +177,11 @@ class Side:
             out.append((holders[hit["national_id"]],
                         {**hit, "national_id": None},
                         view_status, {**view, "national_id": None, "councils": councils}))
-        return status, out
+        # Hits of equal confidence are ranked by their total, then by national id: the
+        # ids are random on each hub, so such ties are compared in a fixed order.
+        assert [h[1]["confidence"] for h in out] == sorted(
+            (h[1]["confidence"] for h in out), reverse=True)
+        return status, sorted(out, key=lambda h: (-h[1]["confidence"], h[0]))
 
 
 @pytest.fixture
@@ -189,7 +193,7 @@ async def sides(make_database, tmp_path: Path):
 
 # No shrinking: each step replays two hubs' worth of batches, and a failing example
 # prints whole (populations are small enough to read).
-@settings(max_examples=8, deadline=None, database=None,
+@settings(max_examples=15, deadline=None, database=None,
           phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -206,7 +210,7 @@ async def test_no_answer_depends_on_where_a_shielded_child_lives(
     # the resolver queued the same pairs on both hubs: where a shielded child lives
     # neither links nor queues it
     x_pairs, y_pairs = await x.open_pairs(), await y.open_pairs()
-    assert [p[1:] for p in x_pairs] == [p[1:] for p in y_pairs]
+    assert [p[1:] for p in x_pairs] == [p[1:] for p in y_pairs], population
     for which, decision in population.decisions:
         if not x_pairs:
             break
@@ -219,7 +223,8 @@ async def test_no_answer_depends_on_where_a_shielded_child_lives(
         await side.hub.server.app[k.RESOLVER].drain()
         await retention_service(side.hub.pool, side.hub.config,
                                 side.hub.server.app[k.AUDIT]).run()
-    assert sorted((await x.holders()).values()) == sorted((await y.holders()).values())
+    assert sorted((await x.holders()).values()) == sorted(
+        (await y.holders()).values()), population
 
     for query in population.queries:
         seen, elsewhere = await x.answer(query), await y.answer(query)
