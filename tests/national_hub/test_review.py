@@ -263,6 +263,9 @@ async def test_review_cli_lists_links_and_separates(make_database, tmp_path: Pat
         lines = listed.stdout.strip().splitlines()
         assert len(lines) == 2 and "dob=EXACT" in lines[0]
         first, second = (line.split("\t")[0] for line in lines)
+        # the operator records a council's decision: never a third council's
+        third = run("review", "link", first, "--for-council", "E10000032")
+        assert third.returncode == 1 and "forbidden" in third.stderr
         linked = run("review", "link", first, "--for-council", "E10000011")
         assert linked.returncode == 0, linked.stderr
         assert "E06000020/B1 -> NCOLD" in linked.stdout
@@ -283,5 +286,10 @@ async def test_review_cli_lists_links_and_separates(make_database, tmp_path: Pat
         rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")
         actions = [json.loads(bytes(r["entry"]))["action"] for r in rows]
         assert actions == ["review.link", "review.separate"]
+        entries = [json.loads(bytes(r["entry"])) for r in rows]
+        assert [(e["role"], e["parameters"]["for_council"]) for e in entries] == [
+            ("operator", "E10000011"), ("operator", "E06000020")]
+        # both records' national ids, before and after the merge
+        assert set(entries[0]["child_ids"]) == {"NCOLD", "NCNEW"}
     finally:
         await conn.close()

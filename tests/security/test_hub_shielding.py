@@ -6,8 +6,8 @@ same child, West Sussex a bystander (its index team is the "third council"). The
 records of the child sit
 
 * (a) in an open review pair, (b) separated by a person, (c) linked, where East
-  Sussex's record was then archived by retention, or (d) not linked at all but sharing
-  an NHS number.
+  Sussex's record was then archived by retention, (c') or deleted by East Sussex, or
+  (d) not linked at all but sharing an NHS number.
 
 In every case a practitioner who knows where the child might live (Telford's postcode,
 with the date of birth or the given name) finds nothing; searching by who the child is
@@ -34,8 +34,10 @@ import pytest
 from national_hub.app import retention_service
 from national_hub.handlers import keys as k
 from protocol import keys
+from protocol.batch import DeleteOp
 from server_common.accounts import Role
 from tests.hub_harness import Hub, running_hub
+from tests.national_hub.helpers import batch_bytes
 from tests.national_hub.test_review import Council, child, open_reviews, state
 
 ESX, TFW, WSX = "E10000011", "E06000020", "E10000032"
@@ -167,8 +169,33 @@ async def same_nhs_not_linked(attack: Attack) -> None:
     assert now[(ESX, "A1")][0] != now[(TFW, "B1")][0]
 
 
+async def deleted_shielded_side(attack: Attack) -> None:
+    # linked by NHS number, then East Sussex deletes its shielded record (a tombstone
+    # keeps nothing, not even the flag): Telford's copy stays shielded
+    await attack.councils[ESX].send(child("A1", postcode="BN2 3CD", nhs=NHS,
+                                          address_line="9 Quiet Road", shielded=True))
+    await attack.councils[TFW].send(child("B1", postcode=TFW_POSTCODE,
+                                          address_line=TFW_ADDRESS, nhs=NHS))
+    esx = attack.councils[ESX]
+    esx.seq += 1
+    body, esx.prev = batch_bytes(ESX, esx.seq, esx.prev, [DeleteOp("A1", 2)], esx.key)
+    status, data, _ = await esx.client.send(body)
+    assert status == 200, data
+    await attack.hub.resolved()
+    assert (ESX, "A1") not in await state(attack.hub)
+
+
+async def last_entry(hub: Hub, action: str) -> dict[str, Any]:
+    async with hub.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq DESC")
+    entries = [json.loads(bytes(r["entry"])) for r in rows]
+    found: dict[str, Any] = next(e for e in entries if e["action"] == action)
+    return found
+
+
 SETUPS = {"open review": open_pair, "separated": separated_pair,
           "shielded side archived": archived_shielded_side,
+          "shielded side deleted": deleted_shielded_side,
           "same NHS number, not linked": same_nhs_not_linked}
 
 
@@ -212,7 +239,8 @@ async def test_the_unshielded_copy_of_a_shielded_child_never_shows_where_it_live
     assert own["shielded"] and [c["council"] for c in own["councils"]] == [TFW]
     assert own["councils"][0]["address_line"] == TFW_ADDRESS
 
-    # finding 4: no location comparison level in an explanation, for any reader
+    # finding 4: no location comparison level in an explanation, for any reader; the
+    # explanation's audit entry names every child in it (finding 7)
     for role, team in ((Role.OPERATOR, None), (Role.INDEX_TEAM, TFW)):
         explained = await attack.explain(TFW, "B1", role, team)
         for partner in explained["partners"]:
@@ -220,6 +248,9 @@ async def test_the_unshielded_copy_of_a_shielded_child_never_shows_where_it_live
             assert {f["field"] for f in partner["fields"]}.isdisjoint(
                 {"postcode", "address_line"})
         assert not LOCATION_LEVELS.search(json.dumps(explained))
+        logged = await last_entry(attack.hub, "link.explain")
+        assert set(logged["child_ids"]) == {explained["national_id"], *(
+            p["partner"]["national_id"] for p in explained["partners"])}
 
 
 async def test_the_review_screen_and_decisions(attack: Attack) -> None:
