@@ -42,7 +42,9 @@ def _record(key: RecordKey, row: asyncpg.Record | None, own: str, names: dict[st
     council = f"{names.get(key[0], key[0])} ({key[0]}) · {key[1]}"
     if row is None:
         return f"<td>{e(council)}<br><em>deleted since it was queued</em></td>"
-    where = row["postcode"] or "–"
+    # the identity columns mask a shielded record's postcode (matching never reads it);
+    # its own council's index team still sees it as held
+    where = (row["held_postcode"] if key[0] == own else row["postcode"]) or "–"
     if row["shielded"] and key[0] != own:
         where = "withheld (shielded)"  # where a shielded child lives stays with its council
     elif key[0] != own and row["postcode"]:

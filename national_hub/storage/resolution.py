@@ -103,14 +103,15 @@ class ResolutionStore:
 
     async def identities(self, conn: asyncpg.Connection, records: Sequence[RecordKey],
                          *, with_shielded: bool = False) -> list[asyncpg.Record]:
-        """The identity columns of these live records (and whether each counts as
-        shielded, by its own flag or a relation, for a person deciding a review)."""
+        """The identity columns of these live records (and, for a person deciding a
+        review, whether each counts as shielded, by its own flag or a relation, and the
+        postcode as held, for the record's own council's eyes only)."""
         if not records:
             return []
         councils, ids = zip(*records, strict=True)
         shielded = (", r.shielded OR EXISTS (SELECT 1 FROM shield_marks m WHERE"
                     " m.council_code = r.council_code AND m.local_id = r.local_id)"
-                    " AS shielded") if with_shielded else ""
+                    " AS shielded, r.postcode AS held_postcode") if with_shielded else ""
         return await conn.fetch(
             f"SELECT {IDENTITY_COLUMNS}{shielded} FROM records r"
             " JOIN unnest($1::text[], $2::text[]) w(c, l)"

@@ -266,6 +266,14 @@ async def test_the_review_screen_and_decisions(attack: Attack) -> None:
     assert "<td>postcode</td>" not in page and "<td>address_line</td>" not in page
     assert not LOCATION_LEVELS.search(page)
 
+    # East Sussex sees its own record's postcode as held, and nothing of Telford's copy
+    # (it counts as shielded now: where it lives is Telford's to tell)
+    status, own = await attack.call("GET", "/review",
+                                    await attack.headers(Role.INDEX_TEAM, ESX))
+    assert status == 200 and "BN2 3CD" in own and "withheld (shielded)" in own
+    assert TFW_POSTCODE not in own and "TF1" not in own
+    assert not LOCATION_LEVELS.search(own) and "<td>postcode</td>" not in own
+
     # finding 2: a third council's index team decides nothing, either way
     for decision in ("link", "separate"):
         status, body = await attack.decide(review_id, decision, WSX)
