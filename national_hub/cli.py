@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import click
@@ -32,9 +34,13 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.models import StoredModel
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import ReviewRow
+from national_hub.storage.resolution_queue import ResolutionQueueStore
+from national_hub.storage.shielding import ShieldingStore
 from protocol import keys as protocol_keys
+from protocol.disclosure import Viewer
 from server_common import cli as common
 from server_common import database, logs
+from server_common.accounts import Role
 from server_common.accounts.cli import users_group
 from server_common.audit.checkpoint import Checkpoint
 from server_common.audit.entry import Actor
@@ -222,6 +228,22 @@ def links_drain(obj: Context) -> None:
     click.echo(f"resolved {common.run(go())} queued records; the queue is empty")
 
 
+@links.command("shield", help="Carry every shielded record's shielding to each record it "
+                              "is linked to, in review with, separated from or shares an "
+                              "NHS number or UPN with (once after upgrading to shield "
+                              "marks; the hub keeps them up to date itself after that).")
+@click.pass_obj
+def links_shield(obj: Context) -> None:
+    async def go() -> int:
+        async with open_pool(obj.config) as pool, pool.acquire() as conn:
+            await database.check_current(conn, PACKAGE)
+            async with conn.transaction():
+                await ResolutionQueueStore().lock(conn, wait=True)  # not beside a chunk
+                return await ShieldingStore().refresh_all(conn)
+
+    click.echo(f"made {common.run(go())} shield marks")
+
+
 def _resolver(obj: Context, pool: asyncpg.Pool) -> Resolver:
     return Resolver(pool, Linker(RecordStore()), obj.config.resolver)
 
@@ -296,28 +318,35 @@ def review() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each pair with its explanation.")
 @click.pass_obj
 def review_list(obj: Context, status_: str, limit: int, as_json: bool) -> None:
-    async def go() -> list[ReviewRow]:
+    # an operator's view: no location comparison of a pair with a shielded record
+    async def go() -> Sequence[tuple[ReviewRow, dict[str, Any]]]:
         async with open_pool(obj.config) as pool:
-            return await _reviews(obj, pool).list(None if status_ == "all" else status_, limit)
+            return await _reviews(obj, pool).listed(
+                Viewer(Role.OPERATOR, None), None if status_ == "all" else status_, limit)
 
     rows = common.run(go())
     if as_json:
-        click.echo(json.dumps([{"id": r.id, "a": list(r.a), "b": list(r.b), "score": r.score,
-                                "status": r.status, "decided_by": r.decided_by,
-                                "explanation": r.explanation} for r in rows], indent=2))
+        click.echo(json.dumps([{"id": r.id, "a": list(r.a), "b": list(r.b),
+                                "score": why.get("total", r.score), "status": r.status,
+                                "decided_by": r.decided_by, "explanation": why}
+                               for r, why in rows], indent=2))
         return
-    for r in rows:
-        fields = " ".join(f"{f['field']}={f['level']}" for f in r.explanation.get("fields", []))
-        click.echo(f"{r.id}\t{'/'.join(r.a)}\t{'/'.join(r.b)}\t{r.score:.1f}\t{r.status}"
-                   f"\t{fields}")
+    for r, why in rows:
+        fields = " ".join(f"{f['field']}={f['level']}" for f in why.get("fields", []))
+        click.echo(f"{r.id}\t{'/'.join(r.a)}\t{'/'.join(r.b)}"
+                   f"\t{float(why.get('total', r.score)):.1f}\t{r.status}\t{fields}")
 
 
-def _decide(obj: Context, review_id: int, how: str) -> None:
+def _decide(obj: Context, review_id: int, how: str, for_council: str) -> None:
+    """An operator records the decision of ``for_council``'s index team: the same rules
+    as ``POST /review/N`` for that team (a council of the pair; a shielded pair separated
+    only by the shielding council), audited as the operating-system user, role operator,
+    acting for that council."""
     async def go() -> Decided:
         async with open_pool(obj.config) as pool:
             service = _reviews(obj, pool)
             decide = service.link if how == "link" else service.separate
-            return await decide(review_id, cli_actor())
+            return await decide(review_id, cli_actor(), Viewer(Role.INDEX_TEAM, for_council))
 
     decided = common.run(go())
     a_id, b_id = decided.national_ids
@@ -325,18 +354,28 @@ def _decide(obj: Context, review_id: int, how: str) -> None:
                f"{'/'.join(decided.review.a)} -> {a_id}, {'/'.join(decided.review.b)} -> {b_id}")
 
 
-@review.command("link", help="The pair is one child: merge their national children.")
-@click.argument("review_id", type=int)
-@click.pass_obj
-def review_link(obj: Context, review_id: int) -> None:
-    _decide(obj, review_id, "link")
+_FOR_COUNCIL = click.option(
+    "--for-council", "for_council", required=True, metavar="CODE",
+    help="The council whose index team made the decision (one of the pair's councils; "
+         "for a pair with a shielded record, separating needs the shielding council).")
 
 
-@review.command("separate", help="The pair are two children: never link them.")
+@review.command("link", help="The pair is one child: merge their national children. "
+                             "Also reverses an earlier separation.")
 @click.argument("review_id", type=int)
+@_FOR_COUNCIL
 @click.pass_obj
-def review_separate(obj: Context, review_id: int) -> None:
-    _decide(obj, review_id, "separate")
+def review_link(obj: Context, review_id: int, for_council: str) -> None:
+    _decide(obj, review_id, "link", for_council)
+
+
+@review.command("separate", help="The pair are two children: never link them. "
+                                 "Also reverses an earlier link.")
+@click.argument("review_id", type=int)
+@_FOR_COUNCIL
+@click.pass_obj
+def review_separate(obj: Context, review_id: int, for_council: str) -> None:
+    _decide(obj, review_id, "separate", for_council)
 
 
 @main.command(help="Show each council's health: sync state, heartbeat, keys, records, and "

@@ -115,7 +115,10 @@ SCHEMAS: dict[str, Schema] = {
             "fields": {"type": "array", "items": _ref("FieldComparison")},
             "model_version": STR,
             "thresholds": _obj({"link": NUM, "review": NUM}),
-        })}}),
+        }, {"location_withheld": BOOL})}},
+        description="A pair with a shielded record, for a caller who may not see where "
+                    "both records' child lives, is scored without postcode and address "
+                    "and lists no postcode or address comparison (location_withheld)"),
 }
 
 _DATE: Schema = {"type": "string", "format": "date"}
@@ -135,7 +138,9 @@ SCHEMAS.update({
         "councils": {"type": "array", "items": _obj({
             "code": STR, "name": STR, "postcode_district": _nullable(STR)})},
         "contact": {"type": "array", "items": _CONTACT}},
-        description="A national child; a shielded one shows no postcode district"),
+        description="A national child; a shielded one (any of its records shielded, or "
+                    "related to a shielded record) lists no councils and no postcode "
+                    "district, only whose index team to contact"),
     "SearchResults": _obj({"results": {"type": "array", "items": _ref("SearchResult")}}),
     "Service": _SERVICE,
     "CouncilRecord": _obj(
@@ -153,8 +158,11 @@ SCHEMAS.update({
                     "address, UPN, parent/carer and every service"),
     "NationalChild": _obj({
         "national_id": STR, "given_name": STR, "family_name": STR, "dob": _DATE, "sex": INT,
-        "shielded": BOOL, "contact": {"type": "array", "items": _CONTACT},
-        "councils": {"type": "array", "items": _ref("CouncilRecord")}}),
+        "shielded": BOOL, "withheld": BOOL, "contact": {"type": "array", "items": _CONTACT},
+        "councils": {"type": "array", "items": _ref("CouncilRecord")}},
+        description="withheld: a shielded child's list of councils, local ids and update "
+                    "times is kept from all but a shielding council's index team (the "
+                    "caller's own council's record is still listed for its index team)"),
 })
 
 

@@ -2,8 +2,9 @@
 one page shell (its style sheet ``/static/pages.css``, nothing from elsewhere,
 strict CSP) and the search form.
 
-    >>> "Purpose" in search_form({}, None, action="/")
-    True
+    >>> form = search_form({}, None, action="/", csrf_token="t0ken")
+    >>> "Purpose" in form, '<form method="post"' in form, 'value="t0ken"' in form
+    (True, True, True)
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ def error_message(error: str | None, code: str | None = None) -> str:
 
 
 def search_form(values: dict[str, str], error: str | None, *, action: str,
-                code: str | None = None) -> str:
-    """The search form, filled with ``values``; the purpose is required."""
+                csrf_token: str, code: str | None = None) -> str:
+    """The search form, filled with ``values``; the purpose is required. It is sent by
+    POST: names, dates of birth and NHS numbers stay out of addresses (browser history,
+    proxies' logs), and the session's CSRF token goes with it."""
     e = html.escape
     inputs = "".join(
         f'<label>{e(label)} <input name="{name}" value="{e(values.get(name, ""))}"'
         f'{" required" if name == "purpose" else ""}></label>'
         for name, label in _LABELS.items())
-    return (f'{error_message(error, code)}<form method="get" action="{e(action)}">{inputs}'
+    return (f'{error_message(error, code)}<form method="post" action="{e(action)}">'
+            f'<input type="hidden" name="csrf_token" value="{e(csrf_token)}">{inputs}'
             "<button>Search</button></form>")
 
 

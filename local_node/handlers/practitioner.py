@@ -63,8 +63,8 @@ async def api_child(request: web.Request) -> web.Response:
 
 # -- pages ---------------------------------------------------------------------------
 
-def _form(values: dict[str, str], error: str | None) -> str:
-    return search_form(values, error, action="/search")
+def _form(values: dict[str, str], error: str | None, csrf: str = "") -> str:
+    return search_form(values, error, action="/search", csrf_token=csrf)
 
 
 @require_roles(*CHILD_READERS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from national_hub.handlers import keys as k
+from protocol.disclosure import Viewer
 from protocol.errors import AuthError, ErrorCode
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry
@@ -23,10 +24,14 @@ async def get_explain(request: web.Request) -> web.Response:
     if who.role == Role.INDEX_TEAM and who.council != council:
         raise AuthError(f"the index team of {who.council} cannot see {council}'s records",
                         code=ErrorCode.FORBIDDEN, status=403)
+    explained = await request.app[k.REVIEW].explain(council, local_id, Viewer.of(who))
+    child_ids = sorted({explained["national_id"], *(
+        p["partner"]["national_id"] for p in explained["partners"])} - {None})
     await request.app[k.AUDIT].record(AuditEntry(
         who.user, str(who.role), who.organisation, purpose="identity resolution",
-        action="link.explain", parameters={"council": council, "local_id": local_id}))
-    return web.json_response(await request.app[k.REVIEW].explain(council, local_id))
+        action="link.explain", parameters={"council": council, "local_id": local_id},
+        child_ids=tuple(child_ids)))
+    return web.json_response(explained)
 
 
 def routes() -> list[web.RouteDef]:

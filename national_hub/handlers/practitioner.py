@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from national_hub.handlers import keys as k
-from national_hub.services.disclosure import Viewer
 from national_hub.services.search import ChildHit, Redirect
+from protocol.disclosure import Viewer
 from protocol.search import SearchQuery, parse_purpose
 from server_common.accounts import principal, require_roles
 from server_common.accounts.principal import CHILD_READERS
@@ -31,19 +31,23 @@ async def audited(request: web.Request, action: str, purpose: str,
         tuple(national_ids)))
 
 
-async def search(request: web.Request) -> tuple[str, list[ChildHit]]:
-    """Validate, search, audit: (purpose, hits)."""
-    purpose = parse_purpose(request.query)
-    query = SearchQuery.parse(request.query)
+async def search(request: web.Request, fields: Mapping[str, str] | None = None
+                 ) -> tuple[str, list[ChildHit]]:
+    """Validate, search, audit: (purpose, hits). ``fields``: a page's posted form (the
+    JSON API reads the query string)."""
+    fields = request.query if fields is None else fields
+    purpose = parse_purpose(fields)
+    query = SearchQuery.parse(fields)
     hits = await request.app[k.SEARCH].search(query)
     await audited(request, "search", purpose, query.parameters(),
                   [h.national_id for h in hits])
     return purpose, hits
 
 
-async def view(request: web.Request) -> tuple[str, dict[str, Any] | Redirect]:
+async def view(request: web.Request, fields: Mapping[str, str] | None = None
+               ) -> tuple[str, dict[str, Any] | Redirect]:
     """Validate, read the child as this user may see it, audit: (purpose, view)."""
-    purpose = parse_purpose(request.query)
+    purpose = parse_purpose(request.query if fields is None else fields)
     national_id = request.match_info["national_id"]
     found = await request.app[k.SEARCH].child(national_id, Viewer.of(principal(request)))
     if isinstance(found, Redirect):

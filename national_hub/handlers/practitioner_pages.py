@@ -5,13 +5,20 @@ council node's pages (``server_common.practitioner_pages``).
 They call the same code as the JSON API (``practitioner.search`` / ``.view``): the
 same purpose rule, the same disclosure rules, audited before anything is shown.
 Operators and auditors get the plain landing page at ``/`` and no search.
+
+Names, dates of birth and NHS numbers never go into an address (browser history,
+proxies' logs): the search form is sent by ``POST /`` (with the session's CSRF token),
+and each result opens the child by ``POST /children/{id}`` with the purpose in the form
+body. ``GET /`` with query fields still searches, so old bookmarks and links keep
+working, but no page of the hub ever builds such an address. ``GET
+/children/{id}?purpose=…`` still works too. The JSON API keeps ``GET /v1/search``.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -22,7 +29,7 @@ from protocol.search import QUERY_FIELDS, parse_purpose
 from server_common.accounts import Role, csrf_token, principal, require_roles
 from server_common.accounts.pages import who_block
 from server_common.accounts.principal import CHILD_READERS
-from server_common.practitioner_pages import error_message, page, query_values, search_form
+from server_common.practitioner_pages import error_message, page, search_form
 
 SERVICE = "Signpost national hub"
 SEX = {0: "not known", 1: "male", 2: "female", 9: "not specified"}
@@ -38,41 +45,67 @@ def _contact(contact: list[dict[str, str]]) -> str:
     return f"contact the index team of {teams}"
 
 
-def _result(hit: ChildHit, purpose: str) -> str:
+def _open_child(national_id: str, label: str, purpose: str, csrf: str) -> str:
+    """A button that opens the child with the purpose in the body, not the address."""
+    return (f'<form method="post" action="/children/{e(national_id)}" class="open">'
+            f'<input type="hidden" name="csrf_token" value="{e(csrf)}">'
+            f'<input type="hidden" name="purpose" value="{e(purpose)}">'
+            f"<button>{e(label)}</button></form>")
+
+
+def _result(hit: ChildHit, purpose: str, csrf: str) -> str:
     h = hit.to_dict()
-    href = f"/children/{e(hit.national_id)}?{e(urlencode({'purpose': purpose}))}"
     if hit.shielded:
         where = f'<span class="shielded">Shielded – {_contact(h["contact"])}</span>'
     else:
         where = ", ".join(f"{e(c['name'])} ({e(c['postcode_district'] or '–')})"
                           for c in h["councils"])
-    return (f'<tr><td><a href="{href}">{e(hit.given_name)} {e(hit.family_name)}</a></td>'
+    opener = _open_child(hit.national_id, f"{hit.given_name} {hit.family_name}", purpose, csrf)
+    return (f"<tr><td>{opener}</td>"
             f"<td>{e(h['dob'])}</td><td>{e(SEX.get(hit.sex, '–'))}</td><td>{where}</td>"
             f"<td>{hit.confidence:.0%}</td></tr>")
 
 
+TITLE = "<h1>Find a child – every council</h1>"
+
+
 @require_roles()
 async def home(request: web.Request) -> web.Response:
-    """The search page for practitioners and index teams; the landing page for others."""
+    """The search page for practitioners and index teams (a search by query string
+    from an old bookmark still runs); the landing page for others."""
     header = _header(request)
     role = principal(request).role
     if role not in CHILD_READERS:
         where = {Role.OPERATOR: '<p><a href="/ops">Federation health</a></p>',
                  Role.AUDITOR: '<p><a href="/audit">Who looked at which child</a></p>'}
         return page(SERVICE, f"<h1>{e(SERVICE)}</h1>{header}{where.get(role, '')}")
-    values = query_values(request)
-    title = "<h1>Find a child – every council</h1>"
+    values = {k: request.query.get(k, "") for k in (*QUERY_FIELDS, "purpose")}
     if not any(values[k] for k in QUERY_FIELDS):
-        return page("Find a child", header + title + search_form(values, None, action="/"))
+        return page("Find a child", header + TITLE + search_form(
+            values, None, action="/", csrf_token=csrf_token(request)))
+    return await _results(request, values)
+
+
+@require_roles(*CHILD_READERS)
+async def search_page(request: web.Request) -> web.Response:
+    """``POST /``: the search, from the form's fields."""
+    form = await request.post()
+    return await _results(request, {k: v if isinstance(v := form.get(k, ""), str) else ""
+                                    for k in (*QUERY_FIELDS, "purpose")})
+
+
+async def _results(request: web.Request, values: dict[str, str]) -> web.Response:
+    header, csrf = _header(request), csrf_token(request)
     try:
-        purpose, hits = await search(request)
+        purpose, hits = await search(request, values)
     except SignpostError as exc:  # bad input, or no audit: the form again, nothing shown
-        return page("Find a child", header + title + search_form(
-            values, exc.message, action="/", code=str(exc.code)), exc.status)
-    rows = "".join(_result(h, purpose) for h in hits)
+        return page("Find a child", header + TITLE + search_form(
+            values, exc.message, action="/", csrf_token=csrf, code=str(exc.code)), exc.status)
+    rows = "".join(_result(h, purpose, csrf) for h in hits)
     table = ("<table><tr><th>Name</th><th>Born</th><th>Sex</th><th>Councils involved</th>"
              f"<th>Confidence</th></tr>{rows}</table>" if hits else "<p>No child matches.</p>")
-    return page("Find a child", header + title + search_form(values, None, action="/") + table)
+    return page("Find a child", header + TITLE + search_form(
+        values, None, action="/", csrf_token=csrf) + table)
 
 
 def _service_row(s: dict[str, Any]) -> str:
@@ -117,23 +150,31 @@ def _purpose_form(request: web.Request, error: str | None) -> web.Response:
     return page("Why are you looking?", (
         '<p><a href="/">New search</a></p><h1>Why are you looking?</h1>'
         f"{error_message(error, 'invalid_field' if error else None)}"
-        f'<form method="get" action="{e(request.path)}"><label>Purpose '
-        '<input name="purpose" required></label><button>Open</button></form>'),
+        f'<form method="post" action="{e(request.path)}">'
+        f'<input type="hidden" name="csrf_token" value="{e(csrf_token(request))}">'
+        '<label>Purpose <input name="purpose" required></label><button>Open</button></form>'),
         400 if error else 200)
 
 
 @require_roles(*CHILD_READERS)
 async def child_page(request: web.Request) -> web.Response:
+    """``GET /children/{id}?purpose=…`` or ``POST`` with the purpose in the form."""
+    fields: Mapping[str, str] = request.query
+    if request.method == "POST":
+        form = await request.post()
+        fields = {"purpose": p if isinstance(p := form.get("purpose", ""), str) else ""}
     try:
-        parse_purpose(request.query)
+        parse_purpose(fields)
     except ValidationError as exc:
-        return _purpose_form(request, exc.message if "purpose" in request.query else None)
+        return _purpose_form(request, exc.message if "purpose" in fields else None)
     try:
-        _, found = await view(request)
+        _, found = await view(request, fields)
     except SignpostError as exc:  # unknown id, or no audit: nothing shown
         return page("Not shown", '<p><a href="/">New search</a></p>'
                     + error_message(exc.message, str(exc.code)), exc.status)
     if isinstance(found, Redirect):
+        if request.method == "POST":  # the same form, re-sent to the surviving id
+            raise web.HTTPTemporaryRedirect(f"/children/{found.to}")
         raise web.HTTPSeeOther(redirect_path("/children/", found.to, request))
     notice = ""
     if found["shielded"]:
@@ -150,4 +191,6 @@ async def child_page(request: web.Request) -> web.Response:
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/", home), web.get("/children/{national_id}", child_page)]
+    return [web.get("/", home), web.post("/", search_page),
+            web.get("/children/{national_id}", child_page),
+            web.post("/children/{national_id}", child_page)]

@@ -3,9 +3,15 @@ resolution (DESIGN §5), as ``national-hub review link|separate`` does on the co
 line. Each pair shows both records and why the resolver could not decide: every
 field's comparison level and weight, the total, the thresholds and the model version.
 
-Only the ``index_team`` role, and only pairs with a record of its own council. Reading
-the queue shows children's identities, so it is audited first (fail closed); each
-decision is audited by the review service in its own transaction.
+Only the ``index_team`` role, and only pairs with a record of its own council (the
+review service refuses a third council's decision with 403 ``forbidden``, and a
+separation of a shielded child by any council but the shielding one). A pair decided
+earlier can be reversed by the same councils: ``POST /review/N`` with the other
+decision; the page lists its council's decided pairs with that button. A pair with a
+shielded record shows no postcode, district or location comparison of a record whose
+location the viewer may not see (:mod:`protocol.disclosure`). Reading the queue shows
+children's identities, so it is audited first (fail closed), with every child id on
+the page; each decision is audited by the review service in its own transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from aiohttp import web
 from national_hub.handlers import keys as k
 from national_hub.storage.resolution import RecordKey, ReviewRow
 from protocol import identifiers
+from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, SignpostError
 from server_common.accounts import Role, csrf_token, principal, require_roles
 from server_common.accounts.pages import who_block
@@ -35,7 +42,9 @@ def _record(key: RecordKey, row: asyncpg.Record | None, own: str, names: dict[st
     council = f"{names.get(key[0], key[0])} ({key[0]}) · {key[1]}"
     if row is None:
         return f"<td>{e(council)}<br><em>deleted since it was queued</em></td>"
-    where = row["postcode"] or "–"
+    # the identity columns mask a shielded record's postcode (matching never reads it);
+    # its own council's index team still sees it as held
+    where = (row["held_postcode"] if key[0] == own else row["postcode"]) or "–"
     if row["shielded"] and key[0] != own:
         where = "withheld (shielded)"  # where a shielded child lives stays with its council
     elif key[0] != own and row["postcode"]:
@@ -67,36 +76,55 @@ def _why(explanation: dict[str, Any]) -> str:
 
 
 def _item(review: ReviewRow, rows: dict[RecordKey, asyncpg.Record], own: str,
-          names: dict[str, str], csrf: str) -> str:
+          names: dict[str, str], csrf: str, explanation: dict[str, Any]) -> str:
     buttons = "".join(
         f'<button name="decision" value="{d}">{html.escape(label.capitalize())}</button> '
         for d, label in DECISIONS.items())
     return (f'<section class="review" data-review="{review.id}"><h2>Pair {review.id}</h2>'
             f"<table><tr>{_record(review.a, rows.get(review.a), own, names)}"
             f"{_record(review.b, rows.get(review.b), own, names)}</tr></table>"
-            f"{_why(review.explanation)}"
+            f"{_why(explanation)}"
             f'<form method="post" action="/review/{review.id}">'
             f'<input type="hidden" name="csrf_token" value="{html.escape(csrf)}">'
             f"{buttons}</form></section>")
+
+
+def _decided(review: ReviewRow, csrf: str) -> str:
+    """A decided pair of this council, with the button that reverses the decision."""
+    e = html.escape
+    other = "separate" if review.status == "linked" else "link"
+    return (f'<tr data-review="{review.id}"><td>Pair {review.id}</td>'
+            f"<td>{e('/'.join(review.a))} · {e('/'.join(review.b))}</td>"
+            f"<td>{e(review.status)} by {e(review.decided_by or '–')}</td><td>"
+            f'<form method="post" action="/review/{review.id}">'
+            f'<input type="hidden" name="csrf_token" value="{e(csrf)}">'
+            f'<button name="decision" value="{other}">Reverse: '
+            f"{e(DECISIONS[other])}</button></form></td></tr>")
 
 
 async def _queue_page(request: web.Request, notice: str = "", error: str = "",
                       code: str = "", status: int = 200) -> web.Response:
     who = principal(request)
     own = who.council or ""
-    queue = await request.app[k.REVIEW].queue_for(own)
-    national_ids = sorted({r["national_id"] for _, rows in queue for r in rows.values()
+    service = request.app[k.REVIEW]
+    queue = await service.queue_for(own, Viewer.of(who))
+    decided = await service.decided_for(own)
+    national_ids = sorted({r["national_id"] for _, rows, _ in queue for r in rows.values()
                            if r["national_id"]})
     await request.app[k.AUDIT].record(AuditEntry(
         who.user, str(who.role), who.organisation, purpose="identity resolution review",
         action="review.queue", parameters={"council": own}, child_ids=tuple(national_ids)))
     names = await request.app[k.COUNCILS].names()
-    items = "".join(_item(r, rows, own, names, csrf_token(request)) for r, rows in queue)
-    body = (f"<header>{who_block(who, csrf_token(request))}</header>"
+    csrf = csrf_token(request)
+    items = "".join(_item(r, rows, own, names, csrf, why) for r, rows, why in queue)
+    reversible = "".join(_decided(r, csrf) for r in decided)
+    body = (f"<header>{who_block(who, csrf)}</header>"
             f"<h1>Pairs to decide – {html.escape(names.get(own, own))}</h1>"
             + (f'<p class="notice" role="status">{html.escape(notice)}</p>' if notice else "")
             + error_message(error, code)
-            + (items or '<p id="empty">Nothing to decide.</p>'))
+            + (items or '<p id="empty">Nothing to decide.</p>')
+            + ('<h2>Decided pairs</h2><table id="decided"><tr><th>Pair</th><th>Records</th>'
+               f"<th>Decision</th><th></th></tr>{reversible}</table>" if reversible else ""))
     return page("Review", body, status)
 
 
@@ -115,14 +143,11 @@ async def decide(request: web.Request) -> web.Response:
         if decision not in DECISIONS:
             raise SignpostError("decision: choose link or separate",
                                 code=ErrorCode.INVALID_FIELD)
-        review = await request.app[k.REVIEW].get(review_id)
-        if who.council not in (review.a[0], review.b[0]):
-            raise SignpostError(f"pair {review_id} has no record of {who.council}",
-                                code=ErrorCode.FORBIDDEN, status=403)
         actor = Actor(who.user, str(who.role), who.organisation)
         service = request.app[k.REVIEW]
-        decided = await (service.link(review_id, actor) if decision == "link"
-                         else service.separate(review_id, actor))
+        # who may decide is the review service's rule (the command line's too)
+        decided = await (service.link(review_id, actor, Viewer.of(who)) if decision == "link"
+                         else service.separate(review_id, actor, Viewer.of(who)))
     except ValueError:
         return await _queue_page(request, error="no such pair", code="not_found", status=404)
     except SignpostError as exc:

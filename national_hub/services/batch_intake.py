@@ -29,6 +29,7 @@ from national_hub.storage.councils import Council, CouncilStore
 from national_hub.storage.records import PENDING, RecordRow, RecordStore
 from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
+from national_hub.storage.shielding import ShieldingStore
 from protocol import encoding, keys
 from protocol.batch import (
     APPLIED,
@@ -106,6 +107,7 @@ class BatchIntake:
         self.records = records
         self.resolution = ResolutionStore()
         self.queue = ResolutionQueueStore()
+        self.shielding = ShieldingStore()
         self.queued = queued  # told after a batch queued records (wakes the resolver)
         self.hub_key = hub_key
         self.predecessor_wait = predecessor_wait
@@ -339,6 +341,10 @@ class BatchIntake:
             ) for op, rec in upserts
         ])
         await self.records.tombstone(conn, council, batch.seq, deletes)
+        # Shielding belongs to the child: a record shielded now, or sharing an NHS number
+        # or UPN with a shielded one, is marked (and loses its location keys) before the
+        # transaction ends, so no search or resolution ever sees it unmarked.
+        await self.shielding.refresh(conn, [(council, op.local_id) for op, _ in upserts])
         await self.queue.enqueue(
             conn, council, [op.local_id for op, _ in upserts] + [lid for lid, _ in deletes],
             [None] * len(upserts) + [current_id(lid) for lid, _ in deletes])

@@ -37,6 +37,7 @@ import asyncpg
 from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import NewReview, RecordKey, ResolutionStore
+from protocol.disclosure import LOCATION_COMPARISONS
 from protocol.matching import (
     DEFAULT_MODEL,
     Decision,
@@ -133,6 +134,20 @@ def explain(explanation: Explanation, model: Model) -> dict[str, Any]:
     """An explanation as JSON, with the model's version and the thresholds."""
     thresholds = {"link": explanation.thresholds.link, "review": explanation.thresholds.review}
     return {**explanation.to_dict(), "model_version": model.version, "thresholds": thresholds}
+
+
+def without_location(fields: IdentityFields) -> IdentityFields:
+    """The fields with where the child lives taken out: a pair with a shielded record is
+    scored this way for whoever may not see its location, so neither a comparison level
+    nor the total (less the other weights) says how near the two addresses are."""
+    return replace(fields, postcode=None, address_line=None)
+
+
+def withhold_location(explained: dict[str, Any]) -> dict[str, Any]:
+    """An explanation (as :func:`explain` makes it) without location comparisons."""
+    return {**explained, "location_withheld": True,
+            "fields": [f for f in explained.get("fields", [])
+                       if f.get("field") not in LOCATION_COMPARISONS]}
 
 
 def _normalised(counts: dict[str, int]) -> Counter[str]:

@@ -33,6 +33,7 @@ from national_hub.config import ResolverSection
 from national_hub.services.linking import Candidate, Linker, identity_of
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
+from national_hub.storage.shielding import ShieldingStore
 from protocol.errors import NotFoundError
 from protocol.matching import blocking_keys
 
@@ -62,6 +63,7 @@ class Resolver:
         self.config = config or ResolverSection()
         self.queue = queue or ResolutionQueueStore()
         self.councils = councils or CouncilStore()
+        self.shielding = ShieldingStore()
         self._wake = asyncio.Event()
         self.chunk_size = self.config.chunk  # adapted after every chunk (chunk_seconds)
         self._cost: float | None = None  # seconds per record, smoothed
@@ -94,6 +96,9 @@ class Resolver:
                 conn, written)])
             await store.set_national_ids(conn, council, plan.national_ids)
             await self.linker.refresh(conn, plan, claimed.released)
+            # new links, splits and review pairs carry shielding to every related record
+            await self.shielding.refresh(
+                conn, [(council, lid) for lid in claimed.local_ids], written)
         seconds = time.perf_counter() - started
         log.info("records resolved", extra={
             "council": council, "records": len(claimed.local_ids), "deleted": len(deleted),
@@ -155,6 +160,7 @@ class Resolver:
                 await store.replace_keys(conn, council, local_ids, [
                     (r["local_id"], k) for r in rows
                     for k in sorted(blocking_keys(identity_of(r)))])
+                await self.shielding.refresh(conn, [(council, lid) for lid in local_ids])
                 await self.queue.enqueue_live(conn, council, local_ids)
                 after = local_ids[-1]
         await self.drain()

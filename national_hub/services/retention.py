@@ -5,7 +5,9 @@ The hub applies the same policy as the nodes (``protocol.retention``) to the rec
 holds, one council at a time under that council's row lock (so never inside one of its
 batches): records past their archive date get ``archived_on``; records past their purge
 date become tombstones at the version held, losing their blocking keys, and are
-queued for the resolver, which refreshes their partners' link status. Each purge is
+queued for the resolver, which refreshes their partners' link status. Neither lifts
+shielding: an archived shielded record still shields every record it is related to,
+and the marks a purged one made stay (``national_hub.storage.shielding``). Each purge is
 recorded in the hub's audit log in the same transaction. A council normally purges
 first and sends a delete; the hub's own purge is the backstop for a council that has
 gone quiet.
@@ -25,6 +27,7 @@ from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.retention import HeldForRetention, HubRetentionStore
+from national_hub.storage.shielding import ShieldingStore
 from protocol import encoding
 from protocol.errors import SignpostError
 from protocol.records import ChildRecord
@@ -62,6 +65,7 @@ class HubRetention:
         self.records = records
         self.resolution = resolution
         self.queue = ResolutionQueueStore()
+        self.shielding = ShieldingStore()
         self.audit = audit
         self.policy = policy
 
@@ -130,6 +134,8 @@ class HubRetention:
     async def _purge(self, conn: asyncpg.Connection, code: str,
                      purge: list[HeldForRetention], today: date) -> None:
         ids = [h.local_id for h in purge]
+        # marks made before the purge keep the child's other records shielded after it
+        await self.shielding.refresh(conn, [(code, lid) for lid in ids])
         by_batch: dict[int, list[tuple[str, int]]] = defaultdict(list)
         for h in purge:
             by_batch[h.batch_seq].append((h.local_id, h.version))

@@ -4,7 +4,13 @@ A person decides each grey-zone pair. **link** merges the two national children:
 older id survives, the other redirects to it and is never used again. **separate**
 keeps them apart, splitting them first if they share a child; the resolver never
 links a separated pair again, through later updates or re-resolution. Each decision
-is audited in its own transaction (the audit log fails closed).
+is audited in its own transaction (the audit log fails closed), with every child id
+it touched (both records' national ids before and after).
+
+Who decides (:func:`authorise`): the index team of a council whose record is in the
+pair, and, to separate a pair with a shielded record, the shielding council's. The
+same councils may reverse a decision by deciding the pair the other way. Shielding
+follows every merge and split (``ShieldingStore.refresh``) and is never lifted by one.
 """
 
 from __future__ import annotations
@@ -15,12 +21,21 @@ from typing import Any
 
 import asyncpg
 
-from national_hub.services.linking import Linker, explain, identity_of, new_national_id
+from national_hub.services.linking import (
+    Linker,
+    explain,
+    identity_of,
+    new_national_id,
+    withhold_location,
+    without_location,
+)
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import RecordKey, ResolutionStore, ReviewRow
 from national_hub.storage.resolution_queue import ResolutionQueueStore
-from protocol.errors import ConflictError, ErrorCode, NotFoundError
+from national_hub.storage.shielding import ShieldingStore
+from protocol.disclosure import Disclosure, Viewer
+from protocol.errors import AuthError, ConflictError, ErrorCode, NotFoundError
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -40,22 +55,50 @@ class ReviewService:
         self.records: RecordStore = linker.records
         self.councils = CouncilStore()
         self.queue = ResolutionQueueStore()
+        self.shielding = ShieldingStore()
         self.audit = audit
 
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:
         async with self.pool.acquire() as conn:
             return await self.store.list_reviews(conn, status, limit)
 
-    async def queue_for(self, council: str, limit: int = 50
-                        ) -> Sequence[tuple[ReviewRow, dict[RecordKey, asyncpg.Record]]]:
+    async def queue_for(self, council: str, viewer: Viewer, limit: int = 50
+                        ) -> Sequence[tuple[ReviewRow, dict[RecordKey, asyncpg.Record],
+                                            dict[str, Any]]]:
         """The open pairs with a record of ``council``, each with both records' identity
-        columns (a record deleted since it was queued is missing from the map)."""
+        columns (a record deleted since it was queued is missing from the map) and the
+        explanation as ``viewer`` may see it."""
         async with self.pool.acquire() as conn:
+            await self.linker.refresh_model(conn)
             reviews = await self.store.list_reviews(conn, "open", limit, council=council)
-            rows = await self.store.identities(
-                conn, sorted({k for r in reviews for k in (r.a, r.b)}), with_shielded=True)
+            keys = sorted({k for r in reviews for k in (r.a, r.b)})
+            rows = await self.store.identities(conn, keys, with_shielded=True)
+            shielding = await self.shielding.shielding(conn, keys)
         held = {(r["council_code"], r["local_id"]): r for r in rows}
-        return [(r, {k: held[k] for k in (r.a, r.b) if k in held}) for r in reviews]
+        out = []
+        for r in reviews:
+            pair = {k: held[k] for k in (r.a, r.b) if k in held}
+            out.append((r, pair, self.shown_explanation(r, shielding, pair, viewer)))
+        return out
+
+    async def decided_for(self, council: str, limit: int = 50) -> Sequence[ReviewRow]:
+        """The decided pairs with a record of ``council``, newest first: its index team
+        may reverse them."""
+        async with self.pool.acquire() as conn:
+            return await self.store.decided_reviews(conn, council, limit)
+
+    async def listed(self, viewer: Viewer, status: str | None = "open", limit: int = 100
+                     ) -> Sequence[tuple[ReviewRow, dict[str, Any]]]:
+        """The queue for the command line: each pair with its explanation as ``viewer``
+        may see it (no location comparison of a pair with a shielded record)."""
+        async with self.pool.acquire() as conn:
+            await self.linker.refresh_model(conn)
+            reviews = await self.store.list_reviews(conn, status, limit)
+            keys = sorted({k for r in reviews for k in (r.a, r.b)})
+            rows = {(r["council_code"], r["local_id"]): r
+                    for r in await self.store.identities(conn, keys)}
+            shielding = await self.shielding.shielding(conn, keys)
+        return [(r, self.shown_explanation(r, shielding, rows, viewer)) for r in reviews]
 
     async def get(self, review_id: int) -> ReviewRow:
         async with self.pool.acquire() as conn:
@@ -64,13 +107,14 @@ class ReviewService:
             raise NotFoundError(f"no review {review_id}")
         return review
 
-    async def link(self, review_id: int, actor: Actor) -> Decided:
-        return await self._decide(review_id, actor, "linked")
+    async def link(self, review_id: int, actor: Actor, decider: Viewer) -> Decided:
+        return await self._decide(review_id, actor, decider, "linked")
 
-    async def separate(self, review_id: int, actor: Actor) -> Decided:
-        return await self._decide(review_id, actor, "separated")
+    async def separate(self, review_id: int, actor: Actor, decider: Viewer) -> Decided:
+        return await self._decide(review_id, actor, decider, "separated")
 
-    async def _decide(self, review_id: int, actor: Actor, status: str) -> Decided:
+    async def _decide(self, review_id: int, actor: Actor, decider: Viewer,
+                      status: str) -> Decided:
         async with self.pool.acquire() as conn, conn.transaction():
             # The resolver's lock first (it writes the review queue under it), then,
             # like the resolver, the row locks of the councils whose records change.
@@ -78,7 +122,9 @@ class ReviewService:
             review = await self.store.get_review(conn, review_id, for_update=True)
             if review is None:
                 raise NotFoundError(f"no review {review_id}")
-            if review.status != "open":
+            shielding = await self.shielding.shielding(conn, [review.a, review.b])
+            authorise(review, decider, status, {c for v in shielding.values() for c in v})
+            if review.status == status:
                 raise ConflictError(f"review {review_id} was already decided: {review.status}"
                                     f" by {review.decided_by}", code=ErrorCode.REVIEW_DECIDED)
             ids = {(r["council_code"], r["local_id"]): r["national_id"]
@@ -86,10 +132,13 @@ class ReviewService:
             if len(ids) != 2:
                 raise ConflictError(f"review {review_id}: a record of the pair was deleted",
                                     code=ErrorCode.REVIEW_DECIDED)
-            a_id, b_id = ids[review.a], ids[review.b]
+            before = (ids[review.a], ids[review.b])
+            a_id, b_id = before
             await self.councils.lock(conn, [review.a[0], review.b[0],
                                             *await self.store.councils_holding(
                                                 conn, [i for i in (a_id, b_id) if i])])
+            # decided first: a decision reversed no longer counts as a separation below
+            await self.store.decide_review(conn, review_id, status, actor.who)
             if status == "linked" and a_id != b_id:
                 if await self.store.separated_between(conn, a_id, b_id):
                     raise ConflictError(
@@ -108,22 +157,29 @@ class ReviewService:
                 touched = [a_id, b_id]
             else:
                 touched = [a_id, b_id]
-            await self.store.decide_review(conn, review_id, status, actor.who)
             await self.store.refresh_status(conn, touched)
+            # a merge or a split changes who is related to whom: shielding follows it
+            await self.shielding.refresh(conn, [review.a, review.b], touched)
             if self.audit is not None:
                 await self.audit.append(conn, AuditEntry.by(
                     actor, f"review.{'link' if status == 'linked' else 'separate'}",
                     "identity resolution",
                     {"review": review_id, "a": "/".join(review.a), "b": "/".join(review.b),
-                     "score": review.score},
-                    child_ids=sorted({a_id, b_id})))
+                     "score": review.score, "for_council": decider.council,
+                     "previous": review.status,
+                     "before": {"a": before[0], "b": before[1]},
+                     "after": {"a": a_id, "b": b_id}},
+                    # every child the decision touched: both records' ids before and after
+                    child_ids=sorted({i for i in (*before, a_id, b_id) if i})))
             decided = await self.store.get_review(conn, review_id)
             assert decided is not None
             return Decided(decided, (a_id, b_id))
 
-    async def explain(self, council: str, local_id: str) -> dict[str, Any]:
+    async def explain(self, council: str, local_id: str, viewer: Viewer) -> dict[str, Any]:
         """Why the record is linked (or queued, or alone): each partner record scored
-        again with the current model, field by field, with the thresholds."""
+        again with the current model, field by field, with the thresholds. A pair with a
+        shielded record is scored without location, and shows no location comparison,
+        to whoever may not see where both records' child lives."""
         me: RecordKey = (council, local_id)
         async with self.pool.acquire() as conn:
             await self.linker.refresh_model(conn)  # a model trained since the last batch
@@ -151,18 +207,82 @@ class ReviewService:
                         partners[rk] = (found[rk], "linked", r)
                     elif rk not in partners:
                         partners[rk] = (found[rk], relation, r)
+            shielding = await self.shielding.shielding(conn, [me, *partners])
         mine = identity_of(row)
         out = []
         for rk, (p, relation, review) in sorted(partners.items()):
-            explanation = self.linker.score(me, mine, rk, identity_of(p))
+            disclosure = _pair_disclosure(shielding, me, rk)
+            shown = disclosure.sees_location_comparison(viewer, (council, rk[0]))
+            theirs = identity_of(p)
+            explanation = (self.linker.score(me, mine, rk, theirs) if shown else
+                           self.linker.score(me, without_location(mine), rk,
+                                             without_location(theirs)))
             model = self.linker.model if rk[0] == council else self.linker.across
+            explained = explain(explanation, model)
             out.append({
                 "partner": {"council": rk[0], "local_id": rk[1], "national_id": p["national_id"]},
                 "relation": relation,
                 "review": None if review is None else {
                     "id": review.id, "status": review.status, "decided_by": review.decided_by},
-                **explain(explanation, model),
+                **(explained if shown else withhold_location(explained)),
             })
         out.sort(key=lambda e: (e["relation"] != "linked", -e["total"]))
         return {"council": council, "local_id": local_id, "national_id": row["national_id"],
                 "status": status, "partners": out}
+
+    def shown_explanation(self, review: ReviewRow, shielding: Shielding,
+                          rows: dict[RecordKey, asyncpg.Record], viewer: Viewer
+                          ) -> dict[str, Any]:
+        """The explanation of a review pair as ``viewer`` may see it: as queued, or, for
+        a pair with a shielded record whose location the viewer may not see, scored
+        again without location (the queued total includes the postcode's weight)."""
+        disclosure = _pair_disclosure(shielding, review.a, review.b)
+        if disclosure.sees_location_comparison(viewer, (review.a[0], review.b[0])):
+            return review.explanation
+        if review.a in rows and review.b in rows:
+            model = self.linker.model if review.a[0] == review.b[0] else self.linker.across
+            again = explain(self.linker.score(
+                review.a, without_location(identity_of(rows[review.a])),
+                review.b, without_location(identity_of(rows[review.b]))), model)
+        else:  # a record deleted since: nothing to score, nothing of the total to show
+            again = {"fields": [], "total": 0.0, "thresholds": review.explanation.get(
+                "thresholds", {}), "model_version": review.explanation.get("model_version")}
+        return withhold_location(again)
+
+
+Shielding = dict[RecordKey, tuple[str, ...]]  # record → the councils shielding it
+
+
+def _pair_disclosure(shielding: Shielding, a: RecordKey, b: RecordKey) -> Disclosure:
+    by = tuple(sorted({*shielding.get(a, ()), *shielding.get(b, ())}))
+    return Disclosure(bool(by), by)
+
+
+def authorise(review: ReviewRow, decider: Viewer, status: str, shielders: set[str]) -> None:
+    """Who may decide a pair (pure). Only the index team of a council whose record is in
+    the pair, to link, to separate, or to reverse an earlier decision either way. A
+    separation of a pair with a shielded record: only the index team of a council that
+    shields it, when one of those holds a record of the pair (shielding that comes from
+    a third council's record stays with both records, whoever separates them).
+
+        >>> r = ReviewRow(1, ("E1", "A"), ("E2", "B"), 1.0, {}, "open", None)
+        >>> def who(council, status, shielders):
+        ...     try:
+        ...         authorise(r, Viewer("index_team", council), status, shielders)
+        ...     except AuthError as exc:
+        ...         return str(exc.code)
+        ...     return "allowed"
+        >>> who("E1", "separated", {"E1"}), who("E2", "separated", {"E1"})
+        ('allowed', 'forbidden')
+        >>> who("E2", "linked", {"E1"}), who("E3", "linked", set())
+        ('allowed', 'forbidden')
+    """
+    owners = sorted({review.a[0], review.b[0]})
+    if not any(decider.index_team_of(c) for c in owners):
+        raise AuthError(f"pair {review.id} is decided by the index teams of "
+                        f"{' and '.join(owners)} only", code=ErrorCode.FORBIDDEN, status=403)
+    shielding_owners = sorted(shielders & set(owners))
+    if status == "separated" and shielding_owners and decider.council not in shielding_owners:
+        raise AuthError(f"pair {review.id} involves a shielded child: only the index team "
+                        f"of {' and '.join(shielding_owners)} may separate it",
+                        code=ErrorCode.FORBIDDEN, status=403)

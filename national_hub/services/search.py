@@ -6,25 +6,30 @@ grouped into their **national children**, each record scored against the query, 
 a child ranks by its best record. A result shows only what tells children apart:
 name, date of birth, sex, each council involved with its postcode district.
 
-Shielding (DESIGN §6): a shielded child is found only through fields that say
-nothing of where it lives. Keys built from the postcode (``dp:``, ``gp:``) never
-find it, its postcode never scores, and its result carries no postcode district but
-the council(s) whose index team to contact.
+Shielding (DESIGN §6, :mod:`protocol.disclosure`) belongs to the child: a record
+counts as shielded for its own flag or for any relation to a shielded record
+(``national_hub.storage.shielding`` keeps the sticky marks). A shielded child is found
+only through fields that say nothing of where it lives: keys built from the postcode
+(``dp:``, ``gp:``) never find it (its records do not even hold them), its postcode and
+address never score, and its result carries neither postcode districts nor the list
+of councils that know it, only the council(s) whose index team to contact. Its child
+view shows no location field and, but to a shielding council's index team, no list of
+councils, local ids or update times.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
 
-from national_hub.services.disclosure import Viewer
 from national_hub.storage.search import CandidateRow, HeldRecord, SearchStore
 from protocol import encoding, identifiers
+from protocol.disclosure import Disclosure, Viewer, finds_shielded, sees_sensitive
 from protocol.errors import NotFoundError
 from protocol.matching import IdentityFields
 from protocol.records import ChildRecord, pointer_json
@@ -39,8 +44,6 @@ _NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
 # every key is narrow (see protocol.matching.blocking), so at a million children a
 # real one holds a handful.
 MAX_BLOCK = 100
-# Blocking keys built from the postcode: they never find a shielded child.
-LOCATION_KEYS = ("dp:", "gp:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ def _found(rows: list[CandidateRow], shielded: bool) -> bool:
     """Whether a query key reached the child by something other than where it lives."""
     if not shielded:
         return any(r.keys for r in rows)
-    return any(not k.startswith(LOCATION_KEYS) for r in rows for k in r.keys)
+    return any(finds_shielded(k) for r in rows for k in r.keys)
 
 
 def _hit(query: SearchQuery, rows: list[CandidateRow]) -> ChildHit | None:
@@ -119,21 +122,21 @@ def _hit(query: SearchQuery, rows: list[CandidateRow]) -> ChildHit | None:
         return None
     found, row = best
     councils: dict[str, CouncilInvolved] = {}
-    for r in sorted(rows, key=lambda r: (r.council, r.local_id)):
-        district = (identifiers.postcode_district(r.postcode)
-                    if r.postcode and not shielded else None)
-        held = councils.get(r.council)
-        if held is None or (held.postcode_district is None and district):
-            councils[r.council] = CouncilInvolved(r.council, r.council_name, district)
-    contact = tuple(replace(councils[c], postcode_district=None)
-                    for c in sorted({r.council for r in rows if r.shielded}))
+    if not shielded:  # which areas know a shielded child says where it went
+        for r in sorted(rows, key=lambda r: (r.council, r.local_id)):
+            district = identifiers.postcode_district(r.postcode) if r.postcode else None
+            held = councils.get(r.council)
+            if held is None or (held.postcode_district is None and district):
+                councils[r.council] = CouncilInvolved(r.council, r.council_name, district)
+    contact = tuple(CouncilInvolved(code, name, None)
+                    for code, name in sorted({s for r in rows for s in r.shielded_by}))
     return ChildHit(row.national_id, row.given_name, row.family_name, row.dob, row.sex,
                     found.confidence, found.total, tuple(councils.values()), shielded,
                     contact)
 
 
 def _council_view(held: HeldRecord, record: ChildRecord, viewer: Viewer,
-                  shielded: bool) -> dict[str, Any]:
+                  disclosure: Disclosure) -> dict[str, Any]:
     """One council's record as this viewer may see it."""
     view: dict[str, Any] = {
         "council": held.council, "council_name": held.council_name,
@@ -145,11 +148,11 @@ def _council_view(held: HeldRecord, record: ChildRecord, viewer: Viewer,
         "date_of_death": record.date_of_death.isoformat() if record.date_of_death else None,
         "nhs_number": record.nhs_number, "shielded": record.shielded,
     }
-    if not viewer.sees_location(held.council, shielded=shielded):
+    if not disclosure.sees_location(viewer, held.council):
         # ContactPoint's rule: who the child is, and nothing that says where
-        return {**view, "withheld": True}
+        return disclosure.redact(view)
     services = [i for i in record.involvements
-                if not i.sensitive or viewer.sees_sensitive(held.council)]
+                if not i.sensitive or sees_sensitive(viewer, held.council)]
     lead = next((i for i in services if i.lead_professional), None)
     return {
         **view, "withheld": False,
@@ -197,16 +200,27 @@ class HubSearch:
             raise NotFoundError(f"no council holds a record of {national_id} any more")
         records = [ChildRecord.from_wire(encoding.unpack(h.record, what="record"))
                    for h in child.records]
-        shielded = any(r.shielded for r in records)
-        councils = [_council_view(h, r, viewer, shielded)
-                    for h, r in zip(child.records, records, strict=True)]
-        latest = max(zip(child.records, records, strict=True), key=lambda p: p[0].updated_at)[1]
-        contact = sorted({(h.council, h.council_name)
-                          for h, r in zip(child.records, records, strict=True) if r.shielded})
+        contact = sorted({s for h in child.records for s in h.shielded_by}
+                         | {(h.council, h.council_name)
+                            for h, r in zip(child.records, records, strict=True)
+                            if r.shielded})
+        disclosure = Disclosure(bool(contact), tuple(c for c, _ in contact))
+        held = list(zip(child.records, records, strict=True))
+        if not disclosure.sees_other_councils(viewer):
+            # which councils know a shielded child, and which knew it last, says where it
+            # went: only the viewer's own council's record, if it holds one
+            held = [(h, r) for h, r in held if viewer.index_team_of(h.council)]
+        councils = [_council_view(h, r, viewer, disclosure) for h, r in held]
+        # who the child is: for a shielded child, not the record updated last (which
+        # council knew it last says where it went) but a fixed choice among its records
+        latest = max(records, key=lambda r: (r.family_name, r.given_name, r.dob.isoformat())
+                     ) if disclosure.shielded else max(
+            zip(child.records, records, strict=True), key=lambda p: p[0].updated_at)[1]
         return {
             "national_id": national_id, "given_name": latest.given_name,
             "family_name": latest.family_name, "dob": latest.dob.isoformat(),
-            "sex": latest.sex, "shielded": shielded,
+            "sex": latest.sex, "shielded": disclosure.shielded,
+            "withheld": not disclosure.sees_other_councils(viewer),
             "contact": [{"council": c, "name": n, "team": "index team"} for c, n in contact],
             "councils": councils,
         }

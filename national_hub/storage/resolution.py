@@ -15,10 +15,14 @@ from national_hub.storage.records import PENDING
 
 RecordKey = tuple[str, str]  # (council, local_id)
 
-# The columns matching reads, as one select list (``r`` is ``records``).
+# The columns matching reads, as one select list (``r`` is ``records``). A shielded
+# record's postcode and address are not evidence (DESIGN §6): no link, review or
+# explanation may depend on where a shielded child lives, so matching never reads them.
 IDENTITY_COLUMNS = (
     "r.council_code, r.local_id, r.national_id, r.given_name, r.family_name, r.dob, r.sex,"
-    " r.other_given_names, r.former_family_names, r.postcode, r.address_line,"
+    " r.other_given_names, r.former_family_names,"
+    " CASE WHEN r.shielded THEN NULL ELSE r.postcode END AS postcode,"
+    " CASE WHEN r.shielded THEN NULL ELSE r.address_line END AS address_line,"
     " r.nhs_number, r.upn"
 )
 
@@ -99,12 +103,15 @@ class ResolutionStore:
 
     async def identities(self, conn: asyncpg.Connection, records: Sequence[RecordKey],
                          *, with_shielded: bool = False) -> list[asyncpg.Record]:
-        """The identity columns of these live records (and whether each is shielded, for
-        a person deciding a review)."""
+        """The identity columns of these live records (and, for a person deciding a
+        review, whether each counts as shielded, by its own flag or a relation, and the
+        postcode as held, for the record's own council's eyes only)."""
         if not records:
             return []
         councils, ids = zip(*records, strict=True)
-        shielded = ", r.shielded" if with_shielded else ""
+        shielded = (", r.shielded OR EXISTS (SELECT 1 FROM shield_marks m WHERE"
+                    " m.council_code = r.council_code AND m.local_id = r.local_id)"
+                    " AS shielded, r.postcode AS held_postcode") if with_shielded else ""
         return await conn.fetch(
             f"SELECT {IDENTITY_COLUMNS}{shielded} FROM records r"
             " JOIN unnest($1::text[], $2::text[]) w(c, l)"
@@ -268,6 +275,15 @@ class ResolutionStore:
             " WHERE ($1::text IS NULL OR status = $1)"
             " AND ($3::text IS NULL OR council_a = $3 OR council_b = $3)"
             " ORDER BY id LIMIT $2", status, limit, council)
+        return [ReviewRow.of(r) for r in rows]
+
+    async def decided_reviews(self, conn: asyncpg.Connection, council: str,
+                              limit: int) -> list[ReviewRow]:
+        """Decided pairs with a record of ``council``, the latest decision first."""
+        rows = await conn.fetch(
+            f"SELECT {_REVIEW_COLUMNS} FROM review_queue WHERE status <> 'open'"
+            " AND (council_a = $1 OR council_b = $1)"
+            " ORDER BY decided_at DESC NULLS LAST, id DESC LIMIT $2", council, limit)
         return [ReviewRow.of(r) for r in rows]
 
     async def get_review(self, conn: asyncpg.Connection, review_id: int, *,

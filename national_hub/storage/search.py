@@ -3,7 +3,8 @@
 One statement per search, whatever the number of candidates: the query's blocking
 keys → the records holding them (``record_keys_key``) → their national children →
 every live record of those children (``records_national``), each with the keys it
-matched. Indexed all the way, so it stays a few index probes at a million children.
+matched and the councils that shield it (``shield_marks``, by primary key). Indexed all
+the way, so it stays a few index probes at a million children.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class CandidateRow:
     address_line: str | None
     nhs_number: str | None
     upn: str | None
-    shielded: bool
+    shielded: bool  # by its own flag or by a relation (national_hub.storage.shielding)
     keys: tuple[str, ...]  # the query's keys this record holds (none: a sibling record)
+    # the councils whose shielded records make this one shielded, with their names
+    shielded_by: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class HeldRecord:
     local_id: str
     record: bytes
     updated_at: datetime
+    shielded_by: tuple[tuple[str, str], ...] = ()  # as CandidateRow.shielded_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,10 @@ class NationalChild:
     national_id: str
     redirect_to: str | None
     records: tuple[HeldRecord, ...]
+
+
+def _shielded_by(row: asyncpg.Record) -> tuple[tuple[str, str], ...]:
+    return tuple(zip(row["codes"] or (), row["names"] or (), strict=True))
 
 
 class SearchStore:
@@ -83,18 +91,25 @@ class SearchStore:
             SELECT r.national_id, r.council_code, c.name AS council_name, r.local_id,
                    r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
                    r.former_family_names, r.postcode, r.address_line, r.nhs_number, r.upn,
-                   r.shielded, coalesce(hit.keys, '{}') AS keys
+                   r.shielded OR sh.codes IS NOT NULL AS shielded,
+                   coalesce(hit.keys, '{}') AS keys, sh.codes, sh.names
             FROM children
             JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
                           AND r.archived_on IS NULL
             JOIN councils c ON c.code = r.council_code
+            LEFT JOIN LATERAL (
+                SELECT array_agg(m.shielding_council ORDER BY m.shielding_council) AS codes,
+                       array_agg(s.name ORDER BY m.shielding_council) AS names
+                FROM shield_marks m JOIN councils s ON s.code = m.shielding_council
+                WHERE m.council_code = r.council_code AND m.local_id = r.local_id) sh ON true
             LEFT JOIN hit ON hit.council_code = r.council_code AND hit.local_id = r.local_id
             """, list(keys), max_block)
         return [CandidateRow(
             r["national_id"], r["council_code"], r["council_name"], r["local_id"],
             r["given_name"], r["family_name"], r["dob"], r["sex"] or 0,
             r["other_given_names"], tuple(r["former_family_names"] or ()), r["postcode"],
-            r["address_line"], r["nhs_number"], r["upn"], r["shielded"], tuple(r["keys"]))
+            r["address_line"], r["nhs_number"], r["upn"], r["shielded"], tuple(r["keys"]),
+            _shielded_by(r))
             for r in rows]
 
     async def national_child(self, conn: asyncpg.Connection,
@@ -104,17 +119,22 @@ class SearchStore:
         rows = await conn.fetch(
             """
             SELECT n.redirect_to, r.council_code, c.name AS council_name, r.local_id,
-                   r.record, r.updated_at
+                   r.record, r.updated_at, sh.codes, sh.names
             FROM national_children n
             LEFT JOIN records r ON r.national_id = n.national_id AND r.record IS NOT NULL
                                AND r.archived_on IS NULL
             LEFT JOIN councils c ON c.code = r.council_code
+            LEFT JOIN LATERAL (
+                SELECT array_agg(m.shielding_council ORDER BY m.shielding_council) AS codes,
+                       array_agg(s.name ORDER BY m.shielding_council) AS names
+                FROM shield_marks m JOIN councils s ON s.code = m.shielding_council
+                WHERE m.council_code = r.council_code AND m.local_id = r.local_id) sh ON true
             WHERE n.national_id = $1
             ORDER BY r.council_code, r.local_id
             """, national_id)
         if not rows:
             return None
         held = tuple(HeldRecord(r["council_code"], r["council_name"], r["local_id"],
-                                r["record"], r["updated_at"])
+                                r["record"], r["updated_at"], _shielded_by(r))
                      for r in rows if r["council_code"] is not None)
         return NationalChild(national_id, rows[0]["redirect_to"], held)

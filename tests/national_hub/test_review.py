@@ -20,6 +20,7 @@ from national_hub.services.review import ReviewService
 from national_hub.storage.records import RecordStore
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
+from protocol.disclosure import Viewer
 from protocol.errors import ConflictError
 from protocol.records import ChildRecord, Involvement
 from server_common.audit.entry import Actor
@@ -30,6 +31,7 @@ from tests.server_common.accounts_helpers import bearer_headers
 
 ESX, TFW = "E10000011", "E06000020"
 PERSON = Actor("ann", "index_team", "East Sussex")
+TEAM = Viewer("index_team", "E10000011")  # ann's: East Sussex holds a record of each pair
 
 
 def child(local_id: str, given: str = "Lily", family: str = "Hart", dob: date = date(2016, 2, 9),
@@ -110,12 +112,12 @@ async def test_grey_pair_is_queued_and_separate_survives_updates(federation,
     health = await hub.server.app[k.HEALTH].snapshot()
     assert {c.code: c.review_queue for c in health.councils} == {ESX: 1, TFW: 1}
 
-    decided = await reviews(hub).separate(queued["id"], PERSON)
+    decided = await reviews(hub).separate(queued["id"], PERSON, TEAM)
     assert decided.review.status == "separated" and decided.review.decided_by == "ann"
     now = await state(hub)
     assert now[(ESX, "A1")][1] == now[(TFW, "B1")][1] == "single"
-    with pytest.raises(ConflictError):
-        await reviews(hub).link(queued["id"], PERSON)
+    with pytest.raises(ConflictError):  # the same decision again (the other reverses it)
+        await reviews(hub).separate(queued["id"], PERSON, TEAM)
 
     # an update that would now link them (the old surname recorded, the same NHS number)
     # leaves them apart: a person said they are two children
@@ -134,7 +136,7 @@ async def test_grey_pair_is_queued_and_separate_survives_updates(federation,
     assert now[(ESX, "A2")][0] in (now[(ESX, "A1")][0], now[(TFW, "B1")][0])
     (bridge,) = await open_reviews(hub)
     with pytest.raises(ConflictError, match="decision stands"):
-        await reviews(hub).link(bridge["id"], PERSON)
+        await reviews(hub).link(bridge["id"], PERSON, TEAM)
     # nor does re-resolving every record undo the separation
     for code in (TFW, ESX):
         await hub.server.app[k.RESOLVER].re_resolve(code)
@@ -149,7 +151,7 @@ async def test_link_decision_merges_and_the_retired_id_redirects(federation) -> 
     await tfw.send(GREY_B)
     before = await state(hub)
     (queued,) = await open_reviews(hub)
-    decided = await reviews(hub).link(queued["id"], PERSON)
+    decided = await reviews(hub).link(queued["id"], PERSON, TEAM)
     older, newer = before[(ESX, "A1")][0], before[(TFW, "B1")][0]
     assert decided.national_ids == (older, older)
     now = await state(hub)
@@ -261,13 +263,16 @@ async def test_review_cli_lists_links_and_separates(make_database, tmp_path: Pat
         lines = listed.stdout.strip().splitlines()
         assert len(lines) == 2 and "dob=EXACT" in lines[0]
         first, second = (line.split("\t")[0] for line in lines)
-        linked = run("review", "link", first)
+        # the operator records a council's decision: never a third council's
+        third = run("review", "link", first, "--for-council", "E10000032")
+        assert third.returncode == 1 and "forbidden" in third.stderr
+        linked = run("review", "link", first, "--for-council", "E10000011")
         assert linked.returncode == 0, linked.stderr
         assert "E06000020/B1 -> NCOLD" in linked.stdout
         assert "E10000011/A1 -> NCOLD" in linked.stdout
-        separated = run("review", "separate", second)
+        separated = run("review", "separate", second, "--for-council", "E06000020")
         assert separated.returncode == 0 and "separated" in separated.stdout
-        again = run("review", "separate", second)
+        again = run("review", "separate", second, "--for-council", "E06000020")
         assert again.returncode == 1 and "review_decided" in again.stderr
         assert run("review", "list").stdout.strip() == ""
         decided = json.loads(run("review", "list", "--status", "all", "--json").stdout)
@@ -281,5 +286,10 @@ async def test_review_cli_lists_links_and_separates(make_database, tmp_path: Pat
         rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")
         actions = [json.loads(bytes(r["entry"]))["action"] for r in rows]
         assert actions == ["review.link", "review.separate"]
+        entries = [json.loads(bytes(r["entry"])) for r in rows]
+        assert [(e["role"], e["parameters"]["for_council"]) for e in entries] == [
+            ("operator", "E10000011"), ("operator", "E06000020")]
+        # both records' national ids, before and after the merge
+        assert set(entries[0]["child_ids"]) == {"NCOLD", "NCNEW"}
     finally:
         await conn.close()
