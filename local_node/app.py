@@ -155,7 +155,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             async with pool.acquire() as conn:
                 await database.check_current(conn, PACKAGE)
             app[POOL] = pool
-            app[SEARCH] = SearchService(pool, ChildStore())
+            app[SEARCH] = SearchService(pool, ChildStore(), config.council.code)
             # The node's own audit log: every local search and child view, fail closed.
             # (Its checkpoints are not signed at the node yet: see the issue notes.)
             app[AUDIT] = practitioner_auditor(AuditLog(

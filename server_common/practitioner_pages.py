@@ -1,13 +1,17 @@
 """The look of the practitioner pages, the same on the hub and on every node:
 one page shell (inline style, no external assets, strict CSP) and the search form.
+The form is posted: names, dates of birth and NHS numbers stay out of URLs (browser
+history, proxy and server logs).
 
-    >>> "Purpose" in search_form({}, None, action="/")
+    >>> form = search_form({}, None, action="/", csrf_token="t0k")
+    >>> '<form method="post"' in form and 'name="csrf_token" value="t0k"' in form
     True
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -45,18 +49,30 @@ def error_message(error: str | None, code: str | None = None) -> str:
             f"{html.escape(error)}</p>")
 
 
-def search_form(values: dict[str, str], error: str | None, *, action: str,
+def search_form(values: dict[str, str], error: str | None, *, action: str, csrf_token: str,
                 code: str | None = None) -> str:
-    """The search form, filled with ``values``; the purpose is required."""
+    """The search form, filled with ``values``; the purpose is required. Posted, with
+    the session's CSRF token."""
     e = html.escape
     inputs = "".join(
         f'<label>{e(label)} <input name="{name}" value="{e(values.get(name, ""))}"'
         f'{" required" if name == "purpose" else ""}></label>'
         for name, label in _LABELS.items())
-    return (f'{error_message(error, code)}<form method="get" action="{e(action)}">{inputs}'
+    return (f'{error_message(error, code)}<form method="post" action="{e(action)}">'
+            f'<input type="hidden" name="csrf_token" value="{e(csrf_token)}">{inputs}'
             "<button>Search</button></form>")
 
 
 def query_values(request: web.Request) -> dict[str, str]:
     """The search fields and purpose as submitted (blank when absent)."""
-    return {k: request.query.get(k, "") for k in (*QUERY_FIELDS, "purpose")}
+    return form_values(request.query)
+
+
+def form_values(submitted: Mapping[str, object]) -> dict[str, str]:
+    """The search fields and purpose of a posted form (blank when absent; a file
+    upload where text belongs counts as blank)."""
+    out = {}
+    for k in (*QUERY_FIELDS, "purpose"):
+        value = submitted.get(k, "")
+        out[k] = value if isinstance(value, str) else ""
+    return out
