@@ -1,6 +1,7 @@
 """Issue 13, findings 1 and 5, as an attacker with a practitioner's login at a council's
 node would try them: through the node's real HTTP app, its real PostgreSQL and its
-real feed ingest (the ``local-node ingest`` code path).
+real feed ingest (the ``local-node ingest`` code path) — and once more against
+``local-node serve`` running as a process, fed by the ``local-node ingest`` command.
 
 A child is shielded in the council's services feed. The same child's school (or GP)
 record, from another feed, sits apart from it in the node's index: local matching put
@@ -16,7 +17,10 @@ sensitive service exists.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
@@ -32,6 +36,7 @@ from server_common.accounts import Role
 from tests.federation import node_config
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
+from tests.processes import Process, free_port, script, wait_ready
 from tests.server_common.accounts_helpers import bearer_headers
 
 ESX = "E10000011"
@@ -87,12 +92,19 @@ class Node:
     practitioner: dict[str, str]
     index_team: dict[str, str]
     other_team: dict[str, str]  # another council's index team: no more than a practitioner
+    cli_env: dict[str, str] | None = None  # feeds through the ``local-node ingest`` command
 
 
-async def _ingest(pool: asyncpg.Pool, tmp_path: Path, feed: str, text: str) -> None:
+async def _ingest(node: Node, tmp_path: Path, feed: str, text: str) -> None:
     path = tmp_path / f"{feed}.csv"
     path.write_text(text, encoding="utf-8")
-    report = await ingest_service(pool).ingest_file(feed, path)
+    if node.cli_env is not None:
+        done = await asyncio.to_thread(
+            subprocess.run, [script("local-node"), "ingest", "--feed", feed, str(path)],
+            env=node.cli_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and " 0 rejected" in done.stdout, done.stdout + done.stderr
+        return
+    report = await ingest_service(node.pool).ingest_file(feed, path)
     assert report.errors == [], report.errors
 
 
@@ -113,16 +125,39 @@ async def node(make_database, tmp_path: Path) -> AsyncIterator[Node]:  # type: i
                    await bearer_headers(pool, "ola", Role.INDEX_TEAM, "E06000020"))
 
 
+@pytest.fixture
+async def node_process(make_database, tmp_path: Path) -> AsyncIterator[Node]:  # type: ignore[no-untyped-def]
+    """``local-node serve`` as a real process (not publishing: no hub is needed to show
+    what the node itself answers); feeds loaded by the ``local-node ingest`` command."""
+    url = await make_database()
+    env = dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": url, "LOCAL_NODE_COUNCIL": ESX}
+    await upgrade(url, PACKAGE)
+    port = free_port()
+    server = Process([script("local-node"), "serve", "--no-publish", "--port", str(port)], env,
+                     tmp_path / "node.log").start()
+    base = f"http://127.0.0.1:{port}"
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        await asyncio.to_thread(wait_ready, base)
+        yield Node(base, pool,
+                   await bearer_headers(pool, "pat", Role.PRACTITIONER),
+                   await bearer_headers(pool, "ian", Role.INDEX_TEAM, ESX),
+                   await bearer_headers(pool, "ola", Role.INDEX_TEAM, "E06000020"), env)
+    finally:
+        server.kill()
+        await pool.close()
+
+
 async def _load(node: Node, tmp_path: Path) -> dict[str, Copy]:
     """The feeds, as a council would load them; the index team's decisions; and the
     unshielded copy of each shielded child, by how it relates to the shielded record."""
     pool = node.pool
-    await _ingest(pool, tmp_path, "education", EDUCATION)
-    await _ingest(pool, tmp_path, "health", HEALTH.format(nhs=""))
-    await _ingest(pool, tmp_path, "services", SERVICES)
+    await _ingest(node, tmp_path, "education", EDUCATION)
+    await _ingest(node, tmp_path, "health", HEALTH.format(nhs=""))
+    await _ingest(node, tmp_path, "services", SERVICES)
     # the GP's record is sent again with the child's NHS number, already held by the
     # shielded record: the node keeps them apart (it never moves an identifier)
-    await _ingest(pool, tmp_path, "health", HEALTH.format(nhs="9434765919"))
+    await _ingest(node, tmp_path, "health", HEALTH.format(nhs="9434765919"))
     reviews = review_service(pool)
     pairs = {item["candidate_id"]: item["id"] for item in await reviews.open_items()}
     e1, e2, e3 = [await _id_of(pool, "education", f"E{i}") for i in (1, 2, 3)]
@@ -170,7 +205,15 @@ async def _view(node: Node, headers: dict[str, str], local_id: str) -> dict[str,
 
 async def test_a_shielded_childs_other_records_show_no_location(node: Node,
                                                                 tmp_path: Path) -> None:
-    copies = await _load(node, tmp_path)
+    await _check_copies(node, await _load(node, tmp_path))
+
+
+async def test_the_same_through_the_node_processes(node_process: Node, tmp_path: Path) -> None:
+    """The same attack on ``local-node serve`` as it runs, fed by ``local-node ingest``."""
+    await _check_copies(node_process, await _load(node_process, tmp_path))
+
+
+async def _check_copies(node: Node, copies: dict[str, Copy]) -> None:
     for how, copy in copies.items():
         district = copy.postcode.split()[0]
         # Found through where the child lives: nothing.
@@ -243,10 +286,10 @@ async def test_archiving_or_purging_the_shielded_record_lifts_nothing(
     """The services record (shielded) turns 18 and is archived, then purged six years
     on; the school record of the same child (a day–month swap in its date of birth,
     so still a child for a while) stays shielded throughout."""
-    await _ingest(node.pool, tmp_path, "education",
+    await _ingest(node, tmp_path, "education",
                   "source_ref,given_name,family_name,dob,sex,address_line,postcode\n"
                   "E9,Leo,Marsh,2008-10-01,M,3 Mill Lane,TN22 1AB\n")
-    await _ingest(node.pool, tmp_path, "services",
+    await _ingest(node, tmp_path, "services",
                   "source_ref,given_name,family_name,dob,sex,postcode,service_type,shielded\n"
                   "S9,Leo,Marsh,2008-01-10,M,BN2 3CD,social_care,Y\n")
     school, shielded = (await _id_of(node.pool, "education", "E9"),
@@ -277,7 +320,7 @@ async def test_nobody_learns_that_a_sensitive_service_exists(node: Node, tmp_pat
     council's index team sees it."""
     header = ("source_ref,nhs_number,given_name,family_name,dob,sex,postcode,service_type,"
               "service_name,professional_name,sensitive,consent\n")
-    await _ingest(node.pool, tmp_path, "services",
+    await _ingest(node, tmp_path, "services",
                   header + "S1,4010232137,Oliver,Smith,2014-02-05,M,TN2 2BB,early_help,"
                            "Early Help,Jo Bell,N,\n")
     child = await _id_of(node.pool, "services", "S1")
@@ -291,7 +334,7 @@ async def test_nobody_learns_that_a_sensitive_service_exists(node: Node, tmp_pat
 
     before = {name: await answers(who) for name, who in
               (("practitioner", node.practitioner), ("other council", node.other_team))}
-    await _ingest(node.pool, tmp_path, "services",
+    await _ingest(node, tmp_path, "services",
                   header + "S2,4010232137,Oliver,Smith,2014-02-05,M,TN2 2BB,sexual_health,"
                            "Clinic,Sam Lee,Y,N\n")
     assert await _id_of(node.pool, "services", "S2") == child
