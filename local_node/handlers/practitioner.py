@@ -59,7 +59,7 @@ async def _json_body(request: web.Request) -> dict[str, str]:
     """A search posted as a JSON object of text fields (the same names as the query)."""
     try:
         body = json.loads(await request.read())
-    except ValueError as exc:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
         raise SignpostError("the body must be a JSON object",
                             code=ErrorCode.MALFORMED_REQUEST) from exc
     if not isinstance(body, dict):

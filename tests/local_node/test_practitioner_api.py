@@ -182,6 +182,7 @@ async def test_search_by_post_keeps_people_out_of_urls(node) -> None:  # type: i
             assert resp.status == 200 and len((await resp.json())["results"]) == 1
         for body, code in ((b"{not json", "malformed_request"), (b"\xff\xfe", "malformed_request"),
                            (b"[1, 2]", "malformed_request"),
+                           (b"[" * 100_000 + b"]" * 100_000, "malformed_request"),
                            (json.dumps({**query, "dob": 20150314}).encode(), "invalid_field")):
             async with http.post(f"{base}/v1/search", data=body,
                                  headers={"Content-Type": "application/json"}) as resp:
