@@ -169,7 +169,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             async with pool.acquire() as conn:
                 await database.check_current(conn, PACKAGE)
             app[POOL] = pool
-            app[SEARCH] = SearchService(pool, ChildStore())
+            app[SEARCH] = SearchService(pool, ChildStore(), config.council.code)
             # The node's own audit log: every local search and child view, fail closed;
             # its checkpoints are signed with the council key (when it has one yet).
             signing = (keys.load_private_key(config.key_file) if config.key_file.exists()

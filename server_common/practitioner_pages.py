@@ -10,6 +10,7 @@ strict CSP) and the search form.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -56,4 +57,14 @@ def search_form(values: dict[str, str], error: str | None, *, action: str,
 
 def query_values(request: web.Request) -> dict[str, str]:
     """The search fields and purpose as submitted (blank when absent)."""
-    return {k: request.query.get(k, "") for k in (*QUERY_FIELDS, "purpose")}
+    return form_values(request.query)
+
+
+def form_values(submitted: Mapping[str, object]) -> dict[str, str]:
+    """The search fields and purpose of a posted form (blank when absent; a file
+    upload where text belongs counts as blank)."""
+    out = {}
+    for k in (*QUERY_FIELDS, "purpose"):
+        value = submitted.get(k, "")
+        out[k] = value if isinstance(value, str) else ""
+    return out

@@ -9,6 +9,7 @@ maps with one part replaced, so decoders are pushed past their first check.
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -270,3 +271,76 @@ def merkle_trees(draw: st.DrawFn, max_leaves: int = 64) -> list[bytes]:
     n = draw(st.integers(min_value=1, max_value=max_leaves))
     salt = draw(st.binary(max_size=8))
     return [leaf_hash(salt + i.to_bytes(2, "big")) for i in range(n)]
+
+
+# --- a council's local index with shielded children (tests/security) ----------
+
+# Small pools, so that random children collide: shared names, dates of birth,
+# postcodes and blocking keys, as twins, siblings and duplicates do.
+LOCAL_GIVEN = ("Amelia", "Amy", "Leo", "Leon", "Maya", "Mya")
+LOCAL_FAMILY = ("Okafor", "Marsh", "Fenwick")
+LOCAL_DOBS = (date(2014, 6, 2), date(2014, 2, 6), date(2016, 1, 10))
+LOCAL_POSTCODES = ("TN22 1AA", "TN22 1AB", "BN1 1AA", "BN2 3CD", None)
+LOCAL_ADDRESSES = ("12 Elm Road", "3 Mill Lane", "Flat 2, 7 Oak Close", None)
+LOCAL_NHS = ("9434765919", "4010232137", "9876543210", "9434765870")
+
+
+@dataclass(frozen=True)
+class LocalChild:
+    given_name: str
+    family_name: str
+    dob: date
+    postcode: str | None
+    address_line: str | None
+    nhs_number: str | None  # each at most once (the index holds one child per number)
+    shielded: bool
+    archived: bool
+
+
+@dataclass(frozen=True)
+class LocalIndex:
+    """Children (by position), their relations and one child whose address moves."""
+
+    children: tuple[LocalChild, ...]
+    reviews: tuple[tuple[int, int, str], ...]  # (newer, candidate, status)
+    merges: tuple[tuple[int, int], ...]         # (absorbed, survivor), survivor older
+    shared_nhs: tuple[tuple[int, int], ...]     # child j has a source row with i's NHS number
+    target: int                                 # its postcode and address change to:
+    moved_to: tuple[str | None, str | None]
+
+
+@st.composite
+def local_indexes(draw: st.DrawFn, max_children: int = 8) -> LocalIndex:
+    n = draw(st.integers(2, max_children))
+    nhs = draw(st.permutations(LOCAL_NHS))
+    children = tuple(
+        LocalChild(draw(st.sampled_from(LOCAL_GIVEN)), draw(st.sampled_from(LOCAL_FAMILY)),
+                   draw(st.sampled_from(LOCAL_DOBS)), draw(st.sampled_from(LOCAL_POSTCODES)),
+                   draw(st.sampled_from(LOCAL_ADDRESSES)),
+                   nhs[i] if i < len(nhs) and draw(st.booleans()) else None,
+                   draw(st.booleans()), draw(st.integers(0, 4)) == 0)
+        for i in range(n))
+    pair = st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda p: p[0] != p[1])
+    reviews = draw(st.lists(st.tuples(pair, st.sampled_from(
+        ["open", "rejected", "accepted", "obsolete"])), max_size=3,
+        unique_by=lambda r: r[0]))
+    absorbed = draw(st.lists(st.integers(1, n - 1), max_size=2, unique=True))
+    merges = tuple((i, draw(st.integers(0, i - 1))) for i in absorbed)
+    shared = draw(st.lists(pair, max_size=2, unique=True))
+    target = draw(st.integers(0, n - 1))
+    moved_to = (draw(st.sampled_from(LOCAL_POSTCODES)), draw(st.sampled_from(LOCAL_ADDRESSES)))
+    return LocalIndex(children, tuple((a, b, s) for (a, b), s in reviews), merges,
+                      tuple(shared), target, moved_to)
+
+
+@st.composite
+def local_queries(draw: st.DrawFn) -> dict[str, str]:
+    """A practitioner's search of such an index, as submitted (may be refused)."""
+    fields = {
+        "given_name": st.sampled_from(LOCAL_GIVEN), "family_name": st.sampled_from(LOCAL_FAMILY),
+        "dob": st.sampled_from(LOCAL_DOBS).map(date.isoformat),
+        "postcode": st.sampled_from([p for p in LOCAL_POSTCODES if p]),
+        "nhs_number": st.sampled_from(LOCAL_NHS),
+    }
+    chosen = draw(st.sets(st.sampled_from(sorted(fields)), min_size=1, max_size=4))
+    return {name: draw(fields[name]) for name in sorted(chosen)}

@@ -108,7 +108,7 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         assert ben in reached and ada not in reached
 
         # Archived children leave practitioner search; the others are still found.
-        search = SearchService(node.pool, ChildStore())
+        search = SearchService(node.pool, ChildStore(), ESX)
         found = {h.child.local_id for h in await search.search(SearchQuery.parse(
             {"family_name": "Okonkwo", "postcode": "BN1 1AA", "given_name": "Ada"}))}
         assert ada not in found

@@ -1,6 +1,7 @@
 """The search fuzz (``fuzz_search``) aimed at a council's node: its practitioners'
-``GET /v1/search``, ``GET /v1/children/{local_id}``, ``/search`` and
-``/children/{local_id}`` (``local_node/handlers/practitioner.py``).
+``/v1/search`` (GET, or POST with a JSON body), ``GET /v1/children/{local_id}``,
+``POST /search`` (the form) and ``/children/{local_id}``
+(``local_node/handlers/practitioner.py``).
 
 The children to start from are those the node's index holds: the sample children,
 loaded through its services feed (:func:`sample_feed`), and a second record of the
@@ -25,7 +26,8 @@ from local_node.storage.children import ChildStore
 _NODE_HIT = {"local_id": str, "given_name": str, "family_name": str, "dob": str, "sex": int,
              "postcode_district": (str, type(None)), "shielded": bool,
              "confidence": (int, float)}
-NODE = Target("node ", "local_id", _NODE_HIT, "involvements", search_page="/search")
+NODE = Target("node ", "local_id", _NODE_HIT, "involvements", search_page="/search",
+              search_posts=True)
 _POSTCODES = ["BN7 1AA", "TN34 1AB", "RH15 9AA", None]
 # Amelia Okafor again, by her nickname, elsewhere and without her NHS number: close
 # enough for the review list, not for a merge without one

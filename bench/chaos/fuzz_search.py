@@ -101,6 +101,7 @@ class Target:
     hit: Mapping[str, type | tuple[type, ...]]  # every field of a search hit, its type
     child_list: str  # a list every child view has
     search_page: str = "/"
+    search_posts: bool = False  # the search page posts its form; the API also takes POST
     paths: Mapping[str, str] = field(default_factory=lambda: {
         "api_child": "/v1/children/", "page_child": "/children/", "api_search": "/v1/search"})
 
@@ -288,6 +289,15 @@ class SearchFuzz:
                 wanted = ""
         url = URL(self.url + path + "?" + _encode(params), encoded=True)
         headers = self._headers()
+        body: bytes | None = None
+        if target.search_posts and method == "GET" and isinstance(headers, dict) and \
+                endpoint in ("page_search", "api_search") and \
+                (endpoint == "page_search" or rng.random() < 0.5):
+            # the search page's form is posted; the API takes a JSON body too (GET kept)
+            url, method = URL(self.url + path, encoded=True), "POST"
+            body, headers["Content-Type"] = (
+                (_encode(params).encode(), "application/x-www-form-urlencoded")
+                if endpoint == "page_search" else (_json_body(params), "application/json"))
         raw = "" if isinstance(headers, dict) else f", {headers!r}"
         where = f"{where} ({endpoint} {method} {kind}{raw})"
         endpoint = target.label + endpoint  # as the report counts it
@@ -296,7 +306,7 @@ class SearchFuzz:
                 report.outcomes[f"{target.label}sent a credential that is not UTF-8"] += 1
                 status, body, content_type, location = await send_raw(method, url, headers)
             else:
-                async with http.request(method, url, headers=headers,
+                async with http.request(method, url, headers=headers, data=body,
                                         allow_redirects=False) as resp:
                     status, body = resp.status, await resp.read()
                     content_type = resp.content_type
@@ -348,6 +358,16 @@ async def send_raw(method: str, url: URL, header: bytes) -> tuple[int, bytes, st
 def _set(params: Params, name: bytes, value: bytes | str) -> Params:
     out = [(k, value if k == name else v) for k, v in params]
     return out if any(k == name for k, _ in out) else [*out, (name, value)]
+
+
+def _json_body(params: Params) -> bytes:
+    """The search as a JSON object; when a value is not text (bad UTF-8), the bytes as
+    they are, which are not JSON either."""
+    try:
+        return json.dumps({key.decode(): value if isinstance(value, str) else value.decode()
+                           for key, value in params}).encode()
+    except UnicodeDecodeError:
+        return _encode(params).encode()
 
 
 def _encode(params: Params) -> str:

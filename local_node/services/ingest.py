@@ -29,6 +29,7 @@ from local_node.services.identity import apply_rules
 from local_node.services.projection import Projector
 from local_node.storage.children import MAX_BLOCK, ChildRow, ChildStore, InvolvementRow
 from local_node.storage.review import ReviewStore
+from local_node.storage.shielding import ShieldStore
 from protocol.matching import Decision, Explanation, IdentityFields, blocking_keys, score
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class IngestService:
         self.children = children
         self.projector = projector
         self.review = review or ReviewStore()
+        self.shields = ShieldStore()
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
@@ -223,6 +225,8 @@ class IngestService:
                            **_fields(row.involvement))
             for row, child in placements if row.involvement is not None
         ])
+        # new review pairs and identifiers may relate a child to a shielded one
+        await self.shields.refresh(conn)
         report.outbox_entries += await self.projector.publish_changes(
             conn, [c.local_id for c in changed]
         )

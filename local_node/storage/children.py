@@ -73,7 +73,7 @@ _INV_TYPES = {"start_date": "date", "end_date": "date", "lead_professional": "bo
               "caf_done": "bool", "sensitive": "bool", "consent": "bool"}
 
 
-def _child(row: asyncpg.Record) -> ChildRow:
+def child_row(row: asyncpg.Record) -> ChildRow:
     data = dict(row)
     data["former_family_names"] = list(data["former_family_names"] or [])
     return ChildRow(**{k: data[k] for k in CHILD_COLUMNS})
@@ -125,14 +125,14 @@ class ChildStore:
             """,
             nhs, upn, givens, families, dobs, keys, MAX_BLOCK,
         )
-        return [_child(r) for r in rows]
+        return [child_row(r) for r in rows]
 
     async def get_many(self, conn: asyncpg.Connection, local_ids: list[str]) -> list[ChildRow]:
         rows = await conn.fetch(
             f"SELECT {', '.join(CHILD_COLUMNS)} FROM children WHERE local_id = ANY($1::text[])",
             local_ids,
         )
-        return [_child(r) for r in rows]
+        return [child_row(r) for r in rows]
 
     async def upsert(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
         if not children:
@@ -270,7 +270,7 @@ class ChildStore:
             f"SELECT {', '.join(CHILD_COLUMNS)} FROM children"
             " WHERE local_id = ANY($1::text[]) ORDER BY local_id FOR UPDATE", local_ids,
         )
-        return [_child(r) for r in rows]
+        return [child_row(r) for r in rows]
 
     async def move_sources(self, conn: asyncpg.Connection, from_id: str, to_id: str) -> None:
         """A merge: every source row and involvement of one child now belongs to another."""
@@ -311,7 +311,7 @@ class ChildStore:
             " WHERE archived_on IS NULL ORDER BY local_id LIMIT $1",
             limit,
         )
-        return [_child(r) for r in rows]
+        return [child_row(r) for r in rows]
 
     async def archived_among(self, conn: asyncpg.Connection,
                              local_ids: list[str]) -> dict[str, date]:

@@ -64,6 +64,8 @@ class RetentionStore:
             "DELETE FROM child_blocking_keys WHERE local_id = ANY($1::text[])",
             "DELETE FROM source_records WHERE local_id = ANY($1::text[])",
             "DELETE FROM involvements WHERE local_id = ANY($1::text[])",
+            # its own mark only: the marks it gave others stay (shielding is sticky)
+            "DELETE FROM shield_marks WHERE local_id = ANY($1::text[])",
             # a child merged into a purged one keeps its own retention, not the link
             "UPDATE children SET merged_into = NULL WHERE merged_into = ANY($1::text[])",
             "DELETE FROM children WHERE local_id = ANY($1::text[])",

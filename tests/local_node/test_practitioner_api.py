@@ -1,10 +1,13 @@
 """The council's own practitioners through real HTTP: logins, roles, purpose,
-sensitive services, merged ids, and every look written to the audit log."""
+sensitive services, merged ids, search by POST, and every look written to the audit
+log."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,6 +24,14 @@ from server_common.audit.service import AuditLog
 from server_common.ratelimit.config import RateLimitConfig
 from tests.federation import node_config
 from tests.hub_harness import upgrade
+from tests.server_common.accounts_helpers import (
+    PASSWORD,
+    browser_session,
+    code_at,
+    csrf_in,
+    error_code_in,
+    login,
+)
 
 ESX = "E10000011"
 FEED = (
@@ -107,7 +118,7 @@ async def test_roles_purpose_and_audit(node) -> None:  # type: ignore[no-untyped
                                 purpose="s17 assessment")
     assert (status, body["error"]["code"]) == (404, "not_found")
     assert view["involvements"][0]["lead_professional"] and view["involvements"][0]["caf_done"]
-    assert view["sensitive_hidden"] == 1
+    assert not any("sensitive" in key for key in view)  # not even that one exists
     status, full, _ = await get(base, f"/v1/children/{local_id}", ian, purpose="brokering")
     assert {i["service_type"] for i in full["involvements"]} == {"social_care", "mental_health"}
 
@@ -137,3 +148,43 @@ async def test_pages_need_a_login_and_merged_ids_redirect(node, tmp_path) -> Non
     status, _, resp = await get(base, f"/v1/children/{absorbed}", token_of(tokens, "pat"),
                                 purpose="follow-up")
     assert status == 308 and resp.headers["Location"].startswith(f"/v1/children/{survivor}")
+
+
+async def test_search_by_post_keeps_people_out_of_urls(node) -> None:  # type: ignore[no-untyped-def]
+    """The page's form is posted with the session's CSRF token; GET /search only shows
+    the form, whatever the URL says; /v1/search takes a JSON body by POST (and GET)."""
+    base, pool, tokens = node
+    query = {"given_name": "Izzy", "family_name": "Okonkwo-Reilly", "dob": "2015-03-14",
+             "purpose": "s17 assessment"}
+    user = await AccountService(pool, AccountsConfig()).add_user(
+        "nadia", Role.PRACTITIONER, organisation="ESCC", password=PASSWORD)
+    async with browser_session() as http:
+        await login(http, base, "nadia", PASSWORD, code_at(user.totp_secret))
+        async with http.get(f"{base}/search", params=query) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and 'method="post"' in page and "Okonkwo" not in page
+        token = csrf_in(page)
+        async with http.post(f"{base}/search", data=query, allow_redirects=False) as resp:
+            assert resp.status == 403 and (await resp.json())["error"]["code"] == "csrf_failed"
+        async with http.post(f"{base}/search", data={**query, "csrf_token": token}) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and str(resp.url) == f"{base}/search"
+        links = re.findall(r'href="(/children/[^"]*)"', page)
+        assert len(links) == 1 and links[0].endswith("?purpose=s17+assessment"), links
+        async with http.post(f"{base}/search", data={"dob": "2015-03-14", "purpose": "s17",
+                                                     "csrf_token": token}) as resp:
+            page = await resp.text()
+        assert resp.status == 400 and error_code_in(page) == "invalid_field"
+
+    pat = {"Authorization": f"Bearer {token_of(tokens, 'pat')}"}
+    async with aiohttp.ClientSession(headers=pat) as http:
+        async with http.post(f"{base}/v1/search", json=query) as resp:
+            assert resp.status == 200 and len((await resp.json())["results"]) == 1
+        for body, code in ((b"{not json", "malformed_request"), (b"\xff\xfe", "malformed_request"),
+                           (b"[1, 2]", "malformed_request"),
+                           (b"[" * 100_000 + b"]" * 100_000, "malformed_request"),
+                           (json.dumps({**query, "dob": 20150314}).encode(), "invalid_field")):
+            async with http.post(f"{base}/v1/search", data=body,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 400, body
+                assert (await resp.json())["error"]["code"] == code, body

@@ -1,9 +1,11 @@
 """A council practitioner in a real browser (Chromium via Playwright): log in with
-password and TOTP, search with a misspelt name, open the child, and see the
-school, the GP, and the lead professional with the CAF indicator."""
+password and TOTP, search with a misspelt name (the form is posted: nothing personal
+in the URL), open the child, and see the school, the GP, and the lead professional
+with the CAF indicator."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.async_api import Browser, expect
@@ -60,6 +62,12 @@ async def test_search_misspelt_name_and_open_the_child(
         await page.click("text=Search")
         link = page.locator("table a", has_text="Isabella Okonkwo-Reilly")
         await expect(link).to_have_count(1)
+        # the form was posted: no name or date of birth in the address bar (history,
+        # proxies, logs), and the link to the child carries only the purpose
+        await expect(page).to_have_url(f"{base}/search")
+        href = await link.get_attribute("href")
+        assert href is not None and re.fullmatch(
+            r"/children/L\d{9}\?purpose=Attendance\+concern", href), href
         await link.click()
 
         await expect(page.locator("h1")).to_have_text("Isabella Okonkwo-Reilly")

@@ -10,8 +10,11 @@ import pytest
 from local_node.app import PACKAGE, ingest_service
 from local_node.services.search import SearchQuery, SearchService
 from local_node.storage.children import ChildStore
+from protocol.disclosure import INDEX_TEAM, PRACTITIONER, Viewer
 from protocol.errors import ValidationError
 from tests.hub_harness import upgrade
+
+ESX = "E10000011"
 
 
 @pytest.fixture
@@ -34,7 +37,7 @@ async def search(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
         "Jo Bell,01273 000003,N,N,N,\n", encoding="utf-8")
     report = await ingest_service(pool).ingest_file("services", feed)
     assert report.errors == []
-    yield SearchService(pool, ChildStore())
+    yield SearchService(pool, ChildStore(), ESX)
     await pool.close()
 
 
@@ -67,10 +70,13 @@ async def test_identifier_search_and_bad_input(search: SearchService) -> None:
 
 async def test_child_view_hides_sensitive_services_unless_allowed(search: SearchService) -> None:
     hit = (await search.search(q(nhs_number="9434765919")))[0]
-    view = await search.child(hit.child.local_id, see_sensitive=False)
+    view = await search.child(hit.child.local_id, Viewer(PRACTITIONER, None))
     assert [i["service_type"] for i in view["involvements"]] == ["social_care"]
     assert view["involvements"][0]["lead_professional"] is True
     assert view["involvements"][0]["caf_done"] is True
-    assert view["sensitive_hidden"] == 1
-    full = await search.child(hit.child.local_id, see_sensitive=True)
+    # nor is the practitioner told that something was left out
+    assert not any("sensitive" in key for key in view)
+    # another council's index team is no more than a practitioner here
+    assert await search.child(hit.child.local_id, Viewer(INDEX_TEAM, "E06000020")) == view
+    full = await search.child(hit.child.local_id, Viewer(INDEX_TEAM, ESX))
     assert {i["service_type"] for i in full["involvements"]} == {"social_care", "sexual_health"}
