@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +28,7 @@ from local_node.keyfile import KeySource, as_key_source
 from protocol import encoding, keys, request_auth
 from protocol.anti_entropy import BucketRecords, BucketRecordsRequest, DigestRequest, DigestSummary
 from protocol.errors import ErrorCode, SignpostError, UnavailableError
+from protocol.records import is_local_id
 from server_common.tls import client_context
 
 MSGPACK = "application/msgpack"
@@ -175,3 +177,17 @@ class HubClient:
                                    offered_size: int | None) -> None:
         await self._send("POST", self._path("audit/refusals"), encoding.pack(
             {"reason": reason, "cosigned_size": cosigned_size, "offered_size": offered_size}))
+
+    # --- children another council shields (docs/PROTOCOL.md §16) -------------------
+
+    async def get_shielded(self, after: str) -> tuple[list[str], str | None]:
+        """One page of this council's local ids the hub counts as shielded because of
+        another council's record, and where the next page starts (None: the last)."""
+        path = self._path("shielded") + (f"?{urlencode({'after': after})}" if after else "")
+        obj = encoding.unpack(await self._send("GET", path), what="shielded local ids")
+        local_ids = obj.get("local_ids") if isinstance(obj, dict) else None
+        after_next = obj.get("next") if isinstance(obj, dict) else None
+        if (not isinstance(local_ids, list) or not all(is_local_id(i) for i in local_ids)
+                or not (after_next is None or is_local_id(after_next))):
+            raise UnavailableError("hub sent a malformed list of shielded local ids")
+        return local_ids, after_next

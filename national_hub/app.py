@@ -26,6 +26,7 @@ from national_hub.handlers import (
     practitioner,
     practitioner_pages,
     review_page,
+    shielded,
     witness,
 )
 from national_hub.handlers import keys as k
@@ -41,6 +42,7 @@ from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
+from national_hub.services.shielded_elsewhere import ShieldedElsewhere
 from national_hub.services.witnesses import Witnesses
 from national_hub.storage.anti_entropy import AntiEntropyStore
 from national_hub.storage.batches import BatchStore
@@ -51,6 +53,7 @@ from national_hub.storage.nonces import NonceStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.retention import HubRetentionStore
+from national_hub.storage.shielding import ShieldingStore
 from protocol import keys
 from protocol.errors import SignpostError
 from server_common import access, accounts, database, ratelimit, surface
@@ -78,6 +81,7 @@ NODE_SIGNED = (
     "GET /v1/councils/{code}/audit/checkpoint",
     "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals",
+    "GET /v1/councils/{code}/shielded",
 )
 
 
@@ -171,6 +175,7 @@ def create_app(config: HubConfig) -> web.Application:
                                         observer=metrics, queued=resolver.wake)
             app[k.HEALTH] = HealthService(pool, config.health)
             app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
+            app[k.SHIELDED_ELSEWHERE] = ShieldedElsewhere(pool, ShieldingStore())
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
             app[witness.WITNESSES] = Witnesses(pool, app[k.AUDIT])
@@ -198,6 +203,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(federation.routes())
     app.add_routes(anti_entropy.routes())
     app.add_routes(witness.routes())
+    app.add_routes(shielded.routes())
     app.add_routes(health.routes())
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))

@@ -340,6 +340,9 @@ def _paths() -> dict[str, Any]:
         "/v1/councils/{code}/audit/refusals": _node_endpoint(
             "post", "Witnessing: the council refused to cosign (truncation, rewrite, fork)",
             True),
+        "/v1/councils/{code}/shielded": _node_endpoint(
+            "get", "The council's local ids that another council's shielded record shields "
+                   "(key-set pages: ?after=; PROTOCOL §16)", False),
     }
 
 

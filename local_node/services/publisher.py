@@ -26,6 +26,7 @@ import tenacity
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from local_node.keyfile import KeySource, as_key_source
+from local_node.services.hub_shielding import HubShielding
 from local_node.storage.key_status import KeyStatusStore
 from local_node.storage.outbox import OutboxStore, SentBatch
 from local_node.transport import HubClient, HubCursor
@@ -97,6 +98,7 @@ class Publisher:
         self.pipeline = max(1, pipeline)
         self.observer = observer
         self._sending = asyncio.Lock()
+        self.shielding = HubShielding(pool, client)
 
     def _observe(self, exc: SignpostError) -> None:
         if self.observer is not None:
@@ -261,6 +263,8 @@ class Publisher:
         try:
             await self.client.post_heartbeat(summary["head_seq"], summary["outbox_depth"],
                                              _now())
+            # and learn which children another council shields (DESIGN §6)
+            await self.shielding.learn()
         except SignpostError as exc:
             self._observe(exc)
             raise

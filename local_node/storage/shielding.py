@@ -22,6 +22,10 @@ import asyncpg
 
 from local_node.storage.children import CHILD_COLUMNS, MAX_BLOCK, ChildRow, child_row
 
+# A mark learnt from the hub: another council shields the same child (which council is
+# not said; its area is what must not leak).
+HUB_VIA = "hub"
+
 # Is the child ``{0}`` shielded (own flag, or a mark)? Used inside the queries below.
 _SHIELDED = ("(EXISTS (SELECT 1 FROM children s WHERE s.local_id = {0} AND s.shielded)"
              " OR EXISTS (SELECT 1 FROM shield_marks m WHERE m.local_id = {0}))")
@@ -67,6 +71,18 @@ class ShieldStore:
             ON CONFLICT (local_id) DO NOTHING
             """
         )
+        return int(result.split()[-1])
+
+    async def mark_from_hub(self, conn: asyncpg.Connection, local_ids: list[str]) -> int:
+        """Mark these children as the hub said: another council shields the same child.
+        Ids the index no longer holds (purged) are skipped. Returns how many are new;
+        :meth:`refresh` then carries the marks to their local relations."""
+        result = await conn.execute(
+            """
+            INSERT INTO shield_marks (local_id, via)
+            SELECT c.local_id, $2 FROM children c WHERE c.local_id = ANY($1::text[])
+            ON CONFLICT (local_id) DO NOTHING
+            """, local_ids, HUB_VIA)
         return int(result.split()[-1])
 
     async def shielded_among(self, conn: asyncpg.Connection,

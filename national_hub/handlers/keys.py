@@ -16,6 +16,7 @@ from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.services.resolver import Resolver
 from national_hub.services.review import ReviewService
 from national_hub.services.search import HubSearch
+from national_hub.services.shielded_elsewhere import ShieldedElsewhere
 from server_common.refusals import AUDIT_LOG
 
 CONFIG = web.AppKey("config", HubConfig)
@@ -33,3 +34,4 @@ REVIEW = web.AppKey("review", ReviewService)
 ANTI_ENTROPY = web.AppKey("anti_entropy", AntiEntropy)
 SEARCH = web.AppKey("search", HubSearch)
 RESOLVER = web.AppKey("resolver", Resolver)
+SHIELDED_ELSEWHERE = web.AppKey("shielded_elsewhere", ShieldedElsewhere)

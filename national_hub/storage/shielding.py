@@ -154,3 +154,16 @@ class ShieldingStore:
             GROUP BY m.council_code, m.local_id
             """, *_split(records))
         return {(r["council_code"], r["local_id"]): tuple(r["by"]) for r in rows}
+
+    async def shielded_elsewhere(self, conn: asyncpg.Connection, council: str, after: str,
+                                 limit: int) -> list[str]:
+        """``council``'s records that count as shielded because of another council's
+        shielded record, by local id after ``after`` (key-set paging): what that
+        council's node must withhold too. Which council shields them is not said."""
+        rows = await conn.fetch(
+            """
+            SELECT DISTINCT local_id FROM shield_marks
+            WHERE council_code = $1 AND shielding_council <> $1 AND local_id > $2
+            ORDER BY local_id LIMIT $3
+            """, council, after, limit)
+        return [r["local_id"] for r in rows]
