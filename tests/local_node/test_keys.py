@@ -229,11 +229,12 @@ async def test_rotation_under_load_refuses_and_loses_nothing(
         assert kids[switch:] == [new_kid] * (len(kids) - switch) and len(kids) > seq_at_switch
 
         # nothing refused: no error answer from the hub, no retry at the node
-        answers = [getattr(r, "status", None) for r in caplog.records
+        answers = [(getattr(r, "status", None), getattr(r, "path", None))
+                   for r in caplog.records
                    if r.name == "server_common.web" and r.getMessage() == "request"]
         assert len(answers) > len(hub_batches)  # every batch, cursor read and heartbeat
         # (499: a request in flight when the test killed the publisher, not a refusal)
-        assert [s for s in answers if s is None or (s >= 400 and s != 499)] == [] \
+        assert [(s, p) for s, p in answers if s is None or (s >= 400 and s != 499)] == [] \
             and hub_rejected == 0
         publisher_log = log.read_text()
         assert "retrying" not in publisher_log and "refused publishing" not in publisher_log

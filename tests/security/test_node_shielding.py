@@ -91,7 +91,7 @@ class Node:
     pool: asyncpg.Pool
     practitioner: dict[str, str]
     index_team: dict[str, str]
-    other_team: dict[str, str]  # another council's index team: no more than a practitioner
+    other_team: dict[str, str]  # another council's index team: refused outright at this node
     cli_env: dict[str, str] | None = None  # feeds through the ``local-node ingest`` command
 
 
@@ -214,12 +214,17 @@ async def test_the_same_through_the_node_processes(node_process: Node, tmp_path:
 
 
 async def _check_copies(node: Node, copies: dict[str, Copy]) -> None:
+    # another council's index team has no account at this node at all
+    for copy in copies.values():
+        status, _ = await _call(node, "GET", f"/v1/children/{copy.local_id}", node.other_team,
+                                params={"purpose": PURPOSE})
+        assert status == 401
     for how, copy in copies.items():
         district = copy.postcode.split()[0]
         # Found through where the child lives: nothing.
         for query in ({"dob": copy.dob, "postcode": copy.postcode},
                       {"given_name": copy.given_name, "postcode": copy.postcode}):
-            for who in (node.practitioner, node.other_team):
+            for who in (node.practitioner,):
                 hits = await _search(node, who, **query)
                 assert copy.local_id not in {h["local_id"] for h in hits}, (how, query)
         # By name and date of birth: found, shielded, with no location, and whom to ask.
@@ -238,7 +243,7 @@ async def _check_copies(node: Node, copies: dict[str, Copy]) -> None:
         assert right == wrong, how
 
         # Its view: identity only, location withheld, whom to contact.
-        for who in (node.practitioner, node.other_team):
+        for who in (node.practitioner,):
             view = await _view(node, who, copy.local_id)
             assert view["shielded"] is True and view["withheld"] is True, (how, view)
             assert view["contact"] == [{"council": ESX, "team": "index team"}]
@@ -332,13 +337,12 @@ async def test_nobody_learns_that_a_sensitive_service_exists(node: Node, tmp_pat
                               params={"purpose": PURPOSE})
         return hits, view, page
 
-    before = {name: await answers(who) for name, who in
-              (("practitioner", node.practitioner), ("other council", node.other_team))}
+    before = {name: await answers(who) for name, who in (("practitioner", node.practitioner),)}
     await _ingest(node, tmp_path, "services",
                   header + "S2,4010232137,Oliver,Smith,2014-02-05,M,TN2 2BB,sexual_health,"
                            "Clinic,Sam Lee,Y,N\n")
     assert await _id_of(node.pool, "services", "S2") == child
-    for name, who in (("practitioner", node.practitioner), ("other council", node.other_team)):
+    for name, who in (("practitioner", node.practitioner),):
         after = await answers(who)
         assert after == before[name], name
         assert "sexual_health" not in json.dumps(after[1]) and "sensitive" not in after[2]
