@@ -97,7 +97,12 @@ async def test_node_answers_are_never_cached_or_framed(make_database, tmp_path: 
         query = {**NODE_QUERY, "purpose": PURPOSE}
         found = await check(node.base, "/v1/search", pat, params=query)
         assert "Okonkwo-Reilly" in found
-        assert "Okonkwo-Reilly" in await check(node.base, "/search", pat, params=query)
+        await check(node.base, "/search", pat)  # the empty form: a search is posted
+        async with aiohttp.ClientSession() as http, http.post(
+                node.base + "/search", headers=pat, data=query,
+                allow_redirects=False) as posted:
+            assert posted.status == 200 and "Okonkwo-Reilly" in await posted.text()
+            assert_protected(posted, "/search", cacheable=False)
         _, body, _ = await send(node.base, "GET", "/v1/search", headers=pat, params=query)
         local_id = body["results"][0]["local_id"]
         await check(node.base, f"/v1/children/{local_id}", pat, params={"purpose": PURPOSE})
