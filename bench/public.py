@@ -228,10 +228,12 @@ def main(names: tuple[str, ...], limit: int | None, seed: int, batch_size: int, 
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     base = embedded_pg.start(data_dir / "pg")
-    outcomes = [run_dataset(name, base, data_dir / name, limit=limit, seed=seed,
-                            batch_size=batch_size, train=train, splink=splink,
-                            u_pairs=splink_u_pairs)
-                for name in names or public_data.DATASETS]
+    outcomes = []
+    for name in names or public_data.DATASETS:
+        outcomes.append(run_dataset(name, base, data_dir / name, limit=limit, seed=seed,
+                                    batch_size=batch_size, train=train, splink=splink,
+                                    u_pairs=splink_u_pairs))
+        click.echo(report(outcomes[-1]) + "\n")
     click.echo("\n== public benchmarks (targets: F1 ≥ Splink's, precision ≥ 0.999); "
                "seconds: ours ingest → resolved (+ train and re-resolve), Splink train → "
                "clusters")
