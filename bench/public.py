@@ -41,7 +41,6 @@ import asyncpg
 import click
 
 from bench import public_data, public_splink
-from bench.db import fetchval
 from bench.publish import _bin, publish_council, upgraded_database
 from bench.resolution_data import Quality, pairwise_quality
 from local_node.app import PACKAGE as NODE_PACKAGE
@@ -64,6 +63,9 @@ class Outcome:
     refused: Counter[str] = field(default_factory=Counter)
     hub_reviews: int = 0
     node_reviews: int = 0
+    missed: Counter[str] = field(default_factory=Counter)  # true pairs not linked, by why
+    ingest_seconds: float = 0.0    # the nodes' ingest, summed
+    resolved_seconds: float = 0.0  # first batch sent → hub queue empty, summed
 
 
 def _free_port() -> int:
@@ -105,6 +107,57 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def read_local(index_exports: dict[str, Path]) -> dict[str, tuple[str, str]]:
+    """source_ref → (council, local_id), from each node's ``index export``."""
+    return {r["source_ref"]: (council, r["local_id"])
+            for council, path in index_exports.items() for r in _read_csv(path)}
+
+
+async def _open_reviews(hub_db: str, node_dbs: dict[str, str]) -> tuple[
+        int, int, set[frozenset[tuple[str, str]]]]:
+    """Open review pairs at the hub and at each node, as pairs of (council, local_id)."""
+    conn = await asyncpg.connect(hub_db)
+    try:
+        hub = [frozenset({(r[0], r[1]), (r[2], r[3])}) for r in await conn.fetch(
+            "SELECT council_a, local_id_a, council_b, local_id_b FROM review_queue"
+            " WHERE status = 'open'")]
+    finally:
+        await conn.close()
+    node = []
+    for code, url in node_dbs.items():
+        conn = await asyncpg.connect(url)
+        try:
+            node += [frozenset({(code, r[0]), (code, r[1])}) for r in await conn.fetch(
+                "SELECT local_id, candidate_id FROM review_items WHERE status = 'open'")]
+        finally:
+            await conn.close()
+    return len(hub), len(node), set(hub) | set(node)
+
+
+def missed_pairs(records: list[public_data.Record], local: dict[str, tuple[str, str]],
+                 clusters: dict[str, str],
+                 in_review: set[frozenset[tuple[str, str]]]) -> Counter[str]:
+    """Where each true pair not linked went: a record refused at its node, the two
+    children left in review with each other, or neither (never compared, or scored
+    below review)."""
+    by_person: dict[str, list[str]] = {}
+    for r in records:
+        by_person.setdefault(r.entity, []).append(r.source_ref)
+    out: Counter[str] = Counter()
+    for refs in by_person.values():
+        for i, a in enumerate(refs):
+            for b in refs[i + 1:]:
+                if a not in local or b not in local:
+                    out["refused at a node"] += 1
+                elif clusters[a] == clusters[b]:
+                    continue
+                elif frozenset({local[a], local[b]}) in in_review:
+                    out["left in review"] += 1
+                else:
+                    out["not linked"] += 1
+    return out
+
+
 def read_clusters(index_exports: dict[str, Path], links_export: Path) -> dict[str, str]:
     """source_ref → national child id, from each node's ``index export`` and the hub's
     ``links export``; a local child the hub does not hold stays a cluster of its own."""
@@ -133,13 +186,16 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
         public_data.write_feed(records, feed)
         node_dbs[code] = asyncio.run(upgraded_database(
             base, f"public_{dataset.name}_{code.lower()}", NODE_PACKAGE))
+        ingest_started = time.perf_counter()
         report = asyncio.run(_ingest(node_dbs[code], feed))
+        outcome.ingest_seconds += time.perf_counter() - ingest_started
         outcome.refused.update(e.column or "line" for e in report.errors)
         say(f"  {code}: {report.rows_loaded:,} of {report.rows_read:,} rows loaded, "
             f"{len(report.errors):,} refused; {report.children_created:,} children")
     for code in by_council:
         p = publish_council(hub_db, node_dbs[code], code, code, work / code, hub_key,
                             batch_size=batch_size, port=_free_port())
+        outcome.resolved_seconds += p.timings.resolved_seconds
         say(f"  {code}: {p.timings.applied:,} records published, resolved "
             f"{p.timings.resolved_seconds:.1f} s after the first batch")
     outcome.seconds["signpost"] = time.perf_counter() - started
@@ -153,11 +209,10 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
     _cli([_bin("national-hub"), "links", "export", "--out", str(links)], hub_env)
     outcome.rows["signpost: node → hub"] = pairwise_quality(
         read_clusters(exports, links), persons, set())
-    outcome.hub_reviews = int(asyncio.run(fetchval(
-        hub_db, "SELECT count(*) FROM review_queue WHERE status = 'open'")))
-    outcome.node_reviews = sum(int(asyncio.run(fetchval(
-        url, "SELECT count(*) FROM review_items WHERE status = 'open'")))
-        for url in node_dbs.values())
+    outcome.hub_reviews, outcome.node_reviews, in_review = asyncio.run(
+        _open_reviews(hub_db, node_dbs))
+    outcome.missed = missed_pairs(dataset.records, read_local(exports),
+                                  read_clusters(exports, links), in_review)
     if train:
         started = time.perf_counter()
         say("  " + _cli([_bin("national-hub"), "model", "train", "--seed", str(seed)],
@@ -191,6 +246,11 @@ def report(o: Outcome) -> str:
     lines.append(f"  refused by feed validation: {refused:,} of {o.records:,} rows "
                  f"({by_column}); review left: hub {o.hub_reviews:,} pairs open, nodes "
                  f"{o.node_reviews:,} items open ({per_10k:,.0f} per 10,000 records)")
+    missed = ", ".join(f"{why} {n:,} ({n / o.true_pairs:.1%})" for why, n in
+                       sorted(o.missed.items())) if o.true_pairs else ""
+    lines.append(f"  true pairs signpost missed (node → hub): {missed or 'none'}")
+    lines.append(f"  signpost seconds: ingest {o.ingest_seconds:.1f}, publish → resolved "
+                 f"{o.resolved_seconds:.1f}; the rest starting processes and enrolling")
     return "\n".join(lines)
 
 
