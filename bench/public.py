@@ -221,9 +221,10 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
             _cli([_bin("national-hub"), "links", "resolve", code], hub_env)
         outcome.seconds["signpost trained"] = (outcome.seconds["signpost"]
                                                + time.perf_counter() - started)
-        _cli([_bin("national-hub"), "links", "export", "--out", str(links)], hub_env)
+        trained = work / "links-trained.csv"
+        _cli([_bin("national-hub"), "links", "export", "--out", str(trained)], hub_env)
         outcome.rows["signpost trained"] = pairwise_quality(
-            read_clusters(exports, links), persons, set())
+            read_clusters(exports, trained), persons, set())
     return outcome
 
 
