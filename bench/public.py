@@ -251,7 +251,8 @@ def report(o: Outcome) -> str:
                        sorted(o.missed.items())) if o.true_pairs else ""
     lines.append(f"  true pairs signpost missed (node → hub): {missed or 'none'}")
     lines.append(f"  signpost seconds: ingest {o.ingest_seconds:.1f}, publish → resolved "
-                 f"{o.resolved_seconds:.1f}; the rest starting processes and enrolling")
+                 f"{o.resolved_seconds:.1f}; the rest starting processes, "
+                 "enrolling and creating databases")
     return "\n".join(lines)
 
 
