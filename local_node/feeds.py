@@ -29,7 +29,7 @@ refused::
     >>> result.rows[0].identity.incomplete
     ('given_name: blank', "dob: not a real date: '2015-02-30'")
     >>> print(result.errors[0])  # doctest: +ELLIPSIS
-    line 3, column dob: no usable identifying field (...)
+    line 3, column dob: no usable identifying field (...): ...; dob: must be an ISO date ...
 
 Every field is checked by the same rules the hub applies (``protocol``): names,
 dates and the date-of-birth range through ``ChildRecord.from_wire``, pointers
