@@ -342,10 +342,12 @@ def review_list(config: NodeConfig) -> None:
         click.echo("no open review items")
     for item in items:
         click.echo(f"#{item['id']}  score {item['score']:+.1f}\n"
-                   f"    {item['local_id']}: {item['a_given']} {item['a_family']}, "
-                   f"{item['a_dob']}, {item['a_postcode'] or '-'}\n"
-                   f"    {item['candidate_id']}: {item['b_given']} {item['b_family']}, "
-                   f"{item['b_dob']}, {item['b_postcode'] or '-'}")
+                   f"    {item['local_id']}: {item['a_given'] or '-'} "
+                   f"{item['a_family'] or '-'}, {item['a_dob'] or 'DOB not known'}, "
+                   f"{item['a_postcode'] or '-'}\n"
+                   f"    {item['candidate_id']}: {item['b_given'] or '-'} "
+                   f"{item['b_family'] or '-'}, {item['b_dob'] or 'DOB not known'}, "
+                   f"{item['b_postcode'] or '-'}")
 
 
 @review.command("accept", help="They are one child: merge the newer into the older.")

@@ -90,8 +90,9 @@ FEEDS = {
     ESX: HEALTH +
     # no given name, an impossible date of birth: linked at the hub by its NHS number
     f"H1,{NHS},,Okafor,2015-02-30,F,12 Church Road,BN7 2AA\n"
-    # a surname and an address only: it must never link to the Hale at Telford
-    "H2,,,Hale,,M,4 Mill Lane,TF1 2AB\n"
+    # no given name: it must never link to the Hale at Telford on surname, DOB and home
+    # alone (a twin would look the same); a person decides
+    "H2,,,Hale,2019-11-02,M,4 Mill Lane,TF1 2AB\n"
     # no date of birth: search finds it by its names
     "H3,,Maddison,Taylor,,F,8 Station Road,BN7 3CD\n",
     TFW: HEALTH +
@@ -158,11 +159,18 @@ async def test_hub_holds_nulls_and_links_only_by_nhs_number(fed) -> None:  # typ
     assert (okafor_esx["given_name"], okafor_esx["dob"], okafor_esx["family_name"]) == (
         None, None, "Okafor")
     assert okafor_esx["national_id"] == okafor_tfw["national_id"] is not None
-    # a surname and an address in common are not enough: never linked on nothing
+    # surname, date of birth and home in common, no given name: never linked by itself
     hale_esx = await hub_record(hub, ESX, await local_id(nodes[ESX], "H2"))
     hale_tfw = await hub_record(hub, TFW, await local_id(nodes[TFW], "H2"))
-    assert (hale_esx["given_name"], hale_esx["dob"]) == (None, None)
+    assert hale_esx["given_name"] is None
     assert hale_esx["national_id"] != hale_tfw["national_id"]
+    # at most a person decides: the pair is queued, and the review screen shows it
+    assert hale_esx["link_status"] == "review"
+    async with aiohttp.ClientSession() as http, http.get(
+            hub.url + "/review", headers=await hub.as_role(Role.INDEX_TEAM, ESX)) as resp:
+        page = await resp.text()
+        assert resp.status == 200, page
+    assert "– Hale" in page and "born 2019-11-02" in page
 
 
 async def test_hub_search_tolerates_swaps_digits_and_absent_fields(fed) -> None:  # type: ignore[no-untyped-def]
@@ -216,5 +224,12 @@ async def test_node_search_and_index_team_view(fed) -> None:  # type: ignore[no-
         view = await get_json(base, f"/v1/children/{okafor}", index_team, {})
         assert (view["given_name"], view["dob"], view["family_name"]) == (None, None, "Okafor")
         assert view["incomplete"] == "given_name: blank; dob: not a real date: '2015-02-30'"
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{base}/children/{okafor}", params={"purpose": PURPOSE},
+                headers=index_team) as resp:
+            page = await resp.text()
+            assert resp.status == 200, page
+        assert "Incomplete: given_name: blank; dob: not a real date" in page
+        assert "Born not known" in page
     finally:
         await server.close()
