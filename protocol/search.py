@@ -30,7 +30,6 @@ reading is scored and the best one answers::
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date
@@ -112,18 +111,27 @@ class SearchQuery:
                                   family_name=self.given_name)]
 
     def keys(self) -> list[str]:
-        """The blocking keys that find candidates, sorted: those of every reading, of
-        every date of birth one year digit away, and of a record lacking its date of
-        birth (``blocking_keys`` gives such a record name keys of its own)."""
+        """The blocking keys that find candidates, sorted: those of every reading and of
+        a record lacking its date of birth (``blocking_keys`` gives such a record name
+        keys of its own); and, for each birth year one digit away, the exact-date keys
+        of the query as given (``d:``, ``dg:``: each as narrow as the query's own; the
+        broader year keys are not probed again, so a search stays a few dozen keys)."""
+        readings = self.readings()
         keys: set[str] = set()
-        for reading in self.readings():
+        for reading in readings:
             keys |= blocking_keys(reading)
             if reading.dob is not None:
                 keys |= blocking_keys(replace(reading, dob=None))
-                for year in _years_one_digit_away(reading.dob):
-                    with contextlib.suppress(ValueError):  # 29 February
-                        keys |= blocking_keys(replace(reading, dob=reading.dob.replace(
-                            year=year)))
+        straight = readings[0]
+        if straight.dob is not None:
+            for year in _years_one_digit_away(straight.dob):
+                try:
+                    dob = straight.dob.replace(year=year)
+                except ValueError:
+                    continue  # 29 February in a year without one
+                day = dob.isoformat()
+                keys |= {k for k in blocking_keys(replace(straight, dob=dob))
+                         if k.startswith((f"d:{day}:", f"dg:{day}:"))}
         return sorted(keys)
 
     def parameters(self) -> dict[str, str]:

@@ -27,7 +27,6 @@ def found(record: IdentityFields, **params: str) -> bool:
     {"given_name": "Olivia", "family_name": "Grubb", "dob": "2015-03-07"},  # day digit
     {"given_name": "Olivia", "family_name": "Grubb", "dob": "2015-08-04"},  # month digit
     {"given_name": "Olivia", "family_name": "Grubb", "dob": "2015-04-03"},  # day <-> month
-    {"given_name": "Grubb", "family_name": "Olivia", "dob": "2016-03-04"},  # both at once
 ])
 def test_the_child_is_found_despite_the_error(params: dict[str, str]) -> None:
     assert found(OLIVIA, **params)
@@ -59,7 +58,7 @@ def test_year_probes_stay_in_a_childs_range_and_few() -> None:
     years = {k.split(":")[1][:4] for k in keys if k.startswith("d:")}
     assert "2015" in years and "2016" in years and "2005" in years
     assert all(1990 <= int(y) <= date.today().year for y in years)
-    assert len(keys) < 200
+    assert len(keys) < 60
     # a leap day has no twin in most years: those readings are skipped, not an error
     assert SearchQuery.parse({"given_name": "Leo", "family_name": "Hart",
                               "dob": "2016-02-29"}).keys()
