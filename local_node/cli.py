@@ -34,7 +34,8 @@ from server_common import database, logs
 from server_common.accounts.cli import users_group
 from server_common.config import ConfigError
 
-INDEX_COLUMNS = ("local_id", "source", "source_ref")
+# ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete).
+INDEX_COLUMNS = ("local_id", "source", "source_ref", "incomplete")
 
 
 @click.group(help="A council's Signpost node.")
@@ -163,6 +164,8 @@ def ingest(config: NodeConfig, feed: str, file: Path) -> None:
     click.echo(f"{feed}: {report.rows_loaded} of {report.rows_read} rows loaded, "
                f"{len(report.errors)} rejected; {report.children_created} children created, "
                f"{report.children_updated} updated; {report.outbox_entries} to publish"
+               + (f"; {report.rows_incomplete} incomplete (loaded without a name or date "
+                  "of birth)" if report.rows_incomplete else "")
                + (f"; {report.identifier_conflicts} identifier conflicts kept apart"
                   if report.identifier_conflicts else ""))
 
@@ -254,7 +257,8 @@ def index() -> None:
     pass
 
 
-@index.command("export", help="Write local_id,source,source_ref for every source row as CSV.")
+@index.command("export", help="Write local_id,source,source_ref,incomplete for every source "
+                              "row as CSV.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 @_guard
@@ -283,11 +287,12 @@ def status(config: NodeConfig) -> None:
             key = await KeyStatusStore().get(conn, kid) if kid else None
             witness = await WitnessStore().state(conn)
             return (await ChildStore().count(conn), await OutboxStore().summary(conn), key,
-                    witness)
+                    witness, await ChildStore().count_incomplete(conn))
 
-    count, s, key, witness = common.run(go())
+    count, s, key, witness, incomplete = common.run(go())
     click.echo(f"council          {config.council.code}\n"
                f"children         {count}\n"
+               f"incomplete       {_incomplete(incomplete)}\n"
                f"outbox depth     {s['outbox_depth']}\n"
                f"head seq         {s['head_seq']}\n"
                f"receipted seq    {s['receipted_seq']}\n"
@@ -297,6 +302,15 @@ def status(config: NodeConfig) -> None:
                f"key id           {kid or '- (no key file)'}\n"
                f"key expires      {_key_expiry(key)}\n"
                f"hub audit log    {witness.describe()}")
+
+
+def _incomplete(counts: tuple[int, dict[str, int]]) -> str:
+    """"3 (dob 2, given_name 1)": children lacking a name or date of birth, and how
+    many lack each (a child may lack two, so the parts can add up to more)."""
+    total, by_field = counts
+    if not total:
+        return "0"
+    return f"{total} ({', '.join(f'{name} {n}' for name, n in by_field.items())})"
 
 
 def _key_expiry(key: KeyStatus | None) -> str:
@@ -328,10 +342,12 @@ def review_list(config: NodeConfig) -> None:
         click.echo("no open review items")
     for item in items:
         click.echo(f"#{item['id']}  score {item['score']:+.1f}\n"
-                   f"    {item['local_id']}: {item['a_given']} {item['a_family']}, "
-                   f"{item['a_dob']}, {item['a_postcode'] or '-'}\n"
-                   f"    {item['candidate_id']}: {item['b_given']} {item['b_family']}, "
-                   f"{item['b_dob']}, {item['b_postcode'] or '-'}")
+                   f"    {item['local_id']}: {item['a_given'] or '-'} "
+                   f"{item['a_family'] or '-'}, {item['a_dob'] or 'DOB not known'}, "
+                   f"{item['a_postcode'] or '-'}\n"
+                   f"    {item['candidate_id']}: {item['b_given'] or '-'} "
+                   f"{item['b_family'] or '-'}, {item['b_dob'] or 'DOB not known'}, "
+                   f"{item['b_postcode'] or '-'}")
 
 
 @review.command("accept", help="They are one child: merge the newer into the older.")

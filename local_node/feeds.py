@@ -15,6 +15,22 @@ may come in any order; optional columns may be blank or absent; unknown columns
 are ignored with a warning. A row with an error is reported (line, column,
 reason) and skipped; the rest load. Line numbers count the header as line 1.
 
+A row whose given name, family name or date of birth is blank or invalid (a bad or
+impossible date) is not refused: it loads without that field, flagged incomplete
+with the reason, and the child is matched on what it has. Only a row left with no
+identifying field at all (no name, no date of birth, no NHS number, no UPN) is
+refused::
+
+    >>> result = parse_feed_text("health", [
+    ...     "source_ref,nhs_number,given_name,family_name,dob\\n",
+    ...     "HL1,9434765870,,Okafor,2015-02-30\\n",
+    ...     "HL2,,,,not a date\\n",
+    ... ])
+    >>> result.rows[0].identity.incomplete
+    ('given_name: blank', "dob: not a real date: '2015-02-30'")
+    >>> print(result.errors[0])  # doctest: +ELLIPSIS
+    line 3, column dob: no usable identifying field (...): ...; dob: must be an ISO date ...
+
 Every field is checked by the same rules the hub applies (``protocol``): names,
 dates and the date-of-birth range through ``ChildRecord.from_wire``, pointers
 through ``Involvement.from_wire``, identifiers through ``protocol.identifiers``.
@@ -87,11 +103,15 @@ _SOURCE_REF_MAX = 100
 _TEMPLATE = {"local_id": "feed-row", "given_name": "x", "family_name": "x", "dob": "2000-01-01"}
 
 
+# The fields a row may lack and still load (flagged incomplete).
+CORE_FIELDS = ("given_name", "family_name", "dob")
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
-    given_name: str
-    family_name: str
-    dob: date
+    given_name: str | None        # None: blank or invalid, see ``incomplete``
+    family_name: str | None
+    dob: date | None
     sex: int                      # 0/1/2/9
     other_given_names: str | None = None
     former_family_name: str | None = None
@@ -99,6 +119,8 @@ class Identity:
     postcode: str | None = None   # normalised "BN1 1AA"
     nhs_number: str | None = None  # 10 digits, valid
     upn: str | None = None        # valid
+    # Why a core field is absent, one "column: reason" each ("dob: blank").
+    incomplete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +297,10 @@ class _Parser:
             raise _Problem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
                                          "characters")
         feed, check = self.feed, self._cached
+        incomplete: list[str] = []
+        core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}
         identity = Identity(
-            given_name=check("given_name", v["given_name"], _name_check, required=True),
-            family_name=check("family_name", v["family_name"], _name_check, required=True),
-            dob=check("dob", v["dob"], _dob_check, required=True),
+            given_name=core["given_name"], family_name=core["family_name"], dob=core["dob"],
             sex=check("sex", v["sex"], identifiers.parse_sex) or identifiers.SEX_NOT_KNOWN,
             other_given_names=check("other_given_names", v.get("other_given_names", ""),
                                     _name_check),
@@ -289,11 +311,30 @@ class _Parser:
             nhs_number=_identifier("nhs_number", v.get("nhs_number", ""),
                                    identifiers.normalise_nhs_number),
             upn=_identifier("upn", v.get("upn", ""), identifiers.normalise_upn),
+            incomplete=tuple(incomplete),
         )
+        if not (identity.given_name or identity.family_name or identity.dob
+                or identity.nhs_number or identity.upn):
+            # Report against the first field that was there but invalid, if any.
+            invalid = [r for r in incomplete if not r.endswith(": blank")]
+            column = (invalid or incomplete)[0].split(":", 1)[0]
+            raise _Problem(column, "no usable identifying field (no name, date of birth, "
+                                   f"NHS number or UPN): {'; '.join(incomplete)}")
         if feed == "services":
             return FeedRow(line, feed, source_ref, identity, self._service(v),
                            _boolean("shielded", v["shielded"]))
         return FeedRow(line, feed, source_ref, identity, self._organisation(v))
+
+    def _core(self, column: str, value: str, incomplete: list[str]) -> Any:
+        """A name or the date of birth; blank or invalid is noted, not refused."""
+        if not value:
+            incomplete.append(f"{column}: blank")
+            return None
+        try:
+            return self._cached(column, value, _dob_check if column == "dob" else _name_check)
+        except _Problem as problem:
+            incomplete.append(f"{column}: {problem.reason}")
+            return None
 
     def _cached(self, column: str, value: str, check: Any, *, required: bool = False,
                 cache_name: str = "") -> Any:
@@ -378,7 +419,7 @@ def _name_check(value: str, column: str) -> str | None:
     return check_text(value, column, name=True)
 
 
-def _dob_check(value: str, _column: str) -> date:
+def _dob_check(value: str, _column: str) -> date | None:
     # The date-of-birth rules (ISO, a real date, a child's range) are the record's:
     # check through it with a template record; each distinct date is checked once.
     return ChildRecord.from_wire({**_TEMPLATE, "dob": value}).dob

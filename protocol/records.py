@@ -11,6 +11,18 @@ Wire form (msgpack map, keys as below, absent and nil mean the same)::
     ...     family_name="Okafor", dob=date(2015, 3, 14), sex=2)
     >>> ChildRecord.from_wire(rec.to_wire()) == rec
     True
+
+Given name, family name and date of birth may each be absent: a council's source
+row often lacks one, and the child must still be found by what it has. A record
+needs at least one identifying field (a name, a date of birth, an NHS number or a
+UPN)::
+
+    >>> ChildRecord.from_wire({"local_id": "ESX-2", "nhs_number": "9434765919"}).dob is None
+    True
+    >>> ChildRecord.from_wire({"local_id": "ESX-3", "sex": 1})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    protocol.errors.ValidationError: record: has no identifying field (a name, ...)
 """
 
 from __future__ import annotations
@@ -222,9 +234,10 @@ class ChildRecord:
     """The minimal identity record of one child at one council (DESIGN §3)."""
 
     local_id: str
-    given_name: str
-    family_name: str
-    dob: date
+    # Any of these three may be absent (None): see the module docstring.
+    given_name: str | None = None
+    family_name: str | None = None
+    dob: date | None = None
     sex: int = identifiers.SEX_NOT_KNOWN
     other_given_names: str | None = None
     former_family_names: tuple[str, ...] = ()
@@ -265,11 +278,10 @@ class ChildRecord:
         assert local_id is not None
         if not _LOCAL_ID.match(local_id):
             raise ValidationError("local_id", "may hold only letters, digits and . _ : -")
-        given = _text(data, "given_name", "", required=True, max_len=_NAME_MAX)
-        family = _text(data, "family_name", "", required=True, max_len=_NAME_MAX)
-        dob = _date(data, "dob", "", required=True)
-        assert given is not None and family is not None and dob is not None
-        if dob < _EARLIEST_DOB or dob > date.today():
+        given = _text(data, "given_name", "", max_len=_NAME_MAX)
+        family = _text(data, "family_name", "", max_len=_NAME_MAX)
+        dob = _date(data, "dob", "")
+        if dob is not None and (dob < _EARLIEST_DOB or dob > date.today()):
             raise ValidationError("dob", f"out of range for a child: {dob.isoformat()}")
         sex = data.get("sex")
         if sex is None:
@@ -290,8 +302,13 @@ class ChildRecord:
         postcode = _text(data, "postcode", "", max_len=10)
         nhs_number = _text(data, "nhs_number", "", max_len=12)
         upn = _text(data, "upn", "", max_len=13)
+        if not (given or family or dob or nhs_number or upn):
+            # Nothing to find or link the child by: such a record could only ever be
+            # matched on nothing (an address, a sex), which precision forbids.
+            raise ValidationError("record", "has no identifying field (a name, a date of "
+                                            "birth, an NHS number or a UPN)")
         dod = _date(data, "date_of_death", "")
-        if dod is not None and dod < dob:
+        if dod is not None and dob is not None and dod < dob:
             raise ValidationError("date_of_death", "is before the date of birth")
         return cls(
             local_id=local_id,

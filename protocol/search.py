@@ -3,7 +3,13 @@
 Shared by the council node (its own index) and the hub (every council's records):
 the query is validated here once, becomes an :class:`IdentityFields` whose blocking
 keys find the candidates (so a nickname, a typo, a day–month swap or a former
-surname still finds the child), and each candidate is scored with the matcher::
+surname still finds the child), and each candidate is scored with the matcher.
+
+The query is also read the ways people and feeds get it wrong (issue 14): given
+and family names swapped (in the query or in the record), a date of birth with one
+digit of its year wrong (a day or month digit, and a day–month swap, the blocking
+keys reach already), and a record that lacks a field is found by the rest. Each
+reading is scored and the best one answers::
 
     >>> from datetime import date
     >>> query = SearchQuery.parse({"given_name": "Izzy", "family_name": "Okonkwo-Reily",
@@ -12,6 +18,10 @@ surname still finds the child), and each candidate is scored with the matcher::
     >>> found = answer(query, child)
     >>> found is not None and found.confidence > 0.5
     True
+    >>> swapped = SearchQuery.parse({"given_name": "Okonkwo-Reilly",
+    ...                              "family_name": "Isabella", "dob": "2015-03-14"})
+    >>> bool(set(swapped.keys()) & blocking_keys(child)), answer(swapped, child) is not None
+    (True, True)
     >>> parse_purpose({"purpose": ""})
     Traceback (most recent call last):
     ...
@@ -21,7 +31,7 @@ surname still finds the child), and each candidate is scored with the matcher::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import date
 
 from protocol import identifiers
@@ -32,6 +42,8 @@ QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "u
 # Below this total (match weight, bits) a candidate is not shown: it shares a blocking
 # key with the query but little else.
 MIN_TOTAL = -10.0
+# Children's records start in 1990 (protocol.records); a year before is not a reading.
+_EARLIEST_YEAR = 1990
 _TEXT_MAX = 100
 
 
@@ -88,9 +100,39 @@ class SearchQuery:
                               dob=self.dob, postcode=self.postcode,
                               nhs_number=self.nhs_number, upn=self.upn)
 
+    def readings(self) -> list[IdentityFields]:
+        """The query as given, then with given and family names swapped (when both are
+        given): the ways it is scored."""
+        straight = self.fields()
+        if not (self.given_name and self.family_name) or \
+                self.given_name.casefold() == self.family_name.casefold():
+            return [straight]
+        return [straight, replace(straight, given_name=self.family_name,
+                                  family_name=self.given_name)]
+
     def keys(self) -> list[str]:
-        """The blocking keys that find candidates, sorted."""
-        return sorted(blocking_keys(self.fields()))
+        """The blocking keys that find candidates, sorted: those of every reading and of
+        a record lacking its date of birth (``blocking_keys`` gives such a record name
+        keys of its own); and, for each birth year one digit away, the exact-date keys
+        of the query as given (``d:``, ``dg:``: each as narrow as the query's own; the
+        broader year keys are not probed again, so a search stays a few dozen keys)."""
+        readings = self.readings()
+        keys: set[str] = set()
+        for reading in readings:
+            keys |= blocking_keys(reading)
+            if reading.dob is not None:
+                keys |= blocking_keys(replace(reading, dob=None))
+        straight = readings[0]
+        if straight.dob is not None:
+            for year in _years_one_digit_away(straight.dob):
+                try:
+                    dob = straight.dob.replace(year=year)
+                except ValueError:
+                    continue  # 29 February in a year without one
+                day = dob.isoformat()
+                keys |= {k for k in blocking_keys(replace(straight, dob=dob))
+                         if k.startswith((f"d:{day}:", f"dg:{day}:"))}
+        return sorted(keys)
 
     def parameters(self) -> dict[str, str]:
         """The fields given, as text: what the audit log records of a search."""
@@ -110,12 +152,23 @@ class Answer:
     total: float
 
 
+def _years_one_digit_away(dob: date) -> list[int]:
+    """Birth years a keying slip of one digit could have given, in a child's range."""
+    digits = f"{dob.year:04d}"
+    years = {int(digits[:i] + d + digits[i + 1:]) for i in range(4) for d in "0123456789"}
+    return sorted(y for y in years - {dob.year} if _EARLIEST_YEAR <= y <= date.today().year)
+
+
 def answer(query: SearchQuery, candidate: IdentityFields) -> Answer | None:
     """Score ``candidate`` against ``query``; None when it must not be shown (a hard
-    rule forbids it, e.g. the query's NHS number differs, or it agrees on too little)."""
-    result = score(query.fields(), candidate)
-    if result.veto is not None:
+    rule forbids it, e.g. the query's NHS number differs, or it agrees on too little).
+    The best-scoring reading of the query (names as given, or swapped) answers."""
+    results = [score(reading, candidate) for reading in query.readings()]
+    if results[0].veto is not None:
+        # a hard rule on the query as given (an identifier differs, a twin) is never
+        # undone by reading the names the other way round
         return None
+    result = max((r for r in results if r.veto is None), key=lambda r: r.total)
     identified = bool((query.nhs_number and query.nhs_number == candidate.nhs_number)
                       or (query.upn and query.upn == candidate.upn))
     if identified:

@@ -80,7 +80,7 @@ def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
     feed.write_text(
         "source_ref,upn,given_name,family_name,dob,sex,postcode,school_urn,school_name\n"
         "E1,B801200005001,Amelia,Okafor,2015-03-14,F,BN1 1AA,114580,Hove Park\n"
-        "E2,,Ben,Okafor,2015-13-40,M,BN1 1AA,114580,Hove Park\n"
+        "E2,,,,2015-13-40,M,BN1 1AA,114580,Hove Park\n"  # a bad DOB and nothing else
         "E3,,Cara,Smith,2014-05-06,X,BN1 1AA,114580,Hove Park\n"
         "E4,,Dan,Jones,2013-07-08,M,BN2 2BB,114580,Hove Park\n", encoding="utf-8")
     result = run([node_cli, "ingest", "--feed", "education", str(feed)], node_env)
@@ -98,7 +98,7 @@ def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
     out = tmp_path / "index.csv"
     run([node_cli, "index", "export", "--out", str(out)], node_env)
     rows = list(csv.DictReader(out.read_text().splitlines()))
-    assert list(rows[0]) == ["local_id", "source", "source_ref"]
+    assert list(rows[0]) == ["local_id", "source", "source_ref", "incomplete"]
     by_ref = {r["source_ref"]: r["local_id"] for r in rows}
     assert set(by_ref) == {"E1", "E4", "X9"} and by_ref["E1"] == by_ref["X9"]
 

@@ -120,7 +120,8 @@ async def page_search(request: web.Request) -> web.Response:
         return _search_page(request, values, error=exc)
     rows = "".join(
         f'<tr><td><a href="/children/{e(h["local_id"])}?{e(urlencode({"purpose": purpose}))}">'
-        f'{e(h["given_name"])} {e(h["family_name"])}</a></td><td>{e(h["dob"])}</td>'
+        f'{e(h["given_name"] or "–")} {e(h["family_name"] or "–")}</a></td>'
+        f'<td>{e(h["dob"] or "not known")}</td>'
         f'<td>{e(h["postcode_district"] or "–")}</td>'
         f'<td>{"shielded" if h["shielded"] else ""}</td><td>{h["confidence"]:.0%}</td></tr>'
         for h in hits)
@@ -150,12 +151,16 @@ async def page_child(request: web.Request) -> web.Response:
     purpose, view = await _child(request)
     if "redirect" in view:
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    heading = (f'<p><a href="/search">New search</a></p>'
-               f"<h1>{e(view['given_name'])} {e(view['family_name'])}</h1>")
+    name = f"{view['given_name'] or '–'} {view['family_name'] or '–'}"
+    heading = (f'<p><a href="/search">New search</a></p><h1>{e(name)}</h1>'
+               # a name or the date of birth no source supplies (issue 14): the index
+               # team sees why, to chase the source
+               + (f'<p class="notice" data-incomplete>Incomplete: {e(view["incomplete"])}</p>'
+                  if view.get("incomplete") else ""))
     notice = _shielded_notice(request, view) if view["shielded"] else ""
     if view.get("withheld"):
-        return page(f"{view['given_name']} {view['family_name']}", (
-            f"{heading}{notice}<p>Born {e(view['dob'])} · "
+        return page(name, (
+            f"{heading}{notice}<p>Born {e(view['dob'] or 'not known')} · "
             f"NHS {e(view['nhs_number'] or '–')}</p>"))
     invs = "".join(
         f'<tr><td>{e(i["service_type"])}</td><td>{e(i["organisation_name"] or "–")}</td>'
@@ -164,9 +169,9 @@ async def page_child(request: web.Request) -> web.Response:
         f'<td>{"lead professional" if i["lead_professional"] else ""}'
         f'{" · CAF done" if i["caf_done"] else ""}</td></tr>'
         for i in view["involvements"])
-    return page(f"{view['given_name']} {view['family_name']}", (
+    return page(name, (
         f"{heading}{notice}"
-        f"<p>Born {e(view['dob'])} · NHS {e(view['nhs_number'] or '–')} · "
+        f"<p>Born {e(view['dob'] or 'not known')} · NHS {e(view['nhs_number'] or '–')} · "
         f"UPN {e(view['upn'] or '–')}</p>"
         f"<p>{e(view['address_line'] or '')} {e(view['postcode'] or '')}</p>"
         f"<h2>Who is involved</h2><table><tr><th>Service</th><th>Organisation</th>"

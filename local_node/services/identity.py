@@ -4,7 +4,10 @@ Stated rules (DESIGN §3, issue 3):
 
 - **Names, date of birth, sex** come from the most trusted source that has the
   child: health (registered with the NHS spine) over education over services;
-  between rows of equally trusted sources, the most recently received wins.
+  between rows of equally trusted sources, the most recently received wins. A row
+  that lacks one of them (blank or invalid in its feed) gives way, for that field,
+  to the next row that states it; when no row does, the child is flagged
+  **incomplete** with the reason its most trusted row gave.
 - **Address and postcode** come from the most recently received row that has one:
   a move shows up first in whichever service hears of it.
 - **Former family names** are those any source states explicitly.
@@ -21,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from local_node.feeds import CORE_FIELDS
 from local_node.storage.children import ChildRow
 
 SOURCE_TRUST = {"health": 3, "education": 2, "services": 1}
@@ -36,12 +40,13 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
     if not sources:
         return
     ranked = sorted(sources, key=lambda r: (SOURCE_TRUST.get(r["source"], 0), r["received_at"]))
-    best = _identity(ranked[-1])
-    child.given_name = best["given_name"]
-    child.family_name = best["family_name"]
-    child.dob = date.fromisoformat(str(best["dob"]))
+    stated = [_identity(r) for r in reversed(ranked)]  # most trusted first
+    child.given_name = next((i["given_name"] for i in stated if i.get("given_name")), None)
+    child.family_name = next((i["family_name"] for i in stated if i.get("family_name")), None)
+    dob = next((i["dob"] for i in stated if i.get("dob")), None)
+    child.dob = date.fromisoformat(str(dob)) if dob else None
+    child.incomplete = _incomplete(child, stated)
     # Other given names and sex: the most trusted row that states them.
-    stated = [_identity(r) for r in reversed(ranked)]
     child.other_given_names = next(
         (i["other_given_names"] for i in stated if i.get("other_given_names")), None)
     child.sex = next((int(i["sex"]) for i in stated if i.get("sex")), 0)
@@ -56,3 +61,14 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
         if name and name != child.family_name and name not in formers:
             formers.append(name)
     child.former_family_names = formers
+
+
+def _incomplete(child: ChildRow, stated: Sequence[dict[str, Any]]) -> str | None:
+    """"field: reason; ..." for each core field no row supplies, or None."""
+    reasons = []
+    for name in CORE_FIELDS:
+        if getattr(child, name) is None:
+            noted = (r for i in stated for r in i.get("incomplete") or ()
+                     if r.split(":", 1)[0] == name)
+            reasons.append(next(noted, f"{name}: blank"))
+    return "; ".join(reasons) or None

@@ -9,6 +9,11 @@ matching (``protocol.matching``) against the children sharing a blocking key:
 a confident match links, an uncertain one becomes a new child *and* an item on the
 review list the index team decides (``local-node review``), otherwise a new child.
 Conflicting identifiers never merge (the matcher's hard rules veto them).
+
+A row lacking a name or its date of birth (flagged incomplete by the feed parser)
+takes the same path on what it has: its identifiers, its blocking keys; it never
+matches by the exact name-and-date rule, and it never blanks a field the child
+already has.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class IngestReport:
     identifier_conflicts: int = 0
     matched_probabilistically: int = 0
     sent_to_review: int = 0
+    rows_incomplete: int = 0      # loaded without a name or date of birth
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -83,7 +89,11 @@ def row_fields(ident: Identity) -> IdentityFields:
     )
 
 
-def _name_key(given: str, family: str, dob: date) -> tuple[str, str, date]:
+def _name_key(given: str | None, family: str | None,
+              dob: date | None) -> tuple[str, str, date] | None:
+    """The exact-match key, or None when a part is absent (never matched on less)."""
+    if not (given and family and dob):
+        return None
     return (given.strip().lower(), family.strip().lower(), dob)
 
 
@@ -110,10 +120,11 @@ class _ChunkIndex:
             self.by_nhs.setdefault(child.nhs_number, child)
         if child.upn:
             self.by_upn.setdefault(child.upn, child)
-        bucket = self.by_name.setdefault(_name_key(child.given_name, child.family_name,
-                                                   child.dob), [])
-        if child not in bucket:
-            bucket.append(child)
+        name_key = _name_key(child.given_name, child.family_name, child.dob)
+        if name_key is not None:
+            bucket = self.by_name.setdefault(name_key, [])
+            if child not in bucket:
+                bucket.append(child)
         for key in keys_for(child_fields(child)):
             self.by_key.setdefault(key, {})[id(child)] = child
 
@@ -162,7 +173,8 @@ class IngestService:
             conn,
             nhs=[i.nhs_number for i in idents if i.nhs_number],
             upn=[i.upn for i in idents if i.upn],
-            name_dob=[_name_key(i.given_name, i.family_name, i.dob) for i in idents],
+            name_dob=[k for i in idents
+                      if (k := _name_key(i.given_name, i.family_name, i.dob)) is not None],
             keys=sorted(set().union(*keys_of)) if keys_of else [],
         )
         found += await self.children.get_many(
@@ -231,6 +243,7 @@ class IngestService:
             conn, [c.local_id for c in changed]
         )
         report.rows_loaded += len(rows)
+        report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
         report.children_created += len(new_children)
         report.children_updated += sum(1 for c in changed if c.local_id in existing_ids)
 
@@ -243,9 +256,9 @@ class IngestService:
             return index.by_nhs[ident.nhs_number]
         if ident.upn and ident.upn in index.by_upn:
             return index.by_upn[ident.upn]
-        same_name = [c for c in index.by_name.get(
-            _name_key(ident.given_name, ident.family_name, ident.dob), [])
-            if not _conflicts(c, row)]
+        name_key = _name_key(ident.given_name, ident.family_name, ident.dob)
+        same_name = [c for c in index.by_name.get(name_key, []) if not _conflicts(c, row)] \
+            if name_key is not None else []
         if len(same_name) == 1:
             return same_name[0]
         return None
@@ -292,12 +305,14 @@ class IngestService:
         1 if the row carried an identifier already held by another child."""
         ident = row.identity
         conflict = 0
-        if ident.family_name != child.family_name and child.family_name:
+        if ident.family_name and ident.family_name != child.family_name and child.family_name:
             former = child.former_family_names or []
             if child.family_name not in former:
                 child.former_family_names = [*former, child.family_name]
-        child.given_name, child.family_name, child.dob = (
-            ident.given_name, ident.family_name, ident.dob)
+        # An absent field keeps what the child has (apply_rules then decides by trust).
+        child.given_name = ident.given_name or child.given_name
+        child.family_name = ident.family_name or child.family_name
+        child.dob = ident.dob or child.dob
         if ident.sex:
             child.sex = ident.sex
         for name in ("other_given_names", "address_line", "postcode"):

@@ -66,6 +66,8 @@ class NodeRetention:
             archive: list[tuple[str, date | None]] = []
             deletes: list[tuple[str, int, str, bytes | None, str | None]] = []
             for c in candidates:
+                if c.dob is None:
+                    continue  # no date of birth from any source: kept until one is known
                 state = self.policy.state(c.dob, c.date_of_death, c.care_leaver,
                                           today=report.today)
                 if state == PURGE:

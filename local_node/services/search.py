@@ -54,9 +54,9 @@ class SearchHit:
 
     def to_dict(self) -> dict[str, Any]:
         c = self.child
-        hit = {
+        hit: dict[str, Any] = {
             "local_id": c.local_id, "given_name": c.given_name, "family_name": c.family_name,
-            "dob": c.dob.isoformat(), "sex": c.sex,
+            "dob": c.dob.isoformat() if c.dob else None, "sex": c.sex,
             # enough to tell children apart, not the address
             "postcode_district": (c.postcode.split(" ")[0]
                                   if c.postcode and self.shows_location else None),
@@ -138,7 +138,9 @@ class SearchService:
             "local_id": child.local_id, "given_name": child.given_name,
             "other_given_names": child.other_given_names, "family_name": child.family_name,
             "former_family_names": list(child.former_family_names or []),
-            "dob": child.dob.isoformat(), "sex": child.sex,
+            "dob": child.dob.isoformat() if child.dob else None, "sex": child.sex,
+            # a name or the date of birth no source row supplies, and why (issue 14)
+            "incomplete": child.incomplete,
             "address_line": child.address_line, "postcode": child.postcode,
             "nhs_number": child.nhs_number, "upn": child.upn,
             "parent_carer": {"name": child.parent_carer_name,

@@ -15,9 +15,9 @@ class ChildRow:
     """A child as the index holds it (mutable while an ingest merges rows into it)."""
 
     local_id: str
-    given_name: str
-    family_name: str
-    dob: date
+    given_name: str | None        # None when no source row supplies a usable one
+    family_name: str | None
+    dob: date | None
     sex: int = 0
     other_given_names: str | None = None
     former_family_names: list[str] | None = None
@@ -29,6 +29,7 @@ class ChildRow:
     parent_carer_phone: str | None = None
     shielded: bool = False
     date_of_death: date | None = None
+    incomplete: str | None = None   # which identity fields are absent, and why
     merged_into: str | None = None  # set when a merge absorbed this child
     published_version: int = 0
     published_digest: str | None = None
@@ -229,6 +230,19 @@ class ChildStore:
     async def count(self, conn: asyncpg.Connection) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM children WHERE merged_into IS NULL"))
 
+    async def count_incomplete(self, conn: asyncpg.Connection) -> tuple[int, dict[str, int]]:
+        """Children flagged incomplete, and how many lack each field ("dob" → 12)."""
+        rows = await conn.fetch(
+            """
+            SELECT split_part(reason, ':', 1) AS field, count(*) AS n
+              FROM children, unnest(string_to_array(incomplete, '; ')) AS reason
+             WHERE incomplete IS NOT NULL AND merged_into IS NULL
+             GROUP BY 1 ORDER BY 1
+            """)
+        total = await conn.fetchval("SELECT count(*) FROM children"
+                                    " WHERE incomplete IS NOT NULL AND merged_into IS NULL")
+        return int(total), {r["field"]: r["n"] for r in rows}
+
     async def replace_blocking_keys(self, conn: asyncpg.Connection,
                                     keys: dict[str, set[str]]) -> None:
         """Set the blocking keys of these children (local_id → keys) to exactly these."""
@@ -287,9 +301,11 @@ class ChildStore:
         )
 
     async def export_sources(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        """Every source row with its child, and the child's incomplete flag ('' if none)."""
         return await conn.fetch(
-            "SELECT local_id, source, source_ref FROM source_records"
-            " ORDER BY local_id, source, source_ref"
+            "SELECT s.local_id, s.source, s.source_ref, coalesce(c.incomplete, '') AS incomplete"
+            " FROM source_records s JOIN children c ON c.local_id = s.local_id"
+            " ORDER BY s.local_id, s.source, s.source_ref"
         )
 
     async def sources_of(self, conn: asyncpg.Connection,

@@ -60,9 +60,11 @@ def _result(hit: ChildHit, purpose: str, csrf: str) -> str:
     else:
         where = ", ".join(f"{e(c['name'])} ({e(c['postcode_district'] or '–')})"
                           for c in h["councils"])
-    opener = _open_child(hit.national_id, f"{hit.given_name} {hit.family_name}", purpose, csrf)
+    opener = _open_child(hit.national_id, f"{hit.given_name or '–'} {hit.family_name or '–'}",
+                         purpose, csrf)
     return (f"<tr><td>{opener}</td>"
-            f"<td>{e(h['dob'])}</td><td>{e(SEX.get(hit.sex, '–'))}</td><td>{where}</td>"
+            f"<td>{e(h['dob'] or 'not known')}</td><td>{e(SEX.get(hit.sex, '–'))}</td>"
+            f"<td>{where}</td>"
             f"<td>{hit.confidence:.0%}</td></tr>")
 
 
@@ -123,12 +125,13 @@ def _service_row(s: dict[str, Any]) -> str:
 
 
 def _council(c: dict[str, Any]) -> str:
-    names = f"{c['given_name']} {c['family_name']}"
+    names = f"{c['given_name'] or '–'} {c['family_name'] or '–'}"
     if c["former_family_names"]:
         names += f" (formerly {', '.join(c['former_family_names'])})"
     head = (f'<section class="council" data-council="{e(c["council"])}">'
             f"<h2>{e(c['council_name'])}</h2>"
-            f"<p>Known as {e(names)}, born {e(c['dob'])} · NHS {e(c['nhs_number'] or '–')} · "
+            f"<p>Known as {e(names)}, born {e(c['dob'] or 'not known')} · "
+            f"NHS {e(c['nhs_number'] or '–')} · "
             f"record updated {e(c['updated_at'][:10])}</p>")
     if c["withheld"]:
         return head + ("<p>Address, school, GP and every service are withheld: "
@@ -182,10 +185,11 @@ async def child_page(request: web.Request) -> web.Response:
                   "Where this child lives, and the school, GP and services involved, are not "
                   f"shown. To reach them, {_contact(found['contact'])}, who can see these "
                   "details and will broker contact.</div>")
-    return page(f"{found['given_name']} {found['family_name']}", (
+    name = f"{found['given_name'] or '–'} {found['family_name'] or '–'}"
+    return page(name, (
         '<p><a href="/">New search</a></p>'
-        f"<h1>{e(found['given_name'])} {e(found['family_name'])}</h1>"
-        f"<p>Born {e(found['dob'])} · {e(SEX.get(found['sex'], '–'))} · "
+        f"<h1>{e(name)}</h1>"
+        f"<p>Born {e(found['dob'] or 'not known')} · {e(SEX.get(found['sex'], '–'))} · "
         f"national id {e(found['national_id'])}</p>{notice}"
         + "".join(_council(c) for c in found["councils"])))
 

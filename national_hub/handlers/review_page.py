@@ -51,9 +51,10 @@ def _record(key: RecordKey, row: asyncpg.Record | None, own: str, names: dict[st
         where = identifiers.postcode_district(row["postcode"]) or "–"
     former = ", ".join(row["former_family_names"] or [])
     lines = [
-        f"<strong>{e(row['given_name'])} {e(row['family_name'])}</strong>"
+        f"<strong>{e(row['given_name'] or '–')} {e(row['family_name'] or '–')}</strong>"
         + (f" (formerly {e(former)})" if former else ""),
-        f"born {row['dob'].isoformat()} · {SEX.get(row['sex'], str(row['sex']))}",
+        f"born {row['dob'].isoformat() if row['dob'] else 'not known'} · "
+        f"{SEX.get(row['sex'], str(row['sex']))}",
         f"NHS {e(row['nhs_number'] or '–')} · UPN {e(row['upn'] or '–')}",
         f"postcode {e(where)}",
     ]

@@ -78,7 +78,8 @@ class HubRetention:
                 return None
             record = None
         dob = record.dob if record else held.dob
-        assert dob is not None
+        if dob is None:
+            return None  # a record without a date of birth is kept until it has one
         death = record.date_of_death if record else None
         care_leaver = bool(record) and self.policy.is_care_leaver(
             (i.service_type, i.consent) for i in (record.involvements if record else ()))

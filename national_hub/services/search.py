@@ -60,9 +60,9 @@ class CouncilInvolved:
 @dataclass(frozen=True, slots=True)
 class ChildHit:
     national_id: str
-    given_name: str
-    family_name: str
-    dob: date
+    given_name: str | None   # any of these three may be absent from every record
+    family_name: str | None
+    dob: date | None
     sex: int
     confidence: float
     total: float
@@ -73,7 +73,7 @@ class ChildHit:
     def to_dict(self) -> dict[str, Any]:
         return {
             "national_id": self.national_id, "given_name": self.given_name,
-            "family_name": self.family_name, "dob": self.dob.isoformat(), "sex": self.sex,
+            "family_name": self.family_name, "dob": _iso(self.dob), "sex": self.sex,
             "confidence": round(self.confidence, 4),
             "councils": [c.to_dict() for c in self.councils],
             "shielded": self.shielded,
@@ -88,6 +88,10 @@ class Redirect:
 
     national_id: str
     to: str
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def _fields(row: CandidateRow, shielded: bool) -> IdentityFields:
@@ -144,7 +148,7 @@ def _council_view(held: HeldRecord, record: ChildRecord, viewer: Viewer,
         "given_name": record.given_name, "other_given_names": record.other_given_names,
         "family_name": record.family_name,
         "former_family_names": list(record.former_family_names),
-        "dob": record.dob.isoformat(), "sex": record.sex,
+        "dob": _iso(record.dob), "sex": record.sex,
         "date_of_death": record.date_of_death.isoformat() if record.date_of_death else None,
         "nhs_number": record.nhs_number, "shielded": record.shielded,
     }
@@ -213,12 +217,13 @@ class HubSearch:
         councils = [_council_view(h, r, viewer, disclosure) for h, r in held]
         # who the child is: for a shielded child, not the record updated last (which
         # council knew it last says where it went) but a fixed choice among its records
-        latest = max(records, key=lambda r: (r.family_name, r.given_name, r.dob.isoformat())
+        latest = max(records, key=lambda r: (r.family_name or "", r.given_name or "",
+                                             _iso(r.dob) or "")
                      ) if disclosure.shielded else max(
             zip(child.records, records, strict=True), key=lambda p: p[0].updated_at)[1]
         return {
             "national_id": national_id, "given_name": latest.given_name,
-            "family_name": latest.family_name, "dob": latest.dob.isoformat(),
+            "family_name": latest.family_name, "dob": _iso(latest.dob),
             "sex": latest.sex, "shielded": disclosure.shielded,
             "withheld": not disclosure.sees_other_councils(viewer),
             "contact": [{"council": c, "name": n, "team": "index team"} for c, n in contact],

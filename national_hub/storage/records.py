@@ -27,9 +27,9 @@ class RecordRow:
     version: int
     record: bytes
     digest: str
-    given_name: str
-    family_name: str
-    dob: date
+    given_name: str | None   # absent from the record: NULL (issue 14)
+    family_name: str | None
+    dob: date | None
     sex: int
     postcode: str | None
     nhs_number: str | None

@@ -24,9 +24,9 @@ class CandidateRow:
     council: str
     council_name: str
     local_id: str
-    given_name: str
-    family_name: str
-    dob: date
+    given_name: str | None
+    family_name: str | None
+    dob: date | None
     sex: int
     other_given_names: str | None
     former_family_names: tuple[str, ...]

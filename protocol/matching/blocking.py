@@ -24,6 +24,8 @@ name it may stand for; ``g`` its first letter):
 ``ym:YYYY-MM:F:g``            birth year and month + family name + initial: day typos
 ``fy:F:YYYY:g``               family name or a *former* surname + birth year + initial
 ``gp:G:DISTRICT``             given name + postcode district: DOB typos, new surname
+``nf:G:F``                    given name + family name, only of a record *without* a
+                              date of birth (a feed left it blank): search finds it
 ============================  ==========================================================
 
 Every key is narrow enough for a national index of ten million children: the
@@ -89,6 +91,10 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             month = f"{dob.year:04d}-{dob.month:02d}"
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)
             keys.update(f"fy:{code}:{dob.year}:{initial}" for code in family | former)
+    elif given and family:
+        # Narrow because only records lacking a date of birth carry it; a search probes
+        # it with its names alone (protocol.search).
+        keys.update(f"nf:{name}:{code}" for name in given for code in family)
     if district:
         keys.update(f"gp:{name}:{district}" for name in given)
     return keys

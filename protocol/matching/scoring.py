@@ -319,6 +319,14 @@ def given_names_agree(a: IdentityFields, b: IdentityFields, vector: Sequence[int
     return typo_close(normalise_name(a.given_name), normalise_name(b.given_name))
 
 
+def _too_little_identity(vector: Sequence[int]) -> bool:
+    """A record lacking its given name (a twin could not be told apart), or two of given
+    name, family name and date of birth, links only by an agreeing NHS number or UPN:
+    never on a surname and an address alone (issue 14: precision before recall)."""
+    missing = [vector[_I[f]] == -1 for f in ("given_name", "family_name", "dob")]
+    return missing[0] or sum(missing) >= 2
+
+
 def hard_rules(a: IdentityFields, b: IdentityFields,
                vector: Sequence[int]) -> tuple[str | None, str | None]:
     """(veto, cap): the safeguarding rules that override the weights."""
@@ -328,6 +336,8 @@ def hard_rules(a: IdentityFields, b: IdentityFields,
     if upn == IdentifierLevel.DISAGREE:
         return "upn_differs", None
     identifier_agrees = IdentifierLevel.AGREE in (nhs, upn)
+    if not identifier_agrees and _too_little_identity(vector):
+        return None, "identity_incomplete"
     if given_names_agree(a, b, vector):
         if vector[_I["dob"]] == DobLevel.OTHER and not identifier_agrees:
             return None, "dob_differs"

@@ -72,6 +72,31 @@ def record_one() -> ChildRecord:
     )
 
 
+def record_incomplete() -> ChildRecord:
+    """A record whose feed row had no given name and an impossible date of birth:
+    published with both absent (issue 14), found and linked by what it has."""
+    return ChildRecord(local_id="ESX-000003", family_name="Okafor", sex=2,
+                       postcode="BN7 2AA", nhs_number="9434765919")
+
+
+def incomplete_vector() -> dict[str, Any]:
+    record = record_incomplete()
+    wire = record.to_wire()
+    data = encoding.pack(wire)
+    # The same record with the absent fields sent as nil: other bytes, the same record.
+    nil_form = encoding.pack({**wire, "given_name": None, "dob": None})
+    assert ChildRecord.from_wire(encoding.unpack(nil_form)) == record
+    return {
+        "wire": wire,
+        "msgpack_hex": data.hex(),
+        "digest": encoding.sha256_hex(data),
+        "nil_form_msgpack_hex": nil_form.hex(),
+        # no name, no date of birth, no NHS number, no UPN: refused, naming "record"
+        "refused_wire": {"local_id": "ESX-000004", "sex": 1, "postcode": "BN7 2AA"},
+        "refused_field": "record",
+    }
+
+
 def record_two() -> ChildRecord:
     return ChildRecord(local_id="ESX-000002", given_name="Tom", family_name="Hale",
                        dob=date(2019, 11, 2), sex=1)
@@ -210,6 +235,7 @@ def build() -> dict[str, Any]:
             "msgpack_hex": rec1_bytes.hex(),
             "digest": encoding.sha256_hex(rec1_bytes),
         },
+        "record_incomplete": incomplete_vector(),
         "pae_example": {
             "payload_type": "application/vnd.signpost.test",
             "payload_hex": b"hello".hex(),

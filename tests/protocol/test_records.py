@@ -72,6 +72,36 @@ def test_sensitive_service_is_marked_sensitive() -> None:
     assert inv.to_wire() == {"service_type": "sexual_health", "sensitive": True, "consent": True}
 
 
+# --- absent names and date of birth (issue 14) --------------------------------
+
+
+@pytest.mark.parametrize("absent", [("given_name",), ("family_name",), ("dob",),
+                                    ("given_name", "family_name", "dob")])
+def test_names_and_dob_may_be_absent(absent: tuple[str, ...]) -> None:
+    data = {k: v for k, v in minimal(nhs_number="9434765919").items() if k not in absent}
+    record = ChildRecord.from_wire(data)
+    assert all(getattr(record, name) is None for name in absent)
+    wire = record.to_wire()
+    assert not set(absent) & set(wire)  # omitted on the wire, not sent as nil
+    assert ChildRecord.from_wire(encoding.unpack(encoding.pack(wire))) == record
+    # blank and nil mean absent too
+    assert ChildRecord.from_wire({**data, **{name: "" for name in absent}}) == record
+    assert ChildRecord.from_wire({**data, **{name: None for name in absent}}) == record
+
+
+@pytest.mark.parametrize("only", [{"given_name": "Amelia"}, {"family_name": "Okafor"},
+                                  {"dob": "2015-03-14"}, {"nhs_number": "9434765919"},
+                                  {"upn": "V801200115001"}])
+def test_one_identifying_field_is_enough(only: dict[str, str]) -> None:
+    assert ChildRecord.from_wire({"local_id": "ESX-1", **only}).local_id == "ESX-1"
+
+
+def test_a_record_with_no_identifying_field_is_refused() -> None:
+    data = {"local_id": "ESX-1", "given_name": " ", "sex": 2, "postcode": "BN7 2AA",
+            "address_line": "1 High Street", "date_of_death": "2020-01-01"}
+    assert refused_field(data) == "record"
+
+
 # --- each validation failure names its field ----------------------------------
 
 
@@ -82,12 +112,9 @@ def test_sensitive_service_is_marked_sensitive() -> None:
     (minimal(local_id="has space"), "local_id"),
     (minimal(local_id="x" * 65), "local_id"),
     (minimal(local_id=7), "local_id"),
-    (minimal(given_name=""), "given_name"),
-    (minimal(given_name="   "), "given_name"),
     (minimal(given_name="A" * 101), "given_name"),
     (minimal(given_name="Ame\x00lia"), "given_name"),
-    (minimal(family_name=None), "family_name"),
-    (minimal(dob=None), "dob"),
+    (minimal(family_name=7), "family_name"),
     (minimal(dob="2015-02-30"), "dob"),
     (minimal(dob="1989-12-31"), "dob"),
     (minimal(dob=(date.today() + timedelta(days=1)).isoformat()), "dob"),

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, DeleteOp, OpResult, Receipt, UpsertOp, batch_hash
-from protocol.errors import SignpostError
+from protocol.errors import SignpostError, ValidationError
 from protocol.key_announcement import KeyAnnouncement, open_announcement
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, KEY_ANNOUNCEMENT_TYPE, RECEIPT_TYPE, Envelope, pae
@@ -104,6 +104,24 @@ def test_record() -> None:
     assert ChildRecord.from_wire(encoding.unpack(data)) == record
     assert vec["digest"] == hashlib.sha256(data).hexdigest() == encoding.sha256_hex(data)
     assert UpsertOp.of(record, 1).record == data
+
+
+def test_record_incomplete() -> None:
+    """Given name and date of birth absent: omitted from the canonical bytes; nil
+    decodes to the same record; a record with no identifying field is refused."""
+    vec = V["record_incomplete"]
+    data = bytes.fromhex(vec["msgpack_hex"])
+    record = ChildRecord.from_wire(encoding.unpack(data))
+    assert (record.given_name, record.dob, record.family_name) == (None, None, "Okafor")
+    assert record.to_wire() == vec["wire"] and encoding.pack(vec["wire"]) == data
+    assert not {"given_name", "dob"} & set(vec["wire"])
+    assert vec["digest"] == hashlib.sha256(data).hexdigest()
+    nil_form = bytes.fromhex(vec["nil_form_msgpack_hex"])
+    assert nil_form != data
+    assert ChildRecord.from_wire(encoding.unpack(nil_form)) == record
+    with pytest.raises(ValidationError) as err:
+        ChildRecord.from_wire(vec["refused_wire"])
+    assert err.value.field == vec["refused_field"]
 
 
 # --- PAE ----------------------------------------------------------------------
