@@ -51,15 +51,10 @@ PACKAGE = "local_node"
 log = logging.getLogger(__name__)
 
 
-@contextlib.asynccontextmanager
-async def open_pool(config: NodeConfig) -> AsyncIterator[asyncpg.Pool]:
+def open_pool(config: NodeConfig) -> contextlib.AbstractAsyncContextManager[asyncpg.Pool]:
+    """The node's pool; a node without a valid council code has no database to open."""
     check_council_code(config.require_council(), "council.code")
-    url = await database.resolve_url(config.database, config.database_name)
-    pool = await database.create_pool(url, config.database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    return database.open_pool(config.database, config.database_name)
 
 
 def practitioner_auditor(log: AuditLog) -> Auditor:
@@ -76,9 +71,11 @@ def ingest_service(pool: asyncpg.Pool) -> IngestService:
     return IngestService(pool, children, Projector(children, OutboxStore()))
 
 
-def review_service(pool: asyncpg.Pool) -> ReviewService:
+def review_service(pool: asyncpg.Pool, audit: AuditLog | None = None) -> ReviewService:
+    """The review decisions; given the node's audit log, each is audited (the CLI's are)."""
     children = ChildStore()
-    return ReviewService(pool, children, ReviewStore(), Projector(children, OutboxStore()))
+    return ReviewService(pool, children, ReviewStore(), Projector(children, OutboxStore()),
+                         audit=audit)
 
 
 @contextlib.asynccontextmanager
@@ -148,8 +145,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+            await database.check_pool(pool, PACKAGE)
             app[POOL] = pool
             app[SEARCH] = SearchService(pool, ChildStore(), config.council.code)
             # The node's own audit log: every local search and child view, fail closed;

@@ -93,14 +93,8 @@ def load_or_create_hub_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-@contextlib.asynccontextmanager
-async def open_pool(config: HubConfig) -> AsyncIterator[asyncpg.Pool]:
-    url = await database.resolve_url(config.database, DEFAULT_DATABASE)
-    pool = await database.create_pool(url, config.database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def open_pool(config: HubConfig) -> contextlib.AbstractAsyncContextManager[asyncpg.Pool]:
+    return database.open_pool(config.database, DEFAULT_DATABASE)
 
 
 @contextlib.asynccontextmanager
@@ -136,8 +130,7 @@ def create_app(config: HubConfig) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool, open_read_pool(config, pool) as read_pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+            await database.check_pool(pool, PACKAGE)
             councils, records = CouncilStore(), RecordStore()
             app[k.POOL], app[k.READ_POOL] = pool, read_pool
             app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
