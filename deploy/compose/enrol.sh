@@ -42,8 +42,8 @@ for entry in $COUNCILS; do
             --public-key "$folder/council_key.pub.pem"
     fi
     lower=$(printf '%s' "$code" | tr 'A-Z' 'a-z')
-    LOCAL_NODE_COUNCIL=$code
-    LOCAL_NODE_DATABASE_URL=$(printf '%s' "$NODE_DATABASE_URL_TEMPLATE" | sed "s/{council}/$lower/")
-    export LOCAL_NODE_COUNCIL LOCAL_NODE_DATABASE_URL
+    LOCAL_NODE__COUNCIL__CODE=$code
+    LOCAL_NODE__DATABASE__URL=$(printf '%s' "$NODE_DATABASE_URL_TEMPLATE" | sed "s/{council}/$lower/")
+    export LOCAL_NODE__COUNCIL__CODE LOCAL_NODE__DATABASE__URL
     token_for "$TOKEN_DIR/$code.token" local-node
 done

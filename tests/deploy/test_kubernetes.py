@@ -180,7 +180,7 @@ def test_hub_env_names_real_settings_and_mounted_secrets() -> None:
     [hub] = pod["containers"]
     env = {e["name"]: e for e in hub["env"]}
     # The database URL is CloudNativePG's app Secret for the cluster.
-    url = env["NATIONAL_HUB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    url = env["NATIONAL_HUB__DATABASE__URL"]["valueFrom"]["secretKeyRef"]
     assert url == {"name": f"{one('Cluster')['metadata']['name']}-app", "key": "uri"}
     # Reads go to the cluster's read-only service, with the app Secret's credentials,
     # through variables defined before they are used ($(VAR) expands only those).
