@@ -117,7 +117,8 @@ def test_prometheus_config_loads_the_alert_rules_and_scrapes_every_server(
         [Path("/etc/prometheus/alerts.yml")]
 
     token_dir = Path(prom_mounts["prometheus-tokens"])
-    codes = {svc[n]["environment"]["LOCAL_NODE__COUNCIL__CODE"]: n for n in ("node-esx", "node-wsx")}
+    codes = {svc[n]["environment"]["LOCAL_NODE__COUNCIL__CODE"]: n
+             for n in ("node-esx", "node-wsx")}
     expected = {"hub:8400": "hub.token"} | {f"{name}:8500": f"{code}.token"
                                             for code, name in codes.items()}
     scraped = {}
