@@ -17,7 +17,7 @@ token_for() {  # token_for FILE COMMAND… : an operator account "prometheus" an
         "$@" users add prometheus --role operator --organisation monitoring \
             --generate-password >/dev/null
     fi
-    "$@" users token prometheus --expires 365d | tail -n 1 >"$file.tmp"
+    "$@" users token prometheus --lifetime 365d | tail -n 1 >"$file.tmp"
     # Prometheus runs as another user and must read it; the volume is Prometheus's alone.
     chmod 0644 "$file.tmp"
     mv "$file.tmp" "$file"
