@@ -91,8 +91,7 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
     # process): the publisher switches keys without a restart. Loaded once now to fail fast.
     key = KeyFile(config.key_file)
     key()
-    async with pool.acquire() as conn:
-        await database.check_current(conn, PACKAGE)
+    await database.check_pool(pool, PACKAGE)
     hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
                                    str(config.hub.public_key_file))
     async with connect(config.hub, config.council.code, key) as client:
@@ -126,8 +125,7 @@ async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> R
     # Requests are signed with an explicit key each (old, then new), never the file's.
     async with open_pool(config) as pool, connect(
             config.hub, config.council.code, keys.load_private_key(config.key_file)) as client:
-        async with pool.acquire() as conn:  # before anything changes, not half-way
-            await database.check_current(conn, PACKAGE)
+        await database.check_pool(pool, PACKAGE)  # before anything changes, not half-way
         rotator = KeyRotator(pool, KeyStatusStore(), client, config.council.code,
                              config.key_file)
         return await rotator.rotate(not_after)
