@@ -87,7 +87,7 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
     synthetic.write_feeds(population, feeds_dir)
 
     env = dict(os.environ)
-    hub_env = env | {"NATIONAL_HUB_DATABASE_URL": hub_db,
+    hub_env = env | {"NATIONAL_HUB__DATABASE__URL": hub_db,
                      "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
                      "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE":
                          str(data_dir / "hub" / "accounts_secret.key"),
@@ -110,7 +110,7 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
         for code, name in COUNCILS.items():
             click.echo(f"\n== {name} ({code})")
             node_env = env | {
-                "LOCAL_NODE_DATABASE_URL": node_dbs[code], "LOCAL_NODE_COUNCIL": code,
+                "LOCAL_NODE__DATABASE__URL": node_dbs[code], "LOCAL_NODE__COUNCIL__CODE": code,
                 "LOCAL_NODE__COUNCIL__NAME": name,
                 "LOCAL_NODE__COUNCIL__KEY_FILE": str(data_dir / f"node-{code}" / "key.pem"),
                 "LOCAL_NODE__ACCOUNTS__SECRET_KEY_FILE":

@@ -228,7 +228,7 @@ def check_serve(podman: Podman, healthcheck: list[str]) -> None:
     in_container = urlunsplit((parts.scheme, parts.netloc, parts.path,
                                f"host={CONTAINER_SOCKET_DIR}", ""))
     share = ["-v", f"{socket_file}:{CONTAINER_SOCKET_DIR}/{socket_file.name}",
-             "-e", f"NATIONAL_HUB_DATABASE_URL={in_container}"]
+             "-e", f"NATIONAL_HUB__DATABASE__URL={in_container}"]
     podman.run("--rm", "--no-healthcheck", *share, IMAGE_TAG, "national-hub", "db", "upgrade")
     click.echo("    national-hub db upgrade: done")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
 from local_node.handlers import practitioner
-from local_node.handlers.keys import AUDIT, CONFIG, POOL, SEARCH, Auditor
+from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, SEARCH, Auditor
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
@@ -37,7 +36,6 @@ from local_node.storage.review import ReviewStore
 from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
-from protocol.errors import SignpostError
 from server_common import access, accounts, database, ratelimit, surface
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
@@ -46,21 +44,17 @@ from server_common.config import ConfigError
 from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
 from server_common.refusals import AUDIT_LOG
+from server_common.tasks import background, run_every
 from server_common.web import TRUSTED_PROXIES, health_routes
 
 PACKAGE = "local_node"
 log = logging.getLogger(__name__)
 
 
-@contextlib.asynccontextmanager
-async def open_pool(config: NodeConfig) -> AsyncIterator[asyncpg.Pool]:
+def open_pool(config: NodeConfig) -> contextlib.AbstractAsyncContextManager[asyncpg.Pool]:
+    """The node's pool; a node without a valid council code has no database to open."""
     check_council_code(config.require_council(), "council.code")
-    url = await database.resolve_url(config.database, config.database_name)
-    pool = await database.create_pool(url, config.database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+    return database.open_pool(config.database, config.database_name)
 
 
 def practitioner_auditor(log: AuditLog) -> Auditor:
@@ -77,9 +71,11 @@ def ingest_service(pool: asyncpg.Pool) -> IngestService:
     return IngestService(pool, children, Projector(children, OutboxStore()))
 
 
-def review_service(pool: asyncpg.Pool) -> ReviewService:
+def review_service(pool: asyncpg.Pool, audit: AuditLog | None = None) -> ReviewService:
+    """The review decisions; given the node's audit log, each is audited (the CLI's are)."""
     children = ChildStore()
-    return ReviewService(pool, children, ReviewStore(), Projector(children, OutboxStore()))
+    return ReviewService(pool, children, ReviewStore(), Projector(children, OutboxStore()),
+                         audit=audit)
 
 
 @contextlib.asynccontextmanager
@@ -95,8 +91,7 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
     # process): the publisher switches keys without a restart. Loaded once now to fail fast.
     key = KeyFile(config.key_file)
     key()
-    async with pool.acquire() as conn:
-        await database.check_current(conn, PACKAGE)
+    await database.check_pool(pool, PACKAGE)
     hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
                                    str(config.hub.public_key_file))
     async with connect(config.hub, config.council.code, key) as client:
@@ -125,30 +120,12 @@ def retention_service(pool: asyncpg.Pool, config: NodeConfig) -> NodeRetention:
                          config.retention.policy(), config.council.code)
 
 
-async def periodically(what: str, job: Callable[[], Awaitable[object]], interval: float,
-                       first_after: float = 0.0) -> None:
-    """``serve``'s schedules (reconcile, retention): a failure is logged and the job runs
-    again at its next time."""
-    await asyncio.sleep(first_after)
-    while True:
-        try:
-            await job()
-        except SignpostError as exc:
-            log.error(f"{what} failed", extra={"code": str(exc.code), "error": exc.message})
-        except Exception as exc:
-            if not (database.unavailable(exc) or isinstance(exc, asyncpg.PostgresError)):
-                raise
-            log.exception(f"{what} failed")
-        await asyncio.sleep(interval)
-
-
 async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> RotationOutcome:
     """``local-node keys rotate``: announce a new key to the hub and switch to it."""
     # Requests are signed with an explicit key each (old, then new), never the file's.
     async with open_pool(config) as pool, connect(
             config.hub, config.council.code, keys.load_private_key(config.key_file)) as client:
-        async with pool.acquire() as conn:  # before anything changes, not half-way
-            await database.check_current(conn, PACKAGE)
+        await database.check_pool(pool, PACKAGE)  # before anything changes, not half-way
         rotator = KeyRotator(pool, KeyStatusStore(), client, config.council.code,
                              config.key_file)
         return await rotator.rotate(not_after)
@@ -166,8 +143,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+            await database.check_pool(pool, PACKAGE)
             app[POOL] = pool
             app[SEARCH] = SearchService(pool, ChildStore(), config.council.code)
             # The node's own audit log: every local search and child view, fail closed;
@@ -177,36 +153,38 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             audit_log = app[AUDIT_LOG] = AuditLog(
                 pool, signing, origin=config.audit_origin)
             app[AUDIT] = practitioner_auditor(audit_log)
-            tasks: list[asyncio.Task[None]] = []
-            if signing is not None:
-                tasks.append(asyncio.create_task(audit_log.checkpoint_periodically(
-                    config.audit.checkpoint_interval)))
-            if config.retention.interval > 0:
-                tasks.append(asyncio.create_task(periodically(
-                    "retention", retention_service(pool, config).run,
-                    config.retention.interval)))
-            try:
+            # Coroutines made only as they start: one made and never awaited warns
+            def own_loops() -> list[Coroutine[Any, Any, None]]:
+                loops = []
+                if signing is not None:
+                    loops.append(audit_log.checkpoint_periodically(
+                        config.audit.checkpoint_interval))
+                if config.retention.interval > 0:
+                    loops.append(run_every("retention", retention_service(pool, config).run,
+                                           config.retention.interval))
+                return loops
+
+            def publishing_loops(publisher: Publisher) -> list[Coroutine[Any, Any, None]]:
+                loops = [publisher.run_forever(config.publisher.interval,
+                                               config.publisher.heartbeat_interval)]
+                if config.audit.witness_interval > 0:
+                    loops.append(run_every("witness the hub's audit log",
+                                           hub_witness(config, pool, publisher).run_once,
+                                           config.audit.witness_interval))
+                if config.reconcile.interval > 0:
+                    loops.append(run_every("reconcile with the hub",
+                                           reconciler(pool, publisher).reconcile,
+                                           config.reconcile.interval,
+                                           first_after=config.reconcile.interval))
+                return loops
+
+            async with background(*own_loops()):
                 if not publish:
                     yield
                     return
-                async with open_publisher(config, pool, observer=metrics) as publisher:
-                    tasks.append(asyncio.create_task(publisher.run_forever(
-                        config.publisher.interval, config.publisher.heartbeat_interval)))
-                    if config.audit.witness_interval > 0:
-                        tasks.append(asyncio.create_task(periodically(
-                            "witness the hub's audit log",
-                            hub_witness(config, pool, publisher).run_once,
-                            config.audit.witness_interval)))
-                    if config.reconcile.interval > 0:
-                        tasks.append(asyncio.create_task(periodically(
-                            "reconcile with the hub", reconciler(pool, publisher).reconcile,
-                            config.reconcile.interval, first_after=config.reconcile.interval)))
+                async with open_publisher(config, pool, observer=metrics) as publisher, \
+                        background(*publishing_loops(publisher)):
                     yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
 
     app.cleanup_ctx.append(lifecycle)
     accounts.install(app, POOL, config.accounts,

@@ -55,9 +55,7 @@ def audit_verify(config: NodeConfig, trust: tuple[Path, ...]) -> None:
         raise click.ClickException(str(exc)) from exc
 
     async def go() -> tuple[VerifyReport, int]:
-        async with open_pool(config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
             log = AuditLog(pool, None, origin=config.audit_origin, trusted_keys=trusted)
             return await log.verify_all(), await log.store_latest_size()
 
@@ -82,9 +80,7 @@ def audit_checkpoint(config: NodeConfig) -> None:
     key = _council_key(config)
 
     async def go() -> Checkpoint:
-        async with open_pool(config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
             return await AuditLog(pool, key, origin=config.audit_origin).checkpoint()
 
     click.echo(common.run(go()).note, nl=False)
@@ -104,8 +100,8 @@ def audit_verify_hub(config: NodeConfig) -> None:
 
     async def go() -> tuple[Kept | None, Verdict]:
         async with open_pool(config) as pool:
+            await database.check_pool(pool, PACKAGE)
             async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
                 kept = await WitnessStore().latest(conn)
             async with connect(config.hub, config.council.code,
                                KeyFile(config.key_file)) as client:
@@ -144,9 +140,7 @@ def audit_accept_hub(config: NodeConfig, reason: str) -> None:
     _council_key(config)
 
     async def go() -> Outcome:
-        async with open_pool(config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
             key = KeyFile(config.key_file)
             async with connect(config.hub, config.council.code, key) as client:
                 witness = Witness(pool, client, config.council.code, key, [hub_key])

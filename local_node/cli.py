@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import click
 from tqdm import tqdm
 
@@ -27,24 +30,27 @@ from local_node.feeds import FEEDS
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatus, KeyStatusStore
 from local_node.storage.outbox import OutboxStore
-from local_node.storage.witness import WitnessStore
+from local_node.storage.witness import WitnessState, WitnessStore
 from protocol import keys as protocol_keys
 from server_common import cli as common
-from server_common import database, logs
+from server_common import logs
 from server_common.accounts.cli import users_group
-from server_common.config import ConfigError
+from server_common.audit.service import AuditLog
 
 # ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete).
 INDEX_COLUMNS = ("local_id", "source", "source_ref", "incomplete")
 
 
-@click.group(help="A council's Signpost node.")
+@click.group(cls=common.Group, help="A council's Signpost node. Settings come from the "
+                                     "--config file, then LOCAL_NODE__SECTION__KEY "
+                                     "variables, then these options.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               envvar="LOCAL_NODE_CONFIG", help="TOML configuration file.")
-@click.option("--database-url", envvar="LOCAL_NODE_DATABASE_URL",
-              help="PostgreSQL URL; without it an embedded server is used.")
-@click.option("--council", "council_code", envvar="LOCAL_NODE_COUNCIL",
-              help="Council code, e.g. E10000011 (overrides the config file).")
+@click.option("--database-url",
+              help="PostgreSQL URL (LOCAL_NODE__DATABASE__URL); without it an embedded "
+                   "server is used.")
+@click.option("--council", "council_code",
+              help="Council code, e.g. E10000011 (LOCAL_NODE__COUNCIL__CODE).")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
          council_code: str | None) -> None:
@@ -54,51 +60,19 @@ def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
                                   "council": {"code": council_code}})
 
 
-def _guard(fn):
-    """Turn a configuration problem met while running into a clean CLI error."""
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            raise click.ClickException(f"configuration: {exc}") from exc
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
 @main.command(help="Run the node: health endpoints and the publisher in the background.")
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 @click.option("--no-publish", is_flag=True, help="Serve without publishing to the hub.")
 @click.pass_obj
-@_guard
 def serve(config: NodeConfig, host: str | None, port: int | None, no_publish: bool) -> None:
-    async def check() -> None:
-        async with open_pool(config) as pool, pool.acquire() as conn:
-            await database.check_current(conn, PACKAGE)
-
-    common.run(check())
+    common.check_schema(open_pool, config, PACKAGE)
     common.serve(create_app(config, publish=not no_publish), host or config.server.host,
                  port or config.server.port, f"local-node {config.council.code}",
                  config.tls)
 
 
-@main.group(help="Database schema.")
-def db() -> None:
-    pass
-
-
-@db.command(help="Apply missing schema migrations.")
-@click.pass_obj
-@_guard
-def upgrade(config: NodeConfig) -> None:
-    async def go() -> list[database.Migration]:
-        async with open_pool(config) as pool, pool.acquire() as conn:
-            return await database.upgrade(conn, PACKAGE)
-
-    applied = common.run(go())
-    click.echo(f"applied {len(applied)} migration(s)"
-               + "".join(f"\n  {m.version:03d} {m.name}" for m in applied))
+main.add_command(common.db_group(PACKAGE, open_pool))
 
 
 @main.group(help="The council's signing keys.")
@@ -109,7 +83,6 @@ def keys() -> None:
 @keys.command("generate", help="Create the council's Ed25519 key (enrol its .pub.pem at the hub).")
 @click.option("--force", is_flag=True, help="Overwrite an existing key.")
 @click.pass_obj
-@_guard
 def keys_generate(config: NodeConfig, force: bool) -> None:
     config.require_council()
     path = config.key_file
@@ -131,7 +104,6 @@ def keys_generate(config: NodeConfig, force: bool) -> None:
               help="Ask the hub to expire the new key then: an ISO date (00:00 UTC) or "
                    "date-time. Default: no expiry.")
 @click.pass_obj
-@_guard
 def keys_rotate(config: NodeConfig, expires: datetime | None) -> None:
     config.require_council()
     if not config.key_file.exists():
@@ -151,7 +123,6 @@ def keys_rotate(config: NodeConfig, expires: datetime | None) -> None:
 @click.option("--feed", required=True, type=click.Choice(FEEDS))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
-@_guard
 def ingest(config: NodeConfig, feed: str, file: Path) -> None:
     async def go():
         async with open_pool(config) as pool:
@@ -173,7 +144,6 @@ def ingest(config: NodeConfig, feed: str, file: Path) -> None:
 @main.command(help="Publish the outbox to the hub (forever, or --once until it is empty).")
 @click.option("--once", is_flag=True, help="Send what is pending, then exit.")
 @click.pass_obj
-@_guard
 def publish(config: NodeConfig, once: bool) -> None:
     logs.setup(f"local-node {config.council.code}")
 
@@ -198,7 +168,6 @@ def publish(config: NodeConfig, once: bool) -> None:
                    "republish exactly what differs: records the hub lacks, holds damaged, "
                    "older or different, and deletes for records it should no longer hold.")
 @click.pass_obj
-@_guard
 def reconcile(config: NodeConfig) -> None:
     logs.setup(f"local-node {config.council.code}")
 
@@ -235,12 +204,9 @@ def retention() -> None:
 @click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
 @click.pass_obj
-@_guard
 def retention_run(config: NodeConfig, today: datetime | None) -> None:
     async def go():
-        async with open_pool(config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
             return await retention_service(pool, config).run(today.date() if today else None)
 
     report = common.run(go())
@@ -261,7 +227,6 @@ def index() -> None:
                               "row as CSV.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-@_guard
 def index_export(config: NodeConfig, out: Path) -> None:
     async def go() -> int:
         async with open_pool(config) as pool, pool.acquire() as conn:
@@ -275,14 +240,15 @@ def index_export(config: NodeConfig, out: Path) -> None:
     click.echo(f"wrote {common.run(go())} rows to {out}")
 
 
-@main.command(help="Show the index size and the publishing state.")
+@main.command(help="Show the index size and the publishing state (--json: for scripts "
+                   "and monitoring, as 'national-hub status --json').")
+@click.option("--json", "as_json", is_flag=True, help="Print it as one JSON object.")
 @click.pass_obj
-@_guard
-def status(config: NodeConfig) -> None:
+def status(config: NodeConfig, as_json: bool) -> None:
     kid = (protocol_keys.key_id(protocol_keys.load_private_key(config.key_file).public_key())
            if config.key_file.exists() else None)
 
-    async def go():
+    async def go() -> tuple[int, Any, KeyStatus | None, WitnessState]:
         async with open_pool(config) as pool, pool.acquire() as conn:
             key = await KeyStatusStore().get(conn, kid) if kid else None
             witness = await WitnessStore().state(conn)
@@ -290,6 +256,22 @@ def status(config: NodeConfig) -> None:
                     witness, await ChildStore().count_incomplete(conn))
 
     count, s, key, witness, incomplete = common.run(go())
+    if as_json:
+        last = s["last_receipt_at"]
+        click.echo(json.dumps({
+            "council": config.council.code, "children": count,
+            "incomplete": {"children": incomplete[0], "lacking": incomplete[1]},
+            "outbox": {"depth": s["outbox_depth"], "head_seq": s["head_seq"],
+                       "receipted_seq": s["receipted_seq"],
+                       "awaiting_receipt": s["awaiting_receipt"],
+                       "rejected_records": s["rejected_records"],
+                       "last_receipt_at": last.isoformat() if last else None},
+            "key": {"kid": kid, "reported": key is not None,
+                    "not_after": (key.not_after.isoformat()
+                                  if key is not None and key.not_after else None)},
+            "hub_audit_log": {"witnessing": witness.ok, "description": witness.describe()},
+        }, indent=2))
+        return
     click.echo(f"council          {config.council.code}\n"
                f"children         {count}\n"
                f"incomplete       {_incomplete(incomplete)}\n"
@@ -331,7 +313,6 @@ def review() -> None:
 
 @review.command("list", help="Show the open review items, most likely first.")
 @click.pass_obj
-@_guard
 def review_list(config: NodeConfig) -> None:
     async def go():
         async with open_pool(config) as pool:
@@ -350,16 +331,22 @@ def review_list(config: NodeConfig) -> None:
                    f"{item['b_postcode'] or '-'}")
 
 
+def _audit_log(config: NodeConfig, pool: asyncpg.Pool) -> AuditLog:
+    """The node's audit log, for a decision audited as the operating-system user (as the
+    hub audits ``review link/separate``); ``--by`` is recorded beside it."""
+    return AuditLog(pool, None, origin=config.audit_origin)
+
+
 @review.command("accept", help="They are one child: merge the newer into the older.")
 @click.argument("item_id", type=int)
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
               help="Who decided (recorded with the decision).")
 @click.pass_obj
-@_guard
 def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
     async def go() -> str:
-        async with open_pool(config) as pool:
-            return await review_service(pool).accept(item_id, decided_by)
+        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
+            return await review_service(pool, _audit_log(config, pool)).accept(
+                item_id, decided_by, actor=common.cli_actor(config.council.code))
 
     click.echo(f"merged: the child is now {common.run(go())}")
 
@@ -369,11 +356,11 @@ def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
               help="Who decided (recorded with the decision).")
 @click.pass_obj
-@_guard
 def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
     async def go() -> None:
-        async with open_pool(config) as pool:
-            await review_service(pool).reject(item_id, decided_by)
+        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
+            await review_service(pool, _audit_log(config, pool)).reject(
+                item_id, decided_by, actor=common.cli_actor(config.council.code))
 
     common.run(go())
     click.echo(f"recorded: review item {item_id} are different children")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from national_hub.handlers import (
     shielded,
     witness,
 )
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.metrics import HubMetrics
 from national_hub.services.anti_entropy import AntiEntropy
 from national_hub.services.batch_intake import BatchIntake
@@ -55,11 +54,11 @@ from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.retention import HubRetentionStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol import keys
-from protocol.errors import SignpostError
 from server_common import access, accounts, database, ratelimit, surface
 from server_common.audit.service import AuditLog
 from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
+from server_common.tasks import background, run_every
 from server_common.web import TRUSTED_PROXIES, health_routes
 
 log = logging.getLogger(__name__)
@@ -94,14 +93,8 @@ def load_or_create_hub_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-@contextlib.asynccontextmanager
-async def open_pool(config: HubConfig) -> AsyncIterator[asyncpg.Pool]:
-    url = await database.resolve_url(config.database, DEFAULT_DATABASE)
-    pool = await database.create_pool(url, config.database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def open_pool(config: HubConfig) -> contextlib.AbstractAsyncContextManager[asyncpg.Pool]:
+    return database.open_pool(config.database, DEFAULT_DATABASE)
 
 
 @contextlib.asynccontextmanager
@@ -119,31 +112,9 @@ async def open_read_pool(config: HubConfig, primary: asyncpg.Pool
         await pool.close()
 
 
-async def _purge_nonces(app: web.Application) -> None:
-    ttl = app[k.CONFIG].hub.nonce_ttl
-    nonces = NonceStore()
-    while True:
-        await asyncio.sleep(min(60.0, ttl / 3))
-        try:
-            async with app[k.POOL].acquire() as conn:
-                await nonces.purge_older_than(conn, ttl)
-        except (OSError, asyncpg.PostgresError):
-            log.warning("nonce purge failed; will retry", exc_info=True)
-
-
 def retention_service(pool: asyncpg.Pool, config: HubConfig, audit: AuditLog) -> HubRetention:
     return HubRetention(pool, CouncilStore(), HubRetentionStore(), RecordStore(),
                         ResolutionStore(), audit, config.retention.policy())
-
-
-async def _retention_periodically(service: HubRetention, interval: float) -> None:
-    """The daily archive/purge job; a failure is logged and the job runs next time."""
-    while True:
-        try:
-            await service.run()
-        except (SignpostError, OSError, asyncpg.PostgresError):
-            log.exception("retention run failed; will run again")
-        await asyncio.sleep(interval)
 
 
 def create_app(config: HubConfig) -> web.Application:
@@ -159,8 +130,7 @@ def create_app(config: HubConfig) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool, open_read_pool(config, pool) as read_pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+            await database.check_pool(pool, PACKAGE)
             councils, records = CouncilStore(), RecordStore()
             app[k.POOL], app[k.READ_POOL] = pool, read_pool
             app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
@@ -180,20 +150,25 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
             app[witness.WITNESSES] = Witnesses(pool, app[k.AUDIT])
             app[k.SEARCH] = HubSearch(read_pool)  # may lag: a replica if configured
-            checkpoints = asyncio.create_task(
-                app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval))
-            tasks = [checkpoints, asyncio.create_task(_purge_nonces(app))]
+            nonces, ttl = NonceStore(), config.hub.nonce_ttl
+
+            async def purge_nonces() -> None:
+                async with pool.acquire() as conn:
+                    await nonces.purge_older_than(conn, ttl)
+
+            loops = [
+                app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval),
+                run_every("nonce purge", purge_nonces, min(60.0, ttl / 3),
+                          first_after=min(60.0, ttl / 3)),
+            ]
             if config.retention.interval > 0:
-                tasks.append(asyncio.create_task(_retention_periodically(
-                    retention_service(pool, config, app[k.AUDIT]),
-                    config.retention.interval)))
+                loops.append(run_every(
+                    "retention", retention_service(pool, config, app[k.AUDIT]).run,
+                    config.retention.interval))
             if config.resolver.enabled:
-                tasks.append(asyncio.create_task(resolver.run()))
-            yield
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                loops.append(resolver.run())
+            async with background(*loops):
+                yield
 
     app.cleanup_ctx.append(lifecycle)
     # "/" is the practitioner's search page (the landing page for other roles)

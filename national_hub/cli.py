@@ -62,13 +62,17 @@ class Context:
                               actor=cli_actor())
 
 
-@click.group(help="The Signpost national hub.")
+@click.group(cls=common.Group, help="The Signpost national hub. Settings come from the "
+                                     "--config file, then NATIONAL_HUB__SECTION__KEY "
+                                     "variables, then these options.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               envvar="NATIONAL_HUB_CONFIG", help="TOML configuration file.")
-@click.option("--database-url", envvar="NATIONAL_HUB_DATABASE_URL",
-              help="PostgreSQL URL; without it an embedded server is used.")
-@click.option("--read-database-url", envvar="NATIONAL_HUB_READ_DATABASE_URL",
-              help="A streaming replica of the database for searches and child views.")
+@click.option("--database-url",
+              help="PostgreSQL URL (NATIONAL_HUB__DATABASE__URL); without it an embedded "
+                   "server is used.")
+@click.option("--read-database-url",
+              help="A streaming replica of the database for searches and child views "
+                   "(NATIONAL_HUB__DATABASE__READ_URL).")
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
          read_database_url: str | None) -> None:
@@ -83,31 +87,13 @@ def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
 @click.option("--port", type=int, default=None, help="Listen port (default from config).")
 @click.pass_obj
 def serve(obj: Context, host: str | None, port: int | None) -> None:
-    async def check() -> None:
-        async with open_pool(obj.config) as pool, pool.acquire() as conn:
-            await database.check_current(conn, PACKAGE)
-
-    common.run(check())
+    common.check_schema(open_pool, obj.config, PACKAGE)
     server = obj.config.server
     common.serve(create_app(obj.config), host or server.host, port or server.port,
                  "national-hub", obj.config.tls)
 
 
-@main.group(help="Database schema.")
-def db() -> None:
-    pass
-
-
-@db.command(help="Apply missing schema migrations.")
-@click.pass_obj
-def upgrade(obj: Context) -> None:
-    async def go() -> list[database.Migration]:
-        async with open_pool(obj.config) as pool, pool.acquire() as conn:
-            return await database.upgrade(conn, PACKAGE)
-
-    applied = common.run(go())
-    click.echo(f"applied {len(applied)} migration(s)"
-               + "".join(f"\n  {m.version:03d} {m.name}" for m in applied))
+main.add_command(common.db_group(PACKAGE, open_pool, lambda obj: obj.config))
 
 
 @main.group(help="Council registry.")

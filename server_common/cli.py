@@ -1,13 +1,22 @@
 """Command-line plumbing shared by ``national-hub`` and ``local-node``: config
-loading with clear errors, running coroutines, and serving an aiohttp app."""
+loading with clear errors (one environment naming scheme, old names read as aliases),
+running coroutines, the ``db`` commands and the schema check, ``--expires`` (always a
+moment, never a duration), and serving an aiohttp app.
+
+Environment: every setting is ``PREFIX__SECTION__KEY`` (``NATIONAL_HUB__DATABASE__URL``,
+``LOCAL_NODE__COUNCIL__CODE``); the configuration file is ``PREFIX_CONFIG``. The older
+single-underscore names of a few settings (``NATIONAL_HUB_DATABASE_URL``, …) are read
+as aliases for one more release, with a note on stderr (docs/operations.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,12 +34,50 @@ from server_common.tls import server_context
 T = TypeVar("T")
 
 
+# Until the next release: old environment names -> the scheme's (PREFIX__SECTION__KEY).
+ENV_ALIASES: dict[str, str] = {
+    "NATIONAL_HUB_DATABASE_URL": "NATIONAL_HUB__DATABASE__URL",
+    "NATIONAL_HUB_READ_DATABASE_URL": "NATIONAL_HUB__DATABASE__READ_URL",
+    "LOCAL_NODE_DATABASE_URL": "LOCAL_NODE__DATABASE__URL",
+    "LOCAL_NODE_COUNCIL": "LOCAL_NODE__COUNCIL__CODE",
+}
+
+
+def environment(prefix: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment with each old name of ``prefix``'s settings read as its new one
+    (set both alike and it is the same; set differently, that is a mistake to name, not
+    to guess at)."""
+    env = dict(os.environ if environ is None else environ)
+    for old, new in ENV_ALIASES.items():
+        if old not in env or not old.startswith(prefix.upper() + "_"):
+            continue
+        if new in env and env[new] != env[old]:
+            raise click.ClickException(
+                f"configuration: {old} and {new} are one setting and disagree: "
+                f"unset {old} (its old name)")
+        env[new] = env[old]
+        click.echo(f"note: {old} is the old name of {new}, read until the next release",
+                   err=True)
+    return env
+
+
 def load_config(cls: type[T], prefix: str, path: Path | None,
                 overrides: dict[str, dict[str, Any]]) -> T:
     try:
-        return config_module.load(cls, prefix, path, overrides)
+        return config_module.load(cls, prefix, path, overrides, environment(prefix))
     except config_module.ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from exc
+
+
+class Group(click.Group):
+    """The commands' group: a configuration problem met while a command runs (a key
+    file missing, a council code unset) is one clear line and exit 1, never a trace."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except config_module.ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from exc
 
 
 def cli_actor(organisation: str) -> Actor:
@@ -70,15 +117,64 @@ def serve(app: web.Application, host: str, port: int, service: str,
 
 def parse_expiry(ctx: click.Context, param: click.Parameter,
                  value: str | None) -> datetime | None:
-    """Click callback for ``--expires DATE``: an ISO date (meaning 00:00 UTC that day)
-    or an ISO date-time (UTC unless it gives an offset)."""
+    """Click callback for ``--expires DATE``, the one meaning of ``--expires`` in both
+    commands: a moment, given as an ISO date (meaning 00:00 UTC that day) or an ISO
+    date-time (UTC unless it gives an offset). A lifetime is ``--lifetime``."""
     if value is None:
         return None
     try:
         when = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise click.BadParameter(f"not an ISO date or date-time: {value!r}") from exc
+        hint = ("; for a lifetime such as 30d use --lifetime"
+                if value[-1:].isalpha() and value[:1].isdigit() else "")
+        raise click.BadParameter(
+            f"not an ISO date or date-time: {value!r}{hint}") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+PoolOpener = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]
+
+
+def check_schema(open_pool: PoolOpener, config: Any, package: str) -> None:
+    """Refuse to go on (exit 1, saying 'run db upgrade') unless the schema is current:
+    ``serve`` before it listens."""
+    async def check() -> None:
+        async with open_pool(config) as pool:
+            await database.check_pool(pool, package)
+
+    run(check())
+
+
+def db_group(package: str, open_pool: PoolOpener,
+             config_of: Callable[[Any], Any] = lambda obj: obj) -> click.Group:
+    """``db upgrade``, alike on both servers; ``config_of`` finds the config in the
+    command's context object."""
+
+    @click.group("db", help="Database schema.")
+    def db() -> None:
+        pass
+
+    @db.command(help="Apply missing schema migrations.")
+    @click.pass_obj
+    def upgrade(obj: Any) -> None:
+        async def go() -> list[database.Migration]:
+            async with open_pool(config_of(obj)) as pool, pool.acquire() as conn:
+                return await database.upgrade(conn, package)
+
+        applied = run(go())
+        click.echo(f"applied {len(applied)} migration(s)"
+                   + "".join(f"\n  {m.version:03d} {m.name}" for m in applied))
+
+    return db
+
+
+@contextlib.asynccontextmanager
+async def checked_pool(open_pool: PoolOpener, config: Any,
+                       package: str) -> AsyncIterator[Any]:
+    """A pool whose schema has been checked: for commands that write."""
+    async with open_pool(config) as pool:
+        await database.check_pool(pool, package)
+        yield pool
 
 
 def exit_with(message: str) -> None:

@@ -14,7 +14,9 @@ no server table), then the server's own; ``check_current`` checks all of them.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -174,3 +176,20 @@ async def create_pool(url: str, config: DatabaseConfig) -> asyncpg.Pool:
                                      reset=_keep_session)
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def open_pool(config: DatabaseConfig, default_name: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the configured database (or ``default_name`` in the embedded server),
+    closed on leaving: what ``serve`` and every command open, on both servers."""
+    pool = await create_pool(await resolve_url(config, default_name), config)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def check_pool(pool: asyncpg.Pool, package: str) -> None:
+    """``check_current`` on one of ``pool``'s connections: before a command writes."""
+    async with pool.acquire() as conn:
+        await check_current(conn, package)

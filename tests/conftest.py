@@ -1,5 +1,7 @@
 """Shared fixtures: one real PostgreSQL per test session, a fresh database per test,
-and a hub served over real HTTP on loopback.
+and a hub served over real HTTP on loopback; every asyncio test runs on a loop whose
+exception handler fails the test (a background task that dies, or a ``run_every`` job
+that meets a bug, must not pass unnoticed).
 
 PostgreSQL is the embedded ``pgserver`` one unless TEST_DATABASE_URL names a
 server (any database on it; tests create and drop their own).
@@ -7,13 +9,16 @@ server (any database on it; tests create and drop their own).
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import secrets
 import shutil
 import tempfile
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -22,6 +27,49 @@ from server_common import embedded_pg
 
 # Browser fixtures (chromium, browser) for every test that drives a page.
 pytest_plugins = ("tests.browser",)
+
+# What the test loops' exception handler met: checked, then cleared, around each test;
+# and how many checked loops were made (a test that made none needs no collection).
+_LOOP_ERRORS: list[dict[str, Any]] = []
+_LOOPS_MADE = [0]
+
+
+def _record_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    loop.default_exception_handler(context)  # logged as in production
+    # A transport's error is a peer hanging up (TLS tests, fault runs): the connection's
+    # business, not a dead task. Everything else with an exception is one.
+    if context.get("exception") is not None and not (
+            "transport" in context or "protocol" in context):
+        _LOOP_ERRORS.append(context)
+
+
+def _checked_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_record_loop_error)
+    _LOOPS_MADE[0] += 1
+    return loop
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config,
+                                  item: pytest.Item) -> Mapping[str, Any]:
+    """Every asyncio test's loop is a checked one (one factory: test ids unchanged)."""
+    return {"checked": _checked_loop}
+
+
+@pytest.fixture(autouse=True)
+def fail_on_loop_errors() -> Iterator[None]:
+    """Fail the test when its loop's exception handler was called with an exception: a
+    task died unretrieved or a background job met a bug. Torn down after the loop is
+    closed; the collection finds tasks whose exception nobody retrieved."""
+    _LOOP_ERRORS.clear()
+    made = _LOOPS_MADE[0]
+    yield
+    if _LOOPS_MADE[0] != made:  # ~40 ms: only after an asyncio test
+        gc.collect()
+    errors, _LOOP_ERRORS[:] = list(_LOOP_ERRORS), []
+    if errors:
+        pytest.fail("unhandled exceptions in the event loop: " + "; ".join(
+            f"{c.get('message')}: {c['exception']!r}" for c in errors), pytrace=False)
 
 
 @pytest.fixture(scope="session")

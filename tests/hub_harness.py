@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.app import create_app
 from national_hub.config import HubConfig
-from national_hub.handlers import keys as app_keys
+from national_hub.handlers import appkeys as app_keys
 from national_hub.services.councils import CouncilService
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore

@@ -17,7 +17,7 @@ token_for() {  # token_for FILE COMMAND… : an operator account "prometheus" an
         "$@" users add prometheus --role operator --organisation monitoring \
             --generate-password >/dev/null
     fi
-    "$@" users token prometheus --expires 365d | tail -n 1 >"$file.tmp"
+    "$@" users token prometheus --lifetime 365d | tail -n 1 >"$file.tmp"
     # Prometheus runs as another user and must read it; the volume is Prometheus's alone.
     chmod 0644 "$file.tmp"
     mv "$file.tmp" "$file"
@@ -42,8 +42,8 @@ for entry in $COUNCILS; do
             --public-key "$folder/council_key.pub.pem"
     fi
     lower=$(printf '%s' "$code" | tr 'A-Z' 'a-z')
-    LOCAL_NODE_COUNCIL=$code
-    LOCAL_NODE_DATABASE_URL=$(printf '%s' "$NODE_DATABASE_URL_TEMPLATE" | sed "s/{council}/$lower/")
-    export LOCAL_NODE_COUNCIL LOCAL_NODE_DATABASE_URL
+    LOCAL_NODE__COUNCIL__CODE=$code
+    LOCAL_NODE__DATABASE__URL=$(printf '%s' "$NODE_DATABASE_URL_TEMPLATE" | sed "s/{council}/$lower/")
+    export LOCAL_NODE__COUNCIL__CODE LOCAL_NODE__DATABASE__URL
     token_for "$TOKEN_DIR/$code.token" local-node
 done

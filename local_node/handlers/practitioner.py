@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from local_node.handlers.keys import AUDIT, CONFIG, SEARCH
+from local_node.handlers.appkeys import AUDIT, CONFIG, SEARCH
 from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, SignpostError, ValidationError
 from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose

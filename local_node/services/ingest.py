@@ -32,7 +32,7 @@ import asyncpg
 from local_node.feeds import FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
 from local_node.services.projection import Projector
-from local_node.storage.children import MAX_BLOCK, ChildRow, ChildStore, InvolvementRow
+from local_node.storage.children import MATCH_BLOCK_LIMIT, ChildRow, ChildStore, InvolvementRow
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
 from protocol.matching import Decision, Explanation, IdentityFields, blocking_keys, score
@@ -272,7 +272,7 @@ class IngestService:
         candidates: dict[int, ChildRow] = {}
         for key in keys:
             holders = index.by_key.get(key, {})
-            if len(holders) > MAX_BLOCK:
+            if len(holders) > MATCH_BLOCK_LIMIT:
                 continue  # too common to be evidence (see ChildStore.find)
             for child in holders.values():
                 if not _conflicts(child, row):

@@ -3,7 +3,10 @@
 ``accept`` merges the newer child into the older one (the survivor keeps its local
 id; the absorbed child is kept, pointing at the survivor, and is withdrawn from the
 hub with a delete); ``reject`` records that the two are different children, so the
-pair is never asked again. Both happen in one transaction with their outbox entries.
+pair is never asked again. Both happen in one transaction with their outbox entries
+and, when the service has an audit log, with their audit entry (``review.accept`` /
+``review.reject``, the pair's local ids as its children), as the hub audits its own
+review decisions: the audit log fails closed, so an unaudited decision is not made.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from local_node.storage.children import ChildStore
 from local_node.storage.review import ReviewStore
 from protocol.errors import ErrorCode, NotFoundError, SignpostError
 from protocol.matching import blocking_keys
+from server_common.audit.entry import Actor, AuditEntry
+from server_common.audit.service import AuditLog
+
+PURPOSE = "identity resolution"
 
 
 class ReviewService:
     def __init__(self, pool: asyncpg.Pool, children: ChildStore, review: ReviewStore,
-                 projector: Projector) -> None:
+                 projector: Projector, audit: AuditLog | None = None) -> None:
         self.pool = pool
         self.children = children
         self.review = review
         self.projector = projector
+        self.audit = audit
 
     async def open_items(self) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
@@ -40,13 +48,27 @@ class ReviewService:
                                 code=ErrorCode.INVALID_FIELD, status=409)
         return item
 
-    async def reject(self, item_id: int, decided_by: str) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._open_item(conn, item_id)
-            await self.review.decide(conn, item_id, "rejected", decided_by)
+    async def _audit(self, conn: asyncpg.Connection, actor: Actor | None, action: str,
+                     item: asyncpg.Record, decided_by: str) -> None:
+        if self.audit is None or actor is None:
+            return
+        await self.audit.append(conn, AuditEntry.by(
+            actor, action, PURPOSE,
+            {"item": item["id"], "a": item["local_id"], "b": item["candidate_id"],
+             "score": float(item["score"]), "decided_by": decided_by},
+            child_ids=sorted({item["local_id"], item["candidate_id"]})))
 
-    async def accept(self, item_id: int, decided_by: str) -> str:
-        """Merge the pair; return the surviving local id."""
+    async def reject(self, item_id: int, decided_by: str, *,
+                     actor: Actor | None = None) -> None:
+        """Record that the pair are different children (audited as ``actor``)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            item = await self._open_item(conn, item_id)
+            await self.review.decide(conn, item_id, "rejected", decided_by)
+            await self._audit(conn, actor, "review.reject", item, decided_by)
+
+    async def accept(self, item_id: int, decided_by: str, *,
+                     actor: Actor | None = None) -> str:
+        """Merge the pair (audited as ``actor``); return the surviving local id."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self.children.lock_index(conn)
             item = await self._open_item(conn, item_id)
@@ -72,6 +94,7 @@ class ReviewService:
             await self.children.replace_blocking_keys(
                 conn, {survivor_id: blocking_keys(child_fields(survivor))})
             await self.review.decide(conn, item_id, "accepted", decided_by)
+            await self._audit(conn, actor, "review.accept", item, decided_by)
             await self.review.retire_child(conn, absorbed_id)
             await self.projector.publish_changes(conn, [survivor_id, absorbed_id])
         return str(survivor_id)

@@ -36,12 +36,22 @@ class ChildRow:
 
 
 CHILD_COLUMNS = [f.name for f in fields(ChildRow)]
-# A blocking key shared by more children than this (a common given name in a big
-# postcode district) is too common to find candidates by: the other keys still do.
+# What an upsert writes, named one by one: a field added to ChildRow is written only
+# once it is listed here (or among PROJECTION_COLUMNS), and until then
+# tests/local_node/test_children_store.py fails rather than the field being dropped.
+WRITE_COLUMNS = (
+    "local_id", "given_name", "family_name", "dob", "sex", "other_given_names",
+    "former_family_names", "address_line", "postcode", "nhs_number", "upn",
+    "parent_carer_name", "parent_carer_phone", "shielded", "date_of_death", "merged_into",
+)
+# Set by the projection only (services.projection, as it publishes), never by an upsert.
+PROJECTION_COLUMNS = ("published_version", "published_digest")
 # Arbitrary constant: the advisory lock key under which the children index is written.
 _INDEX_LOCK = 0x5167_6E70_6368_6C64
-MAX_BLOCK = 15
-_WRITE_COLUMNS = CHILD_COLUMNS[:-2]  # published_* are set by the projection only
+# A blocking key shared by more children than this (a common given name in a big
+# postcode district) is too common to find local candidates by: the other keys still
+# do. The node's own limit, not the hub's (national_hub.services.linking and .search).
+MATCH_BLOCK_LIMIT = 15
 _PG_TYPES = {
     "dob": "date", "sex": "smallint", "former_family_names": "text",
     "shielded": "bool", "date_of_death": "date",
@@ -124,7 +134,7 @@ class ChildStore:
                    ) b USING (local_id)
              WHERE c.merged_into IS NULL
             """,
-            nhs, upn, givens, families, dobs, keys, MAX_BLOCK,
+            nhs, upn, givens, families, dobs, keys, MATCH_BLOCK_LIMIT,
         )
         return [child_row(r) for r in rows]
 
@@ -138,25 +148,25 @@ class ChildStore:
     async def upsert(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
         if not children:
             return
-        arrays: list[list[Any]] = [[] for _ in _WRITE_COLUMNS]
+        arrays: list[list[Any]] = [[] for _ in WRITE_COLUMNS]
         for child in children:
-            for i, col in enumerate(_WRITE_COLUMNS):
+            for i, col in enumerate(WRITE_COLUMNS):
                 value = getattr(child, col)
                 if col == "former_family_names":
                     # unnest cannot take a ragged 2-D array; JSON travels as one text each
                     value = json.dumps(value or [])
                 arrays[i].append(value)
         casts = ", ".join(f"${i + 1}::{_PG_TYPES.get(c, 'text')}[]"
-                          for i, c in enumerate(_WRITE_COLUMNS))
+                          for i, c in enumerate(WRITE_COLUMNS))
         select_cols = ", ".join(
             "ARRAY(SELECT json_array_elements_text(former_family_names::json))"
-            if c == "former_family_names" else c for c in _WRITE_COLUMNS
+            if c == "former_family_names" else c for c in WRITE_COLUMNS
         )
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _WRITE_COLUMNS if c != "local_id")
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS if c != "local_id")
         await conn.execute(
             f"""
-            INSERT INTO children ({", ".join(_WRITE_COLUMNS)})
-            SELECT {select_cols} FROM unnest({casts}) AS t({", ".join(_WRITE_COLUMNS)})
+            INSERT INTO children ({", ".join(WRITE_COLUMNS)})
+            SELECT {select_cols} FROM unnest({casts}) AS t({", ".join(WRITE_COLUMNS)})
             ON CONFLICT (local_id) DO UPDATE SET {updates}, updated_at = now()
             """,
             *arrays,

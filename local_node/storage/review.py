@@ -43,7 +43,7 @@ class ReviewStore:
     async def get_for_update(self, conn: asyncpg.Connection,
                              item_id: int) -> asyncpg.Record | None:
         return await conn.fetchrow(
-            "SELECT id, local_id, candidate_id, status FROM review_items WHERE id = $1"
+            "SELECT id, local_id, candidate_id, score, status FROM review_items WHERE id = $1"
             " FOR UPDATE", item_id,
         )
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from local_node.storage.children import CHILD_COLUMNS, MAX_BLOCK, ChildRow, child_row
+from local_node.storage.children import CHILD_COLUMNS, MATCH_BLOCK_LIMIT, ChildRow, child_row
 
 # A mark learnt from the hub: another council shields the same child (which council is
 # not said; its area is what must not leak).
@@ -106,7 +106,7 @@ class ShieldStore:
     async def find_unshielded(self, conn: asyncpg.Connection,
                               location_keys: list[str]) -> list[ChildRow]:
         """Children that are not shielded holding any of these location blocking keys,
-        a key counting as too common (``MAX_BLOCK``) by its unshielded holders only."""
+        a key counting as too common (``MATCH_BLOCK_LIMIT``) by its unshielded holders only."""
         if not location_keys:
             return []
         rows = await conn.fetch(
@@ -120,6 +120,6 @@ class ShieldStore:
                    ) found USING (local_id)
              WHERE c.merged_into IS NULL AND NOT {_SHIELDED.format("c.local_id")}
             """,
-            location_keys, MAX_BLOCK,
+            location_keys, MATCH_BLOCK_LIMIT,
         )
         return [child_row(r) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.handlers.federation import MSGPACK, authenticated
 
 

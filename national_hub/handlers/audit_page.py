@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from server_common.audit import web as audit_web
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.storage.councils import CouncilKey
 from protocol import encoding
 from protocol.batch import check_council_code

@@ -10,7 +10,7 @@ import math
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.services.health import HISTORY_BUCKET_SECONDS, MAX_HISTORY_HOURS
 from protocol.errors import ValidationError
 from server_common.accounts import Role, require_roles

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from protocol.disclosure import Viewer
 from protocol.errors import AuthError, ErrorCode
 from server_common.accounts import Role, principal, require_roles

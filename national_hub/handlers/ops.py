@@ -21,7 +21,7 @@ from string import Template
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.services.health import CouncilHealth
 from server_common.accounts import Role, require_roles
 from server_common.web import html_response

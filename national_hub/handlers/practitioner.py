@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.services.search import ChildHit, Redirect
 from protocol.disclosure import Viewer
 from protocol.search import SearchQuery, parse_purpose

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.storage.resolution import RecordKey, ReviewRow
 from protocol import identifiers
 from protocol.disclosure import Viewer

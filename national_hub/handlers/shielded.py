@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.handlers.federation import authenticated, msgpack_response
 
 

@@ -52,7 +52,9 @@ from protocol.matching import (
 )
 from protocol.matching.compare import compare_nhs_number, compare_upn
 
-MAX_BLOCK = 200  # records sharing one key beyond which the key is skipped
+# Records sharing one blocking key beyond which resolution skips the key (the other
+# keys still find candidates). Not the search's limit (services.search) nor the node's.
+RESOLUTION_BLOCK_LIMIT = 200
 # Name frequencies are re-read from the hub's records this often (seconds), and at every
 # batch while the hub holds fewer than SMALL_HUB records (cheap then, and changing fast).
 TF_REFRESH = 600.0
@@ -191,7 +193,7 @@ class Linker:
     ``model`` (the built-in default) while none is stored."""
 
     def __init__(self, records: RecordStore, resolution: ResolutionStore | None = None,
-                 *, model: Model = DEFAULT_MODEL, max_block: int = MAX_BLOCK,
+                 *, model: Model = DEFAULT_MODEL, max_block: int = RESOLUTION_BLOCK_LIMIT,
                  models: ModelStore | None = None) -> None:
         self.records = records
         self.resolution = resolution or ResolutionStore()

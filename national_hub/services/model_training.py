@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from national_hub.services.linking import MAX_BLOCK, identity_of, with_prior
+from national_hub.services.linking import RESOLUTION_BLOCK_LIMIT, identity_of, with_prior
 from national_hub.storage.models import ModelStore, StoredModel
 from national_hub.storage.resolution import ResolutionStore
 from protocol.errors import ConflictError, ErrorCode
@@ -67,7 +67,7 @@ class ModelTrainer:
                                     f"needs at least {MIN_RECORDS}",
                                     code=ErrorCode.TOO_FEW_RECORDS)
             say(f"sampled {len(sample):,} records")
-            pairs = await self.resolution.random_candidate_pairs(conn, MAX_BLOCK,
+            pairs = await self.resolution.random_candidate_pairs(conn, RESOLUTION_BLOCK_LIMIT,
                                                                  candidate_pairs)
             wanted = sorted({rk for pair in pairs for rk in pair})
             found = {(r["council_code"], r["local_id"]): identity_of(r)

@@ -23,7 +23,6 @@ is how tests, ``national-hub links drain`` and re-resolution wait for links.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -36,6 +35,7 @@ from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol.errors import NotFoundError
 from protocol.matching import blocking_keys
+from server_common.tasks import run_every
 
 log = logging.getLogger(__name__)
 
@@ -121,22 +121,16 @@ class Resolver:
         return total
 
     async def run(self) -> None:
-        """The background loop (started and stopped by the app's cleanup_ctx)."""
-        while True:
-            try:
-                done = await self.resolve_chunk(wait=False)
-            except (OSError, asyncpg.PostgresError):
-                log.warning("resolution failed; will retry", exc_info=True)
-                done = None
-            except Exception:  # a bug must not stop resolution for good: the queue's
-                # age alert shows a chunk that keeps failing
-                log.exception("resolution failed; will retry")
-                done = None
-            if done:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.interval)
+        """The background loop (started and stopped by the app's cleanup_ctx): resolve
+        until the queue is empty, then wait for intake's wake-up or the interval. A
+        chunk that fails is tried again next time under ``run_every``'s policy; one
+        that keeps failing shows in the queue's age alert."""
+        await run_every("resolution", self._resolve_queued, self.config.interval,
+                        wake=self._wake)
+
+    async def _resolve_queued(self) -> None:
+        while await self.resolve_chunk(wait=False):
+            pass
 
     async def re_resolve(self, council: str) -> int:
         """Resolve every live record of a council again with the current model (after

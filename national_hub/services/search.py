@@ -43,7 +43,7 @@ _NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
 # Records sharing one key beyond which the key is skipped (the other keys still find):
 # every key is narrow (see protocol.matching.blocking), so at a million children a
 # real one holds a handful.
-MAX_BLOCK = 100
+SEARCH_BLOCK_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,7 @@ def _council_view(held: HeldRecord, record: ChildRecord, viewer: Viewer,
 
 class HubSearch:
     def __init__(self, pool: asyncpg.Pool, store: SearchStore | None = None, *,
-                 max_block: int = MAX_BLOCK, max_results: int = MAX_RESULTS) -> None:
+                 max_block: int = SEARCH_BLOCK_LIMIT, max_results: int = MAX_RESULTS) -> None:
         self.pool = pool
         self.store = store or SearchStore()
         self.max_block = max_block

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -133,18 +134,29 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
     @users.command("token", help="Create a bearer token for the JSON API and print it once "
                                  "(send it as 'Authorization: Bearer TOKEN').")
     @click.argument("name")
-    @click.option("--expires", default=None, metavar="DURATION",
-                  help="Lifetime such as 30d or 12h (default accounts.token_lifetime).")
+    @click.option("--expires", callback=common.parse_expiry, metavar="DATE",
+                  help="When it stops working: an ISO date (00:00 UTC) or date-time, as "
+                       "every --expires. Default: after accounts.token_lifetime.")
+    @click.option("--lifetime", default=None, metavar="DURATION",
+                  help="Or how long it works, such as 30d or 12h.")
     @click.pass_obj
-    def token(obj: Any, name: str, expires: str | None) -> None:
+    def token(obj: Any, name: str, expires: datetime | None, lifetime: str | None) -> None:
+        if expires is not None and lifetime is not None:
+            raise click.UsageError("give --expires or --lifetime, not both")
+        seconds: float | None
         try:
-            lifetime = Duration.parse(expires, "--expires") if expires else None
+            seconds = Duration.parse(lifetime, "--lifetime") if lifetime else None
         except ConfigError as exc:
             raise click.BadParameter(str(exc)) from exc
-        if lifetime is not None and lifetime <= 0:
-            raise click.BadParameter("--expires must be positive")
-        value, expires_at = run(obj, lambda s: s.create_token(name, lifetime),
-                                ("users.token", {"name": name, "expires": expires}))
+        if expires is not None:
+            seconds = (expires - datetime.now(UTC)).total_seconds()
+            if seconds <= 0:
+                raise click.BadParameter("--expires is in the past")
+        if seconds is not None and seconds <= 0:
+            raise click.BadParameter("--lifetime must be positive")
+        value, expires_at = run(obj, lambda s: s.create_token(name, seconds),
+                                ("users.token", {"name": name, "lifetime": lifetime,
+                                                 "expires": expires and expires.isoformat()}))
         click.echo(f"token for {name}, expires {expires_at:%Y-%m-%d %H:%M:%S}Z "
                    f"(shown once):\n{value}")
 

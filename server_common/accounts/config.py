@@ -29,7 +29,7 @@ class AccountsConfig:
     # The AES-256-GCM key that seals TOTP seeds in the database; created (mode 0600)
     # at first start when missing. Keep it out of database backups.
     secret_key_file: Path = Path(".data/accounts_secret.key")
-    # Bearer tokens made without --expires last this long.
+    # Bearer tokens made without --expires or --lifetime last this long.
     token_lifetime: Duration = Duration(30 * 86400)
     # "auto": the cookie is Secure when the request came over TLS (directly or as a
     # proxy's X-Forwarded-Proto, which aiohttp honours only if configured to);

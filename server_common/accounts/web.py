@@ -34,8 +34,6 @@ admits any signed-in user. (It still refuses a missing principal, 401 or a redir
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import re
@@ -50,6 +48,7 @@ from server_common.accounts import credentials, pages
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Principal, Role
 from server_common.accounts.service import AccountService, LoginRefused
+from server_common.tasks import background, run_every
 from server_common.web import html_response
 
 log = logging.getLogger(__name__)
@@ -283,20 +282,9 @@ def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
         if sealed:
             log.info("sealed plain TOTP seeds", extra={"count": sealed})
         app[ACCOUNTS] = accounts
-        purger = asyncio.create_task(_purge_sessions(accounts))
-        yield
-        purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
+        async with background(run_every("session purge", accounts.purge_sessions,
+                                         _PURGE_EVERY, first_after=_PURGE_EVERY)):
+            yield
 
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(routes(config, landing=landing))
-
-
-async def _purge_sessions(accounts: AccountService) -> None:
-    while True:
-        await asyncio.sleep(_PURGE_EVERY)
-        try:
-            await accounts.purge_sessions()
-        except (OSError, asyncpg.PostgresError):
-            log.warning("session purge failed; will retry", exc_info=True)

@@ -9,7 +9,6 @@ commit, and every other audited request waits behind it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from server_common.audit.entry import AuditEntry
 from server_common.audit.group_commit import GroupCommitter
 from server_common.audit.store import AuditStore, StoredCheckpoint
 from server_common.audit.witness_store import Cosigned, WitnessStore
+from server_common.tasks import run_every
 
 log = logging.getLogger(__name__)
 _SCAN_CHUNK = 10_000
@@ -234,21 +234,20 @@ class AuditLog:
         return await self.checkpoint()
 
     async def checkpoint_periodically(self, interval: float) -> None:
-        """The background task: a checkpoint every ``interval`` seconds if the log grew.
-        A failure is logged and tried again next time, never ends the task."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                signed = await self.checkpoint_if_grown()
-            except (OSError, asyncpg.PostgresError):
-                log.warning("audit checkpoint failed; will retry", exc_info=True)
-            except AuditIntegrityError as exc:
-                log.error("audit log integrity: %s", exc.message)
-            except CheckpointError:
-                log.error("a stored audit checkpoint is malformed", exc_info=True)
-            else:
-                if signed is not None:
-                    log.info("audit checkpoint signed", extra={"tree_size": signed.size})
+        """The background task: a checkpoint every ``interval`` seconds if the log grew,
+        under ``run_every``'s error policy (a closed pool or lost database is retried at
+        the next interval, never ends the task)."""
+        await run_every("audit checkpoint", self._checkpoint_and_log, interval,
+                        first_after=interval)
+
+    async def _checkpoint_and_log(self) -> None:
+        try:
+            signed = await self.checkpoint_if_grown()
+        except CheckpointError:  # stored data, not this code: say so, try next time
+            log.error("a stored audit checkpoint is malformed", exc_info=True)
+            return
+        if signed is not None:
+            log.info("audit checkpoint signed", extra={"tree_size": signed.size})
 
     # --- reading ----------------------------------------------------------------
 

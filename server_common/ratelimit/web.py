@@ -30,8 +30,6 @@ metrics, so a flood cannot fill the audit log.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
@@ -44,6 +42,7 @@ from protocol.errors import RateLimitedError
 from server_common.accounts.web import PRINCIPAL
 from server_common.ratelimit.config import RateLimitConfig
 from server_common.ratelimit.store import Hit, RateLimitStore
+from server_common.tasks import background, run_every
 from server_common.web import Handler, client_address
 
 log = logging.getLogger(__name__)
@@ -147,20 +146,12 @@ def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         limiter = RateLimiter(app[pool_key], config, RateLimitStore())
         app[LIMITER] = limiter
-        purger = asyncio.create_task(_purge(limiter))
-        yield
-        purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
-
-    app.cleanup_ctx.append(lifecycle)
-
-
-async def _purge(limiter: RateLimiter) -> None:
-    while True:
-        await asyncio.sleep(_PURGE_EVERY)
-        try:
+        async def purge() -> None:
             async with limiter.pool.acquire() as conn:
                 await limiter.store.purge(conn)
-        except (OSError, asyncpg.PostgresError):
-            log.warning("rate-limit purge failed; will retry", exc_info=True)
+
+        async with background(run_every("rate-limit purge", purge, _PURGE_EVERY,
+                                         first_after=_PURGE_EVERY)):
+            yield
+
+    app.cleanup_ctx.append(lifecycle)

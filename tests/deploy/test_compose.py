@@ -85,14 +85,14 @@ def test_everything_compose_references_exists_and_agrees() -> None:
     created = set(re.findall(r"CREATE DATABASE (\w+)",
                              (DEPLOY / "compose" / "initdb.sql").read_text(encoding="utf-8")))
     created.add(svc["postgres"]["environment"]["POSTGRES_DB"])
-    assert svc["hub"]["environment"]["NATIONAL_HUB_DATABASE_URL"].rsplit("/", 1)[1] in created
+    assert svc["hub"]["environment"]["NATIONAL_HUB__DATABASE__URL"].rsplit("/", 1)[1] in created
     codes = set()
     for name in ("node-esx", "node-wsx"):
         env = svc[name]["environment"]
-        code = env["LOCAL_NODE_COUNCIL"]
+        code = env["LOCAL_NODE__COUNCIL__CODE"]
         assert COUNCIL.match(code)
         codes.add(code)
-        assert env["LOCAL_NODE_DATABASE_URL"].endswith(f"/signpost_node_{code.lower()}")
+        assert env["LOCAL_NODE__DATABASE__URL"].endswith(f"/signpost_node_{code.lower()}")
         assert f"signpost_node_{code.lower()}" in created
         assert env["LOCAL_NODE__HUB__URL"] == "http://hub:8400"
         # the hub's public key, from the hub's volume, where the hub writes its key
@@ -117,7 +117,8 @@ def test_prometheus_config_loads_the_alert_rules_and_scrapes_every_server(
         [Path("/etc/prometheus/alerts.yml")]
 
     token_dir = Path(prom_mounts["prometheus-tokens"])
-    codes = {svc[n]["environment"]["LOCAL_NODE_COUNCIL"]: n for n in ("node-esx", "node-wsx")}
+    codes = {svc[n]["environment"]["LOCAL_NODE__COUNCIL__CODE"]: n
+             for n in ("node-esx", "node-wsx")}
     expected = {"hub:8400": "hub.token"} | {f"{name}:8500": f"{code}.token"
                                             for code, name in codes.items()}
     scraped = {}
@@ -164,7 +165,7 @@ async def test_enrol_script_enrols_councils_and_makes_tokens_once(
     await upgrade(hub_db, "national_hub")
     stem = "t_" + secrets.token_hex(4)
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": hub_db,
+        "NATIONAL_HUB__DATABASE__URL": hub_db,
         "NODE_DATABASE_URL_TEMPLATE": embedded_pg.with_database(pg_base_url,
                                                                 f"{stem}_{{council}}"),
         "TOKEN_DIR": str(tmp_path / "tokens"),

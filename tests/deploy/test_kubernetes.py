@@ -180,7 +180,7 @@ def test_hub_env_names_real_settings_and_mounted_secrets() -> None:
     [hub] = pod["containers"]
     env = {e["name"]: e for e in hub["env"]}
     # The database URL is CloudNativePG's app Secret for the cluster.
-    url = env["NATIONAL_HUB_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    url = env["NATIONAL_HUB__DATABASE__URL"]["valueFrom"]["secretKeyRef"]
     assert url == {"name": f"{one('Cluster')['metadata']['name']}-app", "key": "uri"}
     # Reads go to the cluster's read-only service, with the app Secret's credentials,
     # through variables defined before they are used ($(VAR) expands only those).
@@ -193,8 +193,10 @@ def test_hub_env_names_real_settings_and_mounted_secrets() -> None:
         assert env[var]["valueFrom"]["secretKeyRef"] == {"name": f"{cluster_name}-app",
                                                           "key": key}
         assert order.index(var) < order.index("NATIONAL_HUB__DATABASE__READ_URL")
-    # Every NATIONAL_HUB__SECTION__KEY is a real, valid setting of the hub's config.
-    settings = {name: e["value"] for name, e in env.items() if name.startswith(ENV_PREFIX + "__")}
+    # Every NATIONAL_HUB__SECTION__KEY is a real, valid setting of the hub's config (one
+    # from a Secret, the database URL, stands in as a string).
+    settings = {name: e.get("value", "from-a-secret") for name, e in env.items()
+                if name.startswith(ENV_PREFIX + "__")}
     config = config_module.load(HubConfig, ENV_PREFIX, None, environ=settings)
 
     secrets = {d["metadata"]["name"]: d for _, d in documents() if d["kind"] == "Secret"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from protocol.matching import DEFAULT_MODEL
 from tests.hub_harness import running_hub
 from tests.national_hub.test_resolution import COUNCILS, check, hub_links, send_population

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import synthetic
 from local_node.feeds import Identity, parse_feed
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from protocol.records import ChildRecord, Involvement

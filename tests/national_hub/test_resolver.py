@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from national_hub.config import ResolverSection
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.services.resolver import MIN_CHUNK, next_chunk_size
 from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, UpsertOp

@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from national_hub.services.links import export_links
 from national_hub.services.review import ReviewService
 from national_hub.storage.records import RecordStore

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from protocol.disclosure import Viewer
 from server_common.audit.entry import Actor
 from tests.national_hub.search_federation import (

@@ -31,7 +31,7 @@ from local_node.app import create_app as create_node_app
 from local_node.app import hub_witness
 from local_node.config import AuditSection
 from local_node.services.witness import Outcome, Witness
-from national_hub.handlers import keys as hub_keys
+from national_hub.handlers import appkeys as hub_keys
 from protocol import encoding, keys
 from protocol.errors import SignpostError
 from server_common.accounts.principal import Role

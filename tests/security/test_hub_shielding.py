@@ -32,7 +32,7 @@ import aiohttp
 import pytest
 
 from national_hub.app import retention_service
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.batch import DeleteOp
 from server_common.accounts import Role

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from local_node.app import PACKAGE
 from local_node.services.ingest import child_fields
 from local_node.services.search import SearchService
-from local_node.storage.children import MAX_BLOCK, ChildRow, ChildStore
+from local_node.storage.children import MATCH_BLOCK_LIMIT, ChildRow, ChildStore
 from local_node.storage.retention import RetentionStore
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
@@ -144,9 +144,9 @@ def test_no_answer_depends_on_a_shielded_childs_location(make_database) -> None:
                    "dob": moved.dob.isoformat(), "postcode": p} for p in
                   (moved.postcode, index.moved_to[0]) if p]
         queries = aimed + data.draw(st.lists(local_queries(), max_size=6))
-        max_block = data.draw(st.sampled_from([1, 2, MAX_BLOCK]))
-        with mock.patch("local_node.storage.children.MAX_BLOCK", max_block), \
-                mock.patch("local_node.storage.shielding.MAX_BLOCK", max_block):
+        max_block = data.draw(st.sampled_from([1, 2, MATCH_BLOCK_LIMIT]))
+        with mock.patch("local_node.storage.children.MATCH_BLOCK_LIMIT", max_block), \
+                mock.patch("local_node.storage.shielding.MATCH_BLOCK_LIMIT", max_block):
             shielded, before, after = asyncio.run(_before_after(url, index, queries))
         assume(shielded)
         assert after == before

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from national_hub.app import retention_service
-from national_hub.handlers import keys as k
+from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.records import ChildRecord, Involvement
 from server_common.accounts import Role

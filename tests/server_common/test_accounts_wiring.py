@@ -149,7 +149,7 @@ async def test_users_add_token_and_list_on_both_clis(envs, tool: str) -> None:
                        "--generate-password"], env, ok=False)
     assert no_council.returncode != 0 and "council" in no_council.stderr
 
-    issued = _run([cli, "users", "token", "amy", "--expires", "30d"], env).stdout
+    issued = _run([cli, "users", "token", "amy", "--lifetime", "30d"], env).stdout
     token = issued.strip().splitlines()[-1]
     listing = _run([cli, "users", "list"], env).stdout
     assert re.search(r"^amy\s+practitioner\s+-\s+active / Brighton GP$", listing, re.M)
