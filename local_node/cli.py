@@ -248,7 +248,8 @@ def status(config: NodeConfig, as_json: bool) -> None:
     kid = (protocol_keys.key_id(protocol_keys.load_private_key(config.key_file).public_key())
            if config.key_file.exists() else None)
 
-    async def go() -> tuple[int, Any, KeyStatus | None, WitnessState]:
+    async def go() -> tuple[int, Any, KeyStatus | None, WitnessState,
+                            tuple[int, dict[str, int]]]:
         async with open_pool(config) as pool, pool.acquire() as conn:
             key = await KeyStatusStore().get(conn, kid) if kid else None
             witness = await WitnessStore().state(conn)
