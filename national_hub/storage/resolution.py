@@ -203,6 +203,17 @@ class ResolutionStore:
         return ({r["n"]: r["c"] for r in given if r["n"]},
                 {r["n"]: r["c"] for r in family if r["n"]})
 
+    async def location_counts(self, conn: asyncpg.Connection
+                              ) -> tuple[dict[str, int], dict[str, int]]:
+        """How many resolved live records carry each postcode and each address line, as
+        written (the caller normalises and adds up spellings of one value)."""
+        postcode = await conn.fetch("SELECT postcode AS v, count(*) AS c FROM records"
+                                    f" WHERE {_RESOLVED} GROUP BY postcode")
+        address = await conn.fetch("SELECT address_line AS v, count(*) AS c FROM records"
+                                   f" WHERE {_RESOLVED} GROUP BY address_line")
+        return ({r["v"]: r["c"] for r in postcode if r["v"]},
+                {r["v"]: r["c"] for r in address if r["v"]})
+
     async def partner_rate(self, conn: asyncpg.Connection) -> tuple[int, int, int]:
         """(resolved live records, those with an NHS number, those whose NHS number
         another resolved live record holds too)."""

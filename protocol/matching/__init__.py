@@ -23,6 +23,8 @@ scoring (``blocking``).
 Modules:
     names     normalisation, name parts, nickname equivalence, phonetic codes
     compare   IdentityFields and the per-field comparison levels
+    location  postcode and address levels (edit distance; house number apart from street)
+    frequencies  term frequencies of names, postcodes and addresses
     scoring   Model (m/u, prior, thresholds), TermFrequencies, score, decide, EM
     blocking  blocking keys and in-memory candidate pairs
     training  a model from the records: u by random sampling, m by EM
@@ -42,6 +44,7 @@ from protocol.matching.compare import (
     SexLevel,
     compare_all,
 )
+from protocol.matching.frequencies import TermFrequencies
 from protocol.matching.names import (
     UK_DIMINUTIVES,
     given_names_equivalent,
@@ -55,7 +58,6 @@ from protocol.matching.scoring import (
     Explanation,
     FieldScore,
     Model,
-    TermFrequencies,
     Thresholds,
     decide,
     estimate_m_u,

@@ -23,6 +23,9 @@ name it may stand for; ``g`` its first letter):
 ``dp:DOB:DISTRICT``           date of birth (and swap) + postcode district: both names
 ``ym:YYYY-MM:F:g``            birth year and month + family name + initial: day typos
 ``fy:F:YYYY:g``               family name or a *former* surname + birth year + initial
+``md:F:MM-DD:g``              family name + birth day and month + initial: year typos
+``sw:DOB:P:P``                date of birth (and swap) + both names' metaphone codes in
+                              order: given and family names swapped between records
 ``gp:G:DISTRICT``             given name + postcode district: DOB typos, new surname
 ============================  ==========================================================
 
@@ -65,6 +68,13 @@ def _district(postcode: str | None) -> str:
     return compact[:-3] if len(compact) >= 5 else ""
 
 
+def _both_names(record: IdentityFields) -> str:
+    """Both names' metaphone codes in sorted order: the same whichever field holds which
+    ("Olivia Grubb" / "Grubb Olivia"); "" unless both names are there."""
+    codes = sorted((phonetic(record.given_name), phonetic(record.family_name)))
+    return f"{codes[0]}:{codes[1]}" if all(codes) else ""
+
+
 def blocking_keys(record: IdentityFields) -> set[str]:
     """The record's blocking keys (see the module docstring)."""
     keys: set[str] = set()
@@ -77,6 +87,7 @@ def blocking_keys(record: IdentityFields) -> set[str]:
     given = given_name_keys(record.given_name)
     initial = normalise_name(record.given_name)[:1]
     district = _district(record.postcode)
+    names = _both_names(record)
     dob = record.dob
     if dob is not None:
         for day in dob_variants(dob):
@@ -85,10 +96,14 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             keys.update(f"dg:{iso}:{name}" for name in given)
             if district:
                 keys.add(f"dp:{iso}:{district}")
+            if names:
+                keys.add(f"sw:{iso}:{names}")
         if initial:
             month = f"{dob.year:04d}-{dob.month:02d}"
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)
             keys.update(f"fy:{code}:{dob.year}:{initial}" for code in family | former)
+            month_day = f"{dob.month:02d}-{dob.day:02d}"
+            keys.update(f"md:{code}:{month_day}:{initial}" for code in family)
     if district:
         keys.update(f"gp:{name}:{district}" for name in given)
     return keys
