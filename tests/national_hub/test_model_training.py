@@ -25,6 +25,9 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=600, check=False)
 
 
+VETOES = {"nhs_number_differs", "upn_differs", "twins"}  # hard rules training leaves out
+
+
 async def test_trained_model_is_stored_versioned_and_used(make_database,
                                                           tmp_path: Path) -> None:
     url = await make_database()
@@ -40,8 +43,10 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         assert "built-in default" in cli("model", "list")
         sent = await send_population(hub, tmp_path / "feeds")
 
-        out = cli("model", "train", "--seed", "7", "--random-pairs", "60000",
-                  "--candidate-pairs", "20000")
+        trained = run(env, "model", "train", "--seed", "7", "--random-pairs", "60000",
+                      "--candidate-pairs", "20000")
+        assert trained.returncode == 0, trained.stderr
+        out = trained.stdout
         (stored,) = json.loads(cli("model", "list", "--json"))
         version = stored["version"]
         assert version in out and version.startswith("em-1-")
@@ -53,6 +58,23 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         assert fields["dob"]["EXACT"]["m"] != DEFAULT_MODEL.fields["dob"]["EXACT"][0]
         assert fields["sex"]["AGREE"]["u"] != DEFAULT_MODEL.fields["sex"]["AGREE"][1]
         assert "EXACT" in summary["u_measured"]["given_name"]
+        # A quality summary, printed and stored: how the sampled candidate pairs decide
+        # under the starting model and the trained one, and each level's weight.
+        quality = summary["quality"]
+        assert quality["pairs"] == summary["candidate_pairs"] + sum(
+            n for rule, n in quality["trained"]["rules"].items() if rule in VETOES)
+        for model_name in ("start", "trained"):
+            decided = quality[model_name]
+            assert decided["link"] + decided["review"] + decided["new"] == quality["pairs"]
+            assert decided["link"] > 0 and decided["new"] > 0
+        assert quality["trained"]["rules"]["nhs_number_differs"] > 0
+        if quality["all_candidate_pairs"]:
+            per = quality["trained"]["review_per_10k_records"]
+            assert per == round(quality["trained"]["review"] * 10_000 / len(sent.person), 1)
+        assert quality["weights"]["dob"]["EXACT"] > 0 > quality["weights"]["dob"]["OTHER"]
+        assert set(quality["weights"]["given_name"]) == set(fields["given_name"])
+        assert f"link {quality['start']['link']:,} -> {quality['trained']['link']:,}" in (
+            trained.stderr)
 
         for council in COUNCILS:
             cli("links", "resolve", council)
