@@ -179,6 +179,9 @@ class LinkPlan:
     reviews: list[NewReview] = field(default_factory=list)
     stale_reviews: list[int] = field(default_factory=list)
     joins: list[tuple[str, str]] = field(default_factory=list)  # (left id, joined id)
+    # local_id -> version of the model that decided its national id (the link's, or the
+    # batch model's when nothing linked)
+    model_versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -308,6 +311,7 @@ class Linker:
         new_ids: list[str] = []
         new_order: dict[str, int] = {}
         assigned: dict[str, str] = {}
+        decided_by: dict[str, str] = {}
         joins: list[tuple[str, str]] = []
         reviews: dict[tuple[RecordKey, RecordKey], NewReview] = {}
 
@@ -354,8 +358,12 @@ class Linker:
                 elif decision is Decision.REVIEW:
                     greys.append((rk, nid, explanation))
             targets = {nid for _, nid, _ in links if not held_by(nid) & apart}
+            decided_by[c.local_id] = model.version
             if targets:
                 chosen = min(targets, key=age)
+                decided_by[c.local_id] = next(
+                    (model if me[0] == rk[0] else across).version
+                    for rk, nid, _ in links if nid == chosen)
                 if c.current_id is not None and c.current_id != chosen:
                     joins.append((c.current_id, chosen))
             elif c.current_id is not None and not held_by(c.current_id):
@@ -391,6 +399,7 @@ class Linker:
             reviews=list(reviews.values()),
             stale_reviews=stale,
             joins=joins,
+            model_versions=decided_by,
         )
 
     async def refresh(self, conn: asyncpg.Connection, plan: LinkPlan,

@@ -152,19 +152,25 @@ class ResolutionStore:
         return [((r["ca"], r["la"]), (r["cb"], r["lb"])) for r in rows]
 
     async def set_national_ids(self, conn: asyncpg.Connection, council: str,
-                               national_ids: dict[str, str]) -> None:
-        """Point records at their resolved national ids; rows already right are left. A
-        pending record becomes 'single' in the same write, so a new record is rewritten
-        once more only if ``refresh_status`` finds it linked or in review."""
+                               national_ids: dict[str, str],
+                               model_versions: dict[str, str] | None = None) -> None:
+        """Point records at their resolved national ids, and note the model version that
+        decided each (``model_versions``); rows already right are left. A pending record
+        becomes 'single' in the same write, so a new record is rewritten once more only
+        if ``refresh_status`` finds it linked or in review."""
         if not national_ids:
             return
+        versions = model_versions or {}
         await conn.execute(
             "UPDATE records r SET national_id = u.n, updated_at = now(),"
+            " model_version = coalesce(u.v, r.model_version),"
             " link_status = CASE WHEN r.link_status = $4 THEN 'single' ELSE r.link_status END"
-            " FROM unnest($2::text[], $3::text[]) AS u(l, n)"
+            " FROM unnest($2::text[], $3::text[], $5::text[]) AS u(l, n, v)"
             " WHERE r.council_code = $1 AND r.local_id = u.l AND r.record IS NOT NULL"
-            " AND (r.national_id IS DISTINCT FROM u.n OR r.link_status = $4)",
-            council, list(national_ids), list(national_ids.values()), PENDING)
+            " AND (r.national_id IS DISTINCT FROM u.n OR r.link_status = $4"
+            "      OR r.model_version IS DISTINCT FROM coalesce(u.v, r.model_version))",
+            council, list(national_ids), list(national_ids.values()), PENDING,
+            [versions.get(lid) for lid in national_ids])
 
     async def holders(self, conn: asyncpg.Connection,
                       national_ids: Sequence[str]) -> list[asyncpg.Record]:

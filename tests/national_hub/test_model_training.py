@@ -5,6 +5,7 @@ on the generated population still meet DESIGN §10."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -76,10 +77,21 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         assert f"link {quality['start']['link']:,} -> {quality['trained']['link']:,}" in (
             trained.stderr)
 
+        before = tmp_path / "before.csv"
+        cli("links", "export", "--out", str(before))
         for council in COUNCILS:
             cli("links", "resolve", council)
         links = await hub_links(hub)
         check(sent, links, f"re-resolved with {version}")
+        # Each link names the model that decided it: the default before, the trained
+        # one after (across councils when the deciding pair was of two councils).
+        after = tmp_path / "after.csv"
+        cli("links", "export", "--out", str(after))
+        for path, decided_by in ((before, DEFAULT_MODEL.version), (after, version)):
+            rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+            assert rows and all(r["model_version"].startswith(decided_by) for r in rows)
+            linked_across = [r for r in rows if r["model_version"].endswith("across-councils")]
+            assert linked_across and all(r["status"] == "linked" for r in linked_across)
 
         async with hub.pool.acquire() as conn:
             rows = await conn.fetch("SELECT explanation::text AS e FROM review_queue"
