@@ -24,8 +24,9 @@ name it may stand for; ``g`` its first letter):
 ``ym:YYYY-MM:F:g``            birth year and month + family name + initial: day typos
 ``fy:F:YYYY:g``               family name or a *former* surname + birth year + initial
 ``md:F:MM-DD:g``              family name + birth day and month + initial: year typos
-``sw:DOB:P:P``                date of birth (and swap) + both names' metaphone codes in
-                              order: given and family names swapped between records
+``d:DOB:P``                   date of birth (and swap) + the *given* name's metaphone
+                              code, in the family name's namespace: the two names
+                              swapped between records ("Dixon Cale" / "Caleb Dixon")
 ``gp:G:DISTRICT``             given name + postcode district: DOB typos, new surname
 ============================  ==========================================================
 
@@ -68,13 +69,6 @@ def _district(postcode: str | None) -> str:
     return compact[:-3] if len(compact) >= 5 else ""
 
 
-def _both_names(record: IdentityFields) -> str:
-    """Both names' metaphone codes in sorted order: the same whichever field holds which
-    ("Olivia Grubb" / "Grubb Olivia"); "" unless both names are there."""
-    codes = sorted((phonetic(record.given_name), phonetic(record.family_name)))
-    return f"{codes[0]}:{codes[1]}" if all(codes) else ""
-
-
 def blocking_keys(record: IdentityFields) -> set[str]:
     """The record's blocking keys (see the module docstring)."""
     keys: set[str] = set()
@@ -87,7 +81,7 @@ def blocking_keys(record: IdentityFields) -> set[str]:
     given = given_name_keys(record.given_name)
     initial = normalise_name(record.given_name)[:1]
     district = _district(record.postcode)
-    names = _both_names(record)
+    crossed = phonetic(record.given_name)  # meets the other record's family name
     dob = record.dob
     if dob is not None:
         for day in dob_variants(dob):
@@ -96,8 +90,8 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             keys.update(f"dg:{iso}:{name}" for name in given)
             if district:
                 keys.add(f"dp:{iso}:{district}")
-            if names:
-                keys.add(f"sw:{iso}:{names}")
+            if crossed:
+                keys.add(f"d:{iso}:{crossed}")
         if initial:
             month = f"{dob.year:04d}-{dob.month:02d}"
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)

@@ -63,9 +63,15 @@ def test_swapped_names_meet_in_a_block_across_councils() -> None:
     moved = replace(MOVED, given_name="Grubb", family_name="Olivia")
     assert blocking_keys(CHILD) & blocking_keys(moved)
     assert candidate_pairs([CHILD, moved]) == {(0, 1)}
-    # the key is no wider than a date of birth and two names
+    # with a typo in one of the swapped names too (one name and the date still meet)
+    typo = replace(moved, given_name="Grub")
+    assert blocking_keys(CHILD) & blocking_keys(typo)
+    assert score(CHILD, replace(typo, postcode=CHILD.postcode)).level("given_name") == "SWAPPED"
+    # the key is no wider than a date of birth and a name: a child of that birthday with
+    # neither name does not meet her
     assert not blocking_keys(CHILD) & blocking_keys(
-        replace(moved, family_name="Oscar", postcode=None, address_line=None))
+        replace(moved, given_name="Oscar", family_name="Smith", postcode=None,
+                address_line=None))
 
 
 # -- date of birth -------------------------------------------------------------------
