@@ -146,7 +146,10 @@ def _address_level(x: str, y: str) -> AddressLevel:
         if sx and sy and fuzz.token_set_ratio(sx, sy) >= STREET_SAME:
             return AddressLevel.STREET
         return AddressLevel.OTHER
-    ratio = fuzz.token_set_ratio(x, y)
+    # Tokens in any order ("Flat 3, 12 Church Road" / "12 Church Road, Flat 3"), or the
+    # letters in order with the spaces ignored: a space slipped ("oatlands court" /
+    # "oatland scourt") splits two tokens into two others.
+    ratio = max(fuzz.token_set_ratio(x, y), fuzz.ratio(x.replace(" ", ""), y.replace(" ", "")))
     if ratio >= ADDRESS_HIGH:
         return AddressLevel.HIGH
     if ratio >= ADDRESS_MEDIUM:

@@ -170,6 +170,7 @@ def test_postcode_levels(a: str, b: str | None, level: PostcodeLevel) -> None:
     ("12 Church Road, Hove", "12 Church Road", AddressLevel.HIGH),
     ("Flat 3, 12 Church Road, Hove", "12 Church Road, Hove", AddressLevel.HIGH),
     ("12 Church Road, Hove", "12 Chruch Road, Hove, East Sussex", AddressLevel.MEDIUM),
+    ("12 Slight Place, Oatlands Court", "12 slight place oatland scourt", AddressLevel.HIGH),
     # the house number apart from the street: a neighbour, or a slip of one digit
     ("12 Church Road, Hove", "14 Church Road, Hove", AddressLevel.STREET),
     ("12 Church Road, Hove", "14 Church Rd", AddressLevel.STREET),
