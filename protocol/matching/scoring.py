@@ -33,6 +33,8 @@ Hard rules, because a false merge points a practitioner at the wrong child:
   own: without an agreeing NHS number or UPN such a pair goes to review at most
   (siblings share surname, address and often a nickname's formal name). Given names
   that are close are scored by their level (JW_92, JW_85...) like any field;
+* a record without a given name links only through an agreeing NHS number or UPN,
+  else review at most: nothing else tells a twin from the other twin;
 * a date of birth a digit, a year or a few days out links only with the same home
   (postcode, or address) or an agreeing identifier; else review at most: namesakes
   of one town born days apart are as common as a keying slip.
@@ -368,6 +370,10 @@ def hard_rules(a: IdentityFields, b: IdentityFields,
         dob = vector[_I["dob"]]
         if identifier_agrees:
             return None, None
+        if vector[_I["given_name"]] == GivenNameLevel.MISSING:
+            # Without a given name a twin is the other twin: same birthday, surname and
+            # home is all the pair can show. A person decides.
+            return None, "given_name_missing"
         if dob == DobLevel.OTHER:
             return None, "dob_differs"
         if dob in _DOB_NEAR and not same_home:

@@ -254,3 +254,15 @@ def test_clearly_different_is_measured_on_the_name_pools_twins_are_named_from() 
                     typo += typo_close(a, b)
     assert total > 100_000
     assert typo / total < close / total < 0.0015
+
+
+def test_a_record_without_a_given_name_is_never_linked_to_a_twin_on_its_own() -> None:
+    """A missing given name is neither agreement nor disagreement, so nothing tells twins
+    apart: such a pair is reviewed, unless an identifier agrees."""
+    nameless = replace(CHILD, given_name=None)
+    result = score(CHILD, nameless)
+    assert result.level("given_name") == "MISSING"
+    assert result.weights[FIELDS.index("given_name")] == 0.0
+    assert result.cap == "given_name_missing" and result.decision() is Decision.REVIEW
+    both = replace(CHILD, nhs_number="9434765919")
+    assert score(both, replace(nameless, nhs_number="9434765919")).decision() is Decision.LINK
