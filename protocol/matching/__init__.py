@@ -25,9 +25,9 @@ Modules:
     compare   IdentityFields and the per-field comparison levels
     location  postcode and address levels (edit distance; house number apart from street)
     frequencies  term frequencies of names, postcodes and addresses
-    scoring   Model (m/u, prior, thresholds), TermFrequencies, score, decide, EM
+    scoring   Model (m/u, prior, thresholds), score, decide, the hard rules
     blocking  blocking keys and in-memory candidate pairs
-    training  a model from the records: u by random sampling, m by EM
+    training  a model from the records: u by random sampling, m by EM; plain EM
 """
 
 from protocol.matching.blocking import blocking_keys, candidate_pairs, dob_variants
@@ -60,11 +60,10 @@ from protocol.matching.scoring import (
     Model,
     Thresholds,
     decide,
-    estimate_m_u,
     hard_rules,
     score,
 )
-from protocol.matching.training import TrainingSummary, estimate_u, train
+from protocol.matching.training import TrainingSummary, estimate_m_u, estimate_u, train
 
 __all__ = [
     "COMPARISONS",
