@@ -2,10 +2,10 @@
 
 Each council is enrolled as an operator would (``CouncilService``) and sends its
 records as signed batches, which the hub's ``BatchIntake`` verifies, applies and
-resolves in each batch's transaction with the ``Linker`` (the built-in model: no
+queues; the ``Resolver`` drains the queue with the ``Linker`` (the built-in model: no
 model is stored yet). Then ``ModelTrainer`` estimates a model from the records (as
-``national-hub model train``) and ``ReviewService.re_resolve`` re-links every
-council with it (as ``national-hub links resolve``). The national ids after each
+``national-hub model train``) and ``Resolver.re_resolve`` re-links every council
+with it (as ``national-hub links resolve``). The national ids after each
 phase are the clusterings scored. Batches are signed before the clock starts:
 signing is the councils' work, not the hub's.
 """
@@ -28,7 +28,7 @@ from national_hub.services.batch_intake import BatchIntake
 from national_hub.services.councils import CouncilService
 from national_hub.services.linking import Linker
 from national_hub.services.model_training import ModelTrainer
-from national_hub.services.review import ReviewService
+from national_hub.services.resolver import Resolver
 from national_hub.storage.batches import BatchStore
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
@@ -90,23 +90,23 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[
             await councils.enrol(council, council, keys.public_pem(key.public_key()))
             bodies += [(council, b) for b in _signed_batches(council, records, key,
                                                              batch_size)]
-        linker = Linker(RecordStore())
-        intake = BatchIntake(pool, CouncilStore(), BatchStore(), RecordStore(), linker,
+        resolver = Resolver(pool, Linker(RecordStore()))
+        intake = BatchIntake(pool, CouncilStore(), BatchStore(), RecordStore(),
                              keys.generate())
         started = time.perf_counter()
         for council, body in tqdm(bodies, desc="hub: batches", unit="batch"):
             result = await intake.receive(council, body)
             assert not result.replayed
+        await resolver.drain()
         intake_seconds = time.perf_counter() - started
         after_intake = await _national_ids(pool)
 
         started = time.perf_counter()
         stored = await ModelTrainer(pool).train(seed=seed)
         train_seconds = time.perf_counter() - started
-        reviews = ReviewService(pool, linker)
         started = time.perf_counter()
         for council in tqdm(by_council, desc="hub: links resolve", unit="council"):
-            await reviews.re_resolve(council)
+            await resolver.re_resolve(council)
         resolve_seconds = time.perf_counter() - started
         after_training = await _national_ids(pool)
         async with pool.acquire() as conn:

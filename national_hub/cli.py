@@ -177,7 +177,8 @@ def links() -> None:
     pass
 
 
-@links.command("export", help="Write council,local_id,national_id,status as CSV.")
+@links.command("export", help="Write council,local_id,national_id,status,model_version "
+                               "as CSV (model_version: the model that decided the link).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def links_export(obj: Context, out: Path) -> None:

@@ -130,7 +130,8 @@ def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
         links = tmp_path / "links.csv"
         run([hub_cli, "links", "export", "--out", str(links)], hub_env)
         link_rows = list(csv.DictReader(links.read_text().splitlines()))
-        assert [list(link_rows[0])] == [["council", "local_id", "national_id", "status"]]
+        assert [list(link_rows[0])] == [["council", "local_id", "national_id", "status",
+                                         "model_version"]]
         assert {r["status"] for r in link_rows} == {"single"} and len(link_rows) == 2
 
         listing = run([hub_cli, "councils", "list"], hub_env).stdout

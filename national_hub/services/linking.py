@@ -28,7 +28,7 @@ import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,12 +51,15 @@ from protocol.matching import (
     score,
 )
 from protocol.matching.compare import compare_nhs_number, compare_upn
+from protocol.matching.frequencies import postcode_key
+from protocol.matching.location import normalise_address
 
 # Records sharing one blocking key beyond which resolution skips the key (the other
 # keys still find candidates). Not the search's limit (services.search) nor the node's.
 RESOLUTION_BLOCK_LIMIT = 200
-# Name frequencies are re-read from the hub's records this often (seconds), and at every
-# batch while the hub holds fewer than SMALL_HUB records (cheap then, and changing fast).
+# Name, postcode and address frequencies are re-read from the hub's records this often
+# (seconds), and at every batch while the hub holds fewer than SMALL_HUB records (cheap
+# then, and changing fast).
 TF_REFRESH = 600.0
 MIN_RECORDS_FOR_PRIOR = 200  # below this a measured prior is noise
 MAX_PRIOR = 1e-3
@@ -72,7 +75,8 @@ def across_councils(model: Model) -> Model:
     the new council records without the former one: a different surname is weaker
     evidence across councils (m 0.12 instead of 0.05). Only m changes: u (how often two
     different children agree) is the model's, trained or not."""
-    postcode_m = {"FULL": 0.05, "SECTOR": 0.005, "DISTRICT": 0.01, "AREA": 0.035, "OTHER": 0.9}
+    postcode_m = {"FULL": 0.05, "TYPO": 0.005, "SECTOR": 0.005, "DISTRICT": 0.01,
+                  "AREA": 0.035, "OTHER": 0.895}
     postcode = {level: (postcode_m[level], u)
                 for level, (_, u) in model.fields["postcode"].items()}
     family = {**model.fields["family_name"],
@@ -152,10 +156,10 @@ def withhold_location(explained: dict[str, Any]) -> dict[str, Any]:
                        if f.get("field") not in LOCATION_COMPARISONS]}
 
 
-def _normalised(counts: dict[str, int]) -> Counter[str]:
+def _normalised(counts: dict[str, int], key: Callable[[str], str]) -> Counter[str]:
     out: Counter[str] = Counter()
-    for name, n in counts.items():
-        out[normalise_name(name)] += n
+    for value, n in counts.items():
+        out[key(value)] += n
     out.pop("", None)
     return out
 
@@ -177,6 +181,9 @@ class LinkPlan:
     reviews: list[NewReview] = field(default_factory=list)
     stale_reviews: list[int] = field(default_factory=list)
     joins: list[tuple[str, str]] = field(default_factory=list)  # (left id, joined id)
+    # local_id -> version of the model that decided its national id (the link's, or the
+    # batch model's when nothing linked)
+    model_versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -214,7 +221,7 @@ class Linker:
         return score(x_fields, y_fields, self.model if x[0] == y[0] else self.across, self.tf)
 
     async def refresh_model(self, conn: asyncpg.Connection) -> None:
-        """Take up a newly stored model; re-read name frequencies and the prior when due."""
+        """Take up a newly stored model; re-read the term frequencies and the prior when due."""
         version = await self.models.latest_version(conn)
         changed = False
         if version is None and self.base is not self.default:
@@ -227,7 +234,11 @@ class Linker:
         small = sum(self.tf.given.values()) < SMALL_HUB
         if small or now - self._tf_read_at > TF_REFRESH:
             given, family = await self.resolution.name_counts(conn)
-            self.tf = TermFrequencies(_normalised(given), _normalised(family))
+            postcodes, addresses = await self.resolution.location_counts(conn)
+            self.tf = TermFrequencies(_normalised(given, normalise_name),
+                                      _normalised(family, normalise_name),
+                                      _normalised(postcodes, postcode_key),
+                                      _normalised(addresses, normalise_address))
             self._tf_read_at = now
             self._rate = await self.resolution.partner_rate(conn)
             changed = True
@@ -302,6 +313,7 @@ class Linker:
         new_ids: list[str] = []
         new_order: dict[str, int] = {}
         assigned: dict[str, str] = {}
+        decided_by: dict[str, str] = {}
         joins: list[tuple[str, str]] = []
         reviews: dict[tuple[RecordKey, RecordKey], NewReview] = {}
 
@@ -348,8 +360,12 @@ class Linker:
                 elif decision is Decision.REVIEW:
                     greys.append((rk, nid, explanation))
             targets = {nid for _, nid, _ in links if not held_by(nid) & apart}
+            decided_by[c.local_id] = model.version
             if targets:
                 chosen = min(targets, key=age)
+                decided_by[c.local_id] = next(
+                    (model if me[0] == rk[0] else across).version
+                    for rk, nid, _ in links if nid == chosen)
                 if c.current_id is not None and c.current_id != chosen:
                     joins.append((c.current_id, chosen))
             elif c.current_id is not None and not held_by(c.current_id):
@@ -385,6 +401,7 @@ class Linker:
             reviews=list(reviews.values()),
             stale_reviews=stale,
             joins=joins,
+            model_versions=decided_by,
         )
 
     async def refresh(self, conn: asyncpg.Connection, plan: LinkPlan,

@@ -9,7 +9,9 @@ import asyncpg
 
 from national_hub.storage.records import RecordStore
 
-LINK_COLUMNS = ("council", "local_id", "national_id", "status")
+# model_version: the matching model that decided the record's national id (blank for a
+# record not resolved since the column was added)
+LINK_COLUMNS = ("council", "local_id", "national_id", "status", "model_version")
 
 
 async def export_links(pool: asyncpg.Pool, records: RecordStore, out: Path) -> int:

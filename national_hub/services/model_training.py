@@ -8,13 +8,22 @@ would teach the model what twins look like. The
 result is stored as a new version; every Linker takes it up at its next batch, and
 explanations and reviews name it. Records are not re-linked here: ``national-hub
 links resolve COUNCIL`` does that with the new model.
+
+The stored summary (printed by ``model train``) says what the new model would do: how
+the sampled candidate pairs decide under the starting model and under the new one
+(link, review, new child, and how many a hard rule vetoed or capped), with the reviews
+scaled to every 10,000 live records when the sample is every candidate pair, and each
+level's match weight, so an operator sees a model that would flood the review queue
+or link far more than the last before re-linking anything with it.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -24,11 +33,13 @@ from national_hub.storage.models import ModelStore, StoredModel
 from national_hub.storage.resolution import ResolutionStore
 from protocol.errors import ConflictError, ErrorCode
 from protocol.matching import (
+    COMPARISONS,
     DEFAULT_MODEL,
     IdentityFields,
     Model,
     compare_all,
     hard_rules,
+    score,
     train,
 )
 
@@ -73,22 +84,29 @@ class ModelTrainer:
             found = {(r["council_code"], r["local_id"]): identity_of(r)
                      for r in await self.resolution.identities(conn, wanted)}
             version_number = await self.models.count(conn) + 1
-            prior = with_prior(start, await self.resolution.partner_rate(conn)).prior
+            rate = await self.resolution.partner_rate(conn)
+            prior = with_prior(start, rate).prior
         random_vectors = [compare_all(*pick) for pick in _random_pairs(sample, random_pairs, rng)]
         say(f"compared {len(random_vectors):,} random pairs")
         candidate_vectors = []
-        for a, b in pairs:
-            if a in found and b in found:
-                vector = compare_all(found[a], found[b])
-                if hard_rules(found[a], found[b], vector)[0] is None:
-                    candidate_vectors.append(vector)
+        compared = [(found[a], found[b]) for a, b in pairs if a in found and b in found]
+        for x, y in compared:
+            vector = compare_all(x, y)
+            if hard_rules(x, y, vector)[0] is None:
+                candidate_vectors.append(vector)
         say(f"compared {len(pairs):,} candidate pairs, {len(candidate_vectors):,} not "
             "vetoed by a hard rule")
         version = f"em-{version_number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         model, summary = train(random_vectors, candidate_vectors, start, version,
                                prior=prior, iterations=iterations)
+        everything = len(pairs) < candidate_pairs  # the sample is every candidate pair
+        before = decisions(compared, with_prior(start, rate), rate[0], everything)
+        after = decisions(compared, with_prior(model, rate), rate[0], everything)
+        say(_quality_line(len(compared), before, after))
+        quality = {"pairs": len(compared), "all_candidate_pairs": everything,
+                   "start": before, "trained": after, "weights": level_weights(model)}
         details = {**summary.to_dict(), "records_sampled": len(sample), "started_from":
-                   start.version, "prior": prior,
+                   start.version, "prior": prior, "quality": quality,
                    "seconds": round(time.perf_counter() - started, 2)}
         async with self.pool.acquire() as conn:
             return await self.models.add(conn, model.version, model.to_dict(), details)
@@ -109,3 +127,37 @@ def _random_pairs(records: list[IdentityFields], n: int,
         out.append((records[i], records[j + (j >= i)]))
     return out
 
+
+def decisions(pairs: Sequence[tuple[IdentityFields, IdentityFields]], model: Model,
+              records: int, everything: bool) -> dict[str, object]:
+    """How the pairs decide under ``model`` (hard rules included; names not adjusted by
+    frequency): link, review, new, and the rules hit. With every candidate pair in
+    ``pairs``, the reviews per 10,000 of the hub's ``records`` too."""
+    counts: Counter[str] = Counter()
+    for a, b in pairs:
+        explained = score(a, b, model)
+        counts[explained.decision().value] += 1
+        if explained.veto or explained.cap:
+            counts[f"rule:{explained.veto or explained.cap}"] += 1
+    out: dict[str, object] = {"link": counts["link"], "review": counts["review"],
+                              "new": counts["new"],
+                              "rules": {k[5:]: v for k, v in sorted(counts.items())
+                                        if k.startswith("rule:")}}
+    if everything and records:
+        out["review_per_10k_records"] = round(counts["review"] * 10_000 / records, 1)
+    return out
+
+
+def level_weights(model: Model) -> dict[str, dict[str, float]]:
+    """Each level's match weight, log2(m/u), rounded: what an operator reads."""
+    return {c.field: {name: round(math.log2(m / u), 2)
+                      for name, (m, u) in model.fields[c.field].items()}
+            for c in COMPARISONS}
+
+
+def _quality_line(pairs: int, start: dict[str, object], trained: dict[str, object]) -> str:
+    per = trained.get("review_per_10k_records")
+    return (f"of {pairs:,} candidate pairs: link {start['link']:,} -> "
+            f"{trained['link']:,}, review {start['review']:,} -> {trained['review']:,}"
+            + (f" ({per} per 10,000 records)" if per is not None else "")
+            + " (starting model -> trained model)")

@@ -94,7 +94,8 @@ class Resolver:
             written = sorted(set(plan.touched) | set(claimed.released))
             await self.councils.lock(conn, [council, *await store.councils_holding(
                 conn, written)])
-            await store.set_national_ids(conn, council, plan.national_ids)
+            await store.set_national_ids(conn, council, plan.national_ids,
+                                         plan.model_versions)
             await self.linker.refresh(conn, plan, claimed.released)
             # new links, splits and review pairs carry shielding to every related record
             await self.shielding.refresh(

@@ -199,6 +199,7 @@ class RecordStore:
 
     async def export_links(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return await conn.fetch(
-            "SELECT council_code AS council, local_id, national_id, link_status AS status"
-            " FROM records WHERE record IS NOT NULL ORDER BY council_code, local_id"
+            "SELECT council_code AS council, local_id, national_id, link_status AS status,"
+            " model_version FROM records WHERE record IS NOT NULL"
+            " ORDER BY council_code, local_id"
         )

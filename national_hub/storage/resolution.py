@@ -152,19 +152,25 @@ class ResolutionStore:
         return [((r["ca"], r["la"]), (r["cb"], r["lb"])) for r in rows]
 
     async def set_national_ids(self, conn: asyncpg.Connection, council: str,
-                               national_ids: dict[str, str]) -> None:
-        """Point records at their resolved national ids; rows already right are left. A
-        pending record becomes 'single' in the same write, so a new record is rewritten
-        once more only if ``refresh_status`` finds it linked or in review."""
+                               national_ids: dict[str, str],
+                               model_versions: dict[str, str] | None = None) -> None:
+        """Point records at their resolved national ids, and note the model version that
+        decided each (``model_versions``); rows already right are left. A pending record
+        becomes 'single' in the same write, so a new record is rewritten once more only
+        if ``refresh_status`` finds it linked or in review."""
         if not national_ids:
             return
+        versions = model_versions or {}
         await conn.execute(
             "UPDATE records r SET national_id = u.n, updated_at = now(),"
+            " model_version = coalesce(u.v, r.model_version),"
             " link_status = CASE WHEN r.link_status = $4 THEN 'single' ELSE r.link_status END"
-            " FROM unnest($2::text[], $3::text[]) AS u(l, n)"
+            " FROM unnest($2::text[], $3::text[], $5::text[]) AS u(l, n, v)"
             " WHERE r.council_code = $1 AND r.local_id = u.l AND r.record IS NOT NULL"
-            " AND (r.national_id IS DISTINCT FROM u.n OR r.link_status = $4)",
-            council, list(national_ids), list(national_ids.values()), PENDING)
+            " AND (r.national_id IS DISTINCT FROM u.n OR r.link_status = $4"
+            "      OR r.model_version IS DISTINCT FROM coalesce(u.v, r.model_version))",
+            council, list(national_ids), list(national_ids.values()), PENDING,
+            [versions.get(lid) for lid in national_ids])
 
     async def holders(self, conn: asyncpg.Connection,
                       national_ids: Sequence[str]) -> list[asyncpg.Record]:
@@ -202,6 +208,17 @@ class ResolutionStore:
                                   f" WHERE {_RESOLVED} GROUP BY family_name")
         return ({r["n"]: r["c"] for r in given if r["n"]},
                 {r["n"]: r["c"] for r in family if r["n"]})
+
+    async def location_counts(self, conn: asyncpg.Connection
+                              ) -> tuple[dict[str, int], dict[str, int]]:
+        """How many resolved live records carry each postcode and each address line, as
+        written (the caller normalises and adds up spellings of one value)."""
+        postcode = await conn.fetch("SELECT postcode AS v, count(*) AS c FROM records"
+                                    f" WHERE {_RESOLVED} GROUP BY postcode")
+        address = await conn.fetch("SELECT address_line AS v, count(*) AS c FROM records"
+                                   f" WHERE {_RESOLVED} GROUP BY address_line")
+        return ({r["v"]: r["c"] for r in postcode if r["v"]},
+                {r["v"]: r["c"] for r in address if r["v"]})
 
     async def partner_rate(self, conn: asyncpg.Connection) -> tuple[int, int, int]:
         """(resolved live records, those with an NHS number, those whose NHS number

@@ -23,9 +23,11 @@ scoring (``blocking``).
 Modules:
     names     normalisation, name parts, nickname equivalence, phonetic codes
     compare   IdentityFields and the per-field comparison levels
-    scoring   Model (m/u, prior, thresholds), TermFrequencies, score, decide, EM
+    location  postcode and address levels (edit distance; house number apart from street)
+    frequencies  term frequencies of names, postcodes and addresses
+    scoring   Model (m/u, prior, thresholds), score, decide, the hard rules
     blocking  blocking keys and in-memory candidate pairs
-    training  a model from the records: u by random sampling, m by EM
+    training  a model from the records: u by random sampling, m by EM; plain EM
 """
 
 from protocol.matching.blocking import blocking_keys, candidate_pairs, dob_variants
@@ -42,6 +44,7 @@ from protocol.matching.compare import (
     SexLevel,
     compare_all,
 )
+from protocol.matching.frequencies import TermFrequencies
 from protocol.matching.names import (
     UK_DIMINUTIVES,
     given_names_equivalent,
@@ -55,14 +58,12 @@ from protocol.matching.scoring import (
     Explanation,
     FieldScore,
     Model,
-    TermFrequencies,
     Thresholds,
     decide,
-    estimate_m_u,
     hard_rules,
     score,
 )
-from protocol.matching.training import TrainingSummary, estimate_u, train
+from protocol.matching.training import TrainingSummary, estimate_m_u, estimate_u, train
 
 __all__ = [
     "COMPARISONS",

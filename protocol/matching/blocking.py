@@ -23,6 +23,10 @@ name it may stand for; ``g`` its first letter):
 ``dp:DOB:DISTRICT``           date of birth (and swap) + postcode district: both names
 ``ym:YYYY-MM:F:g``            birth year and month + family name + initial: day typos
 ``fy:F:YYYY:g``               family name or a *former* surname + birth year + initial
+``md:F:MM-DD:g``              family name + birth day and month + initial: year typos
+``d:DOB:P``                   date of birth (and swap) + the *given* name's metaphone
+                              code, in the family name's namespace: the two names
+                              swapped between records ("Dixon Cale" / "Caleb Dixon")
 ``gp:G:DISTRICT``             given name + postcode district: DOB typos, new surname
 ``nf:G:F``                    given name + family name, only of a record *without* a
                               date of birth (a feed left it blank): search finds it
@@ -79,6 +83,7 @@ def blocking_keys(record: IdentityFields) -> set[str]:
     given = given_name_keys(record.given_name)
     initial = normalise_name(record.given_name)[:1]
     district = _district(record.postcode)
+    crossed = phonetic(record.given_name)  # meets the other record's family name
     dob = record.dob
     if dob is not None:
         for day in dob_variants(dob):
@@ -87,10 +92,14 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             keys.update(f"dg:{iso}:{name}" for name in given)
             if district:
                 keys.add(f"dp:{iso}:{district}")
+            if crossed:
+                keys.add(f"d:{iso}:{crossed}")
         if initial:
             month = f"{dob.year:04d}-{dob.month:02d}"
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)
             keys.update(f"fy:{code}:{dob.year}:{initial}" for code in family | former)
+            month_day = f"{dob.month:02d}-{dob.day:02d}"
+            keys.update(f"md:{code}:{month_day}:{initial}" for code in family)
     elif given and family:
         # Narrow because only records lacking a date of birth carry it; a search probes
         # it with its names alone (protocol.search).

@@ -18,27 +18,39 @@ estimator work on.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from rapidfuzz import fuzz
 from stdnum.gb import nhs, upn
 
+from protocol.matching.location import (
+    AddressLevel,
+    PostcodeLevel,
+    compare_address,
+    compare_postcode,
+    normalise_address,
+)
 from protocol.matching.names import (
-    fold,
     given_names_equivalent,
     jaro_winkler,
     name_parts,
     normalise_name,
     phonetic,
+    typo_close,
 )
 
 if TYPE_CHECKING:
     from protocol.records import ChildRecord
+
+__all__ = ["COMPARISONS", "FIELDS", "LEVELS", "AddressLevel", "Comparison", "DobLevel",
+           "FamilyNameLevel", "GivenNameLevel", "IdentifierLevel", "IdentityFields",
+           "OtherGivenNamesLevel", "PostcodeLevel", "SexLevel", "compare_address",
+           "compare_all", "compare_dob", "compare_family_name", "compare_given_name",
+           "compare_nhs_number", "compare_postcode", "compare_sex", "compare_upn",
+           "names_swapped", "normalise_address", "valid_nhs_number", "valid_upn"]
 
 # Per-value caches hold one entry per distinct NHS number, UPN, address or postcode: a
 # hub of a few hundred thousand records must fit, or every comparison recomputes them.
@@ -47,14 +59,6 @@ SEX_MISSING = frozenset({0, 9})  # "not known" and "not specified" say nothing
 # Name particles that never count as a part of a double-barrelled surname on their own.
 _PARTICLES = frozenset({"van", "von", "der", "den", "de", "la", "le", "du", "da", "di", "del",
                         "al", "el", "bin", "ben", "ap", "st", "mc", "mac", "o"})
-_ADDRESS_WORDS = {
-    "rd": "road", "st": "street", "ave": "avenue", "av": "avenue", "cl": "close",
-    "cres": "crescent", "cresc": "crescent", "dr": "drive", "gdns": "gardens", "gr": "grove",
-    "ln": "lane", "pl": "place", "sq": "square", "ter": "terrace", "terr": "terrace",
-    "ct": "court", "pk": "park", "wy": "way", "hse": "house", "cott": "cottage",
-}
-_ADDRESS_TOKEN = re.compile(r"[^\W_]+")  # letters and digits of any script
-_POSTCODE_AREA = re.compile(r"[A-Z]{1,2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,9 @@ class GivenNameLevel(IntEnum):
     PHONETIC = 1
     JW_85 = 2
     JW_92 = 3
-    NICKNAME = 4
-    EXACT = 5
+    SWAPPED = 4   # given and family names swapped between the records
+    NICKNAME = 5
+    EXACT = 6
 
 
 class OtherGivenNamesLevel(IntEnum):
@@ -105,33 +110,26 @@ class FamilyNameLevel(IntEnum):
     OTHER = 0
     PHONETIC = 1
     JW_HIGH = 2
-    FORMER = 3   # one record's surname is a former surname of the other
-    PART = 4     # one part of a hyphenated / double-barrelled surname is the other
-    EXACT = 5
+    SWAPPED = 3  # given and family names swapped between the records
+    FORMER = 4   # one record's surname is a former surname of the other
+    PART = 5     # one part of a hyphenated / double-barrelled surname is the other
+    EXACT = 6
 
 
 class DobLevel(IntEnum):
     MISSING = -1
     OTHER = 0
     SAME_YEAR_MONTH = 1
-    ONE_DIGIT = 2
-    SWAPPED = 3   # day and month swapped
-    EXACT = 4
+    ONE_DIGIT = 2  # one digit of YYYYMMDD wrong, or two neighbouring digits swapped
+    YEAR_OFF = 3   # the same day and month, the year one out
+    SWAPPED = 4    # day and month swapped
+    EXACT = 5
 
 
 class SexLevel(IntEnum):
     MISSING = -1
     DISAGREE = 0
     AGREE = 1
-
-
-class PostcodeLevel(IntEnum):
-    MISSING = -1
-    OTHER = 0
-    AREA = 1      # "BN"
-    DISTRICT = 2  # "BN1"
-    SECTOR = 3    # "BN1 1"
-    FULL = 4
 
 
 class IdentifierLevel(IntEnum):
@@ -142,26 +140,34 @@ class IdentifierLevel(IntEnum):
     AGREE = 1
 
 
-class AddressLevel(IntEnum):
-    MISSING = -1
-    OTHER = 0
-    MEDIUM = 1    # token-set ratio >= 70
-    HIGH = 2      # token-set ratio >= 90, house numbers not contradicting
-    EXACT = 3
-
-
 JW_HIGH, JW_MEDIUM = 0.92, 0.85
-ADDRESS_HIGH, ADDRESS_MEDIUM = 90.0, 70.0
 
 
 # -- names ---------------------------------------------------------------------------
+
+
+def names_swapped(a: IdentityFields, b: IdentityFields) -> bool:
+    """One record's given name is the other's family name and the other way round
+    ("Olivia Grubb" / "Grubb Olivia"), each exactly or one typo apart."""
+    ga, fa = normalise_name(a.given_name), normalise_name(a.family_name)
+    gb, fb = normalise_name(b.given_name), normalise_name(b.family_name)
+    if not (ga and fa and gb and fb) or ga == gb or ga == fa:
+        return False
+    return _crosswise(ga, fb) and _crosswise(fa, gb)
+
+
+def _crosswise(x: str, y: str) -> bool:
+    return x == y or typo_close(x, y)
 
 
 def compare_given_name(a: IdentityFields, b: IdentityFields) -> GivenNameLevel:
     x, y = normalise_name(a.given_name), normalise_name(b.given_name)
     if not x or not y:
         return GivenNameLevel.MISSING
-    return _given_level(x, y) if x <= y else _given_level(y, x)
+    level = _given_level(x, y) if x <= y else _given_level(y, x)
+    if level < GivenNameLevel.JW_92 and names_swapped(a, b):
+        return GivenNameLevel.SWAPPED
+    return level
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -206,6 +212,8 @@ def compare_family_name(a: IdentityFields, b: IdentityFields) -> FamilyNameLevel
     level = _family_level(x, y) if x <= y else _family_level(y, x)
     if level >= FamilyNameLevel.PART:
         return level
+    if level < FamilyNameLevel.JW_HIGH and names_swapped(a, b):
+        return FamilyNameLevel.SWAPPED
     if a.former_family_names or b.former_family_names:
         if _is_former(x, b.former_family_names) or _is_former(y, a.former_family_names):
             return FamilyNameLevel.FORMER
@@ -244,6 +252,8 @@ def compare_dob(a: IdentityFields, b: IdentityFields) -> DobLevel:
         return DobLevel.EXACT
     if x.year == y.year and x.day == y.month and x.month == y.day:
         return DobLevel.SWAPPED
+    if x.month == y.month and x.day == y.day and abs(x.year - y.year) == 1:
+        return DobLevel.YEAR_OFF
     if _one_digit_apart(x, y):
         return DobLevel.ONE_DIGIT
     if x.year == y.year and x.month == y.month:
@@ -252,89 +262,20 @@ def compare_dob(a: IdentityFields, b: IdentityFields) -> DobLevel:
 
 
 def _one_digit_apart(x: date, y: date) -> bool:
-    """Exactly one digit of YYYYMMDD differs (a keying slip)."""
-    parts = [(p, q, width) for p, q, width in ((x.year, y.year, 4), (x.month, y.month, 2),
-                                               (x.day, y.day, 2)) if p != q]
-    if len(parts) != 1:
-        return False
-    p, q, width = parts[0]
-    return sum(1 for cp, cq in zip(f"{p:0{width}d}", f"{q:0{width}d}", strict=True)
-               if cp != cq) == 1
+    """YYYYMMDD with exactly one digit wrong, or two neighbouring digits swapped
+    (keying slips: 2015-03-14 / 2015-08-14, 2015-03-12 / 2015-03-21)."""
+    p, q = f"{x:%Y%m%d}", f"{y:%Y%m%d}"
+    differ = [i for i, (cp, cq) in enumerate(zip(p, q, strict=True)) if cp != cq]
+    if len(differ) == 1:
+        return True
+    return (len(differ) == 2 and differ[1] == differ[0] + 1
+            and p[differ[0]] == q[differ[1]] and p[differ[1]] == q[differ[0]])
 
 
 def compare_sex(a: IdentityFields, b: IdentityFields) -> SexLevel:
     if a.sex in SEX_MISSING or b.sex in SEX_MISSING:
         return SexLevel.MISSING
     return SexLevel.AGREE if a.sex == b.sex else SexLevel.DISAGREE
-
-
-# -- postcode and address ------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=VALUE_CACHE)
-def _postcode_parts(postcode: str) -> tuple[str, str, str, str] | None:
-    """(full, sector, district, area) of a postcode in any spacing or case."""
-    compact = "".join(postcode.split()).upper()
-    if len(compact) < 5:
-        return None
-    outward, inward = compact[:-3], compact[-3:]
-    area = _POSTCODE_AREA.match(outward)
-    return compact, f"{outward} {inward[0]}", outward, area.group(0) if area else outward
-
-
-def compare_postcode(a: IdentityFields, b: IdentityFields) -> PostcodeLevel:
-    x, y = a.postcode, b.postcode
-    if not x or not y:
-        return PostcodeLevel.MISSING
-    return _postcode_level(x, y) if x <= y else _postcode_level(y, x)
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _postcode_level(a: str, b: str) -> PostcodeLevel:
-    x, y = _postcode_parts(a), _postcode_parts(b)
-    if x is None or y is None:
-        return PostcodeLevel.MISSING
-    for level, i in ((PostcodeLevel.FULL, 0), (PostcodeLevel.SECTOR, 1),
-                     (PostcodeLevel.DISTRICT, 2), (PostcodeLevel.AREA, 3)):
-        if x[i] == y[i]:
-            return level
-    return PostcodeLevel.OTHER
-
-
-@functools.lru_cache(maxsize=VALUE_CACHE)
-def normalise_address(line: str) -> str:
-    """Lower case tokens with common abbreviations written out ("Rd" → "road")."""
-    tokens = _ADDRESS_TOKEN.findall(fold(line))
-    return " ".join(_ADDRESS_WORDS.get(t, t) for t in tokens)
-
-
-@functools.lru_cache(maxsize=VALUE_CACHE)
-def _numbers(address: str) -> frozenset[str]:
-    return frozenset(t for t in address.split() if t.isdigit())
-
-
-def compare_address(a: IdentityFields, b: IdentityFields) -> AddressLevel:
-    if not a.address_line or not b.address_line:
-        return AddressLevel.MISSING
-    x, y = normalise_address(a.address_line), normalise_address(b.address_line)
-    if not x or not y:
-        return AddressLevel.MISSING
-    return _address_level(x, y) if x <= y else _address_level(y, x)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _address_level(x: str, y: str) -> AddressLevel:
-    if x == y:
-        return AddressLevel.EXACT
-    nx, ny = _numbers(x), _numbers(y)
-    if nx and ny and not (nx <= ny or ny <= nx):
-        return AddressLevel.OTHER  # 12 Church Road is not 14 Church Road
-    ratio = fuzz.token_set_ratio(x, y)
-    if ratio >= ADDRESS_HIGH:
-        return AddressLevel.HIGH
-    if ratio >= ADDRESS_MEDIUM:
-        return AddressLevel.MEDIUM
-    return AddressLevel.OTHER
 
 
 # -- strong identifiers --------------------------------------------------------------

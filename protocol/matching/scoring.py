@@ -1,4 +1,4 @@
-"""Fellegi–Sunter scoring, the hard rules on top of it, and EM estimation of m and u.
+"""Fellegi–Sunter scoring and the hard rules on top of it (EM is in ``training``).
 
 For each field, each comparison level has an *m* probability (how often a true
 match shows that level) and a *u* probability (how often two different children
@@ -12,8 +12,10 @@ prior weight plus the field weights, and the match probability follows from it::
     >>> result.level("given_name"), result.decision()
     ('NICKNAME', <Decision.LINK: 'link'>)
 
-Exact name matches are adjusted by how common the name is (:class:`TermFrequencies`,
-as Splink does): agreeing on "Smith" says less than agreeing on "Okonkwo-Reilly".
+Exact matches of names, postcode and address are adjusted by how common the value is
+(:class:`TermFrequencies`, as Splink does): agreeing on "Smith" says less than agreeing
+on "Okonkwo-Reilly", and a postcode forty children's records share (a block of flats,
+a refuge) less than one a single family lives at.
 Postcode and address are not independent: when the postcodes differ, a different
 address is the same move seen twice, so it weighs nothing.
 
@@ -21,21 +23,29 @@ Hard rules, because a false merge points a practitioner at the wrong child:
 
 * two different valid NHS numbers, or two different valid UPNs, never link;
 * **twins**: the same date of birth (or its day–month swap), the same surname
-  and the same postcode or address, with given names that do not agree (not
-  equal, not nickname-equivalent, not one typo apart) never link; if an identifier
-  agrees nonetheless (twins' numbers get swapped), a person decides;
-* given names that do not agree, or dates of birth far apart, never link on their
+  and the same postcode or address, with *clearly different* given names never
+  link; if an identifier agrees nonetheless (twins' numbers get swapped), a person
+  decides. Clearly different is measured, not a switch: not equal, not a nickname,
+  not swapped with the family name, and not close (one typo, or two slips with the
+  same first letter and Jaro–Winkler >= 0.92, without a clash of sex): see
+  :func:`given_names_agree`;
+* clearly different given names, or dates of birth far apart, never link on their
   own: without an agreeing NHS number or UPN such a pair goes to review at most
-  (siblings share surname, address and often a nickname's formal name).
+  (siblings share surname, address and often a nickname's formal name). Given names
+  that are close are scored by their level (JW_92, JW_85...) like any field;
+* a record without a given name links only through an agreeing NHS number or UPN,
+  else review at most: nothing else tells a twin from the other twin;
+* a date of birth a digit, a year or a few days out links only with the same home
+  (postcode, or address) or an agreeing identifier; else review at most: namesakes
+  of one town born days apart are as common as a keying slip.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
@@ -54,15 +64,14 @@ from protocol.matching.compare import (
     SexLevel,
     compare_all,
 )
-from protocol.matching.names import TermFrequencies, normalise_name, typo_close
+from protocol.matching.frequencies import TF_FIELDS, TermFrequencies
+from protocol.matching.names import given_names_close
 
 __all__ = [
     "DEFAULT_MODEL", "Decision", "Explanation", "FieldScore", "Model", "TermFrequencies",
-    "Thresholds", "decide", "estimate_m_u", "given_names_agree", "hard_rules", "score",
+    "Thresholds", "decide", "given_names_agree", "hard_rules", "score",
 ]
 
-TF_FIELDS = ("given_name", "family_name")
-_EPSILON = 1e-9
 
 
 class Decision(StrEnum):
@@ -99,23 +108,32 @@ def decide(total: float, thresholds: Thresholds) -> Decision:
 # of two different children drawn at random in England, 0-17 (about 6,600 birthdays,
 # 1.7 million unit postcodes; name shares by the term frequencies).
 DEFAULT_FIELDS: dict[str, dict[str, tuple[float, float]]] = {
-    "given_name": {"EXACT": (0.86, 0.008), "NICKNAME": (0.06, 0.001), "JW_92": (0.03, 0.002),
-                   "JW_85": (0.01, 0.006), "PHONETIC": (0.01, 0.005), "OTHER": (0.03, 0.978)},
+    # Names swapped between the records ("Grubb Olivia"): each field says so; two random
+    # children show it about as often as sharing both names, once in 100,000 pairs.
+    "given_name": {"EXACT": (0.85, 0.008), "NICKNAME": (0.06, 0.001), "SWAPPED": (0.01, 1e-5),
+                   "JW_92": (0.03, 0.002), "JW_85": (0.01, 0.006), "PHONETIC": (0.01, 0.005),
+                   "OTHER": (0.03, 0.97799)},
     "other_given_names": {"EXACT": (0.88, 0.006), "PARTIAL": (0.07, 0.002),
                           "OTHER": (0.05, 0.992)},
-    "family_name": {"EXACT": (0.86, 0.002), "PART": (0.03, 0.0002), "FORMER": (0.02, 0.0001),
-                    "JW_HIGH": (0.03, 0.001), "PHONETIC": (0.01, 0.002),
-                    "OTHER": (0.05, 0.9947)},
-    "dob": {"EXACT": (0.97, 0.00015), "SWAPPED": (0.006, 0.00006), "ONE_DIGIT": (0.01, 0.003),
-            "SAME_YEAR_MONTH": (0.004, 0.003), "OTHER": (0.01, 0.99379)},
+    "family_name": {"EXACT": (0.85, 0.002), "PART": (0.03, 0.0002), "FORMER": (0.02, 0.0001),
+                    "SWAPPED": (0.01, 1e-5), "JW_HIGH": (0.03, 0.001),
+                    "PHONETIC": (0.01, 0.002), "OTHER": (0.05, 0.99469)},
+    # YEAR_OFF: the same day and month (1 in 365) a year out (1 in 9.5 of two children's
+    # birth years 0-17 are next to each other).
+    "dob": {"EXACT": (0.965, 0.00015), "SWAPPED": (0.006, 0.00006), "YEAR_OFF": (0.005, 0.0003),
+            "ONE_DIGIT": (0.01, 0.003), "SAME_YEAR_MONTH": (0.004, 0.003),
+            "OTHER": (0.01, 0.99349)},
     "sex": {"AGREE": (0.995, 0.5), "DISAGREE": (0.005, 0.5)},
     # Children move house often and services learn of it late: one in eight true pairs
-    # shows two different addresses.
-    "postcode": {"FULL": (0.83, 0.0001), "SECTOR": (0.01, 0.0005), "DISTRICT": (0.02, 0.002),
-                 "AREA": (0.02, 0.01), "OTHER": (0.12, 0.9874)},
+    # shows two different addresses. TYPO: one edit apart in another sector, as rare
+    # between two random children as one sector.
+    "postcode": {"FULL": (0.82, 0.0001), "TYPO": (0.01, 0.0003), "SECTOR": (0.01, 0.0005),
+                 "DISTRICT": (0.02, 0.002), "AREA": (0.02, 0.01), "OTHER": (0.12, 0.9871)},
     # Same house, same postcode: the address adds little once the postcode agrees.
-    "address_line": {"EXACT": (0.65, 0.02), "HIGH": (0.1, 0.01), "MEDIUM": (0.05, 0.02),
-                     "OTHER": (0.2, 0.95)},
+    # STREET (a different house number on the same street) is a neighbour as often as
+    # a slip of one digit: a little evidence, never the same house's.
+    "address_line": {"EXACT": (0.65, 0.02), "HIGH": (0.1, 0.01), "STREET": (0.03, 0.01),
+                     "MEDIUM": (0.05, 0.02), "OTHER": (0.17, 0.94)},
     "nhs_number": {"AGREE": (0.999, 1e-7), "DISAGREE": (0.001, 1.0 - 1e-7)},
     "upn": {"AGREE": (0.999, 1e-7), "DISAGREE": (0.001, 1.0 - 1e-7)},
 }
@@ -192,15 +210,22 @@ class Model:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Model:
+        """A model as :meth:`to_dict` wrote it. A model stored before a comparison level
+        existed (a hub's trained model, say) gets the default's m and u for it: the new
+        level then weighs what it does in the default until the hub trains again."""
         try:
+            fields = {f: {level: (float(p["m"]), float(p["u"])) for level, p in lv.items()}
+                      for f, lv in data["fields"].items()}
+            for f, levels in fields.items():
+                for level, params in DEFAULT_FIELDS.get(f, {}).items():
+                    levels.setdefault(level, params)
             return cls(
                 version=str(data["version"]),
                 prior=float(data["prior"]),
                 thresholds=Thresholds(float(data["thresholds"]["link"]),
                                       float(data["thresholds"]["review"])),
                 tf_max_adjustment=float(data.get("tf_max_adjustment", 5.0)),
-                fields={f: {level: (float(p["m"]), float(p["u"])) for level, p in lv.items()}
-                        for f, lv in data["fields"].items()},
+                fields=fields,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a matching model: {exc!r}") from exc
@@ -298,25 +323,34 @@ def score(a: IdentityFields, b: IdentityFields, model: Model = DEFAULT_MODEL,
 
 
 _I = {name: i for i, name in enumerate(FIELDS)}
-# (index, field, value of its EXACT level) of the fields with term frequencies.
-_TF_FIELD_INDEX = tuple((_I[name], name, int(COMPARISONS[_I[name]].levels["EXACT"]))
+# (index, field, value of its exact level) of the fields with term frequencies.
+_EXACT_LEVEL = {"postcode": "FULL"}
+_TF_FIELD_INDEX = tuple((_I[name], name,
+                         int(COMPARISONS[_I[name]].levels[_EXACT_LEVEL.get(name, "EXACT")]))
                         for name in TF_FIELDS)
 _NO_ADJUSTMENTS: tuple[float, ...] = (0.0,) * len(FIELDS)
 _POSTCODE, _ADDRESS = _I["postcode"], _I["address_line"]
 _POSTCODES_DIFFER = frozenset({PostcodeLevel.OTHER, PostcodeLevel.AREA, PostcodeLevel.DISTRICT,
                                PostcodeLevel.SECTOR})
+_DOB_NEAR = frozenset({DobLevel.ONE_DIGIT, DobLevel.YEAR_OFF, DobLevel.SAME_YEAR_MONTH})
 _FAMILY_SAME = frozenset({FamilyNameLevel.EXACT, FamilyNameLevel.PART,
                           FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH})
 
 
+_GIVEN_AGREE = frozenset({GivenNameLevel.EXACT, GivenNameLevel.NICKNAME, GivenNameLevel.SWAPPED,
+                          GivenNameLevel.MISSING})
+
+
 def given_names_agree(a: IdentityFields, b: IdentityFields, vector: Sequence[int]) -> bool:
-    """Equal, nickname-equivalent, or one typo apart without a clash of sex."""
-    level = vector[_I["given_name"]]
-    if level in (GivenNameLevel.EXACT, GivenNameLevel.NICKNAME, GivenNameLevel.MISSING):
+    """Not clearly different: equal, nickname-equivalent, swapped with the family name,
+    missing on one side, or close by measured similarity
+    (:func:`~protocol.matching.names.given_names_close`: "maddison" / "madisno") without
+    a clash of sex (Eliza and Elijah are twins' names)."""
+    if vector[_I["given_name"]] in _GIVEN_AGREE:
         return True
     if vector[_I["sex"]] == SexLevel.DISAGREE:
         return False
-    return typo_close(normalise_name(a.given_name), normalise_name(b.given_name))
+    return given_names_close(a.given_name, b.given_name)
 
 
 def _too_little_identity(vector: Sequence[int]) -> bool:
@@ -337,86 +371,23 @@ def hard_rules(a: IdentityFields, b: IdentityFields,
         return "upn_differs", None
     identifier_agrees = IdentifierLevel.AGREE in (nhs, upn)
     if not identifier_agrees and _too_little_identity(vector):
+        # without a given name a twin is the other twin; without two of given name,
+        # family name and date of birth the pair shows too little: a person decides
         return None, "identity_incomplete"
-    if given_names_agree(a, b, vector):
-        if vector[_I["dob"]] == DobLevel.OTHER and not identifier_agrees:
-            return None, "dob_differs"
-        return None, None
     same_home = (vector[_I["postcode"]] == PostcodeLevel.FULL
                  or vector[_I["address_line"]] in (AddressLevel.EXACT, AddressLevel.HIGH))
+    if given_names_agree(a, b, vector):
+        dob = vector[_I["dob"]]
+        if identifier_agrees:
+            return None, None
+        if dob == DobLevel.OTHER:
+            return None, "dob_differs"
+        if dob in _DOB_NEAR and not same_home:
+            # Two Emily Robertsons of one town born six days apart: a date a digit or a
+            # year out is a slip only when something else ties the records together.
+            return None, "dob_differs_elsewhere"
+        return None, None
     if (vector[_I["dob"]] in (DobLevel.EXACT, DobLevel.SWAPPED)
             and vector[_I["family_name"]] in _FAMILY_SAME and same_home):
         return (None, "twins") if identifier_agrees else ("twins", None)
     return (None, None) if identifier_agrees else (None, "given_names_differ")
-
-
-# -- EM estimation -------------------------------------------------------------------
-
-
-def estimate_m_u(pairs_levels: Iterable[Sequence[int]], model: Model, *,
-                 iterations: int = 10, update_u: bool = False,
-                 version: str | None = None) -> Model:
-    """Re-estimate m (and u, if ``update_u``) by expectation maximisation.
-
-    ``pairs_levels`` are the comparison vectors (:func:`compare_all`) of candidate
-    pairs. Starting from ``model``, each iteration computes every distinct vector's
-    match probability (E) and re-estimates each level's m and u as the weighted
-    share of pairs showing it (M), as Splink does. ``MISSING`` levels are left out.
-
-    Both m and u are estimated, but by default only m is written back: true matches
-    look the same among candidate pairs as anywhere, while the non-matches blocking
-    lets through (siblings, neighbours, namesakes) agree far more often than two
-    children drawn at random, which is what the model's u and prior describe.
-
-    Numerically safe: work is in log space, probabilities stay in ``[1e-6, 1 - 1e-6]``
-    and a level never seen gets a small probability, never zero.
-    """
-    counts = Counter(tuple(int(x) for x in v) for v in pairs_levels)
-    if not counts:
-        return model
-    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
-    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
-         for i, c in enumerate(COMPARISONS)]
-    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
-         for i, c in enumerate(COMPARISONS)]
-    share = 0.5  # of candidate pairs that match; estimated along the way
-    pairs = sum(counts.values())
-    for _ in range(iterations):
-        posterior = {v: _posterior(v, m, u, share) for v in counts}
-        matched = sum(c * posterior[v] for v, c in counts.items())
-        share = min(1 - 1e-6, max(1e-6, matched / pairs))
-        m = [_m_step(counts, posterior, i, levels[i], match=True) for i in range(len(FIELDS))]
-        u = [_m_step(counts, posterior, i, levels[i], match=False) for i in range(len(FIELDS))]
-    fields = {c.field: {lv.name: (m[i][lv.value], u[i][lv.value] if update_u
-                                  else model.fields[c.field][lv.name][1])
-                        for lv in levels[i]}
-              for i, c in enumerate(COMPARISONS)}
-    return replace(model, fields=fields, version=version or f"{model.version}+em")
-
-
-def _posterior(vector: tuple[int, ...], m: list[dict[int, float]], u: list[dict[int, float]],
-               share: float) -> float:
-    log_match, log_other = math.log(share), math.log(1.0 - share)
-    for i, level in enumerate(vector):
-        if level >= 0:
-            log_match += math.log(m[i][level])
-            log_other += math.log(u[i][level])
-    diff = max(-700.0, min(700.0, log_other - log_match))
-    return 1.0 / (1.0 + math.exp(diff))
-
-
-def _m_step(counts: Counter[tuple[int, ...]], posterior: Mapping[tuple[int, ...], float],
-            i: int, levels: Sequence[Any], *, match: bool) -> dict[int, float]:
-    mass = {lv.value: 0.0 for lv in levels}
-    for vector, count in counts.items():
-        level = vector[i]
-        if level >= 0:
-            p = posterior[vector]
-            mass[level] += count * (p if match else 1.0 - p)
-    total = sum(mass.values())
-    if total <= _EPSILON:
-        return {level: 1.0 / len(mass) for level in mass}
-    floor = 1e-6
-    probs = {level: max(floor, value / total) for level, value in mass.items()}
-    norm = sum(probs.values())
-    return {level: min(1.0 - floor, p / norm) for level, p in probs.items()}

@@ -34,11 +34,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from protocol.matching.compare import COMPARISONS
+from protocol.matching.compare import COMPARISONS, FIELDS
 from protocol.matching.scoring import Model
 
-__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_m", "estimate_u", "train"]
+__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_m", "estimate_m_u", "estimate_u", "train"]
 
+_EPSILON = 1e-9
 MIN_COUNT = 20  # sampled pairs a level needs before its measured share replaces the model's
 _FLOOR = 1e-7
 
@@ -169,3 +170,75 @@ def train(random_vectors: Sequence[Sequence[int]], candidate_vectors: Sequence[S
                 for i, c in enumerate(COMPARISONS)}
     return trained, TrainingSummary(len(random_vectors), len(candidate_vectors), iterations,
                                     measured, change)
+
+
+# -- EM over every field (both classes), as a plain Splink EM -------------------------
+
+
+def estimate_m_u(pairs_levels: Iterable[Sequence[int]], model: Model, *,
+                 iterations: int = 10, update_u: bool = False,
+                 version: str | None = None) -> Model:
+    """Re-estimate m (and u, if ``update_u``) by expectation maximisation.
+
+    ``pairs_levels`` are the comparison vectors (:func:`compare_all`) of candidate
+    pairs. Starting from ``model``, each iteration computes every distinct vector's
+    match probability (E) and re-estimates each level's m and u as the weighted
+    share of pairs showing it (M), as Splink does. ``MISSING`` levels are left out.
+
+    Both m and u are estimated, but by default only m is written back: true matches
+    look the same among candidate pairs as anywhere, while the non-matches blocking
+    lets through (siblings, neighbours, namesakes) agree far more often than two
+    children drawn at random, which is what the model's u and prior describe.
+
+    Numerically safe: work is in log space, probabilities stay in ``[1e-6, 1 - 1e-6]``
+    and a level never seen gets a small probability, never zero.
+    """
+    counts = Counter(tuple(int(x) for x in v) for v in pairs_levels)
+    if not counts:
+        return model
+    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
+    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    share = 0.5  # of candidate pairs that match; estimated along the way
+    pairs = sum(counts.values())
+    for _ in range(iterations):
+        posterior = {v: _posterior(v, m, u, share) for v in counts}
+        matched = sum(c * posterior[v] for v, c in counts.items())
+        share = min(1 - 1e-6, max(1e-6, matched / pairs))
+        m = [_m_step(counts, posterior, i, levels[i], match=True) for i in range(len(FIELDS))]
+        u = [_m_step(counts, posterior, i, levels[i], match=False) for i in range(len(FIELDS))]
+    fields = {c.field: {lv.name: (m[i][lv.value], u[i][lv.value] if update_u
+                                  else model.fields[c.field][lv.name][1])
+                        for lv in levels[i]}
+              for i, c in enumerate(COMPARISONS)}
+    return replace(model, fields=fields, version=version or f"{model.version}+em")
+
+
+def _posterior(vector: tuple[int, ...], m: list[dict[int, float]], u: list[dict[int, float]],
+               share: float) -> float:
+    log_match, log_other = math.log(share), math.log(1.0 - share)
+    for i, level in enumerate(vector):
+        if level >= 0:
+            log_match += math.log(m[i][level])
+            log_other += math.log(u[i][level])
+    diff = max(-700.0, min(700.0, log_other - log_match))
+    return 1.0 / (1.0 + math.exp(diff))
+
+
+def _m_step(counts: Counter[tuple[int, ...]], posterior: Mapping[tuple[int, ...], float],
+            i: int, levels: Sequence[Any], *, match: bool) -> dict[int, float]:
+    mass = {lv.value: 0.0 for lv in levels}
+    for vector, count in counts.items():
+        level = vector[i]
+        if level >= 0:
+            p = posterior[vector]
+            mass[level] += count * (p if match else 1.0 - p)
+    total = sum(mass.values())
+    if total <= _EPSILON:
+        return {level: 1.0 / len(mass) for level in mass}
+    floor = 1e-6
+    probs = {level: max(floor, value / total) for level, value in mass.items()}
+    norm = sum(probs.values())
+    return {level: min(1.0 - floor, p / norm) for level, p in probs.items()}

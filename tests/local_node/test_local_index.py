@@ -177,3 +177,32 @@ async def test_leaving_the_area_publishes_the_ended_services_and_new_address(
     latest = ChildRecord.from_wire(encoding.unpack(rows[-1]["record"]))
     assert latest.postcode == "TF1 2AB"
     assert [i.end_date.isoformat() for i in latest.involvements if i.end_date] == ["2020-01-31"]
+
+
+async def test_swapped_names_and_typod_given_names_find_their_child_twins_stay_two(
+        pool, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The node matches with the hub's rules: names swapped between feeds, and a given
+    name two slips out at the same home and birthday, are the same child; twins whose
+    names are clearly different (Mason and Jason) stay two."""
+    education = tmp_path / "education.csv"
+    education.write_text(
+        "source_ref,upn,given_name,family_name,dob,sex,postcode,address_line\n"
+        "E1,,Olivia,Grubb,2015-03-14,F,BN1 1AA,12 Church Road\n"
+        "E2,,Maddison,Okafor,2016-05-01,F,TN2 2BB,9 Hill Street\n"
+        "E3,,Mason,Reid,2017-01-02,M,BN2 1AA,5 Mill Lane\n"
+        "E4,,Jason,Reid,2017-01-02,M,BN2 1AA,5 Mill Lane\n", encoding="utf-8")
+    health = tmp_path / "health.csv"
+    health.write_text(
+        "source_ref,nhs_number,given_name,family_name,dob,sex,postcode,address_line\n"
+        "H1,,Grubb,Olivia,2015-03-14,F,BN1 1AA,12 Church Road\n"
+        "H2,,Madisno,Okafor,2016-05-01,F,TN2 2BB,9 Hill Street\n", encoding="utf-8")
+    service = ingest_service(pool)
+    await service.ingest_file("education", education)
+    report = await service.ingest_file("health", health)
+    assert report.errors == []
+    rows = await pool.fetch("SELECT source_ref, local_id FROM source_records")
+    child = {r["source_ref"]: r["local_id"] for r in rows}
+    assert child["H1"] == child["E1"]
+    assert child["H2"] == child["E2"]
+    assert child["E3"] != child["E4"]
+    assert await pool.fetchval("SELECT count(*) FROM children") == 4

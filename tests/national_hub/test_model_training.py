@@ -5,6 +5,7 @@ on the generated population still meet DESIGN §10."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -25,6 +26,9 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=600, check=False)
 
 
+VETOES = {"nhs_number_differs", "upn_differs", "twins"}  # hard rules training leaves out
+
+
 async def test_trained_model_is_stored_versioned_and_used(make_database,
                                                           tmp_path: Path) -> None:
     url = await make_database()
@@ -40,8 +44,10 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         assert "built-in default" in cli("model", "list")
         sent = await send_population(hub, tmp_path / "feeds")
 
-        out = cli("model", "train", "--seed", "7", "--random-pairs", "60000",
-                  "--candidate-pairs", "20000")
+        trained = run(env, "model", "train", "--seed", "7", "--random-pairs", "60000",
+                      "--candidate-pairs", "20000")
+        assert trained.returncode == 0, trained.stderr
+        out = trained.stdout
         (stored,) = json.loads(cli("model", "list", "--json"))
         version = stored["version"]
         assert version in out and version.startswith("em-1-")
@@ -53,11 +59,39 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         assert fields["dob"]["EXACT"]["m"] != DEFAULT_MODEL.fields["dob"]["EXACT"][0]
         assert fields["sex"]["AGREE"]["u"] != DEFAULT_MODEL.fields["sex"]["AGREE"][1]
         assert "EXACT" in summary["u_measured"]["given_name"]
+        # A quality summary, printed and stored: how the sampled candidate pairs decide
+        # under the starting model and the trained one, and each level's weight.
+        quality = summary["quality"]
+        assert quality["pairs"] == summary["candidate_pairs"] + sum(
+            n for rule, n in quality["trained"]["rules"].items() if rule in VETOES)
+        for model_name in ("start", "trained"):
+            decided = quality[model_name]
+            assert decided["link"] + decided["review"] + decided["new"] == quality["pairs"]
+            assert decided["link"] > 0 and decided["new"] > 0
+        assert quality["trained"]["rules"]["nhs_number_differs"] > 0
+        if quality["all_candidate_pairs"]:
+            per = quality["trained"]["review_per_10k_records"]
+            assert per == round(quality["trained"]["review"] * 10_000 / len(sent.person), 1)
+        assert quality["weights"]["dob"]["EXACT"] > 0 > quality["weights"]["dob"]["OTHER"]
+        assert set(quality["weights"]["given_name"]) == set(fields["given_name"])
+        assert f"link {quality['start']['link']:,} -> {quality['trained']['link']:,}" in (
+            trained.stderr)
 
+        before = tmp_path / "before.csv"
+        cli("links", "export", "--out", str(before))
         for council in COUNCILS:
             cli("links", "resolve", council)
         links = await hub_links(hub)
         check(sent, links, f"re-resolved with {version}")
+        # Each link names the model that decided it: the default before, the trained
+        # one after (across councils when the deciding pair was of two councils).
+        after = tmp_path / "after.csv"
+        cli("links", "export", "--out", str(after))
+        for path, decided_by in ((before, DEFAULT_MODEL.version), (after, version)):
+            rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+            assert rows and all(r["model_version"].startswith(decided_by) for r in rows)
+            linked_across = [r for r in rows if r["model_version"].endswith("across-councils")]
+            assert linked_across and all(r["status"] == "linked" for r in linked_across)
 
         async with hub.pool.acquire() as conn:
             rows = await conn.fetch("SELECT explanation::text AS e FROM review_queue"

@@ -115,7 +115,9 @@ def test_former_surname_matches_either_way_and_ignores_case() -> None:
     (date(2015, 3, 14), date(2015, 3, 14), DobLevel.EXACT),
     (date(2015, 3, 4), date(2015, 4, 3), DobLevel.SWAPPED),
     (date(2015, 3, 14), date(2015, 3, 15), DobLevel.ONE_DIGIT),
-    (date(2015, 3, 14), date(2016, 3, 14), DobLevel.ONE_DIGIT),
+    (date(2015, 3, 14), date(2016, 3, 14), DobLevel.YEAR_OFF),   # also one digit
+    (date(2019, 3, 14), date(2020, 3, 14), DobLevel.YEAR_OFF),   # two digits, one year
+    (date(2015, 3, 12), date(2015, 3, 21), DobLevel.ONE_DIGIT),  # digits transposed
     (date(2015, 3, 14), date(2015, 8, 14), DobLevel.ONE_DIGIT),
     (date(2015, 3, 14), date(2015, 3, 27), DobLevel.SAME_YEAR_MONTH),
     (date(2015, 3, 14), date(2017, 9, 1), DobLevel.OTHER),
@@ -142,10 +144,17 @@ def test_sex_levels(a: int, b: int, level: SexLevel) -> None:
     ("BN1 1AA", "BN1 1AA", PostcodeLevel.FULL),
     ("BN1 1AA", "bn11aa", PostcodeLevel.FULL),
     ("BN1 1AA", "BN1 1XY", PostcodeLevel.SECTOR),
-    ("BN1 1AA", "BN1 5AA", PostcodeLevel.DISTRICT),
-    ("BN1 1AA", "BN21 1AA", PostcodeLevel.AREA),
-    ("BN1 1AA", "TF1 1AA", PostcodeLevel.OTHER),
-    ("BN1 1AA", "B1 1AA", PostcodeLevel.OTHER),
+    ("BN1 1AA", "BN1 5XY", PostcodeLevel.DISTRICT),
+    ("BN1 1AA", "BN21 3XY", PostcodeLevel.AREA),
+    ("BN1 1AA", "TF1 1XY", PostcodeLevel.OTHER),
+    ("BN1 1AA", "B1 1XY", PostcodeLevel.OTHER),
+    # one edit apart, not the same sector: a slip of the key
+    ("BN1 1AA", "BN1 5AA", PostcodeLevel.TYPO),    # a digit changed
+    ("BN1 1AA", "BM1 1AA", PostcodeLevel.TYPO),    # a letter changed
+    ("BN1 1AA", "BN21 1AA", PostcodeLevel.TYPO),   # a digit added
+    ("BN1 1AA", "B1 1AA", PostcodeLevel.TYPO),     # a letter dropped
+    ("BN12 1AA", "BN21 1AA", PostcodeLevel.TYPO),  # two digits swapped
+    ("BN12 1AA", "BN21 1AB", PostcodeLevel.AREA),  # two edits
     ("BN1 1AA", None, PostcodeLevel.MISSING),
     ("BN1 1AA", "??", PostcodeLevel.MISSING),
 ])
@@ -161,7 +170,13 @@ def test_postcode_levels(a: str, b: str | None, level: PostcodeLevel) -> None:
     ("12 Church Road, Hove", "12 Church Road", AddressLevel.HIGH),
     ("Flat 3, 12 Church Road, Hove", "12 Church Road, Hove", AddressLevel.HIGH),
     ("12 Church Road, Hove", "12 Chruch Road, Hove, East Sussex", AddressLevel.MEDIUM),
-    ("12 Church Road, Hove", "14 Church Road, Hove", AddressLevel.OTHER),
+    ("12 Slight Place, Oatlands Court", "12 slight place oatland scourt", AddressLevel.HIGH),
+    # the house number apart from the street: a neighbour, or a slip of one digit
+    ("12 Church Road, Hove", "14 Church Road, Hove", AddressLevel.STREET),
+    ("12 Church Road, Hove", "14 Church Rd", AddressLevel.STREET),
+    ("12a Church Road, Hove", "12b Church Road, Hove", AddressLevel.STREET),
+    ("12 Church Road, Hove", "14 Mill Lane, Hove", AddressLevel.OTHER),
+    ("12 Church Road, Hove", "12 Mill Lane, Lewes", AddressLevel.OTHER),
     ("12 Church Road, Hove", "Rose Cottage, Mill Lane, Lewes", AddressLevel.OTHER),
     ("12 Church Road, Hove", None, AddressLevel.MISSING),
 ])

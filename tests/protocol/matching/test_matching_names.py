@@ -122,6 +122,8 @@ def test_typo_close(a: str, b: str, close: bool) -> None:
 @pytest.mark.parametrize("module", ["protocol.matching", "protocol.matching.names",
                                     "protocol.matching.compare", "protocol.matching.scoring",
                                     "protocol.matching.blocking",
+                                    "protocol.matching.location",
+                                    "protocol.matching.frequencies",
                                     "protocol.matching.training"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -235,7 +235,7 @@ def test_model_round_trips_through_json() -> None:
     lambda d: d.pop("prior"),
     lambda d: d.update(prior=1.5),
     lambda d: d["fields"].pop("dob"),
-    lambda d: d["fields"]["dob"].pop("SWAPPED"),
+    lambda d: d["fields"]["dob"].update(NEARLY={"m": 0.1, "u": 0.1}),
     lambda d: d["fields"]["dob"]["EXACT"].update(m=0.0),
     lambda d: d["fields"].update(shoe_size={}),
     lambda d: d["thresholds"].update(review=99.0),
