@@ -43,6 +43,7 @@ WRITE_COLUMNS = (
     "local_id", "given_name", "family_name", "dob", "sex", "other_given_names",
     "former_family_names", "address_line", "postcode", "nhs_number", "upn",
     "parent_carer_name", "parent_carer_phone", "shielded", "date_of_death", "merged_into",
+    "incomplete",
 )
 # Set by the projection only (services.projection, as it publishes), never by an upsert.
 PROJECTION_COLUMNS = ("published_version", "published_digest")

@@ -37,7 +37,7 @@ async def test_an_upsert_round_trips_every_written_field(
         former_family_names=["Mensah"], address_line="1 High Street", postcode="LS1 4AB",
         nhs_number="9434765919", upn="A123456789012", parent_carer_name="Chi Okafor",
         parent_carer_phone="0113 496 0000", shielded=True, date_of_death=date(2020, 1, 1),
-        merged_into="L000000002")
+        merged_into="L000000002", incomplete="dob: blank")
     defaults = ChildRow("x", "x", "x", date(2000, 1, 1))
     assert all(getattr(child, f.name) != getattr(defaults, f.name) for f in fields(ChildRow)
                if f.name not in PROJECTION_COLUMNS)
