@@ -386,6 +386,10 @@ def hard_rules(a: IdentityFields, b: IdentityFields,
             # Two Emily Robertsons of one town born six days apart: a date a digit or a
             # year out is a slip only when something else ties the records together.
             return None, "dob_differs_elsewhere"
+        if vector[_I["given_name"]] == GivenNameLevel.SWAPPED and not same_home:
+            # "Peter Frank" and "Frank Peters" born the same day (RLdata10000): swapped
+            # names are a clerk's slip only when the home, too, says it is one child.
+            return None, "names_swapped_elsewhere"
         return None, None
     if (vector[_I["dob"]] in (DobLevel.EXACT, DobLevel.SWAPPED)
             and vector[_I["family_name"]] in _FAMILY_SAME and same_home):

@@ -65,6 +65,16 @@ def test_swapped_names_link_at_one_council_and_across_councils() -> None:
     assert score(CHILD, moved).decision() is not Decision.NEW
 
 
+def test_swapped_names_with_nothing_else_in_common_never_link() -> None:
+    """RLdata10000's false merge: "Peter Frank" and "Frank Peters", two people born the
+    same day, with no home or identifier to say they are one child."""
+    a = IdentityFields("Peter", "Frank", date(2018, 7, 1), 0)
+    b = IdentityFields("Frank", "Peters", date(2018, 7, 1), 0)
+    result = score(a, b)
+    assert result.level("given_name") == "SWAPPED"
+    assert result.cap == "names_swapped_elsewhere" and result.decision() is not Decision.LINK
+
+
 def test_swapped_names_meet_in_a_block_across_councils() -> None:
     moved = replace(MOVED, given_name="Grubb", family_name="Olivia")
     assert blocking_keys(CHILD) & blocking_keys(moved)
