@@ -57,7 +57,11 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         fields = stored["parameters"]["fields"]
         # Estimated, not copied: EM moved m and the sample measured u.
         assert fields["dob"]["EXACT"]["m"] != DEFAULT_MODEL.fields["dob"]["EXACT"][0]
-        assert fields["sex"]["AGREE"]["u"] != DEFAULT_MODEL.fields["sex"]["AGREE"][1]
+        # (the sample's u of a level may land on the default's by nature: two random
+        # children share a sex half the time; so ask that u was measured somewhere)
+        measured = [(f, level) for f, levels in fields.items() for level, p in levels.items()
+                    if p["u"] != DEFAULT_MODEL.fields.get(f, {}).get(level, (None, None))[1]]
+        assert len(measured) > len(fields)
         assert "EXACT" in summary["u_measured"]["given_name"]
         # A quality summary, printed and stored: how the sampled candidate pairs decide
         # under the starting model and the trained one, and each level's weight.
