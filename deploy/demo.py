@@ -9,6 +9,7 @@ publish, prints what runs where, and stays up until Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import os
 import shutil
@@ -139,7 +140,9 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
         _run([_bin("national-hub"), "status"], hub_env)
         links = data_dir / "links.csv"
         _run([_bin("national-hub"), "links", "export", "--out", str(links)], hub_env, quiet=True)
-        linked = sum(1 for line in links.read_text().splitlines()[1:] if line.endswith(",linked"))
+        with links.open(newline="", encoding="utf-8") as exported:  # read by header:
+            linked = sum(1 for row in csv.DictReader(exported)     # columns may be added
+                         if row["status"] == "linked")
         click.echo(f"\n{linked} council records are linked to a child known in another "
                    "council (the movers).")
         click.echo(f"\nhub        {hub_url}   (/ to search every council, /ops, /healthz, "
