@@ -65,10 +65,13 @@ def _row(name: str, q: Quality, seconds: float, memory: float | None) -> str:
 @click.option("--batch-size", default=5000, show_default=True)
 @click.option("--splink-u-pairs", default=5e6, show_default=True,
               help="Pairs Splink samples to estimate u.")
+@click.option("--splink/--no-splink", "with_splink", default=True, show_default=True,
+              help="Run Splink beside ours (needs the bench extra; make test's smoke run "
+                   "goes without where it is not installed).")
 @click.option("--data-dir", default=".data/bench-resolution", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(children: int, councils: int, movers: float, seed: int, batch_size: int,
-         splink_u_pairs: float, data_dir: Path) -> None:
+         splink_u_pairs: float, with_splink: bool, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -93,10 +96,12 @@ def main(children: int, councils: int, movers: float, seed: int, batch_size: int
     click.echo(f"signpost: {ours['batches']} batches applied and resolved in "
                f"{ours['intake_seconds']:.1f} s; model {ours['model_version']} trained in "
                f"{ours['train_seconds']:.1f} s; re-resolved in {ours['resolve_seconds']:.1f} s")
-    splink = _in_own_process(resolution_splink.run, records_csv, splink_u_pairs, seed)
-    click.echo(f"splink: trained in {splink['train_seconds']:.1f} s, all done in "
-               f"{splink['seconds']:.1f} s; {splink['predicted_pairs']:,} pairs above "
-               f"p=0.01; prior {splink['prior']:.2e}")
+    splink = (_in_own_process(resolution_splink.run, records_csv, splink_u_pairs, seed)
+              if with_splink else None)
+    if splink is not None:
+        click.echo(f"splink: trained in {splink['train_seconds']:.1f} s, all done in "
+                   f"{splink['seconds']:.1f} s; {splink['predicted_pairs']:,} pairs above "
+                   f"p=0.01; prior {splink['prior']:.2e}")
 
     click.echo(f"\n== resolution on {count:,} records, {len(codes)} councils, "
                f"{truth.true_pairs:,} true pairs (targets: precision ≥ 0.999, recall ≥ 0.99)")
@@ -108,12 +113,14 @@ def main(children: int, councils: int, movers: float, seed: int, batch_size: int
     click.echo(_row("signpost: model train + links resolve",
                     pairwise_quality(ours["after_training"], persons, twins),
                     ours["train_seconds"] + ours["resolve_seconds"], None))
-    click.echo(_row(f"splink 5: train+predict+cluster, w ≥ {resolution_splink.THRESHOLD_WEIGHT}",
-                    pairwise_quality(splink["clusters"], persons, twins), splink["seconds"],
-                    splink["peak_rss_mib"]))
-    for p, clusters in splink["other_thresholds"].items():
-        click.echo(_row(f"  splink at probability ≥ {p}", pairwise_quality(
-            clusters, persons, twins), float("nan"), None))
+    if splink is not None:
+        click.echo(_row(
+            f"splink 5: train+predict+cluster, w ≥ {resolution_splink.THRESHOLD_WEIGHT}",
+            pairwise_quality(splink["clusters"], persons, twins), splink["seconds"],
+            splink["peak_rss_mib"]))
+        for p, clusters in splink["other_thresholds"].items():
+            click.echo(_row(f"  splink at probability ≥ {p}", pairwise_quality(
+                clusters, persons, twins), float("nan"), None))
     click.echo(f"\nsignpost peak memory is its Python process (PostgreSQL's own is apart); "
                f"{ours['open_reviews']:,} pairs left in the review queue (not linked); "
                f"model summary {ours['model_summary']}")

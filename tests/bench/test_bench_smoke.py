@@ -1,0 +1,71 @@
+"""Every benchmark ``make bench`` runs also runs here at a tiny size, so none can rot
+between runs of ``make bench``: ``bench.publish``, ``bench.resolution``,
+``bench.search`` and ``bench.anti_entropy`` end to end through their real processes,
+each printing its figures. No timing is judged (figures come from the benchmark)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIGURE = r"\d[\d,]*(\.\d+)?"
+
+
+def _bench(module: str, *args: str, timeout: float = 500) -> str:
+    out = subprocess.run([sys.executable, "-m", module, *args],
+                         capture_output=True, text=True, env=os.environ, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_publish_prints_throughput(tmp_path: Path) -> None:
+    out = _bench("bench.publish", "--children", "300", "--batch-size", "100",
+                 "--data-dir", str(tmp_path / "d"))
+    assert re.search(r"records applied\s+299 in 3 batches", out), out
+    assert re.search(rf"applied and resolved {FIGURE} records/s", out), out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_resolution_prints_precision_and_recall(tmp_path: Path) -> None:
+    splink = importlib.util.find_spec("splink") is not None
+    out = _bench("bench.resolution", "--children", "150", "--councils", "2", "--batch-size", "200",
+                 "--splink-u-pairs", "20000", "--splink" if splink else "--no-splink",
+                 "--data-dir", str(tmp_path / "d"))
+    row = re.search(rf"signpost: hub intake \+ resolution \(default\)\s+({FIGURE})\s+"
+                    rf"({FIGURE})\s+({FIGURE})\s+(\d+)\s+(\d+)", out)
+    assert row, out
+    precision, recall = float(row.group(1)), float(row.group(3))
+    assert precision >= 0.99 and recall > 0.5, out  # a tiny population, real figures
+    assert row.group(8) == "0", out  # no twins merged
+    if splink:
+        assert "splink 5: train+predict+cluster" in out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_search_prints_latency_and_rate(tmp_path: Path) -> None:
+    out = _bench("bench.search", "--children", "500", "--clients", "2", "--hubs", "1",
+                 "--seconds", "2", "--warmup", "0.5", "--data-dir", str(tmp_path / "d"))
+    assert re.search(r"errors 0\b", out), out
+    assert re.search(rf"throughput\s+{FIGURE} searches/s", out), out
+    assert re.search(rf"p99 {FIGURE} ms", out), out
+    assert "child first 100.0%" in out, out  # each search finds its child first
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_anti_entropy_prints_its_cost(tmp_path: Path) -> None:
+    out = _bench("bench.anti_entropy", "--records", "300", "--damage", "5",
+                 "--data-dir", str(tmp_path / "d"))
+    # every damaged row lies in a bucket the comparison found differing
+    found = re.search(r"5 damaged rows\s+→ (\d+) differing buckets", out)
+    assert found and 1 <= int(found.group(1)) <= 5, out
