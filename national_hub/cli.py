@@ -207,9 +207,7 @@ def links_resolve(obj: Context, council: str) -> None:
 @click.pass_obj
 def links_drain(obj: Context) -> None:
     async def go() -> int:
-        async with open_pool(obj.config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
             return await _resolver(obj, pool).drain()
 
     click.echo(f"resolved {common.run(go())} queued records; the queue is empty")
@@ -260,9 +258,7 @@ def model() -> None:
 def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iterations: int,
                 seed: int | None) -> None:
     async def go() -> StoredModel:
-        async with open_pool(obj.config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
             return await ModelTrainer(pool).train(
                 random_pairs=random_pairs, candidate_pairs=candidate_pairs,
                 iterations=iterations, seed=seed, progress=lambda m: click.echo(m, err=True))
@@ -372,9 +368,7 @@ def review_separate(obj: Context, review_id: int, for_council: str) -> None:
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
     async def go() -> FederationHealth:
-        async with open_pool(obj.config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
             return await HealthService(pool, obj.config.health).snapshot()
 
     snapshot = common.run(go())
@@ -418,9 +412,7 @@ def audit_verify(obj: Context, trust: tuple[Path, ...]) -> None:
     trusted = _hub_public_keys(obj, trust)
 
     async def go() -> tuple[VerifyReport, int]:
-        async with open_pool(obj.config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
             log = AuditLog(pool, None, origin=obj.config.audit.origin, trusted_keys=trusted)
             latest = await log.store_latest_size()
             return await log.verify_all(), latest
@@ -449,9 +441,7 @@ def audit_checkpoint(obj: Context) -> None:
     key = load_or_create_hub_key(obj.config.hub.key_file)
 
     async def go() -> Checkpoint:
-        async with open_pool(obj.config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
             return await AuditLog(pool, key, origin=obj.config.audit.origin).checkpoint()
 
     click.echo(common.run(go()).note, nl=False)
@@ -472,9 +462,7 @@ def retention() -> None:
 @click.pass_obj
 def retention_run(obj: Context, today: datetime | None) -> None:
     async def go():
-        async with open_pool(obj.config) as pool:
-            async with pool.acquire() as conn:
-                await database.check_current(conn, PACKAGE)
+        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
             audit = AuditLog(pool, None, origin=obj.config.audit.origin)
             return await retention_service(pool, obj.config, audit).run(
                 today.date() if today else None)

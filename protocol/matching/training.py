@@ -60,6 +60,21 @@ class TrainingSummary:
                 "m_change": self.m_change}
 
 
+
+Levels = list[list[Any]]
+Probabilities = list[dict[int, float]]
+
+
+def _start(model: Model) -> tuple[Levels, Probabilities, Probabilities]:
+    """Where EM starts: each comparison's observable levels, and the model's m and u of
+    each, keyed by the level's value."""
+    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
+    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
+         for i, c in enumerate(COMPARISONS)]
+    return levels, m, u
+
 def estimate_u(random_vectors: Iterable[Sequence[int]], model: Model, *,
                min_count: int = MIN_COUNT) -> Model:
     """The model with each level's u measured on pairs drawn at random (see above)."""
@@ -109,11 +124,7 @@ def estimate_m(candidate_vectors: Iterable[Sequence[int]], model: Model, prior: 
     counts = Counter(tuple(int(x) for x in v) for v in candidate_vectors)
     if not counts:
         return model
-    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
-    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
-         for i, c in enumerate(COMPARISONS)]
-    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
-         for i, c in enumerate(COMPARISONS)]
+    levels, m, u = _start(model)
     prior_weight = math.log2(prior / (1.0 - prior))
     for _ in range(iterations):
         weights = {v: [math.log2(m[i][lv] / u[i][lv]) if lv >= 0 else 0.0
@@ -196,11 +207,7 @@ def estimate_m_u(pairs_levels: Iterable[Sequence[int]], model: Model, *,
     counts = Counter(tuple(int(x) for x in v) for v in pairs_levels)
     if not counts:
         return model
-    levels = [[lv for lv in c.levels if lv.value >= 0] for c in COMPARISONS]
-    m = [{lv.value: model.fields[c.field][lv.name][0] for lv in levels[i]}
-         for i, c in enumerate(COMPARISONS)]
-    u = [{lv.value: model.fields[c.field][lv.name][1] for lv in levels[i]}
-         for i, c in enumerate(COMPARISONS)]
+    levels, m, u = _start(model)
     share = 0.5  # of candidate pairs that match; estimated along the way
     pairs = sum(counts.values())
     for _ in range(iterations):
