@@ -12,6 +12,7 @@ import asyncio
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,22 @@ def _run(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
         raise click.ClickException(f"failed: {' '.join(args)}")
 
 
+def _here(path: Path) -> str:
+    """``path`` as the user can type it from where the demo was started."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _write_env(path: Path, settings: dict[str, str]) -> None:
+    """A file that ``.`` (source) turns into the settings a server of the demo runs with,
+    so ``national-hub …`` and ``local-node …`` typed by hand act on the demo's databases."""
+    lines = [f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:\"$PATH\""]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in sorted(settings.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def _add_login(args: list[str], env: dict[str, str]) -> str:
     """``users add … --generate-password`` and one line saying how to log in as them."""
     result = subprocess.run([*args, "--generate-password"], env=env, text=True,
@@ -52,8 +69,10 @@ def _add_login(args: list[str], env: dict[str, str]) -> str:
     if result.returncode != 0:
         raise click.ClickException(f"failed: {' '.join(args)}: {result.stderr.strip()}")
     found = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    # the venv's python has pyotp; a bare ``python`` may not
+    python = _here(Path(sys.executable).with_name("python"))
     return (f"{args[3]} / {found['password']}  TOTP secret {found['totp secret']} "
-            f"(code now: python -c \"import pyotp; print(pyotp.TOTP('{found['totp secret']}')"
+            f"(code now: {python} -c \"import pyotp; print(pyotp.TOTP('{found['totp secret']}')"
             f".now())\")")
 
 
@@ -88,11 +107,14 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
     synthetic.write_feeds(population, feeds_dir)
 
     env = dict(os.environ)
-    hub_env = env | {"NATIONAL_HUB__DATABASE__URL": hub_db,
-                     "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
-                     "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE":
-                         str(data_dir / "hub" / "accounts_secret.key"),
-                     "NATIONAL_HUB__SERVER__PORT": str(HUB_PORT)}
+    data_dir = data_dir.resolve()  # the env files must work from any directory
+    hub_settings = {"NATIONAL_HUB__DATABASE__URL": hub_db,
+                    "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
+                    "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE":
+                        str(data_dir / "hub" / "accounts_secret.key"),
+                    "NATIONAL_HUB__SERVER__PORT": str(HUB_PORT)}
+    _write_env(data_dir / "hub.env", hub_settings)
+    hub_env = env | hub_settings
     processes: list[subprocess.Popen[bytes]] = []
     logs = data_dir / "logs"
     logs.mkdir()
@@ -110,7 +132,7 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
 
         for code, name in COUNCILS.items():
             click.echo(f"\n== {name} ({code})")
-            node_env = env | {
+            node_settings = {
                 "LOCAL_NODE__DATABASE__URL": node_dbs[code], "LOCAL_NODE__COUNCIL__CODE": code,
                 "LOCAL_NODE__COUNCIL__NAME": name,
                 "LOCAL_NODE__COUNCIL__KEY_FILE": str(data_dir / f"node-{code}" / "key.pem"),
@@ -120,6 +142,8 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                 "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub_public),
                 "LOCAL_NODE__SERVER__PORT": str(NODE_PORTS[code]),
             }
+            _write_env(data_dir / f"node-{code}.env", node_settings)
+            node_env = env | node_settings
             _run([_bin("local-node"), "db", "upgrade"], node_env, quiet=True)
             _run([_bin("local-node"), "keys", "generate"], node_env, quiet=True)
             logins.append(f"{name}: " + _add_login(
@@ -154,6 +178,12 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                    "logins     (at /login on each server; name / password, then the code)")
         for line in logins:
             click.echo(f"  {line}")
+        click.echo("\ncommands by hand, against the demo (in another shell):\n"
+                   f"  . {_here(data_dir / 'hub.env')} && national-hub status\n"
+                   f"  . {_here(data_dir / ('node-' + next(iter(COUNCILS)) + '.env'))} "
+                   "&& local-node status\n"
+                   "  (one env file per server, beside the hub's; docs/running.md lists "
+                   "the commands)")
         if exit_when_synced:
             return
         click.echo("\nrunning; Ctrl-C stops everything.")

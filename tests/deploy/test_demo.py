@@ -1,0 +1,85 @@
+"""``make demo`` as a newcomer uses it: the federation comes up synced, and what it prints
+works as printed — the env files let ``national-hub``/``local-node`` typed by hand reach
+the demo's databases, and the TOTP hint prints a code with the venv's python."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from deploy.demo import COUNCILS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _shell(command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` in a fresh shell started at the repository root, as a user types it."""
+    return subprocess.run(["bash", "-c", command], cwd=ROOT, text=True,
+                          capture_output=True, timeout=120)
+
+
+@contextmanager
+def _running_demo(data_dir: Path) -> Iterator[str]:
+    """The demo running until the test ends; yields what it printed up to "running"."""
+    demo = subprocess.Popen(
+        [sys.executable, "-u", "-m", "deploy.demo", "--children", "40", "--seed", "7",
+         "--data-dir", str(data_dir)],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert demo.stdout is not None
+    printed = []
+    try:
+        for line in demo.stdout:
+            printed.append(line)
+            if line.startswith("running; Ctrl-C stops everything"):
+                break
+        else:
+            pytest.fail("the demo ended before it was running:\n" + "".join(printed)[-3000:])
+        yield "".join(printed)
+    finally:
+        demo.send_signal(signal.SIGINT)  # as Ctrl-C
+        try:
+            demo.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            demo.wait()
+        demo.stdout.close()
+
+
+@pytest.mark.timeout(900)
+def test_demo_prints_commands_that_work(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    with _running_demo(data_dir) as out:
+        _check_printed_commands(out, data_dir)
+
+
+def _check_printed_commands(out: str, data_dir: Path) -> None:
+    # the hub's env file: the CLI typed by hand sees the three councils, synced
+    hint = re.search(r"^\s+(\. \S+hub\.env) && national-hub status$", out, re.MULTILINE)
+    assert hint, out[-2000:]
+    status = _shell(f"{hint.group(1)} && national-hub status --json")
+    assert status.returncode == 0, status.stderr
+    councils = {c["code"] for c in json.loads(status.stdout)["councils"]}
+    assert councils == set(COUNCILS)
+
+    # every node has its own env file, and it reaches that node's own index
+    for code in COUNCILS:
+        env_file = data_dir.resolve() / f"node-{code}.env"
+        node = _shell(f". {env_file} && local-node status --json")
+        assert node.returncode == 0, node.stderr
+        assert json.loads(node.stdout)["council"] == code
+
+    # each TOTP hint runs as printed (a fresh shell, whatever python is on its PATH)
+    hints = re.findall(r"\(code now: (.+)\)$", out, re.MULTILINE)
+    assert len(hints) == 2 + len(COUNCILS)
+    for command in hints:
+        totp = _shell(command)
+        assert totp.returncode == 0, totp.stderr
+        assert re.fullmatch(r"\d{6}", totp.stdout.strip())
