@@ -19,17 +19,21 @@ How fields are mapped, changing nothing an error lives in:
   postcodes only, so each becomes ``AB{ab} {c}{L[d]}A``, one to one, district from the
   first two digits and sector from the third, the last digit a unit letter; a
   postcode that is not four digits is left blank (counted);
-* date of birth: month and day as given; the year is moved into a children's range
-  by ``1996 + (year - 1996) mod 28`` (28 keeps leap years leap and a one-year error
-  one year); a date that is not eight digits, or not a real date, is passed on as it
-  stands for our feed validation to judge. Squeezing a century into 28 years makes
+* date of birth: month and day as given; the year is moved into a children's range,
+  twelve birth years that end at least a year before today and begin after the
+  oldest child's (``base + (year - 1996) mod 12``, ``base`` a leap year: 2012–2023 in
+  2026), so that no record is of an adult, which retention would archive and purge
+  before resolution; 12, a multiple of 4, keeps leap years leap and a one-year error
+  one year. A date that is not eight digits, or not a real date, is passed on as it
+  stands for our feed validation to judge. Squeezing a century into 12 years makes
   chance agreement on the date of birth more likely, for both resolvers alike, as in
-  a real children's index (about 18 birth years).
+  a real children's index (18 birth years).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import math
 import random
@@ -89,14 +93,28 @@ def uk_postcode(value: str) -> str:
     return f"AB{value[:2]} {value[2]}{_UNIT_LETTERS[int(value[3])]}A"
 
 
-def child_dob(year: str, month: str, day: str) -> str:
+CHILD_YEARS = 12  # birth years the benchmarks' dates are moved into; a multiple of 4
+
+
+def first_child_year(today: datetime.date) -> int:
+    """The first of the CHILD_YEARS birth years: a leap year, late enough that a child
+    born on its first day is not yet 17, early enough that the last ends before today."""
+    earliest = today.year - 16
+    return earliest + (-earliest) % 4
+
+
+def child_dob(year: str, month: str, day: str, today: datetime.date | None = None) -> str:
     """A date of birth moved into a children's range (see the module docstring).
 
-    >>> child_dob("1956", "04", "09"), child_dob("1996", "02", "29"), child_dob("", "1", "2")
-    ('2012-04-09', '1996-02-29', '-1-2')
+    >>> on = datetime.date(2026, 12, 5)
+    >>> child_dob("1956", "04", "09", on), child_dob("1996", "02", "29", on)
+    ('2020-04-09', '2012-02-29')
+    >>> child_dob("", "1", "2", on)
+    '-1-2'
     """
     if len(year) == 4 and year.isdigit():
-        year = str(1996 + (int(year) - 1996) % 28)
+        base = first_child_year(today or datetime.date.today())
+        year = str(base + (int(year) - 1996) % CHILD_YEARS)
     return f"{year}-{month}-{day}"
 
 
