@@ -16,6 +16,7 @@ from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
 from local_node.handlers import practitioner
 from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, SEARCH, Auditor
+from local_node.handlers.nav import NODE_NAV
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
@@ -36,7 +37,7 @@ from local_node.storage.review import ReviewStore
 from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
-from server_common import access, accounts, database, ratelimit, surface
+from server_common import access, accounts, database, pages, ratelimit, surface
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
@@ -187,8 +188,9 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                     yield
 
     app.cleanup_ctx.append(lifecycle)
-    accounts.install(app, POOL, config.accounts,
-                     service=f"Signpost {config.council.name or config.council.code}",
+    service = f"Signpost {config.council.name or config.council.code}"
+    pages.setup(app, service=service, package="local_node", nav=NODE_NAV)
+    accounts.install(app, POOL, config.accounts, service=service,
                      council=config.council.code)
     ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))

@@ -26,7 +26,8 @@ from national_hub.handlers.practitioner import redirect_path, search, view
 from national_hub.services.search import ChildHit, Redirect
 from protocol.errors import SignpostError, ValidationError
 from protocol.search import QUERY_FIELDS, parse_purpose
-from server_common.accounts import Role, csrf_token, principal, require_roles
+from server_common import pages
+from server_common.accounts import csrf_token, principal, require_roles
 from server_common.accounts.pages import who_block
 from server_common.accounts.principal import CHILD_READERS
 from server_common.practitioner_pages import error_message, page, search_form
@@ -76,11 +77,8 @@ async def home(request: web.Request) -> web.Response:
     """The search page for practitioners and index teams (a search by query string
     from an old bookmark still runs); the landing page for others."""
     header = _header(request)
-    role = principal(request).role
-    if role not in CHILD_READERS:
-        where = {Role.OPERATOR: '<p><a href="/ops">Federation health</a></p>',
-                 Role.AUDITOR: '<p><a href="/audit">Who looked at which child</a></p>'}
-        return page(SERVICE, f"<h1>{e(SERVICE)}</h1>{header}{where.get(role, '')}")
+    if principal(request).role not in CHILD_READERS:  # links to their pages (the nav's)
+        return pages.render(request, "landing.html")
     values = {k: request.query.get(k, "") for k in (*QUERY_FIELDS, "purpose")}
     if not any(values[k] for k in QUERY_FIELDS):
         return page("Find a child", header + TITLE + search_form(

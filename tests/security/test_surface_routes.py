@@ -31,7 +31,7 @@ HUB_NODE_SIGNED = {
     "POST /v1/councils/{code}/audit/refusals", "GET /v1/councils/{code}/shielded",
 }
 # a value for every path parameter a route has
-_PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "login.css"}
+_PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "app.css"}
 _PARAMETER = re.compile(r"\{(\w+)\}")
 
 
