@@ -18,6 +18,9 @@ its own name rather than refused: the screen must still show the pair.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 FIELD_LABELS = {
     "given_name": "Given name",
     "other_given_names": "Other given names",
@@ -87,3 +90,36 @@ def evidence(weight: float) -> str:
 
 def rule_in_words(rule: str) -> str:
     return RULE_WORDS.get(rule, rule.replace("_", " ").capitalize() + ".")
+
+
+def described(explanation: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored explanation (``Explanation.to_dict``, with the hub's thresholds and model
+    version when it has them) as a review screen shows it: each comparison in words,
+    first; the rules that held it back in words; and the model's own detail (levels,
+    weights, total, thresholds) for whoever unfolds it.
+
+        >>> shown = described({"fields": [{"field": "dob", "level": "EXACT", "weight": 4.5}],
+        ...                    "total": 1.25, "veto": None, "cap": "identity_incomplete"})
+        >>> shown["comparisons"][0]["words"], shown["detail"]["total"]
+        ('same', '+1.25')
+        >>> shown["rules"]
+        ['Too little is known about one record to join them without a person deciding.']
+    """
+    fields = [f for f in explanation.get("fields", []) if isinstance(f, Mapping)]
+    comparisons, weights = [], []
+    for f in fields:
+        label, words = in_words(str(f.get("field", "")), str(f.get("level", "")))
+        weight = float(f.get("weight") or 0.0)
+        comparisons.append({"label": label, "words": words, "evidence": evidence(weight)})
+        weights.append({"label": label, "level": str(f.get("level", "")),
+                        "weight": f"{weight:+.2f}"})
+    thresholds = explanation.get("thresholds") or {}
+    return {
+        "comparisons": comparisons,
+        "rules": [rule_in_words(str(r)) for r in (explanation.get("veto"),
+                                                   explanation.get("cap")) if r],
+        "location_withheld": bool(explanation.get("location_withheld")),
+        "detail": {"weights": weights, "total": f"{float(explanation.get('total') or 0):+.2f}",
+                   "link_at": thresholds.get("link"), "review_at": thresholds.get("review"),
+                   "model_version": explanation.get("model_version")},
+    }
