@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
-from local_node.handlers import practitioner
-from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, SEARCH, Auditor
+from local_node.handlers import practitioner, review_page
+from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, REVIEW, SEARCH, Auditor
 from local_node.handlers.nav import NODE_NAV
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
@@ -154,6 +154,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             audit_log = app[AUDIT_LOG] = AuditLog(
                 pool, signing, origin=config.audit_origin)
             app[AUDIT] = practitioner_auditor(audit_log)
+            app[REVIEW] = review_service(pool, audit_log)  # the /review page's decisions
             # Coroutines made only as they start: one made and never awaited warns
             def own_loops() -> list[Coroutine[Any, Any, None]]:
                 loops = []
@@ -197,6 +198,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
     app.add_routes(audit_handlers.routes())
+    app.add_routes(review_page.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[POOL])

@@ -11,7 +11,7 @@ from server_common.pages import Nav
 
 NODE_NAV: Nav = {
     Role.PRACTITIONER: (("/", "Home"), ("/search", "Search")),
-    Role.INDEX_TEAM: (("/", "Home"), ("/search", "Search")),
+    Role.INDEX_TEAM: (("/", "Home"), ("/search", "Search"), ("/review", "Review")),
     Role.OPERATOR: (("/", "Home"),),
-    Role.AUDITOR: (("/", "Home"),),
+    Role.AUDITOR: (("/", "Home"), ("/audit", "Audit log")),
 }

@@ -47,6 +47,9 @@ class ReviewStore:
             " FOR UPDATE", item_id,
         )
 
+    async def status(self, conn: asyncpg.Connection, item_id: int) -> str | None:
+        return await conn.fetchval("SELECT status FROM review_items WHERE id = $1", item_id)
+
     async def decide(self, conn: asyncpg.Connection, item_id: int, status: str,
                      decided_by: str) -> None:
         await conn.execute(
