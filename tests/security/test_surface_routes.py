@@ -30,6 +30,14 @@ HUB_NODE_SIGNED = {
     "GET /v1/councils/{code}/audit/checkpoint", "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals", "GET /v1/councils/{code}/shielded",
 }
+# Pages for signed-in users only (the walk below refuses them anonymously): each new
+# one is named here, so adding a page is a reviewed change too.
+REVIEW_AND_AUDIT_PAGES = {"GET /audit", "GET /audit/export.csv"}
+HUB_USER_PAGES = REVIEW_AND_AUDIT_PAGES | {
+    "GET /review", "GET /review/{review_id}", "POST /review/{review_id}",
+    "POST /review/{review_id}/undo", "GET /ops"}
+NODE_USER_PAGES = REVIEW_AND_AUDIT_PAGES | {
+    "GET /review", "GET /review/{item_id}", "POST /review/{item_id}"}
 # a value for every path parameter a route has
 _PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "app.css"}
 _PARAMETER = re.compile(r"\{(\w+)\}")
@@ -87,6 +95,7 @@ async def test_every_hub_route_refuses_anonymous_callers(make_database,
         assert policy.node_signed == HUB_NODE_SIGNED
         keys = {_key(m, c) for m, c in _routes(app)}
         assert HUB_ANONYMOUS | HUB_NODE_SIGNED <= keys  # no stale entries either
+        assert HUB_USER_PAGES <= keys - HUB_ANONYMOUS - HUB_NODE_SIGNED
         answered = await _walk(hub.url, app, HUB_ANONYMOUS, HUB_NODE_SIGNED)
         assert answered == HUB_ANONYMOUS
         # the way back after signing in carries the path, never a search's details
@@ -111,6 +120,7 @@ async def test_every_node_route_refuses_anonymous_callers(make_database,
         assert status == 200 and me["role"] == "practitioner"
         assert node.app[ACCESS].anonymous == NODE_ANONYMOUS
         assert node.app[ACCESS].node_signed == frozenset()
+        assert NODE_USER_PAGES <= {_key(m, c) for m, c in _routes(node.app)} - NODE_ANONYMOUS
         assert await _walk(node.base, node.app, NODE_ANONYMOUS, set()) == NODE_ANONYMOUS
         assert (await send(node.base, "GET", "/v1/no/such/thing"))[0] == 404
         # /metrics stays an operator's
