@@ -31,7 +31,7 @@ middleware); API clients keep the JSON errors (:func:`wants_html` decides).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -91,7 +91,8 @@ def setup(app: web.Application, *, service: str, package: str | None = None,
     answer browsers' errors with pages."""
     aiohttp_jinja2.setup(app, loader=loader(package), autoescape=True,
                          undefined=jinja2.ChainableUndefined,  # GOV.UK's macros test params.x.y
-                         default_helpers=False, trim_blocks=True, lstrip_blocks=True)
+                         default_helpers=False, trim_blocks=True, lstrip_blocks=True,
+                         filters=FILTERS)
     app[SITE] = Site(service, nav or {})
     app[ERROR_PAGE] = error_page
 
@@ -115,7 +116,7 @@ def context(request: web.Request, values: Mapping[str, Any] | None = None) -> di
         "service": site.service, "title": site.service, "who": who,
         "role_name": ROLE_NAMES.get(who.role, str(who.role)) if who else "",
         "nav": _nav(request, site, who), "csrf": request.get(CSRF, ""), "errors": [],
-        "path": request.path}
+        "path": request.path, "error_code": None}
     out.update(values or {})
     return out
 
@@ -168,3 +169,51 @@ def error_page(request: web.Request, status: int, code: str,
                   f"page is for other roles. If you need it, ask your service administrator.")
     return render(request, "error.html", {"title": title, "advice": advice, "code": code,
                                           "status": status}, status=status)
+
+
+# -- how people and dates are written on every page ---------------------------------
+
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")
+
+
+def name_case(name: str | None) -> str:
+    """A name as people write it: one feed sends ``OKONKWO-REILLY``; a name all in
+    capitals (or all in small letters) is given capitals at each word, hyphen and
+    apostrophe. A name in mixed case is as its source wrote it (McDonald, de Souza).
+
+    >>> name_case("OKONKWO-REILLY"), name_case("o'brien"), name_case("McDonald")
+    ('Okonkwo-Reilly', "O'Brien", 'McDonald')
+    """
+    if not name:
+        return ""
+    if name != name.upper() and name != name.lower():
+        return name
+    out, start = [], True
+    for ch in name.lower():
+        out.append(ch.upper() if start else ch)
+        start = not ch.isalpha()
+    return "".join(out)
+
+
+def long_date(value: str | None) -> str:
+    """``2015-08-19`` → ``19 August 2015`` (GOV.UK's style); anything else as it is."""
+    if not value or len(value) < 10 or value[4] != "-" or value[7] != "-":
+        return value or ""
+    try:
+        year, month, day = int(value[:4]), int(value[5:7]), int(value[8:10])
+        return f"{day} {_MONTH_NAMES[month - 1]} {year}"
+    except (ValueError, IndexError):
+        return value
+
+
+def match_strength(confidence: float) -> str:
+    """What a search hit's match probability means, in a word (the search page
+    explains the words)."""
+    if confidence >= 0.9:
+        return "Strong"
+    return "Possible" if confidence >= 0.5 else "Weak"
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "name_case": name_case, "long_date": long_date, "match_strength": match_strength}

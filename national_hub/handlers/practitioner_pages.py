@@ -23,14 +23,16 @@ from typing import Any
 from aiohttp import web
 
 from national_hub.handlers.practitioner import redirect_path, search, view
-from national_hub.services.search import ChildHit, Redirect
+from national_hub.services.search import Redirect
 from protocol.errors import SignpostError, ValidationError
-from protocol.search import QUERY_FIELDS, parse_purpose
+from protocol.search import parse_purpose
 from server_common import pages
 from server_common.accounts import csrf_token, principal, require_roles
 from server_common.accounts.pages import who_block
 from server_common.accounts.principal import CHILD_READERS
-from server_common.practitioner_pages import error_message, page, search_form
+from server_common.pages import FieldError
+from server_common.practitioner_pages import error_message, page
+from server_common.search_form import WHO_MISSING, SearchForm, form_errors
 
 SERVICE = "Signpost national hub"
 SEX = {0: "not known", 1: "male", 2: "female", 9: "not specified"}
@@ -46,66 +48,44 @@ def _contact(contact: list[dict[str, str]]) -> str:
     return f"contact the index team of {teams}"
 
 
-def _open_child(national_id: str, label: str, purpose: str, csrf: str) -> str:
-    """A button that opens the child with the purpose in the body, not the address."""
-    return (f'<form method="post" action="/children/{e(national_id)}" class="open">'
-            f'<input type="hidden" name="csrf_token" value="{e(csrf)}">'
-            f'<input type="hidden" name="purpose" value="{e(purpose)}">'
-            f"<button>{e(label)}</button></form>")
+TITLE = "Find a child"
 
 
-def _result(hit: ChildHit, purpose: str, csrf: str) -> str:
-    h = hit.to_dict()
-    if hit.shielded:
-        where = f'<span class="shielded">Shielded – {_contact(h["contact"])}</span>'
-    else:
-        where = ", ".join(f"{e(c['name'])} ({e(c['postcode_district'] or '–')})"
-                          for c in h["councils"])
-    opener = _open_child(hit.national_id, f"{hit.given_name or '–'} {hit.family_name or '–'}",
-                         purpose, csrf)
-    return (f"<tr><td>{opener}</td>"
-            f"<td>{e(h['dob'] or 'not known')}</td><td>{e(SEX.get(hit.sex, '–'))}</td>"
-            f"<td>{where}</td>"
-            f"<td>{hit.confidence:.0%}</td></tr>")
-
-
-TITLE = "<h1>Find a child – every council</h1>"
+def _search_page(request: web.Request, form: SearchForm, errors: list[FieldError],
+                 hits: list[dict[str, Any]] | None = None, status: int = 200) -> web.Response:
+    return pages.render(request, "search.html", {
+        "title": "Search", "form": form, "errors": errors, "hits": hits,
+        **form_errors(errors)}, status=status)
 
 
 @require_roles()
 async def home(request: web.Request) -> web.Response:
     """The search page for practitioners and index teams (a search by query string
     from an old bookmark still runs); the landing page for others."""
-    header = _header(request)
     if principal(request).role not in CHILD_READERS:  # links to their pages (the nav's)
         return pages.render(request, "landing.html")
-    values = {k: request.query.get(k, "") for k in (*QUERY_FIELDS, "purpose")}
-    if not any(values[k] for k in QUERY_FIELDS):
-        return page("Find a child", header + TITLE + search_form(
-            values, None, action="/", csrf_token=csrf_token(request)))
-    return await _results(request, values)
+    form = SearchForm.from_post(request.query)
+    if not form.who_given:
+        return _search_page(request, form, [])
+    return await _results(request, form)
 
 
 @require_roles(*CHILD_READERS)
 async def search_page(request: web.Request) -> web.Response:
     """``POST /``: the search, from the form's fields."""
-    form = await request.post()
-    return await _results(request, {k: v if isinstance(v := form.get(k, ""), str) else ""
-                                    for k in (*QUERY_FIELDS, "purpose")})
+    return await _results(request, SearchForm.from_post(await request.post()))
 
 
-async def _results(request: web.Request, values: dict[str, str]) -> web.Response:
-    header, csrf = _header(request), csrf_token(request)
+async def _results(request: web.Request, form: SearchForm) -> web.Response:
+    fields, errors = form.read()
+    if errors:  # told what to put right, in plain words; nothing searched, nothing audited
+        return _search_page(request, form, errors, status=400)
     try:
-        purpose, hits = await search(request, values)
-    except SignpostError as exc:  # bad input, or no audit: the form again, nothing shown
-        return page("Find a child", header + TITLE + search_form(
-            values, exc.message, action="/", csrf_token=csrf, code=str(exc.code)), exc.status)
-    rows = "".join(_result(h, purpose, csrf) for h in hits)
-    table = ("<table><tr><th>Name</th><th>Born</th><th>Sex</th><th>Councils involved</th>"
-             f"<th>Confidence</th></tr>{rows}</table>" if hits else "<p>No child matches.</p>")
-    return page("Find a child", header + TITLE + search_form(
-        values, None, action="/", csrf_token=csrf) + table)
+        _, hits = await search(request, fields)
+    except ValidationError as exc:  # read() checks what search() does: a safety net
+        return _search_page(request, form, [FieldError("given_name", WHO_MISSING)],
+                            status=exc.status)
+    return _search_page(request, form, [], [h.to_dict() for h in hits])
 
 
 def _service_row(s: dict[str, Any]) -> str:
@@ -162,8 +142,8 @@ async def child_page(request: web.Request) -> web.Response:
     """``GET /children/{id}?purpose=…`` or ``POST`` with the purpose in the form."""
     fields: Mapping[str, str] = request.query
     if request.method == "POST":
-        form = await request.post()
-        fields = {"purpose": p if isinstance(p := form.get("purpose", ""), str) else ""}
+        # the result's form carries the whole search (for the way back) and its purpose
+        fields = {"purpose": SearchForm.from_post(await request.post()).purpose_text() or ""}
     try:
         parse_purpose(fields)
     except ValidationError as exc:

@@ -15,10 +15,19 @@ from tests.server_common.accounts_helpers import sign_in
 
 
 async def find(page: Page, base: str, **fields: str) -> None:
+    """Fill the search form as a person would: the date of birth typed as 14/03/2015 in
+    its first box, the purpose in words under "Another reason"."""
     await page.goto(f"{base}/")
     for name, value in fields.items():
-        await page.fill(f"input[name={name}]", value)
-    await page.click("button:has-text('Search')")
+        if name == "dob":
+            year, month, day = value.split("-")
+            await page.fill("#dob-day", f"{day}/{month}/{year}")
+        elif name == "purpose":
+            await page.get_by_label("Another reason").check()
+            await page.fill("#purpose_other", value)
+        else:
+            await page.fill(f"input[name={name}]", value)
+    await page.click("#search-button")
 
 
 async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path,
@@ -27,7 +36,8 @@ async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path
         base = fed.hub.url
         page = await browser.new_page()
         await sign_in(page, base, "/", "nadia", Role.PRACTITIONER, fed.hub.pool)
-        await expect(page.locator("#who")).to_contain_text("Signed in as nadia (practitioner)")
+        await expect(page.locator("#who")).to_contain_text(
+            "Signed in as nadia (Practitioner, Test Org)")
 
         await find(page, base, given_name="Izzy", family_name="Okonkwo-Reily",
                    dob="2015-03-14", purpose="Attendance concern")
@@ -54,7 +64,7 @@ async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path
         await find(page, base, given_name="Kacper", family_name="Nowak", dob="2012-07-21",
                    purpose="Attendance concern")
         shielded = page.locator("tr", has_text="Kacper Nowak")
-        await expect(shielded).to_contain_text("Shielded – contact the index team of "
+        await expect(shielded).to_contain_text("Shielded Contact the index team of "
                                                "East Sussex")
         await expect(shielded).not_to_contain_text("BN2")
         await shielded.locator("button").click()

@@ -23,6 +23,7 @@ ANONYMOUS_BOTH = {"GET /healthz", "GET /readyz", "GET /login", "POST /login",
                   "GET /static/{name}"}
 HUB_ANONYMOUS = ANONYMOUS_BOTH | {"GET /openapi.json", "GET /v1/hub/key"}
 NODE_ANONYMOUS = ANONYMOUS_BOTH
+NODE_POSTED_PAGES = {"POST /search", "POST /children/{local_id}"}
 HUB_NODE_SIGNED = {
     "POST /v1/councils/{code}/batches", "GET /v1/councils/{code}/cursor",
     "POST /v1/councils/{code}/keys", "POST /v1/councils/{code}/heartbeats",
@@ -121,6 +122,9 @@ async def test_every_node_route_refuses_anonymous_callers(make_database,
         assert node.app[ACCESS].anonymous == NODE_ANONYMOUS
         assert node.app[ACCESS].node_signed == frozenset()
         assert NODE_USER_PAGES <= {_key(m, c) for m, c in _routes(node.app)} - NODE_ANONYMOUS
+        # the pages a form posts to (a search, a child opened from the results) are a
+        # signed-in user's like every other route
+        assert NODE_POSTED_PAGES <= {_key(m, c) for m, c in _routes(node.app)}
         assert await _walk(node.base, node.app, NODE_ANONYMOUS, set()) == NODE_ANONYMOUS
         assert (await send(node.base, "GET", "/v1/no/such/thing"))[0] == 404
         # /metrics stays an operator's
