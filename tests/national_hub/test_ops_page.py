@@ -25,6 +25,7 @@ from server_common.accounts import Role
 from tests.browser import check_page
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
+from tests.national_hub.test_review_page import tab_to
 from tests.server_common.accounts_helpers import sign_in
 
 ESX, WSX = "E10000011", "E10000032"
@@ -106,6 +107,14 @@ async def test_ops_page_shows_a_bad_council_and_its_recovery(browser: Browser, h
     await expect(codes).to_have_text([WSX, ESX])
     await expect(page.locator('th[data-key="code"]')).to_have_attribute("aria-sort",
                                                                          "descending")
+    # the headers sort from the keyboard too (each holds a button)
+    await tab_to(page, 'th[data-key="name"] button')
+    await page.keyboard.press("Enter")
+    await expect(page.locator('th[data-key="name"]')).to_have_attribute("aria-sort",
+                                                                         "ascending")
+    await expect(codes).to_have_text([ESX, WSX])  # East Sussex, then West Sussex
+    await page.click('th[data-key="code"]')
+    await page.click('th[data-key="code"]')
 
     # the operator clears the fork (national-hub councils unflag); the page follows
     await page.evaluate("window.notReloaded = true")

@@ -10,7 +10,7 @@ journey visits passes axe and fits 320 px; screenshots are kept."""
 from __future__ import annotations
 
 import aiohttp
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from server_common.accounts import Role
 from tests.browser import check_page
@@ -151,3 +151,39 @@ async def test_bad_decisions_are_refused_with_their_codes(federation) -> None:  
                                     allow_redirects=False) as resp:
                 assert resp.status == status, (path, await resp.text())
                 assert f'data-code="{code}"' in await resp.text()
+
+
+async def tab_to(page: Page, selector: str, most: int = 80) -> None:
+    """Press Tab until ``selector`` has the focus, as a keyboard user moves."""
+    for _ in range(most):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+    raise AssertionError(f"{selector} is not reached by the keyboard on {page.url}")
+
+
+async def test_a_pair_is_decided_and_undone_by_keyboard_alone(federation,  # noqa: F811
+                                                              browser: Browser) -> None:
+    hub, esx, tfw = federation
+    await esx.send(GREY_A)
+    await tfw.send(GREY_B)
+    (queued,) = await open_reviews(hub)
+    page = await browser.new_page()
+    await sign_in(page, hub.url, "/review", "ann", Role.INDEX_TEAM, hub.pool, council=ESX)
+
+    await tab_to(page, ".app-model-detail summary")
+    await page.keyboard.press("Enter")  # the model's detail unfolds
+    await expect(page.locator(".app-weights")).to_be_visible()
+    await tab_to(page, "a[data-decision=separate]")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("h1")).to_have_text("Are these different children?")
+    await tab_to(page, "#confirm")
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(f"{hub.url}/review?decided={queued['id']}")
+    assert await hub.fetchval("SELECT status FROM review_queue WHERE id = $1",
+                              queued["id"]) == "separated"
+    await tab_to(page, ".app-notice button")
+    await page.keyboard.press("Space")
+    await expect(page).to_have_url(f"{hub.url}/review?undone={queued['id']}")
+    assert await hub.fetchval("SELECT status FROM review_queue WHERE id = $1",
+                              queued["id"]) == "open"
