@@ -156,7 +156,11 @@ def _entry(r: AuditRecord) -> dict[str, Any]:
 
 
 def _safe_cell(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV injection)."""
+    """A cell a spreadsheet will not run as a formula (CSV injection).
+
+    >>> _safe_cell("=SUM(A1:A9)"), _safe_cell("-1"), _safe_cell("ann")
+    ("'=SUM(A1:A9)", "'-1", 'ann')
+    """
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
