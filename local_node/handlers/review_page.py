@@ -6,8 +6,10 @@ ids as its children), the signed-in user as the actor and as ``decided_by``.
 As at the hub: each pair in plain words ("Date of birth: same") with the model's
 detail folded away, a count of pairs waiting, a confirmation page before a decision
 (``GET /review/N?decision=accept``) and post/redirect/get after it (``/review?decided=N``,
-a reload decides nothing). A merge here cannot be undone from the screen: the absorbed
-child is withdrawn from the hub at once; the confirmation says so.
+a reload decides nothing). "Different children" can be undone (``POST /review/N/undo``:
+the pair is asked again, audited as ``review.undo``); a merge cannot be undone from the
+screen (the absorbed child is withdrawn from the hub at once), and the confirmation
+says so.
 
 Index team only. Reading the list shows children's identities, so it is audited first
 (fail closed), with every local id on the page.
@@ -69,11 +71,17 @@ async def _list_page(request: web.Request, error: str = "", code: str = "",
                      status: int = 200) -> web.Response:
     pairs = await _audited_pairs(request, "review.queue")
     notice = None
-    raw = request.query.get("decided", "")
-    if raw.isdigit() and len(raw) <= 18:
-        decided = await request.app[REVIEW].status(int(raw))
-        if decided in STATUS_WORDS:
-            notice = {"text": f"Pair {raw} is recorded as {STATUS_WORDS[decided]}."}
+    for kind in ("decided", "undone"):
+        raw = request.query.get(kind, "")
+        if not raw.isdigit() or len(raw) > 18:
+            continue
+        now = await request.app[REVIEW].status(int(raw))
+        if kind == "decided" and now in STATUS_WORDS:
+            notice = {"id": raw, "undo": now == "rejected",
+                      "text": f"Pair {raw} is recorded as {STATUS_WORDS[now]}."}
+        elif kind == "undone" and now == "open":
+            notice = {"id": raw, "undo": False,
+                      "text": f"Pair {raw} is back in the list to decide."}
     return pages.render(request, "node_review.html", {
         "title": "Pairs to decide", "pairs": [_view(p) for p in pairs], "notice": notice,
         "error": {"text": error, "code": code} if error else None}, status=status)
@@ -120,12 +128,31 @@ async def decide(request: web.Request) -> web.Response:
         if exc.code == ErrorCode.UNAVAILABLE:
             raise
         return await _list_page(request, exc.message, str(exc.code), exc.status)
+    return _redirect(review_id, "decided")
+
+
+@require_roles(Role.INDEX_TEAM)
+async def undo(request: web.Request) -> web.Response:
+    who = principal(request)
+    review_id = int(request.match_info["item_id"])
+    try:
+        await request.app[REVIEW].undo_reject(
+            review_id, who.user, actor=Actor(who.user, str(who.role), who.organisation))
+    except SignpostError as exc:
+        if exc.code == ErrorCode.UNAVAILABLE:
+            raise
+        return await _list_page(request, exc.message, str(exc.code), exc.status)
+    return _redirect(review_id, "undone")
+
+
+def _redirect(review_id: int, kind: str) -> web.Response:
     # 303: the browser fetches the list afresh; reloading it decides nothing
-    return web.Response(status=303, headers={"Location": f"/review?decided={review_id}",
+    return web.Response(status=303, headers={"Location": f"/review?{kind}={review_id}",
                                              "Cache-Control": "no-store"})
 
 
 def routes() -> list[web.RouteDef]:
     return [web.get("/review", review_page),
             web.get(r"/review/{item_id:\d{1,18}}", confirm_page),
-            web.post(r"/review/{item_id:\d{1,18}}", decide)]
+            web.post(r"/review/{item_id:\d{1,18}}", decide),
+            web.post(r"/review/{item_id:\d{1,18}}/undo", undo)]

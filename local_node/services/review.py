@@ -24,7 +24,7 @@ from local_node.storage.children import ChildStore
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
 from protocol.disclosure import LOCATION_COMPARISONS, Disclosure, Viewer
-from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from protocol.errors import ConflictError, ErrorCode, NotFoundError, SignpostError
 from protocol.matching import blocking_keys
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
@@ -111,6 +111,23 @@ class ReviewService:
             item = await self._open_item(conn, item_id)
             await self.review.decide(conn, item_id, "rejected", decided_by)
             await self._audit(conn, actor, "review.reject", item, decided_by)
+
+    async def undo_reject(self, item_id: int, decided_by: str, *, actor: Actor) -> None:
+        """Put a "different children" decision back on the list (the review page's
+        Undo), audited as ``review.undo`` like the decision. A merge is not undone here:
+        the absorbed child was withdrawn from the hub when it was made."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            item = await self.review.get_for_update(conn, item_id)
+            if item is None:
+                raise NotFoundError(f"review item {item_id} does not exist")
+            if item["status"] != "rejected":
+                raise ConflictError(f"review item {item_id} is {item['status']}: only a "
+                                    "decision that they are different children can be "
+                                    "undone here", code=ErrorCode.REVIEW_DECIDED)
+            if not await self.review.reopen_rejected(conn, item_id):
+                raise ConflictError(f"review item {item_id}: a child of the pair has been "
+                                    "merged into another since", code=ErrorCode.REVIEW_DECIDED)
+            await self._audit(conn, actor, "review.undo", item, decided_by)
 
     async def accept(self, item_id: int, decided_by: str, *,
                      actor: Actor | None = None) -> str:

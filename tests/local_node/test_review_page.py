@@ -99,6 +99,24 @@ async def test_index_team_decides_and_auditor_finds_it(make_database, tmp_path: 
         assert decided["parameters"]["decided_by"] == "ian"
         assert len(decided["child_ids"]) == 2
         assert await entries(pool, "review.queue")  # reading the list is on record
+        # undo: asked again, audited like the decision; then decided once more
+        await page.locator(".app-notice button", has_text="Undo").click()
+        await expect(page).to_have_url(f"{base}/review?undone={item}")
+        await expect(page.locator(".app-notice")).to_contain_text(
+            f"Pair {item} is back in the list to decide.")
+        await check_page(page, "node-review-undone")
+        assert await review_service(pool).status(item) == "open"
+        (undone,) = await entries(pool, "review.undo")
+        assert undone["who"] == "ian" and undone["child_ids"] == decided["child_ids"]
+        await page.locator(f'section.app-review[data-review="{item}"] '
+                           "a[data-decision=reject]").click()
+        await page.click("#confirm")
+        assert await review_service(pool).status(item) == "rejected"
+        async with aiohttp.ClientSession(
+                headers=await bearer_headers(pool, "ivy", Role.INDEX_TEAM, ESX)) as http:
+            # a merge is not undone from the screen, and what is not decided has no undo
+            async with http.post(f"{base}/review/999/undo", allow_redirects=False) as resp:
+                assert resp.status == 404 and 'data-code="not_found"' in await resp.text()
         await page.click("text=Sign out")
 
         await sign_in(page, base, "/", "aud", Role.AUDITOR, pool)

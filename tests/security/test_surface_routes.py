@@ -38,7 +38,8 @@ HUB_USER_PAGES = REVIEW_AND_AUDIT_PAGES | {
     "GET /review", "GET /review/{review_id}", "POST /review/{review_id}",
     "POST /review/{review_id}/undo", "GET /ops"}
 NODE_USER_PAGES = REVIEW_AND_AUDIT_PAGES | {
-    "GET /review", "GET /review/{item_id}", "POST /review/{item_id}"}
+    "GET /review", "GET /review/{item_id}", "POST /review/{item_id}",
+    "POST /review/{item_id}/undo"}
 # a value for every path parameter a route has
 _PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "app.css"}
 _PARAMETER = re.compile(r"\{(\w+)\}")
