@@ -1,6 +1,6 @@
 """The audit page's pure parts: readable times, parameters as lines, CSV cells a
 spreadsheet will not run, and the question's checks (the page itself is driven in a
-browser by tests/national_hub/test_audit_page.py and tests/local_node/test_review_page.py)."""
+browser by tests/national_hub/test_audit_page.py and tests/local_node/test_node_review_page.py)."""
 
 from __future__ import annotations
 
