@@ -58,7 +58,7 @@ async def test_search_misspelt_name_and_open_the_child(
         await page.fill("input[name=given_name]", "Isabela")
         await page.fill("input[name=family_name]", "Okonkwo-Reily")
         await page.fill("#dob-day", "14/03/2015")
-        await page.get_by_label("Another reason").check()
+        await page.get_by_label("Another reason", exact=True).check()
         await page.fill("#purpose_other", "Attendance concern")
         await page.click("#search-button")
         link = page.locator("table button", has_text="Isabella Okonkwo-Reilly")
