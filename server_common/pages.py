@@ -40,6 +40,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from server_common import child_pages, display
 from server_common.accounts.principal import CSRF, PRINCIPAL, Principal, Role
 from server_common.web import ERROR_PAGE
 
@@ -149,6 +150,8 @@ _ERROR_PAGES = {
     503: ("Sorry, the service is unavailable", "Try again in a few minutes."),
 }
 _SERVER_ERROR = ("Sorry, there is a problem with the service", "Try again later.")
+# Any other refusal: its JSON message names fields as programs do, so not shown here.
+_REFUSED = ("Sorry, that did not work", "Go back, check what you entered and try again.")
 
 
 def error_page(request: web.Request, status: int, code: str,
@@ -160,8 +163,7 @@ def error_page(request: web.Request, status: int, code: str,
     if status == 401:  # the path only: a query may hold a search's names
         return web.Response(status=303, headers={
             "Location": "/login?next=" + quote(request.path, safe="/")})
-    title, advice = _ERROR_PAGES.get(status, _SERVER_ERROR if status >= 500 else (
-        "Sorry, that did not work", message))
+    title, advice = _ERROR_PAGES.get(status, _SERVER_ERROR if status >= 500 else _REFUSED)
     if code == "csrf_failed":
         title, advice = ("This form has expired", "Go back, reload the page and try again.")
     if status == 403 and (who := request.get(PRINCIPAL)) is not None and code == "forbidden":
@@ -171,49 +173,8 @@ def error_page(request: web.Request, status: int, code: str,
                                           "status": status}, status=status)
 
 
-# -- how people and dates are written on every page ---------------------------------
-
-_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December")
-
-
-def name_case(name: str | None) -> str:
-    """A name as people write it: one feed sends ``OKONKWO-REILLY``; a name all in
-    capitals (or all in small letters) is given capitals at each word, hyphen and
-    apostrophe. A name in mixed case is as its source wrote it (McDonald, de Souza).
-
-    >>> name_case("OKONKWO-REILLY"), name_case("o'brien"), name_case("McDonald")
-    ('Okonkwo-Reilly', "O'Brien", 'McDonald')
-    """
-    if not name:
-        return ""
-    if name != name.upper() and name != name.lower():
-        return name
-    out, start = [], True
-    for ch in name.lower():
-        out.append(ch.upper() if start else ch)
-        start = not ch.isalpha()
-    return "".join(out)
-
-
-def long_date(value: str | None) -> str:
-    """``2015-08-19`` → ``19 August 2015`` (GOV.UK's style); anything else as it is."""
-    if not value or len(value) < 10 or value[4] != "-" or value[7] != "-":
-        return value or ""
-    try:
-        year, month, day = int(value[:4]), int(value[5:7]), int(value[8:10])
-        return f"{day} {_MONTH_NAMES[month - 1]} {year}"
-    except (ValueError, IndexError):
-        return value
-
-
-def match_strength(confidence: float) -> str:
-    """What a search hit's match probability means, in a word (the search page
-    explains the words)."""
-    if confidence >= 0.9:
-        return "Strong"
-    return "Possible" if confidence >= 0.5 else "Weak"
-
-
-FILTERS: dict[str, Callable[..., str]] = {
-    "name_case": name_case, "long_date": long_date, "match_strength": match_strength}
+FILTERS: dict[str, Callable[..., Any]] = {
+    "name_case": display.name_case, "long_date": display.long_date,
+    "match_strength": display.match_strength, "service_words": child_pages.service_words,
+    "service_dates": child_pages.service_dates, "open_first": child_pages.open_first,
+    "current_first": child_pages.current_first}

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
+from aiohttp import web
+
 from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.search import SearchQuery
+from server_common import pages
 from server_common.pages import FieldError
 
 # Common lawful purposes (the radio buttons), and "other" with its own words. The label
@@ -83,9 +86,12 @@ class SearchForm:
         day, month, year = get("dob-day"), get("dob-month"), get("dob-year")
         if not (day or month or year) and get("dob"):
             day = get("dob")  # one box, as an old link sends it: read like a typed date
+        day, month, year = split_typed_date(day, month, year)
         purpose, other = get("purpose"), get("purpose_other")
         if purpose and purpose not in _PURPOSE_LABELS and purpose != OTHER:
             purpose, other = OTHER, purpose  # free text, as the JSON API and old links
+        elif not purpose and other.strip():
+            purpose = OTHER  # the words typed, the radio not chosen: the words say it
         return cls(get("given_name"), get("family_name"), day, month, year,
                    get("postcode"), get("nhs_number"), get("upn"), purpose, other)
 
@@ -184,6 +190,17 @@ def form_errors(errors: list[FieldError]) -> dict[str, Any]:
     return {"field_errors": by_field, "dob_parts": parts, "purposes": PURPOSES}
 
 
+def split_typed_date(day: str, month: str, year: str) -> tuple[str, str, str]:
+    """A whole date typed (or pasted) into the first box, the others empty: its three
+    parts, day first ("19/08/2015", "19 Aug 2015", "2015-08-19"); else as given."""
+    if day.strip() and not (month.strip() or year.strip()):
+        parts = _SEPARATORS.split(day.strip())
+        if len(parts) == 3:
+            return (parts[2], parts[1], parts[0]) if len(parts[0]) == 4 else (
+                parts[0], parts[1], parts[2])
+    return day, month, year
+
+
 def read_date(day: str, month: str, year: str, today: date | None = None) -> date | None:
     """A date of birth from its three boxes; "19/08/2015", "19 Aug 2015" or "2015-08-19"
     typed into the first box (or pasted) works too. None when all are blank.
@@ -194,12 +211,7 @@ def read_date(day: str, month: str, year: str, today: date | None = None) -> dat
     Traceback (most recent call last):
     server_common.search_form.DateError: Date of birth must be a real date
     """
-    day, month, year = day.strip(), month.strip(), year.strip()
-    if day and not (month or year):
-        parts = _SEPARATORS.split(day)
-        if len(parts) == 3:
-            day, month, year = (parts[2], parts[1], parts[0]) if len(parts[0]) == 4 \
-                else parts
+    day, month, year = (x.strip() for x in split_typed_date(day, month, year))
     if not (day or month or year):
         return None
     for value, name in ((day, "day"), (month, "month"), (year, "year")):
@@ -217,3 +229,21 @@ def read_date(day: str, month: str, year: str, today: date | None = None) -> dat
     if born > (today or date.today()):
         raise DateError("Date of birth must be in the past")
     return born
+
+
+def purpose_question(request: web.Request, form: SearchForm, posted: Mapping[str, object],
+                     search_path: str) -> web.Response | None:
+    """Before a child's record opens: the question "why are you looking?" when the
+    request states no purpose (a bookmarked address), again with the error when the
+    answer will not do; None when the purpose is good."""
+    purpose = form.purpose_text()
+    if purpose is not None and 3 <= len(purpose) <= 200:
+        return None
+    errors: list[FieldError] = []
+    if "purpose" in posted or "purpose_other" in posted:  # answered, but not well
+        errors = [FieldError("purpose", "Select why you are looking") if purpose is None
+                  else FieldError("purpose_other", "Enter why you are looking, in 3 to "
+                                                   "200 characters")]
+    return pages.render(request, "purpose.html", {
+        "title": "Why are you looking?", "form": form, "search_path": search_path,
+        "errors": errors, **form_errors(errors)}, status=400 if errors else 200)

@@ -18,7 +18,6 @@ this council's index team, who see a clear notice that it is shielded.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -33,9 +32,9 @@ from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose
 from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
+from server_common.display import name_case
 from server_common.pages import FieldError
-from server_common.practitioner_pages import page
-from server_common.search_form import WHO_MISSING, SearchForm, form_errors
+from server_common.search_form import WHO_MISSING, SearchForm, form_errors, purpose_question
 
 
 async def _search(request: web.Request, submitted: Mapping[str, str],
@@ -127,57 +126,24 @@ async def page_search(request: web.Request) -> web.Response:
     return _search_page(request, form, [], hits)
 
 
-def _shielded_notice(request: web.Request, view: dict[str, Any]) -> str:
-    council = html.escape(_council_name(request))
-    if view.get("withheld"):
-        return (f'<p class="notice" role="note" data-shielded="withheld">This child is '
-                f"shielded. Their address, postcode, UPN, school, GP, services and family "
-                f"contacts are withheld. To share information or to reach the professionals "
-                f"involved, contact the {council} index team.</p>")
-    via = view.get("shielded_via")
-    why = ("" if via in (None, view["local_id"])
-           else f" through record {html.escape(str(via))}, which may be the same child")
-    return (f'<p class="notice" role="note" data-shielded="shown">Shielded child{why}. '
-            f"You see the detail as the {council} index team: practitioners see none of "
-            f"the location and are told to contact you.</p>")
-
-
 @require_roles(*CHILD_READERS)
 async def page_child(request: web.Request) -> web.Response:
-    e = html.escape
-    submitted = None
-    if request.method == "POST":  # a result's form: the whole search, for the way back
-        submitted = {"purpose": SearchForm.from_post(await request.post()).purpose_text() or ""}
-    purpose, view = await _child(request, submitted)
+    """``POST`` from a result (the whole search in the form, for the way back) or
+    ``GET ?purpose=…``. What shows is the disclosure policy's (a shielded child: no
+    location but to this council's index team, who see that it is shielded)."""
+    posted = await request.post() if request.method == "POST" else request.query
+    search = SearchForm.from_post(posted)
+    if (asked := purpose_question(request, search, posted, "/search")) is not None:
+        return asked
+    purpose, view = await _child(request, {"purpose": search.purpose_text() or ""})
     if "redirect" in view:
         if request.method == "POST":  # the same form, re-sent to the surviving record
             raise web.HTTPTemporaryRedirect(f"/children/{view['redirect']}")
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    name = f"{view['given_name'] or '–'} {view['family_name'] or '–'}"
-    heading = (f'<p><a href="/search">New search</a></p><h1>{e(name)}</h1>'
-               # a name or the date of birth no source supplies (issue 14): the index
-               # team sees why, to chase the source
-               + (f'<p class="notice" data-incomplete>Incomplete: {e(view["incomplete"])}</p>'
-                  if view.get("incomplete") else ""))
-    notice = _shielded_notice(request, view) if view["shielded"] else ""
-    if view.get("withheld"):
-        return page(name, (
-            f"{heading}{notice}<p>Born {e(view['dob'] or 'not known')} · "
-            f"NHS {e(view['nhs_number'] or '–')}</p>"))
-    invs = "".join(
-        f'<tr><td>{e(i["service_type"])}</td><td>{e(i["organisation_name"] or "–")}</td>'
-        f'<td>{e(i["professional_name"] or "–")} {e(i["professional_role"] or "")}</td>'
-        f'<td>{e(i["professional_phone"] or i["organisation_phone"] or "–")}</td>'
-        f'<td>{"lead professional" if i["lead_professional"] else ""}'
-        f'{" · CAF done" if i["caf_done"] else ""}</td></tr>'
-        for i in view["involvements"])
-    return page(name, (
-        f"{heading}{notice}"
-        f"<p>Born {e(view['dob'] or 'not known')} · NHS {e(view['nhs_number'] or '–')} · "
-        f"UPN {e(view['upn'] or '–')}</p>"
-        f"<p>{e(view['address_line'] or '')} {e(view['postcode'] or '')}</p>"
-        f"<h2>Who is involved</h2><table><tr><th>Service</th><th>Organisation</th>"
-        f"<th>Professional</th><th>Phone</th><th></th></tr>{invs}</table>"))
+    name = " ".join(x for x in (name_case(view["given_name"]), name_case(view["family_name"]))
+                    if x) or "Child"
+    return pages.render(request, "child.html", {
+        "title": name, "child": view, "search": search, "council": _council_name(request)})
 
 
 def routes() -> list[web.RouteDef]:

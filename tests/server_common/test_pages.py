@@ -12,10 +12,13 @@ from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
+from local_node.app import PACKAGE as NODE_PACKAGE
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
+from server_common.pages import ROLE_NAMES
 from tests.browser import check_page
-from tests.hub_harness import running_hub
+from tests.hub_harness import running_hub, upgrade
+from tests.local_node.test_practitioner_api import ESX, running
 from tests.server_common.accounts_helpers import (
     PASSWORD,
     browser_session,
@@ -117,3 +120,31 @@ async def test_shell_navigation_and_sign_out_in_a_browser(make_database, tmp_pat
         await expect(page).to_have_url(f"{hub.url}/login")
         await page.goto(f"{hub.url}/")
         await expect(page).to_have_url(f"{hub.url}/login?next=/")
+
+
+async def test_every_role_lands_on_an_accessible_page_at_a_node(make_database, tmp_path: Path,
+                                                               browser: Browser) -> None:
+    """Each role's first page at a node, and the question a child's page asks when it is
+    opened without a purpose, pass axe and fit 320 px."""
+    url = await make_database()
+    await upgrade(url, NODE_PACKAGE)
+    async with running(url, tmp_path) as (base, pool):
+        for role, council in ((Role.PRACTITIONER, None), (Role.INDEX_TEAM, ESX),
+                              (Role.OPERATOR, None), (Role.AUDITOR, None)):
+            context = await browser.new_context()
+            page = await context.new_page()
+            await sign_in(page, base, "/", f"user-{role}".replace("_", "-"), role, pool,
+                          council=council)
+            await expect(page.locator("#who")).to_contain_text(ROLE_NAMES[role])
+            await expect(page.locator("main h1")).to_have_text("Signpost East Sussex")
+            await check_page(page, f"node-landing-{role}")
+            if role is Role.PRACTITIONER:
+                await page.goto(f"{base}/children/L000000001")  # no purpose: asked first
+                await expect(page.locator("h1")).to_have_text(
+                    "Why are you looking at this child's record?")
+                await check_page(page, "node-purpose-question")
+                await page.click("text=Open the record")  # nothing chosen: told so
+                await expect(page.locator(".govuk-error-summary a")).to_have_text(
+                    "Select why you are looking")
+                await check_page(page, "node-purpose-question-error")
+            await context.close()
