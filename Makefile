@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 IMAGE_STAMP := $(VENV)/.installed-image
 
-.PHONY: demo test lint bench soak image-check clean
+.PHONY: demo test lint bench soak image-check clean frontend
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,26 @@ soak: $(STAMP)
 ## (apt-get installs podman, debootstrap, runc).
 image-check: $(IMAGE_STAMP)
 	$(BIN)/python -m deploy.image_check
+
+## make frontend: refresh the vendored GOV.UK Frontend (its CSS and JavaScript, with its
+## licence, into server_common/static/govuk/; its fonts and crown stay out: this is not a
+## GOV.UK service) and axe-core (tests/assets/, for the browser tests) with npm pack.
+GOVUK_FRONTEND := 6.6.0
+AXE_CORE := 4.14.1
+frontend:
+	rm -rf .npm-pack && mkdir -p .npm-pack/govuk .npm-pack/axe
+	cd .npm-pack && npm pack --silent govuk-frontend@$(GOVUK_FRONTEND) axe-core@$(AXE_CORE)
+	tar xzf .npm-pack/govuk-frontend-$(GOVUK_FRONTEND).tgz -C .npm-pack/govuk
+	tar xzf .npm-pack/axe-core-$(AXE_CORE).tgz -C .npm-pack/axe
+	mkdir -p server_common/static/govuk tests/assets
+	cp .npm-pack/govuk/package/dist/govuk/govuk-frontend.min.css \
+	   .npm-pack/govuk/package/dist/govuk/govuk-frontend.min.js server_common/static/govuk/
+	{ echo "govuk-frontend $(GOVUK_FRONTEND) (npm), MIT licence; from its README:"; echo; \
+	  awk '/^## Licence/{p=1} /^## /&&!/Licence/{p=0} p' .npm-pack/govuk/package/README.md; \
+	  cat tests/assets/MIT-govuk-frontend.txt; } > server_common/static/govuk/LICENCE
+	cp .npm-pack/axe/package/axe.min.js tests/assets/axe.min.js
+	cp .npm-pack/axe/package/LICENSE tests/assets/axe-core-LICENSE
+	rm -rf .npm-pack
 
 clean:
 	rm -rf .data bench-out

@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
-from local_node.handlers import practitioner
-from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, SEARCH, Auditor
+from local_node.handlers import practitioner, review_page
+from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, REVIEW, SEARCH, Auditor
+from local_node.handlers.nav import NODE_NAV
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
@@ -36,7 +37,7 @@ from local_node.storage.review import ReviewStore
 from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
-from server_common import access, accounts, database, ratelimit, surface
+from server_common import access, accounts, database, pages, ratelimit, surface
 from server_common.accounts.principal import Principal
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
@@ -153,6 +154,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             audit_log = app[AUDIT_LOG] = AuditLog(
                 pool, signing, origin=config.audit_origin)
             app[AUDIT] = practitioner_auditor(audit_log)
+            app[REVIEW] = review_service(pool, audit_log)  # the /review page's decisions
             # Coroutines made only as they start: one made and never awaited warns
             def own_loops() -> list[Coroutine[Any, Any, None]]:
                 loops = []
@@ -187,14 +189,16 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                     yield
 
     app.cleanup_ctx.append(lifecycle)
-    accounts.install(app, POOL, config.accounts,
-                     service=f"Signpost {config.council.name or config.council.code}",
+    service = f"Signpost {config.council.name or config.council.code}"
+    pages.setup(app, service=service, package="local_node", nav=NODE_NAV)
+    accounts.install(app, POOL, config.accounts, service=service,
                      council=config.council.code)
     ratelimit.install(app, POOL, config.rate_limits)
     app.add_routes(health_routes(POOL, PACKAGE))
     app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
     app.add_routes(audit_handlers.routes())
+    app.add_routes(review_page.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[POOL])

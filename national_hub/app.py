@@ -29,6 +29,7 @@ from national_hub.handlers import (
     witness,
 )
 from national_hub.handlers import appkeys as k
+from national_hub.handlers.nav import HUB_NAV
 from national_hub.metrics import HubMetrics
 from national_hub.services.anti_entropy import AntiEntropy
 from national_hub.services.batch_intake import BatchIntake
@@ -54,7 +55,7 @@ from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.retention import HubRetentionStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol import keys
-from server_common import access, accounts, database, ratelimit, surface
+from server_common import access, accounts, database, pages, ratelimit, surface
 from server_common.audit.service import AuditLog
 from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
@@ -171,6 +172,7 @@ def create_app(config: HubConfig) -> web.Application:
                 yield
 
     app.cleanup_ctx.append(lifecycle)
+    pages.setup(app, service=practitioner_pages.SERVICE, package="national_hub", nav=HUB_NAV)
     # "/" is the practitioner's search page (the landing page for other roles)
     accounts.install(app, k.POOL, config.accounts, service=practitioner_pages.SERVICE,
                      landing=False)

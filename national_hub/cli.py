@@ -29,7 +29,7 @@ from national_hub.services.links import export_links
 from national_hub.services.model_training import CANDIDATE_PAIRS, RANDOM_PAIRS, ModelTrainer
 from national_hub.services.resolver import Resolver
 from national_hub.services.review import Decided, ReviewService
-from national_hub.storage.councils import CouncilStore
+from national_hub.storage.councils import Council, CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.models import StoredModel
 from national_hub.storage.records import RecordStore
@@ -135,12 +135,37 @@ def councils_list(obj: Context) -> None:
     for council, keys in common.run(go()):
         state = "FORKED" if council.forked_at else "ok"
         click.echo(f"{council.code:<10} {council.cursor_seq:>8}  {state:<8} {council.name}")
+        click.echo(f"{'':<30}index team {_contact_line(council)}")
         for key in keys:
             status = "revoked" if key.revoked_at else "active"
             if key.not_after is not None:
                 status += (" expired " if key.not_after <= datetime.now(UTC) else " expires ") \
                     + f"{key.not_after:%Y-%m-%d %H:%M:%S}Z"
             click.echo(f"{'':<30}key {key.kid} {status}")
+
+
+def _contact_line(council: Council) -> str:
+    found = [x for x in (council.index_team_phone, council.index_team_email) if x]
+    return " · ".join(found) if found else "no contact set (councils set-contact)"
+
+
+@councils.command("set-contact", help="Set how to reach a council's index team, shown to "
+                                      "practitioners on a shielded child's page. An option "
+                                      "left out is unchanged; an empty one clears it.")
+@click.argument("code")
+@click.option("--email", default=None, help="The index team's email address.")
+@click.option("--phone", default=None, help="The index team's phone number.")
+@click.pass_obj
+def councils_set_contact(obj: Context, code: str, email: str | None, phone: str | None) -> None:
+    if email is None and phone is None:
+        raise click.UsageError("give --email, --phone or both")
+
+    async def go() -> Council:
+        async with open_pool(obj.config) as pool:
+            return await obj.councils(pool).set_contact(code, email=email, phone=phone)
+
+    council = common.run(go())
+    click.echo(f"index team of {council.code} ({council.name}): {_contact_line(council)}")
 
 
 @councils.command("unflag", help="Clear a council's fork flag after the node is repaired.")

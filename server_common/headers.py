@@ -30,7 +30,13 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 STATIC_PREFIX = "/static/"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Served by name from this fixed list only: nothing a request names is opened as a path.
-STATIC_ASSETS = {"login.css": "text/css", "pages.css": "text/css"}
+# name → (file under static/, type). GOV.UK Frontend is vendored by ``make frontend``.
+STATIC_ASSETS = {
+    "pages.css": ("pages.css", "text/css"),
+    "app.css": ("app.css", "text/css"), "app.js": ("app.js", "text/javascript"),
+    "govuk-frontend.min.css": ("govuk/govuk-frontend.min.css", "text/css"),
+    "govuk-frontend.min.js": ("govuk/govuk-frontend.min.js", "text/javascript"),
+}
 _CACHEABLE = frozenset({"/healthz", "/readyz"})
 
 _ALWAYS = {
@@ -70,14 +76,14 @@ def _read(name: str) -> bytes:
 
 async def static_asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    content_type = STATIC_ASSETS.get(name)
-    if content_type is None:
+    found = STATIC_ASSETS.get(name)
+    if found is None:
         raise web.HTTPNotFound()
-    return web.Response(body=_read(name), content_type=content_type,
+    return web.Response(body=_read(found[0]), content_type=found[1],
                         headers={"Cache-Control": "public, max-age=300"})
 
 
 def static_routes() -> list[web.RouteDef]:
-    """``GET /static/{name}``: the pages' style sheets, anonymous (the login page needs
-    them before anyone has signed in)."""
+    """``GET /static/{name}``: the pages' style sheets and scripts, anonymous (the login
+    page needs them before anyone has signed in)."""
     return [web.get(STATIC_PREFIX + "{name}", static_asset)]

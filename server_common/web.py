@@ -4,7 +4,9 @@ client's address, capped body reads and the ``/healthz`` and ``/readyz`` endpoin
 Every exception becomes an HTTP response here and nowhere else:
 SignpostError → its status and stable code; aiohttp's own HTTP errors (404, 405,
 413) → the matching code; database unreachable → 503 ``unavailable`` (retryable);
-anything else → 500 ``internal`` with the traceback logged, never shown.
+anything else → 500 ``internal`` with the traceback logged, never shown. A browser
+asking for a page gets the same refusal as an HTML page instead (:data:`ERROR_PAGE`,
+``server_common.pages``); API clients always get the JSON.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class Refusal:
 
 
 REFUSAL = web.RequestKey("refusal", Refusal)
+
+# How an app answers a browser's error with a page: (request, status, code, message) →
+# a page, or None for an API client. Set by server_common.pages.setup; without it, JSON.
+ErrorPage = Callable[[web.Request, int, str, str], web.StreamResponse | None]
+ERROR_PAGE: web.AppKey[ErrorPage] = web.AppKey("error_page")
 
 
 def client_address(request: web.Request) -> str:
@@ -126,13 +133,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         try:
             response = await handler(request)
             status = response.status
-        except SignpostError as exc:
-            status = exc.status
-            request[REFUSAL] = Refusal(exc.status, str(exc.code))
-            response = error_response(exc.status, exc.code, exc.message,
-                                      retryable=exc.retryable, detail=exc.detail)
-            if isinstance(exc, RateLimitedError):
-                response.headers["Retry-After"] = str(exc.retry_after)
         except asyncio.CancelledError:
             status = 499  # the client went away before the answer (nginx's convention)
             raise
@@ -140,31 +140,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if exc.status < 400:
                 status = exc.status  # a redirect
                 raise
-            status = exc.status
-            code = _HTTP_CODES.get(exc.status, ErrorCode.MALFORMED_REQUEST)
-            request[REFUSAL] = Refusal(exc.status, str(code))
-            response = error_response(exc.status, code, exc.reason)
-        except asyncpg.InterfaceError as exc:
-            if isinstance(exc, ValueError):  # asyncpg's client-side DataError: our bug
-                status = 500
-                log.exception("unhandled error", extra={"path": request.path})
-                response = error_response(500, ErrorCode.INTERNAL, "internal error",
-                                          retryable=True)
-            else:  # the pool or connection is closed: shutting down, or the database went
-                status = 503
-                log.warning("database unavailable", extra={"error": type(exc).__name__})
-                response = error_response(503, ErrorCode.UNAVAILABLE,
-                                          "the database is unavailable; try again",
-                                          retryable=True)
-        except _UNAVAILABLE as exc:
-            status = 503
-            log.warning("database unavailable", extra={"error": type(exc).__name__})
-            response = error_response(503, ErrorCode.UNAVAILABLE,
-                                      "the database is unavailable; try again", retryable=True)
-        except Exception:
-            status = 500
-            log.exception("unhandled error", extra={"path": request.path})
-            response = error_response(500, ErrorCode.INTERNAL, "internal error", retryable=True)
+            status, response = _refused(request, exc)
+        except Exception as exc:
+            status, response = _refused(request, exc)
         response.headers[REQUEST_ID_HEADER] = rid
         return response
     finally:
@@ -172,6 +150,53 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                    "status": status,
                                    "ms": round((time.perf_counter() - started) * 1000, 1)})
         request_id.reset(token)
+
+
+def _refused(request: web.Request, exc: Exception) -> tuple[int, web.StreamResponse]:
+    """The answer to a handler's exception: (status, JSON error, or a browser's page)."""
+    retryable, detail = False, None
+    if isinstance(exc, SignpostError):
+        status, code, message = exc.status, exc.code, exc.message
+        retryable, detail = exc.retryable, exc.detail
+        request[REFUSAL] = Refusal(exc.status, str(exc.code))
+    elif isinstance(exc, web.HTTPException):
+        status, message = exc.status, exc.reason
+        code = _HTTP_CODES.get(exc.status, ErrorCode.MALFORMED_REQUEST)
+        request[REFUSAL] = Refusal(exc.status, str(code))
+    elif isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        # asyncpg's client-side DataError: our bug
+        return _internal(request)
+    elif isinstance(exc, (asyncpg.InterfaceError, *_UNAVAILABLE)):
+        # the pool or connection is closed (shutting down), or the database went
+        log.warning("database unavailable", extra={"error": type(exc).__name__})
+        status, code, retryable = 503, ErrorCode.UNAVAILABLE, True
+        message = "the database is unavailable; try again"
+    else:
+        return _internal(request)
+    response = (_error_page(request, status, str(code), message)
+                or error_response(status, code, message, retryable=retryable, detail=detail))
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return status, response
+
+
+def _internal(request: web.Request) -> tuple[int, web.StreamResponse]:
+    log.exception("unhandled error", extra={"path": request.path})
+    response = error_response(500, ErrorCode.INTERNAL, "internal error", retryable=True)
+    return 500, _error_page(request, 500, str(ErrorCode.INTERNAL), "internal error") or response
+
+
+def _error_page(request: web.Request, status: int, code: str,
+                message: str) -> web.StreamResponse | None:
+    """The app's page for this error, if it makes pages and the client is a browser."""
+    make = request.config_dict.get(ERROR_PAGE)
+    if make is None:
+        return None
+    try:
+        return make(request, status, code, message)
+    except Exception:  # a broken error page must not hide the error: the JSON stands
+        log.exception("error page failed", extra={"path": request.path})
+        return None
 
 
 def health_routes(pool_key: web.AppKey[asyncpg.Pool], package: str,

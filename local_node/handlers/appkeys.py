@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from local_node.config import NodeConfig
+from local_node.services.review import ReviewService
 from local_node.services.search import SearchService
 from server_common.accounts.principal import Principal
 
@@ -18,4 +19,5 @@ Auditor = Callable[[Principal, str, str, dict[str, Any], list[str]], Awaitable[N
 POOL = web.AppKey("pool", asyncpg.Pool)
 CONFIG = web.AppKey("config", NodeConfig)
 SEARCH = web.AppKey("search", SearchService)
+REVIEW = web.AppKey("review", ReviewService)  # the index team's decisions, audited
 AUDIT: web.AppKey[Auditor] = web.AppKey("audit")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server_common.audit import page
 from server_common.audit import web as audit_web
 from server_common.refusals import AUDIT_LOG  # one key: the refusal middleware finds it too
 
 
 def routes() -> list[web.RouteDef]:
-    return [*audit_web.api_routes(AUDIT_LOG), *audit_web.page_routes(AUDIT_LOG, "Child id")]
+    return [*audit_web.api_routes(AUDIT_LOG), *page.page_routes(AUDIT_LOG, "Child id")]

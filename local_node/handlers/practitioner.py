@@ -7,7 +7,9 @@ recorded in the audit log before the answer is sent (no audit, no answer).
 Names, dates of birth and identifiers stay out of URLs (browser history, proxy and
 server logs): the search page's form is posted (``GET /search`` only shows it), and
 ``/v1/search`` takes a JSON body by POST. ``GET /v1/search`` with query parameters
-is kept for API clients that cannot post; links to a child carry only the purpose.
+is kept for API clients that cannot post. A result opens its child by a posted form
+(``POST /children/{local_id}``, carrying the search for the way back); ``GET
+/children/{local_id}?purpose=…`` still opens one.
 
 What each viewer sees of a child is ``protocol.disclosure`` (see
 ``local_node.services.search``): a shielded child shows no location to anyone but
@@ -16,7 +18,6 @@ this council's index team, who see a clear notice that it is shielded.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -28,10 +29,12 @@ from local_node.handlers.appkeys import AUDIT, CONFIG, SEARCH
 from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, SignpostError, ValidationError
 from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose
-from server_common.accounts import csrf_token
+from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
-from server_common.practitioner_pages import form_values, page, search_form
+from server_common.display import name_case
+from server_common.pages import FieldError
+from server_common.search_form import WHO_MISSING, SearchForm, form_errors, purpose_question
 
 
 async def _search(request: web.Request, submitted: Mapping[str, str],
@@ -46,8 +49,9 @@ async def _search(request: web.Request, submitted: Mapping[str, str],
     return purpose, hits
 
 
-async def _child(request: web.Request) -> tuple[str, dict[str, Any]]:
-    purpose = parse_purpose(request.query)
+async def _child(request: web.Request, submitted: Mapping[str, str] | None = None,
+                 ) -> tuple[str, dict[str, Any]]:
+    purpose = parse_purpose(request.query if submitted is None else submitted)
     local_id = request.match_info["local_id"]
     who = principal(request)
     view = await request.app[SEARCH].child(local_id, Viewer.of(who))
@@ -93,89 +97,53 @@ def _council_name(request: web.Request) -> str:
     return council.name or council.code
 
 
-def _search_page(request: web.Request, values: dict[str, str], extra: str = "",
-                 error: ValidationError | None = None) -> web.Response:
-    form = search_form(values, error.message if error else None, action="/search",
-                       csrf_token=csrf_token(request), code=str(error.code) if error else None)
-    return page("Search", f"<h1>Find a child – {html.escape(_council_name(request))}</h1>"
-                          f"{form}{extra}", status=400 if error else 200)
+def _search_page(request: web.Request, form: SearchForm, errors: list[FieldError],
+                 hits: list[dict[str, Any]] | None = None, status: int = 200) -> web.Response:
+    return pages.render(request, "search.html", {
+        "title": "Search", "form": form, "errors": errors, "hits": hits,
+        "council": _council_name(request), **form_errors(errors)}, status=status)
 
 
 @require_roles(*CHILD_READERS)
 async def page_search(request: web.Request) -> web.Response:
-    """GET shows the empty form (whatever the URL says); POST searches."""
-    e = html.escape
+    """GET shows the empty form (whatever the URL says); POST searches. Mistakes come
+    back in plain words, linked to their fields; nothing is searched or audited."""
     if request.method != "POST":
-        return _search_page(request, form_values({}))
+        return _search_page(request, SearchForm(), [])
     try:
-        values = form_values(await request.post())
+        form = SearchForm.from_post(await request.post())
     except ValueError as exc:  # a form body that is not in its stated encoding
         raise SignpostError("the form could not be read",
                             code=ErrorCode.MALFORMED_REQUEST) from exc
-    if not any(values[k] for k in QUERY_FIELDS):
-        return _search_page(request, values)
+    fields, errors = form.read()
+    if errors:
+        return _search_page(request, form, errors, status=400)
     try:
-        purpose, hits = await _search(request, values)
-    except ValidationError as exc:
-        return _search_page(request, values, error=exc)
-    rows = "".join(
-        f'<tr><td><a href="/children/{e(h["local_id"])}?{e(urlencode({"purpose": purpose}))}">'
-        f'{e(h["given_name"] or "–")} {e(h["family_name"] or "–")}</a></td>'
-        f'<td>{e(h["dob"] or "not known")}</td>'
-        f'<td>{e(h["postcode_district"] or "–")}</td>'
-        f'<td>{"shielded" if h["shielded"] else ""}</td><td>{h["confidence"]:.0%}</td></tr>'
-        for h in hits)
-    table = (f"<table><tr><th>Name</th><th>Born</th><th>Area</th><th></th>"
-             f"<th>Confidence</th></tr>{rows}</table>" if hits else "<p>No child matches.</p>")
-    return _search_page(request, values, table)
-
-
-def _shielded_notice(request: web.Request, view: dict[str, Any]) -> str:
-    council = html.escape(_council_name(request))
-    if view.get("withheld"):
-        return (f'<p class="notice" role="note" data-shielded="withheld">This child is '
-                f"shielded. Their address, postcode, UPN, school, GP, services and family "
-                f"contacts are withheld. To share information or to reach the professionals "
-                f"involved, contact the {council} index team.</p>")
-    via = view.get("shielded_via")
-    why = ("" if via in (None, view["local_id"])
-           else f" through record {html.escape(str(via))}, which may be the same child")
-    return (f'<p class="notice" role="note" data-shielded="shown">Shielded child{why}. '
-            f"You see the detail as the {council} index team: practitioners see none of "
-            f"the location and are told to contact you.</p>")
+        _, hits = await _search(request, fields)
+    except ValidationError as exc:  # read() checks what _search() does: a safety net
+        return _search_page(request, form, [FieldError("given_name", WHO_MISSING)],
+                            status=exc.status)
+    return _search_page(request, form, [], hits)
 
 
 @require_roles(*CHILD_READERS)
 async def page_child(request: web.Request) -> web.Response:
-    e = html.escape
-    purpose, view = await _child(request)
+    """``POST`` from a result (the whole search in the form, for the way back) or
+    ``GET ?purpose=…``. What shows is the disclosure policy's (a shielded child: no
+    location but to this council's index team, who see that it is shielded)."""
+    posted = await request.post() if request.method == "POST" else request.query
+    search = SearchForm.from_post(posted)
+    if (asked := purpose_question(request, search, posted, "/search")) is not None:
+        return asked
+    purpose, view = await _child(request, {"purpose": search.purpose_text() or ""})
     if "redirect" in view:
+        if request.method == "POST":  # the same form, re-sent to the surviving record
+            raise web.HTTPTemporaryRedirect(f"/children/{view['redirect']}")
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    name = f"{view['given_name'] or '–'} {view['family_name'] or '–'}"
-    heading = (f'<p><a href="/search">New search</a></p><h1>{e(name)}</h1>'
-               # a name or the date of birth no source supplies (issue 14): the index
-               # team sees why, to chase the source
-               + (f'<p class="notice" data-incomplete>Incomplete: {e(view["incomplete"])}</p>'
-                  if view.get("incomplete") else ""))
-    notice = _shielded_notice(request, view) if view["shielded"] else ""
-    if view.get("withheld"):
-        return page(name, (
-            f"{heading}{notice}<p>Born {e(view['dob'] or 'not known')} · "
-            f"NHS {e(view['nhs_number'] or '–')}</p>"))
-    invs = "".join(
-        f'<tr><td>{e(i["service_type"])}</td><td>{e(i["organisation_name"] or "–")}</td>'
-        f'<td>{e(i["professional_name"] or "–")} {e(i["professional_role"] or "")}</td>'
-        f'<td>{e(i["professional_phone"] or i["organisation_phone"] or "–")}</td>'
-        f'<td>{"lead professional" if i["lead_professional"] else ""}'
-        f'{" · CAF done" if i["caf_done"] else ""}</td></tr>'
-        for i in view["involvements"])
-    return page(name, (
-        f"{heading}{notice}"
-        f"<p>Born {e(view['dob'] or 'not known')} · NHS {e(view['nhs_number'] or '–')} · "
-        f"UPN {e(view['upn'] or '–')}</p>"
-        f"<p>{e(view['address_line'] or '')} {e(view['postcode'] or '')}</p>"
-        f"<h2>Who is involved</h2><table><tr><th>Service</th><th>Organisation</th>"
-        f"<th>Professional</th><th>Phone</th><th></th></tr>{invs}</table>"))
+    name = " ".join(x for x in (name_case(view["given_name"]), name_case(view["family_name"]))
+                    if x) or "Child"
+    return pages.render(request, "child.html", {
+        "title": name, "child": view, "search": search, "council": _council_name(request)})
 
 
 def routes() -> list[web.RouteDef]:
@@ -186,4 +154,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/search", page_search),
         web.post("/search", page_search),
         web.get("/children/{local_id}", page_child),
+        web.post("/children/{local_id}", page_child),
     ]

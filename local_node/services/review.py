@@ -11,6 +11,10 @@ review decisions: the audit log fails closed, so an unaudited decision is not ma
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from typing import Any
+
 import asyncpg
 
 from local_node.services.identity import apply_rules
@@ -18,12 +22,27 @@ from local_node.services.ingest import child_fields
 from local_node.services.projection import Projector
 from local_node.storage.children import ChildStore
 from local_node.storage.review import ReviewStore
-from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from local_node.storage.shielding import ShieldStore
+from protocol.disclosure import LOCATION_COMPARISONS, Disclosure, Viewer
+from protocol.errors import ConflictError, ErrorCode, NotFoundError, SignpostError
 from protocol.matching import blocking_keys
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
 PURPOSE = "identity resolution"
+_LOCATION_COLUMNS = ("a_postcode", "b_postcode")
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """An open review item as one viewer may see it (``protocol.disclosure``): a pair
+    with a shielded child shows no postcode nor location comparison to whoever may not
+    see where it lives (at a node, anyone but this council's index team)."""
+
+    item: dict[str, Any]
+    explanation: dict[str, Any]
+    shielded: bool
+    location_shown: bool
 
 
 class ReviewService:
@@ -38,6 +57,33 @@ class ReviewService:
     async def open_items(self) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
             return await self.review.open_items(conn)
+
+    async def pairs(self, viewer: Viewer, council: str) -> list[Pair]:
+        """The open items, most likely first, each as ``viewer`` may see it."""
+        async with self.pool.acquire() as conn:
+            items = await self.review.open_items(conn)
+            shielded = await ShieldStore().shielded_among(
+                conn, sorted({i[c] for i in items for c in ("local_id", "candidate_id")}))
+        out = []
+        for row in items:
+            item = dict(row)
+            disclosure = Disclosure(
+                any(item[c] in shielded for c in ("local_id", "candidate_id")), (council,))
+            why = item["explanation"]
+            explanation = dict(why if isinstance(why, dict) else json.loads(why or "{}"))
+            shown = disclosure.sees_location_comparison(viewer, (council,))
+            if not shown:
+                item.update(dict.fromkeys(_LOCATION_COLUMNS))
+                explanation["location_withheld"] = True
+                explanation["fields"] = [f for f in explanation.get("fields", [])
+                                         if f.get("field") not in LOCATION_COMPARISONS]
+            out.append(Pair(item, explanation, disclosure.shielded, shown))
+        return out
+
+    async def status(self, item_id: int) -> str | None:
+        """open, accepted, rejected or obsolete; None for no such item."""
+        async with self.pool.acquire() as conn:
+            return await self.review.status(conn, item_id)
 
     async def _open_item(self, conn: asyncpg.Connection, item_id: int) -> asyncpg.Record:
         item = await self.review.get_for_update(conn, item_id)
@@ -65,6 +111,23 @@ class ReviewService:
             item = await self._open_item(conn, item_id)
             await self.review.decide(conn, item_id, "rejected", decided_by)
             await self._audit(conn, actor, "review.reject", item, decided_by)
+
+    async def undo_reject(self, item_id: int, decided_by: str, *, actor: Actor) -> None:
+        """Put a "different children" decision back on the list (the review page's
+        Undo), audited as ``review.undo`` like the decision. A merge is not undone here:
+        the absorbed child was withdrawn from the hub when it was made."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            item = await self.review.get_for_update(conn, item_id)
+            if item is None:
+                raise NotFoundError(f"review item {item_id} does not exist")
+            if item["status"] != "rejected":
+                raise ConflictError(f"review item {item_id} is {item['status']}: only a "
+                                    "decision that they are different children can be "
+                                    "undone here", code=ErrorCode.REVIEW_DECIDED)
+            if not await self.review.reopen_rejected(conn, item_id):
+                raise ConflictError(f"review item {item_id}: a child of the pair has been "
+                                    "merged into another since", code=ErrorCode.REVIEW_DECIDED)
+            await self._audit(conn, actor, "review.undo", item, decided_by)
 
     async def accept(self, item_id: int, decided_by: str, *,
                      actor: Actor | None = None) -> str:

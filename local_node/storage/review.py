@@ -47,12 +47,28 @@ class ReviewStore:
             " FOR UPDATE", item_id,
         )
 
+    async def status(self, conn: asyncpg.Connection, item_id: int) -> str | None:
+        return await conn.fetchval("SELECT status FROM review_items WHERE id = $1", item_id)
+
     async def decide(self, conn: asyncpg.Connection, item_id: int, status: str,
                      decided_by: str) -> None:
         await conn.execute(
             "UPDATE review_items SET status = $2, decided_at = now(), decided_by = $3"
             " WHERE id = $1", item_id, status, decided_by,
         )
+
+    async def reopen_rejected(self, conn: asyncpg.Connection, item_id: int) -> bool:
+        """A "different children" decision undone: the pair waits again, unless one of
+        its children has been merged into another since (then there is no pair to ask
+        about). True if reopened."""
+        return await conn.fetchval(
+            """
+            UPDATE review_items r SET status = 'open', decided_at = NULL, decided_by = NULL
+             WHERE r.id = $1 AND r.status = 'rejected' AND NOT EXISTS (
+                   SELECT 1 FROM children c WHERE c.local_id IN (r.local_id, r.candidate_id)
+                      AND c.merged_into IS NOT NULL)
+            RETURNING true
+            """, item_id) is not None
 
     async def retire_child(self, conn: asyncpg.Connection, local_id: str) -> None:
         """Open items about a child merged away no longer need a decision."""

@@ -1,14 +1,15 @@
-"""``/audit``: the hub auditor's page (DESIGN §6). Every access to one child, or
-everything one user did, read from the tamper-evident log, with the latest signed
-checkpoint; the look-up is audited first, as through the API (server_common.audit.web)."""
+"""``/audit``: the hub auditor's page (DESIGN §6): every access to one child, everything
+one user did, a date range or the recent activity, read from the tamper-evident log,
+with the latest signed checkpoint, and as CSV; each look-up is audited first
+(server_common.audit.page)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from national_hub.handlers import appkeys as k
-from server_common.audit import web as audit_web
+from server_common.audit import page
 
 
 def routes() -> list[web.RouteDef]:
-    return audit_web.page_routes(k.AUDIT, "National child id")
+    return page.page_routes(k.AUDIT, "National child id")

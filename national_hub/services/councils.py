@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import asyncpg
@@ -13,6 +14,23 @@ from protocol.batch import check_council_code
 from protocol.errors import ErrorCode, NotFoundError, SignpostError, ValidationError
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
+
+# The shapes the records' pointers accept (protocol.records), for the index team too.
+_PHONE = re.compile(r"^[0-9 +()-]{6,20}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+
+
+def _contact_value(value: str | None, current: str | None, pattern: re.Pattern[str],
+                   option: str, what: str) -> str | None:
+    """The new value: unchanged when not given, cleared by "", else checked."""
+    if value is None:
+        return current
+    value = value.strip()
+    if not value:
+        return None
+    if not pattern.fullmatch(value):
+        raise ValidationError(option, f"not {what}: {value!r}")
+    return value
 
 
 class CouncilService:
@@ -86,6 +104,29 @@ class CouncilService:
         async with self.pool.acquire() as conn:
             return [(c, await self.councils.keys_of(conn, c.code))
                     for c in await self.councils.list_all(conn)]
+
+    async def set_contact(self, code: str, *, email: str | None = None,
+                          phone: str | None = None) -> Council:
+        """Set how to reach the council's index team: an option not given is unchanged,
+        "" clears it. Audited (``council.contact``) with the values set."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            council = await self.councils.get(conn, code, for_update=True)
+            if council is None:
+                raise NotFoundError(f"council {code} is not enrolled",
+                                    code=ErrorCode.UNKNOWN_COUNCIL)
+            new_email = _contact_value(email, council.index_team_email, _EMAIL, "--email",
+                                       "an email address")
+            new_phone = _contact_value(phone, council.index_team_phone, _PHONE, "--phone",
+                                       "a phone number")
+            await self.councils.set_contact(conn, code, new_email, new_phone)
+            await self._audited(conn, "council.contact", council=code,
+                                email=new_email or "", phone=new_phone or "")
+            return await self.councils.get(conn, code) or council
+
+    async def index_teams(self, codes: list[str]) -> list[Council]:
+        """These councils with how to reach their index teams, in code order."""
+        async with self.pool.acquire() as conn:
+            return await self.councils.contacts(conn, codes)
 
     async def revoke_key(self, kid: str) -> CouncilKey:
         async with self.pool.acquire() as conn, conn.transaction():

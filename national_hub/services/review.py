@@ -81,6 +81,11 @@ class ReviewService:
             out.append((r, pair, self.shown_explanation(r, shielding, pair, viewer)))
         return out
 
+    async def waiting(self, council: str) -> int:
+        """How many pairs wait for ``council``'s index team (the queue shows 50 at most)."""
+        async with self.pool.acquire() as conn:
+            return await self.store.open_review_count(conn, council)
+
     async def decided_for(self, council: str, limit: int = 50) -> Sequence[ReviewRow]:
         """The decided pairs with a record of ``council``, newest first: its index team
         may reverse them."""
@@ -174,6 +179,53 @@ class ReviewService:
             decided = await self.store.get_review(conn, review_id)
             assert decided is not None
             return Decided(decided, (a_id, b_id))
+
+    async def undo(self, review_id: int, actor: Actor, decider: Viewer) -> ReviewRow:
+        """Put a decided pair back in the queue, apart, as it was before anyone decided
+        it (the review screen's "Undo"): a link is split (the second record takes a new
+        national id, as a separation would), a separation simply reopened. Who may undo
+        is who may decide the pair the other way (:func:`authorise`); audited as
+        ``review.undo`` in the same transaction, with every child id it touched."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.queue.lock(conn, wait=True)
+            review = await self.store.get_review(conn, review_id, for_update=True)
+            if review is None:
+                raise NotFoundError(f"no review {review_id}")
+            if review.status not in ("linked", "separated"):
+                raise ConflictError(f"review {review_id} is {review.status}: nothing to undo",
+                                    code=ErrorCode.REVIEW_DECIDED)
+            shielding = await self.shielding.shielding(conn, [review.a, review.b])
+            # undoing a link separates the records: the shielding council's call
+            authorise(review, decider, "separated" if review.status == "linked" else "linked",
+                      {c for v in shielding.values() for c in v})
+            ids = {(r["council_code"], r["local_id"]): r["national_id"]
+                   for r in await self.store.identities(conn, [review.a, review.b])}
+            if len(ids) != 2:
+                raise ConflictError(f"review {review_id}: a record of the pair was deleted",
+                                    code=ErrorCode.REVIEW_DECIDED)
+            a_id, b_id = before = (ids[review.a], ids[review.b])
+            await self.councils.lock(conn, [review.a[0], review.b[0],
+                                            *await self.store.councils_holding(
+                                                conn, [i for i in before if i])])
+            await self.store.reopen_review(conn, review_id)
+            if review.status == "linked" and a_id == b_id:
+                b_id = new_national_id()
+                await self.records.create_national_ids(conn, [b_id])
+                await self.store.move(conn, review.b, b_id)
+            touched = sorted({a_id, b_id, *before})
+            await self.store.refresh_status(conn, touched)
+            await self.shielding.refresh(conn, [review.a, review.b], touched)
+            if self.audit is not None:
+                await self.audit.append(conn, AuditEntry.by(
+                    actor, "review.undo", "identity resolution",
+                    {"review": review_id, "a": "/".join(review.a), "b": "/".join(review.b),
+                     "for_council": decider.council, "previous": review.status,
+                     "before": {"a": before[0], "b": before[1]},
+                     "after": {"a": a_id, "b": b_id}},
+                    child_ids=[i for i in touched if i]))
+            reopened = await self.store.get_review(conn, review_id)
+            assert reopened is not None
+            return reopened
 
     async def explain(self, council: str, local_id: str, viewer: Viewer) -> dict[str, Any]:
         """Why the record is linked (or queued, or alone): each partner record scored

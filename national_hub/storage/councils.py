@@ -16,6 +16,8 @@ class Council:
     cursor_hash: str
     forked_at: datetime | None
     fork_detail: str | None
+    index_team_email: str | None = None  # how to reach the council's index team
+    index_team_phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,8 @@ class CouncilKey:
     revoked_at: datetime | None
 
 
-_COUNCIL_COLS = "code, name, cursor_seq, cursor_hash, forked_at, fork_detail"
+_COUNCIL_COLS = ("code, name, cursor_seq, cursor_hash, forked_at, fork_detail, "
+                 "index_team_email, index_team_phone")
 _KEY_COLS = "kid, council_code, public_key, enrolled_at, not_after, revoked_at"
 
 
@@ -73,6 +76,22 @@ class CouncilStore:
             "UPDATE councils SET forked_at = NULL, fork_detail = NULL WHERE code = $1", code
         )
         return bool(result.endswith(" 1"))
+
+    async def set_contact(self, conn: asyncpg.Connection, code: str, email: str | None,
+                          phone: str | None) -> bool:
+        """Set the index team's email and phone (None clears one); False if no such
+        council."""
+        result = await conn.execute(
+            "UPDATE councils SET index_team_email = $2, index_team_phone = $3"
+            " WHERE code = $1", code, email, phone)
+        return bool(result.endswith(" 1"))
+
+    async def contacts(self, conn: asyncpg.Connection, codes: list[str]) -> list[Council]:
+        """These councils (those enrolled), in code order, with their index teams'
+        contact details."""
+        rows = await conn.fetch(f"SELECT {_COUNCIL_COLS} FROM councils"
+                                " WHERE code = ANY($1::text[]) ORDER BY code", codes)
+        return [Council(**dict(r)) for r in rows]
 
     async def add_key(self, conn: asyncpg.Connection, kid: str, code: str, public_key: bytes,
                       not_after: datetime | None) -> None:

@@ -315,9 +315,17 @@ class ResolutionStore:
         await conn.execute("UPDATE review_queue SET status = $2, decided_by = $3,"
                            " decided_at = now() WHERE id = $1", review_id, status, decided_by)
 
-    async def open_review_count(self, conn: asyncpg.Connection) -> int:
-        return int(await conn.fetchval("SELECT count(*) FROM review_queue"
-                                       " WHERE status = 'open'"))
+    async def reopen_review(self, conn: asyncpg.Connection, review_id: int) -> None:
+        """A decision undone: the pair waits for a person again."""
+        await conn.execute("UPDATE review_queue SET status = 'open', decided_by = NULL,"
+                           " decided_at = NULL WHERE id = $1", review_id)
+
+    async def open_review_count(self, conn: asyncpg.Connection,
+                                council: str | None = None) -> int:
+        """Pairs waiting for a person (those with a record of ``council`` if given)."""
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM review_queue WHERE status = 'open'"
+            " AND ($1::text IS NULL OR council_a = $1 OR council_b = $1)", council))
 
     # --- national children ------------------------------------------------------
 

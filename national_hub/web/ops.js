@@ -10,8 +10,9 @@
   const REFRESH_MS = 5000;
   const HISTORY_EVERY = 6; // history is read on every 6th refresh (30 s)
   const RANK = { GOOD: 0, WARN: 1, BAD: 2 };
-  const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
-                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
+  // ten distinct colours, each at least 3:1 against white (WCAG 1.4.11, graphics)
+  const COLOURS = ["#1d70b8", "#d4351c", "#00703c", "#4c2c92", "#b35900", "#912b88",
+                   "#00728f", "#6f4e00", "#505a5f", "#c2185b"];
   const SVG = "http://www.w3.org/2000/svg";
 
   let councils = [];
@@ -32,6 +33,17 @@
     if (seconds < 90 * 60) return Math.round(seconds / 60) + " min ago";
     if (seconds < 48 * 3600) return Math.round(seconds / 3600) + " h ago";
     return Math.round(seconds / 86400) + " d ago";
+  }
+
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                  "Nov", "Dec"];
+  const pad = function (n) { return String(n).padStart(2, "0"); };
+
+  // "5 Dec 2026, 14:05:09 UTC": the server's first render says it the same way
+  function when(iso) {
+    const d = new Date(iso);
+    return d.getUTCDate() + " " + MONTHS[d.getUTCMonth()] + " " + d.getUTCFullYear() + ", " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
   }
 
   function sinceIso(iso, now) {
@@ -72,8 +84,14 @@
 
   // --- the table -----------------------------------------------------------------
 
+  const LABELS = { code: "Code", name: "Council", status: "Status", reasons: "Reasons",
+                   "num lag": "Lag", "num outbox": "Outbox", "num heartbeat": "Heartbeat",
+                   "num last-batch": "Last batch", "num records": "Records",
+                   "num key-expiry": "Key expiry" };
+
   function cell(row, text, className) {
     const td = document.createElement("td");
+    td.dataset.label = LABELS[className] || "";
     td.textContent = text;
     if (className) td.className = className;
     row.appendChild(td);
@@ -111,7 +129,7 @@
       cell(tr, dash(c.outbox_depth), "num outbox");
       cell(tr, age(c.seconds_since_heartbeat), "num heartbeat");
       const last = cell(tr, sinceIso(c.last_batch_at, now), "num last-batch");
-      if (c.last_batch_at) last.title = c.last_batch_at;
+      if (c.last_batch_at) last.title = when(c.last_batch_at);
       cell(tr, dash(c.records), "num records");
       cell(tr, expiry(c.key_expiry_days), "num key-expiry");
       return tr;
@@ -137,10 +155,13 @@
       " warn, " + counts.BAD + " bad";
     const at = document.getElementById("generated-at");
     at.dateTime = health.generated_at;
-    at.textContent = new Date(health.generated_at).toLocaleString();
+    at.textContent = when(health.generated_at);
   }
 
   // --- the charts ----------------------------------------------------------------
+  // One small chart per council (small multiples): lines never sit on one another,
+  // however many councils report the same figures. Each council keeps its colour
+  // (by its place among all councils, sorted by code) and is named, not coded.
 
   function svgEl(name, attrs, text) {
     const el = document.createElementNS(SVG, name);
@@ -149,68 +170,82 @@
     return el;
   }
 
-  function drawChart(container, series, field, colour, endMs) {
-    const W = 560, H = 170, L = 44, R = 10, T = 10, B = 22;
+  function drawPanel(code, points, field, label, colour, endMs) {
+    const W = 300, H = 110, L = 40, R = 8, T = 8, B = 20;
     const startMs = endMs - HISTORY_HOURS * 3600 * 1000;
     let max = 1; // an all-zero series still gets a scale
-    Object.keys(series).forEach(function (code) {
-      series[code].forEach(function (p) {
-        if (p[field] !== null && p[field] !== undefined) max = Math.max(max, p[field]);
-      });
+    points.forEach(function (p) {
+      if (p[field] !== null && p[field] !== undefined) max = Math.max(max, p[field]);
     });
-    const svg = svgEl("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H,
-                               role: "img", "aria-label": field });
+    const svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, role: "img",
+                               "aria-label": label + ", " + nameOf(code) + ", last " +
+                                 HISTORY_HOURS + " hours, highest " + max });
     const x = function (ms) { return L + (W - L - R) * (ms - startMs) / (endMs - startMs); };
     const y = function (v) { return H - B - (H - T - B) * (max ? v / max : 0); };
     svg.appendChild(svgEl("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
     svg.appendChild(svgEl("line", { x1: L, y1: T, x2: L, y2: H - B, class: "axis" }));
     svg.appendChild(svgEl("text", { x: L - 4, y: T + 8, "text-anchor": "end" }, String(max)));
     svg.appendChild(svgEl("text", { x: L - 4, y: H - B, "text-anchor": "end" }, "0"));
-    for (let h = HISTORY_HOURS; h >= 0; h--) {
-      const px = x(endMs - h * 3600 * 1000);
-      svg.appendChild(svgEl("text", { x: px, y: H - 6, "text-anchor": "middle" },
+    [HISTORY_HOURS, HISTORY_HOURS / 2, 0].forEach(function (h) {
+      svg.appendChild(svgEl("text", { x: x(endMs - h * 3600 * 1000), y: H - 5,
+                                      "text-anchor": h === HISTORY_HOURS ? "start" : h ? "middle" : "end" },
                             h ? "-" + h + " h" : "now"));
-    }
-    Object.keys(series).sort().forEach(function (code) {
-      const points = series[code]
-        .filter(function (p) { return p[field] !== null && p[field] !== undefined; })
-        .map(function (p) { return x(Date.parse(p.t)).toFixed(1) + "," + y(p[field]).toFixed(1); });
-      if (!points.length) return;
-      const line = svgEl("polyline", { points: points.join(" "), stroke: colour(code) });
-      line.appendChild(svgEl("title", {}, code));
-      svg.appendChild(line);
     });
-    container.replaceChildren(svg);
+    const drawn = points
+      .filter(function (p) { return p[field] !== null && p[field] !== undefined; })
+      .map(function (p) { return x(Date.parse(p.t)).toFixed(1) + "," + y(p[field]).toFixed(1); });
+    if (drawn.length) {
+      const line = svgEl("polyline", { points: drawn.join(" "), stroke: colour });
+      line.appendChild(svgEl("title", {}, nameOf(code)));
+      svg.appendChild(line);
+    }
+    const figure = document.createElement("figure");
+    figure.className = "panel";
+    figure.dataset.council = code;
+    const caption = document.createElement("figcaption");
+    caption.style.setProperty("--swatch", colour);
+    caption.textContent = nameOf(code);
+    figure.appendChild(caption);
+    figure.appendChild(svg);
+    return figure;
+  }
+
+  function nameOf(code) {
+    const found = councils.find(function (c) { return c.code === code; });
+    return found && found.name ? found.name : code;
+  }
+
+  function colourOf(code) {
+    const codes = councils.map(function (c) { return c.code; }).sort();
+    const i = codes.indexOf(code);
+    return COLOURS[(i < 0 ? codes.length : i) % COLOURS.length];
   }
 
   function renderHistory(history) {
     // {council: [{t, lag, hub_seq, records_applied}]}, possibly wrapped in {councils: …}
     const series = history && history.councils && !Array.isArray(history.councils)
       ? history.councils : history;
-    const codes = Object.keys(series || {}).sort();
-    const colour = function (code) { return COLOURS[codes.indexOf(code) % COLOURS.length]; };
-    const lag = document.getElementById("lag-chart");
-    const applied = document.getElementById("applied-chart");
-    const legend = document.getElementById("legend");
+    const codes = Object.keys(series || {}).sort(function (a, b) {
+      return nameOf(a).localeCompare(nameOf(b)) || a.localeCompare(b);
+    });
+    const charts = { "lag-chart": ["lag", "Lag"], "applied-chart": ["records_applied", "Records applied"] };
     if (!codes.some(function (c) { return series[c].length; })) {
-      [lag, applied].forEach(function (el) {
+      Object.keys(charts).forEach(function (id) {
         const p = document.createElement("p");
         p.className = "empty";
         p.textContent = "Nothing in the last " + HISTORY_HOURS + " hours.";
-        el.replaceChildren(p);
+        document.getElementById(id).replaceChildren(p);
       });
-      legend.replaceChildren();
       return;
     }
     const end = Date.now();
-    drawChart(lag, series, "lag", colour, end);
-    drawChart(applied, series, "records_applied", colour, end);
-    legend.replaceChildren.apply(legend, codes.map(function (code) {
-      const span = document.createElement("span");
-      span.style.setProperty("--swatch", colour(code));
-      span.textContent = code;
-      return span;
-    }));
+    Object.keys(charts).forEach(function (id) {
+      const field = charts[id][0], label = charts[id][1];
+      document.getElementById(id).replaceChildren.apply(
+        document.getElementById(id), codes.map(function (code) {
+          return drawPanel(code, series[code], field, label, colourOf(code), end);
+        }));
+    });
   }
 
   // --- refreshing ----------------------------------------------------------------
@@ -224,7 +259,7 @@
   function showError(err) {
     const el = document.getElementById("refresh-error");
     el.textContent = "Could not refresh (" + err.message + ")" +
-      (lastGood ? "; showing data from " + lastGood.toLocaleTimeString() : "");
+      (lastGood ? "; showing data from " + when(lastGood.toISOString()) : "");
     el.hidden = false;
     document.body.classList.add("stale");
   }

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from aiohttp import web
+
 
 class Role(StrEnum):
     PRACTITIONER = "practitioner"
@@ -33,3 +35,9 @@ class Principal:
     role: Role
     organisation: str
     council: str | None  # set for index_team only
+
+
+# Set on each request by ``accounts_middleware``: who is asking, and the session's CSRF
+# token (here, not in ``web``, so the page shell can read them without importing it).
+PRINCIPAL = web.RequestKey("principal", Principal)
+CSRF = web.RequestKey("csrf_token", str)

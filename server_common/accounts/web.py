@@ -44,12 +44,12 @@ import asyncpg
 from aiohttp import web
 
 from protocol.errors import AuthError, ErrorCode, SignpostError, UnavailableError
-from server_common.accounts import credentials, pages
+from server_common import pages as site_pages
+from server_common.accounts import credentials
 from server_common.accounts.config import AccountsConfig
-from server_common.accounts.principal import Principal, Role
+from server_common.accounts.principal import CSRF, PRINCIPAL, Principal, Role
 from server_common.accounts.service import AccountService, LoginRefused
 from server_common.tasks import background, run_every
-from server_common.web import html_response
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ACCOUNTS = web.AppKey("accounts", AccountService)
 _SERVICE_NAME = web.AppKey("accounts_service_name", str)
-PRINCIPAL = web.RequestKey("principal", Principal)
-_CSRF = web.RequestKey("csrf_token", str)
+_CSRF = CSRF
 
 SESSION_COOKIE = "signpost_session"
 LOGIN_CSRF_COOKIE = "signpost_login_csrf"
@@ -190,8 +189,9 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
         token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not credentials.is_secret_token(token):  # absent, or not one we made
             token = credentials.new_secret_token()
-        response = html_response(pages.login_page(request.app[_SERVICE_NAME], token,
-                                                  next_path, name, error, code), status)
+        response = site_pages.render(request, "login.html", {
+            "title": "Sign in", "login_csrf": token, "next_path": next_path, "name": name,
+            "error": error, "code": code}, status=status)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict",
                             secure=_secure(request, config), path="/login")
         return response
@@ -245,8 +245,7 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
 
     @require_roles()
     async def home(request: web.Request) -> web.Response:
-        return html_response(pages.landing_page(request.app[_SERVICE_NAME],
-                                                principal(request), csrf_token(request)))
+        return site_pages.render(request, "landing.html")
 
     found = [web.get("/login", get_login), web.post("/login", post_login),
              web.post("/logout", post_logout), web.get("/v1/me", me)]
@@ -275,6 +274,8 @@ def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
     A node passes its ``council``: other councils' index-team accounts are refused.
     At start, TOTP seeds still in plain text are sealed (accounts schema 002)."""
     app[_SERVICE_NAME] = service
+    if site_pages.SITE not in app:  # an app that set up no pages of its own
+        site_pages.setup(app, service=service)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         accounts = AccountService(app[pool_key], config, council=council)

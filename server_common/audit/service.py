@@ -317,6 +317,14 @@ class AuditLog:
             rows = await self.store.by_user(conn, who)
         return [AuditRecord(r.seq, AuditEntry.from_bytes(r.entry)) for r in rows]
 
+    async def entries_between(self, since: datetime | None, until: datetime | None,
+                              limit: int) -> list[AuditRecord]:
+        """The newest entries stamped in [since, until), newest first (recent activity,
+        or a date range), at most ``limit``."""
+        async with self.pool.acquire() as conn:
+            rows = await self.store.recent(conn, since, until, limit)
+        return [AuditRecord(r.seq, AuditEntry.from_bytes(r.entry)) for r in rows]
+
     # --- verifying --------------------------------------------------------------
 
     async def verify_all(self) -> VerifyReport:

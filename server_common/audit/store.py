@@ -111,6 +111,17 @@ class AuditStore:
             f"SELECT {_ENTRY_COLS} FROM audit_log WHERE who = $1 ORDER BY seq", who)
         return [_entry(r) for r in rows]
 
+    async def recent(self, conn: asyncpg.Connection, since: datetime | None,
+                     until: datetime | None, limit: int) -> list[StoredEntry]:
+        """The newest entries stamped in [since, until) (either end open when None),
+        newest first, at most ``limit``. Read backwards along seq, which follows time
+        closely, so recent activity costs the entries read, not the log's size."""
+        rows = await conn.fetch(
+            f"SELECT {_ENTRY_COLS} FROM audit_log WHERE ($1::timestamptz IS NULL OR at >= $1)"
+            " AND ($2::timestamptz IS NULL OR at < $2) ORDER BY seq DESC LIMIT $3",
+            since, until, limit)
+        return [_entry(r) for r in rows]
+
     async def add_checkpoint(self, conn: asyncpg.Connection, tree_size: int, root_hash: bytes,
                              signed_at: datetime, kid: str, note: str) -> StoredCheckpoint:
         """Store a checkpoint; if one of that size exists (another replica signed the

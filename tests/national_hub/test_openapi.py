@@ -25,7 +25,8 @@ from tests.national_hub.helpers import Client, batch_bytes, record
 ESX = "E10000011"
 # Served, but as pages or page assets (HTML, JS, CSS, form posts), not JSON endpoints.
 PAGES = {"/", "/login", "/logout", "/ops", "/ops/ops.js", "/ops/ops.css", "/audit",
-         "/children/{national_id}", "/review", "/review/{review_id}", "/static/{name}"}
+         "/children/{national_id}", "/review", "/review/{review_id}",
+         "/review/{review_id}/undo", "/audit/export.csv", "/static/{name}"}
 NOT_PAGES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 

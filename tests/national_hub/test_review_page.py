@@ -1,16 +1,19 @@
 """The review screen, ``/review``, in a real browser: East Sussex's index team signs in
-(password and TOTP), sees the grey-zone pair its record is in — both records and why
-(each field's level and weight, total, thresholds, model version) — and decides it;
-the decision merges the two national children, is audited, and sticks. Another
-council's index team does not see the pair and cannot decide it; practitioners and
-operators are refused the page."""
+(password and TOTP), sees how many pairs wait and the grey-zone pair its record is in,
+in plain words ("Date of birth: Same"), with the model's weights folded away; decides
+it through a confirmation page; the answer is a redirect (a reload decides nothing);
+the decision merges the two national children, is audited, and can be undone (back in
+the queue, apart, audited too). Another council's index team does not see the pair and
+cannot decide it; practitioners and operators are refused the page. Every page the
+journey visits passes axe and fits 320 px; screenshots are kept."""
 
 from __future__ import annotations
 
 import aiohttp
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from server_common.accounts import Role
+from tests.browser import check_page
 from tests.national_hub.test_review import (
     ESX,
     GREY_A,
@@ -26,12 +29,19 @@ from tests.server_common.accounts_helpers import sign_in
 WSX = "E10000032"
 
 
+async def audited(hub, action: str) -> int:  # type: ignore[no-untyped-def]
+    return int(await hub.fetchval(
+        "SELECT count(*) FROM audit_log WHERE convert_from(entry, 'UTF8') LIKE $1",
+        f'%"action":"{action}"%'))
+
+
 async def test_index_team_decides_a_pair_on_the_review_screen(federation,  # noqa: F811
                                                               browser: Browser) -> None:
     hub, esx, tfw = federation
     await esx.send(GREY_A)
     await tfw.send(GREY_B)
     (queued,) = await open_reviews(hub)
+    pair_id = queued["id"]
     before = await state(hub)
 
     for role, council in ((Role.PRACTITIONER, None), (Role.OPERATOR, None)):
@@ -43,26 +53,57 @@ async def test_index_team_decides_a_pair_on_the_review_screen(federation,  # noq
     async with aiohttp.ClientSession(headers=wsx) as http:
         async with http.get(hub.url + "/review") as resp:
             assert resp.status == 200 and 'id="empty"' in await resp.text()
-        async with http.post(f"{hub.url}/review/{queued['id']}",
-                             data={"decision": "link"}) as resp:
-            assert resp.status == 403
+        async with http.get(f"{hub.url}/review/{pair_id}?decision=link") as resp:
+            assert resp.status == 404  # no confirmation page for another council's pair
+        async with http.post(f"{hub.url}/review/{pair_id}", data={"decision": "link"},
+                             allow_redirects=False) as resp:
+            assert resp.status == 403 and 'data-code="forbidden"' in await resp.text()
     assert len(await open_reviews(hub)) == 1
 
     page = await browser.new_page()
     await sign_in(page, hub.url, "/review", "ann", Role.INDEX_TEAM, hub.pool, council=ESX)
-    pair = page.locator(f'section.review[data-review="{queued["id"]}"]')
+    await expect(page.locator("#waiting")).to_have_text("1 pair is waiting for your decision.")
+    pair = page.locator(f'section.app-review[data-review="{pair_id}"]')
     await expect(pair).to_contain_text("Lily Hart")
     await expect(pair).to_contain_text("Lily Oduya")
-    await expect(pair).to_contain_text("TF1")  # the other council's record: district only
+    await expect(pair).to_contain_text("TF1 (district)")  # the other council's: district only
     await expect(pair).not_to_contain_text("TF1 2AB")
-    await expect(pair.locator("table.why tr")).not_to_have_count(1)  # a row per field
-    await expect(pair).to_contain_text("model ")
-    await expect(pair).to_contain_text("link at ≥")
+    # plain words, and no model code on show until the detail is unfolded
+    words = pair.locator(".app-comparisons")
+    await expect(words.locator('dt:text-is("Date of birth") + dd')).to_have_text(
+        "Same")
+    await expect(words.locator('dt:text-is("Given name") + dd')).to_have_text(
+        "Same")
+    await expect(words.locator('dt:text-is("Family name") + dd')).to_have_text("Different")
+    await expect(words.locator('dt:text-is("Family name") ~ dd.app-evidence')).to_have_text(
+        "Points to different children")
+    await expect(words).not_to_contain_text("EXACT")
+    weights = pair.locator(".app-weights")
+    await expect(weights).to_be_hidden()
+    await check_page(page, "hub-review-list")
+    await pair.locator(".app-model-detail summary").click()
+    await expect(weights).to_be_visible()
+    await expect(weights).to_contain_text("EXACT")
+    await expect(pair.locator(".app-model-detail")).to_contain_text("Model ")
 
-    await pair.locator("button[value=link]").click()
-    await expect(page.locator(".notice")).to_contain_text(
-        f"Pair {queued['id']}: recorded as the same child")
+    # the decision is asked twice: a confirmation page, then the form that records it
+    await pair.locator("a[data-decision=link]").click()
+    await expect(page).to_have_url(f"{hub.url}/review/{pair_id}?decision=link")
+    await expect(page.locator("h1")).to_have_text("Are these the same child?")
+    assert await audited(hub, "review.link") == 0  # nothing decided by looking
+    await check_page(page, "hub-review-confirm")
+    await page.click("#confirm")
+
+    # post/redirect/get: the answer is the list again, with what was recorded
+    await expect(page).to_have_url(f"{hub.url}/review?decided={pair_id}")
+    notice = page.locator(".app-notice")
+    await expect(notice).to_contain_text(f"Pair {pair_id} is recorded as the same child.")
     await expect(page.locator("#empty")).to_be_visible()
+    await expect(page.locator("#waiting")).to_have_text("0 pairs are waiting for your decision.")
+    await check_page(page, "hub-review-decided")
+    await page.reload()  # decides nothing again
+    await expect(notice).to_be_visible()
+    assert await audited(hub, "review.link") == 1
 
     after = await state(hub)
     assert after[(ESX, "A1")][0] == after[(TFW, "B1")][0]  # one national child now
@@ -72,5 +113,77 @@ async def test_index_team_decides_a_pair_on_the_review_screen(federation,  # noq
         "SELECT convert_from(entry, 'UTF8') FROM audit_log"
         " WHERE convert_from(entry, 'UTF8') LIKE '%\"review.link\"%'")
     assert decision is not None and '"who":"ann"' in str(decision)
-    assert await hub.fetchval("SELECT count(*) FROM audit_log WHERE convert_from(entry, 'UTF8')"
-                              " LIKE '%\"review.queue\"%'") >= 2  # each look is audited
+
+    # undo: back in the queue, the two records apart again, audited like the decision
+    await notice.locator("button", has_text="Undo").click()
+    await expect(page).to_have_url(f"{hub.url}/review?undone={pair_id}")
+    await expect(page.locator(".app-notice")).to_contain_text(
+        f"Pair {pair_id} is back in the list to decide.")
+    await expect(page.locator(f'section.app-review[data-review="{pair_id}"]')).to_be_visible()
+    await check_page(page, "hub-review-undone")
+    undone = await state(hub)
+    assert undone[(ESX, "A1")][0] != undone[(TFW, "B1")][0]
+    assert undone[(ESX, "A1")][1] == undone[(TFW, "B1")][1] == "review"
+    assert [r["id"] for r in await open_reviews(hub)] == [pair_id]
+    entry = await hub.fetchval(
+        "SELECT convert_from(entry, 'UTF8') FROM audit_log"
+        " WHERE convert_from(entry, 'UTF8') LIKE '%\"review.undo\"%'")
+    assert entry is not None and '"who":"ann"' in str(entry)
+    assert after[(ESX, "A1")][0] in str(entry) and undone[(TFW, "B1")][0] in str(entry)
+    await page.reload()  # undoes nothing again
+    assert await audited(hub, "review.undo") == 1
+    assert await audited(hub, "review.queue") >= 4  # each look is audited
+
+
+async def test_bad_decisions_are_refused_with_their_codes(federation) -> None:  # noqa: F811
+    hub, esx, tfw = federation
+    await esx.send(GREY_A)
+    await tfw.send(GREY_B)
+    (queued,) = await open_reviews(hub)
+    esx_team = await hub.as_role(Role.INDEX_TEAM, ESX)
+    async with aiohttp.ClientSession(headers=esx_team) as http:
+        for method, path, data, status, code in (
+                ("GET", f"/review/{queued['id']}?decision=maybe", None, 400, "invalid_field"),
+                ("POST", f"/review/{queued['id']}", {"decision": "maybe"}, 400, "invalid_field"),
+                ("POST", "/review/999999", {"decision": "link"}, 404, "not_found"),
+                ("POST", f"/review/{queued['id']}/undo", {}, 409, "review_decided")):
+            async with http.request(method, hub.url + path, data=data,
+                                    allow_redirects=False) as resp:
+                assert resp.status == status, (path, await resp.text())
+                assert f'data-code="{code}"' in await resp.text()
+
+
+async def tab_to(page: Page, selector: str, most: int = 80) -> None:
+    """Press Tab until ``selector`` has the focus, as a keyboard user moves."""
+    for _ in range(most):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("s => document.activeElement?.matches(s) ?? false", selector):
+            return
+    raise AssertionError(f"{selector} is not reached by the keyboard on {page.url}")
+
+
+async def test_a_pair_is_decided_and_undone_by_keyboard_alone(federation,  # noqa: F811
+                                                              browser: Browser) -> None:
+    hub, esx, tfw = federation
+    await esx.send(GREY_A)
+    await tfw.send(GREY_B)
+    (queued,) = await open_reviews(hub)
+    page = await browser.new_page()
+    await sign_in(page, hub.url, "/review", "ann", Role.INDEX_TEAM, hub.pool, council=ESX)
+
+    await tab_to(page, ".app-model-detail summary")
+    await page.keyboard.press("Enter")  # the model's detail unfolds
+    await expect(page.locator(".app-weights")).to_be_visible()
+    await tab_to(page, "a[data-decision=separate]")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("h1")).to_have_text("Are these different children?")
+    await tab_to(page, "#confirm")
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(f"{hub.url}/review?decided={queued['id']}")
+    assert await hub.fetchval("SELECT status FROM review_queue WHERE id = $1",
+                              queued["id"]) == "separated"
+    await tab_to(page, ".app-notice button")
+    await page.keyboard.press("Space")
+    await expect(page).to_have_url(f"{hub.url}/review?undone={queued['id']}")
+    assert await hub.fetchval("SELECT status FROM review_queue WHERE id = $1",
+                              queued["id"]) == "open"

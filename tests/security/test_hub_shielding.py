@@ -137,8 +137,8 @@ async def separated_pair(attack: Attack) -> None:
         status, body = await attack.decide(review_id, "separate", team)
         assert status == 403 and 'data-code="forbidden"' in body
         assert await attack.review_status(review_id) == "open"
-    status, _ = await attack.decide(review_id, "separate", ESX)
-    assert status == 200 and await attack.review_status(review_id) == "separated"
+    status, _ = await attack.decide(review_id, "separate", ESX)  # 303: post/redirect/get
+    assert status == 303 and await attack.review_status(review_id) == "separated"
 
 
 async def archived_shielded_side(attack: Attack) -> None:
@@ -282,17 +282,20 @@ async def test_the_review_screen_and_decisions(attack: Attack) -> None:
     assert await attack.review_status(review_id) == "open"
 
     # the owners decide and reverse: Telford links, East Sussex (shielding) separates
-    status, _ = await attack.decide(review_id, "link", TFW)
-    assert status == 200 and await attack.review_status(review_id) == "linked"
+    status, _ = await attack.decide(review_id, "link", TFW)  # 303: post/redirect/get
+    assert status == 303 and await attack.review_status(review_id) == "linked"
     linked = await state(attack.hub)
     assert linked[(ESX, "A1")][0] == linked[(TFW, "B1")][0]
     status, body = await attack.decide(review_id, "separate", TFW)
     assert status == 403 and 'data-code="forbidden"' in body  # only the shielding council splits it
+    status, body = await attack.call("POST", f"/review/{review_id}/undo",
+                                     await attack.headers(Role.INDEX_TEAM, TFW))
+    assert status == 403 and 'data-code="forbidden"' in body  # undoing the link splits it too
     status, page = await attack.call("GET", "/review",
                                      await attack.headers(Role.INDEX_TEAM, ESX))
-    assert f'<tr data-review="{review_id}">' in page and "Reverse" in page
+    assert f'data-review="{review_id}"' in page and "Undo" in page
     status, _ = await attack.decide(review_id, "separate", ESX)
-    assert status == 200 and await attack.review_status(review_id) == "separated"
+    assert status == 303 and await attack.review_status(review_id) == "separated"
     apart = await state(attack.hub)
     assert apart[(ESX, "A1")][0] != apart[(TFW, "B1")][0]
     # the split never unshields Telford's copy: it is not found by where it lives

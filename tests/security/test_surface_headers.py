@@ -81,12 +81,13 @@ async def test_hub_answers_are_never_cached_or_framed(make_database, tmp_path: P
                     params={"purpose": PURPOSE})
         await check(hub.url, f"/children/{child}", status=303)
         login = await check(hub.url, "/login")
-        assert '<link rel="stylesheet" href="/static/login.css">' in login
+        assert '<link rel="stylesheet" href="/static/govuk-frontend.min.css">' in login
         assert (await esx.send(b"", method="GET", tail="cursor"))[0] == 200
         # only the style sheets and the probes may be kept
-        for sheet in ("login.css", "pages.css"):
+        for sheet in ("app.css", "govuk-frontend.min.css", "pages.css"):
             css = await check(hub.url, f"/static/{sheet}", cacheable=True)
             assert "font-family" in css
+        assert "initAll" in await check(hub.url, "/static/app.js", cacheable=True)
         await check(hub.url, "/static/nothing.css", status=404, cacheable=True)
         await check(hub.url, "/healthz", cacheable=True)
 

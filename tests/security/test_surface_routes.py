@@ -23,6 +23,7 @@ ANONYMOUS_BOTH = {"GET /healthz", "GET /readyz", "GET /login", "POST /login",
                   "GET /static/{name}"}
 HUB_ANONYMOUS = ANONYMOUS_BOTH | {"GET /openapi.json", "GET /v1/hub/key"}
 NODE_ANONYMOUS = ANONYMOUS_BOTH
+NODE_POSTED_PAGES = {"POST /search", "POST /children/{local_id}"}
 HUB_NODE_SIGNED = {
     "POST /v1/councils/{code}/batches", "GET /v1/councils/{code}/cursor",
     "POST /v1/councils/{code}/keys", "POST /v1/councils/{code}/heartbeats",
@@ -30,8 +31,17 @@ HUB_NODE_SIGNED = {
     "GET /v1/councils/{code}/audit/checkpoint", "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals", "GET /v1/councils/{code}/shielded",
 }
+# Pages for signed-in users only (the walk below refuses them anonymously): each new
+# one is named here, so adding a page is a reviewed change too.
+REVIEW_AND_AUDIT_PAGES = {"GET /audit", "GET /audit/export.csv"}
+HUB_USER_PAGES = REVIEW_AND_AUDIT_PAGES | {
+    "GET /review", "GET /review/{review_id}", "POST /review/{review_id}",
+    "POST /review/{review_id}/undo", "GET /ops"}
+NODE_USER_PAGES = REVIEW_AND_AUDIT_PAGES | {
+    "GET /review", "GET /review/{item_id}", "POST /review/{item_id}",
+    "POST /review/{item_id}/undo"}
 # a value for every path parameter a route has
-_PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "login.css"}
+_PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "app.css"}
 _PARAMETER = re.compile(r"\{(\w+)\}")
 
 
@@ -87,6 +97,7 @@ async def test_every_hub_route_refuses_anonymous_callers(make_database,
         assert policy.node_signed == HUB_NODE_SIGNED
         keys = {_key(m, c) for m, c in _routes(app)}
         assert HUB_ANONYMOUS | HUB_NODE_SIGNED <= keys  # no stale entries either
+        assert HUB_USER_PAGES <= keys - HUB_ANONYMOUS - HUB_NODE_SIGNED
         answered = await _walk(hub.url, app, HUB_ANONYMOUS, HUB_NODE_SIGNED)
         assert answered == HUB_ANONYMOUS
         # the way back after signing in carries the path, never a search's details
@@ -111,6 +122,10 @@ async def test_every_node_route_refuses_anonymous_callers(make_database,
         assert status == 200 and me["role"] == "practitioner"
         assert node.app[ACCESS].anonymous == NODE_ANONYMOUS
         assert node.app[ACCESS].node_signed == frozenset()
+        assert NODE_USER_PAGES <= {_key(m, c) for m, c in _routes(node.app)} - NODE_ANONYMOUS
+        # the pages a form posts to (a search, a child opened from the results) are a
+        # signed-in user's like every other route
+        assert NODE_POSTED_PAGES <= {_key(m, c) for m, c in _routes(node.app)}
         assert await _walk(node.base, node.app, NODE_ANONYMOUS, set()) == NODE_ANONYMOUS
         assert (await send(node.base, "GET", "/v1/no/such/thing"))[0] == 404
         # /metrics stays an operator's

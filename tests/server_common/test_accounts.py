@@ -131,7 +131,8 @@ async def test_password_and_totp_log_in_and_the_landing_page_shows_who(site: Sit
         response = await login(http, site.base, "asha", PASSWORD, code_at(user.totp_secret))
         assert response.status == 303 and response.headers["Location"] == "/"
         page = await (await http.get(f"{site.base}/")).text()
-        assert "Signed in as <strong>asha</strong> (index_team)" in page
+        assert "Signed in as <strong>asha</strong>" in page
+        assert "(Index team, East Sussex CC)" in page
         assert "East Sussex CC" in page and ESX in page
         me = await (await http.get(f"{site.base}/v1/me")).json()
         assert me == {"user": "asha", "role": "index_team", "organisation": "East Sussex CC",
