@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 import asyncpg
@@ -30,7 +30,7 @@ from national_hub.storage.records import PENDING, RecordRow, RecordStore
 from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
-from protocol import encoding, keys
+from protocol import keys
 from protocol.batch import (
     APPLIED,
     REJECTED,
@@ -52,6 +52,7 @@ from protocol.errors import (
     ValidationError,
 )
 from protocol.matching import IdentityFields, blocking_keys
+from protocol.record_codec import decode_record
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 
@@ -262,6 +263,7 @@ class BatchIntake:
         The last valid op per local_id wins inside one batch, as if applied in order;
         the ops it supersedes share its fate (applied, or stale against the hub)."""
         results: list[OpResult | None] = [None] * len(batch.ops)
+        today = date.today()  # once a batch: a record's date of birth may not be later
         latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]] = {}
         superseded: dict[str, list[int]] = {}
         for i, op in enumerate(batch.ops):
@@ -272,7 +274,7 @@ class BatchIntake:
             record = None
             if isinstance(op, UpsertOp):
                 try:
-                    record = ChildRecord.from_wire(encoding.unpack(op.record, what="record"))
+                    record = decode_record(op.record, today)
                     if record.local_id != op.local_id:
                         raise ValidationError("local_id", "differs from the op's local_id")
                 except SignpostError as exc:
