@@ -42,6 +42,7 @@ def test_publish_intake_only_prints_hub_intake(tmp_path: Path) -> None:
     assert applied, out
     assert applied[1] == applied[2] and int(applied[3]) >= 3, out  # every record applied
     assert re.search(rf"hub intake\s+{FIGURE} records/s", out), out
+    assert re.search(rf"record decoding\s+reference {FIGURE} µs, compiled {FIGURE} µs", out), out
 
 
 @pytest.mark.slow
