@@ -11,7 +11,7 @@ time and the peak memory of both processes.
 
 ``--intake-only`` measures the hub's batch intake alone: the council's records are
 built from the generator and signed into batches before the clock starts (no node),
-then posted to a real ``national-hub serve`` with its resolver off, a few batches in
+then posted to a real ``national-hub serve`` with its resolver off, two batches in
 flight, as a node pipelines them; it prints hub intake records/s (first send → last
 receipt). ``BENCH_PYSPY=FILE`` records the hub process with py-spy in either mode.
 """
