@@ -8,6 +8,12 @@ the first batch sent: to the last receipt stored (hub-applied: records and block
 keys written, queued for resolution), and to the resolution queue found empty
 (applied and resolved: every record has its national id), with the resolver's busy
 time and the peak memory of both processes.
+
+``--intake-only`` measures the hub's batch intake alone: the council's records are
+built from the generator and signed into batches before the clock starts (no node),
+then posted to a real ``national-hub serve`` with its resolver off, two batches in
+flight, as a node pipelines them; it prints hub intake records/s (first send → last
+receipt). ``BENCH_PYSPY=FILE`` records the hub process with py-spy in either mode.
 """
 
 from __future__ import annotations
@@ -208,6 +214,21 @@ class Published:
     node_peak: int
 
 
+def _py_spy(pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the process into ``$BENCH_PYSPY`` (raw folded stacks), if set."""
+    if not os.environ.get("BENCH_PYSPY"):
+        return None
+    return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-o", os.environ["BENCH_PYSPY"],
+                             "-f", "raw", "-r", "50"],
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def _stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(2)
+        spy.wait()
+
+
 def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir: Path,
                     hub_key_file: Path, *, batch_size: int, port: int = 8490) -> Published:
     """Enrol the council with a new key, then run the real hub (``national-hub serve``,
@@ -237,11 +258,7 @@ def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir
         wait_ready(f"http://127.0.0.1:{port}", timeout=60)
         hub_mem = PeakMemory(hub.pid)
         hub_mem.start()
-        spy = None
-        if os.environ.get("BENCH_PYSPY"):
-            spy = subprocess.Popen(["py-spy", "record", "-p", str(hub.pid), "-o",
-                                    os.environ["BENCH_PYSPY"], "-f", "raw", "-r", "50"],
-                                   stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        spy = _py_spy(hub.pid)
         node = subprocess.Popen([_bin("local-node"), "publish", "--once"], env=env,
                                 stdout=subprocess.PIPE, stderr=(work_dir / "node.log").open("wb"),
                                 text=True)
@@ -253,9 +270,7 @@ def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir
             raise click.ClickException(f"publish failed; see {work_dir}/node.log")
         resolved_at = asyncio.run(_resolved_at(hub_db))
         hub_mem.running = False
-        if spy is not None:
-            spy.send_signal(2)
-            spy.wait()
+        _stop_spy(spy)
     finally:
         hub.terminate()
         hub.wait(timeout=30)
@@ -270,11 +285,18 @@ def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir
 @click.option("--seed", default=10, show_default=True)
 @click.option("--data-dir", default=".data/bench", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
+@click.option("--intake-only", is_flag=True,
+              help="Measure the hub's batch intake alone (no node, resolver off).")
+def main(children: int, batch_size: int, seed: int, data_dir: Path, intake_only: bool) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     base = embedded_pg.start(data_dir / "pg")
+    if intake_only:
+        from bench.intake import intake_alone, report  # it imports this module
+
+        report(intake_alone(base, data_dir, children, batch_size, seed), batch_size)
+        return
     started = time.perf_counter()
     population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
     synthetic.write_feeds(population, data_dir / "feeds")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 import asyncpg
@@ -30,7 +30,7 @@ from national_hub.storage.records import PENDING, RecordRow, RecordStore
 from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
-from protocol import encoding, keys
+from protocol import keys
 from protocol.batch import (
     APPLIED,
     REJECTED,
@@ -52,6 +52,7 @@ from protocol.errors import (
     ValidationError,
 )
 from protocol.matching import IdentityFields, blocking_keys
+from protocol.record_codec import decode_record
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 
@@ -70,6 +71,10 @@ class CheckedOps:
     results: list[OpResult | None]
     latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]]
     superseded: dict[str, list[int]]
+    # local_id → the row and the blocking keys to write for each upsert in ``latest``:
+    # built before the council's lock, so this CPU work overlaps the previous batch's
+    # writes (a node pipelines batches) instead of holding the lock.
+    rows: dict[str, tuple[RecordRow, list[str]]]
 
 
 class ForkDetected(ConflictError):
@@ -89,6 +94,16 @@ class IntakeObserver(Protocol):
     def applied(self, council: str, counts: Mapping[str, int]) -> None: ...
     def replayed(self, council: str) -> None: ...
     def refused(self, council: str, code: str) -> None: ...
+
+
+def _record_row(op: UpsertOp, rec: ChildRecord) -> RecordRow:
+    """The hub's row for an upsert: the exact bytes, and the columns lookups use."""
+    return RecordRow(
+        local_id=op.local_id, version=op.version, record=op.record, digest=op.digest,
+        given_name=rec.given_name, family_name=rec.family_name, dob=rec.dob, sex=rec.sex,
+        postcode=rec.postcode, nhs_number=rec.nhs_number, upn=rec.upn,
+        shielded=rec.shielded, link_status=PENDING, other_given_names=rec.other_given_names,
+        former_family_names=tuple(rec.former_family_names), address_line=rec.address_line)
 
 
 def _utc_now() -> str:
@@ -262,6 +277,7 @@ class BatchIntake:
         The last valid op per local_id wins inside one batch, as if applied in order;
         the ops it supersedes share its fate (applied, or stale against the hub)."""
         results: list[OpResult | None] = [None] * len(batch.ops)
+        today = date.today()  # once a batch: a record's date of birth may not be later
         latest: dict[str, tuple[int, UpsertOp | DeleteOp, ChildRecord | None]] = {}
         superseded: dict[str, list[int]] = {}
         for i, op in enumerate(batch.ops):
@@ -272,7 +288,7 @@ class BatchIntake:
             record = None
             if isinstance(op, UpsertOp):
                 try:
-                    record = ChildRecord.from_wire(encoding.unpack(op.record, what="record"))
+                    record = decode_record(op.record, today)
                     if record.local_id != op.local_id:
                         raise ValidationError("local_id", "differs from the op's local_id")
                 except SignpostError as exc:
@@ -288,7 +304,13 @@ class BatchIntake:
                     continue
                 superseded.setdefault(op.local_id, []).append(previous[0])
             latest[op.local_id] = (i, op, record)
-        return CheckedOps(results, latest, superseded)
+        rows = {
+            local_id: (_record_row(op, record),
+                       sorted(blocking_keys(IdentityFields.from_record(record))))
+            for local_id, (_, op, record) in latest.items()
+            if isinstance(op, UpsertOp) and record is not None
+        }
+        return CheckedOps(results, latest, superseded, rows)
 
     async def _apply_ops(self, conn: asyncpg.Connection, council: str, batch: Batch,
                          checked: CheckedOps) -> list[OpResult]:
@@ -301,9 +323,10 @@ class BatchIntake:
             local_id for local_id, (_, op, _) in latest.items()
             if isinstance(op, UpsertOp) and (have := held.get(local_id)) is not None
             and have.live and have.version == op.version])
-        upserts: list[tuple[UpsertOp, ChildRecord]] = []
+        upserts: list[RecordRow] = []
+        keys: list[tuple[str, str]] = []
         deletes: list[tuple[str, int]] = []
-        for local_id, (i, op, record) in latest.items():
+        for local_id, (i, op, _) in latest.items():
             have = held.get(local_id)
             if (have is not None and have.version >= op.version
                     and not (have.version == op.version and local_id in repairable)):
@@ -314,8 +337,9 @@ class BatchIntake:
             if isinstance(op, DeleteOp):
                 deletes.append((local_id, op.version))
             else:
-                assert record is not None
-                upserts.append((op, record))
+                row, row_keys = checked.rows[local_id]
+                upserts.append(row)
+                keys.extend((local_id, key) for key in row_keys)
 
         def current_id(local_id: str) -> str | None:
             have = held.get(local_id)
@@ -325,28 +349,17 @@ class BatchIntake:
         # are written and queued here, in this transaction, so the resolver sees a
         # record's keys as soon as it sees the record. An updated record keeps its
         # national id until it is resolved again; a new one has none ("pending").
+        upserted = [row.local_id for row in upserts]
         await self.resolution.replace_keys(
-            conn, council, [op.local_id for op, _ in upserts] + [lid for lid, _ in deletes],
-            [(op.local_id, key) for op, rec in upserts
-             for key in sorted(blocking_keys(IdentityFields.from_record(rec)))])
-        await self.records.upsert(conn, council, batch.seq, [
-            RecordRow(
-                local_id=op.local_id, version=op.version, record=op.record, digest=op.digest,
-                given_name=rec.given_name, family_name=rec.family_name, dob=rec.dob,
-                sex=rec.sex, postcode=rec.postcode, nhs_number=rec.nhs_number, upn=rec.upn,
-                shielded=rec.shielded, link_status=PENDING,
-                other_given_names=rec.other_given_names,
-                former_family_names=tuple(rec.former_family_names),
-                address_line=rec.address_line,
-            ) for op, rec in upserts
-        ])
+            conn, council, upserted + [lid for lid, _ in deletes], keys)
+        await self.records.upsert(conn, council, batch.seq, upserts)
         await self.records.tombstone(conn, council, batch.seq, deletes)
         # Shielding belongs to the child: a record shielded now, or sharing an NHS number
         # or UPN with a shielded one, is marked (and loses its location keys) before the
         # transaction ends, so no search or resolution ever sees it unmarked.
-        await self.shielding.refresh(conn, [(council, op.local_id) for op, _ in upserts])
+        await self.shielding.refresh(conn, [(council, local_id) for local_id in upserted])
         await self.queue.enqueue(
-            conn, council, [op.local_id for op, _ in upserts] + [lid for lid, _ in deletes],
+            conn, council, upserted + [lid for lid, _ in deletes],
             [None] * len(upserts) + [current_id(lid) for lid, _ in deletes])
         for local_id, indices in superseded.items():
             final_result = results[latest[local_id][0]]

@@ -65,16 +65,20 @@ class ResolutionStore:
 
     async def replace_keys(self, conn: asyncpg.Connection, council: str,
                            local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
-        """Drop every key of ``local_ids`` and insert ``keys`` ((local_id, key) pairs)."""
+        """Drop every key of ``local_ids`` and insert ``keys`` ((local_id, key) pairs,
+        distinct, each of one of ``local_ids``).
+
+        Every writer of a council's keys holds the council's row lock, so once the old
+        keys are deleted nothing can conflict: the new ones are copied in (COPY is about
+        twice as fast as INSERT … ON CONFLICT over unnest at a batch's 66,000 keys, the
+        largest write of batch intake)."""
         if local_ids:
             await conn.execute("DELETE FROM record_keys WHERE council_code = $1"
                                " AND local_id = ANY($2::text[])", council, list(local_ids))
         if keys:
-            ids, values = zip(*keys, strict=True)
-            await conn.execute(
-                "INSERT INTO record_keys (council_code, local_id, key)"
-                " SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-                council, list(ids), list(values))
+            await conn.copy_records_to_table(
+                "record_keys", columns=["council_code", "local_id", "key"],
+                records=[(council, local_id, key) for local_id, key in keys])
 
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int) -> list[asyncpg.Record]:

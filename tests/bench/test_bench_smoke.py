@@ -35,6 +35,18 @@ def test_publish_prints_throughput(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_publish_intake_only_prints_hub_intake(tmp_path: Path) -> None:
+    out = _bench("bench.publish", "--intake-only", "--children", "300", "--batch-size", "100",
+                 "--data-dir", str(tmp_path / "d"))
+    applied = re.search(r"records applied\s+([\d,]+) of ([\d,]+) in (\d+) batches", out)
+    assert applied, out
+    assert applied[1] == applied[2] and int(applied[3]) >= 3, out  # every record applied
+    assert re.search(rf"hub intake\s+{FIGURE} records/s", out), out
+    assert re.search(rf"record decoding\s+reference {FIGURE} µs, compiled {FIGURE} µs", out), out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_resolution_prints_precision_and_recall(tmp_path: Path) -> None:
     splink = importlib.util.find_spec("splink") is not None
     out = _bench("bench.resolution", "--children", "150", "--councils", "2", "--batch-size", "200",

@@ -22,6 +22,7 @@ from protocol import encoding, identifiers, request_auth
 from protocol.batch import Batch, OpResult, Receipt
 from protocol.errors import DecodeError, ErrorCode, SignpostError
 from protocol.key_announcement import KeyAnnouncement
+from protocol.record_codec import decode_record
 from protocol.records import ChildRecord, Involvement
 from protocol.signing import BATCH_TYPE, Envelope
 from tests import strategies
@@ -38,6 +39,7 @@ DECODERS: dict[str, Callable[[bytes], Any]] = {
     "batch": Batch.decode,
     "receipt": Receipt.decode,
     "record": lambda data: ChildRecord.from_wire(encoding.unpack(data)),
+    "record (compiled)": decode_record,
     "key_announcement": KeyAnnouncement.decode,
 }
 
