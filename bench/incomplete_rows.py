@@ -1,4 +1,4 @@
-"""Incomplete rows at a council's node (issue 14): what loading them instead of
+"""Incomplete rows at a council's node: what loading them instead of
 refusing them is worth.
 
 Generates one council of synthetic children, writes its three feeds, then blanks one

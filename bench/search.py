@@ -1,4 +1,4 @@
-"""Practitioner search at a million children, 32 concurrent clients (DESIGN §10).
+"""Practitioner search at a million children, 32 concurrent clients (docs/design.md §10).
 
 Loads a hub with ``--children`` synthetic children (the generator's truth: one
 national child per person, a mover's two council records sharing it), then runs the

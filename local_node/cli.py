@@ -1,4 +1,7 @@
-"""``local-node``: a council's node — ingest feeds, publish to the hub, serve (DESIGN §8)."""
+"""``local-node``: a council's node — ingest feeds, publish to the hub, serve.
+
+The commands are a contract (docs/design.md §8).
+"""
 
 from __future__ import annotations
 
@@ -192,8 +195,9 @@ def reconcile(config: NodeConfig) -> None:
                    + " ".join(report.skipped[:20]))
 
 
-@main.group(help="Retention (DESIGN §3): archive at 18 (25 for care leavers with consent, a "
-                  "year after death if sooner), purge 6 years later; see [retention].")
+@main.group(help="Retention (docs/design.md §3): archive at 18 (25 for care leavers "
+                  "with consent, a year after death if sooner), purge 6 years later; "
+                  "see [retention].")
 def retention() -> None:
     pass
 

@@ -1,4 +1,4 @@
-"""``national-hub``: serve the hub and administer it (DESIGN §8)."""
+"""``national-hub``: serve the hub and administer it (docs/design.md §8)."""
 
 from __future__ import annotations
 
@@ -447,8 +447,9 @@ def audit_checkpoint(obj: Context) -> None:
     click.echo(common.run(go()).note, nl=False)
 
 
-@main.group(help="Retention (DESIGN §3): archive at 18 (25 for care leavers with consent, a "
-                  "year after death if sooner), purge 6 years later; see [retention].")
+@main.group(help="Retention (docs/design.md §3): archive at 18 (25 for care leavers "
+                  "with consent, a year after death if sooner), purge 6 years later; "
+                  "see [retention].")
 def retention() -> None:
     pass
 

@@ -1,4 +1,4 @@
-"""Hub replicas share nothing but PostgreSQL (DESIGN §9): two hub processes on one
+"""Hub replicas share nothing but PostgreSQL (docs/design.md §9): two hub processes on one
 database behind a round-robin balancer take three councils' publishing and a
 practitioner's searches — each request to the next process in turn — and end with
 exactly what one process gives for the same work: the same national children, link

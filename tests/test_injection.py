@@ -1,8 +1,8 @@
 """SQL- and script-injection attempts in every text field of the feeds, of search and of
-the pages come back harmless (issue 7): a feed row carrying them loads as plain text,
-travels to the hub as data, and every page shows it escaped — a real browser opening
-those pages runs no injected script; searches carrying them are answered (or refused
-with a stable 4xx), never 5xx, and no table is touched."""
+the pages come back harmless (docs/security.md "The attack surface"): a feed row
+carrying them loads as plain text, travels to the hub as data, and every page shows it
+escaped — a real browser opening those pages runs no injected script; searches carrying
+them are answered (or refused with a stable 4xx), never 5xx, and no table is touched."""
 
 from __future__ import annotations
 

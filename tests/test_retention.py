@@ -1,4 +1,4 @@
-"""Retention (DESIGN §3) at node and hub, with the clock moved by giving the job a date:
+"""Retention (docs/design.md §3) at node and hub, with the clock moved by giving the job a date:
 archive at 18 (25 for a care leaver with consent), a year after death if sooner, purge 6
 years later; purges are audited and reach the hub as deletes through signed batches, and
 the hub purges on its own what a silent council never withdrew."""

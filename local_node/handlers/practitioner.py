@@ -153,7 +153,7 @@ async def page_child(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
     name = f"{view['given_name'] or '–'} {view['family_name'] or '–'}"
     heading = (f'<p><a href="/search">New search</a></p><h1>{e(name)}</h1>'
-               # a name or the date of birth no source supplies (issue 14): the index
+               # a name or the date of birth no source supplies: the index
                # team sees why, to chase the source
                + (f'<p class="notice" data-incomplete>Incomplete: {e(view["incomplete"])}</p>'
                   if view.get("incomplete") else ""))

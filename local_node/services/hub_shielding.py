@@ -1,4 +1,4 @@
-"""Children another council shields, learnt from the hub (DESIGN §6: shielding belongs to
+"""Children another council shields, learnt from the hub (docs/design.md §6: shielding belongs to
 the child, at the hub *and at every node*).
 
 The node's own relations (merges, review pairs, NHS numbers and UPNs in its index) are

@@ -263,7 +263,7 @@ class Publisher:
         try:
             await self.client.post_heartbeat(summary["head_seq"], summary["outbox_depth"],
                                              _now())
-            # and learn which children another council shields (DESIGN §6)
+            # and learn which children another council shields (docs/design.md §6)
             await self.shielding.learn()
         except SignpostError as exc:
             self._observe(exc)

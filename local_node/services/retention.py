@@ -1,4 +1,4 @@
-"""The node's archive/purge job (DESIGN §3), run by ``local-node retention run`` and on
+"""The node's archive/purge job (docs/design.md §3), run by ``local-node retention run`` and on
 ``retention.interval`` inside ``serve``.
 
 In one transaction: every child the policy concerns is locked; children past their

@@ -1,4 +1,4 @@
-"""The node witnesses the hub's audit log (DESIGN §6, docs/audit.md "Witnesses").
+"""The node witnesses the hub's audit log (docs/design.md §6, docs/audit.md "Witnesses").
 
 Regularly: fetch the hub's latest signed checkpoint and a consistency proof from the
 last checkpoint this node cosigned (kept in the node's own database, out of reach of

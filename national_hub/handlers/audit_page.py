@@ -1,4 +1,4 @@
-"""``/audit``: the hub auditor's page (DESIGN §6). Every access to one child, or
+"""``/audit``: the hub auditor's page (docs/design.md §6). Every access to one child, or
 everything one user did, read from the tamper-evident log, with the latest signed
 checkpoint; the look-up is audited first, as through the API (server_common.audit.web)."""
 

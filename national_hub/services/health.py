@@ -1,4 +1,4 @@
-"""Per-council health at the hub (DESIGN §7): what each council's node last said, how
+"""Per-council health at the hub (docs/design.md §7): what each council's node last said, how
 far the hub is behind it, what the hub refused, its keys, and a status with every
 reason. ``/v1/federation/health``, ``national-hub status``, ``/ops`` and the
 Prometheus collector all read the one :meth:`HealthService.snapshot`.

@@ -1,4 +1,4 @@
-"""The hub's archive/purge job (DESIGN §3), run by ``national-hub retention run`` and on
+"""The hub's archive/purge job (docs/design.md §3), run by ``national-hub retention run`` and on
 ``retention.interval`` inside ``serve``.
 
 The hub applies the same policy as the nodes (``protocol.retention``) to the records it

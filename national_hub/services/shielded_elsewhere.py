@@ -1,4 +1,4 @@
-"""Telling a council's node which of its children another council shields (DESIGN §6).
+"""Telling a council's node which of its children another council shields (docs/design.md §6).
 
 Shielding belongs to the child at the hub *and at every node*: when council A shields
 a child and council B holds an unshielded record of the same child (linked, in review

@@ -1,9 +1,9 @@
-"""Incomplete rows (issue 14): a feed row lacking a given name, family name or date of
-birth, or with an invalid one, loads flagged incomplete (``local-node ingest``,
-``status``, ``index export``, the index team's child view), is published with the
-field absent, held at the hub as NULL and linked there by its NHS number only; and
-search, at the node and at the hub through HTTP, tolerates swapped names, a birth
-year one digit off and a record lacking a field."""
+"""Incomplete rows (docs/architecture.md, the node's ingest): a feed row lacking a given
+name, family name or date of birth, or with an invalid one, loads flagged incomplete
+(``local-node ingest``, ``status``, ``index export``, the index team's child view), is
+published with the field absent, held at the hub as NULL and linked there by its NHS
+number only; and search, at the node and at the hub through HTTP, tolerates swapped
+names, a birth year one digit off and a record lacking a field."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The node's own audit log (finding 6, issue 13): checkpoints signed with the council
-key, ``local-node audit verify`` catching a rewrite, and the reader for the council's
-auditor (API and page), only for auditors and itself audited; through real HTTP on a
-real PostgreSQL."""
+"""The node's own audit log (docs/audit.md "The node's own log"): checkpoints signed
+with the council key, ``local-node audit verify`` catching a rewrite, and the reader for
+the council's auditor (API and page), only for auditors and itself audited; through real
+HTTP on a real PostgreSQL."""
 
 from __future__ import annotations
 

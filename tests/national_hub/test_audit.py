@@ -1,4 +1,4 @@
-"""The hub's tamper-evident audit log (server_common.audit, DESIGN §6): appends,
+"""The hub's tamper-evident audit log (server_common.audit, docs/design.md §6): appends,
 checkpoints, proofs, `audit verify`, fail-closed writes, gapless concurrent seqs,
 the CLI and the HTTP endpoints, on a real PostgreSQL."""
 

@@ -1,7 +1,7 @@
 """Weights estimated from the hub's own records: ``national-hub model train`` stores a
 versioned model (u by random sampling, m by EM), ``links resolve`` re-links with it,
 and the explain endpoint and the review queue name the version. Precision and recall
-on the generated population still meet DESIGN §10."""
+on the generated population still meet docs/design.md §10."""
 
 from __future__ import annotations
 

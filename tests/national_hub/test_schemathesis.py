@@ -1,8 +1,8 @@
-"""Schemathesis over ``/openapi.json`` (issue 7): generated requests — valid and
-invalid parameters, odd strings, wrong types — against every documented operation of
-a running hub holding records, signed in with the role each operation is for. No
-answer may be a server error, and every answer must match the document (status,
-content type, schema). Seeded, so a failure reproduces."""
+"""Schemathesis over ``/openapi.json`` (docs/security.md "The attack surface"):
+generated requests — valid and invalid parameters, odd strings, wrong types — against
+every documented operation of a running hub holding records, signed in with the role
+each operation is for. No answer may be a server error, and every answer must match the
+document (status, content type, schema). Seeded, so a failure reproduces."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What search tolerates (protocol.search, issue 14): swapped names, a date of birth
+"""What search tolerates (protocol.search): swapped names, a date of birth
 one digit off, a record lacking a field; and what it still refuses."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Finding 6 (issue 13): the hub's audit log had no witness but itself. A database
+"""Witnesses (docs/audit.md): without them the hub's audit log had no witness but itself. A database
 superuser who removed the newest entries and checkpoints and rewound the head, or
 rewrote entries with recomputed leaf hashes and removed the checkpoints, passed
 ``national-hub audit verify`` and the hub then signed a checkpoint over the forged log.

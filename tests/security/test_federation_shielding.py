@@ -1,4 +1,4 @@
-"""Shielding belongs to the child *at every node*, not only at the hub (issue 13).
+"""Shielding belongs to the child *at every node*, not only at the hub (docs/security.md).
 
 ContactPoint's 2009 leak, across councils: East Sussex shields a child (it moved there
 to be safe); Telford still holds the child's old GP record, unshielded, in its own

@@ -1,4 +1,4 @@
-"""Findings 2, 3 and 4 of issue 13, as an attacker would try them at the hub.
+"""Shielding at the hub (docs/security.md), as an attacker would try them at the hub.
 
 Three councils publish signed batches to a real hub (real HTTP, PostgreSQL, Ed25519):
 East Sussex holds a **shielded** record of a child, Telford an unshielded record of the

@@ -1,4 +1,4 @@
-"""Issue 13, findings 1 and 5, as an attacker with a practitioner's login at a council's
+"""Shielding at a node (docs/security.md), as an attacker with a practitioner's login at a council's
 node would try them: through the node's real HTTP app, its real PostgreSQL and its
 real feed ingest (the ``local-node ingest`` code path) — and once more against
 ``local-node serve`` running as a process, fed by the ``local-node ingest`` command.

@@ -1,5 +1,5 @@
-"""Issue 13's property at a council's node: no practitioner's answer depends on where a
-shielded child lives.
+"""The shielding property (docs/security.md) at a council's node: no practitioner's
+answer depends on where a shielded child lives.
 
 Random small local indexes (``tests.strategies.local_indexes``): children sharing
 names, dates of birth and postcodes, random shielded flags, review pairs in every

@@ -1,4 +1,5 @@
-"""No answer at the hub depends on where a shielded child lives (issue 13, the property).
+"""No answer at the hub depends on where a shielded child lives (docs/security.md
+"Shielding: one policy, and it belongs to the child").
 
 Hypothesis draws a small population across three councils: children with one or more
 records, some shielded, some sharing an NHS number, some whose names differ enough to

@@ -1,8 +1,9 @@
-"""Node-endpoint bodies are capped before the signature check (issue 13, "deliver" 7):
-a body over ``hub.max_node_body_bytes`` is refused 413 ``payload_too_large`` as soon as
-that is known (from Content-Length, before a byte of it is read; else while reading),
-before any hashing or verification: a forged request over the cap is 413, not 401,
-and a genuine one leaves no nonce behind. People's requests have their own, small cap."""
+"""Node-endpoint bodies are capped before the signature check (docs/security.md "The
+attack surface"): a body over ``hub.max_node_body_bytes`` is refused 413
+``payload_too_large`` as soon as that is known (from Content-Length, before a byte of it
+is read; else while reading), before any hashing or verification: a forged request over
+the cap is 413, not 401, and a genuine one leaves no nonce behind. People's requests
+have their own, small cap."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Personal data out of caches and pages out of frames (issue 13, finding 10): every
-answer of hub and node, pages and JSON with children's details, errors and redirects
-included, carries ``Cache-Control: no-store``, ``Pragma: no-cache``, a CSP with
-``frame-ancestors 'none'`` and no inline script or style, ``X-Frame-Options: DENY``,
-``nosniff`` and ``Referrer-Policy: no-referrer``; only the static style sheets and the
-probes may be cached. No page carries inline script or style for the CSP to block."""
+"""Personal data out of caches and pages out of frames (docs/security.md "Personal data
+out of URLs and caches"): every answer of hub and node, pages and JSON with children's
+details, errors and redirects included, carries ``Cache-Control: no-store``, ``Pragma:
+no-cache``, a CSP with ``frame-ancestors 'none'`` and no inline script or style,
+``X-Frame-Options: DENY``, ``nosniff`` and ``Referrer-Policy: no-referrer``; only the
+static style sheets and the probes may be cached. No page carries inline script or style
+for the CSP to block."""
 
 from __future__ import annotations
 

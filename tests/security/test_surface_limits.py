@@ -1,5 +1,5 @@
 """Rate limits run before authentication and per client address across path values
-(issue 13, finding 10): an outsider's wrong tokens, wrong logins, unsigned and forged
+(docs/architecture.md "Rate limits"): an outsider's wrong tokens, wrong logins, unsigned and forged
 node requests and invented council codes all spend one allowance, and are then
 refused 429 without being checked. Signed-in users and verified council nodes do not
 spend it: they have their own. Behind a proxy, only a configured trusted proxy may say

@@ -1,9 +1,9 @@
-"""Refused attempts leave a trace (issue 13, finding 7): a 400, 401, 403, 404 or 405 on
-a protected route, at hub and node, is written to the audit log with who (or
-"anonymous" and the address), method, path, status and code, and the names of the
-query parameters but never their values nor the body. Anonymous floods stay bounded:
-a 429 is only counted in the metrics (a signed-in user's first one a minute is kept).
-Failing to write the entry never turns the refusal into a 500."""
+"""Refused attempts leave a trace (docs/security.md "The audit log and its witnesses"):
+a 400, 401, 403, 404 or 405 on a protected route, at hub and node, is written to the
+audit log with who (or "anonymous" and the address), method, path, status and code, and
+the names of the query parameters but never their values nor the body. Anonymous floods
+stay bounded: a 429 is only counted in the metrics (a signed-in user's first one a
+minute is kept). Failing to write the entry never turns the refusal into a 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deny by default (issue 13, finding 10): every route of the hub and of a node, walked
+"""Deny by default (docs/conventions.md §13): every route of the hub and of a node, walked
 from the router, refuses an anonymous caller unless it is on the reviewed anonymous
 list; the node-protocol routes refuse a request that is not signed; a route someone
 adds without ``require_roles`` publishes nothing; and the lists are exactly these, so

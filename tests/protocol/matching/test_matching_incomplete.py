@@ -1,4 +1,4 @@
-"""Records lacking a given name, family name or date of birth (issue 14): compared as
+"""Records lacking a given name, family name or date of birth (docs/PROTOCOL.md §3.2.1): compared as
 missing (no evidence either way), never a crash, and never linked on too little."""
 
 from __future__ import annotations
