@@ -1,4 +1,4 @@
-"""Authenticating a council node's request (DESIGN §4, request auth).
+"""Authenticating a council node's request (docs/design.md §4, request auth).
 
 Checks, in order: the five headers are present; the origin is the council in the
 path; the key is enrolled, belongs to that council, is neither revoked nor
@@ -18,6 +18,8 @@ from national_hub.storage.councils import CouncilKey, CouncilStore
 from national_hub.storage.nonces import NonceStore
 from protocol import keys, request_auth
 from protocol.errors import AuthError, ErrorCode, SignpostError
+
+# Handlers take CouncilKey from here (it is storage's), never from storage.
 
 
 def check_key_usable(key: CouncilKey, council: str, now: datetime) -> None:
