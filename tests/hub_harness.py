@@ -14,10 +14,6 @@ from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.app import create_app
 from national_hub.config import HubConfig
 from national_hub.handlers import appkeys as app_keys
-from national_hub.services.councils import CouncilService
-from national_hub.storage.councils import CouncilStore
-from national_hub.storage.heartbeats import HeartbeatStore
-from national_hub.storage.records import RecordStore
 from protocol import keys
 from server_common import config as config_module
 from server_common import database
@@ -83,12 +79,12 @@ class Hub:
         return keys.public_path_for(self.config.hub.key_file)
 
     async def enrol(self, code: str, public_key_pem: bytes) -> str:
-        service = CouncilService(self.pool, CouncilStore(), HeartbeatStore())
+        service = self.server.app[app_keys.SERVICES].councils
         return await service.enrol(code, COUNCILS.get(code, code), public_key_pem)
 
     async def digests(self, code: str) -> dict[str, str]:
         async with self.pool.acquire() as conn:
-            return await RecordStore().digests(conn, code)
+            return await self.server.app[app_keys.SERVICES].stores.records.digests(conn, code)
 
     async def fetchval(self, sql: str, *args: object) -> object:
         async with self.pool.acquire() as conn:

@@ -21,7 +21,7 @@ from local_node.services.search import SearchQuery, SearchService
 from local_node.storage.children import ChildStore
 from local_node.storage.outbox import OutboxStore
 from national_hub.app import create_app as hub_app
-from national_hub.app import retention_service as hub_retention
+from national_hub.services.container import HubServices
 from national_hub.storage.search import SearchStore
 from server_common.audit.service import AuditLog
 from server_common.config import Duration
@@ -59,8 +59,7 @@ async def _run_node(node: Node, day: str):  # type: ignore[no-untyped-def]
 
 
 async def _run_hub(hub: Hub, day: str):  # type: ignore[no-untyped-def]
-    audit = AuditLog(hub.pool, None, origin=hub.config.audit.origin)
-    return await hub_retention(hub.pool, hub.config, audit).run(date.fromisoformat(day))
+    return await HubServices(hub.config, hub.pool).retention.run(date.fromisoformat(day))
 
 
 async def _cli(env: dict[str, str], *args: str) -> str:

@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from local_node.config import NodeConfig
+from local_node.services.container import NodeServices
 from local_node.services.search import SearchService
 from server_common.accounts.principal import Principal
 
@@ -18,4 +19,6 @@ Auditor = Callable[[Principal, str, str, dict[str, Any], list[str]], Awaitable[N
 POOL = web.AppKey("pool", asyncpg.Pool)
 CONFIG = web.AppKey("config", NodeConfig)
 SEARCH = web.AppKey("search", SearchService)
+# Every service, built once (SEARCH is its search, for the handlers)
+SERVICES = web.AppKey("services", NodeServices)
 AUDIT: web.AppKey[Auditor] = web.AppKey("audit")

@@ -219,13 +219,13 @@ def witness_reasons(state: WitnessState | None, now: datetime,
 
 
 class HealthService:
-    def __init__(self, pool: asyncpg.Pool, limits: HealthSection,
-                 store: HealthStore | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, limits: HealthSection, store: HealthStore, *,
+                 queue: ResolutionQueueStore, witnesses: WitnessHealthStore) -> None:
         self.pool = pool
         self.limits = limits
-        self.store = store or HealthStore()
-        self.queue = ResolutionQueueStore()
-        self.witness_store = WitnessHealthStore()
+        self.store = store
+        self.queue = queue
+        self.witness_store = witnesses
 
     async def snapshot(self) -> FederationHealth:
         # One read-only snapshot, so every figure is of the same moment (now()).

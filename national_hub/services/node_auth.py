@@ -62,3 +62,9 @@ class NodeAuthenticator:
                 raise AuthError("request nonce was already used (replay)",
                                 code=ErrorCode.AUTH_REPLAYED_NONCE)
         return key
+
+    async def purge_nonces(self, ttl: float) -> None:
+        """Forget nonces older than ``ttl`` seconds: a request that old is refused for its
+        timestamp before its nonce is looked at, so they can never replay."""
+        async with self.pool.acquire() as conn:
+            await self.nonces.purge_older_than(conn, ttl)

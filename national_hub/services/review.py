@@ -49,15 +49,16 @@ class Decided:
 
 
 class ReviewService:
-    def __init__(self, pool: asyncpg.Pool, linker: Linker, *,
+    def __init__(self, pool: asyncpg.Pool, linker: Linker, *, councils: CouncilStore,
+                 queue: ResolutionQueueStore, shielding: ShieldingStore,
                  audit: AuditLog | None = None) -> None:
         self.pool = pool
         self.linker = linker
         self.store: ResolutionStore = linker.resolution
         self.records: RecordStore = linker.records
-        self.councils = CouncilStore()
-        self.queue = ResolutionQueueStore()
-        self.shielding = ShieldingStore()
+        self.councils = councils
+        self.queue = queue
+        self.shielding = shielding
         self.audit = audit
 
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:

@@ -31,7 +31,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from national_hub.app import retention_service
 from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.batch import DeleteOp
@@ -152,8 +151,7 @@ async def archived_shielded_side(attack: Attack) -> None:
                                           address_line=TFW_ADDRESS, nhs=NHS))
     linked = await state(attack.hub)
     assert linked[(ESX, "A1")][0] == linked[(TFW, "B1")][0]
-    report = await retention_service(attack.hub.pool, attack.hub.config,
-                                     attack.hub.server.app[k.AUDIT]).run()
+    report = await attack.hub.server.app[k.SERVICES].retention.run()
     assert report.councils[ESX].archived == ["A1"] and TFW not in report.councils
 
 

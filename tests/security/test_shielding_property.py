@@ -30,7 +30,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from national_hub.app import retention_service
 from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.records import ChildRecord, Involvement
@@ -222,8 +221,7 @@ async def test_no_answer_depends_on_where_a_shielded_child_lives(
             y_id, decision, owners)
     for side in sides:
         await side.hub.server.app[k.RESOLVER].drain()
-        await retention_service(side.hub.pool, side.hub.config,
-                                side.hub.server.app[k.AUDIT]).run()
+        await side.hub.server.app[k.SERVICES].retention.run()
     assert sorted((await x.holders()).values()) == sorted(
         (await y.holders()).values()), population
 
