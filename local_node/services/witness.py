@@ -109,14 +109,14 @@ class Outcome:
 
 class Witness:
     def __init__(self, pool: asyncpg.Pool, client: HubClient, council: str, key: KeySource,
-                 hub_keys: Sequence[Ed25519PublicKey], store: WitnessStore | None = None,
+                 hub_keys: Sequence[Ed25519PublicKey], store: WitnessStore,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.pool = pool
         self.client = client
         self.council = council
         self.key = key
         self.hub_keys = list(hub_keys)
-        self.store = store or WitnessStore()
+        self.store = store
         self.clock = clock
 
     async def state(self) -> WitnessState:
