@@ -103,6 +103,8 @@ class Query:
 
 def _queries(rng: random.Random, record: ChildRecord, national_id: str) -> Query:
     """One practitioner's search for this child, with the noise practitioners bring."""
+    # the generated population is complete: every record has its names and birth date
+    assert record.dob and record.given_name and record.family_name, record.local_id
     dob = record.dob.isoformat()
     given, family = record.given_name, record.family_name
     kind = rng.randrange(6)

@@ -75,6 +75,7 @@ def _constructed_in(source: Path) -> list[str]:
                                     "local_node.app"])
 def test_no_service_or_store_is_built_outside_the_container(module: str) -> None:
     spec = __import__(module, fromlist=["_"])
+    assert spec.__file__ is not None
     calls = _constructed_in(Path(spec.__file__))
     assert not calls, "\n".join(calls)
 

@@ -14,6 +14,7 @@ from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from server_common.accounts import Role
 from server_common.audit.service import AuditLog
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 from tests.server_common.accounts_helpers import sign_in
@@ -22,7 +23,7 @@ ESX = "E10000011"
 
 
 async def test_auditor_lists_accesses_to_a_child_and_by_a_user(
-        make_database, tmp_path: Path, browser: Browser) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, browser: Browser) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         key = keys.generate()
         await hub.enrol(ESX, keys.public_pem(key.public_key()))

@@ -42,7 +42,7 @@ async def test_create_app_takes_every_service_from_one_container(
                  k.REVIEW: services.review, k.SEARCH: services.search,
                  WITNESSES: services.witnesses}
         for key, service in pairs.items():
-            assert app[key] is service, key  # type: ignore[misc]
+            assert app[key] is service, key  # type: ignore[call-overload]
         # one store of each kind, passed in: the services share it
         stores = services.stores
         assert (services.node_auth.councils is services.review.councils

@@ -16,6 +16,7 @@ from tests.national_hub.test_review import (
     GREY_A,
     GREY_B,
     TFW,
+    Federation,
     federation,  # noqa: F401 (a fixture)
     open_reviews,
     redirect,
@@ -26,7 +27,7 @@ from tests.server_common.accounts_helpers import sign_in
 WSX = "E10000032"
 
 
-async def test_index_team_decides_a_pair_on_the_review_screen(federation,  # noqa: F811
+async def test_index_team_decides_a_pair_on_the_review_screen(federation: Federation,  # noqa: F811
                                                               browser: Browser) -> None:
     hub, esx, tfw = federation
     await esx.send(GREY_A)

@@ -24,6 +24,7 @@ import doctest
 import importlib
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.batch import DeleteOp
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import batch_bytes
 from tests.national_hub.test_review import Council, child, open_reviews, state
@@ -106,7 +108,7 @@ class Attack:
 
 
 @pytest.fixture
-async def attack(make_database, tmp_path: Path):
+async def attack(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Attack]:
     async with running_hub(await make_database(), tmp_path) as hub:
         councils = {code: Council(hub, code) for code in (ESX, TFW, WSX)}
         for council in councils.values():

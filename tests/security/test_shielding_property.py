@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.records import ChildRecord, Involvement
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.test_review import Council
 from tests.strategies import nhs_numbers, postcodes
@@ -185,7 +187,8 @@ class Side:
 
 
 @pytest.fixture
-async def sides(make_database, tmp_path: Path):
+async def sides(make_database: DatabaseFactory, tmp_path: Path
+                ) -> AsyncIterator[tuple[Side, Side]]:
     async with running_hub(await make_database(), tmp_path / "x") as x, running_hub(
             await make_database(), tmp_path / "y") as y:
         yield Side(x), Side(y)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.conftest import DatabaseFactory
 from tests.security.surface import (
     ESX,
     HUB_QUERY,
@@ -57,7 +58,8 @@ async def check(base: str, path: str, headers: dict[str, str] | None = None, *,
     return text
 
 
-async def test_hub_answers_are_never_cached_or_framed(make_database, tmp_path: Path) -> None:
+async def test_hub_answers_are_never_cached_or_framed(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with hub_with_child(await make_database(), tmp_path) as (hub, esx, child):
         practitioner = await hub.as_role(Role.PRACTITIONER)
         query = {**HUB_QUERY, "purpose": PURPOSE}
@@ -92,7 +94,8 @@ async def test_hub_answers_are_never_cached_or_framed(make_database, tmp_path: P
         await check(hub.url, "/healthz", cacheable=True)
 
 
-async def test_node_answers_are_never_cached_or_framed(make_database, tmp_path: Path) -> None:
+async def test_node_answers_are_never_cached_or_framed(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with node_with_child(await make_database(), tmp_path) as node:
         pat = bearer(node.token)
         query = {**NODE_QUERY, "purpose": PURPOSE}

@@ -72,7 +72,8 @@ async def runs_reach(runs: asyncio.Queue[int], n: int) -> None:
     await asyncio.wait_for(reached(), WAIT)
 
 
-async def test_a_closed_pool_is_retried_and_the_loop_goes_on(url: str, caplog) -> None:
+async def test_a_closed_pool_is_retried_and_the_loop_goes_on(url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
     assert pool is not None
     await pool.close()
@@ -90,7 +91,7 @@ async def test_a_closed_pool_is_retried_and_the_loop_goes_on(url: str, caplog) -
 
 
 async def test_a_postgres_refusal_and_a_signpost_error_are_logged_and_retried(
-        url: str, caplog) -> None:
+        url: str, caplog: pytest.LogCaptureFixture) -> None:
     conn = await asyncpg.connect(url)
 
     async def refused() -> None:
@@ -158,7 +159,7 @@ async def test_background_cancels_its_loops_on_leaving() -> None:
 
 
 async def test_checkpoint_loop_outlives_a_closed_pool_and_checkpoints_again(
-        url: str, caplog) -> None:
+        url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The hub's checkpoint loop (AuditLog.checkpoint_periodically, as create_app runs
     it) meets InterfaceError('pool is closed'), keeps running, and signs a checkpoint
     of the grown log once it has a pool again."""
@@ -192,7 +193,7 @@ async def checkpoint_size(url: str) -> int | None:
     conn = await asyncpg.connect(url)
     try:
         return await conn.fetchval(
-            "SELECT max(tree_size) FROM audit_checkpoints")  # type: ignore[no-any-return]
+            "SELECT max(tree_size) FROM audit_checkpoints")
     finally:
         await conn.close()
 
