@@ -29,13 +29,6 @@ ESX = "E10000011"
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 
 
-@pytest.fixture
-async def esx(hub: Hub) -> Client:
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
-
-
 async def test_sql_bucket_digests_agree_with_the_protocol(hub: Hub, esx: Client) -> None:
     rng = random.Random(5)
     held: dict[str, tuple[int, str]] = {}

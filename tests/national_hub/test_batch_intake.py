@@ -21,13 +21,6 @@ from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 ESX, WSX = "E10000011", "E10000032"
 
 
-@pytest.fixture
-async def esx(hub: Hub) -> Client:
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
-
-
 async def records_held(hub: Hub, council: str = ESX) -> int:
     return int(await hub.fetchval(
         "SELECT count(*) FROM records WHERE council_code = $1 AND record IS NOT NULL", council))

@@ -30,13 +30,6 @@ ESX, WSX = "E10000011", "E10000032"
 WEEK = timedelta(days=7)
 
 
-@pytest.fixture
-async def esx(hub: Hub) -> Client:
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
-
-
 def kid(key: Ed25519PrivateKey) -> str:
     return keys.key_id(key.public_key())
 
