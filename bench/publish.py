@@ -1,4 +1,4 @@
-"""Initial publish of one council to the hub, end to end (DESIGN §10).
+"""Initial publish of one council to the hub, end to end (docs/design.md §10).
 
 Generates one council of synthetic children (246,000 by default), loads its
 feeds into a node, then runs the real hub (``national-hub serve``, with its background

@@ -1,4 +1,5 @@
-"""National resolution against Splink, side by side on one generated population (DESIGN §10).
+"""National resolution against Splink, side by side on one generated population
+(docs/design.md §10).
 
 Generates the councils' children once (movers between councils, surname changes,
 hyphenated and double-barrelled names, nicknames, typos, day–month swaps, missing

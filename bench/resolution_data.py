@@ -44,8 +44,8 @@ def write_records(population: synthetic.Population, feeds: Path, out: Path) -> i
                     writer.writerow([
                         council, f"L{len(seen):07d}", person, i.given_name,
                         i.other_given_names or "", i.family_name, i.former_family_name or "",
-                        i.dob.isoformat(), i.sex, i.address_line or "", i.postcode or "",
-                        i.nhs_number or "", i.upn or ""])
+                        i.dob.isoformat() if i.dob else "", i.sex, i.address_line or "",
+                        i.postcode or "", i.nhs_number or "", i.upn or ""])
     return len(seen)
 
 

@@ -1,4 +1,4 @@
-"""Practitioner search at a million children, 32 concurrent clients (DESIGN §10).
+"""Practitioner search at a million children, 32 concurrent clients (docs/design.md §10).
 
 Loads a hub with ``--children`` synthetic children (the generator's truth: one
 national child per person, a mover's two council records sharing it), then runs the
@@ -103,6 +103,8 @@ class Query:
 
 def _queries(rng: random.Random, record: ChildRecord, national_id: str) -> Query:
     """One practitioner's search for this child, with the noise practitioners bring."""
+    # the generated population is complete: every record has its names and birth date
+    assert record.dob and record.given_name and record.family_name, record.local_id
     dob = record.dob.isoformat()
     given, family = record.given_name, record.family_name
     kind = rng.randrange(6)

@@ -1,39 +1,36 @@
-"""Wiring: the one place the node's pool, stores and services are built."""
+"""Wiring: the node's app, its pool, its connection to the hub and its background jobs.
+The stores and services are built by :class:`~local_node.services.container.NodeServices`,
+here and in every ``local-node`` command; the functions below are shorthands over it
+(tests and benchmarks use them too)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
 from local_node.handlers import practitioner, review_page
-from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, REVIEW, SEARCH, Auditor
+from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, REVIEW, SEARCH, SERVICES, Auditor
 from local_node.handlers.nav import NODE_NAV
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
+from local_node.services.container import NodeServices, NodeStores
 from local_node.services.ingest import IngestService
-from local_node.services.key_rotation import KeyRotator, RotationOutcome
-from local_node.services.projection import Projector
+from local_node.services.key_rotation import RotationOutcome
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.reconcile import Reconciler
 from local_node.services.retention import NodeRetention
 from local_node.services.review import ReviewService
-from local_node.services.search import SearchService
 from local_node.services.witness import Witness
-from local_node.storage.children import ChildStore
-from local_node.storage.key_status import KeyStatusStore
-from local_node.storage.outbox import OutboxStore
-from local_node.storage.reconcile import ReconcileStore
-from local_node.storage.retention import RetentionStore
-from local_node.storage.review import ReviewStore
 from local_node.transport import connect
 from protocol import keys
 from protocol.batch import check_council_code
@@ -58,6 +55,19 @@ def open_pool(config: NodeConfig) -> contextlib.AbstractAsyncContextManager[asyn
     return database.open_pool(config.database, config.database_name)
 
 
+@contextlib.asynccontextmanager
+async def open_services(config: NodeConfig, *, checked: bool = False,
+                        signing: Ed25519PrivateKey | None = None,
+                        trusted_keys: Sequence[Ed25519PublicKey] = (),
+                        ) -> AsyncIterator[NodeServices]:
+    """The node's services for one command, as the server builds them, over a pool of
+    the command's own (its schema checked first when ``checked``)."""
+    async with open_pool(config) as pool:
+        if checked:
+            await database.check_pool(pool, PACKAGE)
+        yield NodeServices(pool, config, signing=signing, trusted_keys=trusted_keys)
+
+
 def practitioner_auditor(log: AuditLog) -> Auditor:
     """Audited reads: the entry is committed before the answer leaves (or it fails)."""
     async def write(who: Principal, action: str, purpose: str, parameters: dict[str, Any],
@@ -68,21 +78,19 @@ def practitioner_auditor(log: AuditLog) -> Auditor:
 
 
 def ingest_service(pool: asyncpg.Pool) -> IngestService:
-    children = ChildStore()
-    return IngestService(pool, children, Projector(children, OutboxStore()))
+    return NodeServices(pool).ingest
 
 
-def review_service(pool: asyncpg.Pool, audit: AuditLog | None = None) -> ReviewService:
-    """The review decisions; given the node's audit log, each is audited (the CLI's are)."""
-    children = ChildStore()
-    return ReviewService(pool, children, ReviewStore(), Projector(children, OutboxStore()),
-                         audit=audit)
+def review_service(pool: asyncpg.Pool) -> ReviewService:
+    """The review decisions, unaudited (a command's, built with the config, are)."""
+    return NodeServices(pool).review
 
 
 @contextlib.asynccontextmanager
 async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
                          max_attempts: int | None = None,
-                         observer: PublishObserver | None = None) -> AsyncIterator[Publisher]:
+                         observer: PublishObserver | None = None, *,
+                         services: NodeServices | None = None) -> AsyncIterator[Publisher]:
     if not config.key_file.exists():
         raise ConfigError(
             f"council key {config.key_file} not found: run 'local-node keys generate'")
@@ -96,29 +104,26 @@ async def open_publisher(config: NodeConfig, pool: asyncpg.Pool,
     hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
                                    str(config.hub.public_key_file))
     async with connect(config.hub, config.council.code, key) as client:
-        yield Publisher(pool, OutboxStore(), client, config.council.code, key, hub_key,
-                        batch_size=config.publisher.batch_size,
-                        max_backoff=config.publisher.max_backoff, max_attempts=max_attempts,
-                        pipeline=config.publisher.pipeline, observer=observer)
+        services = services or NodeServices(pool, config)
+        yield services.publisher(client, key, hub_key, max_attempts=max_attempts,
+                                 observer=observer)
 
 
 def reconciler(pool: asyncpg.Pool, publisher: Publisher) -> Reconciler:
-    return Reconciler(pool, ReconcileStore(), OutboxStore(), publisher)
+    return NodeServices(pool).reconciler(publisher)
 
 
-def hub_witness(config: NodeConfig, pool: asyncpg.Pool, publisher: Publisher) -> Witness:
+def hub_witness(config: NodeConfig, pool: asyncpg.Pool, publisher: Publisher,
+                services: NodeServices | None = None) -> Witness:
     """The node's witness of the hub's audit log, on the publisher's connection."""
     assert config.hub.public_key_file is not None  # open_publisher checked it
     hub_key = keys.load_public_key(config.hub.public_key_file.read_bytes(),
                                    str(config.hub.public_key_file))
-    return Witness(pool, publisher.client, config.council.code, KeyFile(config.key_file),
-                   [hub_key])
+    return (services or NodeServices(pool, config)).witness(publisher.client, [hub_key])
 
 
 def retention_service(pool: asyncpg.Pool, config: NodeConfig) -> NodeRetention:
-    return NodeRetention(pool, RetentionStore(), OutboxStore(),
-                         AuditLog(pool, None, origin=config.audit_origin),
-                         config.retention.policy(), config.council.code)
+    return NodeServices(pool, config).retention
 
 
 async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> RotationOutcome:
@@ -127,14 +132,13 @@ async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> R
     async with open_pool(config) as pool, connect(
             config.hub, config.council.code, keys.load_private_key(config.key_file)) as client:
         await database.check_pool(pool, PACKAGE)  # before anything changes, not half-way
-        rotator = KeyRotator(pool, KeyStatusStore(), client, config.council.code,
-                             config.key_file)
-        return await rotator.rotate(not_after)
+        return await NodeServices(pool, config).key_rotator(client).rotate(not_after)
 
 
 def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
-    metrics = NodeMetrics(registry, OutboxStore())
+    stores = NodeStores()  # the metrics read the outbox before the pool exists
+    metrics = NodeMetrics(registry, stores.outbox)
     app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
@@ -146,13 +150,14 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
         async with open_pool(config) as pool:
             await database.check_pool(pool, PACKAGE)
             app[POOL] = pool
-            app[SEARCH] = SearchService(pool, ChildStore(), config.council.code)
             # The node's own audit log: every local search and child view, fail closed;
             # its checkpoints are signed with the council key (when it has one yet).
             signing = (keys.load_private_key(config.key_file) if config.key_file.exists()
                        else None)
-            audit_log = app[AUDIT_LOG] = AuditLog(
-                pool, signing, origin=config.audit_origin)
+            services = app[SERVICES] = NodeServices(pool, config, signing=signing,
+                                                    stores=stores)
+            app[SEARCH] = services.search
+            audit_log = app[AUDIT_LOG] = services.audit
             app[AUDIT] = practitioner_auditor(audit_log)
             app[REVIEW] = review_service(pool, audit_log)  # the /review page's decisions
             # Coroutines made only as they start: one made and never awaited warns
@@ -162,7 +167,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                     loops.append(audit_log.checkpoint_periodically(
                         config.audit.checkpoint_interval))
                 if config.retention.interval > 0:
-                    loops.append(run_every("retention", retention_service(pool, config).run,
+                    loops.append(run_every("retention", services.retention.run,
                                            config.retention.interval))
                 return loops
 
@@ -171,11 +176,12 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                                                config.publisher.heartbeat_interval)]
                 if config.audit.witness_interval > 0:
                     loops.append(run_every("witness the hub's audit log",
-                                           hub_witness(config, pool, publisher).run_once,
+                                           hub_witness(config, pool, publisher,
+                                                       services).run_once,
                                            config.audit.witness_interval))
                 if config.reconcile.interval > 0:
                     loops.append(run_every("reconcile with the hub",
-                                           reconciler(pool, publisher).reconcile,
+                                           services.reconciler(publisher).reconcile,
                                            config.reconcile.interval,
                                            first_after=config.reconcile.interval))
                 return loops
@@ -184,7 +190,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                 if not publish:
                     yield
                     return
-                async with open_publisher(config, pool, observer=metrics) as publisher, \
+                async with open_publisher(config, pool, observer=metrics,
+                                          services=services) as publisher, \
                         background(*publishing_loops(publisher)):
                     yield
 

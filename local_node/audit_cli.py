@@ -9,17 +9,16 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from local_node.app import PACKAGE, open_pool
+from local_node.app import open_services
 from local_node.config import NodeConfig
 from local_node.keyfile import KeyFile
-from local_node.services.witness import Outcome, Verdict, Witness, judge
-from local_node.storage.witness import Kept, WitnessStore
+from local_node.services.status import Kept
+from local_node.services.witness import Outcome, Verdict, judge
 from local_node.transport import connect
 from protocol import keys as protocol_keys
 from server_common import cli as common
-from server_common import database
 from server_common.audit.checkpoint import Checkpoint
-from server_common.audit.service import AuditLog, VerifyReport
+from server_common.audit.service import VerifyReport
 from server_common.cli import cli_actor
 from server_common.config import ConfigError
 
@@ -55,8 +54,8 @@ def audit_verify(config: NodeConfig, trust: tuple[Path, ...]) -> None:
         raise click.ClickException(str(exc)) from exc
 
     async def go() -> tuple[VerifyReport, int]:
-        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
-            log = AuditLog(pool, None, origin=config.audit_origin, trusted_keys=trusted)
+        async with open_services(config, checked=True, trusted_keys=trusted) as services:
+            log = services.audit
             return await log.verify_all(), await log.store_latest_size()
 
     report, covered = common.run(go())
@@ -80,8 +79,8 @@ def audit_checkpoint(config: NodeConfig) -> None:
     key = _council_key(config)
 
     async def go() -> Checkpoint:
-        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
-            return await AuditLog(pool, key, origin=config.audit_origin).checkpoint()
+        async with open_services(config, checked=True, signing=key) as services:
+            return await services.audit.checkpoint()
 
     click.echo(common.run(go()).note, nl=False)
 
@@ -99,10 +98,8 @@ def audit_verify_hub(config: NodeConfig) -> None:
     _council_key(config)
 
     async def go() -> tuple[Kept | None, Verdict]:
-        async with open_pool(config) as pool:
-            await database.check_pool(pool, PACKAGE)
-            async with pool.acquire() as conn:
-                kept = await WitnessStore().latest(conn)
+        async with open_services(config, checked=True) as services:
+            kept = await services.status.cosigned()
             async with connect(config.hub, config.council.code,
                                KeyFile(config.key_file)) as client:
                 offer = await client.get_audit_checkpoint(kept.tree_size if kept else 0)
@@ -140,12 +137,10 @@ def audit_accept_hub(config: NodeConfig, reason: str) -> None:
     _council_key(config)
 
     async def go() -> Outcome:
-        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
-            key = KeyFile(config.key_file)
-            async with connect(config.hub, config.council.code, key) as client:
-                witness = Witness(pool, client, config.council.code, key, [hub_key])
-                return await witness.accept(reason, cli_actor(config.council.code),
-                                            AuditLog(pool, None, origin=config.audit_origin))
+        async with open_services(config, checked=True) as services, \
+                connect(config.hub, config.council.code, KeyFile(config.key_file)) as client:
+            witness = services.witness(client, [hub_key])
+            return await witness.accept(reason, cli_actor(config.council.code), services.audit)
 
     outcome = common.run(go())
     if not outcome.cosigned:

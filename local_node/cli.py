@@ -1,4 +1,7 @@
-"""``local-node``: a council's node — ingest feeds, publish to the hub, serve (DESIGN §8)."""
+"""``local-node``: a council's node — ingest feeds, publish to the hub, serve.
+
+The commands are a contract (docs/design.md §8).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import click
@@ -16,26 +18,23 @@ from tqdm import tqdm
 from local_node.app import (
     PACKAGE,
     create_app,
-    ingest_service,
     open_pool,
     open_publisher,
-    reconciler,
-    retention_service,
-    review_service,
+    open_services,
     rotate_key,
 )
 from local_node.audit_cli import audit
 from local_node.config import ENV_PREFIX, NodeConfig
 from local_node.feeds import FEEDS
-from local_node.storage.children import ChildStore
-from local_node.storage.key_status import KeyStatus, KeyStatusStore
-from local_node.storage.outbox import OutboxStore
-from local_node.storage.witness import WitnessState, WitnessStore
+from local_node.services.ingest import IngestReport
+from local_node.services.publisher import PublishReport
+from local_node.services.reconcile import ReconcileReport
+from local_node.services.retention import RetentionReport
+from local_node.services.status import KeyStatus, Summary
 from protocol import keys as protocol_keys
 from server_common import cli as common
 from server_common import logs
 from server_common.accounts.cli import users_group
-from server_common.audit.service import AuditLog
 
 # ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete).
 INDEX_COLUMNS = ("local_id", "source", "source_ref", "incomplete")
@@ -124,10 +123,10 @@ def keys_rotate(config: NodeConfig, expires: datetime | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
 def ingest(config: NodeConfig, feed: str, file: Path) -> None:
-    async def go():
-        async with open_pool(config) as pool:
+    async def go() -> IngestReport:
+        async with open_services(config) as services:
             with tqdm(desc=f"ingest {feed}", unit="row", leave=False) as bar:
-                return await ingest_service(pool).ingest_file(feed, file, bar.update)
+                return await services.ingest.ingest_file(feed, file, bar.update)
 
     report = common.run(go())
     for error in report.errors:
@@ -147,9 +146,10 @@ def ingest(config: NodeConfig, feed: str, file: Path) -> None:
 def publish(config: NodeConfig, once: bool) -> None:
     logs.setup(f"local-node {config.council.code}")
 
-    async def go():
-        async with open_pool(config) as pool, \
-                open_publisher(config, pool, max_attempts=6 if once else None) as publisher:
+    async def go() -> PublishReport:
+        async with open_services(config) as services, \
+                open_publisher(config, services.pool, max_attempts=6 if once else None,
+                               services=services) as publisher:
             if not once:
                 await publisher.run_forever(config.publisher.interval,
                                             config.publisher.heartbeat_interval)
@@ -171,10 +171,11 @@ def publish(config: NodeConfig, once: bool) -> None:
 def reconcile(config: NodeConfig) -> None:
     logs.setup(f"local-node {config.council.code}")
 
-    async def go():
-        async with open_pool(config) as pool, \
-                open_publisher(config, pool, max_attempts=6) as publisher:
-            return await reconciler(pool, publisher).reconcile()
+    async def go() -> ReconcileReport:
+        async with open_services(config) as services, \
+                open_publisher(config, services.pool, max_attempts=6,
+                               services=services) as publisher:
+            return await services.reconciler(publisher).reconcile()
 
     report = common.run(go())
     click.echo(f"compared {report.node_records} records at the node with {report.hub_records} "
@@ -192,8 +193,9 @@ def reconcile(config: NodeConfig) -> None:
                    + " ".join(report.skipped[:20]))
 
 
-@main.group(help="Retention (DESIGN §3): archive at 18 (25 for care leavers with consent, a "
-                  "year after death if sooner), purge 6 years later; see [retention].")
+@main.group(help="Retention (docs/design.md §3): archive at 18 (25 for care leavers "
+                  "with consent, a year after death if sooner), purge 6 years later; "
+                  "see [retention].")
 def retention() -> None:
     pass
 
@@ -205,9 +207,9 @@ def retention() -> None:
               help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
 @click.pass_obj
 def retention_run(config: NodeConfig, today: datetime | None) -> None:
-    async def go():
-        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
-            return await retention_service(pool, config).run(today.date() if today else None)
+    async def go() -> RetentionReport:
+        async with open_services(config, checked=True) as services:
+            return await services.retention.run(today.date() if today else None)
 
     report = common.run(go())
     click.echo(f"retention as of {report.today}: {len(report.archived)} archived, "
@@ -229,8 +231,8 @@ def index() -> None:
 @click.pass_obj
 def index_export(config: NodeConfig, out: Path) -> None:
     async def go() -> int:
-        async with open_pool(config) as pool, pool.acquire() as conn:
-            rows = await ChildStore().export_sources(conn)
+        async with open_services(config) as services:
+            rows = await services.status.source_rows()
         with out.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(INDEX_COLUMNS)
@@ -248,15 +250,13 @@ def status(config: NodeConfig, as_json: bool) -> None:
     kid = (protocol_keys.key_id(protocol_keys.load_private_key(config.key_file).public_key())
            if config.key_file.exists() else None)
 
-    async def go() -> tuple[int, Any, KeyStatus | None, WitnessState,
-                            tuple[int, dict[str, int]]]:
-        async with open_pool(config) as pool, pool.acquire() as conn:
-            key = await KeyStatusStore().get(conn, kid) if kid else None
-            witness = await WitnessStore().state(conn)
-            return (await ChildStore().count(conn), await OutboxStore().summary(conn), key,
-                    witness, await ChildStore().count_incomplete(conn))
+    async def go() -> Summary:
+        async with open_services(config) as services:
+            return await services.status.summary(kid)
 
-    count, s, key, witness, incomplete = common.run(go())
+    summary = common.run(go())
+    count, s, key = summary.children, summary.outbox, summary.key
+    witness, incomplete = summary.witness, summary.incomplete
     if as_json:
         last = s["last_receipt_at"]
         click.echo(json.dumps({
@@ -315,9 +315,9 @@ def review() -> None:
 @review.command("list", help="Show the open review items, most likely first.")
 @click.pass_obj
 def review_list(config: NodeConfig) -> None:
-    async def go():
-        async with open_pool(config) as pool:
-            return await review_service(pool).open_items()
+    async def go() -> list[asyncpg.Record]:
+        async with open_services(config) as services:
+            return await services.review.open_items()
 
     items = common.run(go())
     if not items:
@@ -332,12 +332,6 @@ def review_list(config: NodeConfig) -> None:
                    f"{item['b_postcode'] or '-'}")
 
 
-def _audit_log(config: NodeConfig, pool: asyncpg.Pool) -> AuditLog:
-    """The node's audit log, for a decision audited as the operating-system user (as the
-    hub audits ``review link/separate``); ``--by`` is recorded beside it."""
-    return AuditLog(pool, None, origin=config.audit_origin)
-
-
 @review.command("accept", help="They are one child: merge the newer into the older.")
 @click.argument("item_id", type=int)
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
@@ -345,8 +339,10 @@ def _audit_log(config: NodeConfig, pool: asyncpg.Pool) -> AuditLog:
 @click.pass_obj
 def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
     async def go() -> str:
-        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
-            return await review_service(pool, _audit_log(config, pool)).accept(
+        # audited as the operating-system user, as the hub audits ``review link``;
+        # ``--by`` is recorded beside it
+        async with open_services(config, checked=True) as services:
+            return await services.review.accept(
                 item_id, decided_by, actor=common.cli_actor(config.council.code))
 
     click.echo(f"merged: the child is now {common.run(go())}")
@@ -359,8 +355,8 @@ def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
 @click.pass_obj
 def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
     async def go() -> None:
-        async with common.checked_pool(open_pool, config, PACKAGE) as pool:
-            await review_service(pool, _audit_log(config, pool)).reject(
+        async with open_services(config, checked=True) as services:
+            await services.review.reject(
                 item_id, decided_by, actor=common.cli_actor(config.council.code))
 
     common.run(go())

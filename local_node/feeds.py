@@ -1,4 +1,4 @@
-"""Parsing a source feed CSV (DESIGN §8) into validated rows.
+"""Parsing a source feed CSV (docs/design.md §8) into validated rows.
 
     >>> result = parse_feed_text("health", [
     ...     "source_ref,nhs_number,given_name,family_name,dob,sex,postcode\\n",
@@ -38,7 +38,7 @@ Feed values repeat a great deal (names, schools, GP practices, professionals), s
 each distinct value is checked once per file and remembered.
 
 Sensitive involvements without consent are kept: the node holds them locally and
-only never publishes them (DESIGN §3).
+only never publishes them (docs/design.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Wiring: the one place the hub's pool, stores and services are built."""
+"""Wiring: the hub's app, its pool and its background jobs; the stores and services are
+built by :class:`~national_hub.services.container.HubServices`, here and in every
+``national-hub`` command."""
 
 from __future__ import annotations
 
@@ -31,32 +33,9 @@ from national_hub.handlers import (
 from national_hub.handlers import appkeys as k
 from national_hub.handlers.nav import HUB_NAV
 from national_hub.metrics import HubMetrics
-from national_hub.services.anti_entropy import AntiEntropy
-from national_hub.services.batch_intake import BatchIntake
-from national_hub.services.councils import CouncilService
-from national_hub.services.health import HealthService
-from national_hub.services.key_rotation import KeyRotation
-from national_hub.services.linking import Linker
-from national_hub.services.node_auth import NodeAuthenticator
-from national_hub.services.resolver import Resolver
-from national_hub.services.retention import HubRetention
-from national_hub.services.review import ReviewService
-from national_hub.services.search import HubSearch
-from national_hub.services.shielded_elsewhere import ShieldedElsewhere
-from national_hub.services.witnesses import Witnesses
-from national_hub.storage.anti_entropy import AntiEntropyStore
-from national_hub.storage.batches import BatchStore
-from national_hub.storage.councils import CouncilStore
-from national_hub.storage.heartbeats import HeartbeatStore
-from national_hub.storage.key_announcements import KeyAnnouncementStore
-from national_hub.storage.nonces import NonceStore
-from national_hub.storage.records import RecordStore
-from national_hub.storage.resolution import ResolutionStore
-from national_hub.storage.retention import HubRetentionStore
-from national_hub.storage.shielding import ShieldingStore
+from national_hub.services.container import HubServices
 from protocol import keys
 from server_common import access, accounts, database, pages, ratelimit, surface
-from server_common.audit.service import AuditLog
 from server_common.headers import static_routes
 from server_common.metrics import HttpMetrics, metrics_route
 from server_common.tasks import background, run_every
@@ -113,11 +92,6 @@ async def open_read_pool(config: HubConfig, primary: asyncpg.Pool
         await pool.close()
 
 
-def retention_service(pool: asyncpg.Pool, config: HubConfig, audit: AuditLog) -> HubRetention:
-    return HubRetention(pool, CouncilStore(), HubRetentionStore(), RecordStore(),
-                        ResolutionStore(), audit, config.retention.policy())
-
-
 def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
@@ -132,42 +106,36 @@ def create_app(config: HubConfig) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_pool(config) as pool, open_read_pool(config, pool) as read_pool:
             await database.check_pool(pool, PACKAGE)
-            councils, records = CouncilStore(), RecordStore()
             app[k.POOL], app[k.READ_POOL] = pool, read_pool
-            app[k.NODE_AUTH] = NodeAuthenticator(pool, councils, NonceStore())
-            app[k.COUNCILS] = CouncilService(pool, councils, HeartbeatStore())
-            app[k.ROTATION] = KeyRotation(pool, councils, KeyAnnouncementStore(),
-                                          overlap=config.hub.key_rotation_overlap)
-            linker = Linker(records)
-            resolver = app[k.RESOLVER] = Resolver(pool, linker, config.resolver)
-            app[k.INTAKE] = BatchIntake(pool, councils, BatchStore(), records,
-                                        app[k.HUB_KEY],
-                                        predecessor_wait=config.hub.predecessor_wait,
-                                        observer=metrics, queued=resolver.wake)
-            app[k.HEALTH] = HealthService(pool, config.health)
-            app[k.ANTI_ENTROPY] = AntiEntropy(pool, AntiEntropyStore())
-            app[k.SHIELDED_ELSEWHERE] = ShieldedElsewhere(pool, ShieldingStore())
-            app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
-            app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
-            app[witness.WITNESSES] = Witnesses(pool, app[k.AUDIT])
-            app[k.SEARCH] = HubSearch(read_pool)  # may lag: a replica if configured
-            nonces, ttl = NonceStore(), config.hub.nonce_ttl
+            services = app[k.SERVICES] = HubServices(config, pool, read_pool=read_pool,
+                                                     hub_key=app[k.HUB_KEY], observer=metrics)
+            app[k.NODE_AUTH] = services.node_auth
+            app[k.COUNCILS] = services.councils
+            app[k.ROTATION] = services.rotation
+            app[k.RESOLVER] = services.resolver
+            app[k.INTAKE] = services.intake
+            app[k.HEALTH] = services.health
+            app[k.ANTI_ENTROPY] = services.anti_entropy
+            app[k.SHIELDED_ELSEWHERE] = services.shielded_elsewhere
+            app[k.AUDIT] = services.audit
+            app[k.REVIEW] = services.review
+            app[witness.WITNESSES] = services.witnesses
+            app[k.SEARCH] = services.search  # may lag: a replica if configured
+            ttl = config.hub.nonce_ttl
 
             async def purge_nonces() -> None:
-                async with pool.acquire() as conn:
-                    await nonces.purge_older_than(conn, ttl)
+                await services.node_auth.purge_nonces(ttl)
 
             loops = [
-                app[k.AUDIT].checkpoint_periodically(config.audit.checkpoint_interval),
+                services.audit.checkpoint_periodically(config.audit.checkpoint_interval),
                 run_every("nonce purge", purge_nonces, min(60.0, ttl / 3),
                           first_after=min(60.0, ttl / 3)),
             ]
             if config.retention.interval > 0:
-                loops.append(run_every(
-                    "retention", retention_service(pool, config, app[k.AUDIT]).run,
-                    config.retention.interval))
+                loops.append(run_every("retention", services.retention.run,
+                                       config.retention.interval))
             if config.resolver.enabled:
-                loops.append(resolver.run())
+                loops.append(services.resolver.run())
             async with background(*loops):
                 yield
 

@@ -1,50 +1,41 @@
-"""``national-hub``: serve the hub and administer it (DESIGN §8)."""
+"""``national-hub``: serve the hub and administer it (docs/design.md §8)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from national_hub.app import (
-    PACKAGE,
-    create_app,
-    load_or_create_hub_key,
-    open_pool,
-    retention_service,
-)
+from national_hub.app import PACKAGE, create_app, load_or_create_hub_key, open_pool
 from national_hub.config import ENV_PREFIX, HubConfig
 from national_hub.health_table import format_table
-from national_hub.services.councils import CouncilService
-from national_hub.services.health import FederationHealth, HealthService
-from national_hub.services.linking import Linker
+from national_hub.services.container import HubServices
+from national_hub.services.councils import Council, CouncilKey
+from national_hub.services.health import FederationHealth
 from national_hub.services.links import export_links
-from national_hub.services.model_training import CANDIDATE_PAIRS, RANDOM_PAIRS, ModelTrainer
-from national_hub.services.resolver import Resolver
-from national_hub.services.review import Decided, ReviewService
-from national_hub.storage.councils import Council, CouncilStore
-from national_hub.storage.heartbeats import HeartbeatStore
-from national_hub.storage.models import StoredModel
-from national_hub.storage.records import RecordStore
-from national_hub.storage.resolution import ReviewRow
-from national_hub.storage.resolution_queue import ResolutionQueueStore
-from national_hub.storage.shielding import ShieldingStore
+from national_hub.services.model_training import (
+    CANDIDATE_PAIRS,
+    RANDOM_PAIRS,
+    StoredModel,
+)
+from national_hub.services.retention import HubRetentionReport
+from national_hub.services.review import Decided, ReviewRow
 from protocol import keys as protocol_keys
 from protocol.disclosure import Viewer
 from server_common import cli as common
-from server_common import database, logs
+from server_common import logs
 from server_common.accounts import Role
 from server_common.accounts.cli import users_group
 from server_common.audit.checkpoint import Checkpoint
 from server_common.audit.entry import Actor
-from server_common.audit.service import AuditLog, VerifyReport
+from server_common.audit.service import VerifyReport
 
 
 def cli_actor() -> Actor:
@@ -56,10 +47,19 @@ class Context:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
 
-    def councils(self, pool: asyncpg.Pool) -> CouncilService:
-        return CouncilService(pool, CouncilStore(), HeartbeatStore(),
-                              audit=AuditLog(pool, None, origin=self.config.audit.origin),
-                              actor=cli_actor())
+    @contextlib.asynccontextmanager
+    async def services(self, *, checked: bool = False,
+                       hub_key: Ed25519PrivateKey | None = None,
+                       trusted_keys: Sequence[Ed25519PublicKey] = (),
+                       ) -> AsyncIterator[HubServices]:
+        """The hub's services for one command, as the server builds them, over a pool
+        of the command's own (its schema checked first when ``checked``); changes are
+        audited as the operating-system user."""
+        opened = (common.checked_pool(open_pool, self.config, PACKAGE) if checked
+                  else open_pool(self.config))
+        async with opened as pool:
+            yield HubServices(self.config, pool, hub_key=hub_key, actor=cli_actor(),
+                              trusted_keys=trusted_keys)
 
 
 @click.group(cls=common.Group, help="The Signpost national hub. Settings come from the "
@@ -116,8 +116,8 @@ def councils_add(obj: Context, code: str, name: str, public_key: Path,
     pem = public_key.read_bytes()
 
     async def go() -> str:
-        async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).enrol(code, name, pem, expires)
+        async with obj.services() as services:
+            return await services.councils.enrol(code, name, pem, expires)
 
     kid = common.run(go())
     click.echo(f"enrolled {code} ({name}) with key {kid}"
@@ -127,9 +127,9 @@ def councils_add(obj: Context, code: str, name: str, public_key: Path,
 @councils.command("list", help="List councils, cursors and keys.")
 @click.pass_obj
 def councils_list(obj: Context) -> None:
-    async def go():
-        async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).list_all()
+    async def go() -> list[tuple[Council, list[CouncilKey]]]:
+        async with obj.services() as services:
+            return await services.councils.list_all()
 
     click.echo(f"{'code':<10} {'seq':>8}  {'state':<8} name / keys")
     for council, keys in common.run(go()):
@@ -161,8 +161,8 @@ def councils_set_contact(obj: Context, code: str, email: str | None, phone: str 
         raise click.UsageError("give --email, --phone or both")
 
     async def go() -> Council:
-        async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).set_contact(code, email=email, phone=phone)
+        async with obj.services() as services:
+            return await services.councils.set_contact(code, email=email, phone=phone)
 
     council = common.run(go())
     click.echo(f"index team of {council.code} ({council.name}): {_contact_line(council)}")
@@ -173,8 +173,8 @@ def councils_set_contact(obj: Context, code: str, email: str | None, phone: str 
 @click.pass_obj
 def councils_unflag(obj: Context, code: str) -> None:
     async def go() -> None:
-        async with open_pool(obj.config) as pool:
-            await obj.councils(pool).clear_fork(code)
+        async with obj.services() as services:
+            await services.councils.clear_fork(code)
 
     common.run(go())
     click.echo(f"cleared the fork flag of {code}")
@@ -189,9 +189,9 @@ def keys() -> None:
 @click.argument("kid")
 @click.pass_obj
 def keys_revoke(obj: Context, kid: str) -> None:
-    async def go():
-        async with open_pool(obj.config) as pool:
-            return await obj.councils(pool).revoke_key(kid)
+    async def go() -> CouncilKey:
+        async with obj.services() as services:
+            return await services.councils.revoke_key(kid)
 
     key = common.run(go())
     click.echo(f"revoked key {key.kid} of {key.council_code} at {key.revoked_at:%Y-%m-%d %H:%M:%S}")
@@ -208,8 +208,8 @@ def links() -> None:
 @click.pass_obj
 def links_export(obj: Context, out: Path) -> None:
     async def go() -> int:
-        async with open_pool(obj.config) as pool:
-            return await export_links(pool, RecordStore(), out)
+        async with obj.services() as services:
+            return await export_links(services.pool, services.stores.records, out)
 
     click.echo(f"wrote {common.run(go())} links to {out}")
 
@@ -220,8 +220,8 @@ def links_export(obj: Context, out: Path) -> None:
 @click.pass_obj
 def links_resolve(obj: Context, council: str) -> None:
     async def go() -> int:
-        async with open_pool(obj.config) as pool:
-            return await _resolver(obj, pool).re_resolve(council)
+        async with obj.services() as services:
+            return await services.resolver.re_resolve(council)
 
     click.echo(f"{common.run(go())} records of {council} changed national child")
 
@@ -232,8 +232,8 @@ def links_resolve(obj: Context, council: str) -> None:
 @click.pass_obj
 def links_drain(obj: Context) -> None:
     async def go() -> int:
-        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
-            return await _resolver(obj, pool).drain()
+        async with obj.services(checked=True) as services:
+            return await services.resolver.drain()
 
     click.echo(f"resolved {common.run(go())} queued records; the queue is empty")
 
@@ -245,22 +245,10 @@ def links_drain(obj: Context) -> None:
 @click.pass_obj
 def links_shield(obj: Context) -> None:
     async def go() -> int:
-        async with open_pool(obj.config) as pool, pool.acquire() as conn:
-            await database.check_current(conn, PACKAGE)
-            async with conn.transaction():
-                await ResolutionQueueStore().lock(conn, wait=True)  # not beside a chunk
-                return await ShieldingStore().refresh_all(conn)
+        async with obj.services(checked=True) as services:
+            return await services.shielded_elsewhere.mark_all()
 
     click.echo(f"made {common.run(go())} shield marks")
-
-
-def _resolver(obj: Context, pool: asyncpg.Pool) -> Resolver:
-    return Resolver(pool, Linker(RecordStore()), obj.config.resolver)
-
-
-def _reviews(obj: Context, pool: asyncpg.Pool) -> ReviewService:
-    return ReviewService(pool, Linker(RecordStore()),
-                         audit=AuditLog(pool, None, origin=obj.config.audit.origin))
 
 
 @main.group(help="The matching model: weights estimated from the hub's records.")
@@ -283,8 +271,8 @@ def model() -> None:
 def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iterations: int,
                 seed: int | None) -> None:
     async def go() -> StoredModel:
-        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
-            return await ModelTrainer(pool).train(
+        async with obj.services(checked=True) as services:
+            return await services.model_trainer.train(
                 random_pairs=random_pairs, candidate_pairs=candidate_pairs,
                 iterations=iterations, seed=seed, progress=lambda m: click.echo(m, err=True))
 
@@ -297,8 +285,8 @@ def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iteration
 @click.pass_obj
 def model_list(obj: Context, as_json: bool) -> None:
     async def go() -> list[StoredModel]:
-        async with open_pool(obj.config) as pool:
-            return await ModelTrainer(pool).list()
+        async with obj.services() as services:
+            return await services.model_trainer.list()
 
     stored = common.run(go())
     if as_json:
@@ -328,8 +316,8 @@ def review() -> None:
 def review_list(obj: Context, status_: str, limit: int, as_json: bool) -> None:
     # an operator's view: no location comparison of a pair with a shielded record
     async def go() -> Sequence[tuple[ReviewRow, dict[str, Any]]]:
-        async with open_pool(obj.config) as pool:
-            return await _reviews(obj, pool).listed(
+        async with obj.services() as services:
+            return await services.review.listed(
                 Viewer(Role.OPERATOR, None), None if status_ == "all" else status_, limit)
 
     rows = common.run(go())
@@ -351,8 +339,8 @@ def _decide(obj: Context, review_id: int, how: str, for_council: str) -> None:
     only by the shielding council), audited as the operating-system user, role operator,
     acting for that council."""
     async def go() -> Decided:
-        async with open_pool(obj.config) as pool:
-            service = _reviews(obj, pool)
+        async with obj.services() as services:
+            service = services.review
             decide = service.link if how == "link" else service.separate
             return await decide(review_id, cli_actor(), Viewer(Role.INDEX_TEAM, for_council))
 
@@ -393,8 +381,8 @@ def review_separate(obj: Context, review_id: int, for_council: str) -> None:
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
     async def go() -> FederationHealth:
-        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
-            return await HealthService(pool, obj.config.health).snapshot()
+        async with obj.services(checked=True) as services:
+            return await services.health.snapshot()
 
     snapshot = common.run(go())
     # Exit status 0 whatever the health: this command reports, alerting is Prometheus's.
@@ -437,8 +425,8 @@ def audit_verify(obj: Context, trust: tuple[Path, ...]) -> None:
     trusted = _hub_public_keys(obj, trust)
 
     async def go() -> tuple[VerifyReport, int]:
-        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
-            log = AuditLog(pool, None, origin=obj.config.audit.origin, trusted_keys=trusted)
+        async with obj.services(checked=True, trusted_keys=trusted) as services:
+            log = services.audit
             latest = await log.store_latest_size()
             return await log.verify_all(), latest
 
@@ -466,14 +454,15 @@ def audit_checkpoint(obj: Context) -> None:
     key = load_or_create_hub_key(obj.config.hub.key_file)
 
     async def go() -> Checkpoint:
-        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
-            return await AuditLog(pool, key, origin=obj.config.audit.origin).checkpoint()
+        async with obj.services(checked=True, hub_key=key) as services:
+            return await services.audit.checkpoint()
 
     click.echo(common.run(go()).note, nl=False)
 
 
-@main.group(help="Retention (DESIGN §3): archive at 18 (25 for care leavers with consent, a "
-                  "year after death if sooner), purge 6 years later; see [retention].")
+@main.group(help="Retention (docs/design.md §3): archive at 18 (25 for care leavers "
+                  "with consent, a year after death if sooner), purge 6 years later; "
+                  "see [retention].")
 def retention() -> None:
     pass
 
@@ -486,10 +475,9 @@ def retention() -> None:
               help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
 @click.pass_obj
 def retention_run(obj: Context, today: datetime | None) -> None:
-    async def go():
-        async with common.checked_pool(open_pool, obj.config, PACKAGE) as pool:
-            audit = AuditLog(pool, None, origin=obj.config.audit.origin)
-            return await retention_service(pool, obj.config, audit).run(
+    async def go() -> HubRetentionReport:
+        async with obj.services(checked=True) as services:
+            return await services.retention.run(
                 today.date() if today else None)
 
     report = common.run(go())

@@ -76,7 +76,7 @@ class ResolverSection:
 
 @dataclass(frozen=True, slots=True)
 class HealthSection:
-    """Thresholds of a council's health (DESIGN §7): at ``*_warn`` it is WARN, at
+    """Thresholds of a council's health (docs/design.md §7): at ``*_warn`` it is WARN, at
     ``*_bad`` BAD. A council that never sent a heartbeat is WARN; a fork, no usable
     key or an expired key is BAD whatever the thresholds."""
 

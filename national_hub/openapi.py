@@ -1,4 +1,4 @@
-"""The hub's OpenAPI 3.1 document, served at ``GET /openapi.json`` (DESIGN §8).
+"""The hub's OpenAPI 3.1 document, served at ``GET /openapi.json`` (docs/design.md §8).
 
 Written out here rather than generated from handlers: the handlers stay thin, and the
 document is the contract a council's or a supplier's client is built against.

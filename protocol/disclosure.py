@@ -1,4 +1,4 @@
-"""Who may see what of a child, at the hub and at every node (DESIGN §3, §6); pure.
+"""Who may see what of a child, at the hub and at every node (docs/design.md §3, §6); pure.
 
 This is the one disclosure policy. Every path that shows a child — search results,
 the child view (page and JSON), explanations of a link, the review screen, audit

@@ -1,6 +1,6 @@
 """The minimal identity record a council publishes, and its involvement pointers.
 
-Only what DESIGN §3 allows to leave a council is representable here: names,
+Only what docs/design.md §3 allows to leave a council is representable here: names,
 date of birth, sex, address, NHS number, UPN, parent/carer contact, shielded
 flag, date of death, and involvements (pointers to services and professionals).
 There is deliberately no field for case notes or assessments.
@@ -153,7 +153,7 @@ class Involvement:
         sensitive = _bool(data, "sensitive", path) or service_type in SENSITIVE_SERVICE_TYPES
         consent = _bool(data, "consent", path)
         if sensitive and not consent:
-            # Sensitive services leave a council only with recorded consent (DESIGN §3).
+            # Sensitive services leave a council only with recorded consent (docs/design.md §3).
             raise ValidationError(f"{path}consent", "sensitive service published without consent")
         inv = cls(
             service_type=service_type,
@@ -231,7 +231,7 @@ def _involvement_cached(data: Any, index: int) -> Involvement:
 
 @dataclass(frozen=True, slots=True)
 class ChildRecord:
-    """The minimal identity record of one child at one council (DESIGN §3)."""
+    """The minimal identity record of one child at one council (docs/design.md §3)."""
 
     local_id: str
     # Any of these three may be absent (None): see the module docstring.

@@ -1,4 +1,4 @@
-"""Retention (DESIGN §3): when a child's record is archived and when it is purged.
+"""Retention (docs/design.md §3): when a child's record is archived and when it is purged.
 
 A record is **archived** when the child turns 18 (25 for a care leaver who consented
 to sharing), or one year after the child's death if that comes first; it is

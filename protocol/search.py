@@ -5,7 +5,7 @@ the query is validated here once, becomes an :class:`IdentityFields` whose block
 keys find the candidates (so a nickname, a typo, a day–month swap or a former
 surname still finds the child), and each candidate is scored with the matcher.
 
-The query is also read the ways people and feeds get it wrong (issue 14): given
+The query is also read the ways people and feeds get it wrong: given
 and family names swapped (in the query or in the record), a date of birth with one
 digit of its year wrong (a day or month digit, and a day–month swap, the blocking
 keys reach already), and a record that lacks a field is found by the rest. Each
@@ -48,7 +48,7 @@ _TEXT_MAX = 100
 
 
 def parse_purpose(params: Mapping[str, str]) -> str:
-    """Every search and view states why (DESIGN §6); it goes into the audit log."""
+    """Every search and view states why (docs/design.md §6); it goes into the audit log."""
     purpose = (params.get("purpose") or "").strip()
     if not 3 <= len(purpose) <= 200:
         raise ValidationError("purpose", "state why you are looking (3 to 200 characters)")

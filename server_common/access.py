@@ -1,4 +1,4 @@
-"""Deny by default (CONVENTIONS 13): who may call each route is decided here, in one
+"""Deny by default (docs/conventions.md §13): who may call each route is decided here, in one
 middleware, for every route of both apps.
 
 Every route (method and canonical path, ``HEAD`` counting as ``GET``) is in one of

@@ -1,4 +1,4 @@
-"""The ``[retention]`` config section, the same on hub and node (DESIGN §3)."""
+"""The ``[retention]`` config section, the same on hub and node (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Example::
     pop.truth                           # [TruthRow(person_id, council, source, source_ref)]
 
 Per council the feeds are ``{code}/education.csv``, ``health.csv`` and
-``services.csv`` with exactly the columns of DESIGN §8; ``truth.csv`` beside them
+``services.csv`` with exactly the columns of docs/design.md §8; ``truth.csv`` beside them
 says which person each row is. The same seed and ``today`` give the same files.
 
 Realism: Faker ``en_GB`` names (plus Polish, Romanian, Indian and Nigerian

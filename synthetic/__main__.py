@@ -25,7 +25,7 @@ def _council_list(_ctx: click.Context, _param: click.Parameter, value: str) -> l
 
 @click.command(help=(
     "Generate synthetic children for COUNCILS and write, per council, "
-    "DIR/{code}/education.csv, health.csv and services.csv (DESIGN §8 columns) "
+    "DIR/{code}/education.csv, health.csv and services.csv (docs/design.md §8 columns) "
     "plus DIR/truth.csv (person_id,council,source,source_ref)."
 ))
 @click.option("--councils", required=True, callback=_council_list,

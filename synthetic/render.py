@@ -1,4 +1,4 @@
-"""Turning an :class:`~synthetic.model.Appearance` into a CSV row of a DESIGN §8 feed."""
+"""Turning an :class:`~synthetic.model.Appearance` into a CSV row of a docs/design.md §8 feed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from local_node.feeds import COLUMNS
 if TYPE_CHECKING:
     from synthetic.model import Appearance
 
-# The feed contract (DESIGN §8) is the node's; the generator writes exactly it.
+# The feed contract (docs/design.md §8) is the node's; the generator writes exactly it.
 FEED_COLUMNS: dict[str, tuple[str, ...]] = COLUMNS
 TRUTH_COLUMNS = ("person_id", "council", "source", "source_ref")
 

@@ -20,7 +20,7 @@ _QUOTED = {feed: (cols.index("address_line") if "address_line" in cols else None
 def write_feeds(population: Population, out_dir: Path, *, progress: bool = False) -> None:
     """Write ``{code}/{feed}.csv`` for every council and feed, and ``truth.csv``.
 
-    Files are UTF-8 with a header row and ISO dates, as DESIGN §8 asks; every feed
+    Files are UTF-8 with a header row and ISO dates, as docs/design.md §8 asks; every feed
     file is written even when it has no rows. ``truth.csv`` (person_id, council,
     source, source_ref) is kept beside the feeds, never inside a council's folder.
     """

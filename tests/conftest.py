@@ -23,7 +23,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+import synthetic
 from server_common import embedded_pg
+from tests.hub_harness import Hub, running_hub
 
 # Browser fixtures (chromium, browser) for every test that drives a page.
 pytest_plugins = ("tests.browser",)
@@ -147,3 +149,27 @@ async def make_database(pg_base_url: str) -> AsyncIterator[DatabaseFactory]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+async def hub(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Hub]:
+    """A hub served over real HTTP on loopback, on a database of its own (a module that
+    needs another hub defines its own ``hub``)."""
+    async with running_hub(await make_database(), tmp_path) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def feeds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic feed files of the module's population, written once per module, as
+    ``pytestmark = pytest.mark.feeds([councils], children, seed=N)`` asks:
+    ``feeds / council / "education.csv"`` and so on."""
+    marker = request.node.get_closest_marker("feeds")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.name} uses `feeds` without "
+                                "pytest.mark.feeds(councils, children, seed=N)")
+    councils, children = marker.args
+    out = tmp_path_factory.mktemp("feeds")
+    synthetic.write_feeds(synthetic.generate_population(list(councils), children,
+                                                        seed=marker.kwargs["seed"]), out)
+    return out

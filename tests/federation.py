@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -48,7 +49,7 @@ class Node:
         async with self.pool.acquire() as conn:
             return await OutboxStore().published_projection(conn)
 
-    async def fetchval(self, sql: str, *args: object) -> object:
+    async def fetchval(self, sql: str, *args: object) -> Any:
         async with self.pool.acquire() as conn:
             return await conn.fetchval(sql, *args)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestServer
@@ -14,10 +15,6 @@ from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.app import create_app
 from national_hub.config import HubConfig
 from national_hub.handlers import appkeys as app_keys
-from national_hub.services.councils import CouncilService
-from national_hub.storage.councils import CouncilStore
-from national_hub.storage.heartbeats import HeartbeatStore
-from national_hub.storage.records import RecordStore
 from protocol import keys
 from server_common import config as config_module
 from server_common import database
@@ -32,20 +29,20 @@ COUNCILS = {
 }
 
 
-def hub_config(url: str, data_dir: Path, health: dict[str, object] | None = None,
-               tls: dict[str, object] | None = None, *, read_url: str | None = None,
-               rate_limits: dict[str, object] | None = None,
-               resolver: dict[str, object] | None = None, **hub: object) -> HubConfig:
+def hub_config(url: str, data_dir: Path, health: Mapping[str, object] | None = None,
+               tls: Mapping[str, object] | None = None, *, read_url: str | None = None,
+               rate_limits: Mapping[str, object] | None = None,
+               resolver: Mapping[str, object] | None = None, **hub: object) -> HubConfig:
     return config_module.load(HubConfig, "TEST_HUB", None, {
         "database": {"url": url, "pool_max": 10, "read_url": read_url},
         "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), "predecessor_wait": "0.5s",
                 **hub},
-        "health": health or {},
+        "health": dict(health or {}),
         # tests drive retention with a date of their choosing, never the real clock
         "retention": {"interval": "0s"},
-        "tls": tls or {},
-        "rate_limits": rate_limits or {},
-        "resolver": resolver or {},
+        "tls": dict(tls or {}),
+        "rate_limits": dict(rate_limits or {}),
+        "resolver": dict(resolver or {}),
     }, environ={})
 
 
@@ -83,14 +80,14 @@ class Hub:
         return keys.public_path_for(self.config.hub.key_file)
 
     async def enrol(self, code: str, public_key_pem: bytes) -> str:
-        service = CouncilService(self.pool, CouncilStore(), HeartbeatStore())
+        service = self.server.app[app_keys.SERVICES].councils
         return await service.enrol(code, COUNCILS.get(code, code), public_key_pem)
 
     async def digests(self, code: str) -> dict[str, str]:
         async with self.pool.acquire() as conn:
-            return await RecordStore().digests(conn, code)
+            return await self.server.app[app_keys.SERVICES].stores.records.digests(conn, code)
 
-    async def fetchval(self, sql: str, *args: object) -> object:
+    async def fetchval(self, sql: str, *args: object) -> Any:
         async with self.pool.acquire() as conn:
             return await conn.fetchval(sql, *args)
 
@@ -101,10 +98,10 @@ class Hub:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(url: str, data_dir: Path, health: dict[str, object] | None = None,
-                      tls: dict[str, object] | None = None, *, read_url: str | None = None,
-                      rate_limits: dict[str, object] | None = None,
-                      resolver: dict[str, object] | None = None,
+async def running_hub(url: str, data_dir: Path, health: Mapping[str, object] | None = None,
+                      tls: Mapping[str, object] | None = None, *, read_url: str | None = None,
+                      rate_limits: Mapping[str, object] | None = None,
+                      resolver: Mapping[str, object] | None = None,
                       **hub: object) -> AsyncIterator[Hub]:
     """``tls`` ({"cert_file", "key_file"}) serves it over HTTPS, as ``serve`` would;
     ``read_url`` sends searches and child views to that (replica) database."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DatabaseFactory
 from tests.processes import free_port, hub_process, script, wait_ready
 
 ESX = "E10000011"
@@ -22,8 +23,11 @@ def run(args: list[str], env: dict[str, str], ok: bool = True) -> subprocess.Com
     return result
 
 
+Envs = tuple[dict[str, str], dict[str, str]]  # the hub's and a node's environment
+
+
 @pytest.fixture
-async def envs(make_database, tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+async def envs(make_database: DatabaseFactory, tmp_path: Path) -> Envs:
     hub_env = dict(os.environ) | {
         "NATIONAL_HUB_DATABASE_URL": await make_database(),
         "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
@@ -53,21 +57,21 @@ def test_every_command_has_help() -> None:
             assert "Usage:" in result.stdout
 
 
-def test_serve_refuses_an_unmigrated_database(envs, tmp_path: Path) -> None:
+def test_serve_refuses_an_unmigrated_database(envs: Envs, tmp_path: Path) -> None:
     hub_env, _ = envs
     result = run([script("national-hub"), "serve", "--port", str(free_port())], hub_env,
                  ok=False)
     assert result.returncode != 0 and "db upgrade" in result.stderr
 
 
-def test_bad_config_value_is_named(envs) -> None:
+def test_bad_config_value_is_named(envs: Envs) -> None:
     hub_env, _ = envs
     result = run([script("national-hub"), "status"],
                  hub_env | {"NATIONAL_HUB__DATABASE__POOL_MAX": "many"}, ok=False)
     assert result.returncode != 0 and "database.pool_max" in result.stderr
 
 
-def test_council_workflow_end_to_end(envs, tmp_path: Path) -> None:
+def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
     hub_env, node_env = envs
     hub_cli, node_cli = script("national-hub"), script("local-node")
     run([hub_cli, "db", "upgrade"], hub_env)

@@ -6,37 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-import synthetic
 from protocol import keys
+from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
+from tests.polling import until
 from tests.processes import Process, free_port, hub_process, node_env, script, wait_ready
 
 ESX = "E10000011"
 
 
-async def _until(predicate, limit: float = 60, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("feeds")
-    synthetic.write_feeds(synthetic.generate_population([ESX], 2500, seed=11), out)
-    return out
+# the `feeds` fixture (tests/conftest.py) writes this population once
+pytestmark = pytest.mark.feeds([ESX], 2500, seed=11)
 
 
 @pytest.mark.parametrize("victim", ["hub", "node"])
-async def test_kill_mid_publish_then_resume(make_database, tmp_path: Path, feeds: Path,
+async def test_kill_mid_publish_then_resume(make_database: DatabaseFactory, tmp_path: Path,
+        feeds: Path,
                                             victim: str) -> None:
     hub_db, node_db = await make_database(), await make_database()
     # In-process hub only to migrate and enrol; the real hub runs as a process below.
@@ -63,7 +53,7 @@ async def test_kill_mid_publish_then_resume(make_database, tmp_path: Path, feeds
                 return int(await setup_hub.fetchval(
                     "SELECT cursor_seq FROM councils WHERE code = $1", ESX) or 0)
 
-            await _until(lambda: _ge(hub_seq, 3), what="publishing to start")
+            await until(lambda: _ge(hub_seq, 3), "publishing to start")
             (hub if victim == "hub" else publisher).kill()
             killed_at = await hub_seq()
             await asyncio.sleep(1.0)
@@ -81,7 +71,7 @@ async def test_kill_mid_publish_then_resume(make_database, tmp_path: Path, feeds
                 return (depth == 0 and waiting == 0 and head == await hub_seq()
                         and head > killed_at)
 
-            await _until(synced, limit=90, what="the node to catch up")
+            await until(synced, "the node to catch up", limit=90)
         finally:
             publisher.kill()
             hub.kill()
@@ -104,7 +94,7 @@ async def test_kill_mid_publish_then_resume(make_database, tmp_path: Path, feeds
         assert unreceipted == 0
 
 
-async def _ge(fn, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _ge(fn: Callable[[], Awaitable[int]], n: int) -> bool:
     with contextlib.suppress(Exception):
         return bool(await fn() >= n)
     return False

@@ -8,21 +8,17 @@ from pathlib import Path
 
 import pytest
 
-import synthetic
 from protocol import encoding
 from protocol.records import ChildRecord
+from tests.conftest import DatabaseFactory
 from tests.federation import COUNCILS, running_hub, running_node
 
-
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("feeds")
-    synthetic.write_feeds(synthetic.generate_population(list(COUNCILS), 150, seed=7), out)
-    return out
+# the `feeds` fixture (tests/conftest.py) writes this population once
+pytestmark = pytest.mark.feeds(list(COUNCILS), 150, seed=7)
 
 
 async def test_three_councils_publish_and_hub_matches_each_projection(
-        make_database, tmp_path: Path, feeds: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
     async with contextlib.AsyncExitStack() as stack:
         hub = await stack.enter_async_context(running_hub(await make_database(), tmp_path))
         nodes = [await stack.enter_async_context(
@@ -63,7 +59,7 @@ async def test_three_councils_publish_and_hub_matches_each_projection(
 
 
 async def test_sensitive_service_without_consent_never_leaves_the_node(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     feed = tmp_path / "services.csv"
     feed.write_text(
         "source_ref,nhs_number,given_name,family_name,dob,sex,postcode,service_type,"

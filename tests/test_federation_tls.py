@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import trustme
 
-import synthetic
 from local_node.config import HubSection
 from protocol import keys
 from protocol.errors import ErrorCode, SignpostError
 from server_common.config import ConfigError, TlsConfig
 from server_common.tls import client_context, server_context
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import Process, free_port, hub_process, node_env, script, wait_ready
 
@@ -57,11 +57,8 @@ def pki(tmp_path: Path) -> Pki:
     return pki
 
 
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("feeds")
-    synthetic.write_feeds(synthetic.generate_population([ESX], 60, seed=5), out)
-    return out
+# the `feeds` fixture (tests/conftest.py) writes this population once
+pytestmark = pytest.mark.feeds([ESX], 60, seed=5)
 
 
 def trusting(node: Node, ca_file: Path | None) -> Node:
@@ -76,7 +73,8 @@ async def nothing_applied(hub: Hub) -> None:
     assert await hub.fetchval("SELECT count(*) FROM records") == 0
 
 
-async def test_node_syncs_over_tls_only_with_the_hubs_ca(make_database, tmp_path: Path,
+async def test_node_syncs_over_tls_only_with_the_hubs_ca(make_database: DatabaseFactory,
+        tmp_path: Path,
                                                           pki: Pki, feeds: Path) -> None:
     async with running_hub(await make_database(), tmp_path, tls=pki.tls) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
@@ -131,7 +129,8 @@ async def publish_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-async def test_console_scripts_serve_https_from_env_config(make_database, tmp_path: Path,
+async def test_console_scripts_serve_https_from_env_config(make_database: DatabaseFactory,
+        tmp_path: Path,
                                                            pki: Pki, feeds: Path) -> None:
     hub_db, node_db = await make_database(), await make_database()
     # In-process hub only to migrate and enrol; the real hub runs as a process below.

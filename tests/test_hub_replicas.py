@@ -1,4 +1,4 @@
-"""Hub replicas share nothing but PostgreSQL (DESIGN §9): two hub processes on one
+"""Hub replicas share nothing but PostgreSQL (docs/design.md §9): two hub processes on one
 database behind a round-robin balancer take three councils' publishing and a
 practitioner's searches — each request to the next process in turn — and end with
 exactly what one process gives for the same work: the same national children, link
@@ -23,7 +23,8 @@ import synthetic
 from server_common.accounts import Role
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
-from tests.federation import running_hub, running_node
+from tests.conftest import DatabaseFactory
+from tests.federation import Hub, running_hub, running_node
 from tests.processes import free_port, hub_process, wait_ready
 from tests.round_robin import round_robin
 
@@ -53,7 +54,7 @@ class Outcome:
     requests_per_process: list[int]
 
 
-async def _until_resolved(hub) -> None:  # type: ignore[no-untyped-def]
+async def _until_resolved(hub: Hub) -> None:
     """Until every live record has its national child and nothing waits to be resolved."""
     async with asyncio.timeout(120):
         while True:
@@ -65,7 +66,7 @@ async def _until_resolved(hub) -> None:  # type: ignore[no-untyped-def]
             await asyncio.sleep(0.1)
 
 
-async def _run(make_database, tmp: Path, feeds: Path,  # type: ignore[no-untyped-def]
+async def _run(make_database: DatabaseFactory, tmp: Path, feeds: Path,
                population: synthetic.Population, processes: int) -> Outcome:
     hub_db = await make_database()
     async with contextlib.AsyncExitStack() as stack:
@@ -141,7 +142,8 @@ async def _run(make_database, tmp: Path, feeds: Path,  # type: ignore[no-untyped
             requests_per_process=[balancer.sent[url] for url in urls])
 
 
-async def test_two_hub_processes_equal_one(make_database, tmp_path: Path, feeds: Path,
+async def test_two_hub_processes_equal_one(make_database: DatabaseFactory, tmp_path: Path,
+        feeds: Path,
                                            population: synthetic.Population) -> None:
     one = await _run(make_database, tmp_path / "one", feeds, population, processes=1)
     two = await _run(make_database, tmp_path / "two", feeds, population, processes=2)

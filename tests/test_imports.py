@@ -1,4 +1,4 @@
-"""Every module imports on its own, and imports point one way (CONVENTIONS §1).
+"""Every module imports on its own, and imports point one way (docs/conventions.md §1).
 
 * Each module of our packages is imported first thing in a fresh interpreter, so
   an import cycle that only bites in some import order shows up (aiohttp's
@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -226,4 +227,112 @@ def test_forbidden_imports(importer: str, imported: str) -> None:
         for line, name in imported_names(path, module)
         if name == imported or name.startswith(imported + ".")
     ]
+    assert not bad, "\n".join(bad)
+
+
+# --- inside a server: handlers → services → storage, SQL only in storage/ ---------
+
+SERVERS = ("national_hub", "local_node")
+LAYERS = ("handlers", "services", "storage")
+# (layer, layer it must never import) inside one server (docs/conventions.md §1)
+LAYER_FORBIDDEN = [("handlers", "storage"), ("services", "handlers"),
+                   ("storage", "services"), ("storage", "handlers")]
+# A statement, not prose: upper-case keywords in the shape SQL has.
+SQL = re.compile(r"\b(?:SELECT\s+(?:[\w*(]|DISTINCT)|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s"
+                 r"|DELETE\s+FROM\s|TRUNCATE\s+\w|CREATE\s+(?:TABLE|INDEX|DATABASE)\s"
+                 r"|ALTER\s+TABLE\s|COPY\s+\w+\s+(?:FROM|TO)\b)")
+# server_common is plumbing; outside its stores only these speak SQL, each for a reason.
+SQL_PLUMBING = {
+    "server_common.database": "the migration runner: schema versions and advisory lock",
+    "server_common.embedded_pg": "creates the embedded server's database",
+    "server_common.web": "/readyz asks the database to answer SELECT 1",
+}
+
+
+# The outer layer besides handlers/: the wiring and the commands, which reach storage
+# only through the services container.
+OUTER = ("app", "cli", "audit_cli")
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    if len(parts) == 2 and parts[1] in OUTER:
+        return "handlers"
+    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else None
+
+
+def is_storage(module: str) -> bool:
+    """A module where SQL belongs: a server's storage/, or a store of server_common."""
+    last = module.rsplit(".", 1)[-1]
+    return layer_of(module) == "storage" or last == "store" or last.endswith("_store")
+
+
+def sql_literals(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every string literal (f-strings' fixed parts joined) that reads
+    as a SQL statement. Docstrings are prose and may quote SQL."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    docstrings = {
+        id(node.body[0].value) for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found: list[tuple[int, str]] = []
+    inside_fstrings = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
+                       for v in node.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value for v in node.values
+                           if isinstance(v, ast.Constant) and isinstance(v.value, str))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and id(node) not in docstrings and id(node) not in inside_fstrings):
+            text = node.value
+        else:
+            continue
+        if SQL.search(text):
+            found.append((node.lineno, " ".join(text.split())[:70]))
+    return found
+
+
+def test_layer_and_sql_scans_see_violations(tmp_path: Path) -> None:
+    src = tmp_path / "x.py"
+    src.write_text('"""SELECT x FROM y in a docstring is prose."""\n'
+                   "def f(t):\n"
+                   "    from ..storage import records\n"
+                   "    q = f'DELETE FROM {t} WHERE id = $1'\n"
+                   "    return 'SELECT link_status FROM records', q, 'select a friend'\n")
+    names = {name for _, name in imported_names(src, "national_hub.handlers.x")}
+    assert "national_hub.storage.records" in names
+    assert [line for line, _ in sql_literals(src)] == [4, 5]
+    assert layer_of("local_node.storage.children") == "storage"
+    assert layer_of("local_node.cli") == layer_of("national_hub.app") == "handlers"
+    assert layer_of("local_node.metrics") is None
+    assert is_storage("server_common.audit.witness_store")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("layer, forbidden", LAYER_FORBIDDEN,
+                         ids=[f"{a}-not-{b}" for a, b in LAYER_FORBIDDEN])
+def test_layers_point_one_way(server: str, layer: str, forbidden: str) -> None:
+    pkg = discover(server)
+    assert not pkg.problems, "\n".join(pkg.problems)
+    modules = [(m, p) for m, p in sorted(pkg.files.items()) if layer_of(m) == layer]
+    assert modules, f"{server} has no {layer}/ modules: the scan found nothing to check"
+    target = f"{server}.{forbidden}"
+    bad = [f"{path}:{line}: a {layer} module imports {name}"
+           for module, path in modules
+           for line, name in imported_names(path, module)
+           if name == target or name.startswith(target + ".")]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", (*SERVERS, "server_common"))
+def test_sql_only_in_storage(name: str) -> None:
+    pkg = discover(name)
+    assert not pkg.problems, "\n".join(pkg.problems)
+    assert any(is_storage(m) for m in pkg.files), f"{name}: no storage modules found"
+    bad = [f"{path}:{line}: SQL outside storage: {text!r}"
+           for module, path in sorted(pkg.files.items())
+           if not is_storage(module) and module not in SQL_PLUMBING
+           for line, text in sql_literals(path)]
     assert not bad, "\n".join(bad)

@@ -1,8 +1,8 @@
 """SQL- and script-injection attempts in every text field of the feeds, of search and of
-the pages come back harmless (issue 7): a feed row carrying them loads as plain text,
-travels to the hub as data, and every page shows it escaped — a real browser opening
-those pages runs no injected script; searches carrying them are answered (or refused
-with a stable 4xx), never 5xx, and no table is touched."""
+the pages come back harmless (docs/security.md "The attack surface"): a feed row
+carrying them loads as plain text, travels to the hub as data, and every page shows it
+escaped — a real browser opening those pages runs no injected script; searches carrying
+them are answered (or refused with a stable 4xx), never 5xx, and no table is touched."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import io
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser
 
 from local_node.app import create_app as create_node_app
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
 from tests.server_common.accounts_helpers import sign_in
 
@@ -42,12 +44,12 @@ def services_feed() -> str:
     return out.getvalue()
 
 
-async def table_counts(pool) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def table_counts(pool: asyncpg.Pool) -> dict[str, int]:
     return {t: int(await pool.fetchval(f"SELECT count(*) FROM {t}"))
             for t in ("records", "national_children", "users", "audit_log")}
 
 
-async def test_injection_attempts_are_only_data(make_database, tmp_path: Path,
+async def test_injection_attempts_are_only_data(make_database: DatabaseFactory, tmp_path: Path,
                                                 browser: Browser) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:

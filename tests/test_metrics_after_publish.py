@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 import synthetic
 from local_node.app import create_app
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
 from tests.scrape import Scrape, scrape
 from tests.server_common.accounts_helpers import bearer_headers
@@ -19,7 +20,8 @@ from tests.server_common.accounts_helpers import bearer_headers
 ESX = "E10000011"
 
 
-async def test_hub_and_node_metrics_after_a_publish(make_database, tmp_path: Path) -> None:
+async def test_hub_and_node_metrics_after_a_publish(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     feeds = tmp_path / "feeds"
     synthetic.write_feeds(synthetic.generate_population([ESX], 120, seed=3), feeds)
     async with contextlib.AsyncExitStack() as stack:

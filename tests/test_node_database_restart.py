@@ -11,30 +11,24 @@ with exactly the node's projection, changes made after the restart included.
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 import synthetic
 from bench.chaos.postgres import KillablePostgres
+from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
+from tests.polling import until
 from tests.processes import Process, node_env, script
 
 ESX = "E10000011"
 
 
-async def _until(predicate, limit: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_publisher_survives_its_database_being_killed(make_database,
+async def test_publisher_survives_its_database_being_killed(make_database: DatabaseFactory,
                                                             tmp_path: Path) -> None:
     synthetic.write_feeds(synthetic.generate_population([ESX], 400, seed=3), tmp_path / "feeds")
     feeds = tmp_path / "feeds" / ESX
@@ -52,7 +46,8 @@ async def test_publisher_survives_its_database_being_killed(make_database,
                     return int(await hub.fetchval(
                         "SELECT cursor_seq FROM councils WHERE code = $1", ESX) or 0)
 
-                await _until(lambda: _positive(hub_seq), 60, "publishing to start")
+                await until(lambda: _positive(hub_seq), "publishing to start",
+                            limit=60, interval=0.1)
                 await asyncio.to_thread(pg.kill)
                 await asyncio.sleep(1.5)  # the publisher polls its outbox meanwhile
                 await asyncio.to_thread(pg.start)
@@ -61,7 +56,7 @@ async def test_publisher_survives_its_database_being_killed(make_database,
                 async def synced() -> bool:
                     return await hub.digests(ESX) == await node.projection()
 
-                await _until(synced, 90, "the hub to hold the node's projection")
+                await until(synced, "the hub to hold the node's projection", limit=90, interval=0.1)
                 assert publisher.alive(), (tmp_path / "publisher.log").read_text()[-3000:]
             finally:
                 publisher.kill()
@@ -71,5 +66,5 @@ async def test_publisher_survives_its_database_being_killed(make_database,
         await asyncio.to_thread(pg.close)
 
 
-async def _positive(fn) -> bool:  # type: ignore[no-untyped-def]
+async def _positive(fn: Callable[[], Awaitable[int]]) -> bool:
     return bool(await fn() > 0)

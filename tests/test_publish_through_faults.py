@@ -18,22 +18,19 @@ from pathlib import Path
 
 import pytest
 
-import synthetic
 from bench.chaos.proxy import FaultProxy
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 
 ESX = "E10000011"
 
 
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("feeds")
-    synthetic.write_feeds(synthetic.generate_population([ESX], 120, seed=5), out)
-    return out
+# the `feeds` fixture (tests/conftest.py) writes this population once
+pytestmark = pytest.mark.feeds([ESX], 120, seed=5)
 
 
 @contextlib.asynccontextmanager
-async def node_behind_proxy(make_database, tmp_path: Path,  # type: ignore[no-untyped-def]
+async def node_behind_proxy(make_database: DatabaseFactory, tmp_path: Path,
                             feeds: Path) -> AsyncIterator[tuple[Hub, FaultProxy, Node]]:
     """A hub, a fault proxy in front of it, and a node that talks to the hub through
     it with its education feed loaded (small batches: a chain to publish)."""
@@ -52,7 +49,7 @@ async def node_behind_proxy(make_database, tmp_path: Path,  # type: ignore[no-un
 
 @pytest.mark.parametrize("overtaken", [0, 1], ids=["cursor-read", "first-batch"])
 async def test_a_request_overtaken_by_its_copy_is_sent_again(
-        make_database, tmp_path: Path, feeds: Path, overtaken: int) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path, overtaken: int) -> None:
     async with node_behind_proxy(make_database, tmp_path, feeds) as (hub, proxy, node):
         proxy.script = [None] * overtaken + ["overtake"]
         report = await node.publish()
@@ -66,7 +63,8 @@ async def test_a_request_overtaken_by_its_copy_is_sent_again(
 
 
 async def test_a_cut_link_is_waited_out_and_logged_as_an_outage(
-        make_database, tmp_path: Path, feeds: Path, caplog: pytest.LogCaptureFixture) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
     """The publishing loop with the link to the hub cut: retries used up, it says the
     hub is unreachable (a warning, not the error a refusal gets: nothing needs a
     person), keeps going, and delivers everything once the link is back."""

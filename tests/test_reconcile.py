@@ -14,24 +14,21 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
-import synthetic
 from local_node.app import create_app, open_publisher, reconciler
 from local_node.config import ReconcileSection
 from local_node.services.reconcile import plan_repair
 from protocol import encoding
 from protocol.anti_entropy import DAMAGED, DELETED, LIVE, HeldEntry
 from server_common.config import Duration
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import script
 
 ESX = "E10000011"
 
 
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("feeds")
-    synthetic.write_feeds(synthetic.generate_population([ESX], 120, seed=11), out)
-    return out
+# the `feeds` fixture (tests/conftest.py) writes this population once
+pytestmark = pytest.mark.feeds([ESX], 120, seed=11)
 
 
 async def _published(node: Node, feeds: Path) -> list[str]:
@@ -76,7 +73,7 @@ async def _run_cli(node: Node, hub: Hub, *args: str) -> str:
 
 
 async def test_reconcile_republishes_exactly_what_the_hub_lost_or_damaged(
-        make_database, tmp_path: Path, feeds: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
         ids = await _published(node, feeds)
@@ -125,8 +122,8 @@ async def test_reconcile_republishes_exactly_what_the_hub_lost_or_damaged(
             tomb: ("upsert", version[tomb] + 1, "deleted"),  # a tombstone at the version
             lost: ("delete", version[lost] + 1, "extra"),
         }
-        for lid, (op, version, reason) in expected.items():
-            assert f"{op} {lid} version {version} ({reason})" in out, out
+        for lid, (op, sent, reason) in expected.items():
+            assert f"{op} {lid} version {sent} ({reason})" in out, out
         assert f"republished {len(expected)} record(s)" in out
 
         # Only the differing records travelled, in new signed batches.
@@ -155,7 +152,7 @@ async def test_reconcile_republishes_exactly_what_the_hub_lost_or_damaged(
 
 
 async def test_a_child_changed_while_reconciling_is_left_to_the_publisher(
-        make_database, tmp_path: Path, feeds: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
     """An op on its way (pending in the outbox) is never second-guessed by a repair."""
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
@@ -167,7 +164,8 @@ async def test_a_child_changed_while_reconciling_is_left_to_the_publisher(
             # a pending op for ids[0] appears after the node took its snapshot
             original = service.store.lock_published
 
-            async def racing(conn, local_ids):  # type: ignore[no-untyped-def]
+            async def racing(conn: asyncpg.Connection, local_ids: list[str]
+                             ) -> dict[str, tuple[int, str | None]]:
                 await conn.execute(
                     "INSERT INTO outbox (local_id, version, op) VALUES ($1, 2, 'delete')", ids[0])
                 return await original(conn, local_ids)
@@ -179,7 +177,7 @@ async def test_a_child_changed_while_reconciling_is_left_to_the_publisher(
 
 
 async def test_a_record_the_hub_rejected_is_not_sent_again(
-        make_database, tmp_path: Path, feeds: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
         ids = await _published(node, feeds)
@@ -203,7 +201,7 @@ async def test_a_record_the_hub_rejected_is_not_sent_again(
 
 
 async def test_reconcile_beside_a_running_publisher_of_another_process(
-        make_database, tmp_path: Path, feeds: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
     """Two processes building batches from one outbox (``local-node reconcile`` next to
     ``serve``) take turns: contiguous seqs, every op sent once, the hub in step."""
     async with running_hub(await make_database(), tmp_path) as hub, \
@@ -227,7 +225,7 @@ async def test_reconcile_beside_a_running_publisher_of_another_process(
         assert await _hub_state(hub) == await _node_state(node)
 
 
-async def test_serve_reconciles_on_its_schedule(make_database, tmp_path: Path,
+async def test_serve_reconciles_on_its_schedule(make_database: DatabaseFactory, tmp_path: Path,
                                                feeds: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
@@ -266,6 +264,7 @@ async def test_serve_reconciles_on_its_schedule(make_database, tmp_path: Path,
     (None, HeldEntry("X", 3, DELETED), 4, None),
     (None, None, 4, None),
 ])
-def test_plan_repair(mine, theirs, used, expected) -> None:
+def test_plan_repair(mine: tuple[int, str] | None, theirs: HeldEntry | None, used: int,
+                     expected: tuple[str, int, str] | None) -> None:
     repair = plan_repair(mine, theirs, used)
     assert (None if repair is None else (repair.op, repair.version, repair.reason)) == expected

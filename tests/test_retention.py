@@ -1,4 +1,4 @@
-"""Retention (DESIGN §3) at node and hub, with the clock moved by giving the job a date:
+"""Retention (docs/design.md §3) at node and hub, with the clock moved by giving the job a date:
 archive at 18 (25 for a care leaver with consent), a year after death if sooner, purge 6
 years later; purges are audited and reach the hub as deletes through signed batches, and
 the hub purges on its own what a silent council never withdrew."""
@@ -17,16 +17,20 @@ from local_node.app import create_app as node_app
 from local_node.app import reconciler
 from local_node.app import retention_service as node_retention
 from local_node.services.projection import Projector
+from local_node.services.retention import RetentionReport
 from local_node.services.search import SearchQuery, SearchService
 from local_node.storage.children import ChildStore
 from local_node.storage.outbox import OutboxStore
 from national_hub.app import create_app as hub_app
-from national_hub.app import retention_service as hub_retention
+from national_hub.services.container import HubServices
+from national_hub.services.retention import HubRetentionReport
 from national_hub.storage.search import SearchStore
 from server_common.audit.service import AuditLog
 from server_common.config import Duration
 from server_common.retention_config import RetentionConfig
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
+from tests.polling import until
 from tests.processes import script
 
 ESX = "E10000011"
@@ -54,13 +58,12 @@ async def _hub_rows(hub: Hub) -> dict[str, tuple[int, bool, date | None]]:
     return {r["local_id"]: (r["version"], r["live"], r["archived_on"]) for r in rows}
 
 
-async def _run_node(node: Node, day: str):  # type: ignore[no-untyped-def]
+async def _run_node(node: Node, day: str) -> RetentionReport:
     return await node_retention(node.pool, node.config).run(date.fromisoformat(day))
 
 
-async def _run_hub(hub: Hub, day: str):  # type: ignore[no-untyped-def]
-    audit = AuditLog(hub.pool, None, origin=hub.config.audit.origin)
-    return await hub_retention(hub.pool, hub.config, audit).run(date.fromisoformat(day))
+async def _run_hub(hub: Hub, day: str) -> HubRetentionReport:
+    return await HubServices(hub.config, hub.pool).retention.run(date.fromisoformat(day))
 
 
 async def _cli(env: dict[str, str], *args: str) -> str:
@@ -73,7 +76,7 @@ async def _cli(env: dict[str, str], *args: str) -> str:
 
 
 async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     feed = tmp_path / "services.csv"
     feed.write_text(FEED, encoding="utf-8")
     async with running_hub(await make_database(), tmp_path) as hub, \
@@ -183,16 +186,8 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         assert again.buckets_differing == 0 and again.node_records == 1  # Eve
 
 
-async def _until(check, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(300):  # bounded: a schedule that never runs fails, never hangs
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
-
-
 async def test_serve_runs_the_job_on_its_schedule_at_node_and_hub(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     """With the real clock: born 2000, purged since 2024; born 2007, archived since 2025."""
     feed = tmp_path / "services.csv"
     feed.write_text(FEED.split("\n")[0] + "\n"
@@ -219,7 +214,7 @@ async def test_serve_runs_the_job_on_its_schedule_at_node_and_hub(
                         and await node.fetchval("SELECT archived_on FROM children"
                                                 " WHERE local_id = $1", ids["Adult"])
                         == date(2025, 1, 1))
-            await _until(done, "node and hub applied retention")
+            await until(done, "node and hub applied retention", limit=30, interval=0.1)
         finally:
             for server in servers:
                 await server.close()

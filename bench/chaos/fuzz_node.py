@@ -23,9 +23,9 @@ from bench.chaos.fuzz_search import SAMPLE_CHILDREN, Known, Target, query_of
 from local_node.app import review_service
 from local_node.storage.children import ChildStore
 
-_NODE_HIT = {"local_id": str, "given_name": str, "family_name": str, "dob": str, "sex": int,
-             "postcode_district": (str, type(None)), "shielded": bool,
-             "confidence": (int, float)}
+_NODE_HIT: dict[str, type | tuple[type, ...]] = {
+    "local_id": str, "given_name": str, "family_name": str, "dob": str, "sex": int,
+    "postcode_district": (str, type(None)), "shielded": bool, "confidence": (int, float)}
 NODE = Target("node ", "local_id", _NODE_HIT, "involvements", search_page="/search",
               search_posts=True)
 _POSTCODES = ["BN7 1AA", "TN34 1AB", "RH15 9AA", None]

@@ -61,9 +61,9 @@ from tests.national_hub.helpers import batch_bytes, record
 
 LINE_LIMIT = 8190  # aiohttp's max_line_size: longer request lines never reach the app
 _DATA_CODE = re.compile(r'data-code="([^"]*)"')
-_HUB_HIT = {"national_id": str, "given_name": str, "family_name": str, "dob": str,
-               "sex": int, "confidence": (int, float), "councils": list, "shielded": bool,
-               "contact": list}
+_HUB_HIT: dict[str, type | tuple[type, ...]] = {
+    "national_id": str, "given_name": str, "family_name": str, "dob": str, "sex": int,
+    "confidence": (int, float), "councils": list, "shielded": bool, "contact": list}
 _BAD_BYTES = [b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x00", b"\xf4\x90\x80\x80",
               b"\x1b[31m", "\u202e".encode(), "𝒜".encode(), b"\r\n"]
 # a bearer token, session cookie or login cookie, then bytes that are not UTF-8
@@ -123,11 +123,12 @@ class Known:
     found_as: str = ""
 
 
-def query_of(given_name: str, family_name: str, dob: date, postcode: str | None,
-             nhs_number: str | None) -> dict[str, str]:
+def query_of(given_name: str | None, family_name: str | None, dob: date | None,
+             postcode: str | None, nhs_number: str | None) -> dict[str, str]:
     """The query a practitioner would type for a child: what it has of these."""
-    params = {"given_name": given_name, "family_name": family_name, "dob": dob.isoformat(),
-              "postcode": postcode or "", "nhs_number": nhs_number or ""}
+    params = {"given_name": given_name or "", "family_name": family_name or "",
+              "dob": dob.isoformat() if dob else "", "postcode": postcode or "",
+              "nhs_number": nhs_number or ""}
     return {k: v for k, v in params.items() if v}
 
 
@@ -203,8 +204,8 @@ class SearchMutator:
                           rng.choice([b"9434765918", b"943 476 5919 1", b"ABCDEFGHIJ", b"0",
                                       b"A123456789012", b"SW1A 1AAA", b"!!", b"0" * 90]))
         elif kind == "unknown_param":
-            name = rng.choice([b"case_notes", b"Given_Name", b"", b"x" * 200])
-            params = [*params, (name, b"secret")]
+            unknown = rng.choice([b"case_notes", b"Given_Name", b"", b"x" * 200])
+            params = [*params, (unknown, b"secret")]
         elif kind == "purpose":
             params = _set(params, b"purpose", rng.choice(
                 [b"", b"  ", b"ab", b"p" * 201, b"\x00\x01\x02", b"why\r\nX-Injected: 1"]))

@@ -40,7 +40,9 @@ import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, fields
+from typing import Any
 
 FAULTS = ("drop", "delay", "truncate_request", "truncate_response", "duplicate", "overtake")
 _HEAD_LIMIT = 1 << 20
@@ -178,7 +180,7 @@ class FaultProxy:
             writer.transport.abort()
         self._open.clear()
 
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -75,7 +75,7 @@ class Searchers:
                     await asyncio.sleep(self.pause)
 
     async def _get(self, http: aiohttp.ClientSession, url: str,
-                   params: dict[str, str]) -> dict | None:  # type: ignore[type-arg]
+                   params: dict[str, str]) -> dict | None:
         started = time.perf_counter()
         try:
             async with http.get(url, params=params) as resp:

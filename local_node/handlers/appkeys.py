@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from local_node.config import NodeConfig
+from local_node.services.container import NodeServices
 from local_node.services.review import ReviewService
 from local_node.services.search import SearchService
 from server_common.accounts.principal import Principal
@@ -20,4 +21,6 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 CONFIG = web.AppKey("config", NodeConfig)
 SEARCH = web.AppKey("search", SearchService)
 REVIEW = web.AppKey("review", ReviewService)  # the index team's decisions, audited
+# Every service, built once (SEARCH and REVIEW are its own, for the handlers)
+SERVICES = web.AppKey("services", NodeServices)
 AUDIT: web.AppKey[Auditor] = web.AppKey("audit")

@@ -1,4 +1,4 @@
-"""The node's audit log for the council's auditors (DESIGN §6, docs/audit.md): the
+"""The node's audit log for the council's auditors (docs/design.md §6, docs/audit.md): the
 latest checkpoint signed with the council key, inclusion and consistency proofs, subject
 access by local child id or by user, as JSON under ``/v1/audit/…`` and the ``/audit``
 page. The shared reader (server_common.audit.web): only the ``auditor`` role is

@@ -1,4 +1,4 @@
-"""Children another council shields, learnt from the hub (DESIGN §6: shielding belongs to
+"""Children another council shields, learnt from the hub (docs/design.md §6: shielding belongs to
 the child, at the hub *and at every node*).
 
 The node's own relations (merges, review pairs, NHS numbers and UPNs in its index) are
@@ -25,11 +25,12 @@ log = logging.getLogger(__name__)
 
 
 class HubShielding:
-    def __init__(self, pool: asyncpg.Pool, client: HubClient,
-                 store: ShieldStore | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, client: HubClient, store: ShieldStore, *,
+                 children: ChildStore) -> None:
         self.pool = pool
         self.client = client
-        self.store = store or ShieldStore()
+        self.store = store
+        self.children = children
 
     async def learn(self) -> int:
         """Fetch every page, mark what is new; returns how many children were newly
@@ -54,7 +55,7 @@ class HubShielding:
             new = await self.store.mark_from_hub(conn, local_ids)
             if new:
                 async with conn.transaction():
-                    await ChildStore().lock_index(conn)
+                    await self.children.lock_index(conn)
                     new += await self.store.refresh(conn)
         if new:
             log.info("children shielded by another council marked",

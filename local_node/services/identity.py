@@ -1,6 +1,6 @@
 """The child in one place: which of its source rows says who the child is.
 
-Stated rules (DESIGN §3, issue 3):
+Stated rules (docs/design.md §3):
 
 - **Names, date of birth, sex** come from the most trusted source that has the
   child: health (registered with the NHS spine) over education over services;

@@ -1,4 +1,4 @@
-"""Projection: exactly what of a child leaves the council (DESIGN §3), into the outbox.
+"""Projection: exactly what of a child leaves the council (docs/design.md §3), into the outbox.
 
 Nothing else is ever published. Sensitive services go only with recorded
 consent; case notes and source-system detail are not even representable in a

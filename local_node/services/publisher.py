@@ -80,7 +80,8 @@ class Publisher:
                  hub_public_key: Ed25519PublicKey,
                  *, batch_size: int = 5000, max_backoff: float = 60.0,
                  max_attempts: int | None = None, pipeline: int = 2,
-                 observer: PublishObserver | None = None) -> None:
+                 observer: PublishObserver | None = None, key_status: KeyStatusStore,
+                 shielding: HubShielding) -> None:
         self.pool = pool
         self.outbox = outbox
         self.client = client
@@ -88,7 +89,7 @@ class Publisher:
         # Looked up for every batch: after ``local-node keys rotate`` replaced the key
         # file, the next batch is signed with the new key (see local_node.keyfile).
         self.key = as_key_source(key)
-        self.key_status = KeyStatusStore()
+        self.key_status = key_status
         self._expiry_warned = float("-inf")
         self._key_reported: tuple[str, datetime | None] | None = None
         self.hub_public_key = hub_public_key
@@ -98,7 +99,7 @@ class Publisher:
         self.pipeline = max(1, pipeline)
         self.observer = observer
         self._sending = asyncio.Lock()
-        self.shielding = HubShielding(pool, client)
+        self.shielding = shielding
 
     def _observe(self, exc: SignpostError) -> None:
         if self.observer is not None:
@@ -263,7 +264,7 @@ class Publisher:
         try:
             await self.client.post_heartbeat(summary["head_seq"], summary["outbox_depth"],
                                              _now())
-            # and learn which children another council shields (DESIGN §6)
+            # and learn which children another council shields (docs/design.md §6)
             await self.shielding.learn()
         except SignpostError as exc:
             self._observe(exc)

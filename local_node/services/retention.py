@@ -1,4 +1,4 @@
-"""The node's archive/purge job (DESIGN §3), run by ``local-node retention run`` and on
+"""The node's archive/purge job (docs/design.md §3), run by ``local-node retention run`` and on
 ``retention.interval`` inside ``serve``.
 
 In one transaction: every child the policy concerns is locked; children past their
@@ -41,8 +41,10 @@ class RetentionReport:
 
 class NodeRetention:
     def __init__(self, pool: asyncpg.Pool, store: RetentionStore, outbox: OutboxStore,
-                 audit: AuditLog, policy: RetentionPolicy, council: str) -> None:
+                 audit: AuditLog, policy: RetentionPolicy, council: str, *,
+                 children: ChildStore) -> None:
         self.pool = pool
+        self.children = children
         self.store = store
         self.outbox = outbox
         self.audit = audit
@@ -60,7 +62,7 @@ class NodeRetention:
         report = RetentionReport(today or datetime.now(UTC).date())
         oldest_live = add_years(report.today, -self.policy.archive_age)
         async with self.pool.acquire() as conn, conn.transaction():
-            await ChildStore().lock_index(conn)  # no feed re-creates what this purges
+            await self.children.lock_index(conn)  # no feed re-creates what this purges
             candidates = await self.store.lock_candidates(
                 conn, oldest_live, list(self.policy.care_leaver_services))
             archive: list[tuple[str, date | None]] = []

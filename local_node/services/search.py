@@ -97,7 +97,7 @@ class SearchService:
                 found += [c for c in await self.shields.find_unshielded(
                     conn, [k for k in keys if not finds_shielded(k)]) if c.local_id not in seen]
             ids = [c.local_id for c in found]
-            # archived (adults now, DESIGN §3): kept until purged, no longer searched
+            # archived (adults now, docs/design.md §3): kept until purged, no longer searched
             archived = await self.children.archived_among(conn, ids)
             shielded = await self.shields.shielded_among(conn, ids)
         hits = []
@@ -139,7 +139,7 @@ class SearchService:
             "other_given_names": child.other_given_names, "family_name": child.family_name,
             "former_family_names": list(child.former_family_names or []),
             "dob": child.dob.isoformat() if child.dob else None, "sex": child.sex,
-            # a name or the date of birth no source row supplies, and why (issue 14)
+            # a name or the date of birth no source row supplies, and why
             "incomplete": child.incomplete,
             "address_line": child.address_line, "postcode": child.postcode,
             "nhs_number": child.nhs_number, "upn": child.upn,

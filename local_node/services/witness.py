@@ -1,4 +1,4 @@
-"""The node witnesses the hub's audit log (DESIGN §6, docs/audit.md "Witnesses").
+"""The node witnesses the hub's audit log (docs/design.md §6, docs/audit.md "Witnesses").
 
 Regularly: fetch the hub's latest signed checkpoint and a consistency proof from the
 last checkpoint this node cosigned (kept in the node's own database, out of reach of
@@ -109,14 +109,14 @@ class Outcome:
 
 class Witness:
     def __init__(self, pool: asyncpg.Pool, client: HubClient, council: str, key: KeySource,
-                 hub_keys: Sequence[Ed25519PublicKey], store: WitnessStore | None = None,
+                 hub_keys: Sequence[Ed25519PublicKey], store: WitnessStore,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.pool = pool
         self.client = client
         self.council = council
         self.key = key
         self.hub_keys = list(hub_keys)
-        self.store = store or WitnessStore()
+        self.store = store
         self.clock = clock
 
     async def state(self) -> WitnessState:

@@ -1,4 +1,4 @@
-"""Retention at the node (DESIGN §3): which children the policy may concern, archiving
+"""Retention at the node (docs/design.md §3): which children the policy may concern, archiving
 them, and purging them with everything held about them."""
 
 from __future__ import annotations

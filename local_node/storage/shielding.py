@@ -1,4 +1,4 @@
-"""Which of the council's children count as shielded (DESIGN §6, ``protocol.disclosure``).
+"""Which of the council's children count as shielded (docs/design.md §6, ``protocol.disclosure``).
 
 Shielding belongs to the child, not to one record. A child is shielded when its own
 flag is set (a source said so; ingest never clears it) or when it carries a *mark*:

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from national_hub.config import HubConfig
 from national_hub.services.anti_entropy import AntiEntropy
 from national_hub.services.batch_intake import BatchIntake
+from national_hub.services.container import HubServices
 from national_hub.services.councils import CouncilService
 from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
@@ -20,6 +21,8 @@ from national_hub.services.shielded_elsewhere import ShieldedElsewhere
 from server_common.refusals import AUDIT_LOG
 
 CONFIG = web.AppKey("config", HubConfig)
+# Every service, built once (the keys below are its services, for the handlers)
+SERVICES = web.AppKey("services", HubServices)
 POOL = web.AppKey("pool", asyncpg.Pool)
 # Searches and child views read here: a streaming replica if configured, else POOL.
 READ_POOL = web.AppKey("read_pool", asyncpg.Pool)

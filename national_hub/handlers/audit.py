@@ -1,4 +1,4 @@
-"""The audit log for the hub's auditors (DESIGN §6, docs/audit.md): the latest signed
+"""The audit log for the hub's auditors (docs/design.md §6, docs/audit.md): the latest signed
 checkpoint, inclusion and consistency proofs, and subject access, under ``/v1/audit/…``.
 The handlers are the shared reader (server_common.audit.web), on the hub's log: only
 the ``auditor`` role is admitted, and every read of entries is audited first."""

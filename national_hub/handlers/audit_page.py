@@ -1,7 +1,7 @@
-"""``/audit``: the hub auditor's page (DESIGN §6): every access to one child, everything
-one user did, a date range or the recent activity, read from the tamper-evident log,
-with the latest signed checkpoint, and as CSV; each look-up is audited first
-(server_common.audit.page)."""
+"""``/audit``: the hub auditor's page (docs/design.md §6): every access to one child,
+everything one user did, a date range or the recent activity, read from the
+tamper-evident log, with the latest signed checkpoint, and as CSV; each look-up is
+audited first (server_common.audit.page)."""
 
 from __future__ import annotations
 

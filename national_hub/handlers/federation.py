@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from national_hub.handlers import appkeys as k
-from national_hub.storage.councils import CouncilKey
+from national_hub.services.node_auth import CouncilKey
 from protocol import encoding
 from protocol.batch import check_council_code
 from protocol.errors import DecodeError, ErrorCode, ValidationError

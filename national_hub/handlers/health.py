@@ -1,4 +1,4 @@
-"""Federation health as JSON, for operators and the /ops page (DESIGN §7).
+"""Federation health as JSON, for operators and the /ops page (docs/design.md §7).
 
 Operators only (a session or an operator's bearer token). They show no child's data,
 only councils' sync state.

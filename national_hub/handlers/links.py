@@ -1,4 +1,4 @@
-"""Why a record is linked: ``GET /v1/links/{council}/{local_id}/explain`` (DESIGN §5).
+"""Why a record is linked: ``GET /v1/links/{council}/{local_id}/explain`` (docs/design.md §5).
 
 For each partner record (linked, queued for review, or decided), each field's
 comparison level and weight, the total, the thresholds and the model's version, as

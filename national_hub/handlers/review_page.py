@@ -1,5 +1,5 @@
 """``/review``: a council's index team decides the grey-zone pairs of national identity
-resolution (DESIGN §5), as ``national-hub review link|separate`` does on the command
+resolution (docs/design.md §5), as ``national-hub review link|separate`` does on the command
 line. Each pair shows both records and how they compare in plain words ("Date of
 birth: same", "Postcode: same area"); the model's levels, weights and thresholds are
 folded away beneath. A count says how many pairs wait.
@@ -29,7 +29,7 @@ import asyncpg
 from aiohttp import web
 
 from national_hub.handlers import appkeys as k
-from national_hub.storage.resolution import RecordKey, ReviewRow
+from national_hub.services.review import RecordKey, ReviewRow
 from protocol import identifiers
 from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, NotFoundError, SignpostError

@@ -1,4 +1,4 @@
-"""Per-council health at the hub (DESIGN §7): what each council's node last said, how
+"""Per-council health at the hub (docs/design.md §7): what each council's node last said, how
 far the hub is behind it, what the hub refused, its keys, and a status with every
 reason. ``/v1/federation/health``, ``national-hub status``, ``/ops`` and the
 Prometheus collector all read the one :meth:`HealthService.snapshot`.
@@ -219,13 +219,13 @@ def witness_reasons(state: WitnessState | None, now: datetime,
 
 
 class HealthService:
-    def __init__(self, pool: asyncpg.Pool, limits: HealthSection,
-                 store: HealthStore | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, limits: HealthSection, store: HealthStore, *,
+                 queue: ResolutionQueueStore, witnesses: WitnessHealthStore) -> None:
         self.pool = pool
         self.limits = limits
-        self.store = store or HealthStore()
-        self.queue = ResolutionQueueStore()
-        self.witness_store = WitnessHealthStore()
+        self.store = store
+        self.queue = queue
+        self.witness_store = witnesses
 
     async def snapshot(self) -> FederationHealth:
         # One read-only snapshot, so every figure is of the same moment (now()).

@@ -1,4 +1,4 @@
-"""National identity resolution, incremental (DESIGN §5).
+"""National identity resolution, incremental (docs/design.md §5).
 
 Batch intake writes each record's blocking keys and queues it; the resolver
 (:mod:`national_hub.services.resolver`) hands a chunk of one council's queued records

@@ -1,4 +1,4 @@
-"""Exporting (council, local_id) → national id links (DESIGN §8 ``links export``)."""
+"""Exporting (council, local_id) → national id links (docs/design.md §8 ``links export``)."""
 
 from __future__ import annotations
 

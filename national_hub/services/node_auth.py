@@ -1,4 +1,4 @@
-"""Authenticating a council node's request (DESIGN §4, request auth).
+"""Authenticating a council node's request (docs/design.md §4, request auth).
 
 Checks, in order: the five headers are present; the origin is the council in the
 path; the key is enrolled, belongs to that council, is neither revoked nor
@@ -18,6 +18,8 @@ from national_hub.storage.councils import CouncilKey, CouncilStore
 from national_hub.storage.nonces import NonceStore
 from protocol import keys, request_auth
 from protocol.errors import AuthError, ErrorCode, SignpostError
+
+# Handlers take CouncilKey from here (it is storage's), never from storage.
 
 
 def check_key_usable(key: CouncilKey, council: str, now: datetime) -> None:
@@ -60,3 +62,9 @@ class NodeAuthenticator:
                 raise AuthError("request nonce was already used (replay)",
                                 code=ErrorCode.AUTH_REPLAYED_NONCE)
         return key
+
+    async def purge_nonces(self, ttl: float) -> None:
+        """Forget nonces older than ``ttl`` seconds: a request that old is refused for its
+        timestamp before its nonce is looked at, so they can never replay."""
+        async with self.pool.acquire() as conn:
+            await self.nonces.purge_older_than(conn, ttl)

@@ -1,4 +1,4 @@
-"""The hub's archive/purge job (DESIGN §3), run by ``national-hub retention run`` and on
+"""The hub's archive/purge job (docs/design.md §3), run by ``national-hub retention run`` and on
 ``retention.interval`` inside ``serve``.
 
 The hub applies the same policy as the nodes (``protocol.retention``) to the records it
@@ -58,14 +58,15 @@ class HubRetentionReport:
 class HubRetention:
     def __init__(self, pool: asyncpg.Pool, councils: CouncilStore, store: HubRetentionStore,
                  records: RecordStore, resolution: ResolutionStore, audit: AuditLog,
-                 policy: RetentionPolicy) -> None:
+                 policy: RetentionPolicy, *, queue: ResolutionQueueStore,
+                 shielding: ShieldingStore) -> None:
         self.pool = pool
         self.councils = councils
         self.store = store
         self.records = records
         self.resolution = resolution
-        self.queue = ResolutionQueueStore()
-        self.shielding = ShieldingStore()
+        self.queue = queue
+        self.shielding = shielding
         self.audit = audit
         self.policy = policy
 

@@ -1,4 +1,4 @@
-"""The review queue and why a link is what it is (DESIGN §5).
+"""The review queue and why a link is what it is (docs/design.md §5).
 
 A person decides each grey-zone pair. **link** merges the two national children: the
 older id survives, the other redirects to it and is never used again. **separate**
@@ -39,6 +39,8 @@ from protocol.errors import AuthError, ConflictError, ErrorCode, NotFoundError
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
+# Handlers take RecordKey and ReviewRow from here (they are storage's), never from storage.
+
 
 @dataclass(frozen=True, slots=True)
 class Decided:
@@ -47,15 +49,16 @@ class Decided:
 
 
 class ReviewService:
-    def __init__(self, pool: asyncpg.Pool, linker: Linker, *,
+    def __init__(self, pool: asyncpg.Pool, linker: Linker, *, councils: CouncilStore,
+                 queue: ResolutionQueueStore, shielding: ShieldingStore,
                  audit: AuditLog | None = None) -> None:
         self.pool = pool
         self.linker = linker
         self.store: ResolutionStore = linker.resolution
         self.records: RecordStore = linker.records
-        self.councils = CouncilStore()
-        self.queue = ResolutionQueueStore()
-        self.shielding = ShieldingStore()
+        self.councils = councils
+        self.queue = queue
+        self.shielding = shielding
         self.audit = audit
 
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:
@@ -239,9 +242,7 @@ class ReviewService:
             if not rows:
                 raise NotFoundError(f"no live record {council}/{local_id}")
             row = rows[0]
-            status = await conn.fetchval("SELECT link_status FROM records WHERE"
-                                         " council_code = $1 AND local_id = $2",
-                                         council, local_id)
+            status = await self.records.link_status(conn, council, local_id)
             partners: dict[RecordKey, tuple[asyncpg.Record, str, ReviewRow | None]] = {}
             for h in await self.store.holders(conn, [row["national_id"]]):
                 rk = (h["council_code"], h["local_id"])

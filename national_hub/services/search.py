@@ -6,7 +6,7 @@ grouped into their **national children**, each record scored against the query, 
 a child ranks by its best record. A result shows only what tells children apart:
 name, date of birth, sex, each council involved with its postcode district.
 
-Shielding (DESIGN §6, :mod:`protocol.disclosure`) belongs to the child: a record
+Shielding (docs/design.md §6, :mod:`protocol.disclosure`) belongs to the child: a record
 counts as shielded for its own flag or for any relation to a shielded record
 (``national_hub.storage.shielding`` keeps the sticky marks). A shielded child is found
 only through fields that say nothing of where it lives: keys built from the postcode

@@ -1,4 +1,4 @@
-"""Telling a council's node which of its children another council shields (DESIGN §6).
+"""Telling a council's node which of its children another council shields (docs/design.md §6).
 
 Shielding belongs to the child at the hub *and at every node*: when council A shields
 a child and council B holds an unshielded record of the same child (linked, in review
@@ -9,12 +9,16 @@ node asks for these local ids after every heartbeat (``GET
 
 Only B's own local ids are answered, never which council shields them: the shielding
 council's area is itself what must not leak.
+
+``national-hub links shield`` makes every shield mark again from the shielded records
+(:meth:`ShieldedElsewhere.mark_all`), once after upgrading to shield marks.
 """
 
 from __future__ import annotations
 
 import asyncpg
 
+from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol.errors import ValidationError
 from protocol.records import is_local_id
@@ -23,9 +27,19 @@ PAGE = 5_000
 
 
 class ShieldedElsewhere:
-    def __init__(self, pool: asyncpg.Pool, store: ShieldingStore) -> None:
+    def __init__(self, pool: asyncpg.Pool, store: ShieldingStore, *,
+                 queue: ResolutionQueueStore) -> None:
         self.pool = pool
         self.store = store
+        self.queue = queue
+
+    async def mark_all(self) -> int:
+        """Carry every shielded record's shielding to each record it is linked to, in
+        review with, separated from or shares an NHS number or UPN with; the number of
+        marks made. Holds the resolution queue's lock, so no resolver chunk runs beside."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.queue.lock(conn, wait=True)
+            return await self.store.refresh_all(conn)
 
     async def page(self, council: str, after: str) -> tuple[list[str], str | None]:
         """One page of ``council``'s local ids shielded by another council, and the

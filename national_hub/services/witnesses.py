@@ -45,11 +45,10 @@ class Offer:
 
 
 class Witnesses:
-    def __init__(self, pool: asyncpg.Pool, audit: AuditLog,
-                 store: WitnessStore | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, audit: AuditLog, store: WitnessStore) -> None:
         self.pool = pool
         self.audit = audit
-        self.store = store or WitnessStore()
+        self.store = store
 
     async def offer(self, first: int) -> Offer:
         latest = await self.audit.latest_checkpoint()

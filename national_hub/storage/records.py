@@ -27,7 +27,7 @@ class RecordRow:
     version: int
     record: bytes
     digest: str
-    given_name: str | None   # absent from the record: NULL (issue 14)
+    given_name: str | None   # absent from the record: NULL (docs/PROTOCOL.md §3.2.1)
     family_name: str | None
     dob: date | None
     sex: int
@@ -176,6 +176,14 @@ class RecordStore:
             await conn.execute(
                 "INSERT INTO national_children (national_id) SELECT unnest($1::text[])", ids
             )
+
+    async def link_status(self, conn: asyncpg.Connection, council: str,
+                          local_id: str) -> str | None:
+        """'linked', 'single' (or another status the resolver gave), None if unknown."""
+        status: str | None = await conn.fetchval(
+            "SELECT link_status FROM records WHERE council_code = $1 AND local_id = $2",
+            council, local_id)
+        return status
 
     async def refresh_link_status(self, conn: asyncpg.Connection,
                                   national_ids: list[str]) -> None:

@@ -16,7 +16,7 @@ from national_hub.storage.records import PENDING
 RecordKey = tuple[str, str]  # (council, local_id)
 
 # The columns matching reads, as one select list (``r`` is ``records``). A shielded
-# record's postcode and address are not evidence (DESIGN §6): no link, review or
+# record's postcode and address are not evidence (docs/design.md §6): no link, review or
 # explanation may depend on where a shielded child lives, so matching never reads them.
 IDENTITY_COLUMNS = (
     "r.council_code, r.local_id, r.national_id, r.given_name, r.family_name, r.dob, r.sex,"

@@ -1,4 +1,4 @@
-"""Retention at the hub (DESIGN §3): the records the policy may concern, and archiving
+"""Retention at the hub (docs/design.md §3): the records the policy may concern, and archiving
 them. Purging goes through the record and resolution stores (a tombstone, no blocking
 keys), so it clears exactly what a council's own delete clears."""
 

@@ -1,4 +1,4 @@
-"""SQL of practitioner search and the child view (DESIGN §6, §8).
+"""SQL of practitioner search and the child view (docs/design.md §6, §8).
 
 One statement per search, whatever the number of candidates: the query's blocking
 keys → the records holding them (``record_keys_key``) → their national children →

@@ -1,4 +1,4 @@
-"""Which records count as shielded at the hub (DESIGN §6): sticky marks, set-based.
+"""Which records count as shielded at the hub (docs/design.md §6): sticky marks, set-based.
 
 ``shield_marks`` holds one row per record that counts as shielded and per council
 whose shielded record made it so. :meth:`ShieldingStore.refresh` brings the marks up

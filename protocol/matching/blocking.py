@@ -1,4 +1,4 @@
-"""Blocking keys: which pairs are worth scoring at all (DESIGN §5). Never all-pairs.
+"""Blocking keys: which pairs are worth scoring at all (docs/design.md §5). Never all-pairs.
 
 Two records are a candidate pair when they share at least one key. Each record
 gives a couple of dozen short keys; every noise a feed carries (a typo, a nickname,

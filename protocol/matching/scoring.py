@@ -356,7 +356,7 @@ def given_names_agree(a: IdentityFields, b: IdentityFields, vector: Sequence[int
 def _too_little_identity(vector: Sequence[int]) -> bool:
     """A record lacking its given name (a twin could not be told apart), or two of given
     name, family name and date of birth, links only by an agreeing NHS number or UPN:
-    never on a surname and an address alone (issue 14: precision before recall)."""
+    never on a surname and an address alone (docs/design.md §5: precision before recall)."""
     missing = [vector[_I[f]] == -1 for f in ("given_name", "family_name", "dob")]
     return missing[0] or sum(missing) >= 2
 

@@ -1,4 +1,4 @@
-"""Training a model from the records themselves, as Splink does (DESIGN §5).
+"""Training a model from the records themselves, as Splink does (docs/design.md §5).
 
 Two samples of comparison vectors make a model:
 

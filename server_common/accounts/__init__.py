@@ -1,4 +1,4 @@
-"""Accounts and logins, shared by the hub and every council node (DESIGN §6).
+"""Accounts and logins, shared by the hub and every council node (docs/design.md §6).
 
 - ``principal``: :class:`Role` and the frozen :class:`Principal` a request runs as.
 - ``credentials``: argon2id password hashes, TOTP, random ids and their sha256.

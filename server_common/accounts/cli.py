@@ -2,7 +2,7 @@
 
 Each CLI passes how to open its pool, find its config and name its audit log from
 click's context object. Every command that changes an account (add, disable, enable,
-unlock, token, revoke-tokens) is an admin action (DESIGN §6): it is written to the
+unlock, token, revoke-tokens) is an admin action (docs/design.md §6): it is written to the
 server's audit log first, as the operating-system user who ran it, and if that write
 fails the command fails and changes nothing; a refused command (say, a name already
 taken) adds a second entry, ``<action>.refused`` with the error code.

@@ -22,7 +22,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
 
 
-# Who may search for children and open a child's record (DESIGN §6): never operators
+# Who may search for children and open a child's record (docs/design.md §6): never operators
 # or auditors, whose work needs no child's details.
 CHILD_READERS = (Role.PRACTITIONER, Role.INDEX_TEAM)
 

@@ -1,4 +1,4 @@
-"""``/audit``: the auditor's page, the same at hub and node (DESIGN §6, docs/audit.md).
+"""``/audit``: the auditor's page, the same at hub and node (docs/design.md §6, docs/audit.md).
 
 What an auditor asks, in one form: every access to one child, or everything one user
 did (subject access, as ``/v1/audit/entries``), each optionally within a date range;

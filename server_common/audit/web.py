@@ -1,4 +1,4 @@
-"""The auditor's reader, the same at hub and node (DESIGN §6, docs/audit.md): the latest
+"""The auditor's reader, the same at hub and node (docs/design.md §6, docs/audit.md): the latest
 signed checkpoint, inclusion and consistency proofs, subject access (every entry about
 one child, or by one user) as JSON under ``/v1/audit/…``; the ``/audit`` page is
 :mod:`server_common.audit.page`.

@@ -1,5 +1,5 @@
-"""Rate limits for every endpoint (issue 7), counted in PostgreSQL so that all
-replicas of a server share them (DESIGN §9).
+"""Rate limits for every endpoint (docs/architecture.md "Rate limits"), counted in
+PostgreSQL so that all replicas of a server share them (docs/design.md §9).
 
 - ``config``: the ``[rate_limits]`` section (per address, per user, per council node).
 - ``store``: the counter SQL; ``schema/``: its table, a shared migration track.

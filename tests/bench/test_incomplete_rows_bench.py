@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.incomplete_rows import measure
+from tests.conftest import DatabaseFactory
 
 
-async def test_spoilt_rows_load_and_the_figures_add_up(make_database, tmp_path: Path) -> None:
+async def test_spoilt_rows_load_and_the_figures_add_up(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     figures = await measure(await make_database(), 150, 0.2, 3, tmp_path)
     assert figures.blanked >= 20
     # only the generator's own planted errors (a bad NHS number, a bad sex code) are

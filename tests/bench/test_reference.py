@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.chaos.reference import compare_resolution, in_chain_order
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 
@@ -26,7 +27,7 @@ CHILDREN = [("Amelia", "Okafor", date(2015, 3, 14), "9434765919"),
             ("Jack", "Smith", date(2012, 7, 1), None)]
 
 
-async def test_a_grouping_changed_behind_the_hubs_back_is_found(make_database,
+async def test_a_grouping_changed_behind_the_hubs_back_is_found(make_database: DatabaseFactory,
                                                                 tmp_path: Path) -> None:
     hub_db = await make_database()
     key_files = {}
@@ -74,5 +75,5 @@ def test_replay_keeps_each_councils_chain_in_seq_order() -> None:
     applied = [{"council_code": "A", "seq": 1}, {"council_code": "B", "seq": 1},
                {"council_code": "A", "seq": 3}, {"council_code": "A", "seq": 2},
                {"council_code": "B", "seq": 2}]
-    assert [(b["council_code"], b["seq"]) for b in in_chain_order(applied)] == [  # type: ignore[arg-type]
+    assert [(b["council_code"], b["seq"]) for b in in_chain_order(applied)] == [
         ("A", 1), ("B", 1), ("A", 2), ("A", 3), ("B", 2)]

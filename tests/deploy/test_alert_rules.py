@@ -24,6 +24,7 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import encoding, keys
 from protocol.batch import GENESIS, UpsertOp
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.federation import node_config
 from tests.hub_harness import running_hub, upgrade
 from tests.national_hub.helpers import Client, batch_bytes, record
@@ -72,7 +73,8 @@ def test_every_rule_is_complete() -> None:
         assert METRIC.search(rule["expr"]), f"{rule['alert']} uses none of our metrics"
 
 
-async def _scrape_hub_and_node(make_database, tmp_path: Path) -> tuple[Scrape, Scrape]:
+async def _scrape_hub_and_node(make_database: DatabaseFactory,
+                               tmp_path: Path) -> tuple[Scrape, Scrape]:
     """A hub that applied, refused and heard from a council with an expiring key, and a
     node failing to reach its hub, so every family has samples (and labels) to check."""
     async with running_hub(await make_database(), tmp_path) as hub:
@@ -108,7 +110,7 @@ async def _scrape_hub_and_node(make_database, tmp_path: Path) -> tuple[Scrape, S
     return hub_metrics, node_metrics
 
 
-async def test_rules_use_only_metrics_and_labels_the_code_exports(make_database,
+async def test_rules_use_only_metrics_and_labels_the_code_exports(make_database: DatabaseFactory,
                                                                   tmp_path: Path) -> None:
     hub_metrics, node_metrics = await _scrape_hub_and_node(make_database, tmp_path)
     exported = hub_metrics.names() | node_metrics.names()

@@ -27,6 +27,7 @@ from national_hub.config import HubConfig
 from protocol import keys
 from server_common import config as config_module
 from server_common import embedded_pg
+from tests.conftest import DatabaseFactory
 from tests.deploy.test_alert_rules import promtool
 from tests.hub_harness import upgrade
 from tests.processes import script
@@ -160,7 +161,7 @@ async def _drop(base_url: str, name: str) -> None:
 
 
 async def test_enrol_script_enrols_councils_and_makes_tokens_once(
-        make_database, pg_base_url: str, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, pg_base_url: str, tmp_path: Path) -> None:
     hub_db = await make_database()
     await upgrade(hub_db, "national_hub")
     stem = "t_" + secrets.token_hex(4)

@@ -56,7 +56,7 @@ def test_columns_match_the_generator() -> None:
 def test_generated_feeds_load_with_only_the_planted_errors(
         feeds_dir: tuple[synthetic.Population, Path]) -> None:
     population, out = feeds_dir
-    # A blank or invalid name or date of birth loads, flagged incomplete (issue 14);
+    # A blank or invalid name or date of birth loads, flagged incomplete;
     # every other planted error is refused.
     expected: dict[tuple[str, str], set[tuple[int, str]]] = defaultdict(set)
     incomplete: dict[tuple[str, str], set[tuple[int, str]]] = defaultdict(set)

@@ -1,9 +1,9 @@
-"""Incomplete rows (issue 14): a feed row lacking a given name, family name or date of
-birth, or with an invalid one, loads flagged incomplete (``local-node ingest``,
-``status``, ``index export``, the index team's child view), is published with the
-field absent, held at the hub as NULL and linked there by its NHS number only; and
-search, at the node and at the hub through HTTP, tolerates swapped names, a birth
-year one digit off and a record lacking a field."""
+"""Incomplete rows (docs/architecture.md, the node's ingest): a feed row lacking a given
+name, family name or date of birth, or with an invalid one, loads flagged incomplete
+(``local-node ingest``, ``status``, ``index export``, the index team's child view), is
+published with the field absent, held at the hub as NULL and linked there by its NHS
+number only; and search, at the node and at the hub through HTTP, tolerates swapped
+names, a birth year one digit off and a record lacking a field."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from local_node.app import create_app
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import script
 from tests.server_common.accounts_helpers import bearer_headers
@@ -38,7 +39,8 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return result
 
 
-async def test_cli_loads_flags_and_exports_incomplete_rows(make_database, tmp_path: Path) -> None:
+async def test_cli_loads_flags_and_exports_incomplete_rows(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     env = dict(os.environ) | {
         "LOCAL_NODE_DATABASE_URL": await make_database(),
         "LOCAL_NODE_COUNCIL": ESX,
@@ -104,8 +106,8 @@ FEEDS = {
 
 
 @contextlib.asynccontextmanager
-async def federation(make_database, tmp_path: Path  # type: ignore[no-untyped-def]
-                     ) -> AsyncIterator[tuple[Hub, dict[str, Node]]]:
+async def federation(make_database: DatabaseFactory, tmp_path: Path
+                     ) -> AsyncIterator[Fed]:
     async with contextlib.AsyncExitStack() as stack:
         hub = await stack.enter_async_context(running_hub(await make_database(), tmp_path))
         nodes = {}
@@ -146,13 +148,18 @@ async def get_json(base: str, path: str, headers: dict[str, str],
         return dict(body)
 
 
+Fed = tuple[Hub, dict[str, Node]]  # the hub and each council's node
+
+
 @pytest.fixture
-async def fed(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def fed(make_database: DatabaseFactory, tmp_path: Path
+              ) -> AsyncIterator[Fed]:
     async with federation(make_database, tmp_path) as running:
         yield running
 
 
-async def test_hub_holds_nulls_and_links_only_by_nhs_number(fed) -> None:  # type: ignore[no-untyped-def]
+async def test_hub_holds_nulls_and_links_only_by_nhs_number(fed: tuple[Hub, dict[str,
+        Node]]) -> None:
     hub, nodes = fed
     okafor_esx = await hub_record(hub, ESX, await local_id(nodes[ESX], "H1"))
     okafor_tfw = await hub_record(hub, TFW, await local_id(nodes[TFW], "H1"))
@@ -173,7 +180,8 @@ async def test_hub_holds_nulls_and_links_only_by_nhs_number(fed) -> None:  # typ
     assert ">Hale<" in page and "2 November 2019" in page  # no given name: the surname alone
 
 
-async def test_hub_search_tolerates_swaps_digits_and_absent_fields(fed) -> None:  # type: ignore[no-untyped-def]
+async def test_hub_search_tolerates_swaps_digits_and_absent_fields(fed: tuple[Hub, dict[str,
+        Node]]) -> None:
     hub, nodes = fed
     headers = await hub.as_role(Role.PRACTITIONER)
     okafor = (await hub_record(hub, TFW, await local_id(nodes[TFW], "H1")))["national_id"]
@@ -201,7 +209,7 @@ async def test_hub_search_tolerates_swaps_digits_and_absent_fields(fed) -> None:
     assert [h["national_id"] for h in await found(nhs_number=NHS)] == [okafor]
 
 
-async def test_node_search_and_index_team_view(fed) -> None:  # type: ignore[no-untyped-def]
+async def test_node_search_and_index_team_view(fed: Fed) -> None:
     _, nodes = fed
     node = nodes[ESX]
     server = TestServer(create_app(node.config, publish=False), host="127.0.0.1")

@@ -6,32 +6,29 @@ process with nothing refused or lost."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-import synthetic
 from local_node.app import rotate_key
 from local_node.keyfile import KeyFile, archive_path, pending_path, write_key
 from local_node.transport import HubClient
 from protocol import keys
 from protocol.key_announcement import KeyAnnouncement
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
+from tests.polling import until
 from tests.processes import Process, node_env, script
 
 ESX = "E10000011"
 
 
-@pytest.fixture(scope="module")
-def feeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("feeds")
-    synthetic.write_feeds(synthetic.generate_population([ESX], 800, seed=23), out)
-    return out
+# the `feeds` fixture (tests/conftest.py) writes this population once
+pytestmark = pytest.mark.feeds([ESX], 800, seed=23)
 
 
 def kid_of(path: Path) -> str:
@@ -60,7 +57,7 @@ def test_key_file_follows_an_atomic_replacement(tmp_path: Path) -> None:
 
 
 async def test_rotate_switches_after_the_hub_enrols_and_publishing_goes_on(
-        make_database, tmp_path: Path, feeds: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
         await node.ingest("education", feeds / ESX / "education.csv")
@@ -91,7 +88,7 @@ async def test_rotate_switches_after_the_hub_enrols_and_publishing_goes_on(
 
 
 async def test_the_hub_reports_the_key_expiry_and_the_node_warns(
-        make_database, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
         await node.publish()
@@ -119,7 +116,7 @@ async def _announce_only(node: Node, hub: Hub, new_path: Path) -> None:
 
 @pytest.mark.parametrize("stopped", ["before_announcing", "after_announcing", "after_switch"])
 async def test_an_interrupted_rotation_resumes_with_the_same_key(
-        make_database, tmp_path: Path, stopped: str) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, stopped: str) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as node:
         key_file = node.config.key_file
@@ -143,16 +140,6 @@ async def test_an_interrupted_rotation_resumes_with_the_same_key(
         assert (await node.publish()).batches_sent == 0  # the new key is accepted
 
 
-async def _until(predicate, limit: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if await predicate():
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def _run(args: list[str], env: dict[str, str]) -> str:
     """A CLI command as a process, without blocking this loop (the hub runs in it)."""
     proc = await asyncio.create_subprocess_exec(*args, env=env,
@@ -164,7 +151,8 @@ async def _run(args: list[str], env: dict[str, str]) -> str:
 
 
 async def test_rotation_under_load_refuses_and_loses_nothing(
-        make_database, tmp_path: Path, feeds: Path, caplog: pytest.LogCaptureFixture) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
     """``local-node publish`` runs as its own process; ``local-node keys rotate`` runs in
     another while batches are in flight. The publisher picks up the new key file by
     itself; the hub refuses nothing and ends with exactly the node's projection."""
@@ -193,13 +181,15 @@ async def test_rotation_under_load_refuses_and_loses_nothing(
 
         try:
             publisher.start()
-            await _until(lambda: _at_least(hub_seq, 3), 30, "publishing to start")
+            await until(lambda: _at_least(hub_seq, 3), "publishing to start", limit=30,
+                        tolerate=(Exception,))
             seq_before = await hub_seq()
             rotated = await _run([script("local-node"), "keys", "rotate"], env)
             seq_at_switch = await hub_seq()
             # more changes after the switch: these batches can only be signed by the new key
             await node.ingest("health", feeds / ESX / "health.csv")
-            await _until(synced, 60, "the node to publish everything")
+            await until(synced, "the node to publish everything", limit=60,
+                        tolerate=(Exception,))
             assert publisher.alive()
         finally:
             publisher.kill()
@@ -244,5 +234,5 @@ async def test_rotation_under_load_refuses_and_loses_nothing(
         assert "key expires      never" in status
 
 
-async def _at_least(fn, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _at_least(fn: Callable[[], Awaitable[int]], n: int) -> bool:
     return bool(await fn() >= n)

@@ -1,7 +1,7 @@
-"""The node's own audit log (finding 6, issue 13): checkpoints signed with the council
-key, ``local-node audit verify`` catching a rewrite, and the reader for the council's
-auditor (API and page), only for auditors and itself audited; through real HTTP on a
-real PostgreSQL."""
+"""The node's own audit log (docs/audit.md "The node's own log"): checkpoints signed
+with the council key, ``local-node audit verify`` catching a rewrite, and the reader for
+the council's auditor (API and page), only for auditors and itself audited; through real
+HTTP on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from server_common.accounts.principal import Role
 from server_common.audit import merkle
 from server_common.audit.checkpoint import open_note
 from server_common.audit.service import AuditLog
+from tests.conftest import DatabaseFactory
 from tests.federation import node_config
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import ESX, FEED
@@ -40,7 +41,7 @@ async def cli(url: str, key_file: Path, *args: str) -> tuple[int, str, str]:
 
 
 async def test_node_audit_log_is_signed_verified_and_read_only_by_auditors(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)
     config = node_config(ESX, url, tmp_path, None)

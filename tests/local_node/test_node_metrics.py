@@ -14,6 +14,7 @@ from local_node.app import create_app
 from protocol import keys
 from server_common.accounts import Role
 from server_common.metrics import REQUEST_DURATION
+from tests.conftest import DatabaseFactory
 from tests.federation import node_config, running_hub
 from tests.hub_harness import upgrade
 from tests.scrape import scrape
@@ -22,7 +23,8 @@ from tests.server_common.accounts_helpers import bearer_headers
 ESX = "E10000011"
 
 
-async def test_unreachable_hub_counts_publish_errors(make_database, tmp_path: Path) -> None:
+async def test_unreachable_hub_counts_publish_errors(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         url = await make_database()
         await upgrade(url, NODE_PACKAGE)

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -23,6 +24,7 @@ from server_common.accounts.service import AccountService
 from server_common.audit.service import AuditLog
 from server_common.ratelimit.config import RateLimitConfig
 from server_common.search_form import WHO_MISSING
+from tests.conftest import DatabaseFactory
 from tests.federation import node_config
 from tests.hub_harness import upgrade
 from tests.server_common.accounts_helpers import (
@@ -34,6 +36,8 @@ from tests.server_common.accounts_helpers import (
 )
 
 ESX = "E10000011"
+# the node fixture: its base URL, its pool, and a bearer token per user name
+Served = tuple[str, asyncpg.Pool, dict[str, str]]
 FEED = (
     "source_ref,nhs_number,upn,given_name,family_name,dob,sex,postcode,service_type,"
     "service_name,professional_name,professional_phone,lead_professional,caf_done,"
@@ -62,7 +66,7 @@ async def running(url: str, tmp_path: Path, rate_limits: RateLimitConfig | None 
 
 
 @pytest.fixture
-async def node(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def node(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Served]:
     url = await make_database()
     await upgrade(url, PACKAGE)
     feed = tmp_path / "services.csv"
@@ -80,7 +84,7 @@ async def node(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 async def get(base: str, path: str, token: str | None = None,
-              **params: str) -> tuple[int, dict, aiohttp.ClientResponse]:  # type: ignore[type-arg]
+              **params: str) -> tuple[int, dict[str, Any], aiohttp.ClientResponse]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession() as http, http.get(
             base + path, params=params, headers=headers, allow_redirects=False) as resp:
@@ -92,7 +96,7 @@ def token_of(tokens: dict[str, str], name: str) -> str:
     return tokens[name]
 
 
-async def test_roles_purpose_and_audit(node) -> None:  # type: ignore[no-untyped-def]
+async def test_roles_purpose_and_audit(node: Served) -> None:
     base, pool, tokens = node
     pat, ian, olu = (token_of(tokens, n) for n in ("pat", "ian", "olu"))
     query = {"given_name": "Izzy", "family_name": "Okonkwo-Reilly", "dob": "2015-03-14"}
@@ -130,7 +134,7 @@ async def test_roles_purpose_and_audit(node) -> None:  # type: ignore[no-untyped
     assert ("ian", "view_child", "brokering") in seen
 
 
-async def test_pages_need_a_login_and_merged_ids_redirect(node, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_pages_need_a_login_and_merged_ids_redirect(node: Served, tmp_path: Path) -> None:
     base, pool, tokens = node
     async with aiohttp.ClientSession() as http, http.get(
             base + "/search", allow_redirects=False) as resp:
@@ -141,8 +145,10 @@ async def test_pages_need_a_login_and_merged_ids_redirect(node, tmp_path) -> Non
                     "E1,,Bella,Okonkwo-Reilly,2015-03-14,F,TN2 2BB\n", encoding="utf-8")
     await ingest_service(pool).ingest_file("education", feed)
     items = await review_service(pool).open_items()
-    if not items:
-        pytest.skip("matched without review")
+    # The pair must go to review (a weight change that links or splits it outright would
+    # otherwise switch this test off): same family name, date of birth and sex, a
+    # nickname (Bella for Isabella) and another address; an NHS number on one side only.
+    assert len(items) == 1, items
     survivor = await review_service(pool).accept(items[0]["id"], "ian")
     absorbed = items[0]["local_id"]
     status, _, resp = await get(base, f"/v1/children/{absorbed}", token_of(tokens, "pat"),
@@ -150,7 +156,7 @@ async def test_pages_need_a_login_and_merged_ids_redirect(node, tmp_path) -> Non
     assert status == 308 and resp.headers["Location"].startswith(f"/v1/children/{survivor}")
 
 
-async def test_search_by_post_keeps_people_out_of_urls(node) -> None:  # type: ignore[no-untyped-def]
+async def test_search_by_post_keeps_people_out_of_urls(node: Served) -> None:
     """The page's form is posted with the session's CSRF token; GET /search only shows
     the form, whatever the URL says; /v1/search takes a JSON body by POST (and GET)."""
     base, pool, tokens = node

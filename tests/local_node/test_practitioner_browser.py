@@ -17,6 +17,7 @@ from local_node.app import PACKAGE, ingest_service
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
 from tests.browser import check_page
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
 from tests.server_common.accounts_helpers import code_at
@@ -44,7 +45,7 @@ SHIELDED = ("source_ref,nhs_number,given_name,family_name,dob,sex,address_line,p
 
 
 async def test_search_misspelt_name_and_open_the_child(
-        make_database, tmp_path: Path, browser: Browser) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, browser: Browser) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)
     async with running(url, tmp_path) as (base, pool):

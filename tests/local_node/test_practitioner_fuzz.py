@@ -25,6 +25,7 @@ from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Role
 from server_common.accounts.service import AccountService
 from server_common.ratelimit.config import RateLimitConfig
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
 
@@ -32,7 +33,8 @@ SEED = int(os.environ.get("FUZZ_SEED", "20261126"))
 ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "300"))
 
 
-async def test_mutated_searches_never_fail_the_node(make_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_mutated_searches_never_fail_the_node(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)
     feed, second = tmp_path / "services.csv", tmp_path / "education.csv"

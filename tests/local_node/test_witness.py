@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from local_node.services.witness import judge
 from local_node.storage.witness import Kept
 from protocol import keys
@@ -17,7 +19,8 @@ WHEN = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 LEAVES = [merkle.leaf_hash(bytes([i])) for i in range(12)]
 
 
-def checkpoint(size: int, leaves: list[bytes] = LEAVES, key=HUB, origin: str = ORIGIN
+def checkpoint(size: int, leaves: list[bytes] = LEAVES, key: Ed25519PrivateKey = HUB,
+               origin: str = ORIGIN
                ) -> Checkpoint:
     return sign(key, origin, size, merkle.root_hash(leaves[:size]), WHEN)
 

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import request_auth
-from protocol.batch import Batch, batch_hash
+from protocol.batch import Batch, Op, batch_hash
 from protocol.records import ChildRecord, Involvement
 from protocol.signing import BATCH_TYPE, Envelope
 from tests.hub_harness import Hub
 
 
-def record(local_id: str, nhs: str | None = "9434765919", **extra: object) -> ChildRecord:
+def record(local_id: str, nhs: str | None = "9434765919", **extra: Any) -> ChildRecord:
     return ChildRecord(local_id=local_id, given_name="Amelia", family_name="Okafor",
                        dob=date(2015, 3, 14), sex=2, nhs_number=nhs, postcode="BN1 1AA",
                        involvements=(Involvement(service_type="school",
                                                  organisation_code="114580"),), **extra)
 
 
-def batch_bytes(council: str, seq: int, prev: str, ops: list, key) -> tuple[bytes, str]:
+def batch_bytes(council: str, seq: int, prev: str, ops: Sequence[Op],
+                key: Ed25519PrivateKey) -> tuple[bytes, str]:
     payload = Batch(council, seq, prev, "2026-11-25T10:00:00Z", tuple(ops)).encode()
     return Envelope.sign(BATCH_TYPE, payload, [key]).encode(), batch_hash(payload)
 
@@ -30,10 +34,11 @@ def batch_bytes(council: str, seq: int, prev: str, ops: list, key) -> tuple[byte
 class Client:
     """Sends raw, signed node requests, so tests can also send wrong ones."""
 
-    def __init__(self, hub: Hub, council: str, key) -> None:
+    def __init__(self, hub: Hub, council: str, key: Ed25519PrivateKey) -> None:
         self.hub, self.council, self.key = hub, council, key
 
-    async def send(self, body: bytes, *, council: str | None = None, key=None,
+    async def send(self, body: bytes, *, council: str | None = None,
+                   key: Ed25519PrivateKey | None = None,
                    method: str = "POST", tail: str = "batches", now: float | None = None,
                    headers: dict[str, str] | None = None) -> tuple[int, bytes, dict]:
         code = council or self.council

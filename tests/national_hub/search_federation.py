@@ -21,6 +21,7 @@ from pathlib import Path
 
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 
 ESX, TFW = "E10000011", "E06000020"
@@ -97,7 +98,7 @@ class SearchFederation:
 
 
 @contextlib.asynccontextmanager
-async def search_federation(make_database, tmp_path: Path  # type: ignore[no-untyped-def]
+async def search_federation(make_database: DatabaseFactory, tmp_path: Path
                             ) -> AsyncIterator[SearchFederation]:
     async with contextlib.AsyncExitStack() as stack:
         hub = await stack.enter_async_context(running_hub(await make_database(), tmp_path))

@@ -5,7 +5,6 @@ version the hub holds (and only a damaged one)."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -23,24 +22,11 @@ from protocol.anti_entropy import (
 )
 from protocol.batch import GENESIS, DeleteOp, Receipt, UpsertOp
 from protocol.signing import Envelope
-from tests.hub_harness import Hub, running_hub
+from tests.hub_harness import Hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 
 ESX = "E10000011"
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
-
-
-@pytest.fixture
-async def esx(hub: Hub):
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
 
 
 async def test_sql_bucket_digests_agree_with_the_protocol(hub: Hub, esx: Client) -> None:

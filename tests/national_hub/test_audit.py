@@ -1,4 +1,4 @@
-"""The hub's tamper-evident audit log (server_common.audit, DESIGN §6): appends,
+"""The hub's tamper-evident audit log (server_common.audit, docs/design.md §6): appends,
 checkpoints, proofs, `audit verify`, fail-closed writes, gapless concurrent seqs,
 the CLI and the HTTP endpoints, on a real PostgreSQL."""
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from protocol import keys
@@ -23,7 +24,9 @@ from server_common.audit import merkle
 from server_common.audit.checkpoint import CheckpointError, open_note, sign
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditIntegrityError, AuditLog, AuditWriteError
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub, upgrade
+from tests.polling import until
 from tests.processes import script
 from tests.server_common.accounts_helpers import bearer_headers
 
@@ -35,7 +38,7 @@ def entry(n: int, child: str = "N1", who: str = "amelia") -> AuditEntry:
 
 
 @pytest.fixture
-async def pool(make_database) -> AsyncIterator[asyncpg.Pool]:
+async def pool(make_database: DatabaseFactory) -> AsyncIterator[asyncpg.Pool]:
     url = await make_database()
     await upgrade(url, HUB_PACKAGE)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=6)
@@ -45,12 +48,12 @@ async def pool(make_database) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def hub_key():
+def hub_key() -> Ed25519PrivateKey:
     return keys.generate()
 
 
 @pytest.fixture
-def audit(pool: asyncpg.Pool, hub_key) -> AuditLog:
+def audit(pool: asyncpg.Pool, hub_key: Ed25519PrivateKey) -> AuditLog:
     return AuditLog(pool, hub_key)
 
 
@@ -74,7 +77,7 @@ async def tamper(pool: asyncpg.Pool, sql: str, *args: object) -> None:
 # --- the service -------------------------------------------------------------------
 
 
-async def test_append_checkpoint_prove_verify(audit: AuditLog, hub_key) -> None:
+async def test_append_checkpoint_prove_verify(audit: AuditLog, hub_key: Ed25519PrivateKey) -> None:
     assert await append_many(audit, 5) == [0, 1, 2, 3, 4]
     first = await audit.checkpoint()
     assert first.size == 5
@@ -122,7 +125,7 @@ async def test_entry_bytes_are_canonical_json(audit: AuditLog) -> None:
     assert AuditEntry.from_bytes(stored) == e
 
 
-async def test_rows_cannot_be_updated_or_deleted(audit: AuditLog, pool) -> None:
+async def test_rows_cannot_be_updated_or_deleted(audit: AuditLog, pool: asyncpg.Pool) -> None:
     await append_many(audit, 2)
     await audit.checkpoint()
     async with pool.acquire() as conn:
@@ -135,7 +138,7 @@ async def test_rows_cannot_be_updated_or_deleted(audit: AuditLog, pool) -> None:
     assert (await audit.verify_all()).ok
 
 
-async def test_changing_an_entry_is_named_by_verify(audit: AuditLog, pool) -> None:
+async def test_changing_an_entry_is_named_by_verify(audit: AuditLog, pool: asyncpg.Pool) -> None:
     await append_many(audit, 8)
     await audit.checkpoint()
     await tamper(pool, "UPDATE audit_log SET entry = convert_to(replace(convert_from("
@@ -152,7 +155,7 @@ async def test_changing_an_entry_is_named_by_verify(audit: AuditLog, pool) -> No
 
 
 async def test_rewriting_entry_and_hash_together_is_caught_by_the_checkpoint(
-        audit: AuditLog, pool) -> None:
+        audit: AuditLog, pool: asyncpg.Pool) -> None:
     await append_many(audit, 4)
     await audit.checkpoint()
     await append_many(audit, 4)
@@ -168,8 +171,8 @@ async def test_rewriting_entry_and_hash_together_is_caught_by_the_checkpoint(
         await audit.checkpoint()  # the hub never signs over a rewritten history
 
 
-async def test_a_deleted_entry_and_a_forged_checkpoint_are_reported(audit: AuditLog,
-                                                                    pool, hub_key) -> None:
+async def test_a_deleted_entry_and_a_forged_checkpoint_are_reported(
+        audit: AuditLog, pool: asyncpg.Pool, hub_key: Ed25519PrivateKey) -> None:
     await append_many(audit, 3)
     await audit.checkpoint()
     await tamper(pool, "DELETE FROM audit_log WHERE seq = 1")
@@ -185,7 +188,7 @@ async def test_a_deleted_entry_and_a_forged_checkpoint_are_reported(audit: Audit
 
 
 async def test_a_failed_audit_write_fails_the_whole_transaction(audit: AuditLog,
-                                                                pool) -> None:
+                                                                pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await conn.execute("CREATE TABLE work_done (what text)")
         # Simulate a broken audit log: every insert now violates a constraint.
@@ -202,7 +205,7 @@ async def test_a_failed_audit_write_fails_the_whole_transaction(audit: AuditLog,
             await audit.append(conn, entry(2))  # only ever inside the caller's transaction
 
 
-async def test_concurrent_appends_are_gapless(audit: AuditLog, pool) -> None:
+async def test_concurrent_appends_are_gapless(audit: AuditLog, pool: asyncpg.Pool) -> None:
     async def one(n: int, commit: bool) -> int | None:
         async with pool.acquire() as conn:
             tx = conn.transaction()
@@ -223,7 +226,7 @@ async def test_concurrent_appends_are_gapless(audit: AuditLog, pool) -> None:
 
 
 async def test_concurrent_records_share_commits_and_stay_gapless(audit: AuditLog,
-                                                                 pool) -> None:
+                                                                 pool: asyncpg.Pool) -> None:
     other_replica = AuditLog(pool, None)
     async with pool.acquire() as conn, conn.transaction():  # interleave with plain appends
         await audit.append(conn, entry(-1))
@@ -236,7 +239,7 @@ async def test_concurrent_records_share_commits_and_stay_gapless(audit: AuditLog
     assert (await audit.verify_all()).ok
 
 
-async def test_a_failed_group_write_fails_every_caller(audit: AuditLog, pool) -> None:
+async def test_a_failed_group_write_fails_every_caller(audit: AuditLog, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await conn.execute("ALTER TABLE audit_log ADD CONSTRAINT broken CHECK (false) NOT VALID")
     results = await asyncio.gather(*(audit.record(entry(n)) for n in range(10)),
@@ -247,7 +250,8 @@ async def test_a_failed_group_write_fails_every_caller(audit: AuditLog, pool) ->
     assert await audit.record(entry(0)) == 0
 
 
-async def test_concurrent_checkpoints_of_one_head_agree(audit: AuditLog, pool) -> None:
+async def test_concurrent_checkpoints_of_one_head_agree(audit: AuditLog,
+        pool: asyncpg.Pool) -> None:
     await append_many(audit, 5)
     other_replica = AuditLog(pool, audit.signing_key)
     signed = await asyncio.gather(*(log.checkpoint() for log in [audit, other_replica] * 3))
@@ -257,28 +261,27 @@ async def test_concurrent_checkpoints_of_one_head_agree(audit: AuditLog, pool) -
 
 
 async def test_background_task_checkpoints_when_the_log_grew(audit: AuditLog) -> None:
+    async def signed(size: int) -> bool:
+        latest = await audit.latest_checkpoint()
+        return latest is not None and latest.size == size
+
     task = asyncio.create_task(audit.checkpoint_periodically(0.05))
     try:
-        await asyncio.sleep(0.3)
-        empty = await audit.latest_checkpoint()  # the empty head is signed once, then
-        assert empty is not None and empty.size == 0  # nothing while the log is unchanged
-        async with audit.pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM audit_checkpoints") == 1
+        await until(lambda: signed(0), "the empty head's checkpoint", limit=30)
         await append_many(audit, 2)
-        for _ in range(100):
-            latest = await audit.latest_checkpoint()
-            if latest is not None and latest.size == 2:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("no checkpoint of the grown log")
+        await until(lambda: signed(2), "a checkpoint of the grown log", limit=30)
+        # only heads the log had were signed (a tick may fall between the two appends)
+        async with audit.pool.acquire() as conn:
+            sizes = {r["tree_size"] for r in await conn.fetch(
+                "SELECT tree_size FROM audit_checkpoints")}
+        assert {0, 2} <= sizes <= {0, 1, 2}
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
 
-async def test_readiness_probe_leaves_no_trace(audit: AuditLog, pool) -> None:
+async def test_readiness_probe_leaves_no_trace(audit: AuditLog, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await audit.check_writable(conn)
         await audit.check_writable(conn)
@@ -295,7 +298,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
                           capture_output=True, timeout=120)
 
 
-async def test_cli_audits_admin_actions_and_verify_exit_codes(make_database,
+async def test_cli_audits_admin_actions_and_verify_exit_codes(make_database: DatabaseFactory,
                                                               tmp_path: Path) -> None:
     url = await make_database()
     env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
@@ -349,7 +352,7 @@ def b64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-async def test_endpoints_give_proofs_that_verify_client_side(make_database,
+async def test_endpoints_give_proofs_that_verify_client_side(make_database: DatabaseFactory,
                                                              tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         auditor = await bearer_headers(hub.pool, "olu", "auditor")

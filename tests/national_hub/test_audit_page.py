@@ -22,6 +22,7 @@ from protocol.batch import GENESIS, UpsertOp
 from server_common.accounts import Role
 from server_common.audit.service import AuditLog
 from tests.browser import check_page
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 from tests.server_common.accounts_helpers import sign_in
@@ -30,7 +31,7 @@ ESX = "E10000011"
 READABLE = re.compile(r"^\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}:\d{2} UTC$")
 
 
-async def test_auditor_searches_the_log(make_database, tmp_path: Path,
+async def test_auditor_searches_the_log(make_database: DatabaseFactory, tmp_path: Path,
                                         browser: Browser) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         key = keys.generate()

@@ -13,23 +13,14 @@ Reproduce a failure with ``FUZZ_SEED=<seed> FUZZ_ROUNDS=<n>``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import pytest
 
 from bench.chaos.fuzz_batch import BatchFuzz
 from protocol import keys
-from tests.hub_harness import Hub, running_hub
+from tests.hub_harness import Hub
 
 ESX = "E10000011"
 SEED = int(os.environ.get("FUZZ_SEED", "20261126"))
 ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "160"))
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
 
 
 async def test_mutated_batches_never_fail_the_hub_or_half_apply(hub: Hub) -> None:

@@ -14,23 +14,11 @@ import pytest
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, DeleteOp, Receipt, UpsertOp
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 
 ESX, WSX = "E10000011", "E10000032"
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path, ) as hub:
-        yield hub
-
-
-@pytest.fixture
-async def esx(hub: Hub):
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
 
 
 async def records_held(hub: Hub, council: str = ESX) -> int:
@@ -90,7 +78,8 @@ async def test_older_version_is_stale(hub: Hub, esx: Client) -> None:
     "forged_envelope", "forged_request", "other_council_key", "revoked_key", "replayed_nonce",
     "stale_timestamp", "seq_gap", "malformed_msgpack", "too_large", "wrong_council_in_batch",
 ])
-async def test_refusals_apply_nothing(make_database, tmp_path: Path, case: str) -> None:
+async def test_refusals_apply_nothing(make_database: DatabaseFactory, tmp_path: Path,
+        case: str) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         hub.server.app  # noqa: B018 - the app is up
         esx_key, wsx_key = keys.generate(), keys.generate()

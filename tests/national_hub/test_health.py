@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from national_hub.config import HealthSection, HubConfig
+from national_hub.services.container import HubServices
 from national_hub.services.councils import CouncilService
-from national_hub.services.health import HealthService, span
+from national_hub.services.health import span
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import encoding, keys
@@ -30,6 +32,7 @@ from protocol.errors import ErrorCode, SignpostError
 from server_common import config as config_module
 from server_common.config import ConfigError, Duration
 from server_common.web import error_response
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 from tests.processes import script
@@ -138,7 +141,8 @@ async def set_key(hub: Hub, kid: str, sql_set: str) -> None:
     await hub.fetchval(f"UPDATE council_keys SET {sql_set} WHERE kid = $1", kid)
 
 
-async def test_each_council_state_shows_with_its_reasons(make_database, tmp_path: Path) -> None:
+async def test_each_council_state_shows_with_its_reasons(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "education.csv")
     hub_db = await make_database()
     async with contextlib.AsyncExitStack() as stack:
@@ -233,14 +237,15 @@ async def test_each_council_state_shows_with_its_reasons(make_database, tmp_path
         assert {c["code"]: (c["status"], c["reasons"]) for c in as_json["councils"]} == expected
 
         # thresholds come from configuration
-        lenient = HealthService(hub.pool, HealthSection(
+        lenient = HubServices(replace(hub.config, health=HealthSection(
             lag_warn=10, lag_bad=20, heartbeat_warn=Duration(3600),
-            heartbeat_bad=Duration(7200)))
+            heartbeat_bad=Duration(7200))), hub.pool).health
         relaxed = await lenient.snapshot()
-        assert [relaxed.council(code).status for code in (BEHIND, STOPPED)] == ["GOOD", "GOOD"]
+        assert [getattr(relaxed.council(code), "status", None)
+                for code in (BEHIND, STOPPED)] == ["GOOD", "GOOD"]
         await hub.fetchval("UPDATE heartbeats SET received_at = now() - interval '3 minutes'"
                            " WHERE council_code = $1", STOPPED)
-        stopped_now = (await HealthService(hub.pool, hub.config.health).snapshot()
+        stopped_now = (await HubServices(hub.config, hub.pool).health.snapshot()
                        ).council(STOPPED)
         assert stopped_now is not None
         assert (stopped_now.status, stopped_now.reasons) == ("WARN", ["no heartbeat for 3 min"])
@@ -248,7 +253,7 @@ async def test_each_council_state_shows_with_its_reasons(make_database, tmp_path
         # after the overlap the old key has expired, and only the new key's expiry counts
         await set_key(hub, kids[ROTATED], "not_after = now() - interval '1 day'")
         await set_key(hub, new_kid, "not_after = now() + interval '5 days'")
-        rotated = (await HealthService(hub.pool, hub.config.health).snapshot()
+        rotated = (await HubServices(hub.config, hub.pool).health.snapshot()
                    ).council(ROTATED)
         assert rotated is not None
         assert (rotated.status, rotated.reasons) == ("BAD",
@@ -266,7 +271,8 @@ async def test_each_council_state_shows_with_its_reasons(make_database, tmp_path
         assert councils[BEHIND]["records"] == len(NAMES)
 
 
-async def test_history_charts_lag_and_records_applied(make_database, tmp_path: Path) -> None:
+async def test_history_charts_lag_and_records_applied(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     feed = write_feed(tmp_path / "education.csv")
     async with running_hub(await make_database(), tmp_path) as hub, \
             refusing_proxy(hub.url) as proxy, \
@@ -288,13 +294,13 @@ async def test_history_charts_lag_and_records_applied(make_database, tmp_path: P
 
         proxy.refusing = False
         await node.publish()
-        series = (await HealthService(hub.pool, hub.config.health).history(1))[BEHIND]
+        series = (await HubServices(hub.config, hub.pool).health.history(1))[BEHIND]
         assert (series[-1]["lag"], series[-1]["hub_seq"]) == (0, 3)
         assert sum(p["records_applied"] for p in series) == len(NAMES)
 
         # batches applied before the window still set where hub seq starts
         await hub.fetchval("UPDATE batches SET applied_at = now() - interval '2 hours'")
-        series = (await HealthService(hub.pool, hub.config.health).history(1))[BEHIND]
+        series = (await HubServices(hub.config, hub.pool).health.history(1))[BEHIND]
         assert {p["hub_seq"] for p in series} == {3}
         assert sum(p["records_applied"] for p in series) == 0
 

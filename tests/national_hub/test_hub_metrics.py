@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from national_hub.services.councils import CouncilService
 from national_hub.storage.councils import CouncilStore
@@ -15,18 +12,12 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import encoding, keys
 from protocol.batch import GENESIS, DeleteOp, UpsertOp
 from server_common.metrics import REQUEST_DURATION
-from tests.hub_harness import Hub, running_hub
+from tests.hub_harness import Hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 from tests.scrape import scrape
 
 ESX, WSX = "E10000011", "E10000032"
 BATCHES = "/v1/councils/{code}/batches"
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
 
 
 async def test_intake_counters_and_health_gauges(hub: Hub) -> None:

@@ -22,24 +22,12 @@ from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, UpsertOp
 from protocol.key_announcement import KeyAnnouncement, format_timestamp
 from protocol.signing import BATCH_TYPE, KEY_ANNOUNCEMENT_TYPE, Envelope
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 
 ESX, WSX = "E10000011", "E10000032"
 WEEK = timedelta(days=7)
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
-
-
-@pytest.fixture
-async def esx(hub: Hub) -> Client:
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
 
 
 def kid(key: Ed25519PrivateKey) -> str:
@@ -108,7 +96,8 @@ async def test_announced_key_is_enrolled_and_the_old_one_gets_an_overlap(
     assert await hub.fetchval("SELECT count(*) FROM council_keys") == 2
 
 
-async def test_overlap_comes_from_configuration(make_database, tmp_path: Path) -> None:
+async def test_overlap_comes_from_configuration(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path,
                            key_rotation_overlap="2h") as hub:
         old, new = keys.generate(), keys.generate()
@@ -250,7 +239,7 @@ async def test_announced_expiry_of_the_new_key_is_kept(hub: Hub, esx: Client) ->
 
 
 @pytest.fixture
-async def hub_env(make_database, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+async def hub_env(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     # The CLI runs in this process and sets up its own logging: put the root logger back
     # afterwards (its stream handler would outlive CliRunner's captured stderr).
     root = logging.getLogger()

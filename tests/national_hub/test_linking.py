@@ -3,6 +3,7 @@ councils; a change that breaks the match splits them; a delete releases a partne
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from protocol import keys
-from protocol.batch import GENESIS, DeleteOp, UpsertOp
+from protocol.batch import GENESIS, DeleteOp, Op, UpsertOp
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 
@@ -25,7 +27,7 @@ class Council:
         self.client = Client(hub, code, self.key)
         self.code, self.prev, self.seq = code, GENESIS, 0
 
-    async def send(self, *ops) -> None:  # type: ignore[no-untyped-def]
+    async def send(self, *ops: Op) -> None:
         self.seq += 1
         body, self.prev = batch_bytes(self.code, self.seq, self.prev, list(ops), self.key)
         status, data, _ = await self.client.send(body)
@@ -40,8 +42,12 @@ async def links(hub: Hub) -> dict[tuple[str, str], tuple[str, str]]:
     return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
 
+Federation = tuple[Hub, Council, Council]  # a hub and two councils publishing to it
+
+
 @pytest.fixture
-async def federation(make_database, tmp_path: Path):
+async def federation(make_database: DatabaseFactory, tmp_path: Path
+                     ) -> AsyncIterator[Federation]:
     async with running_hub(await make_database(), tmp_path) as hub:
         esx, wsx = Council(hub, ESX), Council(hub, WSX)
         for council in (esx, wsx):
@@ -49,7 +55,8 @@ async def federation(make_database, tmp_path: Path):
         yield hub, esx, wsx
 
 
-async def test_same_nhs_links_then_change_splits_then_delete_releases(federation) -> None:
+async def test_same_nhs_links_then_change_splits_then_delete_releases(
+        federation: Federation) -> None:
     hub, esx, wsx = federation
     await esx.send(UpsertOp.of(record("A1", nhs="9434765919"), 1),
                    UpsertOp.of(replace(record("A2", nhs=None), given_name="Noah",
@@ -79,7 +86,7 @@ async def test_same_nhs_links_then_change_splits_then_delete_releases(federation
     assert state[(WSX, "B1")] == (shared_id, "single")
 
 
-async def test_national_ids_are_never_reused(federation) -> None:
+async def test_national_ids_are_never_reused(federation: Federation) -> None:
     hub, esx, _ = federation
     # fifty different children: before probabilistic resolution these were fifty copies
     # of one child without an NHS number, which the resolver now (rightly) links

@@ -1,7 +1,7 @@
 """Weights estimated from the hub's own records: ``national-hub model train`` stores a
 versioned model (u by random sampling, m by EM), ``links resolve`` re-links with it,
 and the explain endpoint and the review queue name the version. Precision and recall
-on the generated population still meet DESIGN §10."""
+on the generated population still meet docs/design.md §10."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import aiohttp
 
 from national_hub.handlers import appkeys as k
 from protocol.matching import DEFAULT_MODEL
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.national_hub.test_resolution import COUNCILS, check, hub_links, send_population
 from tests.processes import script
@@ -29,7 +30,7 @@ def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 VETOES = {"nhs_number_differs", "upn_differs", "twins"}  # hard rules training leaves out
 
 
-async def test_trained_model_is_stored_versioned_and_used(make_database,
+async def test_trained_model_is_stored_versioned_and_used(make_database: DatabaseFactory,
                                                           tmp_path: Path) -> None:
     url = await make_database()
     env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
@@ -117,7 +118,8 @@ async def test_trained_model_is_stored_versioned_and_used(make_database,
         assert hub.server.app[k.REVIEW].linker.base.version == version
 
 
-async def test_training_refuses_an_empty_hub(make_database, tmp_path: Path) -> None:
+async def test_training_refuses_an_empty_hub(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     url = await make_database()
     env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url}
     assert run(env, "db", "upgrade").returncode == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
+from aiohttp import web
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_spec_validator import validate
@@ -19,7 +19,7 @@ from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from server_common.accounts import Role
 from server_common.audit.service import AuditLog
-from tests.hub_harness import Hub, hub_config, running_hub
+from tests.hub_harness import Hub, hub_config
 from tests.national_hub.helpers import Client, batch_bytes, record
 
 ESX = "E10000011"
@@ -30,7 +30,7 @@ PAGES = {"/", "/login", "/logout", "/ops", "/ops/ops.js", "/ops/ops.css", "/audi
 NOT_PAGES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
-def served(app) -> set[tuple[str, str]]:
+def served(app: web.Application) -> set[tuple[str, str]]:
     return {(route.method.lower(), route.resource.canonical)
             for route in app.router.routes()
             if route.method != "HEAD" and route.resource is not None}
@@ -71,12 +71,6 @@ class Checked:
             body, status_code=status, content_type=content_type))
         self.checked.add((path, status))
         return status, json.loads(body) if content_type == "application/json" else body
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
 
 
 async def test_real_answers_match_the_document(hub: Hub) -> None:

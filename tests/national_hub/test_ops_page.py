@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from national_hub.services.councils import CouncilService
 from national_hub.storage.councils import CouncilStore
@@ -23,6 +23,7 @@ from protocol import encoding, keys
 from protocol.batch import GENESIS, UpsertOp
 from server_common.accounts import Role
 from tests.browser import check_page
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 from tests.national_hub.test_review_page import tab_to
@@ -34,7 +35,7 @@ TIME = re.compile(r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}:\d{2} UTC")
 
 
 @pytest.fixture
-async def hub(make_database, tmp_path: Path) -> AsyncIterator[Hub]:
+async def hub(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Hub]:
     # Refused batches would keep the forked council WARN for 24 h after the fork is
     # cleared; this test is about the fork alone.
     async with running_hub(await make_database(), tmp_path,
@@ -54,7 +55,7 @@ async def council(hub: Hub, code: str) -> Client:
     return client
 
 
-def row(page: Page, code: str):
+def row(page: Page, code: str) -> Locator:
     return page.locator(f'#councils tbody tr[data-council="{code}"]')
 
 

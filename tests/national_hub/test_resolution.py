@@ -28,6 +28,7 @@ from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from protocol.records import ChildRecord, Involvement
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes
 
@@ -113,7 +114,7 @@ async def send_population(hub: Hub, out: Path) -> Sent:
 
 
 async def test_precision_recall_and_twins_on_a_generated_population(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         sent = await send_population(hub, tmp_path / "feeds")
         check(sent, await hub_links(hub), "after the batches")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -24,6 +26,7 @@ from protocol.disclosure import Viewer
 from protocol.errors import ConflictError
 from protocol.records import ChildRecord, Involvement
 from server_common.audit.entry import Actor
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes
 from tests.processes import script
@@ -35,7 +38,7 @@ TEAM = Viewer("index_team", "E10000011")  # ann's: East Sussex holds a record of
 
 
 def child(local_id: str, given: str = "Lily", family: str = "Hart", dob: date = date(2016, 2, 9),
-          postcode: str = "BN1 1AA", nhs: str | None = None, **extra: object) -> ChildRecord:
+          postcode: str = "BN1 1AA", nhs: str | None = None, **extra: Any) -> ChildRecord:
     return ChildRecord(local_id=local_id, given_name=given, family_name=family, dob=dob, sex=2,
                        postcode=postcode, nhs_number=nhs,
                        involvements=(Involvement(service_type="school",
@@ -83,8 +86,11 @@ async def redirect(hub: Hub, national_id: str) -> object:
                               national_id)
 
 
+# the federation fixture: a hub and two councils publishing to it
+Federation = tuple[Hub, Council, Council]
+
 @pytest.fixture
-async def federation(make_database, tmp_path: Path):
+async def federation(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Federation]:
     async with running_hub(await make_database(), tmp_path) as hub:
         esx, tfw = Council(hub, ESX), Council(hub, TFW)
         for council in (esx, tfw):
@@ -96,7 +102,7 @@ def reviews(hub: Hub) -> ReviewService:
     return hub.server.app[k.REVIEW]
 
 
-async def test_grey_pair_is_queued_and_separate_survives_updates(federation,
+async def test_grey_pair_is_queued_and_separate_survives_updates(federation: Federation,
                                                                  tmp_path: Path) -> None:
     hub, esx, tfw = federation
     await esx.send(GREY_A)
@@ -145,7 +151,7 @@ async def test_grey_pair_is_queued_and_separate_survives_updates(federation,
     assert again == now
 
 
-async def test_link_decision_merges_and_the_retired_id_redirects(federation) -> None:
+async def test_link_decision_merges_and_the_retired_id_redirects(federation: Federation) -> None:
     hub, esx, tfw = federation
     await esx.send(GREY_A)
     await tfw.send(GREY_B)
@@ -162,7 +168,8 @@ async def test_link_decision_merges_and_the_retired_id_redirects(federation) -> 
     assert (await state(hub))[(TFW, "B1")] == (older, "linked")
 
 
-async def test_update_splits_a_wrong_link_then_merges_back_with_a_redirect(federation) -> None:
+async def test_update_splits_a_wrong_link_then_merges_back_with_a_redirect(
+        federation: Federation) -> None:
     hub, esx, tfw = federation
     await esx.send(child("A1", nhs="9434765919"))
     await tfw.send(child("B1", given="Lilly", postcode="TF1 2AB"))  # typo, moved, no NHS
@@ -185,7 +192,7 @@ async def test_update_splits_a_wrong_link_then_merges_back_with_a_redirect(feder
     assert await redirect(hub, shared) is None
 
 
-async def test_twins_are_never_linked_within_a_batch_or_across(federation) -> None:
+async def test_twins_are_never_linked_within_a_batch_or_across(federation: Federation) -> None:
     hub, esx, tfw = federation
     await esx.send(child("T1", given="Amara"), child("T2", given="Zuri"),
                    child("D1", given="Ada", family="Nwosu", dob=date(2019, 5, 1)),
@@ -201,7 +208,7 @@ async def test_twins_are_never_linked_within_a_batch_or_across(federation) -> No
 
 
 
-async def test_explain_shows_each_field_and_the_thresholds(federation) -> None:
+async def test_explain_shows_each_field_and_the_thresholds(federation: Federation) -> None:
     hub, esx, tfw = federation
     await esx.send(child("A1", nhs="9434765919"), child("A9", given="Nia", dob=date(2012, 1, 1)))
     await tfw.send(child("B1", given="Lilly", postcode="TF1 2AB"))
@@ -230,7 +237,8 @@ async def test_explain_shows_each_field_and_the_thresholds(federation) -> None:
                                              + sum(f["weight"] for f in partner["fields"]))
 
 
-async def test_review_cli_lists_links_and_separates(make_database, tmp_path: Path) -> None:
+async def test_review_cli_lists_links_and_separates(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     url = await make_database()
     env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}

@@ -10,6 +10,7 @@ journey visits passes axe and fits 320 px; screenshots are kept."""
 from __future__ import annotations
 
 import aiohttp
+import asyncpg
 from playwright.async_api import Browser, Page, expect
 
 from server_common.accounts import Role
@@ -19,6 +20,7 @@ from tests.national_hub.test_review import (
     GREY_A,
     GREY_B,
     TFW,
+    Federation,
     federation,  # noqa: F401 (a fixture)
     open_reviews,
     redirect,
@@ -29,13 +31,13 @@ from tests.server_common.accounts_helpers import sign_in
 WSX = "E10000032"
 
 
-async def audited(hub, action: str) -> int:  # type: ignore[no-untyped-def]
+async def audited(hub: asyncpg.Connection, action: str) -> int:
     return int(await hub.fetchval(
         "SELECT count(*) FROM audit_log WHERE convert_from(entry, 'UTF8') LIKE $1",
         f'%"action":"{action}"%'))
 
 
-async def test_index_team_decides_a_pair_on_the_review_screen(federation,  # noqa: F811
+async def test_index_team_decides_a_pair_on_the_review_screen(federation: Federation,  # noqa: F811
                                                               browser: Browser) -> None:
     hub, esx, tfw = federation
     await esx.send(GREY_A)

@@ -1,13 +1,14 @@
-"""Schemathesis over ``/openapi.json`` (issue 7): generated requests — valid and
-invalid parameters, odd strings, wrong types — against every documented operation of
-a running hub holding records, signed in with the role each operation is for. No
-answer may be a server error, and every answer must match the document (status,
-content type, schema). Seeded, so a failure reproduces."""
+"""Schemathesis over ``/openapi.json`` (docs/security.md "The attack surface"):
+generated requests — valid and invalid parameters, odd strings, wrong types — against
+every documented operation of a running hub holding records, signed in with the role
+each operation is for. No answer may be a server error, and every answer must match the
+document (status, content type, schema). Seeded, so a failure reproduces."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 from tests.processes import script
@@ -38,7 +40,7 @@ CHECKS = ",".join(["not_a_server_error", "status_code_conformance",
 
 
 @pytest.fixture
-async def hub(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def hub(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Hub]:
     async with running_hub(await make_database(), tmp_path) as hub:
         key = keys.generate()
         await hub.enrol(ESX, keys.public_pem(key.public_key()))

@@ -6,6 +6,7 @@ written first (a failed audit write shows nothing)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from national_hub.handlers import appkeys as k
 from protocol.disclosure import Viewer
 from server_common.audit.entry import Actor
+from tests.conftest import DatabaseFactory
 from tests.national_hub.search_federation import (
     ESX,
     MOVER_NHS,
@@ -29,7 +31,8 @@ PURPOSE = {"purpose": "s47 enquiry"}
 
 
 @pytest.fixture
-async def fed(make_database, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def fed(make_database: DatabaseFactory, tmp_path: Path
+              ) -> AsyncIterator[SearchFederation]:
     async with search_federation(make_database, tmp_path) as federation:
         yield federation
 

@@ -16,6 +16,7 @@ from playwright.async_api import Browser, Page, expect
 from national_hub.handlers import appkeys as k
 from server_common.accounts import Role
 from tests.browser import check_page
+from tests.conftest import DatabaseFactory
 from tests.national_hub.search_federation import ESX, TFW, search_federation
 from tests.server_common.accounts_helpers import sign_in
 
@@ -38,7 +39,7 @@ async def find(page: Page, base: str, **fields: str) -> None:
     await page.click("#search-button")
 
 
-async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path,
+async def test_find_the_mover_and_a_shielded_child(make_database: DatabaseFactory, tmp_path: Path,
                                                    browser: Browser) -> None:
     async with search_federation(make_database, tmp_path) as fed:
         base = fed.hub.url

@@ -14,9 +14,6 @@ code, every accepted answer well-formed, every unmutated query finding its child
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import pytest
 
 from bench.chaos.fuzz_search import (
     ENDPOINTS,
@@ -27,18 +24,12 @@ from bench.chaos.fuzz_search import (
 )
 from protocol import keys
 from server_common.accounts import Role
-from tests.hub_harness import Hub, running_hub
+from tests.hub_harness import Hub
 from tests.national_hub.helpers import Client
 
 ESX = "E10000011"
 SEED = int(os.environ.get("FUZZ_SEED", "20261126"))
 ROUNDS = int(os.environ.get("FUZZ_ROUNDS", "240"))
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
 
 
 async def test_mutated_searches_never_fail_the_hub(hub: Hub) -> None:

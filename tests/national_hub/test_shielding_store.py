@@ -7,23 +7,14 @@ PostgreSQL.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
-
-import pytest
 
 from national_hub.storage.shielding import ShieldingStore
 from protocol import keys
-from tests.hub_harness import Hub, running_hub
+from tests.hub_harness import Hub
 from tests.national_hub.test_review import Council, child
 
 ESX, TFW, WSX = "E10000011", "E06000020", "E10000032"
 NHS, UPN = "9434765919", "B801200005001"
-
-
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
 
 
 async def marks(hub: Hub) -> dict[tuple[str, str], set[str]]:

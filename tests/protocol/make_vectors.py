@@ -74,7 +74,7 @@ def record_one() -> ChildRecord:
 
 def record_incomplete() -> ChildRecord:
     """A record whose feed row had no given name and an impossible date of birth:
-    published with both absent (issue 14), found and linked by what it has."""
+    published with both absent (docs/PROTOCOL.md §3.2.1), found and linked by what it has."""
     return ChildRecord(local_id="ESX-000003", family_name="Okafor", sex=2,
                        postcode="BN7 2AA", nhs_number="9434765919")
 

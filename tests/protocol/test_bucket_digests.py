@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +26,7 @@ from tests.strategies import local_ids, versions
 digests = st.binary(min_size=32, max_size=32).map(bytes.hex)
 held_maps = st.dictionaries(local_ids, st.tuples(versions, digests), min_size=1, max_size=60)
 bit_counts = st.integers(0, MAX_BITS)
+Held = dict[str, tuple[int, str]]  # local id → (version, digest)
 
 
 @given(local_ids, bit_counts)
@@ -35,7 +38,8 @@ def test_a_bucket_is_in_range_and_refines_with_more_bits(local_id: str, bits: in
 
 
 @given(held_maps, bit_counts, st.randoms())
-def test_summary_ignores_order_and_counts_every_record(held, bits, rnd) -> None:
+def test_summary_ignores_order_and_counts_every_record(held: Held, bits: int,
+                                                       rnd: random.Random) -> None:
     items = list(held.items())
     rnd.shuffle(items)
     summary = summarise(held, bits)
@@ -44,7 +48,8 @@ def test_summary_ignores_order_and_counts_every_record(held, bits, rnd) -> None:
 
 
 @given(held_maps, bit_counts, st.data())
-def test_one_changed_record_changes_exactly_its_bucket(held, bits, data) -> None:
+def test_one_changed_record_changes_exactly_its_bucket(held: Held, bits: int,
+                                                       data: st.DataObject) -> None:
     local_id = data.draw(st.sampled_from(sorted(held)))
     version, digest = held[local_id]
     changed = data.draw(st.sampled_from(["version", "digest", "gone"]))
@@ -60,7 +65,7 @@ def test_one_changed_record_changes_exactly_its_bucket(held, bits, data) -> None
 
 
 @given(held_maps, bit_counts)
-def test_messages_round_trip(held, bits) -> None:
+def test_messages_round_trip(held: Held, bits: int) -> None:
     summary = DigestSummary("E10000011", bits, len(held),
                             tuple(sorted(summarise(held, bits).values(),
                                          key=lambda b: b.bucket)))

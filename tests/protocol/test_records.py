@@ -72,7 +72,7 @@ def test_sensitive_service_is_marked_sensitive() -> None:
     assert inv.to_wire() == {"service_type": "sexual_health", "sensitive": True, "consent": True}
 
 
-# --- absent names and date of birth (issue 14) --------------------------------
+# --- absent names and date of birth (docs/PROTOCOL.md §3.2.1) --------------------------------
 
 
 @pytest.mark.parametrize("absent", [("given_name",), ("family_name",), ("dob",),

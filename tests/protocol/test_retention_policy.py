@@ -26,7 +26,8 @@ def test_add_years_keeps_the_day_or_moves_29_february_to_1_march(day: date, year
 
 
 @given(days, st.one_of(st.none(), days), st.booleans(), days)
-def test_states_follow_the_dates(dob, death, care_leaver, today) -> None:
+def test_states_follow_the_dates(dob: date, death: date | None, care_leaver: bool,
+                                 today: date) -> None:
     policy = RetentionPolicy()
     archive = policy.archive_on(dob, death, care_leaver=care_leaver)
     purge = policy.purge_on(dob, death, care_leaver=care_leaver)
@@ -43,7 +44,8 @@ def test_states_follow_the_dates(dob, death, care_leaver, today) -> None:
     (date(2015, 1, 1), date(2020, 6, 30), False, date(2021, 6, 30)),
     (date(2008, 5, 1), date(2026, 1, 1), False, date(2026, 5, 1)),  # 18 comes first
 ])
-def test_archive_dates(dob, death, care_leaver, archive) -> None:
+def test_archive_dates(dob: date, death: date | None, care_leaver: bool,
+                       archive: date) -> None:
     assert RetentionPolicy().archive_on(dob, death, care_leaver=care_leaver) == archive
 
 

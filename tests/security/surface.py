@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ async def node_with_child(url: str, tmp_path: Path, *, rate_limits: RateLimitCon
 
 @contextlib.asynccontextmanager
 async def served_hub(url: str, tmp_path: Path, *, trusted_proxies: str = "",
-                     rate_limits: dict[str, object] | None = None) -> AsyncIterator[Hub]:
+                     rate_limits: Mapping[str, object] | None = None) -> AsyncIterator[Hub]:
     """A hub on its own database with ``[server] trusted_proxies`` set (running_hub's
     harness has no [server] section)."""
     await upgrade(url, HUB_PACKAGE)

@@ -1,4 +1,4 @@
-"""Finding 6 (issue 13): the hub's audit log had no witness but itself. A database
+"""Witnesses (docs/audit.md): without them the hub's audit log had no witness but itself. A database
 superuser who removed the newest entries and checkpoints and rewound the head, or
 rewrote entries with recomputed leaf hashes and removed the checkpoints, passed
 ``national-hub audit verify`` and the hub then signed a checkpoint over the forged log.
@@ -40,6 +40,7 @@ from server_common.audit.cosignature import cosign
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditIntegrityError, AuditLog
 from server_common.config import Duration
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import node_env, script
 from tests.scrape import scrape
@@ -89,7 +90,7 @@ class Federation:
 
 
 @pytest.fixture
-async def federation(make_database, tmp_path: Path) -> AsyncIterator[Federation]:
+async def federation(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Federation]:
     async with contextlib.AsyncExitStack() as stack:
         hub = await stack.enter_async_context(running_hub(await make_database(), tmp_path))
         nodes, witnesses = [], {}
@@ -295,7 +296,8 @@ async def test_a_cosignature_can_only_come_from_the_council(federation: Federati
                 assert (await resp.json())["error"]["code"] == "auth_missing"
 
 
-async def test_witness_goes_uncosigned_is_a_warning(make_database, tmp_path: Path) -> None:
+async def test_witness_goes_uncosigned_is_a_warning(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     """A council whose node stops witnessing turns WARN once the hub's checkpoints have
     gone uncosigned by it for ``health.witness_warn``."""
     async with running_hub(await make_database(), tmp_path,
@@ -319,7 +321,8 @@ async def test_witness_goes_uncosigned_is_a_warning(make_database, tmp_path: Pat
         assert "has not cosigned the audit log for 60 min" in council["reasons"]
 
 
-async def test_a_serving_node_witnesses_on_its_own(make_database, tmp_path: Path) -> None:
+async def test_a_serving_node_witnesses_on_its_own(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     """``local-node serve`` (its app, publishing) cosigns on its ``[audit]`` schedule and
     shows the state on its /metrics."""
     async with running_hub(await make_database(), tmp_path) as hub, \

@@ -1,4 +1,4 @@
-"""Shielding belongs to the child *at every node*, not only at the hub (issue 13).
+"""Shielding belongs to the child *at every node*, not only at the hub (docs/security.md).
 
 ContactPoint's 2009 leak, across councils: East Sussex shields a child (it moved there
 to be safe); Telford still holds the child's old GP record, unshielded, in its own
@@ -27,6 +27,7 @@ from local_node.app import create_app as create_node_app
 from local_node.transport import connect
 from protocol import encoding, keys
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.federation import Node, running_hub, running_node
 from tests.server_common.accounts_helpers import bearer_headers
 
@@ -65,7 +66,7 @@ async def _get(base: str, path: str, headers: dict[str, str],
 
 
 async def test_a_child_shielded_at_another_council_is_withheld_at_this_node(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as esx, \
             running_node(TFW, await make_database(), tmp_path, hub) as tfw:

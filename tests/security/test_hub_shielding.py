@@ -1,4 +1,4 @@
-"""Findings 2, 3 and 4 of issue 13, as an attacker would try them at the hub.
+"""Shielding at the hub (docs/security.md), as an attacker would try them at the hub.
 
 Three councils publish signed batches to a real hub (real HTTP, PostgreSQL, Ed25519):
 East Sussex holds a **shielded** record of a child, Telford an unshielded record of the
@@ -24,6 +24,7 @@ import doctest
 import importlib
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from national_hub.app import retention_service
 from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.batch import DeleteOp
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import batch_bytes
 from tests.national_hub.test_review import Council, child, open_reviews, state
@@ -107,7 +108,7 @@ class Attack:
 
 
 @pytest.fixture
-async def attack(make_database, tmp_path: Path):
+async def attack(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Attack]:
     async with running_hub(await make_database(), tmp_path) as hub:
         councils = {code: Council(hub, code) for code in (ESX, TFW, WSX)}
         for council in councils.values():
@@ -152,8 +153,7 @@ async def archived_shielded_side(attack: Attack) -> None:
                                           address_line=TFW_ADDRESS, nhs=NHS))
     linked = await state(attack.hub)
     assert linked[(ESX, "A1")][0] == linked[(TFW, "B1")][0]
-    report = await retention_service(attack.hub.pool, attack.hub.config,
-                                     attack.hub.server.app[k.AUDIT]).run()
+    report = await attack.hub.server.app[k.SERVICES].retention.run()
     assert report.councils[ESX].archived == ["A1"] and TFW not in report.councils
 
 

@@ -18,10 +18,11 @@ import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from local_node.app import open_publisher
 from protocol import ed25519_points, encoding, keys
@@ -29,6 +30,7 @@ from protocol.batch import GENESIS, UpsertOp
 from protocol.errors import ErrorCode
 from protocol.key_announcement import KeyAnnouncement, format_timestamp
 from protocol.signing import KEY_ANNOUNCEMENT_TYPE, Envelope
+from tests.conftest import DatabaseFactory
 from tests.federation import running_node
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
@@ -68,12 +70,6 @@ def weak_keys() -> list[tuple[str, bytes]]:
     return out
 
 
-@pytest.fixture
-async def hub(make_database, tmp_path: Path):
-    async with running_hub(await make_database(), tmp_path) as hub:
-        yield hub
-
-
 def test_the_forgery_is_real_and_our_loader_refuses_its_key() -> None:
     """Plain Ed25519 (OpenSSL) accepts the forged signature for the identity key; the one
     key loader refuses that key, so nothing is ever verified with it."""
@@ -97,7 +93,7 @@ def run_hub_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 
 
 async def test_councils_add_refuses_weak_keys_and_past_expiry(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     """The real ``national-hub councils add`` refuses a small-order, a mixed-order and a
     non-canonical key, and a good key whose --expires is past; nothing is enrolled."""
     url = await make_database()
@@ -149,8 +145,9 @@ async def test_a_weak_key_enrolled_by_an_older_hub_verifies_nothing(hub: Hub) ->
         await conn.execute("INSERT INTO council_keys (kid, council_code, public_key)"
                            " VALUES ($1, $2, $3)",
                            keys.key_id(NoPrivateKey().public_key()), ESX, IDENTITY)
-    attacker = Client(hub, ESX, NoPrivateKey())
-    body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("ESX-666"), 1)], NoPrivateKey())
+    forger = cast(Ed25519PrivateKey, NoPrivateKey())  # it quacks like one: see NoPrivateKey
+    attacker = Client(hub, ESX, forger)
+    body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("ESX-666"), 1)], forger)
     status, answer, _ = await attacker.send(body)
     assert status == 400 and error_code(answer) == "weak_key", answer
     assert await hub.fetchval("SELECT count(*) FROM records") == 0
@@ -188,7 +185,7 @@ async def test_rotation_refuses_a_not_after_already_past(hub: Hub) -> None:
 
 
 async def test_a_node_refuses_a_weak_hub_key_in_its_config(
-        hub: Hub, make_database, tmp_path: Path) -> None:
+        hub: Hub, make_database: DatabaseFactory, tmp_path: Path) -> None:
     """A node whose ``hub.public_key_file`` holds a small-order key (someone swapped the
     file: receipts could then be forged) refuses to start publishing."""
     async with running_node(ESX, await make_database(), tmp_path, hub) as node:

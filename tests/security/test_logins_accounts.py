@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from national_hub.cli import main as hub_cli
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
+from tests.conftest import DatabaseFactory
 from tests.processes import script
 from tests.security.logins_helpers import browser_from, node_serving
 from tests.server_common.accounts_helpers import PASSWORD, code_at, error_code_in, login
@@ -28,7 +29,7 @@ WEAK = ["Password1234!", "aaaaaaaaaaaaaaaa", "qwertyuiop123", "123456789012", "l
 
 
 @pytest.fixture
-async def hub_env(make_database, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+async def hub_env(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     yield dict(os.environ) | {
         "NATIONAL_HUB_DATABASE_URL": await make_database(),
         "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
@@ -56,7 +57,7 @@ def test_users_add_refuses_weak_and_common_passwords_with_a_reason(
 
 
 async def test_a_node_refuses_to_add_an_index_team_of_another_council(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     async with node_serving(ESX, url, tmp_path) as node:
         env = dict(os.environ) | {
@@ -77,7 +78,7 @@ async def test_a_node_refuses_to_add_an_index_team_of_another_council(
 
 
 async def test_another_councils_account_row_is_refused_at_a_node(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     """A row that got in anyway (a restored dump, a copied table): its password and
     code, its token and a session made for it are all refused; the node's own index
     team is not."""

@@ -12,23 +12,26 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Literal
 
 import aiohttp
+import pytest
 from argon2 import PasswordHasher
 
 from server_common.accounts import credentials
 from server_common.accounts.web import ACCOUNTS
+from tests.conftest import DatabaseFactory
 from tests.security.logins_helpers import browser_from, hub_serving
 from tests.server_common.accounts_helpers import error_code_in, login
 
 
 async def test_hashing_runs_in_a_worker_thread_and_a_burst_is_refused(
-        make_database, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        make_database: DatabaseFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     entered, release = threading.Event(), threading.Event()
     threads: list[int] = []
 
     class Held(PasswordHasher):
-        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
             threads.append(threading.get_ident())
             entered.set()
             release.wait(60)

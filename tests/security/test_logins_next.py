@@ -8,6 +8,7 @@ through the hub's real login page with a real password and TOTP code.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from yarl import URL
 
 from server_common.accounts import Role
 from server_common.accounts.service import AccountService
+from tests.conftest import DatabaseFactory
 from tests.security.logins_helpers import Served, browser_from, hub_serving
 from tests.server_common.accounts_helpers import PASSWORD, code_at, login
 
@@ -32,7 +34,7 @@ GOOD = ["/", "/search?postcode=BN1%201AA&purpose=section_47", "/children/E100000
 
 
 @pytest.fixture
-async def hub(make_database, tmp_path: Path):
+async def hub(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Served]:
     async with hub_serving(await make_database(), tmp_path) as served:
         yield served
 

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from server_common.accounts import credentials
+from tests.conftest import DatabaseFactory
 from tests.processes import script
 from tests.security.logins_helpers import Served, browser_from, hub_serving
 from tests.server_common.accounts_helpers import PASSWORD, code_at, login
@@ -25,7 +26,7 @@ async def everything_stored_about_users(hub: Served) -> str:
 
 
 async def test_a_user_added_by_the_cli_has_no_plain_seed_in_the_database(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     async with hub_serving(url, tmp_path) as hub:
         key_file = hub.accounts.secret_key_file
@@ -54,7 +55,7 @@ async def test_a_user_added_by_the_cli_has_no_plain_seed_in_the_database(
 
 
 async def test_plain_seeds_from_before_are_sealed_when_the_server_starts(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     seed = credentials.new_totp_secret()
     async with hub_serving(url, tmp_path) as hub:  # the schema, as an older hub left it:
@@ -70,7 +71,7 @@ async def test_plain_seeds_from_before_are_sealed_when_the_server_starts(
 
 
 async def test_a_sealed_seed_moved_to_another_user_does_not_open(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     """The user's name is bound into the seal: an insider who copies their own sealed
     seed onto a colleague's row cannot then pass the colleague's second factor."""
     from server_common.accounts import Role

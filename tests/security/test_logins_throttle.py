@@ -9,13 +9,16 @@ loopback addresses (127.0.0.2 and 127.0.0.1).
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from argon2 import PasswordHasher
 
 from server_common.accounts import Role, credentials
 from server_common.accounts.service import AccountService
+from tests.conftest import DatabaseFactory
 from tests.security.logins_helpers import Served, browser_from, hub_serving
 from tests.server_common.accounts_helpers import PASSWORD, code_at, error_code_in, login
 
@@ -23,7 +26,7 @@ ATTACKER, USER = "127.0.0.2", "127.0.0.1"
 
 
 @pytest.fixture
-async def hub(make_database, tmp_path: Path):
+async def hub(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Served]:
     async with hub_serving(await make_database(), tmp_path) as served:
         yield served
 
@@ -82,7 +85,7 @@ async def test_unknown_names_cost_one_real_hash_like_known_ones(
     calls: list[str] = []
 
     class Counting(PasswordHasher):
-        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
             calls.append(str(hash)[:10])
             return super().verify(hash, password)
 

@@ -1,4 +1,4 @@
-"""Issue 13, findings 1 and 5, as an attacker with a practitioner's login at a council's
+"""Shielding at a node (docs/security.md), as an attacker with a practitioner's login at a council's
 node would try them: through the node's real HTTP app, its real PostgreSQL and its
 real feed ingest (the ``local-node ingest`` code path) — and once more against
 ``local-node serve`` running as a process, fed by the ``local-node ingest`` command.
@@ -33,6 +33,7 @@ import pytest
 
 from local_node.app import PACKAGE, ingest_service, retention_service, review_service
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.federation import node_config
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
@@ -115,7 +116,7 @@ async def _id_of(pool: asyncpg.Pool, source: str, ref: str) -> str:
 
 
 @pytest.fixture
-async def node(make_database, tmp_path: Path) -> AsyncIterator[Node]:  # type: ignore[no-untyped-def]
+async def node(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Node]:
     url = await make_database()
     await upgrade(url, PACKAGE)
     async with running(url, tmp_path) as (base, pool):
@@ -126,7 +127,7 @@ async def node(make_database, tmp_path: Path) -> AsyncIterator[Node]:  # type: i
 
 
 @pytest.fixture
-async def node_process(make_database, tmp_path: Path) -> AsyncIterator[Node]:  # type: ignore[no-untyped-def]
+async def node_process(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[Node]:
     """``local-node serve`` as a real process (not publishing: no hub is needed to show
     what the node itself answers); feeds loaded by the ``local-node ingest`` command."""
     url = await make_database()

@@ -1,5 +1,5 @@
-"""Issue 13's property at a council's node: no practitioner's answer depends on where a
-shielded child lives.
+"""The shielding property (docs/security.md) at a council's node: no practitioner's
+answer depends on where a shielded child lives.
 
 Random small local indexes (``tests.strategies.local_indexes``): children sharing
 names, dates of birth and postcodes, random shielded flags, review pairs in every
@@ -38,6 +38,7 @@ from protocol.disclosure import INDEX_TEAM, PRACTITIONER, Viewer
 from protocol.errors import ValidationError
 from protocol.matching import blocking_keys
 from protocol.search import SearchQuery
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
 from tests.strategies import LocalChild, LocalIndex, local_indexes, local_queries
 
@@ -126,7 +127,7 @@ async def _before_after(url: str, index: LocalIndex,
 
 
 @pytest.mark.timeout(300)  # ~30 s on a quiet machine; the machine may not be quiet
-def test_no_answer_depends_on_a_shielded_childs_location(make_database) -> None:  # type: ignore[no-untyped-def]
+def test_no_answer_depends_on_a_shielded_childs_location(make_database: DatabaseFactory) -> None:
     url = asyncio.run(make_database())
     asyncio.run(upgrade(url, PACKAGE))
 
@@ -154,7 +155,8 @@ def test_no_answer_depends_on_a_shielded_childs_location(make_database) -> None:
     check()
 
 
-def test_moving_a_child_that_is_not_shielded_does_change_answers(make_database) -> None:  # type: ignore[no-untyped-def]
+def test_moving_a_child_that_is_not_shielded_does_change_answers(
+        make_database: DatabaseFactory) -> None:
     """The comparison is not vacuous: the same build and answers, for a child that is
     not shielded, do see it move (and for the same child shielded, do not)."""
     url = asyncio.run(make_database())
@@ -166,7 +168,7 @@ def test_moving_a_child_that_is_not_shielded_does_change_answers(make_database) 
     queries = [{"given_name": "Maya", "postcode": "TN22 1AA"}]
     shielded, before, after = asyncio.run(_before_after(url, index, queries))
     assert not shielded and after != before
-    shielded = dataclasses.replace(index, children=(dataclasses.replace(maya, shielded=True),
-                                                    index.children[1]))
-    shielded_, before, after = asyncio.run(_before_after(url, shielded, queries))
+    moved = dataclasses.replace(index, children=(dataclasses.replace(maya, shielded=True),
+                                                 index.children[1]))
+    shielded_, before, after = asyncio.run(_before_after(url, moved, queries))
     assert shielded_ and after == before

@@ -1,4 +1,5 @@
-"""No answer at the hub depends on where a shielded child lives (issue 13, the property).
+"""No answer at the hub depends on where a shielded child lives (docs/security.md
+"Shielding: one policy, and it belongs to the child").
 
 Hypothesis draws a small population across three councils: children with one or more
 records, some shielded, some sharing an NHS number, some whose names differ enough to
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,11 +31,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from national_hub.app import retention_service
 from national_hub.handlers import appkeys as k
 from protocol import keys
 from protocol.records import ChildRecord, Involvement
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.test_review import Council
 from tests.strategies import nhs_numbers, postcodes
@@ -185,7 +187,8 @@ class Side:
 
 
 @pytest.fixture
-async def sides(make_database, tmp_path: Path):
+async def sides(make_database: DatabaseFactory, tmp_path: Path
+                ) -> AsyncIterator[tuple[Side, Side]]:
     async with running_hub(await make_database(), tmp_path / "x") as x, running_hub(
             await make_database(), tmp_path / "y") as y:
         yield Side(x), Side(y)
@@ -221,8 +224,7 @@ async def test_no_answer_depends_on_where_a_shielded_child_lives(
             y_id, decision, owners)
     for side in sides:
         await side.hub.server.app[k.RESOLVER].drain()
-        await retention_service(side.hub.pool, side.hub.config,
-                                side.hub.server.app[k.AUDIT]).run()
+        await side.hub.server.app[k.SERVICES].retention.run()
     assert sorted((await x.holders()).values()) == sorted(
         (await y.holders()).values()), population
 

@@ -1,8 +1,9 @@
-"""Node-endpoint bodies are capped before the signature check (issue 13, "deliver" 7):
-a body over ``hub.max_node_body_bytes`` is refused 413 ``payload_too_large`` as soon as
-that is known (from Content-Length, before a byte of it is read; else while reading),
-before any hashing or verification: a forged request over the cap is 413, not 401,
-and a genuine one leaves no nonce behind. People's requests have their own, small cap."""
+"""Node-endpoint bodies are capped before the signature check (docs/security.md "The
+attack surface"): a body over ``hub.max_node_body_bytes`` is refused 413
+``payload_too_large`` as soon as that is known (from Content-Length, before a byte of it
+is read; else while reading), before any hashing or verification: a forged request over
+the cap is 413, not 401, and a genuine one leaves no nonce behind. People's requests
+have their own, small cap."""
 
 from __future__ import annotations
 
@@ -16,18 +17,20 @@ from yarl import URL
 
 from protocol import keys, request_auth
 from protocol.batch import UpsertOp
+from tests.conftest import DatabaseFactory
+from tests.hub_harness import Hub
 from tests.national_hub.helpers import batch_bytes, error_code, record
 from tests.security.surface import ESX, hub_with_child
 
 CAP = 64 * 1024
 
 
-async def nonces(hub) -> object:  # type: ignore[no-untyped-def]
+async def nonces(hub: Hub) -> int:
     return await hub.fetchval("SELECT count(*) FROM request_nonces")
 
 
 async def test_node_bodies_over_the_cap_are_refused_before_verification(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with hub_with_child(await make_database(), tmp_path,
                               max_node_body_bytes=CAP) as (hub, esx, _):
         # a genuine batch under the cap is taken as ever
@@ -60,7 +63,7 @@ async def test_node_bodies_over_the_cap_are_refused_before_verification(
         assert await hub.fetchval("SELECT count(*) FROM records") == 2
 
 
-async def test_a_claimed_huge_body_is_refused_before_it_is_sent(make_database,
+async def test_a_claimed_huge_body_is_refused_before_it_is_sent(make_database: DatabaseFactory,
                                                                 tmp_path: Path) -> None:
     """An attacker announces a gigabyte and sends a few bytes: the answer comes at once,
     from the headers alone; the hub does not wait for (or hold) the rest."""
@@ -83,7 +86,8 @@ async def test_a_claimed_huge_body_is_refused_before_it_is_sent(make_database,
             writer.close()
 
 
-async def test_peoples_requests_have_a_small_cap(make_database, tmp_path: Path) -> None:
+async def test_peoples_requests_have_a_small_cap(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with hub_with_child(await make_database(), tmp_path) as (hub, _, _):
         form = io.BytesIO(b"name=" + b"a" * (2 * 1024 * 1024))
         async with aiohttp.ClientSession() as http, http.post(

@@ -1,9 +1,10 @@
-"""Personal data out of caches and pages out of frames (issue 13, finding 10): every
-answer of hub and node, pages and JSON with children's details, errors and redirects
-included, carries ``Cache-Control: no-store``, ``Pragma: no-cache``, a CSP with
-``frame-ancestors 'none'`` and no inline script or style, ``X-Frame-Options: DENY``,
-``nosniff`` and ``Referrer-Policy: no-referrer``; only the static style sheets and the
-probes may be cached. No page carries inline script or style for the CSP to block."""
+"""Personal data out of caches and pages out of frames (docs/security.md "Personal data
+out of URLs and caches"): every answer of hub and node, pages and JSON with children's
+details, errors and redirects included, carries ``Cache-Control: no-store``, ``Pragma:
+no-cache``, a CSP with ``frame-ancestors 'none'`` and no inline script or style,
+``X-Frame-Options: DENY``, ``nosniff`` and ``Referrer-Policy: no-referrer``; only the
+static style sheets and the probes may be cached. No page carries inline script or style
+for the CSP to block."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.conftest import DatabaseFactory
 from tests.security.surface import (
     ESX,
     HUB_QUERY,
@@ -56,7 +58,8 @@ async def check(base: str, path: str, headers: dict[str, str] | None = None, *,
     return text
 
 
-async def test_hub_answers_are_never_cached_or_framed(make_database, tmp_path: Path) -> None:
+async def test_hub_answers_are_never_cached_or_framed(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with hub_with_child(await make_database(), tmp_path) as (hub, esx, child):
         practitioner = await hub.as_role(Role.PRACTITIONER)
         query = {**HUB_QUERY, "purpose": PURPOSE}
@@ -92,7 +95,8 @@ async def test_hub_answers_are_never_cached_or_framed(make_database, tmp_path: P
         await check(hub.url, "/healthz", cacheable=True)
 
 
-async def test_node_answers_are_never_cached_or_framed(make_database, tmp_path: Path) -> None:
+async def test_node_answers_are_never_cached_or_framed(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with node_with_child(await make_database(), tmp_path) as node:
         pat = bearer(node.token)
         query = {**NODE_QUERY, "purpose": PURPOSE}

@@ -1,5 +1,5 @@
 """Rate limits run before authentication and per client address across path values
-(issue 13, finding 10): an outsider's wrong tokens, wrong logins, unsigned and forged
+(docs/architecture.md "Rate limits"): an outsider's wrong tokens, wrong logins, unsigned and forged
 node requests and invented council codes all spend one allowance, and are then
 refused 429 without being checked. Signed-in users and verified council nodes do not
 spend it: they have their own. Behind a proxy, only a configured trusted proxy may say
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from protocol import keys, request_auth
+from tests.conftest import DatabaseFactory
 from tests.national_hub.helpers import Client
 from tests.security.surface import (
     ESX,
@@ -26,7 +27,7 @@ WSX = "E10000032"
 
 
 async def test_an_outsider_is_limited_before_credentials_whatever_the_path(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     limits = {"per_address": 6, "per_user": 100, "per_council": 100}
     async with hub_with_child(await make_database(), tmp_path,
                               rate_limits=limits) as (hub, esx, _):
@@ -71,7 +72,7 @@ async def test_an_outsider_is_limited_before_credentials_whatever_the_path(
         assert all(e["who"] == "anonymous" for e in refused)
 
 
-async def test_a_verified_council_has_its_own_allowance(make_database,
+async def test_a_verified_council_has_its_own_allowance(make_database: DatabaseFactory,
                                                         tmp_path: Path) -> None:
     limits = {"per_address": 100, "per_user": 100, "per_council": 3}
     async with hub_with_child(await make_database(), tmp_path,
@@ -82,8 +83,8 @@ async def test_a_verified_council_has_its_own_allowance(make_database,
         status, body, _ = await esx.send(b"", method="GET", tail="cursor")
         assert status == 429 and b"rate_limited" in body
         # a stranger naming the council spends their own allowance, not the council's
-        status, body, _ = await send(hub.url, "GET", f"/v1/councils/{ESX}/cursor")
-        assert (status, body["error"]["code"]) == (401, "auth_missing")
+        status, answer, _ = await send(hub.url, "GET", f"/v1/councils/{ESX}/cursor")
+        assert (status, answer["error"]["code"]) == (401, "auth_missing")
         # and another council is unaffected
         wsx = keys.generate()
         await hub.enrol(WSX, keys.public_pem(wsx.public_key()))
@@ -94,7 +95,7 @@ async def test_a_verified_council_has_its_own_allowance(make_database,
             (f"node:{ESX}", 429), ("anonymous", 401)]
 
 
-async def test_only_a_trusted_proxy_says_who_the_client_is(make_database,
+async def test_only_a_trusted_proxy_says_who_the_client_is(make_database: DatabaseFactory,
                                                            tmp_path: Path) -> None:
     url = await make_database()
     limits = {"per_address": 2}

@@ -1,16 +1,18 @@
-"""Refused attempts leave a trace (issue 13, finding 7): a 400, 401, 403, 404 or 405 on
-a protected route, at hub and node, is written to the audit log with who (or
-"anonymous" and the address), method, path, status and code, and the names of the
-query parameters but never their values nor the body. Anonymous floods stay bounded:
-a 429 is only counted in the metrics (a signed-in user's first one a minute is kept).
-Failing to write the entry never turns the refusal into a 500."""
+"""Refused attempts leave a trace (docs/security.md "The audit log and its witnesses"):
+a 400, 401, 403, 404 or 405 on a protected route, at hub and node, is written to the
+audit log with who (or "anonymous" and the address), method, path, status and code, and
+the names of the query parameters but never their values nor the body. Anonymous floods
+stay bounded: a 429 is only counted in the metrics (a signed-in user's first one a
+minute is kept). Failing to write the entry never turns the refusal into a 500."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
+from tests.conftest import DatabaseFactory
 from tests.national_hub.helpers import Client
 from tests.security.surface import (
     ESX,
@@ -28,13 +30,13 @@ from tests.security.surface import (
 SECRETS = ("Amelia", "Okafor", "2015-03-14", "9434765919", "Isabella", "Okonkwo")
 
 
-def summary(entry: dict) -> tuple:  # type: ignore[type-arg]
+def summary(entry: dict[str, Any]) -> tuple[Any, ...]:
     p = entry["parameters"]
     return (entry["who"], p["method"], p["path"], p["status"], p["code"])
 
 
 async def test_hub_records_refused_attempts_without_personal_data(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with hub_with_child(await make_database(), tmp_path) as (hub, esx, child):
         practitioner = await hub.as_role(Role.PRACTITIONER)
         operator = await hub.operator()
@@ -88,7 +90,8 @@ async def test_hub_records_refused_attempts_without_personal_data(
         assert (await audit_entries(hub.pool, "refused"))[-1] == last
 
 
-async def test_floods_are_counted_not_written(make_database, tmp_path: Path) -> None:
+async def test_floods_are_counted_not_written(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     limits = {"per_address": 3, "per_user": 2}
     async with hub_with_child(await make_database(), tmp_path,
                               rate_limits=limits) as (hub, _, _):
@@ -120,7 +123,7 @@ _COUNT = "signpost_http_request_duration_seconds_count{"
 
 
 async def test_a_failed_audit_write_does_not_turn_a_refusal_into_a_500(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with hub_with_child(await make_database(), tmp_path) as (hub, _, _):
         async with hub.pool.acquire() as conn:
             await conn.execute("ALTER TABLE audit_log ADD CONSTRAINT broken CHECK (false)"
@@ -130,7 +133,8 @@ async def test_a_failed_audit_write_does_not_turn_a_refusal_into_a_500(
         assert (status, body["error"]["code"]) == (401, "not_authenticated")
 
 
-async def test_node_records_refused_attempts(make_database, tmp_path: Path) -> None:
+async def test_node_records_refused_attempts(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with node_with_child(await make_database(), tmp_path) as node:
         query = {**NODE_QUERY, "purpose": PURPOSE}
         assert (await send(node.base, "GET", "/v1/search", params=query))[0] == 401

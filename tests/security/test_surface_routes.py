@@ -1,4 +1,4 @@
-"""Deny by default (issue 13, finding 10): every route of the hub and of a node, walked
+"""Deny by default (docs/conventions.md §13): every route of the hub and of a node, walked
 from the router, refuses an anonymous caller unless it is on the reviewed anonymous
 list; the node-protocol routes refuse a request that is not signed; a route someone
 adds without ``require_roles`` publishes nothing; and the lists are exactly these, so
@@ -16,6 +16,7 @@ from national_hub.app import create_app as create_hub
 from server_common import access
 from server_common.access import ACCESS
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import hub_config, running_hub
 from tests.security.surface import bearer, node_with_child, send
 
@@ -88,7 +89,7 @@ async def _walk(base: str, app: web.Application, anonymous: set[str],
     return answered
 
 
-async def test_every_hub_route_refuses_anonymous_callers(make_database,
+async def test_every_hub_route_refuses_anonymous_callers(make_database: DatabaseFactory,
                                                          tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         app = hub.server.app
@@ -115,7 +116,7 @@ async def test_every_hub_route_refuses_anonymous_callers(make_database,
         assert (await send(hub.url, "GET", "/metrics", headers=await hub.operator()))[0] == 200
 
 
-async def test_every_node_route_refuses_anonymous_callers(make_database,
+async def test_every_node_route_refuses_anonymous_callers(make_database: DatabaseFactory,
                                                           tmp_path: Path) -> None:
     async with node_with_child(await make_database(), tmp_path) as node:
         status, me, _ = await send(node.base, "GET", "/v1/me", headers=bearer(node.token))
@@ -132,7 +133,7 @@ async def test_every_node_route_refuses_anonymous_callers(make_database,
         assert (await send(node.base, "GET", "/metrics", headers=bearer(node.token)))[0] == 403
 
 
-async def test_a_route_without_require_roles_publishes_nothing(make_database,
+async def test_a_route_without_require_roles_publishes_nothing(make_database: DatabaseFactory,
                                                                tmp_path: Path) -> None:
     """Someone adds endpoints and forgets the decorator: still only for signed-in users."""
     url = await make_database()

@@ -34,6 +34,7 @@ from server_common.accounts import (
 from server_common.accounts.service import AccountService, NewUser
 from server_common.config import Duration
 from server_common.web import error_middleware
+from tests.conftest import DatabaseFactory
 from tests.server_common.accounts_helpers import (
     browser_session,
     code_at,
@@ -120,7 +121,7 @@ async def _site(url: str, **config: Any) -> AsyncIterator[Site]:
 
 
 @pytest.fixture
-async def site(make_database) -> AsyncIterator[Site]:
+async def site(make_database: DatabaseFactory) -> AsyncIterator[Site]:
     async for s in _site(await make_database()):
         yield s
 
@@ -156,7 +157,7 @@ async def test_session_cookie_is_httponly_samesite_strict_and_stored_hashed(site
                                    value.encode()) == 0
 
 
-async def test_cookie_is_secure_when_configured(make_database) -> None:
+async def test_cookie_is_secure_when_configured(make_database: DatabaseFactory) -> None:
     async for site in _site(await make_database(), cookie_secure="always"):
         user = await site.add("cara", Role.OPERATOR)
         async with browser_session() as http:

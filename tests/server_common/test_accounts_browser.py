@@ -13,6 +13,7 @@ from playwright.async_api import Browser, expect
 
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.server_common.accounts_helpers import code_at
 
@@ -20,7 +21,7 @@ PASSWORD = "correct horse battery"
 
 
 async def test_log_in_with_password_and_totp_then_sign_out(
-        make_database, tmp_path: Path, browser: Browser) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, browser: Browser) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         user = await AccountService(hub.pool, AccountsConfig()).add_user(
             "nadia", Role.PRACTITIONER, organisation="Brighton GP", password=PASSWORD)

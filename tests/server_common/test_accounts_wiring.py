@@ -18,6 +18,7 @@ from server_common import database
 from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
 from server_common.audit.entry import AuditEntry
+from tests.conftest import DatabaseFactory
 from tests.federation import node_config
 from tests.hub_harness import running_hub
 from tests.processes import script
@@ -35,7 +36,7 @@ async def _tables(conn: asyncpg.Connection) -> list[str]:
 
 
 @pytest.mark.parametrize("package", ["national_hub", "local_node"])
-async def test_shared_track_is_applied_and_checked_for_each_server(make_database,
+async def test_shared_track_is_applied_and_checked_for_each_server(make_database: DatabaseFactory,
                                                                    package: str) -> None:
     conn = await asyncpg.connect(await make_database())
     try:
@@ -59,7 +60,8 @@ async def test_shared_track_is_applied_and_checked_for_each_server(make_database
         await conn.close()
 
 
-async def test_hub_serves_login_and_a_landing_page(make_database, tmp_path: Path) -> None:
+async def test_hub_serves_login_and_a_landing_page(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         accounts = AccountService(hub.pool, AccountsConfig())
         user = await accounts.add_user("olga", Role.OPERATOR, organisation="NHS England",
@@ -75,7 +77,8 @@ async def test_hub_serves_login_and_a_landing_page(make_database, tmp_path: Path
             assert (await http.get(f"{hub.url}/healthz")).status == 200  # still open
 
 
-async def test_node_serves_login_and_a_landing_page(make_database, tmp_path: Path) -> None:
+async def test_node_serves_login_and_a_landing_page(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
     url = await make_database()
     conn = await asyncpg.connect(url)
     try:
@@ -112,7 +115,7 @@ def _run(args: list[str], env: dict[str, str], ok: bool = True,
 
 
 @pytest.fixture
-async def envs(make_database, tmp_path: Path) -> dict[str, dict[str, str]]:
+async def envs(make_database: DatabaseFactory, tmp_path: Path) -> dict[str, dict[str, str]]:
     return {
         "national-hub": dict(os.environ) | {
             "NATIONAL_HUB_DATABASE_URL": await make_database(),
@@ -124,7 +127,8 @@ async def envs(make_database, tmp_path: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize("tool", ["national-hub", "local-node"])
-async def test_users_add_token_and_list_on_both_clis(envs, tool: str) -> None:
+async def test_users_add_token_and_list_on_both_clis(envs: dict[str, dict[str, str]],
+                                                    tool: str) -> None:
     env, cli = envs[tool], script(tool)
     url = env["NATIONAL_HUB_DATABASE_URL" if tool == "national-hub" else "LOCAL_NODE_DATABASE_URL"]
     refused = _run([cli, "users", "add", "amy", "--role", "practitioner",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -58,7 +59,7 @@ def test_other_signers_lines_are_skipped() -> None:
     lambda n: n[:-1],                                         # no final newline
     lambda n: n.replace("\u2014", "-"),                      # not a signature line
 ])
-def test_a_changed_note_does_not_open(change) -> None:
+def test_a_changed_note_does_not_open(change: Callable[[str], str]) -> None:
     key = keys.generate()
     note = sign(key, "signpost-hub/audit", 42, ROOT, WHEN).note
     with pytest.raises(CheckpointError):

@@ -9,18 +9,18 @@ from datetime import UTC, datetime
 import pytest
 
 from protocol import keys
-from server_common.audit.checkpoint import CheckpointError, sign
+from server_common.audit.checkpoint import Checkpoint, CheckpointError, sign
 from server_common.audit.cosignature import cosign, open_cosignature, signed_message
 
 WHEN = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def checkpoint():
+def checkpoint() -> Checkpoint:
     return sign(keys.generate(), "signpost-hub/audit", 7, bytes(range(32)), WHEN)
 
 
-def test_a_cosignature_verifies_and_carries_its_time(checkpoint) -> None:
+def test_a_cosignature_verifies_and_carries_its_time(checkpoint: Checkpoint) -> None:
     node = keys.generate()
     line = cosign(node, "E10000011", checkpoint, datetime(2026, 12, 5, 9, 1, 30, tzinfo=UTC))
     assert line.startswith("\u2014 E10000011 ") and line.endswith("\n")
@@ -31,7 +31,7 @@ def test_a_cosignature_verifies_and_carries_its_time(checkpoint) -> None:
         b"cosignature/v1\ntime 1\nsignpost-hub/audit\n7\n")
 
 
-def test_a_cosignature_is_refused_for_anything_else(checkpoint) -> None:
+def test_a_cosignature_is_refused_for_anything_else(checkpoint: Checkpoint) -> None:
     node, other = keys.generate(), keys.generate()
     line = cosign(node, "E10000011", checkpoint, WHEN)
     with pytest.raises(CheckpointError, match="another key"):

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from server_common.web import error_middleware
 
@@ -34,7 +35,8 @@ def make_app(exc: BaseException) -> web.Application:
     asyncpg.CannotConnectNowError("the database system is in recovery mode"),
     ConnectionRefusedError(111, "Connection refused"),
 ], ids=lambda e: type(e).__name__)
-async def test_database_gone_is_unavailable(aiohttp_client, exc: BaseException) -> None:  # type: ignore[no-untyped-def]
+async def test_database_gone_is_unavailable(aiohttp_client: AiohttpClient,
+                                            exc: BaseException) -> None:
     client: TestClient = await aiohttp_client(make_app(exc))
     resp = await client.get("/broken")
     assert resp.status == 503
@@ -43,7 +45,7 @@ async def test_database_gone_is_unavailable(aiohttp_client, exc: BaseException) 
         "retryable": True}
 
 
-async def test_our_data_error_stays_internal(aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+async def test_our_data_error_stays_internal(aiohttp_client: AiohttpClient) -> None:
     client: TestClient = await aiohttp_client(make_app(
         asyncpg.DataError("invalid input for query argument $1")))
     resp = await client.get("/broken")

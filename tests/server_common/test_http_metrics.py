@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 
+import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry
+from pytest_aiohttp import AiohttpClient
 
-from protocol.errors import ConflictError
+from protocol.errors import ConflictError, ErrorCode
 from server_common.accounts import Principal, Role
 from server_common.accounts.web import PRINCIPAL
 from server_common.metrics import REQUEST_DURATION, HttpMetrics, metrics_route
@@ -36,7 +38,7 @@ def make_app(service: str) -> web.Application:
         return web.json_response({"id": request.match_info["id"]})
 
     async def conflict(request: web.Request) -> web.Response:
-        raise ConflictError("no", code="seq_gap")
+        raise ConflictError("no", code=ErrorCode.SEQ_GAP)
 
     async def moved(request: web.Request) -> web.Response:
         raise web.HTTPFound("/things/1")
@@ -46,7 +48,8 @@ def make_app(service: str) -> web.Application:
     return app
 
 
-async def test_latency_is_labelled_by_route_template_and_final_status(aiohttp_client) -> None:
+async def test_latency_is_labelled_by_route_template_and_final_status(
+        aiohttp_client: AiohttpClient) -> None:
     client = await aiohttp_client(make_app("svc"))
     for i in range(3):
         assert (await client.get(f"/things/{i}")).status == 200
@@ -69,7 +72,8 @@ async def test_latency_is_labelled_by_route_template_and_final_status(aiohttp_cl
     assert metrics.series(REQUEST_DURATION + "_bucket", le="60.0")
 
 
-async def test_two_apps_in_one_process_keep_their_own_metrics(aiohttp_client) -> None:
+async def test_two_apps_in_one_process_keep_their_own_metrics(
+        aiohttp_client: AiohttpClient) -> None:
     one = await aiohttp_client(make_app("one"))
     two = await aiohttp_client(make_app("two"))  # no duplicate-series error
     await one.get("/things/a")
@@ -80,7 +84,8 @@ async def test_two_apps_in_one_process_keep_their_own_metrics(aiohttp_client) ->
                                              "route": "/things/{id}", "status": "200"}) is None
 
 
-async def test_request_log_says_what_happened(aiohttp_client, caplog) -> None:
+async def test_request_log_says_what_happened(aiohttp_client: AiohttpClient,
+        caplog: pytest.LogCaptureFixture) -> None:
     """The one request log line of each request: a redirect is logged as such, and a
     client that gives up before the answer as 499 — never as a server error."""
     started = asyncio.Event()

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from national_hub.app import create_app
 from server_common.accounts import Role
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import hub_config, running_hub
 
 LIMITS = {"per_user": 5, "per_council": 3, "per_address": 4}
@@ -24,7 +25,7 @@ async def status_of(url: str, headers: dict[str, str] | None = None) -> tuple[in
         return resp.status, {"body": body, "retry_after": resp.headers.get("Retry-After")}
 
 
-async def test_limits_are_shared_by_replicas_and_per_caller(make_database,
+async def test_limits_are_shared_by_replicas_and_per_caller(make_database: DatabaseFactory,
                                                             tmp_path: Path) -> None:
     url = await make_database()
     async with contextlib.AsyncExitStack() as stack:

@@ -21,6 +21,7 @@ from server_common.audit.service import AuditLog
 from server_common.tasks import background, run_every
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
+from tests.polling import until
 
 # Generous: these waits end as soon as the job has run; the bound only stops a hang.
 WAIT = 10.0
@@ -72,7 +73,8 @@ async def runs_reach(runs: asyncio.Queue[int], n: int) -> None:
     await asyncio.wait_for(reached(), WAIT)
 
 
-async def test_a_closed_pool_is_retried_and_the_loop_goes_on(url: str, caplog) -> None:
+async def test_a_closed_pool_is_retried_and_the_loop_goes_on(url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
     assert pool is not None
     await pool.close()
@@ -90,7 +92,7 @@ async def test_a_closed_pool_is_retried_and_the_loop_goes_on(url: str, caplog) -
 
 
 async def test_a_postgres_refusal_and_a_signpost_error_are_logged_and_retried(
-        url: str, caplog) -> None:
+        url: str, caplog: pytest.LogCaptureFixture) -> None:
     conn = await asyncpg.connect(url)
 
     async def refused() -> None:
@@ -158,7 +160,7 @@ async def test_background_cancels_its_loops_on_leaving() -> None:
 
 
 async def test_checkpoint_loop_outlives_a_closed_pool_and_checkpoints_again(
-        url: str, caplog) -> None:
+        url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The hub's checkpoint loop (AuditLog.checkpoint_periodically, as create_app runs
     it) meets InterfaceError('pool is closed'), keeps running, and signs a checkpoint
     of the grown log once it has a pool again."""
@@ -166,14 +168,16 @@ async def test_checkpoint_loop_outlives_a_closed_pool_and_checkpoints_again(
     assert first is not None
     audit = AuditLog(first, keys.generate())
     async with handler_calls() as calls, background(audit.checkpoint_periodically(0.01)):
-        await until(lambda: checkpoint_size(url), 0)  # the empty head, signed once
+        await until(equals(lambda: checkpoint_size(url), 0), "the empty head's checkpoint",
+                    limit=WAIT, interval=0.01)  # signed once
         caplog.set_level(logging.WARNING, "server_common.tasks")
         await first.close()
 
         async def failures() -> int:  # runs that met the closed pool
             return min(2, sum("audit checkpoint failed" in r.getMessage()
                               for r in caplog.records))
-        await until(failures, 2)
+        await until(equals(failures, 2), "two runs meeting the closed pool", limit=WAIT,
+                    interval=0.01)
         second = await asyncpg.create_pool(url, min_size=1, max_size=2)
         assert second is not None
         try:
@@ -182,7 +186,8 @@ async def test_checkpoint_loop_outlives_a_closed_pool_and_checkpoints_again(
             replica = AuditLog(second, audit.signing_key)
             await replica.record(AuditEntry("amelia", "practitioner", "E10000011",
                                             "section 47 enquiry", "search", {}, ("N1",)))
-            await until(lambda: checkpoint_size(url), 1)
+            await until(equals(lambda: checkpoint_size(url), 1),
+                        "a checkpoint of the grown log", limit=WAIT, interval=0.01)
         finally:
             await second.close()
     assert calls == []
@@ -192,14 +197,15 @@ async def checkpoint_size(url: str) -> int | None:
     conn = await asyncpg.connect(url)
     try:
         return await conn.fetchval(
-            "SELECT max(tree_size) FROM audit_checkpoints")  # type: ignore[no-any-return]
+            "SELECT max(tree_size) FROM audit_checkpoints")
     finally:
         await conn.close()
 
 
-async def until(value: Callable[[], Awaitable[object]], wanted: object) -> None:
-    """Poll ``value`` (the database or the log: nothing to wait on) until ``wanted``."""
-    async def reached() -> None:
-        while await value() != wanted:  # noqa: ASYNC110 -- state in the database
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(reached(), WAIT)
+def equals(value: Callable[[], Awaitable[object]], wanted: object
+           ) -> Callable[[], Awaitable[bool]]:
+    """A predicate for tests.polling.until: ``value()`` is ``wanted`` (the database or the
+    log: nothing to wait on)."""
+    async def check() -> bool:
+        return await value() == wanted
+    return check

@@ -1,4 +1,4 @@
-"""The synthetic population: deterministic, DESIGN §8 columns, valid identifiers,
+"""The synthetic population: deterministic, docs/design.md §8 columns, valid identifiers,
 households with twins, movers, the noise it promises, and bad rows only when asked."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ COUNCILS = ["E10000011", "E10000032", "E06000020"]
 AREAS = {"E10000011": {"BN", "TN"}, "E10000032": {"RH", "BN", "PO", "GU"},
          "E06000020": {"TF"}}
 
-# Copied from DESIGN §8 on purpose: the test must not agree with the code by construction.
+# Copied from docs/design.md §8 on purpose: the test must not agree with the code by construction.
 DESIGN_COLUMNS = {
     "education": "source_ref, upn, given_name, other_given_names, family_name, "
                  "former_family_name, dob, sex, address_line, postcode, school_urn, "

@@ -1,4 +1,4 @@
--- Shielding belongs to the child, not to one record (DESIGN §6, protocol.disclosure):
+-- Shielding belongs to the child, not to one record (docs/design.md §6, protocol.disclosure):
 -- every child found related to a shielded one — merged with it (either way), in the
 -- review list with it (whatever the decision), or sharing a valid NHS number or UPN
 -- with it — is marked here, and a mark is never removed by the node's own jobs:

@@ -1,4 +1,4 @@
--- Incomplete rows (issue 14): a source row missing its given name, family name or
+-- Incomplete rows: a source row missing its given name, family name or
 -- date of birth, or with an invalid one, loads without that field rather than being
 -- refused, so the child is in its council's index and found by what it has.
 -- ``incomplete`` says which of the child's fields no source supplies, and why

@@ -1,4 +1,4 @@
--- Federation health (DESIGN §7): every heartbeat is kept for 48 h (pruned by the
+-- Federation health (docs/design.md §7): every heartbeat is kept for 48 h (pruned by the
 -- statement that appends one), so operators can chart a council's lag over time.
 
 CREATE TABLE heartbeat_history (

@@ -1,4 +1,4 @@
--- National identity resolution (DESIGN §5): the identity fields matching needs beside
+-- National identity resolution (docs/design.md §5): the identity fields matching needs beside
 -- the record columns, each live record's blocking keys, and the review queue whose
 -- decided rows are the human decisions the resolver never overrides.
 

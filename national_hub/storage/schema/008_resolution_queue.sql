@@ -1,4 +1,4 @@
--- Resolution off the batch path (DESIGN §10): batch intake writes a record and its
+-- Resolution off the batch path (docs/design.md §10): batch intake writes a record and its
 -- blocking keys and queues the record here in the batch's transaction; the background
 -- resolver claims the oldest entries, resolves them set-based and deletes them in one
 -- transaction. Append-only (no unique key), so intake never waits on a row the

@@ -1,4 +1,4 @@
--- Shielding belongs to the child (DESIGN §6): one sticky mark per record that counts
+-- Shielding belongs to the child (docs/design.md §6): one sticky mark per record that counts
 -- as shielded and per council whose shielded record made it so (whose index team to
 -- contact). A record is marked for its own flag and for every record it is linked to,
 -- in review with, separated from, shares a valid NHS number or UPN with, or was merged

@@ -1,4 +1,4 @@
--- Which matching model decided each record's national id (issue 14): the version the
+-- Which matching model decided each record's national id: the version the
 -- resolver scored it with when it last placed the record (linked to a partner's child,
 -- or a child of its own because nothing linked), "+across-councils" when the deciding
 -- pair was of two councils. NULL until the record is resolved (and for records

@@ -1,4 +1,4 @@
--- Accounts and logins, the same on the hub and on every council node (DESIGN §6).
+-- Accounts and logins, the same on the hub and on every council node (docs/design.md §6).
 -- Applied by server_common.database as the shared track "schema_migrations_accounts".
 
 CREATE TABLE users (

@@ -1,4 +1,4 @@
--- The tamper-evident audit log (DESIGN §6, docs/audit.md), the same on every server.
+-- The tamper-evident audit log (docs/design.md §6, docs/audit.md), the same on every server.
 -- Applied by server_common.database as the shared track "schema_migrations_audit".
 
 -- One row per entry. seq is the Merkle leaf index (0, 1, 2, …) and is gapless: it

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import synthetic
-from local_node.feeds import parse_feed
+from local_node.feeds import FeedRow, parse_feed
 from protocol.matching import (
     DEFAULT_MODEL,
     Decision,
@@ -55,7 +55,7 @@ class Evaluation:
         return [p for p, e in self.results.items() if e.decision() is Decision.LINK]
 
 
-def _identity(row) -> IdentityFields:  # type: ignore[no-untyped-def]
+def _identity(row: FeedRow) -> IdentityFields:
     i = row.identity
     return IdentityFields(
         given_name=i.given_name, family_name=i.family_name, dob=i.dob, sex=i.sex,

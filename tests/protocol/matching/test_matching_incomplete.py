@@ -1,10 +1,11 @@
-"""Records lacking a given name, family name or date of birth (issue 14): compared as
+"""Records lacking a given name, family name or date of birth (docs/PROTOCOL.md §3.2.1): compared as
 missing (no evidence either way), never a crash, and never linked on too little."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,8 @@ def test_absent_fields_compare_as_missing() -> None:
 @pytest.mark.parametrize("absent", [("given_name",), ("given_name", "dob"),
                                     ("family_name", "dob"), ("given_name", "family_name")])
 def test_too_little_identity_links_only_by_an_identifier(absent: tuple[str, ...]) -> None:
-    lacking = replace(SAME_HOME, **dict.fromkeys(absent))
+    blank: dict[str, Any] = dict.fromkeys(absent)
+    lacking = replace(SAME_HOME, **blank)
     result = score(lacking, SAME_HOME)
     # the same home and whatever else agrees: at most a review, never a link
     assert result.cap == "identity_incomplete"
@@ -46,7 +48,8 @@ def test_too_little_identity_links_only_by_an_identifier(absent: tuple[str, ...]
 
 def test_a_record_lacking_only_its_dob_or_surname_is_decided_by_weights() -> None:
     for absent in ("dob", "family_name"):
-        result = score(replace(SAME_HOME, **{absent: None}), SAME_HOME)
+        blank: dict[str, Any] = {absent: None}
+        result = score(replace(SAME_HOME, **blank), SAME_HOME)
         assert result.cap is None and result.decision() is Decision.LINK, absent
 
 

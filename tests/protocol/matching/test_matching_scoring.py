@@ -7,8 +7,10 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -241,7 +243,7 @@ def test_model_round_trips_through_json() -> None:
     lambda d: d["thresholds"].update(review=99.0),
     lambda d: d.update(fields=[]),
 ])
-def test_model_rejects_bad_data(spoil) -> None:  # type: ignore[no-untyped-def]
+def test_model_rejects_bad_data(spoil: Callable[[dict[str, Any]], object]) -> None:
     data = DEFAULT_MODEL.to_dict()
     spoil(data)
     with pytest.raises(ValueError):
@@ -298,7 +300,7 @@ def test_em_keeps_u_by_default_and_is_numerically_safe() -> None:
     assert estimate_m_u(missing_only, DEFAULT_MODEL).weights  # no division by zero
 
 
-def _normalised(levels: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+def _normalised(levels: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
     m_total = sum(m for m, _ in levels.values())
     u_total = sum(u for _, u in levels.values())
     return {level: (m / m_total, u / u_total) for level, (m, u) in levels.items()}

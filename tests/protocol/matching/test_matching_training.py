@@ -18,7 +18,8 @@ def _vector(**levels: int) -> tuple[int, ...]:
 
 def test_u_is_the_share_among_random_pairs_and_rare_levels_keep_the_model_u() -> None:
     sex = COMPARISONS[FIELDS.index("sex")].levels
-    random_pairs = ([_vector(sex=int(sex.AGREE))] * 600 + [_vector(sex=int(sex.DISAGREE))] * 400
+    agree, disagree = sex["AGREE"], sex["DISAGREE"]  # members of the field's IntEnum
+    random_pairs = ([_vector(sex=int(agree))] * 600 + [_vector(sex=int(disagree))] * 400
                     + [_vector(sex=-1)] * 500)  # MISSING does not count
     model = estimate_u(random_pairs, DEFAULT_MODEL, min_count=20)
     assert model.fields["sex"]["AGREE"][1] == pytest.approx(0.6)
