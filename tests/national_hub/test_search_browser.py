@@ -102,7 +102,7 @@ async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path
 
         # back to the same results, the search kept (posted again, not in the address)
         await page.click("text=Back to results")
-        await expect(page).to_have_url(f"{base}/")
+        await expect(page).to_have_url(f"{base}/#results")
         await expect(page.locator("#results")).to_have_text("1 child found")
         await expect(page.locator("#given_name")).to_have_value("Izzy")
 
