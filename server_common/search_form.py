@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from protocol import identifiers
-from protocol.errors import ValidationError
+from protocol.errors import ErrorCode, SignpostError, ValidationError
 from protocol.search import SearchQuery
 from server_common import pages
 from server_common.pages import FieldError
@@ -229,6 +229,18 @@ def read_date(day: str, month: str, year: str, today: date | None = None) -> dat
     if born > (today or date.today()):
         raise DateError("Date of birth must be in the past")
     return born
+
+
+async def submitted(request: web.Request) -> Mapping[str, object]:
+    """A page's form: the posted body, or the query string of a GET (an old bookmark).
+    A body not in its stated encoding is refused 400 ``malformed_request``."""
+    if request.method != "POST":
+        return request.query
+    try:
+        return await request.post()
+    except ValueError as exc:
+        raise SignpostError("the form could not be read",
+                            code=ErrorCode.MALFORMED_REQUEST) from exc
 
 
 def purpose_question(request: web.Request, form: SearchForm, posted: Mapping[str, object],
