@@ -126,8 +126,8 @@ async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path
 
 async def test_the_journey_by_keyboard_alone(make_database, tmp_path: Path,
                                             browser: Browser) -> None:
-    """Tab and Enter only (space for a radio): skip link, the form, a result, the child,
-    the index team's contact, and back."""
+    """Tab and Enter only (and typing): skip link, the form (the reason typed in its box,
+    Enter sends the form), a result, the child, the index team's contact, and back."""
     async with search_federation(make_database, tmp_path) as fed:
         base = fed.hub.url
         await fed.hub.server.app[k.COUNCILS].set_contact(ESX, **ESX_TEAM)
@@ -154,9 +154,8 @@ async def test_the_journey_by_keyboard_alone(make_database, tmp_path: Path,
         await keys.type("Nowak")
         await tab_to("#dob-day")
         await keys.type("21/07/2012")
-        await tab_to("input[name=purpose]")  # a radio group is one Tab stop
-        await keys.press("Space")
-        await tab_to("#search-button")
+        await tab_to("#purpose_other")  # past the radios (one Tab stop)
+        await keys.type("Attendance concern")
         await keys.press("Enter")
         await expect(page.locator("#results")).to_have_text("1 child found")
         await tab_to("table button")
