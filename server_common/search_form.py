@@ -136,6 +136,13 @@ class SearchForm:
                 errors.append(FieldError(name, _PLAIN[name]))
             else:
                 out[name] = value
+        if not errors:  # the fields read: are they enough to find a child? (told at once,
+            try:        # with any mistake in the purpose, not one round after it)
+                if not self.who_given:
+                    raise ValidationError("query", WHO_MISSING)
+                SearchQuery.parse(out)
+            except ValidationError:
+                errors.append(FieldError("given_name", WHO_MISSING))
         purpose = self.purpose_text()
         if purpose is None:
             errors.append(FieldError("purpose", "Select why you are looking"))
@@ -144,14 +151,6 @@ class SearchForm:
                                                       "200 characters"))
         else:
             out["purpose"] = purpose
-        if not errors:
-            if not self.who_given:
-                errors.append(FieldError("given_name", WHO_MISSING))
-            else:
-                try:
-                    SearchQuery.parse(out)
-                except ValidationError:
-                    errors.append(FieldError("given_name", WHO_MISSING))
         return out, errors
 
     def purpose_text(self) -> str | None:

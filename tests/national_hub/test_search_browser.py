@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page, expect
 
 from national_hub.handlers import appkeys as k
 from server_common.accounts import Role
+from server_common.search_form import WHO_MISSING
 from tests.browser import check_page
 from tests.national_hub.search_federation import ESX, TFW, search_federation
 from tests.server_common.accounts_helpers import sign_in
@@ -50,14 +51,16 @@ async def test_find_the_mover_and_a_shielded_child(make_database, tmp_path: Path
         await expect(page).to_have_title("Search – Signpost national hub")
         await check_page(page, "hub-search")
 
-        # a mistake first: told in plain words, linked to the field
+        # mistakes first: told at once, in plain words, each linked to its field
         await page.fill("#given_name", "Izzy")
         await page.click("#search-button")
         await expect(page).to_have_title("Error: Search – Signpost national hub")
         summary = page.locator(".govuk-error-summary")
         await expect(summary).to_be_focused()  # GOV.UK Frontend's script moved focus there
         await expect(summary.locator("a")).to_have_text([
-            "Select why you are looking"])
+            WHO_MISSING, "Select why you are looking"])
+        await summary.locator("a", has_text="Select why").click()
+        await expect(page.locator("input[name=purpose]").first).to_be_focused()
         await check_page(page, "hub-search-errors")
 
         await find(page, base, given_name="Izzy", family_name="Okonkwo-Reily",
