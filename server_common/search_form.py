@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from protocol import identifiers
-from protocol.errors import ValidationError
+from protocol.errors import ErrorCode, SignpostError, ValidationError
 from protocol.search import SearchQuery
 from server_common import pages
 from server_common.pages import FieldError
@@ -136,6 +136,13 @@ class SearchForm:
                 errors.append(FieldError(name, _PLAIN[name]))
             else:
                 out[name] = value
+        if not errors:  # the fields read: are they enough to find a child? (told at once,
+            try:        # with any mistake in the purpose, not one round after it)
+                if not self.who_given:
+                    raise ValidationError("query", WHO_MISSING)
+                SearchQuery.parse(out)
+            except ValidationError:
+                errors.append(FieldError("given_name", WHO_MISSING))
         purpose = self.purpose_text()
         if purpose is None:
             errors.append(FieldError("purpose", "Select why you are looking"))
@@ -144,14 +151,6 @@ class SearchForm:
                                                       "200 characters"))
         else:
             out["purpose"] = purpose
-        if not errors:
-            if not self.who_given:
-                errors.append(FieldError("given_name", WHO_MISSING))
-            else:
-                try:
-                    SearchQuery.parse(out)
-                except ValidationError:
-                    errors.append(FieldError("given_name", WHO_MISSING))
         return out, errors
 
     def purpose_text(self) -> str | None:
@@ -229,6 +228,18 @@ def read_date(day: str, month: str, year: str, today: date | None = None) -> dat
     if born > (today or date.today()):
         raise DateError("Date of birth must be in the past")
     return born
+
+
+async def submitted(request: web.Request) -> Mapping[str, object]:
+    """A page's form: the posted body, or the query string of a GET (an old bookmark).
+    A body not in its stated encoding is refused 400 ``malformed_request``."""
+    if request.method != "POST":
+        return request.query
+    try:
+        return await request.post()
+    except ValueError as exc:
+        raise SignpostError("the form could not be read",
+                            code=ErrorCode.MALFORMED_REQUEST) from exc
 
 
 def purpose_question(request: web.Request, form: SearchForm, posted: Mapping[str, object],

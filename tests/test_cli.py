@@ -45,7 +45,8 @@ async def envs(make_database: DatabaseFactory, tmp_path: Path) -> Envs:
 def test_every_command_has_help() -> None:
     for tool, commands in {
         "national-hub": [[], ["serve"], ["db", "upgrade"], ["councils", "add"],
-                         ["councils", "list"], ["keys", "revoke"], ["links", "export"],
+                         ["councils", "list"], ["councils", "set-contact"], ["keys", "revoke"],
+                         ["links", "export"],
                          ["links", "resolve"], ["links", "drain"], ["status"],
                          ["model", "train"], ["model", "list"], ["retention", "run"]],
         "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],

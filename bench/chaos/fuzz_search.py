@@ -397,7 +397,7 @@ def _check_answer(target: Target, endpoint: str, body: bytes, content_type: str,
         text = body.decode(errors="replace")
         if content_type != "text/html":
             return f"a page as {content_type}"
-        heading = "Find a child" if endpoint == "page_search" else "<h1>"
+        heading = "Find a child" if endpoint == "page_search" else "<h1"  # it has a class
         return None if heading in text else f"no {heading!r} in the page"
     if content_type != "application/json":
         return f"an API answer as {content_type}"

@@ -34,7 +34,13 @@ from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
 from server_common.display import name_case
 from server_common.pages import FieldError
-from server_common.search_form import WHO_MISSING, SearchForm, form_errors, purpose_question
+from server_common.search_form import (
+    WHO_MISSING,
+    SearchForm,
+    form_errors,
+    purpose_question,
+    submitted,
+)
 
 
 async def _search(request: web.Request, submitted: Mapping[str, str],
@@ -110,11 +116,7 @@ async def page_search(request: web.Request) -> web.Response:
     back in plain words, linked to their fields; nothing is searched or audited."""
     if request.method != "POST":
         return _search_page(request, SearchForm(), [])
-    try:
-        form = SearchForm.from_post(await request.post())
-    except ValueError as exc:  # a form body that is not in its stated encoding
-        raise SignpostError("the form could not be read",
-                            code=ErrorCode.MALFORMED_REQUEST) from exc
+    form = SearchForm.from_post(await submitted(request))
     fields, errors = form.read()
     if errors:
         return _search_page(request, form, errors, status=400)
@@ -131,7 +133,7 @@ async def page_child(request: web.Request) -> web.Response:
     """``POST`` from a result (the whole search in the form, for the way back) or
     ``GET ?purpose=…``. What shows is the disclosure policy's (a shielded child: no
     location but to this council's index team, who see that it is shielded)."""
-    posted = await request.post() if request.method == "POST" else request.query
+    posted = await submitted(request)
     search = SearchForm.from_post(posted)
     if (asked := purpose_question(request, search, posted, "/search")) is not None:
         return asked

@@ -30,7 +30,13 @@ from server_common.accounts import principal, require_roles
 from server_common.accounts.principal import CHILD_READERS
 from server_common.display import name_case
 from server_common.pages import FieldError
-from server_common.search_form import WHO_MISSING, SearchForm, form_errors, purpose_question
+from server_common.search_form import (
+    WHO_MISSING,
+    SearchForm,
+    form_errors,
+    purpose_question,
+    submitted,
+)
 
 SERVICE = "Signpost national hub"
 
@@ -57,7 +63,7 @@ async def home(request: web.Request) -> web.Response:
 @require_roles(*CHILD_READERS)
 async def search_page(request: web.Request) -> web.Response:
     """``POST /``: the search, from the form's fields."""
-    return await _results(request, SearchForm.from_post(await request.post()))
+    return await _results(request, SearchForm.from_post(await submitted(request)))
 
 
 async def _results(request: web.Request, form: SearchForm) -> web.Response:
@@ -89,7 +95,7 @@ async def child_page(request: web.Request) -> web.Response:
     """``POST /children/{id}`` from a result (the whole search and its purpose in the
     form, for the way back), or ``GET /children/{id}?purpose=…``; without a purpose,
     the question first."""
-    posted = await request.post() if request.method == "POST" else request.query
+    posted = await submitted(request)
     form = SearchForm.from_post(posted)
     if (asked := purpose_question(request, form, posted, "/")) is not None:
         return asked

@@ -81,7 +81,7 @@ async def test_search_misspelt_name_and_open_the_child(
         await expect(link).to_have_count(1)
         # the form was posted: no name or date of birth in the address bar (history,
         # proxies, logs); the child opens by a posted form too, its address the id only
-        await expect(page).to_have_url(f"{base}/search")
+        await expect(page).to_have_url(f"{base}/search#results")
         await expect(page.locator("#results")).to_have_text("1 child found")
         await check_page(page, "node-results")
         await link.click()
@@ -99,7 +99,7 @@ async def test_search_misspelt_name_and_open_the_child(
         await check_page(page, "node-child")
 
         await page.click("text=Back to results")
-        await expect(page).to_have_url(f"{base}/search")
+        await expect(page).to_have_url(f"{base}/search#results")
         await expect(page.locator("#results")).to_have_text("1 child found")
         await expect(page.locator("#family_name")).to_have_value("Okonkwo-Reily")
 

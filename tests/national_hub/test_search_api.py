@@ -266,7 +266,7 @@ async def test_pages_need_a_reader_purpose_and_an_audit(fed: SearchFederation) -
     # the form is posted, and a result opens the child by a posted form too: no name,
     # date of birth or purpose in any address the page builds
     status, empty, _ = await get(fed, "/", "pat")
-    assert status == 200 and '<form method="post" action="/"' in empty
+    assert status == 200 and '<form method="post" action="/#results"' in empty
     assert 'name="csrf_token"' in empty
     status, found, _ = await post(fed, "/", "pat", {**PURPOSE, **MOVER})
     assert status == 200 and f'<form method="post" action="/children/{national_id}"' in found

@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Page, expect
 
 from national_hub.handlers import appkeys as k
 from server_common.accounts import Role
+from server_common.search_form import WHO_MISSING
 from tests.browser import check_page
 from tests.conftest import DatabaseFactory
 from tests.national_hub.search_federation import ESX, TFW, search_federation
@@ -51,14 +52,16 @@ async def test_find_the_mover_and_a_shielded_child(make_database: DatabaseFactor
         await expect(page).to_have_title("Search – Signpost national hub")
         await check_page(page, "hub-search")
 
-        # a mistake first: told in plain words, linked to the field
+        # mistakes first: told at once, in plain words, each linked to its field
         await page.fill("#given_name", "Izzy")
         await page.click("#search-button")
         await expect(page).to_have_title("Error: Search – Signpost national hub")
         summary = page.locator(".govuk-error-summary")
         await expect(summary).to_be_focused()  # GOV.UK Frontend's script moved focus there
         await expect(summary.locator("a")).to_have_text([
-            "Select why you are looking"])
+            WHO_MISSING, "Select why you are looking"])
+        await summary.locator("a", has_text="Select why").click()
+        await expect(page.locator("input[name=purpose]").first).to_be_focused()
         await check_page(page, "hub-search-errors")
 
         await find(page, base, given_name="Izzy", family_name="Okonkwo-Reily",
@@ -103,7 +106,7 @@ async def test_find_the_mover_and_a_shielded_child(make_database: DatabaseFactor
 
         # back to the same results, the search kept (posted again, not in the address)
         await page.click("text=Back to results")
-        await expect(page).to_have_url(f"{base}/")
+        await expect(page).to_have_url(f"{base}/#results")
         await expect(page.locator("#results")).to_have_text("1 child found")
         await expect(page.locator("#given_name")).to_have_value("Izzy")
 
@@ -127,8 +130,8 @@ async def test_find_the_mover_and_a_shielded_child(make_database: DatabaseFactor
 
 async def test_the_journey_by_keyboard_alone(make_database, tmp_path: Path,
                                             browser: Browser) -> None:
-    """Tab and Enter only (space for a radio): skip link, the form, a result, the child,
-    the index team's contact, and back."""
+    """Tab and Enter only (and typing): skip link, the form (the reason typed in its box,
+    Enter sends the form), a result, the child, the index team's contact, and back."""
     async with search_federation(make_database, tmp_path) as fed:
         base = fed.hub.url
         await fed.hub.server.app[k.COUNCILS].set_contact(ESX, **ESX_TEAM)
@@ -155,9 +158,8 @@ async def test_the_journey_by_keyboard_alone(make_database, tmp_path: Path,
         await keys.type("Nowak")
         await tab_to("#dob-day")
         await keys.type("21/07/2012")
-        await tab_to("input[name=purpose]")  # a radio group is one Tab stop
-        await keys.press("Space")
-        await tab_to("#search-button")
+        await tab_to("#purpose_other")  # past the radios (one Tab stop)
+        await keys.type("Attendance concern")
         await keys.press("Enter")
         await expect(page.locator("#results")).to_have_text("1 child found")
         await tab_to("table button")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import aiohttp
+
 from national_hub.handlers import appkeys as k
 from server_common.search_form import WHO_MISSING
 from tests.national_hub.search_federation import TFW, search_federation
@@ -98,6 +100,17 @@ async def test_the_search_page_speaks_plainly(make_database, tmp_path: Path) -> 
         assert (await audit.entries_by_user("pat"))[-1].entry.purpose == "Court report"
         status, page, _ = await post(fed, "/", "pat", {"nhs_number": "943 476 5048", **S47})
         assert status == 200 and "0 children found" in page and "No child matches" in page
+
+        # a form that is not in its stated encoding: a clear 400, for the search and the child
+        national_id = re.findall(r'data-national-id="([^"]+)"', (await post(
+            fed, "/", "pat", {**IZZY, "dob-day": "14/03/2015", **S47}))[1])[0]
+        for path in ("/", f"/children/{national_id}"):
+            async with aiohttp.ClientSession() as http, http.post(
+                    fed.hub.url + path, data=b"given_name=\xff\xfe&purpose=s47",
+                    headers={"Authorization": f"Bearer {fed.tokens['pat']}",
+                             "Content-Type": "application/x-www-form-urlencoded"}) as resp:
+                assert resp.status == 400, path
+                assert (await resp.json())["error"]["code"] == "malformed_request", path
 
         # a feed that writes names in capitals: shown as people write them
         feed = tmp_path / "capitals.csv"
