@@ -41,7 +41,7 @@ from server_common.readiness import wait_ready
 def council_records(population: synthetic.Population) -> list[ChildRecord]:
     """One record per child of the population's council, as a node would publish it
     (the generator's true values: intake's cost does not depend on feed noise)."""
-    records = []
+    records: list[ChildRecord] = []
     for person in population.persons:
         for presence in person.presences:
             records.append(ChildRecord(

@@ -159,7 +159,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             app[SEARCH] = services.search
             audit_log = app[AUDIT_LOG] = services.audit
             app[AUDIT] = practitioner_auditor(audit_log)
-            app[REVIEW] = review_service(pool, audit_log)  # the /review page's decisions
+            app[REVIEW] = services.review  # the /review page's decisions, audited
             # Coroutines made only as they start: one made and never awaited warns
             def own_loops() -> list[Coroutine[Any, Any, None]]:
                 loops = []

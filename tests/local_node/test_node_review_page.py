@@ -17,6 +17,7 @@ from playwright.async_api import Browser, expect
 from local_node.app import PACKAGE, ingest_service, review_service
 from server_common.accounts import Role
 from tests.browser import check_page
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
 from tests.server_common.accounts_helpers import bearer_headers, sign_in
@@ -46,7 +47,8 @@ async def entries(pool: asyncpg.Pool, action: str) -> list[dict]:
     return [e for e in (json.loads(r["e"]) for r in rows) if e["action"] == action]
 
 
-async def test_index_team_decides_and_auditor_finds_it(make_database, tmp_path: Path,
+async def test_index_team_decides_and_auditor_finds_it(
+        make_database: DatabaseFactory, tmp_path: Path,
                                                        browser: Browser) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)

@@ -15,6 +15,7 @@ from server_common.accounts.principal import Role
 from server_common.accounts.service import AccountService
 from server_common.audit.service import AuditLog
 from server_common.search_form import WHO_MISSING
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
 from tests.national_hub.test_search_pages import summary_links, title_of
@@ -34,7 +35,8 @@ FEED = (
 )
 
 
-async def test_the_node_search_page_speaks_plainly(make_database, tmp_path: Path) -> None:
+async def test_the_node_search_page_speaks_plainly(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)
     feed = tmp_path / "health.csv"

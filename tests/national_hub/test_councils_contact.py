@@ -12,13 +12,14 @@ import asyncpg
 from national_hub.cli import cli_actor
 from protocol import keys
 from server_common.audit.service import AuditLog
+from tests.conftest import DatabaseFactory
 from tests.processes import script
 from tests.test_cli import run
 
 ESX = "E10000011"
 
 
-async def test_set_contact_and_list(make_database, tmp_path: Path) -> None:
+async def test_set_contact_and_list(make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub_key.pem")}

@@ -137,7 +137,7 @@ async def test_index_team_decides_a_pair_on_the_review_screen(federation: Federa
     assert await audited(hub, "review.queue") >= 4  # each look is audited
 
 
-async def test_bad_decisions_are_refused_with_their_codes(federation) -> None:  # noqa: F811
+async def test_bad_decisions_are_refused_with_their_codes(federation: Federation) -> None:  # noqa: F811
     hub, esx, tfw = federation
     await esx.send(GREY_A)
     await tfw.send(GREY_B)
@@ -164,7 +164,7 @@ async def tab_to(page: Page, selector: str, most: int = 80) -> None:
     raise AssertionError(f"{selector} is not reached by the keyboard on {page.url}")
 
 
-async def test_a_pair_is_decided_and_undone_by_keyboard_alone(federation,  # noqa: F811
+async def test_a_pair_is_decided_and_undone_by_keyboard_alone(federation: Federation,  # noqa: F811
                                                               browser: Browser) -> None:
     hub, esx, tfw = federation
     await esx.send(GREY_A)

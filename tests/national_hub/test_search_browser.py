@@ -128,7 +128,7 @@ async def test_find_the_mover_and_a_shielded_child(make_database: DatabaseFactor
         await check_page(page, "hub-child-shielded")
 
 
-async def test_the_journey_by_keyboard_alone(make_database, tmp_path: Path,
+async def test_the_journey_by_keyboard_alone(make_database: DatabaseFactory, tmp_path: Path,
                                             browser: Browser) -> None:
     """Tab and Enter only (and typing): skip link, the form (the reason typed in its box,
     Enter sends the form), a result, the child, the index team's contact, and back."""

@@ -14,6 +14,7 @@ import aiohttp
 
 from national_hub.handlers import appkeys as k
 from server_common.search_form import WHO_MISSING
+from tests.conftest import DatabaseFactory
 from tests.national_hub.search_federation import TFW, search_federation
 from tests.national_hub.test_search_api import get, post
 
@@ -37,7 +38,8 @@ def summary_links(page: str) -> list[tuple[str, str]]:
             for href, text in re.findall(r'<a href="([^"]+)">(.*?)</a>', body, re.S)]
 
 
-async def test_the_search_page_speaks_plainly(make_database, tmp_path: Path) -> None:
+async def test_the_search_page_speaks_plainly(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with search_federation(make_database, tmp_path) as fed:
         audit = fed.hub.server.app[k.AUDIT]
         status, empty, _ = await get(fed, "/", "pat")

@@ -42,7 +42,8 @@ def test_services_in_words_with_their_dates() -> None:
     assert service_dates({"start_date": None, "end_date": "2024-07-20"}, TODAY) == \
         "Ended 20 July 2024"
     assert service_dates({"start_date": None, "end_date": None}, TODAY) == ""
-    services = [{"service_type": "a", "start_date": "2019-01-01", "end_date": "2020-01-01"},
+    services: list[dict[str, str | None]] = [
+                {"service_type": "a", "start_date": "2019-01-01", "end_date": "2020-01-01"},
                 {"service_type": "b", "start_date": "2018-01-01", "end_date": None},
                 {"service_type": "c", "start_date": "2023-01-01", "end_date": None}]
     assert [s["service_type"] for s in open_first(services, TODAY)] == ["c", "b", "a"]

@@ -17,6 +17,7 @@ from server_common.accounts import AccountsConfig, Role
 from server_common.accounts.service import AccountService
 from server_common.pages import ROLE_NAMES
 from tests.browser import check_page
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub, upgrade
 from tests.local_node.test_practitioner_api import ESX, running
 from tests.server_common.accounts_helpers import (
@@ -36,7 +37,7 @@ def title_of(page: str) -> str:
     return " ".join(match.group(1).split())
 
 
-async def test_browsers_get_error_pages_and_api_clients_json(make_database,
+async def test_browsers_get_error_pages_and_api_clients_json(make_database: DatabaseFactory,
                                                              tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         user = await AccountService(hub.pool, AccountsConfig()).add_user(
@@ -87,7 +88,8 @@ async def test_browsers_get_error_pages_and_api_clients_json(make_database,
                 assert resp.status == 200 and resp.content_type == kind, name
 
 
-async def test_shell_navigation_and_sign_out_in_a_browser(make_database, tmp_path: Path,
+async def test_shell_navigation_and_sign_out_in_a_browser(
+        make_database: DatabaseFactory, tmp_path: Path,
                                                           browser: Browser) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         page = await browser.new_page()
@@ -122,7 +124,8 @@ async def test_shell_navigation_and_sign_out_in_a_browser(make_database, tmp_pat
         await expect(page).to_have_url(f"{hub.url}/login?next=/")
 
 
-async def test_every_role_lands_on_an_accessible_page_at_a_node(make_database, tmp_path: Path,
+async def test_every_role_lands_on_an_accessible_page_at_a_node(
+        make_database: DatabaseFactory, tmp_path: Path,
                                                                browser: Browser) -> None:
     """Each role's first page at a node, and the question a child's page asks when it is
     opened without a purpose, pass axe and fit 320 px."""

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from protocol.matching import IdentityFields, words
-from protocol.matching.compare import COMPARISONS
+from protocol.matching.compare import COMPARISONS, Comparison
 from protocol.matching.scoring import DEFAULT_MODEL, score
 from protocol.matching.words import evidence, in_words, rule_in_words
 
@@ -19,8 +19,8 @@ def test_the_docstring_examples() -> None:
 
 
 @pytest.mark.parametrize("comparison", COMPARISONS, ids=lambda c: c.field)
-def test_every_level_has_words_not_its_code(comparison) -> None:
-    said = set()
+def test_every_level_has_words_not_its_code(comparison: Comparison) -> None:
+    said: set[str] = set()
     for level in comparison.levels:
         label, text = in_words(comparison.field, level.name)
         assert label and "_" not in label
