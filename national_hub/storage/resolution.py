@@ -76,6 +76,30 @@ class ResolutionStore:
                 " SELECT $1, * FROM unnest($2::text[], $3::text[]) ON CONFLICT DO NOTHING",
                 council, list(ids), list(values))
 
+    async def sync_keys(self, conn: asyncpg.Connection, council: str,
+                        local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
+        """Make ``local_ids``' keys exactly ``keys`` ((local_id, key) pairs), writing only
+        what differs. Re-resolving a council after a model change computes the keys its
+        records already hold: deleting and re-inserting every one cost more than the
+        resolution itself (three indexes rewritten per key); a key kept is not touched."""
+        if not local_ids:
+            return
+        ids = [lid for lid, _ in keys]
+        values = [key for _, key in keys]
+        await conn.execute(
+            "DELETE FROM record_keys k WHERE k.council_code = $1"
+            " AND k.local_id = ANY($2::text[]) AND NOT EXISTS ("
+            "  SELECT 1 FROM unnest($3::text[], $4::text[]) w(l, key)"
+            "  WHERE w.l = k.local_id AND w.key = k.key)",
+            council, list(local_ids), ids, values)
+        if keys:
+            await conn.execute(
+                "INSERT INTO record_keys (council_code, local_id, key)"
+                " SELECT $1, w.l, w.key FROM unnest($2::text[], $3::text[]) w(l, key)"
+                " WHERE NOT EXISTS (SELECT 1 FROM record_keys k WHERE k.council_code = $1"
+                "  AND k.local_id = w.l AND k.key = w.key)"
+                " ON CONFLICT DO NOTHING", council, ids, values)
+
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int) -> list[asyncpg.Record]:
         """Resolved live records holding any of ``keys``, with the keys they hold; a key
