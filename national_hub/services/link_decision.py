@@ -31,7 +31,7 @@ import numpy as np
 from national_hub.storage.resolution import NewReview, RecordKey
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
 from protocol.matching.bulk import Columns
-from protocol.matching.bulk_score import score_columns
+from protocol.matching.bulk_score import DECISIONS, score_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,16 @@ def pair_of(x: RecordKey, y: RecordKey) -> tuple[RecordKey, RecordKey]:
     return (x, y) if x < y else (y, x)
 
 
+def _partners_of(pairs: frozenset[frozenset[RecordKey]]) -> dict[RecordKey, list[RecordKey]]:
+    """Each record of the pairs → the other records it is paired with."""
+    out: dict[RecordKey, list[RecordKey]] = {}
+    for pair in pairs:
+        x, y = tuple(pair)
+        out.setdefault(x, []).append(y)
+        out.setdefault(y, []).append(x)
+    return out
+
+
 def candidate_pairs(g: Gathered, max_block: int) -> list[list[RecordKey]]:
     """Per candidate (in order), its partners in the order the rules meet them: the
     others sharing a key, earlier chunk records sharing a key, then linked partners.
@@ -98,6 +108,7 @@ def candidate_pairs(g: Gathered, max_block: int) -> list[list[RecordKey]]:
     for c in g.candidates:
         for k in g.keys[c.local_id]:
             chunk_by_key.setdefault(k, []).append(c.local_id)
+    linked, separated = _partners_of(g.linked), _partners_of(g.separated)
     out: list[list[RecordKey]] = []
     for i, c in enumerate(g.candidates):
         me: RecordKey = (council, c.local_id)
@@ -110,12 +121,10 @@ def candidate_pairs(g: Gathered, max_block: int) -> list[list[RecordKey]]:
                 for lid in block:
                     if position[lid] < i:  # the later of two chunk records decides
                         partners[(council, lid)] = None
-        for pair in g.linked:
-            if me in pair:
-                (rk,) = pair - {me}
-                if rk in g.others or (rk[0] == council and position.get(rk[1], i) < i):
-                    partners[rk] = None
-        apart = {next(iter(p - {me})) for p in g.separated if me in p}
+        for rk in linked.get(me, ()):
+            if rk in g.others or (rk[0] == council and position.get(rk[1], i) < i):
+                partners[rk] = None
+        apart = set(separated.get(me, ()))
         out.append([rk for rk in partners if rk not in apart])
     return out
 
@@ -139,6 +148,7 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                            np.array(which, dtype=np.int64), tf)
     models = (model, across)
 
+    separated = _partners_of(g.separated)
     holders = {nid: set(rks) for nid, rks in g.holders.items()}
     new_order: dict[str, int] = {}
     assigned: dict[str, str] = {}
@@ -152,16 +162,20 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             return (0, g.created[nid], nid)
         return (1, new_order[nid], nid)
 
+    # plain lists: the loop below reads one entry per pair, and a numpy scalar read
+    # costs more than the decision it carries
+    decisions, vetoes = scores.decision.tolist(), scores.veto.tolist()
+    chosen_model = scores.model.tolist()
     k = 0
     for i, c in enumerate(g.candidates):
         me: RecordKey = (council, c.local_id)
-        apart = {next(iter(p - {me})) for p in g.separated if me in p}
+        apart = set(separated.get(me, ()))
         links: list[tuple[RecordKey, str, int]] = []
         greys: list[tuple[RecordKey, str, int]] = []
         for rk in partners[i]:
             nid = g.others[rk].national_id if rk in g.others else assigned[rk[1]]
-            decision = scores.decided(k)
-            if (decision is not Decision.LINK and scores.veto[k] == 0
+            decision = DECISIONS[decisions[k]]
+            if (decision is not Decision.LINK and vetoes[k] == 0
                     and frozenset((me, rk)) in g.linked):
                 decision = Decision.LINK
             if decision is Decision.LINK:
@@ -173,7 +187,7 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
-            decided_by[c.local_id] = next(models[int(scores.model[j])].version
+            decided_by[c.local_id] = next(models[chosen_model[j]].version
                                           for _, nid, j in links if nid == chosen)
             if c.current_id is not None and c.current_id != chosen:
                 joins.append((c.current_id, chosen))
@@ -190,6 +204,6 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 a, b = pair_of(me, rk)
                 explanation = scores.explanation(j)
                 reviews[(a, b)] = NewReview(a, b, explanation.total, explain(
-                    explanation, models[int(scores.model[j])]))
+                    explanation, models[chosen_model[j]]))
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)

@@ -45,7 +45,7 @@ from protocol.matching.frequencies import TF_FIELDS, TermFrequencies
 from protocol.matching.names import CLOSE_EDITS, CLOSE_JW
 from protocol.matching.scoring import Decision, Explanation, Model, Thresholds
 
-__all__ = ["CAPS", "VETOES", "PairScores", "score_columns"]
+__all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "score_columns"]
 
 Floats = npt.NDArray[np.float64]
 VETOES = (None, "nhs_number_differs", "upn_differs", "twins")
