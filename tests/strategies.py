@@ -19,6 +19,7 @@ from stdnum.gb import upn as stdnum_upn
 
 from protocol.batch import Batch, DeleteOp, UpsertOp
 from protocol.key_announcement import KeyAnnouncement
+from protocol.matching.compare import IdentityFields
 from protocol.records import SENSITIVE_SERVICE_TYPES, ChildRecord, Involvement
 
 EARLIEST_DOB = date(1990, 1, 1)
@@ -344,3 +345,85 @@ def local_queries(draw: st.DrawFn) -> dict[str, str]:
     }
     chosen = draw(st.sets(st.sampled_from(sorted(fields)), min_size=1, max_size=4))
     return {name: draw(fields[name]) for name in sorted(chosen)}
+
+
+# --- identity pairs (matching) ----------------------------------------------------
+
+_GIVEN_POOL = ["Amelia", "Millie", "Alfie", "Alfred", "Olivia", "Oliva", "Grubb", "Maddison",
+               "Madisno", "Eliza", "Elija", "Jon", "John", "Katherine", "Catherine", "Zoë",
+               "Smith", "Mason", "Jason", "Bill", "William", "Daisy", "Maisie", "Sophia",
+               "Sofia", "Mohammed", "Muhammad", "Ellie", "Elly", "Jonathan", "", "!!"]
+_FAMILY_POOL = ["Smith", "Smyth", "Grubb", "Olivia", "Smith-Jones", "Jones", "van der Berg",
+                "Berg", "O'Brien", "Obrien", "Okonkwo-Reilly", "Reilly", "Amelia", "Smithe",
+                "Johnson", "Jonson", "Thompson", "Tomson", "", "-"]
+_POSTCODE_POOL = ["BN1 1AA", "BN1 1AB", "BM1 1AA", "bn11aa", "BN2 5XY", "BN1 2AA", "TF1 2AB",
+                  "SW1A 1AA", "BN1 9ZZ", "BN3 7QT", "BN1", ""]
+_ADDRESS_POOL = ["12 Church Rd", "12 Church Road", "14 Church Road", "Flat 3, 12 Church Road",
+                 "12 Church Road Flat 3", "3 12 Church Road", "Oatlands Court",
+                 "Oatland Scourt", "3b High St", "High Street", "Church Road", "12 Church Rd, Hove",
+                 "Church Road 12A", "12 Chruch Road", "!", ""]
+
+
+def _maybe(pool: list[str]) -> st.SearchStrategy[str | None]:
+    values = st.sampled_from([*pool, None])
+    return st.one_of(values, values, values, texts(12))
+
+
+def _slips(name: str | None) -> list[str | None]:
+    """A name as a clerk might mistype it: a letter dropped, two swapped, one changed,
+    or (a surname) joined to another."""
+    if not name or len(name) < 3:
+        return [name]
+    return [name[:2] + name[3:], name[:1] + name[2] + name[1] + name[3:],
+            name[:-1] + "e", f"{name}-Jones", f"Smith {name}"]
+
+
+@st.composite
+def _near_dob(draw: st.DrawFn, dob: date | None) -> date | None:
+    """The date as one child's other record shows it: the same, a slip, or another."""
+    if dob is None or draw(st.booleans()):
+        return draw(st.one_of(st.none(), st.dates(date(2000, 1, 1), date(2025, 12, 31))))
+    candidates = [dob, dob.replace(day=min(dob.day, 28)) + timedelta(days=draw(
+        st.integers(-40, 40)))]
+    if dob.day <= 12:
+        candidates.append(date(dob.year, dob.day, dob.month))
+    if not (dob.month == 2 and dob.day == 29):
+        candidates.append(dob.replace(year=dob.year + draw(st.sampled_from([-1, 1, 10]))))
+    return draw(st.sampled_from(candidates))
+
+
+@st.composite
+def identity_pairs(draw: st.DrawFn) -> tuple[IdentityFields, IdentityFields]:
+    """Two IdentityFields drawn to meet at every comparison level: shared pools of
+    names, postcodes and addresses (typos, nicknames, swaps, double-barrelled names),
+    dates a slip apart, missing and invalid values, identifiers equal or not."""
+    def one(dob: date | None, nhs: str | None, upn: str | None,
+            like: IdentityFields | None = None) -> IdentityFields:
+        def field(pool: st.SearchStrategy[Any], *near: Any) -> Any:
+            return draw(st.one_of(pool, st.sampled_from(near)) if like else pool)
+
+        return IdentityFields(
+            given_name=field(_maybe(_GIVEN_POOL), *(
+                (like.given_name, like.family_name, *_slips(like.given_name)[:3])
+                if like else ())),
+            family_name=field(_maybe(_FAMILY_POOL), *(
+                (like.family_name, like.given_name, *_slips(like.family_name))
+                if like else ())),
+            dob=dob, sex=draw(st.sampled_from([0, 1, 2, 9])),
+            other_given_names=draw(st.one_of(st.none(), st.sampled_from(
+                ["Rose", "Rose Mary", "Mary", "Rosie", "Ann Marie", ""]))),
+            former_family_names=tuple(draw(st.lists(st.sampled_from(_FAMILY_POOL),
+                                                    max_size=2))),
+            postcode=field(_maybe(_POSTCODE_POOL), *((like.postcode,) if like else ())),
+            address_line=field(_maybe(_ADDRESS_POOL),
+                               *((like.address_line,) if like else ())),
+            nhs_number=nhs, upn=upn)
+
+    numbers = st.one_of(st.none(), nhs_numbers(), invalid_nhs_numbers(), st.just(""))
+    pupil = st.one_of(st.none(), upns(), st.just("A12345678901B"))
+    first_dob = draw(st.one_of(st.none(), st.dates(date(2000, 1, 1), date(2025, 12, 31))))
+    nhs, upn = draw(numbers), draw(pupil)
+    a = one(first_dob, nhs, upn)
+    b = one(draw(_near_dob(first_dob)),
+            draw(st.one_of(st.just(nhs), numbers)), draw(st.one_of(st.just(upn), pupil)), a)
+    return a, b

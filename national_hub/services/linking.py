@@ -2,10 +2,11 @@
 
 Batch intake writes each record's blocking keys and queues it; the resolver
 (:mod:`national_hub.services.resolver`) hands a chunk of one council's queued records
-to :meth:`Linker.plan`. For them, one SQL join over their keys gives every other
-resolved live record sharing one (a key held by more than ``max_block`` records is
-skipped: it is no evidence and would explode), and each pair is scored in Python with
-:mod:`protocol.matching`. Then, record by record, before anything is written (so each
+to :meth:`Linker.plan`, which gathers (async: one SQL join over their keys gives every
+other resolved live record sharing one, a key held by more than ``max_block`` records
+skipped as no evidence; the decided pairs; who holds each id), decides (pure:
+:func:`~national_hub.services.link_decision.decide_links` scores every pair of the
+chunk in bulk), then writes. Record by record, before anything is written (so each
 record is written once):
 
 * **link** (above the upper threshold, no veto): the record joins its partner's
@@ -34,15 +35,20 @@ from typing import Any
 
 import asyncpg
 
+from national_hub.services.link_decision import (
+    Candidate,
+    Gathered,
+    Other,
+    decide_links,
+    explain,
+)
 from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import NewReview, RecordKey, ResolutionStore
 from protocol.disclosure import LOCATION_COMPARISONS
 from protocol.matching import (
     DEFAULT_MODEL,
-    Decision,
     Explanation,
-    IdentifierLevel,
     IdentityFields,
     Model,
     TermFrequencies,
@@ -50,9 +56,11 @@ from protocol.matching import (
     normalise_name,
     score,
 )
-from protocol.matching.compare import compare_nhs_number, compare_upn
 from protocol.matching.frequencies import postcode_key
 from protocol.matching.location import normalise_address
+
+__all__ = ["Candidate", "LinkPlan", "Linker", "across_councils", "explain", "identity_of",
+           "new_national_id", "with_prior", "withhold_location", "without_location"]
 
 # Records sharing one blocking key beyond which resolution skips the key (the other
 # keys still find candidates). Not the search's limit (services.search) nor the node's.
@@ -123,25 +131,6 @@ def identity_of(row: asyncpg.Record) -> IdentityFields:
         nhs_number=row["nhs_number"], upn=row["upn"])
 
 
-def vetoed(a: IdentityFields, b: IdentityFields) -> bool:
-    """Two different valid NHS numbers (or UPNs): the model's first hard rule, which
-    makes the pair neither a link nor a review whatever its weights. Checked before
-    scoring, it spares most of the pairs a large council's common keys bring (two
-    Olivers of one postcode district) the full comparison, with the same decisions."""
-    return (compare_nhs_number(a, b) is IdentifierLevel.DISAGREE
-            or compare_upn(a, b) is IdentifierLevel.DISAGREE)
-
-
-def pair_of(x: RecordKey, y: RecordKey) -> tuple[RecordKey, RecordKey]:
-    return (x, y) if x < y else (y, x)
-
-
-def explain(explanation: Explanation, model: Model) -> dict[str, Any]:
-    """An explanation as JSON, with the model's version and the thresholds."""
-    thresholds = {"link": explanation.thresholds.link, "review": explanation.thresholds.review}
-    return {**explanation.to_dict(), "model_version": model.version, "thresholds": thresholds}
-
-
 def without_location(fields: IdentityFields) -> IdentityFields:
     """The fields with where the child lives taken out: a pair with a shielded record is
     scored this way for whoever may not see its location, so neither a comparison level
@@ -164,15 +153,6 @@ def _normalised(counts: dict[str, int], key: Callable[[str], str]) -> Counter[st
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A record about to be written: who it is and which national id it holds now."""
-
-    local_id: str
-    fields: IdentityFields
-    current_id: str | None
-
-
 @dataclass(slots=True)
 class LinkPlan:
     national_ids: dict[str, str]  # local_id -> national id
@@ -184,14 +164,6 @@ class LinkPlan:
     # local_id -> version of the model that decided its national id (the link's, or the
     # batch model's when nothing linked)
     model_versions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Other:
-    """A live record outside the batch that shares a key (or a decided pair)."""
-
-    fields: IdentityFields
-    national_id: str
 
 
 class Linker:
@@ -246,38 +218,24 @@ class Linker:
             self.model = with_prior(self.base, self._rate)
             self.across = across_councils(self.model)
 
-    async def plan(self, conn: asyncpg.Connection, council: str,
-                   candidates: list[Candidate], deleted: Iterable[str] = ()) -> LinkPlan:
-        """Decide each record's national id before it is written. A fixed number of
-        set queries whatever the batch size, then pure Python; new ids are created."""
+    async def gather(self, conn: asyncpg.Connection, council: str,
+                     candidates: list[Candidate], deleted: Iterable[str] = ()) -> Gathered:
+        """Read what the chunk's decision needs: a fixed number of set queries whatever
+        its size (the candidates' blocks, the decided pairs, who holds each id)."""
         store = self.resolution
-        await self.refresh_model(conn)
-        gone = list(deleted)
-        mine = {(council, c.local_id) for c in candidates} | {(council, lid) for lid in gone}
+        mine = ({(council, c.local_id) for c in candidates}
+                | {(council, lid) for lid in deleted})
         keys = {c.local_id: blocking_keys(c.fields) for c in candidates}
-
-        others: dict[RecordKey, _Other] = {}
+        others: dict[RecordKey, Other] = {}
         by_key: dict[str, list[RecordKey]] = {}
         all_keys = sorted(set().union(*keys.values())) if keys else []
         for row in await store.candidates(conn, all_keys, self.max_block):
             rk = (row["council_code"], row["local_id"])
             if rk in mine:
                 continue
-            others[rk] = _Other(identity_of(row), row["national_id"])
+            others[rk] = Other(identity_of(row), row["national_id"])
             for k in row["keys"]:
                 by_key.setdefault(k, []).append(rk)
-
-        # The prior counts this batch too: its records and how many of them share an NHS
-        # number with a record the hub holds (the second council's first batch of
-        # movers would otherwise be scored as if the hub held no partners at all).
-        nhs_keys = {c.local_id: {k for k in keys[c.local_id] if k.startswith("n:")}
-                    for c in candidates}
-        partnered = sum(1 for ks in nhs_keys.values() if any(k in by_key for k in ks))
-        records, with_nhs, shared = self._rate
-        model = with_prior(self.base, (records + len(candidates),
-                                       with_nhs + sum(1 for ks in nhs_keys.values() if ks),
-                                       shared + 2 * partnered))
-        across = across_councils(model)
 
         separated: set[frozenset[RecordKey]] = set()
         linked: set[frozenset[RecordKey]] = set()
@@ -291,117 +249,68 @@ class Linker:
         for row in await store.identities(conn, sorted(decided_partners)):
             if row["national_id"] is None:  # still queued: it meets us when resolved
                 continue
-            others[(row["council_code"], row["local_id"])] = _Other(identity_of(row),
-                                                                     row["national_id"])
+            others[(row["council_code"], row["local_id"])] = Other(identity_of(row),
+                                                                    row["national_id"])
 
-        # Who holds each national id apart from this batch's records (which are moving).
-        current = {c.local_id: c.current_id for c in candidates if c.current_id}
-        known_ids = sorted({o.national_id for o in others.values()} | set(current.values()))
+        # Who holds each national id apart from this chunk's records (which are moving).
+        current = {c.current_id for c in candidates if c.current_id}
+        known_ids = sorted({o.national_id for o in others.values()} | current)
         holders: dict[str, set[RecordKey]] = {nid: set() for nid in known_ids}
         for row in await self.records.holders_of(conn, known_ids):
             rk = (row["council_code"], row["local_id"])
             if rk not in mine:
                 holders[row["national_id"]].add(rk)
-        created = await store.created(conn, known_ids)
+        return Gathered(council, candidates, keys, others, by_key, frozenset(linked),
+                        frozenset(separated), open_rows,
+                        {nid: frozenset(rks) for nid, rks in holders.items()},
+                        await store.created(conn, known_ids))
 
-        batch_by_key: dict[str, list[str]] = {}
-        for c in candidates:
-            for k in keys[c.local_id]:
-                batch_by_key.setdefault(k, []).append(c.local_id)
-        fields = {c.local_id: c.fields for c in candidates}
+    def batch_model(self, g: Gathered) -> Model:
+        """The model with a prior that counts this chunk too: its records and how many
+        of them share an NHS number with a record the hub holds (the second council's
+        first batch of movers would otherwise be scored as if the hub held no partners)."""
+        nhs_keys = [{k for k in g.keys[c.local_id] if k.startswith("n:")}
+                    for c in g.candidates]
+        partnered = sum(1 for ks in nhs_keys if any(k in g.by_key for k in ks))
+        records, with_nhs, shared = self._rate
+        return with_prior(self.base, (records + len(g.candidates),
+                                      with_nhs + sum(1 for ks in nhs_keys if ks),
+                                      shared + 2 * partnered))
 
-        new_ids: list[str] = []
-        new_order: dict[str, int] = {}
-        assigned: dict[str, str] = {}
-        decided_by: dict[str, str] = {}
-        joins: list[tuple[str, str]] = []
-        reviews: dict[tuple[RecordKey, RecordKey], NewReview] = {}
+    async def plan(self, conn: asyncpg.Connection, council: str,
+                   candidates: list[Candidate], deleted: Iterable[str] = ()) -> LinkPlan:
+        """Decide each record's national id before it is written: gather (async), decide
+        (:func:`~national_hub.services.link_decision.decide_links`, pure), then create
+        the new national ids and name every id whose holders' status may change."""
+        await self.refresh_model(conn)
+        g = await self.gather(conn, council, candidates, deleted)
+        model = self.batch_model(g)
+        decided = decide_links(g, model, across_councils(model), self.tf, self.max_block,
+                               new_national_id)
+        await self.records.create_national_ids(conn, decided.new_ids)
 
-        def age(nid: str) -> tuple[Any, ...]:
-            if nid in created:
-                return (0, created[nid], nid)
-            return (1, new_order[nid], nid)
-
-        for c in candidates:
-            me: RecordKey = (council, c.local_id)
-            partners: dict[RecordKey, tuple[IdentityFields, str]] = {}
-            for k in keys[c.local_id]:
-                for rk in by_key.get(k, ()):
-                    partners[rk] = (others[rk].fields, others[rk].national_id)
-                block = batch_by_key[k]
-                if len(block) <= self.max_block:
-                    for lid in block:
-                        if lid in assigned:  # the later of two batch records decides
-                            partners[(council, lid)] = (fields[lid], assigned[lid])
-            for pair in linked:
-                if me in pair:
-                    (rk,) = pair - {me}
-                    if rk in others:
-                        partners[rk] = (others[rk].fields, others[rk].national_id)
-                    elif rk[0] == council and rk[1] in assigned:
-                        partners[rk] = (fields[rk[1]], assigned[rk[1]])
-            apart = {next(iter(p - {me})) for p in separated if me in p}
-
-            def held_by(nid: str) -> set[RecordKey]:
-                return holders.get(nid, set())
-
-            links: list[tuple[RecordKey, str, Explanation]] = []
-            greys: list[tuple[RecordKey, str, Explanation]] = []
-            for rk, (other_fields, nid) in partners.items():
-                if rk in apart or vetoed(c.fields, other_fields):
-                    continue
-                explanation = score(c.fields, other_fields,
-                                    model if me[0] == rk[0] else across, self.tf)
-                decision = explanation.decision()
-                if frozenset((me, rk)) in linked and explanation.veto is None:
-                    decision = Decision.LINK
-                if decision is Decision.LINK:
-                    links.append((rk, nid, explanation))
-                elif decision is Decision.REVIEW:
-                    greys.append((rk, nid, explanation))
-            targets = {nid for _, nid, _ in links if not held_by(nid) & apart}
-            decided_by[c.local_id] = model.version
-            if targets:
-                chosen = min(targets, key=age)
-                decided_by[c.local_id] = next(
-                    (model if me[0] == rk[0] else across).version
-                    for rk, nid, _ in links if nid == chosen)
-                if c.current_id is not None and c.current_id != chosen:
-                    joins.append((c.current_id, chosen))
-            elif c.current_id is not None and not held_by(c.current_id):
-                chosen = c.current_id
-            else:
-                chosen = new_national_id()
-                new_order[chosen] = len(new_ids)
-                new_ids.append(chosen)
-            assigned[c.local_id] = chosen
-            holders.setdefault(chosen, set()).add(me)
-            for rk, nid, explanation in links + greys:
-                if nid != chosen:
-                    a, b = pair_of(me, rk)
-                    reviews[(a, b)] = NewReview(a, b, explanation.total, explain(
-                        explanation, model if me[0] == rk[0] else across))
-        await self.records.create_national_ids(conn, new_ids)
-
-        stale = [rid for pair, rid in open_rows.items()
-                 if tuple(sorted(pair)) not in reviews]
-        stale_partners = sorted({p for pair, rid in open_rows.items() if rid in stale
+        mine = {(council, c.local_id) for c in candidates} | {(council, lid)
+                                                              for lid in deleted}
+        stale = set(decided.stale_reviews)
+        stale_partners = sorted({p for pair, rid in g.open_reviews.items() if rid in stale
                                  for p in pair} - mine)
         partner_ids = {row["national_id"] for row in
-                       await store.identities(conn, stale_partners) if row["national_id"]}
-        for new in reviews.values():
+                       await self.resolution.identities(conn, stale_partners)
+                       if row["national_id"]}
+        for new in decided.reviews.values():
             for rk in (new.a, new.b):
-                if rk in others:
-                    partner_ids.add(others[rk].national_id)
-        touched = set(assigned.values()) | set(current.values()) | partner_ids
+                if rk in g.others:
+                    partner_ids.add(g.others[rk].national_id)
+        current = {c.current_id for c in candidates if c.current_id}
+        touched = set(decided.national_ids.values()) | current | partner_ids
         return LinkPlan(
-            national_ids=assigned,
-            statuses={lid: "single" for lid in assigned},
+            national_ids=decided.national_ids,
+            statuses={lid: "single" for lid in decided.national_ids},
             touched=sorted(touched),
-            reviews=list(reviews.values()),
-            stale_reviews=stale,
-            joins=joins,
-            model_versions=decided_by,
+            reviews=list(decided.reviews.values()),
+            stale_reviews=decided.stale_reviews,
+            joins=decided.joins,
+            model_versions=decided.model_versions,
         )
 
     async def refresh(self, conn: asyncpg.Connection, plan: LinkPlan,

@@ -136,8 +136,9 @@ class Resolver:
     async def re_resolve(self, council: str) -> int:
         """Resolve every live record of a council again with the current model (after
         the model changed, or to pick up links its batches could not see yet), as if
-        the council had sent them again: their blocking keys are rewritten and they are
-        queued, in chunks under the council's row lock, then the queue is drained.
+        the council had sent them again: their blocking keys are brought up to date
+        (only those that changed are written) and they are queued, in chunks under the
+        council's row lock, then the queue is drained.
         Human decisions hold as they do for a batch. Returns how many records changed
         national child."""
         store = self.linker.resolution
@@ -152,7 +153,7 @@ class Resolver:
                     break
                 local_ids = [r["local_id"] for r in rows]
                 before.update((r["local_id"], r["national_id"]) for r in rows)
-                await store.replace_keys(conn, council, local_ids, [
+                await store.sync_keys(conn, council, local_ids, [
                     (r["local_id"], k) for r in rows
                     for k in sorted(blocking_keys(identity_of(r)))])
                 await self.shielding.refresh(conn, [(council, lid) for lid in local_ids])

@@ -2,9 +2,10 @@
 
 Search: the query's blocking keys (:mod:`protocol.search`, the same as a node's
 search and the resolver's) find records in one set-based statement; records are
-grouped into their **national children**, each record scored against the query, and
-a child ranks by its best record. A result shows only what tells children apart:
-name, date of birth, sex, each council involved with its postcode district.
+grouped into their **national children**, each record scored against the query (all
+of a search's records in one bulk pass), and a child ranks by its best record. A
+result shows only what tells children apart: name, date of birth, sex, each council
+involved with its postcode district.
 
 Shielding (docs/design.md §6, :mod:`protocol.disclosure`) belongs to the child: a record
 counts as shielded for its own flag or for any relation to a shielded record
@@ -26,14 +27,17 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import numpy as np
 
 from national_hub.storage.search import CandidateRow, HeldRecord, SearchStore
 from protocol import encoding, identifiers
 from protocol.disclosure import Disclosure, Viewer, finds_shielded, sees_sensitive
 from protocol.errors import NotFoundError
-from protocol.matching import IdentityFields
+from protocol.matching import DEFAULT_MODEL, IdentityFields
+from protocol.matching.bulk import Columns
+from protocol.matching.bulk_score import score_columns
 from protocol.records import ChildRecord, pointer_json
-from protocol.search import Answer, SearchQuery, answer
+from protocol.search import MIN_TOTAL, Answer, SearchQuery
 
 MAX_RESULTS = 20
 # Whatever a national id is (``linking.new_national_id``: NC and 16 base32 letters),
@@ -112,13 +116,43 @@ def _found(rows: list[CandidateRow], shielded: bool) -> bool:
     return any(finds_shielded(k) for r in rows for k in r.keys)
 
 
-def _hit(query: SearchQuery, rows: list[CandidateRow]) -> ChildHit | None:
+def answers(query: SearchQuery, candidates: list[IdentityFields]) -> list[Answer | None]:
+    """:func:`protocol.search.answer` for every candidate of one search, scored in bulk
+    (:func:`protocol.matching.bulk_score.score_columns`: each reading of the query
+    against every candidate in one pass) rather than a Python scoring call per pair."""
+    readings = query.readings()
+    r, n = len(readings), len(candidates)
+    if n == 0:
+        return []
+    scores = score_columns(Columns.of([*readings, *candidates]), np.repeat(np.arange(r), n),
+                           np.tile(np.arange(r, r + n), r), [DEFAULT_MODEL])
+    totals, vetoes = scores.totals.tolist(), scores.veto.tolist()
+    out: list[Answer | None] = []
+    for j, candidate in enumerate(candidates):
+        if vetoes[j]:  # a hard rule on the query as given is never undone by a swap
+            out.append(None)
+            continue
+        best = max((k * n + j for k in range(r) if not vetoes[k * n + j]),
+                   key=lambda i: totals[i])  # the first reading of the best total
+        identified = bool((query.nhs_number and query.nhs_number == candidate.nhs_number)
+                          or (query.upn and query.upn == candidate.upn))
+        if identified:
+            out.append(Answer(1.0, totals[best]))
+        elif totals[best] < MIN_TOTAL:
+            out.append(None)
+        else:
+            out.append(Answer(scores.explanation(best).probability, totals[best]))
+    return out
+
+
+def _hit(query: SearchQuery, rows: list[CandidateRow],
+         found_by: dict[tuple[str, str], Answer | None]) -> ChildHit | None:
     shielded = any(r.shielded for r in rows)
     if not _found(rows, shielded):
         return None
     best: tuple[Answer, CandidateRow] | None = None
     for row in rows:
-        found = answer(query, _fields(row, shielded))
+        found = found_by[(row.council, row.local_id)]
         if found is not None and (best is None or (found.confidence, found.total) > (
                 best[0].confidence, best[0].total)):
             best = (found, row)
@@ -184,7 +218,13 @@ class HubSearch:
         by_child: dict[str, list[CandidateRow]] = defaultdict(list)
         for row in rows:
             by_child[row.national_id].append(row)
-        hits = [h for h in (_hit(query, recs) for recs in by_child.values()) if h is not None]
+        # each record scored as its child allows: a shielded child's location never scores
+        scored = [(row, _fields(row, any(r.shielded for r in recs)))
+                  for recs in by_child.values() for row in recs]
+        found_by = {(row.council, row.local_id): a for (row, _), a in zip(
+            scored, answers(query, [f for _, f in scored]), strict=True)}
+        hits = [h for h in (_hit(query, recs, found_by) for recs in by_child.values())
+                if h is not None]
         hits.sort(key=lambda h: (-h.confidence, -h.total, h.national_id))
         return hits[:self.max_results]
 

@@ -80,6 +80,30 @@ class ResolutionStore:
                 "record_keys", columns=["council_code", "local_id", "key"],
                 records=[(council, local_id, key) for local_id, key in keys])
 
+    async def sync_keys(self, conn: asyncpg.Connection, council: str,
+                        local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
+        """Make ``local_ids``' keys exactly ``keys`` ((local_id, key) pairs), writing only
+        what differs. Re-resolving a council after a model change computes the keys its
+        records already hold: deleting and re-inserting every one cost more than the
+        resolution itself (three indexes rewritten per key); a key kept is not touched."""
+        if not local_ids:
+            return
+        ids = [lid for lid, _ in keys]
+        values = [key for _, key in keys]
+        await conn.execute(
+            "DELETE FROM record_keys k WHERE k.council_code = $1"
+            " AND k.local_id = ANY($2::text[]) AND NOT EXISTS ("
+            "  SELECT 1 FROM unnest($3::text[], $4::text[]) w(l, key)"
+            "  WHERE w.l = k.local_id AND w.key = k.key)",
+            council, list(local_ids), ids, values)
+        if keys:
+            await conn.execute(
+                "INSERT INTO record_keys (council_code, local_id, key)"
+                " SELECT $1, w.l, w.key FROM unnest($2::text[], $3::text[]) w(l, key)"
+                " WHERE NOT EXISTS (SELECT 1 FROM record_keys k WHERE k.council_code = $1"
+                "  AND k.local_id = w.l AND k.key = w.key)"
+                " ON CONFLICT DO NOTHING", council, ids, values)
+
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int) -> list[asyncpg.Record]:
         """Resolved live records holding any of ``keys``, with the keys they hold; a key
@@ -91,18 +115,28 @@ class ResolutionStore:
         # holder past the limit: a common key costs max_block + 1 index entries however
         # many records hold it, and nothing scans record_keys as a whole (which made
         # every chunk slower as the hub filled).
+        # The keys are grouped by holder first, on narrow rows, and each holder's record
+        # read once after: grouping the wide joined rows spilled its sort to disk (a
+        # 1,600-record chunk's candidates: 0.74-0.96 s, now 0.6). Ordered, so the decision
+        # meets the candidates in the same order on every run.
         return await conn.fetch(
             f"""
-            SELECT {IDENTITY_COLUMNS}, array_agg(h.key) AS keys
-            FROM unnest($1::text[]) AS w(key)
-            CROSS JOIN LATERAL (
-                SELECT w.key, b.council_code, b.local_id, count(*) OVER () AS n
-                FROM (SELECT k.council_code, k.local_id FROM record_keys k
-                      WHERE k.key = w.key LIMIT $2 + 1) b
-            ) h
-            JOIN records r ON r.council_code = h.council_code AND r.local_id = h.local_id
-            WHERE h.n <= $2 AND r.record IS NOT NULL AND r.national_id IS NOT NULL
-            GROUP BY r.council_code, r.local_id
+            WITH held AS (
+                SELECT h.council_code, h.local_id, array_agg(h.key) AS keys
+                FROM unnest($1::text[]) AS w(key)
+                CROSS JOIN LATERAL (
+                    SELECT w.key, b.council_code, b.local_id, count(*) OVER () AS n
+                    FROM (SELECT k.council_code, k.local_id FROM record_keys k
+                          WHERE k.key = w.key LIMIT $2 + 1) b
+                ) h
+                WHERE h.n <= $2
+                GROUP BY h.council_code, h.local_id
+            )
+            SELECT {IDENTITY_COLUMNS}, held.keys
+            FROM held JOIN records r
+              ON r.council_code = held.council_code AND r.local_id = held.local_id
+            WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
+            ORDER BY r.council_code, r.local_id
             """, sorted(set(keys)), max_block)
 
     async def identities(self, conn: asyncpg.Connection, records: Sequence[RecordKey],

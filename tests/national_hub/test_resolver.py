@@ -217,3 +217,33 @@ async def test_a_slow_chunk_makes_the_next_smaller_and_day_to_day_still_goes_fir
         assert await hub.fetchval("SELECT count(*) FROM resolution_queue"
                                   " WHERE council_code = $1", WSX) == 50
         assert await hub.resolved() == 2500 - 1000 - MIN_CHUNK + 50
+
+
+async def test_re_resolution_writes_only_the_blocking_keys_that_changed(
+        make_database, tmp_path: Path) -> None:
+    """After a model change every key is recomputed, but a key a record already holds
+    keeps its row (same ctid); a stale key goes and a missing one comes back."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        body, _ = batch_bytes(ESX, 1, GENESIS, [
+            UpsertOp.of(record("A1"), 1),
+            UpsertOp.of(replace(record("A2", nhs=None), given_name="Zofia",
+                                postcode="TF1 2AB"), 1)],
+            key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()
+        query = ("SELECT local_id, key, ctid::text AS at FROM record_keys"
+                 " WHERE council_code = $1 ORDER BY local_id, key")
+        async with hub.pool.acquire() as conn:
+            held = {(r["local_id"], r["key"]): r["at"] for r in await conn.fetch(query, ESX)}
+            (gone,) = [k for k in held if k[0] == "A2"][:1]
+            await conn.execute("DELETE FROM record_keys WHERE council_code = $1"
+                               " AND local_id = $2 AND key = $3", ESX, *gone)
+            await conn.execute("INSERT INTO record_keys VALUES ($1, 'A1', 'stale:key')", ESX)
+        await hub.server.app[k.RESOLVER].re_resolve(ESX)
+        async with hub.pool.acquire() as conn:
+            after = {(r["local_id"], r["key"]): r["at"] for r in await conn.fetch(query, ESX)}
+        assert set(after) == set(held)  # the stale key gone, the missing one back
+        assert {kk: at for kk, at in after.items() if kk != gone} == {
+            kk: at for kk, at in held.items() if kk != gone}  # the rest untouched

@@ -1,0 +1,378 @@
+"""Comparison levels in bulk: every pair of a chunk at once, over column arrays.
+
+:func:`~protocol.matching.compare.compare_all` compares one pair through a dozen Python
+calls. A hub resolving a council's load compares hundreds of thousands of pairs, so here
+each record is prepared once (:class:`Columns`: its normalised names, date parts,
+postcode parts, address tokens, valid identifiers, as arrays) and each field's level is
+computed for all pairs together: string similarities by ``rapidfuzz.process.cpdist``
+with the very scorers ``compare`` uses (Jaro–Winkler, OSA, token-set ratio), equality,
+dates and identifiers with numpy. What no array expresses cheaply and few pairs need
+(a double-barrelled surname's parts, former surnames, other given names, an address
+with several house numbers) is asked of ``compare``'s own cached functions, for those
+pairs only. The levels equal ``compare_all``'s pair for pair
+(``tests/protocol/matching/test_matching_bulk.py`` checks it on generated pairs).
+
+    >>> from datetime import date
+    >>> from protocol.matching.compare import IdentityFields, compare_all
+    >>> a = IdentityFields("Alfie", "Smith-Jones", date(2015, 3, 4), postcode="BN1 1AA")
+    >>> b = IdentityFields("Alfred", "Jones", date(2015, 4, 3), postcode="BN1 1AB")
+    >>> cols = Columns.of([a, b])
+    >>> levels = compare_columns(cols, np.array([0]), np.array([1]))
+    >>> tuple(levels[0]) == compare_all(a, b)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from protocol.matching.compare import (
+    JW_HIGH,
+    JW_MEDIUM,
+    SEX_MISSING,
+    AddressLevel,
+    DobLevel,
+    FamilyNameLevel,
+    GivenNameLevel,
+    IdentifierLevel,
+    IdentityFields,
+    OtherGivenNamesLevel,
+    PostcodeLevel,
+    SexLevel,
+    _family_level,
+    _other_given_level,
+    valid_nhs_number,
+    valid_upn,
+)
+from protocol.matching.location import (
+    ADDRESS_HIGH,
+    ADDRESS_MEDIUM,
+    STREET_SAME,
+    _split,
+    normalise_address,
+    postcode_parts,
+)
+from protocol.matching.names import formal_names, normalise_name, phonetic
+
+__all__ = ["Columns", "compare_columns", "compare_pairs"]
+
+Ints = npt.NDArray[np.int64]
+Strs = npt.NDArray[np.str_]
+Bools = npt.NDArray[np.bool_]
+
+
+def _strs(values: Sequence[str]) -> Strs:
+    return np.array(values, dtype=np.str_) if values else np.array([], dtype="<U1")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Records prepared for comparison, one array entry per record ('' for missing)."""
+
+    records: tuple[IdentityFields, ...]
+    given: Strs
+    given_first: Strs
+    given_phonetic: Strs
+    given_id: Ints             # index of the given name in ``names`` (nicknames)
+    family: Strs
+    family_first: Strs
+    family_phonetic: Strs
+    family_multi: Bools        # more than one name part: the parts may meet (PART)
+    has_former: Bools
+    other: Strs
+    dob: Ints                  # YYYYMMDD, 0 when missing
+    sex: Ints
+    postcode: Strs             # the parts of a valid postcode: full, sector, district, area
+    sector: Strs
+    district: Strs
+    area: Strs
+    address: Strs              # normalised
+    address_compact: Strs      # without its spaces (a space slipped)
+    house: Strs                # its house numbers, sorted, space-joined
+    houses: Ints               # how many
+    street: Strs
+    nhs_raw: Strs
+    nhs: Strs                  # valid compact number, '' when invalid
+    upn_raw: Strs
+    upn: Strs
+    nicknames: frozenset[int]  # given_id pairs (i * len(names) + j): j is a formal of i
+    names: int
+
+    @classmethod
+    def of(cls, records: Sequence[IdentityFields]) -> Columns:
+        given = [normalise_name(r.given_name) for r in records]
+        family = [normalise_name(r.family_name) for r in records]
+        vocabulary: dict[str, int] = {}
+        for name in given:
+            vocabulary.setdefault(name, len(vocabulary))
+        pairs: list[tuple[int, str]] = []
+        for name, i in list(vocabulary.items()):
+            for formal in formal_names(name) if name else ():
+                pairs.append((i, formal))
+                vocabulary.setdefault(formal, len(vocabulary))
+        size = len(vocabulary)
+        parts = [postcode_parts(r.postcode) if r.postcode else None for r in records]
+        address = [normalise_address(r.address_line) if r.address_line else ""
+                   for r in records]
+        split = [_split(a) for a in address]
+        return cls(
+            records=tuple(records),
+            given=_strs(given), given_first=_strs([g[:1] for g in given]),
+            given_phonetic=_strs([phonetic(g) for g in given]),
+            given_id=np.array([vocabulary[g] for g in given], dtype=np.int64),
+            family=_strs(family), family_first=_strs([f[:1] for f in family]),
+            family_phonetic=_strs([phonetic(f) for f in family]),
+            family_multi=np.array([len(f.split()) > 1 for f in family], dtype=bool),
+            has_former=np.array([bool(r.former_family_names) for r in records], dtype=bool),
+            other=_strs([normalise_name(r.other_given_names) for r in records]),
+            dob=np.array([r.dob.year * 10000 + r.dob.month * 100 + r.dob.day if r.dob else 0
+                          for r in records], dtype=np.int64),
+            sex=np.array([r.sex for r in records], dtype=np.int64),
+            postcode=_strs([p[0] if p else "" for p in parts]),
+            sector=_strs([p[1] if p else "" for p in parts]),
+            district=_strs([p[2] if p else "" for p in parts]),
+            area=_strs([p[3] if p else "" for p in parts]),
+            address=_strs(address),
+            address_compact=_strs([a.replace(" ", "") for a in address]),
+            house=_strs([" ".join(sorted(n)) for n, _ in split]),
+            houses=np.array([len(n) for n, _ in split], dtype=np.int64),
+            street=_strs([s for _, s in split]),
+            nhs_raw=_strs([r.nhs_number or "" for r in records]),
+            nhs=_strs([(valid_nhs_number(r.nhs_number) or "") if r.nhs_number else ""
+                       for r in records]),
+            upn_raw=_strs([r.upn or "" for r in records]),
+            upn=_strs([(valid_upn(r.upn) or "") if r.upn else "" for r in records]),
+            nicknames=frozenset(i * size + vocabulary[f] for i, f in pairs),
+            names=size,
+        )
+
+
+def _similarity(scorer: Any, x: Strs, y: Strs) -> npt.NDArray[np.float64]:
+    """``scorer`` for each pair, as float64: what the scorer itself returns (float32,
+    cpdist's default, would move a Jaro–Winkler of 0.91999... across 0.92)."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.float64)
+    return np.asarray(process.cpdist(list(x), list(y), scorer=scorer, dtype=np.float64),
+                      dtype=np.float64)
+
+
+def _distance(scorer: Any, x: Strs, y: Strs, cutoff: int) -> Ints:
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.asarray(process.cpdist(list(x), list(y), scorer=scorer, dtype=np.int64,
+                                     score_cutoff=cutoff), dtype=np.int64)
+
+
+def _ordered(x: Strs, y: Strs) -> tuple[Strs, Strs]:
+    """Each pair smaller first, as ``compare`` orders its cached pairs."""
+    swap = x > y
+    return np.where(swap, y, x), np.where(swap, x, y)
+
+
+def _typo_close(x: Strs, y: Strs, xf: Strs, yf: Strs) -> Bools:
+    """``names.typo_close`` pair by pair: both given, same first letter, OSA <= 1."""
+    out = (x != "") & (y != "") & (xf == yf)
+    idx = np.flatnonzero(out)
+    out[idx] = _distance(OSA.distance, x[idx], y[idx], 1) <= 1
+    return out
+
+
+def _swapped(c: Columns, a: Ints, b: Ints) -> Bools:
+    """``compare.names_swapped`` pair by pair."""
+    ga, fa, gb, fb = c.given[a], c.family[a], c.given[b], c.family[b]
+    out = (ga != "") & (fa != "") & (gb != "") & (fb != "") & (ga != gb) & (ga != fa)
+    idx = np.flatnonzero(out)
+    ai, bi = a[idx], b[idx]
+    out[idx] = (_typo_close(c.given[ai], c.family[bi], c.given_first[ai], c.family_first[bi])
+                & _typo_close(c.family[ai], c.given[bi], c.family_first[ai],
+                              c.given_first[bi]))
+    return out
+
+
+def given_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.given[a], c.given[b]
+    level = np.full(len(a), int(GivenNameLevel.OTHER), dtype=np.int64)
+    missing = (x == "") | (y == "")
+    exact = ~missing & (x == y)
+    ia, ib = c.given_id[a], c.given_id[b]
+    codes = np.fromiter(c.nicknames, dtype=np.int64, count=len(c.nicknames))
+    nickname = ~missing & ~exact & (np.isin(ia * c.names + ib, codes)
+                                    | np.isin(ib * c.names + ia, codes))
+    rest = np.flatnonzero(~missing & ~exact & ~nickname)
+    xs, ys = _ordered(x[rest], y[rest])
+    jw = _similarity(JaroWinkler.similarity, xs, ys)
+    sub = np.where(jw >= JW_HIGH, int(GivenNameLevel.JW_92),
+                   np.where(jw >= JW_MEDIUM, int(GivenNameLevel.JW_85),
+                            np.where(c.given_phonetic[a[rest]] == c.given_phonetic[b[rest]],
+                                     int(GivenNameLevel.PHONETIC),
+                                     int(GivenNameLevel.OTHER))))
+    level[rest] = sub
+    level[nickname] = GivenNameLevel.NICKNAME
+    level[exact] = GivenNameLevel.EXACT
+    level[missing] = GivenNameLevel.MISSING
+    low = np.flatnonzero(~missing & (level < GivenNameLevel.JW_92))
+    level[low[_swapped(c, a[low], b[low])]] = GivenNameLevel.SWAPPED
+    return level
+
+
+def other_given_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.other[a], c.other[b]
+    missing = (x == "") | (y == "")
+    level = np.where(missing, int(OtherGivenNamesLevel.MISSING),
+                     np.where(x == y, int(OtherGivenNamesLevel.EXACT),
+                              int(OtherGivenNamesLevel.OTHER))).astype(np.int64)
+    for k in np.flatnonzero(~missing & (x != y)):  # rare: most records have none
+        p, q = sorted((str(x[k]), str(y[k])))
+        level[k] = _other_given_level(p, q)
+    return level
+
+
+def family_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.family[a], c.family[b]
+    missing = (x == "") | (y == "")
+    exact = ~missing & (x == y)
+    level = np.full(len(a), int(FamilyNameLevel.OTHER), dtype=np.int64)
+    rest = ~missing & ~exact
+    multi = rest & (c.family_multi[a] | c.family_multi[b])
+    for k in np.flatnonzero(multi):  # a double-barrelled name: its parts, by compare
+        p, q = sorted((str(x[k]), str(y[k])))
+        level[k] = _family_level(p, q)
+    simple = np.flatnonzero(rest & ~multi)
+    xs, ys = _ordered(x[simple], y[simple])
+    jw = _similarity(JaroWinkler.similarity, xs, ys)
+    level[simple] = np.where(
+        jw >= JW_HIGH, int(FamilyNameLevel.JW_HIGH),
+        np.where(c.family_phonetic[a[simple]] == c.family_phonetic[b[simple]],
+                 int(FamilyNameLevel.PHONETIC), int(FamilyNameLevel.OTHER)))
+    low = np.flatnonzero(rest & (level < FamilyNameLevel.JW_HIGH))
+    swapped = low[_swapped(c, a[low], b[low])]
+    former = np.flatnonzero(rest & (level < FamilyNameLevel.PART)
+                            & (c.has_former[a] | c.has_former[b]))
+    for k in np.setdiff1d(former, swapped):  # rare: a former surname recorded
+        ra, rb = c.records[a[k]], c.records[b[k]]
+        if (any(normalise_name(f) == x[k] for f in rb.former_family_names)
+                or any(normalise_name(f) == y[k] for f in ra.former_family_names)):
+            level[k] = FamilyNameLevel.FORMER
+    level[swapped] = FamilyNameLevel.SWAPPED
+    level[exact] = FamilyNameLevel.EXACT
+    level[missing] = FamilyNameLevel.MISSING
+    return level
+
+
+def _digits(dob: Ints) -> Ints:
+    return (dob[:, None] // 10 ** np.arange(7, -1, -1)) % 10
+
+
+def dob_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.dob[a], c.dob[b]
+    xy, xm, xd = x // 10000, x // 100 % 100, x % 100
+    yy, ym, yd = y // 10000, y // 100 % 100, y % 100
+    px, py = _digits(x), _digits(y)
+    differ = px != py
+    count = differ.sum(axis=1)
+    first = np.argmax(differ, axis=1)
+    second = np.minimum(first + 1, 7)
+    rows = np.arange(len(a))
+    transposed = ((count == 2) & differ[rows, second] & (second == first + 1)
+                  & (px[rows, first] == py[rows, second])
+                  & (px[rows, second] == py[rows, first]))
+    return np.select(
+        [(x == 0) | (y == 0), x == y, (xy == yy) & (xd == ym) & (xm == yd),
+         (xm == ym) & (xd == yd) & (np.abs(xy - yy) == 1), (count == 1) | transposed,
+         (xy == yy) & (xm == ym)],
+        [DobLevel.MISSING, DobLevel.EXACT, DobLevel.SWAPPED, DobLevel.YEAR_OFF,
+         DobLevel.ONE_DIGIT, DobLevel.SAME_YEAR_MONTH], int(DobLevel.OTHER)).astype(np.int64)
+
+
+def sex_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.sex[a], c.sex[b]
+    missing = np.isin(x, list(SEX_MISSING)) | np.isin(y, list(SEX_MISSING))
+    return np.select([missing, x == y], [SexLevel.MISSING, SexLevel.AGREE],
+                     int(SexLevel.DISAGREE)).astype(np.int64)
+
+
+def postcode_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.postcode[a], c.postcode[b]
+    missing = (x == "") | (y == "")
+    typo = np.zeros(len(a), dtype=bool)
+    idx = np.flatnonzero(~missing & (x != y) & (c.sector[a] != c.sector[b]))
+    typo[idx] = _distance(OSA.distance, x[idx], y[idx], 1) <= 1
+    return np.select(
+        [missing, x == y, c.sector[a] == c.sector[b], typo, c.district[a] == c.district[b],
+         c.area[a] == c.area[b]],
+        [PostcodeLevel.MISSING, PostcodeLevel.FULL, PostcodeLevel.SECTOR, PostcodeLevel.TYPO,
+         PostcodeLevel.DISTRICT, PostcodeLevel.AREA], int(PostcodeLevel.OTHER)
+    ).astype(np.int64)
+
+
+def address_levels(c: Columns, a: Ints, b: Ints) -> Ints:
+    x, y = c.address[a], c.address[b]
+    missing = (x == "") | (y == "")
+    level = np.where(missing, int(AddressLevel.MISSING),
+                     np.where(x == y, int(AddressLevel.EXACT), int(AddressLevel.OTHER))
+                     ).astype(np.int64)
+    rest = ~missing & (x != y)
+    na, nb = c.houses[a], c.houses[b]
+    both = rest & (na > 0) & (nb > 0)
+    # One house number each (nearly every address): they contradict unless equal.
+    contradict = both & (na == 1) & (nb == 1) & (c.house[a] != c.house[b])
+    for k in np.flatnonzero(both & ((na > 1) | (nb > 1))):
+        hx, hy = set(str(c.house[a[k]]).split()), set(str(c.house[b[k]]).split())
+        contradict[k] = not (hx <= hy or hy <= hx)
+    street = np.flatnonzero(contradict & (c.street[a] != "") & (c.street[b] != ""))
+    swap = x[street] > y[street]  # compare orders a pair by the whole address
+    sa, sb = c.street[a[street]], c.street[b[street]]
+    sx, sy = np.where(swap, sb, sa), np.where(swap, sa, sb)
+    level[street] = np.where(_similarity(fuzz.token_set_ratio, sx, sy) >= STREET_SAME,
+                             int(AddressLevel.STREET), int(AddressLevel.OTHER))
+    alike = np.flatnonzero(rest & ~contradict)
+    xs, ys = _ordered(x[alike], y[alike])
+    swap = x[alike] > y[alike]
+    ca, cb = c.address_compact[a[alike]], c.address_compact[b[alike]]
+    ratio = np.maximum(_similarity(fuzz.token_set_ratio, xs, ys),
+                       _similarity(fuzz.ratio, np.where(swap, cb, ca), np.where(swap, ca, cb)))
+    level[alike] = np.where(ratio >= ADDRESS_HIGH, int(AddressLevel.HIGH),
+                            np.where(ratio >= ADDRESS_MEDIUM, int(AddressLevel.MEDIUM),
+                                     int(AddressLevel.OTHER)))
+    return level
+
+
+def _identifier_levels(raw_x: Strs, raw_y: Strs, x: Strs, y: Strs) -> Ints:
+    """``compare._compare_identifier``: the same raw value agrees if valid; else both
+    must be valid, and agree or disagree by their compact forms."""
+    return np.select(
+        [(raw_x == "") | (raw_y == ""), raw_x == raw_y, (x == "") | (y == "")],
+        [np.full(len(x), int(IdentifierLevel.MISSING)),
+         np.where(x != "", int(IdentifierLevel.AGREE), int(IdentifierLevel.MISSING)),
+         np.full(len(x), int(IdentifierLevel.MISSING))],
+        np.where(x == y, int(IdentifierLevel.AGREE), int(IdentifierLevel.DISAGREE))
+    ).astype(np.int64)
+
+
+def compare_columns(c: Columns, a: Ints, b: Ints) -> npt.NDArray[np.int8]:
+    """The comparison vectors of pairs ``(c.records[a[k]], c.records[b[k]])``: one row
+    per pair, one column per field in ``FIELDS`` order, as ``compare_all`` gives them."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    columns = (
+        given_levels(c, a, b), other_given_levels(c, a, b), family_levels(c, a, b),
+        dob_levels(c, a, b), sex_levels(c, a, b), postcode_levels(c, a, b),
+        address_levels(c, a, b),
+        _identifier_levels(c.nhs_raw[a], c.nhs_raw[b], c.nhs[a], c.nhs[b]),
+        _identifier_levels(c.upn_raw[a], c.upn_raw[b], c.upn[a], c.upn[b]),
+    )
+    return np.stack(columns, axis=1).astype(np.int8) if len(a) else np.zeros((0, 9), np.int8)
+
+
+def compare_pairs(left: Sequence[IdentityFields],
+                  right: Sequence[IdentityFields]) -> npt.NDArray[np.int8]:
+    """:func:`compare_columns` for two equally long lists of records, pair by pair."""
+    c = Columns.of([*left, *right])
+    n = len(left)
+    return compare_columns(c, np.arange(n), np.arange(n, n + len(right)))

@@ -1,0 +1,194 @@
+"""Scores in bulk: :func:`~protocol.matching.scoring.score` for a whole chunk of pairs.
+
+The comparison vectors come from :mod:`protocol.matching.bulk`; weights are looked up
+in one table per model (numpy fancy indexing), term-frequency adjustments are
+computed once per record, and the hard rules of ``scoring`` are evaluated as boolean
+columns. Each pair may be scored by one of several models (the hub scores pairs of
+one council with its model and pairs across councils with ``across_councils``'s).
+Totals are summed field by field in ``FIELDS`` order, as ``score`` sums them, so they
+are equal to the last bit and a pair at a threshold decides the same way.
+
+    >>> from datetime import date
+    >>> from protocol.matching.bulk import Columns
+    >>> from protocol.matching.compare import IdentityFields
+    >>> from protocol.matching.scoring import DEFAULT_MODEL, score
+    >>> a = IdentityFields("Amelia", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA")
+    >>> b = IdentityFields("Millie", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA")
+    >>> scores = score_columns(Columns.of([a, b]), np.array([0]), np.array([1]),
+    ...                        [DEFAULT_MODEL])
+    >>> scores.explanation(0) == score(a, b)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from protocol.matching.bulk import Columns, Ints, _distance, _ordered, _similarity, compare_columns
+from protocol.matching.compare import (
+    COMPARISONS,
+    FIELDS,
+    AddressLevel,
+    DobLevel,
+    FamilyNameLevel,
+    GivenNameLevel,
+    IdentifierLevel,
+    PostcodeLevel,
+    SexLevel,
+)
+from protocol.matching.frequencies import TF_FIELDS, TermFrequencies
+from protocol.matching.names import CLOSE_EDITS, CLOSE_JW
+from protocol.matching.scoring import Decision, Explanation, Model, Thresholds
+
+__all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "score_columns"]
+
+Floats = npt.NDArray[np.float64]
+VETOES = (None, "nhs_number_differs", "upn_differs", "twins")
+CAPS = (None, "identity_incomplete", "dob_differs", "dob_differs_elsewhere",
+        "names_swapped_elsewhere", "twins", "given_names_differ")
+DECISIONS = (Decision.NEW, Decision.REVIEW, Decision.LINK)
+
+_I = {name: i for i, name in enumerate(FIELDS)}
+# field -> the level whose agreement term frequencies adjust (as scoring's _TF_FIELD_INDEX)
+_EXACT = {name: int(COMPARISONS[_I[name]].levels["FULL" if name == "postcode" else "EXACT"])
+          for name in TF_FIELDS}
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """Per pair: the comparison vector, the weights (adjustments included), the
+    term-frequency adjustments, the total, the hard rules hit and the decision."""
+
+    vectors: npt.NDArray[np.int8]
+    weights: Floats
+    adjustments: Floats
+    totals: Floats
+    prior_weights: Floats
+    veto: Ints                 # index into VETOES (0: none)
+    cap: Ints                  # index into CAPS
+    decision: Ints             # index into DECISIONS
+    thresholds: tuple[Thresholds, ...]
+    model: Ints                # which model scored the pair
+
+    def __len__(self) -> int:
+        return len(self.totals)
+
+    def decided(self, k: int) -> Decision:
+        return DECISIONS[int(self.decision[k])]
+
+    def explanation(self, k: int) -> Explanation:
+        """Pair ``k``'s explanation, equal to what ``score`` gives for it."""
+        return Explanation(
+            tuple(int(v) for v in self.vectors[k]), tuple(float(w) for w in self.weights[k]),
+            tuple(float(w) for w in self.adjustments[k]), float(self.prior_weights[k]),
+            float(self.totals[k]), self.thresholds[int(self.model[k])],
+            VETOES[int(self.veto[k])], CAPS[int(self.cap[k])])
+
+
+def _table(model: Model) -> Floats:
+    """Field × (level + 1) → weight; MISSING (-1) is column 0 and weighs nothing."""
+    table = np.zeros((len(FIELDS), 8), dtype=np.float64)
+    for f, weights in enumerate(model.weights):
+        for level, weight in weights.items():
+            table[f, level + 1] = weight
+    return table
+
+
+def _record_adjustments(c: Columns, tf: TermFrequencies, name: str) -> Floats:
+    seen: dict[str | None, float] = {}
+    out = np.empty(len(c.records), dtype=np.float64)
+    for i, record in enumerate(c.records):
+        value = getattr(record, name)
+        if value not in seen:
+            seen[value] = tf.adjustment(name, value)
+        out[i] = seen[value]
+    return out
+
+
+def _given_close(c: Columns, a: Ints, b: Ints) -> npt.NDArray[np.bool_]:
+    """``names.given_names_close`` for pairs whose names are neither equal nor
+    nickname-equivalent: same first letter, and one edit apart or two with JW >= 0.92."""
+    x, y = c.given[a], c.given[b]
+    out = (x != "") & (y != "") & (c.given_first[a] == c.given_first[b])
+    idx = np.flatnonzero(out)
+    xs, ys = _ordered(x[idx], y[idx])
+    edits = _distance(OSA.distance, xs, ys, CLOSE_EDITS)
+    jw = _similarity(JaroWinkler.similarity, xs, ys)
+    out[idx] = (edits <= 1) | ((jw >= CLOSE_JW) & (edits <= CLOSE_EDITS))
+    return out
+
+
+def _hard_rules(c: Columns, a: Ints, b: Ints, v: npt.NDArray[np.int8]) -> tuple[Ints, Ints]:
+    """``scoring.hard_rules`` as columns: (veto index, cap index) per pair."""
+    n = len(a)
+    given, family, dob = v[:, _I["given_name"]], v[:, _I["family_name"]], v[:, _I["dob"]]
+    nhs, upn = v[:, _I["nhs_number"]], v[:, _I["upn"]]
+    identifier = (nhs == IdentifierLevel.AGREE) | (upn == IdentifierLevel.AGREE)
+    missing = (given == -1).astype(int) + (family == -1) + (dob == -1)
+    too_little = (given == -1) | (missing >= 2)
+    same_home = ((v[:, _I["postcode"]] == PostcodeLevel.FULL)
+                 | np.isin(v[:, _I["address_line"]], [AddressLevel.EXACT, AddressLevel.HIGH]))
+    agree = np.isin(given, [GivenNameLevel.EXACT, GivenNameLevel.NICKNAME,
+                            GivenNameLevel.SWAPPED, GivenNameLevel.MISSING])
+    maybe = np.flatnonzero(~agree & (v[:, _I["sex"]] != SexLevel.DISAGREE))
+    agree[maybe] = _given_close(c, a[maybe], b[maybe])
+    near = np.isin(dob, [DobLevel.ONE_DIGIT, DobLevel.YEAR_OFF, DobLevel.SAME_YEAR_MONTH])
+    twins = (np.isin(dob, [DobLevel.EXACT, DobLevel.SWAPPED])
+             & np.isin(family, [FamilyNameLevel.EXACT, FamilyNameLevel.PART,
+                                FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH])
+             & same_home)
+    nhs_veto, upn_veto = nhs == IdentifierLevel.DISAGREE, upn == IdentifierLevel.DISAGREE
+    vetoed = nhs_veto | upn_veto
+    veto = np.select([nhs_veto, upn_veto, ~agree & twins & ~identifier & ~too_little],
+                     [1, 2, 3], 0)
+    open_ = ~vetoed & ~identifier
+    cap = np.select(
+        [vetoed, open_ & too_little, agree & identifier, agree & (dob == DobLevel.OTHER),
+         agree & near & ~same_home,
+         agree & (given == GivenNameLevel.SWAPPED) & ~same_home, agree,
+         twins & identifier, twins, identifier],
+        [0, 1, 0, 2, 3, 4, 0, 5, 0, 0], 6)
+    return veto.astype(np.int64).reshape(n), cap.astype(np.int64).reshape(n)
+
+
+def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
+                  which: Ints | None = None, tf: TermFrequencies | None = None) -> PairScores:
+    """Score pairs ``(a[k], b[k])`` of ``c``'s records, pair k by ``models[which[k]]``
+    (the first model for all when ``which`` is None), names, postcode and address
+    adjusted by ``tf`` as ``score`` adjusts them (by the first record's value)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    n = len(a)
+    which = np.zeros(n, dtype=np.int64) if which is None else np.asarray(which, np.int64)
+    v = compare_columns(c, a, b)
+    tables = np.stack([_table(m) for m in models])
+    weights = tables[which[:, None], np.arange(len(FIELDS))[None, :], v.astype(np.int64) + 1]
+    pc, ad = _I["postcode"], _I["address_line"]
+    differ = np.isin(v[:, pc], [PostcodeLevel.OTHER, PostcodeLevel.AREA,
+                                PostcodeLevel.DISTRICT, PostcodeLevel.SECTOR])
+    weights[differ & (weights[:, ad] < 0), ad] = 0.0
+    adjustments = np.zeros((n, len(FIELDS)), dtype=np.float64)
+    if tf is not None and n:
+        limit = np.array([m.tf_max_adjustment for m in models])[which]
+        for name in TF_FIELDS:
+            i = _I[name]
+            rows = np.flatnonzero(v[:, i] == _EXACT[name])
+            per_record = _record_adjustments(c, tf, name)
+            adjustments[rows, i] = np.clip(per_record[a[rows]], -limit[rows], limit[rows])
+            weights[rows, i] += adjustments[rows, i]
+    summed = weights[:, 0].copy() if n else np.zeros(0)
+    for f in range(1, len(FIELDS)):  # left to right, as Python's sum() adds them
+        summed = summed + weights[:, f]
+    priors = np.array([m.prior_weight for m in models])[which]
+    totals = priors + summed
+    veto, cap = _hard_rules(c, a, b, v)
+    link = np.array([m.thresholds.link for m in models])[which]
+    review = np.array([m.thresholds.review for m in models])[which]
+    decision = np.where(totals >= link, 2, np.where(totals >= review, 1, 0))
+    decision = np.where(veto > 0, 0, np.where((cap > 0) & (decision == 2), 1, decision))
+    return PairScores(v, weights, adjustments, totals, priors, veto, cap,
+                      decision.astype(np.int64), tuple(m.thresholds for m in models), which)

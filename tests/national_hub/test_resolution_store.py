@@ -1,0 +1,43 @@
+"""The resolver's candidate read: every holder of a key, a key held too often skipped,
+each holder once with the keys it shares, in a stable order."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from national_hub.storage.resolution import ResolutionStore
+from protocol import keys
+from protocol.batch import GENESIS, UpsertOp
+from protocol.matching import IdentityFields, blocking_keys
+from tests.hub_harness import running_hub
+from tests.national_hub.helpers import Client, batch_bytes, record
+
+ESX = "E10000011"
+
+
+async def test_candidates_bounded_per_key_and_grouped_by_holder(make_database,
+                                                                tmp_path: Path) -> None:
+    async with running_hub(await make_database(), tmp_path) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        twins = [record(f"A{i}", nhs=None) for i in range(3)]
+        other = replace(record("B1", nhs=None), given_name="Zofia", postcode="TF1 2AB")
+        body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(r, 1) for r in
+                                                [*twins, other]], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()
+        shared = sorted(blocking_keys(IdentityFields.from_record(twins[0])))
+        store = ResolutionStore()
+        async with hub.pool.acquire() as conn:
+            every = await store.candidates(conn, shared, 4)
+            crowded = await store.candidates(conn, shared, 2)
+        # the three alike hold every key; the other record shares only some (family
+        # name and date of birth), and no key is held by more than four
+        holders = [(r["council_code"], r["local_id"]) for r in every]
+        assert holders == [(ESX, "A0"), (ESX, "A1"), (ESX, "A2"), (ESX, "B1")]
+        assert all(sorted(r["keys"]) == shared for r in every[:3])
+        assert set(every[3]["keys"]) < set(shared) and every[3]["keys"]
+        # at two holders a key is no evidence: keys the three share are skipped, and
+        # with them every candidate (B1's shared keys are held by all four)
+        assert crowded == []
