@@ -10,14 +10,15 @@ from national_hub.storage.resolution import ResolutionStore
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from protocol.matching import IdentityFields, blocking_keys
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
 
 ESX = "E10000011"
 
 
-async def test_candidates_bounded_per_key_and_grouped_by_holder(make_database,
-                                                                tmp_path: Path) -> None:
+async def test_candidates_bounded_per_key_and_grouped_by_holder(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path) as hub:
         key = keys.generate()
         await hub.enrol(ESX, keys.public_pem(key.public_key()))

@@ -220,7 +220,7 @@ async def test_a_slow_chunk_makes_the_next_smaller_and_day_to_day_still_goes_fir
 
 
 async def test_re_resolution_writes_only_the_blocking_keys_that_changed(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     """After a model change every key is recomputed, but a key a record already holds
     keeps its row (same ctid); a stale key goes and a missing one comes back."""
     async with running_hub(await make_database(), tmp_path) as hub:
