@@ -174,6 +174,8 @@ async def page_child(request: web.Request) -> web.Response:
         f"<p>Born {e(view['dob'] or 'not known')} · NHS {e(view['nhs_number'] or '–')} · "
         f"UPN {e(view['upn'] or '–')}</p>"
         f"<p>{e(view['address_line'] or '')} {e(view['postcode'] or '')}</p>"
+        f"<p>Parent/carer: {e(view['parent_carer']['name'] or '–')} "
+        f"{e(view['parent_carer']['phone'] or '')}</p>"
         f"<h2>Who is involved</h2><table><tr><th>Service</th><th>Organisation</th>"
         f"<th>Professional</th><th>Phone</th><th></th></tr>{invs}</table>"))
 
