@@ -104,10 +104,14 @@ class _ChunkIndex:
         self.by_id: dict[str, ChildRow] = {}
         self.by_nhs: dict[str, ChildRow] = {}
         self.by_upn: dict[str, ChildRow] = {}
-        self.by_name: dict[tuple[str, str, date], list[ChildRow]] = {}
+        # (given, family, dob) → {id(child): child}
+        self.by_name: dict[tuple[str, str, date], dict[int, ChildRow]] = {}
         # key → {id(child): child}: dicts, since a common key can hold thousands of
         # children and a list membership test would make a chunk quadratic.
         self.by_key: dict[str, dict[int, ChildRow]] = {}
+        # id(child) → the identity it was last indexed under: a row that changes
+        # nothing of who the child is (most of them) is not indexed again.
+        self.indexed: dict[int, IdentityFields] = {}
         for child in children:
             self.add(child)
 
@@ -116,16 +120,18 @@ class _ChunkIndex:
         self.reindex(child)
 
     def reindex(self, child: ChildRow) -> None:
+        fields = child_fields(child)
+        if self.indexed.get(id(child)) == fields:
+            return
+        self.indexed[id(child)] = fields
         if child.nhs_number:
             self.by_nhs.setdefault(child.nhs_number, child)
         if child.upn:
             self.by_upn.setdefault(child.upn, child)
         name_key = _name_key(child.given_name, child.family_name, child.dob)
         if name_key is not None:
-            bucket = self.by_name.setdefault(name_key, [])
-            if child not in bucket:
-                bucket.append(child)
-        for key in keys_for(child_fields(child)):
+            self.by_name.setdefault(name_key, {})[id(child)] = child
+        for key in keys_for(fields):
             self.by_key.setdefault(key, {})[id(child)] = child
 
 
@@ -182,6 +188,9 @@ class IngestService:
         )
         index = _ChunkIndex(found)
         existing_ids = set(index.by_id)
+        # The keys each child holds in the index now (what replace_blocking_keys last
+        # wrote for it): only the difference is written at the end.
+        keys_held = {c.local_id: keys_for(child_fields(c)) for c in found}
         new_children: list[ChildRow] = []
         placements: list[tuple[FeedRow, ChildRow]] = []
         touched: dict[int, ChildRow] = {}
@@ -226,8 +235,14 @@ class IngestService:
         for child in changed:
             apply_rules(child, sources.get(child.local_id, []))
         await self.children.upsert(conn, changed)
-        await self.children.replace_blocking_keys(
-            conn, {c.local_id: set(keys_for(child_fields(c))) for c in changed})
+        added: list[tuple[str, str]] = []
+        removed: list[tuple[str, str]] = []
+        for child in changed:
+            held, wanted = keys_held.get(child.local_id, frozenset()), keys_for(child_fields(child))
+            if held != wanted:
+                added += [(key, child.local_id) for key in wanted - held]
+                removed += [(key, child.local_id) for key in held - wanted]
+        await self.children.change_blocking_keys(conn, added=added, removed=removed)
         report.sent_to_review += await self.review.add(conn, [
             (new.local_id, candidate.local_id, result.total, result.to_dict())
             for new, candidate, result in reviews
@@ -239,9 +254,7 @@ class IngestService:
         ])
         # new review pairs and identifiers may relate a child to a shielded one
         await self.shields.refresh(conn)
-        report.outbox_entries += await self.projector.publish_changes(
-            conn, [c.local_id for c in changed]
-        )
+        report.outbox_entries += await self.projector.publish_children(conn, changed)
         report.rows_loaded += len(rows)
         report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
         report.children_created += len(new_children)
@@ -257,8 +270,8 @@ class IngestService:
         if ident.upn and ident.upn in index.by_upn:
             return index.by_upn[ident.upn]
         name_key = _name_key(ident.given_name, ident.family_name, ident.dob)
-        same_name = [c for c in index.by_name.get(name_key, []) if not _conflicts(c, row)] \
-            if name_key is not None else []
+        same_name = [c for c in index.by_name.get(name_key, {}).values()
+                     if not _conflicts(c, row)] if name_key is not None else []
         if len(same_name) == 1:
             return same_name[0]
         return None

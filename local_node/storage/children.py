@@ -270,6 +270,23 @@ class ChildStore:
                 [p[0] for p in pairs], [p[1] for p in pairs],
             )
 
+    async def change_blocking_keys(self, conn: asyncpg.Connection, *,
+                                   added: list[tuple[str, str]],
+                                   removed: list[tuple[str, str]]) -> None:
+        """Add and remove (key, local_id) pairs: the difference an ingest chunk made,
+        where most rows leave a child's keys as they were."""
+        if removed:
+            await conn.execute(
+                "DELETE FROM child_blocking_keys k"
+                " USING unnest($1::text[], $2::text[]) AS r(key, local_id)"
+                " WHERE k.key = r.key AND k.local_id = r.local_id",
+                [p[0] for p in removed], [p[1] for p in removed])
+        if added:
+            await conn.execute(
+                "INSERT INTO child_blocking_keys (key, local_id)"
+                " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                [p[0] for p in added], [p[1] for p in added])
+
     async def keys_index(self, conn: asyncpg.Connection,
                          keys: list[str]) -> dict[str, list[str]]:
         rows = await conn.fetch(
