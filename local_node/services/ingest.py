@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
@@ -112,11 +113,16 @@ class _ChunkIndex:
         # id(child) → the identity it was last indexed under: a row that changes
         # nothing of who the child is (most of them) is not indexed again.
         self.indexed: dict[int, IdentityFields] = {}
+        # local_id → the blocking keys the child holds in the database now (what was
+        # last written for it): only the difference is written at the end of a chunk.
+        self.held: dict[str, frozenset[str]] = {}
         for child in children:
             self.add(child)
 
     def add(self, child: ChildRow) -> None:
+        """A child as loaded from the database."""
         self.by_id[child.local_id] = child
+        self.held[child.local_id] = keys_for(child_fields(child))
         self.reindex(child)
 
     def reindex(self, child: ChildRow) -> None:
@@ -174,32 +180,40 @@ class IngestService:
                                                         [r.source_ref for r in rows])
         idents = [r.identity for r in rows]
         fields_of = [row_fields(i) for i in idents]
-        keys_of = [keys_for(f) for f in fields_of]
+        name_keys = [_name_key(i.given_name, i.family_name, i.dob) for i in idents]
+        # First the children a row can be placed with for certain (its own earlier row,
+        # an identifier, the exact name and date of birth) ...
         found = await self.children.find(
             conn,
             nhs=[i.nhs_number for i in idents if i.nhs_number],
             upn=[i.upn for i in idents if i.upn],
-            name_dob=[k for i in idents
-                      if (k := _name_key(i.given_name, i.family_name, i.dob)) is not None],
-            keys=sorted(set().union(*keys_of)) if keys_of else [],
+            name_dob=[k for k in name_keys if k is not None],
         )
         found += await self.children.get_many(
             conn, [lid for lid in known_refs.values() if lid not in {c.local_id for c in found}]
         )
         index = _ChunkIndex(found)
+        # ... then, only for the rows that have none, the candidates sharing a blocking
+        # key: most rows of a second feed find their child by an identifier or by name,
+        # and fetching (and indexing) every key's children for them was most of a load.
+        shared_names = {k for k, n in Counter(name_keys).items() if n > 1}
+        probed: set[int] = set()
+        await self._fetch_candidates(conn, index, fields_of, probed, [
+            i for i, row in enumerate(rows)
+            if not self._certain(row, known_refs, index, name_keys[i] in shared_names)])
         existing_ids = set(index.by_id)
-        # The keys each child holds in the index now (what replace_blocking_keys last
-        # wrote for it): only the difference is written at the end.
-        keys_held = {c.local_id: keys_for(child_fields(c)) for c in found}
         new_children: list[ChildRow] = []
         placements: list[tuple[FeedRow, ChildRow]] = []
         touched: dict[int, ChildRow] = {}
         reviews: list[tuple[ChildRow, ChildRow, Explanation]] = []
 
-        for row, fields, keys in zip(rows, fields_of, keys_of, strict=True):
+        for i, (row, fields) in enumerate(zip(rows, fields_of, strict=True)):
             child = self._match(row, known_refs, index)
             if child is None:
-                child, uncertain = self._match_probabilistic(row, fields, keys, index)
+                if i not in probed:  # rare: an earlier row of the chunk changed the answer
+                    await self._fetch_candidates(conn, index, fields_of, probed, [i])
+                child, uncertain = self._match_probabilistic(row, fields, keys_for(fields),
+                                                             index)
                 if child is not None:
                     report.matched_probabilistically += 1
             else:
@@ -238,7 +252,8 @@ class IngestService:
         added: list[tuple[str, str]] = []
         removed: list[tuple[str, str]] = []
         for child in changed:
-            held, wanted = keys_held.get(child.local_id, frozenset()), keys_for(child_fields(child))
+            held = index.held.get(child.local_id, frozenset())
+            wanted = keys_for(child_fields(child))
             if held != wanted:
                 added += [(key, child.local_id) for key in wanted - held]
                 removed += [(key, child.local_id) for key in held - wanted]
@@ -259,6 +274,30 @@ class IngestService:
         report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
         report.children_created += len(new_children)
         report.children_updated += sum(1 for c in changed if c.local_id in existing_ids)
+
+    async def _fetch_candidates(self, conn: asyncpg.Connection, index: _ChunkIndex,
+                                fields_of: list[IdentityFields], probed: set[int],
+                                positions: list[int]) -> None:
+        """Add to the index the children sharing a blocking key with these rows."""
+        probed.update(positions)
+        keys = set().union(*(keys_for(fields_of[i]) for i in positions)) if positions else set()
+        if not keys:
+            return
+        for child in await self.children.find(conn, nhs=[], upn=[], name_dob=[],
+                                              keys=sorted(keys)):
+            if child.local_id not in index.by_id:  # one object per child, never two
+                index.add(child)
+
+    def _certain(self, row: FeedRow, known_refs: dict[str, str], index: _ChunkIndex,
+                 name_shared: bool) -> bool:
+        """Whether the row's child is settled before the chunk runs: its own earlier
+        row, an identifier held, or a name and date of birth that one child has and
+        no other row of the chunk repeats."""
+        ident = row.identity
+        if (row.source_ref in known_refs or (ident.nhs_number and ident.nhs_number in index.by_nhs)
+                or (ident.upn and ident.upn in index.by_upn)):
+            return True
+        return not name_shared and self._match(row, known_refs, index) is not None
 
     def _match(self, row: FeedRow, known_refs: dict[str, str],
                index: _ChunkIndex) -> ChildRow | None:
