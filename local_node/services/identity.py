@@ -46,8 +46,11 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
     """Set the child's identity fields from its source rows (oldest first)."""
     if not sources:
         return
-    ranked = sorted(sources, key=lambda r: (source_trust(r["source"]), r["received_at"]))
-    stated = [_identity(r) for r in reversed(ranked)]  # most trusted first
+    # Each row's identity decoded once (a chunk applies the rules to thousands).
+    rows = [(source_trust(r["source"]), r["received_at"], _identity(r)) for r in sources]
+    # most trusted first; between equals, the most recently received (reversed, not
+    # sorted in reverse: rows received together keep the order they always had)
+    stated = [i for _, _, i in reversed(sorted(rows, key=lambda r: (r[0], r[1])))]
     child.given_name = next((i["given_name"] for i in stated if i.get("given_name")), None)
     child.family_name = next((i["family_name"] for i in stated if i.get("family_name")), None)
     dob = next((i["dob"] for i in stated if i.get("dob")), None)
@@ -57,8 +60,7 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
     child.other_given_names = next(
         (i["other_given_names"] for i in stated if i.get("other_given_names")), None)
     child.sex = next((int(i["sex"]) for i in stated if i.get("sex")), 0)
-    newest_first = [_identity(r) for r in
-                    sorted(sources, key=lambda r: r["received_at"], reverse=True)]
+    newest_first = [i for _, _, i in sorted(rows, key=lambda r: r[1], reverse=True)]
     child.postcode = next((i["postcode"] for i in newest_first if i.get("postcode")), None)
     child.address_line = next(
         (i["address_line"] for i in newest_first if i.get("address_line")), None)
@@ -67,8 +69,8 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
     child.parent_carer_name = carer.get("parent_carer_name")
     child.parent_carer_phone = carer.get("parent_carer_phone")
     formers = []
-    for row in sources:
-        name = _identity(row).get("former_family_name")
+    for _, _, identity in rows:
+        name = identity.get("former_family_name")
         if name and name != child.family_name and name not in formers:
             formers.append(name)
     child.former_family_names = formers
