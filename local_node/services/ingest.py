@@ -238,7 +238,9 @@ class IngestService:
                                    strict=True):
             child.local_id = local_id
         changed = list(touched.values())
-        await self.children.upsert(conn, changed)
+        # Source rows first (the children they name are written below, in this
+        # transaction), so that each child is written once, as the rules decide.
+        await self.children.defer_source_check(conn)
         await self.children.upsert_sources(conn, [
             (feed, row.source_ref, child.local_id, _fields(row.identity))
             for row, child in placements

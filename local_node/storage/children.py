@@ -173,6 +173,11 @@ class ChildStore:
             *arrays,
         )
 
+    async def defer_source_check(self, conn: asyncpg.Connection) -> None:
+        """Until this transaction commits, a source row may name a child not yet
+        written (migration 007)."""
+        await conn.execute("SET CONSTRAINTS source_records_local_id_fkey DEFERRED")
+
     async def upsert_sources(self, conn: asyncpg.Connection,
                              rows: list[tuple[str, str, str, dict[str, Any]]]) -> None:
         """(source, source_ref, local_id, identity) — the row as received wins."""
