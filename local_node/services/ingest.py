@@ -113,17 +113,32 @@ class _ChunkIndex:
         # id(child) → the identity it was last indexed under: a row that changes
         # nothing of who the child is (most of them) is not indexed again.
         self.indexed: dict[int, IdentityFields] = {}
-        # local_id → the blocking keys the child holds in the database now (what was
-        # last written for it): only the difference is written at the end of a chunk.
-        self.held: dict[str, frozenset[str]] = {}
+        # local_id → who the child was as loaded: the blocking keys it holds in the
+        # database are those of this identity, and only the difference is written.
+        self.loaded: dict[str, IdentityFields] = {}
         for child in children:
             self.add(child)
 
-    def add(self, child: ChildRow) -> None:
-        """A child as loaded from the database."""
+    def add(self, child: ChildRow, keys: list[str] | None = None) -> None:
+        """A child as loaded from the database: indexed under every blocking key it
+        holds, or only under ``keys`` (a candidate: the keys it was found by)."""
         self.by_id[child.local_id] = child
-        self.held[child.local_id] = keys_for(child_fields(child))
-        self.reindex(child)
+        fields = child_fields(child)
+        self.loaded[child.local_id] = fields
+        if keys is None:
+            self.reindex(child)
+            return
+        self.indexed[id(child)] = fields
+        self.add_keys(child, keys)
+
+    def add_keys(self, child: ChildRow, keys: list[str]) -> None:
+        for key in keys:
+            self.by_key.setdefault(key, {})[id(child)] = child
+
+    def held(self, local_id: str) -> frozenset[str]:
+        """The blocking keys the child holds in the database (none if it is new)."""
+        loaded = self.loaded.get(local_id)
+        return keys_for(loaded) if loaded is not None else frozenset()
 
     def reindex(self, child: ChildRow) -> None:
         fields = child_fields(child)
@@ -254,7 +269,7 @@ class IngestService:
         added: list[tuple[str, str]] = []
         removed: list[tuple[str, str]] = []
         for child in changed:
-            held = index.held.get(child.local_id, frozenset())
+            held = index.held(child.local_id)
             wanted = keys_for(child_fields(child))
             if held != wanted:
                 added += [(key, child.local_id) for key in wanted - held]
@@ -285,10 +300,12 @@ class IngestService:
         keys = set().union(*(keys_for(fields_of[i]) for i in positions)) if positions else set()
         if not keys:
             return
-        for child in await self.children.find(conn, nhs=[], upn=[], name_dob=[],
-                                              keys=sorted(keys)):
-            if child.local_id not in index.by_id:  # one object per child, never two
-                index.add(child)
+        for child, shared in await self.children.candidates(conn, sorted(keys)):
+            known = index.by_id.get(child.local_id)
+            if known is None:
+                index.add(child, shared)
+            else:  # one object per child, never two
+                index.add_keys(known, shared)
 
     def _certain(self, row: FeedRow, known_refs: dict[str, str], index: _ChunkIndex,
                  name_shared: bool) -> bool:

@@ -139,6 +139,24 @@ class ChildStore:
         )
         return [child_row(r) for r in rows]
 
+    async def candidates(self, conn: asyncpg.Connection,
+                         keys: list[str]) -> list[tuple[ChildRow, list[str]]]:
+        """The children holding any of these blocking keys, each with the keys of these
+        it holds; a key held by more than MATCH_BLOCK_LIMIT children is too common to
+        find candidates by, and is left out."""
+        rows = await conn.fetch(
+            f"""
+            SELECT {", ".join("c." + c for c in CHILD_COLUMNS)}, b.shared FROM children c
+              JOIN (SELECT k.local_id, array_agg(k.key) AS shared FROM child_blocking_keys k
+                      JOIN (SELECT key FROM child_blocking_keys WHERE key = ANY($1::text[])
+                             GROUP BY key HAVING count(*) <= $2) small USING (key)
+                     GROUP BY k.local_id) b USING (local_id)
+             WHERE c.merged_into IS NULL
+            """,
+            keys, MATCH_BLOCK_LIMIT,
+        )
+        return [(child_row(r), list(r["shared"])) for r in rows]
+
     async def get_many(self, conn: asyncpg.Connection, local_ids: list[str]) -> list[ChildRow]:
         rows = await conn.fetch(
             f"SELECT {', '.join(CHILD_COLUMNS)} FROM children WHERE local_id = ANY($1::text[])",
