@@ -46,7 +46,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -54,57 +54,23 @@ from typing import Any
 
 from stdnum.gb import nhs
 
+from local_node.feed_kinds import CORE_FIELDS, FEED_KINDS, FEEDS, UnknownFeed, feed_kind
 from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.records import SENSITIVE_SERVICE_TYPES, ChildRecord, Involvement, check_text
 
-FEEDS = ("education", "health", "services")
+__all__ = ["COLUMNS", "CORE_FIELDS", "FEEDS", "REQUIRED", "FeedResult", "FeedRow", "Identity",
+           "RowError", "UnknownFeed", "parse_feed", "parse_feed_text"]
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "education": (
-        "source_ref", "upn", "given_name", "other_given_names", "family_name",
-        "former_family_name", "dob", "sex", "address_line", "postcode", "school_urn",
-        "school_name", "school_phone", "start_date", "end_date",
-    ),
-    "health": (
-        "source_ref", "nhs_number", "given_name", "other_given_names", "family_name", "dob",
-        "sex", "address_line", "postcode", "gp_ods_code", "gp_name", "gp_phone",
-        "registered_from", "registered_to",
-    ),
-    "services": (
-        "source_ref", "nhs_number", "upn", "given_name", "family_name", "dob", "sex",
-        "postcode", "service_type", "service_name", "organisation_code", "professional_name",
-        "professional_role", "professional_phone", "professional_email", "lead_professional",
-        "caf_done", "sensitive", "consent", "shielded", "start_date", "end_date",
-    ),
-}
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "education": ("source_ref", "given_name", "family_name", "dob"),
-    "health": ("source_ref", "given_name", "family_name", "dob"),
-    "services": ("source_ref", "given_name", "family_name", "dob", "service_type"),
-}
-# Involvement field → the feed column it is read from (and errors are reported against).
-_POINTER_COLUMNS: dict[str, dict[str, str]] = {
-    "education": {"organisation_code": "school_urn", "organisation_name": "school_name",
-                  "organisation_phone": "school_phone", "start_date": "start_date",
-                  "end_date": "end_date"},
-    "health": {"organisation_code": "gp_ods_code", "organisation_name": "gp_name",
-               "organisation_phone": "gp_phone", "start_date": "registered_from",
-               "end_date": "registered_to"},
-    "services": {name: name for name in (
-        "service_type", "organisation_code", "professional_name", "professional_role",
-        "professional_phone", "professional_email", "start_date", "end_date",
-    )} | {"organisation_name": "service_name"},
-}
+# The feeds and their columns are one table (local_node.feed_kinds); these views of
+# it are what the parser and the generator read.
+COLUMNS: dict[str, tuple[str, ...]] = {k.name: k.column_names for k in FEED_KINDS.values()}
+REQUIRED: dict[str, tuple[str, ...]] = {k.name: k.required for k in FEED_KINDS.values()}
 _BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
              "y": True, "n": False, "1": True, "0": False}
 _SOURCE_REF_MAX = 100
 # A record with every field valid, varied one field at a time to check that field alone.
 _TEMPLATE = {"local_id": "feed-row", "given_name": "x", "family_name": "x", "dob": "2000-01-01"}
-
-
-# The fields a row may lack and still load (flagged incomplete).
-CORE_FIELDS = ("given_name", "family_name", "dob")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +85,9 @@ class Identity:
     postcode: str | None = None   # normalised "BN1 1AA"
     nhs_number: str | None = None  # 10 digits, valid
     upn: str | None = None        # valid
+    # Whom to contact about the child (health and education feeds); not used to match.
+    parent_carer_name: str | None = None
+    parent_carer_phone: str | None = None
     # Why a core field is absent, one "column: reason" each ("dob: blank").
     incomplete: tuple[str, ...] = ()
 
@@ -154,7 +123,7 @@ class FeedResult:
 
 def parse_feed(feed: str, path: Path) -> FeedResult:
     """Parse a feed file. A line that is not UTF-8 is reported and skipped."""
-    _check_feed(feed)
+    feed_kind(feed)  # an unknown feed is refused before the file is read
     data = Path(path).read_bytes()
     bad_lines: dict[int, str] = {}
     try:
@@ -167,13 +136,7 @@ def parse_feed(feed: str, path: Path) -> FeedResult:
 
 def parse_feed_text(feed: str, text_lines: Iterable[str]) -> FeedResult:
     """Parse a feed from lines of text (each ending in its newline, as a file gives them)."""
-    _check_feed(feed)
     return _Parser(feed, {}).parse(iter(text_lines))
-
-
-def _check_feed(feed: str) -> None:
-    if feed not in FEEDS:
-        raise ValueError(f"unknown feed {feed!r}: expected one of {', '.join(FEEDS)}")
 
 
 def _decode_by_line(data: bytes) -> tuple[str, dict[int, str]]:
@@ -197,10 +160,11 @@ class _Problem(Exception):
 
 class _Parser:
     def __init__(self, feed: str, bad_lines: dict[int, str]) -> None:
+        self.kind = feed_kind(feed)
         self.feed = feed
         self.bad_lines = bad_lines
         self.caches: dict[str, dict[Any, Any]] = {}
-        self.pointer_columns = _POINTER_COLUMNS[feed]
+        self.pointer_columns = self.kind.pointer_columns
 
     # -- the file ---------------------------------------------------------------------
 
@@ -311,6 +275,10 @@ class _Parser:
             nhs_number=_identifier("nhs_number", v.get("nhs_number", ""),
                                    identifiers.normalise_nhs_number),
             upn=_identifier("upn", v.get("upn", ""), identifiers.normalise_upn),
+            parent_carer_name=check("parent_carer_name", v.get("parent_carer_name", ""),
+                                    _name_check),
+            parent_carer_phone=check("parent_carer_phone", v.get("parent_carer_phone", ""),
+                                     _carer_phone_check),
             incomplete=tuple(incomplete),
         )
         if not (identity.given_name or identity.family_name or identity.dob
@@ -320,7 +288,7 @@ class _Parser:
             column = (invalid or incomplete)[0].split(":", 1)[0]
             raise _Problem(column, "no usable identifying field (no name, date of birth, "
                                    f"NHS number or UPN): {'; '.join(incomplete)}")
-        if feed == "services":
+        if self.kind.pointer_type is None:  # each row names its service
             return FeedRow(line, feed, source_ref, identity, self._service(v),
                            _boolean("shielded", v["shielded"]))
         return FeedRow(line, feed, source_ref, identity, self._organisation(v))
@@ -362,7 +330,8 @@ class _Parser:
         phone = v[columns["organisation_phone"]]
         if not (code or name or phone):
             return None  # no pointer on this row
-        service_type = "school" if self.feed == "education" else "gp"
+        service_type = self.kind.pointer_type
+        assert service_type is not None
         base = self._pointer((service_type, code, name, phone, "", "", "", ""))
         start, end = self._dates(v)
         return Involvement(
@@ -425,6 +394,11 @@ def _dob_check(value: str, _column: str) -> date | None:
     return ChildRecord.from_wire({**_TEMPLATE, "dob": value}).dob
 
 
+def _carer_phone_check(value: str, _column: str) -> str | None:
+    # The record's phone rule, as the hub applies it to what the node publishes.
+    return ChildRecord.from_wire({**_TEMPLATE, "parent_carer_phone": value}).parent_carer_phone
+
+
 def _identifier(column: str, value: str, check: Any) -> str | None:
     if not value:
         return None
@@ -441,7 +415,7 @@ def _identifier(column: str, value: str, check: Any) -> str | None:
 
 
 def _pointer_check(feed: str, key: tuple[str, ...],
-                   columns: dict[str, str]) -> Involvement | _Problem:
+                   columns: Mapping[str, str]) -> Involvement | _Problem:
     service_type, code, name, phone, prof_name, role, prof_phone, email = key
     if feed == "education" and code and not (
             len(code) == 6 and code.isascii() and code.isdigit()):

@@ -10,6 +10,9 @@ Stated rules (docs/design.md §3):
   **incomplete** with the reason its most trusted row gave.
 - **Address and postcode** come from the most recently received row that has one:
   a move shows up first in whichever service hears of it.
+- **Parent/carer name and phone** come, together, from the most recently received
+  row that states either: whom to call changes with the family, and the name of one
+  carer is never paired with another's phone.
 - **Former family names** are those any source states explicitly.
 - **NHS number and UPN** are never chosen here: ingest adds them to a child and never
   moves one between children (a conflict is reported and kept apart).
@@ -24,10 +27,14 @@ from typing import Any
 
 import asyncpg
 
-from local_node.feeds import CORE_FIELDS
+from local_node.feed_kinds import CORE_FIELDS, feed_kind
 from local_node.storage.children import ChildRow
 
-SOURCE_TRUST = {"health": 3, "education": 2, "services": 1}
+
+def source_trust(source: str) -> int:
+    """How far a feed's rows are trusted to say who a child is (the feed table's rank);
+    a source that is not a known feed is refused, not ranked lowest."""
+    return feed_kind(source).trust
 
 
 def _identity(row: asyncpg.Record) -> dict[str, Any]:
@@ -39,8 +46,11 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
     """Set the child's identity fields from its source rows (oldest first)."""
     if not sources:
         return
-    ranked = sorted(sources, key=lambda r: (SOURCE_TRUST.get(r["source"], 0), r["received_at"]))
-    stated = [_identity(r) for r in reversed(ranked)]  # most trusted first
+    # Each row's identity decoded once (a chunk applies the rules to thousands).
+    rows = [(source_trust(r["source"]), r["received_at"], _identity(r)) for r in sources]
+    # most trusted first; between equals, the most recently received (reversed, not
+    # sorted in reverse: rows received together keep the order they always had)
+    stated = [i for _, _, i in reversed(sorted(rows, key=lambda r: (r[0], r[1])))]
     child.given_name = next((i["given_name"] for i in stated if i.get("given_name")), None)
     child.family_name = next((i["family_name"] for i in stated if i.get("family_name")), None)
     dob = next((i["dob"] for i in stated if i.get("dob")), None)
@@ -50,14 +60,17 @@ def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
     child.other_given_names = next(
         (i["other_given_names"] for i in stated if i.get("other_given_names")), None)
     child.sex = next((int(i["sex"]) for i in stated if i.get("sex")), 0)
-    newest_first = [_identity(r) for r in
-                    sorted(sources, key=lambda r: r["received_at"], reverse=True)]
+    newest_first = [i for _, _, i in sorted(rows, key=lambda r: r[1], reverse=True)]
     child.postcode = next((i["postcode"] for i in newest_first if i.get("postcode")), None)
     child.address_line = next(
         (i["address_line"] for i in newest_first if i.get("address_line")), None)
+    carer = next((i for i in newest_first
+                  if i.get("parent_carer_name") or i.get("parent_carer_phone")), {})
+    child.parent_carer_name = carer.get("parent_carer_name")
+    child.parent_carer_phone = carer.get("parent_carer_phone")
     formers = []
-    for row in sources:
-        name = _identity(row).get("former_family_name")
+    for _, _, identity in rows:
+        name = identity.get("former_family_name")
         if name and name != child.family_name and name not in formers:
             formers.append(name)
     child.former_family_names = formers

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
@@ -104,28 +105,54 @@ class _ChunkIndex:
         self.by_id: dict[str, ChildRow] = {}
         self.by_nhs: dict[str, ChildRow] = {}
         self.by_upn: dict[str, ChildRow] = {}
-        self.by_name: dict[tuple[str, str, date], list[ChildRow]] = {}
+        # (given, family, dob) → {id(child): child}
+        self.by_name: dict[tuple[str, str, date], dict[int, ChildRow]] = {}
         # key → {id(child): child}: dicts, since a common key can hold thousands of
         # children and a list membership test would make a chunk quadratic.
         self.by_key: dict[str, dict[int, ChildRow]] = {}
+        # id(child) → the identity it was last indexed under: a row that changes
+        # nothing of who the child is (most of them) is not indexed again.
+        self.indexed: dict[int, IdentityFields] = {}
+        # local_id → who the child was as loaded: the blocking keys it holds in the
+        # database are those of this identity, and only the difference is written.
+        self.loaded: dict[str, IdentityFields] = {}
         for child in children:
             self.add(child)
 
-    def add(self, child: ChildRow) -> None:
+    def add(self, child: ChildRow, keys: list[str] | None = None) -> None:
+        """A child as loaded from the database: indexed under every blocking key it
+        holds, or only under ``keys`` (a candidate: the keys it was found by)."""
         self.by_id[child.local_id] = child
-        self.reindex(child)
+        fields = child_fields(child)
+        self.loaded[child.local_id] = fields
+        if keys is None:
+            self.reindex(child)
+            return
+        self.indexed[id(child)] = fields
+        self.add_keys(child, keys)
+
+    def add_keys(self, child: ChildRow, keys: list[str]) -> None:
+        for key in keys:
+            self.by_key.setdefault(key, {})[id(child)] = child
+
+    def held(self, local_id: str) -> frozenset[str]:
+        """The blocking keys the child holds in the database (none if it is new)."""
+        loaded = self.loaded.get(local_id)
+        return keys_for(loaded) if loaded is not None else frozenset()
 
     def reindex(self, child: ChildRow) -> None:
+        fields = child_fields(child)
+        if self.indexed.get(id(child)) == fields:
+            return
+        self.indexed[id(child)] = fields
         if child.nhs_number:
             self.by_nhs.setdefault(child.nhs_number, child)
         if child.upn:
             self.by_upn.setdefault(child.upn, child)
         name_key = _name_key(child.given_name, child.family_name, child.dob)
         if name_key is not None:
-            bucket = self.by_name.setdefault(name_key, [])
-            if child not in bucket:
-                bucket.append(child)
-        for key in keys_for(child_fields(child)):
+            self.by_name.setdefault(name_key, {})[id(child)] = child
+        for key in keys_for(fields):
             self.by_key.setdefault(key, {})[id(child)] = child
 
 
@@ -168,29 +195,40 @@ class IngestService:
                                                         [r.source_ref for r in rows])
         idents = [r.identity for r in rows]
         fields_of = [row_fields(i) for i in idents]
-        keys_of = [keys_for(f) for f in fields_of]
+        name_keys = [_name_key(i.given_name, i.family_name, i.dob) for i in idents]
+        # First the children a row can be placed with for certain (its own earlier row,
+        # an identifier, the exact name and date of birth) ...
         found = await self.children.find(
             conn,
             nhs=[i.nhs_number for i in idents if i.nhs_number],
             upn=[i.upn for i in idents if i.upn],
-            name_dob=[k for i in idents
-                      if (k := _name_key(i.given_name, i.family_name, i.dob)) is not None],
-            keys=sorted(set().union(*keys_of)) if keys_of else [],
+            name_dob=[k for k in name_keys if k is not None],
         )
         found += await self.children.get_many(
             conn, [lid for lid in known_refs.values() if lid not in {c.local_id for c in found}]
         )
         index = _ChunkIndex(found)
+        # ... then, only for the rows that have none, the candidates sharing a blocking
+        # key: most rows of a second feed find their child by an identifier or by name,
+        # and fetching (and indexing) every key's children for them was most of a load.
+        shared_names = {k for k, n in Counter(name_keys).items() if n > 1}
+        probed: set[int] = set()
+        await self._fetch_candidates(conn, index, fields_of, probed, [
+            i for i, row in enumerate(rows)
+            if not self._certain(row, known_refs, index, name_keys[i] in shared_names)])
         existing_ids = set(index.by_id)
         new_children: list[ChildRow] = []
         placements: list[tuple[FeedRow, ChildRow]] = []
         touched: dict[int, ChildRow] = {}
         reviews: list[tuple[ChildRow, ChildRow, Explanation]] = []
 
-        for row, fields, keys in zip(rows, fields_of, keys_of, strict=True):
+        for i, (row, fields) in enumerate(zip(rows, fields_of, strict=True)):
             child = self._match(row, known_refs, index)
             if child is None:
-                child, uncertain = self._match_probabilistic(row, fields, keys, index)
+                if i not in probed:  # rare: an earlier row of the chunk changed the answer
+                    await self._fetch_candidates(conn, index, fields_of, probed, [i])
+                child, uncertain = self._match_probabilistic(row, fields, keys_for(fields),
+                                                             index)
                 if child is not None:
                     report.matched_probabilistically += 1
             else:
@@ -215,7 +253,9 @@ class IngestService:
                                    strict=True):
             child.local_id = local_id
         changed = list(touched.values())
-        await self.children.upsert(conn, changed)
+        # Source rows first (the children they name are written below, in this
+        # transaction), so that each child is written once, as the rules decide.
+        await self.children.defer_source_check(conn)
         await self.children.upsert_sources(conn, [
             (feed, row.source_ref, child.local_id, _fields(row.identity))
             for row, child in placements
@@ -226,8 +266,15 @@ class IngestService:
         for child in changed:
             apply_rules(child, sources.get(child.local_id, []))
         await self.children.upsert(conn, changed)
-        await self.children.replace_blocking_keys(
-            conn, {c.local_id: set(keys_for(child_fields(c))) for c in changed})
+        added: list[tuple[str, str]] = []
+        removed: list[tuple[str, str]] = []
+        for child in changed:
+            held = index.held(child.local_id)
+            wanted = keys_for(child_fields(child))
+            if held != wanted:
+                added += [(key, child.local_id) for key in wanted - held]
+                removed += [(key, child.local_id) for key in held - wanted]
+        await self.children.change_blocking_keys(conn, added=added, removed=removed)
         report.sent_to_review += await self.review.add(conn, [
             (new.local_id, candidate.local_id, result.total, result.to_dict())
             for new, candidate, result in reviews
@@ -239,13 +286,37 @@ class IngestService:
         ])
         # new review pairs and identifiers may relate a child to a shielded one
         await self.shields.refresh(conn)
-        report.outbox_entries += await self.projector.publish_changes(
-            conn, [c.local_id for c in changed]
-        )
+        report.outbox_entries += await self.projector.publish_children(conn, changed)
         report.rows_loaded += len(rows)
         report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
         report.children_created += len(new_children)
         report.children_updated += sum(1 for c in changed if c.local_id in existing_ids)
+
+    async def _fetch_candidates(self, conn: asyncpg.Connection, index: _ChunkIndex,
+                                fields_of: list[IdentityFields], probed: set[int],
+                                positions: list[int]) -> None:
+        """Add to the index the children sharing a blocking key with these rows."""
+        probed.update(positions)
+        keys = set().union(*(keys_for(fields_of[i]) for i in positions)) if positions else set()
+        if not keys:
+            return
+        for child, shared in await self.children.candidates(conn, sorted(keys)):
+            known = index.by_id.get(child.local_id)
+            if known is None:
+                index.add(child, shared)
+            else:  # one object per child, never two
+                index.add_keys(known, shared)
+
+    def _certain(self, row: FeedRow, known_refs: dict[str, str], index: _ChunkIndex,
+                 name_shared: bool) -> bool:
+        """Whether the row's child is settled before the chunk runs: its own earlier
+        row, an identifier held, or a name and date of birth that one child has and
+        no other row of the chunk repeats."""
+        ident = row.identity
+        if (row.source_ref in known_refs or (ident.nhs_number and ident.nhs_number in index.by_nhs)
+                or (ident.upn and ident.upn in index.by_upn)):
+            return True
+        return not name_shared and self._match(row, known_refs, index) is not None
 
     def _match(self, row: FeedRow, known_refs: dict[str, str],
                index: _ChunkIndex) -> ChildRow | None:
@@ -257,8 +328,8 @@ class IngestService:
         if ident.upn and ident.upn in index.by_upn:
             return index.by_upn[ident.upn]
         name_key = _name_key(ident.given_name, ident.family_name, ident.dob)
-        same_name = [c for c in index.by_name.get(name_key, []) if not _conflicts(c, row)] \
-            if name_key is not None else []
+        same_name = [c for c in index.by_name.get(name_key, {}).values()
+                     if not _conflicts(c, row)] if name_key is not None else []
         if len(same_name) == 1:
             return same_name[0]
         return None

@@ -61,8 +61,14 @@ class Projector:
         """
         if not local_ids:
             return 0
-        rows = await self.children.get_many(conn, local_ids)
-        invs = await self.children.involvements_of(conn, local_ids)
+        return await self.publish_children(conn, await self.children.get_many(conn, local_ids))
+
+    async def publish_children(self, conn: asyncpg.Connection, rows: list[ChildRow]) -> int:
+        """:meth:`publish_changes` for children the caller holds as written (an ingest
+        chunk has just upserted them), without reading them back."""
+        if not rows:
+            return 0
+        invs = await self.children.involvements_of(conn, [c.local_id for c in rows])
         entries: list[tuple[str, int, str, bytes | None, str | None]] = []
         published: list[tuple[str, int, str | None]] = []
         for child in rows:

@@ -139,6 +139,24 @@ class ChildStore:
         )
         return [child_row(r) for r in rows]
 
+    async def candidates(self, conn: asyncpg.Connection,
+                         keys: list[str]) -> list[tuple[ChildRow, list[str]]]:
+        """The children holding any of these blocking keys, each with the keys of these
+        it holds; a key held by more than MATCH_BLOCK_LIMIT children is too common to
+        find candidates by, and is left out."""
+        rows = await conn.fetch(
+            f"""
+            SELECT {", ".join("c." + c for c in CHILD_COLUMNS)}, b.shared FROM children c
+              JOIN (SELECT k.local_id, array_agg(k.key) AS shared FROM child_blocking_keys k
+                      JOIN (SELECT key FROM child_blocking_keys WHERE key = ANY($1::text[])
+                             GROUP BY key HAVING count(*) <= $2) small USING (key)
+                     GROUP BY k.local_id) b USING (local_id)
+             WHERE c.merged_into IS NULL
+            """,
+            keys, MATCH_BLOCK_LIMIT,
+        )
+        return [(child_row(r), list(r["shared"])) for r in rows]
+
     async def get_many(self, conn: asyncpg.Connection, local_ids: list[str]) -> list[ChildRow]:
         rows = await conn.fetch(
             f"SELECT {', '.join(CHILD_COLUMNS)} FROM children WHERE local_id = ANY($1::text[])",
@@ -172,6 +190,11 @@ class ChildStore:
             """,
             *arrays,
         )
+
+    async def defer_source_check(self, conn: asyncpg.Connection) -> None:
+        """Until this transaction commits, a source row may name a child not yet
+        written (migration 007)."""
+        await conn.execute("SET CONSTRAINTS source_records_local_id_fkey DEFERRED")
 
     async def upsert_sources(self, conn: asyncpg.Connection,
                              rows: list[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -269,6 +292,23 @@ class ChildStore:
                 " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
                 [p[0] for p in pairs], [p[1] for p in pairs],
             )
+
+    async def change_blocking_keys(self, conn: asyncpg.Connection, *,
+                                   added: list[tuple[str, str]],
+                                   removed: list[tuple[str, str]]) -> None:
+        """Add and remove (key, local_id) pairs: the difference an ingest chunk made,
+        where most rows leave a child's keys as they were."""
+        if removed:
+            await conn.execute(
+                "DELETE FROM child_blocking_keys k"
+                " USING unnest($1::text[], $2::text[]) AS r(key, local_id)"
+                " WHERE k.key = r.key AND k.local_id = r.local_id",
+                [p[0] for p in removed], [p[1] for p in removed])
+        if added:
+            await conn.execute(
+                "INSERT INTO child_blocking_keys (key, local_id)"
+                " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                [p[0] for p in added], [p[1] for p in added])
 
     async def keys_index(self, conn: asyncpg.Connection,
                          keys: list[str]) -> dict[str, list[str]]:
