@@ -20,6 +20,7 @@ from national_hub.handlers import (
     federation,
     health,
     links,
+    notices,
     openapi,
     ops,
     practitioner,
@@ -37,6 +38,7 @@ from national_hub.services.health import HealthService
 from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.notices import NoticeFeed, NoticeJob
 from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
@@ -63,6 +65,7 @@ from server_common.web import TRUSTED_PROXIES, health_routes
 
 log = logging.getLogger(__name__)
 PACKAGE = "national_hub"
+NOTICE_JOB = web.AppKey("notice_job", NoticeJob)
 
 # Beyond server_common.access.ANONYMOUS (probes, login, its style sheet): the API's
 # description, which describes endpoints and never data, and the hub's public key,
@@ -81,6 +84,7 @@ NODE_SIGNED = (
     "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals",
     "GET /v1/councils/{code}/shielded",
+    "GET /v1/councils/{code}/notices",
 )
 
 
@@ -149,6 +153,8 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.AUDIT] = AuditLog(pool, app[k.HUB_KEY], origin=config.audit.origin)
             app[k.REVIEW] = ReviewService(pool, linker, audit=app[k.AUDIT])
             app[witness.WITNESSES] = Witnesses(pool, app[k.AUDIT])
+            app[notices.NOTICE_FEED] = NoticeFeed(pool, app[k.AUDIT])
+            app[NOTICE_JOB] = NoticeJob(pool, app[k.AUDIT])
             app[k.SEARCH] = HubSearch(read_pool)  # may lag: a replica if configured
             nonces, ttl = NonceStore(), config.hub.nonce_ttl
 
@@ -167,6 +173,9 @@ def create_app(config: HubConfig) -> web.Application:
                     config.retention.interval))
             if config.resolver.enabled:
                 loops.append(resolver.run())
+            if config.notices.interval > 0:
+                loops.append(run_every("notices", app[NOTICE_JOB].run,
+                                       config.notices.interval))
             async with background(*loops):
                 yield
 
@@ -179,6 +188,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(anti_entropy.routes())
     app.add_routes(witness.routes())
     app.add_routes(shielded.routes())
+    app.add_routes(notices.routes())
     app.add_routes(health.routes())
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))

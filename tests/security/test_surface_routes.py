@@ -29,6 +29,7 @@ HUB_NODE_SIGNED = {
     "POST /v1/councils/{code}/digests", "POST /v1/councils/{code}/digests/records",
     "GET /v1/councils/{code}/audit/checkpoint", "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals", "GET /v1/councils/{code}/shielded",
+    "GET /v1/councils/{code}/notices",
 }
 # a value for every path parameter a route has
 _PARAMETERS = {"code": "E10000011", "council": "E10000011", "name": "login.css"}
