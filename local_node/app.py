@@ -14,12 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
+from local_node.handlers import notices as notice_handlers
 from local_node.handlers import practitioner
 from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, SEARCH, Auditor
 from local_node.keyfile import KeyFile
 from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
 from local_node.services.key_rotation import KeyRotator, RotationOutcome
+from local_node.services.notices import NoticeService
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.reconcile import Reconciler
@@ -153,6 +155,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             audit_log = app[AUDIT_LOG] = AuditLog(
                 pool, signing, origin=config.audit_origin)
             app[AUDIT] = practitioner_auditor(audit_log)
+            notices = app[notice_handlers.NOTICES] = NoticeService(
+                pool, audit_log, config.notices, config.council.code)
             # Coroutines made only as they start: one made and never awaited warns
             def own_loops() -> list[Coroutine[Any, Any, None]]:
                 loops = []
@@ -171,6 +175,10 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                     loops.append(run_every("witness the hub's audit log",
                                            hub_witness(config, pool, publisher).run_once,
                                            config.audit.witness_interval))
+                if config.notices.interval > 0:
+                    notices.client = publisher.client  # fetched with the publisher's
+                    loops.append(run_every("notices from the hub", notices.run,
+                                           config.notices.interval))
                 if config.reconcile.interval > 0:
                     loops.append(run_every("reconcile with the hub",
                                            reconciler(pool, publisher).reconcile,
@@ -194,6 +202,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     app.add_routes(health_routes(POOL, PACKAGE))
     app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
+    app.add_routes(notice_handlers.routes())
     app.add_routes(audit_handlers.routes())
 
     async def before_scrape(request: web.Request) -> None:

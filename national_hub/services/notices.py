@@ -104,13 +104,12 @@ class NoticeJob:
         if not drafts:
             return 0
         marks = await store.shielding(conn, list({*holder_keys, *touched}))
-        return await self._write(conn, drafts, holders, marks, touched)
+        return await self._write(conn, drafts, holders, marks)
 
     async def _write(self, conn: asyncpg.Connection, drafts: list[Draft],
-                     holders: dict[str, list[Holder]], marks: dict[RecordKey, list[str]],
-                     touched: list[RecordKey]) -> int:
+                     holders: dict[str, list[Holder]], marks: dict[RecordKey, list[str]]
+                     ) -> int:
         store = self.store
-        touched_marks = {m for k in touched for m in marks.get(k, ())}
         by_notice: dict[tuple[str, str], list[Draft]] = defaultdict(list)
         for d in drafts:
             by_notice[(d.recipient, d.national_id)].append(d)
@@ -122,7 +121,7 @@ class NoticeJob:
             # the changed records, which may just have left it) shields the notice
             shielding = sorted({m for h in holders.get(national_id, ())
                                 for m in marks.get((h.council, h.local_id), ())}
-                               | touched_marks)
+                               | {m for d in ds for m in marks.get(d.source, ())})
             events = [disclose(d.event, recipient, shielding) for d in ds]
             old = existing.get((recipient, national_id))
             merged = coalesce(events_from_json(old.events) if old else (), events)

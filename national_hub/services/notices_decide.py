@@ -66,6 +66,7 @@ class Draft:
     recipient: str
     national_id: str
     event: NoticeEvent
+    source: RecordKey  # the changed record that made it (its shield marks count too)
 
 
 def pointers(record: bytes) -> tuple[tuple[str, ...], LeadContact | None]:
@@ -141,22 +142,23 @@ def decide(touched: Sequence[RecordKey], current: Mapping[RecordKey, str | None]
                     if other in known:
                         continue
                     drafts.append(Draft(other, now, event("linked", council, services,
-                                                          mine.lead)))
-                    drafts.append(Draft(council, now, event("linked", other, svc, lead)))
+                                                          mine.lead), key))
+                    drafts.append(Draft(council, now, event("linked", other, svc, lead), key))
             if before.national_id is not None and mine is not None:
                 left = {h.council for h in holders.get(before.national_id, ())
                         if h.council != council} - set(others)
                 for other in sorted(left):
                     drafts.append(Draft(other, before.national_id,
-                                        event("separated", council, (), None)))
+                                        event("separated", council, (), None), key))
                     if now is not None:
-                        drafts.append(Draft(council, now, event("separated", other, (), None)))
+                        drafts.append(Draft(council, now, event("separated", other, (), None),
+                                            key))
         elif now is not None and mine is not None and before.services is not None:
             added = tuple(s for s in services if s not in before.services)
             if added:
                 for other in others:
                     drafts.append(Draft(other, now, event("new_involvement", council, added,
-                                                          mine.lead)))
+                                                          mine.lead), key))
         new_seen[key] = Seen(now, services if mine is not None else ())
     return drafts, new_seen
 
