@@ -22,6 +22,7 @@ from local_node.metrics import NodeMetrics
 from local_node.services.ingest import IngestService
 from local_node.services.key_rotation import KeyRotator, RotationOutcome
 from local_node.services.notices import NoticeService
+from local_node.services.notices_metrics import NodeNoticeCollector
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.reconcile import Reconciler
@@ -136,6 +137,8 @@ async def rotate_key(config: NodeConfig, not_after: datetime | None = None) -> R
 def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = NodeMetrics(registry, OutboxStore())
+    notice_metrics = NodeNoticeCollector()
+    registry.register(notice_metrics)
     app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
@@ -207,6 +210,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[POOL])
+        await notice_metrics.refresh(request.app[notice_handlers.NOTICES])
 
     app.add_routes([metrics_route(registry, before_scrape)])
     return app

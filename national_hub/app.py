@@ -39,6 +39,7 @@ from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.node_auth import NodeAuthenticator
 from national_hub.services.notices import NoticeFeed, NoticeJob
+from national_hub.services.notices_metrics import NoticeCollector
 from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
@@ -124,6 +125,8 @@ def retention_service(pool: asyncpg.Pool, config: HubConfig, audit: AuditLog) ->
 def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
+    notice_metrics = NoticeCollector()
+    registry.register(notice_metrics)
     app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[k.CONFIG] = config
@@ -204,6 +207,7 @@ def create_app(config: HubConfig) -> web.Application:
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])
+        await notice_metrics.refresh(request.app[notices.NOTICE_FEED], request.app[NOTICE_JOB])
 
     app.add_routes([metrics_route(registry, before_scrape)])
     return app
