@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,13 +22,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
-from aiosmtpd.controller import Controller
 
 from local_node.app import create_app as create_node_app
 from local_node.config import NoticesSection
 from server_common.accounts import Role
 from tests.federation import Node, running_hub, running_node
 from tests.server_common.accounts_helpers import bearer_headers
+from tests.smtp import smtp_server
 
 ESX, WSX = "E10000011", "E10000032"
 SERVICES = ("source_ref,nhs_number,given_name,family_name,dob,sex,postcode,service_type,"
@@ -54,37 +53,6 @@ WSX_GP = ("source_ref,nhs_number,given_name,family_name,dob,sex,postcode,gp_ods_
           "01293 111111\n")
 PERSONAL = ("Mia", "Okafor", "Zara", "Hall", "9434765919", "9434765870", "2014-05-02",
             "BN1", "RH10", "Dana Smith", "mental_health", "CAMHS", "Sam Lee", "camhs")
-
-
-class Inbox:
-    """What the SMTP server received: (when, recipients, message bytes)."""
-
-    def __init__(self) -> None:
-        self.mail: list[tuple[float, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.mail.append((time.monotonic(), list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-    def to(self, address: str) -> list[tuple[float, bytes]]:
-        return [(t, m) for t, rcpt, m in self.mail if address in rcpt]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def smtp_server() -> Any:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
 
 
 @contextlib.asynccontextmanager

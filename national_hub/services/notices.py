@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -52,9 +53,12 @@ class NoticeJob:
         self.store = store or NoticeStore()
         self.chunk = chunk
         self.created_total = 0  # notices written by this process (metrics)
+        self.changes_total = 0  # changed records it handled
+        self.busy_seconds = 0.0  # time spent in chunks that had work (bench.notices)
 
     async def run_once(self) -> ChunkResult | None:
         """One chunk; None when another process holds the lock."""
+        started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self.store.lock(conn):
                 return None
@@ -63,6 +67,8 @@ class NoticeJob:
                 return ChunkResult(0, 0)
             written = await self._derive(conn, touched)
         self.created_total += written
+        self.changes_total += len(touched)
+        self.busy_seconds += time.perf_counter() - started
         return ChunkResult(len(touched), written)
 
     async def drain(self) -> int:

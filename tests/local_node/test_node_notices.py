@@ -29,7 +29,8 @@ from tests.hub_harness import upgrade
 from tests.processes import free_port, script
 from tests.scrape import scrape
 from tests.server_common.accounts_helpers import bearer_headers
-from tests.test_notices_end_to_end import ESX_FEED, WSX_FEED, WSX_GP, smtp_server
+from tests.smtp import smtp_server
+from tests.test_notices_end_to_end import ESX_FEED, WSX_FEED, WSX_GP
 
 ESX, WSX = "E10000011", "E10000032"
 
