@@ -97,7 +97,7 @@ async def bulk(hub: Hub, a: Node, b: Node, feeds: Path, population: Any,
     told: set[str] = set()
     wrong = 0
     for row in await hub.pool.fetch("SELECT council_code, local_ids FROM notices"):
-        node = a if row["council_code"] == A else b
+        node = a if row["council_code"] == a.code else b
         people = await _people_of(node, truth, list(row["local_ids"]))
         told |= people
         wrong += 0 if people <= movers else 1

@@ -33,15 +33,21 @@ CREATE TRIGGER records_notice_events_update AFTER UPDATE ON records
     FOR EACH STATEMENT EXECUTE FUNCTION queue_notice_events();
 
 -- What the notice job last saw of each record: the child it was placed with and its
--- (non-sensitive) service types, so only a change is told.
+-- (non-sensitive) service types, so only a change is told. services NULL: not known
+-- yet (learnt at the record's next change, not told).
 CREATE TABLE notice_seen (
     council_code  text NOT NULL,
     local_id      text NOT NULL,
     national_id   text,
-    services      text[] NOT NULL DEFAULT '{}',
+    services      text[],
     PRIMARY KEY (council_code, local_id)
 );
 CREATE INDEX notice_seen_national ON notice_seen (national_id);
+
+-- The records already here are where they are: an upgraded hub tells nobody about
+-- links it made before notices existed.
+INSERT INTO notice_seen (council_code, local_id, national_id)
+SELECT council_code, local_id, national_id FROM records WHERE record IS NOT NULL;
 
 CREATE SEQUENCE notice_seq;
 
