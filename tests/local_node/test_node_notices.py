@@ -13,17 +13,21 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestServer
 
 from local_node.app import PACKAGE
 from local_node.app import create_app as create_node_app
-from local_node.config import NoticesSection
-from local_node.services.notices import NoticeService
+from local_node.config import NodeConfig, NoticesSection
+from local_node.services.notices import NoticeService, route
 from local_node.transport import connect
 from national_hub.app import NOTICE_JOB
 from protocol import keys
+from protocol.notices import Notice, NoticeEvent
+from server_common import config as config_module
 from server_common.accounts import Role
 from server_common.audit.service import AuditLog
+from server_common.config import ConfigError
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.hub_harness import upgrade
 from tests.processes import free_port, script
@@ -173,3 +177,23 @@ async def test_local_node_notices_address(make_database, tmp_path: Path) -> None
                                    ) == "dana.smith@esx.gov.uk"
     finally:
         await conn.close()
+
+
+def test_per_council_settings_come_from_the_environment_and_decide_what_is_sent() -> None:
+    env = {"LOCAL_NODE__NOTICES__EMAIL_KINDS": "linked",
+           "LOCAL_NODE__NOTICES__EMAIL_WATCHERS": "false",
+           "LOCAL_NODE__NOTICES__INDEX_TEAM_EMAIL": "team@esx.gov.uk"}
+    settings = config_module.load(NodeConfig, "LOCAL_NODE", None, {}, environ=env).notices
+    new_service = Notice(1, 1, "N1", "2026-12-05", ("L1",), False,
+                         (NoticeEvent("new_involvement", "E10000032", services=("gp",)),))
+    linked = replace(new_service, events=(NoticeEvent("linked", "E10000032"),))
+    leads, watchers, addresses = {"L1": ["sw@esx.gov.uk"]}, ["amy"], {"amy": "amy@esx.gov.uk"}
+    # every notice reaches the inboxes; only the kinds chosen are emailed, to whom chosen
+    assert [(d.recipient, d.email_due) for d in route(linked, leads, watchers, addresses,
+                                                      settings)] == [
+        ("email:sw@esx.gov.uk", True), ("user:amy", False)]
+    assert [d.email_due for d in route(new_service, leads, watchers, addresses,
+                                       settings)] == [False, False]
+    with pytest.raises(ConfigError, match="email_kinds"):
+        config_module.load(NodeConfig, "LOCAL_NODE", None, {},
+                           environ={"LOCAL_NODE__NOTICES__EMAIL_KINDS": "gossip"})
