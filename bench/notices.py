@@ -105,6 +105,12 @@ async def bulk(hub: Hub, a: Node, b: Node, feeds: Path, population: Any,
             "movers": len(movers), "told": len(told & movers), "wrong": wrong}
 
 
+async def _caught_up(node: Node, target: int) -> bool:
+    cursor = await node.fetchval("SELECT coalesce(max(after_seq), 0) FROM notice_cursor")
+    due = await node.fetchval("SELECT count(*) FROM notice_deliveries WHERE email_due")
+    return bool(cursor >= target and not due)
+
+
 async def delays(hub: Hub, a: Node, b: Node, work: Path, samples: int, seed: int,
                  mail: Inbox, port: int, say: Callable[[str], None]) -> list[float]:
     rng = random.Random(seed)
@@ -116,6 +122,15 @@ async def delays(hub: Hub, a: Node, b: Node, work: Path, samples: int, seed: int
         await s.start_server()
     seconds = []
     try:
+        # first the nodes catch up with what the bulk load made (fetch, route, email)
+        started = time.monotonic()
+        target = await hub.fetchval("SELECT coalesce(max(seq), 0) FROM notices"
+                                    " WHERE council_code = $1", a.code)
+        while not await _caught_up(a, target):  # noqa: ASYNC110 (polls the node's database)
+            await asyncio.sleep(0.1)
+        held = await a.fetchval("SELECT count(*) FROM notices")
+        say(f"catch-up: council A's node fetched, routed and emailed {held} notices in "
+            f"{time.monotonic() - started:.1f} s")
         for i in range(samples):
             nhs = nhs_number(rng)
             dob = (f"20{rng.randrange(10, 20)}-{rng.randrange(1, 13):02d}"

@@ -35,7 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from protocol import encoding
+import msgpack
+
 from protocol.disclosure import INDEX_TEAM, Disclosure, Viewer
 from protocol.notices import LeadContact, NoticeEvent
 from protocol.records import SENSITIVE_SERVICE_TYPES
@@ -81,7 +82,9 @@ def pointers(record: bytes) -> tuple[tuple[str, ...], LeadContact | None]:
     ...      "professional_name": "Ms Price", "lead_professional": True}]}))
     (('school',), LeadContact(role='Teacher', phone=None, email=None))
     """
-    obj = encoding.unpack(record, what="record")
+    # trusted bytes (validated at intake): the plain decoder, about 5x faster than
+    # protocol.encoding's checked one, which was most of the job's Python time
+    obj = msgpack.unpackb(record, raw=False)
     services: set[str] = set()
     lead = None
     for inv in obj.get("involvements") or ():
