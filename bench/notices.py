@@ -100,7 +100,10 @@ async def bulk(hub: Hub, a: Node, b: Node, feeds: Path, population: Any,
         node = a if row["council_code"] == a.code else b
         people = await _people_of(node, truth, list(row["local_ids"]))
         told |= people
-        wrong += 0 if people <= movers else 1
+        if not people <= movers:
+            wrong += 1  # a link resolution made between two different children
+            say(f"  a notice to {row['council_code']} about {sorted(row['local_ids'])}: "
+                f"people {sorted(people)}, not all of whom moved")
     return {"created": created, "changes": changes, "busy": busy, "wall": wall,
             "movers": len(movers), "told": len(told & movers), "wrong": wrong}
 
