@@ -53,6 +53,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.public
 	$(BIN)/python -m bench.incomplete_rows
+	$(BIN)/python -m bench.notices
 
 ## make soak: long seeded fault runs (SIGKILLs, a faulty link) checked record by record,
 ## then a load run with search latency and every process's memory over time.

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from local_node.config import NodeConfig
 from local_node.handlers import audit as audit_handlers
+from local_node.handlers import notices as notice_handlers
 from local_node.handlers import practitioner, review_page
 from local_node.handlers.appkeys import AUDIT, CONFIG, POOL, REVIEW, SEARCH, SERVICES, Auditor
 from local_node.handlers.nav import NODE_NAV
@@ -26,6 +27,7 @@ from local_node.metrics import NodeMetrics
 from local_node.services.container import NodeServices, NodeStores
 from local_node.services.ingest import IngestService
 from local_node.services.key_rotation import RotationOutcome
+from local_node.services.notices_metrics import NodeNoticeCollector
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.reconcile import Reconciler
 from local_node.services.retention import NodeRetention
@@ -139,6 +141,8 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     stores = NodeStores()  # the metrics read the outbox before the pool exists
     metrics = NodeMetrics(registry, stores.outbox)
+    notice_metrics = NodeNoticeCollector()
+    registry.register(notice_metrics)
     app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
@@ -160,6 +164,7 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
             audit_log = app[AUDIT_LOG] = services.audit
             app[AUDIT] = practitioner_auditor(audit_log)
             app[REVIEW] = services.review  # the /review page's decisions, audited
+            notices = app[notice_handlers.NOTICES] = services.notices
             # Coroutines made only as they start: one made and never awaited warns
             def own_loops() -> list[Coroutine[Any, Any, None]]:
                 loops = []
@@ -179,6 +184,10 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                                            hub_witness(config, pool, publisher,
                                                        services).run_once,
                                            config.audit.witness_interval))
+                if config.notices.interval > 0:
+                    notices.client = publisher.client  # fetched with the publisher's
+                    loops.append(run_every("notices from the hub", notices.run,
+                                           config.notices.interval))
                 if config.reconcile.interval > 0:
                     loops.append(run_every("reconcile with the hub",
                                            services.reconciler(publisher).reconcile,
@@ -204,11 +213,13 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
     app.add_routes(health_routes(POOL, PACKAGE))
     app.add_routes(static_routes())
     app.add_routes(practitioner.routes())
+    app.add_routes(notice_handlers.routes())
     app.add_routes(audit_handlers.routes())
     app.add_routes(review_page.routes())
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[POOL])
+        await notice_metrics.refresh(request.app[notice_handlers.NOTICES])
 
     app.add_routes([metrics_route(registry, before_scrape)])
     return app

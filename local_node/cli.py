@@ -26,6 +26,7 @@ from local_node.app import (
 from local_node.audit_cli import audit
 from local_node.config import ENV_PREFIX, NodeConfig
 from local_node.feeds import FEEDS
+from local_node.notices_cli import notices
 from local_node.services.ingest import IngestReport
 from local_node.services.publisher import PublishReport
 from local_node.services.reconcile import ReconcileReport
@@ -364,6 +365,7 @@ def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
 
 
 main.add_command(audit)
+main.add_command(notices)
 main.add_command(users_group(PACKAGE, open_pool, lambda config: config.accounts,
                              "Signpost council node",
                              lambda config: config.audit_origin,

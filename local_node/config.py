@@ -72,6 +72,48 @@ class AuditSection:
                               "audit.checkpoint_interval > 0")
 
 
+NOTICE_KINDS = ("linked", "new_involvement", "separated")
+
+
+@dataclass(frozen=True, slots=True)
+class NoticesSection:
+    """Notices from the hub (issue 18, docs/notices.md): what this council sends.
+
+    Environment: ``LOCAL_NODE__NOTICES__SMTP_HOST`` and so on."""
+
+    # How often ``serve`` asks the hub for new notices and sends the emails due. 0: off.
+    interval: Duration = Duration(2)
+    # The council's mail relay; empty: notices reach inboxes and no email is sent.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_timeout: Duration = Duration(10)
+    smtp_starttls: bool = False
+    from_address: str = "signpost@localhost"
+    # The node's address as practitioners reach it, for the link in an email.
+    base_url: str = "http://127.0.0.1:8500"
+    # The index team's shared mailbox (shielded children's notices, and children with
+    # no lead professional here); empty: the team sees them in its inbox only.
+    index_team_email: str = ""
+    # Which kinds of notice are emailed (comma-separated; all reach the inbox).
+    email_kinds: str = ",".join(NOTICE_KINDS)
+    # Email the lead professional of this council's own involvement; email watchers.
+    email_lead_professional: bool = True
+    email_watchers: bool = True
+
+    def kinds(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.email_kinds.split(",") if k.strip())
+
+    def __post_init__(self) -> None:
+        if self.interval < 0:
+            raise ConfigError("notices.interval must not be negative")
+        unknown = self.kinds() - set(NOTICE_KINDS)
+        if unknown:
+            raise ConfigError(f"notices.email_kinds: unknown kind {sorted(unknown)[0]!r} "
+                              f"(one of {', '.join(NOTICE_KINDS)})")
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError("notices.smtp_port must be a TCP port")
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     council: CouncilSection = field(default_factory=CouncilSection)
@@ -83,6 +125,7 @@ class NodeConfig:
     publisher: PublisherSection = field(default_factory=PublisherSection)
     reconcile: ReconcileSection = field(default_factory=ReconcileSection)
     audit: AuditSection = field(default_factory=AuditSection)
+    notices: NoticesSection = field(default_factory=NoticesSection)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)

@@ -27,7 +27,8 @@ from local_node.config import HubSection
 from local_node.keyfile import KeySource, as_key_source
 from protocol import encoding, keys, request_auth
 from protocol.anti_entropy import BucketRecords, BucketRecordsRequest, DigestRequest, DigestSummary
-from protocol.errors import ErrorCode, SignpostError, UnavailableError
+from protocol.errors import ErrorCode, SignpostError, UnavailableError, ValidationError
+from protocol.notices import Notice, parse_page
 from protocol.records import is_local_id
 from server_common.tls import client_context
 
@@ -191,3 +192,13 @@ class HubClient:
                 or not (after_next is None or is_local_id(after_next))):
             raise UnavailableError("hub sent a malformed list of shielded local ids")
         return local_ids, after_next
+
+    async def get_notices(self, after: int) -> tuple[list[Notice], int, bool]:
+        """This council's notices after the cursor ``after`` (docs/PROTOCOL.md §17): the
+        notices, the next cursor and whether more wait."""
+        path = self._path("notices") + f"?{urlencode({'after': after})}"
+        obj = encoding.unpack(await self._send("GET", path), what="notices")
+        try:
+            return parse_page(obj)
+        except ValidationError as exc:
+            raise UnavailableError(f"hub sent a malformed page of notices: {exc}") from exc

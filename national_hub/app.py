@@ -22,6 +22,7 @@ from national_hub.handlers import (
     federation,
     health,
     links,
+    notices,
     openapi,
     ops,
     practitioner,
@@ -34,6 +35,8 @@ from national_hub.handlers import appkeys as k
 from national_hub.handlers.nav import HUB_NAV
 from national_hub.metrics import HubMetrics
 from national_hub.services.container import HubServices
+from national_hub.services.notices import NoticeJob
+from national_hub.services.notices_metrics import NoticeCollector
 from protocol import keys
 from server_common import access, accounts, database, pages, ratelimit, surface
 from server_common.headers import static_routes
@@ -43,6 +46,7 @@ from server_common.web import TRUSTED_PROXIES, health_routes
 
 log = logging.getLogger(__name__)
 PACKAGE = "national_hub"
+NOTICE_JOB = web.AppKey("notice_job", NoticeJob)
 
 # Beyond server_common.access.ANONYMOUS (probes, login, its style sheet): the API's
 # description, which describes endpoints and never data, and the hub's public key,
@@ -61,6 +65,7 @@ NODE_SIGNED = (
     "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals",
     "GET /v1/councils/{code}/shielded",
+    "GET /v1/councils/{code}/notices",
 )
 
 
@@ -95,6 +100,8 @@ async def open_read_pool(config: HubConfig, primary: asyncpg.Pool
 def create_app(config: HubConfig) -> web.Application:
     registry = CollectorRegistry()  # the app's own: never prometheus-client's global one
     metrics = HubMetrics(registry)
+    notice_metrics = NoticeCollector()
+    registry.register(notice_metrics)
     app = web.Application(middlewares=surface.middlewares(HttpMetrics(registry, PACKAGE)),
                           client_max_size=config.server.max_body_bytes)
     app[k.CONFIG] = config
@@ -121,6 +128,8 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.REVIEW] = services.review
             app[witness.WITNESSES] = services.witnesses
             app[k.SEARCH] = services.search  # may lag: a replica if configured
+            app[notices.NOTICE_FEED] = services.notice_feed
+            app[NOTICE_JOB] = services.notice_job
             ttl = config.hub.nonce_ttl
 
             async def purge_nonces() -> None:
@@ -136,6 +145,9 @@ def create_app(config: HubConfig) -> web.Application:
                                        config.retention.interval))
             if config.resolver.enabled:
                 loops.append(services.resolver.run())
+            if config.notices.interval > 0:
+                loops.append(run_every("notices", app[NOTICE_JOB].run,
+                                       config.notices.interval))
             async with background(*loops):
                 yield
 
@@ -149,6 +161,7 @@ def create_app(config: HubConfig) -> web.Application:
     app.add_routes(anti_entropy.routes())
     app.add_routes(witness.routes())
     app.add_routes(shielded.routes())
+    app.add_routes(notices.routes())
     app.add_routes(health.routes())
     app.add_routes(health_routes(k.POOL, PACKAGE,
                                  extra_check=lambda conn: app[k.AUDIT].check_writable(conn)))
@@ -164,6 +177,7 @@ def create_app(config: HubConfig) -> web.Application:
 
     async def before_scrape(request: web.Request) -> None:
         await metrics.refresh(request.app[k.HEALTH], request.app[k.AUDIT])
+        await notice_metrics.refresh(request.app[notices.NOTICE_FEED], request.app[NOTICE_JOB])
 
     app.add_routes([metrics_route(registry, before_scrape)])
     return app

@@ -75,6 +75,20 @@ class ResolverSection:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticesSection:
+    """The notice job (``services/notices.py``, docs/notices.md): any number of hub
+    processes may run it; one writes notices at a time."""
+
+    # How often it looks for changed records. A notice reaches a node at this plus the
+    # node's own notices.interval after resolution placed the record. 0: off here.
+    interval: Duration = Duration(1)
+
+    def __post_init__(self) -> None:
+        if self.interval < 0:
+            raise ConfigError("notices.interval must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
 class HealthSection:
     """Thresholds of a council's health (docs/design.md §7): at ``*_warn`` it is WARN, at
     ``*_bad`` BAD. A council that never sent a heartbeat is WARN; a fork, no usable
@@ -131,6 +145,7 @@ class HubConfig:
     hub: HubSection = field(default_factory=HubSection)
     health: HealthSection = field(default_factory=HealthSection)
     resolver: ResolverSection = field(default_factory=ResolverSection)
+    notices: NoticesSection = field(default_factory=NoticesSection)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)

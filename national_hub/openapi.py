@@ -343,6 +343,9 @@ def _paths() -> dict[str, Any]:
         "/v1/councils/{code}/shielded": _node_endpoint(
             "get", "The council's local ids that another council's shielded record shields "
                    "(key-set pages: ?after=; PROTOCOL §16)", False),
+        "/v1/councils/{code}/notices": _node_endpoint(
+            "get", "The council's notices after its cursor ?after=N: another council or "
+                   "service is involved with one of its children (PROTOCOL §17)", False),
     }
 
 

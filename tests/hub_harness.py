@@ -32,7 +32,8 @@ COUNCILS = {
 def hub_config(url: str, data_dir: Path, health: Mapping[str, object] | None = None,
                tls: Mapping[str, object] | None = None, *, read_url: str | None = None,
                rate_limits: Mapping[str, object] | None = None,
-               resolver: Mapping[str, object] | None = None, **hub: object) -> HubConfig:
+               resolver: Mapping[str, object] | None = None,
+               notices: Mapping[str, object] | None = None, **hub: object) -> HubConfig:
     return config_module.load(HubConfig, "TEST_HUB", None, {
         "database": {"url": url, "pool_max": 10, "read_url": read_url},
         "hub": {"key_file": str(data_dir / "hub" / "hub_key.pem"), "predecessor_wait": "0.5s",
@@ -43,6 +44,7 @@ def hub_config(url: str, data_dir: Path, health: Mapping[str, object] | None = N
         "tls": dict(tls or {}),
         "rate_limits": dict(rate_limits or {}),
         "resolver": dict(resolver or {}),
+        "notices": dict(notices or {}),
     }, environ={})
 
 
@@ -102,12 +104,13 @@ async def running_hub(url: str, data_dir: Path, health: Mapping[str, object] | N
                       tls: Mapping[str, object] | None = None, *, read_url: str | None = None,
                       rate_limits: Mapping[str, object] | None = None,
                       resolver: Mapping[str, object] | None = None,
+                      notices: Mapping[str, object] | None = None,
                       **hub: object) -> AsyncIterator[Hub]:
     """``tls`` ({"cert_file", "key_file"}) serves it over HTTPS, as ``serve`` would;
     ``read_url`` sends searches and child views to that (replica) database."""
     await upgrade(url, HUB_PACKAGE)
     config = hub_config(url, data_dir, health, tls, read_url=read_url,
-                        rate_limits=rate_limits, resolver=resolver, **hub)
+                        rate_limits=rate_limits, resolver=resolver, notices=notices, **hub)
     server = TestServer(create_app(config), host="127.0.0.1")
     await server.start_server(ssl=server_context(config.tls))
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)

@@ -25,6 +25,7 @@ from local_node.keyfile import KeyFile, KeySource
 from local_node.services.hub_shielding import HubShielding
 from local_node.services.ingest import IngestService
 from local_node.services.key_rotation import KeyRotator
+from local_node.services.notices import NoticeService
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
 from local_node.services.reconcile import Reconciler
@@ -35,6 +36,7 @@ from local_node.services.status import NodeStatus
 from local_node.services.witness import Witness
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
+from local_node.storage.notices import NoticeStore
 from local_node.storage.outbox import OutboxStore
 from local_node.storage.reconcile import ReconcileStore
 from local_node.storage.retention import RetentionStore
@@ -51,6 +53,7 @@ class NodeStores:
 
     children: ChildStore = field(default_factory=ChildStore)
     key_status: KeyStatusStore = field(default_factory=KeyStatusStore)
+    notices: NoticeStore = field(default_factory=NoticeStore)
     outbox: OutboxStore = field(default_factory=OutboxStore)
     reconcile: ReconcileStore = field(default_factory=ReconcileStore)
     retention: RetentionStore = field(default_factory=RetentionStore)
@@ -106,6 +109,12 @@ class NodeServices:
         return ReviewService(self.pool, self.stores.children, self.stores.review,
                              self.projector,
                              audit=self.audit if self._config is not None else None)
+
+    @cached_property
+    def notices(self) -> NoticeService:
+        """Notices from the hub: fetched, routed, emailed; the inbox (docs/notices.md)."""
+        return NoticeService(self.pool, self.audit, self.config.notices, self.config.council.code,
+                             store=self.stores.notices)
 
     @cached_property
     def search(self) -> SearchService:

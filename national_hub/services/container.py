@@ -31,6 +31,7 @@ from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.model_training import ModelTrainer
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.notices import NoticeFeed, NoticeJob
 from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
 from national_hub.services.review import ReviewService
@@ -45,6 +46,7 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.key_announcements import KeyAnnouncementStore
 from national_hub.storage.models import ModelStore
 from national_hub.storage.nonces import NonceStore
+from national_hub.storage.notices import NoticeStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import ResolutionStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
@@ -68,6 +70,7 @@ class HubStores:
     key_announcements: KeyAnnouncementStore = field(default_factory=KeyAnnouncementStore)
     models: ModelStore = field(default_factory=ModelStore)
     nonces: NonceStore = field(default_factory=NonceStore)
+    notices: NoticeStore = field(default_factory=NoticeStore)
     queue: ResolutionQueueStore = field(default_factory=ResolutionQueueStore)
     records: RecordStore = field(default_factory=RecordStore)
     resolution: ResolutionStore = field(default_factory=ResolutionStore)
@@ -179,3 +182,13 @@ class HubServices:
     @cached_property
     def model_trainer(self) -> ModelTrainer:
         return ModelTrainer(self.pool, self.stores.resolution, self.stores.models)
+
+    @cached_property
+    def notice_job(self) -> NoticeJob:
+        """Makes notices from what resolution and review changed (docs/notices.md)."""
+        return NoticeJob(self.pool, self.audit, self.stores.notices)
+
+    @cached_property
+    def notice_feed(self) -> NoticeFeed:
+        """What each node fetches of its council's notices."""
+        return NoticeFeed(self.pool, self.audit, self.stores.notices)

@@ -247,7 +247,7 @@ def body_of(vec: dict[str, Any]) -> bytes:
 
 
 @pytest.mark.parametrize("name", ["request_post_batch", "request_get_cursor",
-                                  "request_post_key_announcement"])
+                                  "request_post_key_announcement", "request_get_notices"])
 def test_request(name: str) -> None:
     vec = V[name]
     body = body_of(vec)
@@ -331,8 +331,16 @@ def test_key_announcement() -> None:
 
 
 @pytest.mark.parametrize("name", ["heartbeat", "cursor_response", "cursor_response_key_expiring",
-                                  "key_announcement_response"])
+                                  "key_announcement_response", "notices_page"])
 def test_http_bodies(name: str) -> None:
     vec = V["http_bodies"][name]
     assert encoding.pack(vec["map"]) == bytes.fromhex(vec["msgpack_hex"])
     assert encoding.unpack(bytes.fromhex(vec["msgpack_hex"])) == vec["map"]
+
+
+def test_notices_page_parses_to_the_notice_it_was_made_from() -> None:
+    from protocol.notices import parse_page
+
+    notices, nxt, more = parse_page(V["http_bodies"]["notices_page"]["map"])
+    assert [n.to_wire() for n in notices] == V["http_bodies"]["notices_page"]["map"]["notices"]
+    assert (nxt, more) == (12, False)

@@ -1,0 +1,135 @@
+"""A practitioner's notices (issue 18): the inbox, reading, watching a child.
+
+JSON at ``/v1/notices``, ``/v1/notices/{id}/read`` and ``/v1/children/{local_id}/watch``
+(PUT to watch, DELETE to stop); the same as pages at ``/notices``,
+``/notices/{id}/read`` and ``/children/{local_id}/watch`` (a form; ``stop`` to stop).
+Routing decided what each user sees (a shielded child's notices: index team only).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from local_node.services.notices import NoticeService
+from protocol.errors import ValidationError
+from protocol.records import is_local_id
+from server_common.accounts import csrf_token
+from server_common.accounts.principal import CHILD_READERS
+from server_common.accounts.web import principal, require_roles
+from server_common.practitioner_pages import page
+
+NOTICES = web.AppKey("notices", NoticeService)
+CHILD_PURPOSE = "a notice: another council or service is involved"
+_WHAT = {"linked": "is now also involved", "new_involvement": "has a new service involved",
+         "separated": "is no longer linked to this child"}
+
+
+def _notice_id(request: web.Request) -> int:
+    text = request.match_info["notice_id"]
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ValidationError("notice_id", "must be a notice number")
+    return int(text)
+
+
+def _local_id(request: web.Request) -> str:
+    local_id = request.match_info["local_id"]
+    if not is_local_id(local_id):
+        raise ValidationError("local_id", "must be a local id")
+    return local_id
+
+
+@require_roles(*CHILD_READERS)
+async def api_inbox(request: web.Request) -> web.Response:
+    items = await request.app[NOTICES].inbox(principal(request))
+    return web.json_response({"notices": [i.to_dict() for i in items]})
+
+
+@require_roles(*CHILD_READERS)
+async def api_read(request: web.Request) -> web.Response:
+    await request.app[NOTICES].read(principal(request), _notice_id(request))
+    return web.json_response({"read": True})
+
+
+@require_roles(*CHILD_READERS)
+async def api_watch(request: web.Request) -> web.Response:
+    on = request.method == "PUT"
+    await request.app[NOTICES].watch(principal(request), _local_id(request), on)
+    return web.json_response({"watching": on})
+
+
+def _event_text(e: dict[str, Any]) -> str:
+    esc = html.escape
+    who = esc(e.get("council_name") or e.get("council") or "Another council")
+    text = f"{who} {_WHAT.get(e['kind'], esc(e['kind']))}"
+    if e.get("services"):
+        text += f": {esc(', '.join(e['services']))}"
+    lead = e.get("lead_professional")
+    if lead:
+        parts = [lead.get("role"), lead.get("phone"), lead.get("email")]
+        text += f". Lead professional: {esc(' · '.join(p for p in parts if p))}"
+    if e.get("contact"):
+        teams = ", ".join(c["council"] for c in e["contact"])
+        text += f". Shielded child: contact the index team of {esc(teams)}"
+    return text
+
+
+@require_roles(*CHILD_READERS)
+async def page_inbox(request: web.Request) -> web.Response:
+    esc = html.escape
+    who = principal(request)
+    service = request.app[NOTICES]
+    items = await service.inbox(who)
+    token = esc(csrf_token(request))
+    purpose = esc(urlencode({"purpose": CHILD_PURPOSE}))
+    rows = []
+    for i in items:
+        children = " ".join(f'<a href="/children/{esc(lid)}?{purpose}">{esc(lid)}</a>'
+                            for lid in i.local_ids)
+        what = "<br>".join(_event_text(e) for e in i.events)
+        read = ("read" if i.read else
+                f'<form method="post" action="/notices/{i.id}/read">'
+                f'<input type="hidden" name="csrf_token" value="{token}">'
+                f'<button type="submit">Mark read</button></form>')
+        rows.append(f'<tr data-notice="{i.id}" data-read="{str(i.read).lower()}">'
+                    f"<td>{'' if i.read else '<strong>new</strong> '}{esc(i.day)}</td>"
+                    f"<td>{children}</td><td>{what}</td><td>{read}</td></tr>")
+    table = (f"<table><tr><th>Day</th><th>Child</th><th>What</th><th></th></tr>"
+             f"{''.join(rows)}</table>" if rows else "<p>Nothing new.</p>")
+    watched = "".join(
+        f'<li>{esc(lid)} <form method="post" action="/children/{esc(lid)}/watch">'
+        f'<input type="hidden" name="csrf_token" value="{token}">'
+        f'<input type="hidden" name="stop" value="1">'
+        f'<button type="submit">Stop watching</button></form></li>'
+        for lid in await service.watching(who))
+    return page("Notices", f"<h1>Notices</h1>{table}"
+                           + (f"<h2>Children you watch</h2><ul>{watched}</ul>" if watched else ""))
+
+
+@require_roles(*CHILD_READERS)
+async def page_read(request: web.Request) -> web.Response:
+    await request.app[NOTICES].read(principal(request), _notice_id(request))
+    raise web.HTTPSeeOther("/notices")
+
+
+@require_roles(*CHILD_READERS)
+async def page_watch(request: web.Request) -> web.Response:
+    form = await request.post()
+    await request.app[NOTICES].watch(principal(request), _local_id(request),
+                                     not form.get("stop"))
+    raise web.HTTPSeeOther("/notices")
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/v1/notices", api_inbox),
+        web.post(r"/v1/notices/{notice_id}/read", api_read),
+        web.put("/v1/children/{local_id}/watch", api_watch),
+        web.delete("/v1/children/{local_id}/watch", api_watch),
+        web.get("/notices", page_inbox),
+        web.post(r"/notices/{notice_id}/read", page_read),
+        web.post("/children/{local_id}/watch", page_watch),
+    ]

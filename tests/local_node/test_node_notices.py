@@ -1,0 +1,199 @@
+"""A node's notices (issue 18): fetched from a real hub, kept once, caught up after an
+outage, the inbox page, bad requests as clear 4xx, emails retried until the relay
+answers (and counted in /metrics), and the ``local-node notices address`` command."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from local_node.app import PACKAGE
+from local_node.app import create_app as create_node_app
+from local_node.config import NodeConfig, NoticesSection
+from local_node.services.notices import NoticeService, route
+from local_node.transport import connect
+from national_hub.app import NOTICE_JOB
+from protocol import keys
+from protocol.notices import Notice, NoticeEvent
+from server_common import config as config_module
+from server_common.accounts import Role
+from server_common.audit.service import AuditLog
+from server_common.config import ConfigError
+from tests.federation import Hub, Node, running_hub, running_node
+from tests.hub_harness import upgrade
+from tests.processes import free_port, script
+from tests.scrape import scrape
+from tests.server_common.accounts_helpers import bearer_headers
+from tests.smtp import smtp_server
+from tests.test_notices_end_to_end import ESX_FEED, WSX_FEED, WSX_GP
+
+ESX, WSX = "E10000011", "E10000032"
+
+
+async def _feed(node: Node, tmp_path: Path, feed: str, text: str) -> None:
+    path = tmp_path / f"{node.code}-{feed}.csv"
+    path.write_text(text, encoding="utf-8")
+    assert (await node.ingest(feed, path)).errors == []
+
+
+@contextlib.asynccontextmanager
+async def movers(make_database, tmp_path: Path) -> AsyncIterator[tuple[Hub, Node, Node]]:
+    """East Sussex knows Mia and (shielded) Zara; both move to West Sussex."""
+    async with running_hub(await make_database(), tmp_path,
+                           notices={"interval": "0s"}) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx, \
+            running_node(WSX, await make_database(), tmp_path, hub) as wsx:
+        await _feed(esx, tmp_path, "services", ESX_FEED)
+        await esx.publish()
+        await _feed(wsx, tmp_path, "services", WSX_FEED)
+        await wsx.publish()
+        await hub.resolved()
+        assert await hub.server.app[NOTICE_JOB].drain() == 4
+        yield hub, esx, wsx
+
+
+def service(node: Node, settings: NoticesSection, client=None) -> NoticeService:
+    return NoticeService(node.pool, AuditLog(node.pool, None, origin=node.config.audit_origin),
+                         settings, node.code, client)
+
+
+async def test_fetch_is_idempotent_and_catches_up(make_database, tmp_path: Path) -> None:
+    async with movers(make_database, tmp_path) as (hub, esx, wsx), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        notices = service(esx, NoticesSection(), client)
+        assert await notices.fetch() == 2
+        assert await notices.fetch() == 0  # nothing new: kept once
+        # the hub counted them delivered only once the node asked past them
+        operator = await hub.operator()
+        metrics = await scrape(hub.url, operator)
+        assert metrics.series("signpost_notices", council=ESX)[0][1] == 2
+        # the node is away while West Sussex registers Mia with a GP: the hub coalesces
+        # that into the day's notice at a new seq, and counts it undelivered
+        await _feed(wsx, tmp_path, "health", WSX_GP)
+        await wsx.publish()
+        await hub.resolved()
+        assert await hub.server.app[NOTICE_JOB].drain() == 1  # to East Sussex only
+        metrics = await scrape(hub.url, operator)
+        assert metrics.series("signpost_notices_undelivered", council=ESX)[0][1] == 1
+        # back: it catches up from its cursor, replacing the notice it held
+        assert await notices.fetch() == 1
+        assert await esx.fetchval("SELECT count(*) FROM notices") == 2
+        kinds = await esx.fetchval(
+            "SELECT array_agg(e->>'kind' ORDER BY e->>'kind') FROM notices,"
+            " jsonb_array_elements(events) e WHERE NOT shielded")
+        assert kinds == ["linked", "new_involvement"]
+        assert await esx.fetchval("SELECT after_seq FROM notice_cursor") == await hub.fetchval(
+            "SELECT max(seq) FROM notices WHERE council_code = $1", ESX)
+        # its next ask (from the new cursor) tells the hub they arrived
+        assert await notices.fetch() == 0
+        metrics = await scrape(hub.url, operator)
+        assert metrics.series("signpost_notices_undelivered", council=ESX)[0][1] == 0
+
+
+async def test_emails_are_retried_until_the_relay_answers(make_database,
+                                                          tmp_path: Path) -> None:
+    async with movers(make_database, tmp_path) as (_, esx, _), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        down = NoticesSection(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_timeout=2,
+                              index_team_email="team@esx.gov.uk")
+        notices = service(esx, down, client)
+        await notices.run()
+        assert notices.email_failures_total >= 1
+        server = TestServer(create_node_app(replace(esx.config, notices=down), publish=False),
+                            host="127.0.0.1")
+        await server.start_server()
+        try:
+            base = str(server.make_url("")).rstrip("/")
+            metrics = await scrape(base, await bearer_headers(esx.pool, "prom", Role.OPERATOR))
+            assert metrics.series("signpost_node_notice_emails_failing")[0][1] >= 1
+            assert metrics.series("signpost_node_notice_emails_due")[0][1] >= 1
+        finally:
+            await server.close()
+        with smtp_server() as (mail, port):
+            notices.settings = notices.mailer.settings = replace(down, smtp_port=port)
+            assert await notices.send_emails() >= 1
+            assert {r for _, rcpt, _ in mail.mail for r in rcpt} == {
+                "dana.smith@esx.gov.uk", "team@esx.gov.uk"}
+        assert await esx.fetchval("SELECT count(*) FROM notice_deliveries WHERE email_due") == 0
+
+
+async def test_inbox_page_and_bad_requests(make_database, tmp_path: Path) -> None:
+    async with movers(make_database, tmp_path) as (_, esx, _), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        await service(esx, NoticesSection(), client).fetch()
+        server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
+        await server.start_server()
+        base = str(server.make_url("")).rstrip("/")
+        team = await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX)
+        stranger = await bearer_headers(esx.pool, "tom", Role.PRACTITIONER)
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{base}/notices", headers=team) as resp:
+                    assert resp.status == 200
+                    page = await resp.text()
+                # the shielded child's notice, with whom to contact, and a link to the child
+                assert "West Sussex is now also involved" in page
+                assert 'href="/children/L' in page and "Mark read" in page
+                notice_id = await esx.fetchval("SELECT min(id) FROM notices")
+                for method, path, who, status, code in (
+                        ("POST", "/v1/notices/x1/read", team, 400, "invalid_field"),
+                        ("POST", f"/v1/notices/{notice_id}/read", stranger, 404, "not_found"),
+                        ("PUT", "/v1/children/NOPE-1/watch", stranger, 404, "not_found"),
+                        ("PUT", "/v1/children/a%20b/watch", stranger, 400, "invalid_field")):
+                    async with http.request(method, base + path, headers=who) as resp:
+                        assert resp.status == status, (path, await resp.text())
+                        assert (await resp.json())["error"]["code"] == code
+        finally:
+            await server.close()
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([script("local-node"), *args], env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+async def test_local_node_notices_address(make_database, tmp_path: Path) -> None:
+    url = await make_database()
+    await upgrade(url, PACKAGE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATIONAL_HUB",
+                                                                     "LOCAL_NODE"))} | {
+        "LOCAL_NODE__DATABASE__URL": url, "LOCAL_NODE__COUNCIL__CODE": ESX}
+    done = _cli(["notices", "address", "dana", "Dana.Smith@esx.gov.uk"], env)
+    assert done.returncode == 0, done.stderr
+    bad = _cli(["notices", "address", "dana", "nope"], env)
+    assert bad.returncode != 0 and "not an email address" in bad.stderr
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT email FROM notice_addresses WHERE user_name = 'dana'"
+                                   ) == "dana.smith@esx.gov.uk"
+    finally:
+        await conn.close()
+
+
+def test_per_council_settings_come_from_the_environment_and_decide_what_is_sent() -> None:
+    env = {"LOCAL_NODE__NOTICES__EMAIL_KINDS": "linked",
+           "LOCAL_NODE__NOTICES__EMAIL_WATCHERS": "false",
+           "LOCAL_NODE__NOTICES__INDEX_TEAM_EMAIL": "team@esx.gov.uk"}
+    settings = config_module.load(NodeConfig, "LOCAL_NODE", None, {}, environ=env).notices
+    new_service = Notice(1, 1, "N1", "2026-12-05", ("L1",), False,
+                         (NoticeEvent("new_involvement", "E10000032", services=("gp",)),))
+    linked = replace(new_service, events=(NoticeEvent("linked", "E10000032"),))
+    leads, watchers, addresses = {"L1": ["sw@esx.gov.uk"]}, ["amy"], {"amy": "amy@esx.gov.uk"}
+    # every notice reaches the inboxes; only the kinds chosen are emailed, to whom chosen
+    assert [(d.recipient, d.email_due) for d in route(linked, leads, watchers, addresses,
+                                                      settings)] == [
+        ("email:sw@esx.gov.uk", True), ("user:amy", False)]
+    assert [d.email_due for d in route(new_service, leads, watchers, addresses,
+                                       settings)] == [False, False]
+    with pytest.raises(ConfigError, match="email_kinds"):
+        config_module.load(NodeConfig, "LOCAL_NODE", None, {},
+                           environ={"LOCAL_NODE__NOTICES__EMAIL_KINDS": "gossip"})
