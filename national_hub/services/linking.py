@@ -100,7 +100,9 @@ def with_prior(model: Model, rate: tuple[int, int, int]) -> Model:
     The prior is the chance that two records drawn at random are one child: about
     r / N for N records of which a share r has a partner record. r is measured where
     it is certain, on NHS numbers: ``rate`` is (live records, records with an NHS
-    number, records whose NHS number another live record holds too)."""
+    number, records whose NHS number another live record holds too); on exact names
+    and date of birth where no record has an NHS number
+    (:meth:`~national_hub.storage.resolution.ResolutionStore.partner_rate`)."""
     records, with_nhs, partnered = rate
     if records < MIN_RECORDS_FOR_PRIOR or with_nhs == 0 or partnered == 0:
         return model

@@ -260,7 +260,13 @@ class ResolutionStore:
 
     async def partner_rate(self, conn: asyncpg.Connection) -> tuple[int, int, int]:
         """(resolved live records, those with an NHS number, those whose NHS number
-        another resolved live record holds too)."""
+        another resolved live record holds too).
+
+        Where no record holds an NHS number (feeds that carry none), the same measure on
+        the exact given name, family name and date of birth instead: (records, those
+        with all three, those sharing all three with another record). Exact agreement
+        misses the partners a typo hides, so it errs towards the smaller prior; twins
+        never share a given name."""
         row = await conn.fetchrow(
             f"""
             SELECT (SELECT count(*) FROM records WHERE {_RESOLVED}) AS n,
@@ -270,7 +276,19 @@ class ResolutionStore:
                   AND nhs_number IS NOT NULL GROUP BY nhs_number) g
             """)
         assert row is not None
-        return int(row["n"]), int(row["with_nhs"]), int(row["partnered"])
+        if row["with_nhs"] > 0:
+            return int(row["n"]), int(row["with_nhs"]), int(row["partnered"])
+        named = await conn.fetchrow(
+            f"""
+            SELECT coalesce(sum(c), 0) AS with_names,
+                   coalesce(sum(c) FILTER (WHERE c > 1), 0) AS partnered
+            FROM (SELECT count(*) AS c FROM records WHERE {_RESOLVED}
+                  AND given_name IS NOT NULL AND family_name IS NOT NULL
+                  AND dob IS NOT NULL
+                  GROUP BY lower(given_name), lower(family_name), dob) g
+            """)
+        assert named is not None
+        return int(row["n"]), int(named["with_names"]), int(named["partnered"])
 
     # --- the review queue -------------------------------------------------------
 

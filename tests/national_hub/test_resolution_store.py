@@ -42,3 +42,31 @@ async def test_candidates_bounded_per_key_and_grouped_by_holder(
         # at two holders a key is no evidence: keys the three share are skipped, and
         # with them every candidate (B1's shared keys are held by all four)
         assert crowded == []
+
+
+async def test_partner_rate_is_measured_on_names_where_no_record_has_an_nhs_number(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """Feeds without NHS numbers (a benchmark's, a council's early loads) still tell the
+    resolver how often a record has a partner: by exact names and date of birth."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        # A1/A2: one child twice (the name's case differs); T1/T2 twins (a given name
+        # apart); N1 no date of birth, so it is not measured
+        records = [record("A1", nhs=None), replace(record("A2", nhs=None), given_name="AMELIA"),
+                   replace(record("T1", nhs=None), given_name="Bea"),
+                   replace(record("T2", nhs=None), given_name="Cara"),
+                   replace(record("N1", nhs=None), dob=None)]
+        body, head = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(r, 1) for r in records], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()
+        store = ResolutionStore()
+        async with hub.pool.acquire() as conn:
+            assert await store.partner_rate(conn) == (5, 4, 2)
+        # once records carry NHS numbers, those are what is measured
+        body, _ = batch_bytes(ESX, 2, head, [UpsertOp.of(record("S1"), 1),
+                                             UpsertOp.of(record("S2"), 1)], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()
+        async with hub.pool.acquire() as conn:
+            assert await store.partner_rate(conn) == (7, 2, 2)
