@@ -28,6 +28,8 @@ from bench import notices as bench_notices
 from local_node.app import create_app as create_node_app
 from local_node.config import NoticesSection
 from server_common.accounts import Role
+from server_common.config import Duration
+from tests.conftest import DatabaseFactory
 from tests.federation import Node, running_hub, running_node
 from tests.server_common.accounts_helpers import bearer_headers
 from tests.smtp import smtp_server
@@ -61,7 +63,7 @@ PERSONAL = ("Mia", "Okafor", "Zara", "Hall", "9434765919", "9434765870", "2014-0
 async def serving(node: Node, port: int, team_email: str) -> AsyncIterator[str]:
     """The node's app with its loops (publisher, notices), as ``local-node serve``."""
     config = replace(node.config, notices=NoticesSection(
-        interval=0.2, smtp_host="127.0.0.1", smtp_port=port,
+        interval=Duration(0.2), smtp_host="127.0.0.1", smtp_port=port,
         base_url="https://signpost.example", index_team_email=team_email))
     server = TestServer(create_node_app(config), host="127.0.0.1")
     await server.start_server()
@@ -96,7 +98,7 @@ async def _until(what: str, check: Any, within: float = 15.0) -> Any:
 
 
 async def test_a_mover_reaches_the_lead_professional_and_the_index_teams(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     with smtp_server() as (mail, port):
         async with running_hub(await make_database(), tmp_path,
                                notices={"interval": "0.2s"}) as hub, \
@@ -122,7 +124,9 @@ async def test_a_mover_reaches_the_lead_professional_and_the_index_teams(
                     lambda: _async(mail.to("dana.smith@esx.gov.uk")))
                 assert arrived - published < 10, arrived - published
                 email = message_from_bytes(raw)
-                body = email.get_payload(decode=True).decode()
+                payload = email.get_payload(decode=True)
+                assert isinstance(payload, bytes)
+                body = payload.decode()
                 assert "https://signpost.example/notices" in body
                 for secret in PERSONAL:
                     assert secret not in raw.decode(), secret
@@ -200,7 +204,8 @@ async def _inbox(base: str, headers: dict[str, str], at_least: int) -> list[Any]
     return notices if len(notices) >= at_least else None
 
 
-async def test_a_bulk_load_tells_only_about_true_movers(make_database, tmp_path: Path) -> None:
+async def test_a_bulk_load_tells_only_about_true_movers(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     """Two councils' synthetic children, 5% moved between them (ground truth known):
     West Sussex's whole index arrives at once, and every notice is about a child who
     really moved — each one told to both councils."""

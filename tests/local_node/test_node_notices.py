@@ -20,14 +20,15 @@ from local_node.app import PACKAGE
 from local_node.app import create_app as create_node_app
 from local_node.config import NodeConfig, NoticesSection
 from local_node.services.notices import NoticeService, route
-from local_node.transport import connect
+from local_node.transport import HubClient, connect
 from national_hub.app import NOTICE_JOB
 from protocol import keys
 from protocol.notices import Notice, NoticeEvent
 from server_common import config as config_module
 from server_common.accounts import Role
 from server_common.audit.service import AuditLog
-from server_common.config import ConfigError
+from server_common.config import ConfigError, Duration
+from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
 from tests.hub_harness import upgrade
 from tests.processes import free_port, script
@@ -46,7 +47,8 @@ async def _feed(node: Node, tmp_path: Path, feed: str, text: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def movers(make_database, tmp_path: Path) -> AsyncIterator[tuple[Hub, Node, Node]]:
+async def movers(
+        make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[tuple[Hub, Node, Node]]:
     """East Sussex knows Mia and (shielded) Zara; both move to West Sussex."""
     async with running_hub(await make_database(), tmp_path,
                            notices={"interval": "0s"}) as hub, \
@@ -61,12 +63,14 @@ async def movers(make_database, tmp_path: Path) -> AsyncIterator[tuple[Hub, Node
         yield hub, esx, wsx
 
 
-def service(node: Node, settings: NoticesSection, client=None) -> NoticeService:
+def service(node: Node, settings: NoticesSection,
+            client: HubClient | None = None) -> NoticeService:
     return NoticeService(node.pool, AuditLog(node.pool, None, origin=node.config.audit_origin),
                          settings, node.code, client)
 
 
-async def test_fetch_is_idempotent_and_catches_up(make_database, tmp_path: Path) -> None:
+async def test_fetch_is_idempotent_and_catches_up(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with movers(make_database, tmp_path) as (hub, esx, wsx), connect(
             esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
         notices = service(esx, NoticesSection(), client)
@@ -99,11 +103,12 @@ async def test_fetch_is_idempotent_and_catches_up(make_database, tmp_path: Path)
         assert metrics.series("signpost_notices_undelivered", council=ESX)[0][1] == 0
 
 
-async def test_emails_are_retried_until_the_relay_answers(make_database,
+async def test_emails_are_retried_until_the_relay_answers(make_database: DatabaseFactory,
                                                           tmp_path: Path) -> None:
     async with movers(make_database, tmp_path) as (_, esx, _), connect(
             esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
-        down = NoticesSection(smtp_host="127.0.0.1", smtp_port=free_port(), smtp_timeout=2,
+        down = NoticesSection(smtp_host="127.0.0.1", smtp_port=free_port(),
+                              smtp_timeout=Duration(2),
                               index_team_email="team@esx.gov.uk")
         notices = service(esx, down, client)
         await notices.run()
@@ -126,7 +131,7 @@ async def test_emails_are_retried_until_the_relay_answers(make_database,
         assert await esx.fetchval("SELECT count(*) FROM notice_deliveries WHERE email_due") == 0
 
 
-async def test_inbox_page_and_bad_requests(make_database, tmp_path: Path) -> None:
+async def test_inbox_page_and_bad_requests(make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with movers(make_database, tmp_path) as (_, esx, _), connect(
             esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
         await service(esx, NoticesSection(), client).fetch()
@@ -161,7 +166,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
                           capture_output=True, timeout=120)
 
 
-async def test_local_node_notices_address(make_database, tmp_path: Path) -> None:
+async def test_local_node_notices_address(make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATIONAL_HUB",

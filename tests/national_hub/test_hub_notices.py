@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from national_hub.app import NOTICE_JOB
 from national_hub.handlers import appkeys as k
 from protocol import encoding, keys
@@ -17,6 +19,7 @@ from protocol.disclosure import Viewer
 from protocol.notices import parse_page
 from protocol.records import ChildRecord, Involvement
 from server_common.audit.entry import Actor
+from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code
 from tests.national_hub.helpers import record as base_record
@@ -39,11 +42,11 @@ def record(local_id: str, nhs: str | None = "9434765919", **extra: object) -> Ch
 class Council:
     """One council's signed batches, sent in order."""
 
-    def __init__(self, hub: Hub, code: str, key) -> None:
+    def __init__(self, hub: Hub, code: str, key: Ed25519PrivateKey) -> None:
         self.client, self.key, self.code = Client(hub, code, key), key, code
         self.seq, self.prev, self.version = 0, GENESIS, 0
 
-    async def publish(self, *records) -> None:
+    async def publish(self, *records: ChildRecord) -> None:
         self.seq += 1
         self.version += 1
         ops = [UpsertOp.of(r, self.version) for r in records]
@@ -69,7 +72,7 @@ async def settle(hub: Hub) -> int:
     return await hub.server.app[NOTICE_JOB].drain()
 
 
-async def test_a_mover_tells_both_councils_and_nothing_else_does(make_database,
+async def test_a_mover_tells_both_councils_and_nothing_else_does(make_database: DatabaseFactory,
                                                                  tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
         esx, wsx = await _council(hub, ESX), await _council(hub, WSX)
@@ -126,7 +129,7 @@ async def test_a_mover_tells_both_councils_and_nothing_else_does(make_database,
 
 
 async def test_a_shielded_childs_notices_withhold_what_the_policy_withholds(
-        make_database, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
         esx, tfw = await _council(hub, ESX), await _council(hub, TFW)
         await esx.publish(record("E-1", shielded=True, involvements=(SOCIAL,)))
@@ -146,7 +149,7 @@ async def test_a_shielded_childs_notices_withhold_what_the_policy_withholds(
         assert to_esx.shielded and to_esx.events[0].council == TFW
 
 
-async def test_review_link_and_separation_tell_both_councils(make_database,
+async def test_review_link_and_separation_tell_both_councils(make_database: DatabaseFactory,
                                                              tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
         esx, tfw = await _council(hub, ESX), await _council(hub, TFW)
@@ -174,7 +177,8 @@ async def test_review_link_and_separation_tell_both_councils(make_database,
         assert {e.council for n in to_esx for e in n.events} == {TFW}
 
 
-async def test_forged_and_replayed_fetches_are_refused(make_database, tmp_path: Path) -> None:
+async def test_forged_and_replayed_fetches_are_refused(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
         esx, wsx = await _council(hub, ESX), await _council(hub, WSX)
         # a request signed by West Sussex's key for East Sussex's notices
