@@ -31,6 +31,11 @@ COUNCILS = {
     "E10000032": "West Sussex",
     "E06000020": "Telford and Wrekin",
 }
+# How each council's index team is reached (a shielded child's page gives it): Ofcom's
+# numbers for drama and a reserved domain, so no real team is ever rung or mailed.
+INDEX_TEAMS = {code: (f"index.team@{name.lower().replace(' ', '-')}.example",
+                      f"01632 960 {100 + i:03d}")
+               for i, (code, name) in enumerate(COUNCILS.items())}
 HUB_PORT = 8400
 NODE_PORTS = {code: 8501 + i for i, code in enumerate(COUNCILS)}
 
@@ -141,6 +146,8 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                 "LOCAL_NODE__HUB__URL": hub_url,
                 "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub_public),
                 "LOCAL_NODE__SERVER__PORT": str(NODE_PORTS[code]),
+                "LOCAL_NODE__COUNCIL__INDEX_TEAM_EMAIL": INDEX_TEAMS[code][0],
+                "LOCAL_NODE__COUNCIL__INDEX_TEAM_PHONE": INDEX_TEAMS[code][1],
             }
             _write_env(data_dir / f"node-{code}.env", node_settings)
             node_env = env | node_settings
@@ -151,6 +158,9 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                  "--council", code, "--organisation", name], node_env))
             _run([_bin("national-hub"), "councils", "add", code, "--name", name,
                   "--public-key", str(data_dir / f"node-{code}" / "key.pub.pem")], hub_env)
+            _run([_bin("national-hub"), "councils", "set-contact", code,
+                  "--email", INDEX_TEAMS[code][0], "--phone", INDEX_TEAMS[code][1]],
+                 hub_env, quiet=True)
             for feed in ("education", "health", "services"):
                 path = feeds_dir / code / f"{feed}.csv"
                 _run([_bin("local-node"), "ingest", "--feed", feed, str(path)], node_env)

@@ -19,6 +19,10 @@ class CouncilSection:
     name: str = ""
     # The council's Ed25519 signing key (``local-node keys generate`` writes it).
     key_file: Path | None = None
+    # How the council's practitioners reach its index team: shown on a shielded child's
+    # page, which withholds the detail and says to ask the index team.
+    index_team_email: str = ""
+    index_team_phone: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,8 +144,10 @@ async def page_child(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
     name = " ".join(x for x in (name_case(view["given_name"]), name_case(view["family_name"]))
                     if x) or "Child"
+    council = request.app[CONFIG].council
     return pages.render(request, "child.html", {
-        "title": name, "child": view, "search": search, "council": _council_name(request)})
+        "title": name, "child": view, "search": search, "council": _council_name(request),
+        "index_team": {"email": council.index_team_email, "phone": council.index_team_phone}})
 
 
 def routes() -> list[web.RouteDef]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.demo import COUNCILS
+from deploy.demo import COUNCILS, INDEX_TEAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,6 +68,11 @@ def _check_printed_commands(out: str, data_dir: Path) -> None:
     assert status.returncode == 0, status.stderr
     councils = {c["code"] for c in json.loads(status.stdout)["councils"]}
     assert councils == set(COUNCILS)
+    # each index team can be reached from a shielded child's page
+    listed = _shell(f"{hint.group(1)} && national-hub councils list")
+    assert listed.returncode == 0, listed.stderr
+    for email, phone in INDEX_TEAMS.values():
+        assert f"{phone} · {email}" in listed.stdout
 
     # every node has its own env file, and it reaches that node's own index
     for code in COUNCILS:

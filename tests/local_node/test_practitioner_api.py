@@ -51,8 +51,10 @@ FEED = (
 
 @contextlib.asynccontextmanager
 async def running(url: str, tmp_path: Path, rate_limits: RateLimitConfig | None = None,
-                  ) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+                  **council: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The node's app; ``council`` overrides settings of its ``[council]`` section."""
     config = node_config(ESX, url, tmp_path, None)
+    config = dataclasses.replace(config, council=dataclasses.replace(config.council, **council))
     if rate_limits is not None:
         config = dataclasses.replace(config, rate_limits=rate_limits)
     server = TestServer(create_app(config, publish=False), host="127.0.0.1")

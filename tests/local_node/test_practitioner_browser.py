@@ -48,7 +48,8 @@ async def test_search_misspelt_name_and_open_the_child(
         make_database: DatabaseFactory, tmp_path: Path, browser: Browser) -> None:
     url = await make_database()
     await upgrade(url, PACKAGE)
-    async with running(url, tmp_path) as (base, pool):
+    async with running(url, tmp_path, index_team_phone="01632 960 123",
+                       index_team_email="index.team@eastsussex.example") as (base, pool):
         for feed, text in FEEDS.items():
             path = tmp_path / f"{feed}.csv"
             path.write_text(text, encoding="utf-8")
@@ -115,6 +116,10 @@ async def test_search_misspelt_name_and_open_the_child(
         await row.locator("button").click()
         notice = page.locator("#shielded")
         await expect(notice).to_contain_text("contact the East Sussex index team")
+        # how to reach them, as the council's config gives it
+        await expect(notice.locator("[data-index-team]")).to_contain_text("01632 960 123")
+        await expect(notice.get_by_role("link", name="index.team@eastsussex.example")
+                      ).to_have_attribute("href", "mailto:index.team@eastsussex.example")
         for hidden in ("Quiet Road", "BN2", "Ruth Adams"):
             await expect(page.locator("body")).not_to_contain_text(hidden)
         await check_page(page, "node-child-shielded")
