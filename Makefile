@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 IMAGE_STAMP := $(VENV)/.installed-image
 
-.PHONY: demo test lint bench soak image-check clean frontend
+.PHONY: demo test lint bench soak image-check clean frontend screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ soak: $(STAMP)
 ## (apt-get installs podman, debootstrap, runc).
 image-check: $(IMAGE_STAMP)
 	$(BIN)/python -m deploy.image_check
+
+## make screenshots: the README's pictures (search, a child's page, /ops) taken in Chromium
+## from a demo federation started for the purpose, into docs/images/.
+screenshots: $(STAMP)
+	$(BIN)/python -m deploy.screenshots
 
 ## make frontend: refresh the vendored GOV.UK Frontend (its CSS and JavaScript, with its
 ## licence, into server_common/static/govuk/; its fonts and crown stay out: this is not a

@@ -4,18 +4,16 @@ the demo's databases, and the TOTP hint prints a code with the venv's python."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from deploy.demo import COUNCILS, INDEX_TEAMS
+from deploy.demo import COUNCILS, HUB_PORT, INDEX_TEAMS
+from deploy.screenshots import a_mover, hub_logins, running_demo, take
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,38 +24,24 @@ def _shell(command: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120)
 
 
-@contextmanager
-def _running_demo(data_dir: Path) -> Iterator[str]:
-    """The demo running until the test ends; yields what it printed up to "running"."""
-    demo = subprocess.Popen(
-        [sys.executable, "-u", "-m", "deploy.demo", "--children", "40", "--seed", "7",
-         "--data-dir", str(data_dir)],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert demo.stdout is not None
-    printed = []
-    try:
-        for line in demo.stdout:
-            printed.append(line)
-            if line.startswith("running; Ctrl-C stops everything"):
-                break
-        else:
-            pytest.fail("the demo ended before it was running:\n" + "".join(printed)[-3000:])
-        yield "".join(printed)
-    finally:
-        demo.send_signal(signal.SIGINT)  # as Ctrl-C
-        try:
-            demo.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait()
-        demo.stdout.close()
-
-
 @pytest.mark.timeout(900)
 def test_demo_prints_commands_that_work(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
-    with _running_demo(data_dir) as out:
+    with running_demo(data_dir, children=40) as out:
         _check_printed_commands(out, data_dir)
+        _check_screenshots(out, data_dir, tmp_path / "images")
+
+
+def _check_screenshots(out: str, data_dir: Path, images: Path) -> None:
+    """``make screenshots`` against this demo: a mover found at the hub, their page, /ops."""
+    logins = hub_logins(out)
+    child = a_mover(data_dir / "feeds")
+    images.mkdir()
+    written = asyncio.run(take(f"http://127.0.0.1:{HUB_PORT}", logins["practitioner"],
+                               logins["operator"], child, images))
+    assert [p.name for p in written] == ["search.png", "child.png", "ops.png"]
+    for png in written:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
 
 
 def _check_printed_commands(out: str, data_dir: Path) -> None:
