@@ -20,14 +20,13 @@ How fields are mapped, changing nothing an error lives in:
   first two digits and sector from the third, the last digit a unit letter; a
   postcode that is not four digits is left blank (counted);
 * date of birth: month and day as given; the year is moved into a children's range,
-  twelve birth years that end at least a year before today and begin after the
-  oldest child's (``base + (year - 1996) mod 12``, ``base`` a leap year: 2012–2023 in
-  2026), so that no record is of an adult, which retention would archive and purge
-  before resolution; 12, a multiple of 4, keeps leap years leap and a one-year error
-  one year. A date that is not eight digits, or not a real date, is passed on as it
-  stands for our feed validation to judge. Squeezing a century into 12 years makes
-  chance agreement on the date of birth more likely, for both resolvers alike, as in
-  a real children's index (18 birth years).
+  the sixteen birth years that begin 17 years before today's (``base + (year - base)
+  mod 16``: 2009–2024 in 2026), so that no record is of an adult, which retention
+  would archive and purge before resolution; 16, a multiple of 4, keeps leap years
+  leap and a one-year error one year. A date that is not eight digits, or not a real
+  date, is passed on as it stands for our feed validation to judge. Squeezing a
+  century into 16 years makes chance agreement on the date of birth more likely, for
+  both resolvers alike, as in a real children's index (18 birth years).
 """
 
 from __future__ import annotations
@@ -93,14 +92,13 @@ def uk_postcode(value: str) -> str:
     return f"AB{value[:2]} {value[2]}{_UNIT_LETTERS[int(value[3])]}A"
 
 
-CHILD_YEARS = 12  # birth years the benchmarks' dates are moved into; a multiple of 4
+CHILD_YEARS = 16  # birth years the benchmarks' dates are moved into; a multiple of 4
 
 
 def first_child_year(today: datetime.date) -> int:
-    """The first of the CHILD_YEARS birth years: a leap year, late enough that a child
-    born on its first day is not yet 17, early enough that the last ends before today."""
-    earliest = today.year - 16
-    return earliest + (-earliest) % 4
+    """The first of the CHILD_YEARS birth years: a child born on its first day is 17 at
+    most today, so retention keeps every record; the last ends before today."""
+    return today.year - 17
 
 
 def child_dob(year: str, month: str, day: str, today: datetime.date | None = None) -> str:
@@ -114,7 +112,8 @@ def child_dob(year: str, month: str, day: str, today: datetime.date | None = Non
     """
     if len(year) == 4 and year.isdigit():
         base = first_child_year(today or datetime.date.today())
-        year = str(base + (int(year) - 1996) % CHILD_YEARS)
+        # a multiple of 4 from the year itself: February 29th stays a real date
+        year = str(base + (int(year) - base) % CHILD_YEARS)
     return f"{year}-{month}-{day}"
 
 
