@@ -1,4 +1,4 @@
-"""Local ingest, feed by feed (issue 15: ≥ 5,000 rows/s per feed; docs/feeds.md).
+"""Local ingest, feed by feed (target ≥ 5,000 rows/s per feed; docs/feeds.md).
 
 Generates one council of synthetic children, loads its three feeds into a fresh node
 database on the embedded PostgreSQL through the node's ingest service, and prints for

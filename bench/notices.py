@@ -1,4 +1,4 @@
-"""Notices (issue 18): how fast the hub makes them during a council's bulk load, that
+"""Notices (docs/notices.md): how fast the hub makes them during a council's bulk load, that
 the load makes them for true movers only, and the delay from publish to email.
 
 A hub and two councils' nodes (``tests.federation``: the real apps, real PostgreSQL

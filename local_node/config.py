@@ -81,7 +81,7 @@ NOTICE_KINDS = ("linked", "new_involvement", "separated")
 
 @dataclass(frozen=True, slots=True)
 class NoticesSection:
-    """Notices from the hub (issue 18, docs/notices.md): what this council sends.
+    """Notices from the hub (docs/notices.md): what this council sends.
 
     Environment: ``LOCAL_NODE__NOTICES__SMTP_HOST`` and so on."""
 

@@ -1,5 +1,5 @@
 """Notices: telling a council that another council or service is involved with a child
-(DESIGN §6; docs/PROTOCOL.md §17). Pure: the wire form, checked both ways.
+(docs/design.md §6; docs/PROTOCOL.md §17). Pure: the wire form, checked both ways.
 
 A notice goes to one council about one national child and one day; what happened
 that day is coalesced into its ``events`` (one per kind and other council). It carries

@@ -15,6 +15,7 @@ from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.app import create_app
 from national_hub.config import HubConfig
 from national_hub.handlers import appkeys as app_keys
+from national_hub.services.container import HubServices
 from protocol import keys
 from server_common import config as config_module
 from server_common import database
@@ -82,7 +83,9 @@ class Hub:
         return keys.public_path_for(self.config.hub.key_file)
 
     async def enrol(self, code: str, public_key_pem: bytes) -> str:
-        service = self.server.app[app_keys.SERVICES].councils
+        # over the harness's own pool, as an operator's command: the server may be closed
+        # (tests that serve from hub processes use this one only to migrate and enrol)
+        service = HubServices(self.config, self.pool).councils
         return await service.enrol(code, COUNCILS.get(code, code), public_key_pem)
 
     async def digests(self, code: str) -> dict[str, str]:

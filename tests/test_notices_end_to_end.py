@@ -1,4 +1,4 @@
-"""Notices end to end (issue 18): a child known to East Sussex moves to West Sussex.
+"""Notices end to end (docs/notices.md): a child known to East Sussex moves to West Sussex.
 
 A real hub and two council nodes, each running its own loops as ``serve`` does
 (publisher, notice fetch), real PostgreSQL, real Ed25519, and a real SMTP server on

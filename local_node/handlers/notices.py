@@ -1,4 +1,4 @@
-"""A practitioner's notices (issue 18): the inbox, reading, watching a child.
+"""A practitioner's notices (docs/notices.md): the inbox, reading, watching a child.
 
 JSON at ``/v1/notices``, ``/v1/notices/{id}/read`` and ``/v1/children/{local_id}/watch``
 (PUT to watch, DELETE to stop); the same as pages at ``/notices``,

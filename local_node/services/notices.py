@@ -1,4 +1,4 @@
-"""Notices at a council's node (issue 18, docs/notices.md).
+"""Notices at a council's node (docs/notices.md).
 
 After each run of its own loop the node asks the hub for its council's notices past
 its cursor (``GET /v1/councils/{code}/notices``, docs/PROTOCOL.md §17), keeps them,
@@ -29,7 +29,7 @@ from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
 
 log = logging.getLogger(__name__)
-PURPOSE = "tell the professionals involved with a child (issue 18)"
+PURPOSE = "tell the professionals involved with a child"
 TEAM = "team"
 
 

@@ -1,4 +1,4 @@
-"""The node's notice metrics (issue 18), read at each scrape:
+"""The node's notice metrics (docs/notices.md), read at each scrape:
 
 * ``signpost_node_notices`` — notices held; ``signpost_node_notices_unread`` — inbox
   entries not yet read

@@ -1,4 +1,4 @@
-"""Notices at a council's node (issue 18): what came from the hub, whose inbox each
+"""Notices at a council's node (docs/notices.md): what came from the hub, whose inbox each
 is in, reads and emails, addresses and watches. SQL only."""
 
 from __future__ import annotations

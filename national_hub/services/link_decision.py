@@ -3,7 +3,7 @@
 :meth:`national_hub.services.linking.Linker.plan` reads from the database everything a
 chunk's decision needs (:class:`Gathered`), calls :func:`decide_links`, and writes what
 it returns. Nothing here does I/O or reads a clock; new national ids come from the
-``new_id`` the caller passes. The rules (DESIGN §5):
+``new_id`` the caller passes. The rules (docs/design.md §5):
 
 * every candidate pair of a record — another live record sharing a blocking key, an
   earlier record of the same chunk sharing one (a key the chunk alone holds more

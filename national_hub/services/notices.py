@@ -1,4 +1,4 @@
-"""Notices at the hub (issue 18, docs/notices.md): made from what resolution, review
+"""Notices at the hub (docs/notices.md): made from what resolution, review
 and batch intake write, fetched by each council's node.
 
 The notice job drains ``notice_events`` (every record whose national id or content
@@ -35,7 +35,7 @@ from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
 
 log = logging.getLogger(__name__)
-PURPOSE = "tell the professionals involved with a child (issue 18)"
+PURPOSE = "tell the professionals involved with a child"
 CHUNK = 5_000
 
 

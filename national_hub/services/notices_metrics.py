@@ -1,4 +1,4 @@
-"""The hub's notice metrics (issue 18), read at each scrape like the health gauges:
+"""The hub's notice metrics (docs/notices.md), read at each scrape like the health gauges:
 
 * ``signpost_notices{council}`` — notices held for the council (one per child and day)
 * ``signpost_notices_undelivered{council}`` — of them, made or coalesced since the

@@ -1,4 +1,4 @@
-"""Notices at the hub (issue 18): the queue of changed records, what was last seen of
+"""Notices at the hub (docs/notices.md): the queue of changed records, what was last seen of
 each, the notices themselves and each council's delivery cursor. SQL only; what a
 change means is :mod:`national_hub.services.notices_decide`'s to say.
 

@@ -1,4 +1,4 @@
-"""A node's notices (issue 18): fetched from a real hub, kept once, caught up after an
+"""A node's notices (docs/notices.md): fetched from a real hub, kept once, caught up after an
 outage, the inbox page, bad requests as clear 4xx, emails retried until the relay
 answers (and counted in /metrics), and the ``local-node notices address`` command."""
 

@@ -1,4 +1,4 @@
-"""The node's search page as a council practitioner meets it (issue 16, item 3): the same
+"""The node's search page as a council practitioner meets it (docs/pages.md): the same
 form as the hub's (date of birth in three boxes, or 14/03/2015 in the first; a listed
 purpose or another reason), mistakes in plain English linked to their fields, a search
 with only a purpose told what is missing, "N children found", what match strength

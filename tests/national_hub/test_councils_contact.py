@@ -1,4 +1,4 @@
-"""The council registry holds how to reach each index team (issue 16, item 4): set by
+"""The council registry holds how to reach each index team (docs/pages.md): set by
 ``national-hub councils set-contact`` (checked, audited; an option left out keeps its
 value, an empty one clears it) and shown by ``councils list``; run as an operator would."""
 

@@ -1,4 +1,4 @@
-"""Notices at the hub (issue 18): made from resolution's and review's own writes,
+"""Notices at the hub (docs/notices.md): made from resolution's and review's own writes,
 coalesced per child, recipient and day, fetched by a signed cursor, audited.
 
 Real hub over HTTP, real PostgreSQL, batches signed with real Ed25519 keys.

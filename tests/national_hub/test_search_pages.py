@@ -1,4 +1,4 @@
-"""The hub's search page as a practitioner meets it (issue 16, item 3), through real HTTP
+"""The hub's search page as a practitioner meets it (docs/pages.md), through real HTTP
 on a real federation: date of birth in three boxes (19/08/2015 typed in the first works
 too), a short list of purposes plus "another reason", errors in plain English in an
 error summary linked to their fields with "Error:" in the title, a search with only a

@@ -1,4 +1,4 @@
-"""The notice wire form and the hub's pure notice decisions (issue 18)."""
+"""The notice wire form and the hub's pure notice decisions (docs/notices.md)."""
 
 from __future__ import annotations
 

@@ -43,8 +43,8 @@ DESIGN_COLUMNS = {
                 "professional_role, professional_phone, professional_email, lead_professional, "
                 "caf_done, sensitive, consent, shielded, start_date, end_date",
 }
-# DESIGN §8 lets columns be added: its columns come first, in its order, then only
-# the optional columns added since (parent/carer, issue 17; docs/feeds.md).
+# docs/design.md §8 lets columns be added: its columns come first, in its order, then only
+# the optional columns added since (parent/carer; docs/feeds.md).
 ADDED_COLUMNS = {"education": ",parent_carer_name,parent_carer_phone",
                  "health": ",parent_carer_name,parent_carer_phone", "services": ""}
 

@@ -1,4 +1,4 @@
--- Local ingest in bulk (issue 15): a chunk writes its source rows first, decides who
+-- Local ingest in bulk (docs/feeds.md): a chunk writes its source rows first, decides who
 -- each child is from all of its rows, and writes each child once; a new child's source
 -- rows name it before it is written, so their reference to it is checked when the
 -- chunk's transaction commits (it still is checked: nothing is ever left dangling).

@@ -1,4 +1,4 @@
--- Notices from the hub (issue 18, docs/notices.md): what arrived, to whom each was
+-- Notices from the hub (docs/notices.md): what arrived, to whom each was
 -- routed, read and emailed; and which practitioners watch which children.
 
 -- The hub's cursor: the ``next`` of the last page taken (one row).

@@ -1,4 +1,4 @@
--- How to reach each council's index team (issue 16): a shielded child's page tells a
+-- How to reach each council's index team (docs/pages.md): a shielded child's page tells a
 -- practitioner to contact that team, and now shows its phone and email. Set by
 -- `national-hub councils set-contact`; NULL until an operator sets them.
 ALTER TABLE councils

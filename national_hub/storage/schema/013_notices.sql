@@ -1,4 +1,4 @@
--- Notices (issue 18, docs/notices.md): telling each council involved with a child
+-- Notices (docs/notices.md): telling each council involved with a child
 -- when another council or service becomes involved.
 --
 -- Derived from what resolution, review and batch intake already write, without
