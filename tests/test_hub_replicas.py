@@ -153,10 +153,9 @@ async def test_two_hub_processes_equal_one(make_database: DatabaseFactory, tmp_p
     assert two.groups == one.groups
     assert two.statuses == one.statuses
     assert two.answers == one.answers and any(one.answers)
-    # what people did, in order; the notice job's own entries (whichever process ran
-    # it, when) follow the timing of resolution chunks, so only their being there counts
+    # what people did, in order; the notice job's own entries (whichever process runs it,
+    # when) follow the timing of resolution chunks and of its own loop: left out here,
+    # tests/national_hub/test_hub_notices.py shows what they say
     def people(audit: list[tuple[str, str, str, Any]]) -> list[tuple[str, str, str, Any]]:
         return [e for e in audit if e[0] != "notices"]
     assert people(two.audit) == people(one.audit) and len(people(one.audit)) >= 12
-    assert any(e[0] == "notices" for e in one.audit)
-    assert any(e[0] == "notices" for e in two.audit)

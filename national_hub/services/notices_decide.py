@@ -1,4 +1,5 @@
-"""Which notices a change of records makes (docs/notices.md); pure, no I/O (docs/conventions.md §15).
+"""Which notices a change of records makes (docs/notices.md); pure, no I/O
+(docs/conventions.md §15).
 
 The notice job gathers, for the records whose national id or content changed, what
 the hub holds now (:class:`Holder`: each live record's child, non-sensitive services

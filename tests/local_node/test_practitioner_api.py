@@ -51,10 +51,12 @@ FEED = (
 
 @contextlib.asynccontextmanager
 async def running(url: str, tmp_path: Path, rate_limits: RateLimitConfig | None = None,
-                  **council: str) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """The node's app; ``council`` overrides settings of its ``[council]`` section."""
+                  index_team_email: str = "", index_team_phone: str = "",
+                  ) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """The node's app, its index team reached as given."""
     config = node_config(ESX, url, tmp_path, None)
-    config = dataclasses.replace(config, council=dataclasses.replace(config.council, **council))
+    config = dataclasses.replace(config, council=dataclasses.replace(
+        config.council, index_team_email=index_team_email, index_team_phone=index_team_phone))
     if rate_limits is not None:
         config = dataclasses.replace(config, rate_limits=rate_limits)
     server = TestServer(create_app(config, publish=False), host="127.0.0.1")
