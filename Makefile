@@ -37,15 +37,18 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## make bench: publish throughput of one council of 246,000 children, with peak memory;
-## then national resolution against Splink on 200,000+ records of four councils; then
+## hub intake alone; local ingest rows/s per feed (docs/feeds.md); then national resolution against Splink on 200,000+ records of four councils; then
 ## practitioner search at 1,000,000 children with 32 concurrent clients; then how long a
 ## change at a node takes to show in hub search (quiet, and during another council's bulk
 ## load); then what an anti-entropy comparison of one council costs; then one hub grown
 ## to 100,000, 300,000 and 1,000,000 children, searched and published to at each, with
 ## how each cost grows (docs/scaling.md); then resolution on public benchmarks
-## (FEBRL1-3, RLdata10000) through node and hub beside Splink (docs/benchmarks.md).
+## (FEBRL1-3, RLdata10000) through node and hub beside Splink (docs/benchmarks.md);
+## then notices made per second in a bulk load and publish -> email delay (docs/notices.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.publish
+	$(BIN)/python -m bench.publish --intake-only
+	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.resolution
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.freshness
