@@ -1,7 +1,7 @@
 """The node's navigation for each role, in the header of every page (server_common.pages).
 
     >>> [text for _, text in NODE_NAV[Role.PRACTITIONER]]
-    ['Home', 'Search']
+    ['Home', 'Search', 'Notices']
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from server_common.accounts.principal import Role
 from server_common.pages import Nav
 
 NODE_NAV: Nav = {
-    Role.PRACTITIONER: (("/", "Home"), ("/search", "Search")),
-    Role.INDEX_TEAM: (("/", "Home"), ("/search", "Search"), ("/review", "Review")),
+    Role.PRACTITIONER: (("/", "Home"), ("/search", "Search"), ("/notices", "Notices")),
+    Role.INDEX_TEAM: (("/", "Home"), ("/search", "Search"), ("/review", "Review"),
+                      ("/notices", "Notices")),
     Role.OPERATOR: (("/", "Home"),),
     Role.AUDITOR: (("/", "Home"), ("/audit", "Audit log")),
 }

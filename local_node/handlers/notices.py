@@ -8,19 +8,16 @@ Routing decided what each user sees (a shielded child's notices: index team only
 
 from __future__ import annotations
 
-import html
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
 from local_node.services.notices import NoticeService
 from protocol.errors import ValidationError
 from protocol.records import is_local_id
-from server_common.accounts import csrf_token
+from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
-from server_common.practitioner_pages import page
 
 NOTICES = web.AppKey("notices", NoticeService)
 CHILD_PURPOSE = "a notice: another council or service is involved"
@@ -62,51 +59,32 @@ async def api_watch(request: web.Request) -> web.Response:
 
 
 def _event_text(e: dict[str, Any]) -> str:
-    esc = html.escape
-    who = esc(e.get("council_name") or e.get("council") or "Another council")
-    text = f"{who} {_WHAT.get(e['kind'], esc(e['kind']))}"
+    """One event of a notice in words (the page escapes it)."""
+    who = e.get("council_name") or e.get("council") or "Another council"
+    text = f"{who} {_WHAT.get(e['kind'], e['kind'])}"
     if e.get("services"):
-        text += f": {esc(', '.join(e['services']))}"
+        text += f": {', '.join(e['services'])}"
     lead = e.get("lead_professional")
     if lead:
         parts = [lead.get("role"), lead.get("phone"), lead.get("email")]
-        text += f". Lead professional: {esc(' · '.join(p for p in parts if p))}"
+        text += f". Lead professional: {' · '.join(p for p in parts if p)}"
     if e.get("contact"):
         teams = ", ".join(c["council"] for c in e["contact"])
-        text += f". Shielded child: contact the index team of {esc(teams)}"
+        text += f". Shielded child: contact the index team of {teams}"
     return text
 
 
 @require_roles(*CHILD_READERS)
 async def page_inbox(request: web.Request) -> web.Response:
-    esc = html.escape
     who = principal(request)
     service = request.app[NOTICES]
     items = await service.inbox(who)
-    token = esc(csrf_token(request))
-    purpose = esc(urlencode({"purpose": CHILD_PURPOSE}))
-    rows = []
-    for i in items:
-        children = " ".join(f'<a href="/children/{esc(lid)}?{purpose}">{esc(lid)}</a>'
-                            for lid in i.local_ids)
-        what = "<br>".join(_event_text(e) for e in i.events)
-        read = ("read" if i.read else
-                f'<form method="post" action="/notices/{i.id}/read">'
-                f'<input type="hidden" name="csrf_token" value="{token}">'
-                f'<button type="submit">Mark read</button></form>')
-        rows.append(f'<tr data-notice="{i.id}" data-read="{str(i.read).lower()}">'
-                    f"<td>{'' if i.read else '<strong>new</strong> '}{esc(i.day)}</td>"
-                    f"<td>{children}</td><td>{what}</td><td>{read}</td></tr>")
-    table = (f"<table><tr><th>Day</th><th>Child</th><th>What</th><th></th></tr>"
-             f"{''.join(rows)}</table>" if rows else "<p>Nothing new.</p>")
-    watched = "".join(
-        f'<li>{esc(lid)} <form method="post" action="/children/{esc(lid)}/watch">'
-        f'<input type="hidden" name="csrf_token" value="{token}">'
-        f'<input type="hidden" name="stop" value="1">'
-        f'<button type="submit">Stop watching</button></form></li>'
-        for lid in await service.watching(who))
-    return page("Notices", f"<h1>Notices</h1>{table}"
-                           + (f"<h2>Children you watch</h2><ul>{watched}</ul>" if watched else ""))
+    return pages.render(request, "notices.html", {
+        "title": "Notices", "purpose": CHILD_PURPOSE,
+        "unread": sum(1 for i in items if not i.read),
+        "items": [{"id": i.id, "read": i.read, "day": i.day, "local_ids": i.local_ids,
+                   "said": [_event_text(e) for e in i.events]} for i in items],
+        "watched": await service.watching(who)})
 
 
 @require_roles(*CHILD_READERS)

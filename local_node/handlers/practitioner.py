@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from local_node.handlers.appkeys import AUDIT, CONFIG, SEARCH
+from local_node.handlers.notices import NOTICES
 from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, SignpostError, ValidationError
 from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose
@@ -145,9 +146,11 @@ async def page_child(request: web.Request) -> web.Response:
     name = " ".join(x for x in (name_case(view["given_name"]), name_case(view["family_name"]))
                     if x) or "Child"
     council = request.app[CONFIG].council
+    watched = await request.app[NOTICES].watching(principal(request))
     return pages.render(request, "child.html", {
         "title": name, "child": view, "search": search, "council": _council_name(request),
-        "index_team": {"email": council.index_team_email, "phone": council.index_team_phone}})
+        "index_team": {"email": council.index_team_email, "phone": council.index_team_phone},
+        "watching": view["local_id"] in watched})
 
 
 def routes() -> list[web.RouteDef]:

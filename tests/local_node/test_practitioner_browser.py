@@ -99,6 +99,7 @@ async def test_search_misspelt_name_and_open_the_child(
         await expect(lead).to_contain_text("CAF in place")
         await check_page(page, "node-child")
 
+
         await page.click("text=Back to results")
         await expect(page).to_have_url(f"{base}/search#results")
         await expect(page.locator("#results")).to_have_text("1 child found")
@@ -123,3 +124,25 @@ async def test_search_misspelt_name_and_open_the_child(
         for hidden in ("Quiet Road", "BN2", "Ruth Adams"):
             await expect(page.locator("body")).not_to_contain_text(hidden)
         await check_page(page, "node-child-shielded")
+
+        # watch a child: told, in the notices, of new involvements; and stop again
+        await page.click("text=Back to results")
+        await page.fill("#given_name", "Isabella")
+        await page.fill("#family_name", "Okonkwo-Reilly")
+        await page.fill("#dob-day", "14/03/2015")
+        await page.fill("#dob-month", "")
+        await page.fill("#dob-year", "")
+        await page.click("#search-button")
+        await page.locator("table button", has_text="Isabella Okonkwo-Reilly").click()
+        await expect(page.locator("#watch")).to_contain_text("Watch this child")
+        await page.click("#watch button")
+        await expect(page).to_have_url(f"{base}/notices")
+        await expect(page.locator("#notices")).to_have_text("Nothing new.")
+        watched = page.locator("#watched li")
+        await expect(watched).to_have_count(1)
+        await check_page(page, "node-notices")
+        await watched.get_by_role("link").click()
+        await expect(page.locator("#watch")).to_contain_text("You are watching this child")
+        await page.click("#watch button")
+        await expect(page).to_have_url(f"{base}/notices")
+        await expect(page.locator("#watched li")).to_have_count(0)
