@@ -66,8 +66,20 @@ def _dash(value: object) -> str:
     return "—" if value is None else str(value)
 
 
+def notices_waiting(undelivered: int, wait_seconds: float | None) -> str:
+    """Notices the council's node has not fetched yet, as ops.js says it too.
+
+        >>> notices_waiting(0, None), notices_waiting(3, 301.0)
+        ('0', '3 (oldest 5 min ago)')
+    """
+    if not undelivered:
+        return "0"
+    return f"{undelivered} (oldest {_age(wait_seconds)})"
+
+
 COLUMNS = (("code", "Code", False), ("name", "Council", False), ("status", "Status", False),
            ("reasons", "Reasons", False), ("lag", "Lag", True), ("outbox_depth", "Outbox", True),
+           ("notices_undelivered", "Notices waiting", True),
            ("seconds_since_heartbeat", "Heartbeat", True), ("last_batch_at", "Last batch", True),
            ("records", "Records", True), ("key_expiry_days", "Key expiry", True))
 
@@ -75,6 +87,7 @@ COLUMNS = (("code", "Code", False), ("name", "Council", False), ("status", "Stat
 def _row(c: CouncilHealth, now: datetime) -> dict[str, object]:
     return {"code": c.code, "name": c.name, "status": c.status, "reasons": c.reasons,
             "lag": _dash(c.lag), "outbox": _dash(c.outbox_depth),
+            "notices": notices_waiting(c.notices_undelivered, c.notices_wait_seconds),
             "heartbeat": _age(c.seconds_since_heartbeat),
             "last_batch": ("never" if c.last_batch_at is None
                            else _age(max(0.0, (now - c.last_batch_at).total_seconds()))),

@@ -148,7 +148,8 @@ class HubServices:
     @cached_property
     def health(self) -> HealthService:
         return HealthService(self.pool, self.config.health, self.stores.health,
-                             queue=self.stores.queue, witnesses=self.stores.witness_health)
+                             queue=self.stores.queue, witnesses=self.stores.witness_health,
+                             notices=self.stores.notices)
 
     @cached_property
     def anti_entropy(self) -> AntiEntropy:

@@ -18,7 +18,7 @@ Example (``FederationHealth.to_dict()``, abridged)::
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -33,6 +33,7 @@ from national_hub.storage.health import (
     WitnessState,
 )
 from national_hub.storage.heartbeats import HISTORY_KEEP_SECONDS
+from national_hub.storage.notices import NoticeStore
 from national_hub.storage.resolution_queue import QueueDepth, ResolutionQueueStore
 
 REJECTED_WINDOW_SECONDS = 24 * 3600.0
@@ -85,6 +86,10 @@ class CouncilHealth:
     # own (its reasons are among ``reasons``) and the size it last cosigned.
     audit_witness: str = "GOOD"
     audit_cosigned_size: int | None = None
+    # Notices made for the council that its node has not fetched yet, and how long the
+    # oldest has waited (docs/notices.md; alert SignpostNoticesUndelivered).
+    notices_undelivered: int = 0
+    notices_wait_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +104,8 @@ class CouncilHealth:
             "resolution_wait_seconds": self.resolution_wait_seconds,
             "audit_witness": self.audit_witness,
             "audit_cosigned_size": self.audit_cosigned_size,
+            "notices_undelivered": self.notices_undelivered,
+            "notices_wait_seconds": self.notices_wait_seconds,
         }
 
 
@@ -220,12 +227,14 @@ def witness_reasons(state: WitnessState | None, now: datetime,
 
 class HealthService:
     def __init__(self, pool: asyncpg.Pool, limits: HealthSection, store: HealthStore, *,
-                 queue: ResolutionQueueStore, witnesses: WitnessHealthStore) -> None:
+                 queue: ResolutionQueueStore, witnesses: WitnessHealthStore,
+                 notices: NoticeStore | None = None) -> None:
         self.pool = pool
         self.limits = limits
         self.store = store
         self.queue = queue
         self.witness_store = witnesses
+        self.notices = notices  # None: the snapshot counts no notices
 
     async def snapshot(self) -> FederationHealth:
         # One read-only snapshot, so every figure is of the same moment (now()).
@@ -238,11 +247,22 @@ class HealthService:
             rejected = await self.store.rejections(conn, REJECTED_WINDOW_SECONDS)
             queued = await self.queue.depth(conn)
             witnesses = {w.code: w for w in await self.witness_store.witnesses(conn)}
-        councils = [self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}),
-                                  review.get(s.code, 0), queued.get(s.code),
-                                  witnesses.get(s.code))
+            notices = ((await self.notices.counts(conn))["councils"]
+                       if self.notices is not None else {})
+        councils = [self._with_notices(
+                        self._council(s, now, held.get(s.code, 0), rejected.get(s.code, {}),
+                                      review.get(s.code, 0), queued.get(s.code),
+                                      witnesses.get(s.code)),
+                        notices.get(s.code))
                     for s in states]
         return FederationHealth(now, worst(c.status for c in councils), councils)
+
+    @staticmethod
+    def _with_notices(council: CouncilHealth, counts: dict[str, Any] | None) -> CouncilHealth:
+        if not counts or not counts["undelivered"]:
+            return council
+        return replace(council, notices_undelivered=int(counts["undelivered"]),
+                       notices_wait_seconds=round(counts["oldest_undelivered_seconds"], 3))
 
     def _council(self, state: CouncilState, now: datetime, records: int,
                  rejected: dict[str, int], review_queue: int = 0,

@@ -85,9 +85,16 @@
   // --- the table -----------------------------------------------------------------
 
   const LABELS = { code: "Code", name: "Council", status: "Status", reasons: "Reasons",
-                   "num lag": "Lag", "num outbox": "Outbox", "num heartbeat": "Heartbeat",
+                   "num lag": "Lag", "num outbox": "Outbox", "num notices": "Notices waiting",
+                   "num heartbeat": "Heartbeat",
                    "num last-batch": "Last batch", "num records": "Records",
                    "num key-expiry": "Key expiry" };
+
+  // Notices the council's node has not fetched yet, as ops.py's notices_waiting says it.
+  function noticesWaiting(undelivered, waitSeconds) {
+    if (!undelivered) return "0";
+    return undelivered + " (oldest " + age(waitSeconds) + ")";
+  }
 
   function cell(row, text, className) {
     const td = document.createElement("td");
@@ -127,6 +134,7 @@
       }
       cell(tr, dash(c.lag), "num lag");
       cell(tr, dash(c.outbox_depth), "num outbox");
+      cell(tr, noticesWaiting(c.notices_undelivered, c.notices_wait_seconds), "num notices");
       cell(tr, age(c.seconds_since_heartbeat), "num heartbeat");
       const last = cell(tr, sinceIso(c.last_batch_at, now), "num last-batch");
       if (c.last_batch_at) last.title = when(c.last_batch_at);

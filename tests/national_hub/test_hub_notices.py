@@ -6,9 +6,11 @@ Real hub over HTTP, real PostgreSQL, batches signed with real Ed25519 keys.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from national_hub.app import NOTICE_JOB
@@ -86,6 +88,15 @@ async def test_a_mover_tells_both_councils_and_nothing_else_does(make_database: 
         # the child moves: West Sussex publishes its own record of E-1's child
         await wsx.publish(record("W-1", postcode="RH10 1AA", involvements=(SCHOOL,)))
         assert await settle(hub) == 2
+        # the operator sees, for each council, the notices its node has not fetched yet
+        waiting = {c.code: c.notices_undelivered
+                   for c in (await hub.server.app[k.HEALTH].snapshot()).councils}
+        assert waiting == {ESX: 1, WSX: 1}
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{hub.url}/ops", headers=await hub.operator()) as resp:
+            ops = await resp.text()
+        assert re.search(r'data-council="E10000011".*?Notices waiting">1 \(oldest \d+ s ago\)',
+                         ops, re.S)
         (to_esx,), nxt, more = await esx.notices()
         assert not more and nxt == to_esx.seq
         assert to_esx.local_ids == ("E-1",) and not to_esx.shielded
@@ -107,6 +118,9 @@ async def test_a_mover_tells_both_councils_and_nothing_else_does(make_database: 
         # idempotent cursor: asking again from 0 gives the same; from next, nothing
         assert (await esx.notices())[0] == [to_esx]
         assert (await esx.notices(nxt))[0] == []
+        # asked past it: East Sussex's notice is delivered, West Sussex's still waits
+        assert {c.code: c.notices_undelivered for c in
+                (await hub.server.app[k.HEALTH].snapshot()).councils} == {ESX: 0, WSX: 1}
 
         # the same day, West Sussex adds a service: coalesced into the same notice, at a
         # new seq, so a node past the old one still gets it
