@@ -47,7 +47,7 @@ lint: $(STAMP)
 ## then notices made per second in a bulk load and publish -> email delay (docs/notices.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.publish
-	$(BIN)/python -m bench.publish --intake-only
+	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.resolution
 	$(BIN)/python -m bench.search

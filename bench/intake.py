@@ -1,4 +1,4 @@
-"""Hub intake alone (``python -m bench.publish --intake-only``): a council's records
+"""Hub intake alone (``python -m bench.intake``): a council's records
 built from the generator and signed into batches before the clock starts (no node),
 posted to a real ``national-hub serve`` with its resolver off, two batches in flight as
 a node pipelines them; hub intake records/s from the first send to the last receipt,
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from protocol.batch import GENESIS, Batch, Receipt, UpsertOp, batch_hash
 from protocol.record_codec import decode_record
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, Envelope
+from server_common import embedded_pg
 from server_common.readiness import wait_ready
 
 
@@ -164,3 +166,21 @@ def report(i: Intake, batch_size: int) -> None:
     click.echo("record decoding      " + ", ".join(
         f"{name} {us:.1f} µs" for name, us in i.decode_us.items())
         + " CPU a record (this process)")
+
+
+@click.command(help=__doc__)
+@click.option("--children", default=246_000, show_default=True)
+@click.option("--batch-size", default=5000, show_default=True)
+@click.option("--seed", default=10, show_default=True)
+@click.option("--data-dir", default=".data/bench-intake", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    base = embedded_pg.start(data_dir / "pg")
+    report(intake_alone(base, data_dir, children, batch_size, seed), batch_size)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,11 +9,8 @@ keys written, queued for resolution), and to the resolution queue found empty
 (applied and resolved: every record has its national id), with the resolver's busy
 time and the peak memory of both processes.
 
-``--intake-only`` measures the hub's batch intake alone: the council's records are
-built from the generator and signed into batches before the clock starts (no node),
-then posted to a real ``national-hub serve`` with its resolver off, two batches in
-flight, as a node pipelines them; it prints hub intake records/s (first send → last
-receipt). ``BENCH_PYSPY=FILE`` records the hub process with py-spy in either mode.
+The hub's batch intake alone is ``python -m bench.intake``. ``BENCH_PYSPY=FILE``
+records the hub process with py-spy in both.
 """
 
 from __future__ import annotations
@@ -285,18 +282,11 @@ def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir
 @click.option("--seed", default=10, show_default=True)
 @click.option("--data-dir", default=".data/bench", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-@click.option("--intake-only", is_flag=True,
-              help="Measure the hub's batch intake alone (no node, resolver off).")
-def main(children: int, batch_size: int, seed: int, data_dir: Path, intake_only: bool) -> None:
+def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     base = embedded_pg.start(data_dir / "pg")
-    if intake_only:
-        from bench.intake import intake_alone, report  # it imports this module
-
-        report(intake_alone(base, data_dir, children, batch_size, seed), batch_size)
-        return
     started = time.perf_counter()
     population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
     synthetic.write_feeds(population, data_dir / "feeds")

@@ -35,8 +35,8 @@ def test_publish_prints_throughput(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_publish_intake_only_prints_hub_intake(tmp_path: Path) -> None:
-    out = _bench("bench.publish", "--intake-only", "--children", "300", "--batch-size", "100",
+def test_intake_prints_hub_intake(tmp_path: Path) -> None:
+    out = _bench("bench.intake", "--children", "300", "--batch-size", "100",
                  "--data-dir", str(tmp_path / "d"))
     applied = re.search(r"records applied\s+([\d,]+) of ([\d,]+) in (\d+) batches", out)
     assert applied, out
