@@ -32,6 +32,11 @@ from server_common.audit.entry import Actor, AuditEntry
 from server_common.refusals import AUDIT_LOG
 
 DECISIONS = {"accept": "the same child", "reject": "different children"}
+CONSEQUENCES = {
+    "accept": "The newer record will be merged into the older one and withdrawn from the "
+              "national index. This cannot be undone from this screen.",
+    "reject": "The two records will be kept apart, and you will not be asked about them "
+              "again."}
 STATUS_WORDS = {"accepted": "the same child", "rejected": "different children"}
 
 
@@ -103,10 +108,10 @@ async def confirm_page(request: web.Request) -> web.Response:
     if not pairs:
         return await _list_page(request, f"Pair {review_id} is not waiting for a decision.",
                                 str(ErrorCode.NOT_FOUND), 404)
-    return pages.render(request, "node_review_confirm.html", {
+    return pages.render(request, "review_confirm.html", {
         "title": f"Are these {DECISIONS[decision]}? Pair {review_id}",
         "pair": _view(pairs[0]), "decision": decision,
-        "decision_words": DECISIONS[decision]})
+        "decision_words": DECISIONS[decision], "consequence": CONSEQUENCES[decision]})
 
 
 @require_roles(Role.INDEX_TEAM)

@@ -40,6 +40,11 @@ from server_common.audit.entry import Actor, AuditEntry
 
 SEX = {0: "Not known", 1: "Male", 2: "Female", 9: "Not specified"}
 DECISIONS = {"link": "the same child", "separate": "different children"}
+CONSEQUENCES = {
+    "link": "Both records will be one child at the national index, for every council. "
+            "You can undo this straight afterwards.",
+    "separate": "The two records will be kept apart, and never joined automatically. "
+                "You can undo this straight afterwards."}
 STATUS_WORDS = {"linked": "the same child", "separated": "different children"}
 PURPOSE = "identity resolution review"
 
@@ -161,7 +166,8 @@ async def confirm_page(request: web.Request) -> web.Response:
     return pages.render(request, "review_confirm.html", {
         "title": f"Are these {DECISIONS[decision]}? Pair {review_id}",
         "pair": _pair(review, rows, own, names, why),
-        "decision": decision, "decision_words": DECISIONS[decision]})
+        "decision": decision, "decision_words": DECISIONS[decision],
+        "consequence": CONSEQUENCES[decision]})
 
 
 def _decided_at(review_id: int, kind: str) -> web.Response:
