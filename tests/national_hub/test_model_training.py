@@ -5,6 +5,7 @@ on the generated population still meet docs/design.md §10."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -36,20 +37,22 @@ async def test_trained_model_is_stored_versioned_and_used(make_database: Databas
     env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}
 
-    def cli(*args: str) -> str:
-        done = run(env, *args)
+    async def cli(*args: str) -> str:
+        # in a thread: the hub serving in this process keeps its loop, so its background
+        # tasks (the notice job, the resolver) finish the transactions the command waits on
+        done = await asyncio.to_thread(run, env, *args)
         assert done.returncode == 0, done.stderr + done.stdout
         return done.stdout
 
     async with running_hub(url, tmp_path) as hub:
-        assert "built-in default" in cli("model", "list")
+        assert "built-in default" in await cli("model", "list")
         sent = await send_population(hub, tmp_path / "feeds")
 
-        trained = run(env, "model", "train", "--seed", "7", "--random-pairs", "60000",
-                      "--candidate-pairs", "20000")
+        trained = await asyncio.to_thread(run, env, "model", "train", "--seed", "7",
+                                          "--random-pairs", "60000", "--candidate-pairs", "20000")
         assert trained.returncode == 0, trained.stderr
         out = trained.stdout
-        (stored,) = json.loads(cli("model", "list", "--json"))
+        (stored,) = json.loads(await cli("model", "list", "--json"))
         version = stored["version"]
         assert version in out and version.startswith("em-1-")
         summary = stored["summary"]
@@ -83,15 +86,15 @@ async def test_trained_model_is_stored_versioned_and_used(make_database: Databas
             trained.stderr)
 
         before = tmp_path / "before.csv"
-        cli("links", "export", "--out", str(before))
+        await cli("links", "export", "--out", str(before))
         for council in COUNCILS:
-            cli("links", "resolve", council)
+            await cli("links", "resolve", council)
         links = await hub_links(hub)
         check(sent, links, f"re-resolved with {version}")
         # Each link names the model that decided it: the default before, the trained
         # one after (across councils when the deciding pair was of two councils).
         after = tmp_path / "after.csv"
-        cli("links", "export", "--out", str(after))
+        await cli("links", "export", "--out", str(after))
         for path, decided_by in ((before, DEFAULT_MODEL.version), (after, version)):
             rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
             assert rows and all(r["model_version"].startswith(decided_by) for r in rows)
