@@ -96,7 +96,14 @@ class NoticeJob:
         holder_rows = await store.holders(conn, sorted(national_ids))
         holders: dict[str, list[Holder]] = defaultdict(list)
         for r in holder_rows:
-            services, lead = pointers(r["record"])
+            try:
+                services, lead = pointers(r["record"])
+            except ValueError as exc:
+                # damaged in storage: the council still holds the child, so it is
+                # still told; anti-entropy repairs the bytes (docs/operations.md)
+                log.warning("notices: %s for %s/%s; its services are left out",
+                            exc, r["council_code"], r["local_id"])
+                services, lead = (), None
             holders[r["national_id"]].append(
                 Holder(r["council_code"], r["local_id"], services, lead))
         holder_keys = [(h.council, h.local_id) for hs in holders.values() for h in hs]

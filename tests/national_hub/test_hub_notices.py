@@ -142,6 +142,28 @@ async def test_a_mover_tells_both_councils_and_nothing_else_does(make_database: 
         assert "notice.created" in actions and "notice.fetched" in actions
 
 
+async def test_a_record_damaged_in_storage_still_tells_its_council(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    # bytes damaged after intake (what anti-entropy repairs) must not stop the job:
+    # the council holding them is still told, without the services it cannot read
+    async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
+        esx, wsx = await _council(hub, ESX), await _council(hub, WSX)
+        await esx.publish(record("E-1", involvements=(SOCIAL,)))
+        assert await settle(hub) == 0
+        async with hub.pool.acquire() as conn:
+            await conn.execute("UPDATE records SET record = record || '\\x00'::bytea"
+                               " WHERE local_id = 'E-1'")
+        await wsx.publish(record("W-1", postcode="RH10 1AA", involvements=(SCHOOL,)))
+        assert await settle(hub) == 2
+        (to_esx,), _, _ = await esx.notices()
+        assert to_esx.local_ids == ("E-1",)
+        assert [(e.kind, e.council, e.services) for e in to_esx.events] == [
+            ("linked", WSX, ("school",))]
+        (to_wsx,), _, _ = await wsx.notices()
+        assert [(e.kind, e.council, e.services, e.lead) for e in to_wsx.events] == [
+            ("linked", ESX, (), None)]
+
+
 async def test_a_shielded_childs_notices_withhold_what_the_policy_withholds(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
