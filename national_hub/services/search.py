@@ -20,6 +20,7 @@ councils, local ids or update times.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,12 +33,14 @@ import numpy as np
 from national_hub.storage.search import CandidateRow, HeldRecord, SearchStore
 from protocol import encoding, identifiers
 from protocol.disclosure import Disclosure, Viewer, finds_shielded, sees_sensitive
-from protocol.errors import NotFoundError
+from protocol.errors import NotFoundError, SignpostError
 from protocol.matching import DEFAULT_MODEL, IdentityFields
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import score_columns
 from protocol.records import ChildRecord, pointer_json
 from protocol.search import MIN_TOTAL, Answer, SearchQuery
+
+log = logging.getLogger(__name__)
 
 MAX_RESULTS = 20
 # Whatever a national id is (``linking.new_national_id``: NC and 16 base32 letters),
@@ -92,6 +95,18 @@ class Redirect:
 
     national_id: str
     to: str
+
+
+def _readable(held: HeldRecord) -> ChildRecord:
+    """A held record's content; bytes damaged in storage (which anti-entropy repairs)
+    fail closed: the record stands as shielded by its council and shows nothing, so
+    a damaged shielded record never uncovers the child."""
+    try:
+        return ChildRecord.from_wire(encoding.unpack(held.record, what="record"))
+    except SignpostError as exc:
+        log.warning("child page: %s/%s unreadable (%s); shown as shielded",
+                    held.council, held.local_id, exc)
+        return ChildRecord(local_id=held.local_id, shielded=True)
 
 
 def _iso(day: date | None) -> str | None:
@@ -242,8 +257,7 @@ class HubSearch:
             return Redirect(national_id, child.redirect_to)
         if not child.records:
             raise NotFoundError(f"no council holds a record of {national_id} any more")
-        records = [ChildRecord.from_wire(encoding.unpack(h.record, what="record"))
-                   for h in child.records]
+        records = [_readable(h) for h in child.records]
         contact = sorted({s for h in child.records for s in h.shielded_by}
                          | {(h.council, h.council_name)
                             for h, r in zip(child.records, records, strict=True)

@@ -162,6 +162,21 @@ async def test_shielded_child_found_only_by_who_it_is_and_shows_no_location(
     assert full["lead_professional"]["professional_name"] == "Ruth Adams"
 
 
+async def test_a_record_damaged_in_storage_fails_closed_on_the_child_page(
+        fed: SearchFederation) -> None:
+    # bytes that no longer decode (anti-entropy repairs them) are no 500 and uncover
+    # nothing: the record stands as shielded by its council
+    (hit,) = await search(fed, "pat", **SHIELDED)
+    async with fed.hub.pool.acquire() as conn:
+        await conn.execute("UPDATE records SET record = record || '\\x00'::bytea"
+                           " WHERE national_id = $1", hit["national_id"])
+    child = await view(fed, "pat", hit["national_id"])
+    assert child["shielded"] and child["withheld"] and child["councils"] == []
+    assert child["contact"] == [{"council": ESX, "name": "East Sussex", "team": "index team"}]
+    own = (await view(fed, "esa", hit["national_id"]))["councils"]
+    assert [c["council"] for c in own] == [ESX] and "Quiet Road" not in str(own)
+
+
 async def test_roles_purpose_and_bad_queries(fed: SearchFederation) -> None:
     national_id = (await search(fed, "pat", nhs_number=MOVER_NHS))[0]["national_id"]
     for path, params in (("/v1/search", {**PURPOSE, **MOVER}),
