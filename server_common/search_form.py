@@ -200,9 +200,13 @@ def split_typed_date(day: str, month: str, year: str) -> tuple[str, str, str]:
     return day, month, year
 
 
-def read_date(day: str, month: str, year: str, today: date | None = None) -> date | None:
-    """A date of birth from its three boxes; "19/08/2015", "19 Aug 2015" or "2015-08-19"
-    typed into the first box (or pasted) works too. None when all are blank.
+def read_date(day: str, month: str, year: str, today: date | None = None, *,
+              label: str = "Date of birth", prefix: str = "dob",
+              past: bool = True) -> date | None:
+    """A date from its three boxes (a GOV.UK date input named ``prefix``); "19/08/2015",
+    "19 Aug 2015" or "2015-08-19" typed into the first box (or pasted) works too. None
+    when all are blank. Errors name the date by ``label`` and its box; a date of birth
+    (``past``) must not be in the future.
 
     >>> read_date("19", "8", "2015"), read_date("19/08/2015", "", "")
     (datetime.date(2015, 8, 19), datetime.date(2015, 8, 19))
@@ -215,19 +219,19 @@ def read_date(day: str, month: str, year: str, today: date | None = None) -> dat
         return None
     for value, name in ((day, "day"), (month, "month"), (year, "year")):
         if not value:
-            raise DateError(f"Date of birth must include a {name}", f"dob-{name}")
+            raise DateError(f"{label} must include a {name}", f"{prefix}-{name}")
     month_number = _MONTHS.get(month[:3].lower()) if not month.isdigit() else int(month)
     if not (day.isdigit() and month_number and year.isdigit()):
-        raise DateError("Date of birth must be a real date")
+        raise DateError(f"{label} must be a real date", f"{prefix}-day")
     if len(year) != 4:
-        raise DateError("Year must include 4 numbers", "dob-year")
+        raise DateError("Year must include 4 numbers", f"{prefix}-year")
     try:
-        born = date(int(year), month_number, int(day))
+        typed = date(int(year), month_number, int(day))
     except ValueError as exc:
-        raise DateError("Date of birth must be a real date") from exc
-    if born > (today or date.today()):
-        raise DateError("Date of birth must be in the past")
-    return born
+        raise DateError(f"{label} must be a real date", f"{prefix}-day") from exc
+    if past and typed > (today or date.today()):
+        raise DateError(f"{label} must be in the past", f"{prefix}-day")
+    return typed
 
 
 async def submitted(request: web.Request) -> Mapping[str, object]:

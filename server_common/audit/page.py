@@ -30,12 +30,29 @@ from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry, format_time
 from server_common.audit.service import AuditLog, AuditRecord
+from server_common.search_form import DateError, read_date
 
 AuditKey = web.AppKey[AuditLog]
 RECENT = 50  # entries shown as "recent activity"
 MOST = 1000  # entries a date range shows (or exports) at most, newest first
 _FIELDS = ("child_id", "user", "from", "to")
-_FIELD_IDS = {"child_id": "child_id", "user": "user", "from": "from_date", "to": "to_date"}
+# a date's error links to its first box (GOV.UK date input), or to the box at fault
+_FIELD_IDS = {"child_id": "child_id", "user": "user", "from": "from-day", "to": "to-day"}
+_BOXES = ("day", "month", "year")
+_DATE_LABELS = {"from": "From date", "to": "To date"}
+
+
+def date_boxes(query: Any, name: str) -> dict[str, str]:
+    """What the three boxes of the date ``name`` show: as typed, or the parts of the
+    ISO date a link or the export carries (``from=2026-12-05``)."""
+    typed = {p: str(query.get(f"{name}-{p}", "")).strip()[:20] for p in _BOXES}
+    if any(typed.values()):
+        return typed
+    try:
+        given = date.fromisoformat(str(query.get(name, "")).strip())
+    except ValueError:
+        return {"day": str(query.get(name, "")).strip()[:20], "month": "", "year": ""}
+    return {"day": str(given.day), "month": str(given.month), "year": str(given.year)}
 
 
 def readable(at: datetime | None) -> str:
@@ -84,13 +101,20 @@ class Question:
         values = {k: str(query.get(k, "")).strip()[:200] for k in _FIELDS}
         if values["child_id"] and values["user"]:
             raise ValidationError("child_id", "give a child id or a user, not both")
-        since, until = (cls._date(values[k], k) for k in ("from", "to"))
+        since, until = (cls._date(query, values[k], k) for k in ("from", "to"))
         if since and until and since > until:
             raise ValidationError("to", "the end date must be on or after the start date")
         return cls(values["child_id"], values["user"], since, until)
 
     @staticmethod
-    def _date(text: str, name: str) -> date | None:
+    def _date(query: Any, text: str, name: str) -> date | None:
+        """The page's three boxes (``from-day`` …), or one ISO date (API and export)."""
+        boxes = [str(query.get(f"{name}-{p}", "")).strip()[:20] for p in _BOXES]
+        if any(boxes):
+            try:
+                return read_date(*boxes, label=_DATE_LABELS[name], prefix=name, past=False)
+            except DateError as exc:
+                raise ValidationError(exc.field, exc.text) from None
         if not text:
             return None
         try:
@@ -172,6 +196,7 @@ def page_routes(key: AuditKey, child_label: str) -> list[web.RouteDef]:
         values = {k: str(request.query.get(k, "")).strip()[:200] for k in _FIELDS}
         context: dict[str, Any] = {
             "title": "Audit log", "child_label": child_label, "values": values,
+            "dates": {k: date_boxes(request.query, k) for k in ("from", "to")},
             "field_errors": {},
             "checkpoint": None if checkpoint is None else {
                 "size": checkpoint.size, "root": checkpoint.to_dict()["root_hash"],
@@ -179,8 +204,8 @@ def page_routes(key: AuditKey, child_label: str) -> list[web.RouteDef]:
         try:
             question = Question.parse(request.query)
         except ValidationError as exc:
-            # the summary links to the field ("from" is a Python word: its id is from_date)
-            error = pages.FieldError(_FIELD_IDS[exc.field],
+            # the summary links to the field (a date: its first box, or the box at fault)
+            error = pages.FieldError(_FIELD_IDS.get(exc.field, exc.field),
                                      exc.reason[:1].upper() + exc.reason[1:])
             context["errors"] = [error]
             context["field_errors"] = {error.field: {"text": error.text}}

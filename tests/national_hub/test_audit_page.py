@@ -93,20 +93,24 @@ async def test_auditor_searches_the_log(make_database: DatabaseFactory, tmp_path
         # a date range: today holds everything; tomorrow nothing
         today = datetime.now(UTC).date()
         await page.fill("#user", "")
-        await page.fill("#from_date", today.isoformat())
-        await page.fill("#to_date", today.isoformat())
+        for box, value in (("day", today.day), ("month", today.month), ("year", today.year)):
+            await page.fill(f"#from-{box}", str(value))
+        await page.fill("#to-day", today.strftime("%d/%m/%Y"))  # typed whole, in one box
         await page.click("#search")
         await expect(page.locator("#about")).to_contain_text("the dates chosen")
         assert await entries.count() >= 9
         tomorrow = (today + timedelta(days=1)).isoformat()
-        await page.fill("#from_date", tomorrow)
-        await page.fill("#to_date", tomorrow)
+        for name in ("from", "to"):
+            await page.fill(f"#{name}-day", tomorrow)
+            await page.fill(f"#{name}-month", "")
+            await page.fill(f"#{name}-year", "")
         await page.click("#search")
         await expect(page.locator("#none")).to_be_visible()
 
         # the answer as CSV: what the page showed, the export itself on record
-        await page.fill("#from_date", "")
-        await page.fill("#to_date", "")
+        for name in ("from", "to"):
+            for box in ("day", "month", "year"):
+                await page.fill(f"#{name}-{box}", "")
         await page.fill("#child_id", child)
         await page.click("#search")
         async with page.expect_download() as download:
@@ -129,7 +133,17 @@ async def test_auditor_searches_the_log(make_database: DatabaseFactory, tmp_path
         await expect(summary).to_have_text("Give a child id or a user, not both")
         await expect(summary).to_have_attribute("href", "#child_id")
         await page.goto(f"{hub.url}/audit?from={tomorrow}&to={today.isoformat()}")
-        await expect(summary).to_have_attribute("href", "#to_date")
+        await expect(summary).to_have_attribute("href", "#to-day")
+        # the boxes show the dates the link carried
+        await expect(page.locator("#from-year")).to_have_value(tomorrow[:4])
+        await page.goto(f"{hub.url}/audit?from-day=31&from-month=2&from-year=2026")
+        await expect(summary).to_have_text("From date must be a real date")
+        await expect(summary).to_have_attribute("href", "#from-day")
+        await page.goto(f"{hub.url}/audit?to-day=3&to-month=12&to-year=26")
+        await expect(summary).to_have_attribute("href", "#to-year")
+        await expect(page.locator("#to-year")).to_have_class(re.compile("govuk-input--error"))
+        await expect(page.locator("#to-day")).not_to_have_class(re.compile("govuk-input--error"))
+        await check_page(page, "hub-audit-date-error")
         await check_page(page, "hub-audit-error")
         async with aiohttp.ClientSession(headers=await hub.as_role(Role.AUDITOR)) as http:
             async with http.get(hub.url + "/audit/export.csv",

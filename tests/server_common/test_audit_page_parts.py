@@ -23,7 +23,14 @@ def test_a_question_is_checked() -> None:
     assert (asked.user, asked.since, asked.until) == ("ann", date(2026, 12, 1), date(2026, 12, 5))
     # both days included: the window ends at the start of the day after "to"
     assert asked.window == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC))
+    # the page's three boxes, a whole date typed in the first, or one ISO date (API)
+    boxes = Question.parse({"from-day": "1", "from-month": "Dec", "from-year": "2026",
+                            "to-day": "05/12/2026"})
+    assert (boxes.since, boxes.until) == (date(2026, 12, 1), date(2026, 12, 5))
+    assert boxes.values()["from"] == "2026-12-01"  # the export link carries ISO dates
     for bad, field in (({"child_id": "N1", "user": "ann"}, "child_id"),
+                       ({"from-day": "31", "from-month": "2", "from-year": "2026"}, "from-day"),
+                       ({"to-day": "3", "to-month": "12"}, "to-year"),
                        ({"from": "05/12/2026"}, "from"), ({"to": "2026-02-30"}, "to"),
                        ({"from": "2026-12-06", "to": "2026-12-05"}, "to")):
         with pytest.raises(ValidationError) as refused:
