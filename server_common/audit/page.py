@@ -109,10 +109,11 @@ class Question:
     @staticmethod
     def _date(query: Any, text: str, name: str) -> date | None:
         """The page's three boxes (``from-day`` …), or one ISO date (API and export)."""
-        boxes = [str(query.get(f"{name}-{p}", "")).strip()[:20] for p in _BOXES]
-        if any(boxes):
+        day, month, year = (str(query.get(f"{name}-{p}", "")).strip()[:20] for p in _BOXES)
+        if day or month or year:
             try:
-                return read_date(*boxes, label=_DATE_LABELS[name], prefix=name, past=False)
+                return read_date(day, month, year, label=_DATE_LABELS[name], prefix=name,
+                                 past=False)
             except DateError as exc:
                 raise ValidationError(exc.field, exc.text) from None
         if not text:
