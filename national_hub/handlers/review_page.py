@@ -37,6 +37,7 @@ from protocol.matching.words import described
 from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import Actor, AuditEntry
+from server_common.web import read_form
 
 SEX = {0: "Not known", 1: "Male", 2: "Female", 9: "Not specified"}
 DECISIONS = {"link": "the same child", "separate": "different children"}
@@ -179,7 +180,7 @@ def _decided_at(review_id: int, kind: str) -> web.Response:
 @require_roles(Role.INDEX_TEAM)
 async def decide(request: web.Request) -> web.Response:
     who = principal(request)
-    form = await request.post()
+    form = await read_form(request)
     decision = form.get("decision")
     review_id = int(request.match_info["review_id"])
     if decision not in DECISIONS:
