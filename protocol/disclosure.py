@@ -40,6 +40,9 @@ marker.
     False
     >>> shielded.sees_other_councils(practitioner), OPEN.sees_other_councils(practitioner)
     (False, True)
+    >>> other_team = Viewer("index_team", "E06000020")
+    >>> shielded.sees_local_id(other_team, "E10000011"), shielded.sees_local_id(team, "E06000020")
+    (False, True)
     >>> sees_sensitive(practitioner, "E10000011"), sees_sensitive(team, "E10000011")
     (False, True)
     >>> finds_shielded("dp:TN22:2015"), finds_shielded("nhs:9434765919")
@@ -140,6 +143,12 @@ class Disclosure:
         holds a record of the child (they broker contact)."""
         return not self.shielded or (viewer.role == INDEX_TEAM
                                      and viewer.council in self.shielding_councils)
+
+    def sees_local_id(self, viewer: Viewer, council: str) -> bool:
+        """``council``'s local id of the child's record (an explanation's partner, a review
+        pair's heading): that council's own index team, and whoever sees the list of
+        councils that know the child (the same trail, one record at a time)."""
+        return viewer.index_team_of(council) or self.sees_other_councils(viewer)
 
     def scores_location(self) -> bool:
         """Whether the postcode and address may take part in scoring a search hit."""

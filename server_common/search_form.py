@@ -24,10 +24,11 @@ from typing import Any
 from aiohttp import web
 
 from protocol import identifiers
-from protocol.errors import ErrorCode, SignpostError, ValidationError
+from protocol.errors import ValidationError
 from protocol.search import SearchQuery
 from server_common import pages
 from server_common.pages import FieldError
+from server_common.web import read_form
 
 # Common lawful purposes (the radio buttons), and "other" with its own words. The label
 # is what the audit log records as the purpose.
@@ -239,11 +240,7 @@ async def submitted(request: web.Request) -> Mapping[str, object]:
     A body not in its stated encoding is refused 400 ``malformed_request``."""
     if request.method != "POST":
         return request.query
-    try:
-        return await request.post()
-    except ValueError as exc:
-        raise SignpostError("the form could not be read",
-                            code=ErrorCode.MALFORMED_REQUEST) from exc
+    return await read_form(request)
 
 
 def purpose_question(request: web.Request, form: SearchForm, posted: Mapping[str, object],

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
 
 from protocol.errors import ErrorCode, RateLimitedError, SignpostError, TooLargeError
 from server_common import database
@@ -107,6 +109,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if len(body) > limit:
             raise TooLargeError(f"the body is over {limit} bytes")
     return bytes(body)
+
+
+async def read_form(request: web.Request
+                    ) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The posted form (cached by aiohttp). A body not in its stated encoding or a broken
+    multipart body is the client's mistake: 400 ``malformed_request``, never a 500."""
+    try:
+        return await request.post()
+    # UnicodeDecodeError, a multipart part without a name (ValueError); a part's broken
+    # headers (HttpProcessingError, a 400 of aiohttp's parser that is not an HTTPException)
+    except (ValueError, HttpProcessingError) as exc:
+        raise SignpostError("the form could not be read",
+                            code=ErrorCode.MALFORMED_REQUEST) from exc
 
 
 def error_response(status: int, code: ErrorCode | str, message: str, *,

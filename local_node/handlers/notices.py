@@ -18,6 +18,7 @@ from protocol.records import is_local_id
 from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
+from server_common.web import read_form
 
 NOTICES = web.AppKey("notices", NoticeService)
 CHILD_PURPOSE = "a notice: another council or service is involved"
@@ -95,7 +96,7 @@ async def page_read(request: web.Request) -> web.Response:
 
 @require_roles(*CHILD_READERS)
 async def page_watch(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     await request.app[NOTICES].watch(principal(request), _local_id(request),
                                      not form.get("stop"))
     raise web.HTTPSeeOther("/notices")

@@ -30,6 +30,7 @@ from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.refusals import AUDIT_LOG
+from server_common.web import read_form
 
 DECISIONS = {"accept": "the same child", "reject": "different children"}
 CONSEQUENCES = {
@@ -118,7 +119,7 @@ async def confirm_page(request: web.Request) -> web.Response:
 async def decide(request: web.Request) -> web.Response:
     who = principal(request)
     review_id = int(request.match_info["item_id"])
-    decision = (await request.post()).get("decision")
+    decision = (await read_form(request)).get("decision")
     if decision not in DECISIONS:
         return await _list_page(request, "Choose whether the records are the same child "
                                 "or different children.", str(ErrorCode.INVALID_FIELD), 400)

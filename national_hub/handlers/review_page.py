@@ -37,6 +37,7 @@ from protocol.matching.words import described
 from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import Actor, AuditEntry
+from server_common.web import read_form
 
 SEX = {0: "Not known", 1: "Male", 2: "Female", 9: "Not specified"}
 DECISIONS = {"link": "the same child", "separate": "different children"}
@@ -54,8 +55,8 @@ def _day(value: Any) -> str:
 
 
 def _record(key: RecordKey, row: asyncpg.Record | None, own: str,
-            names: dict[str, str]) -> dict[str, Any]:
-    heading = f"{names.get(key[0], key[0])}, record {key[1]}"
+            names: dict[str, str], shown: set[RecordKey]) -> dict[str, Any]:
+    heading = f"{names.get(key[0], key[0])}, {_which(key, shown)}"
     if row is None:
         return {"heading": heading, "deleted": True, "rows": []}
     # the identity columns mask a shielded record's postcode (matching never reads it);
@@ -71,13 +72,23 @@ def _record(key: RecordKey, row: asyncpg.Record | None, own: str,
         ("Name", name + (f" (formerly {former})" if former else "")),
         ("Date of birth", _day(row["dob"])), ("Sex", SEX.get(row["sex"], "Not known")),
         ("NHS number", row["nhs_number"] or "Not known"),
-        ("Unique pupil number", row["upn"] or "Not known"), ("Postcode", where)]}
+        # a UPN's first digits name the authority that issued it: where the child was
+        ("Unique pupil number", "withheld (shielded)" if row["shielded"] and key[0] != own
+         else row["upn"] or "Not known"), ("Postcode", where)]}
+
+
+def _which(key: RecordKey, shown: set[RecordKey]) -> str:
+    """"record A1", or not which one: another council's local id of a shielded child
+    is for whoever may see the councils that know it (protocol.disclosure)."""
+    return f"record {key[1]}" if key in shown else "record withheld (shielded)"
 
 
 def _pair(review: ReviewRow, rows: dict[RecordKey, asyncpg.Record], own: str,
-          names: dict[str, str], explanation: dict[str, Any]) -> dict[str, Any]:
+          names: dict[str, str], explanation: dict[str, Any],
+          shown: set[RecordKey]) -> dict[str, Any]:
     return {"id": review.id,
-            "records": [_record(key, rows.get(key), own, names) for key in (review.a, review.b)],
+            "records": [_record(key, rows.get(key), own, names, shown)
+                        for key in (review.a, review.b)],
             **described(explanation)}
 
 
@@ -124,14 +135,16 @@ async def _queue_page(request: web.Request, error: str = "", code: str = "",
     await _audited_look(request, "review.queue", queue)
     names = await request.app[k.COUNCILS].names()
     decided = await service.decided_for(own)
+    shown = await service.local_ids_shown([*(r for r, _, _ in queue), *decided],
+                                          Viewer.of(who))
     return pages.render(request, "review.html", {
         "title": "Pairs to decide" + (" (error)" if error else ""),
         "council": names.get(own, own),
         "waiting": await service.waiting(own),
-        "pairs": [_pair(r, rows, own, names, why) for r, rows, why in queue],
+        "pairs": [_pair(r, rows, own, names, why, shown) for r, rows, why in queue],
         "decided": [{"id": r.id, "status": STATUS_WORDS.get(r.status, r.status),
                      "by": r.decided_by or "Not recorded",
-                     "records": [f"{names.get(key[0], key[0])}, {key[1]}"
+                     "records": [f"{names.get(key[0], key[0])}, {_which(key, shown)}"
                                  for key in (r.a, r.b)]} for r in decided],
         "notice": await _notice(request, own),
         "error": {"text": error, "code": code} if error else None,
@@ -163,9 +176,10 @@ async def confirm_page(request: web.Request) -> web.Response:
     await _audited_look(request, "review.pair", queue)
     names = await request.app[k.COUNCILS].names()
     (review, rows, why), = queue
+    shown = await request.app[k.REVIEW].local_ids_shown([review], Viewer.of(who))
     return pages.render(request, "review_confirm.html", {
         "title": f"Are these {DECISIONS[decision]}? Pair {review_id}",
-        "pair": _pair(review, rows, own, names, why),
+        "pair": _pair(review, rows, own, names, why, shown),
         "decision": decision, "decision_words": DECISIONS[decision],
         "consequence": CONSEQUENCES[decision]})
 
@@ -179,7 +193,7 @@ def _decided_at(review_id: int, kind: str) -> web.Response:
 @require_roles(Role.INDEX_TEAM)
 async def decide(request: web.Request) -> web.Response:
     who = principal(request)
-    form = await request.post()
+    form = await read_form(request)
     decision = form.get("decision")
     review_id = int(request.match_info["review_id"])
     if decision not in DECISIONS:

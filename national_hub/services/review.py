@@ -84,6 +84,17 @@ class ReviewService:
             out.append((r, pair, self.shown_explanation(r, shielding, pair, viewer)))
         return out
 
+    async def local_ids_shown(self, reviews: Sequence[ReviewRow], viewer: Viewer
+                              ) -> set[RecordKey]:
+        """The records of these pairs whose local id ``viewer`` may see: a pair with a
+        shielded record shows another council's local id only to whoever may see the
+        councils that know the child (``Disclosure.sees_local_id``)."""
+        keys = sorted({k for r in reviews for k in (r.a, r.b)})
+        async with self.pool.acquire() as conn:
+            shielding = await self.shielding.shielding(conn, keys)
+        return {k for r in reviews for k in (r.a, r.b)
+                if _pair_disclosure(shielding, r.a, r.b).sees_local_id(viewer, k[0])}
+
     async def waiting(self, council: str) -> int:
         """How many pairs wait for ``council``'s index team (the queue shows 50 at most)."""
         async with self.pool.acquire() as conn:
@@ -273,7 +284,11 @@ class ReviewService:
             model = self.linker.model if rk[0] == council else self.linker.across
             explained = explain(explanation, model)
             out.append({
-                "partner": {"council": rk[0], "local_id": rk[1], "national_id": p["national_id"]},
+                # which record of another council it is: only for whoever may see the
+                # councils that know a shielded child (protocol.disclosure)
+                "partner": {"council": rk[0], "national_id": p["national_id"],
+                            "local_id": rk[1] if disclosure.sees_local_id(viewer, rk[0])
+                            else None},
                 "relation": relation,
                 "review": None if review is None else {
                     "id": review.id, "status": review.status, "decided_by": review.decided_by},

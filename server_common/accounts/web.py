@@ -50,6 +50,7 @@ from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import CSRF, PRINCIPAL, Principal, Role
 from server_common.accounts.service import AccountService, LoginRefused
 from server_common.tasks import background, run_every
+from server_common.web import read_form
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def _submitted_csrf(request: web.Request) -> str | None:
     if token:
         return token
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        value = (await request.post()).get(CSRF_FIELD)  # cached: the handler reads it again
+        value = (await read_form(request)).get(CSRF_FIELD)  # cached: the handler reads it again
         return value if isinstance(value, str) else None
     return None
 
@@ -200,7 +201,7 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
         return login_form(request, next_path=_safe_next(request.query.get("next")))
 
     async def post_login(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await read_form(request)
         if not credentials.same(request.cookies.get(LOGIN_CSRF_COOKIE), _str(form.get(CSRF_FIELD))):
             raise _csrf_failed()
         name = _str(form.get("name")).strip().lower()

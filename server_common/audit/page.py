@@ -30,6 +30,7 @@ from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry, format_time
 from server_common.audit.service import AuditLog, AuditRecord
+from server_common.audit.web import printable
 from server_common.search_form import DateError, read_date
 
 AuditKey = web.AppKey[AuditLog]
@@ -99,6 +100,8 @@ class Question:
     @classmethod
     def parse(cls, query: Any) -> Question:
         values = {k: str(query.get(k, "")).strip()[:200] for k in _FIELDS}
+        for name in ("child_id", "user"):
+            printable(values[name], name)
         if values["child_id"] and values["user"]:
             raise ValidationError("child_id", "give a child id or a user, not both")
         since, until = (cls._date(query, values[k], k) for k in ("from", "to"))

@@ -162,7 +162,11 @@ class AuditLog:
     async def record(self, entry: AuditEntry) -> int:
         """Write ``entry`` on its own, committed when this returns; return its seq. For
         audited reads: record first, then read, so a failed write shows nothing.
-        Concurrent calls share one transaction (see ``group_commit``)."""
+        Concurrent calls share one transaction (see ``group_commit``), so an entry the
+        database would refuse (a NUL in a text column) is refused here, before it joins
+        the group: it would fail every other reader's write with it."""
+        if "\x00" in entry.who or any("\x00" in c for c in entry.child_ids):
+            raise ValidationError("child_id", "must not contain a NUL character")
         stamped = entry.stamped(self.clock())
         data = stamped.to_bytes()
         assert stamped.at is not None

@@ -40,6 +40,15 @@ def _count(request: web.Request, name: str) -> int:
     return int(raw)
 
 
+def printable(text: str, name: str) -> str:
+    """A look-up (a child id, a user name) holds no control character: a NUL is refused
+    by PostgreSQL in text, which would be a 500 (or, in the audit entry recording the
+    look-up, fail every read written in the same group commit)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValidationError(name, "must not contain control characters")
+    return text
+
+
 async def _record(request: web.Request, audit: AuditLog, action: str,
                   parameters: dict[str, object], child_ids: Sequence[str] = ()) -> None:
     who = principal(request)
@@ -51,8 +60,8 @@ async def _record(request: web.Request, audit: AuditLog, action: str,
 async def subject_access(request: web.Request, audit: AuditLog) -> list[AuditRecord]:
     """``?child_id=`` (every access to one child) or ``?user=`` (everything one user
     did), the look-up itself audited first. The API and the page share it."""
-    child_id = request.query.get("child_id", "").strip()
-    user = request.query.get("user", "").strip()
+    child_id = printable(request.query.get("child_id", "").strip(), "child_id")
+    user = printable(request.query.get("user", "").strip(), "user")
     if bool(child_id) == bool(user):
         raise ValidationError("child_id", "give exactly one of child_id and user")
     await _record(request, audit, "audit.entries",

@@ -319,3 +319,38 @@ def test_the_policy_examples_hold(module: str) -> None:
     """Who sees what (protocol.disclosure) and who decides a pair (review.authorise)."""
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+async def test_a_pair_names_no_other_councils_record_of_a_shielded_child(
+        attack: Attack) -> None:
+    """Telford's index team decides a pair with East Sussex's shielded record: it sees
+    that record's name and date of birth, but not which record it is at East Sussex
+    (its local id, which the child view withholds too) nor its UPN (whose first digits
+    name the issuing authority). East Sussex, which shields the child, sees both ids."""
+    upn = "H801200001001"
+    await attack.councils[ESX].send(child("A1", family="Hart", postcode="BN2 3CD",
+                                          address_line="9 Quiet Road", shielded=True,
+                                          upn=upn))
+    await attack.councils[TFW].send(COPY)
+    (queued,) = await open_reviews(attack.hub)
+    telford = await attack.headers(Role.INDEX_TEAM, TFW)
+    for path in ("/review", f"/review/{queued['id']}?decision=link"):
+        status, page = await attack.call("GET", path, telford)
+        assert status == 200, page
+        assert "record B1" in page and "record A1" not in page, path
+        assert upn not in page and "record withheld (shielded)" in page, path
+    explained = await attack.explain(TFW, "B1", Role.INDEX_TEAM, TFW)
+    assert [p["partner"]["local_id"] for p in explained["partners"]] == [None]
+    assert [p["partner"]["council"] for p in explained["partners"]] == [ESX]
+    # after a decision the pair is listed as decided, still without the id
+    status, _ = await attack.decide(int(queued["id"]), "link", TFW)
+    assert status == 303
+    status, page = await attack.call("GET", "/review", telford)
+    assert "East Sussex, record withheld (shielded)" in page and "A1" not in page
+
+    # the shielding council's team brokers contact: it sees which record is which
+    status, own = await attack.call("GET", "/review",
+                                    await attack.headers(Role.INDEX_TEAM, ESX))
+    assert status == 200 and "Telford and Wrekin, B1" in own.replace("record ", "")
+    explained = await attack.explain(ESX, "A1", Role.INDEX_TEAM, ESX)
+    assert [p["partner"]["local_id"] for p in explained["partners"]] == ["B1"]

@@ -1,0 +1,147 @@
+"""Malformed requests get a 4xx with a stable code, never a 500 (docs/security.md).
+
+Found by walking every route of both apps with odd bodies and values as each role:
+
+* a form body that is not in its stated encoding (``\\xff`` as UTF-8) or a broken
+  multipart body, posted to ``/login`` by anyone, to a page by a signed-in browser (the
+  CSRF check reads the form before the handler), or to a node's "Watch this child";
+* a NUL in a path or a look-up the database would be asked about: an operator's
+  ``/v1/links/{council}/{local_id}/explain``, an auditor's ``?child_id=`` / ``?user=``
+  (which also went into the audit entry recording the look-up; a group commit shares
+  one transaction, so it failed every other reader's write beside it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from server_common.accounts import Role
+from server_common.accounts.config import AccountsConfig
+from server_common.accounts.service import AccountService
+from server_common.audit.entry import AuditEntry
+from server_common.audit.service import AuditLog
+from server_common.refusals import AUDIT_LOG
+from tests.conftest import DatabaseFactory
+from tests.hub_harness import Hub
+from tests.security.surface import (
+    PURPOSE,
+    ServedNode,
+    bearer,
+    hub_with_child,
+    node_with_child,
+    send,
+)
+from tests.server_common.accounts_helpers import PASSWORD, bearer_headers, code_at
+
+FORM = "application/x-www-form-urlencoded"
+UNREADABLE = ((b"name=%ff&password=\xff\xfe", FORM),
+              (b"--x\r\nno headers\r\n--x--\r\n", "multipart/form-data; boundary=x"))
+
+
+async def _session(accounts: AccountService, name: str, role: Role, council: str | None
+                   ) -> dict[str, str]:
+    user = await accounts.add_user(name, role, council=council, password=PASSWORD)
+    session = await accounts.login(name, PASSWORD, code_at(user.totp_secret))
+    return {"Cookie": f"signpost_session={session.id}", "Accept": "application/json"}
+
+
+async def _refused_400(base: str, method: str, path: str, headers: dict[str, str],
+                       body: bytes, content_type: str) -> None:
+    status, answer, _ = await send(base, method, path, data=body,
+                                   headers={**headers, "Content-Type": content_type,
+                                            "Accept": "application/json"})
+    assert status == 400, (path, status, answer)
+    assert answer["error"]["code"] == "malformed_request", (path, answer)
+
+
+async def test_unreadable_forms_are_a_400_at_the_hub(make_database: DatabaseFactory,
+                                                     tmp_path: Path) -> None:
+    async with hub_with_child(await make_database(), tmp_path) as (hub, _, national_id):
+        session = await _session(AccountService(hub.pool, AccountsConfig()), "pat",
+                                 Role.PRACTITIONER, None)
+        team = await _session(AccountService(hub.pool, AccountsConfig()), "ian",
+                              Role.INDEX_TEAM, "E10000011")
+        for body, content_type in UNREADABLE:
+            await _refused_400(hub.url, "POST", "/login", {}, body, content_type)
+            await _refused_400(hub.url, "POST", "/", session, body, content_type)
+            await _refused_400(hub.url, "POST", f"/children/{national_id}", session, body,
+                               content_type)
+            await _refused_400(hub.url, "POST", "/review/1", team, body, content_type)
+        # the session still works: nothing was half done
+        status, found, _ = await send(hub.url, "GET", "/v1/me", headers=session)
+        assert status == 200 and found["role"] == "practitioner"
+
+
+async def test_unreadable_forms_are_a_400_at_a_node(make_database: DatabaseFactory,
+                                                    tmp_path: Path) -> None:
+    async with node_with_child(await make_database(), tmp_path) as node:
+        accounts = AccountService(node.pool, AccountsConfig())
+        session = await _session(accounts, "sam", Role.PRACTITIONER, None)
+        local_id = await _a_local_id(node)
+        for body, content_type in UNREADABLE:
+            await _refused_400(node.base, "POST", "/login", {}, body, content_type)
+            await _refused_400(node.base, "POST", "/search", session, body, content_type)
+            # a bearer token needs no CSRF token: the handler reads the form itself
+            await _refused_400(node.base, "POST", f"/children/{local_id}/watch",
+                               bearer(node.token), body, content_type)
+        status, watching, _ = await send(node.base, "GET", "/v1/notices",
+                                         headers=bearer(node.token))
+        assert status == 200 and watching == {"notices": []}
+
+
+async def _a_local_id(node: ServedNode) -> str:
+    async with node.pool.acquire() as conn:
+        local_id: str = await conn.fetchval("SELECT local_id FROM children LIMIT 1")
+    return local_id
+
+
+async def test_a_nul_in_a_path_or_look_up_is_a_4xx(make_database: DatabaseFactory,
+                                                   tmp_path: Path) -> None:
+    async with hub_with_child(await make_database(), tmp_path) as (hub, _, national_id):
+        operator = await hub.operator()
+        for path in ("/v1/links/%00/A1/explain", "/v1/links/E10000011/A%001/explain",
+                     "/v1/links/E10000011/" + "x" * 65 + "/explain"):
+            status, answer, _ = await send(hub.url, "GET", path, headers=operator)
+            assert status == 404 and answer["error"]["code"] == "not_found", (path, answer)
+        auditor = await hub.as_role(Role.AUDITOR)
+        for path in ("/v1/audit/entries", "/audit", "/audit/export.csv"):
+            for name in ("child_id", "user"):
+                status, answer, _ = await send(hub.url, "GET", path, params={name: "a\x00b"},
+                                               headers={**auditor,
+                                                        "Accept": "application/json"})
+                assert status == 400, (path, name, status, answer)
+        # and the auditor's look-up of the child still answers
+        status, found, _ = await send(hub.url, "GET", "/v1/audit/entries",
+                                      params={"child_id": national_id}, headers=auditor)
+        assert status == 200 and found["entries"], found
+
+
+async def test_an_entry_the_database_would_refuse_never_joins_a_group(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """Entries recorded at the same moment share one transaction: a bad one is refused on
+    its own, and the practitioners' reads beside it are written and answered."""
+    async with hub_with_child(await make_database(), tmp_path) as (hub, _, national_id):
+        audit = _audit_log(hub)
+        poisoned = AuditEntry("aud", "auditor", "org", "audit", "audit.entries", {},
+                              ("a\x00b",))
+        fine = [AuditEntry(f"user{i}", "practitioner", "org", PURPOSE, "view_child", {},
+                           (national_id,)) for i in range(5)]
+        results = await asyncio.gather(audit.record(poisoned), *map(audit.record, fine),
+                                       return_exceptions=True)
+        assert isinstance(results[0], Exception)
+        assert getattr(results[0], "status", None) == 400
+        assert all(isinstance(seq, int) for seq in results[1:]), results
+        # and over HTTP, a practitioner's view beside the auditor's bad look-up answers
+        practitioner = await bearer_headers(hub.pool, "pam", Role.PRACTITIONER)
+        auditor = await hub.as_role(Role.AUDITOR)
+        bad, view = await asyncio.gather(
+            send(hub.url, "GET", "/v1/audit/entries", params={"child_id": "\x00"},
+                 headers=auditor),
+            send(hub.url, "GET", f"/v1/children/{national_id}",
+                 params={"purpose": PURPOSE}, headers=practitioner))
+        assert bad[0] == 400 and view[0] == 200, (bad[1], view[1])
+
+
+def _audit_log(hub: Hub) -> AuditLog:
+    return hub.server.app[AUDIT_LOG]
