@@ -379,6 +379,16 @@ class ChildStore:
             out.setdefault(r["local_id"], []).append(r)
         return out
 
+    async def sample_sources(self, conn: asyncpg.Connection,
+                             limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """Up to ``limit`` source rows of live children, drawn at random: (local_id,
+        identity as received). What a local model is trained on."""
+        rows = await conn.fetch(
+            "SELECT s.local_id, s.identity::text AS identity FROM source_records s"
+            " JOIN children c ON c.local_id = s.local_id WHERE c.merged_into IS NULL"
+            " ORDER BY random() LIMIT $1", limit)
+        return [(r["local_id"], json.loads(r["identity"])) for r in rows]
+
     async def unarchived(self, conn: asyncpg.Connection, limit: int) -> list[ChildRow]:
         """Up to ``limit`` children not archived (merged ones too), in local id order."""
         rows = await conn.fetch(
