@@ -19,3 +19,9 @@ CREATE INDEX match_models_trained_at ON match_models (trained_at);
 ALTER TABLE source_records ADD COLUMN model_version text;
 -- Which model sent each pair to the review list.
 ALTER TABLE review_items ADD COLUMN model_version text;
+
+-- Blocking keys are derived data: recomputed from the child, written only by
+-- ChildStore in the transaction that writes the child, and deleted with it by a merge
+-- and by a purge. Their foreign key checked every (key, child) pair one by one, ten
+-- per child: a fifth of a feed's load (docs/feeds.md).
+ALTER TABLE child_blocking_keys DROP CONSTRAINT child_blocking_keys_local_id_fkey;
