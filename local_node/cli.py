@@ -28,12 +28,11 @@ from local_node.config import ENV_PREFIX, NodeConfig
 from local_node.feeds import FEEDS
 from local_node.notices_cli import notices
 from local_node.services.ingest import IngestReport
-from local_node.services.model_training import quality_line
+from local_node.services.model_training import StoredModel, quality_line
 from local_node.services.publisher import PublishReport
 from local_node.services.reconcile import ReconcileReport
 from local_node.services.retention import RetentionReport
 from local_node.services.status import KeyStatus, Summary
-from local_node.storage.models import StoredModel
 from protocol import keys as protocol_keys
 from server_common import cli as common
 from server_common import logs
