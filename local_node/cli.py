@@ -28,6 +28,7 @@ from local_node.config import ENV_PREFIX, NodeConfig
 from local_node.feeds import FEEDS
 from local_node.notices_cli import notices
 from local_node.services.ingest import IngestReport
+from local_node.services.model_training import StoredModel, quality_line
 from local_node.services.publisher import PublishReport
 from local_node.services.reconcile import ReconcileReport
 from local_node.services.retention import RetentionReport
@@ -37,8 +38,9 @@ from server_common import cli as common
 from server_common import logs
 from server_common.accounts.cli import users_group
 
-# ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete).
-INDEX_COLUMNS = ("local_id", "source", "source_ref", "incomplete")
+# ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete);
+# ``model_version``: the matching model that placed the row ("" when a rule did).
+INDEX_COLUMNS = ("local_id", "source", "source_ref", "incomplete", "model_version")
 
 
 @click.group(cls=common.Group, help="A council's Signpost node. Settings come from the "
@@ -119,17 +121,31 @@ def keys_rotate(config: NodeConfig, expires: datetime | None) -> None:
                f"new key {config.key_file}, expires {outcome.new_not_after or 'never'}")
 
 
-@main.command(help="Load a source feed (CSV) into the local index.")
+@main.command(help="Load a source feed (CSV) into the local index. A feed of at least "
+                   "matching.retrain_rows rows (10,000 by default) into a node with no "
+                   "trained model, or whose children grew by more than half since the last "
+                   "training, retrains the local matching model afterwards ('model train').")
 @click.option("--feed", required=True, type=click.Choice(FEEDS))
+@click.option("--no-train", is_flag=True,
+              help="Do not retrain after a bulk load; print the command to run instead.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_obj
-def ingest(config: NodeConfig, feed: str, file: Path) -> None:
-    async def go() -> IngestReport:
+def ingest(config: NodeConfig, feed: str, file: Path, no_train: bool) -> None:
+    async def go() -> tuple[IngestReport, str | None, StoredModel | None]:
         async with open_services(config) as services:
             with tqdm(desc=f"ingest {feed}", unit="row", leave=False) as bar:
-                return await services.ingest.ingest_file(feed, file, bar.update)
+                report = await services.ingest.ingest_file(feed, file, bar.update)
+            due = await services.model_trainer.retrain_due(report.rows_loaded,
+                                                           config.matching.retrain_rows)
+            if due is None or no_train:
+                return report, due, None
+            click.echo(f"retraining the matching model: {due}", err=True)
+            return report, due, await services.model_trainer.train(
+                random_pairs=config.matching.random_pairs,
+                candidate_pairs_wanted=config.matching.candidate_pairs,
+                progress=lambda m: click.echo(m, err=True))
 
-    report = common.run(go())
+    report, due, trained = common.run(go())
     for error in report.errors:
         click.echo(f"{file}: {error}", err=True)
     click.echo(f"{feed}: {report.rows_loaded} of {report.rows_read} rows loaded, "
@@ -138,7 +154,13 @@ def ingest(config: NodeConfig, feed: str, file: Path) -> None:
                + (f"; {report.rows_incomplete} incomplete (loaded without a name or date "
                   "of birth)" if report.rows_incomplete else "")
                + (f"; {report.identifier_conflicts} identifier conflicts kept apart"
-                  if report.identifier_conflicts else ""))
+                  if report.identifier_conflicts else "")
+               + f"; matched by model {report.model_version}")
+    if trained is not None:
+        _print_trained(trained)
+    elif due is not None:
+        click.echo(f"the matching model is due for training ({due}): run "
+                   "'local-node model train'")
 
 
 @main.command(help="Publish the outbox to the hub (forever, or --once until it is empty).")
@@ -226,8 +248,9 @@ def index() -> None:
     pass
 
 
-@index.command("export", help="Write local_id,source,source_ref,incomplete for every source "
-                              "row as CSV.")
+@index.command("export", help="Write local_id,source,source_ref,incomplete,model_version "
+                              "for every source row as CSV (model_version: the matching "
+                              "model that placed the row, blank when a rule did).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def index_export(config: NodeConfig, out: Path) -> None:
@@ -324,7 +347,8 @@ def review_list(config: NodeConfig) -> None:
     if not items:
         click.echo("no open review items")
     for item in items:
-        click.echo(f"#{item['id']}  score {item['score']:+.1f}\n"
+        click.echo(f"#{item['id']}  score {item['score']:+.1f}  "
+                   f"(model {item['model_version'] or '-'})\n"
                    f"    {item['local_id']}: {item['a_given'] or '-'} "
                    f"{item['a_family'] or '-'}, {item['a_dob'] or 'DOB not known'}, "
                    f"{item['a_postcode'] or '-'}\n"
@@ -362,6 +386,63 @@ def review_reject(config: NodeConfig, item_id: int, decided_by: str) -> None:
 
     common.run(go())
     click.echo(f"recorded: review item {item_id} are different children")
+
+
+@main.group(help="The local matching model: weights estimated from the council's records.")
+def model() -> None:
+    pass
+
+
+def _print_trained(stored: StoredModel) -> None:
+    click.echo(f"stored model {stored.version}: {quality_line(stored.summary)}")
+    click.echo(json.dumps(stored.summary))
+
+
+@model.command("train", help="Estimate m by EM on candidate pairs and u by random sampling "
+                             "from the council's source rows, and store the result as a new "
+                             "version, which ingest uses from its next feed on (children "
+                             "already placed stay where they are).")
+@click.option("--random-pairs", type=int, default=None,
+              help="Random row pairs for u (default: matching.random_pairs, 100,000).")
+@click.option("--candidate-pairs", type=int, default=None,
+              help="Blocked pairs for EM, a random sample of them (default: "
+                   "matching.candidate_pairs, 100,000).")
+@click.option("--iterations", default=1, show_default=True,
+              help="EM steps from the newest stored model (or the default).")
+@click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
+@click.pass_obj
+def model_train(config: NodeConfig, random_pairs: int | None, candidate_pairs: int | None,
+                iterations: int, seed: int | None) -> None:
+    async def go() -> StoredModel:
+        async with open_services(config, checked=True) as services:
+            return await services.model_trainer.train(
+                random_pairs=random_pairs or config.matching.random_pairs,
+                candidate_pairs_wanted=candidate_pairs or config.matching.candidate_pairs,
+                iterations=iterations, seed=seed, progress=lambda m: click.echo(m, err=True))
+
+    _print_trained(common.run(go()))
+
+
+@model.command("list", help="Stored model versions, oldest first; the last is in use.")
+@click.option("--json", "as_json", is_flag=True, help="Print each version's parameters too.")
+@click.pass_obj
+def model_list(config: NodeConfig, as_json: bool) -> None:
+    async def go() -> list[StoredModel]:
+        async with open_services(config) as services:
+            return await services.model_trainer.list()
+
+    stored = common.run(go())
+    if as_json:
+        click.echo(json.dumps([{"version": s.version, "trained_at": s.trained_at.isoformat(),
+                                "children": s.children, "summary": s.summary,
+                                "parameters": s.parameters} for s in stored], indent=2))
+        return
+    if not stored:
+        click.echo("no stored model: local matching uses the built-in default")
+    for s in stored:
+        click.echo(f"{s.version}\t{s.trained_at:%Y-%m-%d %H:%M:%S}\t{s.children} children\t"
+                   f"{s.summary.get('candidate_pairs', 0)} candidate pairs\t"
+                   f"{s.summary.get('random_pairs', 0)} random pairs")
 
 
 main.add_command(audit)

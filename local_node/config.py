@@ -119,6 +119,24 @@ class NoticesSection:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchingSection:
+    # ``local-node ingest`` of a feed with at least this many rows retrains the local
+    # matching model when the node has none, or when its children grew by more than
+    # half since the last training (docs/feeds.md); 0 never retrains on its own.
+    retrain_rows: int = 10_000
+    # Training samples (``model train`` options default to these): random row pairs for
+    # u, and candidate pairs (rows sharing a blocking key) for EM.
+    random_pairs: int = 100_000
+    candidate_pairs: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.retrain_rows < 0:
+            raise ConfigError("matching.retrain_rows must be ≥ 0")
+        if self.random_pairs < 1 or self.candidate_pairs < 1:
+            raise ConfigError("matching.random_pairs and matching.candidate_pairs must be ≥ 1")
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     council: CouncilSection = field(default_factory=CouncilSection)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -133,6 +151,7 @@ class NodeConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
+    matching: MatchingSection = field(default_factory=MatchingSection)
 
     @property
     def audit_origin(self) -> str:

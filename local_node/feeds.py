@@ -57,7 +57,13 @@ from stdnum.gb import nhs
 from local_node.feed_kinds import CORE_FIELDS, FEED_KINDS, FEEDS, UnknownFeed, feed_kind
 from protocol import identifiers
 from protocol.errors import ValidationError
-from protocol.records import SENSITIVE_SERVICE_TYPES, ChildRecord, Involvement, check_text
+from protocol.records import (
+    SENSITIVE_SERVICE_TYPES,
+    ChildRecord,
+    Involvement,
+    check_phone,
+    check_text,
+)
 
 __all__ = ["COLUMNS", "CORE_FIELDS", "FEEDS", "REQUIRED", "FeedResult", "FeedRow", "Identity",
            "RowError", "UnknownFeed", "parse_feed", "parse_feed_text"]
@@ -394,9 +400,10 @@ def _dob_check(value: str, _column: str) -> date | None:
     return ChildRecord.from_wire({**_TEMPLATE, "dob": value}).dob
 
 
-def _carer_phone_check(value: str, _column: str) -> str | None:
-    # The record's phone rule, as the hub applies it to what the node publishes.
-    return ChildRecord.from_wire({**_TEMPLATE, "parent_carer_phone": value}).parent_carer_phone
+def _carer_phone_check(value: str, column: str) -> str | None:
+    # The record's phone rule, as the hub applies it to what the node publishes: that
+    # rule alone, not the whole record's checks around it (every carer's phone differs).
+    return check_phone({column: value}, column)
 
 
 def _identifier(column: str, value: str, check: Any) -> str | None:

@@ -190,6 +190,11 @@ def pointer_json(pointer: Any) -> dict[str, Any]:
     return out
 
 
+def check_phone(data: dict[str, Any], key: str, path: str = "") -> str | None:
+    """``data[key]`` as a record's phone number (None if absent), or ValidationError."""
+    return _phone(data, key, path)
+
+
 def _phone(data: dict[str, Any], key: str, path: str) -> str | None:
     value = _text(data, key, path, max_len=20)
     if value is not None and not _PHONE.match(value):

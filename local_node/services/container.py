@@ -25,6 +25,7 @@ from local_node.keyfile import KeyFile, KeySource
 from local_node.services.hub_shielding import HubShielding
 from local_node.services.ingest import IngestService
 from local_node.services.key_rotation import KeyRotator
+from local_node.services.model_training import NodeModelTrainer
 from local_node.services.notices import NoticeService
 from local_node.services.projection import Projector
 from local_node.services.publisher import Publisher, PublishObserver
@@ -36,6 +37,7 @@ from local_node.services.status import NodeStatus
 from local_node.services.witness import Witness
 from local_node.storage.children import ChildStore
 from local_node.storage.key_status import KeyStatusStore
+from local_node.storage.models import ModelStore
 from local_node.storage.notices import NoticeStore
 from local_node.storage.outbox import OutboxStore
 from local_node.storage.reconcile import ReconcileStore
@@ -53,6 +55,7 @@ class NodeStores:
 
     children: ChildStore = field(default_factory=ChildStore)
     key_status: KeyStatusStore = field(default_factory=KeyStatusStore)
+    models: ModelStore = field(default_factory=ModelStore)
     notices: NoticeStore = field(default_factory=NoticeStore)
     outbox: OutboxStore = field(default_factory=OutboxStore)
     reconcile: ReconcileStore = field(default_factory=ReconcileStore)
@@ -101,7 +104,12 @@ class NodeServices:
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(self.pool, self.stores.children, self.projector,
-                             self.stores.review)
+                             self.stores.review, self.stores.models)
+
+    @cached_property
+    def model_trainer(self) -> NodeModelTrainer:
+        """The local matching model, trained from the council's records (``model train``)."""
+        return NodeModelTrainer(self.pool, self.stores.children, self.stores.models)
 
     @cached_property
     def review(self) -> ReviewService:

@@ -22,7 +22,6 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
-from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -32,11 +31,13 @@ import asyncpg
 
 from local_node.feeds import FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
+from local_node.services.matching import ChunkScores, Scored, candidates, conflicts, decide_row
 from local_node.services.projection import Projector
-from local_node.storage.children import MATCH_BLOCK_LIMIT, ChildRow, ChildStore, InvolvementRow
+from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
+from local_node.storage.models import ModelStore
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
-from protocol.matching import Decision, Explanation, IdentityFields, blocking_keys, score
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, blocking_keys
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class IngestReport:
     matched_probabilistically: int = 0
     sent_to_review: int = 0
     rows_incomplete: int = 0      # loaded without a name or date of birth
+    model_version: str = DEFAULT_MODEL.version   # the model local matching used
+    pairs_scored: int = 0         # candidate pairs matching weighed (all but a few in bulk)
+    pairs_scored_alone: int = 0   # of those, scored one by one (a child changed meanwhile)
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -156,33 +160,37 @@ class _ChunkIndex:
             self.by_key.setdefault(key, {})[id(child)] = child
 
 
-def _conflicts(child: ChildRow, row: FeedRow) -> bool:
-    ident = row.identity
-    return bool(
-        (ident.nhs_number and child.nhs_number and ident.nhs_number != child.nhs_number)
-        or (ident.upn and child.upn and ident.upn != child.upn)
-    )
-
-
 class IngestService:
     def __init__(self, pool: asyncpg.Pool, children: ChildStore, projector: Projector,
-                 review: ReviewStore | None = None) -> None:
+                 review: ReviewStore | None = None, models: ModelStore | None = None) -> None:
         self.pool = pool
         self.children = children
         self.projector = projector
         self.review = review or ReviewStore()
+        self.models = models or ModelStore()
         self.shields = ShieldStore()
+        self.chunk_rows = CHUNK_ROWS
+        # False: every candidate pair scored alone by ``protocol.matching.score``, as
+        # before the bulk engine; the reference the bulk path is tested against.
+        self.bulk_matching = True
+
+    async def model(self) -> Model:
+        """The model local matching uses: the newest trained, or the default."""
+        async with self.pool.acquire() as conn:
+            stored = await self.models.latest(conn)
+        return Model.from_dict(stored.parameters) if stored is not None else DEFAULT_MODEL
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
         parsed = parse_feed(feed, path)
-        report = IngestReport(feed=feed, errors=list(parsed.errors))
+        model = await self.model()
+        report = IngestReport(feed=feed, errors=list(parsed.errors), model_version=model.version)
         report.rows_read = len(parsed.rows) + len(parsed.errors)
-        for start in range(0, len(parsed.rows), CHUNK_ROWS):
-            chunk = parsed.rows[start:start + CHUNK_ROWS]
+        for start in range(0, len(parsed.rows), self.chunk_rows):
+            chunk = parsed.rows[start:start + self.chunk_rows]
             async with self.pool.acquire() as conn, conn.transaction():
                 await self.children.lock_index(conn)
-                await self._ingest_chunk(conn, feed, chunk, report)
+                await self._ingest_chunk(conn, feed, chunk, report, model)
             if progress is not None:
                 progress(len(chunk))
         log.info("feed ingested", extra={k: v for k, v in asdict(report).items()
@@ -190,7 +198,7 @@ class IngestService:
         return report
 
     async def _ingest_chunk(self, conn: asyncpg.Connection, feed: str, rows: list[FeedRow],
-                            report: IngestReport) -> None:
+                            report: IngestReport, model: Model) -> None:
         known_refs = await self.children.by_source_refs(conn, feed,
                                                         [r.source_ref for r in rows])
         idents = [r.identity for r in rows]
@@ -217,36 +225,47 @@ class IngestService:
             i for i, row in enumerate(rows)
             if not self._certain(row, known_refs, index, name_keys[i] in shared_names)])
         existing_ids = set(index.by_id)
+        keys_of = [keys_for(f) for f in fields_of]
+        # Every pair the rows below can foresee, scored in one bulk call.
+        scores = ChunkScores(model, rows, fields_of, keys_of,
+                             sorted(probed) if self.bulk_matching else [], index.by_key,
+                             child_fields)
         new_children: list[ChildRow] = []
-        placements: list[tuple[FeedRow, ChildRow]] = []
+        origin: dict[int, int] = {}   # id(new child) -> the position of the row it came from
+        placements: list[tuple[FeedRow, ChildRow, str | None]] = []
         touched: dict[int, ChildRow] = {}
-        reviews: list[tuple[ChildRow, ChildRow, Explanation]] = []
+        reviews: list[tuple[ChildRow, ChildRow, Scored]] = []
 
         for i, (row, fields) in enumerate(zip(rows, fields_of, strict=True)):
             child = self._match(row, known_refs, index)
+            decided_by = None
+            uncertain: tuple[ChildRow, Scored] | None = None
             if child is None:
                 if i not in probed:  # rare: an earlier row of the chunk changed the answer
                     await self._fetch_candidates(conn, index, fields_of, probed, [i])
-                child, uncertain = self._match_probabilistic(row, fields, keys_for(fields),
-                                                             index)
+                decided_by = model.version
+                child, uncertain = decide_row(
+                    (c, scores.score(i, fields, c, origin.get(id(c))))
+                    for c in candidates(row, keys_of[i], index.by_key).values())
                 if child is not None:
                     report.matched_probabilistically += 1
-            else:
-                uncertain = None
             if child is None:
                 ident = row.identity
                 child = ChildRow(local_id="", given_name=ident.given_name,
                                  family_name=ident.family_name, dob=ident.dob,
                                  former_family_names=[])
                 new_children.append(child)
+                origin[id(child)] = i
                 if uncertain is not None:
                     reviews.append((child, *uncertain))
             report.identifier_conflicts += self._merge(child, row, index)
             index.reindex(child)
             if child.local_id:
                 index.by_id[child.local_id] = child
-            placements.append((row, child))
+            placements.append((row, child, decided_by))
             touched[id(child)] = child
+        report.pairs_scored += scores.looked_up
+        report.pairs_scored_alone += scores.fallbacks
 
         for child, local_id in zip(new_children,
                                    await self.children.allocate_ids(conn, len(new_children)),
@@ -258,8 +277,8 @@ class IngestService:
         await self.children.defer_source_check(conn)
         await self.children.upsert_sources(conn, [
             (feed, row.source_ref, child.local_id, _fields(row.identity))
-            for row, child in placements
-        ])
+            for row, child, _ in placements
+        ], [decided_by for _, _, decided_by in placements])
         # The stated identity rules over all of each child's source rows decide who the
         # child is; the in-chunk merge above was only a working approximation.
         sources = await self.children.sources_of(conn, [c.local_id for c in changed])
@@ -276,13 +295,13 @@ class IngestService:
                 removed += [(key, child.local_id) for key in held - wanted]
         await self.children.change_blocking_keys(conn, added=added, removed=removed)
         report.sent_to_review += await self.review.add(conn, [
-            (new.local_id, candidate.local_id, result.total, result.to_dict())
+            (new.local_id, candidate.local_id, result.total, result.explain().to_dict())
             for new, candidate, result in reviews
-        ])
+        ], model.version)
         await self.children.upsert_involvements(conn, [
             InvolvementRow(source=feed, source_ref=row.source_ref, local_id=child.local_id,
                            **_fields(row.involvement))
-            for row, child in placements if row.involvement is not None
+            for row, child, _ in placements if row.involvement is not None
         ])
         # new review pairs and identifiers may relate a child to a shielded one
         await self.shields.refresh(conn)
@@ -329,46 +348,10 @@ class IngestService:
             return index.by_upn[ident.upn]
         name_key = _name_key(ident.given_name, ident.family_name, ident.dob)
         same_name = [c for c in index.by_name.get(name_key, {}).values()
-                     if not _conflicts(c, row)] if name_key is not None else []
+                     if not conflicts(c, row)] if name_key is not None else []
         if len(same_name) == 1:
             return same_name[0]
         return None
-
-    @staticmethod
-    def _match_probabilistic(
-            row: FeedRow, fields: IdentityFields, keys: AbstractSet[str], index: _ChunkIndex,
-    ) -> tuple[ChildRow | None, tuple[ChildRow, Explanation] | None]:
-        """(child to link, None), or (None, (candidate, explanation)) for review, or
-        (None, None) for a new child. The best-scoring candidate decides."""
-        candidates: dict[int, ChildRow] = {}
-        for key in keys:
-            holders = index.by_key.get(key, {})
-            if len(holders) > MATCH_BLOCK_LIMIT:
-                continue  # too common to be evidence (see ChildStore.find)
-            for child in holders.values():
-                if not _conflicts(child, row):
-                    candidates[id(child)] = child
-        best: tuple[ChildRow, Explanation] | None = None
-        possible_twin: tuple[ChildRow, Explanation] | None = None
-        for child in candidates.values():
-            result = score(fields, child_fields(child))
-            if result.veto is None:
-                if best is None or result.total > best[1].total:
-                    best = (child, result)
-            elif result.veto == "twins" and (possible_twin is None
-                                             or result.total > possible_twin[1].total):
-                possible_twin = (child, result)
-        decision = best[1].decision() if best is not None else Decision.NEW
-        if decision is Decision.LINK:
-            assert best is not None
-            return best[0], None
-        if decision is Decision.REVIEW:
-            return None, best
-        if possible_twin is not None and possible_twin[1].total >= 0:
-            # Never merged automatically; but a twin and a misspelt given name look alike,
-            # and the index team can tell them apart (one call to the school settles it).
-            return None, possible_twin
-        return None, None
 
     @staticmethod
     def _merge(child: ChildRow, row: FeedRow, index: _ChunkIndex) -> int:

@@ -83,15 +83,15 @@ class Projector:
                 continue
             record = project(child, invs.get(child.local_id, []))
             wire = record.to_wire()
+            data = encoding.pack(wire)
+            digest = encoding.sha256_hex(data)
+            if digest == child.published_digest:
+                continue  # published as it is (and checked then)
             try:
                 ChildRecord.from_wire(wire)  # the hub's own check: never publish what it refuses
             except SignpostError as exc:
                 log.warning("child not published: fails the record checks",
                             extra={"local_id": child.local_id, "reason": exc.message})
-                continue
-            data = encoding.pack(wire)
-            digest = encoding.sha256_hex(data)
-            if digest == child.published_digest:
                 continue
             version = child.published_version + 1
             entries.append((child.local_id, version, "upsert", data, digest))

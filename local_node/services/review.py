@@ -71,6 +71,8 @@ class ReviewService:
                 any(item[c] in shielded for c in ("local_id", "candidate_id")), (council,))
             why = item["explanation"]
             explanation = dict(why if isinstance(why, dict) else json.loads(why or "{}"))
+            # the model that sent the pair here, shown with the model's own detail
+            explanation["model_version"] = item.get("model_version")
             shown = disclosure.sees_location_comparison(viewer, (council,))
             if not shown:
                 item.update(dict.fromkeys(_LOCATION_COLUMNS))

@@ -197,25 +197,31 @@ class ChildStore:
         await conn.execute("SET CONSTRAINTS source_records_local_id_fkey DEFERRED")
 
     async def upsert_sources(self, conn: asyncpg.Connection,
-                             rows: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-        """(source, source_ref, local_id, identity) — the row as received wins."""
+                             rows: list[tuple[str, str, str, dict[str, Any]]],
+                             model_versions: list[str | None] | None = None) -> None:
+        """(source, source_ref, local_id, identity) — the row as received wins — and, row
+        by row, the model that placed it (None: a rule did; a row placed again by a rule,
+        its own source_ref, keeps the model version that placed it first)."""
         if not rows:
             return
         sources, refs, ids, identities = zip(*rows, strict=True)
+        versions = model_versions or [None] * len(rows)
         await conn.execute(
             """
-            INSERT INTO source_records (source, source_ref, local_id, identity)
-            SELECT s, r, l, i::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                AS t(s, r, l, i)
+            INSERT INTO source_records (source, source_ref, local_id, identity, model_version)
+            SELECT s, r, l, i::jsonb, v
+              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                AS t(s, r, l, i, v)
             ON CONFLICT (source, source_ref) DO UPDATE SET
                 local_id = EXCLUDED.local_id, identity = EXCLUDED.identity,
+                model_version = coalesce(EXCLUDED.model_version, source_records.model_version),
                 -- "most recent" means most recently *changed*: the same row sent again
                 -- must not make its address newer than another source's.
                 received_at = CASE WHEN source_records.identity = EXCLUDED.identity
                                    THEN source_records.received_at ELSE now() END
             """,
             list(sources), list(refs), list(ids),
-            [json.dumps(i, default=str) for i in identities],
+            [json.dumps(i, default=str) for i in identities], list(versions),
         )
 
     async def upsert_involvements(self, conn: asyncpg.Connection,
@@ -352,9 +358,11 @@ class ChildStore:
         )
 
     async def export_sources(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        """Every source row with its child, and the child's incomplete flag ('' if none)."""
+        """Every source row with its child, the child's incomplete flag ('' if none) and
+        the model that placed the row ('' when a rule did)."""
         return await conn.fetch(
-            "SELECT s.local_id, s.source, s.source_ref, coalesce(c.incomplete, '') AS incomplete"
+            "SELECT s.local_id, s.source, s.source_ref, coalesce(c.incomplete, '') AS incomplete,"
+            " coalesce(s.model_version, '') AS model_version"
             " FROM source_records s JOIN children c ON c.local_id = s.local_id"
             " ORDER BY s.local_id, s.source, s.source_ref"
         )
@@ -370,6 +378,16 @@ class ChildStore:
         for r in rows:
             out.setdefault(r["local_id"], []).append(r)
         return out
+
+    async def sample_sources(self, conn: asyncpg.Connection,
+                             limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """Up to ``limit`` source rows of live children, drawn at random: (local_id,
+        identity as received). What a local model is trained on."""
+        rows = await conn.fetch(
+            "SELECT s.local_id, s.identity::text AS identity FROM source_records s"
+            " JOIN children c ON c.local_id = s.local_id WHERE c.merged_into IS NULL"
+            " ORDER BY random() LIMIT $1", limit)
+        return [(r["local_id"], json.loads(r["identity"])) for r in rows]
 
     async def unarchived(self, conn: asyncpg.Connection, limit: int) -> list[ChildRow]:
         """Up to ``limit`` children not archived (merged ones too), in local id order."""

@@ -10,19 +10,22 @@ import asyncpg
 
 class ReviewStore:
     async def add(self, conn: asyncpg.Connection,
-                  items: list[tuple[str, str, float, dict[str, Any]]]) -> int:
-        """(local_id, candidate_id, score, explanation); a pair already listed is kept."""
+                  items: list[tuple[str, str, float, dict[str, Any]]],
+                  model_version: str | None = None) -> int:
+        """(local_id, candidate_id, score, explanation), sent by ``model_version``; a
+        pair already listed is kept."""
         if not items:
             return 0
         result = await conn.execute(
             """
-            INSERT INTO review_items (local_id, candidate_id, score, explanation)
-            SELECT l, c, s, e::jsonb
-              FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[]) AS t(l, c, s, e)
+            INSERT INTO review_items (local_id, candidate_id, score, explanation, model_version)
+            SELECT l, c, s, e::jsonb, v
+              FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[])
+                AS t(l, c, s, e, v)
             ON CONFLICT (local_id, candidate_id) DO NOTHING
             """,
             [i[0] for i in items], [i[1] for i in items], [i[2] for i in items],
-            [json.dumps(i[3]) for i in items],
+            [json.dumps(i[3]) for i in items], [model_version] * len(items),
         )
         return int(result.split()[-1])
 
@@ -30,6 +33,7 @@ class ReviewStore:
         return await conn.fetch(
             """
             SELECT r.id, r.local_id, r.candidate_id, r.score, r.explanation, r.created_at,
+                   r.model_version,
                    a.given_name AS a_given, a.family_name AS a_family, a.dob AS a_dob,
                    a.postcode AS a_postcode, b.given_name AS b_given,
                    b.family_name AS b_family, b.dob AS b_dob, b.postcode AS b_postcode

@@ -68,7 +68,8 @@ async def test_cli_loads_flags_and_exports_incomplete_rows(make_database: Databa
     out = tmp_path / "index.csv"
     run([node, "index", "export", "--out", str(out)], env)
     rows = {r["source_ref"]: r for r in csv.DictReader(out.read_text().splitlines())}
-    assert list(next(iter(rows.values()))) == ["local_id", "source", "source_ref", "incomplete"]
+    assert list(next(iter(rows.values()))) == ["local_id", "source", "source_ref", "incomplete",
+                                              "model_version"]
     assert rows["H1"]["incomplete"] == "given_name: blank; dob: not a real date: '2015-02-30'"
     assert rows["H2"]["incomplete"] == "dob: blank"
     assert rows["H4"]["incomplete"] == ""
