@@ -43,14 +43,21 @@ from protocol.matching.compare import (
 )
 from protocol.matching.frequencies import TF_FIELDS, TermFrequencies
 from protocol.matching.names import CLOSE_EDITS, CLOSE_JW
-from protocol.matching.scoring import Decision, Explanation, Model, Thresholds
+from protocol.matching.scoring import (
+    NAMES_ALONE_LINK,
+    OTHER_THAN_NAMES,
+    Decision,
+    Explanation,
+    Model,
+    Thresholds,
+)
 
 __all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "score_columns"]
 
 Floats = npt.NDArray[np.float64]
 VETOES = (None, "nhs_number_differs", "upn_differs", "twins")
 CAPS = (None, "identity_incomplete", "dob_differs", "dob_differs_elsewhere",
-        "names_swapped_elsewhere", "twins", "given_names_differ")
+        "names_swapped_elsewhere", "twins", "given_names_differ", "names_and_dob_alone")
 DECISIONS = (Decision.NEW, Decision.REVIEW, Decision.LINK)
 
 _I = {name: i for i, name in enumerate(FIELDS)}
@@ -130,18 +137,23 @@ def _hard_rules(c: Columns, a: Ints, b: Ints, v: npt.NDArray[np.int8]) -> tuple[
     nhs, upn = v[:, _I["nhs_number"]], v[:, _I["upn"]]
     identifier = (nhs == IdentifierLevel.AGREE) | (upn == IdentifierLevel.AGREE)
     missing = (given == -1).astype(int) + (family == -1) + (dob == -1)
-    too_little = (given == -1) | (missing >= 2)
     same_home = ((v[:, _I["postcode"]] == PostcodeLevel.FULL)
                  | np.isin(v[:, _I["address_line"]], [AddressLevel.EXACT, AddressLevel.HIGH]))
+    near_home = (np.isin(v[:, _I["postcode"]], [PostcodeLevel.FULL, PostcodeLevel.TYPO,
+                                                PostcodeLevel.SECTOR])
+                 | np.isin(v[:, _I["address_line"]], [AddressLevel.EXACT, AddressLevel.HIGH,
+                                                      AddressLevel.MEDIUM]))
+    family_same = np.isin(family, [FamilyNameLevel.EXACT, FamilyNameLevel.PART,
+                                   FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH])
+    one_given = (c.given[a] == "") != (c.given[b] == "")
+    given_only_missing = one_given & (dob == DobLevel.EXACT) & family_same & same_home
+    too_little = (missing >= 2) | ((given == -1) & ~given_only_missing)
     agree = np.isin(given, [GivenNameLevel.EXACT, GivenNameLevel.NICKNAME,
                             GivenNameLevel.SWAPPED, GivenNameLevel.MISSING])
     maybe = np.flatnonzero(~agree & (v[:, _I["sex"]] != SexLevel.DISAGREE))
     agree[maybe] = _given_close(c, a[maybe], b[maybe])
     near = np.isin(dob, [DobLevel.ONE_DIGIT, DobLevel.YEAR_OFF, DobLevel.SAME_YEAR_MONTH])
-    twins = (np.isin(dob, [DobLevel.EXACT, DobLevel.SWAPPED])
-             & np.isin(family, [FamilyNameLevel.EXACT, FamilyNameLevel.PART,
-                                FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH])
-             & same_home)
+    twins = np.isin(dob, [DobLevel.EXACT, DobLevel.SWAPPED]) & family_same & same_home
     nhs_veto, upn_veto = nhs == IdentifierLevel.DISAGREE, upn == IdentifierLevel.DISAGREE
     vetoed = nhs_veto | upn_veto
     veto = np.select([nhs_veto, upn_veto, ~agree & twins & ~identifier & ~too_little],
@@ -150,7 +162,7 @@ def _hard_rules(c: Columns, a: Ints, b: Ints, v: npt.NDArray[np.int8]) -> tuple[
     cap = np.select(
         [vetoed, open_ & too_little, agree & identifier, agree & (dob == DobLevel.OTHER),
          agree & near & ~same_home,
-         agree & (given == GivenNameLevel.SWAPPED) & ~same_home, agree,
+         agree & (given == GivenNameLevel.SWAPPED) & ~near_home, agree,
          twins & identifier, twins, identifier],
         [0, 1, 0, 2, 3, 4, 0, 5, 0, 0], 6)
     return veto.astype(np.int64).reshape(n), cap.astype(np.int64).reshape(n)
@@ -178,7 +190,11 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
             i = _I[name]
             rows = np.flatnonzero(v[:, i] == _EXACT[name])
             per_record = _record_adjustments(c, tf, name)
-            adjustments[rows, i] = np.clip(per_record[a[rows]], -limit[rows], limit[rows])
+            exact = COMPARISONS[i].levels(_EXACT[name]).name
+            concentration = np.array([tf.concentration(name, m.fields[name][exact][1])
+                                      for m in models])[which]
+            raw = per_record[a[rows]] + concentration[rows]
+            adjustments[rows, i] = np.clip(raw, -limit[rows], limit[rows])
             weights[rows, i] += adjustments[rows, i]
     summed = weights[:, 0].copy() if n else np.zeros(0)
     for f in range(1, len(FIELDS)):  # left to right, as Python's sum() adds them
@@ -186,6 +202,9 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
     priors = np.array([m.prior_weight for m in models])[which]
     totals = priors + summed
     veto, cap = _hard_rules(c, a, b, v)
+    alone = np.all(v[:, [_I[f] for f in OTHER_THAN_NAMES]] == -1, axis=1)
+    cap = np.where((veto == 0) & (cap == 0) & alone & (totals < NAMES_ALONE_LINK),
+                   CAPS.index("names_and_dob_alone"), cap)
     link = np.array([m.thresholds.link for m in models])[which]
     review = np.array([m.thresholds.review for m in models])[which]
     decision = np.where(totals >= link, 2, np.where(totals >= review, 1, 0))

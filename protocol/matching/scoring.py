@@ -33,8 +33,15 @@ Hard rules, because a false merge points a practitioner at the wrong child:
   own: without an agreeing NHS number or UPN such a pair goes to review at most
   (siblings share surname, address and often a nickname's formal name). Given names
   that are close are scored by their level (JW_92, JW_85...) like any field;
-* a record without a given name links only through an agreeing NHS number or UPN,
-  else review at most: nothing else tells a twin from the other twin;
+* a given name missing on one side links by weight only with the same surname, date
+  of birth and home; missing on both sides, or with less, only through an agreeing
+  NHS number or UPN, else review at most: nothing else tells a twin from the other twin;
+* names and a date of birth alone (no location, sex or identifier on both records)
+  link only at :data:`NAMES_ALONE_LINK` bits, else review at most;
+* term frequencies: an exact match on a value weighs ``log2(m / u)`` moved by how
+  rare the value is, and never more than ``log2(m / frequency)`` where the records'
+  values are more concentrated than ``u`` says
+  (:meth:`~protocol.matching.frequencies.TermFrequencies.concentration`);
 * a date of birth a digit, a year or a few days out links only with the same home
   (postcode, or address) or an agreeing identifier; else review at most: namesakes
   of one town born days apart are as common as a keying slip.
@@ -65,11 +72,12 @@ from protocol.matching.compare import (
     compare_all,
 )
 from protocol.matching.frequencies import TF_FIELDS, TermFrequencies
-from protocol.matching.names import given_names_close
+from protocol.matching.names import given_names_close, normalise_name
 
 __all__ = [
-    "DEFAULT_MODEL", "Decision", "Explanation", "FieldScore", "Model", "TermFrequencies",
-    "Thresholds", "decide", "given_names_agree", "hard_rules", "score",
+    "DEFAULT_MODEL", "NAMES_ALONE_LINK", "Decision", "Explanation", "FieldScore", "Model",
+    "TermFrequencies", "Thresholds", "decide", "given_names_agree", "hard_rules",
+    "names_alone", "score",
 ]
 
 
@@ -314,12 +322,15 @@ def score(a: IdentityFields, b: IdentityFields, model: Model = DEFAULT_MODEL,
         limit = model.tf_max_adjustment
         for i, name, exact in _TF_FIELD_INDEX:
             if vector[i] == exact:
-                adjustment = max(-limit, min(limit, tf.adjustment(name, getattr(a, name))))
+                u = model.fields[name][_EXACT_LEVEL.get(name, "EXACT")][1]
+                raw = tf.adjustment(name, getattr(a, name)) + tf.concentration(name, u)
+                adjustment = max(-limit, min(limit, raw))
                 adjustments = (*adjustments[:i], adjustment, *adjustments[i + 1:])
                 weights[i] += adjustment
-    veto, cap = hard_rules(a, b, vector)
+    total = model.prior_weight + sum(weights)
+    veto, cap = hard_rules(a, b, vector, total)
     return Explanation(vector, tuple(weights), adjustments, model.prior_weight,
-                       model.prior_weight + sum(weights), model.thresholds, veto, cap)
+                       total, model.thresholds, veto, cap)
 
 
 _I = {name: i for i, name in enumerate(FIELDS)}
@@ -332,6 +343,8 @@ _NO_ADJUSTMENTS: tuple[float, ...] = (0.0,) * len(FIELDS)
 _POSTCODE, _ADDRESS = _I["postcode"], _I["address_line"]
 _POSTCODES_DIFFER = frozenset({PostcodeLevel.OTHER, PostcodeLevel.AREA, PostcodeLevel.DISTRICT,
                                PostcodeLevel.SECTOR})
+_POSTCODES_NEAR = frozenset({PostcodeLevel.FULL, PostcodeLevel.TYPO, PostcodeLevel.SECTOR})
+_ADDRESSES_NEAR = frozenset({AddressLevel.EXACT, AddressLevel.HIGH, AddressLevel.MEDIUM})
 _DOB_NEAR = frozenset({DobLevel.ONE_DIGIT, DobLevel.YEAR_OFF, DobLevel.SAME_YEAR_MONTH})
 _FAMILY_SAME = frozenset({FamilyNameLevel.EXACT, FamilyNameLevel.PART,
                           FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH})
@@ -353,29 +366,77 @@ def given_names_agree(a: IdentityFields, b: IdentityFields, vector: Sequence[int
     return given_names_close(a.given_name, b.given_name)
 
 
-def _too_little_identity(vector: Sequence[int]) -> bool:
-    """A record lacking its given name (a twin could not be told apart), or two of given
-    name, family name and date of birth, links only by an agreeing NHS number or UPN:
-    never on a surname and an address alone (docs/design.md §5: precision before recall)."""
+def _too_little_identity(vector: Sequence[int], one_given_name: bool) -> bool:
+    """Two of given name, family name and date of birth missing: the pair links only by
+    an agreeing NHS number or UPN, never on a surname and an address alone
+    (docs/design.md §5: precision before recall). A given name missing on *one* side
+    (a feed left it blank) may link when everything else says one child: the same
+    surname, the same date of birth and the same home; missing on both sides, or with
+    any of those weaker, a person decides (a twin could not be told apart)."""
     missing = [vector[_I[f]] == -1 for f in ("given_name", "family_name", "dob")]
-    return missing[0] or sum(missing) >= 2
+    if sum(missing) >= 2:
+        return True
+    if not missing[0]:
+        return False
+    return not (one_given_name and vector[_I["dob"]] == DobLevel.EXACT
+                and vector[_I["family_name"]] in _FAMILY_SAME and _same_home(vector))
 
 
-def hard_rules(a: IdentityFields, b: IdentityFields,
-               vector: Sequence[int]) -> tuple[str | None, str | None]:
-    """(veto, cap): the safeguarding rules that override the weights."""
+def _same_home(vector: Sequence[int]) -> bool:
+    return (vector[_I["postcode"]] == PostcodeLevel.FULL
+            or vector[_I["address_line"]] in (AddressLevel.EXACT, AddressLevel.HIGH))
+
+
+def _near_home(vector: Sequence[int]) -> bool:
+    """The same home, or one a slip away: a postcode one edit apart or of the same
+    sector, or an address that is close (MEDIUM: its words reordered, a line dropped)."""
+    return (vector[_I["postcode"]] in _POSTCODES_NEAR
+            or vector[_I["address_line"]] in _ADDRESSES_NEAR)
+
+
+# A link on names and date of birth alone (nothing else recorded on both records: no
+# postcode, address, sex or identifier) needs the model 99.9 % sure, the precision the
+# index promises (docs/design.md §10), not the link threshold's 98.5 % (6 bits). With a
+# location or an identifier compared, a link stands on two independent witnesses whose
+# u's are national guesses that err towards precision; with names and a date alone,
+# every namesake born the same day is one the weights must rule out by themselves
+# (two Gerda Muellers born the same day in RLdata10000, whose names are a tenth Mueller
+# or Schmidt).
+NAMES_ALONE_LINK = 10.0
+OTHER_THAN_NAMES = ("sex", "postcode", "address_line", "nhs_number", "upn")
+
+
+def names_alone(vector: Sequence[int]) -> bool:
+    """Nothing but names and the date of birth compared."""
+    return all(vector[_I[f]] == -1 for f in OTHER_THAN_NAMES)
+
+
+def hard_rules(a: IdentityFields, b: IdentityFields, vector: Sequence[int],
+               total: float | None = None) -> tuple[str | None, str | None]:
+    """(veto, cap): the safeguarding rules that override the weights. With the pair's
+    ``total``, also the cap on a link made on names and date of birth alone."""
+    veto, cap = _rules(a, b, vector)
+    if (veto is None and cap is None and total is not None and total < NAMES_ALONE_LINK
+            and names_alone(vector)):
+        return None, "names_and_dob_alone"
+    return veto, cap
+
+
+def _rules(a: IdentityFields, b: IdentityFields,
+           vector: Sequence[int]) -> tuple[str | None, str | None]:
     nhs, upn = vector[_I["nhs_number"]], vector[_I["upn"]]
     if nhs == IdentifierLevel.DISAGREE:
         return "nhs_number_differs", None
     if upn == IdentifierLevel.DISAGREE:
         return "upn_differs", None
     identifier_agrees = IdentifierLevel.AGREE in (nhs, upn)
-    if not identifier_agrees and _too_little_identity(vector):
-        # without a given name a twin is the other twin; without two of given name,
-        # family name and date of birth the pair shows too little: a person decides
+    one_given_name = bool(normalise_name(a.given_name)) != bool(normalise_name(b.given_name))
+    if not identifier_agrees and _too_little_identity(vector, one_given_name):
+        # without a given name a twin is the other twin, unless all else is one child's;
+        # without two of given name, family name and date of birth the pair shows too
+        # little: a person decides
         return None, "identity_incomplete"
-    same_home = (vector[_I["postcode"]] == PostcodeLevel.FULL
-                 or vector[_I["address_line"]] in (AddressLevel.EXACT, AddressLevel.HIGH))
+    same_home = _same_home(vector)
     if given_names_agree(a, b, vector):
         dob = vector[_I["dob"]]
         if identifier_agrees:
@@ -386,9 +447,11 @@ def hard_rules(a: IdentityFields, b: IdentityFields,
             # Two Emily Robertsons of one town born six days apart: a date a digit or a
             # year out is a slip only when something else ties the records together.
             return None, "dob_differs_elsewhere"
-        if vector[_I["given_name"]] == GivenNameLevel.SWAPPED and not same_home:
+        if vector[_I["given_name"]] == GivenNameLevel.SWAPPED and not _near_home(vector):
             # "Peter Frank" and "Frank Peters" born the same day (RLdata10000): swapped
-            # names are a clerk's slip only when the home, too, says it is one child.
+            # names are a clerk's slip only when the home, too, says it is one child
+            # (the same one, or one a slip away: a clerk who swaps names slips on the
+            # address too).
             return None, "names_swapped_elsewhere"
         return None, None
     if (vector[_I["dob"]] in (DobLevel.EXACT, DobLevel.SWAPPED)

@@ -68,6 +68,8 @@ RULE_WORDS = {
     "names_swapped_elsewhere": "The names are swapped and they live apart.",
     "twins": "They could be twins: same family name, birthday and home.",
     "given_names_differ": "The given names differ.",
+    "names_and_dob_alone": "Only names and a date of birth are known, and other children "
+                           "could share them.",
 }
 
 

@@ -72,11 +72,21 @@ def test_named_cases_at_every_rule() -> None:
         (twin, replace(twin, given_name="Okafor", family_name="Amelia")),  # swapped
         (twin, replace(twin, dob=date(2015, 8, 14), postcode="TF1 2AB", address_line=None)),
         (replace(twin, nhs_number="9434765919"), replace(twin, nhs_number="9434765870")),
-        (twin, replace(twin, given_name=None)),                          # identity_incomplete
+        # no given name on one side: links only at the same home with the same surname
+        # and date of birth; on neither side, or at another home, a person decides
+        (twin, replace(twin, given_name=None)),
+        (replace(twin, given_name=None), replace(twin, given_name=None)),
+        (twin, replace(twin, given_name=None, postcode="TF1 2AB", address_line=None)),
+        (twin, replace(twin, given_name="Okafor", family_name="Amelia", postcode="BN1 1AB",
+                       address_line=None)),                            # swapped, near home
         (twin, replace(twin, given_name="Amelai")),                      # a typo: links
+        # names and a date of birth alone, nothing else recorded: 10 bits to link
+        (IdentityFields("Amelia", "Okafor", date(2015, 3, 14)),
+         IdentityFields("Amelia", "Okafor", date(2015, 3, 14))),
     ]
     columns = Columns.of([r for p in pairs for r in p])
-    scores = score_columns(columns, np.arange(0, 12, 2), np.arange(1, 12, 2),
+    n = len(pairs)
+    scores = score_columns(columns, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2),
                            [DEFAULT_MODEL])
     got = [(scores.explanation(k).veto, scores.explanation(k).cap, scores.decided(k).value)
            for k in range(len(pairs))]
@@ -84,9 +94,12 @@ def test_named_cases_at_every_rule() -> None:
                    for a, b in pairs]
     assert [g[:2] for g in got] == [("twins", None), (None, None),
                                    (None, "dob_differs_elsewhere"),
-                                   ("nhs_number_differs", None),
-                                   (None, "identity_incomplete"), (None, None)]
-    assert got[-1][2] == "link"
+                                   ("nhs_number_differs", None), (None, None),
+                                   (None, "identity_incomplete"),
+                                   (None, "identity_incomplete"), (None, None), (None, None),
+                                   (None, "names_and_dob_alone")]
+    assert got[4][2] == got[7][2] == got[8][2] == "link"
+    assert scores.totals[-1] > DEFAULT_MODEL.thresholds.link
 
 
 def test_no_pairs() -> None:

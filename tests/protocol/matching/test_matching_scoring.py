@@ -110,11 +110,32 @@ def test_term_frequencies_normalise_and_cap() -> None:
         "family_name", "Okonkwo-Reilly")
     never_seen = TF.adjustment("family_name", "Zzyzx")
     assert never_seen == TF.adjustment("family_name", "Okonkwo-Reilly")  # as if seen once
-    common = TermFrequencies.from_names(["A"] * 10_000 + ["B"], ["Smith"] * 10_000 + ["Zed"])
+    # 500 surnames a hundred times each: as diverse as the model's u (1 in 500), so Zed,
+    # seen once, is adjusted by log2(average / frequency) = 6.6 bits, capped at 5
+    names = ["".join(p) for p in itertools.product("abcdefghij", repeat=3)][:500]
+    diverse = TermFrequencies.from_names(["A"] * 50_001, names * 100 + ["Zed"])
     rare = replace(CHILD, family_name="Zed")
-    weight = score(rare, rare, DEFAULT_MODEL, common).fields[FIELDS.index("family_name")]
+    weight = score(rare, rare, DEFAULT_MODEL, diverse).fields[FIELDS.index("family_name")]
     assert weight.tf_adjustment == DEFAULT_MODEL.tf_max_adjustment
     assert TermFrequencies().adjustment("given_name", "Amelia") == 0.0
+
+
+def test_concentrated_values_weigh_no_more_than_their_own_frequency() -> None:
+    """Where nearly every record is a Smith, agreeing on Zed (one in 10,001) weighs
+    log2(m / frequency), Splink's weight, not the model's weight moved by how much rarer
+    than the (here huge) average Zed is; agreeing on Smith weighs the least it can."""
+    common = TermFrequencies.from_names(["A"] * 10_001, ["Smith"] * 10_000 + ["Zed"])
+    m, u = DEFAULT_MODEL.fields["family_name"]["EXACT"]
+    assert common.concentration("family_name", u) < 0
+    varied = TermFrequencies.from_names(
+        [], ["".join(p) for p in itertools.product("abcdefghij", repeat=3)])
+    assert varied.concentration("family_name", u) == 0.0  # more varied than u: no change
+    rare, smith = replace(CHILD, family_name="Zed"), replace(CHILD, family_name="Smith")
+    zed = score(rare, rare, DEFAULT_MODEL, common).fields[FIELDS.index("family_name")]
+    assert zed.weight == pytest.approx(math.log2(m / (1 / 10_001)))
+    assert zed.tf_adjustment < DEFAULT_MODEL.tf_max_adjustment
+    smiths = score(smith, smith, DEFAULT_MODEL, common).fields[FIELDS.index("family_name")]
+    assert smiths.tf_adjustment == -DEFAULT_MODEL.tf_max_adjustment
 
 
 def test_term_frequencies_from_records() -> None:

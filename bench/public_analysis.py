@@ -1,0 +1,178 @@
+"""Where the public benchmarks' true pairs are lost, in memory, in seconds.
+
+The real path (``bench.public``) takes minutes per data set and says only whether a
+true pair ended linked, in review or neither. This scores every candidate pair of a
+data set once, as the hub would (the same blocking keys and block limit, the default
+model with the prior measured on names as ``ResolutionStore.partner_rate`` does, the
+across-councils model for records of two councils, term frequencies of all records)
+and counts, for the true pairs, what decided them: never compared (no shared
+blocking key), vetoed (which rule), capped to review (which rule), scored below the
+link threshold or linked; and, for the false pairs, how many would link.
+
+It ignores clustering (a pair missed may still be joined through a third record) and
+the nodes' own matching, so its figures are pairs, not the benchmark's; it is for
+finding causes, quickly::
+
+    python -m bench.public_analysis --dataset febrl1 --examples 5
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import click
+
+from bench import public_data
+from bench.public import COUNCILS
+from national_hub.services.linking import (
+    RESOLUTION_BLOCK_LIMIT,
+    across_councils,
+    with_prior,
+)
+from protocol.matching import DEFAULT_MODEL, IdentityFields, TermFrequencies, score
+from protocol.matching.blocking import candidate_pairs
+from protocol.matching.names import normalise_name
+from protocol.matching.scoring import Decision, Explanation
+
+
+def identity(row: dict[str, str]) -> IdentityFields:
+    """A feed row as the hub would hold it (a date our validation refuses is absent)."""
+    try:
+        dob: datetime.date | None = datetime.date.fromisoformat(row["dob"])
+    except ValueError:
+        dob = None
+    return IdentityFields(
+        given_name=row["given_name"] or None, family_name=row["family_name"] or None,
+        dob=dob, other_given_names=row["other_given_names"] or None,
+        postcode=row["postcode"] or None, address_line=row["address_line"] or None)
+
+
+def name_rate(fields: list[IdentityFields]) -> tuple[int, int, int]:
+    """``ResolutionStore.partner_rate`` where no record has an NHS number."""
+    named = [(normalise_name(f.given_name), normalise_name(f.family_name), f.dob)
+             for f in fields if f.given_name and f.family_name and f.dob]
+    by_given = Counter((g, d) for g, _, d in named)
+    by_family = Counter((fam, d, g[:1]) for g, fam, d in named)
+    partnered = sum(1 for g, fam, d in named
+                    if by_given[(g, d)] > 1 or by_family[(fam, d, g[:1])] > 1)
+    return (len(fields), len(named), partnered)
+
+
+@dataclass
+class Analysis:
+    name: str
+    true_pairs: int
+    outcome: Counter[str] = field(default_factory=Counter)   # true pairs, by what decided
+    false_links: int = 0
+    false_reviews: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    # totals of the pairs no hard rule holds back, by whole bits: (true, false) counts
+    totals: dict[int, list[int]] = field(default_factory=dict)
+    names_only: dict[int, list[int]] = field(default_factory=dict)
+
+
+def _why(explained: Explanation) -> str:
+    decision = explained.decision()
+    if explained.veto:
+        return f"vetoed: {explained.veto}"
+    if decision is Decision.LINK:
+        return "linked"
+    if explained.cap and explained.total >= explained.thresholds.link:
+        return f"capped: {explained.cap}"
+    return "review (score)" if decision is Decision.REVIEW else "below review (score)"
+
+
+def _show(a: IdentityFields, b: IdentityFields, e: Explanation) -> str:
+    def one(f: IdentityFields) -> str:
+        return f"{f.given_name}|{f.family_name}|{f.dob}|{f.postcode}|{f.address_line}"
+    levels = " ".join(f"{x.field[:6]}={x.level}:{x.weight:+.1f}" for x in e.fields
+                      if x.level != "MISSING")
+    return f"{one(a)}\n      {one(b)}\n      total {e.total:+.1f} {levels}"
+
+
+def analyse(name: str, *, seed: int = 14, examples: int = 0) -> Analysis:
+    dataset = public_data.load(name)
+    council_of = {r.source_ref: c for c, rs in
+                  public_data.split(dataset.records, COUNCILS, seed).items() for r in rs}
+    fields = [identity(r.row) for r in dataset.records]
+    model = with_prior(DEFAULT_MODEL, name_rate(fields))
+    across = across_councils(model)
+    tf = TermFrequencies.from_records(fields)
+    out = Analysis(name, dataset.true_pairs)
+    compared = candidate_pairs(fields, max_block_size=RESOLUTION_BLOCK_LIMIT)
+    shown: dict[str, list[str]] = {}
+    for i, j in compared:
+        ra, rb = dataset.records[i], dataset.records[j]
+        same = council_of[ra.source_ref] == council_of[rb.source_ref]
+        explained = score(fields[i], fields[j], model if same else across, tf)
+        if explained.veto is None and explained.cap is None:
+            alone = all(f.level == "MISSING" for f in explained.fields
+                        if f.field not in ("given_name", "family_name", "dob"))
+            if alone:
+                nb = out.names_only.setdefault(int(explained.total // 1), [0, 0])
+                nb[ra.entity != rb.entity] += 1
+            bucket = out.totals.setdefault(int(explained.total // 1), [0, 0])
+            bucket[ra.entity != rb.entity] += 1
+        if ra.entity == rb.entity:
+            why = _why(explained)
+            out.outcome[why] += 1
+            if why != "linked" and len(shown.setdefault(why, [])) < examples:
+                shown[why].append(_show(fields[i], fields[j], explained))
+        elif explained.decision() is Decision.LINK:
+            out.false_links += 1
+            shown.setdefault("FALSE LINK", []).append(_show(fields[i], fields[j], explained))
+        elif explained.decision() is Decision.REVIEW:
+            out.false_reviews += 1
+    out.outcome["never compared"] = out.true_pairs - sum(out.outcome.values())
+    if examples:
+        by_person: dict[str, list[int]] = {}
+        for k, r in enumerate(dataset.records):
+            by_person.setdefault(r.entity, []).append(k)
+        missing = [(i, j) for ks in by_person.values() for x, i in enumerate(ks)
+                   for j in ks[x + 1:] if (min(i, j), max(i, j)) not in compared]
+        shown["never compared"] = [_show(fields[i], fields[j], score(fields[i], fields[j]))
+                                   for i, j in missing]
+    for why, texts in shown.items():
+        random.Random(seed).shuffle(texts)
+        out.examples[why] = texts[:max(examples, 10 if why == "FALSE LINK" else 0)]
+    return out
+
+
+def lines(a: Analysis) -> Iterator[str]:
+    linked = a.outcome["linked"]
+    precision = linked / (linked + a.false_links) if linked + a.false_links else 1.0
+    recall = linked / a.true_pairs
+    f1 = 2 * precision * recall / (precision + recall) if linked else 0.0
+    yield (f"== {a.name}: {a.true_pairs:,} true pairs; pairwise P {precision:.4f} "
+           f"R {recall:.4f} F1 {f1:.4f}; false pairs linked {a.false_links:,}, "
+           f"in review {a.false_reviews:,}")
+    for why, n in a.outcome.most_common():
+        yield f"  {why:<40} {n:>6,} {n / a.true_pairs:>7.1%}"
+    if a.examples:
+        yield "  total (bits) of pairs no rule holds back: true / false"
+        for bits in sorted(a.totals):
+            if -8 <= bits <= 16:
+                yield (f"    {bits:>4}: {a.totals[bits][0]:>6,} {a.totals[bits][1]:>6,}"
+                       f"   names and dob alone: {a.names_only.get(bits, [0, 0])}")
+    for why, texts in a.examples.items():
+        yield f"  -- {why}"
+        for t in texts:
+            yield f"    {t}"
+
+
+@click.command(help=__doc__)
+@click.option("--dataset", "names", multiple=True, type=click.Choice(public_data.DATASETS))
+@click.option("--examples", default=0, show_default=True, help="Pairs to show per outcome.")
+@click.option("--seed", default=14, show_default=True)
+def main(names: tuple[str, ...], examples: int, seed: int) -> None:
+    for name in names or public_data.DATASETS:
+        for line in lines(analyse(name, seed=seed, examples=examples)):
+            click.echo(line)
+
+
+if __name__ == "__main__":
+    main()
