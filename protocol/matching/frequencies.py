@@ -111,7 +111,8 @@ class TermFrequencies:
     def concentration(self, field_name: str, u: float) -> float:
         """Bits to add to every exact match on the field when its values are more
         concentrated here than the model's ``u`` (the chance two different children
-        share a value) says: ``min(0, log2(u / average))``.
+        share a value) says: ``min(0, log2(u / shared))``, *shared* the chance measured
+        over pairs of different records.
 
         The adjustment ``log2(average / frequency)`` moves a value's weight around the
         model's ``log2(m / u)`` as if ``u`` were the field's average agreement. Where the
@@ -122,9 +123,16 @@ class TermFrequencies:
         more than the model says, where the values are more diverse than ``u``: a
         national model's ``u`` already errs towards precision there."""
         total, average = self._stats[field_name]
-        if total == 0 or average <= u:
+        if total < 2:
             return 0.0
-        return math.log2(u / average)
+        # the chance that two *different* records share a value, sum c(c-1) / (N(N-1)),
+        # from the average over all pairs (sum c^2 / N^2): a small hub of distinct names
+        # (a new federation, a test) shares none, where the average alone (1/N at least)
+        # would read a handful of records as a population of one surname
+        shared = (total * average - 1) / (total - 1)
+        if shared <= u:
+            return 0.0
+        return math.log2(u / shared)
 
 
 def _count(values: Iterable[str | None], key: Callable[[str | None], str]) -> Counter[str]:
