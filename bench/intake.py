@@ -174,12 +174,14 @@ def report(i: Intake, batch_size: int) -> None:
 @click.option("--seed", default=10, show_default=True)
 @click.option("--data-dir", default=".data/bench-intake", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-def main(children: int, batch_size: int, seed: int, data_dir: Path) -> None:
+@click.option("--port", default=8490, show_default=True,
+              help="The hub's port (another run on this machine may hold the default).")
+def main(children: int, batch_size: int, seed: int, data_dir: Path, port: int) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     base = embedded_pg.start(data_dir / "pg")
-    report(intake_alone(base, data_dir, children, batch_size, seed), batch_size)
+    report(intake_alone(base, data_dir, children, batch_size, seed, port=port), batch_size)
 
 
 if __name__ == "__main__":

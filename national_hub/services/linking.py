@@ -25,11 +25,9 @@ another redirects to it; ids are never reused.
 
 from __future__ import annotations
 
-import math
+import functools
 import secrets
-import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,6 +43,7 @@ from national_hub.services.link_decision import (
 from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
 from national_hub.storage.resolution import NewReview, RecordKey, ResolutionStore
+from national_hub.storage.resolution_terms import TermCountStore, Totals
 from protocol.disclosure import LOCATION_COMPARISONS
 from protocol.matching import (
     DEFAULT_MODEL,
@@ -56,7 +55,7 @@ from protocol.matching import (
     normalise_name,
     score,
 )
-from protocol.matching.frequencies import postcode_key
+from protocol.matching.frequencies import TF_FIELDS, postcode_key
 from protocol.matching.location import normalise_address
 
 __all__ = ["Candidate", "LinkPlan", "Linker", "across_councils", "explain", "identity_of",
@@ -65,13 +64,17 @@ __all__ = ["Candidate", "LinkPlan", "Linker", "across_councils", "explain", "ide
 # Records sharing one blocking key beyond which resolution skips the key (the other
 # keys still find candidates). Not the search's limit (services.search) nor the node's.
 RESOLUTION_BLOCK_LIMIT = 200
-# Name, postcode and address frequencies are re-read from the hub's records this often
-# (seconds), and at every batch while the hub holds fewer than SMALL_HUB records (cheap
-# then, and changing fast).
-TF_REFRESH = 600.0
 MIN_RECORDS_FOR_PRIOR = 200  # below this a measured prior is noise
 MAX_PRIOR = 1e-3
-SMALL_HUB = 20_000
+
+# How each counted value is keyed (as protocol.matching.frequencies keys it); the
+# TermFrequencies field each is counted for, and its name in the hub's term counts.
+TERM_KEYS: dict[str, Callable[[str], str]] = {
+    "given_name": normalise_name, "family_name": normalise_name,
+    "postcode": postcode_key, "address_line": normalise_address,
+}
+_TERM_FIELD = {"given_name": "given", "family_name": "family", "postcode": "postcode",
+               "address_line": "address"}
 
 
 def across_councils(model: Model) -> Model:
@@ -147,12 +150,29 @@ def withhold_location(explained: dict[str, Any]) -> dict[str, Any]:
                        if f.get("field") not in LOCATION_COMPARISONS]}
 
 
-def _normalised(counts: dict[str, int], key: Callable[[str], str]) -> Counter[str]:
-    out: Counter[str] = Counter()
-    for value, n in counts.items():
-        out[key(value)] += n
-    out.pop("", None)
-    return out
+@dataclass(frozen=True)
+class HeldFrequencies(TermFrequencies):
+    """Term frequencies of only the values one chunk (or one screen) weighs, with each
+    field's totals over every resolved record: the adjustment of a value is what
+    :class:`TermFrequencies` over all the counts gives, at the cost of the values asked."""
+
+    totals: Mapping[str, tuple[int, float]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def _stats(self) -> dict[str, tuple[int, float]]:
+        return {name: self.totals.get(name, (0, 0.0)) for name in TF_FIELDS}
+
+
+def partner_rate(totals: Mapping[str, Totals]) -> tuple[int, int, int]:
+    """The prior's measure from the kept counts, as
+    :meth:`~national_hub.storage.resolution.ResolutionStore.partner_rate` measures it
+    over every record: on NHS numbers, or on exact names and date of birth where no
+    record holds one."""
+    none = Totals(0, 0, 0)
+    records = totals.get("records", none).total
+    nhs = totals.get("nhs", none)
+    measure = nhs if nhs.total > 0 else totals.get("person", none)
+    return records, measure.total, measure.partnered
 
 
 @dataclass(slots=True)
@@ -184,8 +204,9 @@ class Linker:
         self.model = model
         self.across = across_councils(model)
         self.max_block = max_block
-        self.tf = TermFrequencies()
-        self._tf_read_at = -math.inf
+        self.terms = TermCountStore()
+        self.tf: TermFrequencies = TermFrequencies()
+        self._totals: dict[str, Totals] = {}
         self._rate = (0, 0, 0)
 
     def score(self, x: RecordKey, x_fields: IdentityFields, y: RecordKey,
@@ -194,31 +215,46 @@ class Linker:
         same, or two), names adjusted by how common they are among the hub's records."""
         return score(x_fields, y_fields, self.model if x[0] == y[0] else self.across, self.tf)
 
-    async def refresh_model(self, conn: asyncpg.Connection) -> None:
-        """Take up a newly stored model; re-read the term frequencies and the prior when due."""
+    async def refresh_model(self, conn: asyncpg.Connection, *, fold: bool = False) -> None:
+        """Take up a newly stored model, and the prior from the hub's term counts (with
+        ``fold``, first counting every record change committed since the last fold: the
+        resolver's chunks do, so each is decided on counts as of its start)."""
         version = await self.models.latest_version(conn)
-        changed = False
         if version is None and self.base is not self.default:
-            self.base, changed = self.default, True
+            self.base = self.default
         elif version is not None and version != self.base.version:
             stored = await self.models.get(conn, version)
             if stored is not None:
-                self.base, changed = Model.from_dict(stored.parameters), True
-        now = time.monotonic()
-        small = sum(self.tf.given.values()) < SMALL_HUB
-        if small or now - self._tf_read_at > TF_REFRESH:
-            given, family = await self.resolution.name_counts(conn)
-            postcodes, addresses = await self.resolution.location_counts(conn)
-            self.tf = TermFrequencies(_normalised(given, normalise_name),
-                                      _normalised(family, normalise_name),
-                                      _normalised(postcodes, postcode_key),
-                                      _normalised(addresses, normalise_address))
-            self._tf_read_at = now
-            self._rate = await self.resolution.partner_rate(conn)
-            changed = True
-        if changed:
-            self.model = with_prior(self.base, self._rate)
-            self.across = across_councils(self.model)
+                self.base = Model.from_dict(stored.parameters)
+        if fold:
+            await self.terms.fold(conn, TERM_KEYS)
+        self._totals = await self.terms.totals(conn)
+        self._rate = partner_rate(self._totals)
+        self.model = with_prior(self.base, self._rate)
+        self.across = across_councils(self.model)
+
+    async def load_frequencies(self, conn: asyncpg.Connection,
+                               records: Iterable[IdentityFields]) -> TermFrequencies:
+        """The term frequencies of these records' values (the counts as of the last
+        :meth:`refresh_model`'s totals), kept as ``self.tf`` for :meth:`score`."""
+        wanted: set[tuple[str, str]] = set()
+        for fields in records:
+            for name, key_of in TERM_KEYS.items():
+                value = getattr(fields, name)
+                key = key_of(value) if value else ""
+                if key:
+                    wanted.add((_TERM_FIELD[name], key))
+        counts = await self.terms.counts(conn, wanted)
+        by_field: dict[str, dict[str, int]] = {f: {} for f in _TERM_FIELD.values()}
+        for (term_field, key), n in counts.items():
+            by_field[term_field][key] = n
+        stats: dict[str, tuple[int, float]] = {}
+        for name, term_field in _TERM_FIELD.items():
+            t = self._totals.get(term_field)
+            stats[name] = (t.total, t.squares / t.total ** 2) if t and t.total else (0, 0.0)
+        self.tf = HeldFrequencies(by_field["given"], by_field["family"],
+                                  by_field["postcode"], by_field["address"], totals=stats)
+        return self.tf
 
     async def gather(self, conn: asyncpg.Connection, council: str,
                      candidates: list[Candidate], deleted: Iterable[str] = ()) -> Gathered:
@@ -284,10 +320,12 @@ class Linker:
         """Decide each record's national id before it is written: gather (async), decide
         (:func:`~national_hub.services.link_decision.decide_links`, pure), then create
         the new national ids and name every id whose holders' status may change."""
-        await self.refresh_model(conn)
+        await self.refresh_model(conn, fold=True)
         g = await self.gather(conn, council, candidates, deleted)
+        tf = await self.load_frequencies(conn, [c.fields for c in candidates]
+                                         + [o.fields for o in g.others.values()])
         model = self.batch_model(g)
-        decided = decide_links(g, model, across_councils(model), self.tf, self.max_block,
+        decided = decide_links(g, model, across_councils(model), tf, self.max_block,
                                new_national_id)
         await self.records.create_national_ids(conn, decided.new_ids)
 

@@ -76,6 +76,7 @@ class ReviewService:
             reviews = await self.store.list_reviews(conn, "open", limit, council=council)
             keys = sorted({k for r in reviews for k in (r.a, r.b)})
             rows = await self.store.identities(conn, keys, with_shielded=True)
+            await self.linker.load_frequencies(conn, map(identity_of, rows))
             shielding = await self.shielding.shielding(conn, keys)
         held = {(r["council_code"], r["local_id"]): r for r in rows}
         out = []
@@ -116,6 +117,7 @@ class ReviewService:
             keys = sorted({k for r in reviews for k in (r.a, r.b)})
             rows = {(r["council_code"], r["local_id"]): r
                     for r in await self.store.identities(conn, keys)}
+            await self.linker.load_frequencies(conn, map(identity_of, rows.values()))
             shielding = await self.shielding.shielding(conn, keys)
         return [(r, self.shown_explanation(r, shielding, rows, viewer)) for r in reviews]
 
@@ -271,6 +273,8 @@ class ReviewService:
                         partners[rk] = (found[rk], "linked", r)
                     elif rk not in partners:
                         partners[rk] = (found[rk], relation, r)
+            await self.linker.load_frequencies(
+                conn, [identity_of(row), *(identity_of(p) for p, _, _ in partners.values())])
             shielding = await self.shielding.shielding(conn, [me, *partners])
         mine = identity_of(row)
         out = []

@@ -66,15 +66,19 @@ class ResolutionStore:
     async def replace_keys(self, conn: asyncpg.Connection, council: str,
                            local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
         """Drop every key of ``local_ids`` and insert ``keys`` ((local_id, key) pairs,
-        distinct, each of one of ``local_ids``).
-
-        Every writer of a council's keys holds the council's row lock, so once the old
-        keys are deleted nothing can conflict: the new ones are copied in (COPY is about
-        twice as fast as INSERT … ON CONFLICT over unnest at a batch's 66,000 keys, the
-        largest write of batch intake)."""
+        distinct, each of one of ``local_ids``)."""
         if local_ids:
             await conn.execute("DELETE FROM record_keys WHERE council_code = $1"
                                " AND local_id = ANY($2::text[])", council, list(local_ids))
+        await self.copy_keys(conn, council, keys)
+
+    async def copy_keys(self, conn: asyncpg.Connection, council: str,
+                        keys: Sequence[tuple[str, str]]) -> None:
+        """Insert ``keys`` ((local_id, key) pairs, distinct) of records that hold none.
+
+        Every writer of a council's keys holds the council's row lock, so nothing can
+        conflict: they are copied in (COPY is about twice as fast as INSERT … ON CONFLICT
+        over unnest at a batch's 66,000 keys, the largest write of batch intake)."""
         if keys:
             await conn.copy_records_to_table(
                 "record_keys", columns=["council_code", "local_id", "key"],
@@ -83,9 +87,11 @@ class ResolutionStore:
     async def sync_keys(self, conn: asyncpg.Connection, council: str,
                         local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
         """Make ``local_ids``' keys exactly ``keys`` ((local_id, key) pairs), writing only
-        what differs. Re-resolving a council after a model change computes the keys its
-        records already hold: deleting and re-inserting every one cost more than the
-        resolution itself (three indexes rewritten per key); a key kept is not touched."""
+        what differs (a record of ``local_ids`` without keys in ``keys`` loses all of its).
+        Re-resolving a council after a model change computes the keys its records already
+        hold, and so does most of batch intake's updates (a new school, a service ended):
+        deleting and re-inserting every one cost more than the resolution itself (three
+        indexes rewritten per key); a key kept is not touched."""
         if not local_ids:
             return
         ids = [lid for lid, _ in keys]
