@@ -269,13 +269,10 @@ class ResolutionStore:
         another resolved live record holds too).
 
         Where no record holds an NHS number (feeds that carry none), the same measure on
-        names and date of birth instead: (records, those with given name, family name
-        and date of birth, those sharing with another record the date of birth and
-        either the given name or the family name and the given name's first letter).
-        A partner with one name mistyped is still counted (a typo keeps the other name,
-        and almost always the first letter); one whose date was mistyped is not, so the
-        measure errs towards the smaller prior. Twins with names of one first letter
-        are counted as partners: a few in a thousand records."""
+        the exact given name, family name and date of birth instead: (records, those
+        with all three, those sharing all three with another record). Exact agreement
+        misses the partners a typo hides, so it errs towards the smaller prior; twins
+        never share a given name."""
         row = await conn.fetchrow(
             f"""
             SELECT (SELECT count(*) FROM records WHERE {_RESOLVED}) AS n,
@@ -289,14 +286,12 @@ class ResolutionStore:
             return int(row["n"]), int(row["with_nhs"]), int(row["partnered"])
         named = await conn.fetchrow(
             f"""
-            SELECT count(*) AS with_names,
-                   count(*) FILTER (WHERE by_given > 1 OR by_family > 1) AS partnered
-            FROM (SELECT count(*) OVER (PARTITION BY lower(given_name), dob) AS by_given,
-                         count(*) OVER (PARTITION BY lower(family_name), dob,
-                                        left(lower(given_name), 1)) AS by_family
-                  FROM records WHERE {_RESOLVED}
+            SELECT coalesce(sum(c), 0) AS with_names,
+                   coalesce(sum(c) FILTER (WHERE c > 1), 0) AS partnered
+            FROM (SELECT count(*) AS c FROM records WHERE {_RESOLVED}
                   AND given_name IS NOT NULL AND family_name IS NOT NULL
-                  AND dob IS NOT NULL) g
+                  AND dob IS NOT NULL
+                  GROUP BY lower(given_name), lower(family_name), dob) g
             """)
         assert named is not None
         return int(row["n"]), int(named["with_names"]), int(named["partnered"])
