@@ -21,8 +21,11 @@ RecordKey = tuple[str, str]  # (council, local_id)
 IDENTITY_COLUMNS = (
     "r.council_code, r.local_id, r.national_id, r.given_name, r.family_name, r.dob, r.sex,"
     " r.other_given_names, r.former_family_names,"
-    " CASE WHEN r.shielded THEN NULL ELSE r.postcode END AS postcode,"
-    " CASE WHEN r.shielded THEN NULL ELSE r.address_line END AS address_line,"
+    # a shielded child's location weighs nothing: flagged or marked (migration 015)
+    " CASE WHEN term_masked(r.council_code, r.local_id, r.shielded) THEN NULL"
+    " ELSE r.postcode END AS postcode,"
+    " CASE WHEN term_masked(r.council_code, r.local_id, r.shielded) THEN NULL"
+    " ELSE r.address_line END AS address_line,"
     " r.nhs_number, r.upn"
 )
 
@@ -256,11 +259,13 @@ class ResolutionStore:
     async def location_counts(self, conn: asyncpg.Connection
                               ) -> tuple[dict[str, int], dict[str, int]]:
         """How many resolved live records carry each postcode and each address line, as
-        written (the caller normalises and adds up spellings of one value)."""
+        written (the caller normalises and adds up spellings of one value). A shielded
+        record's location (flagged or marked) is not counted."""
+        unmasked = " AND NOT term_masked(council_code, local_id, shielded)"
         postcode = await conn.fetch("SELECT postcode AS v, count(*) AS c FROM records"
-                                    f" WHERE {_RESOLVED} GROUP BY postcode")
+                                    f" WHERE {_RESOLVED}{unmasked} GROUP BY postcode")
         address = await conn.fetch("SELECT address_line AS v, count(*) AS c FROM records"
-                                   f" WHERE {_RESOLVED} GROUP BY address_line")
+                                   f" WHERE {_RESOLVED}{unmasked} GROUP BY address_line")
         return ({r["v"]: r["c"] for r in postcode if r["v"]},
                 {r["v"]: r["c"] for r in address if r["v"]})
 

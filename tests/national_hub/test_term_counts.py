@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -178,6 +179,25 @@ async def test_counts_follow_publishes_updates_deletes_and_retention(
         kept = await assert_counts_equal_a_recount(hub)
         assert ("family", "okonkwo reilly") not in kept  # none left: the row goes
         assert kept[("nhs", nhs(401023213))] == 1
+
+        # A shielded child and its copy at another council, linked (so marked): neither
+        # location is counted, whatever the names do (an explanation's weights must not
+        # say how many shielded children live at a postcode)
+        # (West Sussex's copy first: counted, then marked when the shielded one comes)
+        heads[WSX] = await send(hub, WSX, clients[WSX], 2, heads[WSX], [UpsertOp.of(
+            child("W4", "Lily", "Okoye", date(2017, 2, 2), "RH1 9ZZ", "2 Hill Rise",
+                  nhs(500000000)), 1)])
+        await hub.resolved()
+        assert (await assert_counts_equal_a_recount(hub))[("postcode", "RH19ZZ")] == 1
+        heads[ESX] = await send(hub, ESX, clients[ESX], 3, heads[ESX], [UpsertOp.of(replace(
+            child("E8", "Lily", "Okoye", date(2017, 2, 2), "BN3 3CC", "9 Quiet Road",
+                  nhs(500000000)), shielded=True), 1)])
+        await hub.resolved()
+        assert await hub.fetchval("SELECT count(*) FROM shield_marks WHERE local_id = 'W4'")
+        kept = await assert_counts_equal_a_recount(hub)
+        assert kept[("given", "lily")] == 2
+        assert ("postcode", "BN33CC") not in kept and ("postcode", "RH19ZZ") not in kept
+        assert ("address", "2 hill rise") not in kept
 
         # Retention: Noah (born 2000) is long past 18 + 6 years, purged; archiving the
         # others on the way changes no count.

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from protocol import keys
 from server_common.accounts import Role
@@ -77,8 +76,6 @@ async def _what_west_sussex_learns(url: str, tmp_path: Path, postcode: str,
         }
 
 
-@pytest.mark.xfail(strict=True, reason="the resolver reads a marked record's postcode "
-                   "(national_hub/storage/resolution.py IDENTITY_COLUMNS): fix there")
 async def test_a_guess_at_the_postcode_changes_nothing_west_sussex_can_see(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     right = await _what_west_sussex_learns(await make_database(), tmp_path / "right",
@@ -107,8 +104,6 @@ async def _telfords_explanation(url: str, tmp_path: Path, shielded_at: str) -> l
         return [p["total"] for p in explained["partners"]]
 
 
-@pytest.mark.xfail(strict=True, reason="location term frequencies count shielded records "
-                   "(national_hub/storage/resolution.py location_counts): fix there")
 async def test_where_shielded_children_live_moves_no_explanation(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """Telford's index team explains its own record, linked to West Sussex's, both at 7
