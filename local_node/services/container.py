@@ -99,7 +99,7 @@ class NodeServices:
 
     @cached_property
     def projector(self) -> Projector:
-        return Projector(self.stores.children, self.stores.outbox)
+        return Projector(self.stores.children, self.stores.outbox, self.stores.shields)
 
     @cached_property
     def ingest(self) -> IngestService:
@@ -145,7 +145,7 @@ class NodeServices:
                   observer: PublishObserver | None = None) -> Publisher:
         publishing = self.config.publisher
         shielding = HubShielding(self.pool, client, self.stores.shields,
-                                 children=self.stores.children)
+                                 children=self.stores.children, projector=self.projector)
         return Publisher(self.pool, self.stores.outbox, client, self.config.council.code,
                          key, hub_key, batch_size=publishing.batch_size,
                          max_backoff=publishing.max_backoff, max_attempts=max_attempts,

@@ -16,6 +16,7 @@ import logging
 
 import asyncpg
 
+from local_node.services.projection import Projector
 from local_node.storage.children import ChildStore
 from local_node.storage.shielding import ShieldStore
 from local_node.transport import HubClient
@@ -26,11 +27,12 @@ log = logging.getLogger(__name__)
 
 class HubShielding:
     def __init__(self, pool: asyncpg.Pool, client: HubClient, store: ShieldStore, *,
-                 children: ChildStore) -> None:
+                 children: ChildStore, projector: Projector) -> None:
         self.pool = pool
         self.client = client
         self.store = store
         self.children = children
+        self.projector = projector
 
     async def learn(self) -> int:
         """Fetch every page, mark what is new; returns how many children were newly
@@ -52,12 +54,14 @@ class HubShielding:
         async with self.pool.acquire() as conn:
             # the marks first, on their own (holding no lock an ingest may wait for);
             # then their relations, walked under the index lock as every ingest does
-            new = await self.store.mark_from_hub(conn, local_ids)
-            if new:
+            marked = await self.store.mark_from_hub(conn, local_ids)
+            if marked:
                 async with conn.transaction():
                     await self.children.lock_index(conn)
-                    new += await self.store.refresh(conn)
-        if new:
+                    marked += await self.store.refresh(conn)
+                    # their records go to the hub again, shielded (docs/security.md)
+                    await self.projector.publish_changes(conn, marked)
+        if marked:
             log.info("children shielded by another council marked",
-                     extra={"marked": new})
-        return new
+                     extra={"marked": len(marked)})
+        return len(marked)

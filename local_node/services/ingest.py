@@ -304,8 +304,13 @@ class IngestService:
             for row, child, _ in placements if row.involvement is not None
         ])
         # new review pairs and identifiers may relate a child to a shielded one
-        await self.shields.refresh(conn)
+        marked = await self.shields.refresh(conn)
         report.outbox_entries += await self.projector.publish_children(conn, changed)
+        # children this chunk did not change but newly related to a shielded one:
+        # published again, shielded
+        placed = {c.local_id for c in changed}
+        report.outbox_entries += await self.projector.publish_changes(
+            conn, [m for m in marked if m not in placed])
         report.rows_loaded += len(rows)
         report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
         report.children_created += len(new_children)

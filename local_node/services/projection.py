@@ -14,6 +14,7 @@ import asyncpg
 
 from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
 from local_node.storage.outbox import OutboxStore
+from local_node.storage.shielding import ShieldStore
 from protocol import encoding
 from protocol.errors import SignpostError
 from protocol.records import ChildRecord, Involvement
@@ -35,7 +36,12 @@ def _involvement(row: InvolvementRow) -> Involvement | None:
     )
 
 
-def project(child: ChildRow, involvements: list[InvolvementRow]) -> ChildRecord:
+def project(child: ChildRow, involvements: list[InvolvementRow], *,
+            marked: bool = False) -> ChildRecord:
+    """What the hub gets of ``child``. A child the node counts as shielded through a
+    relation (``marked``: a duplicate, a review pair, a shared NHS number or UPN of a
+    shielded child, or the hub's word) is published shielded too: the hub may never
+    pair the two records, and must not show this one's location meanwhile."""
     invs = [i for i in (_involvement(r) for r in involvements) if i is not None]
     return ChildRecord(
         local_id=child.local_id, given_name=child.given_name, family_name=child.family_name,
@@ -44,15 +50,17 @@ def project(child: ChildRow, involvements: list[InvolvementRow]) -> ChildRecord:
         address_line=child.address_line, postcode=child.postcode,
         nhs_number=child.nhs_number, upn=child.upn,
         parent_carer_name=child.parent_carer_name, parent_carer_phone=child.parent_carer_phone,
-        shielded=child.shielded, date_of_death=child.date_of_death,
+        shielded=child.shielded or marked, date_of_death=child.date_of_death,
         involvements=tuple(invs),
     )
 
 
 class Projector:
-    def __init__(self, children: ChildStore, outbox: OutboxStore) -> None:
+    def __init__(self, children: ChildStore, outbox: OutboxStore,
+                 shields: ShieldStore | None = None) -> None:
         self.children = children
         self.outbox = outbox
+        self.shields = shields or ShieldStore()
 
     async def publish_changes(self, conn: asyncpg.Connection, local_ids: list[str]) -> int:
         """Put changed projections of these children in the outbox (caller's transaction).
@@ -69,6 +77,7 @@ class Projector:
         if not rows:
             return 0
         invs = await self.children.involvements_of(conn, [c.local_id for c in rows])
+        shielded = await self.shields.shielded_among(conn, [c.local_id for c in rows])
         entries: list[tuple[str, int, str, bytes | None, str | None]] = []
         published: list[tuple[str, int, str | None]] = []
         for child in rows:
@@ -81,7 +90,8 @@ class Projector:
                     entries.append((child.local_id, version, "delete", None, None))
                     published.append((child.local_id, version, None))
                 continue
-            record = project(child, invs.get(child.local_id, []))
+            record = project(child, invs.get(child.local_id, []),
+                             marked=child.local_id in shielded)
             wire = record.to_wire()
             data = encoding.pack(wire)
             digest = encoding.sha256_hex(data)

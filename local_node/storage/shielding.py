@@ -54,11 +54,11 @@ _NEIGHBOURS = """
 
 
 class ShieldStore:
-    async def refresh(self, conn: asyncpg.Connection) -> int:
+    async def refresh(self, conn: asyncpg.Connection) -> list[str]:
         """Mark every child related to a shielded one (see the module docstring); run in
         the transaction that changed the relations, under ``ChildStore.lock_index``.
-        Returns how many children were newly marked."""
-        result = await conn.execute(
+        Returns the children newly marked (their records are published shielded)."""
+        rows = await conn.fetch(
             f"""
             WITH RECURSIVE reach(local_id, via) AS (
                 (SELECT local_id, local_id FROM children WHERE shielded
@@ -69,21 +69,24 @@ class ShieldStore:
             INSERT INTO shield_marks (local_id, via)
             SELECT DISTINCT ON (local_id) local_id, via FROM reach ORDER BY local_id, via
             ON CONFLICT (local_id) DO NOTHING
+            RETURNING local_id
             """
         )
-        return int(result.split()[-1])
+        return [r["local_id"] for r in rows]
 
-    async def mark_from_hub(self, conn: asyncpg.Connection, local_ids: list[str]) -> int:
+    async def mark_from_hub(self, conn: asyncpg.Connection, local_ids: list[str]
+                            ) -> list[str]:
         """Mark these children as the hub said: another council shields the same child.
-        Ids the index no longer holds (purged) are skipped. Returns how many are new;
+        Ids the index no longer holds (purged) are skipped. Returns those newly marked;
         :meth:`refresh` then carries the marks to their local relations."""
-        result = await conn.execute(
+        rows = await conn.fetch(
             """
             INSERT INTO shield_marks (local_id, via)
             SELECT c.local_id, $2 FROM children c WHERE c.local_id = ANY($1::text[])
             ON CONFLICT (local_id) DO NOTHING
+            RETURNING local_id
             """, local_ids, HUB_VIA)
-        return int(result.split()[-1])
+        return [r["local_id"] for r in rows]
 
     async def shielded_among(self, conn: asyncpg.Connection,
                              local_ids: list[str]) -> dict[str, str]:

@@ -32,6 +32,7 @@ import asyncpg
 import pytest
 
 from local_node.app import PACKAGE, ingest_service, retention_service, review_service
+from protocol import encoding
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.federation import node_config
@@ -207,6 +208,22 @@ async def _view(node: Node, headers: dict[str, str], local_id: str) -> dict[str,
 async def test_a_shielded_childs_other_records_show_no_location(node: Node,
                                                                 tmp_path: Path) -> None:
     await _check_copies(node, await _load(node, tmp_path))
+
+
+async def test_every_copy_goes_to_the_hub_shielded(node: Node, tmp_path: Path) -> None:
+    """What the node knows, the hub learns: each unshielded copy of a shielded child is
+    published shielded (the hub may never pair the two records itself), whether the
+    relation came with the copy's own row or later, with another feed."""
+    copies = await _load(node, tmp_path)
+    ids = [c.local_id for c in copies.values()]
+    async with node.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (local_id) local_id, op, record FROM outbox"
+            " WHERE local_id = ANY($1::text[]) ORDER BY local_id, id DESC", ids)
+    latest = {r["local_id"]: encoding.unpack(r["record"]) for r in rows if r["op"] == "upsert"}
+    assert set(latest) == set(ids)
+    assert {local_id: record.get("shielded") for local_id, record in latest.items()} == {
+        local_id: True for local_id in ids}
 
 
 async def test_the_same_through_the_node_processes(node_process: Node, tmp_path: Path) -> None:
