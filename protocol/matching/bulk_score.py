@@ -145,9 +145,7 @@ def _hard_rules(c: Columns, a: Ints, b: Ints, v: npt.NDArray[np.int8]) -> tuple[
                                                       AddressLevel.MEDIUM]))
     family_same = np.isin(family, [FamilyNameLevel.EXACT, FamilyNameLevel.PART,
                                    FamilyNameLevel.FORMER, FamilyNameLevel.JW_HIGH])
-    one_given = (c.given[a] == "") != (c.given[b] == "")
-    given_only_missing = one_given & (dob == DobLevel.EXACT) & family_same & same_home
-    too_little = (missing >= 2) | ((given == -1) & ~given_only_missing)
+    too_little = (missing >= 2) | (given == -1)
     agree = np.isin(given, [GivenNameLevel.EXACT, GivenNameLevel.NICKNAME,
                             GivenNameLevel.SWAPPED, GivenNameLevel.MISSING])
     maybe = np.flatnonzero(~agree & (v[:, _I["sex"]] != SexLevel.DISAGREE))

@@ -57,6 +57,13 @@ class _Located(Protocol):
     def address_line(self) -> str | None: ...
 
 
+# How many records of a field's values a concentration needs before it is believed: a
+# few dozen (a new hub, one school's first batch) show who is in them, not how often
+# two different children share a surname or a postcode, and read a family of three
+# siblings as a population of one surname.
+CONCENTRATION_MIN_RECORDS = 1_000
+
+
 @dataclass(frozen=True)
 class TermFrequencies:
     """How many records hold each (normalised) given name, family name, postcode and
@@ -123,7 +130,7 @@ class TermFrequencies:
         more than the model says, where the values are more diverse than ``u``: a
         national model's ``u`` already errs towards precision there."""
         total, average = self._stats[field_name]
-        if total < 2:
+        if total < CONCENTRATION_MIN_RECORDS:
             return 0.0
         # the chance that two *different* records share a value, sum c(c-1) / (N(N-1)),
         # from the average over all pairs (sum c^2 / N^2): a small hub of distinct names

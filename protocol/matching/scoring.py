@@ -33,9 +33,9 @@ Hard rules, because a false merge points a practitioner at the wrong child:
   own: without an agreeing NHS number or UPN such a pair goes to review at most
   (siblings share surname, address and often a nickname's formal name). Given names
   that are close are scored by their level (JW_92, JW_85...) like any field;
-* a given name missing on one side links by weight only with the same surname, date
-  of birth and home; missing on both sides, or with less, only through an agreeing
-  NHS number or UPN, else review at most: nothing else tells a twin from the other twin;
+* a record without a given name links only through an agreeing NHS number or UPN,
+  else review at most: nothing else tells a twin from the other twin (twins share the
+  surname, the date of birth and the home, all a blank given name leaves to compare);
 * names and a date of birth alone (no location, sex or identifier on both records)
   link only at :data:`NAMES_ALONE_LINK` bits, else review at most;
 * term frequencies: an exact match on a value weighs ``log2(m / u)`` moved by how
@@ -72,7 +72,7 @@ from protocol.matching.compare import (
     compare_all,
 )
 from protocol.matching.frequencies import TF_FIELDS, TermFrequencies
-from protocol.matching.names import given_names_close, normalise_name
+from protocol.matching.names import given_names_close
 
 __all__ = [
     "DEFAULT_MODEL", "NAMES_ALONE_LINK", "Decision", "Explanation", "FieldScore", "Model",
@@ -366,20 +366,13 @@ def given_names_agree(a: IdentityFields, b: IdentityFields, vector: Sequence[int
     return given_names_close(a.given_name, b.given_name)
 
 
-def _too_little_identity(vector: Sequence[int], one_given_name: bool) -> bool:
-    """Two of given name, family name and date of birth missing: the pair links only by
-    an agreeing NHS number or UPN, never on a surname and an address alone
-    (docs/design.md §5: precision before recall). A given name missing on *one* side
-    (a feed left it blank) may link when everything else says one child: the same
-    surname, the same date of birth and the same home; missing on both sides, or with
-    any of those weaker, a person decides (a twin could not be told apart)."""
+def _too_little_identity(vector: Sequence[int]) -> bool:
+    """A record lacking its given name (a twin could not be told apart: twins share the
+    surname, the date of birth and the home), or two of given name, family name and
+    date of birth, links only by an agreeing NHS number or UPN: never on a surname and
+    an address alone (docs/design.md §5: precision before recall)."""
     missing = [vector[_I[f]] == -1 for f in ("given_name", "family_name", "dob")]
-    if sum(missing) >= 2:
-        return True
-    if not missing[0]:
-        return False
-    return not (one_given_name and vector[_I["dob"]] == DobLevel.EXACT
-                and vector[_I["family_name"]] in _FAMILY_SAME and _same_home(vector))
+    return missing[0] or sum(missing) >= 2
 
 
 def _same_home(vector: Sequence[int]) -> bool:
@@ -430,9 +423,8 @@ def _rules(a: IdentityFields, b: IdentityFields,
     if upn == IdentifierLevel.DISAGREE:
         return "upn_differs", None
     identifier_agrees = IdentifierLevel.AGREE in (nhs, upn)
-    one_given_name = bool(normalise_name(a.given_name)) != bool(normalise_name(b.given_name))
-    if not identifier_agrees and _too_little_identity(vector, one_given_name):
-        # without a given name a twin is the other twin, unless all else is one child's;
+    if not identifier_agrees and _too_little_identity(vector):
+        # without a given name a twin is the other twin;
         # without two of given name, family name and date of birth the pair shows too
         # little: a person decides
         return None, "identity_incomplete"

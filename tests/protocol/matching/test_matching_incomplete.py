@@ -32,8 +32,8 @@ def test_absent_fields_compare_as_missing() -> None:
     assert result.level("dob") == DobLevel.MISSING.name
 
 
-@pytest.mark.parametrize("absent", [("given_name", "dob"), ("family_name", "dob"),
-                                    ("given_name", "family_name")])
+@pytest.mark.parametrize("absent", [("given_name",), ("given_name", "dob"),
+                                    ("family_name", "dob"), ("given_name", "family_name")])
 def test_too_little_identity_links_only_by_an_identifier(absent: tuple[str, ...]) -> None:
     blank: dict[str, Any] = dict.fromkeys(absent)
     lacking = replace(SAME_HOME, **blank)
@@ -44,19 +44,6 @@ def test_too_little_identity_links_only_by_an_identifier(absent: tuple[str, ...]
     # an agreeing NHS number links it
     linked = score(replace(lacking, nhs_number=FULL.nhs_number), FULL)
     assert linked.cap is None and linked.decision() is Decision.LINK
-
-
-def test_a_given_name_missing_on_one_side_links_only_when_all_else_is_one_childs() -> None:
-    """A feed that left the given name blank: the same surname, date of birth and home
-    link it by weight; at another home, with a date a digit out, or with no given name
-    on either side, a person decides (a twin could not be told from the other)."""
-    nameless = replace(SAME_HOME, given_name=None)
-    result = score(nameless, SAME_HOME)
-    assert result.cap is None and result.decision() is Decision.LINK
-    for other in (replace(nameless, postcode="TF1 2AB", address_line="3 Mill Lane"),
-                  replace(nameless, dob=date(2015, 3, 5)), nameless):
-        result = score(other, SAME_HOME if other is not nameless else nameless)
-        assert result.cap == "identity_incomplete" and result.decision() is not Decision.LINK
 
 
 def test_a_record_lacking_only_its_dob_or_surname_is_decided_by_weights() -> None:

@@ -130,9 +130,13 @@ def test_concentrated_values_weigh_no_more_than_their_own_frequency() -> None:
     varied = TermFrequencies.from_names(
         [], ["".join(p) for p in itertools.product("abcdefghij", repeat=3)])
     assert varied.concentration("family_name", u) == 0.0  # more varied than u: no change
-    # a handful of records with distinct names is no concentrated population
-    few = TermFrequencies.from_names([], ["Hart", "Oduya", "Smith"])
+    # a handful of records is no population, even one of a single surname
+    few = TermFrequencies.from_names([], ["Hart", "Hart", "Hart", "Oduya"])
     assert few.concentration("family_name", u) == 0.0
+    # a population of distinct names shares none
+    distinct = TermFrequencies.from_names(
+        [], ["".join(p) for p in itertools.product("abcdefghijk", repeat=3)])
+    assert distinct.concentration("family_name", u) == 0.0
     rare, smith = replace(CHILD, family_name="Zed"), replace(CHILD, family_name="Smith")
     zed = score(rare, rare, DEFAULT_MODEL, common).fields[FIELDS.index("family_name")]
     assert zed.weight == pytest.approx(math.log2(m / (1 / 10_001)))
