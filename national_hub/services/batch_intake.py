@@ -349,14 +349,19 @@ class BatchIntake:
         # are written and queued here, in this transaction, so the resolver sees a
         # record's keys as soon as it sees the record. An updated record keeps its
         # national id until it is resolved again; a new one has none ("pending").
-        # A record the hub has never held has no keys: they are copied in. The others'
-        # keys (updates, deletes, a record deleted before) are synced: an update
-        # rarely changes a record's identity, and a key kept is not rewritten.
+        # A record the hub does not hold gets its keys copied in, after any its local id
+        # still has are dropped (a row lost or removed behind the hub's back, which
+        # anti-entropy republishes, leaves them; an index probe per record when there
+        # are none). The others' keys (updates, deletes, a record deleted before) are
+        # synced: an update rarely changes a record's identity, and a key kept is not
+        # rewritten.
         upserted = [row.local_id for row in upserts]
         known = {lid for lid in upserted if lid in held} | {lid for lid, _ in deletes}
         await self.resolution.sync_keys(conn, council, sorted(known),
                                         [k for k in keys if k[0] in known])
-        await self.resolution.copy_keys(conn, council, [k for k in keys if k[0] not in known])
+        await self.resolution.replace_keys(
+            conn, council, [lid for lid in upserted if lid not in known],
+            [k for k in keys if k[0] not in known])
         await self.records.upsert(conn, council, batch.seq, upserts)
         await self.records.tombstone(conn, council, batch.seq, deletes)
         # Shielding belongs to the child: a record shielded now, or sharing an NHS number
