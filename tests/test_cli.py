@@ -103,7 +103,7 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
     out = tmp_path / "index.csv"
     run([node_cli, "index", "export", "--out", str(out)], node_env)
     rows = list(csv.DictReader(out.read_text().splitlines()))
-    assert list(rows[0]) == ["local_id", "source", "source_ref", "incomplete"]
+    assert list(rows[0]) == ["local_id", "source", "source_ref", "incomplete", "model_version"]
     by_ref = {r["source_ref"]: r["local_id"] for r in rows}
     assert set(by_ref) == {"E1", "E4", "X9"} and by_ref["E1"] == by_ref["X9"]
 
