@@ -18,7 +18,6 @@ already placed stay where they are.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,9 +31,10 @@ from local_node.services.ingest import keys_for
 from local_node.storage.children import ChildStore
 from local_node.storage.models import ModelStore, StoredModel
 from protocol.errors import ConflictError, ErrorCode
-from protocol.matching import COMPARISONS, DEFAULT_MODEL, IdentityFields, Model, train
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, train
 from protocol.matching.bulk import Columns, compare_columns
 from protocol.matching.bulk_score import CAPS, DECISIONS, VETOES, PairScores, score_columns
+from protocol.matching.training import level_weights
 
 RANDOM_PAIRS = 100_000     # matching.random_pairs: enough for every level's u at a node
 CANDIDATE_PAIRS = 100_000  # for EM: a sample is as good as all of them, and bounded
@@ -99,13 +99,6 @@ def decisions(scores: PairScores, children: int, everything: bool) -> dict[str, 
     if everything and children:
         out["review_per_10k_children"] = round(counts["review"] * 10_000 / children, 1)
     return out
-
-
-def level_weights(model: Model) -> dict[str, dict[str, float]]:
-    """Each level's match weight, log2(m/u), rounded: what an operator reads."""
-    return {c.field: {name: round(math.log2(m / u), 2)
-                      for name, (m, u) in model.fields[c.field].items()}
-            for c in COMPARISONS}
 
 
 def quality_line(summary: dict[str, Any]) -> str:

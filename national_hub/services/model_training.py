@@ -19,7 +19,6 @@ or link far more than the last before re-linking anything with it.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections import Counter
@@ -33,7 +32,6 @@ from national_hub.storage.models import ModelStore, StoredModel
 from national_hub.storage.resolution import ResolutionStore
 from protocol.errors import ConflictError, ErrorCode
 from protocol.matching import (
-    COMPARISONS,
     DEFAULT_MODEL,
     IdentityFields,
     Model,
@@ -42,6 +40,7 @@ from protocol.matching import (
     score,
     train,
 )
+from protocol.matching.training import level_weights
 
 RANDOM_PAIRS = 300_000     # as Splink's estimate_u_using_random_sampling samples ~1e6
 CANDIDATE_PAIRS = 300_000  # for EM; a sample is as good as all of them and bounded
@@ -146,13 +145,6 @@ def decisions(pairs: Sequence[tuple[IdentityFields, IdentityFields]], model: Mod
     if everything and records:
         out["review_per_10k_records"] = round(counts["review"] * 10_000 / records, 1)
     return out
-
-
-def level_weights(model: Model) -> dict[str, dict[str, float]]:
-    """Each level's match weight, log2(m/u), rounded: what an operator reads."""
-    return {c.field: {name: round(math.log2(m / u), 2)
-                      for name, (m, u) in model.fields[c.field].items()}
-            for c in COMPARISONS}
 
 
 def _quality_line(pairs: int, start: dict[str, object], trained: dict[str, object]) -> str:

@@ -37,7 +37,8 @@ from typing import Any
 from protocol.matching.compare import COMPARISONS, FIELDS
 from protocol.matching.scoring import Model
 
-__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_m", "estimate_m_u", "estimate_u", "train"]
+__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_m", "estimate_m_u", "estimate_u",
+           "level_weights", "train"]
 
 _EPSILON = 1e-9
 MIN_COUNT = 20  # sampled pairs a level needs before its measured share replaces the model's
@@ -249,3 +250,10 @@ def _m_step(counts: Counter[tuple[int, ...]], posterior: Mapping[tuple[int, ...]
     probs = {level: max(floor, value / total) for level, value in mass.items()}
     norm = sum(probs.values())
     return {level: min(1.0 - floor, p / norm) for level, p in probs.items()}
+
+
+def level_weights(model: Model) -> dict[str, dict[str, float]]:
+    """Each level's match weight, log2(m/u), rounded: what an operator reads."""
+    return {c.field: {name: round(math.log2(m / u), 2)
+                      for name, (m, u) in model.fields[c.field].items()}
+            for c in COMPARISONS}
