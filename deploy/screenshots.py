@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import re
 import signal
 import subprocess
@@ -126,7 +127,8 @@ def running_demo(data_dir: Path, children: int) -> Iterator[str]:
     demo = subprocess.Popen(
         [sys.executable, "-u", "-m", "deploy.demo", "--children", str(children),
          "--data-dir", str(data_dir)],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)  # its own process group: see the kill below
     assert demo.stdout is not None
     printed = []
     try:
@@ -142,7 +144,9 @@ def running_demo(data_dir: Path, children: int) -> Iterator[str]:
         try:
             demo.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            demo.kill()
+            # killing the demo alone would leave its hub and nodes running, holding the
+            # demo's fixed ports (a loaded machine once took over a minute to stop it)
+            os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
         demo.stdout.close()
 
