@@ -16,6 +16,12 @@ CREATE FUNCTION term_masked(council text, local text, flagged boolean) RETURNS b
                          WHERE m.council_code = $1 AND m.local_id = $2)
 $$;
 
+-- ``value`` (a postcode or address line) as counted: NULL when the record is masked.
+CREATE FUNCTION term_location(council text, local text, flagged boolean, value text)
+    RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN term_masked($1, $2, $3) THEN NULL ELSE $4 END
+$$;
+
 CREATE OR REPLACE FUNCTION term_changes_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO term_changes (given_name, family_name, postcode, address_line,
@@ -48,36 +54,28 @@ BEGIN
                               nhs_number, person, delta)
     SELECT g, f, p, a, nhs, term_person(g, f, d), -1::smallint FROM (
         SELECT given_name, family_name,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE postcode END,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE address_line END,
+               term_location(council_code, local_id, shielded, postcode),
+               term_location(council_code, local_id, shielded, address_line),
                nhs_number, dob
         FROM old_rows WHERE record IS NOT NULL AND national_id IS NOT NULL
         EXCEPT ALL
         SELECT given_name, family_name,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE postcode END,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE address_line END,
+               term_location(council_code, local_id, shielded, postcode),
+               term_location(council_code, local_id, shielded, address_line),
                nhs_number, dob
         FROM new_rows WHERE record IS NOT NULL AND national_id IS NOT NULL
     ) AS gone(g, f, p, a, nhs, d)
     UNION ALL
     SELECT g, f, p, a, nhs, term_person(g, f, d), 1::smallint FROM (
         SELECT given_name, family_name,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE postcode END,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE address_line END,
+               term_location(council_code, local_id, shielded, postcode),
+               term_location(council_code, local_id, shielded, address_line),
                nhs_number, dob
         FROM new_rows WHERE record IS NOT NULL AND national_id IS NOT NULL
         EXCEPT ALL
         SELECT given_name, family_name,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE postcode END,
-               CASE WHEN term_masked(council_code, local_id, shielded) THEN NULL
-                    ELSE address_line END,
+               term_location(council_code, local_id, shielded, postcode),
+               term_location(council_code, local_id, shielded, address_line),
                nhs_number, dob
         FROM old_rows WHERE record IS NOT NULL AND national_id IS NOT NULL
     ) AS came(g, f, p, a, nhs, d);
