@@ -147,7 +147,8 @@ async def test_shielded_child_found_only_by_who_it_is_and_shows_no_location(
     assert child["shielded"] and child["contact"][0]["council"] == ESX
     # no council's record, local id or update time: only who the child is, whom to ask
     assert child["withheld"] is True and child["councils"] == []
-    text = str(child)
+    # the national id is random: it may hold "S3" by chance, so it is left out of the check
+    text = str({key: value for key, value in child.items() if key != "national_id"})
     for location in ("Quiet Road", "BN2", "Varndean", "Quiet Road Practice", "Ruth Adams",
                      "E2", "H2", "S3", "updated_at"):
         assert location not in text
