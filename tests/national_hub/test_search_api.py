@@ -130,6 +130,24 @@ async def test_sensitive_services_only_for_the_publishing_councils_index_team(
     assert status == 200 and "CAMHS" not in str(body) and "Sam Lee" not in str(body)
 
 
+@pytest.mark.parametrize("params", [
+    {"given_name": "Okonkwo-Reilly", "family_name": "Isabella", "dob": "2015-03-14"},
+    {"given_name": "Isabella", "family_name": "Okonkwo-Reilly", "dob": "2016-03-14"},
+    {"given_name": "Isabella", "family_name": "Okonkwo-Reilly", "dob": "2015-03-17"},
+    {"given_name": "Isabella", "family_name": "Okonkwo-Reilly", "dob": "2015-08-14"},
+    {"given_name": "Isabella", "dob": "2015-03-14", "postcode": "TF1 2AB"},
+    {"family_name": "Okonkwo-Reilly", "dob": "2015-03-14"},
+], ids=["names swapped", "year digit", "day digit", "month digit",
+        "no family name", "no given name"])
+async def test_the_mover_is_found_through_the_errors_other_systems_make(
+        fed: SearchFederation, params: dict[str, str]) -> None:
+    results = await search(fed, "pat", **params)
+    assert results, params
+    top = results[0]
+    assert (top["given_name"], top["family_name"]) == ("Isabella", "Okonkwo-Reilly")
+    assert {c["code"] for c in top["councils"]} == {ESX, TFW}
+
+
 async def test_shielded_child_found_only_by_who_it_is_and_shows_no_location(
         fed: SearchFederation) -> None:
     # where it lives never finds it, alone or with a given name
