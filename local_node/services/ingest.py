@@ -4,7 +4,8 @@ Rows are taken in chunks; each chunk is one transaction that updates children,
 their source rows, their involvements, their blocking keys, the review list and
 the outbox together. A row finds its child by, in order: its own (source,
 source_ref) seen before; its NHS number; its UPN; exactly the same given name,
-family name and date of birth with no conflicting identifier; or probabilistic
+family name and date of birth with no conflicting identifier, a sex that does not
+differ and something else recorded on both (``same_name_places``); or probabilistic
 matching (``protocol.matching``) against the children sharing a blocking key:
 a confident match links, an uncertain one becomes a new child *and* an item on the
 review list the index team decides (``local-node review``), otherwise a new child.
@@ -31,7 +32,14 @@ import asyncpg
 
 from local_node.feeds import FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
-from local_node.services.matching import ChunkScores, Scored, candidates, conflicts, decide_row
+from local_node.services.matching import (
+    ChunkScores,
+    Scored,
+    candidates,
+    conflicts,
+    decide_row,
+    same_name_places,
+)
 from local_node.services.projection import Projector
 from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
 from local_node.storage.models import ModelStore
@@ -354,7 +362,7 @@ class IngestService:
         name_key = _name_key(ident.given_name, ident.family_name, ident.dob)
         same_name = [c for c in index.by_name.get(name_key, {}).values()
                      if not conflicts(c, row)] if name_key is not None else []
-        if len(same_name) == 1:
+        if len(same_name) == 1 and same_name_places(same_name[0], row):
             return same_name[0]
         return None
 

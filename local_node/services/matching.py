@@ -49,6 +49,29 @@ def conflicts(child: ChildRow, row: FeedRow) -> bool:
     )
 
 
+KNOWN_SEXES = (1, 2)  # male, female: 0 (not known) and 9 (not specified) say nothing
+
+
+def same_name_places(child: ChildRow, row: FeedRow) -> bool:
+    """Whether the exact given name, family name and date of birth place the row with
+    this child without scoring: only when something else recorded on both agrees with
+    or is compared beside them and the sexes do not differ. Two namesakes born the same
+    day with nothing else recorded (no sex, home or identifier on one side) are a pair
+    the model must weigh, where names and a date alone need more than the link
+    threshold (``protocol.matching.scoring.NAMES_ALONE_LINK``); a different sex is
+    evidence against, which only scoring weighs."""
+    ident = row.identity
+    sexes = (ident.sex, child.sex)
+    if all(s in KNOWN_SEXES for s in sexes) and ident.sex != child.sex:
+        return False
+    return bool(
+        all(s in KNOWN_SEXES for s in sexes)
+        or (ident.postcode and child.postcode)
+        or (ident.address_line and child.address_line)
+        or (ident.nhs_number and child.nhs_number)
+        or (ident.upn and child.upn))
+
+
 def candidates(row: FeedRow, keys: Iterable[str],
                by_key: dict[str, dict[int, ChildRow]]) -> dict[int, ChildRow]:
     """The children sharing a blocking key with the row (a key held by more than
