@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -265,14 +266,22 @@ async def _load(url: str, children: int, seed: int) -> list[Query]:
         await conn.close()
 
 
-async def practitioner_tokens(url: str, clients: int) -> list[str]:
+async def practitioner_tokens(url: str, clients: int, prefix: str = "bench") -> list[str]:
     async with asyncpg.create_pool(url, min_size=1, max_size=2) as pool:
         accounts = AccountService(pool, AccountsConfig())
         tokens = []
         for i in range(clients):
-            await accounts.add_user(f"bench{i:02d}", Role.PRACTITIONER, organisation="Bench")
-            tokens.append((await accounts.create_token(f"bench{i:02d}"))[0])
+            await accounts.add_user(f"{prefix}{i:02d}", Role.PRACTITIONER, organisation="Bench")
+            tokens.append((await accounts.create_token(f"{prefix}{i:02d}"))[0])
         return tokens
+
+
+def save_queries(path: Path, queries: list[Query]) -> None:
+    path.write_text(json.dumps([[q.params, q.national_id] for q in queries]))
+
+
+def saved_queries(path: Path) -> list[Query]:
+    return [Query(params, national_id) for params, national_id in json.loads(path.read_text())]
 
 
 @dataclass
@@ -384,18 +393,30 @@ def latency_line(latencies: list[float]) -> str:
 @click.option("--seed", default=11, show_default=True)
 @click.option("--data-dir", default=".data/bench-search", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
+@click.option("--reuse", is_flag=True,
+              help="Search the hub a previous run loaded in --data-dir (its --children "
+                   "and --seed), if there is one, instead of loading it again: to compare "
+                   "code on the same database.")
 def main(children: int, clients: int, hubs: int, seconds: float, warmup: float, seed: int,
-         data_dir: Path) -> None:
-    if data_dir.exists():
+         data_dir: Path, reuse: bool) -> None:
+    saved = data_dir / "queries.json"
+    reusing = reuse and saved.exists()
+    if data_dir.exists() and not reusing:
         shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     base = embedded_pg.start(data_dir / "pg")
     url = asyncio.run(embedded_pg.ensure_database(base, "bench_search_hub"))
     started = time.perf_counter()
-    queries = asyncio.run(_load(url, children, seed))
-    click.echo(f"loaded the hub in {time.perf_counter() - started:.0f} s; "
-               f"{len(queries):,} distinct searches to draw from")
-    tokens = asyncio.run(practitioner_tokens(url, clients))
+    if reusing:
+        queries = saved_queries(saved)
+        click.echo(f"reusing the hub loaded in {data_dir}; {len(queries):,} distinct "
+                   "searches to draw from")
+    else:
+        queries = asyncio.run(_load(url, children, seed))
+        save_queries(saved, queries)
+        click.echo(f"loaded the hub in {time.perf_counter() - started:.0f} s; "
+                   f"{len(queries):,} distinct searches to draw from")
+    tokens = asyncio.run(practitioner_tokens(url, clients, prefix=f"bench{int(time.time())}-"))
     measured = search_run(url, data_dir, tokens, queries, hubs=hubs, seconds=seconds,
                           warmup=warmup)
     run = measured.run

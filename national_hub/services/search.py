@@ -38,7 +38,7 @@ from protocol.matching import DEFAULT_MODEL, IdentityFields
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import score_columns
 from protocol.records import ChildRecord, pointer_json
-from protocol.search import MIN_TOTAL, Answer, SearchQuery
+from protocol.search import MIN_TOTAL, Answer, SearchQuery, answer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ _NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
 # every key is narrow (see protocol.matching.blocking), so at a million children a
 # real one holds a handful.
 SEARCH_BLOCK_LIMIT = 100
+# Candidates from which one bulk pass scores a search's records faster than a scoring
+# call per record (measured: about 30 with both readings of a name query; a search
+# finds a median of 2, docs/scaling.md).
+BULK_FROM = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +135,16 @@ def _found(rows: list[CandidateRow], shielded: bool) -> bool:
     return any(finds_shielded(k) for r in rows for k in r.keys)
 
 
-def answers(query: SearchQuery, candidates: list[IdentityFields]) -> list[Answer | None]:
-    """:func:`protocol.search.answer` for every candidate of one search, scored in bulk
+def answers(query: SearchQuery, candidates: list[IdentityFields], *,
+            bulk_from: int = BULK_FROM) -> list[Answer | None]:
+    """:func:`protocol.search.answer` for every candidate of one search: record by
+    record for a few, in bulk from ``bulk_from`` candidates
     (:func:`protocol.matching.bulk_score.score_columns`: each reading of the query
-    against every candidate in one pass) rather than a Python scoring call per pair."""
+    against every candidate in one pass). Both give the same answers; the bulk pass
+    costs a few milliseconds whatever its size (numpy's overhead per call), more than
+    scoring the two or three records a search usually finds one by one."""
+    if len(candidates) < bulk_from:
+        return [answer(query, c) for c in candidates]
     readings = query.readings()
     r, n = len(readings), len(candidates)
     if n == 0:
