@@ -117,21 +117,27 @@ class SearchQuery:
         of the query as given (``d:``, ``dg:``: each as narrow as the query's own; the
         broader year keys are not probed again, so a search stays a few dozen keys)."""
         readings = self.readings()
-        keys: set[str] = set()
-        for reading in readings:
-            keys |= blocking_keys(reading)
+        own = blocking_keys(readings[0])  # the query as given: re-dated below
+        keys = set(own)
+        for n, reading in enumerate(readings):
+            if n:
+                keys |= blocking_keys(reading)
             if reading.dob is not None:
                 keys |= blocking_keys(replace(reading, dob=None))
-        straight = readings[0]
-        if straight.dob is not None:
-            for year in _years_one_digit_away(straight.dob):
+        dob = readings[0].dob
+        if dob is not None:
+            # ``d:DATE:CODE`` and ``dg:DATE:NAME``: the code and name do not depend on
+            # the date, so another year's keys are the query's own with the date changed
+            # (what blocking_keys would give that date, without a call per year)
+            day = dob.isoformat()
+            tails = [(prefix, k[len(prefix) + len(day):]) for k in own
+                     for prefix in ("d:", "dg:") if k.startswith(f"{prefix}{day}:")]
+            for year in _years_one_digit_away(dob):
                 try:
-                    dob = straight.dob.replace(year=year)
+                    other = dob.replace(year=year).isoformat()
                 except ValueError:
                     continue  # 29 February in a year without one
-                day = dob.isoformat()
-                keys |= {k for k in blocking_keys(replace(straight, dob=dob))
-                         if k.startswith((f"d:{day}:", f"dg:{day}:"))}
+                keys.update(f"{prefix}{other}{tail}" for prefix, tail in tails)
         return sorted(keys)
 
     def parameters(self) -> dict[str, str]:

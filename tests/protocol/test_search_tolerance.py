@@ -8,9 +8,11 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from protocol.matching import IdentityFields, blocking_keys
-from protocol.search import SearchQuery, answer
+from protocol.search import SearchQuery, _years_one_digit_away, answer
+from tests import strategies
 
 OLIVIA = IdentityFields("Olivia", "Grubb", date(2015, 3, 4), 2, postcode="BN1 1AA",
                         nhs_number="9434765919")
@@ -64,3 +66,45 @@ def test_year_probes_stay_in_a_childs_range_and_few() -> None:
     # a leap day has no twin in most years: those readings are skipped, not an error
     assert SearchQuery.parse({"given_name": "Leo", "family_name": "Hart",
                               "dob": "2016-02-29"}).keys()
+
+
+def _keys_one_call_per_year(query: SearchQuery) -> list[str]:
+    """``SearchQuery.keys`` as first written: ``blocking_keys`` of the query at each birth
+    year one digit away, keeping the exact-date keys. The keys re-dated from the query's
+    own must be these."""
+    readings = query.readings()
+    keys: set[str] = set()
+    for reading in readings:
+        keys |= blocking_keys(reading)
+        if reading.dob is not None:
+            keys |= blocking_keys(replace(reading, dob=None))
+    straight = readings[0]
+    if straight.dob is not None:
+        for year in _years_one_digit_away(straight.dob):
+            try:
+                dob = straight.dob.replace(year=year)
+            except ValueError:
+                continue
+            day = dob.isoformat()
+            keys |= {k for k in blocking_keys(replace(straight, dob=dob))
+                     if k.startswith((f"d:{day}:", f"dg:{day}:"))}
+    return sorted(keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(strategies.identity_pairs())
+def test_year_probes_are_the_keys_of_each_year(pair: tuple[IdentityFields, IdentityFields]
+                                               ) -> None:
+    for asked in pair:
+        query = SearchQuery(given_name=asked.given_name or None,
+                            family_name=asked.family_name or None, dob=asked.dob,
+                            postcode=asked.postcode or None, nhs_number=asked.nhs_number,
+                            upn=asked.upn)
+        assert query.keys() == _keys_one_call_per_year(query)
+
+
+@pytest.mark.parametrize("dob", [date(2016, 2, 29), date(2012, 2, 29), date(2015, 3, 4),
+                                 date(2011, 11, 11), date(1990, 1, 31)])
+def test_year_probes_of_awkward_dates(dob: date) -> None:
+    query = SearchQuery(given_name="Izzy", family_name="Okonkwo-Reily", dob=dob)
+    assert query.keys() == _keys_one_call_per_year(query)
