@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -291,14 +291,50 @@ class Run:
     first: int  # searches whose first result was the child searched for
     found: int  # searches that listed the child at all
     seconds: float
+    # CPU seconds the hub processes and PostgreSQL used in the measured time (None: not
+    # measured): what a search costs, whatever else shares the machine
+    hub_cpu: float | None = None
+    postgres_cpu: float | None = None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (Linux ``/proc``); gone ones count 0."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids(pg_dir: Path | None) -> list[int]:
+    """The embedded PostgreSQL's postmaster in ``pg_dir`` and its children (backends,
+    WAL writer…); empty when it is not a local server of ours."""
+    try:
+        assert pg_dir is not None
+        postmaster = int((pg_dir / "postmaster.pid").read_text().split()[0])
+        children = [int(p) for p in Path(f"/proc/{postmaster}/task/{postmaster}/children")
+                    .read_text().split()]
+    except (AssertionError, OSError, ValueError, IndexError):
+        return []
+    return [postmaster, *children]
 
 
 async def _clients(urls: list[str], tokens: list[str], queries: list[Query],
-                   seconds: float, warmup: float) -> Run:
+                   seconds: float, warmup: float, hub_pids: Sequence[int] = (),
+                   pg_dir: Path | None = None) -> Run:
     run = Run([], {}, 0, 0, seconds)
     deadline_warm = time.perf_counter() + warmup
     deadline = deadline_warm + seconds
     connector = aiohttp.TCPConnector(limit=len(tokens))
+
+    async def cpu_meter() -> None:
+        await asyncio.sleep(warmup)
+        pg = postgres_pids(pg_dir)
+        hub0, pg0 = cpu_seconds(list(hub_pids)), cpu_seconds(pg)
+        await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+        run.hub_cpu = cpu_seconds(list(hub_pids)) - hub0 if hub_pids else None
+        run.postgres_cpu = cpu_seconds(pg) - pg0 if pg else None
 
     async def client(n: int, http: aiohttp.ClientSession) -> None:
         rng = random.Random(n)
@@ -322,7 +358,7 @@ async def _clients(urls: list[str], tokens: list[str], queries: list[Query],
             run.found += query.national_id in ids
 
     async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(client(n, http) for n in range(len(tokens))))
+        await asyncio.gather(cpu_meter(), *(client(n, http) for n in range(len(tokens))))
     return run
 
 
@@ -339,9 +375,10 @@ class Measured:
 
 def search_run(url: str, data_dir: Path, tokens: list[str], queries: list[Query], *,
                hubs: int, seconds: float, warmup: float, base_port: int = BASE_PORT,
-               hub_key_file: Path | None = None) -> Measured:
+               hub_key_file: Path | None = None, pg_dir: Path | None = None) -> Measured:
     """Start ``hubs`` fresh hub processes on the database (logs in ``data_dir``), search
-    through them with one client per token for ``warmup`` + ``seconds``, stop them."""
+    through them with one client per token for ``warmup`` + ``seconds``, stop them.
+    ``pg_dir``: the embedded PostgreSQL's data, to count its CPU time too."""
     env = dict(os.environ) | {
         "NATIONAL_HUB_DATABASE_URL": url,
         "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key_file or data_dir / "hub" / "hub_key.pem"),
@@ -364,7 +401,8 @@ def search_run(url: str, data_dir: Path, tokens: list[str], queries: list[Query]
             memory.append(PeakMemory(proc.pid))
             memory[-1].start()
         audited_before = asyncio.run(_audit_size(url))
-        run = asyncio.run(_clients(urls, tokens, queries, seconds, warmup))
+        run = asyncio.run(_clients(urls, tokens, queries, seconds, warmup,
+                                   [p.pid for p in servers], pg_dir))
         audited = asyncio.run(_audit_size(url)) - audited_before
     finally:
         for m in memory:
@@ -418,7 +456,7 @@ def main(children: int, clients: int, hubs: int, seconds: float, warmup: float, 
                    f"{len(queries):,} distinct searches to draw from")
     tokens = asyncio.run(practitioner_tokens(url, clients, prefix=f"bench{int(time.time())}-"))
     measured = search_run(url, data_dir, tokens, queries, hubs=hubs, seconds=seconds,
-                          warmup=warmup)
+                          warmup=warmup, pg_dir=data_dir / "pg")
     run = measured.run
     done = len(run.latencies)
     click.echo(f"\n== practitioner search, {children:,} children, {clients} clients, "
@@ -429,6 +467,10 @@ def main(children: int, clients: int, hubs: int, seconds: float, warmup: float, 
     click.echo(f"latency        {latency_line(run.latencies)}")
     click.echo(f"quality        child first {run.first / done:.1%}, listed {run.found / done:.1%}")
     click.echo(f"audited        {measured.audited:,} entries written (warm-up included)")
+    if run.hub_cpu is not None and run.postgres_cpu is not None:
+        click.echo(f"CPU per search hub {1000 * run.hub_cpu / done:.2f} ms, PostgreSQL "
+                   f"{1000 * run.postgres_cpu / done:.2f} ms (what a search costs, however "
+                   "busy the machine)")
 
 
 async def _audit_size(url: str) -> int:
