@@ -230,11 +230,13 @@ def _council_view(held: HeldRecord, record: ChildRecord, viewer: Viewer,
 
 class HubSearch:
     def __init__(self, pool: asyncpg.Pool, store: SearchStore | None = None, *,
-                 max_block: int = SEARCH_BLOCK_LIMIT, max_results: int = MAX_RESULTS) -> None:
+                 max_block: int = SEARCH_BLOCK_LIMIT, max_results: int = MAX_RESULTS,
+                 bulk_from: int = BULK_FROM) -> None:
         self.pool = pool
         self.store = store or SearchStore()
         self.max_block = max_block
         self.max_results = max_results
+        self.bulk_from = bulk_from  # see answers()
 
     async def search(self, query: SearchQuery) -> list[ChildHit]:
         """National children answering the query, best first, at most ``max_results``."""
@@ -246,8 +248,9 @@ class HubSearch:
         # each record scored as its child allows: a shielded child's location never scores
         scored = [(row, _fields(row, any(r.shielded for r in recs)))
                   for recs in by_child.values() for row in recs]
-        found_by = {(row.council, row.local_id): a for (row, _), a in zip(
-            scored, answers(query, [f for _, f in scored]), strict=True)}
+        found = answers(query, [f for _, f in scored], bulk_from=self.bulk_from)
+        found_by = {(row.council, row.local_id): a
+                    for (row, _), a in zip(scored, found, strict=True)}
         hits = [h for h in (_hit(query, recs, found_by) for recs in by_child.values())
                 if h is not None]
         hits.sort(key=lambda h: (-h.confidence, -h.total, h.national_id))

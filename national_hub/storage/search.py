@@ -63,25 +63,36 @@ def _shielded_by(row: asyncpg.Record) -> tuple[tuple[str, str], ...]:
     return tuple(zip(row["codes"] or (), row["names"] or (), strict=True))
 
 
+def candidate_row(r: asyncpg.Record) -> CandidateRow:
+    return CandidateRow(
+        r["national_id"], r["council_code"], r["council_name"], r["local_id"],
+        r["given_name"], r["family_name"], r["dob"], r["sex"] or 0,
+        r["other_given_names"], tuple(r["former_family_names"] or ()), r["postcode"],
+        r["address_line"], r["nhs_number"], r["upn"], r["shielded"], tuple(r["keys"]),
+        _shielded_by(r))
+
+
 class SearchStore:
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int) -> list[CandidateRow]:
         """Every live record of every national child one of whose records holds one of
         ``keys``. A key held by more than ``max_block`` records is too common to be
-        evidence and is skipped; counting stops at ``max_block + 1``, so a huge block
-        costs no more than a small one."""
+        evidence and is skipped; each key's holders are read once, at most
+        ``max_block + 1`` of them, so a huge block costs no more than a small one."""
         if not keys:
             return []
         rows = await conn.fetch(
             """
-            WITH wanted AS (
-                SELECT q.key FROM unnest($1::text[]) AS q(key)
-                WHERE (SELECT count(*) FROM (SELECT 1 FROM record_keys k WHERE k.key = q.key
-                                             LIMIT $2 + 1) s) <= $2
+            WITH probe AS (  -- one index probe per key, reading at most $2 + 1 holders
+                SELECT q.key, k.council_code, k.local_id,
+                       count(*) OVER (PARTITION BY q.key) AS held
+                FROM unnest($1::text[]) AS q(key)
+                CROSS JOIN LATERAL (SELECT k.council_code, k.local_id FROM record_keys k
+                                    WHERE k.key = q.key LIMIT $2 + 1) k
             ), hit AS (
-                SELECT k.council_code, k.local_id, array_agg(k.key ORDER BY k.key) AS keys
-                FROM wanted JOIN record_keys k USING (key)
-                GROUP BY k.council_code, k.local_id
+                SELECT council_code, local_id, array_agg(key ORDER BY key) AS keys
+                FROM probe WHERE held <= $2
+                GROUP BY council_code, local_id
             ), children AS (
                 SELECT DISTINCT r.national_id FROM hit
                 JOIN records r USING (council_code, local_id)
@@ -104,13 +115,7 @@ class SearchStore:
                 WHERE m.council_code = r.council_code AND m.local_id = r.local_id) sh ON true
             LEFT JOIN hit ON hit.council_code = r.council_code AND hit.local_id = r.local_id
             """, list(keys), max_block)
-        return [CandidateRow(
-            r["national_id"], r["council_code"], r["council_name"], r["local_id"],
-            r["given_name"], r["family_name"], r["dob"], r["sex"] or 0,
-            r["other_given_names"], tuple(r["former_family_names"] or ()), r["postcode"],
-            r["address_line"], r["nhs_number"], r["upn"], r["shielded"], tuple(r["keys"]),
-            _shielded_by(r))
-            for r in rows]
+        return [candidate_row(r) for r in rows]
 
     async def national_child(self, conn: asyncpg.Connection,
                              national_id: str) -> NationalChild | None:
