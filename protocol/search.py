@@ -30,6 +30,7 @@ reading is scored and the best one answers::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date
@@ -158,11 +159,16 @@ class Answer:
     total: float
 
 
-def _years_one_digit_away(dob: date) -> list[int]:
+def _years_one_digit_away(dob: date) -> tuple[int, ...]:
     """Birth years a keying slip of one digit could have given, in a child's range."""
-    digits = f"{dob.year:04d}"
+    return _years_near(dob.year, date.today().year)
+
+
+@functools.lru_cache(maxsize=256)
+def _years_near(year: int, this_year: int) -> tuple[int, ...]:
+    digits = f"{year:04d}"
     years = {int(digits[:i] + d + digits[i + 1:]) for i in range(4) for d in "0123456789"}
-    return sorted(y for y in years - {dob.year} if _EARLIEST_YEAR <= y <= date.today().year)
+    return tuple(sorted(y for y in years - {year} if _EARLIEST_YEAR <= y <= this_year))
 
 
 def answer(query: SearchQuery, candidate: IdentityFields) -> Answer | None:
