@@ -2,8 +2,9 @@
 
 Search: the query's blocking keys (:mod:`protocol.search`, the same as a node's
 search and the resolver's) find records in one set-based statement; records are
-grouped into their **national children**, each record scored against the query (all
-of a search's records in one bulk pass), and a child ranks by its best record. A
+grouped into their **national children**, each record scored against the query (one
+by one for the few a search usually finds, in one bulk pass for many: see
+:func:`answers`), and a child ranks by its best record. A
 result shows only what tells children apart: name, date of birth, sex, each council
 involved with its postcode district.
 
