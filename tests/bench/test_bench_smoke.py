@@ -65,12 +65,18 @@ def test_resolution_prints_precision_and_recall(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_search_prints_latency_and_rate(tmp_path: Path) -> None:
-    out = _bench("bench.search", "--children", "500", "--clients", "2", "--hubs", "1",
-                 "--seconds", "2", "--warmup", "0.5", "--data-dir", str(tmp_path / "d"))
+    args = ("--children", "500", "--clients", "2", "--hubs", "1", "--seconds", "2",
+            "--warmup", "0.5", "--data-dir", str(tmp_path / "d"))
+    out = _bench("bench.search", *args, "--reuse")  # nothing to reuse yet: it loads
+    assert "loaded the hub" in out, out
     assert re.search(r"errors 0\b", out), out
     assert re.search(rf"throughput\s+{FIGURE} searches/s", out), out
     assert re.search(rf"p99 {FIGURE} ms", out), out
     assert "child first 100.0%" in out, out  # each search finds its child first
+    assert re.search(rf"CPU per search hub {FIGURE} ms, PostgreSQL {FIGURE} ms", out), out
+    again = _bench("bench.search", *args, "--reuse")  # the same hub, searched again
+    assert "reusing the hub" in again and "loaded the hub" not in again, again
+    assert re.search(r"errors 0\b", again) and "child first 100.0%" in again, again
 
 
 @pytest.mark.slow
