@@ -162,8 +162,11 @@ class BatchIntake:
                                     code=ErrorCode.UNKNOWN_COUNCIL, status=404)
             signer_kid = await self._verify_envelope(conn, council_code, envelope)
         # CPU work before taking the council's lock: while one batch is being written,
-        # the next one (sent pipelined by the node) is validated.
-        checked = self._check_ops(batch)
+        # the next one (sent pipelined by the node) is validated. In a worker thread:
+        # run on the event loop, its second of pure Python would hold back every
+        # statement of the batch being written (PostgreSQL idle, waiting for the next
+        # one to be sent); the thread lets the loop send them between its time slices.
+        checked = await asyncio.to_thread(self._check_ops, batch)
         waited_until = time.monotonic() + self.predecessor_wait
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
