@@ -368,7 +368,13 @@ class BatchIntake:
         await self.resolution.sync_keys(conn, council, sorted(known), held_keys)
         await self.resolution.replace_keys(
             conn, council, [lid for lid in upserted if lid not in known], new_keys)
-        await self.records.upsert(conn, council, batch.seq, upserts)
+        # Under the council's lock nothing else writes its records: those ``held`` did
+        # not find are inserted without a conflict check each (an initial load's all).
+        await self.records.upsert(conn, council, batch.seq,
+                                  [row for row in upserts if row.local_id in held])
+        await self.records.upsert(conn, council, batch.seq,
+                                  [row for row in upserts if row.local_id not in held],
+                                  new=True)
         await self.records.tombstone(conn, council, batch.seq, deletes)
         # Shielding belongs to the child: a record shielded now, or sharing an NHS number
         # or UPN with a shielded one, is marked (and loses its location keys) before the
