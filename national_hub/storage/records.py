@@ -1,7 +1,7 @@
 """Minimal records per (council, local_id), and the national ids they link to.
 
-Writes are set-based: one statement per batch for upserts, one for deletes, one
-for links, each over arrays (``unnest``), never one query per record.
+Writes are set-based: per batch one statement for new records, one for updates, one
+for deletes, one for links, each over arrays (``unnest``), never one query per record.
 
 Any code that writes a live record's identity columns must write its ``fingerprint``
 with them (``record_fingerprint``, migration 006), as ``upsert`` does: anti-entropy
