@@ -2,11 +2,15 @@
 built from the generator and signed into batches before the clock starts (no node),
 posted to a real ``national-hub serve`` with its resolver off, two batches in flight as
 a node pipelines them; hub intake records/s from the first send to the last receipt,
-and the CPU cost a record of the reference and the compiled record decoders."""
+the CPU time a record costs the hub process and its PostgreSQL server (every process of
+the server, ended backends included: on a shared machine the comparable figure, where
+wall rates move with the load), and the CPU cost a record of the reference and the
+compiled record decoders."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import click
+import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import synthetic
@@ -78,6 +83,31 @@ class Intake:
     seconds: float  # first send → last receipt
     hub_peak: int
     decode_us: dict[str, float]  # decoder → CPU µs per record, in this process
+    hub_cpu: float  # CPU seconds of the hub process, first send → last receipt
+    pg_cpu: float  # CPU seconds of the PostgreSQL server's processes, the same span
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a process so far (user + system)."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def server_cpu(postmaster: int) -> float:
+    """CPU seconds of a PostgreSQL server so far: the postmaster, its live processes, and
+    (in the postmaster's children times) every backend that has ended and been reaped."""
+    root = psutil.Process(postmaster)
+    times = root.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in root.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return total
+
+
+def postmaster_pid(pg_dir: Path) -> int:
+    return int((pg_dir / "postmaster.pid").read_text().split()[0])
 
 
 def decode_costs(records: list[ChildRecord]) -> dict[str, float]:
@@ -146,14 +176,18 @@ def intake_alone(base: str, data_dir: Path, children: int, batch_size: int, seed
         hub_mem = PeakMemory(hub.pid)
         hub_mem.start()
         spy = _py_spy(hub.pid)
+        postmaster = postmaster_pid(data_dir / "pg")
+        hub_cpu, pg_cpu = process_cpu(hub.pid), server_cpu(postmaster)
         seconds, applied = asyncio.run(_send_all(f"http://127.0.0.1:{port}", COUNCIL, key,
                                                  batches, pipeline))
+        hub_cpu, pg_cpu = process_cpu(hub.pid) - hub_cpu, server_cpu(postmaster) - pg_cpu
         hub_mem.running = False
         _stop_spy(spy)
     finally:
         hub.terminate()
         hub.wait(timeout=30)
-    return Intake(len(records), len(batches), applied, seconds, hub_mem.peak, decode_us)
+    return Intake(len(records), len(batches), applied, seconds, hub_mem.peak, decode_us,
+                  hub_cpu, pg_cpu)
 
 
 def report(i: Intake, batch_size: int) -> None:
@@ -162,6 +196,10 @@ def report(i: Intake, batch_size: int) -> None:
                f"batches of ≤{batch_size}")
     click.echo(f"hub intake           {i.applied / i.seconds:,.0f} records/s "
                f"(first send → last receipt {i.seconds:.2f} s)")
+    n = max(i.applied, 1)
+    click.echo(f"CPU a record         {(i.hub_cpu + i.pg_cpu) / n * 1e6:,.0f} µs "
+               f"(hub {i.hub_cpu / n * 1e6:,.0f} µs + postgresql {i.pg_cpu / n * 1e6:,.0f} µs;"
+               f" {i.hub_cpu:.2f} s + {i.pg_cpu:.2f} s)")
     click.echo(f"peak memory          hub {i.hub_peak / 2**20:,.0f} MiB")
     click.echo("record decoding      " + ", ".join(
         f"{name} {us:.1f} µs" for name, us in i.decode_us.items())

@@ -1,7 +1,7 @@
 """Minimal records per (council, local_id), and the national ids they link to.
 
-Writes are set-based: one statement per batch for upserts, one for deletes, one
-for links, each over arrays (``unnest``), never one query per record.
+Writes are set-based: per batch one statement for new records, one for updates, one
+for deletes, one for links, each over arrays (``unnest``), never one query per record.
 
 Any code that writes a live record's identity columns must write its ``fingerprint``
 with them (``record_fingerprint``, migration 006), as ``upsert`` does: anti-entropy
@@ -57,6 +57,25 @@ def _text_array(values: tuple[str, ...]) -> str:
     return "\x1f".join(values)
 
 
+# An upsert's update of a record the hub holds (or held: a tombstone).
+_ON_CONFLICT = """
+            ON CONFLICT (council_code, local_id) DO UPDATE SET
+                batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version,
+                record = EXCLUDED.record, digest = EXCLUDED.digest,
+                given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
+                dob = EXCLUDED.dob, sex = EXCLUDED.sex, postcode = EXCLUDED.postcode,
+                nhs_number = EXCLUDED.nhs_number, upn = EXCLUDED.upn,
+                shielded = EXCLUDED.shielded,
+                -- the national id is the resolver's to change; a record that was
+                -- deleted (no status) is pending again
+                link_status = coalesce(records.link_status, EXCLUDED.link_status),
+                other_given_names = EXCLUDED.other_given_names,
+                former_family_names = EXCLUDED.former_family_names,
+                address_line = EXCLUDED.address_line, fingerprint = EXCLUDED.fingerprint,
+                updated_at = now()
+"""
+
+
 class RecordStore:
     async def held(self, conn: asyncpg.Connection, council: str,
                    local_ids: list[str]) -> dict[str, HeldRecord]:
@@ -68,7 +87,10 @@ class RecordStore:
                 for r in rows}
 
     async def upsert(self, conn: asyncpg.Connection, council: str, batch_seq: int,
-                     rows: list[RecordRow]) -> None:
+                     rows: list[RecordRow], *, new: bool = False) -> None:
+        """Write ``rows``, inserting or updating each. ``new``: the caller holds the
+        council's lock and has read that none of them exists, so they are inserted
+        without the conflict check of each row (an existing one fails the statement)."""
         if not rows:
             return
         cols = list(zip(*[
@@ -93,23 +115,9 @@ class RecordStore:
                  AS u(l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ff, al),
                  LATERAL (SELECT CASE WHEN ff = '' THEN NULL
                                       ELSE string_to_array(ff, chr(31)) END AS ffa) f
-            ON CONFLICT (council_code, local_id) DO UPDATE SET
-                batch_seq = EXCLUDED.batch_seq, version = EXCLUDED.version,
-                record = EXCLUDED.record, digest = EXCLUDED.digest,
-                given_name = EXCLUDED.given_name, family_name = EXCLUDED.family_name,
-                dob = EXCLUDED.dob, sex = EXCLUDED.sex, postcode = EXCLUDED.postcode,
-                nhs_number = EXCLUDED.nhs_number, upn = EXCLUDED.upn,
-                shielded = EXCLUDED.shielded,
-                -- the national id is the resolver's to change; a record that was
-                -- deleted (no status) is pending again
-                link_status = coalesce(records.link_status, EXCLUDED.link_status),
-                other_given_names = EXCLUDED.other_given_names,
-                former_family_names = EXCLUDED.former_family_names,
-                address_line = EXCLUDED.address_line, fingerprint = EXCLUDED.fingerprint,
-                updated_at = now()
-            """,
-            council, batch_seq, *[list(c) for c in cols],
+            """ + ("" if new else _ON_CONFLICT), council, batch_seq, *[list(c) for c in cols],
         )
+
 
     async def tombstone(self, conn: asyncpg.Connection, council: str, batch_seq: int,
                         deletes: list[tuple[str, int]]) -> None:

@@ -42,7 +42,25 @@ def test_intake_prints_hub_intake(tmp_path: Path) -> None:
     assert applied, out
     assert applied[1] == applied[2] and int(applied[3]) >= 3, out  # every record applied
     assert re.search(rf"hub intake\s+{FIGURE} records/s", out), out
+    cpu = re.search(rf"CPU a record\s+(?P<all>{FIGURE}) µs \(hub (?P<hub>{FIGURE}) µs"
+                    rf" \+ postgresql (?P<pg>{FIGURE}) µs", out)
+    assert cpu, out
+    # the hub decodes, keys and writes every record; its server stores them
+    assert all(float(cpu[part].replace(",", "")) > 0 for part in ("all", "hub", "pg")), out
     assert re.search(rf"record decoding\s+reference {FIGURE} µs, compiled {FIGURE} µs", out), out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_intake_profile_splits_a_record_time(tmp_path: Path) -> None:
+    out = _bench("bench.intake_profile", "--children", "300", "--batch-size", "100",
+                 "--data-dir", str(tmp_path / "d"))
+    assert re.search(rf"total wall\s+{FIGURE} s", out), out
+    for part in ("validating the ops", "RecordStore.upsert", "ResolutionStore.replace_keys"):
+        row = re.search(rf"{re.escape(part)}.*?\s+(?P<wall>{FIGURE})\s+(?P<hub>{FIGURE})"
+                        rf"\s+(?P<pg>{FIGURE})$", out, re.MULTILINE)
+        assert row, (part, out)
+        assert float(row["wall"]) > 0 and float(row["hub"]) > 0, (part, out)
 
 
 @pytest.mark.slow

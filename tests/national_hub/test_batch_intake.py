@@ -6,11 +6,14 @@ Each refusal must carry its own stable error code and apply nothing.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
+from national_hub.storage.records import RecordRow, RecordStore
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, DeleteOp, Receipt, UpsertOp
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
@@ -72,6 +75,45 @@ async def test_older_version_is_stale(hub: Hub, esx: Client) -> None:
     status, data, _ = await esx.send(body2)
     assert status == 200
     assert Receipt.decode(Envelope.decode(data).payload).results[0].status == "stale"
+
+
+async def test_one_batch_inserts_new_records_and_updates_held_ones(hub: Hub,
+                                                                    esx: Client) -> None:
+    # held and new records are written by two statements: an update, a record deleted
+    # before (its tombstone held) and a new one in one batch all apply, as themselves
+    first = [UpsertOp.of(record("L1"), 1), UpsertOp.of(record("L2", nhs=None), 1)]
+    body1, h1 = batch_bytes(ESX, 1, GENESIS, first, esx.key)
+    assert (await esx.send(body1))[0] == 200
+    body2, h2 = batch_bytes(ESX, 2, h1, [DeleteOp("L2", 2)], esx.key)
+    assert (await esx.send(body2))[0] == 200
+    ops = [UpsertOp.of(replace(record("L1"), given_name="Amara"), 2),
+           UpsertOp.of(replace(record("L2", nhs=None), given_name="Zara"), 3),
+           UpsertOp.of(replace(record("L3", nhs=None), given_name="Kofi"), 1)]
+    body3, _ = batch_bytes(ESX, 3, h2, ops, esx.key)
+    status, data, _ = await esx.send(body3)
+    assert status == 200, data
+    assert [r.status for r in Receipt.decode(Envelope.decode(data).payload).results] == [
+        "applied"] * 3
+    assert await hub.digests(ESX) == {op.local_id: op.digest for op in ops}
+    async with hub.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT local_id, version, given_name, link_status IS NOT NULL"
+                                " FROM records WHERE council_code = $1 ORDER BY local_id", ESX)
+    assert [tuple(r) for r in rows] == [("L1", 2, "Amara", True), ("L2", 3, "Zara", True),
+                                        ("L3", 1, "Kofi", True)]
+
+
+async def test_inserting_a_held_record_as_new_fails_rather_than_overwrites(
+        hub: Hub, esx: Client) -> None:
+    body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("L1"), 1)], esx.key)
+    assert (await esx.send(body))[0] == 200
+    op = UpsertOp.of(replace(record("L1"), given_name="Other"), 2)
+    row = RecordRow(local_id="L1", version=2, record=op.record, digest=op.digest,
+                    given_name="Other", family_name=None, dob=None, sex=0, postcode=None,
+                    nhs_number=None, upn=None, shielded=False, link_status="pending")
+    async with hub.pool.acquire() as conn:
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await RecordStore().upsert(conn, ESX, 2, [row], new=True)
+    assert await hub.digests(ESX) == {"L1": UpsertOp.of(record("L1"), 1).digest}
 
 
 @pytest.mark.parametrize("case", [
