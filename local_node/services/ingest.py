@@ -288,10 +288,17 @@ class IngestService:
             for row, child, _ in placements
         ], [decided_by for _, _, decided_by in placements])
         # The stated identity rules over all of each child's source rows decide who the
-        # child is; the in-chunk merge above was only a working approximation.
-        sources = await self.children.sources_of(conn, [c.local_id for c in changed])
+        # child is; the in-chunk merge above was only a working approximation. A child
+        # this chunk created from one row has that row alone: it is not read back.
+        rows_of = Counter(id(child) for _, child, _ in placements)
+        alone = {id(child): row for row, child, _ in placements
+                 if id(child) in origin and rows_of[id(child)] == 1}
+        sources = await self.children.sources_of(
+            conn, [c.local_id for c in changed if id(c) not in alone])
         for child in changed:
-            apply_rules(child, sources.get(child.local_id, []))
+            only = alone.get(id(child))
+            apply_rules(child, sources.get(child.local_id, []) if only is None else [
+                {"source": feed, "received_at": None, "identity": _fields(only.identity)}])
         await self.children.upsert(conn, changed)
         added: list[tuple[str, str]] = []
         removed: list[tuple[str, str]] = []
