@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import msgspec
 
 
 @dataclass(slots=True)
@@ -53,10 +54,16 @@ _INDEX_LOCK = 0x5167_6E70_6368_6C64
 # postcode district) is too common to find local candidates by: the other keys still
 # do. The node's own limit, not the hub's (national_hub.services.linking and .search).
 MATCH_BLOCK_LIMIT = 15
-_PG_TYPES = {
-    "dob": "date", "sex": "smallint", "former_family_names": "text",
-    "shielded": "bool", "date_of_death": "date",
-}
+# The big writes of an ingest chunk (thousands of children, source rows, involvements,
+# blocking keys) travel as one JSON document each, encoded in C by msgspec (dataclasses,
+# dates as ISO text) and unpacked by PostgreSQL: asyncpg's encoding of the same values
+# as arrays checks every element against the collections ABCs in Python, which cost
+# more than the statements themselves.
+_JSON = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    return _JSON.encode(value).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +88,6 @@ class InvolvementRow:
 
 
 INVOLVEMENT_COLUMNS = [f.name for f in fields(InvolvementRow)]
-_INV_TYPES = {"start_date": "date", "end_date": "date", "lead_professional": "bool",
-              "caf_done": "bool", "sensitive": "bool", "consent": "bool"}
 
 
 def child_row(row: asyncpg.Record) -> ChildRow:
@@ -167,28 +172,16 @@ class ChildStore:
     async def upsert(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
         if not children:
             return
-        arrays: list[list[Any]] = [[] for _ in WRITE_COLUMNS]
-        for child in children:
-            for i, col in enumerate(WRITE_COLUMNS):
-                value = getattr(child, col)
-                if col == "former_family_names":
-                    # unnest cannot take a ragged 2-D array; JSON travels as one text each
-                    value = json.dumps(value or [])
-                arrays[i].append(value)
-        casts = ", ".join(f"${i + 1}::{_PG_TYPES.get(c, 'text')}[]"
-                          for i, c in enumerate(WRITE_COLUMNS))
-        select_cols = ", ".join(
-            "ARRAY(SELECT json_array_elements_text(former_family_names::json))"
-            if c == "former_family_names" else c for c in WRITE_COLUMNS
-        )
+        select_cols = ", ".join("coalesce(former_family_names, '{}')"
+                                if c == "former_family_names" else c for c in WRITE_COLUMNS)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS if c != "local_id")
         await conn.execute(
             f"""
             INSERT INTO children ({", ".join(WRITE_COLUMNS)})
-            SELECT {select_cols} FROM unnest({casts}) AS t({", ".join(WRITE_COLUMNS)})
+            SELECT {select_cols} FROM json_populate_recordset(NULL::children, $1::text::json)
             ON CONFLICT (local_id) DO UPDATE SET {updates}, updated_at = now()
             """,
-            *arrays,
+            _json(children),
         )
 
     async def defer_source_check(self, conn: asyncpg.Connection) -> None:
@@ -204,14 +197,12 @@ class ChildStore:
         its own source_ref, keeps the model version that placed it first)."""
         if not rows:
             return
-        sources, refs, ids, identities = zip(*rows, strict=True)
         versions = model_versions or [None] * len(rows)
         await conn.execute(
             """
             INSERT INTO source_records (source, source_ref, local_id, identity, model_version)
-            SELECT s, r, l, i::jsonb, v
-              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                AS t(s, r, l, i, v)
+            SELECT s, r, l, i, v
+              FROM json_to_recordset($1::text::json) AS t(s text, r text, l text, i jsonb, v text)
             ON CONFLICT (source, source_ref) DO UPDATE SET
                 local_id = EXCLUDED.local_id, identity = EXCLUDED.identity,
                 model_version = coalesce(EXCLUDED.model_version, source_records.model_version),
@@ -220,25 +211,23 @@ class ChildStore:
                 received_at = CASE WHEN source_records.identity = EXCLUDED.identity
                                    THEN source_records.received_at ELSE now() END
             """,
-            list(sources), list(refs), list(ids),
-            [json.dumps(i, default=str) for i in identities], list(versions),
+            _json([{"s": s, "r": r, "l": lid, "i": i, "v": v}
+                   for (s, r, lid, i), v in zip(rows, versions, strict=True)]),
         )
 
     async def upsert_involvements(self, conn: asyncpg.Connection,
                                   rows: list[InvolvementRow]) -> None:
         if not rows:
             return
-        arrays = [[getattr(r, c) for r in rows] for c in INVOLVEMENT_COLUMNS]
-        casts = ", ".join(f"${i + 1}::{_INV_TYPES.get(c, 'text')}[]"
-                          for i, c in enumerate(INVOLVEMENT_COLUMNS))
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INVOLVEMENT_COLUMNS[2:])
         await conn.execute(
             f"""
             INSERT INTO involvements ({", ".join(INVOLVEMENT_COLUMNS)})
-            SELECT * FROM unnest({casts})
+            SELECT {", ".join(INVOLVEMENT_COLUMNS)}
+              FROM json_populate_recordset(NULL::involvements, $1::text::json)
             ON CONFLICT (source, source_ref) DO UPDATE SET {updates}
             """,
-            *arrays,
+            _json(rows),
         )
 
     async def involvements_of(self, conn: asyncpg.Connection,
@@ -307,14 +296,13 @@ class ChildStore:
         if removed:
             await conn.execute(
                 "DELETE FROM child_blocking_keys k"
-                " USING unnest($1::text[], $2::text[]) AS r(key, local_id)"
-                " WHERE k.key = r.key AND k.local_id = r.local_id",
-                [p[0] for p in removed], [p[1] for p in removed])
+                " USING json_array_elements($1::text::json) AS r"
+                " WHERE k.key = r->>0 AND k.local_id = r->>1", _json(removed))
         if added:
             await conn.execute(
                 "INSERT INTO child_blocking_keys (key, local_id)"
-                " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-                [p[0] for p in added], [p[1] for p in added])
+                " SELECT r->>0, r->>1 FROM json_array_elements($1::text::json) AS r"
+                " ON CONFLICT DO NOTHING", _json(added))
 
     async def keys_index(self, conn: asyncpg.Connection,
                          keys: list[str]) -> dict[str, list[str]]:
