@@ -90,10 +90,15 @@ class InvolvementRow:
 INVOLVEMENT_COLUMNS = [f.name for f in fields(InvolvementRow)]
 
 
+_FORMER = CHILD_COLUMNS.index("former_family_names")
+
+
 def child_row(row: asyncpg.Record) -> ChildRow:
-    data = dict(row)
-    data["former_family_names"] = list(data["former_family_names"] or [])
-    return ChildRow(**{k: data[k] for k in CHILD_COLUMNS})
+    """A child from a row selected as ``CHILD_COLUMNS``, in that order (and perhaps more
+    columns after them)."""
+    child = ChildRow(*row[:len(CHILD_COLUMNS)])
+    child.former_family_names = list(row[_FORMER] or [])
+    return child
 
 
 class ChildStore:
@@ -239,7 +244,7 @@ class ChildStore:
         )
         out: dict[str, list[InvolvementRow]] = {}
         for r in rows:
-            out.setdefault(r["local_id"], []).append(InvolvementRow(**dict(r)))
+            out.setdefault(r["local_id"], []).append(InvolvementRow(*r))
         return out
 
     async def set_published(self, conn: asyncpg.Connection,
