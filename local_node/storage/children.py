@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
@@ -88,6 +89,7 @@ class InvolvementRow:
 
 
 INVOLVEMENT_COLUMNS = [f.name for f in fields(InvolvementRow)]
+_INVOLVEMENT_VALUES = operator.attrgetter(*INVOLVEMENT_COLUMNS)
 
 
 _FORMER = CHILD_COLUMNS.index("former_family_names")
@@ -189,6 +191,20 @@ class ChildStore:
             _json(children),
         )
 
+    async def insert_new(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
+        """Children whose local ids were allocated in this transaction: none is written
+        yet, so they are copied in (COPY), without the upsert's conflict check."""
+        if not children:
+            return
+        former = WRITE_COLUMNS.index("former_family_names")
+        get = operator.attrgetter(*WRITE_COLUMNS)
+        records = [get(c) for c in children]
+        for i, values in enumerate(records):
+            if values[former] is None:
+                records[i] = (*values[:former], [], *values[former + 1:])
+        await conn.copy_records_to_table("children", records=records,
+                                         columns=list(WRITE_COLUMNS))
+
     async def defer_source_check(self, conn: asyncpg.Connection) -> None:
         """Until this transaction commits, a source row may name a child not yet
         written (migration 007)."""
@@ -220,6 +236,20 @@ class ChildStore:
                    for (s, r, lid, i), v in zip(rows, versions, strict=True)]),
         )
 
+    async def insert_new_sources(self, conn: asyncpg.Connection,
+                                 rows: list[tuple[str, str, str, dict[str, Any]]],
+                                 model_versions: list[str | None]) -> None:
+        """:meth:`upsert_sources` for rows whose (source, source_ref) is not held: the
+        caller looked them up under the index lock (``lock_index``), so they are copied
+        in (COPY), without the upsert's conflict check."""
+        if not rows:
+            return
+        await conn.copy_records_to_table(
+            "source_records",
+            records=[(s, r, lid, _json(i), v)
+                     for (s, r, lid, i), v in zip(rows, model_versions, strict=True)],
+            columns=["source", "source_ref", "local_id", "identity", "model_version"])
+
     async def upsert_involvements(self, conn: asyncpg.Connection,
                                   rows: list[InvolvementRow]) -> None:
         if not rows:
@@ -234,6 +264,16 @@ class ChildStore:
             """,
             _json(rows),
         )
+
+    async def insert_new_involvements(self, conn: asyncpg.Connection,
+                                      rows: list[InvolvementRow]) -> None:
+        """:meth:`upsert_involvements` for the pointers of source rows loaded for the first
+        time (see :meth:`insert_new_sources`; an involvement is held only with its source
+        row): copied in (COPY), without the upsert's conflict check."""
+        if rows:
+            await conn.copy_records_to_table(
+                "involvements", records=list(map(_INVOLVEMENT_VALUES, rows)),
+                columns=INVOLVEMENT_COLUMNS)
 
     async def involvements_of(self, conn: asyncpg.Connection,
                               local_ids: list[str]) -> dict[str, list[InvolvementRow]]:
@@ -308,6 +348,15 @@ class ChildStore:
                 "INSERT INTO child_blocking_keys (key, local_id)"
                 " SELECT r->>0, r->>1 FROM json_array_elements($1::text::json) AS r"
                 " ON CONFLICT DO NOTHING", _json(added))
+
+    async def add_blocking_keys_of_new(self, conn: asyncpg.Connection,
+                                       pairs: list[tuple[str, str]]) -> None:
+        """The (key, local_id) pairs of children created in this transaction: none can be
+        held yet, so they are copied in (COPY), without the insert's conflict check,
+        which cost more than the rest of writing them."""
+        if pairs:
+            await conn.copy_records_to_table("child_blocking_keys", records=pairs,
+                                             columns=["key", "local_id"])
 
     async def keys_index(self, conn: asyncpg.Connection,
                          keys: list[str]) -> dict[str, list[str]]:
