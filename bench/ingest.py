@@ -11,6 +11,7 @@ generator's truth, so a faster load is seen to place the same rows.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import time
@@ -38,7 +39,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / _TICKS
 
 
-async def _ingest(base: str, feeds: Path) -> tuple[list[str], dict[tuple[str, str], str], int]:
+async def _ingest(base: str, feeds: Path) -> tuple[list[str], dict[tuple[str, str], str], int,
+                                                   str]:
     url = await upgraded_database(base, "bench_ingest", NODE_PACKAGE)
     pool = await asyncpg.create_pool(url, min_size=2, max_size=2)
     assert pool is not None
@@ -61,7 +63,12 @@ async def _ingest(base: str, feeds: Path) -> tuple[list[str], dict[tuple[str, st
             placed = {(r["source"], r["source_ref"]): r["local_id"] for r in await conn.fetch(
                 "SELECT source, source_ref, local_id FROM source_records")}
             reviews = int(await conn.fetchval("SELECT count(*) FROM review_items"))
-        return lines, placed, reviews
+            outbox = hashlib.sha256()
+            for r in await conn.fetch("SELECT local_id, version, op, digest FROM outbox"
+                                      " ORDER BY id"):
+                outbox.update(f"{r['local_id']} {r['version']} {r['op']} {r['digest']}\n"
+                              .encode())
+        return lines, placed, reviews, outbox.hexdigest()
     finally:
         await pool.close()
 
@@ -79,11 +86,12 @@ def main(children: int, seed: int, data_dir: Path) -> None:
     population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
     synthetic.write_feeds(population, data_dir / "feeds")
     del population
-    lines, placed, reviews = asyncio.run(_ingest(base, data_dir / "feeds" / COUNCIL))
+    lines, placed, reviews, outbox = asyncio.run(_ingest(base, data_dir / "feeds" / COUNCIL))
     click.echo(f"== local ingest, one council of {children:,} children "
                "(target ≥ 5,000 rows/s per feed)")
     click.echo("\n".join(lines))
     click.echo(_local_matching_quality(data_dir / "feeds" / "truth.csv", placed, reviews))
+    click.echo(f"outbox digest {outbox}")
 
 
 if __name__ == "__main__":

@@ -21,11 +21,9 @@ Stated rules (docs/design.md §3):
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
-
-import asyncpg
 
 from local_node.feed_kinds import CORE_FIELDS, feed_kind
 from local_node.storage.children import ChildRow
@@ -37,13 +35,15 @@ def source_trust(source: str) -> int:
     return feed_kind(source).trust
 
 
-def _identity(row: asyncpg.Record) -> dict[str, Any]:
+def _identity(row: Mapping[str, Any]) -> dict[str, Any]:
     value = row["identity"]
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
-def apply_rules(child: ChildRow, sources: Sequence[asyncpg.Record]) -> None:
-    """Set the child's identity fields from its source rows (oldest first)."""
+def apply_rules(child: ChildRow, sources: Sequence[Mapping[str, Any]]) -> None:
+    """Set the child's identity fields from its source rows (oldest first): records of
+    ``source_records`` (``identity`` as JSON or decoded), or a row not yet read back,
+    its identity's fields as they are (a date as a date)."""
     if not sources:
         return
     # Each row's identity decoded once (a chunk applies the rules to thousands).

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,7 @@ from local_node.storage.models import ModelStore
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
 from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, blocking_keys
+from protocol.records import Involvement
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ class IngestReport:
     model_version: str = DEFAULT_MODEL.version   # the model local matching used
     pairs_scored: int = 0         # candidate pairs matching weighed (all but a few in bulk)
     pairs_scored_alone: int = 0   # of those, scored one by one (a child changed meanwhile)
+
+
+# An Involvement's fields, in order: those of InvolvementRow after its first three.
+_POINTER_VALUES = operator.attrgetter(*Involvement.__slots__)
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -283,34 +289,50 @@ class IngestService:
         # Source rows first (the children they name are written below, in this
         # transaction), so that each child is written once, as the rules decide.
         await self.children.defer_source_check(conn)
-        await self.children.upsert_sources(conn, [
-            (feed, row.source_ref, child.local_id, _fields(row.identity))
-            for row, child, _ in placements
-        ], [decided_by for _, _, decided_by in placements])
+        # A row's first load is copied in; a row loaded before is upserted.
+        for rows_in, write in ((True, self.children.upsert_sources),
+                               (False, self.children.insert_new_sources)):
+            these = [p for p in placements if (p[0].source_ref in known_refs) is rows_in]
+            await write(conn, [(feed, row.source_ref, child.local_id, _fields(row.identity))
+                               for row, child, _ in these],
+                        [decided_by for _, _, decided_by in these])
         # The stated identity rules over all of each child's source rows decide who the
-        # child is; the in-chunk merge above was only a working approximation.
-        sources = await self.children.sources_of(conn, [c.local_id for c in changed])
+        # child is; the in-chunk merge above was only a working approximation. A child
+        # this chunk created from one row has that row alone: it is not read back.
+        rows_of = Counter(id(child) for _, child, _ in placements)
+        alone = {id(child): row for row, child, _ in placements
+                 if id(child) in origin and rows_of[id(child)] == 1}
+        sources = await self.children.sources_of(
+            conn, [c.local_id for c in changed if id(c) not in alone])
         for child in changed:
-            apply_rules(child, sources.get(child.local_id, []))
-        await self.children.upsert(conn, changed)
+            only = alone.get(id(child))
+            apply_rules(child, sources.get(child.local_id, []) if only is None else [
+                {"source": feed, "received_at": None, "identity": _fields(only.identity)}])
+        await self.children.insert_new(conn, new_children)
+        await self.children.upsert(conn, [c for c in changed if id(c) not in origin])
         added: list[tuple[str, str]] = []
         removed: list[tuple[str, str]] = []
+        of_new: list[tuple[str, str]] = []   # keys of the children this chunk created
         for child in changed:
             held = index.held(child.local_id)
             wanted = keys_for(child_fields(child))
             if held != wanted:
-                added += [(key, child.local_id) for key in wanted - held]
+                (of_new if id(child) in origin else added).extend(
+                    (key, child.local_id) for key in wanted - held)
                 removed += [(key, child.local_id) for key in held - wanted]
+        await self.children.add_blocking_keys_of_new(conn, of_new)
         await self.children.change_blocking_keys(conn, added=added, removed=removed)
         report.sent_to_review += await self.review.add(conn, [
             (new.local_id, candidate.local_id, result.total, result.explain().to_dict())
             for new, candidate, result in reviews
         ], model.version)
-        await self.children.upsert_involvements(conn, [
-            InvolvementRow(source=feed, source_ref=row.source_ref, local_id=child.local_id,
-                           **_fields(row.involvement))
-            for row, child, _ in placements if row.involvement is not None
-        ])
+        pointers = [(row.source_ref in known_refs,
+                     InvolvementRow(feed, row.source_ref, child.local_id,
+                                    *_POINTER_VALUES(row.involvement)))
+                    for row, child, _ in placements if row.involvement is not None]
+        await self.children.upsert_involvements(conn, [p for seen, p in pointers if seen])
+        await self.children.insert_new_involvements(conn, [p for seen, p in pointers
+                                                           if not seen])
         # new review pairs and identifiers may relate a child to a shielded one
         marked = await self.shields.refresh(conn)
         report.outbox_entries += await self.projector.publish_children(conn, changed)

@@ -9,6 +9,8 @@ re-ingesting the same feed publishes nothing.
 from __future__ import annotations
 
 import logging
+import operator
+from typing import Any
 
 import asyncpg
 
@@ -22,18 +24,26 @@ from protocol.records import ChildRecord, Involvement
 log = logging.getLogger(__name__)
 
 
+# An involvement's published fields, in Involvement's order (InvolvementRow names them
+# the same), read in one C call.
+_POINTER_FIELDS = operator.attrgetter(*Involvement.__slots__)
+# Children share pointers (the same school from the same September, the same GP): each
+# distinct one is built once, not once per child each time the child is projected.
+# Bounded; Involvement is frozen, so sharing one between records is safe.
+_POINTERS: dict[tuple[Any, ...], Involvement] = {}
+_POINTERS_MAX = 50_000
+
+
 def _involvement(row: InvolvementRow) -> Involvement | None:
     if row.sensitive and not row.consent:
         return None  # held locally; never published without consent
-    return Involvement(
-        service_type=row.service_type, organisation_code=row.organisation_code,
-        organisation_name=row.organisation_name, organisation_phone=row.organisation_phone,
-        professional_name=row.professional_name, professional_role=row.professional_role,
-        professional_phone=row.professional_phone, professional_email=row.professional_email,
-        start_date=row.start_date, end_date=row.end_date,
-        lead_professional=row.lead_professional, caf_done=row.caf_done,
-        sensitive=row.sensitive, consent=row.consent,
-    )
+    key = _POINTER_FIELDS(row)
+    found = _POINTERS.get(key)
+    if found is None:
+        if len(_POINTERS) >= _POINTERS_MAX:
+            _POINTERS.clear()
+        found = _POINTERS[key] = Involvement(*key)
+    return found
 
 
 def project(child: ChildRow, involvements: list[InvolvementRow], *,
@@ -98,7 +108,10 @@ class Projector:
             if digest == child.published_digest:
                 continue  # published as it is (and checked then)
             try:
-                ChildRecord.from_wire(wire)  # the hub's own check: never publish what it refuses
+                # The hub's own check: never publish what it refuses. (The compiled
+                # decoder, protocol.record_codec, costs as much here: it must decode the
+                # bytes first, where this checks the map already built.)
+                ChildRecord.from_wire(wire)
             except SignpostError as exc:
                 log.warning("child not published: fails the record checks",
                             extra={"local_id": child.local_id, "reason": exc.message})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
 import asyncpg
+import msgspec
 
 
 @dataclass(slots=True)
@@ -53,10 +55,16 @@ _INDEX_LOCK = 0x5167_6E70_6368_6C64
 # postcode district) is too common to find local candidates by: the other keys still
 # do. The node's own limit, not the hub's (national_hub.services.linking and .search).
 MATCH_BLOCK_LIMIT = 15
-_PG_TYPES = {
-    "dob": "date", "sex": "smallint", "former_family_names": "text",
-    "shielded": "bool", "date_of_death": "date",
-}
+# The big writes of an ingest chunk (thousands of children, source rows, involvements,
+# blocking keys) travel as one JSON document each, encoded in C by msgspec (dataclasses,
+# dates as ISO text) and unpacked by PostgreSQL: asyncpg's encoding of the same values
+# as arrays checks every element against the collections ABCs in Python, which cost
+# more than the statements themselves.
+_JSON = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    return _JSON.encode(value).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +89,18 @@ class InvolvementRow:
 
 
 INVOLVEMENT_COLUMNS = [f.name for f in fields(InvolvementRow)]
-_INV_TYPES = {"start_date": "date", "end_date": "date", "lead_professional": "bool",
-              "caf_done": "bool", "sensitive": "bool", "consent": "bool"}
+_INVOLVEMENT_VALUES = operator.attrgetter(*INVOLVEMENT_COLUMNS)
+
+
+_FORMER = CHILD_COLUMNS.index("former_family_names")
 
 
 def child_row(row: asyncpg.Record) -> ChildRow:
-    data = dict(row)
-    data["former_family_names"] = list(data["former_family_names"] or [])
-    return ChildRow(**{k: data[k] for k in CHILD_COLUMNS})
+    """A child from a row selected as ``CHILD_COLUMNS``, in that order (and perhaps more
+    columns after them)."""
+    child = ChildRow(*row[:len(CHILD_COLUMNS)])
+    child.former_family_names = list(row[_FORMER] or [])
+    return child
 
 
 class ChildStore:
@@ -167,29 +179,31 @@ class ChildStore:
     async def upsert(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
         if not children:
             return
-        arrays: list[list[Any]] = [[] for _ in WRITE_COLUMNS]
-        for child in children:
-            for i, col in enumerate(WRITE_COLUMNS):
-                value = getattr(child, col)
-                if col == "former_family_names":
-                    # unnest cannot take a ragged 2-D array; JSON travels as one text each
-                    value = json.dumps(value or [])
-                arrays[i].append(value)
-        casts = ", ".join(f"${i + 1}::{_PG_TYPES.get(c, 'text')}[]"
-                          for i, c in enumerate(WRITE_COLUMNS))
-        select_cols = ", ".join(
-            "ARRAY(SELECT json_array_elements_text(former_family_names::json))"
-            if c == "former_family_names" else c for c in WRITE_COLUMNS
-        )
+        select_cols = ", ".join("coalesce(former_family_names, '{}')"
+                                if c == "former_family_names" else c for c in WRITE_COLUMNS)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITE_COLUMNS if c != "local_id")
         await conn.execute(
             f"""
             INSERT INTO children ({", ".join(WRITE_COLUMNS)})
-            SELECT {select_cols} FROM unnest({casts}) AS t({", ".join(WRITE_COLUMNS)})
+            SELECT {select_cols} FROM json_populate_recordset(NULL::children, $1::text::json)
             ON CONFLICT (local_id) DO UPDATE SET {updates}, updated_at = now()
             """,
-            *arrays,
+            _json(children),
         )
+
+    async def insert_new(self, conn: asyncpg.Connection, children: list[ChildRow]) -> None:
+        """Children whose local ids were allocated in this transaction: none is written
+        yet, so they are copied in (COPY), without the upsert's conflict check."""
+        if not children:
+            return
+        former = WRITE_COLUMNS.index("former_family_names")
+        get = operator.attrgetter(*WRITE_COLUMNS)
+        records = [get(c) for c in children]
+        for i, values in enumerate(records):
+            if values[former] is None:
+                records[i] = (*values[:former], [], *values[former + 1:])
+        await conn.copy_records_to_table("children", records=records,
+                                         columns=list(WRITE_COLUMNS))
 
     async def defer_source_check(self, conn: asyncpg.Connection) -> None:
         """Until this transaction commits, a source row may name a child not yet
@@ -204,14 +218,12 @@ class ChildStore:
         its own source_ref, keeps the model version that placed it first)."""
         if not rows:
             return
-        sources, refs, ids, identities = zip(*rows, strict=True)
         versions = model_versions or [None] * len(rows)
         await conn.execute(
             """
             INSERT INTO source_records (source, source_ref, local_id, identity, model_version)
-            SELECT s, r, l, i::jsonb, v
-              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                AS t(s, r, l, i, v)
+            SELECT s, r, l, i, v
+              FROM json_to_recordset($1::text::json) AS t(s text, r text, l text, i jsonb, v text)
             ON CONFLICT (source, source_ref) DO UPDATE SET
                 local_id = EXCLUDED.local_id, identity = EXCLUDED.identity,
                 model_version = coalesce(EXCLUDED.model_version, source_records.model_version),
@@ -220,26 +232,48 @@ class ChildStore:
                 received_at = CASE WHEN source_records.identity = EXCLUDED.identity
                                    THEN source_records.received_at ELSE now() END
             """,
-            list(sources), list(refs), list(ids),
-            [json.dumps(i, default=str) for i in identities], list(versions),
+            _json([{"s": s, "r": r, "l": lid, "i": i, "v": v}
+                   for (s, r, lid, i), v in zip(rows, versions, strict=True)]),
         )
+
+    async def insert_new_sources(self, conn: asyncpg.Connection,
+                                 rows: list[tuple[str, str, str, dict[str, Any]]],
+                                 model_versions: list[str | None]) -> None:
+        """:meth:`upsert_sources` for rows whose (source, source_ref) is not held: the
+        caller looked them up under the index lock (``lock_index``), so they are copied
+        in (COPY), without the upsert's conflict check."""
+        if not rows:
+            return
+        await conn.copy_records_to_table(
+            "source_records",
+            records=[(s, r, lid, _json(i), v)
+                     for (s, r, lid, i), v in zip(rows, model_versions, strict=True)],
+            columns=["source", "source_ref", "local_id", "identity", "model_version"])
 
     async def upsert_involvements(self, conn: asyncpg.Connection,
                                   rows: list[InvolvementRow]) -> None:
         if not rows:
             return
-        arrays = [[getattr(r, c) for r in rows] for c in INVOLVEMENT_COLUMNS]
-        casts = ", ".join(f"${i + 1}::{_INV_TYPES.get(c, 'text')}[]"
-                          for i, c in enumerate(INVOLVEMENT_COLUMNS))
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in INVOLVEMENT_COLUMNS[2:])
         await conn.execute(
             f"""
             INSERT INTO involvements ({", ".join(INVOLVEMENT_COLUMNS)})
-            SELECT * FROM unnest({casts})
+            SELECT {", ".join(INVOLVEMENT_COLUMNS)}
+              FROM json_populate_recordset(NULL::involvements, $1::text::json)
             ON CONFLICT (source, source_ref) DO UPDATE SET {updates}
             """,
-            *arrays,
+            _json(rows),
         )
+
+    async def insert_new_involvements(self, conn: asyncpg.Connection,
+                                      rows: list[InvolvementRow]) -> None:
+        """:meth:`upsert_involvements` for the pointers of source rows loaded for the first
+        time (see :meth:`insert_new_sources`; an involvement is held only with its source
+        row): copied in (COPY), without the upsert's conflict check."""
+        if rows:
+            await conn.copy_records_to_table(
+                "involvements", records=list(map(_INVOLVEMENT_VALUES, rows)),
+                columns=INVOLVEMENT_COLUMNS)
 
     async def involvements_of(self, conn: asyncpg.Connection,
                               local_ids: list[str]) -> dict[str, list[InvolvementRow]]:
@@ -250,7 +284,7 @@ class ChildStore:
         )
         out: dict[str, list[InvolvementRow]] = {}
         for r in rows:
-            out.setdefault(r["local_id"], []).append(InvolvementRow(**dict(r)))
+            out.setdefault(r["local_id"], []).append(InvolvementRow(*r))
         return out
 
     async def set_published(self, conn: asyncpg.Connection,
@@ -307,14 +341,22 @@ class ChildStore:
         if removed:
             await conn.execute(
                 "DELETE FROM child_blocking_keys k"
-                " USING unnest($1::text[], $2::text[]) AS r(key, local_id)"
-                " WHERE k.key = r.key AND k.local_id = r.local_id",
-                [p[0] for p in removed], [p[1] for p in removed])
+                " USING json_array_elements($1::text::json) AS r"
+                " WHERE k.key = r->>0 AND k.local_id = r->>1", _json(removed))
         if added:
             await conn.execute(
                 "INSERT INTO child_blocking_keys (key, local_id)"
-                " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
-                [p[0] for p in added], [p[1] for p in added])
+                " SELECT r->>0, r->>1 FROM json_array_elements($1::text::json) AS r"
+                " ON CONFLICT DO NOTHING", _json(added))
+
+    async def add_blocking_keys_of_new(self, conn: asyncpg.Connection,
+                                       pairs: list[tuple[str, str]]) -> None:
+        """The (key, local_id) pairs of children created in this transaction: none can be
+        held yet, so they are copied in (COPY), without the insert's conflict check,
+        which cost more than the rest of writing them."""
+        if pairs:
+            await conn.copy_records_to_table("child_blocking_keys", records=pairs,
+                                             columns=["key", "local_id"])
 
     async def keys_index(self, conn: asyncpg.Connection,
                          keys: list[str]) -> dict[str, list[str]]:

@@ -39,12 +39,17 @@ born 2015" alone would pair thousands of records with each other.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
 
+from stdnum.gb import nhs
+
 from protocol.matching.compare import IdentityFields, valid_nhs_number, valid_upn
 from protocol.matching.names import given_name_keys, name_parts, normalise_name, phonetic
+
+_CACHE = 1 << 18  # one entry per distinct family name, postcode or date of birth
 
 __all__ = ["blocking_keys", "candidate_pairs", "dob_variants", "family_codes"]
 
@@ -56,6 +61,15 @@ def dob_variants(dob: date) -> tuple[date, ...]:
     return (dob,)
 
 
+@functools.lru_cache(maxsize=_CACHE)
+def _dob_texts(dob: date) -> tuple[tuple[str, ...], str, str]:
+    """The ISO forms of the date and its swap, ``YYYY-MM`` and ``MM-DD``: formatted once
+    per distinct date (a council's children share a few thousand)."""
+    return (tuple(day.isoformat() for day in dob_variants(dob)),
+            f"{dob.year:04d}-{dob.month:02d}", f"{dob.month:02d}-{dob.day:02d}")
+
+
+@functools.lru_cache(maxsize=_CACHE)
 def family_codes(family_name: str | None) -> frozenset[str]:
     """Metaphone codes of the whole family name and of each part of a multi-part one."""
     parts = [p for p in name_parts(family_name) if len(p) > 1]
@@ -66,28 +80,37 @@ def family_codes(family_name: str | None) -> frozenset[str]:
     return frozenset(codes)
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def _district(postcode: str | None) -> str:
     compact = "".join(postcode.split()).upper() if postcode else ""
     return compact[:-3] if len(compact) >= 5 else ""
 
 
+def _nhs_key(value: str) -> str | None:
+    """``valid_nhs_number``, without python-stdnum's character-by-character clean-up for
+    a number that is already 10 plain digits (nearly all): for those its modulus-11
+    check alone decides, exactly as ``nhs.is_valid`` would."""
+    if len(value) == 10 and value.isascii() and value.isdigit():
+        return value if nhs.checksum(value) == 0 else None
+    return valid_nhs_number(value)
+
+
 def blocking_keys(record: IdentityFields) -> set[str]:
     """The record's blocking keys (see the module docstring)."""
     keys: set[str] = set()
-    if record.nhs_number and (nhs := valid_nhs_number(record.nhs_number)):
-        keys.add(f"n:{nhs}")
+    if record.nhs_number and (nhs_number := _nhs_key(record.nhs_number)):
+        keys.add(f"n:{nhs_number}")
     if record.upn and (upn := valid_upn(record.upn)):
         keys.add(f"u:{upn}")
     family = family_codes(record.family_name)
-    former = frozenset().union(*(family_codes(f) for f in record.former_family_names))
     given = given_name_keys(record.given_name)
     initial = normalise_name(record.given_name)[:1]
     district = _district(record.postcode)
     crossed = phonetic(record.given_name)  # meets the other record's family name
     dob = record.dob
     if dob is not None:
-        for day in dob_variants(dob):
-            iso = day.isoformat()
+        isos, month, month_day = _dob_texts(dob)
+        for iso in isos:
             keys.update(f"d:{iso}:{code}" for code in family)
             keys.update(f"dg:{iso}:{name}" for name in given)
             if district:
@@ -95,10 +118,9 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             if crossed:
                 keys.add(f"d:{iso}:{crossed}")
         if initial:
-            month = f"{dob.year:04d}-{dob.month:02d}"
+            former = frozenset().union(*map(family_codes, record.former_family_names))
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)
             keys.update(f"fy:{code}:{dob.year}:{initial}" for code in family | former)
-            month_day = f"{dob.month:02d}-{dob.day:02d}"
             keys.update(f"md:{code}:{month_day}:{initial}" for code in family)
     elif given and family:
         # Narrow because only records lacking a date of birth carry it; a search probes

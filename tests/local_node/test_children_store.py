@@ -11,13 +11,21 @@ import asyncpg
 from local_node.app import PACKAGE
 from local_node.storage.children import (
     CHILD_COLUMNS,
+    INVOLVEMENT_COLUMNS,
     PROJECTION_COLUMNS,
     WRITE_COLUMNS,
     ChildRow,
     ChildStore,
 )
+from protocol.records import Involvement
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
+
+
+def test_an_involvement_row_is_its_pointer_after_source_ref_and_child() -> None:
+    # Ingest builds an InvolvementRow from an Involvement's fields by position.
+    assert tuple(INVOLVEMENT_COLUMNS[3:]) == Involvement.__slots__
+    assert INVOLVEMENT_COLUMNS[:3] == ["source", "source_ref", "local_id"]
 
 
 def test_every_field_is_written_or_owned_by_the_projection() -> None:
