@@ -44,8 +44,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
 
-from stdnum.gb import nhs
-
 from protocol.matching.compare import IdentityFields, valid_nhs_number, valid_upn
 from protocol.matching.names import given_name_keys, name_parts, normalise_name, phonetic
 
@@ -86,19 +84,10 @@ def _district(postcode: str | None) -> str:
     return compact[:-3] if len(compact) >= 5 else ""
 
 
-def _nhs_key(value: str) -> str | None:
-    """``valid_nhs_number``, without python-stdnum's character-by-character clean-up for
-    a number that is already 10 plain digits (nearly all): for those its modulus-11
-    check alone decides, exactly as ``nhs.is_valid`` would."""
-    if len(value) == 10 and value.isascii() and value.isdigit():
-        return value if nhs.checksum(value) == 0 else None
-    return valid_nhs_number(value)
-
-
 def blocking_keys(record: IdentityFields) -> set[str]:
     """The record's blocking keys (see the module docstring)."""
     keys: set[str] = set()
-    if record.nhs_number and (nhs_number := _nhs_key(record.nhs_number)):
+    if record.nhs_number and (nhs_number := valid_nhs_number(record.nhs_number)):
         keys.add(f"n:{nhs_number}")
     if record.upn and (upn := valid_upn(record.upn)):
         keys.add(f"u:{upn}")

@@ -281,9 +281,18 @@ def compare_sex(a: IdentityFields, b: IdentityFields) -> SexLevel:
 # -- strong identifiers --------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=VALUE_CACHE)
 def valid_nhs_number(value: str) -> str | None:
-    """The compact NHS number if its modulus-11 check passes, else None."""
+    """The compact NHS number if its modulus-11 check passes, else None. A number that
+    is already 10 plain digits (nearly all) skips python-stdnum's character-by-character
+    clean-up and the cache: its modulus-11 check alone decides, as ``nhs.is_valid``
+    would."""
+    if len(value) == 10 and value.isascii() and value.isdigit():
+        return value if nhs.checksum(value) == 0 else None
+    return _cleaned_nhs_number(value)
+
+
+@functools.lru_cache(maxsize=VALUE_CACHE)
+def _cleaned_nhs_number(value: str) -> str | None:
     compact = nhs.compact(value)
     return compact if nhs.is_valid(compact) else None
 
