@@ -77,6 +77,7 @@ def _settings() -> Any:
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
+    from splink.blocking_rule_library import CustomRule
 
     family = cl.CustomComparison(output_column_name="family_name", comparison_levels=[
         cll.NullLevel("family_name"),
@@ -117,16 +118,16 @@ def _settings() -> Any:
             block_on("nhs_number"),
             block_on("upn"),
             block_on("dob", "family_metaphone"),
-            "l.dob = r.dob_swapped AND l.family_metaphone = r.family_metaphone",
-            "l.dob_swapped = r.dob AND l.family_metaphone = r.family_metaphone",
+            CustomRule("l.dob = r.dob_swapped AND l.family_metaphone = r.family_metaphone"),
+            CustomRule("l.dob_swapped = r.dob AND l.family_metaphone = r.family_metaphone"),
             block_on("dob", "given_name"),
             block_on("dob", "postcode_district"),
             block_on("birth_month", "family_metaphone", "given_initial"),
             block_on("family_metaphone", "birth_year", "given_initial"),
-            "l.former_metaphone = r.family_metaphone AND l.birth_year = r.birth_year"
-            " AND l.given_initial = r.given_initial",
-            "l.family_metaphone = r.former_metaphone AND l.birth_year = r.birth_year"
-            " AND l.given_initial = r.given_initial",
+            CustomRule("l.former_metaphone = r.family_metaphone AND l.birth_year = r.birth_year"
+                       " AND l.given_initial = r.given_initial"),
+            CustomRule("l.family_metaphone = r.former_metaphone AND l.birth_year = r.birth_year"
+                       " AND l.given_initial = r.given_initial"),
             block_on("given_name", "postcode_district"),
         ],
         comparisons=[

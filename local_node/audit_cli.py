@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
@@ -18,7 +20,8 @@ from local_node.transport import connect
 from protocol import keys as protocol_keys
 from server_common import cli as common
 from server_common.audit.checkpoint import Checkpoint
-from server_common.audit.service import VerifyReport
+from server_common.audit.cli import unseal_command
+from server_common.audit.service import AuditLog, VerifyReport
 from server_common.cli import cli_actor
 from server_common.config import ConfigError
 
@@ -70,6 +73,15 @@ def audit_verify(config: NodeConfig, trust: tuple[Path, ...]) -> None:
     if report.entries > covered:
         click.echo(f"note: {report.entries - covered} newest entries are not yet covered by "
                    "a signed checkpoint ('local-node audit checkpoint' signs one)")
+
+
+@contextlib.asynccontextmanager
+async def _audit_log(config: NodeConfig) -> AsyncIterator[AuditLog]:
+    async with open_services(config, checked=True) as services:
+        yield services.audit
+
+
+audit.add_command(unseal_command(_audit_log, lambda config: cli_actor(config.council.code)))
 
 
 @audit.command("checkpoint", help="Sign a checkpoint of the node's audit log now, with the "

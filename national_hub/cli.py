@@ -34,8 +34,9 @@ from server_common import logs
 from server_common.accounts import Role
 from server_common.accounts.cli import users_group
 from server_common.audit.checkpoint import Checkpoint
-from server_common.audit.entry import Actor
-from server_common.audit.service import VerifyReport
+from server_common.audit.cli import unseal_command
+from server_common.audit.entry import Actor, AuditEntry
+from server_common.audit.service import AuditLog, VerifyReport
 
 
 def cli_actor() -> Actor:
@@ -209,6 +210,9 @@ def links() -> None:
 def links_export(obj: Context, out: Path) -> None:
     async def go() -> int:
         async with obj.services() as services:
+            # every council's links, so which councils know each child: audited first
+            await services.audit.record(AuditEntry.by(
+                cli_actor(), "links.export", "administration", {"out": str(out)}))
             return await export_links(services.pool, services.stores.records, out)
 
     click.echo(f"wrote {common.run(go())} links to {out}")
@@ -458,6 +462,15 @@ def audit_checkpoint(obj: Context) -> None:
             return await services.audit.checkpoint()
 
     click.echo(common.run(go()).note, nl=False)
+
+
+@contextlib.asynccontextmanager
+async def _audit_log(obj: Context) -> AsyncIterator[AuditLog]:
+    async with obj.services(checked=True) as services:
+        yield services.audit
+
+
+audit.add_command(unseal_command(_audit_log, lambda obj: cli_actor()))
 
 
 @main.group(help="Retention (docs/design.md §3): archive at 18 (25 for care leavers "

@@ -48,10 +48,11 @@ def test_every_command_has_help() -> None:
                          ["councils", "list"], ["councils", "set-contact"], ["keys", "revoke"],
                          ["links", "export"],
                          ["links", "resolve"], ["links", "drain"], ["status"],
-                         ["model", "train"], ["model", "list"], ["retention", "run"]],
+                         ["model", "train"], ["model", "list"], ["retention", "run"],
+                         ["audit", "unseal"]],
         "local-node": [[], ["serve"], ["db", "upgrade"], ["keys", "generate"], ["keys", "rotate"],
                        ["ingest"], ["publish"], ["reconcile"], ["retention", "run"],
-                       ["index", "export"], ["status"]],
+                       ["index", "export"], ["status"], ["audit", "unseal"]],
     }.items():
         for command in commands:
             result = run([script(tool), *command, "--help"], dict(os.environ))

@@ -35,6 +35,7 @@ from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
 from server_common.display import name_case
 from server_common.pages import FieldError
+from server_common.refusals import AUDIT_LOG
 from server_common.search_form import (
     WHO_MISSING,
     SearchForm,
@@ -51,8 +52,11 @@ async def _search(request: web.Request, submitted: Mapping[str, str],
     query = SearchQuery.parse(params)
     who = principal(request)
     hits = [h.to_dict() for h in await request.app[SEARCH].search(query, Viewer.of(who))]
-    await request.app[AUDIT](who, "search", purpose, {k: v for k, v in params.items() if v},
-                             [h["local_id"] for h in hits])
+    # where the search looked is sealed when the answer holds a shielded child: an
+    # auditor reading the entry must not learn where the child lives (audit.sealing)
+    asked = request.app[AUDIT_LOG].asked({k: v for k, v in params.items() if v},
+                                         shielded=any(h["shielded"] for h in hits))
+    await request.app[AUDIT](who, "search", purpose, asked, [h["local_id"] for h in hits])
     return purpose, hits
 
 

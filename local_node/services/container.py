@@ -95,7 +95,8 @@ class NodeServices:
     @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.pool, self.signing, origin=self.config.audit_origin,
-                        trusted_keys=self.trusted_keys)
+                        trusted_keys=self.trusted_keys,
+                        seal_key_file=self.config.accounts.secret_key_file)
 
     @cached_property
     def projector(self) -> Projector:

@@ -39,8 +39,11 @@ async def search(request: web.Request, fields: Mapping[str, str] | None = None
     purpose = parse_purpose(fields)
     query = SearchQuery.parse(fields)
     hits = await request.app[k.SEARCH].search(query)
-    await audited(request, "search", purpose, query.parameters(),
-                  [h.national_id for h in hits])
+    # where the search looked is sealed when the answer holds a shielded child: an
+    # auditor reading the entry must not learn where the child lives (audit.sealing)
+    asked = request.app[k.AUDIT].asked(query.parameters(),
+                                       shielded=any(h.shielded for h in hits))
+    await audited(request, "search", purpose, asked, [h.national_id for h in hits])
     return purpose, hits
 
 

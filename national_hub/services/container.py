@@ -110,7 +110,8 @@ class HubServices:
     @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.pool, self.hub_key, origin=self.config.audit.origin,
-                        trusted_keys=self.trusted_keys)
+                        trusted_keys=self.trusted_keys,
+                        seal_key_file=self.config.accounts.secret_key_file)
 
     @cached_property
     def node_auth(self) -> NodeAuthenticator:

@@ -29,6 +29,7 @@ from protocol.errors import ValidationError
 from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry, format_time
+from server_common.audit.sealing import is_sealed
 from server_common.audit.service import AuditLog, AuditRecord
 from server_common.audit.web import printable
 from server_common.search_form import DateError, read_date
@@ -68,6 +69,9 @@ def readable(at: datetime | None) -> str:
     return f"{at.day} {at:%b %Y, %H:%M:%S} UTC"
 
 
+SEALED = "sealed: the answer held a shielded child ('audit unseal' opens it)"
+
+
 def details(parameters: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """An entry's parameters as (label, text) lines: nested objects flattened with
     dotted labels, lists joined, so nothing shows as JSON.
@@ -82,6 +86,8 @@ def details(parameters: dict[str, Any], prefix: str = "") -> list[tuple[str, str
             out += details(value, f"{label} ")
         elif isinstance(value, list):
             out.append((label, ", ".join(str(v) for v in value) or "none"))
+        elif is_sealed(value):
+            out.append((label, SEALED))
         else:
             out.append((label, "none" if value is None else str(value)))
     return out

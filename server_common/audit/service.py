@@ -10,9 +10,11 @@ commit, and every other audited request waits behind it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,8 +30,9 @@ from protocol.errors import (
 )
 from server_common.audit import merkle
 from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_note, read_note, sign
-from server_common.audit.entry import AuditEntry
+from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.group_commit import GroupCommitter
+from server_common.audit.sealing import ParameterSeal, is_sealed
 from server_common.audit.store import AuditStore, StoredCheckpoint
 from server_common.audit.witness_store import Cosigned, WitnessStore
 from server_common.tasks import run_every
@@ -126,9 +129,12 @@ class AuditLog:
                  trusted_keys: Sequence[Ed25519PublicKey] = (),
                  store: AuditStore | None = None,
                  witnesses: WitnessStore | None = None,
+                 seal_key_file: Path | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """``signing_key`` signs checkpoints (None: this instance only verifies);
-        checkpoints verify against its public key and ``trusted_keys`` (earlier hub keys)."""
+        checkpoints verify against its public key and ``trusted_keys`` (earlier hub keys).
+        ``seal_key_file``: the accounts key file, from which the key that seals a shielded
+        answer's location parameters is derived (``sealing``); read when first needed."""
         self.pool = pool
         self.signing_key = signing_key
         self.origin = origin
@@ -139,6 +145,19 @@ class AuditLog:
         self.witnesses = witnesses or WitnessStore()
         self.clock = clock
         self._group = GroupCommitter(pool, self.store)
+        self._seal_key_file = seal_key_file
+
+    @cached_property
+    def seal(self) -> ParameterSeal:
+        if self._seal_key_file is None:
+            raise RuntimeError("this audit log was built without the accounts key file, "
+                               "so it cannot seal or open parameters")
+        return ParameterSeal.from_key_file(self._seal_key_file)
+
+    def asked(self, parameters: Mapping[str, Any], *, shielded: bool) -> dict[str, Any]:
+        """A search's parameters as its entry records them: where it looked sealed when
+        its answer holds a shielded child (``sealing``)."""
+        return self.seal.where_shielded(parameters, shielded)
 
     # --- writing ----------------------------------------------------------------
 
@@ -328,6 +347,26 @@ class AuditLog:
         async with self.pool.acquire() as conn:
             rows = await self.store.recent(conn, since, until, limit)
         return [AuditRecord(r.seq, AuditEntry.from_bytes(r.entry)) for r in rows]
+
+    async def unseal(self, seq: int, actor: Actor, reason: str) -> AuditRecord:
+        """Entry ``seq`` with its sealed parameters opened, for an investigation. The
+        opening is audited first (who, why, which entry, the children it was about): if
+        that write fails nothing is opened."""
+        if not reason.strip():
+            raise ValidationError("reason", "say why the entry is opened")
+        async with self.pool.acquire() as conn:
+            stored = await self.store.get(conn, seq)
+        if stored is None:
+            raise NotFoundError(f"no audit entry {seq}")
+        entry = AuditEntry.from_bytes(stored.entry)
+        sealed = sorted(k for k, v in entry.parameters.items() if is_sealed(v))
+        if not sealed:
+            raise ValidationError("seq", f"entry {seq} holds no sealed parameter")
+        opened = replace(entry, parameters=self.seal.opened(entry.parameters))
+        await self.record(AuditEntry.by(actor, "unseal_parameters", reason.strip(),
+                                        {"seq": seq, "parameters": sealed},
+                                        entry.child_ids))
+        return AuditRecord(seq, opened)
 
     # --- verifying --------------------------------------------------------------
 

@@ -310,24 +310,25 @@ async def test_cli_audits_admin_actions_and_verify_exit_codes(make_database: Dat
     kid = keys.key_id(council_key.public_key())
     for args in (["councils", "add", "E10000011", "--name", "East Sussex",
                   "--public-key", str(pem)],
-                 ["councils", "unflag", "E10000011"], ["keys", "revoke", kid]):
+                 ["councils", "unflag", "E10000011"], ["keys", "revoke", kid],
+                 ["links", "export", "--out", str(tmp_path / "links.csv")]):
         assert run(args, env).returncode == 0
 
     verified = run(["audit", "verify"], env)  # no checkpoint yet: no key file either
     assert verified.returncode != 0 and "no hub key" in verified.stderr
     signed = run(["audit", "checkpoint"], env)
     assert signed.returncode == 0, signed.stderr
-    assert signed.stdout.splitlines()[:2] == ["signpost-hub/audit", "3"]
+    assert signed.stdout.splitlines()[:2] == ["signpost-hub/audit", "4"]
     verified = run(["audit", "verify"], env)
     assert verified.returncode == 0, verified.stderr
-    assert "3 entries, 1 signed checkpoints" in verified.stdout
+    assert "4 entries, 1 signed checkpoints" in verified.stdout
 
     conn = await asyncpg.connect(url)
     try:
         rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")
         actions = [json.loads(bytes(r["entry"])) for r in rows]
         assert [a["action"] for a in actions] == ["council.enrol", "council.unflag",
-                                                  "key.revoke"]
+                                                  "key.revoke", "links.export"]
         assert all(a["who"].startswith("cli:") and a["role"] == "operator" for a in actions)
         assert actions[2]["parameters"] == {"council": "E10000011", "kid": kid}
         async with conn.transaction():
