@@ -66,6 +66,7 @@ class Outcome:
     missed: Counter[str] = field(default_factory=Counter)  # true pairs not linked, by why
     unlinked_fields: Counter[str] = field(default_factory=Counter)  # what those disagree on
     ingest_seconds: float = 0.0    # the nodes' ingest, summed
+    councils: int = len(COUNCILS)
     resolved_seconds: float = 0.0  # first batch sent → hub queue empty, summed
 
 
@@ -177,10 +178,12 @@ def read_clusters(index_exports: dict[str, Path], links_export: Path) -> dict[st
 
 
 def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
-              batch_size: int, train: bool, say: Any) -> Outcome:
-    outcome = Outcome(dataset.name, len(dataset.records), dataset.true_pairs)
+              batch_size: int, train: bool, say: Any, by_source: bool = False) -> Outcome:
+    councils = COUNCILS[:2] if by_source else COUNCILS
+    outcome = Outcome(dataset.name, len(dataset.records), dataset.true_pairs,
+                      councils=len(councils))
     persons = dataset.persons()
-    by_council = public_data.split(dataset.records, COUNCILS, seed)
+    by_council = public_data.split(dataset.records, councils, seed, by_source)
     hub_db = asyncio.run(upgraded_database(base, f"public_{dataset.name}_hub", HUB_PACKAGE))
     hub_key = work / "hub" / "hub_key.pem"
     hub_env = _hub_env(hub_db, hub_key)
@@ -241,7 +244,7 @@ def _row(name: str, q: Quality, seconds: float | None) -> str:
 
 def report(o: Outcome) -> str:
     lines = [f"== {o.name}: {o.records:,} records, {o.true_pairs:,} true pairs, "
-             f"{len(COUNCILS)} councils",
+             f"{o.councils} councils" + (" (by source)" if o.councils == 2 else ""),
              f"  {'':<26} {'precision':>9} {'recall':>7} {'F1':>7} {'false':>6} "
              f"{'seconds':>8}"]
     for name, q in o.rows.items():
@@ -267,12 +270,12 @@ def report(o: Outcome) -> str:
 
 def run_dataset(name: str, base: str, work: Path, *, limit: int | None, seed: int,
                 batch_size: int, train: bool, splink: bool, u_pairs: float,
-                say: Any = click.echo) -> Outcome:
+                say: Any = click.echo, by_source: bool = False) -> Outcome:
     dataset = public_data.load(name, limit)
     say(f"{name}: {len(dataset.records):,} records, {dataset.true_pairs:,} true pairs"
         + (f", {dataset.blank_postcodes} postcodes left blank" if dataset.blank_postcodes
            else ""))
-    outcome = _signpost(dataset, base, work, seed, batch_size, train, say)
+    outcome = _signpost(dataset, base, work, seed, batch_size, train, say, by_source)
     if splink:
         result = _in_own_process(public_splink.run, dataset.records, u_pairs, seed)
         outcome.rows["splink 5"] = pairwise_quality(result["clusters"], dataset.persons(),
@@ -291,10 +294,13 @@ def run_dataset(name: str, base: str, work: Path, *, limit: int | None, seed: in
               help="Also model train + links resolve at the hub.")
 @click.option("--splink/--no-splink", default=True, show_default=True)
 @click.option("--splink-u-pairs", default=1e6, show_default=True)
+@click.option("--by-source", is_flag=True,
+              help="Two councils as two systems: each person's first record at one, the "
+                   "others at the other (every FEBRL1 pair then crosses councils).")
 @click.option("--data-dir", default=".data/bench-public", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(names: tuple[str, ...], limit: int | None, seed: int, batch_size: int, train: bool,
-         splink: bool, splink_u_pairs: float, data_dir: Path) -> None:
+         splink: bool, splink_u_pairs: float, by_source: bool, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -303,7 +309,7 @@ def main(names: tuple[str, ...], limit: int | None, seed: int, batch_size: int, 
     for name in names or public_data.DATASETS:
         outcomes.append(run_dataset(name, base, data_dir / name, limit=limit, seed=seed,
                                     batch_size=batch_size, train=train, splink=splink,
-                                    u_pairs=splink_u_pairs))
+                                    u_pairs=splink_u_pairs, by_source=by_source))
         click.echo(report(outcomes[-1]) + "\n")
     click.echo("\n== public benchmarks (targets: F1 ≥ Splink's, precision ≥ 0.999); "
                "seconds: ours ingest → resolved (+ train and re-resolve), Splink train → "

@@ -190,12 +190,22 @@ def load(name: str, limit: int | None = None) -> Dataset:
     return Dataset(name, records, sum(n * (n - 1) // 2 for n in counts.values()), blank)
 
 
-def split(records: list[Record], councils: list[str], seed: int) -> dict[str, list[Record]]:
-    """Each record to one council, at random: duplicates within and across councils."""
+def split(records: list[Record], councils: list[str], seed: int,
+          by_source: bool = False) -> dict[str, list[Record]]:
+    """Each record to one council, at random: duplicates within and across councils.
+    ``by_source``: as two systems describing the same children instead, the first record
+    of each person to the first council and every other to the second, so that every
+    true pair of a data set with one duplicate per person crosses councils and only the
+    hub can link it."""
     rng = random.Random(seed)
     out: dict[str, list[Record]] = {c: [] for c in councils}
+    seen: set[str] = set()
     for record in records:
-        out[rng.choice(councils)].append(record)
+        if by_source:
+            out[councils[record.entity in seen]].append(record)
+            seen.add(record.entity)
+        else:
+            out[rng.choice(councils)].append(record)
     return out
 
 

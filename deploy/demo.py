@@ -211,6 +211,7 @@ def main(children: int, seed: int, data_dir: Path, exit_when_synced: bool) -> No
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        embedded_pg.stop(data_dir / "pg")  # nothing of the demo outlives it
 
 
 def _wait_synced(hub_env: dict[str, str], timeout: float = 300) -> None:

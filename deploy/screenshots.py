@@ -26,6 +26,7 @@ import pyotp
 from playwright.async_api import Page, async_playwright
 
 from deploy.demo import HUB_PORT
+from server_common import embedded_pg
 
 ROOT = Path(__file__).resolve().parents[1]  # the demo runs from the repository's root
 CHROMIUM = "/usr/bin/chromium"
@@ -148,6 +149,9 @@ def running_demo(data_dir: Path, children: int) -> Iterator[str]:
             # demo's fixed ports (a loaded machine once took over a minute to stop it)
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
+            # the demo's own stop did not run: its PostgreSQL (started by pg_ctl, in a
+            # session of its own) would outlive it
+            embedded_pg.stop(data_dir / "pg")
         demo.stdout.close()
 
 

@@ -8,6 +8,7 @@ system PostgreSQL. The server stops when the last process using it exits.
 from __future__ import annotations
 
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +32,32 @@ def start(data_dir: Path, *, stop_on_exit: bool = True) -> str:
     url: str = server.get_uri()
     log.info("embedded postgresql running", extra={"data_dir": str(data_dir)})
     return url
+
+
+def stop(data_dir: Path) -> None:
+    """Stop the server in ``data_dir`` now (a fast shutdown), whoever else joined it.
+
+    pgserver stops a server only when the last process that joined it exits normally;
+    one that was killed stays on its list, and the server then outlives everything
+    (the demo's, after its servers were terminated). A program that owns the server
+    calls this when it is done with it."""
+    import pgserver  # imported lazily: production never needs it
+
+    # pgserver makes its command wrappers at import time (hence no attribute for mypy);
+    # pg_ctl runs as pgserver's own user when we are root, as the server does
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    data_dir = data_dir.resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=server.system_user)
+    except subprocess.CalledProcessError:  # already stopped
+        pass
+    log.info("embedded postgresql stopped", extra={"data_dir": str(data_dir)})
 
 
 def with_database(url: str, name: str) -> str:

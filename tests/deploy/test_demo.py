@@ -10,6 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from deploy.demo import COUNCILS, HUB_PORT, INDEX_TEAMS
@@ -30,6 +31,10 @@ def test_demo_prints_commands_that_work(tmp_path: Path) -> None:
     with running_demo(data_dir, children=40) as out:
         _check_printed_commands(out, data_dir)
         _check_screenshots(out, data_dir, tmp_path / "images")
+    # stopped with Ctrl-C, nothing of the demo outlives it: not even its PostgreSQL
+    left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+            if str(data_dir.resolve()) in " ".join(p.info["cmdline"] or ())]
+    assert left == []
 
 
 def _check_screenshots(out: str, data_dir: Path, images: Path) -> None:
