@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -24,6 +25,15 @@ def csrf_in(page: str) -> str:
 def code_at(secret: str, steps_ahead: int = 0) -> str:
     """The TOTP code of the current step, or of a neighbouring one (the window is ±1)."""
     return credentials.totp_now(secret, time.time() + steps_ahead * credentials.TOTP_PERIOD)
+
+
+async def early_in_a_step(room: float = 20.0) -> None:
+    """Wait, if need be, until ``room`` seconds of the current TOTP step are left: a
+    test that uses the steps either side of "now" must not see the step turn over
+    between making a code and the server checking it (a loaded machine takes seconds)."""
+    left = credentials.TOTP_PERIOD - time.time() % credentials.TOTP_PERIOD
+    if left < room:
+        await asyncio.sleep(left + 0.05)
 
 
 async def login(http: aiohttp.ClientSession, base: str, name: str, password: str,
