@@ -180,9 +180,9 @@ def create_app(config: NodeConfig, *, publish: bool = True) -> web.Application:
                 loops = [publisher.run_forever(config.publisher.interval,
                                                config.publisher.heartbeat_interval)]
                 if config.audit.witness_interval > 0:
-                    loops.append(run_every("witness the hub's audit log",
-                                           hub_witness(config, pool, publisher,
-                                                       services).run_once,
+                    witness = hub_witness(config, pool, publisher, services)
+                    loops.append(run_every("witness the hub's audit log, and the hub ours",
+                                           lambda: witness.run_both(audit_log),
                                            config.audit.witness_interval))
                 if config.notices.interval > 0:
                     notices.client = publisher.client  # fetched with the publisher's

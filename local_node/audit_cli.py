@@ -14,14 +14,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from local_node.app import open_services
 from local_node.config import NodeConfig
 from local_node.keyfile import KeyFile
+from local_node.services.container import NodeServices
 from local_node.services.status import Kept
-from local_node.services.witness import Outcome, Verdict, judge
+from local_node.services.witness import Outcome
 from local_node.transport import connect
 from protocol import keys as protocol_keys
+from protocol.errors import SignpostError
 from server_common import cli as common
 from server_common.audit.checkpoint import Checkpoint
 from server_common.audit.cli import unseal_command
 from server_common.audit.service import AuditLog, VerifyReport
+from server_common.audit.witnessing import Verdict, judge
 from server_common.cli import cli_actor
 from server_common.config import ConfigError
 
@@ -56,20 +59,39 @@ def audit_verify(config: NodeConfig, trust: tuple[Path, ...]) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
-    async def go() -> tuple[VerifyReport, int]:
+    async def at_hub(services: NodeServices) -> tuple[int | None, str | None, str | None]:
+        """(size the hub kept, problem, why the hub could not be asked)."""
+        try:
+            async with connect(config.hub, config.council.code,
+                               KeyFile(config.key_file)) as client:
+                return (*await services.witness(client, []).own_log_at_hub(
+                    services.audit, trusted), None)
+        except SignpostError as exc:
+            return None, None, str(exc)
+
+    async def go() -> tuple[VerifyReport, int, tuple[int | None, str | None, str | None]]:
         async with open_services(config, checked=True, trusted_keys=trusted) as services:
             log = services.audit
-            return await log.verify_all(), await log.store_latest_size()
+            return (await log.verify_all(), await log.store_latest_size(),
+                    await at_hub(services))
 
-    report, covered = common.run(go())
+    report, covered, (held, differs, unreachable) = common.run(go())
     for problem in report.problems:
         click.echo(f"FAIL {problem}", err=True)
+    if differs is not None:
+        click.echo(f"FAIL against the hub's copy: {differs}", err=True)
+        sys.exit(1)
     if not report.ok:
         click.echo(f"audit log does NOT verify: {len(report.problems)} problem(s) in "
                    f"{report.entries} entries and {report.checkpoints} checkpoints", err=True)
         sys.exit(1)
     click.echo(f"audit log verified: {report.entries} entries, {report.checkpoints} "
                "signed checkpoints")
+    if held is not None:
+        click.echo(f"consistent with the checkpoint of {held} entries the hub kept of it")
+    elif unreachable is not None:
+        click.echo(f"note: the hub could not be asked for its copy ({unreachable}): removing "
+                   "the newest entries with their checkpoints would not be caught here")
     if report.entries > covered:
         click.echo(f"note: {report.entries - covered} newest entries are not yet covered by "
                    "a signed checkpoint ('local-node audit checkpoint' signs one)")

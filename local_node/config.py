@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from server_common.accounts.config import AccountsConfig
+from server_common.audit.witnessing import node_log_origin
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
 from server_common.ratelimit.config import RateLimitConfig
 from server_common.retention_config import RetentionConfig
@@ -156,7 +157,7 @@ class NodeConfig:
     @property
     def audit_origin(self) -> str:
         """The name of the node's own audit log (its entries and checkpoints)."""
-        return f"signpost-node-{self.council.code}/audit"
+        return node_log_origin(self.council.code)
 
     def require_council(self) -> str:
         if not self.council.code:

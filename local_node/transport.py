@@ -179,6 +179,33 @@ class HubClient:
         await self._send("POST", self._path("audit/refusals"), encoding.pack(
             {"reason": reason, "cosigned_size": cosigned_size, "offered_size": offered_size}))
 
+    # --- the hub witnesses this node's own audit log (docs/PROTOCOL.md §18) ----------
+
+    async def get_node_log(self) -> str | None:
+        """The checkpoint of this node's own log the hub last kept; None: none yet."""
+        try:
+            obj = encoding.unpack(await self._send("GET", self._path("audit/node-log")),
+                                  what="node log checkpoint")
+        except SignpostError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                return None
+            raise
+        if not isinstance(obj, dict) or not isinstance(obj.get("note"), str):
+            raise UnavailableError("hub sent a malformed node log checkpoint")
+        return str(obj["note"])
+
+    async def post_node_log(self, note: str, first: int,
+                            proof: list[bytes] | None) -> dict[str, Any]:
+        """Offer the node's latest checkpoint; the hub's judgement (``accepted``,
+        ``reason``)."""
+        obj = encoding.unpack(await self._send("POST", self._path("audit/node-log"),
+                                               encoding.pack({"note": note, "first": first,
+                                                              "proof": proof})),
+                              what="node log judgement")
+        if not isinstance(obj, dict) or not isinstance(obj.get("accepted"), bool):
+            raise UnavailableError("hub sent a malformed node log judgement")
+        return obj
+
     # --- children another council shields (docs/PROTOCOL.md §16) -------------------
 
     async def get_shielded(self, after: str) -> tuple[list[str], str | None]:

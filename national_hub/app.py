@@ -64,6 +64,8 @@ NODE_SIGNED = (
     "GET /v1/councils/{code}/audit/checkpoint",
     "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals",
+    "GET /v1/councils/{code}/audit/node-log",
+    "POST /v1/councils/{code}/audit/node-log",
     "GET /v1/councils/{code}/shielded",
     "GET /v1/councils/{code}/notices",
 )
@@ -127,6 +129,7 @@ def create_app(config: HubConfig) -> web.Application:
             app[k.AUDIT] = services.audit
             app[k.REVIEW] = services.review
             app[witness.WITNESSES] = services.witnesses
+            app[witness.NODE_LOGS] = services.node_logs
             app[k.SEARCH] = services.search  # may lag: a replica if configured
             app[notices.NOTICE_FEED] = services.notice_feed
             app[NOTICE_JOB] = services.notice_job

@@ -473,6 +473,24 @@ async def _audit_log(obj: Context) -> AsyncIterator[AuditLog]:
 audit.add_command(unseal_command(_audit_log, lambda obj: cli_actor()))
 
 
+@audit.command("accept-node", help="After an incident the council reported (e.g. its node "
+                                   "restored from a backup that lost audit entries): accept "
+                                   "the checkpoint of its node's own log the hub last refused "
+                                   "as the new baseline. Audited, with the reason.")
+@click.argument("council")
+@click.option("--reason", required=True, help="Why (the incident's reference); audited.")
+@click.pass_obj
+def audit_accept_node(obj: Context, council: str, reason: str) -> None:
+    async def go() -> int:
+        async with obj.services(checked=True) as services:
+            held = await services.node_logs.accept(council, reason, cli_actor())
+            return held.tree_size
+
+    size = common.run(go())
+    click.echo(f"accepted {council}'s node log checkpoint of {size} entries as the new "
+               "baseline")
+
+
 @main.group(help="Retention (docs/design.md §3): archive at 18 (25 for care leavers "
                   "with consent, a year after death if sooner), purge 6 years later; "
                   "see [retention].")

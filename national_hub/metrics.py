@@ -21,6 +21,9 @@ the ``/metrics`` handler, because a collector's ``collect()`` cannot await):
 * ``signpost_audit_witness_status{council}``: the council's node as a witness of the
   audit log, 0 GOOD, 1 WARN (not cosigned for long), 2 BAD (it refused to cosign, or
   the log no longer agrees with what it cosigned)
+* ``signpost_node_audit_log_status{council}``: the council node's own audit log as the
+  hub witnesses it, 0 GOOD, 2 BAD (the hub refused its latest checkpoint: truncated,
+  rewritten or forked in the node's database)
 * ``signpost_resolution_queue_entries`` (the council's records waiting for the
   background resolver) and ``signpost_resolution_queue_oldest_seconds`` (how long the
   oldest has waited; 0 when none waits)
@@ -83,6 +86,10 @@ class HealthCollector:
                 "signpost_audit_witness_status",
                 "The council's node as a witness of the audit log: 0 GOOD, 1 WARN, 2 BAD.",
                 labels=council),
+            "node_log": GaugeMetricFamily(
+                "signpost_node_audit_log_status",
+                "The council node's own audit log, as the hub witnesses it: 0 GOOD, 2 BAD.",
+                labels=council),
             "resolution": GaugeMetricFamily(
                 "signpost_resolution_queue_entries",
                 "The council's records queued for national resolution.", labels=council),
@@ -119,6 +126,7 @@ class HealthCollector:
             fam["records"].add_metric(labels, c.records)
             fam["review"].add_metric(labels, c.review_queue)
             fam["witness"].add_metric(labels, STATUS_VALUES[c.audit_witness])
+            fam["node_log"].add_metric(labels, STATUS_VALUES[c.node_audit_log])
             fam["resolution"].add_metric(labels, c.resolution_queue)
             fam["resolution_wait"].add_metric(labels, c.resolution_wait_seconds or 0.0)
         yield from fam.values()

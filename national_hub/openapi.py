@@ -341,6 +341,12 @@ def _paths() -> dict[str, Any]:
         "/v1/councils/{code}/audit/refusals": _node_endpoint(
             "post", "Witnessing: the council refused to cosign (truncation, rewrite, fork)",
             True),
+        "/v1/councils/{code}/audit/node-log": {
+            **_node_endpoint("get", "The hub's witness of the node's own audit log: the "
+                                    "checkpoint of it the hub last kept (PROTOCOL §18)", False),
+            **_node_endpoint("post", "The node's latest checkpoint of its own log and a "
+                                     "consistency proof from the one the hub kept: kept, or "
+                                     "refused as evidence (PROTOCOL §18)", True)},
         "/v1/councils/{code}/shielded": _node_endpoint(
             "get", "The council's local ids that another council's shielded record shields "
                    "(key-set pages: ?after=; PROTOCOL §16)", False),

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -26,78 +25,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from local_node.keyfile import KeySource
 from local_node.storage.witness import Kept, WitnessState, WitnessStore
 from local_node.transport import HubClient
-from protocol.errors import ErrorCode, SignpostError
-from server_common.audit import merkle
-from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_note
+from protocol.errors import ErrorCode, SignpostError, ValidationError
+from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_note, read_note
 from server_common.audit.cosignature import cosign
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
+from server_common.audit.witnessing import judge
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What to do with an offered checkpoint: ``cosign`` it (``same``: it is the one
-    kept already), or refuse it for ``reason`` (then ``checkpoint`` may be None)."""
-
-    checkpoint: Checkpoint | None
-    reason: str | None = None
-    same: bool = False
-
-    @property
-    def cosign(self) -> bool:
-        return self.reason is None
-
-
-def _proof(value: object) -> list[bytes] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(p, bytes) and len(p) == 32
-                                              for p in value):
-        raise ValueError("proof")
-    return list(value)
-
-
-def judge(kept: Kept | None, offer: dict[str, Any],
-          hub_keys: Sequence[Ed25519PublicKey]) -> Verdict:
-    """Decide, on plain data, whether the hub's offer extends the kept checkpoint."""
-    try:
-        checkpoint = open_note(str(offer.get("note", "")), list(hub_keys))
-    except CheckpointError as exc:
-        return Verdict(None, f"the hub's checkpoint is not validly signed by the hub: {exc}")
-    try:
-        proof = _proof(offer.get("proof"))
-    except ValueError:
-        return Verdict(checkpoint, "the hub sent a malformed consistency proof")
-    if kept is None:
-        return Verdict(checkpoint)  # trust on first use
-    if checkpoint.origin != kept.origin:
-        return Verdict(checkpoint, f"the hub's log is now named {checkpoint.origin!r}, not "
-                                   f"{kept.origin!r} as cosigned")
-    if checkpoint.size < kept.tree_size:
-        return Verdict(checkpoint, (
-            f"truncation: the hub's latest checkpoint covers {checkpoint.size} entries, fewer "
-            f"than the {kept.tree_size} this council cosigned"))
-    if proof is None:
-        return Verdict(checkpoint, (
-            f"truncation: the hub cannot prove its checkpoint of {checkpoint.size} entries "
-            f"extends the {kept.tree_size} this council cosigned (its log holds fewer "
-            f"entries than it signed)"))
-    if offer.get("first") != kept.tree_size:
-        return Verdict(checkpoint, "the hub's proof starts from another size than asked")
-    if checkpoint.size == kept.tree_size:
-        if checkpoint.root != kept.root_hash:
-            return Verdict(checkpoint, (
-                f"rewrite or fork: the hub signed another root for the {kept.tree_size} "
-                f"entries this council cosigned"))
-        return Verdict(checkpoint, same=True)
-    if not merkle.verify_consistency(kept.tree_size, checkpoint.size, kept.root_hash,
-                                     checkpoint.root, proof):
-        return Verdict(checkpoint, (
-            f"rewrite or fork: the hub's checkpoint of {checkpoint.size} entries does not "
-            f"extend the {kept.tree_size} entries this council cosigned"))
-    return Verdict(checkpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +92,73 @@ class Witness:
         await self.client.post_cosignature(checkpoint.size, line)
         log.info("cosigned the hub's audit checkpoint", extra={"tree_size": checkpoint.size})
         return Outcome(True, checkpoint.size)
+
+    async def report_own_log(self, own_log: AuditLog) -> Outcome:
+        """Offer the hub this node's latest checkpoint of its own log, with a consistency
+        proof from the one the hub kept (docs/PROTOCOL.md §18), so a truncation or a
+        rewrite made in the node's database is seen outside it. The node proves what its
+        database holds: when that no longer extends what the hub kept, there is no proof
+        to send, and the hub records why."""
+        latest = await own_log.latest_checkpoint()
+        if latest is None:  # checkpoints are signed every audit.checkpoint_interval
+            return Outcome(False, None, "this node has signed no checkpoint of its log yet")
+        held = await self.client.get_node_log()
+        try:
+            first = read_note(held).size if held is not None else 0
+        except CheckpointError:
+            first = 0  # the hub judges against what it holds, whatever it sent
+        proof: list[bytes] | None = []
+        if 0 < first < latest.size:
+            try:
+                proof = list((await own_log.consistency_proof(first, latest.size)).proof)
+            except ValidationError:
+                proof = None  # the log holds fewer entries than its own checkpoint
+        elif first > latest.size:
+            proof = None
+        try:
+            answer = await self.client.post_node_log(latest.note, first, proof)
+        except SignpostError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            log.warning("the hub does not witness node logs (a hub older than §18)")
+            return Outcome(False, latest.size, "the hub does not witness node logs")
+        if not answer["accepted"]:
+            log.error("the hub refused this node's audit checkpoint: %s", answer.get("reason"),
+                      extra={"tree_size": latest.size, "hub_kept": first})
+            return Outcome(False, latest.size, str(answer.get("reason")))
+        return Outcome(True, latest.size)
+
+    async def own_log_at_hub(self, own_log: AuditLog,
+                             council_keys: Sequence[Ed25519PublicKey]) -> tuple[int | None,
+                                                                                 str | None]:
+        """Compare this node's log with the checkpoint of it the hub kept: (that
+        checkpoint's size, None when none is kept; the problem, None when the log still
+        extends it). What a superuser who removed the newest entries *and* their
+        checkpoints here cannot hide: the hub's copy is out of their reach."""
+        note = await self.client.get_node_log()
+        if note is None:
+            return None, None
+        try:
+            held = open_note(note, list(council_keys))
+        except CheckpointError as exc:
+            return None, ("the hub's copy of this log's checkpoint does not verify with the "
+                          f"council's keys: {exc}")
+        size = await own_log.size()
+        if held.size > size:
+            return held.size, (f"truncation: the hub kept a checkpoint of {held.size} entries "
+                               f"of this log, which now holds {size}")
+        if (await own_log.consistency_proof(held.size, size)).first_root != held.root:
+            return held.size, (f"rewrite or fork: the first {held.size} entries are not those "
+                               "the hub kept a checkpoint of")
+        return held.size, None
+
+    async def run_both(self, own_log: AuditLog) -> None:
+        """One round of witnessing: the hub's log by this node, then this node's log by
+        the hub (each fails on its own; the loop logs and goes on)."""
+        try:
+            await self.run_once()
+        finally:
+            await self.report_own_log(own_log)
 
     async def _refuse(self, kept: Kept | None, offered: Checkpoint | None,
                       reason: str) -> Outcome:

@@ -9,11 +9,15 @@ from typing import Any
 from aiohttp import web
 
 from national_hub.handlers.federation import authenticated_key, msgpack_response
+from national_hub.services.node_logs import NodeLogWitness
 from national_hub.services.witnesses import MAX_REASON, Witnesses
 from protocol import encoding
 from protocol.errors import DecodeError, ErrorCode, ValidationError
 
 WITNESSES = web.AppKey("witnesses", Witnesses)
+NODE_LOGS = web.AppKey("node_logs", NodeLogWitness)
+MAX_NOTE = 2000  # a checkpoint: origin, size, root, time and one or two signature lines
+MAX_PROOF = 64   # hashes: a consistency proof of a log of 2**63 entries is shorter
 MAX_COSIGNATURE = 200  # one signature line: name + base64 of 76 bytes
 
 
@@ -67,9 +71,38 @@ async def post_refusal(request: web.Request) -> web.Response:
     return msgpack_response({"ok": True})
 
 
+async def get_node_log(request: web.Request) -> web.Response:
+    """The checkpoint of this council's node log the hub last kept (§18)."""
+    code, _, _ = await authenticated_key(request)
+    held = await request.app[NODE_LOGS].held(code)
+    return msgpack_response({"note": held.note})
+
+
+async def post_node_log(request: web.Request) -> web.Response:
+    """The node's latest checkpoint of its own log, with a consistency proof from the
+    one the hub kept: kept, or refused as evidence (200 either way; the answer says)."""
+    code, body, _ = await authenticated_key(request)
+    obj = _map(body, "node log checkpoint")
+    note = obj.get("note")
+    if not isinstance(note, str) or not 0 < len(note) <= MAX_NOTE:
+        raise ValidationError("note", f"must be a signed checkpoint of at most {MAX_NOTE} "
+                                      "characters")
+    _size(obj.get("first"), "first")
+    proof = obj.get("proof")
+    if proof is not None and not (
+            isinstance(proof, list) and len(proof) <= MAX_PROOF
+            and all(isinstance(h, bytes) and len(h) == 32 for h in proof)):
+        raise ValidationError("proof", f"must be nil or a list of at most {MAX_PROOF} "
+                                       "32-byte hashes")
+    judged = await request.app[NODE_LOGS].offered(code, obj)
+    return msgpack_response(judged.to_wire())
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/v1/councils/{code}/audit/checkpoint", get_checkpoint),
         web.post("/v1/councils/{code}/audit/cosignatures", post_cosignature),
         web.post("/v1/councils/{code}/audit/refusals", post_refusal),
+        web.get("/v1/councils/{code}/audit/node-log", get_node_log),
+        web.post("/v1/councils/{code}/audit/node-log", post_node_log),
     ]

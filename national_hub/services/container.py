@@ -31,6 +31,7 @@ from national_hub.services.key_rotation import KeyRotation
 from national_hub.services.linking import Linker
 from national_hub.services.model_training import ModelTrainer
 from national_hub.services.node_auth import NodeAuthenticator
+from national_hub.services.node_logs import NodeLogWitness
 from national_hub.services.notices import NoticeFeed, NoticeJob
 from national_hub.services.resolver import Resolver
 from national_hub.services.retention import HubRetention
@@ -45,6 +46,7 @@ from national_hub.storage.health import HealthStore, WitnessHealthStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from national_hub.storage.key_announcements import KeyAnnouncementStore
 from national_hub.storage.models import ModelStore
+from national_hub.storage.node_logs import NodeLogStore
 from national_hub.storage.nonces import NonceStore
 from national_hub.storage.notices import NoticeStore
 from national_hub.storage.records import RecordStore
@@ -69,6 +71,7 @@ class HubStores:
     heartbeats: HeartbeatStore = field(default_factory=HeartbeatStore)
     key_announcements: KeyAnnouncementStore = field(default_factory=KeyAnnouncementStore)
     models: ModelStore = field(default_factory=ModelStore)
+    node_logs: NodeLogStore = field(default_factory=NodeLogStore)
     nonces: NonceStore = field(default_factory=NonceStore)
     notices: NoticeStore = field(default_factory=NoticeStore)
     queue: ResolutionQueueStore = field(default_factory=ResolutionQueueStore)
@@ -169,6 +172,12 @@ class HubServices:
     @cached_property
     def witnesses(self) -> Witnesses:
         return Witnesses(self.pool, self.audit, self.stores.witnesses)
+
+    @cached_property
+    def node_logs(self) -> NodeLogWitness:
+        """The hub's witness of each council node's own audit log."""
+        return NodeLogWitness(self.pool, self.stores.councils, self.stores.node_logs,
+                              self.audit)
 
     @cached_property
     def search(self) -> HubSearch:

@@ -86,6 +86,9 @@ class CouncilHealth:
     # own (its reasons are among ``reasons``) and the size it last cosigned.
     audit_witness: str = "GOOD"
     audit_cosigned_size: int | None = None
+    # The council node's own audit log as the hub witnesses it (docs/PROTOCOL.md §18):
+    # BAD when the hub refused its latest checkpoint (truncated, rewritten, forked).
+    node_audit_log: str = "GOOD"
     # Notices made for the council that its node has not fetched yet, and how long the
     # oldest has waited (docs/notices.md; alert SignpostNoticesUndelivered).
     notices_undelivered: int = 0
@@ -103,6 +106,7 @@ class CouncilHealth:
             "review_queue": self.review_queue, "resolution_queue": self.resolution_queue,
             "resolution_wait_seconds": self.resolution_wait_seconds,
             "audit_witness": self.audit_witness,
+            "node_audit_log": self.node_audit_log,
             "audit_cosigned_size": self.audit_cosigned_size,
             "notices_undelivered": self.notices_undelivered,
             "notices_wait_seconds": self.notices_wait_seconds,
@@ -225,6 +229,14 @@ def witness_reasons(state: WitnessState | None, now: datetime,
     return found
 
 
+def node_log_reasons(state: WitnessState | None) -> list[tuple[Status, str]]:
+    """Why the council node's own audit log is not GOOD: the hub refused its latest
+    checkpoint (BAD), until a checkpoint of it is kept again."""
+    if state is None or state.node_log_alarm is None:
+        return []
+    return [(Status.BAD, f"the node's own audit log: {state.node_log_alarm}")]
+
+
 class HealthService:
     def __init__(self, pool: asyncpg.Pool, limits: HealthSection, store: HealthStore, *,
                  queue: ResolutionQueueStore, witnesses: WitnessHealthStore,
@@ -269,7 +281,8 @@ class HealthService:
                  queued: QueueDepth | None = None,
                  witness: WitnessState | None = None) -> CouncilHealth:
         witnessing = witness_reasons(witness, now, self.limits)
-        found = assess(state, now, rejected, self.limits, queued) + witnessing
+        node_log = node_log_reasons(witness)
+        found = assess(state, now, rejected, self.limits, queued) + witnessing + node_log
         heard = state.heartbeat_at
         expiry = None if state.keys_forever else state.last_ends
         return CouncilHealth(
@@ -290,6 +303,7 @@ class HealthService:
                 else round(max(0.0, (now - queued.oldest).total_seconds()), 3)),
             audit_witness=worst(s for s, _ in witnessing),
             audit_cosigned_size=witness.cosigned_size if witness else None,
+            node_audit_log=worst(s for s, _ in node_log),
         )
 
     async def history(self, hours: float) -> dict[str, list[dict[str, Any]]]:

@@ -179,6 +179,9 @@ class WitnessState:
     behind_since: datetime | None   # when the first checkpoint it has not cosigned was signed
     alarm: str | None               # its latest refusal, unless it cosigned since
     alarm_at: datetime | None
+    # the hub's refusal of the council node's own log (docs/PROTOCOL.md §18), unless a
+    # checkpoint of it was kept since
+    node_log_alarm: str | None = None
 
 
 class WitnessHealthStore:
@@ -193,7 +196,13 @@ class WitnessHealthStore:
                          (SELECT coalesce(max(seq) + 1, 0) FROM audit_log)) AS log_size,
                    (SELECT min(signed_at) FROM audit_checkpoints
                     WHERE tree_size > coalesce(w.tree_size, 0)) AS behind_since,
-                   a.reason AS alarm, a.received_at AS alarm_at
+                   a.reason AS alarm, a.received_at AS alarm_at,
+                   (SELECT r.reason FROM witness_refusals r
+                    WHERE r.origin = 'signpost-node-' || c.code || '/audit'
+                      AND r.refused_at > coalesce((
+                          SELECT max(k.recorded_at) FROM witnessed_checkpoints k
+                          WHERE k.origin = r.origin), '-infinity')
+                    ORDER BY r.refused_at DESC, r.id DESC LIMIT 1) AS node_log_alarm
             FROM councils c
             LEFT JOIN LATERAL (
                 SELECT tree_size, root_hash, received_at FROM audit_cosignatures
@@ -212,4 +221,5 @@ class WitnessHealthStore:
             r["code"], r["cosigned_size"],
             None if r["cosigned_root"] is None else bytes(r["cosigned_root"]),
             None if r["signed_root"] is None else bytes(r["signed_root"]),
-            int(r["log_size"]), r["behind_since"], r["alarm"], r["alarm_at"]) for r in rows]
+            int(r["log_size"]), r["behind_since"], r["alarm"], r["alarm_at"],
+            r["node_log_alarm"]) for r in rows]

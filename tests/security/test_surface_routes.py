@@ -31,7 +31,8 @@ HUB_NODE_SIGNED = {
     "POST /v1/councils/{code}/digests", "POST /v1/councils/{code}/digests/records",
     "GET /v1/councils/{code}/audit/checkpoint", "POST /v1/councils/{code}/audit/cosignatures",
     "POST /v1/councils/{code}/audit/refusals", "GET /v1/councils/{code}/shielded",
-    "GET /v1/councils/{code}/notices",
+    "GET /v1/councils/{code}/notices", "GET /v1/councils/{code}/audit/node-log",
+    "POST /v1/councils/{code}/audit/node-log",
 }
 # Pages for signed-in users only (the walk below refuses them anonymously): each new
 # one is named here, so adding a page is a reviewed change too.
