@@ -9,6 +9,8 @@ from datetime import datetime
 
 import asyncpg
 
+from server_common.audit.witness_store import record_refusal
+
 
 @dataclass(frozen=True, slots=True)
 class Kept:
@@ -76,10 +78,7 @@ class WitnessStore:
     async def refuse(self, conn: asyncpg.Connection, origin: str, reason: str,
                      kept_size: int | None, offered_size: int | None,
                      offered_note: str | None) -> None:
-        await conn.execute(
-            "INSERT INTO witness_refusals (origin, reason, kept_size, offered_size,"
-            " offered_note) VALUES ($1, $2, $3, $4, $5)",
-            origin, reason, kept_size, offered_size, offered_note)
+        await record_refusal(conn, origin, reason, kept_size, offered_size, offered_note)
 
     async def state(self, conn: asyncpg.Connection) -> WitnessState:
         kept = await self.latest(conn)

@@ -57,3 +57,14 @@ class WitnessStore:
             "SELECT DISTINCT ON (witness) * FROM audit_cosignatures"
             " ORDER BY witness, id DESC")
         return [_cosigned(r) for r in rows]
+
+
+async def record_refusal(conn: asyncpg.Connection, origin: str, reason: str,
+                         kept_size: int | None, offered_size: int | None,
+                         offered_note: str | None) -> None:
+    """At the witness's side: a checkpoint of the log ``origin`` it refused, and why
+    (a node refusing the hub's; the hub refusing a node's)."""
+    await conn.execute(
+        "INSERT INTO witness_refusals (origin, reason, kept_size, offered_size,"
+        " offered_note) VALUES ($1, $2, $3, $4, $5)",
+        origin, reason, kept_size, offered_size, offered_note)
