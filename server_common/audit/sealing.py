@@ -40,7 +40,7 @@ from server_common.accounts.seeds import load_or_create_key
 
 # The search parameters that say where a child lives (docs/design.md §6: never shown
 # for a shielded child). Names and dates are who the child is, and stay readable.
-LOCATION_PARAMETERS = frozenset({"postcode", "address_line"})
+LOCATION_PARAMETERS = frozenset({"postcode"})
 PREFIX = "sealed:"
 _NONCE = 12
 _LABEL = b"signpost audit location parameters v1"
