@@ -29,6 +29,7 @@ import functools
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -59,7 +60,7 @@ from protocol.matching.frequencies import TF_FIELDS, postcode_key
 from protocol.matching.location import normalise_address
 
 __all__ = ["Candidate", "LinkPlan", "Linker", "across_councils", "explain", "identity_of",
-           "new_national_id", "with_prior", "withhold_location", "without_location"]
+           "new_national_id", "person_key", "with_prior", "withhold_location", "without_location"]
 
 # Records sharing one blocking key beyond which resolution skips the key (the other
 # keys still find candidates). Not the search's limit (services.search) nor the node's.
@@ -173,6 +174,15 @@ def partner_rate(totals: Mapping[str, Totals]) -> tuple[int, int, int]:
     nhs = totals.get("nhs", none)
     measure = nhs if nhs.total > 0 else totals.get("person", none)
     return records, measure.total, measure.partnered
+
+
+def person_key(fields: IdentityFields) -> tuple[str, str, date] | None:
+    """What the hub's ``person`` term count keys a record by (migration 014's
+    ``term_person``): its lower-cased given and family names and its date of birth, or
+    None unless all three are known."""
+    if not (fields.given_name and fields.family_name and fields.dob):
+        return None
+    return fields.given_name.lower(), fields.family_name.lower(), fields.dob
 
 
 @dataclass(slots=True)
@@ -305,15 +315,28 @@ class Linker:
 
     def batch_model(self, g: Gathered) -> Model:
         """The model with a prior that counts this chunk too: its records and how many
-        of them share an NHS number with a record the hub holds (the second council's
-        first batch of movers would otherwise be scored as if the hub held no partners)."""
+        of them have a partner among the records the hub holds, on the measure
+        :func:`partner_rate` uses (NHS numbers, or where no record holds one the exact
+        names and date of birth). Otherwise the second council's first chunk of movers
+        would be scored as if the hub held no partners, and every pair across two
+        councils that each sent their records in one go would be judged at the national
+        default prior."""
+        records, measured, shared = self._rate
+        nhs_held = self._totals.get("nhs", Totals(0, 0, 0)).total > 0
         nhs_keys = [{k for k in g.keys[c.local_id] if k.startswith("n:")}
                     for c in g.candidates]
-        partnered = sum(1 for ks in nhs_keys if any(k in g.by_key for k in ks))
-        records, with_nhs, shared = self._rate
+        if nhs_held or any(nhs_keys):
+            if not nhs_held:  # the first NHS numbers: the measure moves to them
+                measured = shared = 0
+            with_measure = sum(1 for ks in nhs_keys if ks)
+            partnered = sum(1 for ks in nhs_keys if any(k in g.by_key for k in ks))
+        else:
+            held = {person_key(o.fields) for o in g.others.values()}
+            persons = [person_key(c.fields) for c in g.candidates]
+            with_measure = sum(1 for p in persons if p is not None)
+            partnered = sum(1 for p in persons if p is not None and p in held)
         return with_prior(self.base, (records + len(g.candidates),
-                                      with_nhs + sum(1 for ks in nhs_keys if ks),
-                                      shared + 2 * partnered))
+                                      measured + with_measure, shared + 2 * partnered))
 
     async def plan(self, conn: asyncpg.Connection, council: str,
                    candidates: list[Candidate], deleted: Iterable[str] = ()) -> LinkPlan:

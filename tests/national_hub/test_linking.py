@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from national_hub.services.linking import across_councils
 from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, Op, UpsertOp
+from protocol.matching import DEFAULT_MODEL, IdentityFields, score
+from protocol.matching.scoring import Decision
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
@@ -96,3 +99,40 @@ async def test_national_ids_are_never_reused(federation: Federation) -> None:
     ids = {nid for nid, _ in (await links(hub)).values()}
     assert len(ids) == 50
     assert await hub.fetchval("SELECT count(*) FROM national_children") == 50
+
+
+async def test_a_second_council_sent_at_once_is_judged_on_the_partners_it_brings(
+        federation: Federation) -> None:
+    """Feeds without NHS numbers: the prior is measured on exact names and date of
+    birth. A second council sending all its children in one batch brings their partners
+    with it; its pairs are judged on that rate, not on the national default (at which a
+    typo in a given name, beside a new home, could not link)."""
+    hub, esx, wsx = federation
+    children = [(f"{GIVEN[i % 10]}", f"{FAMILY[i % 5]}{'ab'[i % 2]}{i}",
+                 date(2010, 1, 1) + timedelta(days=7 * i)) for i in range(300)]
+
+    def child(prefix: str, i: int, postcode: str) -> UpsertOp:
+        given, family, dob = children[i]
+        return UpsertOp.of(replace(record(f"{prefix}{i}", nhs=None), given_name=given,
+                                   family_name=family, dob=dob, sex=0,
+                                   postcode=postcode), 1)
+
+    await esx.send(*[child("A", i, "BN1 1AA") for i in range(300)])
+    moved = [child("B", i, "SO15 2BB") for i in range(1, 300)]
+    given, family, dob = children[0]
+    typo = UpsertOp.of(replace(record("B0", nhs=None), given_name="Ameila",
+                               family_name=family, dob=dob, sex=0, postcode="SO15 2BB"), 1)
+    assert given == "Amelia"
+    at_default = score(IdentityFields("Ameila", family, dob, postcode="SO15 2BB"),
+                       IdentityFields(given, family, dob, postcode="BN1 1AA"),
+                       across_councils(DEFAULT_MODEL))
+    assert at_default.decision() is not Decision.LINK  # what the test is about
+    await wsx.send(typo, *moved)
+
+    state = await links(hub)
+    assert state[(WSX, "B0")] == (state[(ESX, "A0")][0], "linked")
+    assert all(state[(WSX, f"B{i}")][0] == state[(ESX, f"A{i}")][0] for i in range(300))
+    async with hub.pool.acquire() as conn:
+        versions = {r[0] for r in await conn.fetch(
+            "SELECT model_version FROM records WHERE council_code = $1", WSX)}
+    assert versions and all("+prior-" in v for v in versions), versions
