@@ -247,8 +247,10 @@ def family_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     simple = np.flatnonzero(rest & ~multi)
     xs, ys = _ordered(x[simple], y[simple])
     jw = _similarity(JaroWinkler.similarity, xs, ys)
+    slip = _typo_close(x[simple], y[simple], c.family_first[a[simple]],
+                       c.family_first[b[simple]])
     level[simple] = np.where(
-        jw >= JW_HIGH, int(FamilyNameLevel.JW_HIGH),
+        (jw >= JW_HIGH) | slip, int(FamilyNameLevel.JW_HIGH),
         np.where(c.family_phonetic[a[simple]] == c.family_phonetic[b[simple]],
                  int(FamilyNameLevel.PHONETIC), int(FamilyNameLevel.OTHER)))
     low = np.flatnonzero(rest & (level < FamilyNameLevel.JW_HIGH))

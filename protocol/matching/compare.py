@@ -230,7 +230,9 @@ def _family_level(x: str, y: str) -> FamilyNameLevel:
     multi_part = len(name_parts(x)) > 1 or len(name_parts(y)) > 1
     if multi_part and px and py and (px <= py or py <= px):
         return FamilyNameLevel.PART
-    if jaro_winkler(x, y) >= JW_HIGH:
+    # One slip apart counts as very similar even where Jaro-Winkler, which forgives
+    # little in a short name, says otherwise ("Frew" / "Freq" 0.88, "Goode" / "Gooee" 0.91)
+    if jaro_winkler(x, y) >= JW_HIGH or typo_close(x, y):
         return FamilyNameLevel.JW_HIGH
     if phonetic(x) == phonetic(y):
         return FamilyNameLevel.PHONETIC

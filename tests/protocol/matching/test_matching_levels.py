@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+import numpy as np
 import pytest
 
 from protocol.matching import (
@@ -20,7 +21,13 @@ from protocol.matching import (
     candidate_pairs,
     score,
 )
-from protocol.matching.compare import compare_family_name, compare_given_name, names_swapped
+from protocol.matching.bulk import Columns, family_levels
+from protocol.matching.compare import (
+    FamilyNameLevel,
+    compare_family_name,
+    compare_given_name,
+    names_swapped,
+)
 from protocol.matching.names import (
     given_names_close,
     given_names_equivalent,
@@ -169,6 +176,22 @@ def test_close_names_of_twins_of_different_sex_stay_apart() -> None:
     elijah = replace(CHILD, given_name="Elija", sex=1)
     result = score(eliza, elijah)
     assert result.veto == "twins" and result.decision() is Decision.NEW
+
+
+@pytest.mark.parametrize(("a", "b"), [("Frew", "Freq"), ("Goode", "Gooee"),
+                                       ("Grubb", "Grub")])
+def test_a_family_name_one_slip_apart_is_very_similar_in_one_pair_and_in_bulk(
+        a: str, b: str) -> None:
+    """Jaro-Winkler forgives little in a short name (Frew / Freq: 0.88), where one
+    slip is still one slip; in bulk as pair by pair."""
+    x, y = replace(CHILD, family_name=a), replace(CHILD, family_name=b)
+    assert score(x, y).level("family_name") == "JW_HIGH"
+    assert score(x, y).decision() is Decision.LINK
+    columns = Columns.of([x, y])
+    assert family_levels(columns, np.array([0]), np.array([1])).tolist() == [
+        FamilyNameLevel.JW_HIGH]
+    # a different first letter is another family, as for given names
+    assert score(x, replace(y, family_name="X" + a[1:])).level("family_name") != "JW_HIGH"
 
 
 # -- where the child lives -----------------------------------------------------------
