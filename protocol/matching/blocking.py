@@ -28,6 +28,10 @@ name it may stand for; ``g`` its first letter):
                               code, in the family name's namespace: the two names
                               swapped between records ("Dixon Cale" / "Caleb Dixon")
 ``gp:G:DISTRICT``             given name + postcode district: DOB typos, new surname
+``sp:X:Y:DISTRICT``           the two names' metaphone codes in order + postcode
+                              district: names swapped where the date of birth is
+                              blank or wrong on one record ("Jessica Ballantyne",
+                              born 2009 / "Ballantyne Jessica", no date)
 ``nf:G:F``                    given name + family name, only of a record *without* a
                               date of birth (a feed left it blank): search finds it
 ============================  ==========================================================
@@ -117,6 +121,9 @@ def blocking_keys(record: IdentityFields) -> set[str]:
         keys.update(f"nf:{name}:{code}" for name in given for code in family)
     if district:
         keys.update(f"gp:{name}:{district}" for name in given)
+        if crossed and (surname := phonetic(record.family_name)):
+            first, second = sorted((crossed, surname))
+            keys.add(f"sp:{first}:{second}:{district}")
     return keys
 
 

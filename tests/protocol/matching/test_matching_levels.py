@@ -97,6 +97,21 @@ def test_swapped_names_meet_in_a_block_across_councils() -> None:
                 address_line=None))
 
 
+def test_swapped_names_without_a_shared_date_meet_in_the_same_district() -> None:
+    """FEBRL: "Jessica Ballantyne" and "Ballantyne Jessica", the date of birth left
+    blank (or mistyped) on one record: the two names in either order, in one postcode
+    district, are a block of their own; another district or another name is not."""
+    blank = replace(CHILD, given_name="Grubb", family_name="Olivia", dob=None,
+                    postcode="BN1 4ZZ", address_line=None)
+    assert candidate_pairs([CHILD, blank]) == {(0, 1)}
+    wrong_date = replace(blank, dob=date(2011, 9, 30))
+    assert candidate_pairs([CHILD, wrong_date]) == {(0, 1)}
+    result = score(CHILD, replace(blank, address_line=CHILD.address_line))
+    assert result.level("given_name") == "SWAPPED" and result.decision() is not Decision.NEW
+    assert candidate_pairs([CHILD, replace(blank, postcode="TF1 2AB")]) == set()
+    assert candidate_pairs([CHILD, replace(blank, family_name="Oscar")]) == set()
+
+
 # -- date of birth -------------------------------------------------------------------
 
 
