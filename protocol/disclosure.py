@@ -64,9 +64,10 @@ PRACTITIONER = "practitioner"
 INDEX_TEAM = "index_team"
 
 # Blocking keys built from where a child lives (see protocol.matching.blocking): the
-# postcode district ("dp:") and the given name with the postcode ("gp:"). Any key a
-# later change builds from the postcode or address must be listed here.
-LOCATION_KEY_PREFIXES = ("dp:", "gp:")
+# postcode district ("dp:"), the given name with the postcode ("gp:") and both names
+# with it ("sp:"). Any key a later change builds from the postcode or address must be
+# listed here (tests/protocol/matching/test_matching_blocking.py checks every key).
+LOCATION_KEY_PREFIXES = ("dp:", "gp:", "sp:")
 
 # Fields of a child view that say, or help to say, where a child lives or is seen.
 # ``upn``: its first digits name the issuing authority. ``services`` and

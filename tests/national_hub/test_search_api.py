@@ -153,6 +153,12 @@ async def test_shielded_child_found_only_by_who_it_is_and_shows_no_location(
     # where it lives never finds it, alone or with a given name
     assert await search(fed, "pat", dob="2012-07-21", postcode="BN2 3CD") == []
     assert await search(fed, "pat", given_name="Kacper", postcode="BN2 3CD") == []
+    # nor both names with it, in either order (no date of birth: only location keys
+    # would meet his record, and it holds none)
+    assert await search(fed, "pat", given_name="Kacper", family_name="Nowak",
+                        postcode="BN2 3CD") == []
+    assert await search(fed, "pat", given_name="Nowak", family_name="Kacper",
+                        postcode="BN2 3CD") == []
     (hit,) = [r for r in await search(fed, "pat", **SHIELDED)]
     assert hit["shielded"] and hit["given_name"] == "Kacper"
     assert hit["councils"] == []  # which areas know a shielded child says where it went

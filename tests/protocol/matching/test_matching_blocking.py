@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from hypothesis import given, settings
 
+from protocol.disclosure import finds_shielded
 from protocol.matching import (
     IdentityFields,
     blocking_keys,
@@ -95,3 +96,20 @@ def test_any_record_with_a_usable_name_has_keys(record: ChildRecord) -> None:
     assert all(isinstance(key, str) and key for key in keys)
     if normalise_name(record.given_name):
         assert f"dg:{record.dob}:{normalise_name(record.given_name)}" in keys
+
+
+@settings(max_examples=100, deadline=None)
+@given(strategies.child_records())
+def test_every_key_built_from_where_a_child_lives_is_a_location_key(
+        record: ChildRecord) -> None:
+    """A shielded record loses its location keys, and a search's location keys never
+    reach a shielded child: so every key the postcode or address adds must be one
+    (a key missing from ``LOCATION_KEY_PREFIXES`` would let a search by names and a
+    postcode say whether a shielded child lives in that district)."""
+    fields = IdentityFields.from_record(record)
+    nowhere = replace(fields, postcode=None, address_line=None)
+    for with_location in (fields, replace(fields, postcode="BN1 1AA"),
+                          replace(fields, dob=None, postcode="BN1 1AA")):
+        added = blocking_keys(with_location) - blocking_keys(
+            replace(nowhere, dob=with_location.dob))
+        assert all(not finds_shielded(key) for key in added), added
