@@ -45,7 +45,8 @@ lint: $(STAMP)
 ## load); then what an anti-entropy comparison of one council costs; then one hub grown
 ## to 100,000, 300,000 and 1,000,000 children, searched and published to at each, with
 ## how each cost grows (docs/scaling.md); then resolution on public benchmarks
-## (FEBRL1-3, RLdata10000) through node and hub beside Splink (docs/benchmarks.md);
+## (FEBRL1-3, RLdata10000) through node and hub beside Splink, and again with each
+## person's records at two councils as two systems (docs/benchmarks.md);
 ## then notices made per second in a bulk load and publish -> email delay (docs/notices.md).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.publish
@@ -57,6 +58,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.anti_entropy
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.public
+	$(BIN)/python -m bench.public --by-source --no-train --no-splink
 	$(BIN)/python -m bench.incomplete_rows
 	$(BIN)/python -m bench.notices
 
