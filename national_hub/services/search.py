@@ -12,7 +12,7 @@ Shielding (docs/design.md §6, :mod:`protocol.disclosure`) belongs to the child:
 counts as shielded for its own flag or for any relation to a shielded record
 (``national_hub.storage.shielding`` keeps the sticky marks). A shielded child is found
 only through fields that say nothing of where it lives: keys built from the postcode
-(``dp:``, ``gp:``) never find it (its records do not even hold them), its postcode and
+(``dp:``, ``gp:``, ``sp:``) never find it (its records do not even hold them), its postcode and
 address never score, and its result carries neither postcode districts nor the list
 of councils that know it, only the council(s) whose index team to contact. Its child
 view shows no location field and, but to a shielding council's index team, no list of

@@ -10,7 +10,7 @@ review decision, retention), in the caller's transaction:
 3. the marks of the touched records, then every mark newly made, are *pushed* to
    every related record, until nothing new is marked (a handful of rounds: each is one
    statement over the frontier, never a query per record);
-4. a marked record loses its location blocking keys (``dp:``, ``gp:``), so no search
+4. a marked record loses its location blocking keys (``dp:``, ``gp:``, ``sp:``), so no search
    and no resolution reaches it, or counts it, through where it lives.
 
 Related means (:class:`protocol.disclosure.Relation`): the same national id (live,
