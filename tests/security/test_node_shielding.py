@@ -241,7 +241,12 @@ async def _check_copies(node: Node, copies: dict[str, Copy]) -> None:
         district = copy.postcode.split()[0]
         # Found through where the child lives: nothing.
         for query in ({"dob": copy.dob, "postcode": copy.postcode},
-                      {"given_name": copy.given_name, "postcode": copy.postcode}):
+                      {"given_name": copy.given_name, "postcode": copy.postcode},
+                      # both names with the postcode, in either order (the sp key)
+                      {"given_name": copy.given_name, "family_name": copy.family_name,
+                       "postcode": copy.postcode},
+                      {"given_name": copy.family_name, "family_name": copy.given_name,
+                       "postcode": copy.postcode}):
             for who in (node.practitioner,):
                 hits = await _search(node, who, **query)
                 assert copy.local_id not in {h["local_id"] for h in hits}, (how, query)
