@@ -31,11 +31,11 @@ from bench.public import COUNCILS
 from national_hub.services.linking import (
     RESOLUTION_BLOCK_LIMIT,
     across_councils,
+    person_key,
     with_prior,
 )
 from protocol.matching import DEFAULT_MODEL, IdentityFields, TermFrequencies, score
 from protocol.matching.blocking import candidate_pairs
-from protocol.matching.names import normalise_name
 from protocol.matching.scoring import Decision, Explanation
 
 
@@ -52,14 +52,13 @@ def identity(row: dict[str, str]) -> IdentityFields:
 
 
 def name_rate(fields: list[IdentityFields]) -> tuple[int, int, int]:
-    """``ResolutionStore.partner_rate`` where no record has an NHS number."""
-    named = [(normalise_name(f.given_name), normalise_name(f.family_name), f.dob)
-             for f in fields if f.given_name and f.family_name and f.dob]
-    by_given = Counter((g, d) for g, _, d in named)
-    by_family = Counter((fam, d, g[:1]) for g, fam, d in named)
-    partnered = sum(1 for g, fam, d in named
-                    if by_given[(g, d)] > 1 or by_family[(fam, d, g[:1])] > 1)
-    return (len(fields), len(named), partnered)
+    """``ResolutionStore.partner_rate`` where no record has an NHS number: records,
+    those with given name, family name and date of birth, and those sharing all three
+    (as the hub keys them, :func:`~national_hub.services.linking.person_key`) with
+    another."""
+    persons = [p for p in map(person_key, fields) if p is not None]
+    counts = Counter(persons)
+    return (len(fields), len(persons), sum(1 for p in persons if counts[p] > 1))
 
 
 @dataclass
