@@ -30,6 +30,46 @@ IDENTITY_COLUMNS = (
 )
 
 
+# The resolver's candidate read (:meth:`ResolutionStore.candidates`): $1 the keys, $2
+# the block limit.
+# Each key is looked up in the covering index and read no further than one
+# holder past the limit: a common key costs max_block + 1 index entries however
+# many records hold it, and nothing scans record_keys as a whole (which made
+# every chunk slower as the hub filled).
+# The keys are grouped by holder first, on narrow rows, and each holder's record
+# read once after: grouping the wide joined rows spilled its sort to disk (a
+# 1,600-record chunk's candidates: 0.74-0.96 s, now 0.6). Ordered, so the decision
+# meets the candidates in the same order on every run.
+# Each holder's record is read by its primary key in a LATERAL ... LIMIT 1, which
+# the planner cannot turn into a join: it estimates the grouped holders at a
+# couple of rows, and while a bulk load is being resolved its statistics still
+# say few records have a national id, so it chose to walk every resolved record
+# (records_national) and a chunk's read took 15-88 s, not 0.4. The test of a
+# national id stays outside, where it cannot steer the lookup to that index.
+CANDIDATES_SQL = f"""
+    WITH held AS (
+        SELECT h.council_code, h.local_id, array_agg(h.key) AS keys
+        FROM unnest($1::text[]) AS w(key)
+        CROSS JOIN LATERAL (
+            SELECT w.key, b.council_code, b.local_id, count(*) OVER () AS n
+            FROM (SELECT k.council_code, k.local_id FROM record_keys k
+                  WHERE k.key = w.key LIMIT $2 + 1) b
+        ) h
+        WHERE h.n <= $2
+        GROUP BY h.council_code, h.local_id
+    )
+    SELECT r.*, held.keys
+    FROM held CROSS JOIN LATERAL (
+        SELECT {IDENTITY_COLUMNS} FROM records r
+        WHERE r.council_code = held.council_code AND r.local_id = held.local_id
+          AND r.record IS NOT NULL
+        LIMIT 1
+    ) r
+    WHERE r.national_id IS NOT NULL
+    ORDER BY r.council_code, r.local_id
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewRow:
     id: int
@@ -120,33 +160,7 @@ class ResolutionStore:
         still queued is left out: it meets these when its own turn comes."""
         if not keys:
             return []
-        # Each key is looked up in the covering index and read no further than one
-        # holder past the limit: a common key costs max_block + 1 index entries however
-        # many records hold it, and nothing scans record_keys as a whole (which made
-        # every chunk slower as the hub filled).
-        # The keys are grouped by holder first, on narrow rows, and each holder's record
-        # read once after: grouping the wide joined rows spilled its sort to disk (a
-        # 1,600-record chunk's candidates: 0.74-0.96 s, now 0.6). Ordered, so the decision
-        # meets the candidates in the same order on every run.
-        return await conn.fetch(
-            f"""
-            WITH held AS (
-                SELECT h.council_code, h.local_id, array_agg(h.key) AS keys
-                FROM unnest($1::text[]) AS w(key)
-                CROSS JOIN LATERAL (
-                    SELECT w.key, b.council_code, b.local_id, count(*) OVER () AS n
-                    FROM (SELECT k.council_code, k.local_id FROM record_keys k
-                          WHERE k.key = w.key LIMIT $2 + 1) b
-                ) h
-                WHERE h.n <= $2
-                GROUP BY h.council_code, h.local_id
-            )
-            SELECT {IDENTITY_COLUMNS}, held.keys
-            FROM held JOIN records r
-              ON r.council_code = held.council_code AND r.local_id = held.local_id
-            WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
-            ORDER BY r.council_code, r.local_id
-            """, sorted(set(keys)), max_block)
+        return await conn.fetch(CANDIDATES_SQL, sorted(set(keys)), max_block)
 
     async def identities(self, conn: asyncpg.Connection, records: Sequence[RecordKey],
                          *, with_shielded: bool = False) -> list[asyncpg.Record]:
