@@ -94,9 +94,16 @@ class SearchStore:
                 FROM probe WHERE held <= $2
                 GROUP BY council_code, local_id
             ), children AS (
-                SELECT DISTINCT r.national_id FROM hit
-                JOIN records r USING (council_code, local_id)
-                WHERE r.record IS NOT NULL AND r.national_id IS NOT NULL
+                -- each hit read by its primary key (LATERAL ... LIMIT 1, which the
+                -- planner cannot make a join): during a first load the statistics
+                -- still say few records have a national id, and a join then walked
+                -- every resolved record through records_national
+                SELECT DISTINCT r.national_id FROM hit CROSS JOIN LATERAL (
+                    SELECT r.national_id, r.archived_on FROM records r
+                    WHERE r.council_code = hit.council_code AND r.local_id = hit.local_id
+                      AND r.record IS NOT NULL
+                    LIMIT 1) r
+                WHERE r.national_id IS NOT NULL
                   AND r.archived_on IS NULL  -- archived by retention: adults now
             )
             SELECT r.national_id, r.council_code, c.name AS council_name, r.local_id,

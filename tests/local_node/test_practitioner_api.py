@@ -26,7 +26,7 @@ from server_common.ratelimit.config import RateLimitConfig
 from server_common.search_form import WHO_MISSING
 from tests.conftest import DatabaseFactory
 from tests.federation import node_config
-from tests.hub_harness import upgrade
+from tests.hub_harness import upgrade, with_a_minute_to_spare
 from tests.server_common.accounts_helpers import (
     PASSWORD,
     browser_session,
@@ -54,6 +54,7 @@ async def running(url: str, tmp_path: Path, rate_limits: RateLimitConfig | None 
                   index_team_email: str = "", index_team_phone: str = "",
                   ) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
     """The node's app, its index team reached as given."""
+    await with_a_minute_to_spare(rate_limits)
     config = node_config(ESX, url, tmp_path, None)
     config = dataclasses.replace(config, council=dataclasses.replace(
         config.council, index_team_email=index_team_email, index_team_phone=index_team_phone))

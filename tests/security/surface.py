@@ -29,7 +29,13 @@ from server_common.accounts.service import AccountService
 from server_common.config import ServerConfig
 from server_common.ratelimit.config import RateLimitConfig
 from tests.federation import node_config
-from tests.hub_harness import Hub, hub_config, running_hub, upgrade
+from tests.hub_harness import (
+    Hub,
+    hub_config,
+    running_hub,
+    upgrade,
+    with_a_minute_to_spare,
+)
 from tests.local_node.test_practitioner_api import FEED
 from tests.national_hub.helpers import Client, batch_bytes, record
 
@@ -72,6 +78,7 @@ class ServedNode:
 async def node_with_child(url: str, tmp_path: Path, *, rate_limits: RateLimitConfig | None = None,
                           server: ServerConfig | None = None) -> AsyncIterator[ServedNode]:
     """A node (no publisher) over real HTTP holding one child, with a practitioner."""
+    await with_a_minute_to_spare(rate_limits)
     await upgrade(url, NODE_PACKAGE)
     config = node_config(ESX, url, tmp_path, None)
     config = dataclasses.replace(config, rate_limits=rate_limits or config.rate_limits,
@@ -99,6 +106,7 @@ async def served_hub(url: str, tmp_path: Path, *, trusted_proxies: str = "",
                      rate_limits: Mapping[str, object] | None = None) -> AsyncIterator[Hub]:
     """A hub on its own database with ``[server] trusted_proxies`` set (running_hub's
     harness has no [server] section)."""
+    await with_a_minute_to_spare(rate_limits)
     await upgrade(url, HUB_PACKAGE)
     config = hub_config(url, tmp_path, rate_limits=rate_limits)
     config = dataclasses.replace(config, server=dataclasses.replace(
