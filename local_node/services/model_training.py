@@ -33,7 +33,8 @@ from local_node.storage.models import ModelStore, StoredModel
 from protocol.errors import ConflictError, ErrorCode
 from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, train
 from protocol.matching.bulk import Columns, compare_columns
-from protocol.matching.bulk_score import CAPS, DECISIONS, VETOES, PairScores, score_columns
+from protocol.matching.bulk import random_pairs as draw_random_pairs
+from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
 from protocol.matching.training import level_weights
 
 RANDOM_PAIRS = 100_000     # matching.random_pairs: enough for every level's u at a node
@@ -89,15 +90,11 @@ def candidate_pairs(keys: list[frozenset[str]], limit: int,
 
 
 def decisions(scores: PairScores, children: int, everything: bool) -> dict[str, object]:
-    """How the pairs decide (hard rules included): link, review, new, the rules hit;
-    with every candidate pair scored, the reviews per 10,000 children too."""
-    counts = Counter(DECISIONS[int(d)].value for d in scores.decision)
-    rules = Counter(VETOES[int(v)] for v in scores.veto if v) + Counter(
-        CAPS[int(c)] for c in scores.cap if c)
-    out: dict[str, object] = {"link": counts["link"], "review": counts["review"],
-                              "new": counts["new"], "rules": dict(sorted(rules.items()))}
+    """How the pairs decide (:func:`~protocol.matching.bulk_score.decision_counts`); with
+    every candidate pair scored, the reviews per 10,000 children too."""
+    out = decision_counts(scores)
     if everything and children:
-        out["review_per_10k_children"] = round(counts["review"] * 10_000 / children, 1)
+        out["review_per_10k_children"] = round(out["review"] * 10_000 / children, 1)
     return out
 
 
@@ -139,9 +136,7 @@ class NodeModelTrainer:
         prior = index_prior([local_id for local_id, _ in rows], start)
         say(f"sampled {len(records):,} source rows of {children:,} children")
         columns = Columns.of(records)
-        first = rng.integers(0, len(records), random_pairs)
-        second = rng.integers(0, len(records) - 1, random_pairs)
-        second += second >= first   # two different rows, each drawn uniformly
+        first, second = draw_random_pairs(len(records), random_pairs, rng)
         random_vectors = compare_columns(columns, first, second).tolist()
         say(f"compared {len(random_vectors):,} random pairs")
         a, b, everything = candidate_pairs([keys_for(r) for r in records],

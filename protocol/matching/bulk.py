@@ -61,7 +61,7 @@ from protocol.matching.location import (
 )
 from protocol.matching.names import formal_names, normalise_name, phonetic
 
-__all__ = ["Columns", "compare_columns", "compare_pairs"]
+__all__ = ["Columns", "compare_columns", "compare_pairs", "random_pairs"]
 
 Ints = npt.NDArray[np.int64]
 Strs = npt.NDArray[np.str_]
@@ -378,3 +378,12 @@ def compare_pairs(left: Sequence[IdentityFields],
     c = Columns.of([*left, *right])
     n = len(left)
     return compare_columns(c, np.arange(n), np.arange(n, n + len(right)))
+
+
+def random_pairs(size: int, n: int, rng: np.random.Generator) -> tuple[Ints, Ints]:
+    """``n`` pairs of two different records among ``size``, each drawn uniformly, as two
+    index arrays (the random pairs u is measured on when a model is trained)."""
+    first = rng.integers(0, size, n)
+    second = rng.integers(0, size - 1, n)
+    second += second >= first
+    return first.astype(np.int64), second.astype(np.int64)

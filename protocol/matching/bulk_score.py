@@ -22,8 +22,10 @@ are equal to the last bit and a pair at a threshold decides the same way.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +54,7 @@ from protocol.matching.scoring import (
     Thresholds,
 )
 
-__all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "score_columns"]
+__all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "decision_counts", "score_columns"]
 
 Floats = npt.NDArray[np.float64]
 VETOES = (None, "nhs_number_differs", "upn_differs", "twins")
@@ -209,3 +211,14 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
     decision = np.where(veto > 0, 0, np.where((cap > 0) & (decision == 2), 1, decision))
     return PairScores(v, weights, adjustments, totals, priors, veto, cap,
                       decision.astype(np.int64), tuple(m.thresholds for m in models), which)
+
+
+def decision_counts(scores: PairScores) -> dict[str, Any]:
+    """How scored pairs decide (hard rules included): link, review, new, and how often
+    each hard rule was hit (a pair hits a veto or a cap, never both): what a model's
+    training summary shows an index team or an operator."""
+    counts = Counter(DECISIONS[int(d)].value for d in scores.decision)
+    rules = Counter(VETOES[int(v)] for v in scores.veto if v) + Counter(
+        CAPS[int(c)] for c in scores.cap if c)
+    return {"link": counts["link"], "review": counts["review"], "new": counts["new"],
+            "rules": dict(sorted(rules.items()))}

@@ -100,10 +100,11 @@ def estimate_u(random_vectors: Iterable[Sequence[int]], model: Model, *,
 
 def _level_counts(vectors: Iterable[Sequence[int]]) -> list[Counter[int]]:
     counts = [Counter[int]() for _ in COMPARISONS]
-    for vector in vectors:
+    # distinct vectors first: hundreds of thousands of pairs show a few thousand
+    for vector, n in Counter(map(tuple, vectors)).items():
         for i, level in enumerate(vector):
             if level >= 0:  # MISSING says nothing about u
-                counts[i][int(level)] += 1
+                counts[i][int(level)] += n
     return counts
 
 
