@@ -25,6 +25,7 @@ another redirects to it; ids are never reused.
 
 from __future__ import annotations
 
+import base64
 import functools
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -116,15 +117,15 @@ def with_prior(model: Model, rate: tuple[int, int, int]) -> Model:
     return replace(model, prior=prior, version=f"{model.version}+prior-{prior:.2e}")
 
 
+# RFC 4648 base32's letters to Crockford's (no I, L, O or U), one for one
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
+                             b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
 def new_national_id() -> str:
-    """Opaque and never reused: 80 random bits, Crockford-ish base32 without padding."""
-    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    n = secrets.randbits(80)
-    chars = []
-    for _ in range(16):
-        n, r = divmod(n, 32)
-        chars.append(alphabet[r])
-    return "NC" + "".join(chars)
+    """Opaque and never reused: 80 random bits, Crockford-ish base32 without padding
+    (ten bytes are sixteen base32 letters exactly)."""
+    return "NC" + base64.b32encode(secrets.token_bytes(10)).translate(_CROCKFORD).decode()
 
 
 def identity_of(row: asyncpg.Record) -> IdentityFields:

@@ -4,6 +4,7 @@ chunks decided exactly as the per-pair loop it replaced decided them."""
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from national_hub.services.link_decision import (
     explain,
     pair_of,
 )
-from national_hub.services.linking import across_councils
+from national_hub.services.linking import across_councils, new_national_id
 from national_hub.storage.resolution import NewReview, RecordKey
 from protocol.matching import (
     DEFAULT_MODEL,
@@ -233,3 +234,11 @@ def test_bulk_decision_equals_the_per_pair_loop(g: Gathered, max_block: int,
           if with_tf else None)
     bulk = decide_links(g, DEFAULT_MODEL, ACROSS, tf, max_block, ids())
     assert bulk == per_pair(g, max_block, tf)
+
+
+def test_a_new_national_id_is_nc_and_sixteen_crockford_letters_of_fresh_randomness() -> None:
+    ids = [new_national_id() for _ in range(2000)]
+    assert all(re.fullmatch(r"NC[0-9A-HJKMNP-TV-Z]{16}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    # every letter of the alphabet turns up: 80 random bits, not a narrower draw
+    assert {c for i in ids for c in i[2:]} == set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
