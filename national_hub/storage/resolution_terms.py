@@ -97,6 +97,7 @@ class TermCountStore:
                 [f for (f, _), _ in changed], [k for (_, k), _ in changed],
                 [d for _, d in changed])
             delta = dict(changed)
+            emptied: list[tuple[str, str]] = []
             for r in now:
                 new = int(r["n"])
                 old = new - delta[(r["field"], r["key"])]
@@ -104,9 +105,12 @@ class TermCountStore:
                 t[0] += new - old
                 t[1] += new * new - old * old
                 t[2] += (new if new > 1 else 0) - (old if old > 1 else 0)
-            await conn.execute("DELETE FROM term_counts WHERE n = 0 AND (field, key) IN"
-                               " (SELECT * FROM unnest($1::text[], $2::text[]))",
-                               [f for (f, _), _ in changed], [k for (_, k), _ in changed])
+                if new == 0:
+                    emptied.append((r["field"], r["key"]))
+            if emptied:  # only values no record holds any more (none, in a first load)
+                await conn.execute("DELETE FROM term_counts WHERE n = 0 AND (field, key) IN"
+                                   " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                                   [f for f, _ in emptied], [k for _, k in emptied])
         totals["records"] = [records, 0, 0]
         fields = sorted(f for f, t in totals.items() if any(t))
         if fields:
