@@ -1,6 +1,7 @@
 """Checks and normalisation for the identifiers in a minimal record.
 
-NHS numbers (modulus-11) and UPNs (check letter) are checked with python-stdnum;
+NHS numbers (modulus-11) and UPNs (check letter) are checked with python-stdnum (one
+already in its normal form by the same arithmetic, without stdnum's cleaning);
 postcodes are normalised to the Royal Mail "outward inward" form; sex codes follow
 the NHS data dictionary (0 not known, 1 male, 2 female, 9 not specified).
 Every check raises :class:`protocol.errors.ValidationError` naming the field.
@@ -9,6 +10,7 @@ Every check raises :class:`protocol.errors.ValidationError` naming the field.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from datetime import date
 
@@ -50,6 +52,46 @@ def _valid_nhs_number(value: str) -> str:
 @functools.lru_cache(maxsize=_VALID_CACHE)
 def _valid_upn(value: str) -> str:
     return str(upn.validate(value))
+
+
+# A number already in its normal form (nearly every one a system sends) needs none of
+# python-stdnum's character-by-character cleaning: its check is the same arithmetic
+# done with C-level builtins (tests/protocol/test_record_codec.py compares the two on
+# generated numbers). Anything else goes to stdnum.
+_NHS_WEIGHTS = tuple(range(10, 0, -1))  # stdnum's weights: 1 for the last digit, 10 the first
+# The UPN alphabet of the DfE specification: the check letter is its index mod 23.
+_UPN_ALPHABET = "ABCDEFGHJKLMNPQRTUVWXYZ0123456789"
+_UPN_INDEX = {c: i for i, c in enumerate(_UPN_ALPHABET)}
+_UPN_LA: dict[str, bool] = {}
+
+
+def canonical_nhs_number_valid(value: str) -> bool | None:
+    """Whether an NHS number in its normal form (ten ASCII digits) passes the modulus-11
+    check; None for any other form, which only python-stdnum's cleaning can judge."""
+    if len(value) == 10 and value.isascii() and value.isdigit():
+        return sum(map(operator.mul, map(int, value), _NHS_WEIGHTS)) % 11 == 0
+    return None
+
+
+def _upn_la_known(la: str) -> bool:
+    """Whether stdnum knows the local authority number: asked once per number, of a
+    UPN built to pass every other check."""
+    known = _UPN_LA.get(la)
+    if known is None:
+        body = la + "000000000"
+        known = _UPN_LA[la] = upn.is_valid(upn.calc_check_digit(body) + body)
+    return known
+
+
+def canonical_upn_valid(value: str) -> bool | None:
+    """Whether a UPN in its normal form (13 characters: a check letter, 11 digits and
+    a last character of the DfE alphabet) passes stdnum's checks (the check letter and
+    a known local authority number); None for any other form."""
+    if (len(value) == 13 and value.isascii() and value[1:12].isdigit()
+            and value[0] in _UPN_INDEX and value[12] in _UPN_INDEX):
+        check = sum(map(operator.mul, map(_UPN_INDEX.__getitem__, value[1:]), range(2, 14)))
+        return _UPN_ALPHABET[check % 23] == value[0] and _upn_la_known(value[1:4])
+    return None
 
 
 def normalise_nhs_number(value: str, field: str = "nhs_number") -> str:

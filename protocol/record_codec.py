@@ -36,16 +36,20 @@ which refuses duplicate keys. Records packed as ``ChildRecord.to_wire`` packs th
 
 from __future__ import annotations
 
-import operator
 from datetime import date
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
-from stdnum.gb import upn
 
 from protocol import encoding
-from protocol.identifiers import normalise_nhs_number, normalise_postcode, normalise_upn
+from protocol.identifiers import (
+    canonical_nhs_number_valid,
+    canonical_upn_valid,
+    normalise_nhs_number,
+    normalise_postcode,
+    normalise_upn,
+)
 from protocol.records import (
     _CONTROL,
     _EARLIEST_DOB,
@@ -126,42 +130,26 @@ _INVOLVEMENTS_MAX = 50_000
 
 # NHS numbers and UPNs as the reference normalises them (python-stdnum's validate,
 # which cleans the text character by character in Python first: half the cost of a
-# record). A number already in its normal form needs no cleaning; its check is the
-# same arithmetic done with C-level builtins, and anything else goes to stdnum
-# (tests/protocol/test_record_codec.py compares the two on generated numbers).
-_NHS_WEIGHTS = tuple(range(10, 0, -1))  # stdnum's weights: 1 for the last digit, 10 the first
-# The UPN alphabet of the DfE specification: the check letter is its index mod 23.
-_UPN_ALPHABET = "ABCDEFGHJKLMNPQRTUVWXYZ0123456789"
-_UPN_INDEX = {c: i for i, c in enumerate(_UPN_ALPHABET)}
-_UPN_LA: dict[str, bool] = {}
+# record). A number already in its normal form is checked by
+# protocol.identifiers' fast arithmetic; anything else goes to stdnum.
 
 
 def _nhs_number(value: str) -> str:
-    if len(value) == 10 and value.isascii() and value.isdigit():
-        if sum(map(operator.mul, map(int, value), _NHS_WEIGHTS)) % 11:
-            raise _Doubt
-        return value
-    return normalise_nhs_number(value)
-
-
-def _upn_la_known(la: str) -> bool:
-    """Whether stdnum knows the local authority number: asked once per number, of a
-    UPN built to pass every other check."""
-    known = _UPN_LA.get(la)
-    if known is None:
-        body = la + "000000000"
-        known = _UPN_LA[la] = upn.is_valid(upn.calc_check_digit(body) + body)
-    return known
+    valid = canonical_nhs_number_valid(value)
+    if valid is None:
+        return normalise_nhs_number(value)
+    if not valid:
+        raise _Doubt
+    return value
 
 
 def _upn(value: str) -> str:
-    if (len(value) == 13 and value.isascii() and value[1:12].isdigit()
-            and value[0] in _UPN_INDEX and value[12] in _UPN_INDEX):
-        check = sum(map(operator.mul, map(_UPN_INDEX.__getitem__, value[1:]), range(2, 14)))
-        if _UPN_ALPHABET[check % 23] != value[0] or not _upn_la_known(value[1:4]):
-            raise _Doubt
-        return value
-    return normalise_upn(value)
+    valid = canonical_upn_valid(value)
+    if valid is None:
+        return normalise_upn(value)
+    if not valid:
+        raise _Doubt
+    return value
 
 
 class _Doubt(Exception):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from stdnum.gb import nhs, upn
 
+from protocol.identifiers import canonical_nhs_number_valid, canonical_upn_valid
 from protocol.matching.location import (
     AddressLevel,
     PostcodeLevel,
@@ -288,9 +289,10 @@ def valid_nhs_number(value: str) -> str | None:
     is already 10 plain digits (nearly all) skips python-stdnum's character-by-character
     clean-up and the cache: its modulus-11 check alone decides, as ``nhs.is_valid``
     would."""
-    if len(value) == 10 and value.isascii() and value.isdigit():
-        return value if nhs.checksum(value) == 0 else None
-    return _cleaned_nhs_number(value)
+    valid = canonical_nhs_number_valid(value)
+    if valid is None:
+        return _cleaned_nhs_number(value)
+    return value if valid else None
 
 
 @functools.lru_cache(maxsize=VALUE_CACHE)
@@ -299,9 +301,18 @@ def _cleaned_nhs_number(value: str) -> str | None:
     return compact if nhs.is_valid(compact) else None
 
 
-@functools.lru_cache(maxsize=VALUE_CACHE)
 def valid_upn(value: str) -> str | None:
-    """The compact, upper-case UPN if its check letter passes, else None."""
+    """The compact, upper-case UPN if its check letter passes, else None. One already
+    in its normal form (nearly all) is checked without python-stdnum's clean-up, which
+    cost about 0.1 ms a number (a model's training checks every record's)."""
+    valid = canonical_upn_valid(value)
+    if valid is None:
+        return _cleaned_upn(value)
+    return value if valid else None
+
+
+@functools.lru_cache(maxsize=VALUE_CACHE)
+def _cleaned_upn(value: str) -> str | None:
     compact = upn.compact(value)
     return compact if upn.is_valid(compact) else None
 

@@ -15,6 +15,7 @@ from stdnum.gb import nhs, upn
 
 from protocol import encoding, record_codec
 from protocol.errors import DecodeError, ErrorCode, SignpostError
+from protocol.matching.compare import valid_nhs_number, valid_upn
 from protocol.record_codec import decode_record, fast_record
 from protocol.records import ChildRecord
 from tests import strategies
@@ -212,3 +213,13 @@ def test_upn_check_is_stdnums(value: str) -> None:
     except record_codec._Doubt:
         fast = None
     assert fast == (value if upn.is_valid(value) else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(upn_like(), st.from_regex(r"\A[0-9]{10}\Z"))
+def test_the_matcher_judges_identifiers_as_stdnum_does(upn_value: str, nhs_value: str) -> None:
+    """The matcher's checks (blocking keys, comparisons) take the same fast path for a
+    number in its normal form, and agree with python-stdnum on each."""
+    assert valid_upn(upn_value) == (upn_value if upn.is_valid(upn_value) else None)
+    assert valid_upn(upn_value.lower()) == (upn_value if upn.is_valid(upn_value) else None)
+    assert valid_nhs_number(nhs_value) == (nhs_value if nhs.is_valid(nhs_value) else None)
