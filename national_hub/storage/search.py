@@ -72,6 +72,49 @@ def candidate_row(r: asyncpg.Record) -> CandidateRow:
         _shielded_by(r))
 
 
+# A search's candidates (:meth:`SearchStore.candidates`): $1 the keys, $2 the block limit.
+SEARCH_CANDIDATES_SQL = """
+    WITH probe AS (  -- one index probe per key, reading at most $2 + 1 holders
+        SELECT q.key, k.council_code, k.local_id,
+               count(*) OVER (PARTITION BY q.key) AS held
+        FROM unnest($1::text[]) AS q(key)
+        CROSS JOIN LATERAL (SELECT k.council_code, k.local_id FROM record_keys k
+                            WHERE k.key = q.key LIMIT $2 + 1) k
+    ), hit AS (
+        SELECT council_code, local_id, array_agg(key ORDER BY key) AS keys
+        FROM probe WHERE held <= $2
+        GROUP BY council_code, local_id
+    ), children AS (
+        -- each hit read by its primary key (LATERAL ... LIMIT 1, which the
+        -- planner cannot make a join): during a first load the statistics
+        -- still say few records have a national id, and a join then walked
+        -- every resolved record through records_national
+        SELECT DISTINCT r.national_id FROM hit CROSS JOIN LATERAL (
+            SELECT r.national_id, r.archived_on FROM records r
+            WHERE r.council_code = hit.council_code AND r.local_id = hit.local_id
+              AND r.record IS NOT NULL
+            LIMIT 1) r
+        WHERE r.national_id IS NOT NULL
+          AND r.archived_on IS NULL  -- archived by retention: adults now
+    )
+    SELECT r.national_id, r.council_code, c.name AS council_name, r.local_id,
+           r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
+           r.former_family_names, r.postcode, r.address_line, r.nhs_number, r.upn,
+           r.shielded OR sh.codes IS NOT NULL AS shielded,
+           coalesce(hit.keys, '{}') AS keys, sh.codes, sh.names
+    FROM children
+    JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
+                  AND r.archived_on IS NULL
+    JOIN councils c ON c.code = r.council_code
+    LEFT JOIN LATERAL (
+        SELECT array_agg(m.shielding_council ORDER BY m.shielding_council) AS codes,
+               array_agg(s.name ORDER BY m.shielding_council) AS names
+        FROM shield_marks m JOIN councils s ON s.code = m.shielding_council
+        WHERE m.council_code = r.council_code AND m.local_id = r.local_id) sh ON true
+    LEFT JOIN hit ON hit.council_code = r.council_code AND hit.local_id = r.local_id
+"""
+
+
 class SearchStore:
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int) -> list[CandidateRow]:
@@ -81,47 +124,7 @@ class SearchStore:
         ``max_block + 1`` of them, so a huge block costs no more than a small one."""
         if not keys:
             return []
-        rows = await conn.fetch(
-            """
-            WITH probe AS (  -- one index probe per key, reading at most $2 + 1 holders
-                SELECT q.key, k.council_code, k.local_id,
-                       count(*) OVER (PARTITION BY q.key) AS held
-                FROM unnest($1::text[]) AS q(key)
-                CROSS JOIN LATERAL (SELECT k.council_code, k.local_id FROM record_keys k
-                                    WHERE k.key = q.key LIMIT $2 + 1) k
-            ), hit AS (
-                SELECT council_code, local_id, array_agg(key ORDER BY key) AS keys
-                FROM probe WHERE held <= $2
-                GROUP BY council_code, local_id
-            ), children AS (
-                -- each hit read by its primary key (LATERAL ... LIMIT 1, which the
-                -- planner cannot make a join): during a first load the statistics
-                -- still say few records have a national id, and a join then walked
-                -- every resolved record through records_national
-                SELECT DISTINCT r.national_id FROM hit CROSS JOIN LATERAL (
-                    SELECT r.national_id, r.archived_on FROM records r
-                    WHERE r.council_code = hit.council_code AND r.local_id = hit.local_id
-                      AND r.record IS NOT NULL
-                    LIMIT 1) r
-                WHERE r.national_id IS NOT NULL
-                  AND r.archived_on IS NULL  -- archived by retention: adults now
-            )
-            SELECT r.national_id, r.council_code, c.name AS council_name, r.local_id,
-                   r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
-                   r.former_family_names, r.postcode, r.address_line, r.nhs_number, r.upn,
-                   r.shielded OR sh.codes IS NOT NULL AS shielded,
-                   coalesce(hit.keys, '{}') AS keys, sh.codes, sh.names
-            FROM children
-            JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
-                          AND r.archived_on IS NULL
-            JOIN councils c ON c.code = r.council_code
-            LEFT JOIN LATERAL (
-                SELECT array_agg(m.shielding_council ORDER BY m.shielding_council) AS codes,
-                       array_agg(s.name ORDER BY m.shielding_council) AS names
-                FROM shield_marks m JOIN councils s ON s.code = m.shielding_council
-                WHERE m.council_code = r.council_code AND m.local_id = r.local_id) sh ON true
-            LEFT JOIN hit ON hit.council_code = r.council_code AND hit.local_id = r.local_id
-            """, list(keys), max_block)
+        rows = await conn.fetch(SEARCH_CANDIDATES_SQL, list(keys), max_block)
         return [candidate_row(r) for r in rows]
 
     async def national_child(self, conn: asyncpg.Connection,
