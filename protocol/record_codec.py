@@ -36,6 +36,7 @@ which refuses duplicate keys. Records packed as ``ChildRecord.to_wire`` packs th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -134,22 +135,23 @@ _INVOLVEMENTS_MAX = 50_000
 # protocol.identifiers' fast arithmetic; anything else goes to stdnum.
 
 
-def _nhs_number(value: str) -> str:
-    valid = canonical_nhs_number_valid(value)
+def _checked(value: str, valid: bool | None, reference: Callable[[str], str]) -> str:
+    """The number if the fast check passed it; the reference's answer where the fast
+    check cannot judge its form; a doubt where it failed (the reference decoder then
+    names the error)."""
     if valid is None:
-        return normalise_nhs_number(value)
+        return reference(value)
     if not valid:
         raise _Doubt
     return value
+
+
+def _nhs_number(value: str) -> str:
+    return _checked(value, canonical_nhs_number_valid(value), normalise_nhs_number)
 
 
 def _upn(value: str) -> str:
-    valid = canonical_upn_valid(value)
-    if valid is None:
-        return normalise_upn(value)
-    if not valid:
-        raise _Doubt
-    return value
+    return _checked(value, canonical_upn_valid(value), normalise_upn)
 
 
 class _Doubt(Exception):

@@ -301,20 +301,17 @@ def _cleaned_nhs_number(value: str) -> str | None:
     return compact if nhs.is_valid(compact) else None
 
 
+@functools.lru_cache(maxsize=VALUE_CACHE)
 def valid_upn(value: str) -> str | None:
     """The compact, upper-case UPN if its check letter passes, else None. One already
-    in its normal form (nearly all) is checked without python-stdnum's clean-up, which
-    cost about 0.1 ms a number (a model's training checks every record's)."""
+    in its normal form (nearly all) is checked without python-stdnum's clean-up (about
+    15 µs a number, against 4); cached, since a council's UPNs are asked again and again
+    (blocking keys, every chunk's comparisons)."""
     valid = canonical_upn_valid(value)
     if valid is None:
-        return _cleaned_upn(value)
+        compact = upn.compact(value)
+        return compact if upn.is_valid(compact) else None
     return value if valid else None
-
-
-@functools.lru_cache(maxsize=VALUE_CACHE)
-def _cleaned_upn(value: str) -> str | None:
-    compact = upn.compact(value)
-    return compact if upn.is_valid(compact) else None
 
 
 def _compare_identifier(x: str | None, y: str | None,
