@@ -34,6 +34,7 @@ from local_node.services.reconcile import ReconcileReport
 from local_node.services.retention import RetentionReport
 from local_node.services.status import KeyStatus, Summary
 from protocol import keys as protocol_keys
+from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
 from server_common import logs
 from server_common.accounts.cli import users_group
@@ -407,8 +408,8 @@ def _print_trained(stored: StoredModel) -> None:
 @click.option("--candidate-pairs", type=int, default=None,
               help="Blocked pairs for EM, a random sample of them (default: "
                    "matching.candidate_pairs, 100,000).")
-@click.option("--iterations", default=1, show_default=True,
-              help="EM steps from the newest stored model (or the default).")
+@click.option("--iterations", default=EM_ITERATIONS, show_default=True,
+              help="EM iterations in each training session.")
 @click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
 @click.pass_obj
 def model_train(config: NodeConfig, random_pairs: int | None, candidate_pairs: int | None,

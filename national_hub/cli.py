@@ -28,6 +28,7 @@ from national_hub.services.model_training import (
 from national_hub.services.retention import HubRetentionReport
 from national_hub.services.review import Decided, ReviewRow
 from protocol.disclosure import Viewer
+from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
 from server_common import logs
 from server_common.accounts import Role
@@ -259,8 +260,8 @@ def model() -> None:
               help="Random record pairs for u.")
 @click.option("--candidate-pairs", default=CANDIDATE_PAIRS, show_default=True,
               help="Blocked pairs for EM (a random sample of them).")
-@click.option("--iterations", default=1, show_default=True,
-              help="EM steps from the newest stored model (or the default).")
+@click.option("--iterations", default=EM_ITERATIONS, show_default=True,
+              help="EM iterations in each training session.")
 @click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
 @click.pass_obj
 def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iterations: int,

@@ -2,9 +2,10 @@
 train``), as the hub trains its own (docs/matching-engine.md).
 
 The records are the council's source rows as their feeds gave them (what local matching
-compares a new row with). u is measured on pairs of rows drawn at random, m by EM on
-candidate pairs (rows sharing a blocking key) with the prior the index itself shows: the
-share of pairs of rows it placed with one child. Both through
+compares a new row with). u is measured on pairs of rows drawn at random, m by EM in
+sessions on candidate pairs (rows sharing a blocking key), then the prior by EM, never
+below the one the index itself shows (the share of pairs of rows it placed with one
+child). Both through
 :func:`protocol.matching.train`; pairs a hard rule vetoes (different NHS numbers or UPNs,
 twins) are left out. Comparison vectors and decisions come from the bulk engine
 (:mod:`protocol.matching.bulk_score`).
@@ -35,7 +36,7 @@ from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, train
 from protocol.matching.bulk import Columns, compare_columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
 from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
-from protocol.matching.training import level_weights
+from protocol.matching.training import EM_ITERATIONS, level_weights
 
 RANDOM_PAIRS = 100_000     # matching.random_pairs: enough for every level's u at a node
 CANDIDATE_PAIRS = 100_000  # for EM: a sample is as good as all of them, and bounded
@@ -73,9 +74,9 @@ def index_prior(owners: list[str], start: Model) -> float:
 
 
 def candidate_pairs(keys: list[frozenset[str]], limit: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
     """Pairs of rows sharing a key held by 2..TRAINING_BLOCK_LIMIT rows, at most
-    ``limit`` drawn at random; and whether that is every such pair."""
+    ``limit`` drawn at random; and how many such pairs there are."""
     blocks: dict[str, list[int]] = {}
     for i, ks in enumerate(keys):
         for key in ks:
@@ -83,10 +84,10 @@ def candidate_pairs(keys: list[frozenset[str]], limit: int,
     pairs = {(x, y) for block in blocks.values() if 2 <= len(block) <= TRAINING_BLOCK_LIMIT
              for n, x in enumerate(block) for y in block[n + 1:]}
     every = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
-    everything = len(every) <= limit
-    if not everything:
-        every = every[rng.choice(len(every), size=limit, replace=False)]
-    return every[:, 0], every[:, 1], everything
+    total = len(every)
+    if total > limit:
+        every = every[rng.choice(total, size=limit, replace=False)]
+    return every[:, 0], every[:, 1], total
 
 
 def decisions(scores: PairScores, children: int, everything: bool) -> dict[str, object]:
@@ -116,7 +117,7 @@ class NodeModelTrainer:
         self.models = models
 
     async def train(self, *, random_pairs: int = RANDOM_PAIRS,
-                    candidate_pairs_wanted: int = CANDIDATE_PAIRS, iterations: int = 1,
+                    candidate_pairs_wanted: int = CANDIDATE_PAIRS, iterations: int = EM_ITERATIONS,
                     seed: int | None = None, progress: Progress | None = None) -> StoredModel:
         """Estimate a model from the council's source rows and store it as the newest
         version; starts from the newest stored model (or the default)."""
@@ -139,18 +140,23 @@ class NodeModelTrainer:
         first, second = draw_random_pairs(len(records), random_pairs, rng)
         random_vectors = compare_columns(columns, first, second).tolist()
         say(f"compared {len(random_vectors):,} random pairs")
-        a, b, everything = candidate_pairs([keys_for(r) for r in records],
+        a, b, every_pair = candidate_pairs([keys_for(r) for r in records],
                                            candidate_pairs_wanted, rng)
+        everything = len(a) == every_pair
         before = score_columns(columns, a, b, [start])
         candidate_vectors = before.vectors[before.veto == 0].tolist()
         say(f"compared {len(a):,} candidate pairs, {len(candidate_vectors):,} not vetoed "
             "by a hard rule")
         version = f"node-em-{number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        # The prior by EM too, never below the index's own: rows the index never placed
+        # together are partners it may have missed.
         model, summary = train(random_vectors, candidate_vectors, start, version,
-                               prior=prior, iterations=iterations)
+                               prior=prior, record_pairs=len(records) * (len(records) - 1) / 2,
+                               scale=every_pair / len(a) if len(a) else 1.0,
+                               max_prior=MAX_PRIOR, iterations=iterations)
         after = score_columns(columns, a, b, [model])
         details = {**summary.to_dict(), "rows_sampled": len(records), "children": children,
-                   "started_from": start.version, "prior": prior,
+                   "started_from": start.version, "prior_measured": prior,
                    "quality": {"pairs": len(a), "all_candidate_pairs": everything,
                                "start": decisions(before, children, everything),
                                "trained": decisions(after, children, everything),

@@ -1,8 +1,9 @@
 """Training the matching model from the records the hub holds (``national-hub model train``).
 
-u by random sampling of record pairs, m by EM on candidate pairs (pairs sharing a
-blocking key, as resolution scores them) with the prior the hub measures from NHS
-numbers: :func:`protocol.matching.train`. Pairs a hard rule forbids (different NHS
+u by random sampling of record pairs, m by EM in sessions on candidate pairs (pairs
+sharing a blocking key, as resolution scores them), then the prior by EM over every
+pair of the hub's records, never below the one the hub measures (NHS numbers, or exact
+names): :func:`protocol.matching.train`. Pairs a hard rule forbids (different NHS
 numbers or UPNs, twins) are left out: they are never one child, and counting them
 would teach the model what twins look like. The
 result is stored as a new version; every Linker takes it up at its next batch, and
@@ -26,7 +27,12 @@ from datetime import UTC, datetime
 import asyncpg
 import numpy as np
 
-from national_hub.services.linking import RESOLUTION_BLOCK_LIMIT, identity_of, with_prior
+from national_hub.services.linking import (
+    MAX_PRIOR,
+    RESOLUTION_BLOCK_LIMIT,
+    identity_of,
+    with_prior,
+)
 from national_hub.storage.models import ModelStore, StoredModel
 from national_hub.storage.resolution import ResolutionStore
 from protocol.errors import ConflictError, ErrorCode
@@ -34,7 +40,7 @@ from protocol.matching import DEFAULT_MODEL, Model, train
 from protocol.matching.bulk import Columns, compare_columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
 from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
-from protocol.matching.training import level_weights
+from protocol.matching.training import EM_ITERATIONS, level_weights
 
 RANDOM_PAIRS = 300_000     # as Splink's estimate_u_using_random_sampling samples ~1e6
 CANDIDATE_PAIRS = 300_000  # for EM; a sample is as good as all of them and bounded
@@ -52,7 +58,7 @@ class ModelTrainer:
         self.models = models or ModelStore()
 
     async def train(self, *, random_pairs: int = RANDOM_PAIRS,
-                    candidate_pairs: int = CANDIDATE_PAIRS, iterations: int = 1,
+                    candidate_pairs: int = CANDIDATE_PAIRS, iterations: int = EM_ITERATIONS,
                     seed: int | None = None, progress: Progress | None = None) -> StoredModel:
         """Estimate a model from the live records and store it as the newest version.
         Starts from the newest stored model (or the default) for the levels the data
@@ -71,8 +77,8 @@ class ModelTrainer:
                                     f"needs at least {MIN_RECORDS}",
                                     code=ErrorCode.TOO_FEW_RECORDS)
             say(f"sampled {len(sample):,} records")
-            pairs = await self.resolution.random_candidate_pairs(conn, RESOLUTION_BLOCK_LIMIT,
-                                                                 candidate_pairs)
+            pairs, every_pair = await self.resolution.random_candidate_pairs(
+                conn, RESOLUTION_BLOCK_LIMIT, candidate_pairs)
             wanted = sorted({rk for pair in pairs for rk in pair})
             found = {(r["council_code"], r["local_id"]): identity_of(r)
                      for r in await self.resolution.identities(conn, wanted)}
@@ -95,9 +101,14 @@ class ModelTrainer:
         say(f"compared {len(pairs):,} candidate pairs, {len(candidate_vectors):,} not "
             "vetoed by a hard rule")
         version = f"em-{version_number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        # The prior by EM too, never below the measured one: where no record holds an
+        # NHS number, exact names and date of birth miss every partner a typo hides.
+        records = rate[0]
         model, summary = train(random_vectors, candidate_vectors, start, version,
-                               prior=prior, iterations=iterations)
-        everything = len(pairs) < candidate_pairs  # the sample is every candidate pair
+                               prior=prior, record_pairs=records * (records - 1) / 2,
+                               scale=every_pair / len(pairs) if pairs else 1.0,
+                               max_prior=MAX_PRIOR, iterations=iterations)
+        everything = len(pairs) == every_pair  # the sample is every candidate pair
         before = decisions(at_start, rate[0], everything)
         after = decisions(score_columns(candidates, a, b, [with_prior(model, rate)]),
                           rate[0], everything)
@@ -105,7 +116,7 @@ class ModelTrainer:
         quality = {"pairs": len(compared), "all_candidate_pairs": everything,
                    "start": before, "trained": after, "weights": level_weights(model)}
         details = {**summary.to_dict(), "records_sampled": len(sample), "started_from":
-                   start.version, "prior": prior, "quality": quality,
+                   start.version, "prior_measured": prior, "quality": quality,
                    "seconds": round(time.perf_counter() - started, 2)}
         async with self.pool.acquire() as conn:
             return await self.models.add(conn, model.version, model.to_dict(), details)

@@ -195,9 +195,10 @@ class ResolutionStore:
             " ORDER BY random() LIMIT $1", limit)
 
     async def random_candidate_pairs(self, conn: asyncpg.Connection, max_block: int,
-                                     limit: int) -> list[tuple[RecordKey, RecordKey]]:
+                                     limit: int) -> tuple[list[tuple[RecordKey, RecordKey]], int]:
         """Up to ``limit`` pairs of live records sharing a blocking key (a key held by
-        more than ``max_block`` records is skipped, as in resolution), drawn at random."""
+        more than ``max_block`` records is skipped, as in resolution), drawn at random;
+        and how many such pairs there are (what the sample stands for)."""
         rows = await conn.fetch(
             """
             WITH block AS (
@@ -208,9 +209,11 @@ class ResolutionStore:
                 FROM block JOIN record_keys a USING (key) JOIN record_keys b USING (key)
                 WHERE (a.council_code, a.local_id) < (b.council_code, b.local_id)
             )
-            SELECT ca, la, cb, lb FROM pairs ORDER BY random() LIMIT $2
+            SELECT ca, la, cb, lb, count(*) OVER () AS every
+            FROM pairs ORDER BY random() LIMIT $2
             """, max_block, limit)
-        return [((r["ca"], r["la"]), (r["cb"], r["lb"])) for r in rows]
+        every = int(rows[0]["every"]) if rows else 0
+        return [((r["ca"], r["la"]), (r["cb"], r["lb"])) for r in rows], every
 
     async def set_national_ids(self, conn: asyncpg.Connection, council: str,
                                national_ids: dict[str, str],

@@ -7,17 +7,19 @@ Two samples of comparison vectors make a model:
   in the sample to measure (two random children with one NHS number) keeps the
   starting model's u, and the measured ones share what is left;
 * **m by expectation maximisation** on candidate pairs (those sharing a blocking
-  key), with u fixed at the sampled u and the prior at the hub's measured one, as
-  Splink fixes u during EM (:func:`estimate_m`). Each field's m is estimated from
-  the match probability the *other* fields give a pair, as Splink estimates in each
-  session only the fields its training blocking rule leaves free: a field must not
-  vouch for itself, or siblings (who agree on surname, postcode and address) teach
-  the model that a household is a child. A plain two-class EM over every field does
-  exactly that on blocked pairs (the household is the stronger cluster).
+  key), with u fixed at the sampled u, in sessions as Splink trains
+  (:data:`SESSIONS`, :func:`estimate_m`): the pairs whose date of birth agrees
+  estimate the other fields' m, the pairs whose names are close estimate the rest,
+  each by a full EM over its free fields. A field never vouches for itself, and
+  neither session holds a household: a plain two-class EM over every field takes
+  siblings (who agree on surname, postcode and address) for one child, and judging
+  each field by the others takes namesakes (who agree on both names) for one child.
 
-The prior and the thresholds stay the starting model's: the hub measures the prior
-from NHS numbers as records arrive (and passes it in for the E-step), and the
-thresholds are a policy (precision before recall), not something the data can say.
+Given the number of record pairs, the prior too (:func:`estimate_prior`): the matches
+EM expects among the candidate pairs over every pair of records, never below the
+measured prior (NHS numbers, exact names, or the node's own index). The thresholds
+stay the starting model's: they are a policy (precision before recall), not something
+the data can say.
 
     >>> from protocol.matching.scoring import DEFAULT_MODEL
     >>> agree_on_sex = (0, 0, 0, 0, 1, 0, 0, 0, 0)  # sex AGREE, every other field OTHER
@@ -34,11 +36,28 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from protocol.matching.compare import COMPARISONS, FIELDS
+from protocol.matching.compare import (
+    COMPARISONS,
+    FIELDS,
+    DobLevel,
+    FamilyNameLevel,
+    GivenNameLevel,
+)
 from protocol.matching.scoring import Model
 
-__all__ = ["MIN_COUNT", "TrainingSummary", "estimate_m", "estimate_m_u", "estimate_u",
-           "level_weights", "train"]
+__all__ = [
+    "EM_ITERATIONS",
+    "MIN_COUNT",
+    "SESSIONS",
+    "Session",
+    "TrainingSummary",
+    "estimate_m",
+    "estimate_m_u",
+    "estimate_prior",
+    "estimate_u",
+    "level_weights",
+    "train",
+]
 
 _EPSILON = 1e-9
 MIN_COUNT = 20  # sampled pairs a level needs before its measured share replaces the model's
@@ -54,11 +73,12 @@ class TrainingSummary:
     em_iterations: int
     u_measured: dict[str, list[str]]   # field -> levels whose u the sample measured
     m_change: float                   # largest |m_new - m_start| over every level
+    prior: float                      # the new model's (estimated, or kept)
 
     def to_dict(self) -> dict[str, Any]:
         return {"random_pairs": self.random_pairs, "candidate_pairs": self.candidate_pairs,
                 "em_iterations": self.em_iterations, "u_measured": self.u_measured,
-                "m_change": self.m_change}
+                "m_change": self.m_change, "prior": self.prior}
 
 
 
@@ -113,38 +133,133 @@ def _measured(counts: Counter[int], comparison: Any, params: Mapping[str, Any],
     return sorted(name for name in params if counts[int(comparison.levels[name])] >= min_count)
 
 
-def estimate_m(candidate_vectors: Iterable[Sequence[int]], model: Model, prior: float, *,
-               iterations: int = 1) -> Model:
-    """m re-estimated on candidate pairs with u and the prior fixed (see above): in each
-    iteration, each field's level shares weighted by the pair's match probability by
-    every other field. MISSING levels count for nothing; no level's m reaches zero.
+# EM in sessions, as Splink trains (``estimate_parameters_using_expectation_maximisation``
+# with a blocking rule per session): each session takes the candidate pairs whose fixed
+# fields agree and estimates every other field's m, and the share of matches among them,
+# by a full EM on the free fields alone. A field never vouches for itself, and a
+# session's pairs are not a household: siblings share neither a date of birth (twins are
+# left out: the hard rule vetoes them) nor close given names.
+@dataclass(frozen=True, slots=True)
+class Session:
+    name: str
+    fixed: tuple[str, ...]        # fields whose agreement selects the session's pairs
+    agreeing: tuple[frozenset[int], ...]  # per fixed field, the levels that select
 
-    One iteration by default: fields are not independent (siblings agree on surname,
-    postcode *and* address), so iterating drifts toward the household, a little more
-    each time; one step from the current model is stable, and training again starts
-    from the newest stored model anyway."""
+
+SESSIONS: tuple[Session, ...] = (
+    Session("date of birth agrees", ("dob",), (frozenset({int(DobLevel.EXACT)}),)),
+    Session("names close", ("given_name", "family_name"),
+            (frozenset(int(x) for x in (GivenNameLevel.EXACT, GivenNameLevel.NICKNAME,
+                                        GivenNameLevel.JW_92, GivenNameLevel.SWAPPED)),
+             frozenset(int(x) for x in (FamilyNameLevel.EXACT, FamilyNameLevel.JW_HIGH,
+                                        FamilyNameLevel.SWAPPED, FamilyNameLevel.PART,
+                                        FamilyNameLevel.FORMER)))),
+)
+EM_ITERATIONS = 25
+MIN_SESSION_MATCHES = 10.0  # expected matches below which a session says nothing
+PSEUDO_MATCHES = 50.0       # how many matches' worth the start model's m weighs in EM
+
+
+def estimate_m(candidate_vectors: Iterable[Sequence[int]], model: Model, *,
+               iterations: int = EM_ITERATIONS,
+               sessions: Sequence[Session] = SESSIONS) -> Model:
+    """m re-estimated on candidate pairs with u fixed, by EM in :data:`SESSIONS` (see
+    above). A field free in several sessions takes the mean of their estimates; a field
+    no session could measure (too few matches, or every value MISSING) keeps the
+    model's m. MISSING levels count for nothing; no level's m reaches zero, and an
+    agreeing level never has m below u (:func:`_agreement_not_against`)."""
     counts = Counter(tuple(int(x) for x in v) for v in candidate_vectors)
     if not counts:
         return model
     levels, m, u = _start(model)
-    prior_weight = math.log2(prior / (1.0 - prior))
-    for _ in range(iterations):
-        weights = {v: [math.log2(m[i][lv] / u[i][lv]) if lv >= 0 else 0.0
-                       for i, lv in enumerate(v)] for v in counts}
-        totals = {v: prior_weight + sum(w) for v, w in weights.items()}
-        new_m = []
-        for i in range(len(COMPARISONS)):
-            mass = {lv.value: 0.0 for lv in levels[i]}
-            for v, count in counts.items():
-                if v[i] >= 0:
-                    others = max(-500.0, min(500.0, totals[v] - weights[v][i]))
-                    mass[v[i]] += count / (1.0 + 2.0 ** -others)
-            new_m.append(_agreement_not_against(_shares(mass), u[i])
-                         if sum(mass.values()) > 0 else m[i])
-        m = new_m
-    fields = {c.field: {lv.name: (m[i][lv.value], model.fields[c.field][lv.name][1])
+    index = {c.field: i for i, c in enumerate(COMPARISONS)}
+    estimates: dict[int, list[dict[int, float]]] = {}
+    for session in sessions:
+        fixed = [index[f] for f in session.fixed]
+        chosen = {v: n for v, n in counts.items()
+                  if all(v[i] in ok for i, ok in zip(fixed, session.agreeing, strict=True))}
+        free = [i for i in range(len(COMPARISONS)) if i not in fixed]
+        found = _session_em(chosen, free, levels, m, u, iterations)
+        for i, shares in found.items():
+            estimates.setdefault(i, []).append(shares)
+    new_m = [
+        _agreement_not_against({lv: sum(e[lv] for e in estimates[i]) / len(estimates[i])
+                                for lv in m[i]}, u[i]) if i in estimates else m[i]
+        for i in range(len(COMPARISONS))]
+    fields = {c.field: {lv.name: (new_m[i][lv.value], model.fields[c.field][lv.name][1])
                         for lv in levels[i]} for i, c in enumerate(COMPARISONS)}
     return replace(model, fields=fields)
+
+
+def _session_em(counts: Mapping[tuple[int, ...], int], free: Sequence[int], levels: Levels,
+                m: Probabilities, u: Probabilities,
+                iterations: int) -> dict[int, dict[int, float]]:
+    """One session's EM over its ``free`` fields: the share of matches starts at one
+    half and is estimated with m (u fixed). Returns each free field's m, for the fields
+    the session saw at all; nothing when it expects fewer than
+    :data:`MIN_SESSION_MATCHES` matches (its m would be noise)."""
+    if not counts:
+        return {}
+    start, m = m, [dict(x) for x in m]
+    pairs = sum(counts.values())
+    share = 0.5
+    mass: dict[int, dict[int, float]] = {}
+    matched = 0.0
+    for _ in range(iterations):
+        mass = {i: {lv.value: 0.0 for lv in levels[i]} for i in free}
+        matched = 0.0
+        for vector, count in counts.items():
+            log_match, log_other = math.log(share), math.log(1.0 - share)
+            for i in free:
+                level = vector[i]
+                if level >= 0:
+                    log_match += math.log(m[i][level])
+                    log_other += math.log(u[i][level])
+            p = 1.0 / (1.0 + math.exp(max(-700.0, min(700.0, log_other - log_match))))
+            matched += count * p
+            for i in free:
+                if vector[i] >= 0:
+                    mass[i][vector[i]] += count * p
+        share = min(1 - 1e-6, max(1e-6, matched / pairs))
+        for i in free:
+            if sum(mass[i].values()) > 0:
+                # the start model's m counts as PSEUDO_MATCHES pairs already seen: a
+                # level no match in the session shows is rare, not impossible
+                m[i] = _shares({lv: x + PSEUDO_MATCHES * start[i][lv]
+                                for lv, x in mass[i].items()})
+    if matched < MIN_SESSION_MATCHES:
+        return {}
+    return {i: m[i] for i in free if sum(mass[i].values()) > 0}
+
+
+def estimate_prior(candidate_vectors: Iterable[Sequence[int]], model: Model, *,
+                   record_pairs: float, scale: float = 1.0, floor: float = 0.0,
+                   ceiling: float = 1.0, iterations: int = 50) -> float:
+    """The chance two records drawn at random are one child, by EM: the matches
+    expected among the candidate pairs (each pair's match probability under ``model``
+    and the prior, summed; times ``scale`` when the vectors are a sample of the
+    candidate pairs, candidate pairs per pair sampled) over every pair of the records
+    (``record_pairs``), until it settles. True pairs blocking never compared, and those
+    a hard rule vetoed, are not counted, so it errs low: within a fifth of the truth
+    on the public benchmarks (docs/matching-engine.md). Kept within
+    [``floor``, ``ceiling``]."""
+    counts = Counter(tuple(int(x) for x in v) for v in candidate_vectors)
+    if not counts or record_pairs <= 0:
+        return model.prior
+    _, m, u = _start(model)
+    weights = {v: sum(math.log2(m[i][lv] / u[i][lv]) for i, lv in enumerate(v) if lv >= 0)
+               for v in counts}
+    prior = min(ceiling, max(floor, model.prior))
+    for _ in range(iterations):
+        prior_weight = math.log2(prior / (1.0 - prior))
+        expected = scale * sum(
+            n / (1.0 + 2.0 ** -max(-500.0, min(500.0, prior_weight + weights[v])))
+            for v, n in counts.items())
+        settled = min(ceiling, max(floor, 1e-12, expected / record_pairs))
+        if abs(math.log(settled / prior)) < 1e-4:
+            return settled
+        prior = settled
+    return prior
 
 
 def _agreement_not_against(m: dict[int, float], u: Mapping[int, float]) -> dict[int, float]:
@@ -168,21 +283,30 @@ def _shares(mass: Mapping[int, float], floor: float = 1e-6) -> dict[int, float]:
 
 
 def train(random_vectors: Sequence[Sequence[int]], candidate_vectors: Sequence[Sequence[int]],
-          start: Model, version: str, *, prior: float | None = None, iterations: int = 1,
+          start: Model, version: str, *, prior: float | None = None,
+          record_pairs: float | None = None, scale: float = 1.0, max_prior: float = 1.0,
+          iterations: int = EM_ITERATIONS,
           min_count: int = MIN_COUNT) -> tuple[Model, TrainingSummary]:
-    """u by random sampling, then m by EM on candidate pairs (``prior``: the chance two
-    records drawn at random are one child, the start model's unless given); the new
-    model is ``version``."""
+    """u by random sampling, m by EM in sessions on the candidate pairs; then, given
+    ``record_pairs`` (every pair of the records the candidates were drawn from), the
+    prior by EM (:func:`estimate_prior`: never below ``prior``, the measured one, nor
+    above ``max_prior``). Without ``record_pairs`` the new model keeps ``prior`` (the
+    start model's unless given). The new model is ``version``."""
     with_u = estimate_u(random_vectors, start, min_count=min_count)
-    trained = replace(estimate_m(candidate_vectors, with_u, prior or start.prior,
-                                 iterations=iterations), version=version)
+    with_m = replace(estimate_m(candidate_vectors, with_u, iterations=iterations),
+                     prior=prior or start.prior)
+    if record_pairs is not None:
+        with_m = replace(with_m, prior=estimate_prior(
+            candidate_vectors, with_m, record_pairs=record_pairs, scale=scale,
+            floor=with_m.prior, ceiling=max(max_prior, with_m.prior)))
+    trained = replace(with_m, version=version)
     change = max((abs(trained.fields[f][level][0] - start.fields[f][level][0])
                   for f in start.fields for level in start.fields[f]), default=0.0)
     counts = _level_counts(random_vectors)
     measured = {c.field: _measured(counts[i], c, start.fields[c.field], min_count)
                 for i, c in enumerate(COMPARISONS)}
-    return trained, TrainingSummary(len(random_vectors), len(candidate_vectors), iterations,
-                                    measured, change)
+    return trained, TrainingSummary(len(random_vectors), len(candidate_vectors),
+                                    iterations, measured, change, trained.prior)
 
 
 # -- EM over every field (both classes), as a plain Splink EM -------------------------

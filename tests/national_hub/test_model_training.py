@@ -67,6 +67,10 @@ async def test_trained_model_is_stored_versioned_and_used(make_database: Databas
                     if p["u"] != DEFAULT_MODEL.fields.get(f, {}).get(level, (None, None))[1]]
         assert len(measured) > len(fields)
         assert "EXACT" in summary["u_measured"]["given_name"]
+        # The prior by EM over every pair of the hub's records, never below the one the
+        # hub measures on NHS numbers; the stored model carries it.
+        assert stored["parameters"]["prior"] == summary["prior"] >= summary["prior_measured"]
+        assert summary["prior_measured"] > DEFAULT_MODEL.prior
         # A quality summary, printed and stored: how the sampled candidate pairs decide
         # under the starting model and the trained one, and each level's weight.
         quality = summary["quality"]
