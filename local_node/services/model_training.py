@@ -3,9 +3,9 @@ train``), as the hub trains its own (docs/matching-engine.md).
 
 The records are the council's source rows as their feeds gave them (what local matching
 compares a new row with). u is measured on pairs of rows drawn at random, m by EM in
-sessions on candidate pairs (rows sharing a blocking key), then the prior by EM, never
-below the one the index itself shows (the share of pairs of rows it placed with one
-child). Both through
+sessions on candidate pairs (rows sharing a blocking key); the prior stays the starting
+model's, and the summary reports the one the index itself shows (the share of pairs of
+rows it placed with one child). Both through
 :func:`protocol.matching.train`; pairs a hard rule vetoes (different NHS numbers or UPNs,
 twins) are left out. Comparison vectors and decisions come from the bulk engine
 (:mod:`protocol.matching.bulk_score`).
@@ -74,9 +74,9 @@ def index_prior(owners: list[str], start: Model) -> float:
 
 
 def candidate_pairs(keys: list[frozenset[str]], limit: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
     """Pairs of rows sharing a key held by 2..TRAINING_BLOCK_LIMIT rows, at most
-    ``limit`` drawn at random; and how many such pairs there are."""
+    ``limit`` drawn at random; and whether that is every such pair."""
     blocks: dict[str, list[int]] = {}
     for i, ks in enumerate(keys):
         for key in ks:
@@ -84,10 +84,10 @@ def candidate_pairs(keys: list[frozenset[str]], limit: int,
     pairs = {(x, y) for block in blocks.values() if 2 <= len(block) <= TRAINING_BLOCK_LIMIT
              for n, x in enumerate(block) for y in block[n + 1:]}
     every = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
-    total = len(every)
-    if total > limit:
-        every = every[rng.choice(total, size=limit, replace=False)]
-    return every[:, 0], every[:, 1], total
+    everything = len(every) <= limit
+    if not everything:
+        every = every[rng.choice(len(every), size=limit, replace=False)]
+    return every[:, 0], every[:, 1], everything
 
 
 def decisions(scores: PairScores, children: int, everything: bool) -> dict[str, object]:
@@ -117,7 +117,8 @@ class NodeModelTrainer:
         self.models = models
 
     async def train(self, *, random_pairs: int = RANDOM_PAIRS,
-                    candidate_pairs_wanted: int = CANDIDATE_PAIRS, iterations: int = EM_ITERATIONS,
+                    candidate_pairs_wanted: int = CANDIDATE_PAIRS,
+                    iterations: int = EM_ITERATIONS,
                     seed: int | None = None, progress: Progress | None = None) -> StoredModel:
         """Estimate a model from the council's source rows and store it as the newest
         version; starts from the newest stored model (or the default)."""
@@ -140,23 +141,18 @@ class NodeModelTrainer:
         first, second = draw_random_pairs(len(records), random_pairs, rng)
         random_vectors = compare_columns(columns, first, second).tolist()
         say(f"compared {len(random_vectors):,} random pairs")
-        a, b, every_pair = candidate_pairs([keys_for(r) for r in records],
+        a, b, everything = candidate_pairs([keys_for(r) for r in records],
                                            candidate_pairs_wanted, rng)
-        everything = len(a) == every_pair
         before = score_columns(columns, a, b, [start])
         candidate_vectors = before.vectors[before.veto == 0].tolist()
         say(f"compared {len(a):,} candidate pairs, {len(candidate_vectors):,} not vetoed "
             "by a hard rule")
         version = f"node-em-{number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-        # The prior by EM too, never below the index's own: rows the index never placed
-        # together are partners it may have missed.
         model, summary = train(random_vectors, candidate_vectors, start, version,
-                               prior=prior, record_pairs=len(records) * (len(records) - 1) / 2,
-                               scale=every_pair / len(a) if len(a) else 1.0,
-                               max_prior=MAX_PRIOR, iterations=iterations)
+                               prior=prior, iterations=iterations)
         after = score_columns(columns, a, b, [model])
         details = {**summary.to_dict(), "rows_sampled": len(records), "children": children,
-                   "started_from": start.version, "prior_measured": prior,
+                   "started_from": start.version, "prior": prior,
                    "quality": {"pairs": len(a), "all_candidate_pairs": everything,
                                "start": decisions(before, children, everything),
                                "trained": decisions(after, children, everything),

@@ -107,11 +107,16 @@ def with_prior(model: Model, rate: tuple[int, int, int]) -> Model:
     it is certain, on NHS numbers: ``rate`` is (live records, records with an NHS
     number, records whose NHS number another live record holds too); on exact names
     and date of birth where no record has an NHS number
-    (:meth:`~national_hub.storage.resolution.ResolutionStore.partner_rate`)."""
+    (:meth:`~national_hub.storage.resolution.ResolutionStore.partner_rate`). A trained
+    model's ``partner_share`` (r as EM estimated it, which counts the partners a typo
+    hides from the measure) stands beside it: the larger wins."""
     records, with_nhs, partnered = rate
-    if records < MIN_RECORDS_FOR_PRIOR or with_nhs == 0 or partnered == 0:
+    if records < MIN_RECORDS_FOR_PRIOR:
         return model
-    prior = min(MAX_PRIOR, (partnered / with_nhs) / records)
+    shares = [model.partner_share]
+    if with_nhs and partnered:
+        shares.append(partnered / with_nhs)
+    prior = min(MAX_PRIOR, max(shares) / records)
     if prior <= model.prior:
         return model
     return replace(model, prior=prior, version=f"{model.version}+prior-{prior:.2e}")

@@ -103,9 +103,8 @@ class ModelTrainer:
         version = f"em-{version_number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         # The prior by EM too, never below the measured one: where no record holds an
         # NHS number, exact names and date of birth miss every partner a typo hides.
-        records = rate[0]
         model, summary = train(random_vectors, candidate_vectors, start, version,
-                               prior=prior, record_pairs=records * (records - 1) / 2,
+                               prior=prior, records=rate[0],
                                scale=every_pair / len(pairs) if pairs else 1.0,
                                max_prior=MAX_PRIOR, iterations=iterations)
         everything = len(pairs) == every_pair  # the sample is every candidate pair
@@ -115,8 +114,9 @@ class ModelTrainer:
         say(_quality_line(len(compared), before, after))
         quality = {"pairs": len(compared), "all_candidate_pairs": everything,
                    "start": before, "trained": after, "weights": level_weights(model)}
-        details = {**summary.to_dict(), "records_sampled": len(sample), "started_from":
-                   start.version, "prior_measured": prior, "quality": quality,
+        details = {**summary.to_dict(), "records": rate[0],
+                   "records_sampled": len(sample), "started_from":
+                   start.version, "prior": prior, "quality": quality,
                    "seconds": round(time.perf_counter() - started, 2)}
         async with self.pool.acquire() as conn:
             return await self.models.add(conn, model.version, model.to_dict(), details)

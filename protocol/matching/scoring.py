@@ -157,7 +157,11 @@ class Model:
     ``prior`` is the probability that two records drawn at random are the same
     child. ``fields`` maps field → level name → ``(m, u)``; ``MISSING`` is never
     listed (it weighs nothing). ``tf_max_adjustment`` caps the term-frequency
-    adjustment of an exact name match, in bits, either way.
+    adjustment of an exact name match, in bits, either way. ``partner_share`` is what
+    training estimated by EM of the records it saw: the prior times their number, so
+    that a hub of N records takes ``partner_share / N`` as a prior (0: not estimated;
+    see ``national_hub.services.linking.with_prior``). A model trained on a pilot's few
+    records must not carry their prior to a national index.
     """
 
     version: str
@@ -165,6 +169,7 @@ class Model:
     fields: Mapping[str, Mapping[str, tuple[float, float]]]
     thresholds: Thresholds
     tf_max_adjustment: float = 5.0
+    partner_share: float = 0.0
 
     def __post_init__(self) -> None:
         # Read-only, so the weights cached from them cannot go stale.
@@ -172,6 +177,8 @@ class Model:
             {f: MappingProxyType(dict(levels)) for f, levels in self.fields.items()}))
         if not 0.0 < self.prior < 1.0:
             raise ValueError(f"prior must be in (0, 1), got {self.prior}")
+        if not 0.0 <= self.partner_share < 1e6:
+            raise ValueError(f"partner share must be at least 0, got {self.partner_share}")
         for comparison in COMPARISONS:
             given = self.fields.get(comparison.field)
             if given is None:
@@ -212,6 +219,7 @@ class Model:
             "prior": self.prior,
             "thresholds": {"link": self.thresholds.link, "review": self.thresholds.review},
             "tf_max_adjustment": self.tf_max_adjustment,
+            "partner_share": self.partner_share,
             "fields": {f: {level: {"m": m, "u": u} for level, (m, u) in levels.items()}
                        for f, levels in self.fields.items()},
         }
@@ -233,6 +241,7 @@ class Model:
                 thresholds=Thresholds(float(data["thresholds"]["link"]),
                                       float(data["thresholds"]["review"])),
                 tf_max_adjustment=float(data.get("tf_max_adjustment", 5.0)),
+                partner_share=float(data.get("partner_share", 0.0)),
                 fields=fields,
             )
         except (KeyError, TypeError, AttributeError) as exc:

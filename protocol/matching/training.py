@@ -73,12 +73,13 @@ class TrainingSummary:
     em_iterations: int
     u_measured: dict[str, list[str]]   # field -> levels whose u the sample measured
     m_change: float                   # largest |m_new - m_start| over every level
-    prior: float                      # the new model's (estimated, or kept)
+    prior: float | None               # estimated by EM for the records trained on
 
     def to_dict(self) -> dict[str, Any]:
         return {"random_pairs": self.random_pairs, "candidate_pairs": self.candidate_pairs,
                 "em_iterations": self.em_iterations, "u_measured": self.u_measured,
-                "m_change": self.m_change, "prior": self.prior}
+                "m_change": self.m_change,
+                **({"prior_estimated": self.prior} if self.prior is not None else {})}
 
 
 
@@ -284,29 +285,32 @@ def _shares(mass: Mapping[int, float], floor: float = 1e-6) -> dict[int, float]:
 
 def train(random_vectors: Sequence[Sequence[int]], candidate_vectors: Sequence[Sequence[int]],
           start: Model, version: str, *, prior: float | None = None,
-          record_pairs: float | None = None, scale: float = 1.0, max_prior: float = 1.0,
+          records: int | None = None, scale: float = 1.0, max_prior: float = 1.0,
           iterations: int = EM_ITERATIONS,
           min_count: int = MIN_COUNT) -> tuple[Model, TrainingSummary]:
     """u by random sampling, m by EM in sessions on the candidate pairs; then, given
-    ``record_pairs`` (every pair of the records the candidates were drawn from), the
-    prior by EM (:func:`estimate_prior`: never below ``prior``, the measured one, nor
-    above ``max_prior``). Without ``record_pairs`` the new model keeps ``prior`` (the
-    start model's unless given). The new model is ``version``."""
+    the number of ``records`` the candidates were drawn from, the prior by EM
+    (:func:`estimate_prior`: never below ``prior``, the measured one, nor above
+    ``max_prior``), kept as the model's ``partner_share`` (the prior times ``records``)
+    so that it shrinks as the records grow. The model's own ``prior`` stays the start
+    model's. The new model is ``version``."""
     with_u = estimate_u(random_vectors, start, min_count=min_count)
-    with_m = replace(estimate_m(candidate_vectors, with_u, iterations=iterations),
-                     prior=prior or start.prior)
-    if record_pairs is not None:
-        with_m = replace(with_m, prior=estimate_prior(
-            candidate_vectors, with_m, record_pairs=record_pairs, scale=scale,
-            floor=with_m.prior, ceiling=max(max_prior, with_m.prior)))
-    trained = replace(with_m, version=version)
+    trained = replace(estimate_m(candidate_vectors, with_u, iterations=iterations),
+                      version=version)
+    estimated = None
+    if records is not None and records > 1:
+        floor = prior or start.prior
+        estimated = estimate_prior(candidate_vectors, trained,
+                                   record_pairs=records * (records - 1) / 2, scale=scale,
+                                   floor=floor, ceiling=max(max_prior, floor))
+        trained = replace(trained, partner_share=estimated * records)
     change = max((abs(trained.fields[f][level][0] - start.fields[f][level][0])
                   for f in start.fields for level in start.fields[f]), default=0.0)
     counts = _level_counts(random_vectors)
     measured = {c.field: _measured(counts[i], c, start.fields[c.field], min_count)
                 for i, c in enumerate(COMPARISONS)}
     return trained, TrainingSummary(len(random_vectors), len(candidate_vectors),
-                                    iterations, measured, change, trained.prior)
+                                    iterations, measured, change, estimated)
 
 
 # -- EM over every field (both classes), as a plain Splink EM -------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from national_hub.services.linking import across_councils
+from national_hub.services.linking import MAX_PRIOR, across_councils, with_prior
 from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, Op, UpsertOp
 from protocol.matching import DEFAULT_MODEL, IdentityFields, score
@@ -136,3 +136,18 @@ async def test_a_second_council_sent_at_once_is_judged_on_the_partners_it_brings
         versions = {r[0] for r in await conn.fetch(
             "SELECT model_version FROM records WHERE council_code = $1", WSX)}
     assert versions and all("+prior-" in v for v in versions), versions
+
+
+def test_a_trained_prior_shrinks_as_the_hub_grows() -> None:
+    """Training keeps its EM prior as a share of the records it saw (the prior times
+    their number): a model trained on a pilot's 10,000 records, prior 2e-5, judges a hub
+    of 100,000 at 2e-6, not at the pilot's prior. The measured share wins where it is
+    larger; the model's own prior is a floor, MAX_PRIOR a ceiling."""
+    trained = replace(DEFAULT_MODEL, partner_share=0.2)
+    assert with_prior(trained, (10_000, 0, 0)).prior == pytest.approx(2e-5)
+    assert with_prior(trained, (100_000, 0, 0)).prior == pytest.approx(2e-6)
+    # three in ten records share an NHS number with another: 0.3 / 100,000
+    assert with_prior(trained, (100_000, 50_000, 15_000)).prior == pytest.approx(3e-6)
+    assert with_prior(trained, (1_000_000, 0, 0)) is trained   # 2e-7 < the default's 1e-6
+    assert with_prior(trained, (100, 0, 0)) is trained         # too few records to say
+    assert with_prior(replace(trained, partner_share=5.0), (1_000, 0, 0)).prior == MAX_PRIOR

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from national_hub.handlers import appkeys as k
 from protocol.matching import DEFAULT_MODEL
@@ -68,9 +69,12 @@ async def test_trained_model_is_stored_versioned_and_used(make_database: Databas
         assert len(measured) > len(fields)
         assert "EXACT" in summary["u_measured"]["given_name"]
         # The prior by EM over every pair of the hub's records, never below the one the
-        # hub measures on NHS numbers; the stored model carries it.
-        assert stored["parameters"]["prior"] == summary["prior"] >= summary["prior_measured"]
-        assert summary["prior_measured"] > DEFAULT_MODEL.prior
+        # hub measures on NHS numbers; the stored model carries it as a partner share
+        # (times the records), and its own prior stays the default's.
+        assert summary["prior_estimated"] >= summary["prior"] > DEFAULT_MODEL.prior
+        assert stored["parameters"]["prior"] == DEFAULT_MODEL.prior
+        assert stored["parameters"]["partner_share"] == pytest.approx(
+            summary["prior_estimated"] * summary["records"])
         # A quality summary, printed and stored: how the sampled candidate pairs decide
         # under the starting model and the trained one, and each level's weight.
         quality = summary["quality"]

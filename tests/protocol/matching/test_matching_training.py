@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from protocol.matching import COMPARISONS, DEFAULT_MODEL, FIELDS, estimate_u, train
+from protocol.matching import COMPARISONS, DEFAULT_MODEL, FIELDS, Model, estimate_u, train
 from protocol.matching.training import estimate_m, estimate_prior
 
 
@@ -127,5 +127,10 @@ def test_the_prior_is_the_share_of_record_pairs_that_are_one_child() -> None:
     assert estimate_prior(pairs, model, record_pairs=record_pairs, floor=1e-3) == 1e-3
     assert estimate_prior(pairs, model, record_pairs=record_pairs, ceiling=1e-5) == 1e-5
     trained, summary = train([(0,) * len(FIELDS)] * 100, pairs, DEFAULT_MODEL, "em-prior",
-                             record_pairs=record_pairs)
-    assert trained.prior == summary.prior == pytest.approx(truth, rel=0.25)
+                             records=5000)
+    assert summary.prior is not None and summary.prior == pytest.approx(truth, rel=0.25)
+    # kept as a share of the records, so the prior shrinks as the records grow; the
+    # model's own prior stays the start's
+    assert trained.partner_share == pytest.approx(summary.prior * 5000)
+    assert trained.prior == DEFAULT_MODEL.prior
+    assert Model.from_json(trained.to_json()).partner_share == trained.partner_share
