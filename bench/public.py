@@ -63,6 +63,7 @@ class Outcome:
     refused: Counter[str] = field(default_factory=Counter)
     hub_reviews: int = 0
     node_reviews: int = 0
+    trained_hub_reviews: int | None = None  # hub pairs open after model train + resolve
     missed: Counter[str] = field(default_factory=Counter)  # true pairs not linked, by why
     unlinked_fields: Counter[str] = field(default_factory=Counter)  # what those disagree on
     ingest_seconds: float = 0.0    # the nodes' ingest, summed
@@ -233,6 +234,7 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
         _cli([_bin("national-hub"), "links", "export", "--out", str(trained)], hub_env)
         outcome.rows["signpost trained"] = pairwise_quality(
             read_clusters(exports, trained), persons, set())
+        outcome.trained_hub_reviews, _, _ = asyncio.run(_open_reviews(hub_db, {}))
     return outcome
 
 
@@ -254,7 +256,11 @@ def report(o: Outcome) -> str:
     by_column = ", ".join(f"{c} {n:,}" for c, n in o.refused.most_common()) or "none"
     lines.append(f"  refused by feed validation: {refused:,} of {o.records:,} rows "
                  f"({by_column}); review left: hub {o.hub_reviews:,} pairs open, nodes "
-                 f"{o.node_reviews:,} items open ({per_10k:,.0f} per 10,000 records)")
+                 f"{o.node_reviews:,} items open ({per_10k:,.0f} per 10,000 records)"
+                 + ("" if o.trained_hub_reviews is None else
+                    f"; after training hub {o.trained_hub_reviews:,} pairs open "
+                    f"({(o.trained_hub_reviews + o.node_reviews) / o.records * 10_000:,.0f}"
+                    " per 10,000 with the nodes')"))
     missed = ", ".join(f"{why} {n:,} ({n / o.true_pairs:.1%})" for why, n in
                        sorted(o.missed.items())) if o.true_pairs else ""
     lines.append(f"  true pairs signpost missed (node → hub): {missed or 'none'}")

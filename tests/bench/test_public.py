@@ -97,6 +97,9 @@ def test_public_benchmark_runs_at_tiny_size_and_scores_what_the_cli_exported(
             else:  # once incomplete rows load, nothing may be refused at all
                 assert "refused at a node" not in reasons[1]
 
+    # the review left after training is printed beside the review left before it
+    assert re.search(r"; after training hub [\d,]+ pairs open \([\d,]+ per 10,000", table), table
+
     # the hub linked children across councils: some national id holds two councils' records
     with (data / "febrl1" / "links.csv").open(encoding="utf-8") as fh:
         councils_of: dict[str, set[str]] = defaultdict(set)
