@@ -246,7 +246,7 @@ def estimate_prior(candidate_vectors: Iterable[Sequence[int]], model: Model, *,
     [``floor``, ``ceiling``]."""
     counts = Counter(tuple(int(x) for x in v) for v in candidate_vectors)
     if not counts or record_pairs <= 0:
-        return model.prior
+        return min(ceiling, max(floor, model.prior))
     _, m, u = _start(model)
     weights = {v: sum(math.log2(m[i][lv] / u[i][lv]) for i, lv in enumerate(v) if lv >= 0)
                for v in counts}

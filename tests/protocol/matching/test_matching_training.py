@@ -126,6 +126,8 @@ def test_the_prior_is_the_share_of_record_pairs_that_are_one_child() -> None:
         truth, rel=0.3)
     assert estimate_prior(pairs, model, record_pairs=record_pairs, floor=1e-3) == 1e-3
     assert estimate_prior(pairs, model, record_pairs=record_pairs, ceiling=1e-5) == 1e-5
+    # no candidate pair at all: the measured prior, as it was
+    assert estimate_prior([], model, record_pairs=record_pairs, floor=3e-5) == 3e-5
     trained, summary = train([(0,) * len(FIELDS)] * 100, pairs, DEFAULT_MODEL, "em-prior",
                              records=5000)
     assert summary.prior is not None and summary.prior == pytest.approx(truth, rel=0.25)
