@@ -64,6 +64,7 @@ class Outcome:
     hub_reviews: int = 0
     node_reviews: int = 0
     trained_hub_reviews: int | None = None  # hub pairs open after model train + resolve
+    trained_true_reviews: int = 0           # of those, pairs of one person's records
     missed: Counter[str] = field(default_factory=Counter)  # true pairs not linked, by why
     unlinked_fields: Counter[str] = field(default_factory=Counter)  # what those disagree on
     ingest_seconds: float = 0.0    # the nodes' ingest, summed
@@ -234,8 +235,21 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
         _cli([_bin("national-hub"), "links", "export", "--out", str(trained)], hub_env)
         outcome.rows["signpost trained"] = pairwise_quality(
             read_clusters(exports, trained), persons, set())
-        outcome.trained_hub_reviews, _, _ = asyncio.run(_open_reviews(hub_db, {}))
+        outcome.trained_hub_reviews, _, open_pairs = asyncio.run(_open_reviews(hub_db, {}))
+        outcome.trained_true_reviews = true_review_pairs(read_local(exports), persons,
+                                                         open_pairs)
     return outcome
+
+
+def true_review_pairs(local: dict[str, tuple[str, str]], persons: dict[str, str],
+                      in_review: set[frozenset[tuple[str, str]]]) -> int:
+    """How many of the review pairs hold one person's records (the rest are work an
+    index team spends on two different people)."""
+    people: dict[tuple[str, str], set[str]] = {}
+    for ref, child in local.items():
+        people.setdefault(child, set()).add(persons[ref])
+    return sum(1 for pair in in_review if len(pair) == 2
+               and set.intersection(*(people.get(c, set()) for c in pair)))
 
 
 def _row(name: str, q: Quality, seconds: float | None) -> str:
@@ -258,7 +272,8 @@ def report(o: Outcome) -> str:
                  f"({by_column}); review left: hub {o.hub_reviews:,} pairs open, nodes "
                  f"{o.node_reviews:,} items open ({per_10k:,.0f} per 10,000 records)"
                  + ("" if o.trained_hub_reviews is None else
-                    f"; after training hub {o.trained_hub_reviews:,} pairs open "
+                    f"; after training hub {o.trained_hub_reviews:,} pairs open, "
+                    f"{o.trained_true_reviews:,} of them one person's "
                     f"({(o.trained_hub_reviews + o.node_reviews) / o.records * 10_000:,.0f}"
                     " per 10,000 with the nodes')"))
     missed = ", ".join(f"{why} {n:,} ({n / o.true_pairs:.1%})" for why, n in
