@@ -15,9 +15,10 @@ Two samples of comparison vectors make a model:
   siblings (who agree on surname, postcode and address) for one child, and judging
   each field by the others takes namesakes (who agree on both names) for one child.
 
-Given the number of record pairs, the prior too (:func:`estimate_prior`): the matches
-EM expects among the candidate pairs over every pair of records, never below the
-measured prior (NHS numbers, exact names, or the node's own index). The thresholds
+Given the number of records, the prior too (:func:`estimate_prior`): the matches EM
+expects among the candidate pairs over every pair of records, never below the measured
+prior (the hub's, on NHS numbers or exact names), kept as a share of the records
+(``Model.partner_share``). The thresholds
 stay the starting model's: they are a policy (precision before recall), not something
 the data can say.
 

@@ -128,6 +128,17 @@ async def test_trained_model_is_stored_versioned_and_used(make_database: Databas
         # The serving hub's own resolver took the stored model up too.
         assert hub.server.app[k.REVIEW].linker.base.version == version
 
+        # Training again starts from the trained model, but its floor is the measured
+        # prior alone: the first training's EM estimate is not a floor the next cannot
+        # go below.
+        again = await asyncio.to_thread(run, env, "model", "train", "--seed", "8",
+                                        "--random-pairs", "60000", "--candidate-pairs", "20000")
+        assert again.returncode == 0, again.stderr
+        second = json.loads(await cli("model", "list", "--json"))[-1]["summary"]
+        assert second["started_from"] == version
+        assert second["prior"] == pytest.approx(summary["prior"])
+        assert summary["prior_estimated"] > summary["prior"]
+
 
 async def test_training_refuses_an_empty_hub(make_database: DatabaseFactory,
         tmp_path: Path) -> None:
