@@ -14,29 +14,40 @@ the nodes' own matching, so its figures are pairs, not the benchmark's; it is fo
 finding causes, quickly::
 
     python -m bench.public_analysis --dataset febrl1 --examples 5
+
+With ``--trained`` it first trains a model on the records as ``national-hub model
+train`` does (u on random pairs, m by EM in sessions on the candidate pairs a hard rule
+does not veto, the prior by EM over every pair of records: :func:`trained_model`) and
+decides with it, and prints the prior measured, estimated and true.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import click
+import numpy as np
 
 from bench import public_data
 from bench.public import COUNCILS
 from national_hub.services.linking import (
+    MAX_PRIOR,
     RESOLUTION_BLOCK_LIMIT,
     across_councils,
     person_key,
     with_prior,
 )
-from protocol.matching import DEFAULT_MODEL, IdentityFields, TermFrequencies, score
+from national_hub.services.model_training import RANDOM_PAIRS
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, TermFrequencies, score, train
 from protocol.matching.blocking import candidate_pairs
-from protocol.matching.scoring import Decision, Explanation
+from protocol.matching.bulk import Columns, compare_columns, random_pairs
+from protocol.matching.bulk_score import score_columns
+from protocol.matching.scoring import Decision, Explanation, Thresholds
 
 
 def identity(row: dict[str, str]) -> IdentityFields:
@@ -72,6 +83,7 @@ class Analysis:
     # totals of the pairs no hard rule holds back, by whole bits: (true, false) counts
     totals: dict[int, list[int]] = field(default_factory=dict)
     names_only: dict[int, list[int]] = field(default_factory=dict)
+    priors: dict[str, float] = field(default_factory=dict)  # measured, estimated, true
 
 
 def _why(explained: Explanation) -> str:
@@ -93,16 +105,41 @@ def _show(a: IdentityFields, b: IdentityFields, e: Explanation) -> str:
     return f"{one(a)}\n      {one(b)}\n      total {e.total:+.1f} {levels}"
 
 
-def analyse(name: str, *, seed: int = 14, examples: int = 0) -> Analysis:
+def trained_model(fields: list[IdentityFields], compared: set[tuple[int, int]],
+                  seed: int) -> tuple[Model, float]:
+    """A model trained on these records as ``national-hub model train`` trains one (every
+    candidate pair, not a sample), and the prior it estimated."""
+    rate = name_rate(fields)
+    measured = with_prior(DEFAULT_MODEL, rate)
+    columns = Columns.of(fields)
+    first, second = random_pairs(len(fields), RANDOM_PAIRS, np.random.default_rng(seed))
+    random_vectors = compare_columns(columns, first, second).tolist()
+    pairs = sorted(compared)
+    scored = score_columns(columns, np.array([i for i, _ in pairs], dtype=np.int64),
+                           np.array([j for _, j in pairs], dtype=np.int64), [measured])
+    model, summary = train(random_vectors, scored.vectors[scored.veto == 0].tolist(),
+                           DEFAULT_MODEL, "in-memory", prior=measured.prior,
+                           records=len(fields), max_prior=MAX_PRIOR)
+    return with_prior(model, rate), summary.prior or measured.prior
+
+
+def analyse(name: str, *, seed: int = 14, examples: int = 0,
+            trained: bool = False, review_at: float | None = None) -> Analysis:
     dataset = public_data.load(name)
     council_of = {r.source_ref: c for c, rs in
                   public_data.split(dataset.records, COUNCILS, seed).items() for r in rs}
     fields = [identity(r.row) for r in dataset.records]
+    compared = candidate_pairs(fields, max_block_size=RESOLUTION_BLOCK_LIMIT)
+    out = Analysis(name, dataset.true_pairs)
     model = with_prior(DEFAULT_MODEL, name_rate(fields))
+    out.priors = {"measured": model.prior,
+                  "true": dataset.true_pairs / (len(fields) * (len(fields) - 1) / 2)}
+    if trained:
+        model, out.priors["estimated"] = trained_model(fields, compared, seed)
+    if review_at is not None:  # the review threshold as a policy to try
+        model = replace(model, thresholds=Thresholds(model.thresholds.link, review_at))
     across = across_councils(model)
     tf = TermFrequencies.from_records(fields)
-    out = Analysis(name, dataset.true_pairs)
-    compared = candidate_pairs(fields, max_block_size=RESOLUTION_BLOCK_LIMIT)
     shown: dict[str, list[str]] = {}
     for i, j in compared:
         ra, rb = dataset.records[i], dataset.records[j]
@@ -151,6 +188,9 @@ def lines(a: Analysis) -> Iterator[str]:
            f"in review {a.false_reviews:,}")
     for why, n in a.outcome.most_common():
         yield f"  {why:<40} {n:>6,} {n / a.true_pairs:>7.1%}"
+    if a.priors:
+        yield "  prior (log2): " + ", ".join(f"{k} {math.log2(v):.2f}"
+                                             for k, v in a.priors.items())
     if a.examples:
         yield "  total (bits) of pairs no rule holds back: true / false"
         for bits in sorted(a.totals):
@@ -167,9 +207,15 @@ def lines(a: Analysis) -> Iterator[str]:
 @click.option("--dataset", "names", multiple=True, type=click.Choice(public_data.DATASETS))
 @click.option("--examples", default=0, show_default=True, help="Pairs to show per outcome.")
 @click.option("--seed", default=14, show_default=True)
-def main(names: tuple[str, ...], examples: int, seed: int) -> None:
+@click.option("--trained", is_flag=True,
+              help="Train a model on the records first, as national-hub model train does.")
+@click.option("--review-at", type=float, default=None,
+              help="Review threshold in bits, instead of the model's (a policy to try).")
+def main(names: tuple[str, ...], examples: int, seed: int, trained: bool,
+         review_at: float | None) -> None:
     for name in names or public_data.DATASETS:
-        for line in lines(analyse(name, seed=seed, examples=examples)):
+        for line in lines(analyse(name, seed=seed, examples=examples, trained=trained,
+                                  review_at=review_at)):
             click.echo(line)
 
 
