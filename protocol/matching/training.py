@@ -74,7 +74,7 @@ class TrainingSummary:
     em_iterations: int
     u_measured: dict[str, list[str]]   # field -> levels whose u the sample measured
     m_change: float                   # largest |m_new - m_start| over every level
-    prior: float | None               # estimated by EM for the records trained on
+    prior: float | None = None        # estimated by EM for the records trained on
 
     def to_dict(self) -> dict[str, Any]:
         return {"random_pairs": self.random_pairs, "candidate_pairs": self.candidate_pairs,
