@@ -25,6 +25,8 @@ import pytest
 
 import synthetic
 from server_common import embedded_pg
+from tests import hang_report
+from tests.hang_report import pytest_runtest_protocol  # noqa: F401  (a hook of this file)
 from tests.hub_harness import Hub, running_hub
 
 # Browser fixtures (chromium, browser) for every test that drives a page.
@@ -48,6 +50,7 @@ def _record_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
 def _checked_loop() -> asyncio.AbstractEventLoop:
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_record_loop_error)
+    hang_report.LOOPS.add(loop)
     _LOOPS_MADE[0] += 1
     return loop
 
@@ -78,6 +81,7 @@ def fail_on_loop_errors() -> Iterator[None]:
 def pg_base_url() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
+        hang_report.DATABASE_URL[:] = [url]
         yield url
         return
     import pgserver
@@ -96,6 +100,7 @@ def pg_base_url() -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    hang_report.DATABASE_URL[:] = [server.get_uri()]
     try:
         yield server.get_uri()
     finally:
