@@ -4,13 +4,17 @@ pytest-timeout shows the threads' stacks, and for an asyncio test that is only t
 event loop idling in ``select``. Shortly before the timeout this prints what the loop's
 tasks are awaiting and what every busy PostgreSQL session is waiting on (lock waits
 with the session that blocks them), into the test's captured output, so a rare hang
-on CI says where it was the first time it happens.
+on CI says where it was the first time it happens. With ``SIGNPOST_HANG_REPORTS``
+naming a file, each report is appended there too: ``.ci/run`` prints that file at the
+end, so a hang shows even when the test passed on its rerun (``addopts`` in
+pyproject.toml).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -73,9 +77,14 @@ def _database_report() -> str:
 
 
 def _report(nodeid: str) -> None:
-    print(f"\n+++ hang report for {nodeid}: asyncio tasks +++\n{_tasks_report()}"
-          f"+++ busy PostgreSQL sessions +++\n{_database_report()}\n+++ end of hang report +++",
-          flush=True)
+    report = (f"\n+++ hang report for {nodeid}: asyncio tasks +++\n{_tasks_report()}"
+              f"+++ busy PostgreSQL sessions +++\n{_database_report()}\n"
+              "+++ end of hang report +++\n")
+    print(report, flush=True)
+    path = os.environ.get("SIGNPOST_HANG_REPORTS")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(report)
 
 
 def _timeout_of(item: pytest.Item) -> float:

@@ -5,6 +5,7 @@ a timeout."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,7 +15,9 @@ from tests.conftest import DatabaseFactory
 
 
 async def test_the_report_shows_the_waiting_task_and_the_session_blocking_it(
-        make_database: DatabaseFactory, capsys: pytest.CaptureFixture[str]) -> None:
+        make_database: DatabaseFactory, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNPOST_HANG_REPORTS", str(tmp_path / "hangs.log"))
     url = await make_database()
     holder, waiter = await asyncpg.connect(url), await asyncpg.connect(url)
     try:
@@ -39,3 +42,4 @@ async def test_the_report_shows_the_waiting_task_and_the_session_blocking_it(
     holder_pid = holder.get_server_pid()
     assert f"'blocked_by': [{holder_pid}]" in out, out
     assert "UPDATE hang_probe SET x = 3" in out
+    assert (tmp_path / "hangs.log").read_text() in out  # the file .ci/run prints, the same
