@@ -161,7 +161,7 @@ def intake_alone(base: str, data_dir: Path, children: int, batch_size: int, seed
     hub_db = asyncio.run(upgraded_database(base, "bench_hub", HUB_PACKAGE))
     hub_key_file = data_dir / "hub" / "hub_key.pem"
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": hub_db,
+        "NATIONAL_HUB__DATABASE__URL": hub_db,
         "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key_file),
         "NATIONAL_HUB__SERVER__PORT": str(port),
         "NATIONAL_HUB__RESOLVER__ENABLED": "false",

@@ -89,13 +89,14 @@ async def _ingest(node_url: str, feed: Path) -> IngestReport:
 
 
 def _hub_env(hub_db: str, hub_key: Path) -> dict[str, str]:
-    return dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": hub_db,
+    return dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": hub_db,
                                "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key)}
 
 
 def _node_env(code: str, node_db: str, work: Path) -> dict[str, str]:
     # publish_council wrote the council's key here
-    return dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": node_db, "LOCAL_NODE_COUNCIL": code,
+    return dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": node_db,
+                               "LOCAL_NODE__COUNCIL__CODE": code,
                                "LOCAL_NODE__COUNCIL__KEY_FILE": str(work / "node" / "key.pem")}
 
 

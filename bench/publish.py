@@ -236,10 +236,10 @@ def publish_council(hub_db: str, node_db: str, council: str, name: str, work_dir
     key_file = work_dir / "node" / "key.pem"
     keys.write_private_key(key, key_file)
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": hub_db,
+        "NATIONAL_HUB__DATABASE__URL": hub_db,
         "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key_file),
         "NATIONAL_HUB__SERVER__PORT": str(port),
-        "LOCAL_NODE_DATABASE_URL": node_db, "LOCAL_NODE_COUNCIL": council,
+        "LOCAL_NODE__DATABASE__URL": node_db, "LOCAL_NODE__COUNCIL__CODE": council,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(key_file),
         "LOCAL_NODE__HUB__URL": f"http://127.0.0.1:{port}",
         "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(keys.public_path_for(hub_key_file)),

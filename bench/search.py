@@ -380,7 +380,7 @@ def search_run(url: str, data_dir: Path, tokens: list[str], queries: list[Query]
     through them with one client per token for ``warmup`` + ``seconds``, stop them.
     ``pg_dir``: the embedded PostgreSQL's data, to count its CPU time too."""
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": url,
+        "NATIONAL_HUB__DATABASE__URL": url,
         "NATIONAL_HUB__HUB__KEY_FILE": str(hub_key_file or data_dir / "hub" / "hub_key.pem"),
         "NATIONAL_HUB__DATABASE__POOL_MAX": str(max(4, len(tokens) // hubs + 2)),
         # 32 clients searching flat out are a load test, not 32 people: no per-user limit

@@ -48,7 +48,7 @@ class Process:
 
 def hub_process(database_url: str, port: int, data_dir: Path) -> Process:
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": database_url,
+        "NATIONAL_HUB__DATABASE__URL": database_url,
         "NATIONAL_HUB__HUB__KEY_FILE": str(data_dir / "hub" / "hub_key.pem"),
     }
     return Process([script("national-hub"), "serve", "--port", str(port)], env,
@@ -58,8 +58,8 @@ def hub_process(database_url: str, port: int, data_dir: Path) -> Process:
 def node_env(code: str, database_url: str, key_file: Path, hub_url: str,
              hub_public_key: Path) -> dict[str, str]:
     return dict(os.environ) | {
-        "LOCAL_NODE_DATABASE_URL": database_url,
-        "LOCAL_NODE_COUNCIL": code,
+        "LOCAL_NODE__DATABASE__URL": database_url,
+        "LOCAL_NODE__COUNCIL__CODE": code,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(key_file),
         "LOCAL_NODE__HUB__URL": hub_url,
         "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub_public_key),

@@ -29,12 +29,12 @@ Envs = tuple[dict[str, str], dict[str, str]]  # the hub's and a node's environme
 @pytest.fixture
 async def envs(make_database: DatabaseFactory, tmp_path: Path) -> Envs:
     hub_env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": await make_database(),
+        "NATIONAL_HUB__DATABASE__URL": await make_database(),
         "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
     }
     node_env = dict(os.environ) | {
-        "LOCAL_NODE_DATABASE_URL": await make_database(),
-        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__DATABASE__URL": await make_database(),
+        "LOCAL_NODE__COUNCIL__CODE": ESX,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "node" / "key.pem"),
         "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(tmp_path / "hub" / "hub_key.pub.pem"),
         "LOCAL_NODE__PUBLISHER__BATCH_SIZE": "2",
@@ -118,7 +118,7 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
     assert kid in run([hub_cli, "councils", "add", ESX, "--name", "East Sussex",
                        "--public-key", str(pub)], hub_env).stdout
     port = free_port()
-    hub = hub_process(hub_env["NATIONAL_HUB_DATABASE_URL"], port, tmp_path).start()
+    hub = hub_process(hub_env["NATIONAL_HUB__DATABASE__URL"], port, tmp_path).start()
     try:
         wait_ready(f"http://127.0.0.1:{port}")
         node_env["LOCAL_NODE__HUB__URL"] = f"http://127.0.0.1:{port}"

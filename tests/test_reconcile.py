@@ -58,8 +58,8 @@ async def _node_state(node: Node) -> dict[str, tuple[int, str]]:
 async def _run_cli(node: Node, hub: Hub, *args: str) -> str:
     """The console script in a child process, so this loop keeps serving the hub."""
     env = dict(os.environ) | {
-        "LOCAL_NODE_DATABASE_URL": str(node.config.database.url),
-        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__DATABASE__URL": str(node.config.database.url),
+        "LOCAL_NODE__COUNCIL__CODE": ESX,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(node.config.key_file),
         "LOCAL_NODE__HUB__URL": hub.url,
         "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub.public_key_file),

@@ -125,8 +125,8 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         published_version = await node.fetchval(
             "SELECT published_version FROM children WHERE local_id = $1", dee)
         node_env = {
-            "LOCAL_NODE_DATABASE_URL": str(node.config.database.url),
-            "LOCAL_NODE_COUNCIL": ESX,
+            "LOCAL_NODE__DATABASE__URL": str(node.config.database.url),
+            "LOCAL_NODE__COUNCIL__CODE": ESX,
             "LOCAL_NODE__COUNCIL__KEY_FILE": str(node.config.key_file),
             "LOCAL_NODE__HUB__URL": hub.url,
             "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub.public_key_file),
@@ -160,7 +160,7 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         national_id = await hub.fetchval("SELECT national_id FROM records WHERE local_id = $1",
                                          ben)
         version = (await _hub_rows(hub))[ben][0]
-        hub_env = {"NATIONAL_HUB_DATABASE_URL": str(hub.config.database.url),
+        hub_env = {"NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
                    "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}
         out = await _cli(hub_env, script("national-hub"), "retention", "run",
                          "--today", "2039-05-01")

@@ -149,7 +149,7 @@ async def _resolution(out: Verification, hub: asyncpg.Connection) -> None:
 
 
 def _audit(out: Verification, hub_db: str, hub_key_file: str) -> None:
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": hub_db,
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": hub_db,
                               "NATIONAL_HUB__HUB__KEY_FILE": hub_key_file}
     result = subprocess.run([script("national-hub"), "audit", "verify"], env=env,
                             capture_output=True, text=True, timeout=300)

@@ -69,8 +69,8 @@ def test_cli_ingest_refuses_an_unknown_feed(tmp_path: Path) -> None:
     path = tmp_path / "gp.csv"
     path.write_text("source_ref,given_name,family_name,dob\nX1,Ann,Lee,2015-01-01\n")
     # refused before any database is opened: the URL points nowhere
-    env = dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": "postgresql://127.0.0.1:9/none",
-                              "LOCAL_NODE_COUNCIL": "E10000011"}
+    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": "postgresql://127.0.0.1:9/none",
+                              "LOCAL_NODE__COUNCIL__CODE": "E10000011"}
     result = subprocess.run([script("local-node"), "ingest", "--feed", "gp", str(path)],
                             env=env, text=True, capture_output=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr

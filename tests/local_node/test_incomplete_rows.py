@@ -43,8 +43,8 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 async def test_cli_loads_flags_and_exports_incomplete_rows(make_database: DatabaseFactory,
         tmp_path: Path) -> None:
     env = dict(os.environ) | {
-        "LOCAL_NODE_DATABASE_URL": await make_database(),
-        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__DATABASE__URL": await make_database(),
+        "LOCAL_NODE__COUNCIL__CODE": ESX,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "key.pem"),
     }
     node = script("local-node")

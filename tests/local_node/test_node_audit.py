@@ -31,7 +31,7 @@ from tests.server_common.accounts_helpers import bearer_headers
 
 
 async def cli(url: str, key_file: Path, *args: str) -> tuple[int, str, str]:
-    env = dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": url, "LOCAL_NODE_COUNCIL": ESX,
+    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": url, "LOCAL_NODE__COUNCIL__CODE": ESX,
                               "LOCAL_NODE__COUNCIL__KEY_FILE": str(key_file)}
     proc = await asyncio.create_subprocess_exec(script("local-node"), *args, env=env,
                                                 stdout=PIPE, stderr=PIPE)

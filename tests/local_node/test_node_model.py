@@ -34,8 +34,8 @@ def exported(node: str, env: dict[str, str], out: Path) -> dict[str, dict[str, s
 async def test_bulk_load_trains_a_model_that_decides_and_is_named(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     env = dict(os.environ) | {
-        "LOCAL_NODE_DATABASE_URL": await make_database(),
-        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__DATABASE__URL": await make_database(),
+        "LOCAL_NODE__COUNCIL__CODE": ESX,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "key.pem"),
         "LOCAL_NODE__MATCHING__RETRAIN_ROWS": "150",
         "LOCAL_NODE__MATCHING__RANDOM_PAIRS": "20000",
@@ -90,8 +90,8 @@ async def test_bulk_load_trains_a_model_that_decides_and_is_named(
 async def test_a_bulk_load_with_no_train_prints_the_command(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     env = dict(os.environ) | {
-        "LOCAL_NODE_DATABASE_URL": await make_database(),
-        "LOCAL_NODE_COUNCIL": ESX,
+        "LOCAL_NODE__DATABASE__URL": await make_database(),
+        "LOCAL_NODE__COUNCIL__CODE": ESX,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "key.pem"),
         "LOCAL_NODE__MATCHING__RETRAIN_ROWS": "20",
     }

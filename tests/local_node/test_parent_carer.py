@@ -55,8 +55,8 @@ def test_parser_validates_the_carer_columns() -> None:
 def ingest(node: Node, feed: str, text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / f"{feed}.csv"
     path.write_text(text, encoding="utf-8")
-    env = dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": str(node.config.database.url),
-                              "LOCAL_NODE_COUNCIL": ESX,
+    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": str(node.config.database.url),
+                              "LOCAL_NODE__COUNCIL__CODE": ESX,
                               "LOCAL_NODE__COUNCIL__KEY_FILE": str(node.config.key_file)}
     return subprocess.run([script("local-node"), "ingest", "--feed", feed, str(path)],
                           env=env, text=True, capture_output=True, timeout=120)

@@ -301,7 +301,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 async def test_cli_audits_admin_actions_and_verify_exit_codes(make_database: DatabaseFactory,
                                                               tmp_path: Path) -> None:
     url = await make_database()
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}
     assert run(["db", "upgrade"], env).returncode == 0
     council_key = keys.generate()

@@ -21,7 +21,7 @@ ESX = "E10000011"
 
 async def test_set_contact_and_list(make_database: DatabaseFactory, tmp_path: Path) -> None:
     url = await make_database()
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub_key.pem")}
     hub = script("national-hub")
     private = tmp_path / "council.pem"

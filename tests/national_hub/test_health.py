@@ -115,7 +115,7 @@ async def get_json(hub: Hub, path: str) -> tuple[int, Any]:
 
 
 async def hub_cli(database_url: str, *args: str) -> str:
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": database_url}
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": database_url}
     result = await asyncio.to_thread(subprocess.run, [script("national-hub"), *args],
                                      env=env, text=True, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -245,7 +245,7 @@ async def hub_env(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterat
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": await make_database(),
+        "NATIONAL_HUB__DATABASE__URL": await make_database(),
         "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
     }
     root.handlers[:] = handlers

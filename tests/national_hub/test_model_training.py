@@ -35,7 +35,7 @@ VETOES = {"nhs_number_differs", "upn_differs", "twins"}  # hard rules training l
 async def test_trained_model_is_stored_versioned_and_used(make_database: DatabaseFactory,
                                                           tmp_path: Path) -> None:
     url = await make_database()
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}
 
     async def cli(*args: str) -> str:
@@ -143,7 +143,7 @@ async def test_trained_model_is_stored_versioned_and_used(make_database: Databas
 async def test_training_refuses_an_empty_hub(make_database: DatabaseFactory,
         tmp_path: Path) -> None:
     url = await make_database()
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url}
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url}
     assert run(env, "db", "upgrade").returncode == 0
     done = run(env, "model", "train")
     assert done.returncode == 1 and "too_few_records" in done.stderr

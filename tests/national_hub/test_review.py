@@ -241,7 +241,7 @@ async def test_explain_shows_each_field_and_the_thresholds(federation: Federatio
 async def test_review_cli_lists_links_and_separates(make_database: DatabaseFactory,
         tmp_path: Path) -> None:
     url = await make_database()
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

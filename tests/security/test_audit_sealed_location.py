@@ -57,7 +57,7 @@ async def hub_cli(attack: Attack, *args: str,  # noqa: F811
     accounts key file)."""
     config = attack.hub.config
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": str(config.database.url),
+        "NATIONAL_HUB__DATABASE__URL": str(config.database.url),
         "NATIONAL_HUB__HUB__KEY_FILE": str(config.hub.key_file),
         "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE":
             str((key_file or config.accounts.secret_key_file).resolve())}
@@ -192,8 +192,8 @@ async def _searched_and_unsealed(node: Node, url: str, tmp_path: Path) -> None:
     assert [e["parameters"]["postcode"] for e in body["entries"]
             if e["parameters"].get("given_name") == "Ava"] == ["RH1 1AA"]
 
-    env = dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": url,
-                              "LOCAL_NODE_COUNCIL": NODE_COUNCIL,
+    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": url,
+                              "LOCAL_NODE__COUNCIL__CODE": NODE_COUNCIL,
                               "LOCAL_NODE__ACCOUNTS__SECRET_KEY_FILE":
                                   str(AccountsConfig().secret_key_file.resolve())}
     opened = await asyncio.to_thread(

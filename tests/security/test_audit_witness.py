@@ -120,7 +120,7 @@ async def _run(args: list[str], env: dict[str, str]) -> Ran:
 
 async def hub_cli(fed: Federation, *args: str) -> Ran:
     env = dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": fed.hub.config.database.url or "",
+        "NATIONAL_HUB__DATABASE__URL": fed.hub.config.database.url or "",
         "NATIONAL_HUB__HUB__KEY_FILE": str(fed.hub.config.hub.key_file)}
     return await _run([script("national-hub"), *args], env)
 

@@ -97,7 +97,7 @@ async def test_councils_add_refuses_weak_keys_and_past_expiry(
     """The real ``national-hub councils add`` refuses a small-order, a mixed-order and a
     non-canonical key, and a good key whose --expires is past; nothing is enrolled."""
     url = await make_database()
-    env = dict(os.environ) | {"NATIONAL_HUB_DATABASE_URL": url,
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub_key.pem")}
     assert run_hub_cli(env, "db", "upgrade").returncode == 0
     chosen = dict(weak_keys())

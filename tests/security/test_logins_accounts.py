@@ -31,7 +31,7 @@ WEAK = ["Password1234!", "aaaaaaaaaaaaaaaa", "qwertyuiop123", "123456789012", "l
 @pytest.fixture
 async def hub_env(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     yield dict(os.environ) | {
-        "NATIONAL_HUB_DATABASE_URL": await make_database(),
+        "NATIONAL_HUB__DATABASE__URL": await make_database(),
         "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
         "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE": str(tmp_path / "accounts_secret.key")}
 
@@ -61,7 +61,7 @@ async def test_a_node_refuses_to_add_an_index_team_of_another_council(
     url = await make_database()
     async with node_serving(ESX, url, tmp_path) as node:
         env = dict(os.environ) | {
-            "LOCAL_NODE_DATABASE_URL": url, "LOCAL_NODE_COUNCIL": ESX,
+            "LOCAL_NODE__DATABASE__URL": url, "LOCAL_NODE__COUNCIL__CODE": ESX,
             "LOCAL_NODE__ACCOUNTS__SECRET_KEY_FILE": str(node.accounts.secret_key_file)}
 
         def add(council: str) -> subprocess.CompletedProcess[str]:

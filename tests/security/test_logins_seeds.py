@@ -32,7 +32,7 @@ async def test_a_user_added_by_the_cli_has_no_plain_seed_in_the_database(
         key_file = hub.accounts.secret_key_file
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         env = dict(os.environ) | {
-            "NATIONAL_HUB_DATABASE_URL": url,
+            "NATIONAL_HUB__DATABASE__URL": url,
             "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem"),
             "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE": str(key_file)}
         done = await asyncio.to_thread(

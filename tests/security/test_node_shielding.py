@@ -132,7 +132,7 @@ async def node_process(make_database: DatabaseFactory, tmp_path: Path) -> AsyncI
     """``local-node serve`` as a real process (not publishing: no hub is needed to show
     what the node itself answers); feeds loaded by the ``local-node ingest`` command."""
     url = await make_database()
-    env = dict(os.environ) | {"LOCAL_NODE_DATABASE_URL": url, "LOCAL_NODE_COUNCIL": ESX}
+    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": url, "LOCAL_NODE__COUNCIL__CODE": ESX}
     await upgrade(url, PACKAGE)
     port = free_port()
     server = Process([script("local-node"), "serve", "--no-publish", "--port", str(port)], env,

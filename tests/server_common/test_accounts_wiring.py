@@ -118,10 +118,10 @@ def _run(args: list[str], env: dict[str, str], ok: bool = True,
 async def envs(make_database: DatabaseFactory, tmp_path: Path) -> dict[str, dict[str, str]]:
     return {
         "national-hub": dict(os.environ) | {
-            "NATIONAL_HUB_DATABASE_URL": await make_database(),
+            "NATIONAL_HUB__DATABASE__URL": await make_database(),
             "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "hub_key.pem")},
         "local-node": dict(os.environ) | {
-            "LOCAL_NODE_DATABASE_URL": await make_database(), "LOCAL_NODE_COUNCIL": ESX,
+            "LOCAL_NODE__DATABASE__URL": await make_database(), "LOCAL_NODE__COUNCIL__CODE": ESX,
             "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "node" / "key.pem")},
     }
 
@@ -130,7 +130,8 @@ async def envs(make_database: DatabaseFactory, tmp_path: Path) -> dict[str, dict
 async def test_users_add_token_and_list_on_both_clis(envs: dict[str, dict[str, str]],
                                                     tool: str) -> None:
     env, cli = envs[tool], script(tool)
-    url = env["NATIONAL_HUB_DATABASE_URL" if tool == "national-hub" else "LOCAL_NODE_DATABASE_URL"]
+    url = env["NATIONAL_HUB__DATABASE__URL" if tool == "national-hub"
+              else "LOCAL_NODE__DATABASE__URL"]
     refused = _run([cli, "users", "add", "amy", "--role", "practitioner",
                     "--generate-password"], env, ok=False)
     assert refused.returncode != 0 and "db upgrade" in refused.stderr
