@@ -32,11 +32,11 @@ from local_node.services.ingest import keys_for
 from local_node.storage.children import ChildStore
 from local_node.storage.models import ModelStore, StoredModel
 from protocol.errors import ConflictError, ErrorCode
-from protocol.matching import IdentityFields, Model, train
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, train
 from protocol.matching.bulk import Columns, compare_columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
 from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
-from protocol.matching.training import EM_ITERATIONS, level_weights, start_model
+from protocol.matching.training import EM_ITERATIONS, level_weights
 
 RANDOM_PAIRS = 100_000     # matching.random_pairs: enough for every level's u at a node
 CANDIDATE_PAIRS = 100_000  # for EM: a sample is as good as all of them, and bounded
@@ -133,7 +133,7 @@ class NodeModelTrainer:
         if len(rows) < MIN_ROWS:
             raise ConflictError(f"the node holds {len(rows)} source rows; training needs at "
                                 f"least {MIN_ROWS}", code=ErrorCode.TOO_FEW_RECORDS)
-        start = start_model(stored.parameters if stored is not None else None)
+        start = Model.from_dict(stored.parameters) if stored is not None else DEFAULT_MODEL
         records = [identity_fields(identity) for _, identity in rows]
         prior = index_prior([local_id for local_id, _ in rows], start)
         say(f"sampled {len(records):,} source rows of {children:,} children")

@@ -37,11 +37,11 @@ from national_hub.services.linking import (
 from national_hub.storage.models import ModelStore, StoredModel
 from national_hub.storage.resolution import ResolutionStore
 from protocol.errors import ConflictError, ErrorCode
-from protocol.matching import train
+from protocol.matching import DEFAULT_MODEL, Model, train
 from protocol.matching.bulk import Columns, compare_columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
 from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
-from protocol.matching.training import EM_ITERATIONS, level_weights, start_model
+from protocol.matching.training import EM_ITERATIONS, level_weights
 
 RANDOM_PAIRS = 300_000     # as Splink's estimate_u_using_random_sampling samples ~1e6
 CANDIDATE_PAIRS = 300_000  # for EM; a sample is as good as all of them and bounded
@@ -70,7 +70,7 @@ class ModelTrainer:
         async with self.pool.acquire() as conn:
             newest = await self.models.latest_version(conn)
             stored = await self.models.get(conn, newest) if newest else None
-            start = start_model(stored.parameters if stored is not None else None)
+            start = Model.from_dict(stored.parameters) if stored else DEFAULT_MODEL
             sample = [identity_of(r) for r in
                       await self.resolution.random_identities(conn, SAMPLED_RECORDS)]
             if len(sample) < MIN_RECORDS:

@@ -147,11 +147,7 @@ DEFAULT_FIELDS: dict[str, dict[str, tuple[float, float]]] = {
 }
 # Two records of one child among about ten million children's records.
 DEFAULT_PRIOR = 1e-6
-# link, review. Review from -2 bits (a match probability of about 20 %), not -4 (6 %):
-# between -4 and -2 bits the five data sets measured (FEBRL1-3, RLdata10000 and the
-# generated population; docs/benchmarks.md) held 29 pairs of one person against 833 of
-# two: about 29 false alarms for each child an index team would find there.
-DEFAULT_THRESHOLDS = (6.0, -2.0)
+DEFAULT_THRESHOLDS = (6.0, -4.0)  # link, review
 
 
 @dataclass(frozen=True)
@@ -259,7 +255,7 @@ class Model:
         return cls.from_dict(json.loads(text))
 
 
-DEFAULT_MODEL = Model(version="signpost-default-2", prior=DEFAULT_PRIOR, fields=DEFAULT_FIELDS,
+DEFAULT_MODEL = Model(version="signpost-default-1", prior=DEFAULT_PRIOR, fields=DEFAULT_FIELDS,
                       thresholds=Thresholds(*DEFAULT_THRESHOLDS))
 
 

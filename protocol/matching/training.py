@@ -18,8 +18,9 @@ Two samples of comparison vectors make a model:
 Given the number of records, the prior too (:func:`estimate_prior`): the matches EM
 expects among the candidate pairs over every pair of records, never below the measured
 prior (the hub's, on NHS numbers or exact names), kept as a share of the records
-(``Model.partner_share``). The thresholds are the release's (:func:`start_model`):
-they are a policy (precision before recall), not something the data can say.
+(``Model.partner_share``). The thresholds
+stay the starting model's: they are a policy (precision before recall), not something
+the data can say.
 
     >>> from protocol.matching.scoring import DEFAULT_MODEL
     >>> agree_on_sex = (0, 0, 0, 0, 1, 0, 0, 0, 0)  # sex AGREE, every other field OTHER
@@ -43,7 +44,7 @@ from protocol.matching.compare import (
     FamilyNameLevel,
     GivenNameLevel,
 )
-from protocol.matching.scoring import DEFAULT_MODEL, Model
+from protocol.matching.scoring import Model
 
 __all__ = [
     "EM_ITERATIONS",
@@ -56,7 +57,6 @@ __all__ = [
     "estimate_prior",
     "estimate_u",
     "level_weights",
-    "start_model",
     "train",
 ]
 
@@ -282,16 +282,6 @@ def _shares(mass: Mapping[int, float], floor: float = 1e-6) -> dict[int, float]:
     probs = {level: max(floor, value / total) for level, value in mass.items()}
     norm = sum(probs.values())
     return {level: p / norm for level, p in probs.items()}
-
-
-def start_model(stored: Mapping[str, Any] | None) -> Model:
-    """Where a training starts: the newest stored model's weights (the levels the data
-    cannot measure keep them), under this release's thresholds, which are a policy and
-    not carried from an older model (a hub trained before the review threshold moved
-    takes the new one at its next training); the default model when none is stored."""
-    if stored is None:
-        return DEFAULT_MODEL
-    return replace(Model.from_dict(stored), thresholds=DEFAULT_MODEL.thresholds)
 
 
 def train(random_vectors: Sequence[Sequence[int]], candidate_vectors: Sequence[Sequence[int]],

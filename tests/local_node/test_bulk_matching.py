@@ -67,8 +67,8 @@ async def test_bulk_scoring_places_every_row_as_pair_by_pair_scoring(
     # matching decided something: a link, or a pair left for review
     assert sum(r.matched_probabilistically + r.sent_to_review for r in bulk_reports) > 0
     # the placements matching decided, and every review item, name the model
-    assert {p["model_version"] for p in bulk["placed"]} == {None, "signpost-default-2"}
-    assert all(r["model_version"] == "signpost-default-2" for r in bulk["reviews"])
+    assert {p["model_version"] for p in bulk["placed"]} == {None, "signpost-default-1"}
+    assert all(r["model_version"] == "signpost-default-1" for r in bulk["reviews"])
     # Both scored the same pairs: the reference alone, the bulk path almost all at once.
     scored = sum(r.pairs_scored for r in bulk_reports)
     assert scored == sum(r.pairs_scored for r in alone_reports) > 0

@@ -49,7 +49,7 @@ async def test_bulk_load_trains_a_model_that_decides_and_is_named(
 
     # a bulk load into a node with no model: the default matches, then training
     first = run([node, "ingest", "--feed", "education", str(feeds / "education.csv")], env)
-    assert "matched by model signpost-default-2" in first.stdout
+    assert "matched by model signpost-default-1" in first.stdout
     assert "retraining the matching model: a feed of" in first.stderr
     assert "stored model node-em-1-" in first.stdout
     summary = json.loads(first.stdout.strip().splitlines()[-1])
@@ -73,7 +73,7 @@ async def test_bulk_load_trains_a_model_that_decides_and_is_named(
     assert any(r["model_version"] == version for r in health)
     # the education rows were placed by the default, before training
     assert {r["model_version"] for r in rows.values() if r["source"] == "education"} <= {
-        "", "signpost-default-2"}
+        "", "signpost-default-1"}
 
     # trained again by hand: a second version, from the first; ingest takes the newest
     trained = run([node, "model", "train", "--seed", "7"], env)

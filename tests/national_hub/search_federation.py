@@ -7,8 +7,8 @@ The children:
   early-help lead professional with a CAF, CAMHS published with consent) to Telford
   (GP, a social worker): one national child held by two councils.
 * **Kacper Nowak**, shielded at East Sussex (school, GP, social care).
-* **Lily Rose Hart** (East Sussex) and **Lily Rose Oduya** (Telford): one child, a new
-  surname after a move; the hub can only queue the pair, and a person links it later.
+* **Lily Hart** (East Sussex) and **Lily Oduya** (Telford): one child, a new surname
+  after a move; the hub can only queue the pair, and a person links it later.
 * **Oliver Smith** (Telford), a bystander.
 """
 
@@ -31,13 +31,13 @@ MOVER_NHS = "9434765919"
 FEEDS: dict[str, dict[str, str]] = {
     ESX: {
         "education": (
-            "source_ref,upn,given_name,other_given_names,family_name,dob,sex,address_line,"
-            "postcode,school_urn,school_name,school_phone,start_date\n"
-            "E1,B801200005001,Isabella,,Okonkwo-Reilly,2015-03-14,F,1 Sea Lane,BN1 1AA,114580,"
+            "source_ref,upn,given_name,family_name,dob,sex,address_line,postcode,school_urn,"
+            "school_name,school_phone,start_date\n"
+            "E1,B801200005001,Isabella,Okonkwo-Reilly,2015-03-14,F,1 Sea Lane,BN1 1AA,114580,"
             "Hove Park School,01273 111111,2020-09-01\n"
-            "E2,,Kacper,,Nowak,2012-07-21,M,9 Quiet Road,BN2 3CD,114600,"
+            "E2,,Kacper,Nowak,2012-07-21,M,9 Quiet Road,BN2 3CD,114600,"
             "Varndean School,01273 444444,2019-09-01\n"
-            "E3,,Lily,Rose,Hart,2016-02-09,F,4 Hill Street,BN1 1AA,114580,"
+            "E3,,Lily,Hart,2016-02-09,F,4 Hill Street,BN1 1AA,114580,"
             "Hove Park School,01273 111111,2021-09-01\n"),
         "health": (
             "source_ref,nhs_number,given_name,family_name,dob,sex,address_line,postcode,"
@@ -62,13 +62,13 @@ FEEDS: dict[str, dict[str, str]] = {
     },
     TFW: {
         "health": (
-            "source_ref,nhs_number,given_name,other_given_names,family_name,dob,sex,"
-            "address_line,postcode,gp_ods_code,gp_name,gp_phone,registered_from\n"
-            f"H1,{MOVER_NHS},Isabella,,Okonkwo-Reilly,2015-03-14,F,12 Wrekin Way,TF1 2AB,"
+            "source_ref,nhs_number,given_name,family_name,dob,sex,address_line,postcode,"
+            "gp_ods_code,gp_name,gp_phone,registered_from\n"
+            f"H1,{MOVER_NHS},Isabella,Okonkwo-Reilly,2015-03-14,F,12 Wrekin Way,TF1 2AB,"
             "M82001,Wrekin Medical Practice,01952 111111,2025-06-01\n"
-            "H2,9434765013,Oliver,,Smith,2014-02-05,M,3 Park Road,TF2 9ZZ,M82001,"
+            "H2,9434765013,Oliver,Smith,2014-02-05,M,3 Park Road,TF2 9ZZ,M82001,"
             "Wrekin Medical Practice,01952 111111,2014-03-01\n"
-            "H3,,Lily,Rose,Oduya,2016-02-09,F,7 Dale Road,TF1 2AB,M82001,"
+            "H3,,Lily,Oduya,2016-02-09,F,7 Dale Road,TF1 2AB,M82001,"
             "Wrekin Medical Practice,01952 111111,2025-06-01\n"),
         "services": (
             "source_ref,nhs_number,given_name,family_name,dob,sex,postcode,service_type,"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
 
 import pytest
 
 from protocol.matching import COMPARISONS, DEFAULT_MODEL, FIELDS, Model, estimate_u, train
-from protocol.matching.scoring import Thresholds
-from protocol.matching.training import estimate_m, estimate_prior, start_model
+from protocol.matching.training import estimate_m, estimate_prior
 
 
 def _vector(**levels: int) -> tuple[int, ...]:
@@ -138,16 +136,3 @@ def test_the_prior_is_the_share_of_record_pairs_that_are_one_child() -> None:
     assert trained.partner_share == pytest.approx(summary.prior * 5000)
     assert trained.prior == DEFAULT_MODEL.prior
     assert Model.from_json(trained.to_json()).partner_share == trained.partner_share
-
-
-def test_training_starts_from_the_stored_weights_under_this_release_s_thresholds() -> None:
-    """Thresholds are a policy: a model stored under an older one (review at -4 bits)
-    keeps its weights for the next training, which decides at today's thresholds."""
-    old = replace(DEFAULT_MODEL, version="hub-3", thresholds=Thresholds(6.0, -4.0),
-                  fields={**DEFAULT_MODEL.fields,
-                          "sex": {"AGREE": (0.97, 0.5), "DISAGREE": (0.03, 0.5)}})
-    start = start_model(old.to_dict())
-    assert start.thresholds == DEFAULT_MODEL.thresholds == Thresholds(6.0, -2.0)
-    assert start.fields["sex"]["AGREE"] == (0.97, 0.5)  # the stored weights kept
-    assert start.version == "hub-3"
-    assert start_model(None) == DEFAULT_MODEL
