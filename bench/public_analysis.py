@@ -39,15 +39,16 @@ from national_hub.services.linking import (
     MAX_PRIOR,
     RESOLUTION_BLOCK_LIMIT,
     across_councils,
+    measured_prior,
     person_key,
     with_prior,
 )
 from national_hub.services.model_training import RANDOM_PAIRS
-from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, TermFrequencies, score, train
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, TermFrequencies, score
 from protocol.matching.blocking import candidate_pairs
-from protocol.matching.bulk import Columns, compare_columns, random_pairs
-from protocol.matching.bulk_score import score_columns
+from protocol.matching.bulk import Columns, random_pairs
 from protocol.matching.scoring import Decision, Explanation, Thresholds
+from protocol.matching.training import train_columns
 
 
 def identity(row: dict[str, str]) -> IdentityFields:
@@ -110,17 +111,17 @@ def trained_model(fields: list[IdentityFields], compared: set[tuple[int, int]],
     """A model trained on these records as ``national-hub model train`` trains one (every
     candidate pair, not a sample), and the prior it estimated."""
     rate = name_rate(fields)
-    measured = with_prior(DEFAULT_MODEL, rate)
     columns = Columns.of(fields)
-    first, second = random_pairs(len(fields), RANDOM_PAIRS, np.random.default_rng(seed))
-    random_vectors = compare_columns(columns, first, second).tolist()
     pairs = sorted(compared)
-    scored = score_columns(columns, np.array([i for i, _ in pairs], dtype=np.int64),
-                           np.array([j for _, j in pairs], dtype=np.int64), [measured])
-    model, summary = train(random_vectors, scored.vectors[scored.veto == 0].tolist(),
-                           DEFAULT_MODEL, "in-memory", prior=measured.prior,
-                           records=len(fields), max_prior=MAX_PRIOR)
-    return with_prior(model, rate), summary.prior or measured.prior
+    run = train_columns(columns, random_pairs(len(fields), RANDOM_PAIRS,
+                                              np.random.default_rng(seed)),
+                        columns, (np.array([i for i, _ in pairs], dtype=np.int64),
+                                  np.array([j for _, j in pairs], dtype=np.int64)),
+                        DEFAULT_MODEL, "in-memory", deciding=lambda m: with_prior(m, rate),
+                        prior=measured_prior(DEFAULT_MODEL, rate), records=len(fields),
+                        max_prior=MAX_PRIOR)
+    return with_prior(run.model, rate), run.summary.prior or measured_prior(DEFAULT_MODEL,
+                                                                           rate)
 
 
 def analyse(name: str, *, seed: int = 14, examples: int = 0,

@@ -32,11 +32,11 @@ from local_node.services.ingest import keys_for
 from local_node.storage.children import ChildStore
 from local_node.storage.models import ModelStore, StoredModel
 from protocol.errors import ConflictError, ErrorCode
-from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, train
-from protocol.matching.bulk import Columns, compare_columns
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model
+from protocol.matching.bulk import Columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
-from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
-from protocol.matching.training import EM_ITERATIONS, level_weights
+from protocol.matching.bulk_score import PairScores, decision_counts
+from protocol.matching.training import EM_ITERATIONS, level_weights, train_columns
 
 RANDOM_PAIRS = 100_000     # matching.random_pairs: enough for every level's u at a node
 CANDIDATE_PAIRS = 100_000  # for EM: a sample is as good as all of them, and bounded
@@ -138,24 +138,20 @@ class NodeModelTrainer:
         prior = index_prior([local_id for local_id, _ in rows], start)
         say(f"sampled {len(records):,} source rows of {children:,} children")
         columns = Columns.of(records)
-        first, second = draw_random_pairs(len(records), random_pairs, rng)
-        random_vectors = compare_columns(columns, first, second).tolist()
-        say(f"compared {len(random_vectors):,} random pairs")
+        # the same draws in the same order as ever: the random pairs, then the candidates
+        random = draw_random_pairs(len(records), random_pairs, rng)
         a, b, everything = candidate_pairs([keys_for(r) for r in records],
                                            candidate_pairs_wanted, rng)
-        before = score_columns(columns, a, b, [start])
-        candidate_vectors = before.vectors[before.veto == 0].tolist()
-        say(f"compared {len(a):,} candidate pairs, {len(candidate_vectors):,} not vetoed "
-            "by a hard rule")
         version = f"node-em-{number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-        model, summary = train(random_vectors, candidate_vectors, start, version,
-                               prior=prior, iterations=iterations)
-        after = score_columns(columns, a, b, [model])
+        run = train_columns(columns, random, columns, (a, b), start, version, say=say,
+                            prior=prior, iterations=iterations)
+        model, summary = run.model, run.summary
         details = {**summary.to_dict(), "rows_sampled": len(records), "children": children,
                    "started_from": start.version, "prior": prior,
                    "quality": {"pairs": len(a), "all_candidate_pairs": everything,
-                               "start": decisions(before, children, everything),
-                               "trained": decisions(after, children, everything),
+                               "start": decisions(run.start_scores, children, everything),
+                               "trained": decisions(run.trained_scores, children,
+                                                    everything),
                                "weights": level_weights(model)},
                    "seconds": round(time.perf_counter() - started, 2)}
         async with self.pool.acquire() as conn:

@@ -122,6 +122,14 @@ def with_prior(model: Model, rate: tuple[int, int, int]) -> Model:
     return replace(model, prior=prior, version=f"{model.version}+prior-{prior:.2e}")
 
 
+def measured_prior(model: Model, rate: tuple[int, int, int]) -> float:
+    """The prior the records measure on their own (:func:`with_prior` without a trained
+    ``partner_share``): the floor of a training's estimate. The start model's own EM
+    share is no floor, or a first training that guessed high could never be corrected
+    by the next."""
+    return with_prior(replace(model, partner_share=0.0), rate).prior
+
+
 # RFC 4648 base32's letters to Crockford's (no I, L, O or U), one for one
 _CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
                              b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")

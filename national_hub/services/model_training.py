@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -32,16 +31,17 @@ from national_hub.services.linking import (
     MAX_PRIOR,
     RESOLUTION_BLOCK_LIMIT,
     identity_of,
+    measured_prior,
     with_prior,
 )
 from national_hub.storage.models import ModelStore, StoredModel
 from national_hub.storage.resolution import ResolutionStore
 from protocol.errors import ConflictError, ErrorCode
-from protocol.matching import DEFAULT_MODEL, Model, train
-from protocol.matching.bulk import Columns, compare_columns
+from protocol.matching import DEFAULT_MODEL, Model
+from protocol.matching.bulk import Columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
-from protocol.matching.bulk_score import PairScores, decision_counts, score_columns
-from protocol.matching.training import EM_ITERATIONS, level_weights
+from protocol.matching.bulk_score import PairScores, decision_counts
+from protocol.matching.training import EM_ITERATIONS, level_weights, train_columns
 
 RANDOM_PAIRS = 300_000     # as Splink's estimate_u_using_random_sampling samples ~1e6
 CANDIDATE_PAIRS = 300_000  # for EM; a sample is as good as all of them and bounded
@@ -85,35 +85,27 @@ class ModelTrainer:
                      for r in await self.resolution.identities(conn, wanted)}
             version_number = await self.models.count(conn) + 1
             rate = await self.resolution.partner_rate(conn)
-            # the measured prior alone: the start model's own EM share is not a floor, or
-            # a first training that guessed high could never be corrected by the next
-            prior = with_prior(replace(start, partner_share=0.0), rate).prior
-        # Every comparison in bulk (protocol.matching.bulk), equal to compare_all's
-        # pair for pair: a pair at a time took 80-140 s at 45,000 records.
-        first, second = draw_random_pairs(len(sample), random_pairs, rng)
-        random_vectors = compare_columns(Columns.of(sample), first, second).tolist()
-        say(f"compared {len(random_vectors):,} random pairs")
+            prior = measured_prior(start, rate)
         held = list(found)
         index = {rk: n for n, rk in enumerate(held)}
         compared = [(index[a], index[b]) for a, b in pairs if a in found and b in found]
-        candidates = Columns.of([found[rk] for rk in held])
-        a = np.array([x for x, _ in compared], dtype=np.int64)
-        b = np.array([y for _, y in compared], dtype=np.int64)
-        at_start = score_columns(candidates, a, b, [with_prior(start, rate)])
-        candidate_vectors = at_start.vectors[at_start.veto == 0].tolist()
-        say(f"compared {len(pairs):,} candidate pairs, {len(candidate_vectors):,} not "
-            "vetoed by a hard rule")
         version = f"em-{version_number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-        # The prior by EM too, never below the measured one: where no record holds an
-        # NHS number, exact names and date of birth miss every partner a typo hides.
-        model, summary = train(random_vectors, candidate_vectors, start, version,
-                               prior=prior, records=rate[0],
-                               scale=every_pair / len(pairs) if pairs else 1.0,
-                               max_prior=MAX_PRIOR, iterations=iterations)
+        # Every comparison in bulk (protocol.matching.bulk), equal to compare_all's
+        # pair for pair: a pair at a time took 80-140 s at 45,000 records. The prior by
+        # EM too, never below the measured one: where no record holds an NHS number,
+        # exact names and date of birth miss every partner a typo hides.
+        run = train_columns(
+            Columns.of(sample), draw_random_pairs(len(sample), random_pairs, rng),
+            Columns.of([found[rk] for rk in held]),
+            (np.array([x for x, _ in compared], dtype=np.int64),
+             np.array([y for _, y in compared], dtype=np.int64)),
+            start, version, deciding=lambda m: with_prior(m, rate), say=say,
+            prior=prior, records=rate[0], scale=every_pair / len(pairs) if pairs else 1.0,
+            max_prior=MAX_PRIOR, iterations=iterations)
+        model, summary = run.model, run.summary
         everything = len(pairs) == every_pair  # the sample is every candidate pair
-        before = decisions(at_start, rate[0], everything)
-        after = decisions(score_columns(candidates, a, b, [with_prior(model, rate)]),
-                          rate[0], everything)
+        before = decisions(run.start_scores, rate[0], everything)
+        after = decisions(run.trained_scores, rate[0], everything)
         say(_quality_line(len(compared), before, after))
         quality = {"pairs": len(compared), "all_candidate_pairs": everything,
                    "start": before, "trained": after, "weights": level_weights(model)}

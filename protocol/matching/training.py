@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from protocol.matching.bulk import Columns, Ints, compare_columns
+from protocol.matching.bulk_score import PairScores, score_columns
 from protocol.matching.compare import (
     COMPARISONS,
     FIELDS,
@@ -51,6 +53,7 @@ __all__ = [
     "MIN_COUNT",
     "SESSIONS",
     "Session",
+    "TrainingRun",
     "TrainingSummary",
     "estimate_m",
     "estimate_m_u",
@@ -58,6 +61,7 @@ __all__ = [
     "estimate_u",
     "level_weights",
     "train",
+    "train_columns",
 ]
 
 _EPSILON = 1e-9
@@ -312,6 +316,43 @@ def train(random_vectors: Sequence[Sequence[int]], candidate_vectors: Sequence[S
                 for i, c in enumerate(COMPARISONS)}
     return trained, TrainingSummary(len(random_vectors), len(candidate_vectors),
                                     iterations, measured, change, estimated)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRun:
+    """A trained model, and the candidate pairs as the start model and it decide them."""
+
+    model: Model
+    summary: TrainingSummary
+    start_scores: PairScores
+    trained_scores: PairScores
+
+
+def _as_is(model: Model) -> Model:
+    return model
+
+
+def train_columns(sample: Columns, random: tuple[Ints, Ints], candidates: Columns,
+                  pairs: tuple[Ints, Ints], start: Model, version: str, *,
+                  deciding: Callable[[Model], Model] = _as_is,
+                  say: Callable[[str], None] | None = None, **options: Any) -> TrainingRun:
+    """What every trainer does, in bulk (the hub's and the node's ``model train``, and
+    ``bench.public_analysis --trained``): compare the ``random`` pairs of ``sample`` (for
+    u) and score the candidate ``pairs`` of ``candidates`` with ``start``; train on those
+    no hard rule vetoes (:func:`train`, given ``options``); score the candidates again
+    with the trained model. ``deciding`` gives a model the prior it decides with (the
+    hub's measure, or the trained share)."""
+    tell = say or (lambda _: None)
+    random_vectors = compare_columns(sample, *random).tolist()
+    tell(f"compared {len(random_vectors):,} random pairs")
+    a, b = pairs
+    at_start = score_columns(candidates, a, b, [deciding(start)])
+    candidate_vectors = at_start.vectors[at_start.veto == 0].tolist()
+    tell(f"compared {len(a):,} candidate pairs, {len(candidate_vectors):,} not vetoed by "
+         "a hard rule")
+    model, summary = train(random_vectors, candidate_vectors, start, version, **options)
+    return TrainingRun(model, summary, at_start,
+                       score_columns(candidates, a, b, [deciding(model)]))
 
 
 # -- EM over every field (both classes), as a plain Splink EM -------------------------
