@@ -111,6 +111,7 @@ def trained_model(fields: list[IdentityFields], compared: set[tuple[int, int]],
     """A model trained on these records as ``national-hub model train`` trains one (every
     candidate pair, not a sample), and the prior it estimated."""
     rate = name_rate(fields)
+    measured = measured_prior(DEFAULT_MODEL, rate)
     columns = Columns.of(fields)
     pairs = sorted(compared)
     run = train_columns(columns, random_pairs(len(fields), RANDOM_PAIRS,
@@ -118,10 +119,8 @@ def trained_model(fields: list[IdentityFields], compared: set[tuple[int, int]],
                         columns, (np.array([i for i, _ in pairs], dtype=np.int64),
                                   np.array([j for _, j in pairs], dtype=np.int64)),
                         DEFAULT_MODEL, "in-memory", deciding=lambda m: with_prior(m, rate),
-                        prior=measured_prior(DEFAULT_MODEL, rate), records=len(fields),
-                        max_prior=MAX_PRIOR)
-    return with_prior(run.model, rate), run.summary.prior or measured_prior(DEFAULT_MODEL,
-                                                                           rate)
+                        prior=measured, records=len(fields), max_prior=MAX_PRIOR)
+    return with_prior(run.model, rate), run.summary.prior or measured
 
 
 def analyse(name: str, *, seed: int = 14, examples: int = 0,

@@ -91,8 +91,10 @@ def _timeout_of(item: pytest.Item) -> float:
     marker = item.get_closest_marker("timeout")
     if marker and marker.args:
         return float(marker.args[0])
+    # pytest-timeout's own order: the marker, then --timeout, then the ini file
+    given = item.config.getoption("timeout", None) or item.config.getini("timeout")
     try:
-        return float(item.config.getini("timeout") or 0)
+        return float(given or 0)
     except (ValueError, TypeError):
         return 0.0
 
