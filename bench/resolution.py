@@ -6,8 +6,9 @@ hyphenated and double-barrelled names, nicknames, typos, day–month swaps, miss
 identifiers, twins and siblings at one address, common and rare names), takes each
 council's records as the hub would hold them (``bench.resolution_data``), then runs
 
-* **Signpost**: the hub's own intake and resolver on the embedded PostgreSQL, then
-  ``model train`` and ``links resolve`` (``bench.resolution_hub``);
+* **Signpost**: the hub's own intake and resolver on the embedded PostgreSQL, the
+  queue drained in bulk as an initial load is (``links drain --bulk``), then
+  ``model train`` and ``links resolve --bulk`` (``bench.resolution_hub``);
 * **Splink 5** with DuckDB, configured with comparable blocking rules and comparisons
   and trained by EM (``bench.resolution_splink``),
 

@@ -2,10 +2,11 @@
 
 Each council is enrolled as an operator would (``CouncilService``) and sends its
 records as signed batches, which the hub's ``BatchIntake`` verifies, applies and
-queues; the ``Resolver`` drains the queue with the ``Linker`` (the built-in model: no
-model is stored yet). Then ``ModelTrainer`` estimates a model from the records (as
+queues; the ``Resolver`` drains the queue in bulk with the ``Linker`` (the built-in
+model: no model is stored yet), as ``national-hub links drain --bulk`` resolves an
+initial load. Then ``ModelTrainer`` estimates a model from the records (as
 ``national-hub model train``) and ``Resolver.re_resolve`` re-links every council
-with it (as ``national-hub links resolve``). The national ids after each
+with it in bulk (as ``national-hub links resolve --bulk``). The national ids after each
 phase are the clusterings scored. Batches are signed before the clock starts:
 signing is the councils' work, not the hub's.
 """
@@ -97,7 +98,7 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[
         for council, body in tqdm(bodies, desc="hub: batches", unit="batch"):
             result = await intake.receive(council, body)
             assert not result.replayed
-        await resolver.drain()
+        await resolver.drain(bulk=True)  # an initial load: links drain --bulk
         intake_seconds = time.perf_counter() - started
         after_intake = await _national_ids(pool)
 
@@ -106,7 +107,7 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[
         train_seconds = time.perf_counter() - started
         started = time.perf_counter()
         for council in tqdm(by_council, desc="hub: links resolve", unit="council"):
-            await resolver.re_resolve(council)
+            await resolver.re_resolve(council, bulk=True)  # links resolve --bulk
         resolve_seconds = time.perf_counter() - started
         after_training = await _national_ids(pool)
         async with pool.acquire() as conn:

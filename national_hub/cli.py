@@ -210,14 +210,20 @@ def links_export(obj: Context, out: Path) -> None:
     click.echo(f"wrote {common.run(go())} links to {out}")
 
 
+BULK_HELP = ("Resolve in bulk: chunks of up to resolver.bulk_chunk records of one council, "
+             "each block read once per chunk (an initial load, a model change); another "
+             "council's change waits for the chunk in progress.")
+
+
 @links.command("resolve", help="Resolve a council's records again with the current model; "
                                "human review decisions hold.")
 @click.argument("council")
+@click.option("--bulk", is_flag=True, help=BULK_HELP)
 @click.pass_obj
-def links_resolve(obj: Context, council: str) -> None:
+def links_resolve(obj: Context, council: str, bulk: bool) -> None:
     async def go() -> int:
         async with obj.services() as services:
-            return await services.resolver.re_resolve(council)
+            return await services.resolver.re_resolve(council, bulk=bulk)
 
     click.echo(f"{common.run(go())} records of {council} changed national child")
 
@@ -225,11 +231,12 @@ def links_resolve(obj: Context, council: str) -> None:
 @links.command("drain", help="Resolve every record waiting in the resolution queue now, "
                              "beside any running hub's background resolver, and return "
                              "when the queue is empty.")
+@click.option("--bulk", is_flag=True, help=BULK_HELP)
 @click.pass_obj
-def links_drain(obj: Context) -> None:
+def links_drain(obj: Context, bulk: bool) -> None:
     async def go() -> int:
         async with obj.services(checked=True) as services:
-            return await services.resolver.drain()
+            return await services.resolver.drain(bulk=bulk)
 
     click.echo(f"resolved {common.run(go())} queued records; the queue is empty")
 

@@ -64,12 +64,21 @@ class ResolverSection:
     # children. Shorter costs throughput: each chunk has fixed costs (a transaction,
     # locks, its queries). 0: always ``chunk``.
     chunk_seconds: Duration = Duration(2)
+    # Queue entries one transaction resolves in bulk mode (``national-hub links drain
+    # --bulk``, ``links resolve --bulk``: a council's initial load, a model change). A
+    # chunk reads the blocks of every record it holds once, so a load cut into chunks of
+    # a few hundred reads a common block hundreds of times; in bulk, once per this many
+    # records (docs/scaling.md). The chunk holds the resolver's lock, and its council's,
+    # until it is done: another council's change waits for it.
+    bulk_chunk: int = 50_000
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ConfigError("resolver.interval must be positive")
         if self.chunk < 1:
             raise ConfigError("resolver.chunk must be at least 1")
+        if self.bulk_chunk < 1:
+            raise ConfigError("resolver.bulk_chunk must be at least 1")
         if self.chunk_seconds < 0:
             raise ConfigError("resolver.chunk_seconds must not be negative")
 

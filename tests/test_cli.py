@@ -128,7 +128,8 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
         assert "outbox depth     0" in status and "children         2" in status
 
         # the hub resolves in the background; drain returns once nothing is queued
-        assert "the queue is empty" in run([hub_cli, "links", "drain"], hub_env).stdout
+        assert "the queue is empty" in run([hub_cli, "links", "drain", "--bulk"],
+                                           hub_env).stdout
         health = json.loads(run([hub_cli, "status", "--json"], hub_env).stdout)
         esx = next(c for c in health["councils"] if c["code"] == ESX)
         assert esx["hub_seq"] == esx["node_seq"]  # node head seq, from the heartbeat

@@ -72,14 +72,17 @@ class Resolver:
         """Batch intake queued records: look now rather than at the next interval."""
         self._wake.set()
 
-    async def resolve_chunk(self, *, wait: bool = True) -> int | None:
+    async def resolve_chunk(self, *, wait: bool = True, bulk: bool = False) -> int | None:
         """Resolve the next chunk of the queue in one transaction. Returns the records
         resolved (0: the queue is empty), or None when another process holds the
-        resolver's lock and ``wait`` is false."""
+        resolver's lock and ``wait`` is false. In ``bulk`` a chunk is up to
+        ``bulk_chunk`` entries of one council, not sized by time: the blocks its records
+        share are read once for all of them."""
+        size = self.config.bulk_chunk if bulk else self.chunk_size
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self.queue.lock(conn, wait=wait):
                 return None
-            claimed = await self.queue.claim(conn, self.chunk_size, small=self.config.chunk)
+            claimed = await self.queue.claim(conn, size, small=self.config.chunk)
             if claimed is None:
                 return 0
             council = claimed.council
@@ -103,8 +106,8 @@ class Resolver:
         seconds = time.perf_counter() - started
         log.info("records resolved", extra={
             "council": council, "records": len(claimed.local_ids), "deleted": len(deleted),
-            "seconds": round(seconds, 3), "chunk_size": self.chunk_size})
-        if claimed.entries >= self.chunk_size or seconds > self.config.chunk_seconds:
+            "seconds": round(seconds, 3), "chunk_size": size})
+        if not bulk and (claimed.entries >= size or seconds > self.config.chunk_seconds):
             # a full chunk measures the cost; so does one that took too long. Smoothed:
             # one chunk's time is noisy (intake's council lock, a busy machine)
             cost = seconds / max(1, len(claimed.local_ids))
@@ -113,11 +116,12 @@ class Resolver:
             self.chunk_size = next_chunk_size(self.config, self._cost)
         return len(claimed.local_ids)
 
-    async def drain(self) -> int:
+    async def drain(self, *, bulk: bool = False) -> int:
         """Resolve until the queue is empty (waiting for another process's chunk if it
-        holds the lock). Returns how many records this call resolved."""
+        holds the lock), in ``bulk`` chunks if asked. Returns how many records this call
+        resolved."""
         total = 0
-        while (done := await self.resolve_chunk(wait=True)):
+        while (done := await self.resolve_chunk(wait=True, bulk=bulk)):
             total += done
         return total
 
@@ -133,12 +137,12 @@ class Resolver:
         while await self.resolve_chunk(wait=False):
             pass
 
-    async def re_resolve(self, council: str) -> int:
+    async def re_resolve(self, council: str, *, bulk: bool = False) -> int:
         """Resolve every live record of a council again with the current model (after
         the model changed, or to pick up links its batches could not see yet), as if
         the council had sent them again: their blocking keys are brought up to date
         (only those that changed are written) and they are queued, in chunks under the
-        council's row lock, then the queue is drained.
+        council's row lock, then the queue is drained (in ``bulk`` chunks if asked).
         Human decisions hold as they do for a batch. Returns how many records changed
         national child."""
         store = self.linker.resolution
@@ -159,7 +163,7 @@ class Resolver:
                 await self.shielding.refresh(conn, [(council, lid) for lid in local_ids])
                 await self.queue.enqueue_live(conn, council, local_ids)
                 after = local_ids[-1]
-        await self.drain()
+        await self.drain(bulk=bulk)
         async with self.pool.acquire() as conn:
             now = {r["local_id"]: r["national_id"] for r in await store.identities(
                 conn, [(council, lid) for lid in before])}

@@ -11,16 +11,18 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from national_hub.config import ResolverSection
 from national_hub.handlers import appkeys as k
 from national_hub.services.resolver import MIN_CHUNK, next_chunk_size
 from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, UpsertOp
-from server_common.config import Duration
+from server_common.config import ConfigError, Duration
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
-from tests.national_hub.test_resolution import generate, send_batches
+from tests.national_hub.test_resolution import Sent, check, generate, hub_links, send_batches
 from tests.scrape import scrape
 
 ESX, WSX = "E10000011", "E10000032"
@@ -189,6 +191,8 @@ def test_the_next_chunk_is_sized_to_take_about_chunk_seconds() -> None:
     assert next_chunk_size(config, None) == 5000  # nothing measured yet
     fixed = ResolverSection(chunk=5000, chunk_seconds=Duration(0))
     assert next_chunk_size(fixed, 0.1) == 5000
+    with pytest.raises(ConfigError, match=r"resolver\.bulk_chunk"):
+        ResolverSection(bulk_chunk=0)
 
 
 async def test_a_slow_chunk_makes_the_next_smaller_and_day_to_day_still_goes_first(
@@ -217,6 +221,33 @@ async def test_a_slow_chunk_makes_the_next_smaller_and_day_to_day_still_goes_fir
         assert await hub.fetchval("SELECT count(*) FROM resolution_queue"
                                   " WHERE council_code = $1", WSX) == 50
         assert await hub.resolved() == 2500 - 1000 - MIN_CHUNK + 50
+
+
+async def test_in_bulk_each_councils_whole_load_resolves_in_one_chunk(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """``links drain --bulk`` and ``links resolve --bulk``: a council's queue, far more
+    than ``chunk`` entries, in one transaction (its blocks read once), and links that
+    meet the quality targets as the chunked resolver's do."""
+    population = generate(tmp_path / "feeds", per_council=150, seed=7)
+    sent = Sent(population.person, population.twins, 0.0)
+    async with running_hub(await make_database(), tmp_path, resolver={
+            "enabled": False, "chunk": 40, "chunk_seconds": "0s",
+            "bulk_chunk": 10_000}) as hub:
+        await send_batches(hub, population.records, batch=60)
+        async with hub.pool.acquire() as conn:
+            queued = {r[0]: r[1] for r in await conn.fetch(
+                "SELECT council_code, count(*) FROM resolution_queue GROUP BY 1")}
+        assert min(queued.values()) > 40  # every council's load is more than one chunk
+        resolver = hub.server.app[k.RESOLVER]
+        first = await resolver.resolve_chunk(bulk=True)
+        assert first in queued.values()  # one council's whole queue at once
+        assert resolver.chunk_size == 40  # bulk leaves the day-to-day size alone
+        assert await resolver.drain(bulk=True) == sum(queued.values()) - first
+        check(sent, await hub_links(hub), "drained in bulk")
+        before = await hub_links(hub)
+        for council in queued:
+            assert await resolver.re_resolve(council, bulk=True) == 0  # same model
+        assert (await hub_links(hub)).national == before.national
 
 
 async def test_re_resolution_writes_only_the_blocking_keys_that_changed(
