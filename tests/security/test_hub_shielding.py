@@ -185,6 +185,21 @@ async def deleted_shielded_side(attack: Attack) -> None:
     assert (ESX, "A1") not in await state(attack.hub)
 
 
+async def linked_then_re_resolved_in_bulk(attack: Attack) -> None:
+    # linked by NHS number, then both councils re-resolved in bulk (links resolve
+    # --bulk after a model change): the keys are rewritten and the chunk is one
+    # council's whole load, and Telford's copy still holds no location key
+    await attack.councils[ESX].send(child("A1", postcode="BN2 3CD", nhs=NHS,
+                                          address_line="9 Quiet Road", shielded=True))
+    await attack.councils[TFW].send(child("B1", postcode=TFW_POSTCODE,
+                                          address_line=TFW_ADDRESS, nhs=NHS))
+    resolver = attack.hub.server.app[k.RESOLVER]
+    for council in (ESX, TFW):
+        await resolver.re_resolve(council, bulk=True)
+    linked = await state(attack.hub)
+    assert linked[(ESX, "A1")][0] == linked[(TFW, "B1")][0]
+
+
 async def last_entry(hub: Hub, action: str) -> dict[str, Any]:
     async with hub.pool.acquire() as conn:
         rows = await conn.fetch("SELECT entry FROM audit_log ORDER BY seq DESC")
@@ -196,7 +211,8 @@ async def last_entry(hub: Hub, action: str) -> dict[str, Any]:
 SETUPS = {"open review": open_pair, "separated": separated_pair,
           "shielded side archived": archived_shielded_side,
           "shielded side deleted": deleted_shielded_side,
-          "same NHS number, not linked": same_nhs_not_linked}
+          "same NHS number, not linked": same_nhs_not_linked,
+          "linked, re-resolved in bulk": linked_then_re_resolved_in_bulk}
 
 
 def assert_no_location(answer: object) -> None:
