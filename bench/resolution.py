@@ -7,7 +7,9 @@ identifiers, twins and siblings at one address, common and rare names), takes ea
 council's records as the hub would hold them (``bench.resolution_data``), then runs
 
 * **Signpost**: the hub's own intake and resolver on the embedded PostgreSQL, the
-  queue drained in bulk as an initial load is (``links drain --bulk``), then
+  queue drained in bulk beside the load as an operator runs an initial one
+  (``links drain --bulk --until-idle``, started first; ``--serial``: drained after
+  the last batch), then
   ``model train`` and ``links resolve --bulk`` (``bench.resolution_hub``);
 * **Splink 5** with DuckDB, configured with comparable blocking rules and comparisons
   and trained by EM (``bench.resolution_splink``),
@@ -70,10 +72,12 @@ def _row(name: str, q: Quality, seconds: float, memory: float | None) -> str:
 @click.option("--splink/--no-splink", "with_splink", default=True, show_default=True,
               help="Run Splink beside ours (needs the bench extra; make test's smoke run "
                    "goes without where it is not installed).")
+@click.option("--serial", is_flag=True,
+              help="Drain only after the last batch, not beside the load from its start.")
 @click.option("--data-dir", default=".data/bench-resolution", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(children: int, councils: int, movers: float, seed: int, batch_size: int,
-         splink_u_pairs: float, with_splink: bool, data_dir: Path) -> None:
+         splink_u_pairs: float, with_splink: bool, serial: bool, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -94,8 +98,10 @@ def main(children: int, councils: int, movers: float, seed: int, batch_size: int
 
     base = embedded_pg.start(data_dir / "pg")
     url = asyncio.run(embedded_pg.ensure_database(base, "bench_resolution"))
-    ours = _in_own_process(resolution_hub.run, url, records_csv, batch_size, seed)
-    click.echo(f"signpost: {ours['batches']} batches applied and resolved in "
+    ours = _in_own_process(resolution_hub.run, url, records_csv, batch_size, seed, serial)
+    drain = "after the last batch" if serial else "beside the load (links drain --until-idle)"
+    click.echo(f"signpost: {ours['batches']} batches applied in "
+               f"{ours['received_seconds']:.1f} s, resolved in bulk {drain} by "
                f"{ours['intake_seconds']:.1f} s; model {ours['model_version']} trained in "
                f"{ours['train_seconds']:.1f} s; re-resolved in {ours['resolve_seconds']:.1f} s")
     splink = (_in_own_process(resolution_splink.run, records_csv, splink_u_pairs, seed)

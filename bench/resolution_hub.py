@@ -2,11 +2,16 @@
 
 Each council is enrolled as an operator would (``CouncilService``) and sends its
 records as signed batches, which the hub's ``BatchIntake`` verifies, applies and
-queues; the ``Resolver`` drains the queue in bulk with the ``Linker`` (the built-in
-model: no model is stored yet), as ``national-hub links drain --bulk`` resolves an
-initial load. Then ``ModelTrainer`` estimates a model from the records (as
-``national-hub model train``) and ``Resolver.re_resolve`` re-links every council
-with it in bulk (as ``national-hub links resolve --bulk``). The national ids after each
+queues. As an operator runs an initial load, ``national-hub links drain --bulk
+--until-idle`` runs beside it from the start, in a process of its own (the real CLI),
+and resolves each council's batches in bulk with the built-in model (no model is
+stored yet) while the next council's arrive; once the last batch is in, this process
+drains what is left (``Resolver.drain``), which returns when the queue is empty: the
+load's wall time. With ``serial`` the drain starts only after the last batch, as
+before the follower existed (the comparison docs/scaling.md gives). Then
+``ModelTrainer`` estimates a model from the records (as ``national-hub model train``)
+and ``Resolver.re_resolve`` re-links every council with it in bulk (as ``national-hub
+links resolve --bulk``). The national ids after each
 phase are the clusterings scored. Batches are signed before the clock starts:
 signing is the councils' work, not the hub's.
 """
@@ -15,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import resource
+import subprocess
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -76,7 +84,8 @@ async def _national_ids(pool: asyncpg.Pool) -> dict[str, str]:
     return {f"{r[0]}/{r[1]}": r[2] for r in rows}
 
 
-async def _run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[str, Any]:
+async def _run(url: str, records_csv: Path, batch_size: int, seed: int,
+               serial: bool) -> dict[str, Any]:
     conn = await asyncpg.connect(url)
     try:
         await database.upgrade(conn, PACKAGE)
@@ -95,11 +104,18 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[
         intake = BatchIntake(pool, CouncilStore(), BatchStore(), RecordStore(),
                              keys.generate())
         started = time.perf_counter()
-        for council, body in tqdm(bodies, desc="hub: batches", unit="batch"):
-            result = await intake.receive(council, body)
-            assert not result.replayed
-        await resolver.drain(bulk=True)  # an initial load: links drain --bulk
-        intake_seconds = time.perf_counter() - started
+        follower = None if serial else _follow(url)
+        try:
+            for council, body in tqdm(bodies, desc="hub: batches", unit="batch"):
+                result = await intake.receive(council, body)
+                assert not result.replayed
+            received_seconds = time.perf_counter() - started
+            await resolver.drain(bulk=True)  # what the follower has not reached yet
+            intake_seconds = time.perf_counter() - started
+        finally:
+            if follower is not None:
+                follower.terminate()
+                follower.wait()
         after_intake = await _national_ids(pool)
 
         started = time.perf_counter()
@@ -115,14 +131,28 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[
                 "SELECT count(*) FROM review_queue WHERE status = 'open'"))
     return {
         "records": sum(len(r) for r in by_council.values()), "batches": len(bodies),
-        "intake_seconds": intake_seconds, "train_seconds": train_seconds,
+        "intake_seconds": intake_seconds, "received_seconds": received_seconds,
+        "train_seconds": train_seconds,
         "resolve_seconds": resolve_seconds, "model_version": stored.version,
         "model_summary": stored.summary, "open_reviews": open_reviews,
         "after_intake": after_intake, "after_training": after_training,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # this process's or the follower's, whichever was larger
+        "peak_rss_mib": max(resource.getrusage(who).ru_maxrss for who in (
+            resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024,
     }
 
 
-def run(url: str, records_csv: Path, batch_size: int, seed: int) -> dict[str, Any]:
+def _follow(url: str) -> subprocess.Popen[bytes]:
+    """``national-hub links drain --bulk --until-idle`` on this database, as an operator
+    starts it before an initial load (its idle time longer than any run: it is stopped
+    once this process has seen the queue empty)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "national_hub", "links", "drain", "--bulk", "--until-idle",
+         "86400"], env=os.environ | {"NATIONAL_HUB__DATABASE__URL": url},
+        stdout=subprocess.DEVNULL)
+
+
+def run(url: str, records_csv: Path, batch_size: int, seed: int,
+        serial: bool = False) -> dict[str, Any]:
     """In a process of its own, so its peak memory is its own."""
-    return asyncio.run(_run(url, records_csv, batch_size, seed))
+    return asyncio.run(_run(url, records_csv, batch_size, seed, serial))

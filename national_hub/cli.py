@@ -232,11 +232,18 @@ def links_resolve(obj: Context, council: str, bulk: bool) -> None:
                              "beside any running hub's background resolver, and return "
                              "when the queue is empty.")
 @click.option("--bulk", is_flag=True, help=BULK_HELP)
+@click.option("--until-idle", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Keep resolving as councils publish (start it before an initial load: "
+                   "each council's batches are resolved while the next arrive) and return "
+                   "once the queue has stayed empty this long.")
 @click.pass_obj
-def links_drain(obj: Context, bulk: bool) -> None:
+def links_drain(obj: Context, bulk: bool, until_idle: float | None) -> None:
     async def go() -> int:
         async with obj.services(checked=True) as services:
-            return await services.resolver.drain(bulk=bulk)
+            if until_idle is None:
+                return await services.resolver.drain(bulk=bulk)
+            return await services.resolver.follow(lambda idle: idle >= until_idle,
+                                                  bulk=bulk)
 
     click.echo(f"resolved {common.run(go())} queued records; the queue is empty")
 

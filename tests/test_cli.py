@@ -122,11 +122,17 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
     try:
         wait_ready(f"http://127.0.0.1:{port}")
         node_env["LOCAL_NODE__HUB__URL"] = f"http://127.0.0.1:{port}"
+        # an operator's initial load: a bulk drain that follows the publishing, started
+        # first, returns once the queue has stayed empty for its idle time
+        follower = subprocess.Popen([hub_cli, "links", "drain", "--bulk", "--until-idle", "2"],
+                                    env=hub_env, stdout=subprocess.PIPE, text=True)
         sent = run([node_cli, "publish", "--once"], node_env).stdout
         assert "records" in sent and "0 rejected" in sent
         status = run([node_cli, "status"], node_env).stdout
         assert "outbox depth     0" in status and "children         2" in status
 
+        followed, _ = follower.communicate(timeout=60)
+        assert follower.returncode == 0 and "the queue is empty" in followed
         # the hub resolves in the background; drain returns once nothing is queued
         assert "the queue is empty" in run([hub_cli, "links", "drain", "--bulk"],
                                            hub_env).stdout

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 
@@ -124,6 +125,28 @@ class Resolver:
         while (done := await self.resolve_chunk(wait=True, bulk=bulk)):
             total += done
         return total
+
+    async def follow(self, until: Callable[[float], bool], *, bulk: bool = False) -> int:
+        """Resolve records as they are queued, for an initial load: started before the
+        councils publish, it resolves each council's batches while the next arrive
+        (intake and resolution on different cores, instead of one after the other).
+        Whenever it finds the queue empty it asks ``until`` with the seconds since it
+        last found work, returns if told to, else looks again after
+        ``resolver.interval``. ``until`` is asked before the look, so a caller that
+        knows the load is over (it returns true once the last batch is in) gets every
+        record resolved. Returns how many records this call resolved."""
+        total = 0
+        last_work = time.monotonic()
+        while True:
+            finished = until(time.monotonic() - last_work)
+            done = await self.resolve_chunk(wait=True, bulk=bulk)
+            if done:
+                total += done
+                last_work = time.monotonic()
+            elif finished:
+                return total
+            else:
+                await asyncio.sleep(self.config.interval)
 
     async def run(self) -> None:
         """The background loop (started and stopped by the app's cleanup_ctx): resolve

@@ -76,6 +76,7 @@ def test_resolution_prints_precision_and_recall(tmp_path: Path) -> None:
     precision, recall = float(row.group(1)), float(row.group(3))
     assert precision >= 0.99 and recall > 0.5, out  # a tiny population, real figures
     assert row.group(8) == "0", out  # no twins merged
+    assert "resolved in bulk beside the load" in out  # by links drain --until-idle
     if splink:
         assert "splink 5: train+predict+cluster" in out
 

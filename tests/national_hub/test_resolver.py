@@ -278,3 +278,33 @@ async def test_re_resolution_writes_only_the_blocking_keys_that_changed(
         assert set(after) == set(held)  # the stale key gone, the missing one back
         assert {kk: at for kk, at in after.items() if kk != gone} == {
             kk: at for kk, at in held.items() if kk != gone}  # the rest untouched
+
+
+async def test_following_an_initial_load_resolves_each_council_while_the_next_arrives(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """``links drain --bulk --until-idle``: started before the councils publish, it
+    resolves the first council's load before the second's is sent, returns only when
+    told the load is over and the queue is empty, and its links meet the targets."""
+    population = generate(tmp_path / "feeds", per_council=150, seed=7)
+    sent = Sent(population.person, population.twins, 0.0)
+    first, *rest = population.records
+    async with running_hub(await make_database(), tmp_path, resolver={
+            **PAUSED, "interval": "0.05s", "bulk_chunk": 10_000}) as hub:
+        resolver = hub.server.app[k.RESOLVER]
+        load_over = asyncio.Event()
+        follower = asyncio.create_task(resolver.follow(lambda _: load_over.is_set(), bulk=True))
+        await send_batches(hub, {first: population.records[first]}, batch=60)
+        for _ in range(1200):  # up to a minute: resolved by the follower, nothing else runs
+            if not await hub.fetchval("SELECT count(*) FROM records WHERE national_id IS NULL"):
+                break
+            await asyncio.sleep(0.05)
+        assert not follower.done()
+        await send_batches(hub, {c: population.records[c] for c in rest}, batch=60)
+        load_over.set()
+        assert await follower == len(population.person)
+        assert await hub.fetchval("SELECT count(*) FROM resolution_queue") == 0
+        check(sent, await hub_links(hub), "followed in bulk")
+
+        started = time.monotonic()  # nothing queued: back after the idle time asked for
+        assert await resolver.follow(lambda idle: idle >= 0.3) == 0
+        assert time.monotonic() - started >= 0.3
