@@ -27,9 +27,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from national_hub.storage.resolution import NewReview, RecordKey
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
+from protocol.matching.blocking import pairs_across, pairs_within
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import DECISIONS, score_columns
 
@@ -98,54 +100,77 @@ def _partners_of(pairs: frozenset[frozenset[RecordKey]]) -> dict[RecordKey, list
     return out
 
 
-def candidate_pairs(g: Gathered, max_block: int) -> list[list[RecordKey]]:
-    """Per candidate (in order), its partners in the order the rules meet them: the
-    others sharing a key, earlier chunk records sharing a key, then linked partners.
-    Separated partners are left out: they are never scored."""
-    council = g.council
-    position = {c.local_id: i for i, c in enumerate(g.candidates)}
-    chunk_by_key: dict[str, list[str]] = {}
-    for c in g.candidates:
-        for k in g.keys[c.local_id]:
-            chunk_by_key.setdefault(k, []).append(c.local_id)
-    linked, separated = _partners_of(g.linked), _partners_of(g.separated)
-    out: list[list[RecordKey]] = []
+@dataclass(frozen=True)
+class CandidatePairs:
+    """The pairs a chunk scores: pair k is candidate ``left[k]`` (its position in the
+    chunk) with column ``right[k]`` of the chunk's columns (the candidates, then the
+    others in ``others``' order), ordered by candidate; ``starts[i]:starts[i + 1]`` are
+    candidate i's pairs. ``records[column]`` is the column's record."""
+
+    left: npt.NDArray[np.int64]
+    right: npt.NDArray[np.int64]
+    starts: npt.NDArray[np.int64]
+    records: list[RecordKey]
+
+
+def candidate_pairs(g: Gathered, max_block: int) -> CandidatePairs:
+    """Each candidate's partners: the others sharing a key, earlier chunk records
+    sharing a key (the later of two decides; a key the chunk holds more than
+    ``max_block`` times pairs none of its records), and partners a person linked it to.
+    Separated partners are left out: they are never scored. Joined column-wise
+    (:func:`~protocol.matching.blocking.pairs_within`, ``pairs_across``)."""
+    council, n = g.council, len(g.candidates)
+    records = [(council, c.local_id) for c in g.candidates] + list(g.others)
+    column = {rk: i for i, rk in enumerate(records)}
+    key_ids: dict[str, int] = {}
+    blocks, members = [], []
     for i, c in enumerate(g.candidates):
-        me: RecordKey = (council, c.local_id)
-        partners: dict[RecordKey, None] = {}
-        for k in g.keys[c.local_id]:
-            for rk in g.by_key.get(k, ()):
-                partners[rk] = None
-            block = chunk_by_key[k]
-            if len(block) <= max_block:
-                for lid in block:
-                    if position[lid] < i:  # the later of two chunk records decides
-                        partners[(council, lid)] = None
-        for rk in linked.get(me, ()):
-            if rk in g.others or (rk[0] == council and position.get(rk[1], i) < i):
-                partners[rk] = None
-        apart = set(separated.get(me, ()))
-        out.append([rk for rk in partners if rk not in apart])
-    return out
+        for key in g.keys[c.local_id]:
+            blocks.append(key_ids.setdefault(key, len(key_ids)))
+            members.append(i)
+    other_blocks, others = [], []
+    for key, holders in g.by_key.items():
+        if key in key_ids:
+            other_blocks += [key_ids[key]] * len(holders)
+            others += [column[rk] for rk in holders]
+    cand_blocks, cand = np.array(blocks, dtype=np.int64), np.array(members, dtype=np.int64)
+    across_left, across_right = pairs_across(cand_blocks, cand,
+                                             np.array(other_blocks, dtype=np.int64),
+                                             np.array(others, dtype=np.int64))
+    earlier, later = pairs_within(cand_blocks, cand, max_block)
+    extra_left, extra_right = [], []
+    for pair in g.linked:
+        for me, rk in (tuple(pair), tuple(pair)[::-1]):
+            at, partner = column.get(me, n), column.get(rk)
+            if at < n and me[0] == council and partner is not None and (
+                    partner >= n or partner < at):
+                extra_left.append(at)
+                extra_right.append(partner)
+    left = np.concatenate([across_left, later, np.array(extra_left, dtype=np.int64)])
+    right = np.concatenate([across_right, earlier, np.array(extra_right, dtype=np.int64)])
+    codes = left * len(records) + right
+    apart = [column[x] * len(records) + column[y] for pair in g.separated
+             for x, y in (tuple(pair), tuple(pair)[::-1]) if x in column and y in column]
+    # a linked partner already met through a key is scored once
+    first = np.sort(np.unique(codes, return_index=True)[1])
+    left, right = left[first], right[first]
+    keep = ~np.isin(codes[first], np.array(apart, dtype=np.int64))
+    left, right = left[keep], right[keep]
+    order = np.argsort(left, kind="stable")
+    left, right = left[order], right[order]
+    return CandidatePairs(left, right, np.searchsorted(left, np.arange(n + 1)), records)
 
 
 def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies | None,
                  max_block: int, new_id: Callable[[], str]) -> Decided:
     """Each candidate's national id, the reviews, joins and stale reviews (module doc)."""
-    council = g.council
-    partners = candidate_pairs(g, max_block)
-    position = {c.local_id: i for i, c in enumerate(g.candidates)}
-    other_keys = list(g.others)
-    other_index = {rk: len(g.candidates) + j for j, rk in enumerate(other_keys)}
-    columns = Columns.of([c.fields for c in g.candidates]
-                         + [g.others[rk].fields for rk in other_keys])
-    left = [i for i, ps in enumerate(partners) for _ in ps]
-    right = [other_index[rk] if rk in other_index else position[rk[1]]
-             for ps in partners for rk in ps]
-    which = [0 if rk[0] == council else 1 for ps in partners for rk in ps]
-    scores = score_columns(columns, np.array(left, dtype=np.int64),
-                           np.array(right, dtype=np.int64), [model, across],
-                           np.array(which, dtype=np.int64), tf)
+    council, n = g.council, len(g.candidates)
+    pairs = candidate_pairs(g, max_block)
+    other_fields = [g.others[rk].fields for rk in pairs.records[n:]]
+    columns = Columns.of([c.fields for c in g.candidates] + other_fields)
+    elsewhere = np.array([rk[0] != council for rk in pairs.records], dtype=np.int64)
+    scores = score_columns(columns, pairs.left, pairs.right, [model, across],
+                           elsewhere[pairs.right], tf)
     models = (model, across)
 
     separated = _partners_of(g.separated)
@@ -165,15 +190,16 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     # plain lists: the loop below reads one entry per pair, and a numpy scalar read
     # costs more than the decision it carries
     decisions, vetoes = scores.decision.tolist(), scores.veto.tolist()
-    chosen_model = scores.model.tolist()
-    k = 0
+    chosen_model, totals = scores.model.tolist(), scores.totals.tolist()
+    right, starts = pairs.right.tolist(), pairs.starts.tolist()
     for i, c in enumerate(g.candidates):
         me: RecordKey = (council, c.local_id)
         apart = set(separated.get(me, ()))
         links: list[tuple[RecordKey, str, int]] = []
         greys: list[tuple[RecordKey, str, int]] = []
-        for rk in partners[i]:
-            nid = g.others[rk].national_id if rk in g.others else assigned[rk[1]]
+        for k in range(starts[i], starts[i + 1]):
+            rk = pairs.records[right[k]]
+            nid = g.others[rk].national_id if right[k] >= n else assigned[rk[1]]
             decision = DECISIONS[decisions[k]]
             if (decision is not Decision.LINK and vetoes[k] == 0
                     and frozenset((me, rk)) in g.linked):
@@ -182,13 +208,15 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 links.append((rk, nid, k))
             elif decision is Decision.REVIEW:
                 greys.append((rk, nid, k))
-            k += 1
         targets = {nid for _, nid, _ in links if not holders.get(nid, set()) & apart}
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
-            decided_by[c.local_id] = next(models[chosen_model[j]].version
-                                          for _, nid, j in links if nid == chosen)
+            # the model of the strongest link to the child joined (records of two
+            # councils may hold it, scored by two models); of equals, this council's
+            strongest = max((j for _, nid, j in links if nid == chosen),
+                            key=lambda j: (totals[j], chosen_model[j] == 0))
+            decided_by[c.local_id] = models[chosen_model[strongest]].version
             if c.current_id is not None and c.current_id != chosen:
                 joins.append((c.current_id, chosen))
         elif c.current_id is not None and not holders.get(c.current_id):

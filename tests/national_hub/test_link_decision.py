@@ -166,8 +166,10 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
         decided_by[c.local_id] = DEFAULT_MODEL.version
         if targets:
             chosen = min(targets, key=age)
-            decided_by[c.local_id] = next((DEFAULT_MODEL if me[0] == rk[0] else ACROSS).version
-                                          for rk, nid, _ in links if nid == chosen)
+            strongest = max(((rk, e) for rk, nid, e in links if nid == chosen),
+                            key=lambda link: (link[1].total, link[0][0] == me[0]))
+            decided_by[c.local_id] = (DEFAULT_MODEL if me[0] == strongest[0][0]
+                                      else ACROSS).version
             if c.current_id is not None and c.current_id != chosen:
                 joins.append((c.current_id, chosen))
         elif c.current_id is not None and not holders.get(c.current_id):

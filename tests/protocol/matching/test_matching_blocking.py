@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.disclosure import finds_shielded
 from protocol.matching import (
@@ -17,6 +19,7 @@ from protocol.matching import (
     dob_variants,
     normalise_name,
 )
+from protocol.matching.blocking import pairs_across, pairs_within
 from protocol.records import ChildRecord
 from tests import strategies
 
@@ -113,3 +116,35 @@ def test_every_key_built_from_where_a_child_lives_is_a_location_key(
         added = blocking_keys(with_location) - blocking_keys(
             replace(nowhere, dob=with_location.dob))
         assert all(not finds_shielded(key) for key in added), added
+
+
+MEMBERSHIPS = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 12)), max_size=40)
+
+
+def _arrays(memberships: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([b for b, _ in memberships], dtype=np.int64),
+            np.array([m for _, m in memberships], dtype=np.int64))
+
+
+@settings(max_examples=300)
+@given(MEMBERSHIPS, st.sampled_from([None, 1, 2, 3, 200]))
+def test_pairs_within_blocks_are_every_two_members_of_a_small_enough_block(
+        memberships: list[tuple[int, int]], max_block_size: int | None) -> None:
+    blocks: dict[int, set[int]] = {}
+    for block, member in memberships:
+        blocks.setdefault(block, set()).add(member)
+    expected = sorted({(x, y) for members in blocks.values()
+                       if max_block_size is None or len(members) <= max_block_size
+                       for x in members for y in members if x < y},
+                      key=lambda pair: (pair[1], pair[0]))
+    earlier, later = pairs_within(*_arrays(memberships), max_block_size)
+    assert list(zip(earlier.tolist(), later.tolist(), strict=True)) == expected
+
+
+@settings(max_examples=300)
+@given(MEMBERSHIPS, MEMBERSHIPS)
+def test_pairs_across_are_every_left_and_right_member_sharing_a_block(
+        left: list[tuple[int, int]], right: list[tuple[int, int]]) -> None:
+    expected = sorted({(x, y) for a, x in left for b, y in right if a == b})
+    got = pairs_across(*_arrays(left), *_arrays(right))
+    assert list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == expected
