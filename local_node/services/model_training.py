@@ -127,7 +127,7 @@ class NodeModelTrainer:
         rng = np.random.default_rng(seed)
         async with self.pool.acquire() as conn:
             stored = await self.models.latest(conn)
-            rows = await self.children.sample_sources(conn, SAMPLED_ROWS)
+            rows = await self.children.sample_sources(conn, SAMPLED_ROWS, seed)
             children = await self.children.count(conn)
             number = await self.models.count(conn) + 1
         if len(rows) < MIN_ROWS:

@@ -11,6 +11,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from server_common.sampling_store import seeded_order
+
 
 @dataclass(slots=True)
 class ChildRow:
@@ -421,14 +423,16 @@ class ChildStore:
             out.setdefault(r["local_id"], []).append(r)
         return out
 
-    async def sample_sources(self, conn: asyncpg.Connection,
-                             limit: int) -> list[tuple[str, dict[str, Any]]]:
-        """Up to ``limit`` source rows of live children, drawn at random: (local_id,
-        identity as received). What a local model is trained on."""
+    async def sample_sources(self, conn: asyncpg.Connection, limit: int,
+                             seed: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Up to ``limit`` source rows of live children, drawn at random (with a
+        ``seed``, the same draw every time): (local_id, identity as received). What a
+        local model is trained on."""
         rows = await conn.fetch(
             "SELECT s.local_id, s.identity::text AS identity FROM source_records s"
             " JOIN children c ON c.local_id = s.local_id WHERE c.merged_into IS NULL"
-            " ORDER BY random() LIMIT $1", limit)
+            f" ORDER BY {seeded_order('$2', 's.source', 's.source_ref')} LIMIT $1",
+            limit, seed)
         return [(r["local_id"], json.loads(r["identity"])) for r in rows]
 
     async def unarchived(self, conn: asyncpg.Connection, limit: int) -> list[ChildRow]:

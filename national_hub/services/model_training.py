@@ -72,21 +72,22 @@ class ModelTrainer:
             stored = await self.models.get(conn, newest) if newest else None
             start = Model.from_dict(stored.parameters) if stored else DEFAULT_MODEL
             sample = [identity_of(r) for r in
-                      await self.resolution.random_identities(conn, SAMPLED_RECORDS)]
+                      await self.resolution.random_identities(conn, SAMPLED_RECORDS,
+                                                              seed)]
             if len(sample) < MIN_RECORDS:
                 raise ConflictError(f"the hub holds {len(sample)} live records; training "
                                     f"needs at least {MIN_RECORDS}",
                                     code=ErrorCode.TOO_FEW_RECORDS)
             say(f"sampled {len(sample):,} records")
             pairs, every_pair = await self.resolution.random_candidate_pairs(
-                conn, RESOLUTION_BLOCK_LIMIT, candidate_pairs)
+                conn, RESOLUTION_BLOCK_LIMIT, candidate_pairs, seed)
             wanted = sorted({rk for pair in pairs for rk in pair})
             found = {(r["council_code"], r["local_id"]): identity_of(r)
                      for r in await self.resolution.identities(conn, wanted)}
             version_number = await self.models.count(conn) + 1
             rate = await self.resolution.partner_rate(conn)
             prior = measured_prior(start, rate)
-        held = list(found)
+        held = sorted(found)  # not the order the database returned them in
         index = {rk: n for n, rk in enumerate(held)}
         compared = [(index[a], index[b]) for a, b in pairs if a in found and b in found]
         version = f"em-{version_number}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from national_hub.storage.records import PENDING
+from server_common.sampling_store import seeded_order
 
 RecordKey = tuple[str, str]  # (council, local_id)
 
@@ -187,20 +188,25 @@ class ResolutionStore:
             " AND r.local_id > $2 AND r.record IS NOT NULL ORDER BY r.local_id LIMIT $3",
             council, after, limit)
 
-    async def random_identities(self, conn: asyncpg.Connection,
-                                limit: int) -> list[asyncpg.Record]:
-        """Up to ``limit`` live records of any council, drawn at random (model training)."""
+    async def random_identities(self, conn: asyncpg.Connection, limit: int,
+                                seed: int | None = None) -> list[asyncpg.Record]:
+        """Up to ``limit`` live records of any council, drawn at random (model training);
+        with a ``seed``, the same draw from the same records every time
+        (:func:`~server_common.sampling_store.seeded_order`)."""
         return await conn.fetch(
             f"SELECT {IDENTITY_COLUMNS} FROM records r WHERE r.record IS NOT NULL"
-            " ORDER BY random() LIMIT $1", limit)
+            f" ORDER BY {seeded_order('$2', 'r.council_code', 'r.local_id')} LIMIT $1",
+            limit, seed)
 
     async def random_candidate_pairs(self, conn: asyncpg.Connection, max_block: int,
-                                     limit: int) -> tuple[list[tuple[RecordKey, RecordKey]], int]:
+                                     limit: int, seed: int | None = None,
+                                     ) -> tuple[list[tuple[RecordKey, RecordKey]], int]:
         """Up to ``limit`` pairs of live records sharing a blocking key (a key held by
-        more than ``max_block`` records is skipped, as in resolution), drawn at random;
-        and how many such pairs there are (what the sample stands for)."""
+        more than ``max_block`` records is skipped, as in resolution), drawn at random
+        (with a ``seed``, the same draw every time); and how many such pairs there are
+        (what the sample stands for)."""
         rows = await conn.fetch(
-            """
+            f"""
             WITH block AS (
                 SELECT key FROM record_keys GROUP BY key HAVING count(*) BETWEEN 2 AND $1
             ), pairs AS (
@@ -210,8 +216,8 @@ class ResolutionStore:
                 WHERE (a.council_code, a.local_id) < (b.council_code, b.local_id)
             )
             SELECT ca, la, cb, lb, count(*) OVER () AS every
-            FROM pairs ORDER BY random() LIMIT $2
-            """, max_block, limit)
+            FROM pairs ORDER BY {seeded_order('$3', 'ca', 'la', 'cb', 'lb')} LIMIT $2
+            """, max_block, limit, seed)
         every = int(rows[0]["every"]) if rows else 0
         return [((r["ca"], r["la"]), (r["cb"], r["lb"])) for r in rows], every
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 import synthetic
@@ -30,7 +31,7 @@ def exported(node: str, env: dict[str, str], out: Path) -> dict[str, dict[str, s
     return {r["source_ref"]: r for r in csv.DictReader(out.read_text().splitlines())}
 
 
-@pytest.mark.timeout(300)  # seven commands, each its own process
+@pytest.mark.timeout(300)  # nine commands, each its own process
 async def test_bulk_load_trains_a_model_that_decides_and_is_named(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     env = dict(os.environ) | {
@@ -85,6 +86,18 @@ async def test_bulk_load_trains_a_model_that_decides_and_is_named(
     listed_json = json.loads(run([node, "model", "list", "--json"], env).stdout)
     assert listed_json[0]["version"] == version
     assert "parameters" in listed_json[1]
+
+    # the same seed, from the same model, on the same rows: the same sample, the same model
+    conn = await asyncpg.connect(env["LOCAL_NODE__DATABASE__URL"])
+    try:
+        await conn.execute("DELETE FROM match_models WHERE version = $1",
+                           listed_json[1]["version"])
+    finally:
+        await conn.close()
+    run([node, "model", "train", "--seed", "7"], env)
+    redone = json.loads(run([node, "model", "list", "--json"], env).stdout)[1]
+    assert ({**redone["parameters"], "version": ""}
+            == {**listed_json[1]["parameters"], "version": ""})
 
 
 async def test_a_bulk_load_with_no_train_prints_the_command(

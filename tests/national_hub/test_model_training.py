@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,8 @@ import aiohttp
 import pytest
 
 from national_hub.handlers import appkeys as k
+from national_hub.services.model_training import ModelTrainer
+from national_hub.storage.resolution import ResolutionStore
 from protocol.matching import DEFAULT_MODEL
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
@@ -147,3 +150,34 @@ async def test_training_refuses_an_empty_hub(make_database: DatabaseFactory,
     assert run(env, "db", "upgrade").returncode == 0
     done = run(env, "model", "train")
     assert done.returncode == 1 and "too_few_records" in done.stderr
+
+
+async def test_the_same_seed_draws_the_same_sample_and_trains_the_same_model(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """``model train --seed N`` twice on the same records: the same records and
+    candidate pairs drawn, in an order fixed by the seed and each row's key (not by
+    where PostgreSQL keeps the rows), and so the same model; another seed draws others."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        await send_population(hub, tmp_path / "feeds")
+        store = ResolutionStore()
+        async with hub.pool.acquire() as conn:
+            drawn = [(r["council_code"], r["local_id"])
+                     for r in await store.random_identities(conn, 100, seed=7)]
+            again = [(r["council_code"], r["local_id"])
+                     for r in await store.random_identities(conn, 100, seed=7)]
+            other = [(r["council_code"], r["local_id"])
+                     for r in await store.random_identities(conn, 100, seed=8)]
+            every = [(r[0], r[1]) for r in await conn.fetch(
+                "SELECT council_code, local_id FROM records WHERE record IS NOT NULL")]
+            pairs, total = await store.random_candidate_pairs(conn, 200, 50, seed=7)
+            assert (pairs, total) == await store.random_candidate_pairs(conn, 200, 50, seed=7)
+            assert pairs != (await store.random_candidate_pairs(conn, 200, 50, seed=8))[0]
+        assert drawn == again != other and len(drawn) == 100
+        assert drawn == sorted(every, key=lambda rk: hashlib.md5(
+            f"7:{rk[0]}:{rk[1]}".encode()).hexdigest())[:100]
+
+        trainer = ModelTrainer(hub.pool)
+        first = await trainer.train(seed=7, random_pairs=20_000, candidate_pairs=5_000)
+        await hub.fetchval("DELETE FROM match_models")  # the second starts from the same model
+        second = await trainer.train(seed=7, random_pairs=20_000, candidate_pairs=5_000)
+        assert ({**first.parameters, "version": ""} == {**second.parameters, "version": ""})
