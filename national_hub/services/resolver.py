@@ -36,7 +36,7 @@ from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol.errors import NotFoundError
 from protocol.matching import blocking_keys
-from server_common.tasks import run_every
+from server_common.tasks import run_every, run_once
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +134,24 @@ class Resolver:
         last found work, returns if told to, else looks again after
         ``resolver.interval``. ``until`` is asked before the look, so a caller that
         knows the load is over (it returns true once the last batch is in) gets every
-        record resolved. Returns how many records this call resolved."""
+        record resolved. A chunk that fails is tried again after ``resolver.interval``
+        under ``run_once``'s policy (a restarted database, a deadlock): a load of hours
+        must not stop at one error, and only a look that found the queue empty ends
+        it. Returns how many records this call resolved."""
         total = 0
         last_work = time.monotonic()
+        resolved: list[int] = []  # what the last look resolved; empty if it failed
+
+        async def chunk() -> None:
+            resolved.append(await self.resolve_chunk(wait=True, bulk=bulk) or 0)
+
         while True:
             finished = until(time.monotonic() - last_work)
-            done = await self.resolve_chunk(wait=True, bulk=bulk)
-            if done:
-                total += done
+            resolved.clear()
+            if await run_once("resolution", chunk) and resolved[0]:
+                total += resolved[0]
                 last_work = time.monotonic()
-            elif finished:
+            elif resolved and finished:
                 return total
             else:
                 await asyncio.sleep(self.config.interval)

@@ -308,3 +308,27 @@ async def test_following_an_initial_load_resolves_each_council_while_the_next_ar
         started = time.monotonic()  # nothing queued: back after the idle time asked for
         assert await resolver.follow(lambda idle: idle >= 0.3) == 0
         assert time.monotonic() - started >= 0.3
+
+
+async def test_a_follower_outlasts_a_failed_chunk(make_database: DatabaseFactory,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database dropping the follower's connection mid-load is logged and the chunk
+    tried again; told the load is over, it still returns only once the queue is empty."""
+    population = generate(tmp_path / "feeds", per_council=40, seed=7)
+    async with running_hub(await make_database(), tmp_path, resolver={
+            **PAUSED, "interval": "0.05s"}) as hub:
+        await send_batches(hub, population.records, batch=60)
+        resolver = hub.server.app[k.RESOLVER]
+        real, calls = resolver.resolve_chunk, []
+
+        async def dropped_once(**kwargs: bool) -> int | None:
+            calls.append(kwargs)
+            if len(calls) == 1:
+                raise ConnectionResetError("connection reset by peer")
+            return await real(**kwargs)
+
+        monkeypatch.setattr(resolver, "resolve_chunk", dropped_once)
+        assert await resolver.follow(lambda _: True, bulk=True) == len(population.person)
+        assert len(calls) > 2  # the failure, a chunk per council, the empty look
+        assert await hub.fetchval("SELECT count(*) FROM resolution_queue") == 0
