@@ -112,6 +112,10 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int,
             received_seconds = time.perf_counter() - started
             await resolver.drain(bulk=True)  # what the follower has not reached yet
             intake_seconds = time.perf_counter() - started
+            if follower is not None and follower.poll() is not None:
+                # it cannot have idled out: a figure without it would be a serial one
+                raise RuntimeError(f"links drain --until-idle exited early "
+                                   f"(exit status {follower.returncode})")
         finally:
             if follower is not None:
                 follower.terminate()
