@@ -119,6 +119,7 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
                        "--public-key", str(pub)], hub_env).stdout
     port = free_port()
     hub = hub_process(hub_env["NATIONAL_HUB__DATABASE__URL"], port, tmp_path).start()
+    follower: subprocess.Popen[str] | None = None
     try:
         wait_ready(f"http://127.0.0.1:{port}")
         node_env["LOCAL_NODE__HUB__URL"] = f"http://127.0.0.1:{port}"
@@ -165,3 +166,6 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
         assert refused.returncode != 0 and "key_revoked" in refused.stderr
     finally:
         hub.kill()
+        if follower is not None and follower.poll() is None:  # a failed step left it
+            follower.kill()
+            follower.wait()

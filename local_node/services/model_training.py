@@ -33,6 +33,7 @@ from local_node.storage.children import ChildStore
 from local_node.storage.models import ModelStore, StoredModel
 from protocol.errors import ConflictError, ErrorCode
 from protocol.matching import DEFAULT_MODEL, IdentityFields, Model
+from protocol.matching.blocking import memberships, pairs_within
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk import random_pairs as draw_random_pairs
 from protocol.matching.bulk_score import PairScores, decision_counts
@@ -77,13 +78,9 @@ def candidate_pairs(keys: list[frozenset[str]], limit: int,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
     """Pairs of rows sharing a key held by 2..TRAINING_BLOCK_LIMIT rows, at most
     ``limit`` drawn at random; and whether that is every such pair."""
-    blocks: dict[str, list[int]] = {}
-    for i, ks in enumerate(keys):
-        for key in ks:
-            blocks.setdefault(key, []).append(i)
-    pairs = {(x, y) for block in blocks.values() if 2 <= len(block) <= TRAINING_BLOCK_LIMIT
-             for n, x in enumerate(block) for y in block[n + 1:]}
-    every = np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+    earlier, later = pairs_within(*memberships(keys), TRAINING_BLOCK_LIMIT)
+    order = np.lexsort((later, earlier))  # by row, then partner: the order drawn from
+    every = np.stack([earlier[order], later[order]], axis=1).reshape(-1, 2)
     everything = len(every) <= limit
     if not everything:
         every = every[rng.choice(len(every), size=limit, replace=False)]

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from national_hub.storage.resolution import NewReview, RecordKey
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
-from protocol.matching.blocking import pairs_across, pairs_within
+from protocol.matching.blocking import memberships, pairs_across, pairs_within
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import DECISIONS, score_columns
 
@@ -123,17 +123,12 @@ def candidate_pairs(g: Gathered, max_block: int) -> CandidatePairs:
     records = [(council, c.local_id) for c in g.candidates] + list(g.others)
     column = {rk: i for i, rk in enumerate(records)}
     key_ids: dict[str, int] = {}
-    blocks, members = [], []
-    for i, c in enumerate(g.candidates):
-        for key in g.keys[c.local_id]:
-            blocks.append(key_ids.setdefault(key, len(key_ids)))
-            members.append(i)
+    cand_blocks, cand = memberships((g.keys[c.local_id] for c in g.candidates), key_ids)
     other_blocks, others = [], []
     for key, holders in g.by_key.items():
         if key in key_ids:
             other_blocks += [key_ids[key]] * len(holders)
             others += [column[rk] for rk in holders]
-    cand_blocks, cand = np.array(blocks, dtype=np.int64), np.array(members, dtype=np.int64)
     across_left, across_right = pairs_across(cand_blocks, cand,
                                              np.array(other_blocks, dtype=np.int64),
                                              np.array(others, dtype=np.int64))
@@ -141,9 +136,8 @@ def candidate_pairs(g: Gathered, max_block: int) -> CandidatePairs:
     extra_left, extra_right = [], []
     for pair in g.linked:
         for me, rk in (tuple(pair), tuple(pair)[::-1]):
-            at, partner = column.get(me, n), column.get(rk)
-            if at < n and me[0] == council and partner is not None and (
-                    partner >= n or partner < at):
+            at, partner = column.get(me, n), column.get(rk)  # at < n: a chunk record
+            if at < n and partner is not None and (partner >= n or partner < at):
                 extra_left.append(at)
                 extra_right.append(partner)
     left = np.concatenate([across_left, later, np.array(extra_left, dtype=np.int64)])

@@ -44,7 +44,7 @@ born 2015" alone would pair thousands of records with each other.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 import numpy as np
@@ -56,8 +56,8 @@ from protocol.matching.names import given_name_keys, name_parts, normalise_name,
 _CACHE = 1 << 18  # one entry per distinct family name, postcode or date of birth
 Ints = npt.NDArray[np.int64]
 
-__all__ = ["blocking_keys", "candidate_pairs", "dob_variants", "family_codes", "pairs_across",
-           "pairs_within"]
+__all__ = ["blocking_keys", "candidate_pairs", "dob_variants", "family_codes", "memberships",
+           "pairs_across", "pairs_within"]
 
 
 def dob_variants(dob: date) -> tuple[date, ...]:
@@ -138,15 +138,24 @@ def candidate_pairs(records: Sequence[IdentityFields], *,
     For work in memory (a feed, a test); the hub does the same in SQL. A key shared
     by more than ``max_block_size`` records is skipped rather than paired out.
     """
-    ids: dict[str, int] = {}
+    blocks, members = memberships(blocking_keys(record) for record in records)
+    earlier, later = pairs_within(blocks, members, max_block_size)
+    return set(zip(earlier.tolist(), later.tolist(), strict=True))
+
+
+def memberships(key_sets: Iterable[Iterable[str]],
+                ids: dict[str, int] | None = None) -> tuple[Ints, Ints]:
+    """``(blocks, members)`` for :func:`pairs_within` and :func:`pairs_across`: member i
+    (the i-th key set) holds block ``ids[key]`` for each of its keys. ``ids`` numbers the
+    keys, a new key the next number; pass the same dict to number another side's keys
+    alike."""
+    ids = {} if ids is None else ids
     blocks, members = [], []
-    for i, record in enumerate(records):
-        for key in blocking_keys(record):
+    for i, keys in enumerate(key_sets):
+        for key in keys:
             blocks.append(ids.setdefault(key, len(ids)))
             members.append(i)
-    earlier, later = pairs_within(np.array(blocks, dtype=np.int64),
-                                  np.array(members, dtype=np.int64), max_block_size)
-    return set(zip(earlier.tolist(), later.tolist(), strict=True))
+    return np.array(blocks, dtype=np.int64), np.array(members, dtype=np.int64)
 
 
 def _expand(starts: Ints, counts: Ints) -> Ints:
@@ -161,8 +170,9 @@ def _unique(first: Ints, second: Ints) -> tuple[Ints, Ints]:
     """The distinct pairs, ordered by ``first`` then ``second``."""
     if not len(first):
         return first, second
-    codes = np.unique(first * (int(second.max()) + 1) + second)
-    return codes // (int(second.max()) + 1), codes % (int(second.max()) + 1)
+    base = int(second.max()) + 1
+    codes = np.unique(first * base + second)
+    return codes // base, codes % base
 
 
 def pairs_within(blocks: Ints, members: Ints,
