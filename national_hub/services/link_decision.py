@@ -9,7 +9,8 @@ it returns. Nothing here does I/O or reads a clock; new national ids come from t
   earlier record of the same chunk sharing one (a key the chunk alone holds more
   than ``max_block`` times is skipped), or a partner a person linked it to — is scored
   in bulk (:func:`protocol.matching.bulk_score.score_columns`), with the model of one
-  council or the model across councils;
+  council or the model across councils, unless it cannot reach review whatever its
+  other fields hold (:func:`~protocol.matching.bulk_score.ceilings`);
 * **link**: the record joins the oldest national child among its links whose holders
   a person did not separate from it; other strongly matching children go to review;
 * **review**: the pair is queued; the record keeps its own child;
@@ -33,7 +34,7 @@ from national_hub.storage.resolution import NewReview, RecordKey
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
 from protocol.matching.blocking import memberships, pairs_across, pairs_within
 from protocol.matching.bulk import Columns
-from protocol.matching.bulk_score import DECISIONS, score_columns
+from protocol.matching.bulk_score import DECISIONS, score_columns, worth_scoring
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,14 @@ class CandidatePairs:
     right: npt.NDArray[np.int64]
     starts: npt.NDArray[np.int64]
     records: list[RecordKey]
+    linked: npt.NDArray[np.bool_]     # pair k is one a person linked
+
+    def only(self, keep: npt.NDArray[np.bool_]) -> CandidatePairs:
+        """The pairs ``keep`` marks, in the same order."""
+        left = self.left[keep]
+        return CandidatePairs(left, self.right[keep],
+                              np.searchsorted(left, np.arange(len(self.starts))),
+                              self.records, self.linked[keep])
 
 
 def candidate_pairs(g: Gathered, max_block: int) -> CandidatePairs:
@@ -143,16 +152,22 @@ def candidate_pairs(g: Gathered, max_block: int) -> CandidatePairs:
     left = np.concatenate([across_left, later, np.array(extra_left, dtype=np.int64)])
     right = np.concatenate([across_right, earlier, np.array(extra_right, dtype=np.int64)])
     codes = left * len(records) + right
-    apart = [column[x] * len(records) + column[y] for pair in g.separated
-             for x, y in (tuple(pair), tuple(pair)[::-1]) if x in column and y in column]
+
+    def coded(pairs: frozenset[frozenset[RecordKey]]) -> npt.NDArray[np.int64]:
+        return np.array([column[x] * len(records) + column[y] for pair in pairs
+                         for x, y in (tuple(pair), tuple(pair)[::-1])
+                         if x in column and y in column], dtype=np.int64)
+
     # a linked partner already met through a key is scored once
     first = np.sort(np.unique(codes, return_index=True)[1])
     left, right = left[first], right[first]
-    keep = ~np.isin(codes[first], np.array(apart, dtype=np.int64))
-    left, right = left[keep], right[keep]
+    codes = codes[first]
+    keep = ~np.isin(codes, coded(g.separated))
+    left, right, codes = left[keep], right[keep], codes[keep]
     order = np.argsort(left, kind="stable")
     left, right = left[order], right[order]
-    return CandidatePairs(left, right, np.searchsorted(left, np.arange(n + 1)), records)
+    return CandidatePairs(left, right, np.searchsorted(left, np.arange(n + 1)), records,
+                          np.isin(codes[order], coded(g.linked)))
 
 
 def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies | None,
@@ -163,9 +178,13 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     other_fields = [g.others[rk].fields for rk in pairs.records[n:]]
     columns = Columns.of([c.fields for c in g.candidates] + other_fields)
     elsewhere = np.array([rk[0] != council for rk in pairs.records], dtype=np.int64)
-    scores = score_columns(columns, pairs.left, pairs.right, [model, across],
-                           elsewhere[pairs.right], tf)
     models = (model, across)
+    # Most pairs cannot reach review whatever they hold (ceilings): they decide NEW and
+    # are not scored; a pair a person linked is, as it links unless a rule vetoes it.
+    pairs = pairs.only(worth_scoring(columns, pairs.left, pairs.right, models,
+                                     elsewhere[pairs.right], tf) | pairs.linked)
+    scores = score_columns(columns, pairs.left, pairs.right, models,
+                           elsewhere[pairs.right], tf)
 
     separated = _partners_of(g.separated)
     holders = {nid: set(rks) for nid, rks in g.holders.items()}
@@ -185,7 +204,7 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     # costs more than the decision it carries
     decisions, vetoes = scores.decision.tolist(), scores.veto.tolist()
     chosen_model, totals = scores.model.tolist(), scores.totals.tolist()
-    right, starts = pairs.right.tolist(), pairs.starts.tolist()
+    right, starts, linked = pairs.right.tolist(), pairs.starts.tolist(), pairs.linked.tolist()
     for i, c in enumerate(g.candidates):
         me: RecordKey = (council, c.local_id)
         apart = set(separated.get(me, ()))
@@ -195,8 +214,7 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             rk = pairs.records[right[k]]
             nid = g.others[rk].national_id if right[k] >= n else assigned[rk[1]]
             decision = DECISIONS[decisions[k]]
-            if (decision is not Decision.LINK and vetoes[k] == 0
-                    and frozenset((me, rk)) in g.linked):
+            if decision is not Decision.LINK and vetoes[k] == 0 and linked[k]:
                 decision = Decision.LINK
             if decision is Decision.LINK:
                 links.append((rk, nid, k))

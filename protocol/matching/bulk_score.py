@@ -31,7 +31,15 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz.distance import OSA, JaroWinkler
 
-from protocol.matching.bulk import Columns, Ints, _distance, _ordered, _similarity, compare_columns
+from protocol.matching.bulk import (
+    FIELD_LEVELS,
+    Columns,
+    Ints,
+    _distance,
+    _ordered,
+    _similarity,
+    compare_columns,
+)
 from protocol.matching.compare import (
     COMPARISONS,
     FIELDS,
@@ -54,7 +62,8 @@ from protocol.matching.scoring import (
     Thresholds,
 )
 
-__all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "decision_counts", "score_columns"]
+__all__ = ["CAPS", "DECISIONS", "VETOES", "PairScores", "ceilings", "decision_counts",
+           "score_columns", "worth_scoring"]
 
 Floats = npt.NDArray[np.float64]
 VETOES = (None, "nhs_number_differs", "upn_differs", "twins")
@@ -117,6 +126,19 @@ def _record_adjustments(c: Columns, tf: TermFrequencies, name: str) -> Floats:
             seen[value] = tf.adjustment(name, value)
         out[i] = seen[value]
     return out
+
+
+def _tf_adjustments(c: Columns, tf: TermFrequencies, name: str, models: Sequence[Model],
+                    which: Ints, a: Ints) -> Floats:
+    """The term-frequency adjustment of pairs exact on field ``name`` whose first records
+    are ``a``, scored by ``models[which]``: the first record's value's, plus how
+    concentrated the field's values are, within the model's limit."""
+    limit = np.array([m.tf_max_adjustment for m in models])[which]
+    exact = COMPARISONS[_I[name]].levels(_EXACT[name]).name
+    concentration = np.array([tf.concentration(name, m.fields[name][exact][1])
+                              for m in models])[which]
+    raw = _record_adjustments(c, tf, name)[a] + concentration
+    return np.asarray(np.clip(raw, -limit, limit), dtype=np.float64)
 
 
 def _given_close(c: Columns, a: Ints, b: Ints) -> npt.NDArray[np.bool_]:
@@ -185,16 +207,10 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
     weights[differ & (weights[:, ad] < 0), ad] = 0.0
     adjustments = np.zeros((n, len(FIELDS)), dtype=np.float64)
     if tf is not None and n:
-        limit = np.array([m.tf_max_adjustment for m in models])[which]
         for name in TF_FIELDS:
             i = _I[name]
             rows = np.flatnonzero(v[:, i] == _EXACT[name])
-            per_record = _record_adjustments(c, tf, name)
-            exact = COMPARISONS[i].levels(_EXACT[name]).name
-            concentration = np.array([tf.concentration(name, m.fields[name][exact][1])
-                                      for m in models])[which]
-            raw = per_record[a[rows]] + concentration[rows]
-            adjustments[rows, i] = np.clip(raw, -limit[rows], limit[rows])
+            adjustments[rows, i] = _tf_adjustments(c, tf, name, models, which[rows], a[rows])
             weights[rows, i] += adjustments[rows, i]
     summed = weights[:, 0].copy() if n else np.zeros(0)
     for f in range(1, len(FIELDS)):  # left to right, as Python's sum() adds them
@@ -211,6 +227,76 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
     decision = np.where(veto > 0, 0, np.where((cap > 0) & (decision == 2), 1, decision))
     return PairScores(v, weights, adjustments, totals, priors, veto, cap,
                       decision.astype(np.int64), tuple(m.thresholds for m in models), which)
+
+
+# The fields whose levels bound a pair's total before anything else is compared (cheap
+# over every pair: numpy, or a string similarity only where the values differ), then the
+# family name (a similarity over nearly every pair the given name's key brings).
+_FIRST_BOUND = ("nhs_number", "upn", "dob", "sex", "given_name", "postcode")
+_THEN_BOUND = ("family_name",)
+# where a field is blank on either side it weighs nothing: known before any comparison
+# (the field -> its column of ``Columns``)
+_BLANK = {"given_name": "given", "other_given_names": "other", "family_name": "family",
+          "postcode": "postcode", "address_line": "address"}
+# a ceiling this far under a threshold is under it whatever order the total is summed in
+_ROUNDING = 1e-9
+
+
+def ceilings(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
+             which: Ints | None = None, tf: TermFrequencies | None = None) -> Floats:
+    """The most each pair's :func:`score_columns` total could be (``-inf`` where an NHS
+    number or UPN vetoes it), computed from the fields that are cheap to compare with
+    every other field at its greatest weight: a pair whose ceiling is under its model's
+    review threshold decides NEW whatever its other fields hold (a hard rule only ever
+    lowers a decision), so it need not be scored. Most pairs a blocking key brings are
+    such: two children sharing a given name in one postcode district."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    n = len(a)
+    which = np.zeros(n, dtype=np.int64) if which is None else np.asarray(which, np.int64)
+    tables = np.stack([_table(m) for m in models])
+    limit = (np.array([m.tf_max_adjustment for m in models]) if tf is not None
+             else np.zeros(len(models)))
+    review = np.array([m.thresholds.review for m in models])[which]
+    most = tables.max(axis=2)  # model x field; >= 0, as a blank field weighs 0
+    for name in TF_FIELDS:
+        most[:, _I[name]] += limit
+    given = {name: getattr(c, attribute) != "" for name, attribute in _BLANK.items()}
+
+    def most_of(name: str, x: Ints, y: Ints, w: Ints) -> Floats:
+        field_most = most[w, _I[name]]
+        if name not in given:
+            return field_most
+        return np.where(given[name][x] & given[name][y], field_most, 0.0)
+
+    ceiling = np.array([m.prior_weight for m in models])[which]
+    for name in FIELDS:
+        ceiling = ceiling + most_of(name, a, b, which)
+    alive = np.arange(n)
+    for stage in (_FIRST_BOUND, _THEN_BOUND):
+        x, y, w = a[alive], b[alive], which[alive]
+        for name in stage:
+            i = _I[name]
+            levels = FIELD_LEVELS[name](c, x, y)
+            weight = tables[w, i, levels + 1]
+            if tf is not None and name in TF_FIELDS:
+                rows = np.flatnonzero(levels == _EXACT[name])
+                weight[rows] += _tf_adjustments(c, tf, name, models, w[rows], x[rows])
+            ceiling[alive] += weight - most_of(name, x, y, w)
+            if name in ("nhs_number", "upn"):
+                ceiling[alive[levels == IdentifierLevel.DISAGREE]] = -np.inf
+        alive = alive[ceiling[alive] >= review[alive] - _ROUNDING]
+    return ceiling
+
+
+def worth_scoring(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
+                  which: Ints | None = None, tf: TermFrequencies | None = None,
+                  ) -> npt.NDArray[np.bool_]:
+    """Pairs whose :func:`ceilings` reach their model's review threshold: the only
+    pairs of these whose decision may be other than NEW."""
+    n = len(a)
+    which = np.zeros(n, dtype=np.int64) if which is None else np.asarray(which, np.int64)
+    review = np.array([m.thresholds.review for m in models])[which]
+    return np.asarray(ceilings(c, a, b, models, which, tf) >= review - _ROUNDING)
 
 
 def decision_counts(scores: PairScores) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from protocol.matching import DEFAULT_MODEL, IdentityFields, TermFrequencies, compare_all, score
 from protocol.matching.bulk import Columns, compare_pairs
-from protocol.matching.bulk_score import score_columns
+from protocol.matching.bulk_score import ceilings, score_columns, worth_scoring
 from tests import strategies
 
 ACROSS = replace(DEFAULT_MODEL, version="across", fields={
@@ -61,6 +61,44 @@ def test_bulk_scores_equal_score(pairs: list[tuple[IdentityFields, IdentityField
             assert expected.level("postcode") == "MISSING"
             assert expected.level("address_line") == "MISSING"
             assert scores.weights[k][5] == scores.weights[k][6] == 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(pair_lists, st.data())
+def test_no_pair_scores_above_its_ceiling(pairs: list[tuple[IdentityFields, IdentityFields]],
+                                          data: st.DataObject) -> None:
+    """A pair left unscored for its ceiling would have decided NEW."""
+    everyone = [r for pair in pairs for r in pair]
+    tf = data.draw(st.sampled_from([None, TermFrequencies.from_records(everyone)]))
+    models = [DEFAULT_MODEL, ACROSS]
+    which = np.array(data.draw(st.lists(st.integers(0, 1), min_size=len(pairs),
+                                        max_size=len(pairs))))
+    columns = Columns.of(everyone)
+    a, b = np.arange(0, 2 * len(pairs), 2), np.arange(1, 2 * len(pairs), 2)
+    scores = score_columns(columns, a, b, models, which, tf)
+    ceiling = ceilings(columns, a, b, models, which, tf)
+    vetoed = np.isin(scores.veto, [1, 2])  # an NHS number or UPN differs
+    assert np.all(ceiling[vetoed] == -np.inf)
+    assert np.all(scores.totals[~vetoed] <= ceiling[~vetoed] + 1e-9)
+    worth = worth_scoring(columns, a, b, models, which, tf)
+    assert np.all(scores.decision[~worth] == 0)
+
+
+def test_ceilings_leave_out_two_children_who_share_a_name_and_district() -> None:
+    amelia = IdentityFields("Amelia", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA",
+                            address_line="12 Church Road")
+    pairs = [
+        (amelia, IdentityFields("Amelia", "Zielinska", date(2011, 9, 2), 2,
+                                postcode="BN1 7QR", address_line="3 Mill Lane")),
+        (replace(amelia, nhs_number="9434765919"), replace(amelia, nhs_number="9434765870")),
+        (amelia, replace(amelia, given_name="Amelai")),                # a typo: scored
+        (amelia, replace(amelia, dob=date(2015, 8, 14))),             # a slipped month
+    ]
+    columns = Columns.of([r for p in pairs for r in p])
+    a, b = np.arange(0, 8, 2), np.arange(1, 8, 2)
+    assert worth_scoring(columns, a, b, [DEFAULT_MODEL]).tolist() == [False, False, True,
+                                                                     True]
+    assert score_columns(columns, a, b, [DEFAULT_MODEL]).decision.tolist()[:2] == [0, 0]
 
 
 def test_named_cases_at_every_rule() -> None:
