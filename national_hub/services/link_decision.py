@@ -23,6 +23,7 @@ rule now vetoes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,7 +68,7 @@ class Gathered:
     linked: frozenset[frozenset[RecordKey]] = frozenset()     # pairs a person linked
     separated: frozenset[frozenset[RecordKey]] = frozenset()  # ... and separated
     open_reviews: Mapping[frozenset[RecordKey], int] = field(default_factory=dict)
-    holders: Mapping[str, frozenset[RecordKey]] = field(default_factory=dict)  # outside
+    holders: Mapping[str, AbstractSet[RecordKey]] = field(default_factory=dict)  # outside
     created: Mapping[str, datetime] = field(default_factory=dict)  # national id -> when
 
 
@@ -187,7 +188,16 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                            elsewhere[pairs.right], tf)
 
     separated = _partners_of(g.separated)
-    holders = {nid: set(rks) for nid, rks in g.holders.items()}
+    joined: dict[str, set[RecordKey]] = {}  # national id -> the chunk's records it took
+
+    def held(nid: str) -> bool:
+        return bool(g.holders.get(nid) or joined.get(nid))
+
+    def held_apart(nid: str, apart: set[RecordKey]) -> bool:
+        """Whether a record a person separated from this one holds ``nid``."""
+        return bool(apart) and bool(apart & g.holders.get(nid, set())
+                                    or apart & joined.get(nid, set()))
+
     new_order: dict[str, int] = {}
     assigned: dict[str, str] = {}
     decided_by: dict[str, str] = {}
@@ -220,7 +230,7 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 links.append((rk, nid, k))
             elif decision is Decision.REVIEW:
                 greys.append((rk, nid, k))
-        targets = {nid for _, nid, _ in links if not holders.get(nid, set()) & apart}
+        targets = {nid for _, nid, _ in links if not held_apart(nid, apart)}
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
@@ -231,14 +241,14 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             decided_by[c.local_id] = models[chosen_model[strongest]].version
             if c.current_id is not None and c.current_id != chosen:
                 joins.append((c.current_id, chosen))
-        elif c.current_id is not None and not holders.get(c.current_id):
+        elif c.current_id is not None and not held(c.current_id):
             chosen = c.current_id
         else:
             chosen = new_id()
             new_order[chosen] = len(new_ids)
             new_ids.append(chosen)
         assigned[c.local_id] = chosen
-        holders.setdefault(chosen, set()).add(me)
+        joined.setdefault(chosen, set()).add(me)
         for rk, nid, j in links + greys:
             if nid != chosen:
                 a, b = pair_of(me, rk)

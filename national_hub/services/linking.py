@@ -317,14 +317,14 @@ class Linker:
         # Who holds each national id apart from this chunk's records (which are moving).
         current = {c.current_id for c in candidates if c.current_id}
         known_ids = sorted({o.national_id for o in others.values()} | current)
-        holders: dict[str, set[RecordKey]] = {nid: set() for nid in known_ids}
+        holders: dict[str, set[RecordKey]] = {}  # an id nobody else holds is absent
         for row in await self.records.holders_of(conn, known_ids):
             rk = (row["council_code"], row["local_id"])
             if rk not in mine:
-                holders[row["national_id"]].add(rk)
+                holders.setdefault(row["national_id"], set()).add(rk)
         return Gathered(council, candidates, keys, others, by_key, frozenset(linked),
                         frozenset(separated), open_rows,
-                        {nid: frozenset(rks) for nid, rks in holders.items()},
+                        holders,
                         await store.created(conn, known_ids))
 
     def batch_model(self, g: Gathered) -> Model:
@@ -359,8 +359,9 @@ class Linker:
         the new national ids and name every id whose holders' status may change."""
         await self.refresh_model(conn, fold=True)
         g = await self.gather(conn, council, candidates, deleted)
-        tf = await self.load_frequencies(conn, [c.fields for c in candidates]
-                                         + [o.fields for o in g.others.values()])
+        # a pair is adjusted by its first record's values, and a chunk's pairs are its
+        # candidates' (link_decision): the others' counts would never be read
+        tf = await self.load_frequencies(conn, [c.fields for c in candidates])
         model = self.batch_model(g)
         decided = decide_links(g, model, across_councils(model), tf, self.max_block,
                                new_national_id)

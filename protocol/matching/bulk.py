@@ -25,7 +25,7 @@ pairs only. The levels equal ``compare_all``'s pair for pair
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,9 @@ class Columns:
     upn: Ints
     nicknames: frozenset[int]  # given_id pairs (i * len(names) + j): j is a formal of i
     names: int
+    # what a caller derives from these records once and asks for again (bulk_score's
+    # term-frequency adjustments per record)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, records: Sequence[IdentityFields]) -> Columns:

@@ -118,13 +118,18 @@ def _table(model: Model) -> Floats:
 
 
 def _record_adjustments(c: Columns, tf: TermFrequencies, name: str) -> Floats:
+    """Each record's adjustment for an exact match on its value of field ``name``: once
+    per ``Columns`` and ``tf`` (a chunk's ceilings and its scores both need it)."""
+    memo = c.memo.get(("tf", name))
+    if memo is not None and memo[0] is tf:
+        return memo[1]
     seen: dict[str | None, float] = {}
-    out = np.empty(len(c.records), dtype=np.float64)
-    for i, record in enumerate(c.records):
+    for record in c.records:
         value = getattr(record, name)
         if value not in seen:
             seen[value] = tf.adjustment(name, value)
-        out[i] = seen[value]
+    out = np.array([seen[getattr(record, name)] for record in c.records], dtype=np.float64)
+    c.memo[("tf", name)] = (tf, out)
     return out
 
 
