@@ -265,13 +265,13 @@ def ceilings(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
     most = tables.max(axis=2)  # model x field; >= 0, as a blank field weighs 0
     for name in TF_FIELDS:
         most[:, _I[name]] += limit
-    given = {name: getattr(c, attribute) != "" for name, attribute in _BLANK.items()}
+    present = {name: getattr(c, attribute) != "" for name, attribute in _BLANK.items()}
 
     def most_of(name: str, x: Ints, y: Ints, w: Ints) -> Floats:
         field_most = most[w, _I[name]]
-        if name not in given:
+        if name not in present:
             return field_most
-        return np.where(given[name][x] & given[name][y], field_most, 0.0)
+        return np.where(present[name][x] & present[name][y], field_most, 0.0)
 
     ceiling = np.array([m.prior_weight for m in models])[which]
     for name in FIELDS:
