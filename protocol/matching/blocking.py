@@ -150,12 +150,12 @@ def memberships(key_sets: Iterable[Iterable[str]],
     keys, a new key the next number; pass the same dict to number another side's keys
     alike."""
     ids = {} if ids is None else ids
-    blocks, members = [], []
-    for i, keys in enumerate(key_sets):
-        for key in keys:
-            blocks.append(ids.setdefault(key, len(ids)))
-            members.append(i)
-    return np.array(blocks, dtype=np.int64), np.array(members, dtype=np.int64)
+    sets = [keys if isinstance(keys, (set, frozenset, list, tuple)) else list(keys)
+            for keys in key_sets]
+    blocks = np.fromiter((ids.setdefault(key, len(ids)) for keys in sets for key in keys),
+                         dtype=np.int64)
+    members = np.repeat(np.arange(len(sets), dtype=np.int64), [len(keys) for keys in sets])
+    return blocks, members
 
 
 def _expand(starts: Ints, counts: Ints) -> Ints:

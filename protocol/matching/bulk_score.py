@@ -117,20 +117,23 @@ def _table(model: Model) -> Floats:
     return table
 
 
-def _record_adjustments(c: Columns, tf: TermFrequencies, name: str) -> Floats:
-    """Each record's adjustment for an exact match on its value of field ``name``: once
-    per ``Columns`` and ``tf`` (a chunk's ceilings and its scores both need it)."""
+def _record_adjustments(c: Columns, tf: TermFrequencies, name: str, records: Ints) -> Floats:
+    """The adjustment of ``records`` for an exact match on their values of field
+    ``name``, each record's worked out once per ``Columns`` and ``tf`` (a chunk's
+    ceilings and its scores both ask, and only of the records that come first in a
+    pair: the chunk's own, not the others read beside them)."""
     memo = c.memo.get(("tf", name))
-    if memo is not None and memo[0] is tf:
-        return memo[1]
-    seen: dict[str | None, float] = {}
-    for record in c.records:
-        value = getattr(record, name)
+    if memo is None or memo[0] is not tf:
+        memo = (tf, np.full(len(c.records), np.nan), {})
+        c.memo[("tf", name)] = memo
+    out: Floats = memo[1]
+    seen: dict[str | None, float] = memo[2]
+    for i in np.unique(records[np.isnan(out[records])]).tolist():
+        value = getattr(c.records[i], name)
         if value not in seen:
             seen[value] = tf.adjustment(name, value)
-    out = np.array([seen[getattr(record, name)] for record in c.records], dtype=np.float64)
-    c.memo[("tf", name)] = (tf, out)
-    return out
+        out[i] = seen[value]
+    return np.asarray(out[records], dtype=np.float64)
 
 
 def _tf_adjustments(c: Columns, tf: TermFrequencies, name: str, models: Sequence[Model],
@@ -142,7 +145,7 @@ def _tf_adjustments(c: Columns, tf: TermFrequencies, name: str, models: Sequence
     exact = COMPARISONS[_I[name]].levels(_EXACT[name]).name
     concentration = np.array([tf.concentration(name, m.fields[name][exact][1])
                               for m in models])[which]
-    raw = _record_adjustments(c, tf, name)[a] + concentration
+    raw = _record_adjustments(c, tf, name, a) + concentration
     return np.asarray(np.clip(raw, -limit, limit), dtype=np.float64)
 
 
