@@ -87,7 +87,7 @@ def _ids(values: Sequence[str]) -> Ints:
 
 @dataclass(frozen=True)
 class Columns:
-    """Records prepared for comparison, one array entry per record ('' for missing)."""
+    """Records prepared for comparison, one array entry per record ('' or 0 for missing)."""
 
     records: tuple[IdentityFields, ...]
     given: Strs

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from protocol.matching import DEFAULT_MODEL, IdentityFields, TermFrequencies, compare_all, score
 from protocol.matching.bulk import Columns, compare_pairs
-from protocol.matching.bulk_score import ceilings, score_columns, worth_scoring
+from protocol.matching.bulk_score import VETOES, ceilings, score_columns, worth_scoring
 from tests import strategies
 
 ACROSS = replace(DEFAULT_MODEL, version="across", fields={
@@ -77,7 +77,8 @@ def test_no_pair_scores_above_its_ceiling(pairs: list[tuple[IdentityFields, Iden
     a, b = np.arange(0, 2 * len(pairs), 2), np.arange(1, 2 * len(pairs), 2)
     scores = score_columns(columns, a, b, models, which, tf)
     ceiling = ceilings(columns, a, b, models, which, tf)
-    vetoed = np.isin(scores.veto, [1, 2])  # an NHS number or UPN differs
+    vetoed = np.isin(scores.veto, [VETOES.index("nhs_number_differs"),
+                                   VETOES.index("upn_differs")])
     assert np.all(ceiling[vetoed] == -np.inf)
     assert np.all(scores.totals[~vetoed] <= ceiling[~vetoed] + 1e-9)
     worth = worth_scoring(columns, a, b, models, which, tf)
