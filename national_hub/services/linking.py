@@ -291,10 +291,9 @@ class Linker:
         others: dict[RecordKey, Other] = {}
         by_key: dict[str, list[RecordKey]] = {}
         all_keys = sorted(set().union(*keys.values())) if keys else []
-        for row in await store.candidates(conn, all_keys, self.max_block):
+        for row in await store.candidates(conn, all_keys, self.max_block, besides=council,
+                                          besides_ids=[lid for _, lid in mine]):
             rk = (row["council_code"], row["local_id"])
-            if rk in mine:
-                continue
             others[rk] = Other(identity_of(row), row["national_id"])
             for k in row["keys"]:
                 by_key.setdefault(k, []).append(rk)

@@ -46,6 +46,32 @@ async def test_candidates_bounded_per_key_and_grouped_by_holder(
         assert crowded == []
 
 
+async def test_a_chunk_s_own_records_are_left_out_but_still_fill_a_key_s_block(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """The records of the chunk asking are not its candidates; they still count
+    towards a key's block limit, as they did when the caller dropped them."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        alike = [record(f"A{i}", nhs=None) for i in range(3)]
+        other = replace(record("B1", nhs=None), given_name="Zofia", postcode="TF1 2AB")
+        body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(r, 1) for r in
+                                                [*alike, other]], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()
+        shared = sorted(blocking_keys(IdentityFields.from_record(alike[0])))
+        store = ResolutionStore()
+        async with hub.pool.acquire() as conn:
+            apart = await store.candidates(conn, shared, 4, besides=ESX, besides_ids=["A0"])
+            full = await store.candidates(conn, shared, 3, besides=ESX, besides_ids=["A0"])
+            elsewhere = await store.candidates(conn, shared, 4, besides="E06000020",
+                                               besides_ids=["A0"])
+        assert [r["local_id"] for r in apart] == ["A1", "A2", "B1"]
+        # B1's keys are held by all four, A0 among them: over a limit of three
+        assert [r["local_id"] for r in full] == ["A1", "A2"]
+        assert [r["local_id"] for r in elsewhere] == ["A0", "A1", "A2", "B1"]
+
+
 async def test_partner_rate_is_measured_on_names_where_no_record_has_an_nhs_number(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """Feeds without NHS numbers (a benchmark's, a council's early loads) still tell the
@@ -102,7 +128,7 @@ async def test_candidate_reads_look_each_holder_up_by_its_key_whatever_the_stati
                                " WHERE h.council_code = r.council_code"
                                " AND h.local_id = r.local_id")
             plan = "\n".join(r[0] for r in await conn.fetch(
-                "EXPLAIN " + CANDIDATES_SQL, asked, 200))
+                "EXPLAIN " + CANDIDATES_SQL, asked, 200, ESX, ["C0000"]))
             found = await ResolutionStore().candidates(conn, asked, 200)
             # a practitioner's search, on the same statistics, reads its hits the same way
             searched = sorted(blocking_keys(IdentityFields.from_record(children[7])))
