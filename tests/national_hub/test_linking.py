@@ -151,3 +151,38 @@ def test_a_trained_prior_shrinks_as_the_hub_grows() -> None:
     assert with_prior(trained, (1_000_000, 0, 0)) is trained   # 2e-7 < the default's 1e-6
     assert with_prior(trained, (100, 0, 0)) is trained         # too few records to say
     assert with_prior(replace(trained, partner_share=5.0), (1_000, 0, 0)).prior == MAX_PRIOR
+
+
+async def test_each_record_s_status_is_what_counting_its_child_s_holders_gives(
+        federation: Federation) -> None:
+    """A chunk refreshes only the children whose status can be other than 'single'; a
+    fresh child held by one new record is left as the write of its id made it. Every
+    status must still be what a full recount gives: linked when two records hold the
+    child, review when a pair of it is open, else single."""
+    hub, esx, wsx = federation
+
+    async def recounted() -> dict[tuple[str, str], str]:
+        async with hub.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT r.council_code, r.local_id, CASE"
+                " WHEN count(*) OVER (PARTITION BY r.national_id) > 1 THEN 'linked'"
+                " WHEN EXISTS (SELECT 1 FROM review_queue q WHERE q.status = 'open' AND"
+                "  ((q.council_a, q.local_id_a) = (r.council_code, r.local_id) OR"
+                "   (q.council_b, q.local_id_b) = (r.council_code, r.local_id)))"
+                " THEN 'review' ELSE 'single' END FROM records r WHERE r.record IS NOT NULL")
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    lily = replace(record("G", nhs=None), given_name="Lily", dob=date(2016, 2, 9))
+    await esx.send(UpsertOp.of(replace(record("S1", nhs=None), given_name="Zofia",
+                                       family_name="Nowak", dob=date(2011, 5, 2)), 1),
+                   UpsertOp.of(record("A1"), 1), UpsertOp.of(record("A2"), 1),
+                   UpsertOp.of(replace(lily, local_id="G1", family_name="Hart"), 1))
+    await wsx.send(UpsertOp.of(replace(lily, local_id="G2", family_name="Oduya",
+                                       postcode="TF1 2AB"), 1),
+                   UpsertOp.of(replace(record("W1", nhs=None), given_name="Theo",
+                                       dob=date(2019, 9, 9), postcode="TF2 9XY"), 1))
+    state = {rk: status for rk, (_, status) in (await links(hub)).items()}
+    assert state == await recounted()
+    assert state[(ESX, "S1")] == state[(WSX, "W1")] == "single"
+    assert state[(ESX, "A1")] == state[(ESX, "A2")] == "linked"
+    assert state[(ESX, "G1")] == state[(WSX, "G2")] == "review"
