@@ -51,10 +51,14 @@ IDENTITY_COLUMNS = (
 # The chunk's own records hold every key it asks for: they still count towards a key's
 # limit, but are dropped before grouping, not grouped and looked up to be dropped by
 # the caller. In a 50,000-record chunk they were two rows in three of the key rows and
-# a third of the lookups (a chunk's read 4.5 -> 3.4-3.8 s). NOT EXISTS, which the
-# planner makes an anti-join (hashed or merged, spilling if it must): `NOT IN` (a
-# hashed subplan) fell back to scanning the list for every row once the list
-# outgrew memory (300,000 ids: not done in minutes, against 4.4 s).
+# a third of the lookups (a chunk's read 4.5 -> 3.4 s). Their ids are hashed once per
+# statement (a hashed subplan), and the planner must not know how many there are:
+# - NOT EXISTS made an anti-join, which in the generic plan a connection keeps after
+#   five runs (every array guessed at ten elements) was redone for every key: a
+#   50,000-record chunk of `links resolve --bulk` ran for hours;
+# - NOT IN over $4 itself, told 300,000 ids, gave up the hash for a scan of the list
+#   per row (not done in minutes). Behind OFFSET 0 the list's length is unknown to
+#   the planner, so the subplan is hashed for any number (300,000: 3.4 s).
 CANDIDATES_SQL = f"""
     WITH held AS (
         SELECT h.council_code, h.local_id, array_agg(h.key) AS keys
@@ -65,8 +69,8 @@ CANDIDATES_SQL = f"""
                   WHERE k.key = w.key LIMIT $2 + 1) b
         ) h
         WHERE h.n <= $2
-          AND NOT EXISTS (SELECT 1 FROM unnest($4::text[]) AS m(local_id)
-                          WHERE h.council_code = $3 AND m.local_id = h.local_id)
+          AND (h.council_code <> $3 OR h.local_id NOT IN (
+                   SELECT unnest(own.ids) FROM (SELECT $4::text[] AS ids OFFSET 0) own))
         GROUP BY h.council_code, h.local_id
     )
     SELECT r.*, held.keys
