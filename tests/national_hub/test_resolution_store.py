@@ -1,5 +1,6 @@
 """The resolver's candidate read: every holder of a key, a key held too often skipped,
-each holder once with the keys it shares, in a stable order."""
+each holder once with the keys it shares, in a stable order, the asking chunk's own
+records left out."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ async def test_candidates_bounded_per_key_and_grouped_by_holder(
         async with hub.pool.acquire() as conn:
             every = await store.candidates(conn, shared, 4)
             crowded = await store.candidates(conn, shared, 2)
+            # a chunk holding A0 asks: A0 is not its candidate, but still fills blocks
+            apart = await store.candidates(conn, shared, 4, besides=ESX, besides_ids=["A0"])
+            full = await store.candidates(conn, shared, 3, besides=ESX, besides_ids=["A0"])
+            elsewhere = await store.candidates(conn, shared, 4, besides="E06000020",
+                                               besides_ids=["A0"])
         # the three alike hold every key; the other record shares only some (family
         # name and date of birth), and no key is held by more than four
         holders = [(r["council_code"], r["local_id"]) for r in every]
@@ -44,28 +50,6 @@ async def test_candidates_bounded_per_key_and_grouped_by_holder(
         # at two holders a key is no evidence: keys the three share are skipped, and
         # with them every candidate (B1's shared keys are held by all four)
         assert crowded == []
-
-
-async def test_a_chunk_s_own_records_are_left_out_but_still_fill_a_key_s_block(
-        make_database: DatabaseFactory, tmp_path: Path) -> None:
-    """The records of the chunk asking are not its candidates; they still count
-    towards a key's block limit, as they did when the caller dropped them."""
-    async with running_hub(await make_database(), tmp_path) as hub:
-        key = keys.generate()
-        await hub.enrol(ESX, keys.public_pem(key.public_key()))
-        alike = [record(f"A{i}", nhs=None) for i in range(3)]
-        other = replace(record("B1", nhs=None), given_name="Zofia", postcode="TF1 2AB")
-        body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(r, 1) for r in
-                                                [*alike, other]], key)
-        assert (await Client(hub, ESX, key).send(body))[0] == 200
-        await hub.resolved()
-        shared = sorted(blocking_keys(IdentityFields.from_record(alike[0])))
-        store = ResolutionStore()
-        async with hub.pool.acquire() as conn:
-            apart = await store.candidates(conn, shared, 4, besides=ESX, besides_ids=["A0"])
-            full = await store.candidates(conn, shared, 3, besides=ESX, besides_ids=["A0"])
-            elsewhere = await store.candidates(conn, shared, 4, besides="E06000020",
-                                               besides_ids=["A0"])
         assert [r["local_id"] for r in apart] == ["A1", "A2", "B1"]
         # B1's keys are held by all four, A0 among them: over a limit of three
         assert [r["local_id"] for r in full] == ["A1", "A2"]
