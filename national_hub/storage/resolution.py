@@ -55,7 +55,7 @@ IDENTITY_COLUMNS = (
 # statement (a hashed subplan), and the planner must not know how many there are:
 # - NOT EXISTS made an anti-join, which in the generic plan a connection keeps after
 #   five runs (every array guessed at ten elements) was redone for every key: a
-#   50,000-record chunk of `links resolve --bulk` ran for hours;
+#   50,000-record chunk of `links resolve --bulk` was still running after 12 minutes;
 # - NOT IN over $4 itself, told 300,000 ids, gave up the hash for a scan of the list
 #   per row (not done in minutes). Behind OFFSET 0 the list's length is unknown to
 #   the planner, so the subplan is hashed for any number (300,000: 3.4 s).
