@@ -7,7 +7,8 @@ model with the prior measured on names as ``ResolutionStore.partner_rate`` does,
 across-councils model for records of two councils, term frequencies of all records)
 and counts, for the true pairs, what decided them: never compared (no shared
 blocking key), vetoed (which rule), capped to review (which rule), scored below the
-link threshold or linked; and, for the false pairs, how many would link.
+link threshold or linked; and, for the false pairs, how many would link. It also
+prints the best recall and F1 the twins rule leaves (:meth:`Analysis.twins_bound`).
 
 It ignores clustering (a pair missed may still be joined through a third record) and
 the nodes' own matching, so its figures are pairs, not the benchmark's; it is for
@@ -85,6 +86,15 @@ class Analysis:
     totals: dict[int, list[int]] = field(default_factory=dict)
     names_only: dict[int, list[int]] = field(default_factory=dict)
     priors: dict[str, float] = field(default_factory=dict)  # measured, estimated, true
+    most_records: int = 2  # the most records one person has in the data set
+
+    def twins_bound(self) -> tuple[float, float]:
+        """(recall, F1) at best while the twins rule holds: every true pair linked but
+        those it vetoes, no false pair. A pair the rule vetoes is never linked, by the
+        model, by a rule or by a person; where a person has three records or more, a
+        third one may still join the two into one child, so only then is it no bound."""
+        recall = 1 - self.outcome["vetoed: twins"] / self.true_pairs
+        return recall, 2 * recall / (1 + recall)
 
 
 def _why(explained: Explanation) -> str:
@@ -130,7 +140,8 @@ def analyse(name: str, *, seed: int = 14, examples: int = 0,
                   public_data.split(dataset.records, COUNCILS, seed).items() for r in rs}
     fields = [identity(r.row) for r in dataset.records]
     compared = candidate_pairs(fields, max_block_size=RESOLUTION_BLOCK_LIMIT)
-    out = Analysis(name, dataset.true_pairs)
+    out = Analysis(name, dataset.true_pairs,
+                   most_records=max(Counter(r.entity for r in dataset.records).values()))
     model = with_prior(DEFAULT_MODEL, name_rate(fields))
     out.priors = {"measured": model.prior,
                   "true": dataset.true_pairs / (len(fields) * (len(fields) - 1) / 2)}
@@ -188,6 +199,12 @@ def lines(a: Analysis) -> Iterator[str]:
            f"in review {a.false_reviews:,}")
     for why, n in a.outcome.most_common():
         yield f"  {why:<40} {n:>6,} {n / a.true_pairs:>7.1%}"
+    if a.outcome["vetoed: twins"]:
+        bound_recall, bound_f1 = a.twins_bound()
+        yield (f"  the twins rule alone holds back {a.outcome['vetoed: twins']:,}: "
+               f"at best R {bound_recall:.4f} F1 {bound_f1:.4f}"
+               + (" (no person has a third record to join them)" if a.most_records <= 2
+                  else f" (not a bound: a person has up to {a.most_records} records)"))
     if a.priors:
         yield "  prior (log2): " + ", ".join(f"{k} {math.log2(v):.2f}"
                                              for k, v in a.priors.items())

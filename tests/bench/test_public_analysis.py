@@ -25,6 +25,18 @@ def test_every_true_pair_is_counted_once_by_what_decided_it() -> None:
         why.split()[0] for why, _ in result.outcome.most_common(2)]
 
 
+def test_it_prints_the_best_the_twins_rule_allows() -> None:
+    """FEBRL's generator replaces given names, so some duplicates look exactly like twins;
+    with one duplicate a person nothing can join them, and recall is bounded."""
+    result = analyse("febrl1")
+    vetoed = result.outcome["vetoed: twins"]
+    recall, f1 = result.twins_bound()
+    assert result.most_records == 2 and recall == 1 - vetoed / 500
+    assert f1 == 2 * recall / (1 + recall) < 0.97  # short of Splink's 0.9701 on FEBRL1
+    assert (f"  the twins rule alone holds back {vetoed}: at best R {recall:.4f} F1 {f1:.4f}"
+            " (no person has a third record to join them)") in list(lines(result))
+
+
 def test_it_runs_by_its_name() -> None:
     done = subprocess.run([sys.executable, "-m", "bench.public_analysis", "--dataset", "febrl1"],
                           capture_output=True, text=True, check=True)
