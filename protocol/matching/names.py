@@ -100,9 +100,12 @@ _CACHE = 1 << 19  # one entry per distinct name: a national hub has hundreds of 
 
 
 def fold(value: str) -> str:
-    """Lower case without accents or apostrophes: ``"O’Brien Zoë"`` → ``"obrien zoe"``."""
+    """Lower case without accents or apostrophes: ``"O’Brien Zoë"`` → ``"obrien zoe"``.
+    Invisible format characters go too, not into a space: a soft hyphen or a zero-width
+    space pasted into "Jo\u00adhn" from another system is still John."""
     text = unicodedata.normalize("NFKD", value.translate(_TRANSLITERATE))
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = "".join(c for c in text if not unicodedata.combining(c)
+                   and unicodedata.category(c) != "Cf").casefold()
     return _APOSTROPHES.sub("", text)
 
 

@@ -30,6 +30,8 @@ def found(record: IdentityFields, **params: str) -> bool:
     {"given_name": "Olivia", "family_name": "Grubb", "dob": "2015-03-07"},  # day digit
     {"given_name": "Olivia", "family_name": "Grubb", "dob": "2015-08-04"},  # month digit
     {"given_name": "Olivia", "family_name": "Grubb", "dob": "2015-04-03"},  # day <-> month
+    {"given_name": "Oli\u00advia", "family_name": "Gr\u200bubb",  # pasted invisibles
+     "dob": "2015-03-04"},
 ])
 def test_the_child_is_found_despite_the_error(params: dict[str, str]) -> None:
     assert found(OLIVIA, **params)

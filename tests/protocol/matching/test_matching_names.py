@@ -39,6 +39,11 @@ from protocol.matching.names import (
     ("", ""),
     (None, ""),
     ("---", ""),
+    # invisible characters pasted in from another system are dropped, not spaced
+    ("Jo\u00adhn", "john"),        # soft hyphen
+    ("A\u200bmelia", "amelia"),    # zero-width space
+    ("\u202eAmelia\u202c", "amelia"),  # right-to-left override and its end
+    ("\ufeffSmith", "smith"),       # a byte-order mark left at a field's start
 ])
 def test_normalise_name(raw: str | None, expected: str) -> None:
     assert normalise_name(raw) == expected
