@@ -90,9 +90,11 @@ class Analysis:
 
     def twins_bound(self) -> tuple[float, float]:
         """(recall, F1) at best while the twins rule holds: every true pair linked but
-        those it vetoes, no false pair. A pair the rule vetoes is never linked, by the
-        model, by a rule or by a person; where a person has three records or more, a
-        third one may still join the two into one child, so only then is it no bound."""
+        those it vetoes, no false pair. A pair the rule vetoes is never linked
+        automatically (only an index team that checks a node's possible twin may merge
+        it, which the benchmark, like Splink, does not count); where a person has three
+        records or more, a third one may still join the two into one child, so only
+        then is it no bound."""
         recall = 1 - self.outcome["vetoed: twins"] / self.true_pairs
         return recall, 2 * recall / (1 + recall)
 
