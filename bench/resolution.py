@@ -74,10 +74,15 @@ def _row(name: str, q: Quality, seconds: float, memory: float | None) -> str:
                    "goes without where it is not installed).")
 @click.option("--serial", is_flag=True,
               help="Drain only after the last batch, not beside the load from its start.")
+@click.option("--plan-cache-mode", default="auto", show_default=True,
+              type=click.Choice(["auto", "force_generic_plan", "force_custom_plan"]),
+              help="PostgreSQL's plan_cache_mode for the hub's database: "
+                   "force_generic_plan finds a statement whose generic plan is slow.")
 @click.option("--data-dir", default=".data/bench-resolution", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(children: int, councils: int, movers: float, seed: int, batch_size: int,
-         splink_u_pairs: float, with_splink: bool, serial: bool, data_dir: Path) -> None:
+         splink_u_pairs: float, with_splink: bool, serial: bool, plan_cache_mode: str,
+         data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -98,10 +103,11 @@ def main(children: int, councils: int, movers: float, seed: int, batch_size: int
 
     base = embedded_pg.start(data_dir / "pg")
     url = asyncio.run(embedded_pg.ensure_database(base, "bench_resolution"))
-    ours = _in_own_process(resolution_hub.run, url, records_csv, batch_size, seed, serial)
+    ours = _in_own_process(resolution_hub.run, url, records_csv, batch_size, seed, serial,
+                           plan_cache_mode)
     drain = "after the last batch" if serial else "beside the load (links drain --until-idle)"
-    click.echo(f"signpost: {ours['batches']} batches applied in "
-               f"{ours['received_seconds']:.1f} s, resolved in bulk {drain} by "
+    click.echo(f"signpost (plan_cache_mode {ours['plan_cache_mode']}): {ours['batches']} batches "
+               f"applied in {ours['received_seconds']:.1f} s, resolved in bulk {drain} by "
                f"{ours['intake_seconds']:.1f} s; model {ours['model_version']} trained in "
                f"{ours['train_seconds']:.1f} s; re-resolved in {ours['resolve_seconds']:.1f} s")
     splink = (_in_own_process(resolution_splink.run, records_csv, splink_u_pairs, seed)

@@ -85,10 +85,16 @@ async def _national_ids(pool: asyncpg.Pool) -> dict[str, str]:
 
 
 async def _run(url: str, records_csv: Path, batch_size: int, seed: int,
-               serial: bool) -> dict[str, Any]:
+               serial: bool, plan_cache_mode: str) -> dict[str, Any]:
     conn = await asyncpg.connect(url)
     try:
         await database.upgrade(conn, PACKAGE)
+        # Every connection opened from here on (the drain's too) plans this way:
+        # force_generic_plan shows what a statement costs once a connection has
+        # switched to the plan it keeps after five runs (docs/scaling.md).
+        await conn.execute(await conn.fetchval(
+            "SELECT format('ALTER DATABASE %I SET plan_cache_mode = %L',"
+            " current_database(), $1::text)", plan_cache_mode))
     finally:
         await conn.close()
     by_council = _records(records_csv)
@@ -133,12 +139,14 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int,
         async with pool.acquire() as conn:
             open_reviews = int(await conn.fetchval(
                 "SELECT count(*) FROM review_queue WHERE status = 'open'"))
+            planned = str(await conn.fetchval("SHOW plan_cache_mode"))
     return {
         "records": sum(len(r) for r in by_council.values()), "batches": len(bodies),
         "intake_seconds": intake_seconds, "received_seconds": received_seconds,
         "train_seconds": train_seconds,
         "resolve_seconds": resolve_seconds, "model_version": stored.version,
         "model_summary": stored.summary, "open_reviews": open_reviews,
+        "plan_cache_mode": planned,  # as the hub's connections were planning
         "after_intake": after_intake, "after_training": after_training,
         # this process's or the follower's, whichever was larger
         "peak_rss_mib": max(resource.getrusage(who).ru_maxrss for who in (
@@ -157,6 +165,6 @@ def _follow(url: str) -> subprocess.Popen[bytes]:
 
 
 def run(url: str, records_csv: Path, batch_size: int, seed: int,
-        serial: bool = False) -> dict[str, Any]:
+        serial: bool = False, plan_cache_mode: str = "auto") -> dict[str, Any]:
     """In a process of its own, so its peak memory is its own."""
-    return asyncio.run(_run(url, records_csv, batch_size, seed, serial))
+    return asyncio.run(_run(url, records_csv, batch_size, seed, serial, plan_cache_mode))

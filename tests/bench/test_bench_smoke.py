@@ -83,6 +83,24 @@ def test_resolution_prints_precision_and_recall(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_resolution_decides_the_same_under_generic_plans(tmp_path: Path) -> None:
+    """``--plan-cache-mode force_generic_plan``: every connection of the hub's database
+    plans each statement as a connection does after five runs of it. The links must not
+    depend on the plan."""
+    args = ("bench.resolution", "--children", "300", "--councils", "2", "--batch-size", "200",
+            "--no-splink", "--serial")  # drained after the load: chunks do not race it
+    rows = {}
+    for mode in ("auto", "force_generic_plan"):
+        out = _bench(*args, "--plan-cache-mode", mode, "--data-dir", str(tmp_path / mode))
+        assert f"signpost (plan_cache_mode {mode}):" in out, out
+        rows[mode] = [line[:len(line) - 20] for line in out.splitlines()
+                      if line.startswith("signpost: ")]  # figures, not seconds
+        assert len(rows[mode]) == 2, out
+    assert rows["auto"] == rows["force_generic_plan"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_search_prints_latency_and_rate(tmp_path: Path) -> None:
     args = ("--children", "500", "--clients", "2", "--hubs", "1", "--seconds", "2",
             "--warmup", "0.5", "--data-dir", str(tmp_path / "d"))
