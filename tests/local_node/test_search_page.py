@@ -69,7 +69,7 @@ async def test_the_node_search_page_speaks_plainly(
                                         **{"dob-day": "14/03/2015"}, purpose="s17")
             assert status == 200 and "1 child found" in page
             assert "What match strength means" in page and "Strong (" in page
-            assert "Isabella Okonkwo-Reilly" in page and "ISABELLA" not in page
+            assert "<bdi>Isabella Okonkwo-Reilly</bdi>" in page and "ISABELLA" not in page
             local_id = re.search(r'data-local-id="(L\d+)"', page)
             assert local_id is not None
         seen = [(e.to_dict()["action"], e.to_dict()["purpose"])

@@ -128,3 +128,5 @@ async def test_the_search_page_speaks_plainly(
         status, page, _ = await post(fed, "/", "pat", {
             "given_name": "Maya", "dob-day": "2", "dob-month": "5", "dob-year": "2013", **S47})
         assert status == 200 and "Maya O&#39;Neill-Patel" in page and "MAYA" not in page
+        # the name is isolated: a right-to-left name cannot reorder the row around it
+        assert "<bdi>Maya O&#39;Neill-Patel</bdi>" in page
