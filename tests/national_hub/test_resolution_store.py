@@ -14,8 +14,8 @@ from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from protocol.matching import IdentityFields, blocking_keys
 from tests.conftest import DatabaseFactory
-from tests.hub_harness import Hub, running_hub
-from tests.national_hub.helpers import Client, batch_bytes, record
+from tests.hub_harness import running_hub
+from tests.national_hub.helpers import Client, batch_bytes, generic_plan, record
 
 ESX = "E10000011"
 
@@ -84,20 +84,6 @@ async def test_partner_rate_is_measured_on_names_where_no_record_has_an_nhs_numb
             assert await store.partner_rate(conn) == (7, 2, 2)
 
 
-async def generic_candidates_plan(hub: Hub) -> str:
-    """The plan PostgreSQL keeps for the candidate read once a connection has run it
-    five times: made without the values, each array guessed at ten elements."""
-    async with hub.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        await conn.execute("PREPARE candidates_plan(text[], int, text, text[]) AS "
-                           + CANDIDATES_SQL)
-        try:
-            return "\n".join(r[0] for r in await conn.fetch(
-                "EXPLAIN EXECUTE candidates_plan('{k}', 200, 'E1', '{l}')"))
-        finally:
-            await conn.execute("DEALLOCATE candidates_plan")
-
-
 async def test_candidate_reads_look_each_holder_up_by_its_key_whatever_the_statistics_say(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """While a council's first load is resolved, the planner's statistics still say no
@@ -137,7 +123,8 @@ async def test_candidate_reads_look_each_holder_up_by_its_key_whatever_the_stati
         # once, whatever their number: an anti-join planned for the ten ids a generic
         # plan assumes was redone for every key (a 50,000-record chunk: over 12 minutes)
         assert "hashed SubPlan" in plan, plan
-        assert "hashed SubPlan" in await generic_candidates_plan(hub)
+        assert "hashed SubPlan" in await generic_plan(
+            hub, "text[], int, text, text[]", CANDIDATES_SQL, "'{k}', 200, 'E1', '{l}'")
         assert "Seq Scan on records" not in plan, plan
         assert {r["local_id"] for r in found} >= {r.local_id for r in children[:300]}
         walk = "Index Cond: (national_id IS NOT NULL)"  # every resolved record
