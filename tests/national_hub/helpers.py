@@ -53,16 +53,3 @@ class Client:
 def error_code(body: bytes) -> str:
     return str(json.loads(body)["error"]["code"])
 
-
-async def generic_plan(hub: Hub, types: str, sql: str, args: str) -> str:
-    """The plan PostgreSQL keeps for ``sql`` once a connection has run it five times:
-    made without the values, each array guessed at ten elements. ``types`` are its
-    parameters' types and ``args`` literal values for them, as SQL."""
-    async with hub.pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        await conn.execute(f"PREPARE generic_plan({types}) AS {sql}")
-        try:
-            return "\n".join(r[0] for r in await conn.fetch(
-                f"EXPLAIN EXECUTE generic_plan({args})"))
-        finally:
-            await conn.execute("DEALLOCATE generic_plan")

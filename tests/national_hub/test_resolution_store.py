@@ -15,7 +15,8 @@ from protocol.batch import GENESIS, UpsertOp
 from protocol.matching import IdentityFields, blocking_keys
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
-from tests.national_hub.helpers import Client, batch_bytes, generic_plan, record
+from tests.national_hub.helpers import Client, batch_bytes, record
+from tests.plans import generic_plan
 
 ESX = "E10000011"
 
@@ -123,8 +124,9 @@ async def test_candidate_reads_look_each_holder_up_by_its_key_whatever_the_stati
         # once, whatever their number: an anti-join planned for the ten ids a generic
         # plan assumes was redone for every key (a 50,000-record chunk: over 12 minutes)
         assert "hashed SubPlan" in plan, plan
-        assert "hashed SubPlan" in await generic_plan(
-            hub, "text[], int, text, text[]", CANDIDATES_SQL, "'{k}', 200, 'E1', '{l}'")
+        async with hub.pool.acquire() as conn:
+            assert "hashed SubPlan" in await generic_plan(
+                conn, "text[], int, text, text[]", CANDIDATES_SQL, "'{k}', 200, 'E1', '{l}'")
         assert "Seq Scan on records" not in plan, plan
         assert {r["local_id"] for r in found} >= {r.local_id for r in children[:300]}
         walk = "Index Cond: (national_id IS NOT NULL)"  # every resolved record
