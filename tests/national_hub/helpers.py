@@ -52,4 +52,3 @@ class Client:
 
 def error_code(body: bytes) -> str:
     return str(json.loads(body)["error"]["code"])
-
