@@ -9,15 +9,22 @@ Wiring (in ``create_app``, after the ``cleanup_ctx`` that opens the pool)::
 
 Three allowances a minute (``[rate_limits]``):
 
-1. **Per address, before anything else.** Every request but the probes counts against
-   its client's address (``server_common.web.client_address``: the peer, or what a
-   configured trusted proxy says; an IPv6 client's whole /64), whatever its path and
-   before its credentials are looked at. An attacker's wrong passwords, bad tokens,
-   unsigned or forged node requests and invented council codes all spend that one
-   allowance; once it is spent they are refused without being checked.
-2. **Per user**, once a request proves who it is (session or bearer token): the request
-   is given back to its address and counted against the user instead, so the staff of
-   an office that share one address are not limited as one caller.
+1. **Per address, for whoever does not prove who they are.** A request that does not
+   carry a valid token or session counts against its client's address
+   (``server_common.web.client_address``: the peer, or what a configured trusted proxy
+   says; an IPv6 client's whole /64), whatever its path, and before any password or
+   node signature is checked: :func:`user_limit_middleware` counts it after the
+   principal is resolved and before the handler runs. A request refused earlier (a
+   bearer token that is unknown, a session's bad CSRF token, a route it may not use) is
+   counted on its way out, and answered 429 instead if that spent the allowance. An
+   attacker's wrong passwords, bad tokens, unsigned or forged node requests and invented
+   council codes all spend that one allowance; once a process has refused an address,
+   it refuses every request from it until the minute ends without looking at anything
+   (:attr:`RateLimiter.spent`, in memory).
+2. **Per user**, once a request proves who it is (session or bearer token): counted
+   against the user only, wherever they connect from, so the staff of an office that
+   share one address are not limited as one caller. One write a request: the address
+   is not counted first and given back.
 3. **Per council**, once a node request's signature verifies (:func:`count_node`,
    called by the hub's node-protocol handlers): given back to the address, counted
    against the council.
@@ -32,8 +39,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
@@ -50,8 +58,10 @@ log = logging.getLogger(__name__)
 EXEMPT = frozenset({"/healthz", "/readyz"})
 _PURGE_EVERY = 60.0
 
-# The address's count of this request, until it is moved to a user or council.
+# The address's count of this request, until it is moved to a council.
 _COUNTED = web.RequestKey("rate_limit_counted", Hit)
+# Set once the request has been counted (or was exempt from counting) somewhere.
+_SETTLED = web.RequestKey("rate_limit_settled", bool)
 # Set on the first refusal of a known caller in a minute: that one is audited.
 AUDIT_RATE_LIMITED = web.RequestKey("rate_limit_audited", bool)
 
@@ -70,11 +80,11 @@ def address_bucket(address: str) -> str:
     return str(ip)
 
 
-def _refusal(hit: Hit, allowed: int) -> RateLimitedError:
-    kind, who = hit.key.split(":", 1)
+def _refusal(key: str, allowed: int, remaining: float) -> RateLimitedError:
+    kind, who = key.split(":", 1)
     return RateLimitedError(
-        f"more than {allowed} requests a minute from {kind} {who}: "
-        f"wait {hit.remaining:.0f} s", retry_after=max(1, round(hit.remaining)))
+        f"more than {allowed} requests a minute from {kind} {who}: wait {remaining:.0f} s",
+        retry_after=max(1, round(remaining)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,30 +92,62 @@ class RateLimiter:
     pool: asyncpg.Pool
     config: RateLimitConfig
     store: RateLimitStore
+    # Callers this process has refused: when (time.monotonic) their minute ends, and
+    # their allowance. Refused again without a token, session, password or signature
+    # being looked at, and without a write. Emptied of ended minutes by the purge task.
+    spent: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def refuse_if_spent(self, key: str) -> None:
+        """Refuse ``key`` at once if this process has already refused it this minute."""
+        found = self.spent.get(key)
+        if found is not None:
+            until, allowed = found
+            remaining = until - time.monotonic()
+            if remaining > 0:
+                raise _refusal(key, allowed, remaining)
+            del self.spent[key]
+
+    def forget_ended(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (until, _) in self.spent.items() if until <= now]:
+            del self.spent[key]
+
+    def _refuse(self, hit: Hit, allowed: int) -> RateLimitedError:
+        self.spent[hit.key] = (time.monotonic() + hit.remaining, allowed)
+        return _refusal(hit.key, allowed, hit.remaining)
 
     async def admit(self, request: web.Request) -> None:
-        """Before authentication: count the request against its address."""
+        """Count a request that has not proved who it is against its address."""
+        request[_SETTLED] = True
         allowed = self.config.per_address
         if allowed == 0:
             return
         async with self.pool.acquire() as conn:
-            hit = await self.store.hit(conn, f"address:{address_bucket(client_address(request))}")
+            hit = await self.store.hit(conn, address_key(request))
         request[_COUNTED] = hit
         if hit.hits > allowed:
-            raise _refusal(hit, allowed)
+            raise self._refuse(hit, allowed)
 
     async def charge(self, request: web.Request, key: str, allowed: int) -> None:
-        """The request proved who it is (``key``): count it there, not at its address."""
+        """The request proved who it is (``key``): count it there, and give it back to
+        its address if it was counted there first (a node's request)."""
+        request[_SETTLED] = True
         counted = request.pop(_COUNTED, None)
         if counted is None and allowed == 0:
             return
+        if allowed and counted is None:  # a node's request is given back to its address
+            self.refuse_if_spent(key)
         async with self.pool.acquire() as conn:
             hit = (await self.store.hit(conn, key) if counted is None
                    else await self.store.move(conn, counted, key))
         if allowed and hit.hits > allowed:
             if hit.hits == allowed + 1:
                 request[AUDIT_RATE_LIMITED] = True
-            raise _refusal(hit, allowed)
+            raise self._refuse(hit, allowed)
+
+
+def address_key(request: web.Request) -> str:
+    return f"address:{address_bucket(client_address(request))}"
 
 
 LIMITER = web.AppKey("rate_limiter", RateLimiter)
@@ -114,20 +156,36 @@ LIMITER = web.AppKey("rate_limiter", RateLimiter)
 @web.middleware
 async def address_limit_middleware(request: web.Request,
                                    handler: Handler) -> web.StreamResponse:
-    """Before ``accounts_middleware``: the per-address allowance."""
+    """Before ``accounts_middleware``: refuse an address this process has refused this
+    minute, unchecked; count a request refused before :func:`user_limit_middleware`
+    could count it (a bad bearer token, a bad CSRF token, a route it may not use)."""
     limiter = request.app.get(LIMITER)
-    if limiter is not None and request.path not in EXEMPT:
+    if limiter is None or request.path in EXEMPT:
+        return await handler(request)
+    if limiter.config.per_address:
+        limiter.refuse_if_spent(address_key(request))
+    try:
+        response = await handler(request)
+    except Exception:
+        if not request.get(_SETTLED):
+            await limiter.admit(request)  # over the allowance: 429 instead
+        raise
+    if not request.get(_SETTLED):
         await limiter.admit(request)
-    return await handler(request)
+    return response
 
 
 @web.middleware
 async def user_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """After ``accounts_middleware``: a signed-in user's own allowance."""
+    """After ``accounts_middleware`` and access, before the handler: a signed-in user's
+    own allowance, or else the address's, before any password or signature is checked."""
     limiter = request.app.get(LIMITER)
-    who = request.get(PRINCIPAL)
-    if limiter is not None and who is not None:
-        await limiter.charge(request, f"user:{who.user}", limiter.config.per_user)
+    if limiter is not None and request.path not in EXEMPT:
+        who = request.get(PRINCIPAL)
+        if who is not None:
+            await limiter.charge(request, f"user:{who.user}", limiter.config.per_user)
+        else:
+            await limiter.admit(request)
     return await handler(request)
 
 
@@ -147,6 +205,7 @@ def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
         limiter = RateLimiter(app[pool_key], config, RateLimitStore())
         app[LIMITER] = limiter
         async def purge() -> None:
+            limiter.forget_ended()
             async with limiter.pool.acquire() as conn:
                 await limiter.store.purge(conn)
 

@@ -9,6 +9,7 @@ import contextlib
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 from aiohttp.test_utils import TestServer
 
 from national_hub.app import create_app
@@ -62,3 +63,37 @@ async def test_limits_are_shared_by_replicas_and_per_caller(make_database: Datab
         # probes are never limited
         for _ in range(10):
             assert (await status_of(replicas[0] + "/healthz"))[0] == 200
+
+
+async def counts(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {r["key"].split(":", 1)[0]: r["hits"]
+                for r in await conn.fetch("SELECT key, hits FROM rate_limit_hits")}
+    finally:
+        await conn.close()
+
+
+async def test_one_write_a_request_and_none_once_refused(make_database: DatabaseFactory,
+                                                         tmp_path: Path) -> None:
+    url = await make_database()
+    async with running_hub(url, tmp_path, rate_limits=LIMITS) as hub:
+        amy = await hub.as_role(Role.PRACTITIONER)
+        async with hub.pool.acquire() as conn:
+            await conn.execute("DELETE FROM rate_limit_hits")
+        for _ in range(3):
+            assert (await status_of(hub.url + "/v1/me", amy))[0] == 200
+        # a signed-in user is counted as themselves only: their address is not counted
+        # and given back (a second write, and a row every request of an office touches)
+        assert await counts(url) == {"user": 3}
+
+        # once refused, the user is refused from memory: no more writes
+        for expected in (200, 200, 429, 429, 429):
+            assert (await status_of(hub.url + "/v1/me", amy))[0] == expected
+        assert await counts(url) == {"user": 6}
+        # ... and so is an address over its allowance, whatever it sends after
+        for expected in (401, 401, 401, 401, 429, 429, 429):
+            assert (await status_of(hub.url + "/v1/me"))[0] == expected
+        assert await counts(url) == {"user": 6, "address": 5}
+        assert (await status_of(hub.url + "/v1/me", await hub.operator()))[0] == 429
+        assert await counts(url) == {"user": 6, "address": 5}
