@@ -21,6 +21,7 @@ import asyncpg
 import click
 
 import synthetic
+from bench.db import plan_cache_mode_option, reported_plan_cache_mode, set_plan_cache_mode
 from bench.publish import COUNCIL, _local_matching_quality, upgraded_database
 from local_node.app import PACKAGE as NODE_PACKAGE
 from local_node.app import ingest_service
@@ -39,14 +40,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / _TICKS
 
 
-async def _ingest(base: str, feeds: Path) -> tuple[list[str], dict[tuple[str, str], str], int,
-                                                   str]:
+async def _ingest(base: str, feeds: Path, mode: str) -> tuple[
+        list[str], dict[tuple[str, str], str], int, str, str]:
     url = await upgraded_database(base, "bench_ingest", NODE_PACKAGE)
+    await set_plan_cache_mode(url, mode)  # before the pool opens its connections
     pool = await asyncpg.create_pool(url, min_size=2, max_size=2)
     assert pool is not None
     try:
         async with pool.acquire() as a, pool.acquire() as b:
             backends = [a.get_server_pid(), b.get_server_pid()]
+            planned = {await reported_plan_cache_mode(a), await reported_plan_cache_mode(b)}
         service = ingest_service(pool)
         lines = []
         for feed in FEEDS:
@@ -68,7 +71,7 @@ async def _ingest(base: str, feeds: Path) -> tuple[list[str], dict[tuple[str, st
                                       " ORDER BY id"):
                 outbox.update(f"{r['local_id']} {r['version']} {r['op']} {r['digest']}\n"
                               .encode())
-        return lines, placed, reviews, outbox.hexdigest()
+        return lines, placed, reviews, outbox.hexdigest(), ", ".join(sorted(planned))
     finally:
         await pool.close()
 
@@ -76,9 +79,10 @@ async def _ingest(base: str, feeds: Path) -> tuple[list[str], dict[tuple[str, st
 @click.command()
 @click.option("--children", default=50_000, show_default=True)
 @click.option("--seed", default=10, show_default=True)
+@plan_cache_mode_option("the node's database")
 @click.option("--data-dir", default=".data/bench-ingest", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
-def main(children: int, seed: int, data_dir: Path) -> None:
+def main(children: int, seed: int, plan_cache_mode: str, data_dir: Path) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -86,9 +90,10 @@ def main(children: int, seed: int, data_dir: Path) -> None:
     population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
     synthetic.write_feeds(population, data_dir / "feeds")
     del population
-    lines, placed, reviews, outbox = asyncio.run(_ingest(base, data_dir / "feeds" / COUNCIL))
+    lines, placed, reviews, outbox, planned = asyncio.run(
+        _ingest(base, data_dir / "feeds" / COUNCIL, plan_cache_mode))
     click.echo(f"== local ingest, one council of {children:,} children "
-               "(target ≥ 5,000 rows/s per feed)")
+               f"(target ≥ 5,000 rows/s per feed; plan_cache_mode {planned})")
     click.echo("\n".join(lines))
     click.echo(_local_matching_quality(data_dir / "feeds" / "truth.csv", placed, reviews))
     click.echo(f"outbox digest {outbox}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import click
 import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import synthetic
+from bench.db import plan_cache_mode_option, reported_plan_cache_mode, set_plan_cache_mode
 from bench.publish import (
     COUNCIL,
     PeakMemory,
@@ -85,6 +88,8 @@ class Intake:
     decode_us: dict[str, float]  # decoder → CPU µs per record, in this process
     hub_cpu: float  # CPU seconds of the hub process, first send → last receipt
     pg_cpu: float  # CPU seconds of the PostgreSQL server's processes, the same span
+    plan_cache_mode: str  # as a connection to the hub's database reports it
+    records_digest: str  # of what the hub holds: the same whatever the plans
 
 
 def process_cpu(pid: int) -> float:
@@ -147,8 +152,25 @@ async def _send_all(url: str, council: str, key: Ed25519PrivateKey,
         return time.perf_counter() - started, applied
 
 
+async def _held(url: str) -> tuple[str, str]:
+    """The plan_cache_mode a connection to the hub's database reports, and a digest of
+    the records and resolution keys the hub holds."""
+    conn = await asyncpg.connect(url)
+    try:
+        digest = hashlib.sha256()
+        for r in await conn.fetch("SELECT local_id, version, digest, batch_seq, shielded"
+                                  " FROM records ORDER BY council_code, local_id"):
+            digest.update(f"{r[0]} {r[1]} {r[2]} {r[3]} {r[4]}\n".encode())
+        for r in await conn.fetch("SELECT local_id, key FROM record_keys"
+                                  " ORDER BY council_code, local_id, key"):
+            digest.update(f"{r[0]} {r[1]!r}\n".encode())
+        return await reported_plan_cache_mode(conn), digest.hexdigest()
+    finally:
+        await conn.close()
+
+
 def intake_alone(base: str, data_dir: Path, children: int, batch_size: int, seed: int,
-                 *, pipeline: int = 2, port: int = 8490) -> Intake:
+                 *, pipeline: int = 2, port: int = 8490, mode: str = "auto") -> Intake:
     """Hub intake alone: prebuilt signed batches posted to a real hub, resolver off."""
     population = synthetic.generate_population([COUNCIL], children, seed, movers_fraction=0)
     records = council_records(population)
@@ -159,6 +181,7 @@ def intake_alone(base: str, data_dir: Path, children: int, batch_size: int, seed
     batches = signed_batches(COUNCIL, key, records, batch_size)
     decode_us = decode_costs(records)
     hub_db = asyncio.run(upgraded_database(base, "bench_hub", HUB_PACKAGE))
+    asyncio.run(set_plan_cache_mode(hub_db, mode))  # before the hub connects
     hub_key_file = data_dir / "hub" / "hub_key.pem"
     env = dict(os.environ) | {
         "NATIONAL_HUB__DATABASE__URL": hub_db,
@@ -186,12 +209,14 @@ def intake_alone(base: str, data_dir: Path, children: int, batch_size: int, seed
     finally:
         hub.terminate()
         hub.wait(timeout=30)
+    planned, digest = asyncio.run(_held(hub_db))
     return Intake(len(records), len(batches), applied, seconds, hub_mem.peak, decode_us,
-                  hub_cpu, pg_cpu)
+                  hub_cpu, pg_cpu, planned, digest)
 
 
 def report(i: Intake, batch_size: int) -> None:
-    click.echo("\n== hub intake alone (target ≥ 20,000 records/s)")
+    click.echo(f"\n== hub intake alone (target ≥ 20,000 records/s; plan_cache_mode "
+               f"{i.plan_cache_mode})")
     click.echo(f"records applied      {i.applied:,} of {i.records:,} in {i.batches} "
                f"batches of ≤{batch_size}")
     click.echo(f"hub intake           {i.applied / i.seconds:,.0f} records/s "
@@ -204,6 +229,7 @@ def report(i: Intake, batch_size: int) -> None:
     click.echo("record decoding      " + ", ".join(
         f"{name} {us:.1f} µs" for name, us in i.decode_us.items())
         + " CPU a record (this process)")
+    click.echo(f"records digest       {i.records_digest}")
 
 
 @click.command(help=__doc__)
@@ -214,12 +240,15 @@ def report(i: Intake, batch_size: int) -> None:
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--port", default=8490, show_default=True,
               help="The hub's port (another run on this machine may hold the default).")
-def main(children: int, batch_size: int, seed: int, data_dir: Path, port: int) -> None:
+@plan_cache_mode_option("the hub's database")
+def main(children: int, batch_size: int, seed: int, data_dir: Path, port: int,
+         plan_cache_mode: str) -> None:
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     base = embedded_pg.start(data_dir / "pg")
-    report(intake_alone(base, data_dir, children, batch_size, seed, port=port), batch_size)
+    report(intake_alone(base, data_dir, children, batch_size, seed, port=port,
+                        mode=plan_cache_mode), batch_size)
 
 
 if __name__ == "__main__":

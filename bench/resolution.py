@@ -34,6 +34,7 @@ import click
 
 import synthetic
 from bench import resolution_hub, resolution_splink
+from bench.db import plan_cache_mode_option
 from bench.resolution_data import (
     Quality,
     pairwise_quality,
@@ -74,10 +75,7 @@ def _row(name: str, q: Quality, seconds: float, memory: float | None) -> str:
                    "goes without where it is not installed).")
 @click.option("--serial", is_flag=True,
               help="Drain only after the last batch, not beside the load from its start.")
-@click.option("--plan-cache-mode", default="auto", show_default=True,
-              type=click.Choice(["auto", "force_generic_plan", "force_custom_plan"]),
-              help="PostgreSQL's plan_cache_mode for the hub's database: "
-                   "force_generic_plan finds a statement whose generic plan is slow.")
+@plan_cache_mode_option("the hub's database")
 @click.option("--data-dir", default=".data/bench-resolution", show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 def main(children: int, councils: int, movers: float, seed: int, batch_size: int,

@@ -32,6 +32,7 @@ from typing import Any
 import asyncpg
 from tqdm import tqdm
 
+from bench.db import reported_plan_cache_mode, set_plan_cache_mode
 from national_hub.app import PACKAGE
 from national_hub.services.batch_intake import BatchIntake
 from national_hub.services.councils import CouncilService
@@ -89,14 +90,9 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int,
     conn = await asyncpg.connect(url)
     try:
         await database.upgrade(conn, PACKAGE)
-        # Every connection opened from here on (the drain's too) plans this way:
-        # force_generic_plan shows what a statement costs once a connection has
-        # switched to the plan it keeps after five runs (docs/scaling.md).
-        await conn.execute(await conn.fetchval(
-            "SELECT format('ALTER DATABASE %I SET plan_cache_mode = %L',"
-            " current_database(), $1::text)", plan_cache_mode))
     finally:
         await conn.close()
+    await set_plan_cache_mode(url, plan_cache_mode)  # every connection from here on
     by_council = _records(records_csv)
     async with asyncpg.create_pool(url, min_size=1, max_size=4) as pool:
         councils = CouncilService(pool, CouncilStore(), HeartbeatStore())
@@ -139,7 +135,7 @@ async def _run(url: str, records_csv: Path, batch_size: int, seed: int,
         async with pool.acquire() as conn:
             open_reviews = int(await conn.fetchval(
                 "SELECT count(*) FROM review_queue WHERE status = 'open'"))
-            planned = str(await conn.fetchval("SHOW plan_cache_mode"))
+            planned = await reported_plan_cache_mode(conn)
     return {
         "records": sum(len(r) for r in by_council.values()), "batches": len(bodies),
         "intake_seconds": intake_seconds, "received_seconds": received_seconds,

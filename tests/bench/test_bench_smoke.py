@@ -101,6 +101,42 @@ def test_resolution_decides_the_same_under_generic_plans(tmp_path: Path) -> None
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_ingest_loads_the_same_under_generic_plans(tmp_path: Path) -> None:
+    """``bench.ingest --plan-cache-mode force_generic_plan``: the node's connections plan
+    each statement as after five runs of it. What the load leaves to publish (the
+    outbox) must not depend on the plan."""
+    digests = {}
+    for mode in ("auto", "force_generic_plan"):
+        out = _bench("bench.ingest", "--children", "300", "--plan-cache-mode", mode,
+                     "--data-dir", str(tmp_path / mode))
+        assert f"plan_cache_mode {mode})" in out, out
+        digest = re.search(r"^outbox digest ([0-9a-f]{64})$", out, re.MULTILINE)
+        assert digest, out
+        digests[mode] = digest[1]
+    assert digests["auto"] == digests["force_generic_plan"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_intake_holds_the_same_under_generic_plans(tmp_path: Path) -> None:
+    """``bench.intake --plan-cache-mode force_generic_plan``: the hub's connections plan
+    each statement as after five runs of it (more than five batches, so each intake
+    statement runs more than five times). What the hub holds must not depend on it."""
+    digests = {}
+    for mode in ("auto", "force_generic_plan"):
+        out = _bench("bench.intake", "--children", "300", "--batch-size", "40",
+                     "--plan-cache-mode", mode, "--data-dir", str(tmp_path / mode))
+        assert f"plan_cache_mode {mode})" in out, out
+        applied = re.search(r"records applied\s+([\d,]+) of ([\d,]+) in (\d+) batches", out)
+        assert applied and applied[1] == applied[2] and int(applied[3]) > 5, out
+        digest = re.search(r"^records digest\s+([0-9a-f]{64})$", out, re.MULTILINE)
+        assert digest, out
+        digests[mode] = digest[1]
+    assert digests["auto"] == digests["force_generic_plan"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_search_prints_latency_and_rate(tmp_path: Path) -> None:
     args = ("--children", "500", "--clients", "2", "--hubs", "1", "--seconds", "2",
             "--warmup", "0.5", "--data-dir", str(tmp_path / "d"))
