@@ -37,7 +37,9 @@ from datetime import date
 
 from protocol import identifiers
 from protocol.errors import ValidationError
-from protocol.matching import IdentityFields, blocking_keys, score
+from protocol.matching import IdentityFields, blocking_keys
+from protocol.matching.compare import compare_all, compare_swapped
+from protocol.matching.scoring import explain
 
 QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "upn")
 # Below this total (match weight, bits) a candidate is not shown: it shares a blocking
@@ -171,11 +173,17 @@ def _years_near(year: int, this_year: int) -> tuple[int, ...]:
     return tuple(sorted(y for y in years - {year} if _EARLIEST_YEAR <= y <= this_year))
 
 
-def answer(query: SearchQuery, candidate: IdentityFields) -> Answer | None:
+def answer(query: SearchQuery, candidate: IdentityFields,
+           readings: list[IdentityFields] | None = None) -> Answer | None:
     """Score ``candidate`` against ``query``; None when it must not be shown (a hard
     rule forbids it, e.g. the query's NHS number differs, or it agrees on too little).
-    The best-scoring reading of the query (names as given, or swapped) answers."""
-    results = [score(reading, candidate) for reading in query.readings()]
+    The best-scoring reading of the query (names as given, or swapped) answers.
+    ``readings``: ``query.readings()``, when the caller has them already."""
+    readings = query.readings() if readings is None else readings
+    straight = compare_all(readings[0], candidate)
+    results = [explain(readings[0], candidate, straight)] + [
+        explain(reading, candidate, compare_swapped(reading, candidate, straight))
+        for reading in readings[1:]]
     if results[0].veto is not None:
         # a hard rule on the query as given (an identifier differs, a twin) is never
         # undone by reading the names the other way round

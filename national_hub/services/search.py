@@ -53,9 +53,9 @@ _NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
 # real one holds a handful.
 SEARCH_BLOCK_LIMIT = 100
 # Candidates from which one bulk pass scores a search's records faster than a scoring
-# call per record (measured: about 30 with both readings of a name query; a search
-# finds a median of 2, docs/scaling.md).
-BULK_FROM = 32
+# call per record (measured on a hub of a million children: 64 to 96, where a search
+# finds a median of 27 and one of 2 at 50,000 children; docs/scaling.md).
+BULK_FROM = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +144,9 @@ def answers(query: SearchQuery, candidates: list[IdentityFields], *,
     against every candidate in one pass). Both give the same answers; the bulk pass
     costs a few milliseconds whatever its size (numpy's overhead per call), more than
     scoring the two or three records a search usually finds one by one."""
-    if len(candidates) < bulk_from:
-        return [answer(query, c) for c in candidates]
     readings = query.readings()
+    if len(candidates) < bulk_from:
+        return [answer(query, c, readings) for c in candidates]
     r, n = len(readings), len(candidates)
     if n == 0:
         return []

@@ -50,8 +50,8 @@ __all__ = ["COMPARISONS", "FIELDS", "LEVELS", "AddressLevel", "Comparison", "Dob
            "FamilyNameLevel", "GivenNameLevel", "IdentifierLevel", "IdentityFields",
            "OtherGivenNamesLevel", "PostcodeLevel", "SexLevel", "compare_address",
            "compare_all", "compare_dob", "compare_family_name", "compare_given_name",
-           "compare_nhs_number", "compare_postcode", "compare_sex", "compare_upn",
-           "names_swapped", "normalise_address", "valid_nhs_number", "valid_upn"]
+           "compare_nhs_number", "compare_postcode", "compare_sex", "compare_swapped",
+           "compare_upn", "names_swapped", "normalise_address", "valid_nhs_number", "valid_upn"]
 
 # Per-value caches hold one entry per distinct NHS number, UPN, address or postcode: a
 # hub of a few hundred thousand records must fit, or every comparison recomputes them.
@@ -369,3 +369,11 @@ def compare_all(a: IdentityFields, b: IdentityFields) -> tuple[int, ...]:
         compare_sex(a, b), compare_postcode(a, b), compare_address(a, b),
         compare_nhs_number(a, b), compare_upn(a, b),
     )
+
+
+def compare_swapped(a: IdentityFields, b: IdentityFields,
+                    vector: tuple[int, ...]) -> tuple[int, ...]:
+    """``compare_all(a, b)`` where ``vector`` is ``compare_all`` of ``a`` with its given
+    and family names the other way round: only those two are compared again (a search
+    reads a query both ways, and the other fields, the address most of all, cost more)."""
+    return (compare_given_name(a, b), vector[1], compare_family_name(a, b), *vector[3:])

@@ -76,7 +76,7 @@ from protocol.matching.names import given_names_close
 
 __all__ = [
     "DEFAULT_MODEL", "NAMES_ALONE_LINK", "Decision", "Explanation", "FieldScore", "Model",
-    "TermFrequencies", "Thresholds", "decide", "given_names_agree", "hard_rules",
+    "TermFrequencies", "Thresholds", "decide", "explain", "given_names_agree", "hard_rules",
     "names_alone", "score",
 ]
 
@@ -320,7 +320,13 @@ class Explanation:
 def score(a: IdentityFields, b: IdentityFields, model: Model = DEFAULT_MODEL,
           tf: TermFrequencies | None = None) -> Explanation:
     """Compare two records field by field and explain the result."""
-    vector = compare_all(a, b)
+    return explain(a, b, compare_all(a, b), model, tf)
+
+
+def explain(a: IdentityFields, b: IdentityFields, vector: tuple[int, ...],
+            model: Model = DEFAULT_MODEL, tf: TermFrequencies | None = None) -> Explanation:
+    """:func:`score` of two records already compared (``vector`` is
+    ``compare_all(a, b)``)."""
     weights = [table[level] for table, level in zip(model.weights, vector, strict=True)]
     if vector[_POSTCODE] in _POSTCODES_DIFFER and weights[_ADDRESS] < 0:
         # One move explains both a different postcode and a different address: count it

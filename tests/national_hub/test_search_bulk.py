@@ -34,7 +34,7 @@ def test_bulk_from_many_candidates() -> None:
     candidates = [IdentityFields(given, family, date(2015, month, day), 2)
                   for given in ("Isabella", "Isabel", "Elizabeth", "Okonkwo-Reilly")
                   for family in ("Okonkwo-Reilly", "Okonkwo", "Isabella")
-                  for month, day in ((3, 14), (14 % 12, 3), (3, 15))]
+                  for month, day in ((3, 14), (14 % 12, 3), (3, 15), (4, 13), (3, 13), (1, 4))]
     assert len(candidates) >= BULK_FROM
     found = answers(query, candidates)
     assert found == [answer(query, c) for c in candidates]

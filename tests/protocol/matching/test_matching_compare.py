@@ -29,6 +29,7 @@ from protocol.matching.compare import (
     compare_other_given_names,
     compare_postcode,
     compare_sex,
+    compare_swapped,
     compare_upn,
 )
 from protocol.records import ChildRecord
@@ -232,6 +233,17 @@ def test_from_record() -> None:
     assert fields == IdentityFields("Amelia", "Okafor", date(2015, 3, 14), 2,
                                     former_family_names=("Taylor",), postcode="BN1 1AA",
                                     nhs_number="9434765919")
+
+
+@settings(max_examples=200, deadline=None)
+@given(strategies.identity_pairs())
+def test_a_reading_with_names_swapped_is_compared_as_a_whole_would_be(
+        pair: tuple[IdentityFields, IdentityFields]) -> None:
+    """A search reads its names both ways; the second reading compares only the names
+    again, and must give what comparing every field would."""
+    a, b = pair
+    swapped = replace(a, given_name=a.family_name, family_name=a.given_name)
+    assert compare_swapped(swapped, b, compare_all(a, b)) == compare_all(swapped, b)
 
 
 @settings(max_examples=60, deadline=None)
