@@ -3,7 +3,7 @@ PostgreSQL so that all replicas of a server share them (docs/design.md §9).
 
 - ``config``: the ``[rate_limits]`` section (per address, per user, per council node).
 - ``store``: the counter SQL; ``schema/``: its table, a shared migration track.
-- ``web``: the middlewares (per address for whoever does not prove who they are, per user),
+- ``web``: the middlewares (per address before authentication, per user after it),
   :func:`count_node` for verified node requests, and :func:`install`.
 """
 

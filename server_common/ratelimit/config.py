@@ -9,10 +9,10 @@ from server_common.config import ConfigError
 
 @dataclass(frozen=True, slots=True)
 class RateLimitConfig:
-    """Requests allowed per minute. A request that proves who it is counts against
-    that signed-in user (wherever they connect from) or that council node; any other
-    counts against its client's address, before a password or signature is checked.
-    0 turns a limit off."""
+    """Requests allowed per minute. Every request is held to its client's address's
+    allowance before its credentials are checked; once it proves who it is, it counts
+    against that signed-in user (wherever they connect from) or that council node
+    instead. 0 turns a limit off."""
 
     per_user: int = 600
     per_council: int = 3000  # a node publishing flat out sends a few batches a second

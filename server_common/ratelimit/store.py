@@ -34,6 +34,14 @@ class RateLimitStore:
         across replicas."""
         return _hit(await conn.fetchrow(_COUNT, key))
 
+    async def peek(self, conn: asyncpg.Connection, key: str) -> Hit:
+        """``key``'s requests so far this minute, without counting one (a read)."""
+        return _hit(await conn.fetchrow(
+            "SELECT $1::text AS key, coalesce(h.hits, 0) AS hits, m.start AS window_start,"
+            " extract(epoch FROM m.start + interval '1 minute' - now())::float8 AS remaining"
+            " FROM (SELECT date_trunc('minute', now()) AS start) m"
+            " LEFT JOIN rate_limit_hits h ON h.key = $1 AND h.window_start = m.start", key))
+
     async def move(self, conn: asyncpg.Connection, counted: Hit, key: str) -> Hit:
         """Give back the request ``counted`` counted, and count it against ``key``
         instead: one statement, so a crash between the two cannot lose or double it."""

@@ -9,18 +9,18 @@ Wiring (in ``create_app``, after the ``cleanup_ctx`` that opens the pool)::
 
 Three allowances a minute (``[rate_limits]``):
 
-1. **Per address, for whoever does not prove who they are.** A request that does not
-   carry a valid token or session counts against its client's address
-   (``server_common.web.client_address``: the peer, or what a configured trusted proxy
-   says; an IPv6 client's whole /64), whatever its path, and before any password or
-   node signature is checked: :func:`user_limit_middleware` counts it after the
-   principal is resolved and before the handler runs. A request refused earlier (a
-   bearer token that is unknown, a session's bad CSRF token, a route it may not use) is
-   counted on its way out, and answered 429 instead if that spent the allowance. An
-   attacker's wrong passwords, bad tokens, unsigned or forged node requests and invented
-   council codes all spend that one allowance; once a process has refused an address,
-   it refuses every request from it until the minute ends without looking at anything
-   (:attr:`RateLimiter.spent`, in memory).
+1. **Per address, before credentials are checked.** A request without credentials
+   counts against its client's address (``server_common.web.client_address``: the
+   peer, or what a configured trusted proxy says; an IPv6 client's whole /64),
+   whatever its path, before anything else, so before any password or node signature
+   is checked. A request with a bearer token or a session is first refused if its
+   address has spent its allowance (a read), then counted once its credentials are
+   known: against its user if they prove who it is, else against its address, on its
+   way out if it was refused before the handler (an unknown bearer token, a bad CSRF
+   token, a route it may not use), and answered 429 instead if that spent the
+   allowance. An attacker's wrong passwords, bad tokens, unsigned or forged node
+   requests and invented council codes all spend that one allowance; once it is spent
+   they are refused without being checked.
 2. **Per user**, once a request proves who it is (session or bearer token): counted
    against the user only, wherever they connect from, so the staff of an office that
    share one address are not limited as one caller. One write a request: the address
@@ -39,15 +39,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
 
 from protocol.errors import RateLimitedError
-from server_common.accounts.web import PRINCIPAL
+from server_common.accounts.web import PRINCIPAL, SESSION_COOKIE
 from server_common.ratelimit.config import RateLimitConfig
 from server_common.ratelimit.store import Hit, RateLimitStore
 from server_common.tasks import background, run_every
@@ -80,11 +79,11 @@ def address_bucket(address: str) -> str:
     return str(ip)
 
 
-def _refusal(key: str, allowed: int, remaining: float) -> RateLimitedError:
-    kind, who = key.split(":", 1)
+def _refusal(hit: Hit, allowed: int) -> RateLimitedError:
+    kind, who = hit.key.split(":", 1)
     return RateLimitedError(
-        f"more than {allowed} requests a minute from {kind} {who}: wait {remaining:.0f} s",
-        retry_after=max(1, round(remaining)))
+        f"more than {allowed} requests a minute from {kind} {who}: "
+        f"wait {hit.remaining:.0f} s", retry_after=max(1, round(hit.remaining)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,29 +91,18 @@ class RateLimiter:
     pool: asyncpg.Pool
     config: RateLimitConfig
     store: RateLimitStore
-    # Callers this process has refused: when (time.monotonic) their minute ends, and
-    # their allowance. Refused again without a token, session, password or signature
-    # being looked at, and without a write. Emptied of ended minutes by the purge task.
-    spent: dict[str, tuple[float, int]] = field(default_factory=dict)
 
-    def refuse_if_spent(self, key: str) -> None:
-        """Refuse ``key`` at once if this process has already refused it this minute."""
-        found = self.spent.get(key)
-        if found is not None:
-            until, allowed = found
-            remaining = until - time.monotonic()
-            if remaining > 0:
-                raise _refusal(key, allowed, remaining)
-            del self.spent[key]
-
-    def forget_ended(self) -> None:
-        now = time.monotonic()
-        for key in [k for k, (until, _) in self.spent.items() if until <= now]:
-            del self.spent[key]
-
-    def _refuse(self, hit: Hit, allowed: int) -> RateLimitedError:
-        self.spent[hit.key] = (time.monotonic() + hit.remaining, allowed)
-        return _refusal(hit.key, allowed, hit.remaining)
+    async def refuse_if_spent(self, request: web.Request) -> None:
+        """Before its credentials are looked at: refuse a request whose address has
+        spent its allowance, without counting it (it is counted once its credentials
+        are known: against its user, or else here)."""
+        allowed = self.config.per_address
+        if allowed == 0:
+            return
+        async with self.pool.acquire() as conn:
+            hit = await self.store.peek(conn, address_key(request))
+        if hit.hits >= allowed:  # what counting it would make more than allowed
+            raise _refusal(hit, allowed)
 
     async def admit(self, request: web.Request) -> None:
         """Count a request that has not proved who it is against its address."""
@@ -126,7 +114,7 @@ class RateLimiter:
             hit = await self.store.hit(conn, address_key(request))
         request[_COUNTED] = hit
         if hit.hits > allowed:
-            raise self._refuse(hit, allowed)
+            raise _refusal(hit, allowed)
 
     async def charge(self, request: web.Request, key: str, allowed: int) -> None:
         """The request proved who it is (``key``): count it there, and give it back to
@@ -135,15 +123,13 @@ class RateLimiter:
         counted = request.pop(_COUNTED, None)
         if counted is None and allowed == 0:
             return
-        if allowed and counted is None:  # a node's request is given back to its address
-            self.refuse_if_spent(key)
         async with self.pool.acquire() as conn:
             hit = (await self.store.hit(conn, key) if counted is None
                    else await self.store.move(conn, counted, key))
         if allowed and hit.hits > allowed:
             if hit.hits == allowed + 1:
                 request[AUDIT_RATE_LIMITED] = True
-            raise self._refuse(hit, allowed)
+            raise _refusal(hit, allowed)
 
 
 def address_key(request: web.Request) -> str:
@@ -156,14 +142,18 @@ LIMITER = web.AppKey("rate_limiter", RateLimiter)
 @web.middleware
 async def address_limit_middleware(request: web.Request,
                                    handler: Handler) -> web.StreamResponse:
-    """Before ``accounts_middleware``: refuse an address this process has refused this
-    minute, unchecked; count a request refused before :func:`user_limit_middleware`
-    could count it (a bad bearer token, a bad CSRF token, a route it may not use)."""
+    """Before ``accounts_middleware``: a request without credentials is counted against
+    its address; one with a bearer token or a session is refused if its address has
+    spent its allowance, and counted once its credentials are known (its user's, in
+    :func:`user_limit_middleware`, or its address's, here on the way out if it was
+    refused before: an unknown bearer token, a bad CSRF token, a route it may not use)."""
     limiter = request.app.get(LIMITER)
     if limiter is None or request.path in EXEMPT:
         return await handler(request)
-    if limiter.config.per_address:
-        limiter.refuse_if_spent(address_key(request))
+    if _credentials(request):
+        await limiter.refuse_if_spent(request)
+    else:
+        await limiter.admit(request)
     try:
         response = await handler(request)
     except Exception:
@@ -175,6 +165,13 @@ async def address_limit_middleware(request: web.Request,
     return response
 
 
+def _credentials(request: web.Request) -> bool:
+    """Whether the request offers a bearer token or a session for
+    ``accounts_middleware`` to look up."""
+    return (request.headers.get("Authorization", "")[:7].lower() == "bearer "
+            or SESSION_COOKIE in request.cookies)
+
+
 @web.middleware
 async def user_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """After ``accounts_middleware`` and access, before the handler: a signed-in user's
@@ -184,7 +181,7 @@ async def user_limit_middleware(request: web.Request, handler: Handler) -> web.S
         who = request.get(PRINCIPAL)
         if who is not None:
             await limiter.charge(request, f"user:{who.user}", limiter.config.per_user)
-        else:
+        elif not request.get(_SETTLED):
             await limiter.admit(request)
     return await handler(request)
 
@@ -205,7 +202,6 @@ def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
         limiter = RateLimiter(app[pool_key], config, RateLimitStore())
         app[LIMITER] = limiter
         async def purge() -> None:
-            limiter.forget_ended()
             async with limiter.pool.acquire() as conn:
                 await limiter.store.purge(conn)
 

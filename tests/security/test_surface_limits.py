@@ -1,9 +1,9 @@
-"""Rate limits per client address across path values for whoever does not prove who
-they are (docs/architecture.md "Rate limits"): an outsider's wrong tokens, wrong logins,
-unsigned and forged node requests and invented council codes all spend one allowance,
-and are then refused 429 without being checked. Signed-in users and verified council
-nodes do not spend it: they have their own. Behind a proxy, only a configured trusted
-proxy may say who the client is."""
+"""Rate limits run before authentication and per client address across path values
+(docs/architecture.md "Rate limits"): an outsider's wrong tokens, wrong logins, unsigned and forged
+node requests and invented council codes all spend one allowance, and are then
+refused 429 without being checked. Signed-in users and verified council nodes do not
+spend it: they have their own. Behind a proxy, only a configured trusted proxy may say
+who the client is."""
 
 from __future__ import annotations
 
