@@ -99,21 +99,30 @@ def test_resolution_decides_the_same_under_generic_plans(tmp_path: Path) -> None
     assert rows["auto"] == rows["force_generic_plan"]
 
 
+def _digests_under_each_plan_mode(tmp_path: Path, module: str, args: tuple[str, ...],
+                                  digest: str) -> dict[str, tuple[str, str]]:
+    """Run ``module`` under ``auto`` and ``force_generic_plan``; by mode, the hex digest
+    the ``digest`` regex (its first group) found in the output, and the output."""
+    found = {}
+    for mode in ("auto", "force_generic_plan"):
+        out = _bench(module, *args, "--plan-cache-mode", mode,
+                     "--data-dir", str(tmp_path / mode))
+        assert f"plan_cache_mode {mode})" in out, out
+        match = re.search(digest, out, re.MULTILINE)
+        assert match, out
+        found[mode] = (match[1], out)
+    return found
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ingest_loads_the_same_under_generic_plans(tmp_path: Path) -> None:
     """``bench.ingest --plan-cache-mode force_generic_plan``: the node's connections plan
     each statement as after five runs of it. What the load leaves to publish (the
     outbox) must not depend on the plan."""
-    digests = {}
-    for mode in ("auto", "force_generic_plan"):
-        out = _bench("bench.ingest", "--children", "300", "--plan-cache-mode", mode,
-                     "--data-dir", str(tmp_path / mode))
-        assert f"plan_cache_mode {mode})" in out, out
-        digest = re.search(r"^outbox digest ([0-9a-f]{64})$", out, re.MULTILINE)
-        assert digest, out
-        digests[mode] = digest[1]
-    assert digests["auto"] == digests["force_generic_plan"]
+    runs = _digests_under_each_plan_mode(tmp_path, "bench.ingest", ("--children", "300"),
+                                         r"^outbox digest ([0-9a-f]{64})$")
+    assert runs["auto"][0] == runs["force_generic_plan"][0]
 
 
 @pytest.mark.slow
@@ -122,17 +131,13 @@ def test_intake_holds_the_same_under_generic_plans(tmp_path: Path) -> None:
     """``bench.intake --plan-cache-mode force_generic_plan``: the hub's connections plan
     each statement as after five runs of it (more than five batches, so each intake
     statement runs more than five times). What the hub holds must not depend on it."""
-    digests = {}
-    for mode in ("auto", "force_generic_plan"):
-        out = _bench("bench.intake", "--children", "300", "--batch-size", "40",
-                     "--plan-cache-mode", mode, "--data-dir", str(tmp_path / mode))
-        assert f"plan_cache_mode {mode})" in out, out
+    runs = _digests_under_each_plan_mode(
+        tmp_path, "bench.intake", ("--children", "300", "--batch-size", "40"),
+        r"^records digest\s+([0-9a-f]{64})$")
+    for _, out in runs.values():
         applied = re.search(r"records applied\s+([\d,]+) of ([\d,]+) in (\d+) batches", out)
         assert applied and applied[1] == applied[2] and int(applied[3]) > 5, out
-        digest = re.search(r"^records digest\s+([0-9a-f]{64})$", out, re.MULTILINE)
-        assert digest, out
-        digests[mode] = digest[1]
-    assert digests["auto"] == digests["force_generic_plan"]
+    assert runs["auto"][0] == runs["force_generic_plan"][0]
 
 
 @pytest.mark.slow
