@@ -89,15 +89,27 @@ async def _submitted_csrf(request: web.Request) -> str | None:
     return None
 
 
+def bearer_token(request: web.Request) -> str | None:
+    """The bearer token the request offers (``Authorization: Bearer …``), if any."""
+    authorization = request.headers.get("Authorization", "")
+    return authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+
+
+def offers_credentials(request: web.Request) -> bool:
+    """Whether the request offers a bearer token or a session for
+    :func:`accounts_middleware` to look up."""
+    return bearer_token(request) is not None or SESSION_COOKIE in request.cookies
+
+
 @web.middleware
 async def accounts_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the principal (bearer token or session) and enforce CSRF; see module doc."""
     if ACCOUNTS not in request.app:
         return await handler(request)
     service = request.app[ACCOUNTS]
-    authorization = request.headers.get("Authorization", "")
-    if authorization[:7].lower() == "bearer ":
-        who = await service.principal_for_token(authorization[7:].strip())
+    token = bearer_token(request)
+    if token is not None:
+        who = await service.principal_for_token(token)
         if who is None:
             raise _not_authenticated("the bearer token is unknown, expired or revoked")
         request[PRINCIPAL] = who

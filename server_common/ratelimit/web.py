@@ -46,7 +46,7 @@ import asyncpg
 from aiohttp import web
 
 from protocol.errors import RateLimitedError
-from server_common.accounts.web import PRINCIPAL, SESSION_COOKIE
+from server_common.accounts.web import PRINCIPAL, offers_credentials
 from server_common.ratelimit.config import RateLimitConfig
 from server_common.ratelimit.store import Hit, RateLimitStore
 from server_common.tasks import background, run_every
@@ -150,7 +150,7 @@ async def address_limit_middleware(request: web.Request,
     limiter = request.app.get(LIMITER)
     if limiter is None or request.path in EXEMPT:
         return await handler(request)
-    if _credentials(request):
+    if offers_credentials(request):
         await limiter.refuse_if_spent(request)
     else:
         await limiter.admit(request)
@@ -163,13 +163,6 @@ async def address_limit_middleware(request: web.Request,
     if not request.get(_SETTLED):
         await limiter.admit(request)
     return response
-
-
-def _credentials(request: web.Request) -> bool:
-    """Whether the request offers a bearer token or a session for
-    ``accounts_middleware`` to look up."""
-    return (request.headers.get("Authorization", "")[:7].lower() == "bearer "
-            or SESSION_COOKIE in request.cookies)
 
 
 @web.middleware
