@@ -39,7 +39,7 @@ from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.matching import IdentityFields, blocking_keys
 from protocol.matching.compare import compare_all, compare_swapped
-from protocol.matching.scoring import explain
+from protocol.matching.scoring import score_compared
 
 QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "upn")
 # Below this total (match weight, bits) a candidate is not shown: it shares a blocking
@@ -181,8 +181,8 @@ def answer(query: SearchQuery, candidate: IdentityFields,
     ``readings``: ``query.readings()``, when the caller has them already."""
     readings = query.readings() if readings is None else readings
     straight = compare_all(readings[0], candidate)
-    results = [explain(readings[0], candidate, straight)] + [
-        explain(reading, candidate, compare_swapped(reading, candidate, straight))
+    results = [score_compared(readings[0], candidate, straight)] + [
+        score_compared(reading, candidate, compare_swapped(reading, candidate, straight))
         for reading in readings[1:]]
     if results[0].veto is not None:
         # a hard rule on the query as given (an identifier differs, a twin) is never

@@ -76,8 +76,8 @@ from protocol.matching.names import given_names_close
 
 __all__ = [
     "DEFAULT_MODEL", "NAMES_ALONE_LINK", "Decision", "Explanation", "FieldScore", "Model",
-    "TermFrequencies", "Thresholds", "decide", "explain", "given_names_agree", "hard_rules",
-    "names_alone", "score",
+    "TermFrequencies", "Thresholds", "decide", "given_names_agree", "hard_rules",
+    "names_alone", "score", "score_compared",
 ]
 
 
@@ -320,11 +320,12 @@ class Explanation:
 def score(a: IdentityFields, b: IdentityFields, model: Model = DEFAULT_MODEL,
           tf: TermFrequencies | None = None) -> Explanation:
     """Compare two records field by field and explain the result."""
-    return explain(a, b, compare_all(a, b), model, tf)
+    return score_compared(a, b, compare_all(a, b), model, tf)
 
 
-def explain(a: IdentityFields, b: IdentityFields, vector: tuple[int, ...],
-            model: Model = DEFAULT_MODEL, tf: TermFrequencies | None = None) -> Explanation:
+def score_compared(a: IdentityFields, b: IdentityFields, vector: tuple[int, ...],
+                   model: Model = DEFAULT_MODEL,
+                   tf: TermFrequencies | None = None) -> Explanation:
     """:func:`score` of two records already compared (``vector`` is
     ``compare_all(a, b)``)."""
     weights = [table[level] for table, level in zip(model.weights, vector, strict=True)]
