@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from tqdm import tqdm
 
 from protocol.records import SENSITIVE_SERVICE_TYPES
+from server_common.gc_pause import paused_gc
 from synthetic import noise
 from synthetic.dice import Dice, Weighted
 from synthetic.model import (
@@ -23,7 +24,6 @@ from synthetic.model import (
     Population,
     Presence,
     ServiceInvolvement,
-    paused_gc,
 )
 from synthetic.names import LocalePools, NamePools
 from synthetic.numbers import NumberIssuer

@@ -8,9 +8,7 @@ row carries as ``overrides`` (column → value shown instead of the truth).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
@@ -22,21 +20,6 @@ from synthetic.render import render_row
 FEEDS = ("education", "health", "services")
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building or writing a population.
-
-    At 246,000 children a council holds millions of long-lived objects and the work
-    makes no cyclic garbage; each full collection would rescan them all (over a
-    second per council each time, most of the run time).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 REF_PREFIX = {"education": "ED", "health": "HL", "services": "SV"}
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from synthetic.model import FEEDS, REF_PREFIX, Population, paused_gc
+from server_common.gc_pause import paused_gc
+from synthetic.model import FEEDS, REF_PREFIX, Population
 from synthetic.render import FEED_COLUMNS, TRUTH_COLUMNS, render_row
 
 _CHUNK = 10_000

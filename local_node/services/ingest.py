@@ -48,6 +48,7 @@ from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
 from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, blocking_keys
 from protocol.records import Involvement
+from server_common.gc_pause import paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +203,12 @@ class IngestService:
         report.rows_read = len(parsed.rows) + len(parsed.errors)
         for start in range(0, len(parsed.rows), self.chunk_rows):
             chunk = parsed.rows[start:start + self.chunk_rows]
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self.children.lock_index(conn)
-                await self._ingest_chunk(conn, feed, chunk, report, model)
+            # A chunk's objects are freed by reference counting; the cyclic collector
+            # would rescan every child and row held so far (a quarter of the time).
+            with paused_gc():
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self.children.lock_index(conn)
+                    await self._ingest_chunk(conn, feed, chunk, report, model)
             if progress is not None:
                 progress(len(chunk))
         log.info("feed ingested", extra={k: v for k, v in asdict(report).items()

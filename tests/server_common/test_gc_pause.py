@@ -1,0 +1,99 @@
+"""The cyclic collector paused around bulk work, and always running again after it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from server_common.gc_pause import paused_gc
+
+
+@pytest.fixture(autouse=True)
+def collector_running() -> Iterator[None]:
+    gc.enable()
+    yield
+    gc.enable()
+
+
+def test_the_collector_is_paused_inside_and_runs_again_after() -> None:
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_cyclic_garbage_made_while_paused_is_collected_after() -> None:
+    class Node:
+        other: Node | None = None
+
+    collected: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collected.append(info["collected"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        with paused_gc():
+            for _ in range(100):
+                a, b = Node(), Node()
+                a.other, b.other = b, a
+            del a, b
+            assert collected == []          # nothing collected while paused
+        assert sum(collected) >= 200        # the 100 cycles, freed as the pause ends
+    finally:
+        gc.callbacks.remove(count)
+
+
+def test_nested_pauses_end_with_the_outermost() -> None:
+    with paused_gc():
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_a_failure_inside_still_ends_the_pause() -> None:
+    with pytest.raises(RuntimeError), paused_gc():
+        raise RuntimeError("the chunk failed")
+    assert gc.isenabled()
+
+
+def test_a_collector_disabled_before_stays_disabled() -> None:
+    gc.disable()
+    with paused_gc():
+        pass
+    assert not gc.isenabled()
+
+
+def test_pauses_interleaved_between_tasks_end_with_the_last_one() -> None:
+    """Two asyncio tasks each pause around their own work, ending in the other order
+    from the one they began in: the collector runs again only when both have ended."""
+    first_in, second_in, first_may_end = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    states: list[tuple[str, bool]] = []
+
+    async def first() -> None:
+        with paused_gc():
+            first_in.set()
+            await first_may_end.wait()
+        states.append(("first ended", gc.isenabled()))
+
+    async def second() -> None:
+        await first_in.wait()
+        with paused_gc():
+            second_in.set()
+            await asyncio.sleep(0)
+            first_may_end.set()
+            await asyncio.sleep(0.01)   # the first task ends meanwhile
+            states.append(("second still in", gc.isenabled()))
+        states.append(("second ended", gc.isenabled()))
+
+    async def both() -> None:
+        await asyncio.gather(first(), second())
+
+    asyncio.run(both())
+    assert states == [("first ended", False), ("second still in", False),
+                      ("second ended", True)]
