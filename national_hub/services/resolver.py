@@ -36,6 +36,7 @@ from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol.errors import NotFoundError
 from protocol.matching import blocking_keys
+from server_common.gc_pause import paused_gc
 from server_common.tasks import run_every, run_once
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,14 @@ class Resolver:
         ``bulk_chunk`` entries of one council, not sized by time: the blocks its records
         share are read once for all of them."""
         size = self.config.bulk_chunk if bulk else self.chunk_size
+        # A chunk's pairs, columns and plans are freed by reference counting; the
+        # cyclic collector would rescan every object the chunk holds, over and over.
+        # (Only the commands wait for the lock; a server's loop never does, so its
+        # requests do not run long with the collector paused.)
+        with paused_gc():
+            return await self._resolve_chunk(size, wait=wait, bulk=bulk)
+
+    async def _resolve_chunk(self, size: int, *, wait: bool, bulk: bool) -> int | None:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await self.queue.lock(conn, wait=wait):
                 return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import Counter, defaultdict
 from dataclasses import replace
@@ -332,3 +333,28 @@ async def test_a_follower_outlasts_a_failed_chunk(make_database: DatabaseFactory
         assert await resolver.follow(lambda _: True, bulk=True) == len(population.person)
         assert len(calls) > 2  # the failure, a chunk per council, the empty look
         assert await hub.fetchval("SELECT count(*) FROM resolution_queue") == 0
+
+
+async def test_a_chunk_is_planned_with_the_cyclic_collector_paused(
+        make_database: DatabaseFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk's objects are freed by reference counting; the collector rescanning them
+    was a sixth of a bulk drain. It runs again once the chunk is written, failed or not."""
+    async with running_hub(await make_database(), tmp_path, resolver=PAUSED) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(record("A1"), 1)], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        resolver = hub.server.app[k.RESOLVER]
+        plan, collector_ran = resolver.linker.plan, []
+
+        async def planned(*args: object, **kwargs: object) -> object:
+            collector_ran.append(gc.isenabled())
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(resolver.linker, "plan", planned)
+        with pytest.raises(RuntimeError):
+            await resolver.resolve_chunk()
+        assert collector_ran == [False] and gc.isenabled()
+        monkeypatch.setattr(resolver.linker, "plan", plan)
+        assert await resolver.drain() == 1
+        assert gc.isenabled()
