@@ -6,9 +6,12 @@ an uncertain pair on the review list)."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import pytest
 
 from local_node.app import PACKAGE, ingest_service
 from local_node.services.ingest import child_fields
@@ -69,5 +72,41 @@ async def test_keys_follow_each_child_through_later_loads(make_database: Databas
         assert {c.given_name for c in children} == {"Amelia", "Benjamin", "Cara", "Dev", "Kara"}
         # the misspelt row found Cara by her keys: a person decides whether it is her
         assert pairs == {(refs[("services", "S1")], refs[("health", "H3")])}
+    finally:
+        await pool.close()
+
+
+async def test_each_chunk_is_ingested_with_the_cyclic_collector_paused(
+        make_database: DatabaseFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk's objects are freed by reference counting; the collector rescanning every
+    child and row held so far was a quarter of a load. It runs again after each chunk,
+    a failed one too, and the chunk's rows are still loaded as before."""
+    url = await make_database()
+    await upgrade(url, PACKAGE)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        service = ingest_service(pool)
+        service.chunk_rows = 2  # the three rows in two chunks
+        path = tmp_path / "first.csv"
+        path.write_text(FIRST, encoding="utf-8")
+        ingest_chunk, collector_ran = service._ingest_chunk, []
+
+        async def failing(*args: Any, **kwargs: Any) -> None:
+            collector_ran.append(gc.isenabled())
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(service, "_ingest_chunk", failing)
+        with pytest.raises(RuntimeError):
+            await service.ingest_file("health", path)
+        assert collector_ran == [False] and gc.isenabled()
+
+        async def watched(*args: Any, **kwargs: Any) -> None:
+            collector_ran.append(gc.isenabled())
+            await ingest_chunk(*args, **kwargs)
+
+        monkeypatch.setattr(service, "_ingest_chunk", watched)
+        report = await service.ingest_file("health", path)
+        assert (report.rows_loaded, report.children_created) == (3, 3)
+        assert collector_ran == [False, False, False] and gc.isenabled()
     finally:
         await pool.close()
