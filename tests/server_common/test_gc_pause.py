@@ -97,3 +97,38 @@ def test_pauses_interleaved_between_tasks_end_with_the_last_one() -> None:
     asyncio.run(both())
     assert states == [("first ended", False), ("second still in", False),
                       ("second ended", True)]
+
+
+def test_a_pause_that_outlasts_its_limit_lets_the_collector_run_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """In a server, requests are answered while a resolver chunk runs: a chunk stuck
+    behind a lock must not hold their cyclic garbage for ever."""
+    states: list[bool] = []
+
+    async def stuck() -> None:
+        with paused_gc(limit=0.05):
+            states.append(gc.isenabled())
+            await asyncio.sleep(0.3)          # the limit passes meanwhile
+            states.append(gc.isenabled())
+            with paused_gc():                 # a pause begun now pauses nothing
+                states.append(gc.isenabled())
+        states.append(gc.isenabled())
+        with paused_gc():                     # and the next pause is a pause again
+            states.append(gc.isenabled())
+
+    with caplog.at_level("INFO", logger="server_common.gc_pause"):
+        asyncio.run(stuck())
+    assert states == [False, True, True, True, False]
+    assert gc.isenabled()
+    assert [r.getMessage() for r in caplog.records] == [
+        "cyclic garbage collector resumed: bulk work held it paused"]
+
+
+def test_a_pause_within_its_limit_is_not_cut_short() -> None:
+    async def quick() -> bool:
+        with paused_gc(limit=5):
+            await asyncio.sleep(0.05)
+            return gc.isenabled()
+
+    assert asyncio.run(quick()) is False
+    assert gc.isenabled()
