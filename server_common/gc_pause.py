@@ -3,8 +3,8 @@
 A load builds hundreds of thousands of small objects (parsed rows, children,
 blocking keys, records) that are freed by reference counting, not by the cyclic
 collector. Left running, the collector is triggered every 700 allocations and,
-every so often, rescans every object that has survived so far: a quarter to a
-third of a node's ingest time went there (docs/feeds.md). Paused for one piece
+every so often, rescans every object that has survived so far: a sixth to a
+fifth of a node's ingest CPU went there (docs/feeds.md). Paused for one piece
 of bulk work, with a collection of the youngest generation after it, the work
 costs what it costs and any cyclic garbage it made is still collected.
 
@@ -73,4 +73,4 @@ def _resume(limit: float) -> None:
         gc.enable()
         _was_enabled = False  # running again already: the pause's end restores nothing
         log.info("cyclic garbage collector resumed: bulk work held it paused",
-                    extra={"seconds": limit})
+                 extra={"seconds": limit})

@@ -79,7 +79,7 @@ async def test_keys_follow_each_child_through_later_loads(make_database: Databas
 async def test_each_chunk_is_ingested_with_the_cyclic_collector_paused(
         make_database: DatabaseFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk's objects are freed by reference counting; the collector rescanning every
-    child and row held so far was a quarter of a load. It runs again after each chunk,
+    child and row held so far was a sixth of a load's CPU or more. It runs again after each chunk,
     a failed one too, and the chunk's rows are still loaded as before."""
     url = await make_database()
     await upgrade(url, PACKAGE)

@@ -338,7 +338,8 @@ async def test_a_follower_outlasts_a_failed_chunk(make_database: DatabaseFactory
 async def test_a_chunk_is_planned_with_the_cyclic_collector_paused(
         make_database: DatabaseFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk's objects are freed by reference counting; the collector rescanning them
-    was a sixth of a bulk drain. It runs again once the chunk is written, failed or not."""
+    was about a sixth of a bulk drain's CPU. It runs again once the chunk is written,
+    failed or not."""
     async with running_hub(await make_database(), tmp_path, resolver=PAUSED) as hub:
         key = keys.generate()
         await hub.enrol(ESX, keys.public_pem(key.public_key()))
