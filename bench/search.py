@@ -12,8 +12,9 @@ written (target: p99 < 50 ms, ≥ 1,000 searches/s).
 Loading goes round the batch endpoint (a million signed records would take the
 publish benchmark's time again): the rows are what batch intake writes — the exact
 record bytes and columns of ``RecordStore``, blocking keys from
-``protocol.matching.blocking_keys``, ids from ``new_national_id`` — copied in with
-COPY, ``record_keys``' indexes rebuilt afterwards.
+``protocol.matching.blocking_keys`` (both tables of ``national_hub.storage.key_sets``),
+ids from ``new_national_id`` — copied in with COPY, ``record_keys``' primary key
+rebuilt afterwards.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from bench.publish import PeakMemory
 from national_hub.app import PACKAGE as HUB_PACKAGE
 from national_hub.services.councils import CouncilService
 from national_hub.services.linking import new_national_id
+from national_hub.storage import key_sets
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import encoding, keys
@@ -137,9 +139,9 @@ class Loader:
         self.records = self.keys = self.children = 0
 
     def _rows(self, population: synthetic.Population, only: frozenset[str] | None
-              ) -> tuple[list[tuple[object, ...]], list[tuple[str, str, str]], list[str]]:
+              ) -> tuple[list[tuple[object, ...]], dict[str, dict[str, set[str]]], list[str]]:
         records: list[tuple[object, ...]] = []
-        key_rows: list[tuple[str, str, str]] = []
+        key_rows: dict[str, dict[str, set[str]]] = {}  # council → local_id → keys
         national_ids: list[str] = []
         for person in population.persons:
             presences = [p for p in person.presences if only is None or p.council in only]
@@ -171,8 +173,8 @@ class Loader:
                                 record.shielded, national_id, status,
                                 record.other_given_names, list(record.former_family_names),
                                 record.address_line))
-                key_rows.extend((presence.council, local_id, k)
-                                for k in blocking_keys(IdentityFields.from_record(record)))
+                key_rows.setdefault(presence.council, {})[local_id] = blocking_keys(
+                    IdentityFields.from_record(record))
                 if self.rng.random() < 0.02:
                     self.queries.append(_queries(self.rng, record, national_id))
         return records, key_rows, national_ids
@@ -186,10 +188,10 @@ class Loader:
             "national_children", records=[(n,) for n in national_ids], columns=["national_id"])
         await self.conn.copy_records_to_table("bench_records", records=records,
                                               columns=RECORD_COLUMNS)
-        await self.conn.copy_records_to_table("record_keys", records=key_rows,
-                                              columns=["council_code", "local_id", "key"])
+        for council, held in key_rows.items():
+            await key_sets.copy(self.conn, council, held)
         self.records += len(records)
-        self.keys += len(key_rows)
+        self.keys += sum(len(ks) for held in key_rows.values() for ks in held.values())
         self.children += len(national_ids)
 
     async def load_round(self, councils: list[str], per_council: int, seed: int) -> None:
@@ -214,7 +216,7 @@ async def prepare_hub(url: str) -> None:
 
 @contextlib.asynccontextmanager
 async def bulk_load(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """Around ``Loader`` rounds: ``record_keys`` loses its indexes and ``records`` is
+    """Around ``Loader`` rounds: ``record_keys`` loses its primary key and ``records`` is
     staged in an unlogged table, then both are indexed once at the end (one sort each,
     not 20 million inserts)."""
     constraints = await conn.fetch(

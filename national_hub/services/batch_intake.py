@@ -330,8 +330,8 @@ class BatchIntake:
         upserts: list[RecordRow] = []
         # The blocking keys of records the hub does not hold (copied in) and of those it
         # does (synced), split as they are gathered: an initial load's are all new.
-        new_keys: list[tuple[str, str]] = []
-        held_keys: list[tuple[str, str]] = []
+        new_keys: dict[str, list[str]] = {}
+        held_keys: dict[str, list[str]] = {}
         deletes: list[tuple[str, int]] = []
         for local_id, (i, op, _) in latest.items():
             have = held.get(local_id)
@@ -346,8 +346,7 @@ class BatchIntake:
             else:
                 row, row_keys = checked.rows[local_id]
                 upserts.append(row)
-                (held_keys if local_id in held else new_keys).extend(
-                    (local_id, key) for key in row_keys)
+                (held_keys if local_id in held else new_keys)[local_id] = row_keys
 
         def current_id(local_id: str) -> str | None:
             have = held.get(local_id)

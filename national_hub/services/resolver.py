@@ -197,9 +197,8 @@ class Resolver:
                     break
                 local_ids = [r["local_id"] for r in rows]
                 before.update((r["local_id"], r["national_id"]) for r in rows)
-                await store.sync_keys(conn, council, local_ids, [
-                    (r["local_id"], k) for r in rows
-                    for k in sorted(blocking_keys(identity_of(r)))])
+                await store.sync_keys(conn, council, local_ids, {
+                    r["local_id"]: blocking_keys(identity_of(r)) for r in rows})
                 await self.shielding.refresh(conn, [(council, lid) for lid in local_ids])
                 await self.queue.enqueue_live(conn, council, local_ids)
                 after = local_ids[-1]

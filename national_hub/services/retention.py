@@ -141,7 +141,7 @@ class HubRetention:
         by_batch: dict[int, list[tuple[str, int]]] = defaultdict(list)
         for h in purge:
             by_batch[h.batch_seq].append((h.local_id, h.version))
-        await self.resolution.replace_keys(conn, code, ids, [])
+        await self.resolution.replace_keys(conn, code, ids, {})
         for batch_seq, deletes in by_batch.items():
             await self.records.tombstone(conn, code, batch_seq, deletes)
         national_ids = sorted({h.national_id for h in purge if h.national_id})

@@ -4,13 +4,14 @@ and merging national children. Set-based: each call is one statement over arrays
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from national_hub.storage import key_sets
 from national_hub.storage.records import PENDING
 from server_common.sampling_store import seeded_order
 
@@ -119,54 +120,35 @@ _REVIEW_COLUMNS = ("id, council_a, local_id_a, council_b, local_id_b, score,"
 
 
 class ResolutionStore:
-    # --- blocking keys ----------------------------------------------------------
+    # --- blocking keys (held twice, always alike: storage/key_sets.py) -----------
 
     async def replace_keys(self, conn: asyncpg.Connection, council: str,
-                           local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
-        """Drop every key of ``local_ids`` and insert ``keys`` ((local_id, key) pairs,
-        distinct, each of one of ``local_ids``)."""
-        if local_ids:
-            await conn.execute("DELETE FROM record_keys WHERE council_code = $1"
-                               " AND local_id = ANY($2::text[])", council, list(local_ids))
+                           local_ids: Sequence[str],
+                           keys: Mapping[str, Collection[str]]) -> None:
+        """Drop every key of ``local_ids`` and insert ``keys`` (local_id → its keys, each
+        one of ``local_ids``)."""
+        await key_sets.remove(conn, council, local_ids)
         await self.copy_keys(conn, council, keys)
 
     async def copy_keys(self, conn: asyncpg.Connection, council: str,
-                        keys: Sequence[tuple[str, str]]) -> None:
-        """Insert ``keys`` ((local_id, key) pairs, distinct) of records that hold none.
-
-        Every writer of a council's keys holds the council's row lock, so nothing can
-        conflict: they are copied in (COPY is about twice as fast as INSERT … ON CONFLICT
-        over unnest at a batch's 66,000 keys, the largest write of batch intake)."""
-        if keys:
-            await conn.copy_records_to_table(
-                "record_keys", columns=["council_code", "local_id", "key"],
-                records=[(council, local_id, key) for local_id, key in keys])
+                        keys: Mapping[str, Collection[str]]) -> None:
+        """Insert ``keys`` (local_id → its keys) of records that hold none. Every writer
+        of a council's keys holds the council's row lock, so nothing can conflict."""
+        await key_sets.copy(conn, council, keys)
 
     async def sync_keys(self, conn: asyncpg.Connection, council: str,
-                        local_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> None:
-        """Make ``local_ids``' keys exactly ``keys`` ((local_id, key) pairs), writing only
-        what differs (a record of ``local_ids`` without keys in ``keys`` loses all of its).
+                        local_ids: Sequence[str], keys: Mapping[str, Collection[str]]) -> None:
+        """Make ``local_ids``' keys exactly ``keys`` (local_id → its keys), writing only
+        what differs (a record of ``local_ids`` absent from ``keys`` loses all of its).
         Re-resolving a council after a model change computes the keys its records already
         hold, and so does most of batch intake's updates (a new school, a service ended):
-        deleting and re-inserting every one cost more than the resolution itself (three
-        indexes rewritten per key); a key kept is not touched."""
+        deleting and re-inserting every one cost more than the resolution itself (an
+        index entry rewritten per key); a key kept is not touched."""
         if not local_ids:
             return
-        ids = [lid for lid, _ in keys]
-        values = [key for _, key in keys]
-        await conn.execute(
-            "DELETE FROM record_keys k WHERE k.council_code = $1"
-            " AND k.local_id = ANY($2::text[]) AND NOT EXISTS ("
-            "  SELECT 1 FROM unnest($3::text[], $4::text[]) w(l, key)"
-            "  WHERE w.l = k.local_id AND w.key = k.key)",
-            council, list(local_ids), ids, values)
-        if keys:
-            await conn.execute(
-                "INSERT INTO record_keys (council_code, local_id, key)"
-                " SELECT $1, w.l, w.key FROM unnest($2::text[], $3::text[]) w(l, key)"
-                " WHERE NOT EXISTS (SELECT 1 FROM record_keys k WHERE k.council_code = $1"
-                "  AND k.local_id = w.l AND k.key = w.key)"
-                " ON CONFLICT DO NOTHING", council, ids, values)
+        have = await key_sets.read(conn, [(council, lid) for lid in local_ids])
+        await key_sets.change(conn, have, {(council, lid): set(ks)
+                                           for lid, ks in keys.items()})
 
     async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
                          max_block: int, *, besides: str = "",

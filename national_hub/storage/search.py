@@ -1,7 +1,7 @@
 """SQL of practitioner search and the child view (docs/design.md §6, §8).
 
 One statement per search, whatever the number of candidates: the query's blocking
-keys → the records holding them (``record_keys_key``) → their national children →
+keys → the records holding them (``record_keys``' primary key) → their national children →
 every live record of those children (``records_national``), each with the keys it
 matched and the councils that shield it (``shield_marks``, by primary key). Indexed all
 the way, so it stays a few index probes at a million children.

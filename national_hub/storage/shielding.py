@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from national_hub.storage import key_sets
 from protocol.disclosure import LOCATION_KEY_PREFIXES
 
 RecordKey = tuple[str, str]  # (council, local_id)
@@ -50,9 +51,10 @@ _RELATED = """
     UNION ALL
     SELECT s.council_code, s.local_id, o.council_code, o.local_id, 'same_identifier'
     FROM src s
-    JOIN record_keys k ON k.council_code = s.council_code AND k.local_id = s.local_id
-                      AND (k.key LIKE 'n:%' OR k.key LIKE 'u:%')
+    JOIN record_key_sets ks ON ks.council_code = s.council_code AND ks.local_id = s.local_id
+    CROSS JOIN LATERAL unnest(ks.keys) k(key)
     JOIN record_keys o ON o.key = k.key
+    WHERE k.key LIKE 'n:%' OR k.key LIKE 'u:%'
 """
 
 
@@ -133,14 +135,15 @@ class ShieldingStore:
     async def _drop_location_keys(self, conn: asyncpg.Connection,
                                   records: Sequence[RecordKey]) -> None:
         """A marked record's location keys go: nothing finds or counts it by them."""
-        await conn.execute(
+        rows = await conn.fetch(
             """
-            DELETE FROM record_keys k USING unnest($1::text[], $2::text[]) w(c, l),
-                                            shield_marks m
-            WHERE k.council_code = w.c AND k.local_id = w.l
-              AND m.council_code = w.c AND m.local_id = w.l
-              AND left(k.key, 3) = ANY($3::text[])
-            """, *_split(records), list(LOCATION_KEY_PREFIXES))
+            SELECT DISTINCT w.c, w.l FROM unnest($1::text[], $2::text[]) w(c, l)
+            JOIN shield_marks m ON m.council_code = w.c AND m.local_id = w.l
+            """, *_split(records))
+        have = await key_sets.read(conn, [(r["c"], r["l"]) for r in rows])
+        await key_sets.change(conn, have, {
+            rk: {key for key in held if not key.startswith(LOCATION_KEY_PREFIXES)}
+            for rk, held in have.items()})
 
     async def shielding(self, conn: asyncpg.Connection,
                         records: Sequence[RecordKey]) -> dict[RecordKey, tuple[str, ...]]:

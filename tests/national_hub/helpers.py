@@ -52,3 +52,19 @@ class Client:
 
 def error_code(body: bytes) -> str:
     return str(json.loads(body)["error"]["code"])
+
+
+async def key_tables_disagree(conn: Any) -> list[tuple[str, str]]:
+    """Records whose row of record_key_sets does not list exactly their record_keys rows
+    (none, if the two tables agree as storage/key_sets.py promises)."""
+    rows = await conn.fetch(
+        """
+        WITH by_row AS (SELECT council_code, local_id, array_agg(key ORDER BY key) AS keys
+                        FROM record_keys GROUP BY council_code, local_id),
+             by_set AS (SELECT council_code, local_id,
+                               ARRAY(SELECT k FROM unnest(keys) k ORDER BY k) AS keys
+                        FROM record_key_sets)
+        SELECT council_code, local_id FROM by_row FULL JOIN by_set USING (council_code, local_id)
+        WHERE by_row.keys IS DISTINCT FROM by_set.keys
+        """)
+    return [(r["council_code"], r["local_id"]) for r in rows]

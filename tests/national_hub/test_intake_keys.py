@@ -11,7 +11,7 @@ from protocol.matching import IdentityFields, blocking_keys
 from protocol.records import ChildRecord, Involvement
 from tests.hub_harness import Hub
 from tests.national_hub.conftest import ESX
-from tests.national_hub.helpers import Client, batch_bytes, record
+from tests.national_hub.helpers import Client, batch_bytes, key_tables_disagree, record
 
 
 async def held_keys(hub: Hub, local_id: str) -> dict[str, str]:
@@ -54,3 +54,5 @@ async def test_updates_keep_unchanged_keys_and_replace_changed_ones(hub: Hub,
     # A record deleted and then sent again gets its keys back.
     await send(esx, 3, h, [UpsertOp.of(a3, 3)])
     assert set(await held_keys(hub, "A3")) == keys_of(a3)
+    async with hub.pool.acquire() as conn:  # each record's row lists exactly these
+        assert await key_tables_disagree(conn) == []

@@ -17,12 +17,13 @@ import pytest
 from national_hub.config import ResolverSection
 from national_hub.handlers import appkeys as k
 from national_hub.services.resolver import MIN_CHUNK, next_chunk_size
+from national_hub.storage import key_sets
 from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, UpsertOp
 from server_common.config import ConfigError, Duration
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
-from tests.national_hub.helpers import Client, batch_bytes, record
+from tests.national_hub.helpers import Client, batch_bytes, key_tables_disagree, record
 from tests.national_hub.test_resolution import Sent, check, generate, hub_links, send_batches
 from tests.scrape import scrape
 
@@ -270,12 +271,15 @@ async def test_re_resolution_writes_only_the_blocking_keys_that_changed(
         async with hub.pool.acquire() as conn:
             held = {(r["local_id"], r["key"]): r["at"] for r in await conn.fetch(query, ESX)}
             (gone,) = [k for k in held if k[0] == "A2"][:1]
-            await conn.execute("DELETE FROM record_keys WHERE council_code = $1"
-                               " AND local_id = $2 AND key = $3", ESX, *gone)
-            await conn.execute("INSERT INTO record_keys VALUES ($1, 'A1', 'stale:key')", ESX)
+            # as an older version of the blocking keys would have left them
+            have = await key_sets.read(conn, [(ESX, "A1"), (ESX, "A2")])
+            await key_sets.change(conn, have, {
+                (ESX, "A1"): have[(ESX, "A1")] | {"stale:key"},
+                (ESX, "A2"): have[(ESX, "A2")] - {gone[1]}})
         await hub.server.app[k.RESOLVER].re_resolve(ESX)
         async with hub.pool.acquire() as conn:
             after = {(r["local_id"], r["key"]): r["at"] for r in await conn.fetch(query, ESX)}
+            assert await key_tables_disagree(conn) == []
         assert set(after) == set(held)  # the stale key gone, the missing one back
         assert {kk: at for kk, at in after.items() if kk != gone} == {
             kk: at for kk, at in held.items() if kk != gone}  # the rest untouched

@@ -11,6 +11,7 @@ from datetime import date
 from national_hub.storage.shielding import ShieldingStore
 from protocol import keys
 from tests.hub_harness import Hub
+from tests.national_hub.helpers import key_tables_disagree
 from tests.national_hub.test_review import Council, child
 
 ESX, TFW, WSX = "E10000011", "E06000020", "E10000032"
@@ -48,6 +49,8 @@ async def test_marks_follow_every_relation_transitively_and_stick(hub: Hub) -> N
     assert found == {(ESX, "A1"): {ESX}, (TFW, "B1"): {ESX}, (WSX, "C1"): {ESX}}
     assert await location_keys(hub, WSX, "C1") == []  # no postcode key reaches it
     assert await location_keys(hub, WSX, "D1") != []
+    async with hub.pool.acquire() as conn:  # nor is one still listed as C1's
+        assert await key_tables_disagree(conn) == []
 
     # East Sussex lifts its flag, then deletes the record: nothing is lifted elsewhere
     await councils[ESX].send(child("A1", nhs=NHS, shielded=False))

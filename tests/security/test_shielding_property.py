@@ -37,6 +37,7 @@ from protocol.records import ChildRecord, Involvement
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
+from tests.national_hub.helpers import key_tables_disagree
 from tests.national_hub.test_review import Council
 from tests.strategies import nhs_numbers, postcodes
 
@@ -113,8 +114,8 @@ class Side:
 
     async def reset(self) -> None:
         async with self.hub.pool.acquire() as conn:
-            await conn.execute("TRUNCATE records, record_keys, review_queue, shield_marks,"
-                               " resolution_queue, national_children CASCADE")
+            await conn.execute("TRUNCATE records, record_keys, record_key_sets, review_queue,"
+                               " shield_marks, resolution_queue, national_children CASCADE")
 
     async def publish(self, codes: list[str], population: Population, moved: bool) -> None:
         councils = [Council(self.hub, code) for code in codes]
@@ -125,6 +126,8 @@ class Side:
         # transaction share a time and are then ordered by their random ids)
         for i, drawn in enumerate(population.records):
             await councils[drawn.council].send(published(drawn, f"L{i}", moved))
+        async with self.hub.pool.acquire() as conn:
+            assert await key_tables_disagree(conn) == []
 
     async def holders(self) -> dict[str, tuple[tuple[str, str], ...]]:
         """national id → the records it holds (any state): the same on both hubs."""
