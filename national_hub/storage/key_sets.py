@@ -71,12 +71,15 @@ async def change(conn: asyncpg.Connection, have: Mapping[RecordKey, set[str]],
         await conn.execute("INSERT INTO record_keys (council_code, local_id, key)"
                            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
                            *_columns(added))
-    emptied = [rk for rk in changed if not want.get(rk)]
-    if emptied:
-        await conn.execute(
-            "DELETE FROM record_key_sets s USING unnest($1::text[], $2::text[]) w(c, l)"
-            " WHERE s.council_code = w.c AND s.local_id = w.l",
-            [c for c, _ in emptied], [lid for _, lid in emptied])
+    emptied: dict[str, list[str]] = {}
+    for council, local_id in changed:
+        if not want.get((council, local_id)):
+            emptied.setdefault(council, []).append(local_id)
+    for council, local_ids in emptied.items():
+        # by council, each list an index condition: joined to the list, a batch of
+        # 5,000 deletes was planned as a scan of every council's rows
+        await conn.execute("DELETE FROM record_key_sets WHERE council_code = $1"
+                           " AND local_id = ANY($2::text[])", council, local_ids)
     kept = [(*rk, key) for rk in changed for key in sorted(want.get(rk, set()))]
     if kept:
         await conn.execute(

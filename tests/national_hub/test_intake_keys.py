@@ -50,6 +50,8 @@ async def test_updates_keep_unchanged_keys_and_replace_changed_ones(hub: Hub,
     assert await held_keys(hub, "A1") == first  # not one key row rewritten
     assert set(await held_keys(hub, "A2")) == keys_of(a2_next) != keys_of(a2)
     assert await held_keys(hub, "A3") == {}
+    async with hub.pool.acquire() as conn:  # A3's row of record_key_sets went with them
+        assert await key_tables_disagree(conn) == []
 
     # A record deleted and then sent again gets its keys back.
     await send(esx, 3, h, [UpsertOp.of(a3, 3)])
