@@ -18,13 +18,24 @@ RecordKey = tuple[str, str]  # (council, local_id)
 KeyRow = tuple[str, str, str]  # (council, local_id, key)
 
 
-async def read(conn: asyncpg.Connection, records: Sequence[RecordKey]) -> dict[RecordKey, set[str]]:
-    """The keys each of ``records`` holds; a record holding none is absent."""
+async def read(conn: asyncpg.Connection, records: Sequence[RecordKey], *,
+               lock: bool = False) -> dict[RecordKey, set[str]]:
+    """The keys each of ``records`` holds; a record holding none is absent.
+
+    ``lock`` before changing them (:func:`change`): each record's row is locked, in
+    (council, local id) order, until the transaction ends. A record's keys may be
+    changed by a transaction that does not hold its council's lock (shielding drops the
+    location keys of every record a shielded one is related to, in any council), so
+    what is read here must still be what is there when the change is written; and as
+    every writer takes a record's row before its rows of record_keys, two writers
+    cannot deadlock over them."""
+    wanted = sorted(records) if lock else list(records)
     rows = await conn.fetch(
         "SELECT s.council_code, s.local_id, s.keys"
-        " FROM unnest($1::text[], $2::text[]) w(c, l) CROSS JOIN LATERAL ("
+        " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY w(c, l, i) CROSS JOIN LATERAL ("
         "  SELECT * FROM record_key_sets s WHERE s.council_code = w.c AND s.local_id = w.l"
-        "  LIMIT 1) s", [c for c, _ in records], [lid for _, lid in records])
+        "  LIMIT 1" + (" FOR UPDATE" if lock else "") + ") s ORDER BY w.i",
+        [c for c, _ in wanted], [lid for _, lid in wanted])
     return {(r["council_code"], r["local_id"]): set(r["keys"]) for r in rows}
 
 
@@ -56,7 +67,7 @@ async def remove(conn: asyncpg.Connection, council: str, local_ids: Sequence[str
 
 async def change(conn: asyncpg.Connection, have: Mapping[RecordKey, set[str]],
                  want: Mapping[RecordKey, set[str]]) -> None:
-    """Move records from the keys they ``have`` (as :func:`read` gave them) to those
+    """Move records from the keys they ``have`` (as :func:`read` gave them, locked) to those
     they ``want`` (absent: none), writing only what differs: a key kept is not
     touched."""
     changed = [rk for rk in sorted(have.keys() | want.keys())

@@ -146,7 +146,7 @@ class ResolutionStore:
         index entry rewritten per key); a key kept is not touched."""
         if not local_ids:
             return
-        have = await key_sets.read(conn, [(council, lid) for lid in local_ids])
+        have = await key_sets.read(conn, [(council, lid) for lid in local_ids], lock=True)
         await key_sets.change(conn, have, {(council, lid): set(ks)
                                            for lid, ks in keys.items()})
 

@@ -140,7 +140,7 @@ class ShieldingStore:
             SELECT DISTINCT w.c, w.l FROM unnest($1::text[], $2::text[]) w(c, l)
             JOIN shield_marks m ON m.council_code = w.c AND m.local_id = w.l
             """, *_split(records))
-        have = await key_sets.read(conn, [(r["c"], r["l"]) for r in rows])
+        have = await key_sets.read(conn, [(r["c"], r["l"]) for r in rows], lock=True)
         await key_sets.change(conn, have, {
             rk: {key for key in held if not key.startswith(LOCATION_KEY_PREFIXES)}
             for rk, held in have.items()})

@@ -272,7 +272,7 @@ async def test_re_resolution_writes_only_the_blocking_keys_that_changed(
             held = {(r["local_id"], r["key"]): r["at"] for r in await conn.fetch(query, ESX)}
             (gone,) = [k for k in held if k[0] == "A2"][:1]
             # as an older version of the blocking keys would have left them
-            have = await key_sets.read(conn, [(ESX, "A1"), (ESX, "A2")])
+            have = await key_sets.read(conn, [(ESX, "A1"), (ESX, "A2")], lock=True)
             await key_sets.change(conn, have, {
                 (ESX, "A1"): have[(ESX, "A1")] | {"stale:key"},
                 (ESX, "A2"): have[(ESX, "A2")] - {gone[1]}})
