@@ -132,8 +132,8 @@ class ResolutionStore:
 
     async def copy_keys(self, conn: asyncpg.Connection, council: str,
                         keys: Mapping[str, Collection[str]]) -> None:
-        """Insert ``keys`` (local_id → its keys) of records that hold none. Every writer
-        of a council's keys holds the council's row lock, so nothing can conflict."""
+        """Insert ``keys`` (local_id → its keys) of records that hold none: records new
+        to the hub, written under their council's lock, so nothing can conflict."""
         await key_sets.copy(conn, council, keys)
 
     async def sync_keys(self, conn: asyncpg.Connection, council: str,

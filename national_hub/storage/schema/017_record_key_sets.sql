@@ -10,9 +10,9 @@
 -- by its exact entry in that index. Measured on 20,000 records' keys copied in:
 -- 65-76 -> 42-57 us a record, 2,869 -> 2,358 bytes a record.
 --
--- Invariant, kept by ResolutionStore and ShieldingStore (the only writers): a record
--- has a row here exactly when it holds keys in record_keys, and the row's keys are
--- those rows' keys.
+-- Invariant, kept by national_hub/storage/key_sets.py (every write of either table):
+-- a record has a row here exactly when it holds keys in record_keys, and the row's
+-- keys are those rows' keys.
 CREATE TABLE record_key_sets (
     council_code  text NOT NULL,
     local_id      text NOT NULL,
