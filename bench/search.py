@@ -141,7 +141,7 @@ class Loader:
     def _rows(self, population: synthetic.Population, only: frozenset[str] | None
               ) -> tuple[list[tuple[object, ...]], dict[str, dict[str, set[str]]], list[str]]:
         records: list[tuple[object, ...]] = []
-        key_rows: dict[str, dict[str, set[str]]] = {}  # council → local_id → keys
+        keys_by_council: dict[str, dict[str, set[str]]] = {}  # council → local_id → keys
         national_ids: list[str] = []
         for person in population.persons:
             presences = [p for p in person.presences if only is None or p.council in only]
@@ -173,25 +173,25 @@ class Loader:
                                 record.shielded, national_id, status,
                                 record.other_given_names, list(record.former_family_names),
                                 record.address_line))
-                key_rows.setdefault(presence.council, {})[local_id] = blocking_keys(
+                keys_by_council.setdefault(presence.council, {})[local_id] = blocking_keys(
                     IdentityFields.from_record(record))
                 if self.rng.random() < 0.02:
                     self.queries.append(_queries(self.rng, record, national_id))
-        return records, key_rows, national_ids
+        return records, keys_by_council, national_ids
 
     async def load_population(self, population: synthetic.Population,
                               only: frozenset[str] | None = None) -> None:
         """Copy in the population's records (only those in the councils ``only`` names,
         when given); inside ``bulk_load``."""
-        records, key_rows, national_ids = self._rows(population, only)
+        records, keys_by_council, national_ids = self._rows(population, only)
         await self.conn.copy_records_to_table(
             "national_children", records=[(n,) for n in national_ids], columns=["national_id"])
         await self.conn.copy_records_to_table("bench_records", records=records,
                                               columns=RECORD_COLUMNS)
-        for council, held in key_rows.items():
+        for council, held in keys_by_council.items():
             await key_sets.copy(self.conn, council, held)
         self.records += len(records)
-        self.keys += sum(len(ks) for held in key_rows.values() for ks in held.values())
+        self.keys += sum(len(ks) for held in keys_by_council.values() for ks in held.values())
         self.children += len(national_ids)
 
     async def load_round(self, councils: list[str], per_council: int, seed: int) -> None:

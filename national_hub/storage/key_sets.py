@@ -32,17 +32,18 @@ async def read(conn: asyncpg.Connection, records: Sequence[RecordKey], *,
     wanted = sorted(records) if lock else list(records)
     rows = await conn.fetch(
         "SELECT s.council_code, s.local_id, s.keys"
-        " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY w(c, l, i) CROSS JOIN LATERAL ("
+        " FROM unnest($1::text[], $2::text[]) w(c, l) CROSS JOIN LATERAL ("
         "  SELECT * FROM record_key_sets s WHERE s.council_code = w.c AND s.local_id = w.l"
-        "  LIMIT 1" + (" FOR UPDATE" if lock else "") + ") s ORDER BY w.i",
+        "  LIMIT 1" + (" FOR UPDATE" if lock else "") + ") s",
         [c for c, _ in wanted], [lid for _, lid in wanted])
     return {(r["council_code"], r["local_id"]): set(r["keys"]) for r in rows}
 
 
 async def copy(conn: asyncpg.Connection, council: str,
                keys: Mapping[str, Collection[str]]) -> None:
-    """Insert the keys of a council's records that hold none (local_id → its keys):
-    no conflict is possible, so they are copied in (COPY is about twice as fast as
+    """Insert the keys of a council's records that hold none (local_id → its keys): new
+    to the hub under their council's lock, or just removed, so no conflict is possible
+    and they are copied in (COPY is about twice as fast as
     INSERT … ON CONFLICT over unnest at a batch's 66,000 keys, the largest write of batch
     intake)."""
     held = {local_id: sorted(ks) for local_id, ks in keys.items() if ks}

@@ -126,14 +126,8 @@ class ResolutionStore:
                            local_ids: Sequence[str],
                            keys: Mapping[str, Collection[str]]) -> None:
         """Drop every key of ``local_ids`` and insert ``keys`` (local_id → its keys, each
-        one of ``local_ids``)."""
+        one of ``local_ids``): once dropped they hold none, so the new ones are copied in."""
         await key_sets.remove(conn, council, local_ids)
-        await self.copy_keys(conn, council, keys)
-
-    async def copy_keys(self, conn: asyncpg.Connection, council: str,
-                        keys: Mapping[str, Collection[str]]) -> None:
-        """Insert ``keys`` (local_id → its keys) of records that hold none: records new
-        to the hub, written under their council's lock, so nothing can conflict."""
         await key_sets.copy(conn, council, keys)
 
     async def sync_keys(self, conn: asyncpg.Connection, council: str,

@@ -50,3 +50,23 @@ async def test_a_change_made_meanwhile_is_read_before_another_is_written(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_record_with_no_keys_has_no_row_and_gains_and_loses_them(
+        make_database: DatabaseFactory) -> None:
+    """Names that give no key (punctuation only, no date of birth) and keys in any script."""
+    conn = await asyncpg.connect(await make_database())
+    try:
+        await database.upgrade(conn, PACKAGE)
+        await key_sets.copy(conn, "E1", {"A": set(), "B": {"dg:2015-03-04:李"}})
+        assert await key_sets.read(conn, [("E1", "A"), ("E1", "B")]) == {
+            ("E1", "B"): {"dg:2015-03-04:李"}}
+
+        async with conn.transaction():
+            have = await key_sets.read(conn, [("E1", "A"), ("E1", "B")], lock=True)
+            await key_sets.change(conn, have, {("E1", "A"): {"nf:zoe:OBRN"}})
+        assert await key_sets.read(conn, [("E1", "A"), ("E1", "B")]) == {
+            ("E1", "A"): {"nf:zoe:OBRN"}}
+        assert await key_tables_disagree(conn) == []
+    finally:
+        await conn.close()
