@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from national_hub.storage.resolution import NewReview, RecordKey
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
+from protocol.matching.arrays import among, first_occurrences
 from protocol.matching.blocking import memberships, pairs_across, pairs_within
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import DECISIONS, score_columns, worth_scoring
@@ -160,15 +161,15 @@ def candidate_pairs(g: Gathered, max_block: int) -> CandidatePairs:
                          if x in column and y in column], dtype=np.int64)
 
     # a linked partner already met through a key is scored once
-    first = np.sort(np.unique(codes, return_index=True)[1])
+    first = first_occurrences(codes)
     left, right = left[first], right[first]
     codes = codes[first]
-    keep = ~np.isin(codes, coded(g.separated))
+    keep = ~among(codes, coded(g.separated))
     left, right, codes = left[keep], right[keep], codes[keep]
     order = np.argsort(left, kind="stable")
     left, right = left[order], right[order]
     return CandidatePairs(left, right, np.searchsorted(left, np.arange(n + 1)), records,
-                          np.isin(codes[order], coded(g.linked)))
+                          among(codes[order], coded(g.linked)))
 
 
 def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies | None,

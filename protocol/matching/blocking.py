@@ -50,6 +50,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
+from protocol.matching.arrays import distinct
 from protocol.matching.compare import IdentityFields, valid_nhs_number, valid_upn
 from protocol.matching.names import given_name_keys, name_parts, normalise_name, phonetic
 
@@ -171,7 +172,7 @@ def _unique(first: Ints, second: Ints) -> tuple[Ints, Ints]:
     if not len(first):
         return first, second
     base = int(second.max()) + 1
-    codes = np.unique(first * base + second)
+    codes = distinct(first * base + second)
     return codes // base, codes % base
 
 

@@ -33,6 +33,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from protocol.matching.arrays import among
 from protocol.matching.compare import (
     FIELDS,
     JW_HIGH,
@@ -223,8 +224,8 @@ def given_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     exact = ~missing & (x == y)
     ia, ib = c.given_id[a], c.given_id[b]
     codes = np.fromiter(c.nicknames, dtype=np.int64, count=len(c.nicknames))
-    nickname = ~missing & ~exact & (np.isin(ia * c.names + ib, codes)
-                                    | np.isin(ib * c.names + ia, codes))
+    nickname = ~missing & ~exact & (among(ia * c.names + ib, codes)
+                                    | among(ib * c.names + ia, codes))
     rest = np.flatnonzero(~missing & ~exact & ~nickname)
     xs, ys = _ordered(x[rest], y[rest])
     jw = _similarity(JaroWinkler.similarity, xs, ys)

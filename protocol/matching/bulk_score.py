@@ -237,11 +237,13 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
                       decision.astype(np.int64), tuple(m.thresholds for m in models), which)
 
 
-# The fields whose levels bound a pair's total before anything else is compared (cheap
-# over every pair: numpy, or a string similarity only where the values differ), then the
-# family name (a similarity over nearly every pair the given name's key brings).
-_FIRST_BOUND = ("nhs_number", "upn", "dob", "sex", "given_name", "postcode")
-_THEN_BOUND = ("family_name",)
+# The fields whose levels bound a pair's total, compared in this order, each only for
+# the pairs whose ceiling still reaches review after the fields before it: the numbers
+# first (identifiers, date of birth, sex: numpy over every pair), then the string
+# similarities (computed only where the values differ). Most pairs a blocking key brings
+# are out after the date of birth or the given name, before the family name, the
+# costliest (a similarity over nearly every pair the given name's key brings).
+_BOUNDING = ("nhs_number", "upn", "dob", "sex", "given_name", "postcode", "family_name")
 # where a field is blank on either side it weighs nothing: known before any comparison
 # (the field -> its column of ``Columns``)
 _BLANK = {"given_name": "given", "other_given_names": "other", "family_name": "family",
@@ -279,19 +281,23 @@ def ceilings(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
     ceiling = np.array([m.prior_weight for m in models])[which]
     for name in FIELDS:
         ceiling = ceiling + most_of(name, a, b, which)
+    # A field's weight is never more than its ``most``, so a ceiling only falls as fields
+    # are compared: a pair under review after some of them is under it after all, and is
+    # compared no further (its ceiling stays the looser bound it reached).
     alive = np.arange(n)
-    for stage in (_FIRST_BOUND, _THEN_BOUND):
+    for name in _BOUNDING:
         x, y, w = a[alive], b[alive], which[alive]
-        for name in stage:
-            i = _I[name]
-            levels = FIELD_LEVELS[name](c, x, y)
-            weight = tables[w, i, levels + 1]
-            if tf is not None and name in TF_FIELDS:
-                rows = np.flatnonzero(levels == _EXACT[name])
-                weight[rows] += _tf_adjustments(c, tf, name, models, w[rows], x[rows])
-            ceiling[alive] += weight - most_of(name, x, y, w)
-            if name in ("nhs_number", "upn"):
-                ceiling[alive[levels == IdentifierLevel.DISAGREE]] = -np.inf
+        i = _I[name]
+        levels = FIELD_LEVELS[name](c, x, y)
+        weight = tables[w, i, levels + 1]
+        if tf is not None and name in TF_FIELDS:
+            rows = np.flatnonzero(levels == _EXACT[name])
+            weight[rows] += _tf_adjustments(c, tf, name, models, w[rows], x[rows])
+        ceiling[alive] += weight - most_of(name, x, y, w)
+        if name in ("nhs_number", "upn"):
+            ceiling[alive[levels == IdentifierLevel.DISAGREE]] = -np.inf
+            if name == "nhs_number":  # every pair's UPN too: a vetoed pair's is -inf
+                continue
         alive = alive[ceiling[alive] >= review[alive] - _ROUNDING]
     return ceiling
 
