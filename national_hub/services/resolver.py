@@ -98,12 +98,13 @@ class Resolver:
             council = claimed.council
             started = time.perf_counter()
             store = self.linker.resolution
-            live = {r["local_id"]: r for r in await store.identities(
-                conn, [(council, lid) for lid in claimed.local_ids])}
+            live = {r["local_id"]: r for r in await store.chunk_identities(
+                conn, council, claimed.local_ids)}
             candidates = [Candidate(lid, identity_of(live[lid]), live[lid]["national_id"])
                           for lid in claimed.local_ids if lid in live]
             deleted = [lid for lid in claimed.local_ids if lid not in live]
-            plan = await self.linker.plan(conn, council, candidates, deleted=deleted)
+            plan = await self.linker.plan(conn, council, candidates, deleted=deleted,
+                                          held_keys={lid: r["keys"] for lid, r in live.items()})
             written = sorted(set(plan.touched) | set(claimed.released))
             await self.councils.lock(conn, [council, *await store.councils_holding(
                 conn, written)])

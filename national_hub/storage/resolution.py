@@ -144,7 +144,7 @@ class ResolutionStore:
         await key_sets.change(conn, have, {(council, lid): set(ks)
                                            for lid, ks in keys.items()})
 
-    async def candidates(self, conn: asyncpg.Connection, keys: Sequence[str],
+    async def candidates(self, conn: asyncpg.Connection, keys: Collection[str],
                          max_block: int, *, besides: str = "",
                          besides_ids: Sequence[str] = ()) -> list[asyncpg.Record]:
         """Resolved live records holding any of ``keys``, with the keys they hold; a key
@@ -156,6 +156,25 @@ class ResolutionStore:
             return []
         return await conn.fetch(CANDIDATES_SQL, sorted(set(keys)), max_block, besides,
                                 list(besides_ids))
+
+    async def chunk_identities(self, conn: asyncpg.Connection, council: str,
+                               local_ids: Sequence[str]) -> list[asyncpg.Record]:
+        """The identity columns of a resolver chunk's live records, each with the blocking
+        keys it holds (``keys``, empty if none), read in one statement so that the two
+        agree: intake writes a record and its keys in one transaction. The keys held are
+        what its identity columns give (a marked record's location keys dropped as its
+        location is masked, storage/shielding.py), and reading them costs less than
+        deriving them again."""
+        if not local_ids:
+            return []
+        return await conn.fetch(
+            f"SELECT {IDENTITY_COLUMNS}, coalesce(ks.keys, '{{}}') AS keys"
+            " FROM unnest($2::text[]) w(l) CROSS JOIN LATERAL ("
+            "  SELECT * FROM records r WHERE r.council_code = $1 AND r.local_id = w.l"
+            "  AND r.record IS NOT NULL LIMIT 1) r"
+            " LEFT JOIN LATERAL (SELECT s.keys FROM record_key_sets s"
+            "  WHERE s.council_code = r.council_code AND s.local_id = r.local_id LIMIT 1) ks"
+            " ON true", council, list(local_ids))
 
     async def identities(self, conn: asyncpg.Connection, records: Sequence[RecordKey],
                          *, with_shielded: bool = False) -> list[asyncpg.Record]:

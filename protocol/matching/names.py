@@ -103,6 +103,16 @@ def fold(value: str) -> str:
     """Lower case without accents or apostrophes: ``"O’Brien Zoë"`` → ``"obrien zoe"``.
     Invisible format characters go too, not into a space: a soft hyphen or a zero-width
     space pasted into "Jo\u00adhn" from another system is still John."""
+    if value.isascii():
+        # nothing to transliterate, decompose or drop (ASCII has no accents and no
+        # format characters): only the case and the apostrophes. Most values are; the
+        # character-by-character walk was most of a bulk chunk's address work
+        return _APOSTROPHES.sub("", value.lower())
+    return _fold_any(value)
+
+
+def _fold_any(value: str) -> str:
+    """:func:`fold` for text in any script."""
     text = unicodedata.normalize("NFKD", value.translate(_TRANSLITERATE))
     text = "".join(c for c in text if not unicodedata.combining(c)
                    and unicodedata.category(c) != "Cf").casefold()

@@ -8,10 +8,13 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from national_hub.services.linking import identity_of
+from national_hub.storage import key_sets
 from national_hub.storage.resolution import CANDIDATES_SQL, ResolutionStore
 from national_hub.storage.search import SEARCH_CANDIDATES_SQL
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
+from protocol.disclosure import LOCATION_KEY_PREFIXES
 from protocol.matching import IdentityFields, blocking_keys
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
@@ -132,3 +135,32 @@ async def test_candidate_reads_look_each_holder_up_by_its_key_whatever_the_stati
         walk = "Index Cond: (national_id IS NOT NULL)"  # every resolved record
         assert "records_pkey" in search_plan and walk not in search_plan, search_plan
         assert "Seq Scan on records" not in search_plan, search_plan
+
+
+async def test_a_chunk_reads_with_each_record_the_keys_its_masked_identity_gives(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """The resolver takes a chunk's keys as held rather than deriving them again: they
+    are exactly what each record's identity, as matching reads it, gives, a shielded
+    record's and a related one's without where they live."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        children = [record("S1", shielded=True),  # shielded, NHS number 9434765919
+                    replace(record("R1"), given_name="Amy"),  # the same NHS number: marked
+                    replace(record("P1", nhs=None), given_name="Zofia", family_name="Nowak",
+                            dob=date(2012, 7, 1), postcode="TF1 2AB")]  # a stranger
+        body, _ = batch_bytes(ESX, 1, GENESIS, [UpsertOp.of(r, 1) for r in children], key)
+        assert (await Client(hub, ESX, key).send(body))[0] == 200
+        await hub.resolved()
+        async with hub.pool.acquire() as conn:
+            rows = await ResolutionStore().chunk_identities(conn, ESX,
+                                                            ["S1", "R1", "P1", "GONE"])
+            held = await key_sets.read(conn, [(ESX, r.local_id) for r in children])
+        by_id = {r["local_id"]: r for r in rows}
+        assert sorted(by_id) == ["P1", "R1", "S1"]  # no row for a record the hub lacks
+        for local_id, row in by_id.items():
+            assert set(row["keys"]) == held[(ESX, local_id)]
+            assert set(row["keys"]) == blocking_keys(identity_of(row)), local_id
+        located = {lid for lid, row in by_id.items()
+                   if any(k.startswith(LOCATION_KEY_PREFIXES) for k in row["keys"])}
+        assert located == {"P1"}

@@ -6,9 +6,13 @@ import doctest
 import importlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.matching.names import (
     UK_DIMINUTIVES,
+    _fold_any,
+    fold,
     given_name_keys,
     given_names_equivalent,
     name_parts,
@@ -134,3 +138,10 @@ def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_plain_ascii_folds_as_any_text_does(value: str) -> None:
+    """The shortcut for ASCII (most names and addresses) gives what the full fold gives."""
+    assert fold(value) == _fold_any(value)
