@@ -55,7 +55,6 @@ from protocol.matching import (
     IdentityFields,
     Model,
     TermFrequencies,
-    blocking_keys,
     normalise_name,
     score,
 )
@@ -300,18 +299,16 @@ class Linker:
         return self.tf
 
     async def gather(self, conn: asyncpg.Connection, council: str,
-                     candidates: list[Candidate], deleted: Iterable[str] = (),
-                     held_keys: Mapping[str, Collection[str]] | None = None) -> Gathered:
+                     candidates: list[Candidate], held_keys: Mapping[str, Collection[str]],
+                     deleted: Iterable[str] = ()) -> Gathered:
         """Read what the chunk's decision needs: a fixed number of set queries whatever
         its size (the candidates' blocks, the decided pairs, who holds each id).
-        ``held_keys``: the keys each candidate holds, as read with it
-        (``ResolutionStore.chunk_identities``); without them they are derived."""
+        ``held_keys``: the blocking keys each candidate holds, read with it
+        (``ResolutionStore.chunk_identities``), not derived again."""
         store = self.resolution
         mine = ({(council, c.local_id) for c in candidates}
                 | {(council, lid) for lid in deleted})
-        keys = ({c.local_id: set(held_keys.get(c.local_id, ())) for c in candidates}
-                if held_keys is not None
-                else {c.local_id: blocking_keys(c.fields) for c in candidates})
+        keys = {c.local_id: set(held_keys.get(c.local_id, ())) for c in candidates}
         others: dict[RecordKey, Other] = {}
         by_key: dict[str, list[RecordKey]] = {}
         all_keys = set().union(*keys.values())  # sorted once, by the read
@@ -376,13 +373,13 @@ class Linker:
                                       measured + with_measure, shared + 2 * partnered))
 
     async def plan(self, conn: asyncpg.Connection, council: str,
-                   candidates: list[Candidate], deleted: Iterable[str] = (),
-                   held_keys: Mapping[str, Collection[str]] | None = None) -> LinkPlan:
+                   candidates: list[Candidate], *, held_keys: Mapping[str, Collection[str]],
+                   deleted: Iterable[str] = ()) -> LinkPlan:
         """Decide each record's national id before it is written: gather (async), decide
         (:func:`~national_hub.services.link_decision.decide_links`, pure), then create
         the new national ids and name every id whose holders' status may change."""
         await self.refresh_model(conn, fold=True)
-        g = await self.gather(conn, council, candidates, deleted, held_keys)
+        g = await self.gather(conn, council, candidates, held_keys, deleted)
         # a pair is adjusted by its first record's values, and a chunk's pairs are its
         # candidates' (link_decision): the others' counts would never be read
         tf = await self.load_frequencies(conn, [c.fields for c in candidates])
