@@ -240,9 +240,10 @@ def score_columns(c: Columns, a: Ints, b: Ints, models: Sequence[Model],
 # The fields whose levels bound a pair's total, compared in this order, each only for
 # the pairs whose ceiling still reaches review after the fields before it: the numbers
 # first (identifiers, date of birth, sex: numpy over every pair), then the string
-# similarities (computed only where the values differ). Most pairs a blocking key brings
-# are out after the date of birth or the given name, before the family name, the
-# costliest (a similarity over nearly every pair the given name's key brings).
+# similarities (computed only where the values differ), the family name, the costliest,
+# last. Measured on a 50,000-record chunk: the identifiers put half the pairs out (a
+# veto); the date of birth, sex, given name and postcode few more; the family name all
+# but one in fifty of the rest, so it is still compared for most pairs.
 _BOUNDING = ("nhs_number", "upn", "dob", "sex", "given_name", "postcode", "family_name")
 # where a field is blank on either side it weighs nothing: known before any comparison
 # (the field -> its column of ``Columns``)
