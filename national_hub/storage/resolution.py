@@ -86,6 +86,30 @@ CANDIDATES_SQL = f"""
 """
 
 
+# ResolutionStore.retire_if_empty: $1 retired ids, $2 their survivors. The retired id and
+# the ids that redirected to it are found as two joins, each by an index: one join on
+# "national_id = retired OR redirect_to = retired" can use neither, and compared every
+# national child with every retired id (2,000 ids retired on a hub of 200,000 children:
+# 17 s, against 0.04).
+RETIRE_SQL = """
+    WITH gone AS (
+        SELECT m.retired, m.survivor FROM unnest($1::text[], $2::text[])
+            AS m(retired, survivor)
+        WHERE m.retired <> m.survivor AND NOT EXISTS (
+            SELECT 1 FROM records r WHERE r.national_id = m.retired
+            AND r.record IS NOT NULL)
+    ), redirected AS (
+        SELECT c.national_id, gone.survivor FROM gone
+        JOIN national_children c ON c.national_id = gone.retired
+        UNION ALL
+        SELECT c.national_id, gone.survivor FROM gone
+        JOIN national_children c ON c.redirect_to = gone.retired
+    )
+    UPDATE national_children c SET redirect_to = redirected.survivor
+    FROM redirected WHERE c.national_id = redirected.national_id
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewRow:
     id: int
@@ -439,18 +463,7 @@ class ResolutionStore:
         if not moves:
             return
         retired, survivor = zip(*moves, strict=True)
-        await conn.execute(
-            """
-            WITH gone AS (
-                SELECT m.retired, m.survivor FROM unnest($1::text[], $2::text[])
-                    AS m(retired, survivor)
-                WHERE m.retired <> m.survivor AND NOT EXISTS (
-                    SELECT 1 FROM records r WHERE r.national_id = m.retired
-                    AND r.record IS NOT NULL)
-            )
-            UPDATE national_children c SET redirect_to = gone.survivor FROM gone
-            WHERE c.national_id = gone.retired OR c.redirect_to = gone.retired
-            """, list(retired), list(survivor))
+        await conn.execute(RETIRE_SQL, list(retired), list(survivor))
 
     async def merge(self, conn: asyncpg.Connection, retired: str, survivor: str) -> None:
         """Every record of ``retired`` moves to ``survivor``; ``retired`` redirects."""

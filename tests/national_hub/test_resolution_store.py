@@ -8,14 +8,18 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import asyncpg
+
+from national_hub.app import PACKAGE
 from national_hub.services.linking import identity_of
 from national_hub.storage import key_sets
-from national_hub.storage.resolution import CANDIDATES_SQL, ResolutionStore
+from national_hub.storage.resolution import CANDIDATES_SQL, RETIRE_SQL, ResolutionStore
 from national_hub.storage.search import SEARCH_CANDIDATES_SQL
 from protocol import keys
 from protocol.batch import GENESIS, UpsertOp
 from protocol.disclosure import LOCATION_KEY_PREFIXES
 from protocol.matching import IdentityFields, blocking_keys
+from server_common import database
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
@@ -164,3 +168,34 @@ async def test_a_chunk_reads_with_each_record_the_keys_its_masked_identity_gives
         located = {lid for lid, row in by_id.items()
                    if any(k.startswith(LOCATION_KEY_PREFIXES) for k in row["keys"])}
         assert located == {"P1"}
+
+
+async def test_a_retired_id_redirects_with_every_id_that_pointed_to_it(
+        make_database: DatabaseFactory) -> None:
+    """An id left with no live record redirects to its survivor, and so does every id
+    that redirected to it; an id a live record still holds, or one "retired" into
+    itself, is left. Each is found by an index: a join on "national_id = retired OR
+    redirect_to = retired" can use neither and compared every national child with every
+    retired id (17 s for 2,000 of them among 200,000 children)."""
+    conn = await asyncpg.connect(await make_database())
+    try:
+        await database.upgrade(conn, PACKAGE)
+        await conn.execute("INSERT INTO councils (code, name) VALUES ($1, 'East Sussex')", ESX)
+        await conn.execute("INSERT INTO national_children (national_id)"
+                           " SELECT unnest($1::text[])", ["A", "B", "C", "HELD", "S", "T"])
+        await conn.execute("UPDATE national_children SET redirect_to = 'A' WHERE national_id = 'B'")
+        await conn.execute("UPDATE national_children SET redirect_to = 'B' WHERE national_id = 'C'")
+        await conn.execute(
+            "INSERT INTO records (council_code, batch_seq, local_id, version, record, digest,"
+            " national_id) VALUES ($1, 1, 'L1', 1, '\\x00', 'd', 'HELD')", ESX)
+
+        await ResolutionStore().retire_if_empty(conn, [("A", "S"), ("HELD", "S"), ("T", "T")])
+
+        redirects = dict(await conn.fetch("SELECT national_id, redirect_to FROM national_children"))
+        # C pointed at B, not at A: it still reaches S through B, one hop further
+        assert redirects == {"A": "S", "B": "S", "C": "B", "HELD": None, "S": None, "T": None}
+        plan = await generic_plan(conn, "text[], text[]", RETIRE_SQL, "'{A}', '{S}'")
+        assert "national_children_redirected" in plan and " OR " not in plan, plan
+    finally:
+        await conn.close()
+
