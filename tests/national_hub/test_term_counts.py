@@ -199,6 +199,19 @@ async def test_counts_follow_publishes_updates_deletes_and_retention(
         assert ("postcode", "BN33CC") not in kept and ("postcode", "RH19ZZ") not in kept
         assert ("address", "2 hill rise") not in kept
 
+        # Both move, the shielded child and its marked copy: an update of a masked
+        # record counts neither its old location nor its new one
+        heads[ESX] = await send(hub, ESX, clients[ESX], 4, heads[ESX], [UpsertOp.of(replace(
+            child("E8", "Lily", "Okoye", date(2017, 2, 2), "BN4 4DD", "7 New Lane",
+                  nhs(500000000)), shielded=True), 2)])
+        heads[WSX] = await send(hub, WSX, clients[WSX], 3, heads[WSX], [UpsertOp.of(
+            child("W4", "Lily", "Okoye", date(2017, 2, 2), "RH2 8YY", "5 Low Road",
+                  nhs(500000000)), 2)])
+        await hub.resolved()
+        kept = await assert_counts_equal_a_recount(hub)
+        assert not {("postcode", "BN44DD"), ("postcode", "RH28YY"), ("address", "7 new lane"),
+                    ("address", "5 low road")} & set(kept)
+
         # Retention: Noah (born 2000) is long past 18 + 6 years, purged; archiving the
         # others on the way changes no count.
         report = await HubServices(hub.config, hub.pool).retention.run(date(2035, 1, 1))
