@@ -367,8 +367,10 @@ def authorise(review: ReviewRow, decider: Viewer, status: str, shielders: set[st
     """
     owners = sorted({review.a[0], review.b[0]})
     if not any(decider.index_team_of(c) for c in owners):
-        raise AuthError(f"pair {review.id} is decided by the index teams of "
-                        f"{' and '.join(owners)} only", code=ErrorCode.FORBIDDEN, status=403)
+        # not which councils they are: any pair number may be asked, and who holds a
+        # shielded child's pairs says where it went
+        raise AuthError(f"pair {review.id} is decided by the index teams of the councils "
+                        "whose records it holds only", code=ErrorCode.FORBIDDEN, status=403)
     shielding_owners = sorted(shielders & set(owners))
     if status == "separated" and shielding_owners and decider.council not in shielding_owners:
         raise AuthError(f"pair {review.id} involves a shielded child: only the index team "

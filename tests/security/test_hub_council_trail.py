@@ -113,3 +113,23 @@ async def test_a_child_not_shielded_still_shows_every_council(
     explained = await attack.explain(ESX, "A1", Role.INDEX_TEAM, ESX)
     assert [p["partner"]["council"] for p in explained["partners"]] == [WSX]
     assert [p["partner"]["local_id"] for p in explained["partners"]] == ["W1"]
+
+
+async def test_a_third_council_is_not_told_whose_pair_it_is(
+        attack: Attack) -> None:  # noqa: F811
+    """A third council's index team may post a decision for any pair number: it is
+    refused without being told which councils hold the pair (pair numbers run in order,
+    so it could otherwise read who holds every pair queued beside its own)."""
+    await trail(attack)
+    pairs = await open_reviews(attack.hub)
+    esx_pair = next(int(p["id"]) for p in pairs if ESX in (p["council_a"], p["council_b"]))
+    for decision in ("link", "separate"):
+        status, body = await attack.decide(esx_pair, decision, WSX)
+        assert status == 403 and 'data-code="forbidden"' in body
+        for secret in (ESX, TFW, "East Sussex", "Telford"):
+            assert secret not in body, (decision, secret)
+    status, body = await attack.call("POST", f"/review/{esx_pair}/undo",
+                                     await attack.headers(Role.INDEX_TEAM, WSX))
+    assert status in (403, 409)
+    for secret in (ESX, TFW, "East Sussex", "Telford"):
+        assert secret not in body, secret
