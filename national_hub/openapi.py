@@ -106,7 +106,8 @@ SCHEMAS: dict[str, Schema] = {
         "council": STR, "local_id": STR, "national_id": _nullable(STR),
         "status": _nullable({"enum": ["linked", "review", "single"]}),
         "partners": {"type": "array", "items": _obj({
-            "partner": _obj({"council": STR, "local_id": STR,
+            # null: withheld, for a shielded child (protocol.disclosure)
+            "partner": _obj({"council": _nullable(STR), "local_id": _nullable(STR),
                              "national_id": _nullable(STR)}),
             "relation": STR,
             "review": _nullable(_obj({"id": INT, "status": STR,

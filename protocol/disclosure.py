@@ -43,6 +43,8 @@ marker.
     >>> other_team = Viewer("index_team", "E06000020")
     >>> shielded.sees_local_id(other_team, "E10000011"), shielded.sees_local_id(team, "E06000020")
     (False, True)
+    >>> [shielded.sees_council(other_team, c) for c in ("E10000011", "E10000032")]
+    [True, False]
     >>> sees_sensitive(practitioner, "E10000011"), sees_sensitive(team, "E10000011")
     (False, True)
     >>> finds_shielded("dp:TN22:2015"), finds_shielded("nhs:9434765919")
@@ -150,6 +152,13 @@ class Disclosure:
         pair's heading): that council's own index team, and whoever sees the list of
         councils that know the child (the same trail, one record at a time)."""
         return viewer.index_team_of(council) or self.sees_other_councils(viewer)
+
+    def sees_council(self, viewer: Viewer, council: str) -> bool:
+        """That ``council`` holds a record of the child (an explanation's partner, a
+        review pair's heading): whoever may see that record's local id, and anyone for a
+        council that shields the child (whom to contact). Any other council that knows a
+        shielded child is part of the trail that says where it went."""
+        return council in self.shielding_councils or self.sees_local_id(viewer, council)
 
     def scores_location(self) -> bool:
         """Whether the postcode and address may take part in scoring a search hit."""

@@ -29,7 +29,7 @@ import asyncpg
 from aiohttp import web
 
 from national_hub.handlers import appkeys as k
-from national_hub.services.review import RecordKey, ReviewRow
+from national_hub.services.review import RecordKey, ReviewRow, Shown
 from protocol import identifiers
 from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, NotFoundError, SignpostError
@@ -55,8 +55,8 @@ def _day(value: Any) -> str:
 
 
 def _record(key: RecordKey, row: asyncpg.Record | None, own: str,
-            names: dict[str, str], shown: set[RecordKey]) -> dict[str, Any]:
-    heading = f"{names.get(key[0], key[0])}, {_which(key, shown)}"
+            names: dict[str, str], shown: Shown) -> dict[str, Any]:
+    heading = _heading(key, names, shown)
     if row is None:
         return {"heading": heading, "deleted": True, "rows": []}
     # the identity columns mask a shielded record's postcode (matching never reads it);
@@ -77,15 +77,18 @@ def _record(key: RecordKey, row: asyncpg.Record | None, own: str,
          else row["upn"] or "Not known"), ("Postcode", where)]}
 
 
-def _which(key: RecordKey, shown: set[RecordKey]) -> str:
-    """"record A1", or not which one: another council's local id of a shielded child
-    is for whoever may see the councils that know it (protocol.disclosure)."""
-    return f"record {key[1]}" if key in shown else "record withheld (shielded)"
+def _heading(key: RecordKey, names: dict[str, str], shown: Shown) -> str:
+    """"West Sussex, record W1", or less: another council's local id of a shielded child
+    is for whoever may see the councils that know it, and which council holds it for them
+    and for the council that shields it (protocol.disclosure)."""
+    council = names.get(key[0], key[0]) if key in shown.councils else "Another council"
+    return f"{council}, " + (f"record {key[1]}" if key in shown.local_ids
+                             else "record withheld (shielded)")
 
 
 def _pair(review: ReviewRow, rows: dict[RecordKey, asyncpg.Record], own: str,
           names: dict[str, str], explanation: dict[str, Any],
-          shown: set[RecordKey]) -> dict[str, Any]:
+          shown: Shown) -> dict[str, Any]:
     return {"id": review.id,
             "records": [_record(key, rows.get(key), own, names, shown)
                         for key in (review.a, review.b)],
@@ -135,17 +138,18 @@ async def _queue_page(request: web.Request, error: str = "", code: str = "",
     await _audited_look(request, "review.queue", queue)
     names = await request.app[k.COUNCILS].names()
     decided = await service.decided_for(own)
-    shown = await service.local_ids_shown([*(r for r, _, _ in queue), *decided],
-                                          Viewer.of(who))
+    shown = await service.shown_of([*(r for r, _, _ in queue), *decided], Viewer.of(who))
     return pages.render(request, "review.html", {
         "title": "Pairs to decide" + (" (error)" if error else ""),
         "council": names.get(own, own),
         "waiting": await service.waiting(own),
         "pairs": [_pair(r, rows, own, names, why, shown) for r, rows, why in queue],
         "decided": [{"id": r.id, "status": STATUS_WORDS.get(r.status, r.status),
-                     "by": r.decided_by or "Not recorded",
-                     "records": [f"{names.get(key[0], key[0])}, {_which(key, shown)}"
-                                 for key in (r.a, r.b)]} for r in decided],
+                     # who decided may name a council the viewer may not see
+                     "by": (r.decided_by or "Not recorded")
+                     if {r.a, r.b} <= shown.councils else "withheld (shielded)",
+                     "records": [_heading(key, names, shown) for key in (r.a, r.b)]}
+                    for r in decided],
         "notice": await _notice(request, own),
         "error": {"text": error, "code": code} if error else None,
     }, status=status)
@@ -176,7 +180,7 @@ async def confirm_page(request: web.Request) -> web.Response:
     await _audited_look(request, "review.pair", queue)
     names = await request.app[k.COUNCILS].names()
     (review, rows, why), = queue
-    shown = await request.app[k.REVIEW].local_ids_shown([review], Viewer.of(who))
+    shown = await request.app[k.REVIEW].shown_of([review], Viewer.of(who))
     return pages.render(request, "review_confirm.html", {
         "title": f"Are these {DECISIONS[decision]}? Pair {review_id}",
         "pair": _pair(review, rows, own, names, why, shown),

@@ -43,6 +43,14 @@ from server_common.audit.service import AuditLog
 
 
 @dataclass(frozen=True, slots=True)
+class Shown:
+    """What a viewer may name of the records of some review pairs (``shown_of``)."""
+
+    local_ids: frozenset[RecordKey]  # which record it is at its council
+    councils: frozenset[RecordKey]   # which council holds it
+
+
+@dataclass(frozen=True, slots=True)
 class Decided:
     review: ReviewRow
     national_ids: tuple[str, str]  # the pair's national ids after the decision
@@ -85,16 +93,20 @@ class ReviewService:
             out.append((r, pair, self.shown_explanation(r, shielding, pair, viewer)))
         return out
 
-    async def local_ids_shown(self, reviews: Sequence[ReviewRow], viewer: Viewer
-                              ) -> set[RecordKey]:
-        """The records of these pairs whose local id ``viewer`` may see: a pair with a
-        shielded record shows another council's local id only to whoever may see the
-        councils that know the child (``Disclosure.sees_local_id``)."""
+    async def shown_of(self, reviews: Sequence[ReviewRow], viewer: Viewer) -> Shown:
+        """Which records of these pairs ``viewer`` may name: a pair with a shielded record
+        shows another council's local id only to whoever may see the councils that know
+        the child (``Disclosure.sees_local_id``), and which council holds it only to them
+        or when that council shields the child (``Disclosure.sees_council``)."""
         keys = sorted({k for r in reviews for k in (r.a, r.b)})
         async with self.pool.acquire() as conn:
             shielding = await self.shielding.shielding(conn, keys)
-        return {k for r in reviews for k in (r.a, r.b)
-                if _pair_disclosure(shielding, r.a, r.b).sees_local_id(viewer, k[0])}
+        pairs = [(r, _pair_disclosure(shielding, r.a, r.b)) for r in reviews]
+        return Shown(
+            local_ids=frozenset(k for r, d in pairs for k in (r.a, r.b)
+                                if d.sees_local_id(viewer, k[0])),
+            councils=frozenset(k for r, d in pairs for k in (r.a, r.b)
+                               if d.sees_council(viewer, k[0])))
 
     async def waiting(self, council: str) -> int:
         """How many pairs wait for ``council``'s index team (the queue shows 50 at most)."""
@@ -287,15 +299,19 @@ class ReviewService:
                                              without_location(theirs)))
             model = self.linker.model if rk[0] == council else self.linker.across
             explained = explain(explanation, model)
+            # which council holds the partner, and which record of it: only for whoever
+            # may see the councils that know a shielded child, and the council to
+            # contact about it (protocol.disclosure); who decided the pair may name it too
+            named = disclosure.sees_council(viewer, rk[0])
             out.append({
-                # which record of another council it is: only for whoever may see the
-                # councils that know a shielded child (protocol.disclosure)
-                "partner": {"council": rk[0], "national_id": p["national_id"],
+                "partner": {"council": rk[0] if named else None,
+                            "national_id": p["national_id"],
                             "local_id": rk[1] if disclosure.sees_local_id(viewer, rk[0])
                             else None},
                 "relation": relation,
                 "review": None if review is None else {
-                    "id": review.id, "status": review.status, "decided_by": review.decided_by},
+                    "id": review.id, "status": review.status,
+                    "decided_by": review.decided_by if named else None},
                 **(explained if shown else withhold_location(explained)),
             })
         out.sort(key=lambda e: (e["relation"] != "linked", -e["total"]))
@@ -351,8 +367,10 @@ def authorise(review: ReviewRow, decider: Viewer, status: str, shielders: set[st
     """
     owners = sorted({review.a[0], review.b[0]})
     if not any(decider.index_team_of(c) for c in owners):
-        raise AuthError(f"pair {review.id} is decided by the index teams of "
-                        f"{' and '.join(owners)} only", code=ErrorCode.FORBIDDEN, status=403)
+        # not which councils they are: any pair number may be asked, and who holds a
+        # shielded child's pairs says where it went
+        raise AuthError(f"pair {review.id} is decided by the index teams of the councils "
+                        "whose records it holds only", code=ErrorCode.FORBIDDEN, status=403)
     shielding_owners = sorted(shielders & set(owners))
     if status == "separated" and shielding_owners and decider.council not in shielding_owners:
         raise AuthError(f"pair {review.id} involves a shielded child: only the index team "

@@ -4,8 +4,9 @@ The audit log records what every search asked (docs/design.md §6), and auditors
 it. When a search's answer holds a shielded child, the postcode it was given is often
 the child's own (an index team looking up the child it shields, or someone who knows
 where the child lives): written in clear, subject access would show an auditor where
-a shielded child lives. So the location parameters of such an entry are written
-sealed: AES-256-GCM under a key derived from the accounts key file (HKDF, its own
+a shielded child lives. So the location parameters of such an entry (the postcode, and
+the UPN, whose first digits name the authority that issued it) are written sealed,
+padded to one length: AES-256-GCM under a key derived from the accounts key file (HKDF, its own
 label, so the TOTP seeds' key is never used for anything else), the parameter's name
 as associated data, as ``sealed:`` and lower-case hex. The entry still says that a
 postcode was given, and the Merkle leaf covers the sealed text, so proofs and
@@ -20,6 +21,9 @@ entry's sealed parameters for an investigation, and is itself audited.
     {'given_name': 'Lily', 'postcode': 'BN2 3CD'}
     >>> seal.where_shielded({"postcode": "BN2 3CD"}, False)
     {'postcode': 'BN2 3CD'}
+    >>> {len(seal.where_shielded({"postcode": p}, True)["postcode"])
+    ...  for p in ("N1 1AA", "TN22 1AA")}
+    {127}
 """
 
 from __future__ import annotations
@@ -39,10 +43,16 @@ from protocol.errors import ErrorCode, UnavailableError
 from server_common.accounts.seeds import load_or_create_key
 
 # The search parameters that say where a child lives (docs/design.md §6: never shown
-# for a shielded child). Names and dates are who the child is, and stay readable.
-LOCATION_PARAMETERS = frozenset({"postcode"})
+# for a shielded child): the postcode, and the UPN, whose first digits name the authority
+# that issued it (protocol.disclosure.LOCATION_FIELDS). Names and dates are who the
+# child is, and stay readable.
+LOCATION_PARAMETERS = frozenset({"postcode", "upn"})
 PREFIX = "sealed:"
 _NONCE = 12
+# A value is padded with NULs (which no parameter holds) to a multiple of this many bytes
+# before it is sealed: every postcode and UPN seals to one length, where the length of
+# "N1 1AA", "BN2 3CD" or "TN22 1AA" sealed as it is would narrow its district.
+_PAD = 32
 _LABEL = b"signpost audit location parameters v1"
 
 
@@ -77,14 +87,17 @@ class ParameterSeal:
 
     def _seal(self, name: str, value: str) -> str:
         nonce = secrets.token_bytes(_NONCE)
-        body = self._aead.encrypt(nonce, value.encode("utf-8"), _associated(name))
+        plain = value.encode("utf-8")
+        padded = plain.ljust(max(1, -(-len(plain) // _PAD)) * _PAD, b"\x00")
+        body = self._aead.encrypt(nonce, padded, _associated(name))
         return PREFIX + (nonce + body).hex()
 
     def _open(self, name: str, text: str) -> str:
         try:
             raw = bytes.fromhex(text[len(PREFIX):])
+            # sealed before values were padded: no padding to take off
             return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:],
-                                      _associated(name)).decode("utf-8")
+                                      _associated(name)).rstrip(b"\x00").decode("utf-8")
         except (ValueError, InvalidTag, binascii.Error, UnicodeDecodeError) as exc:
             raise UnavailableError(
                 f"the sealed parameter {name!r} cannot be opened with the configured "

@@ -26,7 +26,7 @@ from server_common.audit.service import AuditLog
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade
 from tests.local_node.test_practitioner_api import running
-from tests.national_hub.test_review import state
+from tests.national_hub.test_review import child, state
 from tests.processes import script
 from tests.security.test_hub_shielding import (  # noqa: F401 (attack: a fixture)
     ESX,
@@ -206,3 +206,51 @@ async def _searched_and_unsealed(node: Node, url: str, tmp_path: Path) -> None:
                                params={"child_id": leon.local_id})
     assert [(e["action"], e["purpose"]) for e in body["entries"]
             if e["action"] == "unseal_parameters"] == [("unseal_parameters", "IG case 7")]
+
+
+async def test_a_upn_and_the_length_of_a_postcode_are_sealed_too(
+        attack: Attack) -> None:  # noqa: F811
+    """A UPN's first digits name the authority that issued it (``protocol.disclosure``
+    withholds it from a shielded child's view): a search by it whose answer holds the
+    shielded child keeps it sealed, like the postcode. And a sealed value's length says
+    nothing of what it seals: "N1 1AA", "BN2 3CD" and "TN22 1AA" are one length sealed
+    (a postcode's length narrows its district)."""
+    upn = "H801200001001"
+    await attack.councils[ESX].send(child("A1", family="Hart", postcode="BN2 3CD",
+                                          address_line="9 Quiet Road", shielded=True,
+                                          upn=upn))
+    shielded = (await state(attack.hub))[(ESX, "A1")][0]
+    asked = [{"upn": upn}, *({**LILY, "postcode": p} for p in ("N1 1AA", "BN2 3CD",
+                                                               "TN22 1AA"))]
+    for query in asked:
+        status, body = await attack.call("GET", "/v1/search",
+                                         await attack.headers(Role.PRACTITIONER),
+                                         params={"purpose": PURPOSE, **query})
+        assert status == 200, body
+        assert [h["shielded"] for h in json.loads(body)["results"]] == [True], body
+    about_child = [e for e in await entries(attack, child_id=shielded)
+                   if e["action"] == "search"]
+    assert len(about_child) == 4
+    status, csv = await attack.call("GET", "/audit/export.csv",
+                                    await attack.headers(Role.AUDITOR),
+                                    params={"child_id": shielded})
+    assert status == 200
+    told = json.dumps(about_child) + csv
+    assert upn not in told and "H801" not in told
+    (by_upn,) = [e for e in about_child if "upn" in e["parameters"]]
+    assert by_upn["parameters"]["upn"].startswith("sealed:")
+    sealed = {len(e["parameters"][name]) for e in about_child
+              for name in ("postcode", "upn") if name in e["parameters"]}
+    assert len(sealed) == 1, sealed
+
+    opened = await hub_cli(attack, "audit", "unseal", str(by_upn["seq"]), "--reason",
+                           "IG case 42")
+    assert opened.returncode == 0, opened.stderr
+    assert json.loads(opened.stdout)["parameters"]["upn"] == upn
+    for entry in about_child:
+        if "postcode" in entry["parameters"]:
+            opened = await hub_cli(attack, "audit", "unseal", str(entry["seq"]),
+                                   "--reason", "IG case 42")
+            assert opened.returncode == 0, opened.stderr
+            assert json.loads(opened.stdout)["parameters"]["postcode"] in (
+                "N1 1AA", "BN2 3CD", "TN22 1AA")

@@ -68,8 +68,10 @@ async def _what_west_sussex_learns(url: str, tmp_path: Path, postcode: str,
             "given_name": "Lily", "dob": DOB.isoformat(), "purpose": PURPOSE})
         return {
             "status": explained["status"],
-            "partners": sorted((p["partner"]["council"], p["relation"], round(p["total"], 6))
-                               for p in explained["partners"]),
+            # a council is None where withheld (another council's record of a shielded
+            # child that does not shield it)
+            "partners": sorted((str(p["partner"]["council"]), p["relation"],
+                                round(p["total"], 6)) for p in explained["partners"]),
             "children found": len(found["results"]),
             "hits": sorted((h["shielded"], h["family_name"], round(h["confidence"], 6))
                            for h in found["results"]),
