@@ -17,16 +17,16 @@ from server_common.sampling_store import seeded_order
 
 RecordKey = tuple[str, str]  # (council, local_id)
 
-# The columns matching reads, as one select list (``r`` is ``records``). A shielded
-# record's postcode and address are not evidence (docs/design.md §6): no link, review or
-# explanation may depend on where a shielded child lives, so matching never reads them.
-# Whether the location of record ``r`` is masked: flagged shielded, or holding a shield
-# mark (migration 015). Written out, not asked of a SQL function: PostgreSQL does not
-# inline a function around a subquery, and each call cost about 3 us (migration 019).
+# Whether record ``r`` counts as shielded, its location masked: flagged, or holding a
+# shield mark (migration 015). Written out, not asked of a SQL function: PostgreSQL does
+# not inline a function around a subquery, and each call cost about 3 us (migration 019).
 LOCATION_MASKED = (
     "(r.shielded OR EXISTS (SELECT 1 FROM shield_marks sm"
     " WHERE sm.council_code = r.council_code AND sm.local_id = r.local_id))"
 )
+# The columns matching reads, as one select list (``r`` is ``records``). A shielded
+# record's postcode and address are not evidence (docs/design.md §6): no link, review or
+# explanation may depend on where a shielded child lives, so matching never reads them.
 IDENTITY_COLUMNS = (
     "r.council_code, r.local_id, r.national_id, r.given_name, r.family_name, r.dob, r.sex,"
     " r.other_given_names, r.former_family_names,"
@@ -213,9 +213,8 @@ class ResolutionStore:
         if not records:
             return []
         councils, ids = zip(*records, strict=True)
-        shielded = (", r.shielded OR EXISTS (SELECT 1 FROM shield_marks m WHERE"
-                    " m.council_code = r.council_code AND m.local_id = r.local_id)"
-                    " AS shielded, r.postcode AS held_postcode") if with_shielded else ""
+        shielded = (f", {LOCATION_MASKED} AS shielded, r.postcode AS held_postcode"
+                    if with_shielded else "")
         return await conn.fetch(
             f"SELECT {IDENTITY_COLUMNS}{shielded} FROM records r"
             " JOIN unnest($1::text[], $2::text[]) w(c, l)"
