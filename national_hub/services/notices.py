@@ -137,7 +137,12 @@ class NoticeJob:
                                | {m for d in ds for m in marks.get(d.source, ())})
             events = [disclose(d.event, recipient, shielding) for d in ds]
             old = existing.get((recipient, national_id))
-            merged = coalesce(events_from_json(old.events) if old else (), events)
+            # the day's earlier events too: written before the child was shielded, they
+            # name what a shielded child's notice withholds (disclosing twice changes
+            # nothing more)
+            earlier = [disclose(e, recipient, shielding)
+                       for e in events_from_json(old.events)] if old else []
+            merged = coalesce(earlier, events)
             local_ids = sorted(h.local_id for h in holders.get(national_id, ())
                                if h.council == recipient)
             rows.append((recipient, national_id, local_ids, bool(shielding),

@@ -185,6 +185,29 @@ async def test_a_shielded_childs_notices_withhold_what_the_policy_withholds(
         assert to_esx.shielded and to_esx.events[0].council == TFW
 
 
+async def test_a_child_shielded_later_that_day_withholds_the_days_earlier_events(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A notice gathers a child's events of one day. When the child is shielded during
+    that day, the events written before (which named East Sussex, its service and its
+    lead professional) are told as the policy tells a shielded child's, like the new
+    ones: a notice marked shielded names nothing the child view withholds."""
+    async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
+        esx, tfw = await _council(hub, ESX), await _council(hub, TFW)
+        await esx.publish(record("E-1", involvements=(SOCIAL,)))
+        await settle(hub)
+        await tfw.publish(record("T-1", postcode="TF1 2AB", involvements=(SCHOOL,)))
+        await settle(hub)
+        (before,), _, _ = await tfw.notices()
+        assert not before.shielded and before.events[0].council == ESX
+        await esx.publish(record("E-1", shielded=True, involvements=(SOCIAL, SCHOOL)))
+        await settle(hub)
+        (after,), _, _ = await tfw.notices()
+        assert after.id == before.id and after.shielded  # the same day's notice, rewritten
+        assert [(e.council, e.council_name, e.services, e.lead, e.contact)
+                for e in after.events] == [(None, None, (), None, (ESX,))] * len(after.events)
+        assert "01273" not in repr(after.to_wire()) and "East Sussex" not in repr(after.to_wire())
+
+
 async def test_review_link_and_separation_tell_both_councils(make_database: DatabaseFactory,
                                                              tmp_path: Path) -> None:
     async with running_hub(await make_database(), tmp_path, notices={"interval": "0s"}) as hub:
