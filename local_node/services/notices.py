@@ -13,7 +13,7 @@ at. Every notice received, read and emailed is in the node's audit log.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiosmtplib
 import asyncpg
@@ -21,6 +21,7 @@ import asyncpg
 from local_node.config import NoticesSection
 from local_node.services.notices_mail import Mailer
 from local_node.storage.notices import InboxItem, NoticeStore
+from local_node.storage.shielding import ShieldStore
 from local_node.transport import HubClient
 from protocol.errors import ErrorCode, NotFoundError, SignpostError
 from protocol.notices import Notice
@@ -83,7 +84,8 @@ def recipients_of(who: Principal, address: str | None) -> list[str]:
 class NoticeService:
     def __init__(self, pool: asyncpg.Pool, audit: AuditLog, settings: NoticesSection,
                  council: str, client: HubClient | None = None,
-                 store: NoticeStore | None = None, mailer: Mailer | None = None) -> None:
+                 store: NoticeStore | None = None, mailer: Mailer | None = None,
+                 shields: ShieldStore | None = None) -> None:
         self.pool = pool
         self.audit = audit
         self.settings = settings
@@ -91,6 +93,7 @@ class NoticeService:
         self.client = client
         self.store = store or NoticeStore()
         self.mailer = mailer or Mailer(settings)
+        self.shields = shields or ShieldStore()
         self.received_total = 0
         self.email_failures_total = 0
         self.emails_sent_total = 0
@@ -132,6 +135,12 @@ class NoticeService:
         return fresh
 
     async def _route(self, conn: asyncpg.Connection, notice: Notice) -> None:
+        # shielded by the hub's word or by what this node knows (its flag, its marks)
+        if not notice.shielded and await self.shields.shielded_among(
+                conn, list(notice.local_ids)):
+            notice = replace(notice, shielded=True)
+        if notice.shielded:  # a notice rewritten shielded leaves every other inbox
+            await self.store.withdraw(conn, notice.id, TEAM)
         leads = await self.store.leads(conn, notice.local_ids)
         watchers = await self.store.watchers(conn, notice.local_ids)
         addresses = await self.store.addresses(conn, watchers)
@@ -172,7 +181,8 @@ class NoticeService:
 
     async def inbox(self, who: Principal) -> list[InboxItem]:
         async with self.pool.acquire() as conn:
-            return await self.store.inbox(conn, await self._recipients(conn, who))
+            return await self.store.inbox(conn, await self._recipients(conn, who),
+                                          shielded=who.role == Role.INDEX_TEAM)
 
     async def read(self, who: Principal, notice_id: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

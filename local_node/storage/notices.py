@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from local_node.storage.shielding import SHIELDED_SQL
 from protocol.notices import Notice
 
 
@@ -107,15 +108,24 @@ class NoticeStore:
             " OR excluded.email_due, updated_at = now()",
             notice_id, recipient, email, email_due)
 
-    async def inbox(self, conn: asyncpg.Connection, recipients: Sequence[str],
-                    limit: int = 200) -> list[InboxItem]:
+    async def withdraw(self, conn: asyncpg.Connection, notice_id: int, keep: str) -> None:
+        """Out of every inbox but ``keep``'s (a notice that became a shielded child's)."""
+        await conn.execute("DELETE FROM notice_deliveries WHERE notice_id = $1"
+                           " AND recipient <> $2", notice_id, keep)
+
+    async def inbox(self, conn: asyncpg.Connection, recipients: Sequence[str], *,
+                    shielded: bool, limit: int = 200) -> list[InboxItem]:
+        """The notices in these inboxes, newest first; without ``shielded``, none about a
+        child shielded by the hub's word or the node's own (flag or mark), whenever it
+        was delivered."""
         rows = await conn.fetch(
             "SELECT n.id, n.national_id, n.day, n.local_ids, n.shielded, n.events,"
             " max(n.updated_at) AS updated_at, bool_and(d.read_at IS NOT NULL) AS read"
             " FROM notice_deliveries d JOIN notices n ON n.id = d.notice_id"
-            " WHERE d.recipient = ANY($1::text[])"
+            " WHERE d.recipient = ANY($1::text[]) AND ($3 OR NOT n.shielded AND NOT EXISTS"
+            f" (SELECT 1 FROM unnest(n.local_ids) AS l(id) WHERE {SHIELDED_SQL.format('l.id')}))"
             " GROUP BY n.id ORDER BY max(n.updated_at) DESC, n.id DESC LIMIT $2",
-            list(recipients), limit)
+            list(recipients), limit, shielded)
         return [InboxItem(r["id"], r["national_id"], r["day"].isoformat(), list(r["local_ids"]),
                           r["shielded"], json.loads(r["events"]), r["updated_at"], r["read"])
                 for r in rows]

@@ -26,8 +26,9 @@ from local_node.storage.children import CHILD_COLUMNS, MATCH_BLOCK_LIMIT, ChildR
 # not said; its area is what must not leak).
 HUB_VIA = "hub"
 
-# Is the child ``{0}`` shielded (own flag, or a mark)? Used inside the queries below.
-_SHIELDED = ("(EXISTS (SELECT 1 FROM children s WHERE s.local_id = {0} AND s.shielded)"
+# Is the child ``{0}`` shielded (own flag, or a mark)? Used inside the queries below,
+# and by the notices store (a shielded child's notice: the index team's inbox only).
+SHIELDED_SQL = ("(EXISTS (SELECT 1 FROM children s WHERE s.local_id = {0} AND s.shielded)"
              " OR EXISTS (SELECT 1 FROM shield_marks m WHERE m.local_id = {0}))")
 
 # Every child one step from ``r.local_id``: merged with it, in review with it, or
@@ -118,10 +119,10 @@ class ShieldStore:
               JOIN (SELECT DISTINCT k.local_id FROM child_blocking_keys k
                       JOIN (SELECT b.key FROM child_blocking_keys b
                              WHERE b.key = ANY($1::text[])
-                               AND NOT {_SHIELDED.format("b.local_id")}
+                               AND NOT {SHIELDED_SQL.format("b.local_id")}
                              GROUP BY b.key HAVING count(*) <= $2) small USING (key)
                    ) found USING (local_id)
-             WHERE c.merged_into IS NULL AND NOT {_SHIELDED.format("c.local_id")}
+             WHERE c.merged_into IS NULL AND NOT {SHIELDED_SQL.format("c.local_id")}
             """,
             location_keys, MATCH_BLOCK_LIMIT,
         )

@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -202,3 +203,64 @@ def test_per_council_settings_come_from_the_environment_and_decide_what_is_sent(
     with pytest.raises(ConfigError, match="email_kinds"):
         config_module.load(NodeConfig, "LOCAL_NODE", None, {},
                            environ={"LOCAL_NODE__NOTICES__EMAIL_KINDS": "gossip"})
+
+
+async def test_a_child_shielded_after_its_notice_leaves_every_inbox_but_the_teams(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A watcher read that Mia's case went to West Sussex before she was shielded. Once
+    East Sussex shields her, the notice leaves the watcher's and the lead professional's
+    inboxes: at once, from what the node knows itself (before the hub has heard), and
+    for good when the hub rewrites the day's notice as shielded with a new event — it
+    still names West Sussex, where she now is, which only this council's index team
+    may read (docs/notices.md)."""
+    async with movers(make_database, tmp_path) as (hub, esx, wsx), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        notices = service(esx, NoticesSection(), client)
+        server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
+        await server.start_server()
+        base = str(server.make_url("")).rstrip("/")
+        team = await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX)
+        tom = await bearer_headers(esx.pool, "tom", Role.PRACTITIONER)
+        dana = await bearer_headers(esx.pool, "dana", Role.PRACTITIONER)
+        await notices.set_address("dana", "dana.smith@esx.gov.uk")
+        mia = await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'")
+
+        async def inbox(who: dict[str, str]) -> list[dict[str, Any]]:
+            async with aiohttp.ClientSession() as http, http.get(
+                    f"{base}/v1/notices", headers=who) as resp:
+                assert resp.status == 200
+                return list((await resp.json())["notices"])
+
+        def about_mia(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [n for n in items if mia in n["local_ids"]]
+
+        try:
+            async with aiohttp.ClientSession() as http, http.put(
+                    f"{base}/v1/children/{mia}/watch", headers=tom) as resp:
+                assert resp.status == 200
+            await notices.fetch()
+            assert about_mia(await inbox(tom)) and about_mia(await inbox(dana))
+            # East Sussex shields Mia; the hub has not heard yet
+            await _feed(esx, tmp_path, "services", ESX_FEED.replace(
+                "dana.smith@esx.gov.uk,Y,N,N,N", "dana.smith@esx.gov.uk,Y,N,N,Y"))
+            assert about_mia(await inbox(tom)) == [] and about_mia(await inbox(dana)) == []
+            # the hub hears, and West Sussex registers her with a GP the same day: the
+            # day's notice is rewritten, shielded, and still names West Sussex
+            await esx.publish()
+            await _feed(wsx, tmp_path, "health", WSX_GP)
+            await wsx.publish()
+            await hub.resolved()
+            assert await hub.server.app[NOTICE_JOB].drain() >= 1
+            assert await notices.fetch() >= 1
+            (told,) = about_mia(await inbox(team))
+            assert told["shielded"] and "West Sussex" in str(told["events"])
+            for who in (tom, dana):
+                assert about_mia(await inbox(who)) == []
+                async with aiohttp.ClientSession() as http, http.get(
+                        f"{base}/notices", headers=who) as resp:
+                    assert "West Sussex" not in await resp.text()
+            assert await esx.fetchval(
+                "SELECT array_agg(recipient) FROM notice_deliveries WHERE notice_id = $1",
+                told["id"]) == ["team"]
+        finally:
+            await server.close()
