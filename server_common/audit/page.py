@@ -32,6 +32,7 @@ from server_common.audit.entry import AuditEntry, format_time
 from server_common.audit.sealing import is_sealed
 from server_common.audit.service import AuditLog, AuditRecord
 from server_common.audit.web import printable
+from server_common.csv_cells import safe_cell
 from server_common.search_form import DateError, read_date
 
 AuditKey = web.AppKey[AuditLog]
@@ -189,15 +190,6 @@ def _entry(r: AuditRecord) -> dict[str, Any]:
             "children": ", ".join(e.child_ids) or "None"}
 
 
-def _safe_cell(text: str) -> str:
-    """A cell a spreadsheet will not run as a formula (CSV injection).
-
-    >>> _safe_cell("=SUM(A1:A9)"), _safe_cell("-1"), _safe_cell("ann")
-    ("'=SUM(A1:A9)", "'-1", 'ann')
-    """
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def page_routes(key: AuditKey, child_label: str) -> list[web.RouteDef]:
     @require_roles(Role.AUDITOR)
     async def audit_page(request: web.Request) -> web.Response:
@@ -238,7 +230,7 @@ def page_routes(key: AuditKey, child_label: str) -> list[web.RouteDef]:
                          "parameters", "child_ids"])
         for r in found:
             e = r.entry
-            writer.writerow([r.seq, format_time(e.at) if e.at else ""] + [_safe_cell(v) for v in (
+            writer.writerow([r.seq, format_time(e.at) if e.at else ""] + [safe_cell(v) for v in (
                 e.who, e.role, e.organisation, e.action, e.purpose,
                 json.dumps(e.parameters, ensure_ascii=False, sort_keys=True),
                 " ".join(e.child_ids))])

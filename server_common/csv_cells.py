@@ -1,0 +1,21 @@
+"""Cells of a CSV file a person may open in a spreadsheet (the node's index export, the
+audit export): text from someone else's systems is written so that it opens as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula, prefixed with ``'`` so that it is
+    shown as written; anything else as it is.
+
+    >>> safe_cell("=SUM(A1:A9)"), safe_cell("-1"), safe_cell("ann"), safe_cell(None)
+    ("'=SUM(A1:A9)", "'-1", 'ann', None)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
