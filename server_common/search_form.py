@@ -201,6 +201,11 @@ def split_typed_date(day: str, month: str, year: str) -> tuple[str, str, str]:
     return day, month, year
 
 
+def _digits(text: str) -> bool:
+    """Only the digits 0-9 (``str.isdigit`` also takes "²", "٣")."""
+    return text.isascii() and text.isdigit()
+
+
 def read_date(day: str, month: str, year: str, today: date | None = None, *,
               label: str = "Date of birth", prefix: str = "dob",
               past: bool = True) -> date | None:
@@ -221,14 +226,15 @@ def read_date(day: str, month: str, year: str, today: date | None = None, *,
     for value, name in ((day, "day"), (month, "month"), (year, "year")):
         if not value:
             raise DateError(f"{label} must include a {name}", f"{prefix}-{name}")
-    month_number = _MONTHS.get(month[:3].lower()) if not month.isdigit() else int(month)
-    if not (day.isdigit() and month_number and year.isdigit()):
+    # ASCII digits only: "²" is a digit to str.isdigit() that int() refuses
+    month_number = int(month) if _digits(month) else _MONTHS.get(month[:3].lower())
+    if not (_digits(day) and month_number and _digits(year)):
         raise DateError(f"{label} must be a real date", f"{prefix}-day")
     if len(year) != 4:
         raise DateError("Year must include 4 numbers", f"{prefix}-year")
     try:
         typed = date(int(year), month_number, int(day))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # a day of 10**22 overflows
         raise DateError(f"{label} must be a real date", f"{prefix}-day") from exc
     if past and typed > (today or date.today()):
         raise DateError(f"{label} must be in the past", f"{prefix}-day")

@@ -79,7 +79,7 @@ async def _list_page(request: web.Request, error: str = "", code: str = "",
     notice = None
     for kind in ("decided", "undone"):
         raw = request.query.get(kind, "")
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             continue
         now = await request.app[REVIEW].status(int(raw))
         if kind == "decided" and now in STATUS_WORDS:

@@ -112,7 +112,7 @@ async def _notice(request: web.Request, own: str) -> dict[str, Any] | None:
     says, read from the pair as it now stands (the address is only a pointer)."""
     for kind in ("decided", "undone"):
         raw = request.query.get(kind, "")
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             continue
         try:
             review = await request.app[k.REVIEW].get(int(raw))

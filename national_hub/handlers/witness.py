@@ -41,7 +41,7 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     the last checkpoint this council cosigned; 0 for none)."""
     await authenticated_key(request)
     raw = request.query.get("from", "0")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValidationError("from", "a whole number ≥ 0 is required")
     offer = await request.app[WITNESSES].offer(int(raw))
     return msgpack_response(offer.to_wire())

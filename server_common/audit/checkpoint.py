@@ -95,7 +95,8 @@ def _parse(note: str) -> tuple[Checkpoint, str, str]:
     if len(lines) < 3:
         raise CheckpointError("a checkpoint has at least origin, size and root lines")
     origin, size_line, root_line, *extensions = lines
-    if not size_line.isdigit() or (size_line != "0" and size_line.startswith("0")):
+    if not (size_line.isascii() and size_line.isdigit()) or (
+            size_line != "0" and size_line.startswith("0")):
         raise CheckpointError(f"tree size is not a decimal number: {size_line!r}")
     try:
         root = base64.b64decode(root_line, validate=True)

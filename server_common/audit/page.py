@@ -136,8 +136,9 @@ class Question:
     @property
     def window(self) -> tuple[datetime | None, datetime | None]:
         start = datetime.combine(self.since, time(), UTC) if self.since else None
+        # up to the end of the last day; the last day there is has no end to give
         end = (datetime.combine(self.until + timedelta(days=1), time(), UTC)
-               if self.until else None)
+               if self.until and self.until < date.max else None)
         return start, end
 
     def values(self) -> dict[str, str]:

@@ -35,7 +35,7 @@ def _b64s(items: Sequence[bytes]) -> list[str]:
 
 def _count(request: web.Request, name: str) -> int:
     raw = request.query.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValidationError(name, "a whole number ≥ 0 is required")
     return int(raw)
 

@@ -16,6 +16,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
+from yarl import URL
+
+from protocol import encoding
 from server_common.accounts import Role
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.service import AccountService
@@ -145,3 +149,68 @@ async def test_an_entry_the_database_would_refuse_never_joins_a_group(
 
 def _audit_log(hub: Hub) -> AuditLog:
     return hub.server.app[AUDIT_LOG]
+
+
+# "²" and "٣" are digits to str.isdigit(), and int() takes "٣" but not "²"; a day of birth
+# of 10**22 is a number, and no date; the last day of year 9999 has no day after it.
+ODD_NUMBERS = ("%C2%B2", "%D9%A3", "1" * 23)
+
+
+async def test_odd_digits_and_far_dates_are_a_400_at_a_node(make_database: DatabaseFactory,
+                                                            tmp_path: Path) -> None:
+    async with node_with_child(await make_database(), tmp_path) as node:
+        team = await bearer_headers(node.pool, "ian", Role.INDEX_TEAM, "E10000011")
+        auditor = await bearer_headers(node.pool, "aud", Role.AUDITOR)
+        for odd in ODD_NUMBERS:
+            for box in ("day", "month", "year"):
+                dob = {"day": "14", "month": "3", "year": "2015", box: odd}
+                body = ("purpose=s17+assessment&given_name=Isabella&" + "&".join(
+                    f"dob-{k}={v}" for k, v in dob.items())).encode()
+                await _a_4xx(node.base, "POST", "/search", bearer(node.token), body, FORM)
+            await _a_4xx(node.base, "GET", f"/review?decided={odd}", team, status=200)
+            await _a_4xx(node.base, "GET", f"/review?undone={odd}", team, status=200)
+            for path in (f"/v1/audit/proof/inclusion?seq={odd}&size=1",
+                         f"/v1/audit/proof/consistency?first={odd}&second=1",
+                         f"/audit?to-day=1&to-month={odd}&to-year=2026"):
+                await _a_4xx(node.base, "GET", path, auditor)
+        for path in ("/audit?to-day=31&to-month=12&to-year=9999",
+                     "/audit/export.csv?to=9999-12-31&child_id=L1"):
+            await _a_4xx(node.base, "GET", path, auditor, status=200)
+
+
+async def test_odd_digits_and_far_dates_are_a_400_at_the_hub(make_database: DatabaseFactory,
+                                                             tmp_path: Path) -> None:
+    async with hub_with_child(await make_database(), tmp_path) as (hub, client, _):
+        practitioner = await hub.as_role(Role.PRACTITIONER)
+        team = await hub.as_role(Role.INDEX_TEAM, "E10000011")
+        auditor = await hub.as_role(Role.AUDITOR)
+        for odd in ODD_NUMBERS:
+            body = ("purpose=s17+assessment&given_name=Amelia&dob-day=14&dob-year=2015"
+                    f"&dob-month={odd}").encode()
+            await _a_4xx(hub.url, "POST", "/", practitioner, body, FORM)
+            await _a_4xx(hub.url, "GET", f"/review?decided={odd}", team, status=200)
+            await _a_4xx(hub.url, "GET", f"/v1/audit/proof/inclusion?seq={odd}&size=1", auditor)
+            status, answer, _ = await client.send(b"", method="GET",
+                                                  tail=f"audit/checkpoint?from={odd}")
+            assert status == 400, (odd, answer)
+        await _a_4xx(hub.url, "GET", "/audit/export.csv?to=9999-12-31&child_id=x", auditor,
+                     status=200)
+        # a node's own log checkpoint whose size line is "²": refused as evidence, not a 500
+        note = "signpost-node/E10000011\n²\n" + "A" * 43 + "=\ntime 2026-12-05T00:00:00Z\n\n— x\n"
+        status, answer, _ = await client.send(
+            encoding.pack({"note": note, "first": 0, "proof": None}), tail="audit/node-log")
+        assert status == 200 and b"tree size" in answer, answer
+
+
+async def _a_4xx(base: str, method: str, path: str, headers: dict[str, str],
+                 body: bytes | None = None, content_type: str = "", *, status: int = 400
+                 ) -> None:
+    """Answered ``status`` (400, or 200 for a page that ignores an odd value), never 500;
+    the path is sent as written (its percent-escapes are the test's)."""
+    hdrs = {**headers, "Accept": "application/json"}
+    if content_type:
+        hdrs["Content-Type"] = content_type
+    async with aiohttp.ClientSession() as http, http.request(
+            method, URL(base + path, encoded=True), headers=hdrs, data=body,
+            allow_redirects=False) as resp:
+        assert resp.status == status, (path, resp.status, await resp.text())
