@@ -70,6 +70,18 @@ async def _child(request: web.Request, submitted: Mapping[str, str] | None = Non
     return purpose, view
 
 
+def _is_text(value: object) -> bool:
+    """A string of Unicode characters: JSON can also escape half of a UTF-16 pair
+    (``"\\ud800"``), which no text (nor the audit entry of the search) can hold."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def _json_body(request: web.Request) -> dict[str, str]:
     """A search posted as a JSON object of text fields (the same names as the query)."""
     try:
@@ -80,7 +92,7 @@ async def _json_body(request: web.Request) -> dict[str, str]:
     if not isinstance(body, dict):
         raise SignpostError("the body must be a JSON object", code=ErrorCode.MALFORMED_REQUEST)
     for name in (*QUERY_FIELDS, "purpose"):
-        if name in body and not isinstance(body[name], str):
+        if name in body and not _is_text(body[name]):
             raise ValidationError(name, "must be text")
     return {k: v for k, v in body.items() if isinstance(v, str)}
 

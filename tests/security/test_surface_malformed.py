@@ -14,6 +14,7 @@ Found by walking every route of both apps with odd bodies and values as each rol
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
@@ -29,6 +30,7 @@ from server_common.refusals import AUDIT_LOG
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub
 from tests.security.surface import (
+    NODE_QUERY,
     PURPOSE,
     ServedNode,
     bearer,
@@ -214,3 +216,22 @@ async def _a_4xx(base: str, method: str, path: str, headers: dict[str, str],
             method, URL(base + path, encoded=True), headers=hdrs, data=body,
             allow_redirects=False) as resp:
         assert resp.status == status, (path, resp.status, await resp.text())
+
+
+async def test_a_lone_surrogate_in_a_json_search_is_a_400(make_database: DatabaseFactory,
+                                                         tmp_path: Path) -> None:
+    """JSON may escape half of a UTF-16 pair (``"\\ud800"``): no text can hold it (the
+    audit entry could not be written), so ``POST /v1/search`` refuses it as not text."""
+    async with node_with_child(await make_database(), tmp_path) as node:
+        found = {**NODE_QUERY, "purpose": PURPOSE}
+        for field in found:
+            body = json.dumps({**found, field: found[field] + "\ud800"}).encode()
+            status, answer, _ = await send(node.base, "POST", "/v1/search", data=body,
+                                           headers={**bearer(node.token),
+                                                    "Content-Type": "application/json"})
+            assert status == 400, (field, answer)
+            assert answer["error"]["code"] == "invalid_field", answer
+        status, answer, _ = await send(node.base, "POST", "/v1/search",
+                                       data=json.dumps(found).encode(),
+                                       headers=bearer(node.token))
+        assert status == 200 and answer["results"], answer
