@@ -38,7 +38,6 @@ from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
 from server_common import logs
 from server_common.accounts.cli import users_group
-from server_common.csv_cells import safe_cell
 
 # ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete);
 # ``model_version``: the matching model that placed the row ("" when a rule did).
@@ -262,8 +261,9 @@ def index_export(config: NodeConfig, out: Path) -> None:
         with out.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(INDEX_COLUMNS)
-            # a source_ref is any printable text from a source system: never a formula
-            writer.writerows([safe_cell(r[c]) for c in INDEX_COLUMNS] for r in rows)
+            # as held, to reconcile against the source systems' own ids: a spreadsheet
+            # should open this file as text (docs/feeds.md)
+            writer.writerows([r[c] for c in INDEX_COLUMNS] for r in rows)
         return len(rows)
 
     click.echo(f"wrote {common.run(go())} rows to {out}")

@@ -1,5 +1,6 @@
-"""Cells of a CSV file a person may open in a spreadsheet (the node's index export, the
-audit export): text from someone else's systems is written so that it opens as text."""
+"""Cells of a CSV file made for people to open in a spreadsheet (the audit export): text
+from someone else's systems is written so that it opens as text. (The node's index
+export is not one: it is matched against the source systems' ids, written as held.)"""
 
 from __future__ import annotations
 

