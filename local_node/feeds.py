@@ -12,8 +12,10 @@
 
 Files are UTF-8 (a leading byte-order mark is ignored) with a header row. Columns
 may come in any order; optional columns may be blank or absent; unknown columns
-are ignored with a warning. A row with an error is reported (line, column,
-reason) and skipped; the rest load. Line numbers count the header as line 1.
+are ignored with a warning, but one that reads as a known column spelt with
+invisible or full-width characters refuses the file. A row with an error is reported
+(line, column, reason) and skipped; the rest load. Line numbers count the header as
+line 1.
 
 A row whose given name, family name or date of birth is blank or invalid (a bad or
 impossible date) is not refused: it loads without that field, flagged incomplete
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -158,6 +161,13 @@ def _decode_by_line(data: bytes) -> tuple[str, dict[int, str]]:
     return "".join(parts), bad
 
 
+def _plain(name: str) -> str:
+    """A header name as it reads: compatibility forms folded ("ｓｈｉｅｌｄｅｄ"), invisible
+    format characters (a zero-width space) dropped, lower case."""
+    folded = unicodedata.normalize("NFKC", name)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf").strip().lower()
+
+
 class _Problem(Exception):
     def __init__(self, column: str, reason: str) -> None:
         self.column = column
@@ -235,6 +245,13 @@ class _Parser:
                 errors.append(RowError(1, name, "column appears twice in the header"))
             seen.add(name)
             if name and name not in COLUMNS[self.feed]:
+                meant = _plain(name)
+                if meant in COLUMNS[self.feed]:
+                    # Ignored, a look-alike "shielded" would load every child unshielded:
+                    # the file is refused instead, as for a column missing.
+                    errors.append(RowError(1, name, f"looks like the column {meant!r} but "
+                                                    "is spelt with other characters"))
+                    continue
                 warnings.append(RowError(1, name, f"not a column of the {self.feed} feed; "
                                                   "ignored"))
         return errors

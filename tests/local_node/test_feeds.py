@@ -307,6 +307,21 @@ def test_line_shape_duplicates_and_unknown_columns() -> None:
     assert [(w.line, w.column) for w in result.warnings] == [(1, "case_notes")]
 
 
+@pytest.mark.parametrize("lookalike", ["shield\u200bed", "ｓｈｉｅｌｄｅｄ", "\u2060shielded"])
+def test_a_column_spelt_with_look_alike_characters_refuses_the_file(lookalike: str) -> None:
+    """An unknown column is ignored with a warning; one that reads as a known column but is
+    spelt with invisible or full-width characters refuses the file: ignoring a look-alike
+    "shielded" would load every child it shields as not shielded."""
+    header = SERVICES_HEADER.replace("consent,shielded,", f"consent,{lookalike},")
+    row = ("SV1,9434765870,,Amelia,Okafor,2015-03-14,2,BN7 1AA,social_care,Family Support,"
+           ",Dana Smith,Social worker,01273 000001,dana@esx.gov.uk,true,false,false,false,"
+           "true,2024-01-01,\n")
+    result = parse_feed_text("services", [header, row])
+    assert result.rows == []
+    assert [(e.line, e.column) for e in result.errors] == [(1, lookalike)]
+    assert "looks like the column 'shielded'" in result.errors[0].reason
+
+
 def test_file_with_bom_and_a_line_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "health.csv"
     path.write_bytes(
