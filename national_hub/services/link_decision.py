@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from national_hub.storage.resolution import NewReview, RecordKey
+from national_hub.storage.resolution import RecordKey
+from national_hub.storage.review_queue import NewReview
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
 from protocol.matching.arrays import among, first_occurrences
 from protocol.matching.blocking import memberships, pairs_across, pairs_within

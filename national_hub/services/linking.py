@@ -46,8 +46,9 @@ from national_hub.services.link_decision import (
 )
 from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
-from national_hub.storage.resolution import NewReview, RecordKey, ResolutionStore
+from national_hub.storage.resolution import RecordKey, ResolutionStore
 from national_hub.storage.resolution_terms import TermCountStore, Totals
+from national_hub.storage.review_queue import NewReview, ReviewQueueStore
 from protocol.disclosure import LOCATION_COMPARISONS
 from protocol.matching import (
     DEFAULT_MODEL,
@@ -240,6 +241,7 @@ class Linker:
                  models: ModelStore | None = None) -> None:
         self.records = records
         self.resolution = resolution or ResolutionStore()
+        self.reviews = ReviewQueueStore()
         self.models = models or ModelStore()
         self.default = model
         self.base = model
@@ -322,7 +324,7 @@ class Linker:
         separated: set[frozenset[RecordKey]] = set()
         linked: set[frozenset[RecordKey]] = set()
         open_rows: dict[frozenset[RecordKey], int] = {}
-        for row in await store.reviews_involving(conn, council, [lid for _, lid in mine]):
+        for row in await self.reviews.reviews_involving(conn, council, [lid for _, lid in mine]):
             pair = frozenset((row.a, row.b))
             {"separated": separated, "linked": linked}.get(row.status, set()).add(pair)
             if row.status == "open":
@@ -417,7 +419,7 @@ class Linker:
                       released: list[str]) -> None:
         """After the write: the review queue, children left empty by a join, and the
         status of every record sharing a touched id or a partner's (``released`` ids)."""
-        await self.resolution.delete_reviews(conn, plan.stale_reviews)
-        await self.resolution.put_reviews(conn, plan.reviews)
+        await self.reviews.delete_reviews(conn, plan.stale_reviews)
+        await self.reviews.put_reviews(conn, plan.reviews)
         await self.resolution.retire_if_empty(conn, plan.joins)
         await self.resolution.refresh_status(conn, sorted(set(plan.touched) | set(released)))

@@ -31,8 +31,9 @@ from national_hub.services.linking import (
 )
 from national_hub.storage.councils import CouncilStore
 from national_hub.storage.records import RecordStore
-from national_hub.storage.resolution import RecordKey, ResolutionStore, ReviewRow
+from national_hub.storage.resolution import RecordKey, ResolutionStore
 from national_hub.storage.resolution_queue import ResolutionQueueStore
+from national_hub.storage.review_queue import ReviewQueueStore, ReviewRow
 from national_hub.storage.shielding import ShieldingStore
 from protocol.disclosure import Disclosure, Viewer
 from protocol.errors import AuthError, ConflictError, ErrorCode, NotFoundError
@@ -63,6 +64,7 @@ class ReviewService:
         self.pool = pool
         self.linker = linker
         self.store: ResolutionStore = linker.resolution
+        self.reviews: ReviewQueueStore = linker.reviews
         self.records: RecordStore = linker.records
         self.councils = councils
         self.queue = queue
@@ -71,7 +73,7 @@ class ReviewService:
 
     async def list(self, status: str | None = "open", limit: int = 100) -> list[ReviewRow]:
         async with self.pool.acquire() as conn:
-            return await self.store.list_reviews(conn, status, limit)
+            return await self.reviews.list_reviews(conn, status, limit)
 
     async def queue_for(self, council: str, viewer: Viewer, limit: int = 50
                         ) -> Sequence[tuple[ReviewRow, dict[RecordKey, asyncpg.Record],
@@ -81,7 +83,7 @@ class ReviewService:
         explanation as ``viewer`` may see it."""
         async with self.pool.acquire() as conn:
             await self.linker.refresh_model(conn)
-            reviews = await self.store.list_reviews(conn, "open", limit, council=council)
+            reviews = await self.reviews.list_reviews(conn, "open", limit, council=council)
             keys = sorted({k for r in reviews for k in (r.a, r.b)})
             rows = await self.store.identities(conn, keys, with_shielded=True)
             await self.linker.load_frequencies(conn, map(identity_of, rows))
@@ -111,13 +113,13 @@ class ReviewService:
     async def waiting(self, council: str) -> int:
         """How many pairs wait for ``council``'s index team (the queue shows 50 at most)."""
         async with self.pool.acquire() as conn:
-            return await self.store.open_review_count(conn, council)
+            return await self.reviews.open_review_count(conn, council)
 
     async def decided_for(self, council: str, limit: int = 50) -> Sequence[ReviewRow]:
         """The decided pairs with a record of ``council``, newest first: its index team
         may reverse them."""
         async with self.pool.acquire() as conn:
-            return await self.store.decided_reviews(conn, council, limit)
+            return await self.reviews.decided_reviews(conn, council, limit)
 
     async def listed(self, viewer: Viewer, status: str | None = "open", limit: int = 100
                      ) -> Sequence[tuple[ReviewRow, dict[str, Any]]]:
@@ -125,7 +127,7 @@ class ReviewService:
         may see it (no location comparison of a pair with a shielded record)."""
         async with self.pool.acquire() as conn:
             await self.linker.refresh_model(conn)
-            reviews = await self.store.list_reviews(conn, status, limit)
+            reviews = await self.reviews.list_reviews(conn, status, limit)
             keys = sorted({k for r in reviews for k in (r.a, r.b)})
             rows = {(r["council_code"], r["local_id"]): r
                     for r in await self.store.identities(conn, keys)}
@@ -135,7 +137,7 @@ class ReviewService:
 
     async def get(self, review_id: int) -> ReviewRow:
         async with self.pool.acquire() as conn:
-            review = await self.store.get_review(conn, review_id)
+            review = await self.reviews.get_review(conn, review_id)
         if review is None:
             raise NotFoundError(f"no review {review_id}")
         return review
@@ -152,7 +154,7 @@ class ReviewService:
             # The resolver's lock first (it writes the review queue under it), then,
             # like the resolver, the row locks of the councils whose records change.
             await self.queue.lock(conn, wait=True)
-            review = await self.store.get_review(conn, review_id, for_update=True)
+            review = await self.reviews.get_review(conn, review_id, for_update=True)
             if review is None:
                 raise NotFoundError(f"no review {review_id}")
             shielding = await self.shielding.shielding(conn, [review.a, review.b])
@@ -171,9 +173,9 @@ class ReviewService:
                                             *await self.store.councils_holding(
                                                 conn, [i for i in (a_id, b_id) if i])])
             # decided first: a decision reversed no longer counts as a separation below
-            await self.store.decide_review(conn, review_id, status, actor.who)
+            await self.reviews.decide_review(conn, review_id, status, actor.who)
             if status == "linked" and a_id != b_id:
-                if await self.store.separated_between(conn, a_id, b_id):
+                if await self.reviews.separated_between(conn, a_id, b_id):
                     raise ConflictError(
                         f"review {review_id}: a person separated a record of one of these "
                         "children from one of the other, and that decision stands",
@@ -204,7 +206,7 @@ class ReviewService:
                      "after": {"a": a_id, "b": b_id}},
                     # every child the decision touched: both records' ids before and after
                     child_ids=sorted({i for i in (*before, a_id, b_id) if i})))
-            decided = await self.store.get_review(conn, review_id)
+            decided = await self.reviews.get_review(conn, review_id)
             assert decided is not None
             return Decided(decided, (a_id, b_id))
 
@@ -216,7 +218,7 @@ class ReviewService:
         ``review.undo`` in the same transaction, with every child id it touched."""
         async with self.pool.acquire() as conn, conn.transaction():
             await self.queue.lock(conn, wait=True)
-            review = await self.store.get_review(conn, review_id, for_update=True)
+            review = await self.reviews.get_review(conn, review_id, for_update=True)
             if review is None:
                 raise NotFoundError(f"no review {review_id}")
             if review.status not in ("linked", "separated"):
@@ -235,7 +237,7 @@ class ReviewService:
             await self.councils.lock(conn, [review.a[0], review.b[0],
                                             *await self.store.councils_holding(
                                                 conn, [i for i in before if i])])
-            await self.store.reopen_review(conn, review_id)
+            await self.reviews.reopen_review(conn, review_id)
             if review.status == "linked" and a_id == b_id:
                 b_id = new_national_id()
                 await self.records.create_national_ids(conn, [b_id])
@@ -251,7 +253,7 @@ class ReviewService:
                      "before": {"a": before[0], "b": before[1]},
                      "after": {"a": a_id, "b": b_id}},
                     child_ids=[i for i in touched if i]))
-            reopened = await self.store.get_review(conn, review_id)
+            reopened = await self.reviews.get_review(conn, review_id)
             assert reopened is not None
             return reopened
 
@@ -273,7 +275,7 @@ class ReviewService:
                 rk = (h["council_code"], h["local_id"])
                 if rk != me:
                     partners[rk] = (h, "linked", None)
-            reviews = await self.store.reviews_involving(conn, council, [local_id])
+            reviews = await self.reviews.reviews_involving(conn, council, [local_id])
             reviews = [r for r in reviews if me in (r.a, r.b)]
             others = [r.b if r.a == me else r.a for r in reviews]
             found = {(p["council_code"], p["local_id"]): p

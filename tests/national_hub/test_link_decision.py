@@ -22,7 +22,8 @@ from national_hub.services.link_decision import (
     pair_of,
 )
 from national_hub.services.linking import across_councils, new_national_id
-from national_hub.storage.resolution import NewReview, RecordKey
+from national_hub.storage.resolution import RecordKey
+from national_hub.storage.review_queue import NewReview
 from protocol.matching import (
     DEFAULT_MODEL,
     Decision,
