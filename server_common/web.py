@@ -97,6 +97,16 @@ def _within(text: str, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
+def whole_number(raw: str) -> int | None:
+    """A query value as a whole number ≥ 0 that fits a bigint (at most 18 digits 0-9),
+    or None. ``str.isdigit`` alone also takes "²" and "٣", which ``int`` then refuses.
+
+    >>> whole_number("42"), whole_number("²"), whole_number("-1"), whole_number("9" * 19)
+    (42, None, None, None)
+    """
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused 413 ``payload_too_large`` as soon as it is known to be
     over ``limit`` bytes: from ``Content-Length`` before a byte is read, else while

@@ -30,7 +30,7 @@ from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.refusals import AUDIT_LOG
-from server_common.web import read_form
+from server_common.web import read_form, whole_number
 
 DECISIONS = {"accept": "the same child", "reject": "different children"}
 CONSEQUENCES = {
@@ -78,16 +78,16 @@ async def _list_page(request: web.Request, error: str = "", code: str = "",
     pairs = await _audited_pairs(request, "review.queue")
     notice = None
     for kind in ("decided", "undone"):
-        raw = request.query.get(kind, "")
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        review_id = whole_number(request.query.get(kind, ""))
+        if review_id is None:
             continue
-        now = await request.app[REVIEW].status(int(raw))
+        now = await request.app[REVIEW].status(review_id)
         if kind == "decided" and now in STATUS_WORDS:
-            notice = {"id": raw, "undo": now == "rejected",
-                      "text": f"Pair {raw} is recorded as {STATUS_WORDS[now]}."}
+            notice = {"id": str(review_id), "undo": now == "rejected",
+                      "text": f"Pair {review_id} is recorded as {STATUS_WORDS[now]}."}
         elif kind == "undone" and now == "open":
-            notice = {"id": raw, "undo": False,
-                      "text": f"Pair {raw} is back in the list to decide."}
+            notice = {"id": str(review_id), "undo": False,
+                      "text": f"Pair {review_id} is back in the list to decide."}
     return pages.render(request, "node_review.html", {
         "title": "Pairs to decide", "pairs": [_view(p) for p in pairs], "notice": notice,
         "error": {"text": error, "code": code} if error else None}, status=status)

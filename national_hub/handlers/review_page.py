@@ -37,7 +37,7 @@ from protocol.matching.words import described
 from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import Actor, AuditEntry
-from server_common.web import read_form
+from server_common.web import read_form, whole_number
 
 SEX = {0: "Not known", 1: "Male", 2: "Female", 9: "Not specified"}
 DECISIONS = {"link": "the same child", "separate": "different children"}
@@ -111,11 +111,11 @@ async def _notice(request: web.Request, own: str) -> dict[str, Any] | None:
     """What the redirect after a decision (``?decided=N``) or an undo (``?undone=N``)
     says, read from the pair as it now stands (the address is only a pointer)."""
     for kind in ("decided", "undone"):
-        raw = request.query.get(kind, "")
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        review_id = whole_number(request.query.get(kind, ""))
+        if review_id is None:
             continue
         try:
-            review = await request.app[k.REVIEW].get(int(raw))
+            review = await request.app[k.REVIEW].get(review_id)
         except NotFoundError:
             return None
         if own not in (review.a[0], review.b[0]):

@@ -13,6 +13,7 @@ from national_hub.services.node_logs import NodeLogWitness
 from national_hub.services.witnesses import MAX_REASON, Witnesses
 from protocol import encoding
 from protocol.errors import DecodeError, ErrorCode, ValidationError
+from server_common.web import whole_number
 
 WITNESSES = web.AppKey("witnesses", Witnesses)
 NODE_LOGS = web.AppKey("node_logs", NodeLogWitness)
@@ -40,10 +41,10 @@ async def get_checkpoint(request: web.Request) -> web.Response:
     """The latest signed checkpoint and a consistency proof from ``?from=`` (the size of
     the last checkpoint this council cosigned; 0 for none)."""
     await authenticated_key(request)
-    raw = request.query.get("from", "0")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    size = whole_number(request.query.get("from", "0"))
+    if size is None:
         raise ValidationError("from", "a whole number ≥ 0 is required")
-    offer = await request.app[WITNESSES].offer(int(raw))
+    offer = await request.app[WITNESSES].offer(size)
     return msgpack_response(offer.to_wire())
 
 

@@ -21,6 +21,7 @@ from protocol.errors import NotFoundError, ValidationError
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog, AuditRecord
+from server_common.web import whole_number
 
 AuditKey = web.AppKey[AuditLog]
 
@@ -34,10 +35,10 @@ def _b64s(items: Sequence[bytes]) -> list[str]:
 
 
 def _count(request: web.Request, name: str) -> int:
-    raw = request.query.get(name, "")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    count = whole_number(request.query.get(name, ""))
+    if count is None:
         raise ValidationError(name, "a whole number ≥ 0 is required")
-    return int(raw)
+    return count
 
 
 def printable(text: str, name: str) -> str:
