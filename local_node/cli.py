@@ -31,12 +31,13 @@ from local_node.services.ingest import IngestReport
 from local_node.services.model_training import StoredModel, quality_line
 from local_node.services.publisher import PublishReport
 from local_node.services.reconcile import ReconcileReport
+from local_node.services.rekey import rekey
 from local_node.services.retention import RetentionReport
 from local_node.services.status import KeyStatus, Summary
 from protocol import keys as protocol_keys
 from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
-from server_common import logs
+from server_common import key_scheme_store, logs
 from server_common.accounts.cli import users_group
 
 # ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete);
@@ -75,7 +76,17 @@ def serve(config: NodeConfig, host: str | None, port: int | None, no_publish: bo
                  config.tls)
 
 
-main.add_command(common.db_group(PACKAGE, open_pool))
+async def _rekey(config: NodeConfig) -> int | None:
+    """``db upgrade``'s last step: every child's blocking keys made again if their
+    scheme is not the code's (``local_node.services.rekey``)."""
+    async with open_pool(config) as pool, pool.acquire() as conn:
+        if not await key_scheme_store.stale(conn):
+            return None  # (the usual case: no services built)
+    async with open_services(config) as services:
+        return await rekey(services.pool, services.stores.children)
+
+
+main.add_command(common.db_group(PACKAGE, open_pool, rekey=_rekey))
 
 
 @main.group(help="The council's signing keys.")
@@ -133,7 +144,9 @@ def keys_rotate(config: NodeConfig, expires: datetime | None) -> None:
 @click.pass_obj
 def ingest(config: NodeConfig, feed: str, file: Path, no_train: bool) -> None:
     async def go() -> tuple[IngestReport, str | None, StoredModel | None]:
-        async with open_services(config) as services:
+        # checked: a feed matched against children keyed by another scheme would miss
+        # them through the keys that changed, and make duplicates
+        async with open_services(config, checked=True) as services:
             with tqdm(desc=f"ingest {feed}", unit="row", leave=False) as bar:
                 report = await services.ingest.ingest_file(feed, file, bar.update)
             due = await services.model_trainer.retrain_due(report.rows_loaded,

@@ -30,7 +30,7 @@ from national_hub.services.review import Decided, ReviewRow
 from protocol.disclosure import Viewer
 from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
-from server_common import logs
+from server_common import key_scheme_store, logs
 from server_common.accounts import Role
 from server_common.accounts.cli import users_group
 from server_common.audit.entry import AuditEntry
@@ -86,7 +86,17 @@ def serve(obj: Context, host: str | None, port: int | None) -> None:
                  "national-hub", obj.config.tls)
 
 
-main.add_command(common.db_group(PACKAGE, open_pool, lambda obj: obj.config))
+async def _rekey(obj: Context) -> int | None:
+    """``db upgrade``'s last step: every record's blocking keys made again if their
+    scheme is not the code's (``Resolver.rekey_all``)."""
+    async with open_pool(obj.config) as pool, pool.acquire() as conn:
+        if not await key_scheme_store.stale(conn):
+            return None  # (the usual case: no services built)
+    async with obj.services() as services:
+        return await services.resolver.rekey_all()
+
+
+main.add_command(common.db_group(PACKAGE, open_pool, lambda obj: obj.config, rekey=_rekey))
 
 
 @main.group(help="Council registry.")

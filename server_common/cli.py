@@ -25,6 +25,7 @@ import click
 from aiohttp import web
 
 from protocol.errors import SignpostError
+from protocol.matching.blocking import KEY_SCHEME
 from server_common import config as config_module
 from server_common import database, logs
 from server_common.audit.entry import Actor
@@ -146,9 +147,13 @@ def check_schema(open_pool: PoolOpener, config: Any, package: str) -> None:
 
 
 def db_group(package: str, open_pool: PoolOpener,
-             config_of: Callable[[Any], Any] = lambda obj: obj) -> click.Group:
+             config_of: Callable[[Any], Any] = lambda obj: obj, *,
+             rekey: Callable[[Any], Coroutine[Any, Any, int | None]] | None = None) -> click.Group:
     """``db upgrade``, alike on both servers; ``config_of`` finds the config in the
-    command's context object."""
+    command's context object. ``rekey`` (given the context object) makes every held
+    blocking key again when the code's scheme is not the one they were made by, after
+    the migrations (``server_common.key_scheme_store``): how many records it keyed, or
+    None when their keys were already the code's."""
 
     @click.group("db", help="Database schema.")
     def db() -> None:
@@ -164,6 +169,9 @@ def db_group(package: str, open_pool: PoolOpener,
         applied = run(go())
         click.echo(f"applied {len(applied)} migration(s)"
                    + "".join(f"\n  {m.version:03d} {m.name}" for m in applied))
+        if rekey is not None and (keyed := run(rekey(obj))) is not None:
+            click.echo(f"made the blocking keys of {keyed} record(s) again"
+                       f" (scheme {KEY_SCHEME})")
 
     return db
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import asyncpg
 
-from server_common import embedded_pg
+from protocol.matching.blocking import KEY_SCHEME
+from server_common import embedded_pg, key_scheme_store
 from server_common.config import DatabaseConfig
 
 # Errors meaning "the database is not there right now" (restarting, crashed, cut off):
@@ -155,11 +156,16 @@ def _compare(have: int, want: int, what: str) -> None:
 
 async def check_current(conn: asyncpg.Connection, package: str) -> None:
     """Raise SchemaError unless the database is at exactly the code's version,
-    for the server's own migrations and every shared track."""
+    for the server's own migrations and every shared track, and its blocking keys
+    were made by the code's scheme (``server_common.key_scheme_store``)."""
     _compare(await current_version(conn), len(migrations(package)), "database schema")
     for track in SHARED_TRACKS:
         _compare(await current_version(conn, track.table),
                  len(migrations(package, track.resource)), f"shared schema {track.table}")
+    if await key_scheme_store.stale(conn):
+        raise SchemaError(
+            f"the blocking keys held were made by scheme {await key_scheme_store.held(conn)},"
+            f" this code makes scheme {KEY_SCHEME}: run 'db upgrade' to make them again")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

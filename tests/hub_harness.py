@@ -51,6 +51,14 @@ def hub_config(url: str, data_dir: Path, health: Mapping[str, object] | None = N
     }, environ={})
 
 
+async def upgrade_until(conn: asyncpg.Connection, package: str, last: int) -> None:
+    """The database as a server stood after its migration ``last``: what ``upgrade``
+    would apply, stopped there (to test what a later migration does to held data)."""
+    for track in database.SHARED_TRACKS:
+        await database._apply(conn, track.table, database.migrations(package, track.resource))
+    await database._apply(conn, "schema_migrations", database.migrations(package)[:last])
+
+
 async def upgrade(url: str, package: str) -> None:
     conn = await asyncpg.connect(url)
     try:

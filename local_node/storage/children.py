@@ -361,6 +361,20 @@ class ChildStore:
                 " SELECT r->>0, r->>1 FROM json_array_elements($1::text::json) AS r"
                 " ON CONFLICT DO NOTHING", _json(added))
 
+    async def holding_keys(self, conn: asyncpg.Connection) -> list[ChildRow]:
+        """Every child that holds blocking keys (a merged or purged child holds none)."""
+        rows = await conn.fetch(
+            f"SELECT {_C_COLS} FROM children c WHERE EXISTS"
+            " (SELECT 1 FROM child_blocking_keys k WHERE k.local_id = c.local_id)")
+        return [child_row(r) for r in rows]
+
+    async def replace_all_blocking_keys(self, conn: asyncpg.Connection,
+                                        pairs: list[tuple[str, str]]) -> None:
+        """Make the (key, local_id) pairs exactly these: every key made again."""
+        await conn.execute("DELETE FROM child_blocking_keys")
+        await conn.copy_records_to_table("child_blocking_keys", records=pairs,
+                                         columns=["key", "local_id"])
+
     async def add_blocking_keys_of_new(self, conn: asyncpg.Connection,
                                        pairs: list[tuple[str, str]]) -> None:
         """The (key, local_id) pairs of children created in this transaction: none can be

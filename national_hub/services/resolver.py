@@ -36,6 +36,7 @@ from national_hub.storage.resolution_queue import ResolutionQueueStore
 from national_hub.storage.shielding import ShieldingStore
 from protocol.errors import NotFoundError
 from protocol.matching import blocking_keys
+from server_common import key_scheme_store
 from server_common.gc_pause import paused_gc
 from server_common.tasks import run_every, run_once
 
@@ -186,6 +187,36 @@ class Resolver:
         council's row lock, then the queue is drained (in ``bulk`` chunks if asked).
         Human decisions hold as they do for a batch. Returns how many records changed
         national child."""
+        before = await self._key_again(council, queue=True)
+        await self.drain(bulk=bulk)
+        async with self.pool.acquire() as conn:
+            now = {r["local_id"]: r["national_id"] for r in await self.linker.resolution.identities(
+                conn, [(council, lid) for lid in before])}
+        return sum(1 for lid, nid in now.items() if before[lid] != nid)
+
+    async def rekey_all(self) -> int | None:
+        """Make every council's live records' blocking keys again when they were made by
+        another scheme than the code's (``server_common.key_scheme_store``; ``db
+        upgrade`` calls this): how many records were keyed, or None when the keys were
+        already the code's. Links stay as they are: a record meets the others through
+        the new keys when it is next resolved, and every new record does. Stopped half
+        way, it is run again: a key already made is not written twice."""
+        async with self.pool.acquire() as conn:
+            if not await key_scheme_store.stale(conn):
+                return None
+            councils = [c.code for c in await self.councils.list_all(conn)]
+        keyed = 0
+        for council in councils:
+            keyed += len(await self._key_again(council, queue=False))
+        async with self.pool.acquire() as conn:
+            await key_scheme_store.record(conn)
+        return keyed
+
+    async def _key_again(self, council: str, *, queue: bool) -> dict[str, str | None]:
+        """Make the blocking keys of every live record of ``council`` again (writing only
+        those that changed; a shield mark still drops the location keys), in chunks under
+        the council's row lock, and queue the records when ``queue``. Returns each
+        record's national id as it was."""
         store = self.linker.resolution
         before: dict[str, str | None] = {}
         after = ""
@@ -201,10 +232,7 @@ class Resolver:
                 await store.sync_keys(conn, council, local_ids, {
                     r["local_id"]: blocking_keys(identity_of(r)) for r in rows})
                 await self.shielding.refresh(conn, [(council, lid) for lid in local_ids])
-                await self.queue.enqueue_live(conn, council, local_ids)
+                if queue:
+                    await self.queue.enqueue_live(conn, council, local_ids)
                 after = local_ids[-1]
-        await self.drain(bulk=bulk)
-        async with self.pool.acquire() as conn:
-            now = {r["local_id"]: r["national_id"] for r in await store.identities(
-                conn, [(council, lid) for lid in before])}
-        return sum(1 for lid, nid in now.items() if before[lid] != nid)
+        return before

@@ -10,7 +10,7 @@ one of them standing::
     >>> b = IdentityFields("Alfred", "Jones", date(2015, 4, 3), postcode="BN2 5XY")
     >>> sorted(blocking_keys(a) & blocking_keys(b))  # doctest: +NORMALIZE_WHITESPACE
     ['d:2015-03-04:JNS', 'd:2015-04-03:JNS', 'dg:2015-03-04:alfred', 'dg:2015-04-03:alfred',
-     'fy:JNS:2015:a']
+     'fg:JNS:2015:alfred']
 
 The keys (``F`` is a metaphone code of the family name: the whole name and, for a
 hyphenated or double-barrelled one, each part; ``G`` the given name and each formal
@@ -22,7 +22,10 @@ name it may stand for; ``g`` its first letter):
 ``dg:DOB:G``                  date of birth (and swap) + given name: surname changes
 ``dp:DOB:DISTRICT``           date of birth (and swap) + postcode district: both names
 ``ym:YYYY-MM:F:g``            birth year and month + family name + initial: day typos
-``fy:F:YYYY:g``               family name or a *former* surname + birth year + initial
+``fg:F:YYYY:G``               family name or a *former* surname + birth year + given
+                              name: day and month both wrong
+``fd:F:YYYY:DD:g``            family name or a *former* surname + birth year + day of
+                              the month + initial: the month wrong
 ``md:F:MM-DD:g``              family name + birth day and month + initial: year typos
 ``d:DOB:P``                   date of birth (and swap) + the *given* name's metaphone
                               code, in the family name's namespace: the two names
@@ -37,8 +40,21 @@ name it may stand for; ``g`` its first letter):
 ============================  ==========================================================
 
 Every key is narrow enough for a national index of ten million children: the
-broadest, ``fy`` and ``ym``, carry the given name's initial, without which "Smith,
-born 2015" alone would pair thousands of records with each other.
+broadest, ``ym``, carries the given name's initial, without which "Smith, born 2015"
+alone would pair thousands of records with each other. Each part of a date of birth
+may be wrong with the other two right (``md``, ``fd``, ``ym``: year, month, day); two
+parts wrong need the given name too (``fg``). Until scheme 2 one key, family name +
+birth year + initial, stood for ``fg`` and ``fd``: its blocks grew with the index (a
+record met 18.7 others through it at a million children, against 2.4 through the two
+that replaced it), and it found only 3 of FEBRL3's 6,538 true pairs that they do not,
+each with a typo in the given name and two parts of the date wrong (docs/scaling.md).
+
+``KEY_SCHEME`` numbers this set of keys. Keys are held in the databases (the node's
+``child_blocking_keys``, the hub's ``record_keys``), so a change to what this module
+gives must raise it, with a migration on each server that records the new scheme for a
+database holding no keys yet (as the hub's 020 and the node's 010 do for scheme 2):
+``db upgrade`` then makes every held record's keys again
+(``server_common.key_scheme_store``).
 """
 
 from __future__ import annotations
@@ -54,11 +70,12 @@ from protocol.matching.arrays import distinct
 from protocol.matching.compare import IdentityFields, valid_nhs_number, valid_upn
 from protocol.matching.names import given_name_keys, name_parts, normalise_name, phonetic
 
+KEY_SCHEME = 2  # raise it whenever blocking_keys changes (see the module docstring)
 _CACHE = 1 << 18  # one entry per distinct family name, postcode or date of birth
 Ints = npt.NDArray[np.int64]
 
-__all__ = ["blocking_keys", "candidate_pairs", "dob_variants", "family_codes", "memberships",
-           "pairs_across", "pairs_within"]
+__all__ = ["KEY_SCHEME", "blocking_keys", "candidate_pairs", "dob_variants", "family_codes",
+           "memberships", "pairs_across", "pairs_within"]
 
 
 def dob_variants(dob: date) -> tuple[date, ...]:
@@ -118,7 +135,10 @@ def blocking_keys(record: IdentityFields) -> set[str]:
         if initial:
             former = frozenset().union(*map(family_codes, record.former_family_names))
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)
-            keys.update(f"fy:{code}:{dob.year}:{initial}" for code in family | former)
+            keys.update(f"fg:{code}:{dob.year}:{name}" for code in family | former
+                        for name in given)
+            keys.update(f"fd:{code}:{dob.year}:{dob.day:02d}:{initial}"
+                        for code in family | former)
             keys.update(f"md:{code}:{month_day}:{initial}" for code in family)
     elif given and family:
         # Narrow because only records lacking a date of birth carry it; a search probes

@@ -10,6 +10,7 @@ from national_hub.app import PACKAGE
 from national_hub.storage import key_sets
 from server_common import database
 from tests.conftest import DatabaseFactory
+from tests.hub_harness import upgrade_until
 from tests.national_hub.helpers import key_tables_disagree
 
 BEFORE = 16  # the last migration with record_keys' two indexes
@@ -20,11 +21,7 @@ async def test_a_hub_s_keys_are_carried_into_one_row_a_record(
     conn = await asyncpg.connect(await make_database())
     try:
         # the hub as it was before 017 (what ``upgrade`` would apply, stopped there)
-        for track in database.SHARED_TRACKS:
-            await database._apply(conn, track.table,
-                                  database.migrations(PACKAGE, track.resource))
-        await database._apply(conn, "schema_migrations",
-                              database.migrations(PACKAGE)[:BEFORE])
+        await upgrade_until(conn, PACKAGE, BEFORE)
         await conn.executemany(
             "INSERT INTO record_keys (council_code, local_id, key) VALUES ($1, $2, $3)",
             [("E1", "A", "d:2015-03-04:JNS"), ("E1", "A", "n:9434765919"),

@@ -39,7 +39,8 @@ def test_key_kinds() -> None:
     assert "n:9434765919" in keys and "u:H801200001001" in keys
     assert {"d:2015-03-04:OKFR", "d:2015-04-03:OKFR"} <= keys   # exact and swapped DOB
     assert "dg:2015-03-04:amelia" in keys and "dp:2015-03-04:BN1" in keys
-    assert "ym:2015-03:OKFR:a" in keys and "fy:OKFR:2015:a" in keys
+    assert "ym:2015-03:OKFR:a" in keys and "md:OKFR:03-04:a" in keys
+    assert "fg:OKFR:2015:amelia" in keys and "fd:OKFR:2015:04:a" in keys
     assert "gp:amelia:BN1" in keys
     assert all(len(key) < 64 for key in keys)
 
@@ -60,6 +61,12 @@ def test_invalid_identifiers_give_no_key() -> None:
     replace(NO_IDS, family_name="Taylor", postcode="TF1 2AB"),    # new surname, moved
     replace(NO_IDS, family_name="Okafor-Smith"),                  # double-barrelled
     replace(NO_IDS, dob=date(2015, 9, 30), postcode="BN1 1AB"),   # wrong DOB, same district
+    replace(NO_IDS, dob=date(2015, 8, 4), postcode="TF1 2AB"),    # month typo, moved
+    replace(NO_IDS, dob=date(2015, 9, 30), postcode="TF1 2AB"),   # day and month wrong, moved
+    replace(NO_IDS, given_name="Amelie", dob=date(2015, 8, 4),    # a given-name typo
+            postcode="TF1 2AB"),                                  # and the month wrong
+    replace(NO_IDS, family_name="Taylor", former_family_names=("Okafor",),  # new surname,
+            dob=date(2015, 9, 30), postcode="TF1 2AB"),           # DOB wrong, moved
 ])
 def test_each_kind_of_noise_leaves_a_shared_key(noisy: IdentityFields) -> None:
     assert shared(NO_IDS, noisy)
@@ -68,6 +75,14 @@ def test_each_kind_of_noise_leaves_a_shared_key(noisy: IdentityFields) -> None:
 def test_strangers_share_no_key() -> None:
     stranger = IdentityFields("Oscar", "Nowak", date(2009, 11, 23), 1, postcode="TF1 2AB")
     assert not shared(NO_IDS, stranger)
+
+
+def test_a_namesake_born_the_same_year_shares_no_key() -> None:
+    """Family name, birth year and initial alone are no key (scheme 1's ``fy:`` was):
+    at national size such a block holds hundreds of children, and the resolver's cost
+    per record grew with the index through it."""
+    namesake = IdentityFields("Anna", "Okafor", date(2015, 9, 21), 2, postcode="TF1 2AB")
+    assert not shared(NO_IDS, namesake)
 
 
 def test_identifiers_alone_pair_records() -> None:
