@@ -93,7 +93,7 @@ async def _rekey(obj: Context) -> int | None:
         if not await key_scheme_store.stale(conn):
             return None  # (the usual case: no services built)
     async with obj.services() as services:
-        return await services.resolver.rekey_all()
+        return await services.resolver.rekey_all(lambda line: click.echo(line, err=True))
 
 
 main.add_command(common.db_group(PACKAGE, open_pool, lambda obj: obj.config, rekey=_rekey))

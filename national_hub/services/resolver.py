@@ -194,20 +194,24 @@ class Resolver:
                 conn, [(council, lid) for lid in before])}
         return sum(1 for lid, nid in now.items() if before[lid] != nid)
 
-    async def rekey_all(self) -> int | None:
+    async def rekey_all(self, progress: Callable[[str], None] = lambda _: None
+                        ) -> int | None:
         """Make every council's live records' blocking keys again when they were made by
         another scheme than the code's (``server_common.key_scheme_store``; ``db
         upgrade`` calls this): how many records were keyed, or None when the keys were
         already the code's. Links stay as they are: a record meets the others through
         the new keys when it is next resolved, and every new record does. Stopped half
-        way, it is run again: a key already made is not written twice."""
+        way, it is run again: a key already made is not written twice. ``progress`` is
+        told of each council as it is done (a national hub's take most of an hour)."""
         async with self.pool.acquire() as conn:
             if not await key_scheme_store.stale(conn):
                 return None
             councils = [c.code for c in await self.councils.list_all(conn)]
         keyed = 0
-        for council in councils:
-            keyed += len(await self._key_again(council, queue=False))
+        for n, council in enumerate(councils, 1):
+            done = len(await self._key_again(council, queue=False))
+            keyed += done
+            progress(f"keyed {done} record(s) of {council} ({n} of {len(councils)} councils)")
         async with self.pool.acquire() as conn:
             await key_scheme_store.record(conn)
         return keyed

@@ -107,6 +107,7 @@ async def test_db_upgrade_makes_every_records_keys_again_and_links_stay(
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"made the blocking keys of {len(want)} record(s) again (scheme 2)" \
         in upgraded.stdout, upgraded.stdout
+    assert "(3 of 3 councils)" in upgraded.stderr, upgraded.stderr
 
     async with attack.hub.pool.acquire() as conn:
         assert await key_sets.read(conn, list(want)) == want
