@@ -112,6 +112,8 @@ async def test_db_upgrade_makes_every_records_keys_again_and_links_stay(
     async with attack.hub.pool.acquire() as conn:
         assert await key_sets.read(conn, list(want)) == want
         assert await key_tables_disagree(conn) == []
+        assert await conn.fetchval("SELECT count(*) FROM record_keys"
+                                   " WHERE key LIKE 'fy:%'") == 0
         assert await scheme_of(conn) == KEY_SCHEME
         await database.check_current(conn, PACKAGE)
     assert await state(attack.hub) == linked
