@@ -162,9 +162,9 @@ async def check_current(conn: asyncpg.Connection, package: str) -> None:
     for track in SHARED_TRACKS:
         _compare(await current_version(conn, track.table),
                  len(migrations(package, track.resource)), f"shared schema {track.table}")
-    if await key_scheme_store.stale(conn):
+    if (scheme := await key_scheme_store.held(conn)) not in (None, KEY_SCHEME):
         raise SchemaError(
-            f"the blocking keys held were made by scheme {await key_scheme_store.held(conn)},"
+            f"the blocking keys held were made by scheme {scheme},"
             f" this code makes scheme {KEY_SCHEME}: run 'db upgrade' to make them again")
 
 
