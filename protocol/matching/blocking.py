@@ -119,7 +119,8 @@ def blocking_keys(record: IdentityFields) -> set[str]:
         keys.add(f"u:{upn}")
     family = family_codes(record.family_name)
     given = given_name_keys(record.given_name)
-    initial = normalise_name(record.given_name)[:1]
+    written = normalise_name(record.given_name)
+    initial = written[:1]
     district = _district(record.postcode)
     crossed = phonetic(record.given_name)  # meets the other record's family name
     dob = record.dob
@@ -135,8 +136,11 @@ def blocking_keys(record: IdentityFields) -> set[str]:
         if initial:
             former = frozenset().union(*map(family_codes, record.former_family_names))
             keys.update(f"ym:{month}:{code}:{initial}" for code in family)
-            keys.update(f"fg:{code}:{dob.year}:{name}" for code in family | former
-                        for name in given)
+            keys.update(f"fg:{code}:{dob.year}:{name}" for code in family for name in given)
+            # a former surname with the given name as written, not each formal name it
+            # may stand for: ten former names of many parts, each code times a nickname's
+            # ten formal names, let one record hold nearly two thousand keys
+            keys.update(f"fg:{code}:{dob.year}:{written}" for code in former - family)
             keys.update(f"fd:{code}:{dob.year}:{dob.day:02d}:{initial}"
                         for code in family | former)
             keys.update(f"md:{code}:{month_day}:{initial}" for code in family)

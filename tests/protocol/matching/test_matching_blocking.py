@@ -163,3 +163,17 @@ def test_pairs_across_are_every_left_and_right_member_sharing_a_block(
     expected = sorted({(x, y) for a, x in left for b, y in right if a == b})
     got = pairs_across(*_arrays(left), *_arrays(right))
     assert list(zip(got[0].tolist(), got[1].tolist(), strict=True)) == expected
+
+
+def test_a_hostile_record_cannot_hold_thousands_of_keys() -> None:
+    """Every name at its longest and most parts, ten former surnames, and the given name
+    with the most formal names: a node could send such a record, and the hub would hold
+    a row of record_keys for each of its keys. Scheme 2 first gave it 2,150 (a former
+    surname's code times each formal name); the former surnames now pair with the given
+    name as written only."""
+    parts = "-".join(f"{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(33))
+    former = tuple("-".join(f"{chr(98 + i % 24)}{chr(97 + (i * 7 + j) % 26)}"
+                            for i in range(33)) for j in range(10))
+    hostile = IdentityFields("chris", parts, date(2015, 3, 4), postcode="BN1 1AA",
+                             former_family_names=former)
+    assert len(blocking_keys(hostile)) < 1_000
