@@ -45,15 +45,26 @@ async def copy(conn: asyncpg.Connection, council: str,
     to the hub under their council's lock, or just removed, so no conflict is possible
     and they are copied in (COPY is about twice as fast as
     INSERT … ON CONFLICT over unnest at a batch's 66,000 keys, the largest write of batch
-    intake)."""
+    intake).
+
+    Only each record's row of ``record_key_sets`` travels; PostgreSQL unnests it into
+    ``record_keys`` itself. Sending ``record_keys`` too, a tuple a key (about 80,000 a
+    batch), cost the hub process about 12 µs of CPU a record more, where PostgreSQL's
+    unnesting costs it about 7 (``bench.intake``, medians of four runs each;
+    docs/scaling.md, "Intake: a record's keys sent once")."""
     held = {local_id: sorted(ks) for local_id, ks in keys.items() if ks}
     if held:
         await conn.copy_records_to_table(
-            "record_keys", columns=["council_code", "local_id", "key"],
-            records=[(council, local_id, key) for local_id, ks in held.items() for key in ks])
-        await conn.copy_records_to_table(
             "record_key_sets", columns=["council_code", "local_id", "keys"],
             records=[(council, local_id, ks) for local_id, ks in held.items()])
+        # each row found by its primary key (LATERAL ... LIMIT 1): the same plan
+        # whatever a connection keeps after five batches (docs/scaling.md, "Generic plans")
+        await conn.execute(
+            "INSERT INTO record_keys (council_code, local_id, key)"
+            " SELECT s.council_code, s.local_id, unnest(s.keys) FROM unnest($2::text[]) w(l)"
+            " CROSS JOIN LATERAL (SELECT * FROM record_key_sets s"
+            "  WHERE s.council_code = $1 AND s.local_id = w.l LIMIT 1) s",
+            council, list(held))
 
 
 async def remove(conn: asyncpg.Connection, council: str, local_ids: Sequence[str]) -> None:

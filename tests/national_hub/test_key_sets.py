@@ -70,3 +70,27 @@ async def test_a_record_with_no_keys_has_no_row_and_gains_and_loses_them(
         assert await key_tables_disagree(conn) == []
     finally:
         await conn.close()
+
+
+async def test_copied_keys_are_found_by_key_as_by_record(make_database: DatabaseFactory) -> None:
+    """``copy`` writes each record's row and PostgreSQL unnests it into ``record_keys``:
+    every key of every record copied, in each council, is found by the key (the candidate
+    reads) as by the record, and a record removed and copied again holds its new keys."""
+    conn = await asyncpg.connect(await make_database())
+    try:
+        await database.upgrade(conn, PACKAGE)
+        wanted = {("E1", "A"): BEFORE, ("E1", "B"): UPDATED, ("E2", "A"): {"u:A123456789012"}}
+        await key_sets.copy(conn, "E1", {"A": BEFORE, "B": UPDATED, "C": set()})
+        await key_sets.copy(conn, "E2", {"A": {"u:A123456789012"}})
+        await key_sets.remove(conn, "E1", ["B"])
+        await key_sets.copy(conn, "E1", {"B": {"dg:2015-03-04:zoe"}})
+        wanted[("E1", "B")] = {"dg:2015-03-04:zoe"}
+
+        by_key: dict[tuple[str, str], set[str]] = {}
+        for r in await conn.fetch("SELECT council_code, local_id, key FROM record_keys"):
+            by_key.setdefault((r["council_code"], r["local_id"]), set()).add(r["key"])
+        assert by_key == wanted
+        assert await key_sets.read(conn, list(wanted)) == wanted
+        assert await key_tables_disagree(conn) == []
+    finally:
+        await conn.close()
