@@ -7,8 +7,8 @@ surname still finds the child), and each candidate is scored with the matcher.
 
 The query is also read the ways people and feeds get it wrong: given
 and family names swapped (in the query or in the record), a date of birth with one
-digit of its year wrong (a day or month digit, and a day–month swap, the blocking
-keys reach already), and a record that lacks a field is found by the rest. Each
+part wrong (the year, the month, the day, or day and month swapped: the blocking keys
+reach each), and a record that lacks a field is found by the rest. Each
 reading is scored and the best one answers::
 
     >>> from datetime import date
@@ -30,7 +30,6 @@ reading is scored and the best one answers::
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import date
@@ -38,15 +37,15 @@ from datetime import date
 from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.matching import IdentityFields, blocking_keys
+from protocol.matching.blocking import dob_variants, family_codes
 from protocol.matching.compare import compare_all, compare_swapped
+from protocol.matching.names import given_name_keys
 from protocol.matching.scoring import score_compared
 
 QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "upn")
 # Below this total (match weight, bits) a candidate is not shown: it shares a blocking
 # key with the query but little else.
 MIN_TOTAL = -10.0
-# Children's records start in 1990 (protocol.records); a year before is not a reading.
-_EARLIEST_YEAR = 1990
 _TEXT_MAX = 100
 
 
@@ -116,31 +115,31 @@ class SearchQuery:
     def keys(self) -> list[str]:
         """The blocking keys that find candidates, sorted: those of every reading and of
         a record lacking its date of birth (``blocking_keys`` gives such a record name
-        keys of its own); and, for each birth year one digit away, the exact-date keys
-        of the query as given (``d:``, ``dg:``: each as narrow as the query's own; the
-        broader year keys are not probed again, so a search stays a few dozen keys)."""
+        keys of its own); and, for a year keyed wrong, the family name + day and month
+        keys (``md:``) with the initial of each formal name the given name may stand
+        for ("Bill" probes William's ``w`` too), and with the day and month swapped.
+
+        A year keyed wrong with the names right is found by ``md:`` (family name, day and
+        month, initial), which every record holds. Until 2026-12-07 the query also
+        probed the exact-date keys (``d:``, ``dg:``) of every birth year one digit away:
+        each holds every child born that day with one of the names, so a search at a
+        million children read about three times the candidates it reads now, most of
+        them namesakes a year apart, in blocks that grow with the index; and of a year
+        keyed wrong with another error beside it they found almost nothing the scoring
+        would answer (docs/scaling.md, "Search: a year keyed wrong found by day and
+        month")."""
         readings = self.readings()
-        own = blocking_keys(readings[0])  # the query as given: re-dated below
-        keys = set(own)
-        for n, reading in enumerate(readings):
-            if n:
-                keys |= blocking_keys(reading)
+        straight = readings[0]
+        keys: set[str] = set()
+        for reading in readings:
+            keys |= blocking_keys(reading)
             if reading.dob is not None:
                 keys |= blocking_keys(replace(reading, dob=None))
-        dob = readings[0].dob
-        if dob is not None:
-            # ``d:DATE:CODE`` and ``dg:DATE:NAME``: the code and name do not depend on
-            # the date, so another year's keys are the query's own with the date changed
-            # (what blocking_keys would give that date, without a call per year)
-            day = dob.isoformat()
-            tails = [(prefix, k[len(prefix) + len(day):]) for k in own
-                     for prefix in ("d:", "dg:") if k.startswith(f"{prefix}{day}:")]
-            for year in _years_one_digit_away(dob):
-                try:
-                    other = dob.replace(year=year).isoformat()
-                except ValueError:
-                    continue  # 29 February in a year without one
-                keys.update(f"{prefix}{other}{tail}" for prefix, tail in tails)
+        if straight.dob is not None:
+            keys.update(f"md:{code}:{day.month:02d}-{day.day:02d}:{name[:1]}"
+                        for day in dob_variants(straight.dob)
+                        for code in family_codes(straight.family_name)
+                        for name in given_name_keys(straight.given_name))
         return sorted(keys)
 
     def parameters(self) -> dict[str, str]:
@@ -159,18 +158,6 @@ class Answer:
 
     confidence: float
     total: float
-
-
-def _years_one_digit_away(dob: date) -> tuple[int, ...]:
-    """Birth years a keying slip of one digit could have given, in a child's range."""
-    return _years_near(dob.year, date.today().year)
-
-
-@functools.lru_cache(maxsize=256)
-def _years_near(year: int, this_year: int) -> tuple[int, ...]:
-    digits = f"{year:04d}"
-    years = {int(digits[:i] + d + digits[i + 1:]) for i in range(4) for d in "0123456789"}
-    return tuple(sorted(y for y in years - {year} if _EARLIEST_YEAR <= y <= this_year))
 
 
 def answer(query: SearchQuery, candidate: IdentityFields,
