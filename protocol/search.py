@@ -47,6 +47,10 @@ QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "u
 # key with the query but little else.
 MIN_TOTAL = -10.0
 _TEXT_MAX = 100
+# First letters one spelling of a given name has where another sounds the same
+# (Caitlyn / Kaitlyn, Gemma / Jemma, Zoe / Soe, Ysabel / Isabel): the initial of
+# ``md:`` is the name's as written, so a search probes these too.
+_SOUNDS_ALIKE = {"c": "k", "k": "c", "g": "j", "j": "g", "s": "z", "z": "s", "i": "y", "y": "i"}
 
 
 def parse_purpose(params: Mapping[str, str]) -> str:
@@ -117,7 +121,8 @@ class SearchQuery:
         a record lacking its date of birth (``blocking_keys`` gives such a record name
         keys of its own); and, for a year keyed wrong, the family name + day and month
         keys (``md:``) with the initial of each formal name the given name may stand
-        for ("Bill" probes William's ``w`` too), and with the day and month swapped.
+        for ("Bill" probes William's ``w`` too) or a spelling that sounds alike may begin
+        with (Kaitlyn's ``c``, Jemma's ``g``), and with the day and month swapped.
 
         A year keyed wrong with the names right is found by ``md:`` (family name, day and
         month, initial), which every record holds. Until 2026-12-07 the query also
@@ -136,10 +141,12 @@ class SearchQuery:
             if reading.dob is not None:
                 keys |= blocking_keys(replace(reading, dob=None))
         if straight.dob is not None:
-            keys.update(f"md:{code}:{day.month:02d}-{day.day:02d}:{name[:1]}"
+            initials = {name[:1] for name in given_name_keys(straight.given_name)}
+            initials |= {alike for i in initials for alike in _SOUNDS_ALIKE.get(i, "")}
+            keys.update(f"md:{code}:{day.month:02d}-{day.day:02d}:{initial}"
                         for day in dob_variants(straight.dob)
                         for code in family_codes(straight.family_name)
-                        for name in given_name_keys(straight.given_name))
+                        for initial in initials)
         return sorted(keys)
 
     def parameters(self) -> dict[str, str]:

@@ -84,6 +84,13 @@ def test_a_year_keyed_wrong_is_probed_by_day_and_month_not_every_other_year() ->
                  given_name="Bill", family_name="Grubb", dob="2015-03-04")
 
 
+@pytest.mark.parametrize(("typed", "held"), [("Kaitlyn", "Caitlyn"), ("Jemma", "Gemma"),
+                                             ("Karl", "Carl"), ("Isabel", "Ysabel")])
+def test_a_year_wrong_and_a_name_spelt_as_it_sounds_is_found(typed: str, held: str) -> None:
+    assert found(IdentityFields(held, "Grubb", date(2015, 3, 4)),
+                 given_name=typed, family_name="Grubb", dob="2016-03-04")
+
+
 @settings(max_examples=300, deadline=None)
 @given(strategies.identity_pairs(), st.integers(min_value=1990, max_value=2026))
 def test_a_record_whose_year_alone_differs_shares_a_key_with_the_query(
