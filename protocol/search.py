@@ -48,7 +48,7 @@ QUERY_FIELDS = ("given_name", "family_name", "dob", "postcode", "nhs_number", "u
 MIN_TOTAL = -10.0
 _TEXT_MAX = 100
 # First letters one spelling of a given name has where another sounds the same
-# (Caitlyn / Kaitlyn, Gemma / Jemma, Zoe / Soe, Ysabel / Isabel): the initial of
+# (Caitlyn / Kaitlyn, Gemma / Jemma, Sofia / Zofia, Ysabel / Isabel): the initial of
 # ``md:`` is the name's as written, so a search probes these too.
 _SOUNDS_ALIKE = {"c": "k", "k": "c", "g": "j", "j": "g", "s": "z", "z": "s", "i": "y", "y": "i"}
 
