@@ -51,7 +51,8 @@ async def copy(conn: asyncpg.Connection, council: str,
     ``record_keys`` itself. Sending ``record_keys`` too, a tuple a key (about 80,000 a
     batch), cost the hub process about 12 µs of CPU a record more, where PostgreSQL's
     unnesting costs it about 7 (``bench.intake``, medians of four runs each;
-    docs/scaling.md, "Intake: a record's keys sent once")."""
+    docs/scaling.md, "Intake: a record's keys sent once; where a bulk drain's time
+    goes")."""
     held = {local_id: sorted(ks) for local_id, ks in keys.items() if ks}
     if held:
         await conn.copy_records_to_table(
