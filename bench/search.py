@@ -4,7 +4,9 @@ Loads a hub with ``--children`` synthetic children (the generator's truth: one
 national child per person, a mover's two council records sharing it), then runs the
 real hub (``national-hub serve``, ``--hubs`` processes on one database) and 32
 clients over HTTP with bearer tokens, each a practitioner searching with a purpose:
-exact names, nicknames, typos, day–month swaps, NHS numbers, names with a postcode.
+exact names, nicknames, typos, day–month swaps, a birth year keyed wrong (since
+2026-12-07: figures before then were measured without it), NHS numbers, names with a
+postcode.
 Every search is audited by the hub before it answers. Prints p50/p95/p99 latency,
 searches/s, how often the child searched for came first, and the audit entries
 written (target: p99 < 50 ms, ≥ 1,000 searches/s).
@@ -104,14 +106,28 @@ class Query:
     national_id: str
 
 
+def _in_year(day: date, year: int) -> date | None:
+    """The same day and month in another year; None for 29 February in a year without."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return None
+
+
 def _queries(rng: random.Random, record: ChildRecord, national_id: str) -> Query:
     """One practitioner's search for this child, with the noise practitioners bring."""
     # the generated population is complete: every record has its names and birth date
     assert record.dob and record.given_name and record.family_name, record.local_id
     dob = record.dob.isoformat()
     given, family = record.given_name, record.family_name
-    kind = rng.randrange(6)
-    if kind == 1 and given.lower() in NICKNAMES:
+    kind = rng.randrange(7)
+    if kind == 6:  # the last digit of the birth year keyed wrong (a date that can be)
+        decade = record.dob.year - record.dob.year % 10
+        days = [day for y in range(decade, decade + 10) if y != record.dob.year
+                and (day := _in_year(record.dob, y)) is not None and day <= date.today()]
+        if days:
+            dob = rng.choice(days).isoformat()
+    elif kind == 1 and given.lower() in NICKNAMES:
         given = NICKNAMES[given.lower()]
     elif kind == 2 and len(family) > 3:
         i = rng.randrange(1, len(family) - 2)
