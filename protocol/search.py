@@ -37,7 +37,7 @@ from datetime import date
 from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.matching import IdentityFields, blocking_keys
-from protocol.matching.blocking import dob_variants, family_codes
+from protocol.matching.blocking import dob_variants, month_day_keys
 from protocol.matching.compare import compare_all, compare_swapped
 from protocol.matching.names import given_name_keys
 from protocol.matching.scoring import score_compared
@@ -143,10 +143,8 @@ class SearchQuery:
         if straight.dob is not None:
             initials = {name[:1] for name in given_name_keys(straight.given_name)}
             initials |= {alike for i in initials for alike in _SOUNDS_ALIKE.get(i, "")}
-            keys.update(f"md:{code}:{day.month:02d}-{day.day:02d}:{initial}"
-                        for day in dob_variants(straight.dob)
-                        for code in family_codes(straight.family_name)
-                        for initial in initials)
+            for day in dob_variants(straight.dob):
+                keys |= month_day_keys(straight.family_name, day, initials)
         return sorted(keys)
 
     def parameters(self) -> dict[str, str]:

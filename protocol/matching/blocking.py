@@ -75,7 +75,7 @@ _CACHE = 1 << 18  # one entry per distinct family name, postcode or date of birt
 Ints = npt.NDArray[np.int64]
 
 __all__ = ["KEY_SCHEME", "blocking_keys", "candidate_pairs", "dob_variants", "family_codes",
-           "memberships", "pairs_across", "pairs_within"]
+           "memberships", "month_day_keys", "pairs_across", "pairs_within"]
 
 
 def dob_variants(dob: date) -> tuple[date, ...]:
@@ -108,6 +108,18 @@ def family_codes(family_name: str | None) -> frozenset[str]:
 def _district(postcode: str | None) -> str:
     compact = "".join(postcode.split()).upper() if postcode else ""
     return compact[:-3] if len(compact) >= 5 else ""
+
+
+def _month_day_keys(family: Iterable[str], month_day: str, initial: str) -> set[str]:
+    return {f"md:{code}:{month_day}:{initial}" for code in family}
+
+
+def month_day_keys(family_name: str | None, dob: date, initials: Iterable[str]) -> set[str]:
+    """The ``md:`` keys (family name + day and month + initial: a year keyed wrong) a
+    record of this family name, day and month would hold with each of ``initials``:
+    what a search probes for the initials a given name may be written with."""
+    family, month_day = family_codes(family_name), _dob_texts(dob)[2]
+    return set().union(*(_month_day_keys(family, month_day, i) for i in initials))
 
 
 def blocking_keys(record: IdentityFields) -> set[str]:
@@ -143,7 +155,7 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             keys.update(f"fg:{code}:{dob.year}:{written}" for code in former - family)
             keys.update(f"fd:{code}:{dob.year}:{dob.day:02d}:{initial}"
                         for code in family | former)
-            keys.update(f"md:{code}:{month_day}:{initial}" for code in family)
+            keys |= _month_day_keys(family, month_day, initial)
     elif given and family:
         # Narrow because only records lacking a date of birth carry it; a search probes
         # it with its names alone (protocol.search).
