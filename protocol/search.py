@@ -129,10 +129,10 @@ class SearchQuery:
         probed the exact-date keys (``d:``, ``dg:``) of every birth year one digit away:
         each holds every child born that day with one of the names, so a search at a
         million children read about three times the candidates it reads now, most of
-        them namesakes a year apart, in blocks that grow with the index; and of a year
-        keyed wrong with another error beside it they found almost nothing the scoring
-        would answer (docs/scaling.md, "Search: a year keyed wrong found by day and
-        month")."""
+        them namesakes a year apart, in blocks that grow with the index. What only they
+        found was a year keyed wrong with a second error; of those, a surname misspelt
+        beyond its sound is no longer found (docs/scaling.md, "Search: a year keyed
+        wrong found by day and month")."""
         readings = self.readings()
         straight = readings[0]
         keys: set[str] = set()
