@@ -46,35 +46,6 @@ def archive_path(key_path: Path, kid: str) -> Path:
     return key_path.with_name(f"{key_path.stem}.{kid}.pem")
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a temporary file, flush it to disk, rename it over ``path``
-    and flush the directory: after a crash ``path`` holds the old or the new bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def write_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Write a private key (owner-only) and its ``.pub.pem``, each atomically. The
-    private file goes last: it is the one that counts, and it is whole once there."""
-    _write_atomically(keys.public_path_for(path), keys.public_pem(key.public_key()), 0o644)
-    _write_atomically(path, keys.private_pem(key), 0o600)
-
-
 class KeyFile:
     """The signing key in ``path``, loaded again whenever the file is replaced.
 

@@ -72,11 +72,11 @@ NODE_SIGNED = (
 
 
 def load_or_create_hub_key(path: Path) -> Ed25519PrivateKey:
-    if path.exists():
-        return keys.load_private_key(path)
-    key = keys.generate()
-    keys.write_private_key(key, path)
-    log.info("created hub signing key", extra={"kid": keys.key_id(key.public_key())})
+    """The hub's signing key, created on first start (once, however many hub processes
+    start together)."""
+    key, created = keys.load_or_create_private_key(path)
+    if created:
+        log.info("created hub signing key", extra={"kid": keys.key_id(key.public_key())})
     return key
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -79,12 +80,77 @@ def public_pem(public_key: Ed25519PublicKey) -> bytes:
 
 
 def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Write the private key readable by its owner only, and its public half beside it."""
+    """Write the private key (owner-only) and its public half beside it, each
+    atomically: a reader in another process sees the old file or the new one, never
+    part of one. The private file goes last: it is the one that counts."""
+    write_atomically(public_path_for(path), public_pem(key.public_key()), 0o644)
+    write_atomically(path, private_pem(key), 0o600)
+
+
+def load_or_create_private_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """The key in ``path``; if there is none, a new one written there. Returns the key
+    and whether this call created it.
+
+    Safe when several processes start at once on a fresh directory (two hub
+    processes): the new file is linked into place only if ``path`` is still absent,
+    so exactly one key is ever created and every other caller loads that one. Before,
+    a second process could read the first one's half-written file, or write its own
+    key over it and then sign with a key no file holds."""
+    if not path.exists():
+        key = generate()
+        tmp = _durable_temp(path, private_pem(key), 0o600)
+        try:
+            os.link(tmp, path)  # unlike a rename, never replaces a file already there
+        except FileExistsError:
+            pass  # another process created it first: that key is the one
+        else:
+            _sync_directory(path.parent)
+            write_atomically(public_path_for(path), public_pem(key.public_key()), 0o644)
+            return key, True
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = load_private_key(path)
+    if not public_path_for(path).exists():  # its creator stopped before writing it
+        write_atomically(public_path_for(path), public_pem(key.public_key()), 0o644)
+    return key, False
+
+
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to a temporary file, flush it to disk, rename it over ``path``
+    and flush the directory: after a crash ``path`` holds the old or the new bytes."""
+    tmp = _durable_temp(path, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def _durable_temp(path: Path, data: bytes, mode: int) -> Path:
+    """``data`` in a new file beside ``path`` (a name no other process or thread uses),
+    flushed to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem(key))
-    public_path_for(path).write_bytes(public_pem(key.public_key()))
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _sync_directory(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def public_path_for(private_path: Path) -> Path:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import asyncpg
 
-from local_node.keyfile import archive_path, pending_path, write_key
+from local_node.keyfile import archive_path, pending_path
 from local_node.storage.key_status import KeyStatusStore
 from local_node.transport import HubClient
 from protocol import keys
@@ -85,7 +85,7 @@ class KeyRotator:
                                        already_done=True)
         else:
             new = keys.generate()
-            write_key(new, pending)
+            keys.write_private_key(new, pending)
         new_kid = keys.key_id(new.public_key())
 
         announcement = KeyAnnouncement.of(
@@ -100,8 +100,9 @@ class KeyRotator:
         cursor = await self.client.read_cursor(key=new)
 
         archived = archive_path(self.key_path, old_kid)
-        write_key(old, archived)
-        write_key(new, self.key_path)  # the switch: one atomic rename of the private key
+        keys.write_private_key(old, archived)
+        # the switch: one atomic rename of the private key
+        keys.write_private_key(new, self.key_path)
         self._drop_pending()
 
         old_not_after = answer.get("old_not_after")

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from local_node.app import rotate_key
-from local_node.keyfile import KeyFile, archive_path, pending_path, write_key
+from local_node.keyfile import KeyFile, archive_path, pending_path
 from local_node.transport import HubClient
 from protocol import keys
 from protocol.key_announcement import KeyAnnouncement
@@ -44,10 +44,10 @@ async def hub_kids(hub: Hub) -> list[str]:
 def test_key_file_follows_an_atomic_replacement(tmp_path: Path) -> None:
     path = tmp_path / "council_key.pem"
     first, second = keys.generate(), keys.generate()
-    write_key(first, path)
+    keys.write_private_key(first, path)
     source = KeyFile(path)
     assert keys.key_id(source().public_key()) == keys.key_id(first.public_key())
-    write_key(second, path)  # a new inode: seen even within the same mtime tick
+    keys.write_private_key(second, path)  # a new inode: seen even within the same mtime tick
     assert keys.key_id(source().public_key()) == keys.key_id(second.public_key())
     assert source.kid == keys.key_id(keys.load_public_key(
         keys.public_path_for(path).read_bytes()))
@@ -122,12 +122,12 @@ async def test_an_interrupted_rotation_resumes_with_the_same_key(
         key_file = node.config.key_file
         pending = pending_path(key_file)
         new = keys.generate()
-        write_key(new, pending)
+        keys.write_private_key(new, pending)
         new_kid = keys.key_id(new.public_key())
         if stopped == "after_announcing":
             await _announce_only(node, hub, pending)
         if stopped == "after_switch":
-            write_key(new, key_file)
+            keys.write_private_key(new, key_file)
             outcome = await rotate_key(node.config)
             assert outcome.already_done and outcome.new_kid == new_kid
             assert not pending.exists() and kid_of(key_file) == new_kid
