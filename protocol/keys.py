@@ -98,21 +98,29 @@ def load_or_create_private_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     key over it and then sign with a key no file holds."""
     if not path.exists():
         key = generate()
-        tmp = _durable_temp(path, private_pem(key), 0o600)
-        try:
-            os.link(tmp, path)  # unlike a rename, never replaces a file already there
-        except FileExistsError:
-            pass  # another process created it first: that key is the one
-        else:
-            _sync_directory(path.parent)
+        if create_once(path, private_pem(key), 0o600):
             write_atomically(public_path_for(path), public_pem(key.public_key()), 0o644)
             return key, True
-        finally:
-            tmp.unlink(missing_ok=True)
     key = load_private_key(path)
     if not public_path_for(path).exists():  # its creator stopped before writing it
         write_atomically(public_path_for(path), public_pem(key.public_key()), 0o644)
     return key, False
+
+
+def create_once(path: Path, data: bytes, mode: int) -> bool:
+    """Create ``path`` holding ``data`` (whole, flushed to disk) unless it exists.
+    Returns whether this call created it; if another process got there first, its
+    file stands. Readers never see a partial file: it is written in full under another
+    name, then linked into place (a link, unlike a rename, never replaces a file)."""
+    tmp = _durable_temp(path, data, mode)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+    return True
 
 
 def write_atomically(path: Path, data: bytes, mode: int) -> None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from protocol import keys
 from protocol.errors import ErrorCode, UnavailableError
 from server_common.config import ConfigError
 
@@ -60,17 +60,8 @@ def _associated(name: str) -> bytes:
 
 def load_or_create_key(path: Path) -> bytes:
     """The key in ``path``, made (owner-only, never overwritten) if the file is missing."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:  # O_EXCL: two processes starting at once keep the first one's key
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(base64.b64encode(secrets.token_bytes(32)) + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+    if not path.exists():  # two processes starting at once keep the first one's key
+        keys.create_once(path, base64.b64encode(secrets.token_bytes(32)) + b"\n", 0o600)
     try:
         key = base64.b64decode(path.read_bytes().strip(), validate=True)
     except (OSError, binascii.Error) as exc:

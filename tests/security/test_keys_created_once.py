@@ -1,18 +1,23 @@
-"""The hub's signing key is created once, however many hub processes start together.
+"""Keys a server makes on its first start are made once, however many processes start
+together: the hub's signing key and the accounts secret (which seals TOTP seeds).
 
 Two ``national-hub serve`` processes started on a fresh directory both found no key
 file: one could read the other's half-written PEM and fail to start, or write its own
 key over the other's and then sign receipts and checkpoints with a key no file holds.
+The accounts secret was created exclusively, but a second process could read it empty
+before the first had written it, and refuse to start.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from national_hub.app import load_or_create_hub_key
 from protocol import keys
+from server_common.accounts.seeds import load_or_create_key
 
 _PROCESSES = 6
 
@@ -25,19 +30,34 @@ def _start_hub(path: str, barrier: Barrier, answers: multiprocessing.SimpleQueue
         answers.put(f"failed: {exc!r}")
 
 
-def test_hub_processes_starting_together_share_one_key(tmp_path: Path) -> None:
+def _start_accounts(path: str, barrier: Barrier,
+                    answers: multiprocessing.SimpleQueue[str]) -> None:
+    barrier.wait()
+    try:
+        answers.put(load_or_create_key(Path(path)).hex())
+    except Exception as exc:
+        answers.put(f"failed: {exc!r}")
+
+
+def _race(target: Callable[[str, Barrier, multiprocessing.SimpleQueue[str]], None],
+          path: Path) -> set[str]:
+    """What each of several processes, started at one moment, got from ``target``."""
     context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(_PROCESSES)
+    answers: multiprocessing.SimpleQueue[str] = context.SimpleQueue()
+    starters = [context.Process(target=target, args=(str(path), barrier, answers))
+                for _ in range(_PROCESSES)]
+    for p in starters:
+        p.start()
+    for p in starters:
+        p.join(60)
+    return {answers.get() for _ in starters}
+
+
+def test_hub_processes_starting_together_share_one_key(tmp_path: Path) -> None:
     for attempt in range(5):
         path = tmp_path / str(attempt) / "hub_key.pem"
-        barrier = context.Barrier(_PROCESSES)
-        answers: multiprocessing.SimpleQueue[str] = context.SimpleQueue()
-        starters = [context.Process(target=_start_hub, args=(str(path), barrier, answers))
-                    for _ in range(_PROCESSES)]
-        for p in starters:
-            p.start()
-        for p in starters:
-            p.join(60)
-        kids = {answers.get() for _ in starters}
+        kids = _race(_start_hub, path)
         on_disk = keys.key_id(keys.load_private_key(path).public_key())
         assert kids == {on_disk}, f"attempt {attempt}: {kids} against {on_disk} on disk"
         public = keys.load_public_key(keys.public_path_for(path).read_bytes())
@@ -54,3 +74,12 @@ def test_a_key_whose_public_half_was_never_written_gets_it(tmp_path: Path) -> No
     assert keys.key_id(again.public_key()) == keys.key_id(first.public_key())
     public = keys.load_public_key(keys.public_path_for(path).read_bytes())
     assert keys.key_id(public) == keys.key_id(first.public_key())
+
+
+def test_servers_starting_together_share_one_accounts_secret(tmp_path: Path) -> None:
+    for attempt in range(5):
+        path = tmp_path / str(attempt) / "accounts_secret.key"
+        secrets = _race(_start_accounts, path)
+        assert secrets == {load_or_create_key(path).hex()}, f"attempt {attempt}: {secrets}"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
