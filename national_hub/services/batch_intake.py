@@ -55,6 +55,7 @@ from protocol.matching import IdentityFields, blocking_keys
 from protocol.record_codec import decode_record
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
+from server_common.gc_pause import paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ class BatchIntake:
 
     async def receive(self, council_code: str, body: bytes) -> IntakeResult:
         try:
-            result = await self._receive(council_code, body)
+            with paused_gc():
+                result = await self._receive(council_code, body)
         except SignpostError as exc:
             if isinstance(exc, ForkDetected):
                 await self._flag(council_code, exc.message)
