@@ -272,10 +272,13 @@ class HubSearch:
         if not child.records:
             raise NotFoundError(f"no council holds a record of {national_id} any more")
         records = [_readable(h) for h in child.records]
+        # the shielding councils are the marks' (storage.shielding); a record's own flag
+        # names its council only while it carries no mark (just published, or damaged):
+        # a copy flagged because another council shields the child names that one
         contact = sorted({s for h in child.records for s in h.shielded_by}
                          | {(h.council, h.council_name)
                             for h, r in zip(child.records, records, strict=True)
-                            if r.shielded})
+                            if r.shielded and not h.shielded_by})
         disclosure = Disclosure(bool(contact), tuple(c for c, _ in contact))
         held = list(zip(child.records, records, strict=True))
         if not disclosure.sees_other_councils(viewer):

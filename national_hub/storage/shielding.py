@@ -5,7 +5,12 @@ whose shielded record made it so. :meth:`ShieldingStore.refresh` brings the mark
 to date for the records whose relations just changed (a batch, a resolver chunk, a
 review decision, retention), in the caller's transaction:
 
-1. each touched record shielded by its own flag is marked for its own council;
+1. each touched record shielded by its own flag is marked for its own council, unless
+   another council's shielding marks it already: a node publishes its copy of a child
+   another council shields with the flag set (the hub's word, so that the hub withholds
+   it even unpaired), and that does not make its council one that shields the child
+   (named to every reader as whom to contact, its index team shown every council that
+   knows the child);
 2. each touched record *pulls* the marks of every record it is related to;
 3. the marks of the touched records, then every mark newly made, are *pushed* to
    every related record, until nothing new is marked (a handful of rounds: each is one
@@ -84,6 +89,13 @@ class ShieldingStore:
             SELECT r.council_code, r.local_id, r.council_code, 'own'
             FROM unnest($1::text[], $2::text[]) w(c, l)
             JOIN records r ON r.council_code = w.c AND r.local_id = w.l AND r.shielded
+            -- a record already shielded by another council's is flagged by its node
+            -- because the hub said so (local_node.services.hub_shielding): its council
+            -- holds a copy, it does not shield the child (nor is it named as one)
+            WHERE NOT EXISTS (SELECT 1 FROM shield_marks o
+                              WHERE o.council_code = r.council_code
+                                AND o.local_id = r.local_id
+                                AND o.shielding_council <> r.council_code)
             ON CONFLICT DO NOTHING RETURNING 1
             """, councils, ids))
         made += len(await conn.fetch(

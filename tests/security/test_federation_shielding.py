@@ -125,3 +125,47 @@ async def test_a_child_shielded_at_another_council_is_withheld_at_this_node(
 
 def _key(node: Node) -> Ed25519PrivateKey:
     return keys.load_private_key(node.config.key_file)
+
+
+async def test_learning_from_the_hub_does_not_make_this_council_a_shielding_one(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """Telford's node learns that East Sussex shields its child and publishes its record
+    shielded (so the hub withholds its location even unpaired). That must not make
+    Telford one of the councils that shield the child: the hub names shielding councils
+    to every reader (whom to contact) and lets their index teams see every council that
+    knows the child. Before, after one heartbeat a practitioner was told to contact
+    Telford too (so that Telford knows the child), and Telford's index team saw East
+    Sussex's record with its local id and update time, as only a shielding council may."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx, \
+            running_node(TFW, await make_database(), tmp_path, hub) as tfw:
+        await _feed(esx, tmp_path, "services", SHIELDED_FEED)
+        await _feed(tfw, tmp_path, "health", OLD_GP_FEED)
+        await esx.publish()
+        await tfw.publish()
+        await hub.resolved()
+        copy = await tfw.fetchval("SELECT local_id FROM children WHERE nhs_number = $1", NHS)
+        await tfw.publish()  # its heartbeat: Telford's node learns, and queues the copy
+        await tfw.publish()  # ...which goes to the hub, shielded
+        await hub.resolved()
+        sent = await hub.fetchval("SELECT shielded FROM records WHERE council_code = $1"
+                                  " AND local_id = $2", TFW, copy)
+        assert sent is True  # the hub withholds its location whatever it pairs it with
+
+        practitioner = await hub.as_role(Role.PRACTITIONER)
+        found = await _get(hub.url, "/v1/search", practitioner, {
+            "given_name": "Zara", "family_name": "Hall", "dob": "2012-11-20",
+            "purpose": PURPOSE})
+        (hit,) = found["results"]
+        assert hit["shielded"] is True and hit["councils"] == []
+        assert [c["council"] for c in hit["contact"]] == [ESX], hit
+        view = await _get(hub.url, f"/v1/children/{hit['national_id']}", practitioner,
+                          {"purpose": PURPOSE})
+        assert [c["council"] for c in view["contact"]] == [ESX], view
+        assert not shows(json.dumps(view), TFW)
+
+        telford = await hub.as_role(Role.INDEX_TEAM, TFW)
+        own = await _get(hub.url, f"/v1/children/{hit['national_id']}", telford,
+                         {"purpose": PURPOSE})
+        assert [c["council"] for c in own["councils"]] == [TFW], own
+        assert own["withheld"] is True

@@ -137,3 +137,25 @@ async def test_a_third_council_is_not_told_whose_pair_it_is(
     assert status in (403, 409)
     for secret in (ESX, TFW, "East Sussex", "Telford"):
         assert secret not in body, secret
+
+
+async def test_deciding_a_decided_pair_again_names_nobody_the_review_screen_withholds(
+        attack: Attack) -> None:  # noqa: F811
+    """West Sussex's record and Telford's are a pair of a child East Sussex shields:
+    West Sussex's team sees Telford's record as "Another council" and who decided the
+    pair as withheld. Posting the decision Telford already made is refused (409), and
+    the refusal must not name who decided it (Telford's user) either."""
+    await trail(attack)
+    pairs = await open_reviews(attack.hub)
+    west = next(int(p["id"]) for p in pairs if WSX in (p["council_a"], p["council_b"]))
+    status, _ = await attack.decide(west, "link", TFW)
+    assert status == 303
+    telford_user = "test-index_team-e06000020"  # the harness's Telford index team
+    status, page = await attack.call("GET", "/review",
+                                     await attack.headers(Role.INDEX_TEAM, WSX))
+    assert status == 200 and "withheld (shielded)" in page
+    assert telford_user not in page and not shows(page, TFW)
+    status, body = await attack.decide(west, "link", WSX)
+    assert status == 409 and 'data-code="review_decided"' in body, body
+    for secret in (telford_user, TFW.lower(), "telford"):
+        assert secret not in body.lower(), secret
