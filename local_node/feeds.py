@@ -326,7 +326,9 @@ class _Parser:
         seen: set[str] = set()
         for name in header:
             if name in seen:
-                errors.append(RowError(line, name, "column appears twice in the header"))
+                if name in COLUMNS[self.feed]:  # which of the two holds the value?
+                    errors.append(RowError(line, name, "column appears twice in the header"))
+                continue  # a column ignored, or a blank one (a spreadsheet's), again
             seen.add(name)
             if name and name not in COLUMNS[self.feed]:
                 meant = _plain(name)

@@ -176,3 +176,15 @@ async def test_ingest_prints_each_warning_and_a_refused_file_fails(
     assert "line 1, column dob: required column missing from the header" in result.stderr
     assert "the file is refused, nothing is loaded" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_blank_or_ignored_columns_twice_do_not_refuse_the_file(tmp_path: Path) -> None:
+    # a spreadsheet's empty columns at the end, and an unknown column twice: ignored
+    text = "\n".join([HEADER + ",notes,notes,,", *(row + ",a,b,," for row in ROWS)])
+    result = parse_feed("health", _write(tmp_path, text.encode()))
+    assert [r.source_ref for r in result.rows] == ["H1", "H2"] and result.errors == []
+    assert [(w.line, w.column) for w in result.warnings] == [(1, "notes")]
+    # a column of the feed twice still refuses it: which one holds the date of birth?
+    text = "\n".join([HEADER + ",dob", *(row + ",2001-01-01" for row in ROWS)])
+    result = parse_feed("health", _write(tmp_path, text.encode()))
+    assert result.refused and [(e.line, e.column) for e in result.errors] == [(1, "dob")]
