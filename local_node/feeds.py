@@ -82,6 +82,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {k.name: k.required for k in FEED_KINDS.v
 _BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
              "y": True, "n": False, "1": True, "0": False}
 _SOURCE_REF_MAX = 100
+_SEX_WORDS = {"male": identifiers.SEX_MALE, "female": identifiers.SEX_FEMALE,
+              "not known": identifiers.SEX_NOT_KNOWN, "unknown": identifiers.SEX_NOT_KNOWN,
+              "not specified": identifiers.SEX_NOT_SPECIFIED}
 # What may separate fields: a comma, or what a spreadsheet saves where the comma is the
 # decimal point (a semicolon) or as "text" (a tab), or a pipe. Chosen by the header.
 _DELIMITERS = (",", ";", "\t", "|")
@@ -369,7 +372,7 @@ class _Parser:
         core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}
         identity = Identity(
             given_name=core["given_name"], family_name=core["family_name"], dob=core["dob"],
-            sex=check("sex", v["sex"], identifiers.parse_sex) or identifiers.SEX_NOT_KNOWN,
+            sex=check("sex", v["sex"], _sex_check) or identifiers.SEX_NOT_KNOWN,
             other_given_names=check("other_given_names", v.get("other_given_names", ""),
                                     _name_check),
             former_family_name=check("former_family_name", v.get("former_family_name", ""),
@@ -486,6 +489,12 @@ class _Parser:
         if start and end and end < start:
             raise _Problem(end_column, f"is before {start_column}")
         return start, end
+
+
+def _sex_check(value: str, column: str) -> int:
+    """A code (0/1/2/9, U/M/F) or the word a source system writes for it ("Female")."""
+    word = _SEX_WORDS.get(" ".join(value.lower().split()))
+    return word if word is not None else identifiers.parse_sex(value, column)
 
 
 def _name_check(value: str, column: str) -> str | None:

@@ -188,3 +188,14 @@ def test_blank_or_ignored_columns_twice_do_not_refuse_the_file(tmp_path: Path) -
     text = "\n".join([HEADER + ",dob", *(row + ",2001-01-01" for row in ROWS)])
     result = parse_feed("health", _write(tmp_path, text.encode()))
     assert result.refused and [(e.line, e.column) for e in result.errors] == [(1, "dob")]
+
+
+def test_sex_may_be_written_as_a_word(tmp_path: Path) -> None:
+    header = "source_ref,given_name,family_name,dob,sex"
+    lines = [header, "H1,Amy,Ali,2015-03-14,Female", "H2,Bo,Ali,2015-03-14,MALE",
+             "H3,Cy,Ali,2015-03-14,Not  Known", "H4,Di,Ali,2015-03-14,not specified",
+             "H5,Ed,Ali,2015-03-14,Boy"]
+    result = parse_feed("health", _write(tmp_path, "\n".join(lines).encode()))
+    assert [(r.source_ref, r.identity.sex) for r in result.rows] == [
+        ("H1", 2), ("H2", 1), ("H3", 0), ("H4", 9)]
+    assert [(e.line, e.column) for e in result.errors] == [(6, "sex")]
