@@ -290,6 +290,12 @@ class _Parser:
                 continue
             if not any(f.strip() for f in fields):
                 continue  # blank line
+            if fields[0].strip().lower() == header[0] and list(map(_header_name,
+                                                                   fields)) == header:
+                # files joined together: loaded, it would be a child called "given_name"
+                errors.append(RowError(start, "", "repeats the header row (files joined "
+                                                  "together?): not a row"))
+                continue
             try:
                 self._check_line(fields, start, end, width, header)
                 row = self._row(start, fields, positions)

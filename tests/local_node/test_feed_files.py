@@ -199,3 +199,14 @@ def test_sex_may_be_written_as_a_word(tmp_path: Path) -> None:
     assert [(r.source_ref, r.identity.sex) for r in result.rows] == [
         ("H1", 2), ("H2", 1), ("H3", 0), ("H4", 9)]
     assert [(e.line, e.column) for e in result.errors] == [(6, "sex")]
+
+
+def test_a_header_repeated_inside_the_file_is_not_a_child(tmp_path: Path) -> None:
+    header = "source_ref,upn,given_name,family_name,dob"
+    lines = [header, "E1,,Amy,Ali,2015-03-14", header.upper(), "E2,,Bo,Ali,2015-03-14"]
+    path = tmp_path / "education.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    result = parse_feed("education", path)
+    assert [r.source_ref for r in result.rows] == ["E1", "E2"]
+    assert [(e.line, e.column) for e in result.errors] == [(3, "")]
+    assert "repeats the header row" in result.errors[0].reason
