@@ -81,7 +81,8 @@ _FAMILY = _c("family_name", "a name, at most 100 characters", "Okafor", required
 _FORMER = _c("former_family_name", "a name, at most 100 characters", "Smith")
 _DOB = _c("dob", "ISO date (YYYY-MM-DD), a real date in a child's range", "2015-03-14",
           required=True)
-_SEX = _c("sex", "0 not known, 1 male, 2 female, 9 not specified; or U / M / F", "F")
+_SEX = _c("sex", "0 not known, 1 male, 2 female, 9 not specified; or U / M / F, or those "
+               "words (Male, Female, Not known, Unknown, Not specified) in any case", "F")
 _ADDRESS = _c("address_line", "text, at most 200 characters (quote it: it holds commas)",
               '"12 Church Lane, Lewes"')
 _POSTCODE = _c("postcode", "a UK postcode, any case and spacing", "BN7 1AA")

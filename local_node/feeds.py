@@ -10,12 +10,14 @@
     >>> print(result.errors[0])  # doctest: +ELLIPSIS
     line 3, column nhs_number: not a valid NHS number (...)
 
-Files are UTF-8 (a leading byte-order mark is ignored) with a header row. Columns
-may come in any order; optional columns may be blank or absent; unknown columns
-are ignored with a warning, but one that reads as a known column spelt with
-invisible or full-width characters refuses the file. A row with an error is reported
-(line, column, reason) and skipped; the rest load. Line numbers count the header as
-line 1.
+Files are UTF-8 (a leading byte-order mark is ignored), or UTF-16 with its mark, with
+a header row (blank lines before it are skipped); fields are separated by commas, or
+by the semicolons, tabs or pipes that split the header into the feed's columns.
+Columns may come in any order; optional columns may be blank or absent; unknown
+columns are ignored with a warning, but one that reads as a known column spelt with
+invisible, control or full-width characters refuses the file. A row with an error is
+reported (line, column, reason) and skipped; the rest load, including the lines after
+a quote left open, which are read again on their own. Line numbers are the file's.
 
 A row whose given name, family name or date of birth is blank or invalid (a bad or
 impossible date) is not refused: it loads without that field, flagged incomplete
@@ -45,14 +47,16 @@ only never publishes them (docs/design.md §3).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stdnum.gb import nhs
 
@@ -78,6 +82,18 @@ REQUIRED: dict[str, tuple[str, ...]] = {k.name: k.required for k in FEED_KINDS.v
 _BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
              "y": True, "n": False, "1": True, "0": False}
 _SOURCE_REF_MAX = 100
+_SEX_WORDS = {"male": identifiers.SEX_MALE, "female": identifiers.SEX_FEMALE,
+              "not known": identifiers.SEX_NOT_KNOWN, "unknown": identifiers.SEX_NOT_KNOWN,
+              "not specified": identifiers.SEX_NOT_SPECIFIED}
+# What may separate fields: a comma, or what a spreadsheet saves where the comma is the
+# decimal point (a semicolon) or as "text" (a tab), or a pipe. Chosen by the header.
+_DELIMITERS = (",", ";", "\t", "|")
+_DATE_TIME = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})[T ]"
+                        r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?:Z|[+-]\d{2}:?\d{2})?")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_UNCLOSED = ("has {fields} fields but the header has {width}: a quote opened on this line "
+             "is not closed where it should be (read as one row up to line {end}); the "
+             "lines after this one are read again on their own")
 # A record with every field valid, varied one field at a time to check that field alone.
 _TEMPLATE = {"local_id": "feed-row", "given_name": "x", "family_name": "x", "dob": "2000-01-01"}
 
@@ -128,6 +144,8 @@ class FeedResult:
     errors: list[RowError]
     # Not errors: the file loaded, but someone should look (e.g. an unknown column).
     warnings: list[RowError] = field(default_factory=list)
+    # The whole file was refused (no header, a required column missing): nothing loaded.
+    refused: bool = False
 
 
 def parse_feed(feed: str, path: Path) -> FeedResult:
@@ -135,17 +153,30 @@ def parse_feed(feed: str, path: Path) -> FeedResult:
     feed_kind(feed)  # an unknown feed is refused before the file is read
     data = Path(path).read_bytes()
     bad_lines: dict[int, str] = {}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text, bad_lines = _decode_by_line(data)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode text" and some database exports: UTF-16, said by its
+        # byte-order mark, so nothing is guessed.
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            return _refused(f"not valid UTF-16 (at byte {exc.start} of the file), though it "
+                            "starts with a UTF-16 byte-order mark")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text, bad_lines = _decode_by_line(data)
     # newline="": split on \n, \r\n or \r only, never on U+2028 and friends inside a name.
-    return _Parser(feed, bad_lines).parse(io.StringIO(text, newline=""))
+    return _Parser(feed, bad_lines).parse(io.StringIO(text, newline="").readlines())
 
 
 def parse_feed_text(feed: str, text_lines: Iterable[str]) -> FeedResult:
     """Parse a feed from lines of text (each ending in its newline, as a file gives them)."""
-    return _Parser(feed, {}).parse(iter(text_lines))
+    return _Parser(feed, {}).parse(list(text_lines))
+
+
+def _refused(reason: str, line: int = 1, column: str = "") -> FeedResult:
+    return FeedResult([], [RowError(line, column, reason)], refused=True)
 
 
 def _decode_by_line(data: bytes) -> tuple[str, dict[int, str]]:
@@ -156,16 +187,29 @@ def _decode_by_line(data: bytes) -> tuple[str, dict[int, str]]:
             parts.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             bad[number] = (f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at character "
-                           f"{exc.start + 1} of the line)")
+                           f"{exc.start + 1} of the line; a file saved as Windows-1252 or "
+                           "Latin-1 must be saved again as CSV UTF-8)")
             parts.append(raw.decode("utf-8", errors="replace"))
     return "".join(parts), bad
 
 
+def _lines_from(lines: list[str], index: int) -> Iterator[str]:
+    """The lines from ``index`` on, without copying them: a list iterator moved there."""
+    moved: Any = iter(lines)
+    moved.__setstate__(index)
+    return cast(Iterator[str], moved)
+
+
+def _header_name(name: str) -> str:
+    return name.strip().lstrip("\ufeff").strip().lower()
+
+
 def _plain(name: str) -> str:
     """A header name as it reads: compatibility forms folded ("ｓｈｉｅｌｄｅｄ"), invisible
-    format characters (a zero-width space) dropped, lower case."""
+    format and control characters (a zero-width space, a NUL) dropped, lower case."""
     folded = unicodedata.normalize("NFKC", name)
-    return "".join(c for c in folded if unicodedata.category(c) != "Cf").strip().lower()
+    return "".join(c for c in folded
+                   if unicodedata.category(c) not in ("Cf", "Cc")).strip().lower()
 
 
 class _Problem(Exception):
@@ -184,33 +228,42 @@ class _Parser:
 
     # -- the file ---------------------------------------------------------------------
 
-    def parse(self, lines: Iterator[str]) -> FeedResult:
+    def parse(self, lines: list[str]) -> FeedResult:
         # A quarter of a million rows of acyclic objects: the cyclic collector would
         # otherwise rescan them over and over (15% of the time).
         with paused_gc():
-            return self._parse(csv.reader(lines))
+            return self._parse(lines)
 
-    def _parse(self, reader: Any) -> FeedResult:
+    def _parse(self, lines: list[str]) -> FeedResult:
         rows: list[FeedRow] = []
         errors: list[RowError] = []
         warnings: list[RowError] = []
+        # The header is the first line that is not blank; line numbers stay the file's.
+        first = next((i for i, text in enumerate(lines) if text.strip()), None)
+        if first is None:
+            return _refused("no header row")
+        if first + 1 in self.bad_lines:
+            return _refused(self.bad_lines[first + 1], first + 1)
+        if "\x00" in lines[first]:
+            return _refused("the header has NUL characters: the file is not UTF-8 text "
+                            "(UTF-16 saved without its byte-order mark?)", first + 1)
+        delimiter = self._delimiter(lines[first])
+        reader, offset = csv.reader(_lines_from(lines, first), delimiter=delimiter), first
         try:
-            header = next(reader)
-        except (StopIteration, csv.Error):
-            header = []
-        if 1 in self.bad_lines:
-            return FeedResult([], [RowError(1, "", self.bad_lines[1])])
-        header = [h.strip().lstrip("\ufeff").strip().lower() for h in header]
+            header = [_header_name(h) for h in next(reader)]
+        except csv.Error as exc:
+            return _refused(f"unreadable CSV header: {exc}", first + 1)
+        header_line = first + 1
         if not any(header):
-            return FeedResult([], [RowError(1, "", "no header row")])
-        header_errors = self._check_header(header, warnings)
+            return _refused("no header row", header_line)
+        header_errors = self._check_header(header, header_line, warnings)
         if header_errors:
-            return FeedResult([], header_errors, warnings)
+            return FeedResult([], header_errors, warnings, refused=True)
         index = {name: i for i, name in enumerate(header)}
         positions = [(name, index.get(name, -1)) for name in COLUMNS[self.feed]]
         width = len(header)
         seen: dict[str, int] = {}
-        end = reader.line_num
+        end = offset + reader.line_num
         while True:
             start = end + 1
             try:
@@ -218,12 +271,31 @@ class _Parser:
             except StopIteration:
                 break
             except csv.Error as exc:
-                end = reader.line_num
+                end = offset + reader.line_num
                 errors.append(RowError(start, "", f"unreadable CSV: {exc}"))
+                if end > start:  # what it swallowed after this line is read again
+                    reader, offset = csv.reader(_lines_from(lines, start),
+                                                delimiter=delimiter), start
+                    end = start
                 continue
-            end = reader.line_num
+            end = offset + reader.line_num
+            if len(fields) != width and end > start:
+                # A quote opened on this line and not closed where it should be: the
+                # lines it swallowed are read again on their own, never lost with it.
+                errors.append(RowError(start, "", _UNCLOSED.format(
+                    fields=len(fields), width=width, end=end)))
+                reader, offset = csv.reader(_lines_from(lines, start),
+                                            delimiter=delimiter), start
+                end = start
+                continue
             if not any(f.strip() for f in fields):
                 continue  # blank line
+            if fields[0].strip().lower() == header[0] and list(map(_header_name,
+                                                                   fields)) == header:
+                # files joined together: loaded, it would be a child called "given_name"
+                errors.append(RowError(start, "", "repeats the header row (files joined "
+                                                  "together?): not a row"))
+                continue
             try:
                 self._check_line(fields, start, end, width, header)
                 row = self._row(start, fields, positions)
@@ -234,26 +306,49 @@ class _Parser:
                 continue
             seen[row.source_ref] = start
             rows.append(row)
+            for reason in row.identity.incomplete:
+                column, why = reason.split(": ", 1)
+                if why != "blank":  # a value was there and could not be used: say so
+                    warnings.append(RowError(start, column, f"{why}; the row is loaded "
+                                                            "without it, flagged incomplete"))
         return FeedResult(rows, errors, warnings)
 
-    def _check_header(self, header: list[str], warnings: list[RowError]) -> list[RowError]:
-        errors = [RowError(1, name, "required column missing from the header")
+    def _delimiter(self, line: str) -> str:
+        """The header's separator: the one that splits it into most of the feed's
+        columns (a comma unless another does better), so a file saved where a semicolon
+        or a tab separates fields loads the same."""
+        columns = COLUMNS[self.feed]
+
+        def known(delimiter: str) -> int:
+            try:
+                names = next(csv.reader([line], delimiter=delimiter))
+            except csv.Error:
+                return 0
+            return sum(_header_name(name) in columns for name in names)
+
+        return max(_DELIMITERS, key=known)
+
+    def _check_header(self, header: list[str], line: int,
+                      warnings: list[RowError]) -> list[RowError]:
+        errors = [RowError(line, name, "required column missing from the header")
                   for name in REQUIRED[self.feed] if name not in header]
         seen: set[str] = set()
         for name in header:
             if name in seen:
-                errors.append(RowError(1, name, "column appears twice in the header"))
+                if name in COLUMNS[self.feed]:  # which of the two holds the value?
+                    errors.append(RowError(line, name, "column appears twice in the header"))
+                continue  # a column ignored, or a blank one (a spreadsheet's), again
             seen.add(name)
             if name and name not in COLUMNS[self.feed]:
                 meant = _plain(name)
                 if meant in COLUMNS[self.feed]:
                     # Ignored, a look-alike "shielded" would load every child unshielded:
                     # the file is refused instead, as for a column missing.
-                    errors.append(RowError(1, name, f"looks like the column {meant!r} but "
-                                                    "is spelt with other characters"))
+                    errors.append(RowError(line, name, f"looks like the column {meant!r} "
+                                                       "but is spelt with other characters"))
                     continue
-                warnings.append(RowError(1, name, f"not a column of the {self.feed} feed; "
-                                                  "ignored"))
+                warnings.append(RowError(line, name, f"not a column of the {self.feed} "
+                                                     "feed; ignored"))
         return errors
 
     def _check_line(self, fields: list[str], start: int, end: int, width: int,
@@ -283,12 +378,13 @@ class _Parser:
         core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}
         identity = Identity(
             given_name=core["given_name"], family_name=core["family_name"], dob=core["dob"],
-            sex=check("sex", v["sex"], identifiers.parse_sex) or identifiers.SEX_NOT_KNOWN,
+            sex=check("sex", v["sex"], _sex_check) or identifiers.SEX_NOT_KNOWN,
             other_given_names=check("other_given_names", v.get("other_given_names", ""),
                                     _name_check),
             former_family_name=check("former_family_name", v.get("former_family_name", ""),
                                      _name_check),
-            address_line=check("address_line", v.get("address_line", ""), check_text),
+            address_line=check("address_line", _address(v.get("address_line", "")),
+                               check_text),
             postcode=check("postcode", v["postcode"], identifiers.normalise_postcode),
             nhs_number=_identifier("nhs_number", v.get("nhs_number", ""),
                                    identifiers.normalise_nhs_number),
@@ -394,22 +490,56 @@ class _Parser:
     def _dates(self, v: dict[str, str]) -> tuple[date | None, date | None]:
         start_column = self.pointer_columns["start_date"]
         end_column = self.pointer_columns["end_date"]
-        start = self._cached(start_column, v[start_column], identifiers.parse_date,
-                             cache_name="date")
-        end = self._cached(end_column, v[end_column], identifiers.parse_date, cache_name="date")
+        start = self._cached(start_column, v[start_column], _date_check, cache_name="date")
+        end = self._cached(end_column, v[end_column], _date_check, cache_name="date")
         if start and end and end < start:
             raise _Problem(end_column, f"is before {start_column}")
         return start, end
+
+
+def _sex_check(value: str, column: str) -> int:
+    """A code (0/1/2/9, U/M/F) or the word a source system writes for it ("Female")."""
+    word = _SEX_WORDS.get(" ".join(value.lower().split()))
+    return word if word is not None else identifiers.parse_sex(value, column)
 
 
 def _name_check(value: str, column: str) -> str | None:
     return check_text(value, column, name=True)
 
 
-def _dob_check(value: str, _column: str) -> date | None:
+def _dob_check(value: str, column: str) -> date | None:
     # The date-of-birth rules (ISO, a real date, a child's range) are the record's:
     # check through it with a template record; each distinct date is checked once.
-    return ChildRecord.from_wire({**_TEMPLATE, "dob": value}).dob
+    return ChildRecord.from_wire({**_TEMPLATE, "dob": _date_only(value, column)}).dob
+
+
+def _date_check(value: str, column: str) -> date:
+    return identifiers.parse_date(_date_only(value, column), column)
+
+
+def _date_only(value: str, column: str) -> str:
+    """The date of a database's date-and-time at midnight ("2015-03-14 00:00:00",
+    "2015-03-14T00:00:00.000Z"): a date column exported as a timestamp. Any other time
+    is refused, not cut off: a date of birth stored as 23:00 the day before (midnight
+    in summer time, written in UTC) would load a day early. Midnight with any offset is
+    the date as its writer wrote it."""
+    if len(value) <= 10:
+        return value
+    stamp = _DATE_TIME.fullmatch(value)
+    if stamp is None:
+        return value  # refused by the date rules, as it reads
+    if stamp["time"].strip("0:."):
+        raise ValidationError(column, f"a date and time, not a date, and the time is not "
+                                      f"midnight: {value!r} (give the date alone)")
+    return stamp["date"]
+
+
+def _address(value: str) -> str:
+    """An address written on several lines (a quoted field with line breaks, as address
+    blocks are exported) is one line, its parts joined by commas."""
+    if "\n" not in value and "\r" not in value:
+        return value
+    return ", ".join(part.strip() for part in _LINE_BREAK.split(value) if part.strip())
 
 
 def _carer_phone_check(value: str, column: str) -> str | None:

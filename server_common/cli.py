@@ -98,7 +98,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     except database.SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
-    except (OSError, ConnectionError) as exc:
+    except OSError as exc:
+        if exc.filename is not None:  # a file the command reads or writes, not a peer
+            raise click.ClickException(f"{exc.filename}: {exc.strerror}") from exc
         raise click.ClickException(f"cannot reach the database or peer: {exc}") from exc
 
 

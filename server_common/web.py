@@ -123,13 +123,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 async def read_form(request: web.Request
                     ) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
-    """The posted form (cached by aiohttp). A body not in its stated encoding or a broken
-    multipart body is the client's mistake: 400 ``malformed_request``, never a 500."""
+    """The posted form (cached by aiohttp). A body not in its stated encoding, in one
+    that does not exist or a broken multipart body is the client's mistake: 400
+    ``malformed_request``, never a 500."""
     try:
         return await request.post()
-    # UnicodeDecodeError, a multipart part without a name (ValueError); a part's broken
-    # headers (HttpProcessingError, a 400 of aiohttp's parser that is not an HTTPException)
-    except (ValueError, HttpProcessingError) as exc:
+    # UnicodeDecodeError, a multipart part without a name (ValueError); a charset with no
+    # codec (LookupError); a part's broken headers (HttpProcessingError, a 400 of
+    # aiohttp's parser that is not an HTTPException)
+    except (ValueError, LookupError, HttpProcessingError) as exc:
         raise SignpostError("the form could not be read",
                             code=ErrorCode.MALFORMED_REQUEST) from exc
 

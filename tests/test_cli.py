@@ -169,3 +169,15 @@ def test_council_workflow_end_to_end(envs: Envs, tmp_path: Path) -> None:
         if follower is not None and follower.poll() is None:  # a failed step left it
             follower.kill()
             follower.wait()
+
+
+def test_a_file_that_cannot_be_written_is_named_not_blamed_on_the_database(
+        envs: Envs, tmp_path: Path) -> None:
+    _, node_env = envs
+    run([script("local-node"), "db", "upgrade"], node_env)
+    out = tmp_path / "no such folder" / "index.csv"
+    result = run([script("local-node"), "index", "export", "--out", str(out)], node_env,
+                 ok=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{out}: No such file or directory" in result.stderr
+    assert "database" not in result.stderr

@@ -64,6 +64,9 @@ class IngestReport:
     children_updated: int = 0
     outbox_entries: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # Not errors, for someone to look at: a column ignored, a value a row loaded without.
+    warnings: list[RowError] = field(default_factory=list)
+    refused: bool = False         # the whole file was refused (its header): nothing read
     identifier_conflicts: int = 0
     matched_probabilistically: int = 0
     sent_to_review: int = 0
@@ -199,8 +202,10 @@ class IngestService:
                           progress: Callable[[int], None] | None = None) -> IngestReport:
         parsed = parse_feed(feed, path)
         model = await self.model()
-        report = IngestReport(feed=feed, errors=list(parsed.errors), model_version=model.version)
-        report.rows_read = len(parsed.rows) + len(parsed.errors)
+        report = IngestReport(feed=feed, errors=list(parsed.errors),
+                              warnings=list(parsed.warnings), refused=parsed.refused,
+                              model_version=model.version)
+        report.rows_read = 0 if parsed.refused else len(parsed.rows) + len(parsed.errors)
         for start in range(0, len(parsed.rows), self.chunk_rows):
             chunk = parsed.rows[start:start + self.chunk_rows]
             # A chunk's objects are freed by reference counting; the cyclic collector
@@ -212,7 +217,9 @@ class IngestService:
             if progress is not None:
                 progress(len(chunk))
         log.info("feed ingested", extra={k: v for k, v in asdict(report).items()
-                                         if k != "errors"} | {"errors": len(report.errors)})
+                                         if k not in ("errors", "warnings")}
+                                      | {"errors": len(report.errors),
+                                         "warnings": len(report.warnings)})
         return report
 
     async def _ingest_chunk(self, conn: asyncpg.Connection, feed: str, rows: list[FeedRow],

@@ -2,9 +2,10 @@
 
 Found by walking every route of both apps with odd bodies and values as each role:
 
-* a form body that is not in its stated encoding (``\\xff`` as UTF-8) or a broken
-  multipart body, posted to ``/login`` by anyone, to a page by a signed-in browser (the
-  CSRF check reads the form before the handler), or to a node's "Watch this child";
+* a form body that is not in its stated encoding (``\\xff`` as UTF-8), in an encoding
+  that does not exist (``charset=klingon``) or a broken multipart body, posted to
+  ``/login`` by anyone, to a page by a signed-in browser (the CSRF check reads the form
+  before the handler), or to a node's "Watch this child";
 * a NUL in a path or a look-up the database would be asked about: an operator's
   ``/v1/links/{council}/{local_id}/explain``, an auditor's ``?child_id=`` / ``?user=``
   (which also went into the audit entry recording the look-up; a group commit shares
@@ -42,7 +43,9 @@ from tests.server_common.accounts_helpers import PASSWORD, bearer_headers, code_
 
 FORM = "application/x-www-form-urlencoded"
 UNREADABLE = ((b"name=%ff&password=\xff\xfe", FORM),
-              (b"--x\r\nno headers\r\n--x--\r\n", "multipart/form-data; boundary=x"))
+              (b"--x\r\nno headers\r\n--x--\r\n", "multipart/form-data; boundary=x"),
+              # a charset Python has no codec for
+              (b"name=pat&password=x", f"{FORM}; charset=klingon"))
 
 
 async def _session(accounts: AccountService, name: str, role: Role, council: str | None
