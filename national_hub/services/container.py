@@ -114,7 +114,8 @@ class HubServices:
     def audit(self) -> AuditLog:
         return AuditLog(self.pool, self.hub_key, origin=self.config.audit.origin,
                         trusted_keys=self.trusted_keys,
-                        seal_key_file=self.config.accounts.secret_key_file)
+                        seal_key_file=self.config.accounts.secret_key_file,
+                        witness_keys=self.stores.councils.witness_keys)
 
     @cached_property
     def node_auth(self) -> NodeAuthenticator:

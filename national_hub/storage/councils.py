@@ -130,6 +130,12 @@ class CouncilStore:
         )
         return [CouncilKey(**dict(r)) for r in rows]
 
+    async def witness_keys(self, conn: asyncpg.Connection) -> dict[str, tuple[str, bytes]]:
+        """Every key ever enrolled, by kid: (its council, the raw public key). A council's
+        node cosigns the hub's audit checkpoints with its key (audit verify checks them)."""
+        rows = await conn.fetch("SELECT kid, council_code, public_key FROM council_keys")
+        return {r["kid"]: (r["council_code"], bytes(r["public_key"])) for r in rows}
+
     async def revoke_key(self, conn: asyncpg.Connection, kid: str) -> CouncilKey | None:
         row = await conn.fetchrow(
             "UPDATE council_keys SET revoked_at = coalesce(revoked_at, now()) WHERE kid = $1"

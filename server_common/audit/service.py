@@ -10,7 +10,7 @@ commit, and every other audited request waits behind it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
@@ -30,6 +30,7 @@ from protocol.errors import (
 )
 from server_common.audit import merkle
 from server_common.audit.checkpoint import Checkpoint, CheckpointError, open_note, read_note, sign
+from server_common.audit.cosigned_rows import WitnessKeys, cosignature_problems
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.group_commit import GroupCommitter
 from server_common.audit.sealing import ParameterSeal, is_sealed
@@ -38,6 +39,8 @@ from server_common.audit.witness_store import Cosigned, WitnessStore
 from server_common.tasks import run_every
 
 log = logging.getLogger(__name__)
+
+WitnessKeySource = Callable[[asyncpg.Connection], Awaitable[WitnessKeys]]
 _SCAN_CHUNK = 10_000
 
 
@@ -130,6 +133,7 @@ class AuditLog:
                  store: AuditStore | None = None,
                  witnesses: WitnessStore | None = None,
                  seal_key_file: Path | None = None,
+                 witness_keys: WitnessKeySource | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         """``signing_key`` signs checkpoints (None: this instance only verifies);
         checkpoints verify against its public key and ``trusted_keys`` (earlier hub keys).
@@ -143,6 +147,9 @@ class AuditLog:
             self.trusted.insert(0, signing_key.public_key())
         self.store = store or AuditStore()
         self.witnesses = witnesses or WitnessStore()
+        # the keys witnesses cosign with (the hub's enrolled council keys): with them
+        # verify_all checks every cosignature row, not only what it states
+        self.witness_keys = witness_keys
         self.clock = clock
         self._group = GroupCommitter(pool, self.store)
         self._seal_key_file = seal_key_file
@@ -381,13 +388,23 @@ class AuditLog:
             leaves = await self._verify_entries(conn, size, report)
             stored = await self.store.checkpoints(conn)
             cosigned = await self.witnesses.latest_cosignatures(conn)
+            every_cosignature = await self.witnesses.cosignatures(conn)
+            witness_keys = (await self.witness_keys(conn)
+                            if self.witness_keys is not None else None)
         report.checkpoints = len(stored)
         report.witnesses = len(cosigned)
-        checked = [c for c in stored if self._verify_checkpoint(c, size, report)]
+        opened = {c.tree_size: self._verify_checkpoint(c, size, report) for c in stored}
+        checked = [c for c in stored if opened[c.tree_size] is not None]
         held = len(leaves)
         roots = merkle.prefix_roots(
             leaves, [c.tree_size for c in cosigned if c.tree_size <= held])
         report.problems.extend(witness_problems(cosigned, held, roots))
+        if witness_keys is not None:
+            report.problems.extend(Problem(why, tree_size=tree_size) for tree_size, why in
+                                   cosignature_problems(
+                                       every_cosignature,
+                                       {n: c for n, c in opened.items() if c is not None},
+                                       witness_keys))
         if len(leaves) == size:
             roots = merkle.prefix_roots(leaves, [c.tree_size for c in checked])
             previous = 0
@@ -433,18 +450,20 @@ class AuditLog:
                 f"the log holds {len(leaves)} entries but its counter says {size}"))
         return leaves
 
-    def _verify_checkpoint(self, c: StoredCheckpoint, size: int, report: VerifyReport) -> bool:
+    def _verify_checkpoint(self, c: StoredCheckpoint, size: int,
+                           report: VerifyReport) -> Checkpoint | None:
+        """The stored checkpoint opened, if it verifies; else None, its problem noted."""
         try:
             opened = open_note(c.note, self.trusted)
         except CheckpointError as exc:
             report.problems.append(Problem(str(exc), tree_size=c.tree_size))
-            return False
+            return None
         if (opened.origin, opened.size, opened.root) != (self.origin, c.tree_size, c.root_hash):
             report.problems.append(Problem("the signed note does not match the stored origin, "
                                            "size or root", tree_size=c.tree_size))
-            return False
+            return None
         if c.tree_size > size:
             report.problems.append(Problem(f"signs more entries than the log holds ({size}): "
                                            "entries were removed", tree_size=c.tree_size))
-            return False
-        return True
+            return None
+        return opened

@@ -59,6 +59,12 @@ class WitnessStore:
         return [_cosigned(r) for r in rows]
 
 
+    async def cosignatures(self, conn: asyncpg.Connection) -> list[Cosigned]:
+        """Every cosignature held, each witness's in the order they arrived."""
+        rows = await conn.fetch("SELECT * FROM audit_cosignatures ORDER BY witness, id")
+        return [_cosigned(r) for r in rows]
+
+
 async def record_refusal(conn: asyncpg.Connection, origin: str, reason: str,
                          kept_size: int | None, offered_size: int | None,
                          offered_note: str | None) -> None:

@@ -400,3 +400,73 @@ async def test_truncation_under_the_hubs_own_checkpoint_is_refused_not_an_error(
     assert verified.returncode == 1 and "cosigned 10 entries but the log holds 8" in \
         verified.stderr
     assert (await fed.health())[ESX]["status"] == "BAD"
+
+
+async def _truncate_to_six(fed: Federation) -> None:
+    """The superuser's cut: the newest four entries and their checkpoint removed."""
+    await fed.superuser("DELETE FROM audit_log WHERE seq >= 6",
+                        "DELETE FROM audit_checkpoints WHERE tree_size = 10",
+                        "UPDATE audit_head SET next_seq = 6")
+    verified = await hub_cli(fed, "audit", "verify")
+    assert verified.returncode == 1 and "truncation" in verified.stderr
+
+
+async def test_a_cosignature_row_forged_over_a_truncation_is_caught(
+        federation: Federation) -> None:
+    """Having cut the log, the superuser adds for each witness a row saying it cosigned
+    the shorter log (its root, the council's kid), signed with a key of their own: the
+    newest row then agreed with the log, and ``audit verify`` passed."""
+    fed = federation
+    await witnessed(fed)
+    await _truncate_to_six(fed)
+    six = await fed.audit.checkpoint_at(6)
+    assert six is not None
+    forger = keys.generate()
+    for code in (ESX, WSX):
+        kid = await fed.hub.fetchval(
+            "SELECT kid FROM council_keys WHERE council_code = $1", code)
+        line = cosign(forger, code, six, six.time)
+        await fed.superuser(
+            "INSERT INTO audit_cosignatures (witness, tree_size, root_hash, kid, cosignature,"
+            f" cosigned_at) VALUES ('{code}', 6, decode('{six.root.hex()}', 'hex'), '{kid}',"
+            f" '{line}', now())")
+    verified = await hub_cli(fed, "audit", "verify")
+    assert verified.returncode == 1, verified.stdout
+    for code in (ESX, WSX):
+        assert (f"witness {code}'s cosignature does not verify (the cosignature is by "
+                "another key): the council did not make it") in verified.stderr
+    assert "truncation" not in verified.stderr  # the forged rows did hide that much
+
+
+async def test_an_old_cosignature_copied_forward_over_a_truncation_is_caught(
+        federation: Federation) -> None:
+    """The same cut, hidden with material the superuser holds: each witness's genuine
+    cosignature of the first six entries, copied as its newest row."""
+    fed = federation
+    await witnessed(fed)
+    await _truncate_to_six(fed)
+    await fed.superuser(
+        "INSERT INTO audit_cosignatures (witness, tree_size, root_hash, kid, cosignature,"
+        " cosigned_at) SELECT witness, tree_size, root_hash, kid, cosignature, cosigned_at"
+        " FROM audit_cosignatures WHERE tree_size = 6 ORDER BY id")
+    verified = await hub_cli(fed, "audit", "verify")
+    assert verified.returncode == 1, verified.stdout
+    for code in (ESX, WSX):
+        assert (f"checkpoint 6: witness {code}'s cosignature repeats an earlier one: an old "
+                "cosignature copied forward") in verified.stderr
+
+
+async def test_cosignatures_by_a_rotated_key_still_verify(federation: Federation) -> None:
+    """A council that rotated its key cosigned earlier checkpoints with the old one:
+    every row verifies by the key it names, and the log verifies."""
+    fed = federation
+    await witnessed(fed)
+    rotated = await node_cli(fed, fed.nodes[0], "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    await fed.log(2)
+    assert all(o.cosigned for o in (await fed.witness_all()).values())
+    kids = await fed.hub.fetchval(
+        "SELECT count(DISTINCT kid) FROM audit_cosignatures WHERE witness = $1", ESX)
+    assert kids == 2
+    verified = await hub_cli(fed, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
