@@ -223,13 +223,15 @@ class ReviewService:
             review = await self.reviews.get_review(conn, review_id, for_update=True)
             if review is None:
                 raise NotFoundError(f"no review {review_id}")
+            shielding = await self.shielding.shielding(conn, [review.a, review.b])
+            # undoing a link separates the records: the shielding council's call. Who may
+            # act on the pair is settled before its state is told: a third council learns
+            # nothing of any pair, open or decided
+            authorise(review, decider, "separated" if review.status == "linked" else "linked",
+                      {c for v in shielding.values() for c in v})
             if review.status not in ("linked", "separated"):
                 raise ConflictError(f"review {review_id} is {review.status}: nothing to undo",
                                     code=ErrorCode.REVIEW_DECIDED)
-            shielding = await self.shielding.shielding(conn, [review.a, review.b])
-            # undoing a link separates the records: the shielding council's call
-            authorise(review, decider, "separated" if review.status == "linked" else "linked",
-                      {c for v in shielding.values() for c in v})
             ids = {(r["council_code"], r["local_id"]): r["national_id"]
                    for r in await self.store.identities(conn, [review.a, review.b])}
             if len(ids) != 2:
