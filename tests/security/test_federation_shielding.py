@@ -15,7 +15,9 @@ Ed25519 to a real hub, each node's own practitioner app.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from local_node.transport import connect
 from protocol import encoding, keys
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
-from tests.federation import Node, running_hub, running_node
+from tests.federation import Hub, Node, running_hub, running_node
 from tests.leaks import shows
 from tests.server_common.accounts_helpers import bearer_headers
 
@@ -66,8 +68,11 @@ async def _get(base: str, path: str, headers: dict[str, str],
         return await resp.json()
 
 
-async def test_a_child_shielded_at_another_council_is_withheld_at_this_node(
-        make_database: DatabaseFactory, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _shielded_here_held_there(make_database: DatabaseFactory, tmp_path: Path
+                                    ) -> AsyncIterator[tuple[Hub, Node, Node, str]]:
+    """East Sussex shields Zara; Telford's node holds her from an old GP feed. Both
+    published and resolved: the hub, both nodes and Telford's local id for her."""
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as esx, \
             running_node(TFW, await make_database(), tmp_path, hub) as tfw:
@@ -76,7 +81,13 @@ async def test_a_child_shielded_at_another_council_is_withheld_at_this_node(
         await esx.publish()
         await tfw.publish()
         await hub.resolved()
-        copy = await tfw.fetchval("SELECT local_id FROM children WHERE nhs_number = $1", NHS)
+        yield hub, esx, tfw, await tfw.fetchval(
+            "SELECT local_id FROM children WHERE nhs_number = $1", NHS)
+
+
+async def test_a_child_shielded_at_another_council_is_withheld_at_this_node(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    async with _shielded_here_held_there(make_database, tmp_path) as (_, esx, tfw, copy):
         bystander = await tfw.fetchval("SELECT local_id FROM children WHERE nhs_number <> $1",
                                        NHS)
 
@@ -136,15 +147,7 @@ async def test_learning_from_the_hub_does_not_make_this_council_a_shielding_one(
     knows the child. Before, after one heartbeat a practitioner was told to contact
     Telford too (so that Telford knows the child), and Telford's index team saw East
     Sussex's record with its local id and update time, as only a shielding council may."""
-    async with running_hub(await make_database(), tmp_path) as hub, \
-            running_node(ESX, await make_database(), tmp_path, hub) as esx, \
-            running_node(TFW, await make_database(), tmp_path, hub) as tfw:
-        await _feed(esx, tmp_path, "services", SHIELDED_FEED)
-        await _feed(tfw, tmp_path, "health", OLD_GP_FEED)
-        await esx.publish()
-        await tfw.publish()
-        await hub.resolved()
-        copy = await tfw.fetchval("SELECT local_id FROM children WHERE nhs_number = $1", NHS)
+    async with _shielded_here_held_there(make_database, tmp_path) as (hub, _, tfw, copy):
         await tfw.publish()  # its heartbeat: Telford's node learns, and queues the copy
         await tfw.publish()  # ...which goes to the hub, shielded
         await hub.resolved()
