@@ -30,6 +30,7 @@ from server_common import config as config_module
 from server_common import database, logs
 from server_common.audit.entry import Actor
 from server_common.config import TlsConfig
+from server_common.gc_pause import freeze_startup_heap
 from server_common.tls import server_context
 
 T = TypeVar("T")
@@ -114,6 +115,7 @@ def serve(app: web.Application, host: str, port: int, service: str,
     logs.setup(service)
     scheme = "https" if context is not None else "http"
     click.echo(f"{service} listening on {scheme}://{host}:{port}", err=True)
+    app.on_startup.append(freeze_startup_heap)  # last: after the app has opened its pools
     web.run_app(app, host=host, port=port, ssl_context=context, print=None,
                 access_log=None, handle_signals=True, shutdown_timeout=5)
 

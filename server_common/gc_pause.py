@@ -1,4 +1,5 @@
-"""Pausing Python's cyclic garbage collector around bulk work.
+"""Pausing Python's cyclic garbage collector around bulk work, and keeping a server's
+startup heap out of its reach.
 
 A load builds hundreds of thousands of small objects (parsed rows, children,
 blocking keys, records) that are freed by reference counting, not by the cyclic
@@ -74,3 +75,15 @@ def _resume(limit: float) -> None:
         _was_enabled = False  # running again already: the pause's end restores nothing
         log.info("cyclic garbage collector resumed: bulk work held it paused",
                  extra={"seconds": limit})
+
+
+async def freeze_startup_heap(app: object) -> None:
+    """An ``on_startup`` hook, appended after the app's own: what startup built (modules,
+    word lists for password strength, name tables, pools) lives as long as the server,
+    yet every full collection walked all of it, on the event loop: 240–430 ms each on
+    a busy 2-core machine, twice in 20 s of searching, stalling every request in
+    flight (a search's p99). Collected once, then frozen (``gc.freeze``), it is left
+    out of every later collection; those walk only what requests made since (5,300
+    objects against 77,000, 17–32 ms)."""
+    gc.collect()
+    gc.freeze()

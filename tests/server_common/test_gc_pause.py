@@ -7,8 +7,11 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import web
 
-from server_common.gc_pause import paused_gc
+from server_common import logs
+from server_common.cli import serve
+from server_common.gc_pause import freeze_startup_heap, paused_gc
 
 
 @pytest.fixture(autouse=True)
@@ -132,3 +135,39 @@ def test_a_pause_within_its_limit_is_not_cut_short() -> None:
 
     assert asyncio.run(quick()) is False
     assert gc.isenabled()
+
+
+def test_a_served_app_freezes_what_startup_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` appends the freeze after the app's own startup hooks; once it has run,
+    what existed at startup is out of the collector's reach, and what requests make
+    afterwards is still collected."""
+    served: list[web.Application] = []
+    monkeypatch.setattr(web, "run_app", lambda app, **_: served.append(app))
+    monkeypatch.setattr(logs, "setup", lambda *_: None)  # not this test process's logging
+    app = web.Application()
+    opened: list[int] = []
+
+    async def open_pools(app: web.Application) -> None:
+        opened.append(gc.get_freeze_count())  # the app's own startup runs first
+    app.on_startup.append(open_pools)
+    serve(app, "127.0.0.1", 0, "test")
+    assert served == [app] and app.on_startup[-1] is freeze_startup_heap
+
+    async def start() -> None:
+        for hook in app.on_startup:
+            await hook(app)
+    try:
+        before = gc.get_freeze_count()
+        asyncio.run(start())
+        assert opened == [before]
+        assert gc.get_freeze_count() > before
+        assert gc.get_count()[2] == 0  # the full collection before freezing
+
+        class Node:
+            other: Node | None = None
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        del a, b
+        assert gc.collect() >= 2  # made after the freeze: still collected
+    finally:
+        gc.unfreeze()
