@@ -50,24 +50,31 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
-from stdnum.gb import nhs
-
+from local_node.feed_cells import (
+    CellProblem,
+    address,
+    boolean,
+    carer_phone_check,
+    date_check,
+    dob_check,
+    identifier,
+    name_check,
+    pointer_check,
+    sex_check,
+)
 from local_node.feed_kinds import CORE_FIELDS, FEED_KINDS, FEEDS, UnknownFeed, feed_kind
 from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.records import (
     SENSITIVE_SERVICE_TYPES,
-    ChildRecord,
     Involvement,
-    check_phone,
     check_text,
 )
 from server_common.gc_pause import paused_gc
@@ -79,23 +86,14 @@ __all__ = ["COLUMNS", "CORE_FIELDS", "FEEDS", "REQUIRED", "FeedResult", "FeedRow
 # it are what the parser and the generator read.
 COLUMNS: dict[str, tuple[str, ...]] = {k.name: k.column_names for k in FEED_KINDS.values()}
 REQUIRED: dict[str, tuple[str, ...]] = {k.name: k.required for k in FEED_KINDS.values()}
-_BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
-             "y": True, "n": False, "1": True, "0": False}
 _SOURCE_REF_MAX = 100
-_SEX_WORDS = {"male": identifiers.SEX_MALE, "female": identifiers.SEX_FEMALE,
-              "not known": identifiers.SEX_NOT_KNOWN, "unknown": identifiers.SEX_NOT_KNOWN,
-              "not specified": identifiers.SEX_NOT_SPECIFIED}
 # What may separate fields: a comma, or what a spreadsheet saves where the comma is the
 # decimal point (a semicolon) or as "text" (a tab), or a pipe. Chosen by the header.
 _DELIMITERS = (",", ";", "\t", "|")
-_DATE_TIME = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})[T ]"
-                        r"(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(?:Z|[+-]\d{2}:?\d{2})?")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _UNCLOSED = ("has {fields} fields but the header has {width}: a quote opened on this line "
              "is not closed where it should be (read as one row up to line {end}); the "
              "lines after this one are read again on their own")
-# A record with every field valid, varied one field at a time to check that field alone.
-_TEMPLATE = {"local_id": "feed-row", "given_name": "x", "family_name": "x", "dob": "2000-01-01"}
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +210,6 @@ def _plain(name: str) -> str:
                    if unicodedata.category(c) not in ("Cf", "Cc")).strip().lower()
 
 
-class _Problem(Exception):
-    def __init__(self, column: str, reason: str) -> None:
-        self.column = column
-        self.reason = reason
-
-
 class _Parser:
     def __init__(self, feed: str, bad_lines: dict[int, str]) -> None:
         self.kind = feed_kind(feed)
@@ -300,8 +292,8 @@ class _Parser:
                 self._check_line(fields, start, end, width, header)
                 row = self._row(start, fields, positions)
                 if row.source_ref in seen:
-                    raise _Problem("source_ref", f"duplicate of line {seen[row.source_ref]}")
-            except _Problem as problem:
+                    raise CellProblem("source_ref", f"duplicate of line {seen[row.source_ref]}")
+            except CellProblem as problem:
                 errors.append(RowError(start, problem.column, problem.reason))
                 continue
             seen[row.source_ref] = start
@@ -357,9 +349,9 @@ class _Parser:
             if number in self.bad_lines:
                 column = next((header[i] for i, f in enumerate(fields[:width])
                                if "\ufffd" in f), "")
-                raise _Problem(column, self.bad_lines[number])
+                raise CellProblem(column, self.bad_lines[number])
         if len(fields) != width:
-            raise _Problem("", f"has {len(fields)} fields but the header has {width}")
+            raise CellProblem("", f"has {len(fields)} fields but the header has {width}")
 
     # -- one row ----------------------------------------------------------------------
 
@@ -369,30 +361,30 @@ class _Parser:
         v = {name: fields[i].strip() if i >= 0 else "" for name, i in positions}
         source_ref = v["source_ref"]
         if not source_ref:
-            raise _Problem("source_ref", "is required")
+            raise CellProblem("source_ref", "is required")
         if len(source_ref) > _SOURCE_REF_MAX or not source_ref.isprintable():
-            raise _Problem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
+            raise CellProblem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
                                          "characters")
         feed, check = self.feed, self._cached
         incomplete: list[str] = []
         core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}
         identity = Identity(
             given_name=core["given_name"], family_name=core["family_name"], dob=core["dob"],
-            sex=check("sex", v["sex"], _sex_check) or identifiers.SEX_NOT_KNOWN,
+            sex=check("sex", v["sex"], sex_check) or identifiers.SEX_NOT_KNOWN,
             other_given_names=check("other_given_names", v.get("other_given_names", ""),
-                                    _name_check),
+                                    name_check),
             former_family_name=check("former_family_name", v.get("former_family_name", ""),
-                                     _name_check),
-            address_line=check("address_line", _address(v.get("address_line", "")),
+                                     name_check),
+            address_line=check("address_line", address(v.get("address_line", "")),
                                check_text),
             postcode=check("postcode", v["postcode"], identifiers.normalise_postcode),
-            nhs_number=_identifier("nhs_number", v.get("nhs_number", ""),
+            nhs_number=identifier("nhs_number", v.get("nhs_number", ""),
                                    identifiers.normalise_nhs_number),
-            upn=_identifier("upn", v.get("upn", ""), identifiers.normalise_upn),
+            upn=identifier("upn", v.get("upn", ""), identifiers.normalise_upn),
             parent_carer_name=check("parent_carer_name", v.get("parent_carer_name", ""),
-                                    _name_check),
+                                    name_check),
             parent_carer_phone=check("parent_carer_phone", v.get("parent_carer_phone", ""),
-                                     _carer_phone_check),
+                                     carer_phone_check),
             incomplete=tuple(incomplete),
         )
         if not (identity.given_name or identity.family_name or identity.dob
@@ -400,11 +392,11 @@ class _Parser:
             # Report against the first field that was there but invalid, if any.
             invalid = [r for r in incomplete if not r.endswith(": blank")]
             column = (invalid or incomplete)[0].split(":", 1)[0]
-            raise _Problem(column, "no usable identifying field (no name, date of birth, "
+            raise CellProblem(column, "no usable identifying field (no name, date of birth, "
                                    f"NHS number or UPN): {'; '.join(incomplete)}")
         if self.kind.pointer_type is None:  # each row names its service
             return FeedRow(line, feed, source_ref, identity, self._service(v),
-                           _boolean("shielded", v["shielded"]))
+                           boolean("shielded", v["shielded"]))
         return FeedRow(line, feed, source_ref, identity, self._organisation(v))
 
     def _core(self, column: str, value: str, incomplete: list[str]) -> Any:
@@ -413,8 +405,8 @@ class _Parser:
             incomplete.append(f"{column}: blank")
             return None
         try:
-            return self._cached(column, value, _dob_check if column == "dob" else _name_check)
-        except _Problem as problem:
+            return self._cached(column, value, dob_check if column == "dob" else name_check)
+        except CellProblem as problem:
             incomplete.append(f"{column}: {problem.reason}")
             return None
 
@@ -423,7 +415,7 @@ class _Parser:
         """``check(value, column)``, remembered per distinct value; blank is None."""
         if not value:
             if required:
-                raise _Problem(column, "is required")
+                raise CellProblem(column, "is required")
             return None
         cache = self.caches.setdefault(cache_name or column, {})
         hit = cache.get(value)
@@ -434,7 +426,7 @@ class _Parser:
                 hit = exc  # remembered too: the same bad value fails the same way
             cache[value] = hit
         if isinstance(hit, ValidationError):
-            raise _Problem(column, hit.reason)
+            raise CellProblem(column, hit.reason)
         return hit
 
     def _organisation(self, v: dict[str, str]) -> Involvement | None:
@@ -456,7 +448,7 @@ class _Parser:
 
     def _service(self, v: dict[str, str]) -> Involvement:
         if not v["service_type"]:
-            raise _Problem("service_type", "is required")
+            raise CellProblem("service_type", "is required")
         base = self._pointer((
             v["service_type"], v["organisation_code"], v["service_name"], "",
             v["professional_name"], v["professional_role"], v["professional_phone"],
@@ -469,11 +461,11 @@ class _Parser:
             professional_name=base.professional_name, professional_role=base.professional_role,
             professional_phone=base.professional_phone,
             professional_email=base.professional_email, start_date=start, end_date=end,
-            lead_professional=_boolean("lead_professional", v["lead_professional"]),
-            caf_done=_boolean("caf_done", v["caf_done"]),
-            sensitive=(_boolean("sensitive", v["sensitive"])
+            lead_professional=boolean("lead_professional", v["lead_professional"]),
+            caf_done=boolean("caf_done", v["caf_done"]),
+            sensitive=(boolean("sensitive", v["sensitive"])
                        or base.service_type in SENSITIVE_SERVICE_TYPES),
-            consent=_boolean("consent", v["consent"]),
+            consent=boolean("consent", v["consent"]),
         )
 
     def _pointer(self, key: tuple[str, ...]) -> Involvement:
@@ -481,112 +473,17 @@ class _Parser:
         cache = self.caches.setdefault("pointer", {})
         hit = cache.get(key)
         if hit is None:
-            hit = _pointer_check(self.feed, key, self.pointer_columns)
+            hit = pointer_check(self.feed, key, self.pointer_columns)
             cache[key] = hit
-        if isinstance(hit, _Problem):
-            raise _Problem(hit.column, hit.reason)
+        if isinstance(hit, CellProblem):
+            raise CellProblem(hit.column, hit.reason)
         return hit
 
     def _dates(self, v: dict[str, str]) -> tuple[date | None, date | None]:
         start_column = self.pointer_columns["start_date"]
         end_column = self.pointer_columns["end_date"]
-        start = self._cached(start_column, v[start_column], _date_check, cache_name="date")
-        end = self._cached(end_column, v[end_column], _date_check, cache_name="date")
+        start = self._cached(start_column, v[start_column], date_check, cache_name="date")
+        end = self._cached(end_column, v[end_column], date_check, cache_name="date")
         if start and end and end < start:
-            raise _Problem(end_column, f"is before {start_column}")
+            raise CellProblem(end_column, f"is before {start_column}")
         return start, end
-
-
-def _sex_check(value: str, column: str) -> int:
-    """A code (0/1/2/9, U/M/F) or the word a source system writes for it ("Female")."""
-    word = _SEX_WORDS.get(" ".join(value.lower().split()))
-    return word if word is not None else identifiers.parse_sex(value, column)
-
-
-def _name_check(value: str, column: str) -> str | None:
-    return check_text(value, column, name=True)
-
-
-def _dob_check(value: str, column: str) -> date | None:
-    # The date-of-birth rules (ISO, a real date, a child's range) are the record's:
-    # check through it with a template record; each distinct date is checked once.
-    return ChildRecord.from_wire({**_TEMPLATE, "dob": _date_only(value, column)}).dob
-
-
-def _date_check(value: str, column: str) -> date:
-    return identifiers.parse_date(_date_only(value, column), column)
-
-
-def _date_only(value: str, column: str) -> str:
-    """The date of a database's date-and-time at midnight ("2015-03-14 00:00:00",
-    "2015-03-14T00:00:00.000Z"): a date column exported as a timestamp. Any other time
-    is refused, not cut off: a date of birth stored as 23:00 the day before (midnight
-    in summer time, written in UTC) would load a day early. Midnight with any offset is
-    the date as its writer wrote it."""
-    if len(value) <= 10:
-        return value
-    stamp = _DATE_TIME.fullmatch(value)
-    if stamp is None:
-        return value  # refused by the date rules, as it reads
-    if stamp["time"].strip("0:."):
-        raise ValidationError(column, f"a date and time, not a date, and the time is not "
-                                      f"midnight: {value!r} (give the date alone)")
-    return stamp["date"]
-
-
-def _address(value: str) -> str:
-    """An address written on several lines (a quoted field with line breaks, as address
-    blocks are exported) is one line, its parts joined by commas."""
-    if "\n" not in value and "\r" not in value:
-        return value
-    return ", ".join(part.strip() for part in _LINE_BREAK.split(value) if part.strip())
-
-
-def _carer_phone_check(value: str, column: str) -> str | None:
-    # The record's phone rule, as the hub applies it to what the node publishes: that
-    # rule alone, not the whole record's checks around it (every carer's phone differs).
-    return check_phone({column: value}, column)
-
-
-def _identifier(column: str, value: str, check: Any) -> str | None:
-    if not value:
-        return None
-    if column == "nhs_number" and len(value) == 10 and value.isascii() and value.isdigit() \
-            and nhs.checksum(value) == 0:
-        # Nearly every NHS number in a feed is 10 plain digits already: for those the
-        # modulus-11 checksum decides exactly as validate() would, without its
-        # separator clean-up (half the cost). Anything else takes the full path.
-        return value
-    try:
-        return str(check(value, column))
-    except ValidationError as exc:
-        raise _Problem(column, exc.reason) from None
-
-
-def _pointer_check(feed: str, key: tuple[str, ...],
-                   columns: Mapping[str, str]) -> Involvement | _Problem:
-    service_type, code, name, phone, prof_name, role, prof_phone, email = key
-    if feed == "education" and code and not (
-            len(code) == 6 and code.isascii() and code.isdigit()):
-        return _Problem("school_urn", f"not a 6-digit school URN: {code!r}")
-    if feed == "health" and code and not (
-            len(code) == 6 and code.isascii() and code[0].isalpha() and code[1:].isdigit()):
-        return _Problem("gp_ods_code", f"not a GP practice ODS code (like A81001): {code!r}")
-    wire = {"service_type": service_type, "organisation_code": code,
-            "organisation_name": name, "organisation_phone": phone,
-            "professional_name": prof_name, "professional_role": role,
-            "professional_phone": prof_phone, "professional_email": email,
-            # Consent is checked by the publisher, not here: the node keeps sensitive
-            # involvements without consent and never sends them.
-            "consent": True}
-    try:
-        return Involvement.from_wire(wire, "")
-    except ValidationError as exc:
-        return _Problem(columns.get(exc.field, exc.field), exc.reason)
-
-
-def _boolean(column: str, value: str) -> bool:
-    try:
-        return _BOOLEANS[value.lower()]
-    except KeyError:
-        raise _Problem(column, f"must be true/false, yes/no, Y/N or 1/0, got {value!r}") from None
