@@ -1,0 +1,133 @@
+"""A hostile or compromised council node against the hub (docs/security.md "The attack
+surface"): every request below is signed with the council's own enrolled key, as a
+node would sign it, so it reaches the decoders and the database. Whatever it sends,
+the hub answers a clean 4xx with a stable code (never a 500 from the database refusing
+a value), refuses the bad thing alone, and leaves everything else as it was.
+
+PostgreSQL refuses a NUL character in text and a time beyond its range; Python strings
+and datetimes hold both, so each value a node can send that reaches a text or time
+column must be refused before it gets there.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import encoding, keys
+from protocol.batch import GENESIS, Batch, Receipt, UpsertOp, batch_hash
+from protocol.signing import BATCH_TYPE, Envelope
+from server_common.audit import checkpoint
+from tests.hub_harness import Hub
+from tests.national_hub.helpers import Client, error_code, record
+
+ESX = "E10000011"
+
+
+@pytest.fixture
+async def esx(hub: Hub) -> Client:
+    key = keys.generate()
+    await hub.enrol(ESX, keys.public_pem(key.public_key()))
+    return Client(hub, ESX, key)
+
+
+def _receipt(answer: bytes) -> Receipt:
+    return Receipt.decode(Envelope.decode(answer).payload)
+
+
+async def test_a_nul_in_a_former_family_name_rejects_that_record_alone(
+        hub: Hub, esx: Client) -> None:
+    """The record decoder's fast path hands a record with a control character to the
+    reference decoder, which took one in ``former_family_names``: the row then reached
+    PostgreSQL and the whole batch failed with a 500, retried by the node forever."""
+    wire = record("A2").to_wire()
+    wire["former_family_names"] = ["Smi\x00th"]
+    ops = (UpsertOp.of(record("A1"), 1), UpsertOp("A2", 1, encoding.pack(wire)))
+    payload = Batch(ESX, 1, GENESIS, "2026-11-25T10:00:00Z", ops).encode()
+    status, answer, _ = await esx.send(Envelope.sign(BATCH_TYPE, payload, [esx.key]).encode())
+    assert status == 200, answer
+    results = _receipt(answer).results
+    assert [r.status for r in results] == ["applied", "rejected"]
+    assert results[1].code == "invalid_record" and "former_family_names" in str(
+        results[1].message)
+    assert await hub.fetchval("SELECT count(*) FROM records WHERE council_code = $1",
+                              ESX) == 1
+    assert await hub.fetchval("SELECT cursor_hash FROM councils WHERE code = $1",
+                              ESX) == batch_hash(payload)
+
+
+async def test_a_signature_hint_that_is_no_key_id_is_passed_over(
+        hub: Hub, esx: Client) -> None:
+    """The kid of an envelope's signature is only a hint: one that cannot be a key id
+    (here a NUL) was looked up in the database as it came, a 500 for the batch. It is
+    passed over like any kid nobody enrolled; the council's own signature still counts."""
+    payload = Batch(ESX, 1, GENESIS, "2026-11-25T10:00:00Z",
+                    (UpsertOp.of(record("A1"), 1),)).encode()
+    envelope = Envelope.sign(BATCH_TYPE, payload, [esx.key]).to_wire()
+    envelope["signatures"].insert(0, {"kid": "\x00", "sig": bytes(64)})
+    status, answer, _ = await esx.send(encoding.pack(envelope))
+    assert status == 200, answer
+    assert [r.status for r in _receipt(answer).results] == ["applied"]
+    # only the odd hint: refused as unsigned, nothing applied
+    payload = Batch(ESX, 2, batch_hash(payload), "2026-11-25T10:00:00Z",
+                    (UpsertOp.of(record("A2"), 1),)).encode()
+    alone = {"payload_type": BATCH_TYPE, "payload": payload,
+             "signatures": [{"kid": "a\x00", "sig": bytes(64)}]}
+    status, answer, _ = await esx.send(encoding.pack(alone))
+    assert (status, error_code(answer)) == (401, "envelope_bad_signature")
+    assert await hub.fetchval("SELECT cursor_seq FROM councils WHERE code = $1", ESX) == 1
+
+
+@pytest.mark.parametrize("sent_at", ["9999-12-31T23:59:59-14:00",
+                                     "0001-01-01T00:00:00+14:00"])
+async def test_a_heartbeat_time_beyond_the_calendar_in_utc_is_a_400(
+        hub: Hub, esx: Client, sent_at: str) -> None:
+    """A valid ISO 8601 time whose UTC instant falls outside year 1 to 9999 could not be
+    sent to the database (a 500)."""
+    status, answer, _ = await esx.send(
+        encoding.pack({"head_seq": 1, "outbox_depth": 0, "sent_at": sent_at}),
+        tail="heartbeats")
+    assert (status, error_code(answer)) == (400, "invalid_field")
+    assert await hub.fetchval("SELECT count(*) FROM heartbeats") == 0
+    # a time with an offset is still taken
+    status, _, _ = await esx.send(encoding.pack(
+        {"head_seq": 1, "outbox_depth": 0, "sent_at": "2026-11-25T10:00:00+01:00"}),
+        tail="heartbeats")
+    assert status == 200
+    assert await hub.fetchval("SELECT sent_at FROM heartbeats") == datetime(
+        2026, 11, 25, 9, tzinfo=UTC)
+
+
+async def test_a_nul_in_a_witness_refusal_is_a_400(hub: Hub, esx: Client) -> None:
+    status, answer, _ = await esx.send(encoding.pack({"reason": "trunc\x00ation"}),
+                                       tail="audit/refusals")
+    assert (status, error_code(answer)) == (400, "invalid_field")
+    assert await hub.fetchval("SELECT count(*) FROM audit_witness_alarms") == 0
+
+
+def _signed_note(key: Ed25519PrivateKey, origin: str, extension: str = "") -> str:
+    """A node log checkpoint signed with the council's key, as signed-note makes one."""
+    text = checkpoint.checkpoint_text(origin, 3, bytes(32), datetime.now(UTC)) + extension
+    blob = base64.b64encode(checkpoint.key_hash(origin, key.public_key())
+                            + key.sign(text.encode())).decode()
+    return f"{text}\n\u2014 {origin} {blob}\n"
+
+
+@pytest.mark.parametrize("where", ["origin", "extension line"])
+async def test_a_nul_in_a_node_log_checkpoint_is_a_400(hub: Hub, esx: Client,
+                                                       where: str) -> None:
+    """A checkpoint the council's key really signed, kept (or refused as evidence) with
+    its note as text: a NUL in it was a 500."""
+    origin = f"signpost-node-{ESX}/audit"
+    note = (_signed_note(esx.key, origin + "\x00") if where == "origin"
+            else _signed_note(esx.key, origin, "x\x00\n"))
+    status, answer, _ = await esx.send(encoding.pack({"note": note, "first": 0}),
+                                       tail="audit/node-log")
+    assert (status, error_code(answer)) == (400, "invalid_field")
+    # the same without the NUL is kept
+    status, _, _ = await esx.send(encoding.pack({"note": _signed_note(esx.key, origin),
+                                                 "first": 0}), tail="audit/node-log")
+    assert status == 200
