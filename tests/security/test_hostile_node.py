@@ -12,16 +12,21 @@ column must be refused before it gets there.
 from __future__ import annotations
 
 import base64
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol import encoding, keys
+from national_hub.handlers import appkeys as app_keys
+from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, Receipt, UpsertOp, batch_hash
 from protocol.signing import BATCH_TYPE, Envelope
 from server_common.audit import checkpoint
-from tests.hub_harness import Hub
+from server_common.config import ConfigError
+from tests.conftest import DatabaseFactory
+from tests.hub_harness import Hub, hub_config, running_hub
 from tests.national_hub.helpers import Client, error_code, record
 
 ESX = "E10000011"
@@ -131,3 +136,28 @@ async def test_a_nul_in_a_node_log_checkpoint_is_a_400(hub: Hub, esx: Client,
     status, _, _ = await esx.send(encoding.pack({"note": _signed_note(esx.key, origin),
                                                  "first": 0}), tail="audit/node-log")
     assert status == 200
+
+
+async def test_nonces_are_kept_as_long_as_a_request_can_be_fresh(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A request stamped 300 s ahead of the hub's clock is fresh until 600 s after the hub
+    first saw it: a nonce forgotten sooner lets a network attacker replay it. A hub
+    configured with ``nonce_ttl`` under 600 s accepted the replay below (the nonce purged
+    as it is after 301 s, the timestamp still within ±300 s); it is now refused at start."""
+    for too_short in ("300s", "599s"):
+        with pytest.raises(ConfigError, match="nonce_ttl"):
+            hub_config("postgresql:///unused", tmp_path, nonce_ttl=too_short)
+    hub_config("postgresql:///unused", tmp_path, nonce_ttl="600s")
+    # what the 300 s configuration allowed, on a hub with the shortest ttl it takes
+    async with running_hub(await make_database(), tmp_path, nonce_ttl="600s") as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        esx = Client(hub, ESX, key)
+        path = f"/v1/councils/{ESX}/cursor"
+        captured = request_auth.sign_request(key, "GET", path, b"", ESX,
+                                             now=time.time() + 299)
+        assert (await esx.send(b"", method="GET", tail="cursor", headers=captured))[0] == 200
+        await hub.fetchval("UPDATE request_nonces SET seen_at = seen_at - interval '301 s'")
+        await hub.server.app[app_keys.NODE_AUTH].purge_nonces(hub.config.hub.nonce_ttl)
+        status, answer, _ = await esx.send(b"", method="GET", tail="cursor", headers=captured)
+        assert (status, error_code(answer)) == (401, "auth_replayed_nonce")
