@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from national_hub.handlers import appkeys as app_keys
+from national_hub.services.container import HubServices
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, Receipt, UpsertOp, batch_hash
 from protocol.signing import BATCH_TYPE, Envelope
@@ -30,6 +32,7 @@ from tests.hub_harness import Hub, hub_config, running_hub
 from tests.national_hub.helpers import Client, error_code, record
 
 ESX = "E10000011"
+WSX = "E10000032"
 
 
 @pytest.fixture
@@ -161,3 +164,28 @@ async def test_nonces_are_kept_as_long_as_a_request_can_be_fresh(
         await hub.server.app[app_keys.NODE_AUTH].purge_nonces(hub.config.hub.nonce_ttl)
         status, answer, _ = await esx.send(b"", method="GET", tail="cursor", headers=captured)
         assert (status, error_code(answer)) == (401, "auth_replayed_nonce")
+
+
+async def test_a_date_of_death_in_year_9999_does_not_stop_retention_for_other_councils(
+        hub: Hub, esx: Client) -> None:
+    """A record's date of death has no upper bound. One in year 9999 made the hub's
+    retention job compute "a year after death" as year 10000 (ValueError): the run
+    stopped at that council, so no council after it was ever archived or purged."""
+    dead_later = replace(record("A1"), date_of_death=date(9999, 12, 31))
+    payload = Batch(ESX, 1, GENESIS, "2026-11-25T10:00:00Z",
+                    (UpsertOp.of(dead_later, 1),)).encode()
+    status, answer, _ = await esx.send(Envelope.sign(BATCH_TYPE, payload, [esx.key]).encode())
+    assert status == 200 and [r.status for r in _receipt(answer).results] == ["applied"]
+    key = keys.generate()
+    await hub.enrol(WSX, keys.public_pem(key.public_key()))
+    grown_up = replace(record("W1", nhs=None), dob=date(2000, 1, 1))
+    payload = Batch(WSX, 1, GENESIS, "2026-11-25T10:00:00Z",
+                    (UpsertOp.of(grown_up, 1),)).encode()
+    status, _, _ = await Client(hub, WSX, key).send(
+        Envelope.sign(BATCH_TYPE, payload, [key]).encode())
+    assert status == 200
+
+    report = await HubServices(hub.config, hub.pool).retention.run(date(2030, 1, 1))
+    assert report.councils[WSX].purged == ["W1"]
+    assert ESX not in report.councils  # live until 18, as if it had no date of death
+    assert await hub.fetchval("SELECT archived_on FROM records WHERE local_id = 'A1'") is None
