@@ -24,6 +24,7 @@ from national_hub.handlers import appkeys as app_keys
 from national_hub.services.container import HubServices
 from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, Receipt, UpsertOp, batch_hash
+from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, Envelope
 from server_common.audit import checkpoint
 from server_common.config import ConfigError
@@ -189,3 +190,40 @@ async def test_a_date_of_death_in_year_9999_does_not_stop_retention_for_other_co
     assert report.councils[WSX].purged == ["W1"]
     assert ESX not in report.councils  # live until 18, as if it had no date of death
     assert await hub.fetchval("SELECT archived_on FROM records WHERE local_id = 'A1'") is None
+
+
+TWR = "E06000020"
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/security.md): a key held by more "
+                   "than RESOLUTION_BLOCK_LIMIT records is no evidence, whoever holds them")
+async def test_one_council_flooding_a_childs_keys_does_not_stop_other_councils_linking(
+        hub: Hub) -> None:
+    """West Sussex holds a child; the child moves to Telford and Wrekin, whose record
+    links to it. A hostile East Sussex node first publishes 260 copies of the child's
+    identity under its own local ids: every blocking key of the child (its NHS number
+    among them) is then held by more than the resolver's block limit and pairs nothing,
+    so Telford's record is left a child of its own, and Telford's practitioners are not
+    told West Sussex works with the child."""
+    signers = {code: keys.generate() for code in (ESX, WSX, TWR)}
+    for code, key in signers.items():
+        await hub.enrol(code, keys.public_pem(key.public_key()))
+
+    async def publish(code: str, records: list[ChildRecord]) -> None:
+        payload = Batch(code, 1, GENESIS, "2026-11-25T10:00:00Z",
+                        tuple(UpsertOp.of(r, 1) for r in records)).encode()
+        key = signers[code]
+        status, _, _ = await Client(hub, code, key).send(
+            Envelope.sign(BATCH_TYPE, payload, [key]).encode())
+        assert status == 200
+
+    child = record("W1")
+    await publish(WSX, [child])
+    await hub.resolved()
+    await publish(ESX, [replace(child, local_id=f"H{i}") for i in range(260)])
+    await hub.resolved()
+    await publish(TWR, [replace(child, local_id="T1")])
+    await hub.resolved()
+    ids = {r["local_id"]: r["national_id"] for r in await hub.pool.fetch(
+        "SELECT local_id, national_id FROM records WHERE local_id IN ('W1', 'T1')")}
+    assert ids["T1"] == ids["W1"]
