@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.encoding import MAX_MESSAGE_BYTES
+from protocol.request_auth import CLOCK_SKEW_SECONDS
 from server_common.accounts.config import AccountsConfig
 from server_common.audit.config import AuditConfig
 from server_common.config import ConfigError, DatabaseConfig, Duration, ServerConfig, TlsConfig
@@ -20,7 +21,8 @@ DEFAULT_DATABASE = "signpost_hub"
 class HubSection:
     # The hub's Ed25519 key, which signs receipts; created on first start if missing.
     key_file: Path = Path(".data/hub/hub_key.pem")
-    # Nonces are kept longer than the ±300 s clock window, so a replay is always caught.
+    # Nonces are kept longer than the ±300 s clock window, so a replay is always caught:
+    # a request stamped 300 s ahead is fresh until 600 s after it arrived, so at least that.
     nonce_ttl: Duration = Duration(900)
     # A batch that arrives a little ahead of its predecessor (nodes pipeline batches)
     # waits this long for it before the hub answers seq_gap.
@@ -35,6 +37,10 @@ class HubSection:
     max_node_body_bytes: int = MAX_MESSAGE_BYTES
 
     def __post_init__(self) -> None:
+        if self.nonce_ttl < 2 * CLOCK_SKEW_SECONDS:
+            raise ConfigError(f"hub.nonce_ttl must be at least {2 * CLOCK_SKEW_SECONDS}s: a "
+                              f"request may be stamped {CLOCK_SKEW_SECONDS}s ahead of the "
+                              "hub's clock, and its nonce must outlive it")
         if not 0 < self.max_node_body_bytes <= MAX_MESSAGE_BYTES:
             raise ConfigError(f"hub.max_node_body_bytes must be between 1 and "
                               f"{MAX_MESSAGE_BYTES} (the protocol's largest message)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from protocol import ed25519_points
 from protocol.errors import ErrorCode, ValidationError
+
+_KID = re.compile(r"[0-9a-f]{32}")
 
 
 class WeakKeyError(ValidationError):
@@ -50,6 +53,16 @@ def raw_public(public_key: Ed25519PublicKey) -> bytes:
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw_public(public_key)).digest()[:16].hex()
+
+
+def is_key_id(value: object) -> bool:
+    """True for text of a key id's form (32 lower-case hex), the only text that can name
+    an enrolled key.
+
+    >>> is_key_id(key_id(generate().public_key())), is_key_id("a\\x00")
+    (True, False)
+    """
+    return isinstance(value, str) and _KID.fullmatch(value) is not None
 
 
 def public_from_raw(raw: bytes) -> Ed25519PublicKey:

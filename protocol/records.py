@@ -300,6 +300,8 @@ class ChildRecord:
         for i, name in enumerate(former):
             if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
                 raise ValidationError(f"former_family_names[{i}]", "must be a non-empty name")
+            if _CONTROL.search(name):
+                raise ValidationError(f"former_family_names[{i}]", "contains control characters")
             former_names.append(name.strip())
         raw_invs = data.get("involvements") or []
         if not isinstance(raw_invs, list) or len(raw_invs) > 200:

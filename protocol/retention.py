@@ -24,14 +24,24 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import MAXYEAR, MINYEAR, date
 
 LIVE, ARCHIVED, PURGE = "live", "archived", "purge"
 
 
 def add_years(day: date, years: int) -> date:
-    """The same day ``years`` later; 29 February becomes 1 March in a common year."""
+    """The same day ``years`` later; 29 February becomes 1 March in a common year. Past
+    the calendar's ends it stays at them (a date of death in year 9999 has no upper
+    bound to stop it, and a year after it is then "never", not an error).
+
+    >>> add_years(date(9999, 12, 31), 1), add_years(date(1, 1, 1), -1)
+    (datetime.date(9999, 12, 31), datetime.date(1, 1, 1))
+    """
     year = day.year + years
+    if year > MAXYEAR:
+        return date.max
+    if year < MINYEAR:
+        return date.min
     if day.month == 2 and day.day == 29 and not calendar.isleap(year):
         return date(year, 3, 1)
     return day.replace(year=year)

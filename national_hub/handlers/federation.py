@@ -10,7 +10,7 @@ counts it against the council's rate limit.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -95,7 +95,9 @@ async def post_heartbeat(request: web.Request) -> web.Response:
     if sent_at is not None:
         try:
             when = datetime.fromisoformat(str(sent_at).replace("Z", "+00:00"))
-        except ValueError as exc:
+            if when.tzinfo is not None:  # its UTC instant may leave the calendar
+                when = when.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
             raise ValidationError("sent_at", "must be an ISO 8601 timestamp") from exc
     await request.app[k.COUNCILS].heartbeat(code, head_seq, depth, when)
     return msgpack_response({"ok": True})

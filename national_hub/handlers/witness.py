@@ -64,8 +64,10 @@ async def post_refusal(request: web.Request) -> web.Response:
     code, body, _ = await authenticated_key(request)
     obj = _map(body, "refusal")
     reason = obj.get("reason")
-    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-        raise ValidationError("reason", f"must be text of 1 to {MAX_REASON} characters")
+    if (not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON
+            or "\x00" in reason):  # PostgreSQL text holds no NUL
+        raise ValidationError("reason", f"must be text of 1 to {MAX_REASON} characters "
+                                        "without NUL")
     await request.app[WITNESSES].refused(
         code, reason, _size(obj.get("cosigned_size"), "cosigned_size", optional=True),
         _size(obj.get("offered_size"), "offered_size", optional=True))
@@ -85,7 +87,7 @@ async def post_node_log(request: web.Request) -> web.Response:
     code, body, _ = await authenticated_key(request)
     obj = _map(body, "node log checkpoint")
     note = obj.get("note")
-    if not isinstance(note, str) or not 0 < len(note) <= MAX_NOTE:
+    if not isinstance(note, str) or not 0 < len(note) <= MAX_NOTE or "\x00" in note:
         raise ValidationError("note", f"must be a signed checkpoint of at most {MAX_NOTE} "
                                       "characters")
     _size(obj.get("first"), "first")

@@ -252,6 +252,8 @@ class BatchIntake:
         now = datetime.now(UTC)
         last_error: SignpostError | None = None
         for sig in envelope.signatures:
+            if not keys.is_key_id(sig.kid):
+                continue  # a hint no enrolled key has (nor the database could look up)
             key = await self.councils.get_key(conn, sig.kid)
             if key is None:
                 continue
