@@ -179,19 +179,20 @@ def compare_given_name(a: IdentityFields, b: IdentityFields) -> GivenNameLevel:
 
 @functools.lru_cache(maxsize=1 << 16)
 def forenames_agree(given_a: str, other_a: str, given_b: str, other_b: str) -> bool:
-    """One system wrote a middle name into the given name: ``"Mary Jane"`` / ``"Mary"``
-    (its other given names blank, or holding ``"Jane"``). The shorter given name is the
-    first part(s) of the longer one, exactly, and the longer one's further parts are
-    not contradicted by the other record's other given names (``"Mary Jane"`` /
-    ``"Mary"`` with ``"Ann"`` is no such pair). Comparable names
-    (:func:`~protocol.matching.names.comparable_name`)."""
+    """One system wrote a middle name into the given name, the other into the other
+    given names: ``"Mary Jane"`` / ``"Mary"`` with ``"Jane"``. The shorter given name is
+    the first part(s) of the longer one, exactly, and the longer one's further parts are
+    among the other record's other given names. Without them (``"Mary Jane"`` /
+    ``"Mary"``, other given names blank) it is no such pair: twins may share a first
+    name (Muhammad Ali and Muhammad Umar), and a feed without other given names writes
+    both as Muhammad. Comparable names (:func:`~protocol.matching.names.comparable_name`)."""
     long, short = given_a.split(), given_b.split()
     others = other_b
     if len(long) < len(short):
         long, short, others = short, long, other_a
     if len(long) == len(short) or not short or long[:len(short)] != short:
         return False
-    return not others or set(long[len(short):]) <= set(others.split())
+    return bool(others) and set(long[len(short):]) <= set(others.split())
 
 
 @functools.lru_cache(maxsize=1 << 17)
