@@ -352,10 +352,15 @@ def local_queries(draw: st.DrawFn) -> dict[str, str]:
 _GIVEN_POOL = ["Amelia", "Millie", "Alfie", "Alfred", "Olivia", "Oliva", "Grubb", "Maddison",
                "Madisno", "Eliza", "Elija", "Jon", "John", "Katherine", "Catherine", "Zoë",
                "Smith", "Mason", "Jason", "Bill", "William", "Daisy", "Maisie", "Sophia",
-               "Sofia", "Mohammed", "Muhammad", "Ellie", "Elly", "Jonathan", "", "!!"]
+               "Sofia", "Mohammed", "Muhammad", "Ellie", "Elly", "Jonathan", "", "!!",
+               # as other systems write names: a middle name in the given name, spaces
+               # and digraphs, another transliteration
+               "Mary Jane", "Mary-Jane", "Mary", "Rose Mary", "Jürgen", "Juergen",
+               "Abdul Rahman", "Abdulrahman", "Mohamed"]
 _FAMILY_POOL = ["Smith", "Smyth", "Grubb", "Olivia", "Smith-Jones", "Jones", "van der Berg",
                 "Berg", "O'Brien", "Obrien", "Okonkwo-Reilly", "Reilly", "Amelia", "Smithe",
-                "Johnson", "Jonson", "Thompson", "Tomson", "", "-"]
+                "Johnson", "Jonson", "Thompson", "Tomson", "", "-", "O Brien", "Oʻbrien",
+                "Müller", "Mueller", "Muller", "Vanderberg", "Smith Jones", "SmithJones"]
 _POSTCODE_POOL = ["BN1 1AA", "BN1 1AB", "BM1 1AA", "bn11aa", "BN2 5XY", "BN1 2AA", "TF1 2AB",
                   "SW1A 1AA", "BN1 9ZZ", "BN3 7QT", "BN1", ""]
 _ADDRESS_POOL = ["12 Church Rd", "12 Church Road", "14 Church Road", "Flat 3, 12 Church Road",

@@ -50,6 +50,7 @@ from protocol.matching.compare import (
     SexLevel,
     _family_level,
     _other_given_level,
+    forenames_agree,
     valid_nhs_number,
     valid_upn,
 )
@@ -61,7 +62,13 @@ from protocol.matching.location import (
     normalise_address,
     postcode_parts,
 )
-from protocol.matching.names import formal_names, normalise_name, phonetic
+from protocol.matching.names import (
+    comparable_name,
+    exact_spellings,
+    formal_names,
+    phonetic,
+    spelling_variants,
+)
 
 __all__ = ["FIELD_LEVELS", "Columns", "compare_columns", "compare_pairs", "random_pairs"]
 
@@ -79,11 +86,29 @@ def _strs(values: Sequence[str]) -> Strs:
     return out
 
 
-def _ids(values: Sequence[str]) -> Ints:
+def _ids(values: Sequence[str], seen: dict[str, int] | None = None) -> Ints:
     """Each value as a number, equal for equal values, 0 for '': comparing numbers over a
-    million pairs costs a tenth of comparing the strings in an object array."""
-    seen = {"": 0}
+    million pairs costs a tenth of comparing the strings in an object array. ``seen``
+    numbers the values of another column alike."""
+    seen = {"": 0} if seen is None else seen
     return np.array([seen.setdefault(v, len(seen)) for v in values], dtype=np.int64)
+
+
+def _spelling_ids(values: Sequence[str | None]) -> Ints:
+    """Each name's exact spellings (``names.exact_spellings``: its letters without the
+    spaces, and with ä, ö, ü, ø, å as digraphs) as two numbers per record, one row each,
+    equal for equal spellings (0, 0 for a blank): two names are one where any of the
+    first's numbers is one of the second's."""
+    seen = {"": 0}
+    rows = [sorted(exact_spellings(v)) or [""] for v in values]
+    return np.array([(seen.setdefault(r[0], len(seen)), seen.setdefault(r[-1], len(seen)))
+                     for r in rows], dtype=np.int64).reshape(len(rows), 2)
+
+
+def _same_spelling(ids: Ints, a: Ints, b: Ints) -> Bools:
+    x, y = ids[a], ids[b]
+    return np.asarray((x[:, 0] == y[:, 0]) | (x[:, 0] == y[:, 1]) | (x[:, 1] == y[:, 0])
+                      | (x[:, 1] == y[:, 1]), dtype=np.bool_)
 
 
 @dataclass(frozen=True)
@@ -95,10 +120,13 @@ class Columns:
     given_first: Strs
     given_phonetic: Strs
     given_id: Ints             # index of the given name in ``names`` (nicknames)
+    given_spelling: Ints       # its exact spellings, two numbers a row (_spelling_ids)
+    given_multi: Bools         # more than one part: a middle name in it (forenames_agree)
     family: Strs
     family_first: Strs
     family_phonetic: Strs
     family_multi: Bools        # more than one name part: the parts may meet (PART)
+    family_spelling: Ints
     has_former: Bools
     other: Strs
     dob: Ints                  # YYYYMMDD, 0 when missing
@@ -126,14 +154,14 @@ class Columns:
 
     @classmethod
     def of(cls, records: Sequence[IdentityFields]) -> Columns:
-        given = [normalise_name(r.given_name) for r in records]
-        family = [normalise_name(r.family_name) for r in records]
+        given = [comparable_name(r.given_name) for r in records]
+        family = [comparable_name(r.family_name) for r in records]
         vocabulary: dict[str, int] = {}
         for name in given:
             vocabulary.setdefault(name, len(vocabulary))
         pairs: list[tuple[int, str]] = []
         for name, i in list(vocabulary.items()):
-            for formal in formal_names(name) if name else ():
+            for formal in (formal_names(name) | spelling_variants(name)) if name else ():
                 pairs.append((i, formal))
                 vocabulary.setdefault(formal, len(vocabulary))
         size = len(vocabulary)
@@ -148,11 +176,14 @@ class Columns:
             given=_strs(given), given_first=_strs([g[:1] for g in given]),
             given_phonetic=_strs([phonetic(g) for g in given]),
             given_id=np.array([vocabulary[g] for g in given], dtype=np.int64),
+            given_spelling=_spelling_ids([r.given_name for r in records]),
+            given_multi=np.array([" " in g for g in given], dtype=bool),
             family=_strs(family), family_first=_strs([f[:1] for f in family]),
             family_phonetic=_strs([phonetic(f) for f in family]),
             family_multi=np.array([len(f.split()) > 1 for f in family], dtype=bool),
+            family_spelling=_spelling_ids([r.family_name for r in records]),
             has_former=np.array([bool(r.former_family_names) for r in records], dtype=bool),
-            other=_strs([normalise_name(r.other_given_names) for r in records]),
+            other=_strs([comparable_name(r.other_given_names) for r in records]),
             dob=dob, dob_digits=_digits(dob),
             sex=np.array([r.sex for r in records], dtype=np.int64),
             postcode=_strs([p[0] if p else "" for p in parts]),
@@ -202,7 +233,7 @@ def _typo_close(x: Strs, y: Strs, xf: Strs, yf: Strs) -> Bools:
     out = (x != "") & (y != "") & (xf == yf)
     idx = np.flatnonzero(out)
     out[idx] = _distance(OSA.distance, x[idx], y[idx], 1) <= 1
-    return out
+    return np.asarray(out, dtype=np.bool_)
 
 
 def _swapped(c: Columns, a: Ints, b: Ints) -> Bools:
@@ -214,14 +245,14 @@ def _swapped(c: Columns, a: Ints, b: Ints) -> Bools:
     out[idx] = (_typo_close(c.given[ai], c.family[bi], c.given_first[ai], c.family_first[bi])
                 & _typo_close(c.family[ai], c.given[bi], c.family_first[ai],
                               c.given_first[bi]))
-    return out
+    return np.asarray(out, dtype=np.bool_)
 
 
 def given_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     x, y = c.given[a], c.given[b]
     level = np.full(len(a), int(GivenNameLevel.OTHER), dtype=np.int64)
     missing = (x == "") | (y == "")
-    exact = ~missing & (x == y)
+    exact = ~missing & _same_spelling(c.given_spelling, a, b)
     ia, ib = c.given_id[a], c.given_id[b]
     codes = np.fromiter(c.nicknames, dtype=np.int64, count=len(c.nicknames))
     nickname = ~missing & ~exact & (among(ia * c.names + ib, codes)
@@ -238,6 +269,11 @@ def given_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     level[nickname] = GivenNameLevel.NICKNAME
     level[exact] = GivenNameLevel.EXACT
     level[missing] = GivenNameLevel.MISSING
+    for k in np.flatnonzero(~missing & (level < GivenNameLevel.NICKNAME)
+                            & (c.given_multi[a] | c.given_multi[b])):
+        # rare: a middle name in the given name
+        if forenames_agree(str(x[k]), str(c.other[a[k]]), str(y[k]), str(c.other[b[k]])):
+            level[k] = GivenNameLevel.NICKNAME
     low = np.flatnonzero(~missing & (level < GivenNameLevel.JW_92))
     level[low[_swapped(c, a[low], b[low])]] = GivenNameLevel.SWAPPED
     return level
@@ -258,7 +294,7 @@ def other_given_levels(c: Columns, a: Ints, b: Ints) -> Ints:
 def family_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     x, y = c.family[a], c.family[b]
     missing = (x == "") | (y == "")
-    exact = ~missing & (x == y)
+    exact = ~missing & _same_spelling(c.family_spelling, a, b)
     level = np.full(len(a), int(FamilyNameLevel.OTHER), dtype=np.int64)
     rest = ~missing & ~exact
     multi = rest & (c.family_multi[a] | c.family_multi[b])
@@ -280,8 +316,8 @@ def family_levels(c: Columns, a: Ints, b: Ints) -> Ints:
                             & (c.has_former[a] | c.has_former[b]))
     for k in np.setdiff1d(former, swapped):  # rare: a former surname recorded
         ra, rb = c.records[a[k]], c.records[b[k]]
-        if (any(normalise_name(f) == x[k] for f in rb.former_family_names)
-                or any(normalise_name(f) == y[k] for f in ra.former_family_names)):
+        if (any(comparable_name(f) == x[k] for f in rb.former_family_names)
+                or any(comparable_name(f) == y[k] for f in ra.former_family_names)):
             level[k] = FamilyNameLevel.FORMER
     level[swapped] = FamilyNameLevel.SWAPPED
     level[exact] = FamilyNameLevel.EXACT

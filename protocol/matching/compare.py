@@ -35,11 +35,12 @@ from protocol.matching.location import (
     normalise_address,
 )
 from protocol.matching.names import (
+    comparable_name,
     given_names_equivalent,
     jaro_winkler,
     name_parts,
-    normalise_name,
     phonetic,
+    same_spelling,
     typo_close,
 )
 
@@ -150,8 +151,8 @@ JW_HIGH, JW_MEDIUM = 0.92, 0.85
 def names_swapped(a: IdentityFields, b: IdentityFields) -> bool:
     """One record's given name is the other's family name and the other way round
     ("Olivia Grubb" / "Grubb Olivia"), each exactly or one typo apart."""
-    ga, fa = normalise_name(a.given_name), normalise_name(a.family_name)
-    gb, fb = normalise_name(b.given_name), normalise_name(b.family_name)
+    ga, fa = comparable_name(a.given_name), comparable_name(a.family_name)
+    gb, fb = comparable_name(b.given_name), comparable_name(b.family_name)
     if not (ga and fa and gb and fb) or ga == gb or ga == fa:
         return False
     return _crosswise(ga, fb) and _crosswise(fa, gb)
@@ -162,13 +163,36 @@ def _crosswise(x: str, y: str) -> bool:
 
 
 def compare_given_name(a: IdentityFields, b: IdentityFields) -> GivenNameLevel:
-    x, y = normalise_name(a.given_name), normalise_name(b.given_name)
+    x, y = comparable_name(a.given_name), comparable_name(b.given_name)
     if not x or not y:
         return GivenNameLevel.MISSING
     level = _given_level(x, y) if x <= y else _given_level(y, x)
+    if level < GivenNameLevel.EXACT and same_spelling(a.given_name, b.given_name):
+        return GivenNameLevel.EXACT
+    if level < GivenNameLevel.NICKNAME and forenames_agree(
+            x, comparable_name(a.other_given_names), y, comparable_name(b.other_given_names)):
+        return GivenNameLevel.NICKNAME
     if level < GivenNameLevel.JW_92 and names_swapped(a, b):
         return GivenNameLevel.SWAPPED
     return level
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def forenames_agree(given_a: str, other_a: str, given_b: str, other_b: str) -> bool:
+    """One system wrote a middle name into the given name, the other into the other
+    given names: ``"Mary Jane"`` / ``"Mary"`` with ``"Jane"``. The shorter given name is
+    the first part(s) of the longer one, exactly, and the longer one's further parts are
+    among the other record's other given names. Without them (``"Mary Jane"`` /
+    ``"Mary"``, other given names blank) it is no such pair: twins may share a first
+    name (Muhammad Ali and Muhammad Umar), and a feed without other given names writes
+    both as Muhammad. Comparable names (:func:`~protocol.matching.names.comparable_name`)."""
+    long, short = given_a.split(), given_b.split()
+    others = other_b
+    if len(long) < len(short):
+        long, short, others = short, long, other_a
+    if len(long) == len(short) or not short or long[:len(short)] != short:
+        return False
+    return bool(others) and set(long[len(short):]) <= set(others.split())
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -188,7 +212,7 @@ def _given_level(x: str, y: str) -> GivenNameLevel:
 
 
 def compare_other_given_names(a: IdentityFields, b: IdentityFields) -> OtherGivenNamesLevel:
-    x, y = normalise_name(a.other_given_names), normalise_name(b.other_given_names)
+    x, y = comparable_name(a.other_given_names), comparable_name(b.other_given_names)
     if not x or not y:
         return OtherGivenNamesLevel.MISSING
     return _other_given_level(x, y) if x <= y else _other_given_level(y, x)
@@ -205,10 +229,11 @@ def _other_given_level(x: str, y: str) -> OtherGivenNamesLevel:
 
 
 def compare_family_name(a: IdentityFields, b: IdentityFields) -> FamilyNameLevel:
-    x, y = normalise_name(a.family_name), normalise_name(b.family_name)
+    x, y = comparable_name(a.family_name), comparable_name(b.family_name)
     if not x or not y:
         return FamilyNameLevel.MISSING
-    if x == y:
+    if x == y or same_spelling(a.family_name, b.family_name):
+        # "O Brien" / "OBrien", "Müller" / "Mueller": the same name, written otherwise
         return FamilyNameLevel.EXACT
     level = _family_level(x, y) if x <= y else _family_level(y, x)
     if level >= FamilyNameLevel.PART:
@@ -222,7 +247,7 @@ def compare_family_name(a: IdentityFields, b: IdentityFields) -> FamilyNameLevel
 
 
 def _is_former(name: str, formers: tuple[str, ...]) -> bool:
-    return any(normalise_name(f) == name for f in formers)
+    return any(comparable_name(f) == name for f in formers)
 
 
 @functools.lru_cache(maxsize=1 << 17)

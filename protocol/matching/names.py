@@ -9,6 +9,8 @@ them close anyway.
 
     >>> normalise_name("  O’Brien-MURPHY ")
     'obrien murphy'
+    >>> same_spelling("O Brien", "OBrien"), same_spelling("Müller", "Mueller")
+    (True, True)
     >>> name_parts("Okonkwo-Reilly")
     ('okonkwo', 'reilly')
     >>> given_names_equivalent("Alfie", "Alfred"), given_names_equivalent("Bill", "William")
@@ -26,6 +28,15 @@ British diminutives, including the classic ones that change the first letter (Bi
 Peggy, Harry, Jack, Ted...). A false equivalence can merge twins, so the list errs
 on the side of leaving a pair out.
 
+Comparison reads a little further than keys do (:func:`comparable_name`,
+:func:`exact_spellings`): apostrophe marks ``fold`` does not know (``Oʻbrien``,
+``O′Brien``) are dropped, a name is the same with its spaces taken out (``O Brien`` /
+``OBrien``, ``Van der Berg`` / ``Vanderberg``) and with ä, ö, ü, ø, å written as
+digraphs (``Müller`` / ``Mueller``), and a few names transliterated from another script
+are one name (:data:`SPELLING_VARIANTS`: Muhammad / Mohammed). Blocking keys, term
+frequencies and the hub's counts keep :func:`normalise_name` and the diminutives only:
+their values are stored at every node and hub.
+
 Every function here is pure and cached per distinct string: names repeat a great
 deal, and scoring calls these for every candidate pair.
 """
@@ -41,7 +52,10 @@ from nicknames import NickNamer
 from rapidfuzz.distance import OSA, JaroWinkler
 
 __all__ = [
+    "SPELLING_VARIANTS",
     "UK_DIMINUTIVES",
+    "comparable_name",
+    "exact_spellings",
     "fold",
     "formal_names",
     "given_name_keys",
@@ -51,6 +65,8 @@ __all__ = [
     "name_parts",
     "normalise_name",
     "phonetic",
+    "same_spelling",
+    "spelling_variants",
     "typo_close",
 ]
 
@@ -88,6 +104,23 @@ UK_DIMINUTIVES: dict[str, tuple[str, ...]] = {
     "Toby": ("Tobias",), "Dot": ("Dorothy",), "Dottie": ("Dorothy",),
 }
 
+# One name as other systems transliterate it: written differently, never a different
+# name. Only spellings of one name in another script (Arabic, Russian), where English
+# records disagree because no spelling is standard; never names merely alike
+# (Sophia / Sofia stay a Jaro-Winkler match, Aisha / Ayesha a phonetic one).
+# Comparison only: blocking keys (``given_name_keys``) do not read it.
+SPELLING_VARIANTS: tuple[tuple[str, ...], ...] = (
+    ("Muhammad", "Mohammed", "Mohammad", "Mohamed", "Muhammed", "Mohamad", "Mohammod",
+     "Muhamed", "Mohamud", "Mohamoud"),
+    ("Ahmed", "Ahmad", "Ahmet"), ("Yusuf", "Yousef", "Youssef", "Yusef", "Yousuf"),
+    ("Hussain", "Hussein", "Husain", "Hossain", "Hussin"), ("Hassan", "Hasan"),
+    ("Ibrahim", "Ebrahim"), ("Ismail", "Ismael"), ("Mustafa", "Mustapha", "Mostafa"),
+    ("Omar", "Umar"), ("Usman", "Osman", "Uthman"), ("Zainab", "Zaynab", "Zeinab"),
+    ("Maryam", "Mariam", "Meryem"), ("Fatima", "Fatimah", "Fatema"),
+    ("Khadija", "Khadijah", "Khadeeja"), ("Abdullah", "Abdallah"),
+    ("Aleksandr", "Alexander", "Aleksander", "Alexandr"),
+)
+
 _PACKAGE_MIN_LENGTH = 3
 # Letters NFKD leaves alone (no combining mark to strip).
 _TRANSLITERATE = str.maketrans({
@@ -95,6 +128,16 @@ _TRANSLITERATE = str.maketrans({
     "Æ": "ae", "œ": "oe", "Œ": "oe", "þ": "th", "Þ": "th", "ð": "d", "Ð": "d",
 })
 _APOSTROPHES = re.compile(r"['’‘`ʼ´]")
+# Marks other systems write for an apostrophe that ``fold`` turns into a space (it does
+# not know them): the okina and turned comma (Oʻ, Oʻbrien), the modifier prime (a
+# transliterated soft sign, Ilʹya), the prime and reversed prime, the saltillo and the
+# half rings of Arabic transliteration (Saʿid). ``comparable_name`` drops them; keys
+# keep ``normalise_name``'s reading (changing it would change every stored key).
+_MORE_APOSTROPHES = re.compile("[\u02bb\u02b9\u02bd\u02be\u02bf\u2032\u2035\u201b\ua78c]")
+# Letters whose other common spelling is a digraph, not the bare letter (Müller /
+# Mueller, Søren / Soeren, Åse / Aase): a second exact spelling of a name that has one.
+_DIGRAPHS = str.maketrans({"ä": "ae", "Ä": "Ae", "ö": "oe", "Ö": "Oe", "ü": "ue", "Ü": "Ue",
+                           "ø": "oe", "Ø": "Oe", "å": "aa", "Å": "Aa"})
 _NOT_LETTER = re.compile(r"[^\w\s]|[\d_]")  # \w keeps letters of any script
 _CACHE = 1 << 19  # one entry per distinct name: a national hub has hundreds of thousands
 
@@ -125,6 +168,41 @@ def normalise_name(value: str | None) -> str:
     if not value:
         return ""
     return " ".join(_NOT_LETTER.sub(" ", fold(value)).split())
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def comparable_name(value: str | None) -> str:
+    """:func:`normalise_name` for comparing two names, not for keys: apostrophe marks
+    it does not know are dropped too (``"Oʻbrien"`` → ``"obrien"``, not ``"o brien"``).
+
+    Blocking keys, term frequencies and the hub's counts keep ``normalise_name``: what
+    it gives is held in every node's and hub's database."""
+    if not value:
+        return ""
+    if not value.isascii():
+        value = _MORE_APOSTROPHES.sub("", value)
+    return normalise_name(value)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def exact_spellings(value: str | None) -> frozenset[str]:
+    """The ways of writing ``value`` that are the same name: its comparable form with
+    the spaces taken out (``"O Brien"``, ``"OBrien"``; ``"Van der Berg"``, ``"Vanderberg"``;
+    ``"Abdul Rahman"``, ``"Abdulrahman"``) and, for a name with ä, ö, ü, ø or å, the same
+    with the letter written as its digraph (``"Müller"`` is also ``"mueller"``)."""
+    name = comparable_name(value)
+    if not name:
+        return frozenset()
+    spellings = {name.replace(" ", "")}
+    if value and not value.isascii():
+        digraphs = unicodedata.normalize("NFC", value).translate(_DIGRAPHS)
+        spellings.add(comparable_name(digraphs).replace(" ", ""))
+    return frozenset(spellings)
+
+
+def same_spelling(a: str | None, b: str | None) -> bool:
+    """The same name as written by two systems (see :func:`exact_spellings`)."""
+    return bool(exact_spellings(a) & exact_spellings(b))
 
 
 @functools.lru_cache(maxsize=_CACHE)
@@ -168,14 +246,34 @@ def given_name_keys(given_name: str | None) -> frozenset[str]:
     return frozenset({name}) | formal_names(name)
 
 
+@functools.cache
+def _variants() -> dict[str, frozenset[str]]:
+    """name (comparable) → the other spellings of it (:data:`SPELLING_VARIANTS`)."""
+    table: dict[str, frozenset[str]] = {}
+    for group in SPELLING_VARIANTS:
+        names = frozenset(map(comparable_name, group))
+        for name in names:
+            table[name] = table.get(name, frozenset()) | (names - {name})
+    return table
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def spelling_variants(given_name: str) -> frozenset[str]:
+    """The other spellings of a (comparable) given name: ``"muhammad"`` →
+    ``{"mohammed", "mohamed", …}``; empty for most names."""
+    return _variants().get(given_name, frozenset())
+
+
 @functools.lru_cache(maxsize=_CACHE)
 def _equivalent(a: str, b: str) -> bool:
-    a, b = normalise_name(a), normalise_name(b)
-    return a == b or b in formal_names(a) or a in formal_names(b)
+    a, b = comparable_name(a), comparable_name(b)
+    return (a == b or b in formal_names(a) or a in formal_names(b)
+            or b in spelling_variants(a))
 
 
 def given_names_equivalent(a: str | None, b: str | None) -> bool:
-    """The same name, or one a known diminutive of the other (Alfie and Alfred)."""
+    """The same name, one a known diminutive of the other (Alfie and Alfred), or two
+    spellings of one name in another script (Mohammed and Muhammad)."""
     if not a or not b:
         return False
     if a > b:
@@ -231,7 +329,7 @@ def given_names_close(a: str | None, b: str | None) -> bool:
     two slips apart with the same first letter and Jaro–Winkler at least 0.92
     ("maddison" / "madisno", "eliza" / "elija"). Twins' names are almost never this
     close (see ``CLOSE_JW``); a mistyped name almost always is."""
-    x, y = normalise_name(a), normalise_name(b)
+    x, y = comparable_name(a), comparable_name(b)
     if not x or not y:
         return False
     return _close(x, y) if x <= y else _close(y, x)

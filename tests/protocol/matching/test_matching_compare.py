@@ -57,7 +57,8 @@ def pair(**changes: object) -> tuple[IdentityFields, IdentityFields]:
     ("Harrison", "Harisson", GivenNameLevel.JW_92),
     ("Elijah", "Elijha", GivenNameLevel.JW_92),
     ("Freya", "Freda", GivenNameLevel.JW_85),
-    ("Mohammed", "Muhammad", GivenNameLevel.JW_85),
+    ("Stephen", "Steven", GivenNameLevel.JW_85),
+    ("Mohammed", "Muhammad", GivenNameLevel.NICKNAME),  # one name, two transliterations
     ("Catherine", "Kathryn", GivenNameLevel.PHONETIC),
     ("Amelia", "Oscar", GivenNameLevel.OTHER),
     ("Amelia", None, GivenNameLevel.MISSING),
