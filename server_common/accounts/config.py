@@ -15,9 +15,10 @@ class AccountsConfig:
     session_idle_timeout: Duration = Duration(30 * 60)
     # Failed logins are throttled per (client address, name) and per client address
     # over throttle_window, never per account alone: an anonymous attacker who knows a
-    # name cannot lock its owner out from another address. The address is the TCP
-    # peer's: behind a proxy pass the client's (as for [rate_limits]), or every caller
-    # shares the proxy's. throttle_per_address = 0 turns the per-address limit off.
+    # name cannot lock its owner out from another address. The address is the one
+    # [rate_limits] counts: the TCP peer's, or what a [server] trusted_proxies proxy
+    # says, an IPv6 client's whole /64 (it may pick any address in it for each try).
+    # throttle_per_address = 0 turns the per-address limit off.
     throttle_per_name: int = 5
     throttle_per_address: int = 20
     throttle_window: Duration = Duration(15 * 60)
