@@ -143,7 +143,8 @@ class AccountService:
             return await self.store.list_users(conn)
 
     async def set_disabled(self, name: str, disabled: bool) -> None:
-        async with self.pool.acquire() as conn:
+        """Disable (every session ended, every token revoked) or enable ``name``."""
+        async with self.pool.acquire() as conn, conn.transaction():
             if not await self.store.set_disabled(conn, name, disabled):
                 raise _unknown(name)
 
