@@ -22,6 +22,10 @@ class AccountsConfig:
     throttle_per_name: int = 5
     throttle_per_address: int = 20
     throttle_window: Duration = Duration(15 * 60)
+    # Wrong TOTP codes given with the right password, from any addresses, within
+    # throttle_window; past it every sign-in of the account is refused alike (only
+    # someone who has the password can set it off) until `users unlock`.
+    totp_guesses_per_account: int = 10
     # Password hashes (argon2id, ~50 ms of CPU each) run in worker threads, at most
     # hash_concurrency at once with hash_queue more waiting; more is refused at once
     # (503 login_busy), so a burst of logins cannot starve the server.
@@ -38,7 +42,7 @@ class AccountsConfig:
     cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("throttle_per_name", "hash_concurrency"):
+        for name in ("throttle_per_name", "totp_guesses_per_account", "hash_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"accounts.{name} must be at least 1")
         for name in ("throttle_per_address", "hash_queue"):

@@ -7,7 +7,11 @@ How a login is decided, so that an anonymous caller learns nothing and blocks no
    address for this name, or from this address at all → 429 ``login_throttled``,
    before anything about the name is looked at (the same answer whether it exists).
    Accounts are never locked as such: failures from one address do not keep the
-   account's owner out from another.
+   account's owner out from another. The one exception needs the password: past
+   ``totp_guesses_per_account`` wrong TOTP codes given with the right password within
+   the window, from any addresses, every sign-in of the account is refused (the same
+   401, the right code too) until the window passes or ``users unlock``, so a stolen
+   password does not buy unlimited guesses at the second factor from many addresses.
 2. The password is checked in a worker thread through a bounded :class:`HashGate`
    (503 ``login_busy`` past the bound); an unknown name is checked against a dummy
    hash, so it costs the same time and gets the same 401 ``login_failed``.
@@ -210,6 +214,11 @@ class AccountService:
             return "disabled"
         if self._home(user.principal()) is None:
             return "other_council"
+        async with self.pool.acquire() as conn:
+            guessed = await self.store.recent_totp_guesses(conn, user.name,
+                                                           self.config.throttle_window)
+        if guessed >= self.config.totp_guesses_per_account:
+            return "totp_guessed"  # the code is not even looked at
         step = credentials.totp_step(self.totp_seed(user), totp_code)
         if step is None:
             return "bad_totp"

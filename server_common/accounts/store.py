@@ -117,6 +117,14 @@ class AccountStore:
             " AND at > now() - make_interval(secs => $3)", remote, name, window_seconds)
         return int(row["by_name"]), int(row["by_address"])
 
+    async def recent_totp_guesses(self, conn: asyncpg.Connection, name: str,
+                                  window_seconds: float) -> int:
+        """Counted wrong TOTP codes given with ``name``'s right password within the
+        window, from any address."""
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM login_failures WHERE name = $1 AND reason = 'bad_totp'"
+            " AND counted AND at > now() - make_interval(secs => $2)", name, window_seconds))
+
     async def forget_failures(self, conn: asyncpg.Connection, remote: str, name: str) -> None:
         """After a good login: this address's earlier slips for this name stop counting."""
         await conn.execute("UPDATE login_failures SET counted = false"
