@@ -101,6 +101,20 @@ def client_bucket(request: web.Request) -> str:
     return address_bucket(client_address(request))
 
 
+def reached_over_tls(request: web.Request) -> bool:
+    """Whether the client's request came over TLS: to us directly, or to a trusted proxy
+    that says so (the last ``X-Forwarded-Proto`` value, the one the nearest proxy set).
+    Nobody else's header is believed."""
+    if request.secure:
+        return True
+    trusted = request.app.get(TRUSTED_PROXIES, ())
+    if not trusted or not _within(request.remote or "", trusted):
+        return False
+    protos = [proto.strip().lower() for value in request.headers.getall("X-Forwarded-Proto", ())
+              for proto in value.split(",")]
+    return bool(protos) and protos[-1] == "https"
+
+
 def _parses(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -36,9 +36,9 @@ class AccountsConfig:
     secret_key_file: Path = Path(".data/accounts_secret.key")
     # Bearer tokens made without --expires or --lifetime last this long.
     token_lifetime: Duration = Duration(30 * 86400)
-    # "auto": the cookie is Secure when the request came over TLS (directly or as a
-    # proxy's X-Forwarded-Proto, which aiohttp honours only if configured to);
-    # "always" / "never" force it.
+    # "auto": the cookie is Secure when the request came over TLS (directly, or as a
+    # [server] trusted_proxies proxy's X-Forwarded-Proto says); "always" / "never"
+    # force it.
     cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:

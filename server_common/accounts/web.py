@@ -50,7 +50,7 @@ from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import CSRF, PRINCIPAL, Principal, Role
 from server_common.accounts.service import AccountService, LoginRefused
 from server_common.tasks import background, run_every
-from server_common.web import client_bucket, read_form
+from server_common.web import client_bucket, reached_over_tls, read_form
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def csrf_token(request: web.Request) -> str:
 
 def _secure(request: web.Request, config: AccountsConfig) -> bool:
     return config.cookie_secure == "always" or (config.cookie_secure == "auto"
-                                                and request.secure)
+                                                and reached_over_tls(request))
 
 
 # Characters a path and query of ours may hold; anything else (controls, spaces,
