@@ -179,7 +179,8 @@ class AccountService:
     async def login(self, name: str, password: str, totp_code: str,
                     remote: str | None = None) -> Session:
         """Check password and TOTP code; a new session, or LoginRefused (module doc)."""
-        name, remote = name[:200], remote or "unknown"
+        # as typed, but storable: PostgreSQL text holds no NUL (no account's name has one)
+        name, remote = name[:200].replace("\x00", "\ufffd"), remote or "unknown"
         async with self.pool.acquire() as conn:
             by_name, by_address = await self.store.recent_failures(
                 conn, remote, name, self.config.throttle_window)
