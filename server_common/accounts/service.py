@@ -165,13 +165,21 @@ class AccountService:
             user = await self.store.user_by_name(conn, name)
             if user is None:
                 raise _unknown(name)
-            expires = await self.store.insert_token(
-                conn, user.id, credentials.digest(token),
-                lifetime if lifetime is not None else self.config.token_lifetime)
+            try:
+                expires = await self.store.insert_token(
+                    conn, user.id, credentials.digest(token),
+                    lifetime if lifetime is not None else self.config.token_lifetime)
+            except asyncpg.DatetimeFieldOverflowError as exc:
+                raise ValidationError("lifetime", "too long: the token would expire after "
+                                                  "the last date a timestamp holds") from exc
         return token, expires
 
     async def revoke_tokens(self, name: str) -> int:
+        """Revoke every token of ``name``; how many. An unknown name is refused (a
+        misspelt one must not look done)."""
         async with self.pool.acquire() as conn:
+            if await self.store.user_by_name(conn, name) is None:
+                raise _unknown(name)
             return await self.store.revoke_tokens(conn, name)
 
     # --- logging in and out ----------------------------------------------------------
