@@ -234,6 +234,12 @@ class AccountService:
         new_hash = await self.gate.run(credentials.hash_password, password) \
             if credentials.needs_rehash(user.password_hash) else None  # parameters were raised
         async with self.pool.acquire() as conn, conn.transaction():
+            # the row locked, as it stands now: a `users disable` since the look-up
+            # (while the password was hashed) either ended this session with the others
+            # or is seen here (it ends sessions in a transaction on this row too)
+            now = await self.store.user_by_name(conn, user.name, for_update=True)
+            if now is None or now.disabled:
+                return "disabled"
             if not await self.store.use_totp_step(conn, user.id, step):
                 return "totp_replayed"
             if new_hash is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from click.testing import CliRunner
 
 from national_hub.cli import main as hub_cli
 from national_hub.handlers.appkeys import CONFIG
-from server_common.accounts import Role
+from server_common.accounts import Role, credentials
 from server_common.accounts.service import AccountService
 from tests.conftest import DatabaseFactory
 from tests.security.logins_helpers import Served, browser_from, hub_serving
@@ -84,3 +85,32 @@ async def test_enabling_an_account_again_brings_back_no_session_or_token(hub: Se
     async with aiohttp.ClientSession() as http:
         assert (await me_status(http, hub.base, {"Authorization": f"Bearer {fresh}"}))[0] \
             == 200
+
+
+async def test_a_sign_in_under_way_when_the_account_is_disabled_opens_no_session(
+        hub: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator disables the account while its password is being checked (the
+    ~50 ms the hash takes, made as long as the test needs): the sign-in must not open a
+    session after the disable has ended the others, for ``users enable`` to revive."""
+    await early_in_a_step()
+    seed = (await AccountService(hub.pool, hub.accounts).add_user(
+        "lev", Role.PRACTITIONER, password=PASSWORD)).totp_secret
+    hashing, go_on = threading.Event(), threading.Event()
+    real = credentials.verify_password
+
+    def held(password_hash: str | None, password: str) -> bool:  # in a worker thread
+        hashing.set()
+        go_on.wait(30)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(credentials, "verify_password", held)
+    async with browser_from() as http:
+        signing_in = asyncio.create_task(login(http, hub.base, "lev", PASSWORD,
+                                               code_at(seed)))
+        assert await asyncio.to_thread(hashing.wait, 30)
+        assert "disabled lev" in await users(hub, "disable", "lev")
+        go_on.set()
+        assert (await signing_in).status == 401
+        assert "enabled lev" in await users(hub, "enable", "lev")
+        assert await me_status(http, hub.base) == (401, "not_authenticated")
+    assert await hub.fetchval("SELECT count(*) FROM sessions") == 0
