@@ -81,6 +81,40 @@ def client_address(request: web.Request) -> str:
     return peer
 
 
+def address_bucket(address: str) -> str:
+    """What one allowance covers: an IPv4 address, or an IPv6 /64 (one site's subnet:
+    whoever holds one can pick any of its 2**64 addresses for each request)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def client_bucket(request: web.Request) -> str:
+    """What one client's allowances (rate limits, failed sign-ins) are counted against:
+    :func:`client_address` bucketed by :func:`address_bucket`."""
+    return address_bucket(client_address(request))
+
+
+def reached_over_tls(request: web.Request) -> bool:
+    """Whether the client's request came over TLS: to us directly, or to a trusted proxy
+    that says so (the last ``X-Forwarded-Proto`` value, the one the nearest proxy set).
+    Nobody else's header is believed."""
+    if request.secure:
+        return True
+    trusted = request.app.get(TRUSTED_PROXIES, ())
+    if not trusted or not _within(request.remote or "", trusted):
+        return False
+    protos = [proto.strip().lower() for value in request.headers.getall("X-Forwarded-Proto", ())
+              for proto in value.split(",")]
+    return bool(protos) and protos[-1] == "https"
+
+
 def _parses(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

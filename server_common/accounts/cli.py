@@ -109,14 +109,16 @@ def users_group(package: str, open_pool: PoolOpener, config_of: ConfigOf,
             click.echo(f"{u.name:<24} {u.role!s:<13} {u.council or '-':<10} "
                        f"{state} / {u.organisation or '-'}")
 
-    @users.command("disable", help="Refuse every login, session and token of an account.")
+    @users.command("disable", help="Refuse every login of an account, end its sessions and "
+                                   "revoke its tokens (enabling it again brings none back).")
     @click.argument("name")
     @click.pass_obj
     def disable(obj: Any, name: str) -> None:
         run(obj, lambda s: s.set_disabled(name, True), ("users.disable", {"name": name}))
         click.echo(f"disabled {name}")
 
-    @users.command("enable", help="Let a disabled account log in again.")
+    @users.command("enable", help="Let a disabled account log in again (and be given new "
+                                  "tokens).")
     @click.argument("name")
     @click.pass_obj
     def enable(obj: Any, name: str) -> None:

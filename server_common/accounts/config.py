@@ -15,12 +15,17 @@ class AccountsConfig:
     session_idle_timeout: Duration = Duration(30 * 60)
     # Failed logins are throttled per (client address, name) and per client address
     # over throttle_window, never per account alone: an anonymous attacker who knows a
-    # name cannot lock its owner out from another address. The address is the TCP
-    # peer's: behind a proxy pass the client's (as for [rate_limits]), or every caller
-    # shares the proxy's. throttle_per_address = 0 turns the per-address limit off.
+    # name cannot lock its owner out from another address. The address is the one
+    # [rate_limits] counts: the TCP peer's, or what a [server] trusted_proxies proxy
+    # says, an IPv6 client's whole /64 (it may pick any address in it for each try).
+    # throttle_per_address = 0 turns the per-address limit off.
     throttle_per_name: int = 5
     throttle_per_address: int = 20
     throttle_window: Duration = Duration(15 * 60)
+    # Wrong TOTP codes given with the right password, from any addresses, within
+    # throttle_window; past it every sign-in of the account is refused alike (only
+    # someone who has the password can set it off) until `users unlock`.
+    totp_guesses_per_account: int = 10
     # Password hashes (argon2id, ~50 ms of CPU each) run in worker threads, at most
     # hash_concurrency at once with hash_queue more waiting; more is refused at once
     # (503 login_busy), so a burst of logins cannot starve the server.
@@ -31,13 +36,13 @@ class AccountsConfig:
     secret_key_file: Path = Path(".data/accounts_secret.key")
     # Bearer tokens made without --expires or --lifetime last this long.
     token_lifetime: Duration = Duration(30 * 86400)
-    # "auto": the cookie is Secure when the request came over TLS (directly or as a
-    # proxy's X-Forwarded-Proto, which aiohttp honours only if configured to);
-    # "always" / "never" force it.
+    # "auto": the cookie is Secure when the request came over TLS (directly, or as a
+    # [server] trusted_proxies proxy's X-Forwarded-Proto says); "always" / "never"
+    # force it.
     cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("throttle_per_name", "hash_concurrency"):
+        for name in ("throttle_per_name", "totp_guesses_per_account", "hash_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"accounts.{name} must be at least 1")
         for name in ("throttle_per_address", "hash_queue"):

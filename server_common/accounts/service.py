@@ -7,7 +7,11 @@ How a login is decided, so that an anonymous caller learns nothing and blocks no
    address for this name, or from this address at all → 429 ``login_throttled``,
    before anything about the name is looked at (the same answer whether it exists).
    Accounts are never locked as such: failures from one address do not keep the
-   account's owner out from another.
+   account's owner out from another. The one exception needs the password: past
+   ``totp_guesses_per_account`` wrong TOTP codes given with the right password within
+   the window, from any addresses, every sign-in of the account is refused (the same
+   401, the right code too) until the window passes or ``users unlock``, so a stolen
+   password does not buy unlimited guesses at the second factor from many addresses.
 2. The password is checked in a worker thread through a bounded :class:`HashGate`
    (503 ``login_busy`` past the bound); an unknown name is checked against a dummy
    hash, so it costs the same time and gets the same 401 ``login_failed``.
@@ -143,7 +147,8 @@ class AccountService:
             return await self.store.list_users(conn)
 
     async def set_disabled(self, name: str, disabled: bool) -> None:
-        async with self.pool.acquire() as conn:
+        """Disable (every session ended, every token revoked) or enable ``name``."""
+        async with self.pool.acquire() as conn, conn.transaction():
             if not await self.store.set_disabled(conn, name, disabled):
                 raise _unknown(name)
 
@@ -160,13 +165,21 @@ class AccountService:
             user = await self.store.user_by_name(conn, name)
             if user is None:
                 raise _unknown(name)
-            expires = await self.store.insert_token(
-                conn, user.id, credentials.digest(token),
-                lifetime if lifetime is not None else self.config.token_lifetime)
+            try:
+                expires = await self.store.insert_token(
+                    conn, user.id, credentials.digest(token),
+                    lifetime if lifetime is not None else self.config.token_lifetime)
+            except asyncpg.DatetimeFieldOverflowError as exc:
+                raise ValidationError("lifetime", "too long: the token would expire after "
+                                                  "the last date a timestamp holds") from exc
         return token, expires
 
     async def revoke_tokens(self, name: str) -> int:
+        """Revoke every token of ``name``; how many. An unknown name is refused (a
+        misspelt one must not look done)."""
         async with self.pool.acquire() as conn:
+            if await self.store.user_by_name(conn, name) is None:
+                raise _unknown(name)
             return await self.store.revoke_tokens(conn, name)
 
     # --- logging in and out ----------------------------------------------------------
@@ -174,7 +187,8 @@ class AccountService:
     async def login(self, name: str, password: str, totp_code: str,
                     remote: str | None = None) -> Session:
         """Check password and TOTP code; a new session, or LoginRefused (module doc)."""
-        name, remote = name[:200], remote or "unknown"
+        # as typed, but storable: PostgreSQL text holds no NUL (no account's name has one)
+        name, remote = name[:200].replace("\x00", "\ufffd"), remote or "unknown"
         async with self.pool.acquire() as conn:
             by_name, by_address = await self.store.recent_failures(
                 conn, remote, name, self.config.throttle_window)
@@ -209,12 +223,23 @@ class AccountService:
             return "disabled"
         if self._home(user.principal()) is None:
             return "other_council"
+        async with self.pool.acquire() as conn:
+            guessed = await self.store.recent_totp_guesses(conn, user.name,
+                                                           self.config.throttle_window)
+        if guessed >= self.config.totp_guesses_per_account:
+            return "totp_guessed"  # the code is not even looked at
         step = credentials.totp_step(self.totp_seed(user), totp_code)
         if step is None:
             return "bad_totp"
         new_hash = await self.gate.run(credentials.hash_password, password) \
             if credentials.needs_rehash(user.password_hash) else None  # parameters were raised
         async with self.pool.acquire() as conn, conn.transaction():
+            # the row locked, as it stands now: a `users disable` since the look-up
+            # (while the password was hashed) either ended this session with the others
+            # or is seen here (it ends sessions in a transaction on this row too)
+            now = await self.store.user_by_name(conn, user.name, for_update=True)
+            if now is None or now.disabled:
+                return "disabled"
             if not await self.store.use_totp_step(conn, user.id, step):
                 return "totp_replayed"
             if new_hash is not None:

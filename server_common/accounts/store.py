@@ -80,9 +80,17 @@ class AccountStore:
                            user_id, password_hash)
 
     async def set_disabled(self, conn: asyncpg.Connection, name: str, disabled: bool) -> bool:
-        done = await conn.execute("UPDATE users SET disabled = $2 WHERE name = $1",
-                                  name, disabled)
-        return done != "UPDATE 0"
+        """Disabling also ends every session and revokes every token of ``name`` (in
+        the caller's transaction): enabling it again must not bring them back."""
+        user_id = await conn.fetchval(
+            "UPDATE users SET disabled = $2 WHERE name = $1 RETURNING id", name, disabled)
+        if user_id is None:
+            return False
+        if disabled:
+            await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+            await conn.execute("UPDATE api_tokens SET revoked_at = now()"
+                               " WHERE user_id = $1 AND revoked_at IS NULL", user_id)
+        return True
 
     async def unlock(self, conn: asyncpg.Connection, name: str) -> bool:
         """Stop ``name``'s earlier failed logins from counting towards throttling."""
@@ -108,6 +116,14 @@ class AccountStore:
             " FROM login_failures WHERE remote = $1 AND counted"
             " AND at > now() - make_interval(secs => $3)", remote, name, window_seconds)
         return int(row["by_name"]), int(row["by_address"])
+
+    async def recent_totp_guesses(self, conn: asyncpg.Connection, name: str,
+                                  window_seconds: float) -> int:
+        """Counted wrong TOTP codes given with ``name``'s right password within the
+        window, from any address."""
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM login_failures WHERE name = $1 AND reason = 'bad_totp'"
+            " AND counted AND at > now() - make_interval(secs => $2)", name, window_seconds))
 
     async def forget_failures(self, conn: asyncpg.Connection, remote: str, name: str) -> None:
         """After a good login: this address's earlier slips for this name stop counting."""

@@ -50,7 +50,7 @@ from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import CSRF, PRINCIPAL, Principal, Role
 from server_common.accounts.service import AccountService, LoginRefused
 from server_common.tasks import background, run_every
-from server_common.web import read_form
+from server_common.web import client_bucket, reached_over_tls, read_form
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def csrf_token(request: web.Request) -> str:
 
 def _secure(request: web.Request, config: AccountsConfig) -> bool:
     return config.cookie_secure == "always" or (config.cookie_secure == "auto"
-                                                and request.secure)
+                                                and reached_over_tls(request))
 
 
 # Characters a path and query of ours may hold; anything else (controls, spaces,
@@ -220,7 +220,8 @@ def routes(config: AccountsConfig, *, landing: bool = True) -> list[web.RouteDef
         next_path = _safe_next(form.get("next"))
         try:
             session = await request.app[ACCOUNTS].login(
-                name, _str(form.get("password")), _str(form.get("totp")), request.remote)
+                name, _str(form.get("password")), _str(form.get("totp")),
+                client_bucket(request))  # the client's, as rate limits count it
         except (LoginRefused, UnavailableError) as exc:  # busy: the form again, with why
             log.info("login refused", extra={"user": name, "code": str(exc.code)})
             response = login_form(request, exc.status, name, exc.message, str(exc.code),

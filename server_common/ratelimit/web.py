@@ -37,7 +37,6 @@ metrics, so a flood cannot fill the audit log.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from server_common.accounts.web import PRINCIPAL, offers_credentials
 from server_common.ratelimit.config import RateLimitConfig
 from server_common.ratelimit.store import Hit, RateLimitStore
 from server_common.tasks import background, run_every
-from server_common.web import Handler, client_address
+from server_common.web import Handler, client_bucket
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +62,6 @@ _COUNTED = web.RequestKey("rate_limit_counted", Hit)
 _SETTLED = web.RequestKey("rate_limit_settled", bool)
 # Set on the first refusal of a known caller in a minute: that one is audited.
 AUDIT_RATE_LIMITED = web.RequestKey("rate_limit_audited", bool)
-
-
-def address_bucket(address: str) -> str:
-    """What one allowance covers: an IPv4 address, or an IPv6 /64 (one site's subnet:
-    whoever holds one can pick any of its 2**64 addresses for each request)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # an IPv4 client on a dual-stack socket
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 def _refusal(hit: Hit, allowed: int) -> RateLimitedError:
@@ -133,7 +118,7 @@ class RateLimiter:
 
 
 def address_key(request: web.Request) -> str:
-    return f"address:{address_bucket(client_address(request))}"
+    return f"address:{client_bucket(request)}"
 
 
 LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -63,13 +63,16 @@ def _accounts(base: AccountsConfig, tmp_path: Path, settings: dict[str, Any]) ->
 
 
 @contextlib.asynccontextmanager
-async def hub_serving(url: str, tmp_path: Path, **accounts: Any) -> AsyncIterator[Served]:
+async def hub_serving(url: str, tmp_path: Path, *, trusted_proxies: str = "",
+                      **accounts: Any) -> AsyncIterator[Served]:
     """The national hub's real app; ``accounts`` overrides its [accounts] settings (the
-    secret key file defaults to one under ``tmp_path``)."""
+    secret key file defaults to one under ``tmp_path``), ``trusted_proxies`` its
+    ``[server] trusted_proxies``."""
     await upgrade(url, HUB_PACKAGE)
     config = hub_config(url, tmp_path)
-    config = dataclasses.replace(config, accounts=_accounts(config.accounts, tmp_path,
-                                                            accounts))
+    config = dataclasses.replace(
+        config, accounts=_accounts(config.accounts, tmp_path, accounts),
+        server=dataclasses.replace(config.server, trusted_proxies=trusted_proxies))
     async with _serve(create_hub_app(config), url, config.accounts) as served:
         yield served
 
