@@ -41,6 +41,28 @@ class RetentionStore:
         )
         return [RetentionCandidate(**dict(r)) for r in rows]
 
+    async def absorbed_into(self, conn: asyncpg.Connection, local_ids: list[str]
+                            ) -> list[RetentionCandidate]:
+        """The children merged into these ones, directly or through another merged
+        child, not among them: the same child, so purged with it. (Each keeps its own
+        identity columns, so set free it would be a copy of the purged child.)"""
+        if not local_ids:
+            return []
+        rows = await conn.fetch(
+            """
+            WITH RECURSIVE absorbed(local_id) AS (
+                SELECT local_id FROM children WHERE merged_into = ANY($1::text[])
+              UNION
+                SELECT c.local_id FROM children c JOIN absorbed a ON c.merged_into = a.local_id
+            )
+            SELECT c.local_id, c.dob, c.date_of_death, c.archived_on, c.published_version,
+                   c.published_digest, false AS care_leaver
+              FROM children c JOIN absorbed a USING (local_id)
+             WHERE NOT c.local_id = ANY($1::text[])
+             ORDER BY c.local_id FOR UPDATE OF c
+            """, local_ids)
+        return [RetentionCandidate(**dict(r)) for r in rows]
+
     async def set_archived(self, conn: asyncpg.Connection,
                            changes: list[tuple[str, date | None]]) -> None:
         """Archive (a date) or un-archive (None, e.g. a corrected date of birth)."""
@@ -66,8 +88,6 @@ class RetentionStore:
             "DELETE FROM involvements WHERE local_id = ANY($1::text[])",
             # its own mark only: the marks it gave others stay (shielding is sticky)
             "DELETE FROM shield_marks WHERE local_id = ANY($1::text[])",
-            # a child merged into a purged one keeps its own retention, not the link
-            "UPDATE children SET merged_into = NULL WHERE merged_into = ANY($1::text[])",
             "DELETE FROM children WHERE local_id = ANY($1::text[])",
             "UPDATE outbox SET record = NULL, digest = NULL WHERE local_id = ANY($1::text[])"
             " AND record IS NOT NULL",
