@@ -76,7 +76,8 @@ class RetentionStore:
 
     async def purge(self, conn: asyncpg.Connection, local_ids: list[str]) -> None:
         """Remove every trace of these children's data: the child, its source rows,
-        involvements, blocking keys and review items, and the record bytes in the
+        involvements, blocking keys and review items, the notices the hub sent about it
+        (and whose inbox each was in), who watched it, and the record bytes in the
         outbox. What stays is ids and versions (the outbox's delete, audit entries)."""
         if not local_ids:
             return
@@ -86,6 +87,13 @@ class RetentionStore:
             "DELETE FROM child_blocking_keys WHERE local_id = ANY($1::text[])",
             "DELETE FROM source_records WHERE local_id = ANY($1::text[])",
             "DELETE FROM involvements WHERE local_id = ANY($1::text[])",
+            # a notice names the child's other councils and their lead professionals;
+            # with the child's own flag and mark gone, one withheld from a watcher or a
+            # lead professional because the child was shielded would show again
+            "DELETE FROM notice_deliveries d USING notices n WHERE d.notice_id = n.id"
+            " AND n.local_ids && $1::text[]",
+            "DELETE FROM notices WHERE local_ids && $1::text[]",
+            "DELETE FROM child_watches WHERE local_id = ANY($1::text[])",
             # its own mark only: the marks it gave others stay (shielding is sticky)
             "DELETE FROM shield_marks WHERE local_id = ANY($1::text[])",
             "DELETE FROM children WHERE local_id = ANY($1::text[])",

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
 from local_node.app import create_app as create_node_app
 from local_node.app import retention_service, review_service
+from local_node.config import NoticesSection
 from local_node.services.projection import Projector
 from local_node.storage.children import ChildStore
 from local_node.storage.outbox import OutboxStore
+from local_node.transport import connect
+from protocol import keys
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
-from tests.local_node.test_node_notices import ESX, _feed
+from tests.local_node.test_node_notices import ESX, ESX_FEED, _feed, movers, service
 from tests.server_common.accounts_helpers import bearer_headers
 
 
@@ -69,3 +73,49 @@ async def test_a_child_merged_into_a_purged_one_is_purged_with_it(
         await node.publish()
         assert await hub.fetchval("SELECT count(*) FROM records WHERE record IS NOT NULL") == 0
 
+
+async def test_a_purged_childs_notices_and_watches_go_with_it(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A watcher and the lead professional were told Mia went to West Sussex; then East
+    Sussex shielded her, and the notice left their inboxes. Purging her record must not
+    bring it back (her own flag and mark go with her), and nothing the node was told
+    about her (the notice, who it went to, who watched her) stays once she is gone."""
+    async with movers(make_database, tmp_path) as (_hub, esx, _wsx), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        notices = service(esx, NoticesSection(), client)
+        server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
+        await server.start_server()
+        base = str(server.make_url("")).rstrip("/")
+        team = await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX)
+        tom = await bearer_headers(esx.pool, "tom", Role.PRACTITIONER)
+        dana = await bearer_headers(esx.pool, "dana", Role.PRACTITIONER)
+        await notices.set_address("dana", "dana.smith@esx.gov.uk")
+        mia = await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'")
+
+        async def about_mia(who: dict[str, str]) -> list[dict[str, Any]]:
+            async with aiohttp.ClientSession() as http, http.get(
+                    f"{base}/v1/notices", headers=who) as resp:
+                assert resp.status == 200
+                return [n for n in (await resp.json())["notices"] if mia in n["local_ids"]]
+
+        try:
+            async with aiohttp.ClientSession() as http, http.put(
+                    f"{base}/v1/children/{mia}/watch", headers=tom) as resp:
+                assert resp.status == 200
+            await notices.fetch()
+            assert await about_mia(tom) and await about_mia(dana)
+            await _feed(esx, tmp_path, "services", ESX_FEED.replace(
+                "dana.smith@esx.gov.uk,Y,N,N,N", "dana.smith@esx.gov.uk,Y,N,N,Y"))
+            assert await about_mia(tom) == [] and await about_mia(dana) == []
+
+            # born 2014-05-02: archived at 18, purged six years later
+            report = await retention_service(esx.pool, esx.config).run(date(2038, 5, 2))
+            assert mia in report.purged
+            for who in (tom, dana, team):
+                assert await about_mia(who) == []
+            assert await esx.fetchval(
+                "SELECT count(*) FROM notices WHERE $1 = ANY(local_ids)", mia) == 0
+            assert await esx.fetchval(
+                "SELECT count(*) FROM child_watches WHERE local_id = $1", mia) == 0
+        finally:
+            await server.close()
