@@ -119,3 +119,20 @@ async def test_a_purged_childs_notices_and_watches_go_with_it(
                 "SELECT count(*) FROM child_watches WHERE local_id = $1", mia) == 0
         finally:
             await server.close()
+
+
+async def test_a_notice_about_a_child_purged_before_it_arrived_is_not_kept(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """The hub wrote East Sussex a notice about Mia while its node was not fetching; by
+    the time the node asks, it has purged her. The notice names West Sussex and its
+    lead professional: nothing about her is kept, in any inbox."""
+    async with movers(make_database, tmp_path) as (_hub, esx, _wsx), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        notices = service(esx, NoticesSection(), client)
+        mia = await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'")
+        report = await retention_service(esx.pool, esx.config).run(date(2038, 5, 2))
+        assert mia in report.purged
+        await notices.fetch()
+        assert await esx.fetchval(
+            "SELECT count(*) FROM notices WHERE $1 = ANY(local_ids)", mia) == 0
+        assert await esx.fetchval("SELECT count(*) FROM notice_deliveries") == 0
