@@ -80,9 +80,11 @@ class NoticeStore:
 
     async def holders(self, conn: asyncpg.Connection, national_ids: Sequence[str]
                       ) -> list[asyncpg.Record]:
-        """The live records of these children: council, local id, national id, bytes."""
+        """The live records of these children: council, local id, national id, bytes,
+        and whether retention has archived it."""
         return await conn.fetch(
-            "SELECT council_code, local_id, national_id, record FROM records"
+            "SELECT council_code, local_id, national_id, record,"
+            " archived_on IS NOT NULL AS archived FROM records"
             " WHERE national_id = ANY($1::text[]) AND record IS NOT NULL", list(national_ids))
 
     async def shielding(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]
