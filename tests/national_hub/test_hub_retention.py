@@ -3,13 +3,17 @@ longer for practitioners' eyes on any path, notices included."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+
+import aiohttp
 
 from national_hub.app import NOTICE_JOB
 from national_hub.services.container import HubServices
+from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.federation import Node, running_hub, running_node
+from tests.server_common.accounts_helpers import bearer_headers
 from tests.test_notices_end_to_end import ESX_FEED, SERVICES
 
 ESX, WSX = "E10000011", "E10000032"
@@ -54,3 +58,41 @@ async def test_an_archived_record_makes_no_notices(
         told = await hub.fetchval(
             "SELECT array_agg(council_code || ': ' || events::text) FROM notices")
         assert told is None, told
+
+
+async def test_a_record_arriving_past_its_archive_date_is_never_searchable(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A council's feed still carries Omar, 26 now (a health feed lists everyone
+    registered), or its node sends a record again after the hub purged it. The hub
+    stores it archived as it arrives: no practitioner finds it or opens it, not even
+    until the retention job's next run. A child of the same feed is found as ever; a
+    care leaver of 20 with consent stays live."""
+    today = datetime.now(UTC).date()
+    omar, amy, cara = (date(today.year - age, 1, 1) for age in (26, 9, 20))
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx:
+        await _feed(esx, tmp_path, SERVICES + (
+            f"S1,,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
+            f"S2,,Amy,Haddad,{amy},F,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
+            f"S3,,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,,,,,N,N,Y,N\n"))
+        await esx.publish()
+        await hub.resolved()
+        olu = await bearer_headers(hub.pool, "olu", Role.PRACTITIONER)
+        found: dict[str, list[str]] = {}
+        async with aiohttp.ClientSession() as http:
+            for name, dob in (("Omar", omar), ("Amy", amy), ("Cara", cara)):
+                async with http.get(f"{hub.url}/v1/search", headers=olu, params={
+                        "given_name": name, "family_name": "Haddad", "dob": dob.isoformat(),
+                        "purpose": "s47 enquiry"}) as resp:
+                    assert resp.status == 200
+                    found[name] = [r["national_id"] for r in (await resp.json())["results"]]
+            assert found["Omar"] == [] and found["Amy"] and found["Cara"]
+            national_id = await hub.fetchval(
+                "SELECT national_id FROM records WHERE given_name = 'Omar'")
+            async with http.get(f"{hub.url}/v1/children/{national_id}", headers=olu,
+                                params={"purpose": "s47 enquiry"}) as resp:
+                assert resp.status == 404
+                assert "Haddad" not in await resp.text()
+        held = {r["given_name"]: r["archived_on"] for r in await hub.pool.fetch(
+            "SELECT given_name, archived_on FROM records WHERE record IS NOT NULL")}
+        assert held == {"Omar": date(omar.year + 18, 1, 1), "Amy": None, "Cara": None}
