@@ -4,7 +4,7 @@ ids and the outbox's versions apart)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +136,36 @@ async def test_a_notice_about_a_child_purged_before_it_arrived_is_not_kept(
         assert await esx.fetchval(
             "SELECT count(*) FROM notices WHERE $1 = ANY(local_ids)", mia) == 0
         assert await esx.fetchval("SELECT count(*) FROM notice_deliveries") == 0
+
+
+async def test_a_child_past_its_archive_date_is_out_of_search_before_the_job_runs(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A health feed still lists Omar, 26 now; the job runs once a day. Practitioners
+    do not find him in the meantime (nor a child who turned 18 since the last run); a
+    child of the same feed is found, and a care leaver of 20 with consent too."""
+    today = datetime.now(UTC).date()
+    omar, amy, cara = (date(today.year - age, 1, 1) for age in (26, 9, 20))
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        await _feed(node, tmp_path, "services",
+                    "source_ref,given_name,family_name,dob,sex,postcode,service_type,"
+                    "service_name,sensitive,consent,shielded\n"
+                    f"S1,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,N,N,N\n"
+                    f"S2,Amy,Haddad,{amy},F,BN1 1AA,social_care,Team A,N,N,N\n"
+                    f"S3,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,N,Y,N\n")
+        server = TestServer(create_node_app(node.config, publish=False), host="127.0.0.1")
+        await server.start_server()
+        try:
+            olu = await bearer_headers(node.pool, "olu", Role.PRACTITIONER)
+            found = {}
+            async with aiohttp.ClientSession() as http:
+                for name, dob in (("Omar", omar), ("Amy", amy), ("Cara", cara)):
+                    async with http.get(str(server.make_url("/v1/search")), headers=olu,
+                                        params={"given_name": name, "family_name": "Haddad",
+                                                "dob": dob.isoformat(),
+                                                "purpose": "s47 enquiry"}) as resp:
+                        assert resp.status == 200
+                        found[name] = [h["given_name"] for h in (await resp.json())["results"]]
+            assert found == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
+        finally:
+            await server.close()
