@@ -94,6 +94,9 @@ class RetentionStore:
             " AND n.local_ids && $1::text[]",
             "DELETE FROM notices WHERE local_ids && $1::text[]",
             "DELETE FROM child_watches WHERE local_id = ANY($1::text[])",
+            # the hub's reason for refusing a version may quote it ("dob: out of range
+            # for a child: 1989-01-01")
+            "DELETE FROM publish_rejections WHERE local_id = ANY($1::text[])",
             # its own mark only: the marks it gave others stay (shielding is sticky)
             "DELETE FROM shield_marks WHERE local_id = ANY($1::text[])",
             "DELETE FROM children WHERE local_id = ANY($1::text[])",

@@ -50,8 +50,12 @@ async def test_a_child_merged_into_a_purged_one_is_purged_with_it(
             await Projector(ChildStore(), OutboxStore()).publish_changes(conn, [survivor])
         await node.publish()
 
+        async with node.pool.acquire() as conn:  # as a receipt that refused a version
+            await conn.execute("INSERT INTO publish_rejections (seq, local_id, code, message)"
+                               " VALUES (1, $1, 'invalid_record', 'dob: 2015-03-14')", survivor)
         report = await retention_service(node.pool, node.config).run(date(2027, 6, 30))
         assert survivor in report.purged and absorbed in report.purged
+        assert await node.fetchval("SELECT count(*) FROM publish_rejections") == 0
         for local_id in (survivor, absorbed):
             for table in ("children", "source_records", "involvements",
                           "child_blocking_keys", "review_items"):
