@@ -3,6 +3,8 @@ longer for practitioners' eyes on any path, notices included."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from national_hub.services.container import HubServices
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.federation import Node, running_hub, running_node
+from tests.processes import script
 from tests.server_common.accounts_helpers import bearer_headers
 from tests.test_notices_end_to_end import ESX_FEED, SERVICES
 
@@ -96,3 +99,38 @@ async def test_a_record_arriving_past_its_archive_date_is_never_searchable(
         held = {r["given_name"]: r["archived_on"] for r in await hub.pool.fetch(
             "SELECT given_name, archived_on FROM records WHERE record IS NOT NULL")}
         assert held == {"Omar": date(omar.year + 18, 1, 1), "Amy": None, "Cara": None}
+
+
+async def test_one_councils_failure_does_not_stop_retention_for_the_others(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """Something in East Sussex's records makes its purge fail (here a trigger stands
+    in for it). Its run is rolled back, West Sussex's (after it in code order) still
+    purges, and the command names the council that failed and exits 1, every day until
+    it is fixed, without holding the other councils' purges hostage."""
+    async with running_hub(await make_database(), tmp_path,
+                           notices={"interval": "0s"}) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx, \
+            running_node(WSX, await make_database(), tmp_path, hub) as wsx:
+        for node, name in ((esx, "Ada"), (wsx, "Bea")):
+            await _feed(node, tmp_path, SERVICES + (
+                f"S1,,{name},Haddad,2015-01-01,F,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"))
+            await node.publish()
+        await hub.resolved()
+        await hub.pool.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN RAISE EXCEPTION 'a record this run cannot take'; END $$;"
+            f" CREATE TRIGGER refuse BEFORE UPDATE ON records FOR EACH ROW"
+            f" WHEN (NEW.council_code = '{ESX}') EXECUTE FUNCTION refuse()")
+        env = dict(os.environ) | {
+            "NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
+            "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}
+        proc = await asyncio.create_subprocess_exec(
+            script("national-hub"), "retention", "run", "--today", "2040-01-01", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 1, (out, err)
+        assert f"{WSX}: 0 archived, 1 purged" in out.decode()
+        assert ESX in err.decode() and "a record this run cannot take" in err.decode()
+        live = {r["council_code"]: r["live"] for r in await hub.pool.fetch(
+            "SELECT council_code, record IS NOT NULL AS live FROM records")}
+        assert live == {ESX: True, WSX: False}
