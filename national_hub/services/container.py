@@ -183,7 +183,8 @@ class HubServices:
 
     @cached_property
     def search(self) -> HubSearch:
-        return HubSearch(self.read_pool, self.stores.search)  # may lag: a replica
+        return HubSearch(self.read_pool, self.stores.search,  # may lag: a replica
+                         policy=self.config.retention.policy())
 
     @cached_property
     def retention(self) -> HubRetention:

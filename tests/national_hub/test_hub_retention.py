@@ -134,3 +134,38 @@ async def test_one_councils_failure_does_not_stop_retention_for_the_others(
         live = {r["council_code"]: r["live"] for r in await hub.pool.fetch(
             "SELECT council_code, record IS NOT NULL AS live FROM records")}
         assert live == {ESX: True, WSX: False}
+
+
+async def test_a_record_past_its_archive_date_is_out_of_search_before_the_job_runs(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """Omar's record reached the hub before his 18th birthday; the job runs once a day
+    and has not run since (here: his record's archive mark is cleared to stand for
+    that). Hub search and the child view leave him out already; his sister Amy, and a
+    care leaver of 20 with consent, are found as ever."""
+    today = datetime.now(UTC).date()
+    omar, amy, cara = (date(today.year - age, 1, 1) for age in (18, 9, 20))
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx:
+        await _feed(esx, tmp_path, SERVICES + (
+            f"S1,,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
+            f"S2,,Amy,Haddad,{amy},F,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
+            f"S3,,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,,,,,N,N,Y,N\n"))
+        await esx.publish()
+        await hub.resolved()
+        await hub.pool.execute("UPDATE records SET archived_on = NULL")
+        olu = await bearer_headers(hub.pool, "olu", Role.PRACTITIONER)
+        found: dict[str, list[str]] = {}
+        async with aiohttp.ClientSession() as http:
+            for name, dob in (("Omar", omar), ("Amy", amy), ("Cara", cara)):
+                async with http.get(f"{hub.url}/v1/search", headers=olu, params={
+                        "given_name": name, "family_name": "Haddad", "dob": dob.isoformat(),
+                        "purpose": "s47 enquiry"}) as resp:
+                    assert resp.status == 200
+                    found[name] = [r["given_name"] for r in (await resp.json())["results"]]
+            assert found == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
+            national_id = await hub.fetchval(
+                "SELECT national_id FROM records WHERE given_name = 'Omar'")
+            async with http.get(f"{hub.url}/v1/children/{national_id}", headers=olu,
+                                params={"purpose": "s47 enquiry"}) as resp:
+                assert resp.status == 404
+                assert "Haddad" not in await resp.text()
