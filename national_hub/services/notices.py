@@ -89,6 +89,7 @@ class NoticeJob:
 
     async def _derive(self, conn: asyncpg.Connection, touched: list[RecordKey]) -> int:
         store = self.store
+        await store.forget_deleted(conn, touched)
         current = await store.current(conn, touched)
         seen_rows = await store.seen(conn, touched)
         national_ids = {n for n in current.values() if n} | {

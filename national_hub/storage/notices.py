@@ -67,6 +67,21 @@ class NoticeStore:
             councils, local_ids)
         return {(r["council_code"], r["local_id"]): r["national_id"] for r in rows}
 
+    async def forget_deleted(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]
+                             ) -> None:
+        """Drop the notices to a council about children it held only through records of
+        these that are deleted now (a council's delete, or a purge): written or still
+        waiting to be fetched, they are about a child that council no longer holds."""
+        councils, local_ids = _split(keys)
+        await conn.execute(
+            "DELETE FROM notices n USING ("
+            "  SELECT r.council_code, array_agg(r.local_id) AS ids"
+            "  FROM unnest($1::text[], $2::text[]) AS k(c, l)"
+            "  JOIN records r ON r.council_code = k.c AND r.local_id = k.l"
+            "  WHERE r.record IS NULL GROUP BY r.council_code) d"
+            " WHERE n.council_code = d.council_code AND n.local_ids <@ d.ids",
+            councils, local_ids)
+
     async def seen(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]
                    ) -> dict[RecordKey, tuple[str | None, list[str] | None]]:
         councils, local_ids = _split(keys)

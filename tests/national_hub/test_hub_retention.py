@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from local_node.app import retention_service
 from national_hub.app import NOTICE_JOB
 from national_hub.services.container import HubServices
 from server_common.accounts import Role
@@ -17,7 +18,7 @@ from tests.conftest import DatabaseFactory
 from tests.federation import Node, running_hub, running_node
 from tests.processes import script
 from tests.server_common.accounts_helpers import bearer_headers
-from tests.test_notices_end_to_end import ESX_FEED, SERVICES
+from tests.test_notices_end_to_end import ESX_FEED, SERVICES, WSX_FEED
 
 ESX, WSX = "E10000011", "E10000032"
 # West Sussex's leaving-care team (with consent): a care leaver there, live to 25
@@ -169,3 +170,33 @@ async def test_a_record_past_its_archive_date_is_out_of_search_before_the_job_ru
                                 params={"purpose": "s47 enquiry"}) as resp:
                 assert resp.status == 404
                 assert "Haddad" not in await resp.text()
+
+
+async def test_a_deleted_records_notices_to_its_council_go_with_it(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """East Sussex was told Mia went to West Sussex (and who leads there). Then East
+    Sussex purges her and withdraws its record. The hub drops the notices to East
+    Sussex about her: fetched or not, they are about a child it no longer holds, and a
+    node that asks again from an earlier cursor would get them back. West Sussex, which
+    still holds her, keeps its own."""
+    async with running_hub(await make_database(), tmp_path,
+                           notices={"interval": "0s"}) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx, \
+            running_node(WSX, await make_database(), tmp_path, hub) as wsx:
+        await _feed(esx, tmp_path, ESX_FEED)
+        await esx.publish()
+        await _feed(wsx, tmp_path, WSX_FEED)
+        await wsx.publish()
+        await hub.resolved()
+        await hub.server.app[NOTICE_JOB].drain()
+        told = {r["council_code"]: r["n"] for r in await hub.pool.fetch(
+            "SELECT council_code, count(*) AS n FROM notices GROUP BY council_code")}
+        assert told == {ESX: 2, WSX: 2}
+        report = await retention_service(esx.pool, esx.config).run(date(2040, 1, 1))
+        assert len(report.withdrawn) == 2  # Mia and Zara
+        await esx.publish()
+        await hub.resolved()
+        await hub.server.app[NOTICE_JOB].drain()
+        told = {r["council_code"]: r["n"] for r in await hub.pool.fetch(
+            "SELECT council_code, count(*) AS n FROM notices GROUP BY council_code")}
+        assert told == {WSX: 2}
