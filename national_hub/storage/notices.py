@@ -79,7 +79,10 @@ class NoticeStore:
             "  FROM unnest($1::text[], $2::text[]) AS k(c, l)"
             "  JOIN records r ON r.council_code = k.c AND r.local_id = k.l"
             "  WHERE r.record IS NULL GROUP BY r.council_code) d"
-            " WHERE n.council_code = d.council_code AND n.local_ids <@ d.ids",
+            " WHERE n.council_code = d.council_code AND n.local_ids && d.ids"
+            " AND NOT EXISTS (SELECT 1 FROM unnest(n.local_ids) AS l(id) JOIN records h"
+            "   ON h.council_code = n.council_code AND h.local_id = l.id"
+            "   WHERE h.record IS NOT NULL)",
             councils, local_ids)
 
     async def seen(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]
