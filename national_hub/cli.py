@@ -443,3 +443,6 @@ def retention_run(obj: Context, today: datetime | None) -> None:
     for code, result in sorted(report.councils.items()):
         click.echo(f"  {code}: {len(result.archived)} archived, {len(result.purged)} purged"
                    + (": " + " ".join(result.purged[:50]) if result.purged else ""))
+    if report.failed:  # the other councils' runs stand; these are tried again next run
+        raise click.ClickException("retention failed, nothing archived or purged, for " + "; ".join(
+            f"{code} ({reason})" for code, reason in sorted(report.failed.items())))

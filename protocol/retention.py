@@ -79,6 +79,18 @@ class RetentionPolicy:
         return add_years(self.archive_on(dob, date_of_death, care_leaver=care_leaver),
                          self.purge_after_years)
 
+    def archived_on(self, dob: date | None, date_of_death: date | None, care_leaver: bool,
+                    *, today: date) -> date | None:
+        """The day the record was archived if it is due to be by ``today`` (archived, or
+        past purging too), else None: what a record arriving now is stored with.
+
+        >>> RetentionPolicy().archived_on(date(2000, 1, 1), None, False, today=date(2026, 1, 1))
+        datetime.date(2018, 1, 1)
+        """
+        if dob is None or self.state(dob, date_of_death, care_leaver, today=today) == LIVE:
+            return None
+        return self.archive_on(dob, date_of_death, care_leaver=care_leaver)
+
     def state(self, dob: date, date_of_death: date | None, care_leaver: bool, *,
               today: date) -> str:
         """``live``, ``archived`` or ``purge`` (due to be purged) on ``today``."""

@@ -128,7 +128,8 @@ class NodeServices:
     @cached_property
     def search(self) -> SearchService:
         return SearchService(self.pool, self.stores.children, self.config.council.code,
-                             self.stores.shields)
+                             self.stores.shields, self.config.retention.policy()
+                             if self._config is not None else None)
 
     @cached_property
     def retention(self) -> NodeRetention:

@@ -120,6 +120,9 @@ class NoticeService:
                 return fresh
             async with self.pool.acquire() as conn, conn.transaction():
                 for notice in notices:
+                    # about a child purged here since the hub wrote it: nothing to keep
+                    if not await self.store.held_among(conn, notice.local_ids):
+                        continue
                     if await self.store.put(conn, notice):
                         fresh += 1
                         await self._route(conn, notice)

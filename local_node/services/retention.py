@@ -4,7 +4,8 @@
 In one transaction: every child the policy concerns is locked; children past their
 archive date are archived (out of practitioner search, still published so the hub
 keeps pointing at them until it archives them itself); children past their purge date
-are purged — every row about them removed — and, if the hub holds them, withdrawn with
+are purged — every row about them removed, with every child merged into them (the same
+child) — and, if the hub holds them, withdrawn with
 a delete in the outbox, which the publisher sends as an ordinary signed batch. Archive
 and purge are each recorded in the node's audit log in the same transaction (if the
 audit write fails, nothing is archived or purged). ``today`` can be given, so the job
@@ -85,6 +86,18 @@ class NodeRetention:
                 elif state == LIVE and c.archived_on is not None:
                     archive.append((c.local_id, None))  # e.g. a corrected date of birth
                     report.unarchived.append(c.local_id)
+            # a child merged into a purged one is the same child: it goes with it
+            absorbed = await self.store.absorbed_into(conn, report.purged)
+            gone = {c.local_id for c in absorbed}
+            archive = [a for a in archive if a[0] not in gone]
+            report.archived = [lid for lid in report.archived if lid not in gone]
+            report.unarchived = [lid for lid in report.unarchived if lid not in gone]
+            for c in absorbed:
+                report.purged.append(c.local_id)
+                if c.published_digest is not None:
+                    deletes.append((c.local_id, c.published_version + 1, "delete", None,
+                                    None))
+                    report.withdrawn.append(c.local_id)
             await self.store.set_archived(conn, archive)
             await self.store.purge(conn, report.purged)
             await self.outbox.add(conn, deletes)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -35,6 +36,7 @@ from protocol.disclosure import (
 )
 from protocol.errors import NotFoundError
 from protocol.records import is_local_id, pointer_json
+from protocol.retention import RetentionPolicy
 from protocol.search import SearchQuery, answer
 
 __all__ = ["MAX_RESULTS", "SearchHit", "SearchQuery", "SearchService"]
@@ -69,8 +71,10 @@ class SearchHit:
 
 class SearchService:
     def __init__(self, pool: asyncpg.Pool, children: ChildStore, council: str,
-                 shields: ShieldStore | None = None) -> None:
+                 shields: ShieldStore | None = None,
+                 policy: RetentionPolicy | None = None) -> None:
         self.pool = pool
+        self.policy = policy or RetentionPolicy()
         self.children = children
         self.council = council
         self.shields = shields or ShieldStore()
@@ -97,12 +101,20 @@ class SearchService:
                 found += [c for c in await self.shields.find_unshielded(
                     conn, [k for k in keys if not finds_shielded(k)]) if c.local_id not in seen]
             ids = [c.local_id for c in found]
-            # archived (adults now, docs/design.md §3): kept until purged, no longer searched
+            # archived (adults now, docs/design.md §3): kept until purged, no longer
+            # searched; nor is a child past its archive date the daily job has not yet
+            # archived (it turned 18 since, or a feed still lists an adult)
             archived = await self.children.archived_among(conn, ids)
+            care_leavers = await self.children.care_leavers_among(
+                conn, ids, list(self.policy.care_leaver_services))
             shielded = await self.shields.shielded_among(conn, ids)
+        today = datetime.now(UTC).date()
         hits = []
         for child in found:
             if child.merged_into is not None or child.local_id in archived:
+                continue
+            if self.policy.archived_on(child.dob, child.date_of_death,
+                                       child.local_id in care_leavers, today=today):
                 continue
             disclosure = self._disclosure(child.local_id in shielded)
             shows_location = sees_all or disclosure.scores_location()

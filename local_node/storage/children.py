@@ -468,6 +468,15 @@ class ChildStore:
         )
         return [child_row(r) for r in rows]
 
+    async def care_leavers_among(self, conn: asyncpg.Connection, local_ids: list[str],
+                                 services: list[str]) -> set[str]:
+        """Those of these children with a consented involvement of one of ``services``
+        (a care leaver, kept live longer by retention)."""
+        rows = await conn.fetch(
+            "SELECT DISTINCT local_id FROM involvements WHERE local_id = ANY($1::text[])"
+            " AND consent AND service_type = ANY($2::text[])", local_ids, services)
+        return {r["local_id"] for r in rows}
+
     async def archived_among(self, conn: asyncpg.Connection,
                              local_ids: list[str]) -> dict[str, date]:
         """Those of these children archived by the retention job, with the day."""

@@ -166,6 +166,12 @@ class NoticeStore:
             " WHERE d.notice_id = u.n AND d.recipient = u.r",
             [i.notice_id for i in items], [i.recipient for i in items], error[:500])
 
+    async def held_among(self, conn: asyncpg.Connection, local_ids: Sequence[str]) -> bool:
+        """Whether the index still holds any of these children (purged ones are gone)."""
+        return bool(await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM children WHERE local_id = ANY($1::text[]))",
+            list(local_ids)))
+
     async def child_exists(self, conn: asyncpg.Connection, local_id: str) -> bool:
         return bool(await conn.fetchval("SELECT 1 FROM children WHERE local_id = $1",
                                         local_id))

@@ -54,6 +54,7 @@ from protocol.errors import (
 from protocol.matching import IdentityFields, blocking_keys
 from protocol.record_codec import decode_record
 from protocol.records import ChildRecord
+from protocol.retention import RetentionPolicy
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 from server_common.gc_pause import paused_gc
 
@@ -97,14 +98,15 @@ class IntakeObserver(Protocol):
     def refused(self, council: str, code: str) -> None: ...
 
 
-def _record_row(op: UpsertOp, rec: ChildRecord) -> RecordRow:
+def _record_row(op: UpsertOp, rec: ChildRecord, archived_on: date | None) -> RecordRow:
     """The hub's row for an upsert: the exact bytes, and the columns lookups use."""
     return RecordRow(
         local_id=op.local_id, version=op.version, record=op.record, digest=op.digest,
         given_name=rec.given_name, family_name=rec.family_name, dob=rec.dob, sex=rec.sex,
         postcode=rec.postcode, nhs_number=rec.nhs_number, upn=rec.upn,
         shielded=rec.shielded, link_status=PENDING, other_given_names=rec.other_given_names,
-        former_family_names=tuple(rec.former_family_names), address_line=rec.address_line)
+        former_family_names=tuple(rec.former_family_names), address_line=rec.address_line,
+        archived_on=archived_on)
 
 
 def _utc_now() -> str:
@@ -116,8 +118,10 @@ class BatchIntake:
                  records: RecordStore, hub_key: Ed25519PrivateKey,
                  *, predecessor_wait: float = 5.0,
                  observer: IntakeObserver | None = None,
-                 queued: Callable[[], None] | None = None) -> None:
+                 queued: Callable[[], None] | None = None,
+                 policy: RetentionPolicy | None = None) -> None:
         self.pool = pool
+        self.policy = policy or RetentionPolicy()
         self.councils = councils
         self.batches = batches
         self.records = records
@@ -169,7 +173,7 @@ class BatchIntake:
         # run on the event loop, its second of pure Python would hold back every
         # statement of the batch being written (PostgreSQL idle, waiting for the next
         # one to be sent); the thread lets the loop send them between its time slices.
-        checked = await asyncio.to_thread(self._check_ops, batch)
+        checked = await asyncio.to_thread(self._check_ops, batch, self.policy)
         waited_until = time.monotonic() + self.predecessor_wait
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -280,7 +284,7 @@ class BatchIntake:
                                     "stored_hash": stored.hash if stored else None})
 
     @staticmethod
-    def _check_ops(batch: Batch) -> CheckedOps:
+    def _check_ops(batch: Batch, policy: RetentionPolicy) -> CheckedOps:
         """Validate every op (pure CPU, no database): each bad op gets its own result.
         The last valid op per local_id wins inside one batch, as if applied in order;
         the ops it supersedes share its fate (applied, or stale against the hub)."""
@@ -312,8 +316,16 @@ class BatchIntake:
                     continue
                 superseded.setdefault(op.local_id, []).append(previous[0])
             latest[op.local_id] = (i, op, record)
+        # A record already past its archive date (a feed that still carries an adult, a
+        # record sent again after the hub purged it) is stored archived: it is never
+        # in practitioners' search or child view, not even until the retention job runs.
+        utc_today = datetime.now(UTC).date()
         rows = {
-            local_id: (_record_row(op, record),
+            local_id: (_record_row(op, record, policy.archived_on(
+                           record.dob, record.date_of_death,
+                           policy.is_care_leaver((i.service_type, i.consent)
+                                                 for i in record.involvements),
+                           today=utc_today)),
                        sorted(blocking_keys(IdentityFields.from_record(record))))
             for local_id, (_, op, record) in latest.items()
             if isinstance(op, UpsertOp) and record is not None

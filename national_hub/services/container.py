@@ -148,7 +148,8 @@ class HubServices:
         return BatchIntake(self.pool, self.stores.councils, self.stores.batches,
                            self.stores.records, self.hub_key,
                            predecessor_wait=self.config.hub.predecessor_wait,
-                           observer=self.observer, queued=self.resolver.wake)
+                           observer=self.observer, queued=self.resolver.wake,
+                           policy=self.config.retention.policy())
 
     @cached_property
     def health(self) -> HealthService:
@@ -182,7 +183,8 @@ class HubServices:
 
     @cached_property
     def search(self) -> HubSearch:
-        return HubSearch(self.read_pool, self.stores.search)  # may lag: a replica
+        return HubSearch(self.read_pool, self.stores.search,  # may lag: a replica
+                         policy=self.config.retention.policy())
 
     @cached_property
     def retention(self) -> HubRetention:

@@ -89,13 +89,22 @@ class NoticeJob:
 
     async def _derive(self, conn: asyncpg.Connection, touched: list[RecordKey]) -> int:
         store = self.store
+        await store.forget_deleted(conn, touched)
         current = await store.current(conn, touched)
         seen_rows = await store.seen(conn, touched)
         national_ids = {n for n in current.values() if n} | {
             n for n, _ in seen_rows.values() if n}
         holder_rows = await store.holders(conn, sorted(national_ids))
         holders: dict[str, list[Holder]] = defaultdict(list)
+        # An archived record (an adult now) is out of search and the child view: no
+        # notice tells of it or is told about it. Its shield marks still count.
+        archived: dict[str, list[RecordKey]] = defaultdict(list)
         for r in holder_rows:
+            if r["archived"]:
+                archived[r["national_id"]].append((r["council_code"], r["local_id"]))
+        for r in holder_rows:
+            if r["archived"]:
+                continue
             try:
                 services, lead = pointers(r["record"])
             except ValueError as exc:
@@ -116,12 +125,13 @@ class NoticeJob:
                                     for (c, lid), s in new_seen.items()])
         if not drafts:
             return 0
-        marks = await store.shielding(conn, list({*holder_keys, *touched}))
-        return await self._write(conn, drafts, holders, marks)
+        marks = await store.shielding(
+            conn, list({*holder_keys, *(k for ks in archived.values() for k in ks), *touched}))
+        return await self._write(conn, drafts, holders, marks, archived)
 
     async def _write(self, conn: asyncpg.Connection, drafts: list[Draft],
-                     holders: dict[str, list[Holder]], marks: dict[RecordKey, list[str]]
-                     ) -> int:
+                     holders: dict[str, list[Holder]], marks: dict[RecordKey, list[str]],
+                     archived: dict[str, list[RecordKey]]) -> int:
         store = self.store
         by_notice: dict[tuple[str, str], list[Draft]] = defaultdict(list)
         for d in drafts:
@@ -134,6 +144,8 @@ class NoticeJob:
             # the changed records, which may just have left it) shields the notice
             shielding = sorted({m for h in holders.get(national_id, ())
                                 for m in marks.get((h.council, h.local_id), ())}
+                               | {m for k in archived.get(national_id, ())
+                                  for m in marks.get(k, ())}
                                | {m for d in ds for m in marks.get(d.source, ())})
             events = [disclose(d.event, recipient, shielding) for d in ds]
             old = existing.get((recipient, national_id))

@@ -50,6 +50,7 @@ class CouncilRetention:
 class HubRetentionReport:
     today: date
     councils: dict[str, CouncilRetention] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # council → why its run failed
 
     def total(self, what: str) -> int:
         return sum(len(getattr(c, what)) for c in self.councils.values())
@@ -92,12 +93,23 @@ class HubRetention:
         async with self.pool.acquire() as conn:
             codes = [c.code for c in await self.councils.list_all(conn)]
         for code in codes:
-            result = await self._run_council(code, report.today)
+            # One council's run is one transaction: if something in its records makes it
+            # fail, nothing of it is applied, and the councils after it still get theirs
+            # (otherwise one bad council would stop retention for the rest every day).
+            # A lost connection is not the council's: the run stops for run_every.
+            try:
+                result = await self._run_council(code, report.today)
+            except (asyncpg.PostgresError, SignpostError, ValueError, ArithmeticError) as exc:
+                log.error("retention failed for a council; the others go on",
+                          extra={"council": code}, exc_info=True)
+                report.failed[code] = f"{type(exc).__name__}: {exc}"
+                continue
             if result.archived or result.unarchived or result.purged:
                 report.councils[code] = result
         log.info("retention run", extra={"today": report.today.isoformat(),
                                          "archived": report.total("archived"),
-                                         "purged": report.total("purged")})
+                                         "purged": report.total("purged"),
+                                         "failed": sorted(report.failed)})
         return report
 
     async def _run_council(self, code: str, today: date) -> CouncilRetention:

@@ -21,11 +21,12 @@ councils, local ids or update times.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -39,6 +40,7 @@ from protocol.matching import DEFAULT_MODEL, IdentityFields
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import score_columns
 from protocol.records import ChildRecord, pointer_json
+from protocol.retention import RetentionPolicy, add_years
 from protocol.search import MIN_TOTAL, Answer, SearchQuery, answer
 
 log = logging.getLogger(__name__)
@@ -232,9 +234,10 @@ def _council_view(held: HeldRecord, record: ChildRecord, viewer: Viewer,
 class HubSearch:
     def __init__(self, pool: asyncpg.Pool, store: SearchStore | None = None, *,
                  max_block: int = SEARCH_BLOCK_LIMIT, max_results: int = MAX_RESULTS,
-                 bulk_from: int = BULK_FROM) -> None:
+                 bulk_from: int = BULK_FROM, policy: RetentionPolicy | None = None) -> None:
         self.pool = pool
         self.store = store or SearchStore()
+        self.policy = policy or RetentionPolicy()
         self.max_block = max_block
         self.max_results = max_results
         self.bulk_from = bulk_from  # see answers()
@@ -243,6 +246,7 @@ class HubSearch:
         """National children answering the query, best first, at most ``max_results``."""
         async with self.pool.acquire() as conn:
             rows = await self.store.candidates(conn, query.keys(), self.max_block)
+            rows = await self._not_due(conn, rows)
         by_child: dict[str, list[CandidateRow]] = defaultdict(list)
         for row in rows:
             by_child[row.national_id].append(row)
@@ -257,6 +261,35 @@ class HubSearch:
         hits.sort(key=lambda h: (-h.confidence, -h.total, h.national_id))
         return hits[:self.max_results]
 
+    def _due(self, record: ChildRecord, today: date) -> bool:
+        """Past its archive date, whether or not the retention job has archived it yet."""
+        return self.policy.archived_on(
+            record.dob, record.date_of_death,
+            self.policy.is_care_leaver((i.service_type, i.consent) for i in record.involvements),
+            today=today) is not None
+
+    async def _not_due(self, conn: asyncpg.Connection,
+                       rows: list[CandidateRow]) -> list[CandidateRow]:
+        """The rows less those past their archive date that the daily job has not archived
+        yet (a child who turned 18, or died over a year ago, since its last run): out of
+        search as the archived are. Only a record old enough or holding a date of death
+        is read again; a child reached only through such a record is not found."""
+        today = datetime.now(UTC).date()
+        adult = add_years(today, -self.policy.archive_age)
+        check = [(r.council, r.local_id) for r in rows
+                 if r.may_have_died or (r.dob is not None and r.dob <= adult)]
+        if not check:
+            return rows
+        due = set()
+        for key, data in (await self.store.record_bytes(conn, check)).items():
+            try:
+                record = ChildRecord.from_wire(encoding.unpack(data, what="record"))
+            except SignpostError:
+                continue  # damaged: judged by the job, which anti-entropy repairs
+            if self._due(record, today):
+                due.add(key)
+        return [r for r in rows if (r.council, r.local_id) not in due]
+
     async def child(self, national_id: str, viewer: Viewer) -> dict[str, Any] | Redirect:
         """The national child: for each council involved, its record as ``viewer`` may
         see it (services with professionals and contacts, lead professional, CAF,
@@ -269,9 +302,13 @@ class HubSearch:
             raise NotFoundError(f"no national child {national_id}")
         if child.redirect_to is not None:
             return Redirect(national_id, child.redirect_to)
-        if not child.records:
+        today = datetime.now(UTC).date()
+        held_now = [(h, r) for h, r in ((h, _readable(h)) for h in child.records)
+                    if not self._due(r, today)]  # archived, if the job has not yet
+        if not held_now:
             raise NotFoundError(f"no council holds a record of {national_id} any more")
-        records = [_readable(h) for h in child.records]
+        child = dataclasses.replace(child, records=tuple(h for h, _ in held_now))
+        records = [r for _, r in held_now]
         # the shielding councils are the marks' (storage.shielding); a record's own flag
         # names its council only while it carries no mark (just published, or damaged):
         # a copy flagged because another council shields the child names that one

@@ -67,6 +67,24 @@ class NoticeStore:
             councils, local_ids)
         return {(r["council_code"], r["local_id"]): r["national_id"] for r in rows}
 
+    async def forget_deleted(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]
+                             ) -> None:
+        """Drop the notices to a council about children it held only through records of
+        these that are deleted now (a council's delete, or a purge): written or still
+        waiting to be fetched, they are about a child that council no longer holds."""
+        councils, local_ids = _split(keys)
+        await conn.execute(
+            "DELETE FROM notices n USING ("
+            "  SELECT r.council_code, array_agg(r.local_id) AS ids"
+            "  FROM unnest($1::text[], $2::text[]) AS k(c, l)"
+            "  JOIN records r ON r.council_code = k.c AND r.local_id = k.l"
+            "  WHERE r.record IS NULL GROUP BY r.council_code) d"
+            " WHERE n.council_code = d.council_code AND n.local_ids && d.ids"
+            " AND NOT EXISTS (SELECT 1 FROM unnest(n.local_ids) AS l(id) JOIN records h"
+            "   ON h.council_code = n.council_code AND h.local_id = l.id"
+            "   WHERE h.record IS NOT NULL)",
+            councils, local_ids)
+
     async def seen(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]
                    ) -> dict[RecordKey, tuple[str | None, list[str] | None]]:
         councils, local_ids = _split(keys)
@@ -80,9 +98,11 @@ class NoticeStore:
 
     async def holders(self, conn: asyncpg.Connection, national_ids: Sequence[str]
                       ) -> list[asyncpg.Record]:
-        """The live records of these children: council, local id, national id, bytes."""
+        """The live records of these children: council, local id, national id, bytes,
+        and whether retention has archived it."""
         return await conn.fetch(
-            "SELECT council_code, local_id, national_id, record FROM records"
+            "SELECT council_code, local_id, national_id, record,"
+            " archived_on IS NOT NULL AS archived FROM records"
             " WHERE national_id = ANY($1::text[]) AND record IS NOT NULL", list(national_ids))
 
     async def shielding(self, conn: asyncpg.Connection, keys: Sequence[RecordKey]

@@ -40,6 +40,7 @@ class RecordRow:
     other_given_names: str | None = None
     former_family_names: tuple[str, ...] = ()
     address_line: str | None = None
+    archived_on: date | None = None  # past its archive date already (retention)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ _ON_CONFLICT = """
                 other_given_names = EXCLUDED.other_given_names,
                 former_family_names = EXCLUDED.former_family_names,
                 address_line = EXCLUDED.address_line, fingerprint = EXCLUDED.fingerprint,
-                updated_at = now()
+                archived_on = EXCLUDED.archived_on, updated_at = now()
 """
 
 
@@ -107,7 +108,8 @@ class RecordStore:
         cols = list(zip(*[
             (r.local_id, r.version, r.record, r.digest, r.given_name, r.family_name, r.dob,
              r.sex, r.postcode, r.nhs_number, r.upn, r.shielded, r.national_id, r.link_status,
-             r.other_given_names, _text_array(r.former_family_names), r.address_line)
+             r.other_given_names, _text_array(r.former_family_names), r.address_line,
+             r.archived_on)
             for r in rows
         ], strict=True))
         await conn.execute(
@@ -115,15 +117,17 @@ class RecordStore:
             INSERT INTO records (council_code, batch_seq, local_id, version, record, digest,
                                  given_name, family_name, dob, sex, postcode, nhs_number, upn,
                                  shielded, national_id, link_status, other_given_names,
-                                 former_family_names, address_line, fingerprint)
+                                 former_family_names, address_line, archived_on, fingerprint)
             SELECT $1, $2, l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ffa, al,
+                   ar,
                    -- written with the columns, so anti-entropy can tell a damaged row
                    record_fingerprint(gn, fn, d, sx, pc, nhs, upn, sh, og, ffa, al)
             FROM unnest($3::text[], $4::bigint[], $5::bytea[], $6::text[],
                         $7::text[], $8::text[], $9::date[], $10::smallint[],
                         $11::text[], $12::text[], $13::text[], $14::bool[],
-                        $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])
-                 AS u(l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ff, al),
+                        $15::text[], $16::text[], $17::text[], $18::text[], $19::text[],
+                        $20::date[])
+                 AS u(l, v, rec, dg, gn, fn, d, sx, pc, nhs, upn, sh, nid, ls, og, ff, al, ar),
                  LATERAL (SELECT CASE WHEN ff = '' THEN NULL
                                       ELSE string_to_array(ff, chr(31)) END AS ffa) f
             """ + ("" if new else _ON_CONFLICT), council, batch_seq, *[list(c) for c in cols],

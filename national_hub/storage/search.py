@@ -38,6 +38,8 @@ class CandidateRow:
     keys: tuple[str, ...]  # the query's keys this record holds (none: a sibling record)
     # the councils whose shielded records make this one shielded, with their names
     shielded_by: tuple[tuple[str, str], ...] = ()
+    # its bytes hold a date of death (retention may archive it a year after)
+    may_have_died: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ def candidate_row(r: asyncpg.Record) -> CandidateRow:
         r["given_name"], r["family_name"], r["dob"], r["sex"] or 0,
         r["other_given_names"], tuple(r["former_family_names"] or ()), r["postcode"],
         r["address_line"], r["nhs_number"], r["upn"], r["shielded"], tuple(r["keys"]),
-        _shielded_by(r))
+        _shielded_by(r), bool(r.get("may_have_died")))
 
 
 # A search's candidates (:meth:`SearchStore.candidates`): $1 the keys, $2 the block limit.
@@ -101,7 +103,8 @@ SEARCH_CANDIDATES_SQL = """
            r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
            r.former_family_names, r.postcode, r.address_line, r.nhs_number, r.upn,
            r.shielded OR sh.codes IS NOT NULL AS shielded,
-           coalesce(hit.keys, '{}') AS keys, sh.codes, sh.names
+           coalesce(hit.keys, '{}') AS keys, sh.codes, sh.names,
+           position('date_of_death'::bytea in r.record) > 0 AS may_have_died
     FROM children
     JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
                   AND r.archived_on IS NULL
@@ -126,6 +129,17 @@ class SearchStore:
             return []
         rows = await conn.fetch(SEARCH_CANDIDATES_SQL, list(keys), max_block)
         return [candidate_row(r) for r in rows]
+
+    async def record_bytes(self, conn: asyncpg.Connection,
+                           keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """The exact bytes of these live records, by (council, local id)."""
+        rows = await conn.fetch(
+            "SELECT r.council_code, r.local_id, r.record"
+            " FROM unnest($1::text[], $2::text[]) AS k(c, l)"
+            " JOIN records r ON r.council_code = k.c AND r.local_id = k.l"
+            " WHERE r.record IS NOT NULL",
+            [c for c, _ in keys], [lid for _, lid in keys])
+        return {(r["council_code"], r["local_id"]): r["record"] for r in rows}
 
     async def national_child(self, conn: asyncpg.Connection,
                              national_id: str) -> NationalChild | None:

@@ -154,8 +154,14 @@ async def archived_shielded_side(attack: Attack) -> None:
                                           address_line=TFW_ADDRESS, nhs=NHS))
     linked = await state(attack.hub)
     assert linked[(ESX, "A1")][0] == linked[(TFW, "B1")][0]
+    # (batch intake stores a record already past its archive date archived; the job
+    # archives one that reaches it in place: either way, East Sussex's only)
     report = await attack.hub.server.app[k.SERVICES].retention.run()
-    assert report.councils[ESX].archived == ["A1"] and TFW not in report.councils
+    assert TFW not in report.councils
+    async with attack.hub.pool.acquire() as conn:
+        archived = {(r["council_code"], r["local_id"]) for r in await conn.fetch(
+            "SELECT council_code, local_id FROM records WHERE archived_on IS NOT NULL")}
+    assert archived == {(ESX, "A1")}
 
 
 async def same_nhs_not_linked(attack: Attack) -> None:
