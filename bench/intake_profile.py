@@ -32,6 +32,7 @@ from national_hub.services.batch_intake import BatchIntake, CheckedOps
 from national_hub.services.container import HubServices
 from protocol import keys
 from protocol.batch import Batch
+from protocol.retention import RetentionPolicy
 from server_common import embedded_pg
 from server_common.audit.entry import Actor
 
@@ -73,10 +74,10 @@ def instrument(intake: BatchIntake, parts: Parts) -> None:
             setattr(store, name, _timed(parts, label, getattr(store, name)))
     check = intake._check_ops
 
-    def checked(batch: Batch) -> CheckedOps:
+    def checked(batch: Batch, policy: RetentionPolicy) -> CheckedOps:
         wall, own = time.perf_counter(), time.process_time()
         try:
-            return check(batch)
+            return check(batch, policy)
         finally:
             part = parts["validating the ops (decode, keys)"]
             part[0] += time.perf_counter() - wall
