@@ -15,7 +15,7 @@ from national_hub.app import NOTICE_JOB
 from national_hub.services.container import HubServices
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
-from tests.federation import Node, running_hub, running_node
+from tests.federation import Hub, Node, running_hub, running_node
 from tests.processes import script
 from tests.server_common.accounts_helpers import bearer_headers
 from tests.test_notices_end_to_end import ESX_FEED, SERVICES, WSX_FEED
@@ -64,6 +64,36 @@ async def test_an_archived_record_makes_no_notices(
         assert told is None, told
 
 
+def _haddads(omar: date, amy: date, cara: date) -> str:
+    """East Sussex's services feed: Omar and his sister Amy, and Cara, a care leaver
+    who consented to being kept on (live to 25)."""
+    return SERVICES + (
+        f"S1,,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
+        f"S2,,Amy,Haddad,{amy},F,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
+        f"S3,,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,,,,,N,N,Y,N\n")
+
+
+async def _found_by_practitioner(hub: Hub, born: dict[str, date]) -> dict[str, list[str]]:
+    """Each Haddad searched for by name and date of birth at the hub: the given names of
+    the children found. Omar's child view must be refused as well (404, nothing shown)."""
+    olu = await bearer_headers(hub.pool, "olu", Role.PRACTITIONER)
+    found: dict[str, list[str]] = {}
+    async with aiohttp.ClientSession() as http:
+        for name, dob in born.items():
+            async with http.get(f"{hub.url}/v1/search", headers=olu, params={
+                    "given_name": name, "family_name": "Haddad", "dob": dob.isoformat(),
+                    "purpose": "s47 enquiry"}) as resp:
+                assert resp.status == 200
+                found[name] = [r["given_name"] for r in (await resp.json())["results"]]
+        national_id = await hub.fetchval(
+            "SELECT national_id FROM records WHERE given_name = 'Omar'")
+        async with http.get(f"{hub.url}/v1/children/{national_id}", headers=olu,
+                            params={"purpose": "s47 enquiry"}) as resp:
+            assert resp.status == 404
+            assert "Haddad" not in await resp.text()
+    return found
+
+
 async def test_a_record_arriving_past_its_archive_date_is_never_searchable(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """A council's feed still carries Omar, 26 now (a health feed lists everyone
@@ -75,28 +105,11 @@ async def test_a_record_arriving_past_its_archive_date_is_never_searchable(
     omar, amy, cara = (date(today.year - age, 1, 1) for age in (26, 9, 20))
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as esx:
-        await _feed(esx, tmp_path, SERVICES + (
-            f"S1,,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
-            f"S2,,Amy,Haddad,{amy},F,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
-            f"S3,,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,,,,,N,N,Y,N\n"))
+        await _feed(esx, tmp_path, _haddads(omar, amy, cara))
         await esx.publish()
         await hub.resolved()
-        olu = await bearer_headers(hub.pool, "olu", Role.PRACTITIONER)
-        found: dict[str, list[str]] = {}
-        async with aiohttp.ClientSession() as http:
-            for name, dob in (("Omar", omar), ("Amy", amy), ("Cara", cara)):
-                async with http.get(f"{hub.url}/v1/search", headers=olu, params={
-                        "given_name": name, "family_name": "Haddad", "dob": dob.isoformat(),
-                        "purpose": "s47 enquiry"}) as resp:
-                    assert resp.status == 200
-                    found[name] = [r["national_id"] for r in (await resp.json())["results"]]
-            assert found["Omar"] == [] and found["Amy"] and found["Cara"]
-            national_id = await hub.fetchval(
-                "SELECT national_id FROM records WHERE given_name = 'Omar'")
-            async with http.get(f"{hub.url}/v1/children/{national_id}", headers=olu,
-                                params={"purpose": "s47 enquiry"}) as resp:
-                assert resp.status == 404
-                assert "Haddad" not in await resp.text()
+        assert await _found_by_practitioner(hub, {"Omar": omar, "Amy": amy, "Cara": cara}) \
+            == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
         held = {r["given_name"]: r["archived_on"] for r in await hub.pool.fetch(
             "SELECT given_name, archived_on FROM records WHERE record IS NOT NULL")}
         assert held == {"Omar": date(omar.year + 18, 1, 1), "Amy": None, "Cara": None}
@@ -147,29 +160,12 @@ async def test_a_record_past_its_archive_date_is_out_of_search_before_the_job_ru
     omar, amy, cara = (date(today.year - age, 1, 1) for age in (18, 9, 20))
     async with running_hub(await make_database(), tmp_path) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as esx:
-        await _feed(esx, tmp_path, SERVICES + (
-            f"S1,,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
-            f"S2,,Amy,Haddad,{amy},F,BN1 1AA,social_care,Team A,,,,,N,N,N,N\n"
-            f"S3,,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,,,,,N,N,Y,N\n"))
+        await _feed(esx, tmp_path, _haddads(omar, amy, cara))
         await esx.publish()
         await hub.resolved()
         await hub.pool.execute("UPDATE records SET archived_on = NULL")
-        olu = await bearer_headers(hub.pool, "olu", Role.PRACTITIONER)
-        found: dict[str, list[str]] = {}
-        async with aiohttp.ClientSession() as http:
-            for name, dob in (("Omar", omar), ("Amy", amy), ("Cara", cara)):
-                async with http.get(f"{hub.url}/v1/search", headers=olu, params={
-                        "given_name": name, "family_name": "Haddad", "dob": dob.isoformat(),
-                        "purpose": "s47 enquiry"}) as resp:
-                    assert resp.status == 200
-                    found[name] = [r["given_name"] for r in (await resp.json())["results"]]
-            assert found == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
-            national_id = await hub.fetchval(
-                "SELECT national_id FROM records WHERE given_name = 'Omar'")
-            async with http.get(f"{hub.url}/v1/children/{national_id}", headers=olu,
-                                params={"purpose": "s47 enquiry"}) as resp:
-                assert resp.status == 404
-                assert "Haddad" not in await resp.text()
+        assert await _found_by_practitioner(hub, {"Omar": omar, "Amy": amy, "Cara": cara}) \
+            == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
 
 
 async def test_a_deleted_records_notices_to_its_council_go_with_it(
