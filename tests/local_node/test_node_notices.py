@@ -8,7 +8,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,56 @@ async def movers(
         await hub.resolved()
         assert await hub.server.app[NOTICE_JOB].drain() == 4
         yield hub, esx, wsx
+
+
+@dataclass
+class MiaWatched:
+    """East Sussex's node serving its pages, once Tom (a practitioner) watches Mia and
+    the node has fetched that she went to West Sussex: Dana leads her case there, and
+    Ian is East Sussex's index team. ``inbox`` is who's notices about Mia."""
+
+    hub: Hub
+    esx: Node
+    wsx: Node
+    notices: NoticeService
+    base: str
+    team: dict[str, str]
+    tom: dict[str, str]
+    dana: dict[str, str]
+    mia: str
+
+    async def inbox(self, who: dict[str, str]) -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{self.base}/v1/notices", headers=who) as resp:
+            assert resp.status == 200
+            return [n for n in (await resp.json())["notices"] if self.mia in n["local_ids"]]
+
+
+@contextlib.asynccontextmanager
+async def mia_watched(make_database: DatabaseFactory,
+                      tmp_path: Path) -> AsyncIterator[MiaWatched]:
+    async with movers(make_database, tmp_path) as (hub, esx, wsx), connect(
+            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
+        notices = service(esx, NoticesSection(), client)
+        server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
+        await server.start_server()
+        try:
+            await notices.set_address("dana", "dana.smith@esx.gov.uk")
+            watched = MiaWatched(
+                hub, esx, wsx, notices, str(server.make_url("")).rstrip("/"),
+                await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX),
+                await bearer_headers(esx.pool, "tom", Role.PRACTITIONER),
+                await bearer_headers(esx.pool, "dana", Role.PRACTITIONER),
+                await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'"))
+            async with aiohttp.ClientSession() as http, http.put(
+                    f"{watched.base}/v1/children/{watched.mia}/watch",
+                    headers=watched.tom) as resp:
+                assert resp.status == 200
+            await notices.fetch()
+            assert await watched.inbox(watched.tom) and await watched.inbox(watched.dana)
+            yield watched
+        finally:
+            await server.close()
 
 
 def service(node: Node, settings: NoticesSection,
@@ -213,54 +263,28 @@ async def test_a_child_shielded_after_its_notice_leaves_every_inbox_but_the_team
     for good when the hub rewrites the day's notice as shielded with a new event — it
     still names West Sussex, where she now is, which only this council's index team
     may read (docs/notices.md)."""
-    async with movers(make_database, tmp_path) as (hub, esx, wsx), connect(
-            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
-        notices = service(esx, NoticesSection(), client)
-        server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
-        await server.start_server()
-        base = str(server.make_url("")).rstrip("/")
-        team = await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX)
-        tom = await bearer_headers(esx.pool, "tom", Role.PRACTITIONER)
-        dana = await bearer_headers(esx.pool, "dana", Role.PRACTITIONER)
-        await notices.set_address("dana", "dana.smith@esx.gov.uk")
-        mia = await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'")
-
-        async def inbox(who: dict[str, str]) -> list[dict[str, Any]]:
+    async with mia_watched(make_database, tmp_path) as w:
+        hub, esx, wsx, notices, base = w.hub, w.esx, w.wsx, w.notices, w.base
+        team, tom, dana = w.team, w.tom, w.dana
+        # East Sussex shields Mia; the hub has not heard yet
+        await _feed(esx, tmp_path, "services", ESX_FEED.replace(
+            "dana.smith@esx.gov.uk,Y,N,N,N", "dana.smith@esx.gov.uk,Y,N,N,Y"))
+        assert await w.inbox(tom) == [] and await w.inbox(dana) == []
+        # the hub hears, and West Sussex registers her with a GP the same day: the
+        # day's notice is rewritten, shielded, and still names West Sussex
+        await esx.publish()
+        await _feed(wsx, tmp_path, "health", WSX_GP)
+        await wsx.publish()
+        await hub.resolved()
+        assert await hub.server.app[NOTICE_JOB].drain() >= 1
+        assert await notices.fetch() >= 1
+        (told,) = await w.inbox(team)
+        assert told["shielded"] and "West Sussex" in str(told["events"])
+        for who in (tom, dana):
+            assert await w.inbox(who) == []
             async with aiohttp.ClientSession() as http, http.get(
-                    f"{base}/v1/notices", headers=who) as resp:
-                assert resp.status == 200
-                return list((await resp.json())["notices"])
-
-        def about_mia(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            return [n for n in items if mia in n["local_ids"]]
-
-        try:
-            async with aiohttp.ClientSession() as http, http.put(
-                    f"{base}/v1/children/{mia}/watch", headers=tom) as resp:
-                assert resp.status == 200
-            await notices.fetch()
-            assert about_mia(await inbox(tom)) and about_mia(await inbox(dana))
-            # East Sussex shields Mia; the hub has not heard yet
-            await _feed(esx, tmp_path, "services", ESX_FEED.replace(
-                "dana.smith@esx.gov.uk,Y,N,N,N", "dana.smith@esx.gov.uk,Y,N,N,Y"))
-            assert about_mia(await inbox(tom)) == [] and about_mia(await inbox(dana)) == []
-            # the hub hears, and West Sussex registers her with a GP the same day: the
-            # day's notice is rewritten, shielded, and still names West Sussex
-            await esx.publish()
-            await _feed(wsx, tmp_path, "health", WSX_GP)
-            await wsx.publish()
-            await hub.resolved()
-            assert await hub.server.app[NOTICE_JOB].drain() >= 1
-            assert await notices.fetch() >= 1
-            (told,) = about_mia(await inbox(team))
-            assert told["shielded"] and "West Sussex" in str(told["events"])
-            for who in (tom, dana):
-                assert about_mia(await inbox(who)) == []
-                async with aiohttp.ClientSession() as http, http.get(
-                        f"{base}/notices", headers=who) as resp:
-                    assert "West Sussex" not in await resp.text()
-            assert await esx.fetchval(
-                "SELECT array_agg(recipient) FROM notice_deliveries WHERE notice_id = $1",
-                told["id"]) == ["team"]
-        finally:
-            await server.close()
+                    f"{base}/notices", headers=who) as resp:
+                assert "West Sussex" not in await resp.text()
+        assert await esx.fetchval(
+            "SELECT array_agg(recipient) FROM notice_deliveries WHERE notice_id = $1",
+            told["id"]) == ["team"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
@@ -22,7 +21,7 @@ from protocol import keys
 from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.federation import running_hub, running_node
-from tests.local_node.test_node_notices import ESX, ESX_FEED, _feed, movers, service
+from tests.local_node.test_node_notices import ESX, ESX_FEED, _feed, mia_watched, movers, service
 from tests.server_common.accounts_helpers import bearer_headers
 
 
@@ -84,45 +83,21 @@ async def test_a_purged_childs_notices_and_watches_go_with_it(
     Sussex shielded her, and the notice left their inboxes. Purging her record must not
     bring it back (her own flag and mark go with her), and nothing the node was told
     about her (the notice, who it went to, who watched her) stays once she is gone."""
-    async with movers(make_database, tmp_path) as (_hub, esx, _wsx), connect(
-            esx.config.hub, ESX, keys.load_private_key(esx.config.key_file)) as client:
-        notices = service(esx, NoticesSection(), client)
-        server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
-        await server.start_server()
-        base = str(server.make_url("")).rstrip("/")
-        team = await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX)
-        tom = await bearer_headers(esx.pool, "tom", Role.PRACTITIONER)
-        dana = await bearer_headers(esx.pool, "dana", Role.PRACTITIONER)
-        await notices.set_address("dana", "dana.smith@esx.gov.uk")
-        mia = await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'")
+    async with mia_watched(make_database, tmp_path) as w:
+        esx, mia = w.esx, w.mia
+        await _feed(esx, tmp_path, "services", ESX_FEED.replace(
+            "dana.smith@esx.gov.uk,Y,N,N,N", "dana.smith@esx.gov.uk,Y,N,N,Y"))
+        assert await w.inbox(w.tom) == [] and await w.inbox(w.dana) == []
 
-        async def about_mia(who: dict[str, str]) -> list[dict[str, Any]]:
-            async with aiohttp.ClientSession() as http, http.get(
-                    f"{base}/v1/notices", headers=who) as resp:
-                assert resp.status == 200
-                return [n for n in (await resp.json())["notices"] if mia in n["local_ids"]]
-
-        try:
-            async with aiohttp.ClientSession() as http, http.put(
-                    f"{base}/v1/children/{mia}/watch", headers=tom) as resp:
-                assert resp.status == 200
-            await notices.fetch()
-            assert await about_mia(tom) and await about_mia(dana)
-            await _feed(esx, tmp_path, "services", ESX_FEED.replace(
-                "dana.smith@esx.gov.uk,Y,N,N,N", "dana.smith@esx.gov.uk,Y,N,N,Y"))
-            assert await about_mia(tom) == [] and await about_mia(dana) == []
-
-            # born 2014-05-02: archived at 18, purged six years later
-            report = await retention_service(esx.pool, esx.config).run(date(2038, 5, 2))
-            assert mia in report.purged
-            for who in (tom, dana, team):
-                assert await about_mia(who) == []
-            assert await esx.fetchval(
-                "SELECT count(*) FROM notices WHERE $1 = ANY(local_ids)", mia) == 0
-            assert await esx.fetchval(
-                "SELECT count(*) FROM child_watches WHERE local_id = $1", mia) == 0
-        finally:
-            await server.close()
+        # born 2014-05-02: archived at 18, purged six years later
+        report = await retention_service(esx.pool, esx.config).run(date(2038, 5, 2))
+        assert mia in report.purged
+        for who in (w.tom, w.dana, w.team):
+            assert await w.inbox(who) == []
+        assert await esx.fetchval(
+            "SELECT count(*) FROM notices WHERE $1 = ANY(local_ids)", mia) == 0
+        assert await esx.fetchval(
+            "SELECT count(*) FROM child_watches WHERE local_id = $1", mia) == 0
 
 
 async def test_a_notice_about_a_child_purged_before_it_arrived_is_not_kept(
