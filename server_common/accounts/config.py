@@ -26,6 +26,10 @@ class AccountsConfig:
     # throttle_window; past it every sign-in of the account is refused alike (only
     # someone who has the password can set it off) until `users unlock`.
     totp_guesses_per_account: int = 10
+    # Refused sign-ins are kept this long for investigation (the name as typed, the
+    # address, why), then purged with expired sessions: an anonymous flood of wrong
+    # passwords cannot grow the table for ever. At least throttle_window.
+    login_failures_kept: Duration = Duration(90 * 86400)
     # Password hashes (argon2id, ~50 ms of CPU each) run in worker threads, at most
     # hash_concurrency at once with hash_queue more waiting; more is refused at once
     # (503 login_busy), so a burst of logins cannot starve the server.
@@ -52,5 +56,9 @@ class AccountsConfig:
                      "token_lifetime"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"accounts.{name} must be positive")
+        if self.login_failures_kept < self.throttle_window:
+            # the throttle and the per-account TOTP count read the window's failures
+            raise ConfigError("accounts.login_failures_kept must be at least "
+                              "accounts.throttle_window")
         if self.cookie_secure not in ("auto", "always", "never"):
             raise ConfigError("accounts.cookie_secure must be auto, always or never")

@@ -269,7 +269,10 @@ class AccountService:
                                                                    credentials.digest(token)))
 
     async def purge_sessions(self) -> int:
+        """Forget expired and idle sessions, and refused sign-ins older than
+        ``accounts.login_failures_kept``; returns how many sessions went."""
         async with self.pool.acquire() as conn:
+            await self.store.purge_login_failures(conn, self.config.login_failures_kept)
             return await self.store.purge_sessions(conn, self.config.session_idle_timeout)
 
 

@@ -172,6 +172,13 @@ class AccountStore:
             " OR last_seen_at <= now() - make_interval(secs => $1)", idle_seconds)
         return int(done.split()[-1])
 
+    async def purge_login_failures(self, conn: asyncpg.Connection, kept_seconds: float) -> int:
+        """Forget refused sign-ins older than ``kept_seconds``."""
+        done = await conn.execute(
+            "DELETE FROM login_failures WHERE at < now() - make_interval(secs => $1)",
+            kept_seconds)
+        return int(done.split()[-1])
+
     # --- bearer tokens -------------------------------------------------------------
 
     async def insert_token(self, conn: asyncpg.Connection, user_id: int, token_hash: bytes,

@@ -32,7 +32,7 @@ from server_common.accounts import (
     require_roles,
 )
 from server_common.accounts.service import AccountService, NewUser
-from server_common.config import Duration
+from server_common.config import ConfigError, Duration
 from server_common.web import error_middleware
 from tests.conftest import DatabaseFactory
 from tests.server_common.accounts_helpers import (
@@ -450,3 +450,21 @@ async def test_a_hash_with_old_parameters_is_upgraded_at_login(site: Site) -> No
     await site.accounts.login("sam", PASSWORD, code_at(user.totp_secret))
     stored = await site.fetchval("SELECT password_hash FROM users")
     assert stored != weak and stored.startswith("$argon2id$")
+
+
+async def test_refused_sign_ins_are_forgotten_once_kept_long_enough(site: Site) -> None:
+    """Refused sign-ins are kept for investigation for ``accounts.login_failures_kept``
+    (90 days), then purged with expired sessions: an anonymous flood of wrong passwords
+    cannot grow the table for ever. Those of the throttle's window stay, and still count."""
+    await site.add("lee", Role.PRACTITIONER)
+    async with browser_session() as http:
+        for _ in range(2):
+            await login(http, site.base, "lee", "wrong password", "000000")
+    assert await site.fetchval("SELECT count(*) FROM login_failures") == 2
+    await site.execute("UPDATE login_failures SET at = now() - interval '91 days'"
+                       " WHERE id = (SELECT min(id) FROM login_failures)")
+    await site.accounts.purge_sessions()
+    assert await site.fetchval("SELECT count(*) FROM login_failures") == 1
+    with pytest.raises(ConfigError, match="login_failures_kept"):
+        config_module.load(HubConfig, "TEST_HUB", None, {"accounts": {
+            "login_failures_kept": "10m"}}, environ={})
