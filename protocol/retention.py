@@ -25,6 +25,10 @@ import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protocol.records import ChildRecord
 
 LIVE, ARCHIVED, PURGE = "live", "archived", "purge"
 
@@ -90,6 +94,14 @@ class RetentionPolicy:
         if dob is None or self.state(dob, date_of_death, care_leaver, today=today) == LIVE:
             return None
         return self.archive_on(dob, date_of_death, care_leaver=care_leaver)
+
+    def record_archived_on(self, record: ChildRecord, *, today: date) -> date | None:
+        """:meth:`archived_on` for a record as published: its date of birth, date of
+        death and whether a consented involvement makes it a care leaver's."""
+        return self.archived_on(
+            record.dob, record.date_of_death,
+            self.is_care_leaver((i.service_type, i.consent) for i in record.involvements),
+            today=today)
 
     def state(self, dob: date, date_of_death: date | None, care_leaver: bool, *,
               today: date) -> str:

@@ -321,11 +321,8 @@ class BatchIntake:
         # in practitioners' search or child view, not even until the retention job runs.
         utc_today = datetime.now(UTC).date()
         rows = {
-            local_id: (_record_row(op, record, policy.archived_on(
-                           record.dob, record.date_of_death,
-                           policy.is_care_leaver((i.service_type, i.consent)
-                                                 for i in record.involvements),
-                           today=utc_today)),
+            local_id: (_record_row(op, record,
+                                   policy.record_archived_on(record, today=utc_today)),
                        sorted(blocking_keys(IdentityFields.from_record(record))))
             for local_id, (_, op, record) in latest.items()
             if isinstance(op, UpsertOp) and record is not None

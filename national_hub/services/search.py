@@ -263,10 +263,7 @@ class HubSearch:
 
     def _due(self, record: ChildRecord, today: date) -> bool:
         """Past its archive date, whether or not the retention job has archived it yet."""
-        return self.policy.archived_on(
-            record.dob, record.date_of_death,
-            self.policy.is_care_leaver((i.service_type, i.consent) for i in record.involvements),
-            today=today) is not None
+        return self.policy.record_archived_on(record, today=today) is not None
 
     async def _not_due(self, conn: asyncpg.Connection,
                        rows: list[CandidateRow]) -> list[CandidateRow]:
