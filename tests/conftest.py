@@ -24,10 +24,12 @@ import asyncpg
 import pytest
 
 import synthetic
+from protocol import keys
 from server_common import embedded_pg
 from tests import hang_report
 from tests.hang_report import pytest_runtest_protocol  # noqa: F401  (a hook of this file)
 from tests.hub_harness import Hub, running_hub
+from tests.national_hub.helpers import Client
 
 # Browser fixtures (chromium, browser) for every test that drives a page.
 pytest_plugins = ("tests.browser",)
@@ -162,6 +164,14 @@ async def hub(make_database: DatabaseFactory, tmp_path: Path) -> AsyncIterator[H
     needs another hub defines its own ``hub``)."""
     async with running_hub(await make_database(), tmp_path) as served:
         yield served
+
+
+@pytest.fixture
+async def esx(hub: Hub) -> Client:
+    """East Sussex, enrolled at ``hub`` with a key of its own, as a raw signed client."""
+    key = keys.generate()
+    await hub.enrol("E10000011", keys.public_pem(key.public_key()))
+    return Client(hub, "E10000011", key)
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,6 @@ ESX = "E10000011"
 WSX = "E10000032"
 
 
-@pytest.fixture
-async def esx(hub: Hub) -> Client:
-    key = keys.generate()
-    await hub.enrol(ESX, keys.public_pem(key.public_key()))
-    return Client(hub, ESX, key)
-
-
 def _receipt(answer: bytes) -> Receipt:
     return Receipt.decode(Envelope.decode(answer).payload)
 
