@@ -14,6 +14,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from local_node.app import PACKAGE, ingest_service
@@ -46,7 +47,7 @@ PERSIAN = "\u0645\u062d\u0645\u062f\u200c\u0631\u0636\u0627"  # Mohammad-Reza, w
 
 
 @pytest.mark.parametrize("module", ["protocol.hidden_text", "protocol.records",
-                                    "server_common.pages"])
+                                    "server_common.pages", "server_common.csv_cells"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
@@ -146,3 +147,24 @@ async def test_a_stored_disguised_name_shows_as_a_replacement_character(
         for page in (results, child):
             assert "\u202e" not in page and "Reilly\ufffdyellieR" in page
         assert "\u2067" not in child and "Dr \ufffdAli\ufffd" in child
+
+
+async def test_a_disguised_search_reads_plainly_in_the_audit_export(hub: Hub) -> None:
+    """A practitioner's search is data too: the auditor's CSV (a file for people, opened
+    in a spreadsheet) shows its hidden characters as U+FFFD, as the audit page does."""
+    practitioner = await hub.as_role(Role.PRACTITIONER)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(hub.url + "/v1/search", headers=practitioner, params={
+                "given_name": OVERRIDE, "dob": "2015-03-14", "purpose": "s17"}) as resp:
+            assert resp.status == 200, await resp.text()
+        auditor = await hub.as_role(Role.AUDITOR)
+        async with http.get(hub.url + "/audit/export.csv", headers=auditor,
+                            params={"user": "test-practitioner-all"}) as resp:
+            assert resp.status == 200
+            export = await resp.text()
+        async with http.get(hub.url + "/audit", headers={**auditor, "Accept": "text/html"},
+                            params={"user": "test-practitioner-all"}) as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    for shown in (export, page):
+        assert "\u202e" not in shown and "Ahmed\ufffddemhA" in shown
