@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser, expect
 
 from local_node.app import PACKAGE, ingest_service
 from local_node.feeds import parse_feed
@@ -27,6 +28,7 @@ from protocol.signing import Envelope
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.principal import Role
 from server_common.accounts.service import AccountService
+from tests.browser import check_page
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, upgrade
 from tests.local_node.test_practitioner_api import running
@@ -115,7 +117,7 @@ def test_a_feed_row_with_a_disguised_name_is_reported_and_the_rest_load(
 
 
 async def test_a_stored_disguised_name_shows_as_a_replacement_character(
-        make_database: DatabaseFactory, tmp_path: Path) -> None:
+        make_database: DatabaseFactory, tmp_path: Path, browser: Browser) -> None:
     """A node that loaded a name before feed loading refused such characters still
     holds it: its pages show each as U+FFFD, in the results and on the child's page."""
     url = await make_database()
@@ -147,6 +149,20 @@ async def test_a_stored_disguised_name_shows_as_a_replacement_character(
         for page in (results, child):
             assert "\u202e" not in page and "Reilly\ufffdyellieR" in page
         assert "\u2067" not in child and "Dr \ufffdAli\ufffd" in child
+        # and as a browser draws it: the heading's text holds no override
+        other = await AccountService(pool, AccountsConfig()).add_user(
+            "nora", Role.PRACTITIONER, organisation="Hove Park School", password=PASSWORD)
+        tab = await browser.new_page()
+        await tab.goto(f"{base}/children/{local_id.group(1)}?purpose=s17")
+        await tab.fill("#name", "nora")
+        await tab.fill("#password", PASSWORD)
+        await tab.fill("#totp", code_at(other.totp_secret))
+        await tab.click("button[type=submit]")
+        await tab.get_by_label("Another reason", exact=True).check()  # the way back
+        await tab.fill("#purpose_other", "Attendance concern")     # after signing in
+        await tab.locator("main button[type=submit]").click()   # carries no purpose
+        await expect(tab.locator("h1")).to_have_text("Isabella Reilly\ufffdyellieR")
+        await check_page(tab, "node-child-hidden-characters")
 
 
 async def test_a_disguised_search_reads_plainly_in_the_audit_export(hub: Hub) -> None:
