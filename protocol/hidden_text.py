@@ -60,6 +60,18 @@ def describe(c: str) -> str:
     return f"U+{ord(c):04X} {name}".rstrip()
 
 
+def remove(text: str) -> str:
+    """``text`` without its hidden characters (what a search typed or pasted means: the
+    matcher drops format characters anyway).
+
+    >>> remove("Oli\u00advia")
+    'Olivia'
+    """
+    if hidden_character(text) is None:
+        return text
+    return "".join(c for c in text if not _hidden(c))
+
+
 def reveal(text: str) -> str:
     """``text`` with every hidden character shown as U+FFFD (what a page displays)."""
     if hidden_character(text) is None:

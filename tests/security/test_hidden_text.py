@@ -34,6 +34,7 @@ from tests.hub_harness import Hub, upgrade
 from tests.local_node.test_practitioner_api import running
 from tests.local_node.test_search_page import FEED
 from tests.national_hub.helpers import Client, batch_bytes, record
+from tests.security.surface import hub_with_child
 from tests.server_common.accounts_helpers import (
     PASSWORD,
     browser_session,
@@ -184,3 +185,21 @@ async def test_a_disguised_search_reads_plainly_in_the_audit_export(hub: Hub) ->
             page = await resp.text()
     for shown in (export, page):
         assert "\u202e" not in shown and "Ahmed\ufffddemhA" in shown
+
+
+async def test_a_pasted_soft_hyphen_searches_the_same_on_the_way_back(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A name pasted from another system with a soft hyphen finds the child (the matcher
+    drops it); the page writes the search back into its forms without it, not as the
+    U+FFFD a page shows for it, so the way back to the results searches the same."""
+    async with hub_with_child(await make_database(), tmp_path) as (hub, _, _child):
+        headers = {**await hub.as_role(Role.PRACTITIONER), "Accept": "text/html"}
+        form = {"given_name": "Ame\u00adlia", "family_name": "Oka\u200bfor",
+                "dob-day": "14", "dob-month": "3", "dob-year": "2015", "purpose": "s17"}
+        async with aiohttp.ClientSession() as http, http.post(
+                hub.url + "/", data=form, headers=headers) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and "1 child found" in page
+        assert "\ufffd" not in page
+        carried = dict(re.findall(r'name="(given_name|family_name)" value="([^"]*)"', page))
+        assert carried == {"given_name": "Amelia", "family_name": "Okafor"}
