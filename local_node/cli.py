@@ -66,7 +66,7 @@ def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
 
 @main.command(help="Run the node: health endpoints and the publisher in the background.")
 @click.option("--host", default=None)
-@click.option("--port", type=int, default=None)
+@click.option("--port", type=common.PORT, default=None)
 @click.option("--no-publish", is_flag=True, help="Serve without publishing to the hub.")
 @click.pass_obj
 def serve(config: NodeConfig, host: str | None, port: int | None, no_publish: bool) -> None:
@@ -379,7 +379,7 @@ def review_list(config: NodeConfig) -> None:
 
 
 @review.command("accept", help="They are one child: merge the newer into the older.")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=common.ROW_ID)
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
               help="Who decided (recorded with the decision).")
 @click.pass_obj
@@ -395,7 +395,7 @@ def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
 
 
 @review.command("reject", help="They are different children: never ask about this pair again.")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=common.ROW_ID)
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
               help="Who decided (recorded with the decision).")
 @click.pass_obj
@@ -423,14 +423,14 @@ def _print_trained(stored: StoredModel) -> None:
                              "from the council's source rows, and store the result as a new "
                              "version, which ingest uses from its next feed on (children "
                              "already placed stay where they are).")
-@click.option("--random-pairs", type=int, default=None,
+@click.option("--random-pairs", type=common.PAIRS, default=None,
               help="Random row pairs for u (default: matching.random_pairs, 100,000).")
-@click.option("--candidate-pairs", type=int, default=None,
+@click.option("--candidate-pairs", type=common.PAIRS, default=None,
               help="Blocked pairs for EM, a random sample of them (default: "
                    "matching.candidate_pairs, 100,000).")
-@click.option("--iterations", default=EM_ITERATIONS, show_default=True,
-              help="EM iterations in each training session.")
-@click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
+@click.option("--iterations", type=common.ITERATIONS, default=EM_ITERATIONS,
+              show_default=True, help="EM iterations in each training session.")
+@click.option("--seed", type=common.SEED, default=None, help="Seed of the random pair sample.")
 @click.pass_obj
 def model_train(config: NodeConfig, random_pairs: int | None, candidate_pairs: int | None,
                 iterations: int, seed: int | None) -> None:
