@@ -124,7 +124,7 @@ def councils_add(obj: Context, code: str, name: str, public_key: Path,
             return await services.councils.enrol(code, name, pem, expires)
 
     kid = common.run(go())
-    click.echo(f"enrolled {code} ({name}) with key {kid}"
+    click.echo(f"enrolled {code} ({name.strip()}) with key {kid}"
                + (f", expiring {expires:%Y-%m-%d %H:%M:%S %Z}" if expires else ""))
 
 
