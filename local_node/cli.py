@@ -11,7 +11,6 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import click
 from tqdm import tqdm
 
@@ -33,6 +32,7 @@ from local_node.services.publisher import PublishReport
 from local_node.services.reconcile import ReconcileReport
 from local_node.services.rekey import rekey
 from local_node.services.retention import RetentionReport
+from local_node.services.review import Pair
 from local_node.services.status import KeyStatus, Summary
 from protocol import keys as protocol_keys
 from protocol.matching.training import EM_ITERATIONS
@@ -360,22 +360,24 @@ def review() -> None:
 @review.command("list", help="Show the open review items, most likely first.")
 @click.pass_obj
 def review_list(config: NodeConfig) -> None:
-    async def go() -> list[asyncpg.Record]:
-        async with open_services(config) as services:
-            return await services.review.open_items()
+    async def go() -> list[Pair]:
+        async with open_services(config, checked=True) as services:
+            return await services.review.listed_for_operator(
+                common.cli_actor(config.council.code), config.council.code)
 
-    items = common.run(go())
-    if not items:
+    pairs = common.run(go())
+    if not pairs:
         click.echo("no open review items")
-    for item in items:
+    for pair in pairs:
+        item = pair.item
         click.echo(f"#{item['id']}  score {item['score']:+.1f}  "
-                   f"(model {item['model_version'] or '-'})\n"
-                   f"    {item['local_id']}: {item['a_given'] or '-'} "
-                   f"{item['a_family'] or '-'}, {item['a_dob'] or 'DOB not known'}, "
-                   f"{item['a_postcode'] or '-'}\n"
-                   f"    {item['candidate_id']}: {item['b_given'] or '-'} "
-                   f"{item['b_family'] or '-'}, {item['b_dob'] or 'DOB not known'}, "
-                   f"{item['b_postcode'] or '-'}")
+                   f"(model {item['model_version'] or '-'})")
+        for side, id_column in (("a", "local_id"), ("b", "candidate_id")):
+            postcode = (item[f"{side}_postcode"] or "-") if pair.location_shown \
+                else "postcode withheld (shielded)"
+            click.echo(f"    {item[id_column]}: {item[f'{side}_given'] or '-'} "
+                       f"{item[f'{side}_family'] or '-'}, "
+                       f"{item[f'{side}_dob'] or 'DOB not known'}, {postcode}")
 
 
 @review.command("accept", help="They are one child: merge the newer into the older.")
