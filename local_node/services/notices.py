@@ -185,9 +185,19 @@ class NoticeService:
         return recipients_of(who, await self.store.address_of(conn, who.user))
 
     async def inbox(self, who: Principal) -> list[InboxItem]:
-        async with self.pool.acquire() as conn:
-            return await self.store.inbox(conn, await self._recipients(conn, who),
-                                          shielded=who.role == Role.INDEX_TEAM)
+        """The user's notices, read or not. Each says which other council or service is
+        involved with which of this council's children, and whom to call: showing them
+        is a view of those children, audited before it is shown (``notice.inbox``, the
+        children as the entry's), as a search is. An empty inbox shows no child."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            items = await self.store.inbox(conn, await self._recipients(conn, who),
+                                           shielded=who.role == Role.INDEX_TEAM)
+            if items:
+                await self.audit.append(conn, AuditEntry(
+                    who.user, str(who.role), who.organisation, PURPOSE, "notice.inbox",
+                    {"notices": [i.id for i in items]},
+                    tuple(sorted({lid for i in items for lid in i.local_ids}))))
+            return items
 
     async def read(self, who: Principal, notice_id: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

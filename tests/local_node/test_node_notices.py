@@ -200,6 +200,18 @@ async def test_inbox_page_and_bad_requests(make_database: DatabaseFactory, tmp_p
                 # the shielded child's notice, with whom to contact, and a link to the child
                 assert "West Sussex is now also involved" in page
                 assert 'href="/children/L' in page and "Mark read" in page
+                # which council is involved with which child was shown: audited first
+                # (an empty inbox shows no child and is not)
+                async with http.get(f"{base}/v1/notices", headers=stranger) as resp:
+                    assert (await resp.json())["notices"] == []
+                log = AuditLog(esx.pool, None, origin=esx.config.audit_origin)
+                (looked,) = [r.entry for r in await log.entries_by_user("ian")]
+                shown = await esx.fetchval(
+                    "SELECT array_agg(DISTINCT l) FROM notices n JOIN notice_deliveries d"
+                    " ON d.notice_id = n.id AND d.recipient = 'team', unnest(n.local_ids) l")
+                assert looked.action == "notice.inbox" and looked.role == "index_team"
+                assert set(looked.child_ids) == set(shown) != set()
+                assert [r.entry.action for r in await log.entries_by_user("tom")] == []
                 notice_id = await esx.fetchval("SELECT min(id) FROM notices")
                 for method, path, who, status, code in (
                         ("POST", "/v1/notices/x1/read", team, 400, "invalid_field"),
