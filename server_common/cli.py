@@ -35,6 +35,17 @@ from server_common.tls import server_context
 
 T = TypeVar("T")
 
+# The numbers a command takes, bounded where they are read: out of range, each was a
+# traceback from the database (an id or a seed past 64 bits), numpy (a negative seed)
+# or the socket (a port past 65535), or work without end (a billion training pairs).
+ROW_ID = click.IntRange(1, 2**63 - 1)       # a review item, as the database numbers it
+SEQ = click.IntRange(0, 2**63 - 1)          # an audit entry's position in its log
+SEED = click.IntRange(0, 2**32 - 1)         # a random sample's seed
+PORT = click.IntRange(0, 65535)             # 0: any free port
+LIMIT = click.IntRange(1, 100_000)          # rows a listing prints
+PAIRS = click.IntRange(1, 10_000_000)       # pairs a training session samples
+ITERATIONS = click.IntRange(1, 1_000)       # EM iterations a training session runs
+
 
 # Until the next release: old environment names -> the scheme's (PREFIX__SECTION__KEY).
 ENV_ALIASES: dict[str, str] = {
