@@ -59,7 +59,7 @@ async def test_an_empty_hub_is_keyed_by_the_codes_scheme(make_database: Database
     conn = await asyncpg.connect(await make_database())
     try:
         await database.upgrade(conn, PACKAGE)
-        assert await scheme_of(conn) == KEY_SCHEME == 2
+        assert await scheme_of(conn) == KEY_SCHEME == 3
         await database.check_current(conn, PACKAGE)
     finally:
         await conn.close()
@@ -105,7 +105,7 @@ async def test_db_upgrade_makes_every_records_keys_again_and_links_stay(
 
     upgraded = await hub_cli(attack, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert f"made the blocking keys of {len(want)} record(s) again (scheme 2)" \
+    assert f"made the blocking keys of {len(want)} record(s) again (scheme {KEY_SCHEME})" \
         in upgraded.stdout, upgraded.stdout
     assert "(3 of 3 councils)" in upgraded.stderr, upgraded.stderr
 
