@@ -33,9 +33,14 @@ Comparison reads a little further than keys do (:func:`comparable_name`,
 ``O′Brien``) are dropped, a name is the same with its spaces taken out (``O Brien`` /
 ``OBrien``, ``Van der Berg`` / ``Vanderberg``) and with ä, ö, ü, ø, å written as
 digraphs (``Müller`` / ``Mueller``), and a few names transliterated from another script
-are one name (:data:`SPELLING_VARIANTS`: Muhammad / Mohammed). Blocking keys, term
-frequencies and the hub's counts keep :func:`normalise_name` and the diminutives only:
-their values are stored at every node and hub.
+are one name (:data:`SPELLING_VARIANTS`: Muhammad / Mohammed). A name in another script
+is compared, and keyed beside its written form, as its transliteration (:func:`latin_name`,
+``anyascii``: Иван Петров is Ivan Petrov); a leading title is no part of a given name
+("Master John" is John); a surname's leading O', D', L' or M' may be dropped by another
+system (:func:`surname_without_particle`: O'Brien is Brien, M'Donald McDonald). Term
+frequencies and the hub's counts keep :func:`normalise_name`, and blocking keys the
+diminutives, not the spelling variants: their values are stored at every node and hub
+(raising ``KEY_SCHEME`` re-makes the keys; nothing re-makes the counts).
 
 Every function here is pure and cached per distinct string: names repeat a great
 deal, and scoring calls these for every candidate pair.
@@ -116,7 +121,8 @@ UK_DIMINUTIVES: dict[str, tuple[str, ...]] = {
 # name. Only spellings of one name in another script (Arabic, Russian), where English
 # records disagree because no spelling is standard; never names merely alike
 # (Sophia / Sofia stay a Jaro-Winkler match, Aisha / Ayesha a phonetic one).
-# Comparison only: blocking keys (``given_name_keys``) do not read it.
+# Comparison only: blocking keys (``given_name_keys``) do not read it; such pairs meet
+# through the family name's keys.
 SPELLING_VARIANTS: tuple[tuple[str, ...], ...] = (
     ("Muhammad", "Mohammed", "Mohammad", "Mohamed", "Muhammed", "Mohamad", "Mohammod",
      "Muhamed", "Mohamud", "Mohamoud"),
@@ -189,10 +195,12 @@ def normalise_name(value: str | None) -> str:
 @functools.lru_cache(maxsize=_CACHE)
 def comparable_name(value: str | None) -> str:
     """:func:`normalise_name` for comparing two names, not for keys: apostrophe marks
-    it does not know are dropped too (``"Oʻbrien"`` → ``"obrien"``, not ``"o brien"``).
+    it does not know are dropped too (``"Oʻbrien"`` → ``"obrien"``, not ``"o brien"``),
+    a name in another script is read in Latin letters (:func:`latin_name`) and a leading
+    title goes (``"Master John"`` → ``"john"``).
 
-    Blocking keys, term frequencies and the hub's counts keep ``normalise_name``: what
-    it gives is held in every node's and hub's database."""
+    Term frequencies and the hub's counts keep ``normalise_name``: what it gives is held
+    in every node's and hub's database."""
     if not value:
         return ""
     if not value.isascii():
