@@ -13,7 +13,6 @@ from datetime import date
 import pytest
 
 from protocol.matching import Decision, blocking_keys, compare_all, score
-from protocol.matching.bulk import compare_pairs
 from protocol.matching.compare import GivenNameLevel, IdentityFields
 from protocol.matching.names import (
     comparable_name,
@@ -22,9 +21,8 @@ from protocol.matching.names import (
     normalise_name,
     surname_without_particle,
 )
+from tests.protocol.matching.test_matching_other_systems import HOME, both_ways
 
-HOME = IdentityFields("Amelia", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA",
-                      address_line="12 Church Road")
 SLIPS = {"year": date(2016, 3, 14), "month": date(2015, 4, 14), "day": date(2015, 3, 15)}
 
 
@@ -54,13 +52,6 @@ NICKNAMES = [  # a diminutive whose initial is not its formal name's
     (names("Sasha", "Okafor"), names("Alexander", "Okafor")),
     (names("Sasha", "Okafor"), names("Alexandra", "Okafor")),
 ]
-
-
-def both_ways(a: IdentityFields, b: IdentityFields) -> tuple[int, ...]:
-    vector = compare_all(a, b)
-    assert compare_all(b, a) == vector
-    assert tuple(compare_pairs([a, b], [b, a])[0]) == vector
-    return vector
 
 
 @pytest.mark.parametrize("slip", SLIPS)
