@@ -21,6 +21,7 @@ from protocol.matching.names import (
     normalise_name,
     surname_without_particle,
 )
+from protocol.search import SearchQuery, answer
 from tests.protocol.matching.test_matching_other_systems import HOME, both_ways
 
 SLIPS = {"year": date(2016, 3, 14), "month": date(2015, 4, 14), "day": date(2015, 3, 15)}
@@ -102,3 +103,17 @@ def test_a_middle_name_alone_is_not_keyed_as_the_scorer_rejects_it() -> None:
     a, b = names("Mary Jane", "Okafor"), moved(names("Jane", "Okafor"), SLIPS["month"])
     assert both_ways(a, b)[0] == GivenNameLevel.OTHER
     assert not blocking_keys(a) & blocking_keys(b)
+
+
+@pytest.mark.parametrize("query, child", [
+    ({"given_name": "Ivan", "family_name": "Petrov"}, names("Иван", "Петров")),
+    ({"given_name": "Amelia", "family_name": "Brien"}, names("Amelia", "O'Brien")),
+    ({"given_name": "Kate", "family_name": "Okafor"}, names("Catherine", "Okafor")),
+])
+def test_a_search_written_as_another_system_writes_the_name_finds_the_child(
+        query: dict[str, str], child: IdentityFields) -> None:
+    """A practitioner's search reads the keys and the comparison: one typing "Ivan
+    Petrov" with the year of birth one out finds the Иван Петров a council holds."""
+    searched = SearchQuery.parse({**query, "dob": "2016-03-14"})
+    assert set(searched.keys()) & blocking_keys(child)
+    assert answer(searched, child) is not None
