@@ -159,7 +159,7 @@ class HubServices:
 
     @cached_property
     def anti_entropy(self) -> AntiEntropy:
-        return AntiEntropy(self.pool, self.stores.anti_entropy)
+        return AntiEntropy(self.pool, self.stores.anti_entropy, self.stores.records)
 
     @cached_property
     def shielded_elsewhere(self) -> ShieldedElsewhere:
