@@ -166,7 +166,7 @@ def ingest(config: NodeConfig, feed: str, file: Path, no_train: bool) -> None:
         click.echo(f"{file}: warning: {warning}", err=True)
     if report.refused:
         raise click.ClickException(f"{file}: the file is refused, nothing is loaded "
-                                   "(the header is where the problem is, above)")
+                                   "(why is above)")
     click.echo(f"{feed}: {report.rows_loaded} of {report.rows_read} rows loaded, "
                f"{len(report.errors)} rejected; {report.children_created} children created, "
                f"{report.children_updated} updated; {report.outbox_entries} to publish"

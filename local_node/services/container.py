@@ -105,7 +105,8 @@ class NodeServices:
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(self.pool, self.stores.children, self.projector,
-                             self.stores.review, self.stores.models)
+                             self.stores.review, self.stores.models,
+                             max_feed_bytes=self.config.ingest.max_feed_bytes)
 
     @cached_property
     def model_trainer(self) -> NodeModelTrainer:
