@@ -245,13 +245,14 @@ def retention() -> None:
 @retention.command("run", help="Archive and purge what is due today (or on --today), once. "
                                "Purges are audited and queued for the hub as deletes; "
                                "'publish' (or a running 'serve') sends them.")
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@common.retention_options
 @click.pass_obj
-def retention_run(config: NodeConfig, today: datetime | None) -> None:
+def retention_run(config: NodeConfig, today: datetime | None, allow_future: bool) -> None:
+    day = common.retention_day(today, allow_future)
+
     async def go() -> RetentionReport:
         async with open_services(config, checked=True) as services:
-            return await services.retention.run(today.date() if today else None)
+            return await services.retention.run(day)
 
     report = common.run(go())
     click.echo(f"retention as of {report.today}: {len(report.archived)} archived, "

@@ -175,8 +175,9 @@ async def test_one_councils_failure_does_not_stop_retention_for_the_others(
             "NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
             "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}
         proc = await asyncio.create_subprocess_exec(
-            script("national-hub"), "retention", "run", "--today", "2040-01-01", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            script("national-hub"), "retention", "run", "--today", "2040-01-01",
+            "--allow-future", env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         assert proc.returncode == 1, (out, err)
         assert f"{WSX}: 0 archived, 1 purged" in out.decode()
