@@ -166,7 +166,7 @@ def ingest(config: NodeConfig, feed: str, file: Path, no_train: bool) -> None:
         click.echo(f"{file}: warning: {warning}", err=True)
     if report.refused:
         raise click.ClickException(f"{file}: the file is refused, nothing is loaded "
-                                   "(the header is where the problem is, above)")
+                                   "(why is above)")
     click.echo(f"{feed}: {report.rows_loaded} of {report.rows_read} rows loaded, "
                f"{len(report.errors)} rejected; {report.children_created} children created, "
                f"{report.children_updated} updated; {report.outbox_entries} to publish"
@@ -245,13 +245,14 @@ def retention() -> None:
 @retention.command("run", help="Archive and purge what is due today (or on --today), once. "
                                "Purges are audited and queued for the hub as deletes; "
                                "'publish' (or a running 'serve') sends them.")
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@common.retention_options
 @click.pass_obj
-def retention_run(config: NodeConfig, today: datetime | None) -> None:
+def retention_run(config: NodeConfig, today: datetime | None, allow_future: bool) -> None:
+    day = common.retention_day(today, allow_future)
+
     async def go() -> RetentionReport:
         async with open_services(config, checked=True) as services:
-            return await services.retention.run(today.date() if today else None)
+            return await services.retention.run(day)
 
     report = common.run(go())
     click.echo(f"retention as of {report.today}: {len(report.archived)} archived, "

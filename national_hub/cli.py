@@ -429,14 +429,14 @@ def retention() -> None:
                                "once, every council; purges become tombstones and are "
                                "audited. Councils purge and send deletes themselves; this "
                                "is the hub's own enforcement and backstop.")
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@common.retention_options
 @click.pass_obj
-def retention_run(obj: Context, today: datetime | None) -> None:
+def retention_run(obj: Context, today: datetime | None, allow_future: bool) -> None:
+    day = common.retention_day(today, allow_future)
+
     async def go() -> HubRetentionReport:
         async with obj.services(checked=True) as services:
-            return await services.retention.run(
-                today.date() if today else None)
+            return await services.retention.run(day)
 
     report = common.run(go())
     click.echo(f"retention as of {report.today}: {report.total('archived')} archived, "

@@ -17,7 +17,7 @@ import getpass
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -146,6 +146,32 @@ def parse_expiry(ctx: click.Context, param: click.Parameter,
         raise click.BadParameter(
             f"not an ISO date or date-time: {value!r}{hint}") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--today`` and ``--allow-future`` of ``retention run``, the same at hub and node."""
+    command = click.option(
+        "--allow-future", is_flag=True,
+        help="Let --today be after today: archive and purge, for good, what is not due "
+             "yet (to see what a date would do, on a copy of the database).")(command)
+    return click.option(
+        "--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+        help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")(command)
+
+
+def retention_day(today: datetime | None, allow_future: bool) -> date | None:
+    """The day ``retention run`` applies the policy as of (None: today). A day after
+    today purges records that are not due, irreversibly: refused (exit 1, nothing done)
+    without ``--allow-future``, so a mistyped year cannot empty the index."""
+    if today is None:
+        return None
+    day = today.date()
+    if day > datetime.now(UTC).date() and not allow_future:
+        raise click.ClickException(
+            f"--today {day} is in the future: the run would archive and purge, for good, "
+            "records that are not due yet. Nothing was done. To see what that date would "
+            "do, run it on a copy of the database with --allow-future.")
+    return day
 
 
 PoolOpener = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]

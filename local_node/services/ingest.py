@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 
-from local_node.feeds import FeedRow, Identity, RowError, parse_feed
+from local_node.feeds import MAX_FEED_BYTES, FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
 from local_node.services.matching import (
     ChunkScores,
@@ -187,8 +187,10 @@ class _ChunkIndex:
 
 class IngestService:
     def __init__(self, pool: asyncpg.Pool, children: ChildStore, projector: Projector,
-                 review: ReviewStore | None = None, models: ModelStore | None = None) -> None:
+                 review: ReviewStore | None = None, models: ModelStore | None = None,
+                 *, max_feed_bytes: int = MAX_FEED_BYTES) -> None:
         self.pool = pool
+        self.max_feed_bytes = max_feed_bytes
         self.children = children
         self.projector = projector
         self.review = review or ReviewStore()
@@ -207,7 +209,7 @@ class IngestService:
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
-        parsed = parse_feed(feed, path)
+        parsed = parse_feed(feed, path, max_bytes=self.max_feed_bytes)
         model = await self.model()
         report = IngestReport(feed=feed, errors=list(parsed.errors),
                               warnings=list(parsed.warnings), refused=parsed.refused,

@@ -40,7 +40,7 @@ from protocol.matching import DEFAULT_MODEL, IdentityFields
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import score_columns
 from protocol.records import ChildRecord, pointer_json
-from protocol.retention import RetentionPolicy, add_years
+from protocol.retention import RetentionPolicy
 from protocol.search import MIN_TOTAL, Answer, SearchQuery, answer
 
 log = logging.getLogger(__name__)
@@ -272,19 +272,12 @@ class HubSearch:
         search as the archived are. Only a record old enough or holding a date of death
         is read again; a child reached only through such a record is not found."""
         today = datetime.now(UTC).date()
-        adult = add_years(today, -self.policy.archive_age)
         check = [(r.council, r.local_id) for r in rows
-                 if r.may_have_died or (r.dob is not None and r.dob <= adult)]
+                 if self.policy.may_be_due(r.dob, r.may_have_died, today=today)]
         if not check:
             return rows
-        due = set()
-        for key, data in (await self.store.record_bytes(conn, check)).items():
-            try:
-                record = ChildRecord.from_wire(encoding.unpack(data, what="record"))
-            except SignpostError:
-                continue  # damaged: judged by the job, which anti-entropy repairs
-            if self._due(record, today):
-                due.add(key)
+        due = {key for key, data in (await self.store.record_bytes(conn, check)).items()
+               if self.policy.stored_record_due(data, today=today)}
         return [r for r in rows if (r.council, r.local_id) not in due]
 
     async def child(self, national_id: str, viewer: Viewer) -> dict[str, Any] | Redirect:
