@@ -161,16 +161,22 @@ def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def retention_day(today: datetime | None, allow_future: bool) -> date | None:
     """The day ``retention run`` applies the policy as of (None: today). A day after
-    today purges records that are not due, irreversibly: refused (exit 1, nothing done)
-    without ``--allow-future``, so a mistyped year cannot empty the index."""
+    today purges records that are not due, irreversibly. An operator at a terminal is
+    asked first (a mistyped year answered no: exit 1, nothing done); a script, which
+    cannot be asked and may mean it (a copy of the database, a test of the policy), is
+    warned on stderr and the run goes on. ``--allow-future`` says it is meant."""
     if today is None:
         return None
     day = today.date()
     if day > datetime.now(UTC).date() and not allow_future:
-        raise click.ClickException(
-            f"--today {day} is in the future: the run would archive and purge, for good, "
-            "records that are not due yet. Nothing was done. To see what that date would "
-            "do, run it on a copy of the database with --allow-future.")
+        what = (f"--today {day} is in the future: the run would archive and purge, for "
+                "good, records that are not due yet")
+        if not sys.stdin.isatty():
+            click.echo(f"warning: {what}", err=True)
+        elif not click.confirm(f"{what}. Run it?", default=False, err=True):
+            raise click.ClickException(
+                "Nothing was done. To see what that date would do, run it on a copy of "
+                "the database with --allow-future.")
     return day
 
 

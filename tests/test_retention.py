@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pty
 from datetime import date
 from pathlib import Path
 
@@ -227,12 +228,12 @@ async def test_serve_runs_the_job_on_its_schedule_at_node_and_hub(
                                    " AND local_id = $1", ids["Old"]) == "delete"
 
 
-async def test_a_run_as_of_a_future_day_is_refused_without_allow_future(
+async def test_a_run_as_of_a_future_day_is_asked_about_at_a_terminal(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """``retention run --today 2062-05-01`` (2026 mistyped) archived and purged, for good,
     every child due by then, at the node and at the hub, and said so only afterwards.
-    Now a day after today is refused, nothing done, unless ``--allow-future`` says it is
-    meant (on a copy of the database)."""
+    Now an operator at a terminal is asked first, and "no" does nothing; a script (no
+    terminal to ask) is warned on stderr, and ``--allow-future`` says it is meant."""
     feed = tmp_path / "services.csv"
     feed.write_text(FEED, encoding="utf-8")
     async with running_hub(await make_database(), tmp_path) as hub, \
@@ -249,17 +250,33 @@ async def test_a_run_as_of_a_future_day_is_refused_without_allow_future(
                 ({"NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
                   "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}, "national-hub")]
         for env, command in runs:
-            proc = await asyncio.create_subprocess_exec(
-                script(command), "retention", "run", "--today", "2062-05-01",
-                env=dict(os.environ) | env, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
-            out, err = await proc.communicate()
-            assert proc.returncode == 1, out.decode()
+            operator, terminal = pty.openpty()  # the command's stdin is a terminal
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    script(command), "retention", "run", "--today", "2062-05-01",
+                    env=dict(os.environ) | env, stdin=terminal,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                os.write(operator, b"n\n")
+                out, err = await proc.communicate()
+            finally:
+                os.close(operator)
+                os.close(terminal)
+            assert proc.returncode == 1, out.decode() + err.decode()
             assert "--today 2062-05-01 is in the future" in err.decode()
             assert "Nothing was done" in err.decode() and "Traceback" not in err.decode()
         assert await node.fetchval("SELECT count(*) FROM children") == children
         assert await hub.fetchval("SELECT count(*) FROM records WHERE record IS NOT NULL"
                                   " AND archived_on IS NULL") == live_at_hub
+        # a script is warned, and the run goes on
+        proc = await asyncio.create_subprocess_exec(
+            script("national-hub"), "retention", "run", "--today", "2062-05-01",
+            env=dict(os.environ) | runs[1][0], stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0 and "warning: --today 2062-05-01 is in the future" \
+            in err.decode(), err.decode()
+        assert await hub.fetchval("SELECT count(*) FROM records WHERE record IS NOT NULL"
+                                  " AND archived_on IS NULL") == 0
         # with --allow-future it runs (a copy of the database, to see what a date does)
         ran = await _cli(runs[0][0], script("local-node"), "retention", "run",
                          "--today", "2062-05-01", "--allow-future")
