@@ -40,7 +40,10 @@ def counted_holders(keys: str, limit: str) -> str:
     rows once: a key it found held at most ``limit`` times takes them as they are, and
     only the few held more often are walked. Counting the first probe's rows again
     for each key instead cost the resolver's read about a sixth more, and a second
-    probe of each key a third more."""
+    probe of each key a third more. Each council's count is an aggregate in a LATERAL
+    join of its own: as a scalar subquery in the walk's select list it was copied
+    into each of its three uses (three plans to start on every search, and each
+    council counted three times)."""
     return f"""
     probe AS (
         SELECT w.key, b.council_code, b.local_id, b.n
@@ -62,15 +65,14 @@ def counted_holders(keys: str, limit: str) -> str:
                     UNION ALL
                     SELECT c.council_code, c.n, walk.total + c.n, greatest(walk.most, c.n)
                     FROM walk CROSS JOIN LATERAL (
-                        SELECT nxt.council_code, (
-                            SELECT count(*) FROM (
-                                SELECT FROM record_keys k WHERE k.key = hot.key
-                                  AND k.council_code = nxt.council_code
-                                LIMIT {limit} + 1) held) AS n
-                        FROM (SELECT k.council_code FROM record_keys k
-                              WHERE k.key = hot.key AND k.council_code > walk.council_code
-                              ORDER BY k.council_code LIMIT 1) nxt
-                    ) c
+                        SELECT k.council_code FROM record_keys k
+                        WHERE k.key = hot.key AND k.council_code > walk.council_code
+                        ORDER BY k.council_code LIMIT 1) nxt
+                    CROSS JOIN LATERAL (  -- an aggregate: counted once, not per use
+                        SELECT nxt.council_code, count(*) AS n FROM (
+                            SELECT FROM record_keys k WHERE k.key = hot.key
+                              AND k.council_code = nxt.council_code
+                            LIMIT {limit} + 1) held) c
                     WHERE walk.total - walk.most <= {limit}
                 )
                 SELECT walk.council_code, walk.n,
