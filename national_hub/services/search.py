@@ -50,9 +50,10 @@ MAX_RESULTS = 20
 # it is short and alphanumeric: anything else is unknown without asking the database,
 # which would refuse a NUL in text with an error of its own (a 500, not a 404).
 _NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
-# Records sharing one key beyond which the key is skipped (the other keys still find):
-# every key is narrow (see protocol.matching.blocking), so at a million children a
-# real one holds a handful.
+# Records sharing one key beyond which the key is skipped (the other keys still find),
+# counted per council as the resolver counts its own (storage/blocks.py): every key is
+# narrow (see protocol.matching.blocking), so at a million children a real one holds a
+# handful.
 SEARCH_BLOCK_LIMIT = 100
 # Candidates from which one bulk pass scores a search's records faster than a scoring
 # call per record (measured on a hub of a million children: 64 to 96, where a search
