@@ -11,7 +11,6 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import click
 from tqdm import tqdm
 
@@ -33,6 +32,7 @@ from local_node.services.publisher import PublishReport
 from local_node.services.reconcile import ReconcileReport
 from local_node.services.rekey import rekey
 from local_node.services.retention import RetentionReport
+from local_node.services.review import Pair
 from local_node.services.status import KeyStatus, Summary
 from protocol import keys as protocol_keys
 from protocol.matching.training import EM_ITERATIONS
@@ -66,7 +66,7 @@ def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
 
 @main.command(help="Run the node: health endpoints and the publisher in the background.")
 @click.option("--host", default=None)
-@click.option("--port", type=int, default=None)
+@click.option("--port", type=common.PORT, default=None)
 @click.option("--no-publish", is_flag=True, help="Serve without publishing to the hub.")
 @click.pass_obj
 def serve(config: NodeConfig, host: str | None, port: int | None, no_publish: bool) -> None:
@@ -166,7 +166,7 @@ def ingest(config: NodeConfig, feed: str, file: Path, no_train: bool) -> None:
         click.echo(f"{file}: warning: {warning}", err=True)
     if report.refused:
         raise click.ClickException(f"{file}: the file is refused, nothing is loaded "
-                                   "(the header is where the problem is, above)")
+                                   "(why is above)")
     click.echo(f"{feed}: {report.rows_loaded} of {report.rows_read} rows loaded, "
                f"{len(report.errors)} rejected; {report.children_created} children created, "
                f"{report.children_updated} updated; {report.outbox_entries} to publish"
@@ -245,13 +245,14 @@ def retention() -> None:
 @retention.command("run", help="Archive and purge what is due today (or on --today), once. "
                                "Purges are audited and queued for the hub as deletes; "
                                "'publish' (or a running 'serve') sends them.")
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@common.retention_options
 @click.pass_obj
-def retention_run(config: NodeConfig, today: datetime | None) -> None:
+def retention_run(config: NodeConfig, today: datetime | None, allow_future: bool) -> None:
+    day = common.retention_day(today, allow_future)
+
     async def go() -> RetentionReport:
         async with open_services(config, checked=True) as services:
-            return await services.retention.run(today.date() if today else None)
+            return await services.retention.run(day)
 
     report = common.run(go())
     click.echo(f"retention as of {report.today}: {len(report.archived)} archived, "
@@ -360,26 +361,28 @@ def review() -> None:
 @review.command("list", help="Show the open review items, most likely first.")
 @click.pass_obj
 def review_list(config: NodeConfig) -> None:
-    async def go() -> list[asyncpg.Record]:
-        async with open_services(config) as services:
-            return await services.review.open_items()
+    async def go() -> list[Pair]:
+        async with open_services(config, checked=True) as services:
+            return await services.review.listed_for_operator(
+                common.cli_actor(config.council.code), config.council.code)
 
-    items = common.run(go())
-    if not items:
+    pairs = common.run(go())
+    if not pairs:
         click.echo("no open review items")
-    for item in items:
+    for pair in pairs:
+        item = pair.item
         click.echo(f"#{item['id']}  score {item['score']:+.1f}  "
-                   f"(model {item['model_version'] or '-'})\n"
-                   f"    {item['local_id']}: {item['a_given'] or '-'} "
-                   f"{item['a_family'] or '-'}, {item['a_dob'] or 'DOB not known'}, "
-                   f"{item['a_postcode'] or '-'}\n"
-                   f"    {item['candidate_id']}: {item['b_given'] or '-'} "
-                   f"{item['b_family'] or '-'}, {item['b_dob'] or 'DOB not known'}, "
-                   f"{item['b_postcode'] or '-'}")
+                   f"(model {item['model_version'] or '-'})")
+        for side, id_column in (("a", "local_id"), ("b", "candidate_id")):
+            postcode = (item[f"{side}_postcode"] or "-") if pair.location_shown \
+                else "postcode withheld (shielded)"
+            click.echo(f"    {item[id_column]}: {item[f'{side}_given'] or '-'} "
+                       f"{item[f'{side}_family'] or '-'}, "
+                       f"{item[f'{side}_dob'] or 'DOB not known'}, {postcode}")
 
 
 @review.command("accept", help="They are one child: merge the newer into the older.")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=common.ROW_ID)
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
               help="Who decided (recorded with the decision).")
 @click.pass_obj
@@ -395,7 +398,7 @@ def review_accept(config: NodeConfig, item_id: int, decided_by: str) -> None:
 
 
 @review.command("reject", help="They are different children: never ask about this pair again.")
-@click.argument("item_id", type=int)
+@click.argument("item_id", type=common.ROW_ID)
 @click.option("--by", "decided_by", default=lambda: os.environ.get("USER", "index-team"),
               help="Who decided (recorded with the decision).")
 @click.pass_obj
@@ -423,14 +426,14 @@ def _print_trained(stored: StoredModel) -> None:
                              "from the council's source rows, and store the result as a new "
                              "version, which ingest uses from its next feed on (children "
                              "already placed stay where they are).")
-@click.option("--random-pairs", type=int, default=None,
+@click.option("--random-pairs", type=common.PAIRS, default=None,
               help="Random row pairs for u (default: matching.random_pairs, 100,000).")
-@click.option("--candidate-pairs", type=int, default=None,
+@click.option("--candidate-pairs", type=common.PAIRS, default=None,
               help="Blocked pairs for EM, a random sample of them (default: "
                    "matching.candidate_pairs, 100,000).")
-@click.option("--iterations", default=EM_ITERATIONS, show_default=True,
-              help="EM iterations in each training session.")
-@click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
+@click.option("--iterations", type=common.ITERATIONS, default=EM_ITERATIONS,
+              show_default=True, help="EM iterations in each training session.")
+@click.option("--seed", type=common.SEED, default=None, help="Seed of the random pair sample.")
 @click.pass_obj
 def model_train(config: NodeConfig, random_pairs: int | None, candidate_pairs: int | None,
                 iterations: int, seed: int | None) -> None:

@@ -88,6 +88,8 @@ __all__ = ["COLUMNS", "CORE_FIELDS", "FEEDS", "REQUIRED", "FeedResult", "FeedRow
 COLUMNS: dict[str, tuple[str, ...]] = {k.name: k.column_names for k in FEED_KINDS.values()}
 REQUIRED: dict[str, tuple[str, ...]] = {k.name: k.required for k in FEED_KINDS.values()}
 _SOURCE_REF_MAX = 100
+# The largest feed file read by default (the node's ingest.max_feed_bytes).
+MAX_FEED_BYTES = 1024 * 1024 * 1024
 # What may separate fields: a comma, or what a spreadsheet saves where the comma is the
 # decimal point (a semicolon) or as "text" (a tab), or a pipe. Chosen by the header.
 _DELIMITERS = (",", ";", "\t", "|")
@@ -147,10 +149,16 @@ class FeedResult:
     refused: bool = False
 
 
-def parse_feed(feed: str, path: Path) -> FeedResult:
-    """Parse a feed file. A line that is not UTF-8 is reported and skipped."""
+def parse_feed(feed: str, path: Path, *, max_bytes: int = MAX_FEED_BYTES) -> FeedResult:
+    """Parse a feed file. A line that is not UTF-8 is reported and skipped. A file over
+    ``max_bytes`` (or one that never ends, such as a device) is refused once that much
+    is read."""
     feed_kind(feed)  # an unknown feed is refused before the file is read
-    data = Path(path).read_bytes()
+    with Path(path).open("rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return _refused(f"the file is over {max_bytes:,} bytes (ingest.max_feed_bytes): "
+                        "split it, or raise the limit")
     bad_lines: dict[int, str] = {}
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # Excel's "Unicode text" and some database exports: UTF-16, said by its

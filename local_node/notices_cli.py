@@ -29,7 +29,8 @@ def notices_address(config: NodeConfig, user: str, email: str) -> None:
 
     async def go() -> None:
         async with open_services(config, checked=True) as services:
-            await services.notices.set_address(user, email)
+            await services.notices.set_address(user, email,
+                                                common.cli_actor(config.council.code))
 
     common.run(go())
     click.echo(f"{user}'s notices address: {email.lower()}")

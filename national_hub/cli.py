@@ -77,7 +77,8 @@ def main(ctx: click.Context, config_path: Path | None, database_url: str | None,
 
 @main.command(help="Run the hub's HTTP server.")
 @click.option("--host", default=None, help="Listen address (default from config).")
-@click.option("--port", type=int, default=None, help="Listen port (default from config).")
+@click.option("--port", type=common.PORT, default=None,
+              help="Listen port (default from config).")
 @click.pass_obj
 def serve(obj: Context, host: str | None, port: int | None) -> None:
     common.check_schema(open_pool, obj.config, PACKAGE)
@@ -123,7 +124,7 @@ def councils_add(obj: Context, code: str, name: str, public_key: Path,
             return await services.councils.enrol(code, name, pem, expires)
 
     kid = common.run(go())
-    click.echo(f"enrolled {code} ({name}) with key {kid}"
+    click.echo(f"enrolled {code} ({name.strip()}) with key {kid}"
                + (f", expiring {expires:%Y-%m-%d %H:%M:%S %Z}" if expires else ""))
 
 
@@ -280,13 +281,13 @@ def model() -> None:
                              "from the records the hub holds, and store the result as a new "
                              "version, which resolution uses from its next batch on "
                              "('links resolve COUNCIL' re-links held records with it).")
-@click.option("--random-pairs", default=RANDOM_PAIRS, show_default=True,
+@click.option("--random-pairs", type=common.PAIRS, default=RANDOM_PAIRS, show_default=True,
               help="Random record pairs for u.")
-@click.option("--candidate-pairs", default=CANDIDATE_PAIRS, show_default=True,
-              help="Blocked pairs for EM (a random sample of them).")
-@click.option("--iterations", default=EM_ITERATIONS, show_default=True,
-              help="EM iterations in each training session.")
-@click.option("--seed", type=int, default=None, help="Seed of the random pair sample.")
+@click.option("--candidate-pairs", type=common.PAIRS, default=CANDIDATE_PAIRS,
+              show_default=True, help="Blocked pairs for EM (a random sample of them).")
+@click.option("--iterations", type=common.ITERATIONS, default=EM_ITERATIONS,
+              show_default=True, help="EM iterations in each training session.")
+@click.option("--seed", type=common.SEED, default=None, help="Seed of the random pair sample.")
 @click.pass_obj
 def model_train(obj: Context, random_pairs: int, candidate_pairs: int, iterations: int,
                 seed: int | None) -> None:
@@ -330,7 +331,7 @@ def review() -> None:
 @review.command("list", help="Pairs awaiting a decision (or --status linked|separated|all).")
 @click.option("--status", "status_", default="open",
               type=click.Choice(["open", "linked", "separated", "all"]))
-@click.option("--limit", default=100, show_default=True, type=int)
+@click.option("--limit", default=100, show_default=True, type=common.LIMIT)
 @click.option("--json", "as_json", is_flag=True, help="Print each pair with its explanation.")
 @click.pass_obj
 def review_list(obj: Context, status_: str, limit: int, as_json: bool) -> None:
@@ -378,7 +379,7 @@ _FOR_COUNCIL = click.option(
 
 @review.command("link", help="The pair is one child: merge their national children. "
                              "Also reverses an earlier separation.")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=common.ROW_ID)
 @_FOR_COUNCIL
 @click.pass_obj
 def review_link(obj: Context, review_id: int, for_council: str) -> None:
@@ -387,7 +388,7 @@ def review_link(obj: Context, review_id: int, for_council: str) -> None:
 
 @review.command("separate", help="The pair are two children: never link them. "
                                  "Also reverses an earlier link.")
-@click.argument("review_id", type=int)
+@click.argument("review_id", type=common.ROW_ID)
 @_FOR_COUNCIL
 @click.pass_obj
 def review_separate(obj: Context, review_id: int, for_council: str) -> None:
@@ -428,14 +429,14 @@ def retention() -> None:
                                "once, every council; purges become tombstones and are "
                                "audited. Councils purge and send deletes themselves; this "
                                "is the hub's own enforcement and backstop.")
-@click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")
+@common.retention_options
 @click.pass_obj
-def retention_run(obj: Context, today: datetime | None) -> None:
+def retention_run(obj: Context, today: datetime | None, allow_future: bool) -> None:
+    day = common.retention_day(today, allow_future)
+
     async def go() -> HubRetentionReport:
         async with obj.services(checked=True) as services:
-            return await services.retention.run(
-                today.date() if today else None)
+            return await services.retention.run(day)
 
     report = common.run(go())
     click.echo(f"retention as of {report.today}: {report.total('archived')} archived, "

@@ -35,12 +35,18 @@ class HubSection:
     # protocol decodes (protocol.encoding.MAX_MESSAGE_BYTES), so no batch a node may
     # legitimately send is refused; a lower value tightens it.
     max_node_body_bytes: int = MAX_MESSAGE_BYTES
+    # The longest a node-protocol request body may take to arrive (after its headers
+    # passed every check they settle), refused 408 request_timeout after that: 16 MiB
+    # at 1 MB/s is 17 s.
+    node_body_timeout: Duration = Duration(60)
 
     def __post_init__(self) -> None:
         if self.nonce_ttl < 2 * CLOCK_SKEW_SECONDS:
             raise ConfigError(f"hub.nonce_ttl must be at least {2 * CLOCK_SKEW_SECONDS}s: a "
                               f"request may be stamped {CLOCK_SKEW_SECONDS}s ahead of the "
                               "hub's clock, and its nonce must outlive it")
+        if self.node_body_timeout <= 0:
+            raise ConfigError("hub.node_body_timeout must be more than 0s")
         if not 0 < self.max_node_body_bytes <= MAX_MESSAGE_BYTES:
             raise ConfigError(f"hub.max_node_body_bytes must be between 1 and "
                               f"{MAX_MESSAGE_BYTES} (the protocol's largest message)")

@@ -41,6 +41,13 @@ MAX_BITS = 16
 MAX_BUCKETS_PER_REQUEST = 1024
 # The node aims for about this many records per bucket.
 TARGET_PER_BUCKET = 32
+# The hub refuses a ``bits`` that would put more than this many of its records in a
+# bucket on average: each bucket digest is one aggregate over its records, and a
+# drill-down answers whole buckets, so too few bits (``bits = 0``: one bucket of every
+# record) would make the hub hash, hold and send the whole council for one request.
+MAX_PER_BUCKET = 1024
+# A drill-down answers at most this many rows (a few MB); more is 413.
+MAX_HELD_PER_ANSWER = 65_536
 
 LIVE, DAMAGED, DELETED = "live", "damaged", "deleted"
 STATES = (LIVE, DAMAGED, DELETED)
@@ -57,6 +64,14 @@ def choose_bits(record_count: int) -> int:
     if record_count <= TARGET_PER_BUCKET:
         return 0
     return min(MAX_BITS, math.ceil(math.log2(record_count / TARGET_PER_BUCKET)))
+
+
+def min_bits(record_count: int) -> int:
+    """The fewest bits the hub accepts for a council of this many live records: buckets
+    of at most MAX_PER_BUCKET records on average (0 up to that many)."""
+    if record_count <= MAX_PER_BUCKET:
+        return 0
+    return min(MAX_BITS, math.ceil(math.log2(record_count / MAX_PER_BUCKET)))
 
 
 def bucket_digest(entries: Iterable[tuple[str, int, str]]) -> str:

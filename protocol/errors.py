@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     MALFORMED_MSGPACK = "malformed_msgpack"
     INVALID_FIELD = "invalid_field"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    REQUEST_TIMEOUT = "request_timeout"  # the body did not arrive in time (408)
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     # request authentication

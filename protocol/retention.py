@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date
 from typing import TYPE_CHECKING
 
+from protocol.errors import SignpostError
+from protocol.record_codec import decode_record
+
 if TYPE_CHECKING:
     from protocol.records import ChildRecord
 
@@ -102,6 +105,28 @@ class RetentionPolicy:
             record.dob, record.date_of_death,
             self.is_care_leaver((i.service_type, i.consent) for i in record.involvements),
             today=today)
+
+    def may_be_due(self, dob: date | None, may_have_died: bool, *, today: date) -> bool:
+        """Whether a stored record could be past its archive date by ``today``: old
+        enough, or holding a date of death. Only those need their bytes read
+        (:meth:`stored_record_due`); the rest are live whatever they hold.
+
+        >>> RetentionPolicy().may_be_due(date(2010, 1, 1), False, today=date(2026, 1, 1))
+        False
+        """
+        return may_have_died or (dob is not None
+                                 and dob <= add_years(today, -self.archive_age))
+
+    def stored_record_due(self, data: bytes, *, today: date) -> bool:
+        """Whether a stored record (its exact bytes) is past its archive date by
+        ``today``, whether or not the retention job has marked it archived yet. Bytes
+        damaged in storage are not judged here (the job judges them; anti-entropy
+        repairs them)."""
+        try:
+            record = decode_record(data)
+        except SignpostError:
+            return False
+        return self.record_archived_on(record, today=today) is not None
 
     def state(self, dob: date, date_of_death: date | None, care_leaver: bool, *,
               today: date) -> str:

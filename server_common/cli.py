@@ -17,7 +17,7 @@ import getpass
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,17 @@ from server_common.gc_pause import freeze_startup_heap
 from server_common.tls import server_context
 
 T = TypeVar("T")
+
+# The numbers a command takes, bounded where they are read: out of range, each was a
+# traceback from the database (an id or a seed past 64 bits), numpy (a negative seed)
+# or the socket (a port past 65535), or work without end (a billion training pairs).
+ROW_ID = click.IntRange(1, 2**63 - 1)       # a review item, as the database numbers it
+SEQ = click.IntRange(0, 2**63 - 1)          # an audit entry's position in its log
+SEED = click.IntRange(0, 2**32 - 1)         # a random sample's seed
+PORT = click.IntRange(0, 65535)             # 0: any free port
+LIMIT = click.IntRange(1, 100_000)          # rows a listing prints
+PAIRS = click.IntRange(1, 10_000_000)       # pairs a training session samples
+ITERATIONS = click.IntRange(1, 1_000)       # EM iterations a training session runs
 
 
 # Until the next release: old environment names -> the scheme's (PREFIX__SECTION__KEY).
@@ -135,6 +146,38 @@ def parse_expiry(ctx: click.Context, param: click.Parameter,
         raise click.BadParameter(
             f"not an ISO date or date-time: {value!r}{hint}") from exc
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def retention_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--today`` and ``--allow-future`` of ``retention run``, the same at hub and node."""
+    command = click.option(
+        "--allow-future", is_flag=True,
+        help="Let --today be after today: archive and purge, for good, what is not due "
+             "yet (to see what a date would do, on a copy of the database).")(command)
+    return click.option(
+        "--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+        help="Apply the policy as of this date (YYYY-MM-DD); default: today (UTC).")(command)
+
+
+def retention_day(today: datetime | None, allow_future: bool) -> date | None:
+    """The day ``retention run`` applies the policy as of (None: today). A day after
+    today purges records that are not due, irreversibly. An operator at a terminal is
+    asked first (a mistyped year answered no: exit 1, nothing done); a script, which
+    cannot be asked and may mean it (a copy of the database, a test of the policy), is
+    warned on stderr and the run goes on. ``--allow-future`` says it is meant."""
+    if today is None:
+        return None
+    day = today.date()
+    if day > datetime.now(UTC).date() and not allow_future:
+        what = (f"--today {day} is in the future: the run would archive and purge, for "
+                "good, records that are not due yet")
+        if not sys.stdin.isatty():
+            click.echo(f"warning: {what}", err=True)
+        elif not click.confirm(f"{what}. Run it?", default=False, err=True):
+            raise click.ClickException(
+                "Nothing was done. To see what that date would do, run it on a copy of "
+                "the database with --allow-future.")
+    return day
 
 
 PoolOpener = Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]

@@ -90,6 +90,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
             raise ConfigError("server.max_body_bytes must be at least 1")
+        if not 0 <= self.port < 65536:  # 0: any free port
+            raise ConfigError("server.port must be a TCP port")
         self.proxy_networks()  # fail at start-up, not at the first request
 
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

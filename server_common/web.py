@@ -12,11 +12,12 @@ asking for a page gets the same refusal as an HTML page instead (:data:`ERROR_PA
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -141,18 +142,37 @@ def whole_number(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
+def check_declared_length(request: web.Request, limit: int) -> None:
+    """413 ``payload_too_large`` for a body whose ``Content-Length`` is over ``limit``,
+    before a byte of it is read."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLargeError(f"the body is over {limit} bytes")
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused 413 ``payload_too_large`` as soon as it is known to be
     over ``limit`` bytes: from ``Content-Length`` before a byte is read, else while
     reading, so no more than ``limit`` bytes are ever held (nor hashed, nor verified)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLargeError(f"the body is over {limit} bytes")
+    check_declared_length(request, limit)
     body = bytearray()
     while chunk := await request.content.read(64 * 1024):
         body += chunk
         if len(body) > limit:
             raise TooLargeError(f"the body is over {limit} bytes")
     return bytes(body)
+
+
+@contextlib.asynccontextmanager
+async def body_deadline(seconds: float) -> AsyncIterator[None]:
+    """408 ``request_timeout`` (retryable) for a body not all read within ``seconds``: a
+    client trickling it cannot hold a connection and its buffer for ever."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise SignpostError(f"the body was not received within {seconds:g} s",
+                            code=ErrorCode.REQUEST_TIMEOUT, status=408,
+                            retryable=True) from exc
 
 
 async def read_form(request: web.Request

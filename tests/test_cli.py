@@ -64,6 +64,45 @@ def test_every_command_has_help(tool: str, command: list[str]) -> None:
     assert "Usage:" in result.stdout
 
 
+TOO_BIG = str(2**64)  # past what PostgreSQL's bigint holds
+OUT_OF_RANGE = [
+    ("national-hub", ["serve", "--port", "99999"], "--port"),
+    ("national-hub", ["model", "train", "--seed", "-1"], "--seed"),
+    ("national-hub", ["model", "train", "--seed", TOO_BIG], "--seed"),
+    ("national-hub", ["model", "train", "--random-pairs", "0"], "--random-pairs"),
+    ("national-hub", ["model", "train", "--iterations", "-3"], "--iterations"),
+    ("national-hub", ["review", "list", "--limit", "-1"], "--limit"),
+    ("national-hub", ["review", "link", TOO_BIG, "--for-council", ESX], "REVIEW_ID"),
+    ("national-hub", ["audit", "unseal", TOO_BIG, "--reason", "a test"], "SEQ"),
+    ("local-node", ["serve", "--port", "65536"], "--port"),
+    ("local-node", ["review", "accept", TOO_BIG], "ITEM_ID"),
+    ("local-node", ["review", "reject", "0"], "ITEM_ID"),
+    ("local-node", ["model", "train", "--seed", "-1"], "--seed"),
+    ("local-node", ["model", "train", "--candidate-pairs", "0"], "--candidate-pairs"),
+]
+
+
+# One process each, as above. Each of these was a traceback (asyncpg's int64 range,
+# numpy's seed, the socket's port) or ran on with a nonsense number.
+@pytest.mark.parametrize(("tool", "command", "named"), OUT_OF_RANGE,
+                         ids=[" ".join([tool, *command]) for tool, command, _ in OUT_OF_RANGE])
+def test_a_number_out_of_range_is_a_usage_error_naming_it(
+        envs: Envs, tool: str, command: list[str], named: str) -> None:
+    hub_env, node_env = envs
+    result = run([script(tool), *command], hub_env if tool == "national-hub" else node_env,
+                 ok=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"Invalid value for '{named}'" in result.stderr
+
+
+def test_a_configured_port_out_of_range_is_named(envs: Envs) -> None:
+    hub_env, _ = envs
+    result = run([script("national-hub"), "serve"],
+                 hub_env | {"NATIONAL_HUB__SERVER__PORT": "70000"}, ok=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "server.port must be a TCP port" in result.stderr
+
+
 def test_serve_refuses_an_unmigrated_database(envs: Envs, tmp_path: Path) -> None:
     hub_env, _ = envs
     result = run([script("national-hub"), "serve", "--port", str(free_port())], hub_env,

@@ -99,9 +99,20 @@ async def test_node_review_decisions_are_audited(make_database: DatabaseFactory,
                     "E3,,Alexander,Pemberton-Hale,2012-09-30,M,BN3 3CC\n"
                     "E4,,Alex,Pemberton-Hale,2012-09-30,M,TN4 4DD\n", encoding="utf-8")
     run([NODE, "ingest", "--feed", "education", str(feed)], env)
-    items = [int(m) for m in re.findall(r"^#(\d+)", run([NODE, "review", "list"], env).stdout,
-                                        re.M)]
+    # social care shields Bella: where she lives is no one's to read off a listing
+    services = tmp_path / "services.csv"
+    services.write_text("source_ref,given_name,family_name,dob,sex,postcode,service_type,"
+                        "service_name,shielded\n"
+                        "S1,Bella,Okonkwo-Reilly,2015-03-14,F,TN2 2BB,social_care,"
+                        "Children's Social Care,Y\n", encoding="utf-8")
+    run([NODE, "ingest", "--feed", "services", str(services)], env)
+    listed = run([NODE, "review", "list"], env).stdout
+    items = [int(m) for m in re.findall(r"^#(\d+)", listed, re.M)]
     assert len(items) == 2, "both pairs go to review"
+    # an operator's listing, as the hub's: no postcode of a pair with a shielded child
+    assert "TN2 2BB" not in listed and "BN1 1AA" not in listed
+    assert listed.count("postcode withheld (shielded)") == 2
+    assert "BN3 3CC" in listed and "TN4 4DD" in listed
     merged = run([NODE, "review", "accept", str(items[0]), "--by", "ian"], env).stdout
     assert "merged" in merged
     run([NODE, "review", "reject", str(items[1]), "--by", "ian"], env)
@@ -116,7 +127,11 @@ async def test_node_review_decisions_are_audited(make_database: DatabaseFactory,
     finally:
         await conn.close()
     entries = [AuditEntry.from_bytes(bytes(r["entry"])) for r in rows]
-    assert [e.action for e in entries] == ["review.accept", "review.reject"]
+    assert [e.action for e in entries] == ["review.queue", "review.accept", "review.reject"]
+    # the listing is audited before it is shown, as the index team's page is
+    looked = entries.pop(0)
+    assert looked.who.startswith("cli:") and looked.parameters["items"] == items
+    assert set(looked.child_ids) == pairs[items[0]] | pairs[items[1]]
     for entry, item in zip(entries, items, strict=True):
         assert entry.who.startswith("cli:") and entry.role == "operator"
         assert entry.organisation == ESX and entry.purpose == "identity resolution"

@@ -268,3 +268,24 @@ def test_plan_repair(mine: tuple[int, str] | None, theirs: HeldEntry | None, use
                      expected: tuple[str, int, str] | None) -> None:
     repair = plan_repair(mine, theirs, used)
     assert (None if repair is None else (repair.op, repair.version, repair.reason)) == expected
+
+
+async def test_a_node_holding_far_fewer_records_asks_in_enough_buckets(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A node that lost its records (0 of them: ``bits = 0``) reconciling with a hub that
+    holds thousands: the hub refuses so few bits, the node asks again in the hub's
+    ``min_bits`` and then in buckets of ~32 of the hub's records, and removes them."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        async with hub.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO records (council_code, local_id, version, record, digest,"
+                " batch_seq, fingerprint) SELECT $1, 'R' || g, 1, '\\x00'::bytea,"
+                " repeat('a', 64), 1, record_fingerprint(NULL, NULL, NULL, NULL, NULL, NULL,"
+                " NULL, false, NULL, NULL, NULL) FROM generate_series(1, 3000) g", ESX)
+        async with node.publisher() as publisher:
+            report = await reconciler(node.pool, publisher).reconcile()
+        assert (report.node_records, report.hub_records, report.bits) == (0, 3000, 7)
+        assert report.counts() == {"extra": 3000}
+        assert await hub.fetchval("SELECT count(*) FROM records WHERE council_code = $1"
+                                  " AND record IS NOT NULL", ESX) == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pty
 from datetime import date
 from pathlib import Path
 
@@ -136,7 +137,7 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
             "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub.public_key_file),
         }
         out = await _cli(node_env, script("local-node"), "retention", "run",
-                         "--today", "2027-06-30")
+                         "--today", "2027-06-30", "--allow-future")
         assert "0 archived, 0 un-archived, 1 purged (1 deletes queued for the hub)" in out
         for table in ("children", "source_records", "involvements", "child_blocking_keys"):
             assert await node.fetchval(
@@ -167,7 +168,7 @@ async def test_archive_at_18_purge_six_years_later_and_the_hub_follows(
         hub_env = {"NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
                    "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}
         out = await _cli(hub_env, script("national-hub"), "retention", "run",
-                         "--today", "2039-05-01")
+                         "--today", "2039-05-01", "--allow-future")
         assert f"{ESX}: 0 archived, 1 purged: {ben}" in out
         assert (await _hub_rows(hub))[ben] == (version, False, None)  # tombstone, same version
         assert await hub.fetchval("SELECT count(*) FROM record_keys WHERE local_id = $1",
@@ -225,3 +226,58 @@ async def test_serve_runs_the_job_on_its_schedule_at_node_and_hub(
         # the node's purge waits in its outbox for the publisher (serve ran without it)
         assert await node.fetchval("SELECT op FROM outbox WHERE batch_seq IS NULL"
                                    " AND local_id = $1", ids["Old"]) == "delete"
+
+
+async def test_a_run_as_of_a_future_day_is_asked_about_at_a_terminal(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """``retention run --today 2062-05-01`` (2026 mistyped) archived and purged, for good,
+    every child due by then, at the node and at the hub, and said so only afterwards.
+    Now an operator at a terminal is asked first, and "no" does nothing; a script (no
+    terminal to ask) is warned on stderr, and ``--allow-future`` says it is meant."""
+    feed = tmp_path / "services.csv"
+    feed.write_text(FEED, encoding="utf-8")
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as node:
+        assert (await node.ingest("services", feed)).errors == []
+        await node.publish()
+        children = await node.fetchval("SELECT count(*) FROM children")
+        live_at_hub = await hub.fetchval("SELECT count(*) FROM records WHERE record IS NOT NULL"
+                                         " AND archived_on IS NULL")
+        assert children >= 3 and live_at_hub >= 3
+        runs = [({"LOCAL_NODE__DATABASE__URL": str(node.config.database.url),
+                  "LOCAL_NODE__COUNCIL__CODE": ESX,
+                  "LOCAL_NODE__COUNCIL__KEY_FILE": str(node.config.key_file)}, "local-node"),
+                ({"NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
+                  "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}, "national-hub")]
+        for env, command in runs:
+            operator, terminal = pty.openpty()  # the command's stdin is a terminal
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    script(command), "retention", "run", "--today", "2062-05-01",
+                    env=dict(os.environ) | env, stdin=terminal,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                os.write(operator, b"n\n")
+                out, err = await proc.communicate()
+            finally:
+                os.close(operator)
+                os.close(terminal)
+            assert proc.returncode == 1, out.decode() + err.decode()
+            assert "--today 2062-05-01 is in the future" in err.decode()
+            assert "Nothing was done" in err.decode() and "Traceback" not in err.decode()
+        assert await node.fetchval("SELECT count(*) FROM children") == children
+        assert await hub.fetchval("SELECT count(*) FROM records WHERE record IS NOT NULL"
+                                  " AND archived_on IS NULL") == live_at_hub
+        # a script is warned, and the run goes on
+        proc = await asyncio.create_subprocess_exec(
+            script("national-hub"), "retention", "run", "--today", "2062-05-01",
+            env=dict(os.environ) | runs[1][0], stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 0 and "warning: --today 2062-05-01 is in the future" \
+            in err.decode(), err.decode()
+        assert await hub.fetchval("SELECT count(*) FROM records WHERE record IS NOT NULL"
+                                  " AND archived_on IS NULL") == 0
+        # with --allow-future it runs (a copy of the database, to see what a date does)
+        ran = await _cli(runs[0][0], script("local-node"), "retention", "run",
+                         "--today", "2062-05-01", "--allow-future")
+        assert f"{children} purged" in ran

@@ -21,6 +21,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from local_node.config import NodeConfig
+from local_node.feeds import MAX_FEED_BYTES
 from local_node.keyfile import KeyFile, KeySource
 from local_node.services.hub_shielding import HubShielding
 from local_node.services.ingest import IngestService
@@ -105,7 +106,10 @@ class NodeServices:
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(self.pool, self.stores.children, self.projector,
-                             self.stores.review, self.stores.models)
+                             self.stores.review, self.stores.models,
+                             # the default when built without a configuration (tests)
+                             max_feed_bytes=(MAX_FEED_BYTES if self._config is None
+                                             else self._config.ingest.max_feed_bytes))
 
     @cached_property
     def model_trainer(self) -> NodeModelTrainer:

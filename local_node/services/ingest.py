@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 
-from local_node.feeds import FeedRow, Identity, RowError, parse_feed
+from local_node.feeds import MAX_FEED_BYTES, FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
 from local_node.services.matching import (
     ChunkScores,
@@ -142,8 +142,12 @@ class _ChunkIndex:
             self.add(child)
 
     def add(self, child: ChildRow, keys: list[str] | None = None) -> None:
-        """A child as loaded from the database: indexed under every blocking key it
-        holds, or only under ``keys`` (a candidate: the keys it was found by)."""
+        """A child as loaded from the database, indexed by its identifiers and name, and
+        under ``keys`` (a candidate: the keys it was found by). Not under the other keys
+        it holds: every key a row is matched by is first read from the database
+        (``IngestService._fetch_candidates``), which finds the child by it if the key is
+        not too common; indexing every found child under every key it holds, in case,
+        was a tenth of an ingest's CPU."""
         self.by_id[child.local_id] = child
         fields = child_fields(child)
         self.loaded[child.local_id] = fields
@@ -163,6 +167,9 @@ class _ChunkIndex:
         return keys_for(loaded) if loaded is not None else frozenset()
 
     def reindex(self, child: ChildRow) -> None:
+        """Index the child as it now is: by identifiers, name and the blocking keys the
+        database does not hold for it (all of a new child's; a loaded child's that its
+        rows in this chunk gave it)."""
         fields = child_fields(child)
         if self.indexed.get(id(child)) == fields:
             return
@@ -174,14 +181,16 @@ class _ChunkIndex:
         name_key = _name_key(child.given_name, child.family_name, child.dob)
         if name_key is not None:
             self.by_name.setdefault(name_key, {})[id(child)] = child
-        for key in keys_for(fields):
+        for key in keys_for(fields) - self.held(child.local_id):
             self.by_key.setdefault(key, {})[id(child)] = child
 
 
 class IngestService:
     def __init__(self, pool: asyncpg.Pool, children: ChildStore, projector: Projector,
-                 review: ReviewStore | None = None, models: ModelStore | None = None) -> None:
+                 review: ReviewStore | None = None, models: ModelStore | None = None,
+                 *, max_feed_bytes: int = MAX_FEED_BYTES) -> None:
         self.pool = pool
+        self.max_feed_bytes = max_feed_bytes
         self.children = children
         self.projector = projector
         self.review = review or ReviewStore()
@@ -200,7 +209,7 @@ class IngestService:
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
-        parsed = parse_feed(feed, path)
+        parsed = parse_feed(feed, path, max_bytes=self.max_feed_bytes)
         model = await self.model()
         report = IngestReport(feed=feed, errors=list(parsed.errors),
                               warnings=list(parsed.warnings), refused=parsed.refused,

@@ -23,10 +23,11 @@ from local_node.services.notices_mail import Mailer
 from local_node.storage.notices import InboxItem, NoticeStore
 from local_node.storage.shielding import ShieldStore
 from local_node.transport import HubClient
-from protocol.errors import ErrorCode, NotFoundError, SignpostError
+from protocol.errors import ErrorCode, NotFoundError, SignpostError, ValidationError
 from protocol.notices import Notice
 from server_common.accounts.principal import Principal, Role
-from server_common.audit.entry import AuditEntry
+from server_common.accounts.store import AccountStore
+from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class NoticeService:
         self.store = store or NoticeStore()
         self.mailer = mailer or Mailer(settings)
         self.shields = shields or ShieldStore()
+        self.accounts = AccountStore()
         self.received_total = 0
         self.email_failures_total = 0
         self.emails_sent_total = 0
@@ -183,9 +185,19 @@ class NoticeService:
         return recipients_of(who, await self.store.address_of(conn, who.user))
 
     async def inbox(self, who: Principal) -> list[InboxItem]:
-        async with self.pool.acquire() as conn:
-            return await self.store.inbox(conn, await self._recipients(conn, who),
-                                          shielded=who.role == Role.INDEX_TEAM)
+        """The user's notices, read or not. Each says which other council or service is
+        involved with which of this council's children, and whom to call: showing them
+        is a view of those children, audited before it is shown (``notice.inbox``, the
+        children as the entry's), as a search is. An empty inbox shows no child."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            items = await self.store.inbox(conn, await self._recipients(conn, who),
+                                           shielded=who.role == Role.INDEX_TEAM)
+            if items:
+                await self.audit.append(conn, AuditEntry(
+                    who.user, str(who.role), who.organisation, PURPOSE, "notice.inbox",
+                    {"notices": [i.id for i in items]},
+                    tuple(sorted({lid for i in items for lid in i.local_ids}))))
+            return items
 
     async def read(self, who: Principal, notice_id: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -214,6 +226,19 @@ class NoticeService:
         async with self.pool.acquire() as conn:
             return await self.store.watching(conn, who.user)
 
-    async def set_address(self, user: str, email: str) -> None:
-        async with self.pool.acquire() as conn:
+    async def set_address(self, user: str, email: str, actor: Actor) -> None:
+        """Route to ``user``'s inbox the notices for the lead professional ``email``
+        names. Only an account of this node can be given one, and an address only one
+        account: a misspelt name would send a practitioner's notices to an inbox no one
+        reads, and two accounts to the same address would show one person's notices
+        about children to another. Audited (before the change, in its transaction): it
+        decides who is told about which children."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await self.accounts.user_by_name(conn, user) is None:
+                raise NotFoundError(f"no user {user}", code=ErrorCode.UNKNOWN_USER)
+            holder = await self.store.holder_of_address(conn, email)
+            if holder is not None and holder != user:
+                raise ValidationError("email", f"is already the notices address of {holder}")
+            await self.audit.append(conn, AuditEntry.by(
+                actor, "notice.address", "administration", {"user": user, "email": email.lower()}))
             await self.store.set_address(conn, user, email)

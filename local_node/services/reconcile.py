@@ -3,6 +3,9 @@
 1. Publish what is pending (so only settled state is compared).
 2. Ask the hub for its bucket digests (``protocol.anti_entropy``) and compare them
    with the node's own, computed from each child's last published (version, digest).
+   The bits are chosen for the larger of the two counts (a node that lost its
+   records still asks in buckets of ~32 of the hub's), and raised to the hub's
+   ``min_bits`` if it refuses too few.
 3. Ask for the rows of the differing buckets only, and decide per local id
    (:func:`plan_repair`): an upsert for a record the hub lacks, holds damaged, holds
    older or holds differently; a delete for a record the hub holds live that the node
@@ -33,12 +36,15 @@ from protocol.anti_entropy import (
     DAMAGED,
     DELETED,
     LIVE,
+    MAX_BITS,
+    DigestSummary,
     HeldEntry,
     bucket_of,
     choose_bits,
     differing_buckets,
     summarise,
 )
+from protocol.errors import ErrorCode, SignpostError
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +123,11 @@ class Reconciler:
         await self.publisher.publish_all()
         async with self.pool.acquire() as conn:
             expected = await self.store.expected(conn)
-        report = ReconcileReport(bits=choose_bits(len(expected)), node_records=len(expected))
-        summary = await self.client.post_digests(report.bits)
+        report = ReconcileReport(node_records=len(expected))
+        summary = await self._summary(choose_bits(len(expected)))
+        if choose_bits(summary.records) > summary.bits:  # the hub holds far more
+            summary = await self._summary(choose_bits(summary.records))
+        report.bits = summary.bits
         report.hub_records = summary.records
         ours = summarise(expected, report.bits)
         theirs = summary.by_bucket()
@@ -143,6 +152,17 @@ class Reconciler:
             "records": report.node_records, "buckets_differing": report.buckets_differing,
             "republished": len(report.repairs), **report.counts()})
         return report
+
+    async def _summary(self, bits: int) -> DigestSummary:
+        """The hub's bucket digests at ``bits``, or at the fewest it accepts if more."""
+        try:
+            return await self.client.post_digests(bits)
+        except SignpostError as exc:
+            needed = exc.detail.get("min_bits")
+            if (exc.code != ErrorCode.INVALID_FIELD or isinstance(needed, bool)
+                    or not isinstance(needed, int) or not bits < needed <= MAX_BITS):
+                raise
+        return await self.client.post_digests(needed)
 
     async def _enqueue(self, report: ReconcileReport, candidates: list[str],
                        expected: dict[str, tuple[int, str]],

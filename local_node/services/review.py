@@ -26,6 +26,7 @@ from local_node.storage.shielding import ShieldStore
 from protocol.disclosure import LOCATION_COMPARISONS, Disclosure, Viewer
 from protocol.errors import ConflictError, ErrorCode, NotFoundError, SignpostError
 from protocol.matching import blocking_keys
+from server_common.accounts.principal import Role
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -57,6 +58,20 @@ class ReviewService:
     async def open_items(self) -> list[asyncpg.Record]:
         async with self.pool.acquire() as conn:
             return await self.review.open_items(conn)
+
+    async def listed_for_operator(self, actor: Actor, council: str) -> list[Pair]:
+        """The open items as ``local-node review list`` prints them: an operator's view,
+        as the hub's ``review list`` (no postcode nor location comparison of a pair with a
+        shielded child), and audited before it is shown, as the index team's page is
+        (``review.queue``, the pair's children as the entry's)."""
+        if self.audit is None:
+            raise RuntimeError("listing the review items needs the node's audit log")
+        pairs = await self.pairs(Viewer(str(Role.OPERATOR), None), council)
+        await self.audit.record(AuditEntry.by(
+            actor, "review.queue", "identity resolution review",
+            {"items": [p.item["id"] for p in pairs]},
+            sorted({p.item[c] for p in pairs for c in ("local_id", "candidate_id")})))
+        return pairs
 
     async def pairs(self, viewer: Viewer, council: str) -> list[Pair]:
         """The open items, most likely first, each as ``viewer`` may see it."""

@@ -92,6 +92,12 @@ class NoticeStore:
             "SELECT email FROM notice_addresses WHERE user_name = $1", user)
         return email
 
+    async def holder_of_address(self, conn: asyncpg.Connection, email: str) -> str | None:
+        """The user whose notices address ``email`` is (addresses are held lower case)."""
+        user: str | None = await conn.fetchval(
+            "SELECT user_name FROM notice_addresses WHERE email = lower($1)", email)
+        return user
+
     async def set_address(self, conn: asyncpg.Connection, user: str, email: str) -> None:
         await conn.execute(
             "INSERT INTO notice_addresses (user_name, email) VALUES ($1, lower($2))"

@@ -6,10 +6,12 @@ from aiohttp import web
 
 from national_hub.handlers import appkeys as k
 from national_hub.handlers.federation import MSGPACK, authenticated
+from server_common.ratelimit.web import count_node_digests
 
 
 async def post_digests(request: web.Request) -> web.Response:
     code, body = await authenticated(request)
+    await count_node_digests(request, code)  # each summary is a pass over every record
     summary = await request.app[k.ANTI_ENTROPY].summary(code, body)
     return web.Response(body=summary.encode(), content_type=MSGPACK)
 

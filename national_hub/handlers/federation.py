@@ -23,7 +23,7 @@ from protocol.errors import DecodeError, ErrorCode, ValidationError
 from protocol.key_announcement import format_timestamp
 from server_common.access import mark_node_verified
 from server_common.ratelimit import count_node
-from server_common.web import read_body
+from server_common.web import body_deadline, check_declared_length, read_body
 
 MSGPACK = "application/msgpack"
 
@@ -35,10 +35,15 @@ def msgpack_response(obj: Any, status: int = 200) -> web.Response:
 async def authenticated_key(request: web.Request) -> tuple[str, bytes, CouncilKey]:
     """The one place node requests are authenticated: (council code, body, signing key)."""
     code = check_council_code(request.match_info["code"], "path council code")
-    body = await read_body(request, request.app[k.CONFIG].hub.max_node_body_bytes)
-    key = await request.app[k.NODE_AUTH].authenticate(
-        code, request.method, request.path_qs, body, request.headers
-    )
+    hub = request.app[k.CONFIG].hub
+    check_declared_length(request, hub.max_node_body_bytes)
+    auth = request.app[k.NODE_AUTH]
+    # What the headers settle is checked before a byte of the body is read: a forged,
+    # stale or replayed request is not waited for, nor held.
+    signed, key = await auth.check_headers(code, request.headers)
+    async with body_deadline(hub.node_body_timeout):
+        body = await read_body(request, hub.max_node_body_bytes)
+    await auth.verify(signed, key, request.method, request.path_qs, body)
     mark_node_verified(request, code)
     await count_node(request, code)
     return code, body, key

@@ -164,10 +164,17 @@ class BatchIntake:
                             code=ErrorCode.BATCH_WRONG_COUNCIL, status=403)
         hash_ = batch_hash(envelope.payload)
         async with self.pool.acquire() as conn:
-            if await self.councils.get(conn, council_code) is None:
+            known = await self.councils.get(conn, council_code)
+            if known is None:
                 raise SignpostError(f"council {council_code} is not enrolled",
                                     code=ErrorCode.UNKNOWN_COUNCIL, status=404)
             signer_kid = await self._verify_envelope(conn, council_code, envelope)
+            # A resend, or a batch the hub would refuse for its place in the chain, is
+            # answered now, before every record is validated: the cursor only moves
+            # forward, so what it says here it still says under the lock below.
+            if batch.seq <= known.cursor_seq:
+                return await self._replay(conn, known, batch, hash_)
+            self._refuse_out_of_place(known, batch, waited=False)
         # CPU work before taking the council's lock: while one batch is being written,
         # the next one (sent pipelined by the node) is validated. In a worker thread:
         # run on the event loop, its second of pure Python would hold back every
@@ -181,13 +188,9 @@ class BatchIntake:
                 assert council is not None
                 if batch.seq <= council.cursor_seq:
                     return await self._replay(conn, council, batch, hash_)
-                if council.forked_at is not None:
-                    raise ConflictError(
-                        f"council {council_code} is flagged after a fork "
-                        f"({council.fork_detail}); an operator must clear it",
-                        code=ErrorCode.COUNCIL_FLAGGED)
-                gap = batch.seq - council.cursor_seq - 1
-                if gap == 0:
+                self._refuse_out_of_place(council, batch,
+                                          waited=time.monotonic() > waited_until)
+                if batch.seq == council.cursor_seq + 1:
                     if batch.prev != council.cursor_hash:
                         raise ForkDetected(
                             f"batch {batch.seq} prev does not match the hash of batch "
@@ -196,12 +199,6 @@ class BatchIntake:
                     receipt_env, counts = await self._apply(conn, council_code, batch, hash_,
                                                             checked, signer_kid, body)
                     break
-                if gap >= PIPELINE_WINDOW or time.monotonic() > waited_until:
-                    raise ConflictError(
-                        f"seq {batch.seq} leaves a gap: the hub expects "
-                        f"{council.cursor_seq + 1}", code=ErrorCode.SEQ_GAP,
-                        detail={"expected_seq": council.cursor_seq + 1,
-                                "cursor_hash": council.cursor_hash})
             # A predecessor is probably in flight: wait for it outside the transaction.
             await self._await_advance(council_code)
         self._advanced(council_code)
@@ -212,6 +209,24 @@ class BatchIntake:
         log.info("batch applied", extra={"council": council_code, "seq": batch.seq,
                                          "ops": len(batch.ops), **counts})
         return IntakeResult(receipt_env, replayed=False)
+
+    @staticmethod
+    def _refuse_out_of_place(council: Council, batch: Batch, *, waited: bool) -> None:
+        """Refuse a batch ahead of the cursor that cannot be applied: the council is
+        flagged, or the batch leaves a gap wider than the pipeline window (or one its
+        predecessors did not fill in time, once ``waited``)."""
+        if council.forked_at is not None:
+            raise ConflictError(
+                f"council {council.code} is flagged after a fork "
+                f"({council.fork_detail}); an operator must clear it",
+                code=ErrorCode.COUNCIL_FLAGGED)
+        gap = batch.seq - council.cursor_seq - 1
+        if gap > 0 and (gap >= PIPELINE_WINDOW or waited):
+            raise ConflictError(
+                f"seq {batch.seq} leaves a gap: the hub expects "
+                f"{council.cursor_seq + 1}", code=ErrorCode.SEQ_GAP,
+                detail={"expected_seq": council.cursor_seq + 1,
+                        "cursor_hash": council.cursor_hash})
 
     async def _apply(self, conn: asyncpg.Connection, council_code: str, batch: Batch,
                      hash_: str, checked: CheckedOps, signer_kid: str,

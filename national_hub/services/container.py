@@ -159,7 +159,7 @@ class HubServices:
 
     @cached_property
     def anti_entropy(self) -> AntiEntropy:
-        return AntiEntropy(self.pool, self.stores.anti_entropy)
+        return AntiEntropy(self.pool, self.stores.anti_entropy, self.stores.records)
 
     @cached_property
     def shielded_elsewhere(self) -> ShieldedElsewhere:
@@ -200,7 +200,8 @@ class HubServices:
     @cached_property
     def notice_job(self) -> NoticeJob:
         """Makes notices from what resolution and review changed (docs/notices.md)."""
-        return NoticeJob(self.pool, self.audit, self.stores.notices)
+        return NoticeJob(self.pool, self.audit, self.stores.notices,
+                         policy=self.config.retention.policy())
 
     @cached_property
     def notice_feed(self) -> NoticeFeed:

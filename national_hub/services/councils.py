@@ -12,6 +12,7 @@ from national_hub.storage.heartbeats import HeartbeatStore
 from protocol import keys
 from protocol.batch import check_council_code
 from protocol.errors import ErrorCode, NotFoundError, SignpostError, ValidationError
+from protocol.records import check_text
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -31,6 +32,15 @@ def _contact_value(value: str | None, current: str | None, pattern: re.Pattern[s
     if not pattern.fullmatch(value):
         raise ValidationError(option, f"not {what}: {value!r}")
     return value
+
+
+def _council_name(name: str) -> str:
+    """A council's name as practitioners see it: trimmed, not blank, at most 100
+    characters, no control characters (the records' rule for a name)."""
+    checked = check_text(name, "--name", name=True)
+    if checked is None:
+        raise ValidationError("--name", "a council needs a name")
+    return checked
 
 
 class CouncilService:
@@ -55,13 +65,22 @@ class CouncilService:
         """Add a council (or a new key for an existing one); return the key id.
 
         Refused before anything is written: a weak or non-canonical key (``weak_key``,
-        see protocol.keys) and an expiry that is already past (an operator who means
-        to stop a key revokes it)."""
+        see protocol.keys), an expiry that is already past (an operator who means to
+        stop a key revokes it), a name that is blank, too long or holds control
+        characters (practitioners are told to call it), and, for a council already
+        enrolled, a name other than its own: the code was mistyped, and the key would
+        let another council's node publish as this one."""
         try:
             check_council_code(code)
+            name = _council_name(name)
             public = keys.load_public_key(public_key_pem, "--public-key")
             if not_after is not None and not_after <= datetime.now(UTC):
                 raise ValidationError("--expires", f"{not_after.isoformat()} is already past")
+            async with self.pool.acquire() as conn:
+                enrolled = await self.councils.get(conn, code)
+            if enrolled is not None and enrolled.name != name:
+                raise ValidationError("--name", f"{code} is enrolled as {enrolled.name!r}, not "
+                                                f"{name!r}: is the code mistyped?")
         except SignpostError as exc:  # a refused enrolment is on record too
             if self.audit is not None and self.actor is not None:
                 await self.audit.record(AuditEntry.by(

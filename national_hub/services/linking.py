@@ -4,7 +4,8 @@ Batch intake writes each record's blocking keys and queues it; the resolver
 (:mod:`national_hub.services.resolver`) hands a chunk of one council's queued records
 to :meth:`Linker.plan`, which gathers (async: one SQL join over their keys gives every
 other resolved live record sharing one, a key held by more than ``max_block`` records
-skipped as no evidence; the decided pairs; who holds each id), decides (pure:
+skipped as no evidence, counted per council (:mod:`national_hub.storage.blocks`); the
+decided pairs; who holds each id), decides (pure:
 :func:`~national_hub.services.link_decision.decide_links` scores every pair of the
 chunk in bulk), then writes. Record by record, before anything is written (so each
 record is written once):
@@ -66,7 +67,9 @@ __all__ = ["Candidate", "LinkPlan", "Linker", "across_councils", "explain", "ide
            "new_national_id", "person_key", "with_prior", "withhold_location", "without_location"]
 
 # Records sharing one blocking key beyond which resolution skips the key (the other
-# keys still find candidates). Not the search's limit (services.search) nor the node's.
+# keys still find candidates), counted per council so that one council's copies skip
+# only its own holders (storage/blocks.py). Not the search's limit (services.search)
+# nor the node's.
 RESOLUTION_BLOCK_LIMIT = 200
 MIN_RECORDS_FOR_PRIOR = 200  # below this a measured prior is noise
 MAX_PRIOR = 1e-3

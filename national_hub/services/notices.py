@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -31,6 +32,7 @@ from national_hub.services.notices_decide import (
 )
 from national_hub.storage.notices import NoticeStore, StoredNotice
 from protocol.notices import PAGE, Notice
+from protocol.retention import RetentionPolicy
 from server_common.audit.entry import AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -47,8 +49,10 @@ class ChunkResult:
 
 class NoticeJob:
     def __init__(self, pool: asyncpg.Pool, audit: AuditLog,
-                 store: NoticeStore | None = None, chunk: int = CHUNK) -> None:
+                 store: NoticeStore | None = None, chunk: int = CHUNK,
+                 policy: RetentionPolicy | None = None) -> None:
         self.pool = pool
+        self.policy = policy or RetentionPolicy()
         self.audit = audit
         self.store = store or NoticeStore()
         self.chunk = chunk
@@ -97,13 +101,19 @@ class NoticeJob:
         holder_rows = await store.holders(conn, sorted(national_ids))
         holders: dict[str, list[Holder]] = defaultdict(list)
         # An archived record (an adult now) is out of search and the child view: no
-        # notice tells of it or is told about it. Its shield marks still count.
+        # notice tells of it or is told about it. Its shield marks still count. Past its
+        # archive date counts, as in search, before the retention job has marked it.
+        today = datetime.now(UTC).date()
+        gone = {(r["council_code"], r["local_id"]) for r in holder_rows
+                if r["archived"] or (
+                    self.policy.may_be_due(r["dob"], r["may_have_died"], today=today)
+                    and self.policy.stored_record_due(r["record"], today=today))}
         archived: dict[str, list[RecordKey]] = defaultdict(list)
         for r in holder_rows:
-            if r["archived"]:
+            if (r["council_code"], r["local_id"]) in gone:
                 archived[r["national_id"]].append((r["council_code"], r["local_id"]))
         for r in holder_rows:
-            if r["archived"]:
+            if (r["council_code"], r["local_id"]) in gone:
                 continue
             try:
                 services, lead = pointers(r["record"])

@@ -40,7 +40,7 @@ from protocol.matching import DEFAULT_MODEL, IdentityFields
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import score_columns
 from protocol.records import ChildRecord, pointer_json
-from protocol.retention import RetentionPolicy, add_years
+from protocol.retention import RetentionPolicy
 from protocol.search import MIN_TOTAL, Answer, SearchQuery, answer
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,10 @@ MAX_RESULTS = 20
 # it is short and alphanumeric: anything else is unknown without asking the database,
 # which would refuse a NUL in text with an error of its own (a 500, not a 404).
 _NATIONAL_ID_SHAPE = re.compile(r"[0-9A-Za-z]{1,64}")
-# Records sharing one key beyond which the key is skipped (the other keys still find):
-# every key is narrow (see protocol.matching.blocking), so at a million children a
-# real one holds a handful.
+# Records sharing one key beyond which the key is skipped (the other keys still find),
+# counted per council as the resolver counts its own (storage/blocks.py): every key is
+# narrow (see protocol.matching.blocking), so at a million children a real one holds a
+# handful.
 SEARCH_BLOCK_LIMIT = 100
 # Candidates from which one bulk pass scores a search's records faster than a scoring
 # call per record (measured on a hub of a million children: 64 to 96, where a search
@@ -272,19 +273,12 @@ class HubSearch:
         search as the archived are. Only a record old enough or holding a date of death
         is read again; a child reached only through such a record is not found."""
         today = datetime.now(UTC).date()
-        adult = add_years(today, -self.policy.archive_age)
         check = [(r.council, r.local_id) for r in rows
-                 if r.may_have_died or (r.dob is not None and r.dob <= adult)]
+                 if self.policy.may_be_due(r.dob, r.may_have_died, today=today)]
         if not check:
             return rows
-        due = set()
-        for key, data in (await self.store.record_bytes(conn, check)).items():
-            try:
-                record = ChildRecord.from_wire(encoding.unpack(data, what="record"))
-            except SignpostError:
-                continue  # damaged: judged by the job, which anti-entropy repairs
-            if self._due(record, today):
-                due.add(key)
+        due = {key for key, data in (await self.store.record_bytes(conn, check)).items()
+               if self.policy.stored_record_due(data, today=today)}
         return [r for r in rows if (r.council, r.local_id) not in due]
 
     async def child(self, national_id: str, viewer: Viewer) -> dict[str, Any] | Redirect:

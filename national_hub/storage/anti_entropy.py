@@ -39,8 +39,10 @@ class AntiEntropyStore:
         return [BucketDigest(r["bucket"], r["n"], r["digest"]) for r in rows]
 
     async def bucket_records(self, conn: asyncpg.Connection, council: str, bits: int,
-                             buckets: list[int]) -> list[HeldEntry]:
-        """Every row held in these buckets, tombstones too, by local_id."""
+                             buckets: list[int], *, limit: int | None = None
+                             ) -> list[HeldEntry]:
+        """Every row held in these buckets, tombstones too, by local_id (the first
+        ``limit`` of them)."""
         rows = await conn.fetch(
             f"""
             SELECT r.local_id, r.version, r.digest,
@@ -49,8 +51,9 @@ class AntiEntropyStore:
               FROM records r
              WHERE r.council_code = $1 AND {_BUCKET} = ANY($3::int[])
              ORDER BY r.local_id COLLATE "C"
+             LIMIT $4
             """,
-            council, bits, buckets,
+            council, bits, buckets, limit,
         )
         return [HeldEntry(r["local_id"], r["version"], r["state"],
                           r["digest"] if r["state"] == LIVE else None) for r in rows]

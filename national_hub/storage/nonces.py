@@ -6,6 +6,11 @@ import asyncpg
 
 
 class NonceStore:
+    async def seen(self, conn: asyncpg.Connection, origin: str, nonce: str) -> bool:
+        return bool(await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM request_nonces WHERE origin = $1 AND nonce = $2)",
+            origin, nonce))
+
     async def remember(self, conn: asyncpg.Connection, origin: str, nonce: str) -> bool:
         """Record the nonce; False if it was already seen (a replay)."""
         inserted = await conn.fetchval(

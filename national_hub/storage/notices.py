@@ -99,9 +99,11 @@ class NoticeStore:
     async def holders(self, conn: asyncpg.Connection, national_ids: Sequence[str]
                       ) -> list[asyncpg.Record]:
         """The live records of these children: council, local id, national id, bytes,
-        and whether retention has archived it."""
+        whether retention has archived it, and what says whether it may be due to be
+        (date of birth; bytes holding a date of death)."""
         return await conn.fetch(
-            "SELECT council_code, local_id, national_id, record,"
+            "SELECT council_code, local_id, national_id, record, dob,"
+            " position('date_of_death'::bytea in record) > 0 AS may_have_died,"
             " archived_on IS NOT NULL AS archived FROM records"
             " WHERE national_id = ANY($1::text[]) AND record IS NOT NULL", list(national_ids))
 

@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from national_hub.storage import key_sets
+from national_hub.storage.blocks import counted_holders
 from national_hub.storage.records import PENDING
 from server_common.sampling_store import seeded_order
 
@@ -41,7 +42,9 @@ IDENTITY_COLUMNS = (
 # Each key is looked up in the covering index and read no further than one
 # holder past the limit: a common key costs max_block + 1 index entries however
 # many records hold it, and nothing scans record_keys as a whole (which made
-# every chunk slower as the hub filled).
+# every chunk slower as the hub filled). Only a key held past the limit is then
+# walked council by council, so that one council flooding it skips its own holders
+# and not the others' (storage/blocks.py: at most about 3 * max_block entries a key).
 # The keys are grouped by holder first, on narrow rows, and each holder's record
 # read once after: grouping the wide joined rows spilled its sort to disk (a
 # 1,600-record chunk's candidates: 0.74-0.96 s, now 0.6). Ordered, so the decision
@@ -64,17 +67,11 @@ IDENTITY_COLUMNS = (
 #   per row (not done in minutes). Behind OFFSET 0 the list's length is unknown to
 #   the planner, so the subplan is hashed for any number (300,000: 3.4 s).
 CANDIDATES_SQL = f"""
-    WITH held AS (
+    WITH RECURSIVE {counted_holders("$1", "$2")}, held AS (
         SELECT h.council_code, h.local_id, array_agg(h.key) AS keys
-        FROM unnest($1::text[]) AS w(key)
-        CROSS JOIN LATERAL (
-            SELECT w.key, b.council_code, b.local_id, count(*) OVER () AS n
-            FROM (SELECT k.council_code, k.local_id FROM record_keys k
-                  WHERE k.key = w.key LIMIT $2 + 1) b
-        ) h
-        WHERE h.n <= $2
-          AND (h.council_code <> $3 OR h.local_id NOT IN (
-                   SELECT unnest(own.ids) FROM (SELECT $4::text[] AS ids OFFSET 0) own))
+        FROM counted h
+        WHERE h.council_code <> $3 OR h.local_id NOT IN (
+                  SELECT unnest(own.ids) FROM (SELECT $4::text[] AS ids OFFSET 0) own)
         GROUP BY h.council_code, h.local_id
     )
     SELECT r.*, held.keys
@@ -146,7 +143,9 @@ class ResolutionStore:
                          max_block: int, *, besides: str = "",
                          besides_ids: Sequence[str] = ()) -> list[asyncpg.Record]:
         """Resolved live records holding any of ``keys``, with the keys they hold; a key
-        held by more than ``max_block`` records is no evidence and is skipped. A record
+        held by more than ``max_block`` records is no evidence and is skipped, but for
+        the councils holding at most ``max_block`` of it when at most ``max_block`` are
+        outside the council holding most (:mod:`national_hub.storage.blocks`). A record
         still queued is left out: it meets these when its own turn comes. So are the
         records ``besides_ids`` of council ``besides`` (the chunk asking), though they
         still count towards a key's limit."""

@@ -1,7 +1,8 @@
 """SQL of practitioner search and the child view (docs/design.md §6, §8).
 
 One statement per search, whatever the number of candidates: the query's blocking
-keys → the records holding them (``record_keys``' primary key) → their national children →
+keys → the records holding them that count (``record_keys``' primary key, the block
+limit as :mod:`national_hub.storage.blocks` counts it) → their national children →
 every live record of those children (``records_national``), each with the keys it
 matched and the councils that shield it (``shield_marks``, by primary key). Indexed all
 the way, so it stays a few index probes at a million children.
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
+
+from national_hub.storage.blocks import counted_holders
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +78,10 @@ def candidate_row(r: asyncpg.Record) -> CandidateRow:
 
 
 # A search's candidates (:meth:`SearchStore.candidates`): $1 the keys, $2 the block limit.
-SEARCH_CANDIDATES_SQL = """
-    WITH probe AS (  -- one index probe per key, reading at most $2 + 1 holders
-        SELECT q.key, k.council_code, k.local_id,
-               count(*) OVER (PARTITION BY q.key) AS held
-        FROM unnest($1::text[]) AS q(key)
-        CROSS JOIN LATERAL (SELECT k.council_code, k.local_id FROM record_keys k
-                            WHERE k.key = q.key LIMIT $2 + 1) k
-    ), hit AS (
+SEARCH_CANDIDATES_SQL = f"""
+    WITH RECURSIVE {counted_holders("$1", "$2")}, hit AS (
         SELECT council_code, local_id, array_agg(key ORDER BY key) AS keys
-        FROM probe WHERE held <= $2
+        FROM counted  -- each key's holders that count (storage/blocks.py)
         GROUP BY council_code, local_id
     ), children AS (
         -- each hit read by its primary key (LATERAL ... LIMIT 1, which the
@@ -103,7 +100,7 @@ SEARCH_CANDIDATES_SQL = """
            r.given_name, r.family_name, r.dob, r.sex, r.other_given_names,
            r.former_family_names, r.postcode, r.address_line, r.nhs_number, r.upn,
            r.shielded OR sh.codes IS NOT NULL AS shielded,
-           coalesce(hit.keys, '{}') AS keys, sh.codes, sh.names,
+           coalesce(hit.keys, '{{}}') AS keys, sh.codes, sh.names,
            position('date_of_death'::bytea in r.record) > 0 AS may_have_died
     FROM children
     JOIN records r ON r.national_id = children.national_id AND r.record IS NOT NULL
@@ -123,8 +120,12 @@ class SearchStore:
                          max_block: int) -> list[CandidateRow]:
         """Every live record of every national child one of whose records holds one of
         ``keys``. A key held by more than ``max_block`` records is too common to be
-        evidence and is skipped; each key's holders are read once, at most
-        ``max_block + 1`` of them, so a huge block costs no more than a small one."""
+        evidence and is skipped, unless at most ``max_block`` of them are outside the
+        council holding most: then only a council holding more than ``max_block`` is
+        skipped (one council cannot hide the others' records,
+        :mod:`national_hub.storage.blocks`). Each key's holders are read once, at most
+        ``max_block + 1`` of them, and a key held more often council by council, at most
+        about ``3 * max_block``: a huge block costs no more than a small one."""
         if not keys:
             return []
         rows = await conn.fetch(SEARCH_CANDIDATES_SQL, list(keys), max_block)

@@ -33,9 +33,14 @@ Comparison reads a little further than keys do (:func:`comparable_name`,
 ``O′Brien``) are dropped, a name is the same with its spaces taken out (``O Brien`` /
 ``OBrien``, ``Van der Berg`` / ``Vanderberg``) and with ä, ö, ü, ø, å written as
 digraphs (``Müller`` / ``Mueller``), and a few names transliterated from another script
-are one name (:data:`SPELLING_VARIANTS`: Muhammad / Mohammed). Blocking keys, term
-frequencies and the hub's counts keep :func:`normalise_name` and the diminutives only:
-their values are stored at every node and hub.
+are one name (:data:`SPELLING_VARIANTS`: Muhammad / Mohammed). A name in another script
+is compared, and keyed beside its written form, as its transliteration (:func:`latin_name`,
+``anyascii``: Иван Петров is Ivan Petrov); a leading title is no part of a given name
+("Master John" is John); a surname's leading O', D', L' or M' may be dropped by another
+system (:func:`surname_without_particle`: O'Brien is Brien, M'Donald McDonald). Term
+frequencies and the hub's counts keep :func:`normalise_name`, and blocking keys the
+diminutives, not the spelling variants: their values are stored at every node and hub
+(raising ``KEY_SCHEME`` re-makes the keys; nothing re-makes the counts).
 
 Every function here is pure and cached per distinct string: names repeat a great
 deal, and scoring calls these for every candidate pair.
@@ -48,6 +53,7 @@ import re
 import unicodedata
 
 import jellyfish
+from anyascii import anyascii
 from nicknames import NickNamer
 from rapidfuzz.distance import OSA, JaroWinkler
 
@@ -62,11 +68,13 @@ __all__ = [
     "given_names_close",
     "given_names_equivalent",
     "jaro_winkler",
+    "latin_name",
     "name_parts",
     "normalise_name",
     "phonetic",
     "same_spelling",
     "spelling_variants",
+    "surname_without_particle",
     "typo_close",
 ]
 
@@ -86,8 +94,8 @@ UK_DIMINUTIVES: dict[str, tuple[str, ...]] = {
     "Beth": ("Elizabeth", "Bethany"), "Sid": ("Sidney", "Sydney"), "Tilly": ("Matilda",),
     "Tom": ("Thomas",), "Tommy": ("Thomas",), "Will": ("William",), "Billy": ("William",),
     "Sam": ("Samuel", "Samantha"), "Josh": ("Joshua",), "Ben": ("Benjamin",),
-    "Jamie": ("James",), "Dan": ("Daniel",), "Danny": ("Daniel",), "Katie": ("Katherine",),
-    "Kate": ("Katherine",), "Livvy": ("Olivia",), "Liv": ("Olivia",), "Gracie": ("Grace",),
+    "Jamie": ("James",), "Dan": ("Daniel",), "Danny": ("Daniel",),
+    "Livvy": ("Olivia",), "Liv": ("Olivia",), "Gracie": ("Grace",),
     "Flo": ("Florence",), "Abbie": ("Abigail",), "Abby": ("Abigail",), "Jess": ("Jessica",),
     "Becky": ("Rebecca",), "Zac": ("Zachary",), "Seb": ("Sebastian",), "Reggie": ("Reginald",),
     "Ronnie": ("Ronald",), "Albie": ("Albert",), "Bertie": ("Albert", "Herbert"),
@@ -99,16 +107,22 @@ UK_DIMINUTIVES: dict[str, tuple[str, ...]] = {
     "Bob": ("Robert",), "Bobby": ("Robert",), "Dick": ("Richard",), "Ned": ("Edward",),
     "Polly": ("Mary",), "Molly": ("Mary",), "Sally": ("Sarah",), "Betty": ("Elizabeth",),
     "Bess": ("Elizabeth",), "Bessie": ("Elizabeth",), "Hank": ("Henry",), "Tony": ("Anthony",),
-    "Sandy": ("Alexander", "Alexandra"), "Kit": ("Christopher",), "Kitty": ("Katherine",),
+    "Sandy": ("Alexander", "Alexandra"), "Kit": ("Christopher",),
     "Hattie": ("Harriet",), "Hetty": ("Harriet",), "Jim": ("James",), "Jimmy": ("James",),
     "Toby": ("Tobias",), "Dot": ("Dorothy",), "Dottie": ("Dorothy",),
+    # One name, two initials: Katherine is Catherine as often as not, and Sasha is the
+    # Russian short form of Alexander (Aleksandr) and Alexandra.
+    "Kate": ("Katherine", "Catherine"), "Katie": ("Katherine", "Catherine"),
+    "Kitty": ("Katherine", "Catherine"), "Cathy": ("Catherine", "Katherine"),
+    "Kathy": ("Katherine", "Catherine"), "Sasha": ("Alexander", "Alexandra"),
 }
 
 # One name as other systems transliterate it: written differently, never a different
 # name. Only spellings of one name in another script (Arabic, Russian), where English
 # records disagree because no spelling is standard; never names merely alike
 # (Sophia / Sofia stay a Jaro-Winkler match, Aisha / Ayesha a phonetic one).
-# Comparison only: blocking keys (``given_name_keys``) do not read it.
+# Comparison only: blocking keys (``given_name_keys``) do not read it; such pairs meet
+# through the family name's keys.
 SPELLING_VARIANTS: tuple[tuple[str, ...], ...] = (
     ("Muhammad", "Mohammed", "Mohammad", "Mohamed", "Muhammed", "Mohamad", "Mohammod",
      "Muhamed", "Mohamud", "Mohamoud"),
@@ -138,6 +152,14 @@ _MORE_APOSTROPHES = re.compile("[\u02bb\u02b9\u02bd\u02be\u02bf\u2032\u2035\u201
 # Mueller, Søren / Soeren, Åse / Aase): a second exact spelling of a name that has one.
 _DIGRAPHS = str.maketrans({"ä": "ae", "Ä": "Ae", "ö": "oe", "Ö": "Oe", "ü": "ue", "Ü": "Ue",
                            "ø": "oe", "Ø": "Oe", "å": "aa", "Å": "Aa"})
+# A leading O', D', L' or M' (M' standing for Mc) that another system drops or writes
+# without the mark: O'Brien / Brien, D'Souza / Souza, M'Donald / McDonald. The raw value
+# is read: normalise_name drops the apostrophe ("obrien") and the particle with it.
+_PARTICLE = re.compile("^\\s*([odlm])(?:\\s*['’‘`ʼ´\u02bb\u02b9\u2032]\\s*|\\s+)(?=\\w)",
+                       re.IGNORECASE)
+# Words a system writes before a child's given name ("Master John", "Miss Amelia"):
+# not part of the name, dropped where another word follows.
+_TITLES = frozenset({"master", "miss", "mstr", "mr", "mrs", "ms", "mx", "dr"})
 _NOT_LETTER = re.compile(r"[^\w\s]|[\d_]")  # \w keeps letters of any script
 _CACHE = 1 << 19  # one entry per distinct name: a national hub has hundreds of thousands
 
@@ -173,15 +195,49 @@ def normalise_name(value: str | None) -> str:
 @functools.lru_cache(maxsize=_CACHE)
 def comparable_name(value: str | None) -> str:
     """:func:`normalise_name` for comparing two names, not for keys: apostrophe marks
-    it does not know are dropped too (``"Oʻbrien"`` → ``"obrien"``, not ``"o brien"``).
+    it does not know are dropped too (``"Oʻbrien"`` → ``"obrien"``, not ``"o brien"``),
+    a name in another script is read in Latin letters (:func:`latin_name`) and a leading
+    title goes (``"Master John"`` → ``"john"``).
 
-    Blocking keys, term frequencies and the hub's counts keep ``normalise_name``: what
-    it gives is held in every node's and hub's database."""
+    Term frequencies and the hub's counts keep ``normalise_name``: what it gives is held
+    in every node's and hub's database."""
     if not value:
         return ""
     if not value.isascii():
         value = _MORE_APOSTROPHES.sub("", value)
-    return normalise_name(value)
+    return _untitled(latin_name(value))
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def latin_name(value: str | None) -> str:
+    """:func:`normalise_name` in Latin letters: a name written in another script
+    (Cyrillic, Greek, Arabic…) transliterated (``anyascii``), ``"Иван"`` → ``"ivan"``;
+    any other name as ``normalise_name`` gives it (its accents are already folded)."""
+    name = normalise_name(value)
+    if not value or name.isascii():
+        return name
+    return normalise_name(anyascii(value))
+
+
+def _untitled(name: str) -> str:
+    """A normalised name less a leading title another word follows: ``"master john"``
+    → ``"john"``."""
+    first, _, rest = name.partition(" ")
+    return rest if rest and first in _TITLES else name
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def surname_without_particle(value: str | None) -> str:
+    """The surname as a system that drops its leading particle writes it, normalised:
+    ``"O'Brien"`` → ``"brien"``, ``"D'Souza"`` → ``"souza"``, ``"M'Donald"`` →
+    ``"mcdonald"`` (M' is Mc written short); ``""`` for a name without one."""
+    match = _PARTICLE.match(value) if value else None
+    if match is None or value is None:
+        return ""
+    rest = latin_name(value[match.end():])
+    if not rest:
+        return ""
+    return "mc" + rest if match.group(1).lower() == "m" else rest
 
 
 @functools.lru_cache(maxsize=_CACHE)
@@ -194,6 +250,8 @@ def exact_spellings(value: str | None) -> frozenset[str]:
     if not name:
         return frozenset()
     spellings = {name.replace(" ", "")}
+    if dropped := surname_without_particle(value):
+        spellings.add(dropped.replace(" ", ""))
     if value and not value.isascii():
         digraphs = unicodedata.normalize("NFC", value).translate(_DIGRAPHS)
         spellings.add(comparable_name(digraphs).replace(" ", ""))
@@ -235,7 +293,12 @@ def formal_names(given_name: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=_CACHE)
 def given_name_keys(given_name: str | None) -> frozenset[str]:
-    """The normalised name and every formal name it may stand for.
+    """The normalised name and every formal name it may stand for; for a name in
+    another script its transliteration too (``"Иван"``: ``"иван"``, ``"ivan"``), and the
+    name less a leading title (``"Master John"``: ``"john"``, ``"jonathan"``…).
+
+    Not each word of a name of several: comparison takes "Mary Jane" / "Jane" for two
+    children (``compare.forenames_agree``), so a key bringing them together gains nothing.
 
     For blocking: records whose keys meet are worth comparing. Meeting keys are not
     equivalence: Daisy and Maisie both stand for Margaret, and are sisters' names.
@@ -243,7 +306,9 @@ def given_name_keys(given_name: str | None) -> frozenset[str]:
     name = normalise_name(given_name)
     if not name:
         return frozenset()
-    return frozenset({name}) | formal_names(name)
+    latin = latin_name(given_name)
+    names = {name, latin, _untitled(latin)}  # "Master Jack" is Jack, and so John
+    return frozenset(names).union(*map(formal_names, names))
 
 
 @functools.cache
@@ -283,12 +348,13 @@ def given_names_equivalent(a: str | None, b: str | None) -> bool:
 
 @functools.lru_cache(maxsize=_CACHE)
 def phonetic(value: str | None) -> str:
-    """Metaphone of the normalised name with its parts run together; ``""`` for blank.
+    """Metaphone of the normalised name with its parts run together, in Latin letters
+    (:func:`latin_name`: metaphone codes only those); ``""`` for blank.
 
     Metaphone rather than Soundex: Soundex keeps the first letter and codes only
     consonant classes, so it puts Smith with Snead and never Katherine with Catherine.
     """
-    name = normalise_name(value).replace(" ", "")
+    name = latin_name(value).replace(" ", "")
     return jellyfish.metaphone(name) if name else ""
 
 

@@ -24,7 +24,7 @@ def unseal_command(audit_log: Callable[[Any], AbstractAsyncContextManager[AuditL
                                   "investigation, and print the entry as JSON. The opening "
                                   "is audited first, with --reason, under the children the "
                                   "entry was about.")
-    @click.argument("seq", type=click.IntRange(min=0))
+    @click.argument("seq", type=common.SEQ)
     @click.option("--reason", required=True,
                   help="Why the entry is opened (the audit log records it).")
     @click.pass_obj

@@ -81,8 +81,12 @@ class AuditEntry:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AuditEntry:
-        """Parse stored leaf bytes; ValueError if they are not an audit entry."""
-        obj = json.loads(data.decode("utf-8"))
+        """Parse stored leaf bytes; ValueError if they are not an audit entry (also for
+        bytes nested too deeply to parse, which a rewritten row may hold)."""
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except RecursionError:
+            raise ValueError("not an audit entry: nested too deeply") from None
         if not isinstance(obj, dict) or sorted(obj) != sorted(KEYS):
             raise ValueError("not an audit entry: wrong keys")
         if not isinstance(obj["parameters"], dict) or not isinstance(obj["child_ids"], list):

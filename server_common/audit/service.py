@@ -34,7 +34,7 @@ from server_common.audit.cosigned_rows import WitnessKeys, cosignature_problems
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.group_commit import GroupCommitter
 from server_common.audit.sealing import ParameterSeal, is_sealed
-from server_common.audit.store import AuditStore, StoredCheckpoint
+from server_common.audit.store import AuditStore, StoredCheckpoint, StoredEntry
 from server_common.audit.witness_store import Cosigned, WitnessStore
 from server_common.tasks import run_every
 
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 WitnessKeySource = Callable[[asyncpg.Connection], Awaitable[WitnessKeys]]
 _SCAN_CHUNK = 10_000
+# How a listing shows an entry whose bytes no longer read as one (AuditRecord.damaged).
+DAMAGED_ACTION = "damaged_entry"
+DAMAGED_PURPOSE = "this entry's stored bytes do not read as an audit entry: run audit verify"
 
 
 class AuditWriteError(UnavailableError):
@@ -57,11 +60,27 @@ class AuditIntegrityError(SignpostError):
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
+    """One entry as listed. ``damaged``: its stored bytes do not read as an audit entry
+    (rewritten behind the log's back, which ``audit verify`` reports): ``entry`` then
+    holds only what the row's own columns say (who, when, which children), so the
+    listing still shows every other access instead of failing."""
+
     seq: int
     entry: AuditEntry
+    damaged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, **self.entry.to_dict()}
+        return {"seq": self.seq, **self.entry.to_dict(),
+                **({"damaged": True} if self.damaged else {})}
+
+    @classmethod
+    def of(cls, row: StoredEntry) -> AuditRecord:
+        try:
+            return cls(row.seq, AuditEntry.from_bytes(row.entry))
+        except ValueError:
+            return cls(row.seq, AuditEntry(
+                row.who, role="", organisation="", purpose=DAMAGED_PURPOSE,
+                action=DAMAGED_ACTION, child_ids=row.child_ids, at=row.at), damaged=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,13 +358,13 @@ class AuditLog:
         """Every access to one child, oldest first (subject access)."""
         async with self.pool.acquire() as conn:
             rows = await self.store.for_child(conn, child_id)
-        return [AuditRecord(r.seq, AuditEntry.from_bytes(r.entry)) for r in rows]
+        return [AuditRecord.of(r) for r in rows]
 
     async def entries_by_user(self, who: str) -> list[AuditRecord]:
         """Everything one user did, oldest first."""
         async with self.pool.acquire() as conn:
             rows = await self.store.by_user(conn, who)
-        return [AuditRecord(r.seq, AuditEntry.from_bytes(r.entry)) for r in rows]
+        return [AuditRecord.of(r) for r in rows]
 
     async def entries_between(self, since: datetime | None, until: datetime | None,
                               limit: int) -> list[AuditRecord]:
@@ -353,7 +372,7 @@ class AuditLog:
         or a date range), at most ``limit``."""
         async with self.pool.acquire() as conn:
             rows = await self.store.recent(conn, since, until, limit)
-        return [AuditRecord(r.seq, AuditEntry.from_bytes(r.entry)) for r in rows]
+        return [AuditRecord.of(r) for r in rows]
 
     async def unseal(self, seq: int, actor: Actor, reason: str) -> AuditRecord:
         """Entry ``seq`` with its sealed parameters opened, for an investigation. The
@@ -365,7 +384,11 @@ class AuditLog:
             stored = await self.store.get(conn, seq)
         if stored is None:
             raise NotFoundError(f"no audit entry {seq}")
-        entry = AuditEntry.from_bytes(stored.entry)
+        try:
+            entry = AuditEntry.from_bytes(stored.entry)
+        except ValueError as exc:
+            raise ValidationError("seq", f"entry {seq} is damaged ({exc}): "
+                                         "run audit verify") from exc
         sealed = sorted(k for k, v in entry.parameters.items() if is_sealed(v))
         if not sealed:
             raise ValidationError("seq", f"entry {seq} holds no sealed parameter")

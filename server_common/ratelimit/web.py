@@ -171,6 +171,14 @@ async def count_node(request: web.Request, council: str) -> None:
         await limiter.charge(request, f"council:{council}", limiter.config.per_council)
 
 
+async def count_node_digests(request: web.Request, council: str) -> None:
+    """A verified digest summary request: also count it against ``council``'s own, small
+    allowance for them (``per_council_digests``), each being a pass over its records."""
+    limiter = request.app.get(LIMITER)
+    if limiter is not None:
+        await limiter.charge(request, f"digests:{council}", limiter.config.per_council_digests)
+
+
 def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
             config: RateLimitConfig) -> None:
     """Build the limiter once ``pool_key`` is set and purge old counts in the

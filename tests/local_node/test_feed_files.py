@@ -210,3 +210,29 @@ def test_a_header_repeated_inside_the_file_is_not_a_child(tmp_path: Path) -> Non
     assert [r.source_ref for r in result.rows] == ["E1", "E2"]
     assert [(e.line, e.column) for e in result.errors] == [(3, "")]
     assert "repeats the header row" in result.errors[0].reason
+
+
+async def test_an_endless_or_oversized_feed_is_refused(make_database: DatabaseFactory,
+                                                        tmp_path: Path) -> None:
+    """``local-node ingest /dev/zero`` read for ever (into memory); now a feed is read up
+    to ``ingest.max_feed_bytes`` and refused past it, with a clear error and exit 1."""
+    env = dict(os.environ) | {
+        "LOCAL_NODE__DATABASE__URL": await make_database(),
+        "LOCAL_NODE__COUNCIL__CODE": "E10000011",
+        "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "key.pem"),
+        "LOCAL_NODE__INGEST__MAX_FEED_BYTES": "65536",
+    }
+    node = script("local-node")
+    assert _run([node, "db", "upgrade"], env).returncode == 0
+    big = _write(tmp_path, ("\n".join([HEADER, *ROWS]) + "\n").encode() * 1000)
+    for path in (Path("/dev/zero"), big):
+        result = _run([node, "ingest", "--feed", "health", str(path)], env)
+        assert result.returncode == 1, result.stdout
+        assert f"{path}: line 1: the file is over 65,536 bytes (ingest.max_feed_bytes)" \
+            in result.stderr
+        assert "the file is refused, nothing is loaded" in result.stderr
+        assert "Traceback" not in result.stderr
+    # a feed under the limit loads as ever
+    result = _run([node, "ingest", "--feed", "health", str(_write(tmp_path, "\n".join(
+        [HEADER, *ROWS]).encode()))], env)
+    assert result.returncode == 0 and "2 of 2 rows loaded" in result.stdout, result.stderr

@@ -1,13 +1,16 @@
 """Blocking keys made again when the code makes other keys (``KEY_SCHEME``): the node.
 
 A node upgraded from scheme 1 holds its children's ``fy:`` keys, which scheme 2 no
-longer makes: a new row would never meet an old child through ``fg:`` and ``fd:``.
+longer makes: a new row would never meet an old child through ``fg:`` and ``fd:``. One
+upgraded from scheme 2 lacks scheme 3's keys of a surname without its particle and of a
+name in another script transliterated.
 ``local-node db upgrade`` makes every keyed child's keys again; until it has, the node
 refuses to load a feed, as it does while a migration is missing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -22,7 +25,7 @@ from protocol.matching.blocking import KEY_SCHEME
 from server_common import database
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade_until
-from tests.processes import script
+from tests.processes import Process, free_port, script, wait_ready
 
 ESX = "E10000011"
 BEFORE = 9  # the last migration before the scheme was recorded
@@ -97,3 +100,54 @@ async def test_db_upgrade_makes_every_childs_keys_again(
     again = run(["db", "upgrade"], env)
     assert again.returncode == 0 and "blocking keys" not in again.stdout
     assert run(["ingest", "--feed", "health", str(feed)], env).returncode == 0
+
+
+async def test_a_node_holding_scheme_two_keys_is_keyed_again_and_serves(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A node upgraded from scheme 2: its O'Brien lacks the key of Brien, its Иван Петров
+    those of Ivan Petrov, so a row written otherwise at the next load never meets them.
+    ``db upgrade`` makes them; until then the node refuses to load or serve."""
+    url = await make_database()
+    env = dict(os.environ) | {"LOCAL_NODE__DATABASE__URL": url,
+                              "LOCAL_NODE__COUNCIL__CODE": ESX,
+                              "LOCAL_NODE__COUNCIL__KEY_FILE": str(tmp_path / "key.pem")}
+    assert run(["db", "upgrade"], env).returncode == 0
+    feed = tmp_path / "health.csv"
+    feed.write_text("source_ref,nhs_number,given_name,family_name,dob,sex,postcode\n"
+                    "H1,,Amelia,O'Brien,2015-03-14,F,BN1 1AA\n"
+                    "H2,,Иван,Петров,2014-06-20,M,BN2 4AB\n", encoding="utf-8")
+    loaded = run(["ingest", "--feed", "health", str(feed)], env)
+    assert loaded.returncode == 0, loaded.stderr
+
+    conn = await asyncpg.connect(url)
+    try:
+        want = await held_keys(conn)
+        new = {(k, lid) for k, lid in want if "BRN" in k or "PTRF" in k or "ivan" in k}
+        assert new, "scheme 3 gives these children keys scheme 2 did not"
+        await conn.execute("DELETE FROM child_blocking_keys WHERE key LIKE '%BRN%'"
+                           " OR key LIKE '%PTRF%' OR key LIKE '%ivan%'")
+        await conn.execute("UPDATE blocking_key_scheme SET scheme = 2")
+    finally:
+        await conn.close()
+
+    port = free_port()
+    serve = [script("local-node"), "serve", "--no-publish", "--port", str(port)]
+    refused = await asyncio.to_thread(subprocess.run, serve, env=env, text=True,
+                                      capture_output=True, timeout=120)
+    assert refused.returncode != 0
+    assert "blocking keys held were made by scheme 2" in refused.stderr, refused.stderr
+
+    upgraded = run(["db", "upgrade"], env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "made the blocking keys of 2 record(s) again (scheme 3)" in upgraded.stdout
+    conn = await asyncpg.connect(url)
+    try:
+        assert await held_keys(conn) == want
+        assert await conn.fetchval("SELECT scheme FROM blocking_key_scheme") == KEY_SCHEME == 3
+    finally:
+        await conn.close()
+    server = Process(serve, env, tmp_path / "node.log").start()
+    try:
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}")
+    finally:
+        server.kill()

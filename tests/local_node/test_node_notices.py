@@ -28,6 +28,7 @@ from protocol.notices import Notice, NoticeEvent
 from server_common import config as config_module
 from server_common.accounts import Role
 from server_common.audit.service import AuditLog
+from server_common.cli import cli_actor
 from server_common.config import ConfigError, Duration
 from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
@@ -96,13 +97,13 @@ async def mia_watched(make_database: DatabaseFactory,
         server = TestServer(create_node_app(esx.config, publish=False), host="127.0.0.1")
         await server.start_server()
         try:
-            await notices.set_address("dana", "dana.smith@esx.gov.uk")
             watched = MiaWatched(
                 hub, esx, wsx, notices, str(server.make_url("")).rstrip("/"),
                 await bearer_headers(esx.pool, "ian", Role.INDEX_TEAM, ESX),
                 await bearer_headers(esx.pool, "tom", Role.PRACTITIONER),
                 await bearer_headers(esx.pool, "dana", Role.PRACTITIONER),
                 await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'"))
+            await notices.set_address("dana", "dana.smith@esx.gov.uk", cli_actor(ESX))
             async with aiohttp.ClientSession() as http, http.put(
                     f"{watched.base}/v1/children/{watched.mia}/watch",
                     headers=watched.tom) as resp:
@@ -199,6 +200,18 @@ async def test_inbox_page_and_bad_requests(make_database: DatabaseFactory, tmp_p
                 # the shielded child's notice, with whom to contact, and a link to the child
                 assert "West Sussex is now also involved" in page
                 assert 'href="/children/L' in page and "Mark read" in page
+                # which council is involved with which child was shown: audited first
+                # (an empty inbox shows no child and is not)
+                async with http.get(f"{base}/v1/notices", headers=stranger) as resp:
+                    assert (await resp.json())["notices"] == []
+                log = AuditLog(esx.pool, None, origin=esx.config.audit_origin)
+                (looked,) = [r.entry for r in await log.entries_by_user("ian")]
+                shown = await esx.fetchval(
+                    "SELECT array_agg(DISTINCT l) FROM notices n JOIN notice_deliveries d"
+                    " ON d.notice_id = n.id AND d.recipient = 'team', unnest(n.local_ids) l")
+                assert looked.action == "notice.inbox" and looked.role == "index_team"
+                assert set(looked.child_ids) == set(shown) != set()
+                assert [r.entry.action for r in await log.entries_by_user("tom")] == []
                 notice_id = await esx.fetchval("SELECT min(id) FROM notices")
                 for method, path, who, status, code in (
                         ("POST", "/v1/notices/x1/read", team, 400, "invalid_field"),
@@ -223,16 +236,31 @@ async def test_local_node_notices_address(make_database: DatabaseFactory, tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATIONAL_HUB",
                                                                      "LOCAL_NODE"))} | {
         "LOCAL_NODE__DATABASE__URL": url, "LOCAL_NODE__COUNCIL__CODE": ESX}
+    await bearer_headers(url, "dana", Role.PRACTITIONER)
+    await bearer_headers(url, "tom", Role.PRACTITIONER)
     done = _cli(["notices", "address", "dana", "Dana.Smith@esx.gov.uk"], env)
     assert done.returncode == 0, done.stderr
     bad = _cli(["notices", "address", "dana", "nope"], env)
     assert bad.returncode != 0 and "not an email address" in bad.stderr
+    # a misspelt account: the lead professional's notices would reach no one's inbox
+    misspelt = _cli(["notices", "address", "danna", "other@esx.gov.uk"], env)
+    assert misspelt.returncode == 1 and "Traceback" not in misspelt.stderr
+    assert "unknown_user: no user danna" in misspelt.stderr
+    # another account's address: tom would read the notices about dana's children
+    taken = _cli(["notices", "address", "tom", "DANA.smith@esx.gov.uk"], env)
+    assert taken.returncode == 1 and "Traceback" not in taken.stderr
+    assert "already the notices address of dana" in taken.stderr
     conn = await asyncpg.connect(url)
     try:
-        assert await conn.fetchval("SELECT email FROM notice_addresses WHERE user_name = 'dana'"
-                                   ) == "dana.smith@esx.gov.uk"
+        assert dict(await conn.fetch("SELECT user_name, email FROM notice_addresses")) == {
+            "dana": "dana.smith@esx.gov.uk"}
     finally:
         await conn.close()
+    # who routed whose notices where is on the audit log
+    async with asyncpg.create_pool(url, min_size=1, max_size=1) as pool:
+        entries = await AuditLog(pool, None, origin=ESX).entries_between(None, None, 100)
+    assert [(e.entry.action, e.entry.role) for e in entries
+            if e.entry.action.startswith("notice.address")] == [("notice.address", "operator")]
 
 
 def test_per_council_settings_come_from_the_environment_and_decide_what_is_sent() -> None:

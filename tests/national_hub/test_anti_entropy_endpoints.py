@@ -4,7 +4,9 @@ version the hub holds (and only a damaged one)."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from national_hub.storage.anti_entropy import AntiEntropyStore
 from protocol import encoding, keys
 from protocol.anti_entropy import (
     MAX_BUCKETS_PER_REQUEST,
+    MAX_HELD_PER_ANSWER,
+    MAX_PER_BUCKET,
     BucketRecords,
     BucketRecordsRequest,
     DigestRequest,
@@ -22,7 +26,8 @@ from protocol.anti_entropy import (
 )
 from protocol.batch import GENESIS, DeleteOp, Receipt, UpsertOp
 from protocol.signing import Envelope
-from tests.hub_harness import Hub
+from tests.conftest import DatabaseFactory
+from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, error_code, record
 
 ESX = "E10000011"
@@ -125,3 +130,61 @@ async def test_same_version_upsert_repairs_only_a_damaged_row(hub: Hub, esx: Cli
         await conn.execute("UPDATE records SET record = record || '\\x00'::bytea")
     statuses, _ = await _apply(esx, 4, h3, [UpsertOp.of(record("L1", nhs=None), 3)])
     assert statuses == ["stale"]
+
+
+async def _raw_rows(hub: Hub, council: str, count: int) -> None:
+    """``count`` live rows of the council, written straight into the hub's table (as
+    many as a large council holds, without publishing them)."""
+    async with hub.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO records (council_code, local_id, version, record, digest, batch_seq,"
+            " fingerprint) SELECT $1, 'R' || g, 1, '\\x00'::bytea, repeat('a', 64), 1,"
+            " record_fingerprint(NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL,"
+            " NULL, NULL) FROM generate_series(1, $2) g", council, count)
+
+
+async def test_too_few_bits_for_what_the_hub_holds_are_refused(hub: Hub, esx: Client) -> None:
+    """``bits = 0`` asked the hub to aggregate, hold and send every record of the council
+    in one bucket: now it must give buckets of at most MAX_PER_BUCKET on average."""
+    await _raw_rows(hub, ESX, MAX_PER_BUCKET * 2 + 1)  # needs 2 bits
+    for bits in (0, 1):
+        status, data, _ = await esx.send(DigestRequest(bits).encode(), tail="digests")
+        assert (status, error_code(data)) == (400, "invalid_field"), data
+        assert json.loads(data)["error"]["detail"] == {"field": "bits", "min_bits": 2}
+        status, data, _ = await esx.send(BucketRecordsRequest(bits, (0,)).encode(),
+                                         tail="digests/records")
+        assert (status, error_code(data)) == (400, "invalid_field"), data
+    status, data, _ = await esx.send(DigestRequest(2).encode(), tail="digests")
+    assert status == 200 and DigestSummary.decode(data).records == MAX_PER_BUCKET * 2 + 1
+
+
+async def test_a_drill_down_answers_a_bounded_number_of_rows(hub: Hub, esx: Client) -> None:
+    await _raw_rows(hub, ESX, MAX_HELD_PER_ANSWER + 500)  # 7 bits: 128 buckets
+    every = tuple(range(2**7))
+    status, data, _ = await esx.send(BucketRecordsRequest(7, every).encode(),
+                                     tail="digests/records")
+    assert (status, error_code(data)) == (413, "payload_too_large")
+    status, data, _ = await esx.send(BucketRecordsRequest(7, every[:64]).encode(),
+                                     tail="digests/records")
+    assert status == 200 and len(BucketRecords.decode(data).records) < MAX_HELD_PER_ANSWER
+
+
+async def test_digest_summaries_have_an_allowance_of_their_own(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """Each summary is a pass over every record of the council (1.3 s at 246,000), and a
+    node could ask for one at its whole request allowance (3,000 a minute): summaries now
+    count against ``rate_limits.per_council_digests`` too; other requests do not."""
+    async with running_hub(await make_database(), tmp_path,
+                           rate_limits={"per_council_digests": 2}) as hub:
+        key = keys.generate()
+        await hub.enrol(ESX, keys.public_pem(key.public_key()))
+        esx = Client(hub, ESX, key)
+        for _ in range(2):
+            assert (await esx.send(DigestRequest(0).encode(), tail="digests"))[0] == 200
+        status, data, _ = await esx.send(DigestRequest(0).encode(), tail="digests")
+        assert (status, error_code(data)) == (429, "rate_limited")
+        assert json.loads(data)["error"]["retryable"] is True
+        # the council's other requests are not held back by it
+        status, data, _ = await esx.send(BucketRecordsRequest(0, (0,)).encode(),
+                                         tail="digests/records")
+        assert status == 200, data

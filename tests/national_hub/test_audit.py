@@ -426,3 +426,47 @@ async def test_endpoints_give_proofs_that_verify_client_side(make_database: Data
             assert body["error"]["code"] == "unavailable"
             status, ready = await get("/readyz", {})
             assert status == 503 and ready["status"] == "not_ready"
+
+
+# --- a tampered log, read by the auditor's tools --------------------------------------
+
+DAMAGED_ENTRIES = {
+    "nested too deeply": b"[" * 200_000,
+    "not UTF-8": b"\xff\xfe not json",
+    "wrong keys": b'{"who": "amelia"}',
+}
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGED_ENTRIES))
+async def test_a_rewritten_entry_is_named_by_verify_and_subject_access(
+        make_database: DatabaseFactory, tmp_path: Path, how: str) -> None:
+    """A superuser rewrites one entry about child N7 into bytes that are no audit entry.
+    ``audit verify`` reported a deeply nested one with a RecursionError traceback, and
+    subject access (API and page) failed as a whole (500) for every such entry, so the
+    auditor saw none of the child's other accesses. Now verify names it (exit 1), and
+    subject access lists every access, the damaged one marked as such."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        auditor = await bearer_headers(hub.pool, "olu", "auditor")
+        audit = AuditLog(hub.pool, keys.load_private_key(hub.config.hub.key_file))
+        seqs = await append_many(audit, 4, child="N7")
+        await audit.checkpoint()
+        await tamper(hub.pool, "UPDATE audit_log SET entry = $1 WHERE seq = $2",
+                     DAMAGED_ENTRIES[how], seqs[2])
+        async with aiohttp.ClientSession(hub.url) as http:
+            async with http.get("/v1/audit/entries?child_id=N7", headers=auditor) as resp:
+                assert resp.status == 200, await resp.text()
+                listed = (await resp.json())["entries"]
+            assert [e["seq"] for e in listed][:4] == seqs
+            assert [e.get("damaged", False) for e in listed][:4] == [False, False, True, False]
+            assert listed[2]["who"] == "amelia" and listed[2]["child_ids"] == ["N7", "N9"]
+            async with http.get("/audit?child_id=N7", headers=auditor) as resp:
+                assert resp.status == 200
+                assert "damaged_entry" in await resp.text()
+
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": str(hub.config.database.url),
+                              "NATIONAL_HUB__HUB__KEY_FILE": str(hub.config.hub.key_file)}
+    verified = run(["audit", "verify"], env)
+    assert verified.returncode == 1 and "Traceback" not in verified.stderr, verified.stderr
+    assert f"FAIL seq {seqs[2]}: the entry does not hash to its stored leaf hash" \
+        in verified.stderr
+    assert f"FAIL seq {seqs[2]}: the entry is not a valid audit entry" in verified.stderr

@@ -2,12 +2,18 @@
 
 A hub upgraded from scheme 1 holds its records' ``fy:`` keys (family name + birth year
 + initial), which scheme 2 no longer makes; a new record would never meet an old one
-through ``fg:`` and ``fd:``. ``db upgrade`` makes every record's keys again, a shield
-mark still dropping a record's location keys, and until it has, the hub refuses to
-serve as it does while a migration is missing.
+through ``fg:`` and ``fd:``; one upgraded from scheme 2 lacks scheme 3's keys (a surname
+without its particle, a name in another script transliterated). ``db upgrade`` makes
+every record's keys again, a shield mark still dropping a record's location keys, and
+until it has, the hub refuses to serve as it does while a migration is missing.
 """
 
 from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,6 +30,7 @@ from tests.conftest import DatabaseFactory
 from tests.hub_harness import upgrade_until
 from tests.national_hub.helpers import key_tables_disagree
 from tests.national_hub.test_review import child, state
+from tests.processes import Process, free_port, script, wait_ready
 from tests.security.test_audit_sealed_location import hub_cli
 from tests.security.test_hub_council_trail import trail
 from tests.security.test_hub_shielding import (  # noqa: F401 (attack: a fixture)
@@ -59,7 +66,7 @@ async def test_an_empty_hub_is_keyed_by_the_codes_scheme(make_database: Database
     conn = await asyncpg.connect(await make_database())
     try:
         await database.upgrade(conn, PACKAGE)
-        assert await scheme_of(conn) == KEY_SCHEME == 2
+        assert await scheme_of(conn) == KEY_SCHEME == 3
         await database.check_current(conn, PACKAGE)
     finally:
         await conn.close()
@@ -105,7 +112,7 @@ async def test_db_upgrade_makes_every_records_keys_again_and_links_stay(
 
     upgraded = await hub_cli(attack, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert f"made the blocking keys of {len(want)} record(s) again (scheme 2)" \
+    assert f"made the blocking keys of {len(want)} record(s) again (scheme {KEY_SCHEME})" \
         in upgraded.stdout, upgraded.stdout
     assert "(3 of 3 councils)" in upgraded.stderr, upgraded.stderr
 
@@ -120,3 +127,48 @@ async def test_db_upgrade_makes_every_records_keys_again_and_links_stay(
     again = await hub_cli(attack, "db", "upgrade")
     assert again.returncode == 0 and "blocking keys" not in again.stdout, again.stdout
     assert (await hub_cli(attack, "status")).returncode == 0
+
+
+async def test_a_hub_holding_scheme_two_keys_is_keyed_again_and_serves(
+        attack: Attack, tmp_path: Path) -> None:  # noqa: F811
+    """Scheme 3 keys a surname without its particle and a name in another script
+    transliterated: a hub whose records hold scheme 2's keys lacks them, and a new
+    "Brien" or "Ivan Petrov" would never meet its O'Brien or Иван Петров."""
+    await attack.councils[ESX].send(child("e-3", given="Amelia", family="O'Brien"))
+    await attack.councils[WSX].send(child("w-3", given="Иван", family="Петров"))
+    async with attack.hub.pool.acquire() as conn:
+        want = await expected_keys(conn)
+        new = {k for ks in want.values() for k in ks if "BRN" in k or "PTRF" in k
+               or k.endswith((":ivan", ":i")) or ":ivan:" in k}
+        assert new, "scheme 3 gives these records keys scheme 2 did not"
+        have = await key_sets.read(conn, list(want), lock=False)
+        async with conn.transaction():  # the hub as scheme 2 left it
+            await key_sets.change(conn, have, {rk: ks - new for rk, ks in have.items()})
+            await conn.execute("UPDATE blocking_key_scheme SET scheme = 2")
+
+    port = free_port()
+    config = attack.hub.config
+    env = dict(os.environ) | {
+        "NATIONAL_HUB__DATABASE__URL": str(config.database.url),
+        "NATIONAL_HUB__HUB__KEY_FILE": str(config.hub.key_file),
+        "NATIONAL_HUB__ACCOUNTS__SECRET_KEY_FILE": str(config.accounts.secret_key_file.resolve())}
+    refused = await asyncio.to_thread(subprocess.run, [
+        script("national-hub"), "serve", "--port", str(port)], env=env, text=True,
+        capture_output=True, timeout=120)
+    assert refused.returncode != 0
+    assert "blocking keys held were made by scheme 2" in refused.stderr, refused.stderr
+
+    upgraded = await hub_cli(attack, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"made the blocking keys of {len(want)} record(s) again (scheme 3)" \
+        in upgraded.stdout, upgraded.stdout
+    async with attack.hub.pool.acquire() as conn:
+        assert await key_sets.read(conn, list(want)) == want
+        assert await key_tables_disagree(conn) == []
+        assert await scheme_of(conn) == KEY_SCHEME == 3
+    server = Process([script("national-hub"), "serve", "--port", str(port)], env,
+                     tmp_path / "hub.log").start()
+    try:
+        await asyncio.to_thread(wait_ready, f"http://127.0.0.1:{port}")
+    finally:
+        server.kill()

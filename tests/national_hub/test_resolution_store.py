@@ -4,6 +4,7 @@ records left out."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -62,6 +63,61 @@ async def test_candidates_bounded_per_key_and_grouped_by_holder(
         # B1's keys are held by all four, A0 among them: over a limit of three
         assert [r["local_id"] for r in full] == ["A1", "A2"]
         assert [r["local_id"] for r in elsewhere] == ["A0", "A1", "A2", "B1"]
+
+
+WSX = "E10000032"
+TWR = "E06000020"
+
+
+def _index_entries_read(plan: object) -> int:
+    """Entries of ``record_keys`` an EXPLAIN (ANALYZE, FORMAT JSON) plan read."""
+    if isinstance(plan, list):
+        return sum(_index_entries_read(p) for p in plan)
+    if not isinstance(plan, dict):
+        return 0
+    own = (plan["Actual Rows"] * plan["Actual Loops"]
+           if plan.get("Relation Name") == "record_keys" else 0)
+    return own + sum(_index_entries_read(p) for p in plan.get("Plans", ()))
+
+
+async def test_a_council_flooding_a_key_skips_its_own_holders_not_the_others(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """East Sussex holds 400 records alike, West Sussex two and Telford one: at a block
+    limit of 4 the key is held too often in all, but East Sussex's holders are the
+    excess, and the others' still count. Before, the key was skipped whoever held it
+    (the others' records out of reach of the resolver and of search). Each key still
+    reads a few times the limit of index entries, not the 403 holders."""
+    async with running_hub(await make_database(), tmp_path) as hub:
+        signers = {code: keys.generate() for code in (ESX, WSX, TWR)}
+        for code, key in signers.items():
+            await hub.enrol(code, keys.public_pem(key.public_key()))
+        held = {ESX: [f"E{i}" for i in range(400)], WSX: ["W1", "W2"], TWR: ["T1"]}
+        for code, local_ids in held.items():
+            body, _ = batch_bytes(code, 1, GENESIS, [UpsertOp.of(record(lid, nhs=None), 1)
+                                                     for lid in local_ids], signers[code])
+            assert (await Client(hub, code, signers[code]).send(body))[0] == 200
+        await hub.resolved()
+        shared = sorted(blocking_keys(IdentityFields.from_record(record("W1", nhs=None))))
+        store = ResolutionStore()
+        async with hub.pool.acquire() as conn:
+            found = [(r["council_code"], r["local_id"])
+                     for r in await store.candidates(conn, shared, 4)]
+            assert found == [(TWR, "T1"), (WSX, "W1"), (WSX, "W2")]
+            assert all(sorted(r["keys"]) == shared
+                       for r in await store.candidates(conn, shared, 4))
+            # Telford asking: its own record left out, still counted
+            assert [r["local_id"] for r in await store.candidates(
+                conn, shared, 4, besides=TWR, besides_ids=["T1"])] == ["W1", "W2"]
+            # three outside East Sussex: over a limit of two, a key common everywhere
+            assert await store.candidates(conn, shared, 2) == []
+            # East Sussex's own chunk meets the others only
+            assert {r["council_code"] for r in await store.candidates(
+                conn, shared, 200, besides=ESX, besides_ids=held[ESX][:10])} == {WSX, TWR}
+            for sql, args in ((CANDIDATES_SQL, (shared, 4, ESX, ["E0"])),
+                              (SEARCH_CANDIDATES_SQL, (shared, 4))):
+                plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
+                read = _index_entries_read(json.loads(plan))
+                assert read <= len(shared) * (6 * 4 + 6), (read, sql)
 
 
 async def test_partner_rate_is_measured_on_names_where_no_record_has_an_nhs_number(

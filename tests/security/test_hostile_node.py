@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -26,6 +27,7 @@ from protocol import encoding, keys, request_auth
 from protocol.batch import GENESIS, Batch, Receipt, UpsertOp, batch_hash
 from protocol.records import ChildRecord
 from protocol.signing import BATCH_TYPE, Envelope
+from server_common.accounts import Role
 from server_common.audit import checkpoint
 from server_common.config import ConfigError
 from tests.conftest import DatabaseFactory
@@ -186,37 +188,75 @@ async def test_a_date_of_death_in_year_9999_does_not_stop_retention_for_other_co
 
 
 TWR = "E06000020"
+COPIES = 260  # past the resolver's block limit (200) and search's (100)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (docs/security.md): a key held by more "
-                   "than RESOLUTION_BLOCK_LIMIT records is no evidence, whoever holds them")
-async def test_one_council_flooding_a_childs_keys_does_not_stop_other_councils_linking(
-        hub: Hub) -> None:
-    """West Sussex holds a child; the child moves to Telford and Wrekin, whose record
-    links to it. A hostile East Sussex node first publishes 260 copies of the child's
-    identity under its own local ids: every blocking key of the child (its NHS number
-    among them) is then held by more than the resolver's block limit and pairs nothing,
-    so Telford's record is left a child of its own, and Telford's practitioners are not
-    told West Sussex works with the child."""
-    signers = {code: keys.generate() for code in (ESX, WSX, TWR)}
-    for code, key in signers.items():
-        await hub.enrol(code, keys.public_pem(key.public_key()))
+class _Federation:
+    """East Sussex (hostile), West Sussex and Telford and Wrekin enrolled at ``hub``,
+    each publishing its first batch signed with its own key."""
 
-    async def publish(code: str, records: list[ChildRecord]) -> None:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.signers = {code: keys.generate() for code in (ESX, WSX, TWR)}
+
+    async def enrol(self) -> None:
+        for code, key in self.signers.items():
+            await self.hub.enrol(code, keys.public_pem(key.public_key()))
+
+    async def publish(self, code: str, records: list[ChildRecord]) -> None:
         payload = Batch(code, 1, GENESIS, "2026-11-25T10:00:00Z",
                         tuple(UpsertOp.of(r, 1) for r in records)).encode()
-        key = signers[code]
-        status, _, _ = await Client(hub, code, key).send(
+        key = self.signers[code]
+        status, _, _ = await Client(self.hub, code, key).send(
             Envelope.sign(BATCH_TYPE, payload, [key]).encode())
         assert status == 200
+        await self.hub.resolved()
 
+
+async def _flooded(hub: Hub) -> _Federation:
+    """West Sussex holds a child; a hostile East Sussex node then publishes COPIES
+    copies of the child's identity under its own local ids, so that every blocking key
+    of the child (its NHS number among them) is held by more records than any block
+    limit."""
+    federation = _Federation(hub)
+    await federation.enrol()
     child = record("W1")
-    await publish(WSX, [child])
-    await hub.resolved()
-    await publish(ESX, [replace(child, local_id=f"H{i}") for i in range(260)])
-    await hub.resolved()
-    await publish(TWR, [replace(child, local_id="T1")])
-    await hub.resolved()
+    await federation.publish(WSX, [child])
+    await federation.publish(ESX, [replace(child, local_id=f"H{i}") for i in range(COPIES)])
+    return federation
+
+
+async def test_one_council_flooding_a_childs_keys_does_not_stop_other_councils_linking(
+        hub: Hub) -> None:
+    """The child moves to Telford and Wrekin, whose record must link to West Sussex's.
+    Before, every key of the child held by more than the resolver's block limit (200
+    records, whoever held them) was no evidence: Telford's record was left a child of
+    its own, and Telford's practitioners were not told West Sussex works with the child.
+    Now a council holding more than the limit of a key's holders is skipped for that
+    key alone, and the other councils' holders still count."""
+    federation = await _flooded(hub)
+    await federation.publish(TWR, [replace(record("W1"), local_id="T1")])
     ids = {r["local_id"]: r["national_id"] for r in await hub.pool.fetch(
         "SELECT local_id, national_id FROM records WHERE local_id IN ('W1', 'T1')")}
     assert ids["T1"] == ids["W1"]
+
+
+@pytest.mark.parametrize("query", [
+    {"given_name": "Amelia", "family_name": "Okafor", "dob": "2015-03-14"},
+    {"nhs_number": "9434765919"},
+])
+async def test_one_council_flooding_a_childs_keys_does_not_hide_the_child_from_search(
+        hub: Hub, query: dict[str, str]) -> None:
+    """A practitioner searching the hub for the child (by name and date of birth, or by
+    NHS number) must still be told West Sussex works with the child. Before, every key
+    of the child was held by more than search's block limit (100 records) and skipped,
+    so the search found nobody: the flood hid a child, perhaps one at risk, from every
+    practitioner in the country."""
+    await _flooded(hub)
+    async with aiohttp.ClientSession() as http, http.get(
+            hub.url + "/v1/search", headers=await hub.as_role(Role.PRACTITIONER),
+            params={**query, "purpose": "s47 enquiry"}) as resp:
+        assert resp.status == 200, await resp.text()
+        results = (await resp.json())["results"]
+    assert len(results) == 1, results
+    assert WSX in {c["code"] for c in results[0]["councils"]}, results

@@ -128,6 +128,44 @@ async def test_councils_add_refuses_weak_keys_and_past_expiry(
     assert done.returncode == 0, done.stderr
 
 
+async def test_councils_add_refuses_a_name_that_is_not_the_councils(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    """A council code mistyped as an enrolled council's would add the new council's key
+    to that council: its node could then publish as it. The name tells them apart; a
+    blank, overlong or control-character name is refused too (practitioners are told to
+    call the council by it). Nothing is enrolled and each refusal is audited."""
+    url = await make_database()
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
+                              "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub_key.pem")}
+    assert run_hub_cli(env, "db", "upgrade").returncode == 0
+    first, second = tmp_path / "first.pub.pem", tmp_path / "second.pub.pem"
+    for path in (first, second):
+        path.write_bytes(keys.public_pem(keys.generate().public_key()))
+    for bad, why in (("   ", "a council needs a name"), ("East\tSussex", "control characters"),
+                     ("E" * 101, "longer than 100 characters")):
+        done = run_hub_cli(env, "councils", "add", ESX, "--name", bad,
+                           "--public-key", str(first))
+        assert done.returncode == 1 and why in done.stderr, (bad, done.stderr)
+    done = run_hub_cli(env, "councils", "add", ESX, "--name", " East Sussex ",
+                       "--public-key", str(first))
+    assert done.returncode == 0 and "(East Sussex)" in done.stdout, done.stderr
+    done = run_hub_cli(env, "councils", "add", ESX, "--name", "West Sussex",
+                       "--public-key", str(second))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "E10000011 is enrolled as 'East Sussex', not 'West Sussex'" in done.stderr
+    done = run_hub_cli(env, "councils", "add", ESX, "--name", "East Sussex",
+                       "--public-key", str(second))  # the council's own name: a second key
+    assert done.returncode == 0, done.stderr
+    async with running_hub(url, tmp_path) as hub:
+        assert await hub.fetchval("SELECT count(*) FROM council_keys") == 2
+        assert await hub.fetchval("SELECT name FROM councils") == "East Sussex"
+        async with hub.pool.acquire() as conn:
+            entries = [json.loads(bytes(r["entry"])) for r in
+                       await conn.fetch("SELECT entry FROM audit_log ORDER BY seq")]
+        assert [e["action"] for e in entries] == ["council.enrol.refused"] * 3 + [
+            "council.enrol", "council.enrol.refused", "council.enrol"]
+
+
 async def test_enrolment_refuses_every_weak_key(hub: Hub) -> None:
     """All 8 small-order points, non-canonical encodings and a mixed-order point."""
     for name, raw in weak_keys():

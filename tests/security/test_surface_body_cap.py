@@ -50,15 +50,22 @@ async def test_node_bodies_over_the_cap_are_refused_before_verification(
         # forged (a stranger's key): 413 too, not 401: the signature was never looked at
         status, data, _ = await esx.send(oversized, key=keys.generate())
         assert (status, error_code(data)) == (413, "payload_too_large")
-        # no signature at all, streamed without a Content-Length
+        # signed, streamed without a Content-Length: refused while reading
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(4 * CAP // 4096):
                 yield b"\x00" * 4096
 
+        path = f"/v1/councils/{ESX}/heartbeats"
         async with aiohttp.ClientSession() as http, http.post(
-                hub.url + f"/v1/councils/{ESX}/heartbeats", data=chunks()) as resp:
+                hub.url + path, data=chunks(),
+                headers=request_auth.sign_request(esx.key, "POST", path, b"", ESX)) as resp:
             assert resp.status == 413
             assert (await resp.json())["error"]["code"] == "payload_too_large"
+        # with no signature at all it is refused from its headers, before a byte is read
+        async with aiohttp.ClientSession() as http, http.post(
+                hub.url + path, data=chunks()) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["code"] == "auth_missing"
         assert await nonces(hub) == before
         assert await hub.fetchval("SELECT count(*) FROM records") == 2
 
