@@ -64,6 +64,7 @@ from local_node.feed_cells import (
     carer_phone_check,
     date_check,
     dob_check,
+    hidden_cell,
     identifier,
     name_check,
     pointer_check,
@@ -72,7 +73,6 @@ from local_node.feed_cells import (
 from local_node.feed_kinds import CORE_FIELDS, FEED_KINDS, FEEDS, UnknownFeed, feed_kind
 from protocol import identifiers
 from protocol.errors import ValidationError
-from protocol.hidden_text import describe, hidden_character
 from protocol.records import (
     SENSITIVE_SERVICE_TYPES,
     Involvement,
@@ -374,12 +374,8 @@ class _Parser:
         if len(source_ref) > _SOURCE_REF_MAX or not source_ref.isprintable():
             raise CellProblem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
                                          "characters")
-        if hidden_character("".join(v.values())) is not None:  # one test for most rows
-            # The whole row is refused: loaded without the name, it would be another child.
-            column, hidden = next((c, h) for c, value in v.items()
-                                  if (h := hidden_character(value)) is not None)
-            raise CellProblem(column, f"holds {describe(hidden)}, a character that changes "
-                                      "how text displays without being seen")
+        if (hidden := hidden_cell(v)) is not None:  # the row: without a name, another child
+            raise hidden
         feed, check = self.feed, self._cached
         incomplete: list[str] = []
         core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}
