@@ -17,6 +17,7 @@ from stdnum.gb import nhs
 
 from protocol import identifiers
 from protocol.errors import ValidationError
+from protocol.hidden_text import describe, hidden_character
 from protocol.records import ChildRecord, Involvement, check_phone, check_text
 
 _BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
@@ -37,6 +38,18 @@ class CellProblem(Exception):
     def __init__(self, column: str, reason: str) -> None:
         self.column = column
         self.reason = reason
+
+
+def hidden_cell(values: Mapping[str, str]) -> CellProblem | None:
+    """The first cell of a row holding a character that changes how text displays
+    unseen (``protocol.hidden_text``), as the row's problem; None for nearly every row,
+    judged by one test of the row's text."""
+    if hidden_character("".join(values.values())) is None:
+        return None
+    column, hidden = next((c, h) for c, value in values.items()
+                          if (h := hidden_character(value)) is not None)
+    return CellProblem(column, f"holds {describe(hidden)}, a character that changes how "
+                               "text displays without being seen")
 
 
 def sex_check(value: str, column: str) -> int:

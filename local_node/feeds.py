@@ -64,6 +64,7 @@ from local_node.feed_cells import (
     carer_phone_check,
     date_check,
     dob_check,
+    hidden_cell,
     identifier,
     name_check,
     pointer_check,
@@ -373,6 +374,8 @@ class _Parser:
         if len(source_ref) > _SOURCE_REF_MAX or not source_ref.isprintable():
             raise CellProblem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
                                          "characters")
+        if (hidden := hidden_cell(v)) is not None:  # the row: without a name, another child
+            raise hidden
         feed, check = self.feed, self._cached
         incomplete: list[str] = []
         core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}

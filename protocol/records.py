@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeGuard
 
-from protocol import identifiers
+from protocol import hidden_text, identifiers
 from protocol.errors import ErrorCode, ValidationError
 
 SENSITIVE_SERVICE_TYPES = frozenset({"sexual_health", "mental_health", "substance_misuse"})
@@ -337,3 +337,36 @@ class ChildRecord:
                 _involvement_cached(inv, i) for i, inv in enumerate(raw_invs)
             ),
         )
+
+
+def check_display(record: ChildRecord) -> None:
+    """Refuse a record whose text holds a character that changes how text displays
+    unseen (``protocol.hidden_text``: a name that reads as another). Asked where a
+    record enters, not by :meth:`ChildRecord.from_wire`, which reads stored records too.
+
+    >>> check_display(ChildRecord(local_id="A", family_name="Smith\u202ehtimS"))
+    Traceback (most recent call last):
+    ...
+    protocol.errors.ValidationError: family_name: holds U+202E RIGHT-TO-LEFT OVERRIDE, \
+a character that changes how text displays without being seen
+    """
+    texts = [getattr(record, name) or "" for name in _DISPLAYED]
+    texts += record.former_family_names
+    texts += [getattr(inv, name) or "" for inv in record.involvements for name in _POINTER_TEXTS]
+    if hidden_text.hidden_character("".join(texts)) is None:
+        return  # nearly every record: one test of all its text
+    fields = [(name, getattr(record, name)) for name in _DISPLAYED]
+    fields += [(f"former_family_names[{i}]", name)
+               for i, name in enumerate(record.former_family_names)]
+    fields += [(f"involvements[{i}].{name}", getattr(inv, name))
+               for i, inv in enumerate(record.involvements) for name in _POINTER_TEXTS]
+    for field_name, value in fields:
+        if value is not None and (c := hidden_text.hidden_character(value)) is not None:
+            raise ValidationError(field_name, f"holds {hidden_text.describe(c)}, a character "
+                                              "that changes how text displays without being seen")
+
+
+_DISPLAYED = ("given_name", "family_name", "other_given_names", "address_line",
+              "parent_carer_name")
+_POINTER_TEXTS = ("organisation_code", "organisation_name", "professional_name",
+                  "professional_role", "professional_email")

@@ -12,7 +12,8 @@ Every response (pages, JSON, errors, redirects):
 - ``Cache-Control: no-store`` and ``Pragma: no-cache``: nearly every answer carries
   people's details or who may see them, and the simplest honest rule is that nothing is
   kept by a browser or a proxy. The exceptions carry no personal data: the static
-  assets (cached briefly) and the probes ``/healthz`` and ``/readyz``.
+  assets themselves (cached briefly; not an error page under ``/static/``) and the
+  probes ``/healthz`` and ``/readyz``.
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ _ALWAYS = {
 }
 
 
-def secure(path: str, headers: CIMultiDict[str]) -> None:
-    """Set the security headers on one response's ``headers``."""
+def secure(path: str, status: int, headers: CIMultiDict[str]) -> None:
+    """Set the security headers on one response's ``headers``. Only an asset itself may
+    be kept: any other answer under ``/static/`` (a 404 page, a 429) is a page with who
+    is signed in and their session's CSRF token."""
     headers.update(_ALWAYS)
-    if path in _CACHEABLE or path.startswith(STATIC_PREFIX):
+    if path in _CACHEABLE or (path.startswith(STATIC_PREFIX) and status == 200):
         return
     headers["Cache-Control"] = "no-store"
     headers["Pragma"] = "no-cache"
@@ -63,9 +66,9 @@ async def security_headers_middleware(request: web.Request,
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # a redirect, raised past the error middleware
-        secure(request.path, exc.headers)
+        secure(request.path, exc.status, exc.headers)
         raise
-    secure(request.path, response.headers)
+    secure(request.path, response.status, response.headers)
     return response
 
 

@@ -38,8 +38,10 @@ from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
+import markupsafe
 from aiohttp import web
 
+from protocol import hidden_text
 from server_common import child_pages, display
 from server_common.accounts.principal import CSRF, PRINCIPAL, Principal, Role
 from server_common.web import ERROR_PAGE
@@ -93,9 +95,22 @@ def setup(app: web.Application, *, service: str, package: str | None = None,
     aiohttp_jinja2.setup(app, loader=loader(package), autoescape=True,
                          undefined=jinja2.ChainableUndefined,  # GOV.UK's macros test params.x.y
                          default_helpers=False, trim_blocks=True, lstrip_blocks=True,
-                         filters=FILTERS)
+                         filters=FILTERS, finalize=_shown)
     app[SITE] = Site(service, nav or {})
     app[ERROR_PAGE] = error_page
+
+
+def _shown(value: Any) -> Any:
+    """Every value a template writes: a character that would change how the text
+    around it displays unseen (a right-to-left override in a name stored before intake
+    refused them, protocol.hidden_text) is shown as U+FFFD, so no name reads as another.
+
+    >>> _shown("Ahmed\u202edemhA"), _shown(markupsafe.Markup("<b>A\u2066</b>"))
+    ('Ahmed\ufffddemhA', Markup('<b>A\ufffd</b>'))
+    """
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(hidden_text.reveal(str(value)))
+    return hidden_text.reveal(value) if isinstance(value, str) else value
 
 
 def _nav(request: web.Request, site: Site, who: Principal | None) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol import identifiers
+from protocol import hidden_text, identifiers
 from protocol.errors import ValidationError
 from protocol.search import SearchQuery
 from server_common import pages
@@ -81,8 +81,10 @@ class SearchForm:
         """From a posted form (``dob-day`` …) or an old query string (``dob=2015-08-19``,
         ``purpose=`` free text); anything not text counts as blank."""
         def get(name: str) -> str:
+            # without hidden characters: the page writes the search back into its forms,
+            # where it would show them as U+FFFD, and the way back would search for that
             value = posted.get(name, "")
-            return value[:1000] if isinstance(value, str) else ""
+            return hidden_text.remove(value[:1000]) if isinstance(value, str) else ""
 
         day, month, year = get("dob-day"), get("dob-month"), get("dob-year")
         if not (day or month or year) and get("dob"):

@@ -78,8 +78,9 @@ async def api_child(request: web.Request) -> web.Response:
 
 
 def redirect_path(prefix: str, national_id: str, request: web.Request) -> str:
-    """The surviving id's address, with the request's query string (its purpose)."""
-    query = request.query_string
+    """The surviving id's address, with the request's query string (its purpose) as
+    sent: decoded, a purpose's ``#``, ``&`` or ``+`` would change what reaches it."""
+    query = request.rel_url.raw_query_string
     return f"{prefix}{national_id}" + (f"?{query}" if query else "")
 
 

@@ -53,7 +53,7 @@ from protocol.errors import (
 )
 from protocol.matching import IdentityFields, blocking_keys
 from protocol.record_codec import decode_record
-from protocol.records import ChildRecord
+from protocol.records import ChildRecord, check_display
 from protocol.retention import RetentionPolicy
 from protocol.signing import BATCH_TYPE, RECEIPT_TYPE, Envelope
 from server_common.gc_pause import paused_gc
@@ -316,6 +316,7 @@ class BatchIntake:
             if isinstance(op, UpsertOp):
                 try:
                     record = decode_record(op.record, today)
+                    check_display(record)  # at intake only: stored records stay readable
                     if record.local_id != op.local_id:
                         raise ValidationError("local_id", "differs from the op's local_id")
                 except SignpostError as exc:

@@ -288,6 +288,18 @@ async def test_a_retired_id_redirects_to_the_surviving_child(fed: SearchFederati
         child = await followed.json()
     assert child["national_id"] == survivor
     assert {c["council"] for c in child["councils"]} == {ESX, TFW}
+    # the purpose goes on as it was stated, its & # + % too: the redirect wrote the
+    # query decoded, so "Court report #3 & s47" reached the survivor (and its audit
+    # entry) as "Court report ", the rest a fragment, and "+" as a space
+    stated = "Court report #3 & s47 + 100%"
+    async with aiohttp.ClientSession() as http, http.get(
+            fed.hub.url + f"/v1/children/{retired}", params={"purpose": stated},
+            headers={"Authorization": f"Bearer {fed.tokens['pat']}"}) as followed:
+        assert followed.status == 200 and len(followed.history) == 1
+    audit = fed.hub.server.app[k.AUDIT]
+    viewed = [e.entry for e in await audit.entries_by_user("pat")
+              if e.entry.action == "view_child"]
+    assert [e.purpose for e in viewed[-2:]] == [stated, stated]
 
 
 async def test_pages_need_a_reader_purpose_and_an_audit(fed: SearchFederation) -> None:

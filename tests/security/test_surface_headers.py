@@ -13,7 +13,10 @@ from pathlib import Path
 
 import aiohttp
 
+from server_common.accounts.config import AccountsConfig
+from server_common.accounts.service import AccountService
 from tests.conftest import DatabaseFactory
+from tests.hub_harness import Hub
 from tests.security.surface import (
     ESX,
     HUB_QUERY,
@@ -25,6 +28,7 @@ from tests.security.surface import (
     node_with_child,
     send,
 )
+from tests.server_common.accounts_helpers import PASSWORD, code_at
 
 _INLINE = re.compile(r"<style|<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=", re.I)
 
@@ -93,6 +97,18 @@ async def test_hub_answers_are_never_cached_or_framed(make_database: DatabaseFac
         assert "initAll" in await check(hub.url, "/static/app.js", cacheable=True)
         await check(hub.url, "/static/nothing.css", status=404, cacheable=True)
         await check(hub.url, "/healthz", cacheable=True)
+        # a signed-in browser's 404 under /static/ is a page with its session's CSRF
+        # token and who is signed in: it was sent cacheable, as the assets are
+        browser = {"Cookie": f"signpost_session={await hub_session(hub)}",
+                   "Accept": "text/html"}
+        page = await check(hub.url, "/static/nothing.css", browser, status=404)
+        assert 'name="csrf_token"' in page and "Signed in as" in page
+
+
+async def hub_session(hub: Hub) -> str:
+    accounts = AccountService(hub.pool, AccountsConfig())
+    user = await accounts.add_user("pia", Role.PRACTITIONER, password=PASSWORD)
+    return (await accounts.login("pia", PASSWORD, code_at(user.totp_secret))).id
 
 
 async def test_node_answers_are_never_cached_or_framed(make_database: DatabaseFactory,
