@@ -17,7 +17,7 @@ from stdnum.gb import nhs
 
 from protocol import identifiers
 from protocol.errors import ValidationError
-from protocol.hidden_text import describe, hidden_character
+from protocol.hidden_text import describe, hidden_character, remove
 from protocol.records import ChildRecord, Involvement, check_phone, check_text
 
 _BOOLEANS = {"": False, "true": True, "false": False, "yes": True, "no": False,
@@ -40,16 +40,18 @@ class CellProblem(Exception):
         self.reason = reason
 
 
-def hidden_cell(values: Mapping[str, str]) -> CellProblem | None:
-    """The first cell of a row holding a character that changes how text displays
-    unseen (``protocol.hidden_text``), as the row's problem; None for nearly every row,
-    judged by one test of the row's text."""
+def without_hidden(values: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """A row's cells without the characters that change how text displays unseen
+    (``protocol.hidden_text``), and what was taken from which column: (column, the
+    character as a message names it). The row loads: refused, its child would be missing
+    from the index for a zero-width space pasted into a name; loaded without them, the
+    name shows as its source system holds it, and no name can read as another. Nearly
+    every row is judged by one test of its text and returned as it is."""
     if hidden_character("".join(values.values())) is None:
-        return None
-    column, hidden = next((c, h) for c, value in values.items()
-                          if (h := hidden_character(value)) is not None)
-    return CellProblem(column, f"holds {describe(hidden)}, a character that changes how "
-                               "text displays without being seen")
+        return values, []
+    removed = [(column, describe(hidden)) for column, value in values.items()
+               if (hidden := hidden_character(value)) is not None]
+    return {column: remove(value).strip() for column, value in values.items()}, removed
 
 
 def sex_check(value: str, column: str) -> int:

@@ -64,11 +64,11 @@ from local_node.feed_cells import (
     carer_phone_check,
     date_check,
     dob_check,
-    hidden_cell,
     identifier,
     name_check,
     pointer_check,
     sex_check,
+    without_hidden,
 )
 from local_node.feed_kinds import CORE_FIELDS, FEED_KINDS, FEEDS, UnknownFeed, feed_kind
 from protocol import identifiers
@@ -226,6 +226,8 @@ class _Parser:
         self.bad_lines = bad_lines
         self.caches: dict[str, dict[Any, Any]] = {}
         self.pointer_columns = self.kind.pointer_columns
+        # what the row being read held unseen, by column (``without_hidden``)
+        self.hidden_removed: list[tuple[str, str]] = []
 
     # -- the file ---------------------------------------------------------------------
 
@@ -307,6 +309,9 @@ class _Parser:
                 continue
             seen[row.source_ref] = start
             rows.append(row)
+            warnings += [RowError(start, column, f"held {what}, a character that changes how "
+                                                 "text displays without being seen: removed")
+                         for column, what in self.hidden_removed]
             for reason in row.identity.incomplete:
                 column, why = reason.split(": ", 1)
                 if why != "blank":  # a value was there and could not be used: say so
@@ -374,8 +379,7 @@ class _Parser:
         if len(source_ref) > _SOURCE_REF_MAX or not source_ref.isprintable():
             raise CellProblem("source_ref", f"must be at most {_SOURCE_REF_MAX} printable "
                                          "characters")
-        if (hidden := hidden_cell(v)) is not None:  # the row: without a name, another child
-            raise hidden
+        v, self.hidden_removed = without_hidden(v)
         feed, check = self.feed, self._cached
         incomplete: list[str] = []
         core = {column: self._core(column, v[column], incomplete) for column in CORE_FIELDS}
