@@ -15,7 +15,10 @@ class HeartbeatStore:
     async def put(self, conn: asyncpg.Connection, council: str, head_seq: int,
                   outbox_depth: int, sent_at: datetime | None) -> None:
         """Keep the heartbeat as the council's latest, append it to the history, and
-        drop the council's history older than HISTORY_KEEP_SECONDS, in one statement."""
+        drop the council's history older than HISTORY_KEEP_SECONDS, in one statement.
+        One the node sent before the heartbeat kept (both saying when they were sent)
+        arrived late, overtaken on the way: it is not kept, and its older head and
+        outbox depth do not replace the newer ones."""
         await conn.execute(
             """
             WITH beat AS (
@@ -24,6 +27,8 @@ class HeartbeatStore:
                 ON CONFLICT (council_code) DO UPDATE
                     SET head_seq = EXCLUDED.head_seq, outbox_depth = EXCLUDED.outbox_depth,
                         sent_at = EXCLUDED.sent_at, received_at = now()
+                    WHERE heartbeats.sent_at IS NULL OR EXCLUDED.sent_at IS NULL
+                       OR EXCLUDED.sent_at >= heartbeats.sent_at
                 RETURNING council_code, head_seq, outbox_depth, received_at
             ), logged AS (
                 INSERT INTO heartbeat_history

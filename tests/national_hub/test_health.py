@@ -339,3 +339,28 @@ def test_health_thresholds_are_validated_at_start_up() -> None:
 def test_spans_read_as_people_say_them() -> None:
     assert [span(s) for s in (4, 200, 720, 5 * 3600, 86400 * 1.2, 9 * 86400)] == [
         "4 s", "3 min", "12 min", "5 h", "29 h", "9 days"]
+
+
+async def test_a_heartbeat_overtaken_on_the_way_does_not_replace_the_newer(hub: Hub) -> None:
+    """Two heartbeats in flight at once: the one sent first arriving last kept its older
+    head and outbox depth as the council's, and the status page showed the node behind
+    where it was. A heartbeat is kept by when the node sent it."""
+    client = await hand_council(hub, "E10000014")
+
+    async def beat_sent(head_seq: int, sent_at: str) -> None:
+        body = encoding.pack({"head_seq": head_seq, "outbox_depth": 10 - head_seq,
+                              "sent_at": sent_at})
+        status, data, _ = await client.send(body, tail="heartbeats")
+        assert status == 200, data
+
+    await beat_sent(7, "2026-12-07T10:00:30Z")
+    await beat_sent(5, "2026-12-07T10:00:00Z")  # sent first, overtaken
+    async with hub.pool.acquire() as conn:
+        kept = await HeartbeatStore().get(conn, "E10000014")
+    assert kept is not None and (kept["head_seq"], kept["outbox_depth"]) == (7, 3)
+    assert await hub.fetchval("SELECT count(*) FROM heartbeat_history"
+                              " WHERE council_code = 'E10000014'") == 1
+    await beat_sent(9, "2026-12-07T10:01:00Z")  # the next one is kept as ever
+    async with hub.pool.acquire() as conn:
+        kept = await HeartbeatStore().get(conn, "E10000014")
+    assert kept is not None and kept["head_seq"] == 9
