@@ -17,9 +17,10 @@ nothing, so they stay::
     >>> hidden_character("\\u0645\\u06cc\\u200c\\u0631\\u0636\\u0627") is None
     True
 
-They are refused where a record enters (the hub's batch intake, a node's feed
-loading: ``protocol.records.check_display``), not by the record's own check, which
-also reads records already stored. Pages show any left in a stored value as U+FFFD
+They are kept out where a record enters: the hub's batch intake refuses the record
+(``protocol.records.check_display``), a node's feed loading removes them from the row
+(``local_node.feed_cells.without_hidden``); not by the record's own check, which also
+reads records already stored. Pages show any left in a stored value as U+FFFD
 (:func:`reveal`), so one that came in before cannot disguise a name either::
 
     >>> reveal("Ahmed\\u202edemhA")

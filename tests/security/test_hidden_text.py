@@ -1,9 +1,9 @@
 """A name cannot be made to display as another (protocol.hidden_text): a right-to-left
 override, a directional isolate or mark, a zero-width space, a C1 control or a line
-separator in a record's text is refused where the record enters — the hub's batch
+separator in a record's text is kept out where the record enters — the hub's batch
 intake rejects that record alone (``invalid_record``, naming the field), a node's feed
-loading reports the row and loads the rest — and a page shows any already stored as
-U+FFFD. The zero-width joiner and non-joiner, which spell names in Persian and the
+loading removes it and loads the row with a warning — and a page shows any already
+stored as U+FFFD. The zero-width joiner and non-joiner, which spell names in Persian and the
 Indic scripts, pass."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_a_feed_row_with_a_disguised_name_loads_without_the_hidden_character(
 
 async def test_a_stored_disguised_name_shows_as_a_replacement_character(
         make_database: DatabaseFactory, tmp_path: Path, browser: Browser) -> None:
-    """A node that loaded a name before feed loading refused such characters still
+    """A node that loaded a name before feed loading removed such characters still
     holds it: its pages show each as U+FFFD, in the results and on the child's page."""
     url = await make_database()
     await upgrade(url, PACKAGE)
