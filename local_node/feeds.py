@@ -10,7 +10,8 @@
     >>> print(result.errors[0])  # doctest: +ELLIPSIS
     line 3, column nhs_number: not a valid NHS number (...)
 
-Files are UTF-8 (a leading byte-order mark is ignored), or UTF-16 with its mark, with
+Files are UTF-8 (a leading byte-order mark is ignored), or UTF-16 with its mark
+(``local_node.feed_text`` reads them into lines), with
 a header row (blank lines before it are skipped); fields are separated by commas, or
 by the semicolons, tabs or pipes that split the header into the feed's columns.
 Columns may come in any order; optional columns may be blank or absent; unknown
@@ -47,9 +48,7 @@ only never publishes them (docs/design.md §3).
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +70,7 @@ from local_node.feed_cells import (
     without_hidden,
 )
 from local_node.feed_kinds import CORE_FIELDS, FEED_KINDS, FEEDS, UnknownFeed, feed_kind
+from local_node.feed_text import MAX_FEED_BYTES, Unreadable, feed_lines
 from protocol import identifiers
 from protocol.errors import ValidationError
 from protocol.records import (
@@ -88,8 +88,6 @@ __all__ = ["COLUMNS", "CORE_FIELDS", "FEEDS", "REQUIRED", "FeedResult", "FeedRow
 COLUMNS: dict[str, tuple[str, ...]] = {k.name: k.column_names for k in FEED_KINDS.values()}
 REQUIRED: dict[str, tuple[str, ...]] = {k.name: k.required for k in FEED_KINDS.values()}
 _SOURCE_REF_MAX = 100
-# The largest feed file read by default (the node's ingest.max_feed_bytes).
-MAX_FEED_BYTES = 1024 * 1024 * 1024
 # What may separate fields: a comma, or what a spreadsheet saves where the comma is the
 # decimal point (a semicolon) or as "text" (a tab), or a pipe. Chosen by the header.
 _DELIMITERS = (",", ";", "\t", "|")
@@ -150,31 +148,14 @@ class FeedResult:
 
 
 def parse_feed(feed: str, path: Path, *, max_bytes: int = MAX_FEED_BYTES) -> FeedResult:
-    """Parse a feed file. A line that is not UTF-8 is reported and skipped. A file over
-    ``max_bytes`` (or one that never ends, such as a device) is refused once that much
-    is read."""
+    """Parse a feed file (read as ``local_node.feed_text`` says). A line that is not
+    UTF-8 is reported and skipped; a file over ``max_bytes`` is refused."""
     feed_kind(feed)  # an unknown feed is refused before the file is read
-    with Path(path).open("rb") as file:
-        data = file.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        return _refused(f"the file is over {max_bytes:,} bytes (ingest.max_feed_bytes): "
-                        "split it, or raise the limit")
-    bad_lines: dict[int, str] = {}
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        # Excel's "Unicode text" and some database exports: UTF-16, said by its
-        # byte-order mark, so nothing is guessed.
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            return _refused(f"not valid UTF-16 (at byte {exc.start} of the file), though it "
-                            "starts with a UTF-16 byte-order mark")
-    else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text, bad_lines = _decode_by_line(data)
-    # newline="": split on \n, \r\n or \r only, never on U+2028 and friends inside a name.
-    return _Parser(feed, bad_lines).parse(io.StringIO(text, newline="").readlines())
+    try:
+        lines, bad_lines = feed_lines(path, max_bytes)
+    except Unreadable as exc:
+        return _refused(str(exc))
+    return _Parser(feed, bad_lines).parse(lines)
 
 
 def parse_feed_text(feed: str, text_lines: Iterable[str]) -> FeedResult:
@@ -184,20 +165,6 @@ def parse_feed_text(feed: str, text_lines: Iterable[str]) -> FeedResult:
 
 def _refused(reason: str, line: int = 1, column: str = "") -> FeedResult:
     return FeedResult([], [RowError(line, column, reason)], refused=True)
-
-
-def _decode_by_line(data: bytes) -> tuple[str, dict[int, str]]:
-    parts: list[str] = []
-    bad: dict[int, str] = {}
-    for number, raw in enumerate(data.splitlines(keepends=True), 1):
-        try:
-            parts.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            bad[number] = (f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at character "
-                           f"{exc.start + 1} of the line; a file saved as Windows-1252 or "
-                           "Latin-1 must be saved again as CSV UTF-8)")
-            parts.append(raw.decode("utf-8", errors="replace"))
-    return "".join(parts), bad
 
 
 def _lines_from(lines: list[str], index: int) -> Iterator[str]:

@@ -21,7 +21,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from local_node.config import NodeConfig
-from local_node.feeds import MAX_FEED_BYTES
+from local_node.feed_text import MAX_FEED_BYTES
 from local_node.keyfile import KeyFile, KeySource
 from local_node.services.hub_shielding import HubShielding
 from local_node.services.ingest import IngestService

@@ -31,7 +31,8 @@ from typing import Any
 
 import asyncpg
 
-from local_node.feeds import MAX_FEED_BYTES, FeedRow, Identity, RowError, parse_feed
+from local_node.feed_text import MAX_FEED_BYTES
+from local_node.feeds import FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
 from local_node.services.matching import (
     ChunkScores,
