@@ -4,7 +4,9 @@ longer for practitioners' eyes on any path, notices included."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -109,6 +111,23 @@ def _haddads(omar: date, amy: date, cara: date) -> str:
         f"S3,,Cara,Haddad,{cara},F,BN1 1AA,leaving_care,Leaving Care,,,,,N,N,Y,N\n")
 
 
+@contextlib.asynccontextmanager
+async def _haddads_at_hub(make_database: DatabaseFactory, tmp_path: Path, *, omar_age: int
+                          ) -> AsyncIterator[tuple[Hub, dict[str, date]]]:
+    """A hub holding East Sussex's Haddads, published and resolved: Omar, ``omar_age``
+    this year, his sister Amy, 9, and Cara, a care leaver of 20; with their dates of
+    birth by given name."""
+    today = datetime.now(UTC).date()
+    born = {name: date(today.year - age, 1, 1)
+            for name, age in (("Omar", omar_age), ("Amy", 9), ("Cara", 20))}
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            running_node(ESX, await make_database(), tmp_path, hub) as esx:
+        await _feed(esx, tmp_path, _haddads(born["Omar"], born["Amy"], born["Cara"]))
+        await esx.publish()
+        await hub.resolved()
+        yield hub, born
+
+
 async def _found_by_practitioner(hub: Hub, born: dict[str, date]) -> dict[str, list[str]]:
     """Each Haddad searched for by name and date of birth at the hub: the given names of
     the children found. Omar's child view must be refused as well (404, nothing shown)."""
@@ -137,18 +156,12 @@ async def test_a_record_arriving_past_its_archive_date_is_never_searchable(
     stores it archived as it arrives: no practitioner finds it or opens it, not even
     until the retention job's next run. A child of the same feed is found as ever; a
     care leaver of 20 with consent stays live."""
-    today = datetime.now(UTC).date()
-    omar, amy, cara = (date(today.year - age, 1, 1) for age in (26, 9, 20))
-    async with running_hub(await make_database(), tmp_path) as hub, \
-            running_node(ESX, await make_database(), tmp_path, hub) as esx:
-        await _feed(esx, tmp_path, _haddads(omar, amy, cara))
-        await esx.publish()
-        await hub.resolved()
-        assert await _found_by_practitioner(hub, {"Omar": omar, "Amy": amy, "Cara": cara}) \
-            == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
+    async with _haddads_at_hub(make_database, tmp_path, omar_age=26) as (hub, born):
+        assert await _found_by_practitioner(hub, born) == {
+            "Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
         held = {r["given_name"]: r["archived_on"] for r in await hub.pool.fetch(
             "SELECT given_name, archived_on FROM records WHERE record IS NOT NULL")}
-        assert held == {"Omar": date(omar.year + 18, 1, 1), "Amy": None, "Cara": None}
+        assert held == {"Omar": date(born["Omar"].year + 18, 1, 1), "Amy": None, "Cara": None}
 
 
 async def test_one_councils_failure_does_not_stop_retention_for_the_others(
@@ -193,16 +206,10 @@ async def test_a_record_past_its_archive_date_is_out_of_search_before_the_job_ru
     and has not run since (here: his record's archive mark is cleared to stand for
     that). Hub search and the child view leave him out already; his sister Amy, and a
     care leaver of 20 with consent, are found as ever."""
-    today = datetime.now(UTC).date()
-    omar, amy, cara = (date(today.year - age, 1, 1) for age in (18, 9, 20))
-    async with running_hub(await make_database(), tmp_path) as hub, \
-            running_node(ESX, await make_database(), tmp_path, hub) as esx:
-        await _feed(esx, tmp_path, _haddads(omar, amy, cara))
-        await esx.publish()
-        await hub.resolved()
+    async with _haddads_at_hub(make_database, tmp_path, omar_age=18) as (hub, born):
         await hub.pool.execute("UPDATE records SET archived_on = NULL")
-        assert await _found_by_practitioner(hub, {"Omar": omar, "Amy": amy, "Cara": cara}) \
-            == {"Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
+        assert await _found_by_practitioner(hub, born) == {
+            "Omar": [], "Amy": ["Amy"], "Cara": ["Cara"]}
 
 
 async def test_a_deleted_records_notices_to_its_council_go_with_it(
