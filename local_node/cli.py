@@ -35,10 +35,12 @@ from local_node.services.retention import RetentionReport
 from local_node.services.review import Pair
 from local_node.services.status import KeyStatus, Summary
 from protocol import keys as protocol_keys
+from protocol.disclosure import Viewer
 from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
 from server_common import key_scheme_store, logs
 from server_common.accounts.cli import users_group
+from server_common.accounts.principal import Role
 
 # ``incomplete``: the child lacks a name or its date of birth, and why ("" if complete);
 # ``model_version``: the matching model that placed the row ("" when a rule did).
@@ -363,8 +365,9 @@ def review() -> None:
 def review_list(config: NodeConfig) -> None:
     async def go() -> list[Pair]:
         async with open_services(config, checked=True) as services:
-            return await services.review.listed_for_operator(
-                common.cli_actor(config.council.code), config.council.code)
+            return await services.review.looked_at(
+                common.cli_actor(config.council.code), Viewer(str(Role.OPERATOR), None),
+                config.council.code)
 
     pairs = common.run(go())
     if not pairs:

@@ -28,8 +28,7 @@ from protocol.errors import ErrorCode, SignpostError
 from protocol.matching.words import described
 from server_common import pages
 from server_common.accounts import Role, principal, require_roles
-from server_common.audit.entry import Actor, AuditEntry
-from server_common.refusals import AUDIT_LOG
+from server_common.audit.entry import Actor
 from server_common.web import read_form, whole_number
 
 DECISIONS = {"accept": "the same child", "reject": "different children"}
@@ -62,15 +61,9 @@ def _view(pair: Pair) -> dict[str, Any]:
 async def _audited_pairs(request: web.Request, action: str, only: int | None = None
                          ) -> list[Pair]:
     who = principal(request)
-    council = request.app[CONFIG].council.code
-    pairs = [p for p in await request.app[REVIEW].pairs(Viewer.of(who), council)
-             if only is None or p.item["id"] == only]
-    await request.app[AUDIT_LOG].record(AuditEntry(
-        who.user, str(who.role), who.organisation, purpose="identity resolution review",
-        action=action, parameters={"items": [p.item["id"] for p in pairs]},
-        child_ids=tuple(sorted({p.item[c] for p in pairs
-                                for c in ("local_id", "candidate_id")}))))
-    return pairs
+    return await request.app[REVIEW].looked_at(
+        Actor(who.user, str(who.role), who.organisation), Viewer.of(who),
+        request.app[CONFIG].council.code, action, only)
 
 
 async def _list_page(request: web.Request, error: str = "", code: str = "",

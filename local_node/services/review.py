@@ -26,7 +26,6 @@ from local_node.storage.shielding import ShieldStore
 from protocol.disclosure import LOCATION_COMPARISONS, Disclosure, Viewer
 from protocol.errors import ConflictError, ErrorCode, NotFoundError, SignpostError
 from protocol.matching import blocking_keys
-from server_common.accounts.principal import Role
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -59,16 +58,19 @@ class ReviewService:
         async with self.pool.acquire() as conn:
             return await self.review.open_items(conn)
 
-    async def listed_for_operator(self, actor: Actor, council: str) -> list[Pair]:
-        """The open items as ``local-node review list`` prints them: an operator's view,
-        as the hub's ``review list`` (no postcode nor location comparison of a pair with a
-        shielded child), and audited before it is shown, as the index team's page is
-        (``review.queue``, the pair's children as the entry's)."""
+    async def looked_at(self, actor: Actor, viewer: Viewer, council: str,
+                        action: str = "review.queue", only: int | None = None) -> list[Pair]:
+        """The open items as ``viewer`` may see them (item ``only`` alone, if given),
+        audited before they are shown (``action``: the list or one pair, the pairs'
+        children as the entry's): the index team's page and ``local-node review list``,
+        an operator's view as the hub's (no postcode nor location comparison of a pair
+        with a shielded child)."""
         if self.audit is None:
-            raise RuntimeError("listing the review items needs the node's audit log")
-        pairs = await self.pairs(Viewer(str(Role.OPERATOR), None), council)
+            raise RuntimeError("showing the review items needs the node's audit log")
+        pairs = [p for p in await self.pairs(viewer, council)
+                 if only is None or p.item["id"] == only]
         await self.audit.record(AuditEntry.by(
-            actor, "review.queue", "identity resolution review",
+            actor, action, "identity resolution review",
             {"items": [p.item["id"] for p in pairs]},
             sorted({p.item[c] for p in pairs for c in ("local_id", "candidate_id")})))
         return pairs
