@@ -66,15 +66,13 @@ class SentBatch:
 class OutboxStore:
     async def add(self, conn: asyncpg.Connection,
                   entries: list[tuple[str, int, str, bytes | None, str | None]]) -> None:
-        """(local_id, version, op, record bytes, digest), in the caller's transaction."""
-        if not entries:
-            return
-        ids, versions, ops, records, digests = zip(*entries, strict=True)
-        await conn.execute(
-            "INSERT INTO outbox (local_id, version, op, record, digest)"
-            " SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[])",
-            list(ids), list(versions), list(ops), list(records), list(digests),
-        )
+        """(local_id, version, op, record bytes, digest), in the caller's transaction, in
+        this order (ids ascending). Copied in (COPY): an ingest chunk adds thousands, and
+        as arrays unnested each record's bytes went through asyncpg's checks in Python."""
+        if entries:
+            await conn.copy_records_to_table(
+                "outbox", records=entries,
+                columns=["local_id", "version", "op", "record", "digest"])
 
     async def lock_for_building(self, conn: asyncpg.Connection) -> None:
         """Serialise batch building across processes until the transaction ends."""
