@@ -162,6 +162,11 @@ class _ChunkIndex:
         for key in keys:
             self.by_key.setdefault(key, {})[id(child)] = child
 
+    def fields(self, child: ChildRow) -> IdentityFields:
+        """Who an indexed child now is: ``child_fields(child)`` without building it again,
+        since every change to a child in the chunk is followed by :meth:`reindex`."""
+        return self.indexed[id(child)]
+
     def held(self, local_id: str) -> frozenset[str]:
         """The blocking keys the child holds in the database (none if it is new)."""
         loaded = self.loaded.get(local_id)
@@ -260,11 +265,13 @@ class IngestService:
             i for i, row in enumerate(rows)
             if not self._certain(row, known_refs, index, name_keys[i] in shared_names)])
         existing_ids = set(index.by_id)
-        keys_of = [keys_for(f) for f in fields_of]
-        # Every pair the rows below can foresee, scored in one bulk call.
-        scores = ChunkScores(model, rows, fields_of, keys_of,
-                             sorted(probed) if self.bulk_matching else [], index.by_key,
-                             child_fields)
+        # Every pair the rows below can foresee, scored in one bulk call. Only a row
+        # matched by its keys needs them: most rows of a second feed are placed for
+        # certain, and their keys were a third of the blocking keys a load made.
+        foreseen = sorted(probed) if self.bulk_matching else []
+        scores = ChunkScores(model, rows, fields_of,
+                             {i: keys_for(fields_of[i]) for i in foreseen}, foreseen,
+                             index.by_key, index.fields)
         new_children: list[ChildRow] = []
         origin: dict[int, int] = {}   # id(new child) -> the position of the row it came from
         placements: list[tuple[FeedRow, ChildRow, str | None]] = []
@@ -281,7 +288,7 @@ class IngestService:
                 decided_by = model.version
                 child, uncertain = decide_row(
                     (c, scores.score(i, fields, c, origin.get(id(c))))
-                    for c in candidates(row, keys_of[i], index.by_key).values())
+                    for c in candidates(row, keys_for(fields), index.by_key).values())
                 if child is not None:
                     report.matched_probabilistically += 1
             if child is None:

@@ -18,7 +18,7 @@ decides; a possible twin goes to review, never linked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,12 +129,12 @@ class ChunkScores:
 
     ``rows[i]`` and ``fields[i]`` are the chunk's rows and their identities; ``probe``
     the positions of the rows that will be matched probabilistically; ``by_key`` the
-    index's children by blocking key before the chunk is placed, ``keys[i]`` row i's
-    keys. Pairs: each probed row with each candidate child, and with each earlier row of
+    index's children by blocking key before the chunk is placed, ``keys[i]`` the keys
+    of probed row i. Pairs: each probed row with each candidate child, and with each earlier row of
     the chunk sharing a key (that row may have become a new child by then)."""
 
     def __init__(self, model: Model, rows: Sequence[FeedRow], fields: Sequence[IdentityFields],
-                 keys: Sequence[frozenset[str]], probe: Sequence[int],
+                 keys: Mapping[int, frozenset[str]], probe: Sequence[int],
                  by_key: dict[str, dict[int, ChildRow]],
                  child_fields: Callable[[ChildRow], IdentityFields]) -> None:
         self.model = model
