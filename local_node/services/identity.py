@@ -20,10 +20,11 @@ Stated rules (docs/design.md §3):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
+
+import msgspec
 
 from local_node.feed_kinds import CORE_FIELDS, feed_kind
 from local_node.storage.children import ChildRow
@@ -35,9 +36,14 @@ def source_trust(source: str) -> int:
     return feed_kind(source).trust
 
 
+# A chunk decodes thousands of source rows' identities (JSON text, as asyncpg reads
+# jsonb): msgspec's decoder, in C, gives the same dicts at a quarter of json.loads' cost.
+_JSON = msgspec.json.Decoder()
+
+
 def _identity(row: Mapping[str, Any]) -> dict[str, Any]:
     value = row["identity"]
-    return json.loads(value) if isinstance(value, str) else dict(value)
+    return _JSON.decode(value) if isinstance(value, str) else dict(value)
 
 
 def apply_rules(child: ChildRow, sources: Sequence[Mapping[str, Any]]) -> None:
