@@ -47,7 +47,8 @@ from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
 from local_node.storage.models import ModelStore
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
-from protocol.matching import DEFAULT_MODEL, IdentityFields, Model, blocking_keys
+from protocol.matching import DEFAULT_MODEL, IdentityFields, Model
+from protocol.matching.blocking import remembering_blocking_keys
 from protocol.records import Involvement
 from server_common.gc_pause import paused_gc
 
@@ -87,10 +88,16 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
 
 
+# A child's identity as a row or the rules leave it differs from the one it had most
+# often by an identifier, a postcode in the same district or an address: the keys of
+# its names, date of birth and district are remembered apart (one council's children).
+_blocking_keys = remembering_blocking_keys(100_000)
+
+
 @functools.lru_cache(maxsize=200_000)
 def keys_for(fields: IdentityFields) -> frozenset[str]:
     """Blocking keys, remembered: a child's identity rarely changes between rows."""
-    return frozenset(blocking_keys(fields))
+    return frozenset(_blocking_keys(fields))
 
 
 def child_fields(child: ChildRow) -> IdentityFields:

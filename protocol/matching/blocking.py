@@ -70,8 +70,9 @@ database holding no keys yet (as the hub's 021 and the node's 011 do for scheme 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -91,7 +92,8 @@ _CACHE = 1 << 18  # one entry per distinct family name, postcode or date of birt
 Ints = npt.NDArray[np.int64]
 
 __all__ = ["KEY_SCHEME", "blocking_keys", "candidate_pairs", "dob_variants", "family_codes",
-           "memberships", "month_day_keys", "pairs_across", "pairs_within"]
+           "memberships", "month_day_keys", "pairs_across", "pairs_within",
+           "remembering_blocking_keys"]
 
 
 def dob_variants(dob: date) -> tuple[date, ...]:
@@ -140,20 +142,49 @@ def month_day_keys(family_name: str | None, dob: date, initials: Iterable[str]) 
 
 def blocking_keys(record: IdentityFields) -> set[str]:
     """The record's blocking keys (see the module docstring)."""
-    keys: set[str] = set()
+    return _keys(record, _name_keys)
+
+
+NameKeys = Callable[[str | None, str | None, date | None, tuple[str, ...], str], set[str]]
+
+
+def remembering_blocking_keys(maxsize: int) -> Callable[[IdentityFields], set[str]]:
+    """:func:`blocking_keys`, with the keys from the names, date of birth and postcode
+    district remembered (the last ``maxsize`` of them): a council's node asks again for a
+    child whose NHS number, postcode or address changed and whose names did not, and
+    those keys are nearly all of the cost. The same keys; a set of its own each call."""
+    @functools.lru_cache(maxsize=maxsize)
+    def remembered(*parts: Any) -> frozenset[str]:
+        return frozenset(_name_keys(*parts))
+
+    def names(*parts: Any) -> set[str]:
+        return set(remembered(*parts))
+
+    return functools.partial(_keys, names=names)
+
+
+def _keys(record: IdentityFields, names: NameKeys) -> set[str]:
+    keys = names(record.given_name, record.family_name, record.dob,
+                 record.former_family_names, _district(record.postcode))
     if record.nhs_number and (nhs_number := valid_nhs_number(record.nhs_number)):
         keys.add(f"n:{nhs_number}")
     if record.upn and (upn := valid_upn(record.upn)):
         keys.add(f"u:{upn}")
-    family = family_codes(record.family_name)
-    given = given_name_keys(record.given_name)
-    written = normalise_name(record.given_name)
+    return keys
+
+
+def _name_keys(given_name: str | None, family_name: str | None, dob: date | None,
+               former_family_names: tuple[str, ...], district: str) -> set[str]:
+    """Every key but the identifiers' (``n:``, ``u:``): what the names, the date of birth
+    and the postcode district give."""
+    keys: set[str] = set()
+    family = family_codes(family_name)
+    given = given_name_keys(given_name)
+    written = normalise_name(given_name)
     # the written name's initial and those of the names it may stand for: Kate is
     # Catherine too, Bill William, Иван Ivan
     initials = {name[:1] for name in given}
-    district = _district(record.postcode)
-    crossed = phonetic(record.given_name)  # meets the other record's family name
-    dob = record.dob
+    crossed = phonetic(given_name)  # meets the other record's family name
     if dob is not None:
         isos, month, month_day = _dob_texts(dob)
         for iso in isos:
@@ -164,7 +195,7 @@ def blocking_keys(record: IdentityFields) -> set[str]:
             if crossed:
                 keys.add(f"d:{iso}:{crossed}")
         if initials:
-            former = frozenset().union(*map(family_codes, record.former_family_names))
+            former = frozenset().union(*map(family_codes, former_family_names))
             keys.update(f"ym:{month}:{code}:{initial}" for code in family
                         for initial in initials)
             keys.update(f"fg:{code}:{dob.year}:{name}" for code in family for name in given)
@@ -182,7 +213,7 @@ def blocking_keys(record: IdentityFields) -> set[str]:
         keys.update(f"nf:{name}:{code}" for name in given for code in family)
     if district:
         keys.update(f"gp:{name}:{district}" for name in given)
-        if crossed and (surname := phonetic(record.family_name)):
+        if crossed and (surname := phonetic(family_name)):
             first, second = sorted((crossed, surname))
             keys.add(f"sp:{first}:{second}:{district}")
     return keys

@@ -19,7 +19,7 @@ from protocol.matching import (
     dob_variants,
     normalise_name,
 )
-from protocol.matching.blocking import pairs_across, pairs_within
+from protocol.matching.blocking import pairs_across, pairs_within, remembering_blocking_keys
 from protocol.records import ChildRecord
 from tests import strategies
 
@@ -177,3 +177,21 @@ def test_a_hostile_record_cannot_hold_thousands_of_keys() -> None:
     hostile = IdentityFields("chris", parts, date(2015, 3, 4), postcode="BN1 1AA",
                              former_family_names=former)
     assert len(blocking_keys(hostile)) < 1_000
+
+
+_REMEMBERING = remembering_blocking_keys(64)
+
+
+@given(strategies.identity_pairs())
+def test_remembered_keys_are_the_keys(pair: tuple[IdentityFields, IdentityFields]) -> None:
+    """A node remembers the keys of names, date of birth and district apart from the
+    identifiers' (``remembering_blocking_keys``): the same keys as ``blocking_keys``
+    for each record, for a record met again with another NHS number or postcode, and
+    a set of its own each time (changing one changes no later answer)."""
+    a, b = pair
+    for record in (a, b, replace(a, nhs_number=b.nhs_number, upn=b.upn),
+                   replace(a, postcode=b.postcode), a):
+        keys = _REMEMBERING(record)
+        assert keys == blocking_keys(record)
+        keys.add("x:changed by the caller")
+        assert _REMEMBERING(record) == blocking_keys(record)
