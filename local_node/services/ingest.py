@@ -160,7 +160,7 @@ class _ChunkIndex:
         fields = child_fields(child)
         self.loaded[child.local_id] = fields
         if keys is None:
-            self.reindex(child)
+            self.reindex(child, fields)
             return
         self.indexed[id(child)] = fields
         self.add_keys(child, keys)
@@ -179,11 +179,11 @@ class _ChunkIndex:
         loaded = self.loaded.get(local_id)
         return keys_for(loaded) if loaded is not None else frozenset()
 
-    def reindex(self, child: ChildRow) -> None:
-        """Index the child as it now is: by identifiers, name and the blocking keys the
-        database does not hold for it (all of a new child's; a loaded child's that its
-        rows in this chunk gave it)."""
-        fields = child_fields(child)
+    def reindex(self, child: ChildRow, fields: IdentityFields | None = None) -> None:
+        """Index the child as it now is (``fields``, if the caller has them): by
+        identifiers, name and the blocking keys the database does not hold for it (all of
+        a new child's; a loaded child's that its rows in this chunk gave it)."""
+        fields = child_fields(child) if fields is None else fields
         if self.indexed.get(id(child)) == fields:
             return
         self.indexed[id(child)] = fields
@@ -194,6 +194,8 @@ class _ChunkIndex:
         name_key = _name_key(child.given_name, child.family_name, child.dob)
         if name_key is not None:
             self.by_name.setdefault(name_key, {})[id(child)] = child
+        if fields == self.loaded.get(child.local_id):
+            return  # as loaded: it holds every key of who it is (none to ask for)
         for key in keys_for(fields) - self.held(child.local_id):
             self.by_key.setdefault(key, {})[id(child)] = child
 
