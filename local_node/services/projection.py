@@ -19,7 +19,7 @@ from local_node.storage.outbox import OutboxStore
 from local_node.storage.shielding import ShieldStore
 from protocol import encoding
 from protocol.errors import SignpostError
-from protocol.records import ChildRecord, Involvement, record_wire
+from protocol.records import RECORD_FIELDS, ChildRecord, Involvement, record_wire
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def _published(involvements: list[InvolvementRow]) -> list[tuple[Involvement, di
 
 
 def _record_values(child: ChildRow, marked: bool) -> tuple[Any, ...]:
-    """The child's record fields but its involvements, in the record's order
-    (``protocol.records.RECORD_FIELDS``)."""
+    """The child's record fields but its involvements, in ``RECORD_FIELDS`` order."""
     return (child.local_id, child.given_name, child.family_name, child.dob, child.sex,
             child.other_given_names, tuple(child.former_family_names or ()),
             child.address_line, child.postcode, child.nhs_number, child.upn,
@@ -68,7 +67,7 @@ def project(child: ChildRow, involvements: list[InvolvementRow], *,
     relation (``marked``: a duplicate, a review pair, a shared NHS number or UPN of a
     shielded child, or the hub's word) is published shielded too: the hub may never
     pair the two records, and must not show this one's location meanwhile."""
-    return ChildRecord(*_record_values(child, marked),
+    return ChildRecord(**dict(zip(RECORD_FIELDS, _record_values(child, marked), strict=True)),
                        involvements=tuple(i for i, _ in _published(involvements)))
 
 
@@ -76,7 +75,7 @@ def projected_wire(child: ChildRow, involvements: list[InvolvementRow], *,
                    marked: bool = False) -> dict[str, Any]:
     """``project(child, involvements, marked=marked).to_wire()``, without building the
     record: the projection checks the map with the hub's own ``ChildRecord.from_wire``,
-    which builds it, and building it before as well was a tenth of an ingest's time."""
+    which builds it, and building it before as well was 7 % of an ingest's samples."""
     return record_wire(_record_values(child, marked),
                        [wire for _, wire in _published(involvements)])
 
