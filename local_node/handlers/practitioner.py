@@ -43,6 +43,7 @@ from server_common.search_form import (
     purpose_question,
     submitted,
 )
+from server_common.web import shown_json
 
 
 async def _search(request: web.Request, submitted: Mapping[str, str],
@@ -101,7 +102,7 @@ async def _json_body(request: web.Request) -> dict[str, str]:
 async def api_search(request: web.Request) -> web.Response:
     submitted = await _json_body(request) if request.method == "POST" else request.query
     _, hits = await _search(request, submitted)
-    return web.json_response({"results": hits})
+    return shown_json({"results": hits})
 
 
 @require_roles(*CHILD_READERS)
@@ -110,7 +111,7 @@ async def api_child(request: web.Request) -> web.Response:
     if "redirect" in view:  # merged into another child: its id lives on as a pointer
         raise web.HTTPPermanentRedirect(
             f"/v1/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    return web.json_response(view)
+    return shown_json(view)
 
 
 # -- pages ---------------------------------------------------------------------------
