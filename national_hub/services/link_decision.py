@@ -12,7 +12,9 @@ it returns. Nothing here does I/O or reads a clock; new national ids come from t
   council or the model across councils, unless it cannot reach review whatever its
   other fields hold (:func:`~protocol.matching.bulk_score.ceilings`);
 * **link**: the record joins the oldest national child among its links whose holders
-  a person did not separate from it; other strongly matching children go to review;
+  a person did not separate from it and none of whose records holds another NHS
+  number or UPN (unless a person linked the pair);
+  other strongly matching children go to review;
 * **review**: the pair is queued; the record keeps its own child;
 * **new**: the child it held if no one else holds it, else a fresh id.
 
@@ -36,7 +38,7 @@ from national_hub.storage.review_queue import NewReview
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
 from protocol.matching.arrays import among, first_occurrences
 from protocol.matching.blocking import memberships, pairs_across, pairs_within
-from protocol.matching.bulk import Columns
+from protocol.matching.bulk import Columns, identifiers_differ
 from protocol.matching.bulk_score import DECISIONS, score_columns, worth_scoring
 
 
@@ -181,6 +183,12 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     other_fields = [g.others[rk].fields for rk in pairs.records[n:]]
     columns = Columns.of([c.fields for c in g.candidates] + other_fields)
     elsewhere = np.array([rk[0] != council for rk in pairs.records], dtype=np.int64)
+    # before the pairs are narrowed: a pair whose identifiers differ is never scored
+    # (its ceiling is -inf), yet it keeps the candidate out of its partner's child
+    differ = identifiers_differ(columns, pairs.left, pairs.right)
+    differing: dict[int, list[int]] = {}
+    for x, y in zip(pairs.left[differ].tolist(), pairs.right[differ].tolist(), strict=True):
+        differing.setdefault(x, []).append(y)
     models = (model, across)
     # Most pairs cannot reach review whatever they hold (ceilings): they decide NEW and
     # are not scored; a pair a person linked is, as it links unless a rule vetoes it.
@@ -191,6 +199,11 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
 
     separated = _partners_of(g.separated)
     joined: dict[str, set[RecordKey]] = {}  # national id -> the chunk's records it took
+
+    def nid_of(column: int) -> str:
+        """The national id a column's record holds now (a chunk record's, as decided)."""
+        return (g.others[pairs.records[column]].national_id if column >= n
+                else assigned[pairs.records[column][1]])
 
     def held(nid: str) -> bool:
         return bool(g.holders.get(nid) or joined.get(nid))
@@ -222,6 +235,8 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         apart = set(separated.get(me, ()))
         links: list[tuple[RecordKey, str, int]] = []
         greys: list[tuple[RecordKey, str, int]] = []
+        # the children holding a record with another NHS number or UPN: never this one
+        kept_apart = {nid_of(column) for column in differing.get(i, ())}
         for k in range(starts[i], starts[i + 1]):
             rk = pairs.records[right[k]]
             nid = g.others[rk].national_id if right[k] >= n else assigned[rk[1]]
@@ -232,7 +247,12 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 links.append((rk, nid, k))
             elif decision is Decision.REVIEW:
                 greys.append((rk, nid, k))
-        targets = {nid for _, nid, _ in links if not held_apart(nid, apart)}
+        # One record with another NHS number or UPN says the child is someone else,
+        # however well this record matches its other records (a namesake without an
+        # identifier, linked to both, would make two children one). A pair a person
+        # linked still joins: they decided.
+        targets = {nid for _, nid, k in links if not held_apart(nid, apart)
+                   and (nid not in kept_apart or linked[k])}
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
