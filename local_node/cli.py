@@ -227,6 +227,8 @@ def reconcile(config: NodeConfig) -> None:
     for repair in report.repairs:
         click.echo(f"  {repair.op} {repair.local_id} version {repair.version} ({repair.reason})")
     counts = ", ".join(f"{n} {reason}" for reason, n in sorted(report.counts().items()))
+    if report.waited:
+        click.echo(f"waited {report.waited} s for the hub's anti-entropy allowance")
     click.echo(f"republished {len(report.repairs)} record(s)" + (f": {counts}" if counts else ""))
     if report.refused:
         click.echo(f"not sent again: {len(report.refused)} record(s) the hub rejected as "
