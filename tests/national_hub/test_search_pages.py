@@ -49,6 +49,11 @@ async def test_the_search_page_speaks_plainly(
                      'name="purpose_other"'):
             assert seen in empty, seen
         assert "error-summary" not in empty
+        # no box's entries are kept by the browser, to be offered to the next person
+        # at a shared machine
+        boxes = [box for box in re.findall(r"<input\b[^>]*>", empty)
+                 if not re.search(r'type="(hidden|radio)"', box)]
+        assert len(boxes) == 9 and all('autocomplete="off"' in b for b in boxes), boxes
 
         async def searches() -> int:
             return sum(r.entry.action == "search" for r in await audit.entries_by_user("pat"))
