@@ -33,8 +33,7 @@ from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose
 from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
-from server_common.display import name_case
-from server_common.pages import FieldError
+from server_common.pages import CHILD_TITLE, FieldError
 from server_common.refusals import AUDIT_LOG
 from server_common.search_form import (
     WHO_MISSING,
@@ -160,12 +159,11 @@ async def page_child(request: web.Request) -> web.Response:
         if request.method == "POST":  # the same form, re-sent to the surviving record
             raise web.HTTPTemporaryRedirect(f"/children/{view['redirect']}")
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    name = " ".join(x for x in (name_case(view["given_name"]), name_case(view["family_name"]))
-                    if x) or "Child"
     council = request.app[CONFIG].council
     watched = await request.app[NOTICES].watching(principal(request))
     return pages.render(request, "child.html", {
-        "title": name, "child": view, "search": search, "council": _council_name(request),
+        # titled without the child's name, as at the hub (server_common.pages.CHILD_TITLE)
+        "title": CHILD_TITLE, "child": view, "search": search, "council": _council_name(request),
         "index_team": {"email": council.index_team_email, "phone": council.index_team_phone},
         "watching": view["local_id"] in watched})
 
