@@ -86,6 +86,11 @@ class Decided:
     new_ids: list[str]                            # fresh national ids, in creation order
 
 
+# A review's explanation says so (``held``) when the partner's child holds a record with
+# another NHS number or UPN than this record's (protocol.matching.words has it in words).
+CHILD_HOLDS_ANOTHER_IDENTIFIER = "child_holds_another_identifier"
+
+
 def explain(explanation: Explanation, model: Model) -> dict[str, Any]:
     """An explanation as JSON, with the model's version and the thresholds."""
     thresholds = {"link": explanation.thresholds.link, "review": explanation.thresholds.review}
@@ -275,7 +280,9 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             if nid != chosen:
                 a, b = pair_of(me, rk)
                 explanation = scores.explanation(j)
-                reviews[(a, b)] = NewReview(a, b, explanation.total, explain(
-                    explanation, models[chosen_model[j]]))
+                shown = explain(explanation, models[chosen_model[j]])
+                if nid in kept_apart:  # the index team sees why a strong match waits
+                    shown["held"] = CHILD_HOLDS_ANOTHER_IDENTIFIER
+                reviews[(a, b)] = NewReview(a, b, explanation.total, shown)
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from national_hub.services.link_decision import (
+    CHILD_HOLDS_ANOTHER_IDENTIFIER,
     Candidate,
     Decided,
     Gathered,
@@ -125,7 +126,9 @@ def test_a_child_holding_another_upn_is_not_joined_through_a_namesake() -> None:
     d = decide(gathered([Candidate("a1", other_libby, None)], others, holders=holders,
                         created=created))
     assert d.national_ids == {"a1": "NEW0"}
-    assert [(r.a, r.b) for r in d.reviews.values()] == [(("A", "a1"), ("B", "b1"))]
+    (review,) = d.reviews.values()
+    assert (review.a, review.b) == (("A", "a1"), ("B", "b1"))
+    assert review.explanation["held"] == CHILD_HOLDS_ANOTHER_IDENTIFIER
     # without the other UPN at that child, the match joins it as before
     d = decide(gathered([Candidate("a1", other_libby, None)], {("B", "b1"): others["B", "b1"]},
                         holders={"NC-LIBBY": frozenset({("B", "b1")})}, created=created))
@@ -216,8 +219,10 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
         for rk, nid, explanation in links + greys:
             if nid != chosen:
                 a, b = pair_of(me, rk)
-                reviews[(a, b)] = NewReview(a, b, explanation.total, explain(
-                    explanation, DEFAULT_MODEL if me[0] == rk[0] else ACROSS))
+                shown = explain(explanation, DEFAULT_MODEL if me[0] == rk[0] else ACROSS)
+                if nid in kept_apart:
+                    shown["held"] = CHILD_HOLDS_ANOTHER_IDENTIFIER
+                reviews[(a, b)] = NewReview(a, b, explanation.total, shown)
     assert not (mine & set(g.others))
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from national_hub.services.linking import MAX_PRIOR, across_councils, with_prior
@@ -15,6 +16,7 @@ from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, Op, UpsertOp
 from protocol.matching import DEFAULT_MODEL, IdentityFields, score
 from protocol.matching.scoring import Decision
+from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
@@ -113,6 +115,12 @@ async def test_a_namesake_with_another_upn_does_not_join_a_child_through_a_bridg
         queued = await conn.fetch("SELECT council_a, local_id_a, council_b, local_id_b FROM"
                                   " review_queue WHERE status = 'open'")
     assert {tuple(r) for r in queued} == {(ESX, "A2", WSX, "B1")}
+    # and the index team reads why the strong match waits for them
+    async with aiohttp.ClientSession(headers=await hub.as_role(Role.INDEX_TEAM, ESX)) as http:
+        async with http.get(hub.url + "/review") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    assert "also has a record with a different NHS number or pupil number" in page
 
 
 async def test_national_ids_are_never_reused(federation: Federation) -> None:
