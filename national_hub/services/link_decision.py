@@ -190,10 +190,11 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     elsewhere = np.array([rk[0] != council for rk in pairs.records], dtype=np.int64)
     # before the pairs are narrowed: a pair whose identifiers differ is never scored
     # (its ceiling is -inf), yet it keeps the candidate out of its partner's child
+    # (ordered by candidate as the pairs are: candidate i's are differ_right[at[i]:at[i+1]],
+    # read only for a candidate that links: most candidates' partners differ by UPN)
     differ = identifiers_differ(columns, pairs.left, pairs.right)
-    differing: dict[int, list[int]] = {}
-    for x, y in zip(pairs.left[differ].tolist(), pairs.right[differ].tolist(), strict=True):
-        differing.setdefault(x, []).append(y)
+    differ_right = pairs.right[differ]
+    differ_at = np.searchsorted(pairs.left[differ], np.arange(n + 1)).tolist()
     models = (model, across)
     # Most pairs cannot reach review whatever they hold (ceilings): they decide NEW and
     # are not scored; a pair a person linked is, as it links unless a rule vetoes it.
@@ -240,8 +241,6 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         apart = set(separated.get(me, ()))
         links: list[tuple[RecordKey, str, int]] = []
         greys: list[tuple[RecordKey, str, int]] = []
-        # the children holding a record with another NHS number or UPN: never this one
-        kept_apart = {nid_of(column) for column in differing.get(i, ())}
         for k in range(starts[i], starts[i + 1]):
             rk = pairs.records[right[k]]
             nid = g.others[rk].national_id if right[k] >= n else assigned[rk[1]]
@@ -256,6 +255,9 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         # however well this record matches its other records (a namesake without an
         # identifier, linked to both, would make two children one). A pair a person
         # linked still joins: they decided.
+        kept_apart = {nid_of(column) for column in
+                      differ_right[differ_at[i]:differ_at[i + 1]].tolist()} if (
+            links or greys) else set()
         targets = {nid for _, nid, k in links if not held_apart(nid, apart)
                    and (nid not in kept_apart or linked[k])}
         decided_by[c.local_id] = model.version
