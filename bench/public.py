@@ -214,10 +214,12 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
     exports = {}
     for code in by_council:
         exports[code] = work / code / "index.csv"
-        _cli([_bin("local-node"), "index", "export", "--out", str(exports[code])],
+        _cli([_bin("local-node"), "index", "export", "--out", str(exports[code]),
+              "--overwrite"],
              _node_env(code, node_dbs[code], work / code))
     links = work / "links.csv"
-    _cli([_bin("national-hub"), "links", "export", "--out", str(links)], hub_env)
+    _cli([_bin("national-hub"), "links", "export", "--out", str(links),
+          "--overwrite"], hub_env)
     outcome.rows["signpost: node → hub"] = pairwise_quality(
         read_clusters(exports, links), persons, set())
     outcome.hub_reviews, outcome.node_reviews, in_review = asyncio.run(
@@ -233,7 +235,8 @@ def _signpost(dataset: public_data.Dataset, base: str, work: Path, seed: int,
         outcome.seconds["signpost trained"] = (outcome.seconds["signpost"]
                                                + time.perf_counter() - started)
         trained = work / "links-trained.csv"
-        _cli([_bin("national-hub"), "links", "export", "--out", str(trained)], hub_env)
+        _cli([_bin("national-hub"), "links", "export", "--out", str(trained),
+              "--overwrite"], hub_env)
         outcome.rows["signpost trained"] = pairwise_quality(
             read_clusters(exports, trained), persons, set())
         outcome.trained_hub_reviews, _, open_pairs = asyncio.run(_open_reviews(hub_db, {}))

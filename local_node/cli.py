@@ -5,7 +5,6 @@ The commands are a contract (docs/design.md §8).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from protocol import keys as protocol_keys
 from protocol.disclosure import Viewer
 from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
-from server_common import key_scheme_store, logs
+from server_common import files, key_scheme_store, logs
 from server_common.accounts.cli import users_group
 from server_common.accounts.principal import Role
 
@@ -228,6 +227,8 @@ def reconcile(config: NodeConfig) -> None:
     for repair in report.repairs:
         click.echo(f"  {repair.op} {repair.local_id} version {repair.version} ({repair.reason})")
     counts = ", ".join(f"{n} {reason}" for reason, n in sorted(report.counts().items()))
+    if report.waited:
+        click.echo(f"waited {report.waited} s for the hub's anti-entropy allowance")
     click.echo(f"republished {len(report.repairs)} record(s)" + (f": {counts}" if counts else ""))
     if report.refused:
         click.echo(f"not sent again: {len(report.refused)} record(s) the hub rejected as "
@@ -273,18 +274,21 @@ def index() -> None:
 @index.command("export", help="Write local_id,source,source_ref,incomplete,model_version "
                               "for every source row as CSV (model_version: the matching "
                               "model that placed the row, blank when a rule did).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The CSV to create, owner-only (0600).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace FILE if it exists (otherwise an existing file is refused).")
 @click.pass_obj
-def index_export(config: NodeConfig, out: Path) -> None:
+def index_export(config: NodeConfig, out: Path, overwrite: bool) -> None:
     async def go() -> int:
+        files.refuse_existing(out, overwrite=overwrite)  # before the export's work
         async with open_services(config) as services:
             rows = await services.status.source_rows()
-        with out.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(INDEX_COLUMNS)
-            # as held, to reconcile against the source systems' own ids: a spreadsheet
-            # should open this file as text (docs/feeds.md)
-            writer.writerows([r[c] for c in INDEX_COLUMNS] for r in rows)
+        # as held, to reconcile against the source systems' own ids: a spreadsheet
+        # should open this file as text (docs/feeds.md)
+        files.write_csv(out, INDEX_COLUMNS, ([r[c] for c in INDEX_COLUMNS] for r in rows),
+                        overwrite=overwrite)
         return len(rows)
 
     click.echo(f"wrote {common.run(go())} rows to {out}")

@@ -59,6 +59,16 @@ class ReconcileSection:
     # How often ``serve`` compares the hub's copy with the node's and republishes what
     # differs (docs/PROTOCOL.md §12.1); "0s" turns the schedule off.
     interval: Duration = Duration(6 * 3600)
+    # How long one reconcile may wait, in all, for the hub's anti-entropy allowance when
+    # the hub answers 429 with Retry-After (``rate_limits.per_council_digests`` and
+    # ``per_council_drilldowns`` at the hub); past it the reconcile stops with
+    # ``rate_limited`` and the next one starts over. 10 minutes covers the drill-downs of
+    # a council of 2.6 million records that lost everything (32 a minute).
+    max_wait: Duration = Duration(600)
+
+    def __post_init__(self) -> None:
+        if self.max_wait < 0:
+            raise ConfigError("reconcile.max_wait must be 0 (never wait) or more")
 
 
 @dataclass(frozen=True, slots=True)

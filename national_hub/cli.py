@@ -30,7 +30,7 @@ from national_hub.services.review import Decided, ReviewRow
 from protocol.disclosure import Viewer
 from protocol.matching.training import EM_ITERATIONS
 from server_common import cli as common
-from server_common import key_scheme_store, logs
+from server_common import files, key_scheme_store, logs
 from server_common.accounts import Role
 from server_common.accounts.cli import users_group
 from server_common.audit.entry import AuditEntry
@@ -208,15 +208,22 @@ def links() -> None:
 
 @links.command("export", help="Write council,local_id,national_id,status,model_version "
                                "as CSV (model_version: the model that decided the link).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The CSV to create, owner-only (0600).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace FILE if it exists (otherwise an existing file is refused).")
 @click.pass_obj
-def links_export(obj: Context, out: Path) -> None:
+def links_export(obj: Context, out: Path, overwrite: bool) -> None:
     async def go() -> int:
+        # refused before it is audited as done: nothing would be written
+        files.refuse_existing(out, overwrite=overwrite)
         async with obj.services() as services:
             # every council's links, so which councils know each child: audited first
             await services.audit.record(AuditEntry.by(
                 cli_actor(), "links.export", "administration", {"out": str(out)}))
-            return await export_links(services.pool, services.stores.records, out)
+            return await export_links(services.pool, services.stores.records, out,
+                                      overwrite=overwrite)
 
     click.echo(f"wrote {common.run(go())} links to {out}")
 

@@ -20,7 +20,8 @@ nothing, so they stay::
 They are kept out where a record enters: the hub's batch intake refuses the record
 (``protocol.records.check_display``), a node's feed loading removes them from the row
 (``local_node.feed_cells.without_hidden``); not by the record's own check, which also
-reads records already stored. Pages show any left in a stored value as U+FFFD
+reads records already stored. Pages, and the JSON answers practitioners' and index
+teams' programs read (:func:`reveal_within`), show any left in a stored value as U+FFFD
 (:func:`reveal`), so one that came in before cannot disguise a name either::
 
     >>> reveal("Ahmed\\u202edemhA")
@@ -30,6 +31,7 @@ reads records already stored. Pages show any left in a stored value as U+FFFD
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 _ALLOWED_FORMAT = frozenset("\u200c\u200d")  # zero-width non-joiner and joiner
 _HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp"})
@@ -78,3 +80,21 @@ def reveal(text: str) -> str:
     if hidden_character(text) is None:
         return text
     return "".join(REPLACEMENT if _hidden(c) else c for c in text)
+
+
+def reveal_within(data: Any) -> Any:
+    """Every text inside ``data`` (JSON-shaped: dicts, lists, tuples) as :func:`reveal`
+    shows it; what is not text unchanged. For an answer a program puts in front of a
+    person: a name that came in before intake refused hidden characters must not read
+    as another there either.
+
+    >>> reveal_within({"results": [{"family_name": "Ahmed\\u202edemhA", "sex": 1}]})
+    {'results': [{'family_name': 'Ahmed\\ufffddemhA', 'sex': 1}]}
+    """
+    if isinstance(data, str):
+        return reveal(data)
+    if isinstance(data, dict):
+        return {key: reveal_within(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [reveal_within(value) for value in data]
+    return data

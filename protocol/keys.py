@@ -132,7 +132,7 @@ def create_once(path: Path, data: bytes, mode: int) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
     return True
 
 
@@ -145,7 +145,7 @@ def write_atomically(path: Path, data: bytes, mode: int) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 def _durable_temp(path: Path, data: bytes, mode: int) -> Path:
@@ -166,7 +166,9 @@ def _durable_temp(path: Path, data: bytes, mode: int) -> Path:
     return tmp
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
+    """Flush a directory's entries to disk: a file renamed or linked into it survives a
+    crash."""
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

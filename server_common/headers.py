@@ -9,6 +9,12 @@ Every response (pages, JSON, errors, redirects):
 - ``X-Frame-Options: DENY`` (the same for browsers that predate frame-ancestors),
   ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` (a child's id in
   a path never leaves in a Referer);
+- ``Strict-Transport-Security: max-age=31536000`` on every answer to a request that
+  came over TLS (to us, or to a ``[server] trusted_proxies`` proxy that says so): for a
+  year the browser goes to this host over HTTPS only, so a plain-HTTP link or a
+  downgrade on the way never carries the session cookie or a page of children's
+  details in clear; not ``includeSubDomains``, as a council's other hosts are not ours
+  to promise;
 - ``Cache-Control: no-store`` and ``Pragma: no-cache``: nearly every answer carries
   people's details or who may see them, and the simplest honest rule is that nothing is
   kept by a browser or a proxy. The exceptions carry no personal data: the static
@@ -24,7 +30,7 @@ from pathlib import Path
 from aiohttp import web
 from multidict import CIMultiDict
 
-from server_common.web import Handler
+from server_common.web import Handler, reached_over_tls
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -39,6 +45,7 @@ STATIC_ASSETS = {
     "govuk-frontend.min.js": ("govuk/govuk-frontend.min.js", "text/javascript"),
 }
 _CACHEABLE = frozenset({"/healthz", "/readyz"})
+HSTS = "max-age=31536000"  # a year
 
 _ALWAYS = {
     "Content-Security-Policy": CSP,
@@ -48,11 +55,14 @@ _ALWAYS = {
 }
 
 
-def secure(path: str, status: int, headers: CIMultiDict[str]) -> None:
+def secure(path: str, status: int, headers: CIMultiDict[str], *,
+           over_tls: bool = False) -> None:
     """Set the security headers on one response's ``headers``. Only an asset itself may
     be kept: any other answer under ``/static/`` (a 404 page, a 429) is a page with who
     is signed in and their session's CSRF token."""
     headers.update(_ALWAYS)
+    if over_tls:  # over plain HTTP a browser ignores it, and says nothing true
+        headers["Strict-Transport-Security"] = HSTS
     if path in _CACHEABLE or (path.startswith(STATIC_PREFIX) and status == 200):
         return
     headers["Cache-Control"] = "no-store"
@@ -63,12 +73,13 @@ def secure(path: str, status: int, headers: CIMultiDict[str]) -> None:
 async def security_headers_middleware(request: web.Request,
                                       handler: Handler) -> web.StreamResponse:
     """Put it outside ``error_middleware``, so error answers and redirects get them too."""
+    over_tls = reached_over_tls(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # a redirect, raised past the error middleware
-        secure(request.path, exc.status, exc.headers)
+        secure(request.path, exc.status, exc.headers, over_tls=over_tls)
         raise
-    secure(request.path, response.status, response.headers)
+    secure(request.path, response.status, response.headers, over_tls=over_tls)
     return response
 
 

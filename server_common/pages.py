@@ -49,6 +49,10 @@ from server_common.web import ERROR_PAGE
 ROLE_NAMES = {Role.PRACTITIONER: "Practitioner", Role.INDEX_TEAM: "Index team",
               Role.OPERATOR: "Operator", Role.AUDITOR: "Auditor"}
 
+# A child's page is titled this, never with the child's name (its heading has it):
+# browser history, tab titles and window lists keep a page's title.
+CHILD_TITLE = "Child record"
+
 NavItem = tuple[str, str]  # (path, text)
 Nav = Mapping[Role, Sequence[NavItem]]
 

@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 
+from protocol import hidden_text
 from protocol.errors import ErrorCode, RateLimitedError, SignpostError, TooLargeError
 from server_common import database
 from server_common.logs import request_id
@@ -196,6 +197,13 @@ def error_response(status: int, code: ErrorCode | str, message: str, *,
     if detail:
         body["detail"] = detail
     return web.json_response({"error": body}, status=status)
+
+
+def shown_json(data: object) -> web.Response:
+    """A JSON answer holding children's identities, as a page shows them: any character
+    left in a stored value that would make a name display as another reads as U+FFFD
+    (``protocol.hidden_text``), whatever program puts the answer in front of a person."""
+    return web.json_response(hidden_text.reveal_within(data))
 
 
 def html_response(text: str, status: int = 200) -> web.Response:

@@ -7,21 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import doctest
+import math
 import os
 from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from local_node.app import create_app, open_publisher, reconciler
 from local_node.config import ReconcileSection
+from local_node.services import reconcile as reconcile_module
 from local_node.services.reconcile import plan_repair
 from protocol import encoding
 from protocol.anti_entropy import DAMAGED, DELETED, LIVE, HeldEntry
+from protocol.errors import ErrorCode
 from server_common.config import Duration
+from server_common.web import error_response
 from tests.conftest import DatabaseFactory
 from tests.federation import Hub, Node, running_hub, running_node
+from tests.national_hub.test_health import Refusal, refusing_proxy
 from tests.processes import script
 
 ESX = "E10000011"
@@ -55,21 +62,28 @@ async def _node_state(node: Node) -> dict[str, tuple[int, str]]:
     return {r["local_id"]: (r["published_version"], r["published_digest"]) for r in rows}
 
 
-async def _run_cli(node: Node, hub: Hub, *args: str) -> str:
-    """The console script in a child process, so this loop keeps serving the hub."""
+async def _cli(node: Node, hub: Hub, *args: str,
+               **settings: str) -> tuple[int | None, str, str]:
+    """The console script in a child process, so this loop keeps serving the hub (at
+    the node's hub.url: a proxy, maybe), with ``LOCAL_NODE__…`` ``settings`` besides."""
     env = dict(os.environ) | {
         "LOCAL_NODE__DATABASE__URL": str(node.config.database.url),
         "LOCAL_NODE__COUNCIL__CODE": ESX,
         "LOCAL_NODE__COUNCIL__KEY_FILE": str(node.config.key_file),
-        "LOCAL_NODE__HUB__URL": hub.url,
+        "LOCAL_NODE__HUB__URL": node.config.hub.url,
         "LOCAL_NODE__HUB__PUBLIC_KEY_FILE": str(hub.public_key_file),
-    }
+    } | {f"LOCAL_NODE__{name.upper()}": value for name, value in settings.items()}
     proc = await asyncio.create_subprocess_exec(
         script("local-node"), *args, env=env, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
-    assert proc.returncode == 0, err.decode() + out.decode()
-    return out.decode()
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def _run_cli(node: Node, hub: Hub, *args: str) -> str:
+    code, out, err = await _cli(node, hub, *args)
+    assert code == 0, err + out
+    return out
 
 
 async def test_reconcile_republishes_exactly_what_the_hub_lost_or_damaged(
@@ -289,3 +303,71 @@ async def test_a_node_holding_far_fewer_records_asks_in_enough_buckets(
         assert report.counts() == {"extra": 3000}
         assert await hub.fetchval("SELECT count(*) FROM records WHERE council_code = $1"
                                   " AND record IS NOT NULL", ESX) == 0
+
+
+def drill_downs_refused(times: float) -> Refusal:
+    """The first ``times`` drill-downs answered as a hub whose allowance for them is
+    spent answers (429 ``rate_limited`` with Retry-After: 1 s, in the header and the
+    body); every other request passes."""
+    left = [times]
+
+    def refusal(request: web.Request) -> web.Response | None:
+        if not request.path.endswith("/digests/records") or left[0] <= 0:
+            return None
+        left[0] -= 1
+        response = error_response(429, ErrorCode.RATE_LIMITED, "rate limit exceeded; wait 1 s",
+                                  retryable=True, detail={"retry_after": 1})
+        response.headers["Retry-After"] = "1"
+        return response
+
+    return refusal
+
+
+async def _lose_three(node: Node, hub: Hub, feeds: Path) -> list[str]:
+    """The hub loses three of the node's records: a reconcile must drill down."""
+    gone = (await _published(node, feeds))[:3]
+    async with hub.pool.acquire() as conn:
+        await conn.execute("DELETE FROM records WHERE local_id = ANY($1::text[])", gone)
+    return gone
+
+
+async def test_a_reconcile_told_to_wait_waits_and_completes(
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
+    """The hub's drill-down allowance is sized to one reconcile, so a node may meet its
+    429: the reconcile waits as Retry-After says, asks again and finishes the job."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            refusing_proxy(hub.url, drill_downs_refused(1)) as proxy, \
+            running_node(ESX, await make_database(), tmp_path, hub,
+                         hub_url=proxy.url) as node:
+        gone = await _lose_three(node, hub, feeds)
+        out = await _run_cli(node, hub, "reconcile")
+        assert proxy.refused == 1
+        assert "waited 1 s for the hub's anti-entropy allowance" in out
+        assert "republished 3 record(s): 3 missing" in out, out
+        assert set(gone) <= set(await _hub_state(hub))
+        assert await _hub_state(hub) == await _node_state(node)
+
+
+async def test_a_hub_that_keeps_refusing_ends_the_reconcile_with_a_clear_error(
+        make_database: DatabaseFactory, tmp_path: Path, feeds: Path) -> None:
+    """Waiting is bounded (``reconcile.max_wait``): past it the reconcile stops with
+    ``rate_limited`` and says what to do, exit 1, nothing half sent."""
+    async with running_hub(await make_database(), tmp_path) as hub, \
+            refusing_proxy(hub.url, drill_downs_refused(math.inf)) as proxy, \
+            running_node(ESX, await make_database(), tmp_path, hub,
+                         hub_url=proxy.url) as node:
+        gone = await _lose_three(node, hub, feeds)
+        head = await node.fetchval("SELECT max(seq) FROM sent_batches")
+        code, _, err = await _cli(node, hub, "reconcile", reconcile__max_wait="3s")
+        assert code == 1 and "Traceback" not in err, err
+        assert ("rate_limited: the hub still refuses this council's anti-entropy requests "
+                "as over its allowance after 3 s of waiting (reconcile.max_wait 3 s)") in err
+        assert "reconcile again later" in err
+        assert proxy.refused == 4  # asked again after 1, 2 and 3 s of waiting, then no more
+        assert not set(gone) & set(await _hub_state(hub))
+        assert await node.fetchval("SELECT max(seq) FROM sent_batches") == head
+
+
+def test_retry_after_doctests() -> None:
+    result = doctest.testmod(reconcile_module)
+    assert result.failed == 0 and result.attempted > 0

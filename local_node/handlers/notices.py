@@ -18,7 +18,7 @@ from protocol.records import is_local_id
 from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
-from server_common.web import read_form
+from server_common.web import read_form, shown_json
 
 NOTICES = web.AppKey("notices", NoticeService)
 CHILD_PURPOSE = "a notice: another council or service is involved"
@@ -43,7 +43,7 @@ def _local_id(request: web.Request) -> str:
 @require_roles(*CHILD_READERS)
 async def api_inbox(request: web.Request) -> web.Response:
     items = await request.app[NOTICES].inbox(principal(request))
-    return web.json_response({"notices": [i.to_dict() for i in items]})
+    return shown_json({"notices": [i.to_dict() for i in items]})
 
 
 @require_roles(*CHILD_READERS)

@@ -33,8 +33,7 @@ from protocol.search import QUERY_FIELDS, SearchQuery, parse_purpose
 from server_common import pages
 from server_common.accounts.principal import CHILD_READERS
 from server_common.accounts.web import principal, require_roles
-from server_common.display import name_case
-from server_common.pages import FieldError
+from server_common.pages import CHILD_TITLE, FieldError
 from server_common.refusals import AUDIT_LOG
 from server_common.search_form import (
     WHO_MISSING,
@@ -43,6 +42,7 @@ from server_common.search_form import (
     purpose_question,
     submitted,
 )
+from server_common.web import shown_json
 
 
 async def _search(request: web.Request, submitted: Mapping[str, str],
@@ -101,7 +101,7 @@ async def _json_body(request: web.Request) -> dict[str, str]:
 async def api_search(request: web.Request) -> web.Response:
     submitted = await _json_body(request) if request.method == "POST" else request.query
     _, hits = await _search(request, submitted)
-    return web.json_response({"results": hits})
+    return shown_json({"results": hits})
 
 
 @require_roles(*CHILD_READERS)
@@ -110,7 +110,7 @@ async def api_child(request: web.Request) -> web.Response:
     if "redirect" in view:  # merged into another child: its id lives on as a pointer
         raise web.HTTPPermanentRedirect(
             f"/v1/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    return web.json_response(view)
+    return shown_json(view)
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -159,12 +159,11 @@ async def page_child(request: web.Request) -> web.Response:
         if request.method == "POST":  # the same form, re-sent to the surviving record
             raise web.HTTPTemporaryRedirect(f"/children/{view['redirect']}")
         raise web.HTTPSeeOther(f"/children/{view['redirect']}?{urlencode({'purpose': purpose})}")
-    name = " ".join(x for x in (name_case(view["given_name"]), name_case(view["family_name"]))
-                    if x) or "Child"
     council = request.app[CONFIG].council
     watched = await request.app[NOTICES].watching(principal(request))
     return pages.render(request, "child.html", {
-        "title": name, "child": view, "search": search, "council": _council_name(request),
+        # titled without the child's name, as at the hub (server_common.pages.CHILD_TITLE)
+        "title": CHILD_TITLE, "child": view, "search": search, "council": _council_name(request),
         "index_team": {"email": council.index_team_email, "phone": council.index_team_phone},
         "watching": view["local_id"] in watched})
 

@@ -20,7 +20,7 @@ from functools import cached_property
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from local_node.config import NodeConfig
+from local_node.config import NodeConfig, ReconcileSection
 from local_node.feed_text import MAX_FEED_BYTES
 from local_node.keyfile import KeyFile, KeySource
 from local_node.services.hub_shielding import HubShielding
@@ -159,7 +159,10 @@ class NodeServices:
                          key_status=self.stores.key_status, shielding=shielding)
 
     def reconciler(self, publisher: Publisher) -> Reconciler:
-        return Reconciler(self.pool, self.stores.reconcile, self.stores.outbox, publisher)
+        # without a configuration (a test's), the section's defaults
+        section = self._config.reconcile if self._config is not None else ReconcileSection()
+        return Reconciler(self.pool, self.stores.reconcile, self.stores.outbox, publisher,
+                          max_wait=section.max_wait)
 
     def witness(self, client: HubClient, hub_keys: Sequence[Ed25519PublicKey]) -> Witness:
         """The node's witness of the hub's audit log, signing with the council key file."""

@@ -6,6 +6,11 @@
    The bits are chosen for the larger of the two counts (a node that lost its
    records still asks in buckets of ~32 of the hub's), and raised to the hub's
    ``min_bits`` if it refuses too few.
+   The hub holds each council to an allowance of summaries and of drill-downs a
+   minute (``rate_limits.per_council_digests``, ``per_council_drilldowns``): a 429
+   is waited out as its Retry-After says and the request sent again, up to
+   ``reconcile.max_wait`` of waiting in all, past which the reconcile stops with
+   ``rate_limited`` (nothing half done: repairs are only queued after every answer).
 3. Ask for the rows of the differing buckets only, and decide per local id
    (:func:`plan_repair`): an upsert for a record the hub lacks, holds damaged, holds
    older or holds differently; a delete for a record the hub holds live that the node
@@ -23,8 +28,12 @@ version goes above both sides' highest and the child's published version follows
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 import asyncpg
 
@@ -50,6 +59,31 @@ log = logging.getLogger(__name__)
 
 # Buckets asked for per drill-down request (the hub allows up to 1024).
 DRILL_CHUNK = 256
+# The longest one 429 is waited out, whatever its Retry-After says: the hub's
+# allowances are per minute.
+MAX_RETRY_AFTER = 60
+
+T = TypeVar("T")
+
+
+def retry_after(exc: SignpostError) -> int | None:
+    """Seconds to wait before asking again, for a 429 ``rate_limited`` refusal (from its
+    ``detail.retry_after``, which the hub sends with the Retry-After header, kept to 1 …
+    ``MAX_RETRY_AFTER``); None for any other error.
+
+    >>> retry_after(SignpostError("x", code=ErrorCode.RATE_LIMITED, detail={"retry_after": 7}))
+    7
+    >>> retry_after(SignpostError("x", code=ErrorCode.RATE_LIMITED))  # no figure: a minute
+    60
+    >>> retry_after(SignpostError("x", code=ErrorCode.INVALID_FIELD)) is None
+    True
+    """
+    if exc.code != ErrorCode.RATE_LIMITED:
+        return None
+    told = exc.detail.get("retry_after")
+    if isinstance(told, bool) or not isinstance(told, int | float):
+        return MAX_RETRY_AFTER
+    return min(max(1, round(told)), MAX_RETRY_AFTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +136,8 @@ class ReconcileReport:
     # for the index team to fix at source, not sent again
     refused: list[str] = field(default_factory=list)
     published: PublishReport | None = None
+    # seconds waited out for the hub's anti-entropy allowance (429 Retry-After)
+    waited: int = 0
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -112,8 +148,9 @@ class ReconcileReport:
 
 class Reconciler:
     def __init__(self, pool: asyncpg.Pool, store: ReconcileStore, outbox: OutboxStore,
-                 publisher: Publisher) -> None:
+                 publisher: Publisher, *, max_wait: float = 600.0) -> None:
         self.pool = pool
+        self.max_wait = max_wait
         self.store = store
         self.outbox = outbox
         self.publisher = publisher
@@ -124,9 +161,9 @@ class Reconciler:
         async with self.pool.acquire() as conn:
             expected = await self.store.expected(conn)
         report = ReconcileReport(node_records=len(expected))
-        summary = await self._summary(choose_bits(len(expected)))
+        summary = await self._summary(report, choose_bits(len(expected)))
         if choose_bits(summary.records) > summary.bits:  # the hub holds far more
-            summary = await self._summary(choose_bits(summary.records))
+            summary = await self._summary(report, choose_bits(summary.records))
         report.bits = summary.bits
         report.hub_records = summary.records
         ours = summarise(expected, report.bits)
@@ -138,8 +175,9 @@ class Reconciler:
             return report
         held: dict[str, HeldEntry] = {}
         for start in range(0, len(differing), DRILL_CHUNK):
-            answer = await self.client.post_digest_records(
-                report.bits, differing[start:start + DRILL_CHUNK])
+            answer = await self._patiently(report, partial(
+                self.client.post_digest_records, report.bits,
+                differing[start:start + DRILL_CHUNK]))
             held.update((e.local_id, e) for e in answer.records)
         wanted = set(differing)
         candidates = sorted({lid for lid in expected if bucket_of(lid, report.bits) in wanted}
@@ -153,16 +191,41 @@ class Reconciler:
             "republished": len(report.repairs), **report.counts()})
         return report
 
-    async def _summary(self, bits: int) -> DigestSummary:
+    async def _summary(self, report: ReconcileReport, bits: int) -> DigestSummary:
         """The hub's bucket digests at ``bits``, or at the fewest it accepts if more."""
         try:
-            return await self.client.post_digests(bits)
+            return await self._patiently(report, partial(self.client.post_digests, bits))
         except SignpostError as exc:
             needed = exc.detail.get("min_bits")
             if (exc.code != ErrorCode.INVALID_FIELD or isinstance(needed, bool)
                     or not isinstance(needed, int) or not bits < needed <= MAX_BITS):
                 raise
-        return await self.client.post_digests(needed)
+        return await self._patiently(report, partial(self.client.post_digests, needed))
+
+    async def _patiently(self, report: ReconcileReport,
+                         ask: Callable[[], Awaitable[T]]) -> T:
+        """``ask()``, asked again after each 429 as long as its Retry-After says, while
+        the reconcile's waiting stays within ``max_wait``; then ``rate_limited``, so a
+        hub that keeps refusing ends the reconcile rather than holding it for ever."""
+        while True:
+            try:
+                return await ask()
+            except SignpostError as exc:
+                wait = retry_after(exc)
+                if wait is None:
+                    raise
+                if report.waited + wait > self.max_wait:
+                    raise SignpostError(
+                        f"the hub still refuses this council's anti-entropy requests as "
+                        f"over its allowance after {report.waited} s of waiting "
+                        f"(reconcile.max_wait {self.max_wait:g} s); nothing was "
+                        f"republished: reconcile again later",
+                        code=ErrorCode.RATE_LIMITED, status=429, retryable=True,
+                        detail={"waited": report.waited}) from exc
+                log.info("the hub's anti-entropy allowance is spent; waiting",
+                         extra={"retry_after": wait, "waited": report.waited})
+                await asyncio.sleep(wait)
+                report.waited += wait
 
     async def _enqueue(self, report: ReconcileReport, candidates: list[str],
                        expected: dict[str, tuple[int, str]],

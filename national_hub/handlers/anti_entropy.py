@@ -6,7 +6,7 @@ from aiohttp import web
 
 from national_hub.handlers import appkeys as k
 from national_hub.handlers.federation import MSGPACK, authenticated
-from server_common.ratelimit.web import count_node_digests
+from server_common.ratelimit.web import count_node_digests, count_node_drilldowns
 
 
 async def post_digests(request: web.Request) -> web.Response:
@@ -18,6 +18,7 @@ async def post_digests(request: web.Request) -> web.Response:
 
 async def post_digest_records(request: web.Request) -> web.Response:
     code, body = await authenticated(request)
+    await count_node_drilldowns(request, code)  # each is a pass over the council's records
     records = await request.app[k.ANTI_ENTROPY].records(code, body)
     return web.Response(body=records.encode(), content_type=MSGPACK)
 

@@ -18,6 +18,7 @@ from protocol.errors import AuthError, ErrorCode, NotFoundError
 from protocol.records import is_local_id
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import AuditEntry
+from server_common.web import shown_json
 
 _COUNCIL_CODE = re.compile(r"[A-Z][0-9]{8}")  # as protocol.batch.check_council_code
 
@@ -39,7 +40,7 @@ async def get_explain(request: web.Request) -> web.Response:
         who.user, str(who.role), who.organisation, purpose="identity resolution",
         action="link.explain", parameters={"council": council, "local_id": local_id},
         child_ids=tuple(child_ids)))
-    return web.json_response(explained)
+    return shown_json(explained)
 
 
 def routes() -> list[web.RouteDef]:

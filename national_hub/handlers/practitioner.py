@@ -20,6 +20,7 @@ from protocol.search import SearchQuery, parse_purpose
 from server_common.accounts import principal, require_roles
 from server_common.accounts.principal import CHILD_READERS
 from server_common.audit.entry import AuditEntry
+from server_common.web import shown_json
 
 
 async def audited(request: web.Request, action: str, purpose: str,
@@ -66,7 +67,7 @@ async def view(request: web.Request, fields: Mapping[str, str] | None = None
 @require_roles(*CHILD_READERS)
 async def api_search(request: web.Request) -> web.Response:
     _, hits = await search(request)
-    return web.json_response({"results": [h.to_dict() for h in hits]})
+    return shown_json({"results": [h.to_dict() for h in hits]})
 
 
 @require_roles(*CHILD_READERS)
@@ -74,7 +75,7 @@ async def api_child(request: web.Request) -> web.Response:
     _, found = await view(request)
     if isinstance(found, Redirect):  # merged into another child: the id lives on as a pointer
         raise web.HTTPPermanentRedirect(redirect_path("/v1/children/", found.to, request))
-    return web.json_response(found)
+    return shown_json(found)
 
 
 def redirect_path(prefix: str, national_id: str, request: web.Request) -> str:

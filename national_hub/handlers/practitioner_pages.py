@@ -28,8 +28,7 @@ from protocol.errors import ValidationError
 from server_common import pages
 from server_common.accounts import principal, require_roles
 from server_common.accounts.principal import CHILD_READERS
-from server_common.display import name_case
-from server_common.pages import FieldError
+from server_common.pages import CHILD_TITLE, FieldError
 from server_common.search_form import (
     WHO_MISSING,
     SearchForm,
@@ -105,10 +104,10 @@ async def child_page(request: web.Request) -> web.Response:
         if request.method == "POST":  # the same form, re-sent to the surviving id
             raise web.HTTPTemporaryRedirect(f"/children/{found.to}")
         raise web.HTTPSeeOther(redirect_path("/children/", found.to, request))
-    name = " ".join(x for x in (name_case(found["given_name"]), name_case(found["family_name"]))
-                    if x) or "Child"
+    # the heading names the child, the title does not: browser history, tab and window
+    # lists keep a page's title (a shared council PC shows them to the next person)
     return pages.render(request, "child.html", {
-        "title": name, "child": found, "search": form,
+        "title": CHILD_TITLE, "child": found, "search": form,
         "teams": await _index_teams(request, found["contact"]) if found["shielded"] else []})
 
 

@@ -12,7 +12,9 @@ it returns. Nothing here does I/O or reads a clock; new national ids come from t
   council or the model across councils, unless it cannot reach review whatever its
   other fields hold (:func:`~protocol.matching.bulk_score.ceilings`);
 * **link**: the record joins the oldest national child among its links whose holders
-  a person did not separate from it; other strongly matching children go to review;
+  a person did not separate from it and none of whose records holds another NHS
+  number or UPN (unless a person linked the pair);
+  other strongly matching children go to review;
 * **review**: the pair is queued; the record keeps its own child;
 * **new**: the child it held if no one else holds it, else a fresh id.
 
@@ -36,7 +38,7 @@ from national_hub.storage.review_queue import NewReview
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
 from protocol.matching.arrays import among, first_occurrences
 from protocol.matching.blocking import memberships, pairs_across, pairs_within
-from protocol.matching.bulk import Columns
+from protocol.matching.bulk import Columns, identifiers_differ
 from protocol.matching.bulk_score import DECISIONS, score_columns, worth_scoring
 
 
@@ -82,6 +84,11 @@ class Decided:
     joins: list[tuple[str, str]]                  # (left id, joined id)
     model_versions: dict[str, str]                # local_id -> the deciding model's version
     new_ids: list[str]                            # fresh national ids, in creation order
+
+
+# A review's explanation says so (``held``) when the partner's child holds a record with
+# another NHS number or UPN than this record's (protocol.matching.words has it in words).
+CHILD_HOLDS_ANOTHER_IDENTIFIER = "child_holds_another_identifier"
 
 
 def explain(explanation: Explanation, model: Model) -> dict[str, Any]:
@@ -181,6 +188,13 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     other_fields = [g.others[rk].fields for rk in pairs.records[n:]]
     columns = Columns.of([c.fields for c in g.candidates] + other_fields)
     elsewhere = np.array([rk[0] != council for rk in pairs.records], dtype=np.int64)
+    # before the pairs are narrowed: a pair whose identifiers differ is never scored
+    # (its ceiling is -inf), yet it keeps the candidate out of its partner's child
+    # (ordered by candidate as the pairs are: candidate i's are differ_right[at[i]:at[i+1]],
+    # read only for a candidate that links: most candidates' partners differ by UPN)
+    differ = identifiers_differ(columns, pairs.left, pairs.right)
+    differ_right = pairs.right[differ]
+    differ_at = np.searchsorted(pairs.left[differ], np.arange(n + 1)).tolist()
     models = (model, across)
     # Most pairs cannot reach review whatever they hold (ceilings): they decide NEW and
     # are not scored; a pair a person linked is, as it links unless a rule vetoes it.
@@ -191,6 +205,11 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
 
     separated = _partners_of(g.separated)
     joined: dict[str, set[RecordKey]] = {}  # national id -> the chunk's records it took
+
+    def nid_of(column: int) -> str:
+        """The national id a column's record holds now (a chunk record's, as decided)."""
+        return (g.others[pairs.records[column]].national_id if column >= n
+                else assigned[pairs.records[column][1]])
 
     def held(nid: str) -> bool:
         return bool(g.holders.get(nid) or joined.get(nid))
@@ -232,7 +251,15 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 links.append((rk, nid, k))
             elif decision is Decision.REVIEW:
                 greys.append((rk, nid, k))
-        targets = {nid for _, nid, _ in links if not held_apart(nid, apart)}
+        # One record with another NHS number or UPN says the child is someone else,
+        # however well this record matches its other records (a namesake without an
+        # identifier, linked to both, would make two children one). A pair a person
+        # linked still joins: they decided.
+        kept_apart = {nid_of(column) for column in
+                      differ_right[differ_at[i]:differ_at[i + 1]].tolist()} if (
+            links or greys) else set()
+        targets = {nid for _, nid, k in links if not held_apart(nid, apart)
+                   and (nid not in kept_apart or linked[k])}
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
@@ -255,7 +282,9 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             if nid != chosen:
                 a, b = pair_of(me, rk)
                 explanation = scores.explanation(j)
-                reviews[(a, b)] = NewReview(a, b, explanation.total, explain(
-                    explanation, models[chosen_model[j]]))
+                shown = explain(explanation, models[chosen_model[j]])
+                if nid in kept_apart:  # the index team sees why a strong match waits
+                    shown["held"] = CHILD_HOLDS_ANOTHER_IDENTIFIER
+                reviews[(a, b)] = NewReview(a, b, explanation.total, shown)
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import asyncpg
 
 from national_hub.storage.records import RecordStore
+from server_common import files
 
 # model_version: the matching model that decided the record's national id (blank for a
 # record not resolved since the column was added)
 LINK_COLUMNS = ("council", "local_id", "national_id", "status", "model_version")
 
 
-async def export_links(pool: asyncpg.Pool, records: RecordStore, out: Path) -> int:
+async def export_links(pool: asyncpg.Pool, records: RecordStore, out: Path, *,
+                       overwrite: bool = False) -> int:
+    """Write every link to ``out``: owner-only, whole or not at all, never over an
+    existing file unless ``overwrite`` (``server_common.files``)."""
     async with pool.acquire() as conn:
         rows = await records.export_links(conn)
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(LINK_COLUMNS)
-        for row in rows:
-            writer.writerow([row[c] for c in LINK_COLUMNS])
+
+    files.write_csv(out, LINK_COLUMNS, ([row[c] for c in LINK_COLUMNS] for row in rows),
+                    overwrite=overwrite)
     return len(rows)

@@ -424,6 +424,13 @@ def upn_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     return _identifier_levels(c.upn_raw[a], c.upn_raw[b], c.upn[a], c.upn[b])
 
 
+def identifiers_differ(c: Columns, a: Ints, b: Ints) -> npt.NDArray[np.bool_]:
+    """Pairs whose NHS numbers or UPNs disagree: the hard rule that says two records
+    are two children whatever else they share (``scoring.hard_rules``' first two)."""
+    return np.asarray((nhs_levels(c, a, b) == IdentifierLevel.DISAGREE)
+                      | (upn_levels(c, a, b) == IdentifierLevel.DISAGREE))
+
+
 # Each field's levels for pairs of records, by field name (``FIELDS`` has them in order).
 FIELD_LEVELS: dict[str, Callable[[Columns, Ints, Ints], Ints]] = {
     "given_name": given_levels, "other_given_names": other_given_levels,

@@ -70,6 +70,11 @@ RULE_WORDS = {
     "given_names_differ": "The given names differ.",
     "names_and_dob_alone": "Only names and a date of birth are known, and other children "
                            "could share them.",
+    # not a rule of the pair: the resolver's (national_hub.services.link_decision)
+    "child_holds_another_identifier": "The child the other record belongs to also has a "
+                                      "record with a different NHS number or pupil "
+                                      "number. Check which child this is before joining "
+                                      "them.",
 }
 
 
@@ -119,7 +124,8 @@ def described(explanation: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "comparisons": comparisons,
         "rules": [rule_in_words(str(r)) for r in (explanation.get("veto"),
-                                                   explanation.get("cap")) if r],
+                                                   explanation.get("cap"),
+                                                   explanation.get("held")) if r],
         "location_withheld": bool(explanation.get("location_withheld")),
         "detail": {"weights": weights, "total": f"{float(explanation.get('total') or 0):+.2f}",
                    "link_at": thresholds.get("link"), "review_at": thresholds.get("review"),

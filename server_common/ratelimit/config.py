@@ -21,8 +21,14 @@ class RateLimitConfig:
     # top of per_council: each is a pass over every record the hub holds of the council
     # (1.3 s at 246,000); a reconcile asks for at most three.
     per_council_digests: int = 12
+    # Anti-entropy drill-downs (``POST …/digests/records``, up to 256 buckets each, 0.38 s
+    # at 246,000 records) likewise: 32 is what a reconcile of such a council that lost
+    # everything asks for (8,192 buckets of ~32 records); a larger council's node waits
+    # out the 429's Retry-After and goes on (``reconcile.max_wait``).
+    per_council_drilldowns: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("per_user", "per_council", "per_address", "per_council_digests"):
+        for name in ("per_user", "per_council", "per_address", "per_council_digests",
+                     "per_council_drilldowns"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"rate_limits.{name} must be 0 (off) or more")

@@ -179,6 +179,15 @@ async def count_node_digests(request: web.Request, council: str) -> None:
         await limiter.charge(request, f"digests:{council}", limiter.config.per_council_digests)
 
 
+async def count_node_drilldowns(request: web.Request, council: str) -> None:
+    """A verified drill-down request: also count it against ``council``'s own allowance
+    for them (``per_council_drilldowns``), sized to what one reconcile asks for."""
+    limiter = request.app.get(LIMITER)
+    if limiter is not None:
+        await limiter.charge(request, f"drilldowns:{council}",
+                             limiter.config.per_council_drilldowns)
+
+
 def install(app: web.Application, pool_key: web.AppKey[asyncpg.Pool],
             config: RateLimitConfig) -> None:
     """Build the limiter once ``pool_key`` is set and purge old counts in the

@@ -89,6 +89,7 @@ async def test_search_misspelt_name_and_open_the_child(
         await expect(page).to_have_url(re.compile(re.escape(base) + r"/children/L\d{9}$"))
 
         await expect(page.locator("h1")).to_have_text("Isabella Okonkwo-Reilly")
+        await expect(page).to_have_title("Child record – Signpost East Sussex")  # no name
         table = page.locator("table")
         await expect(table).to_contain_text("Hove Park School")
         await expect(table).to_contain_text("Sea Lane Surgery")

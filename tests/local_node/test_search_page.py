@@ -72,6 +72,17 @@ async def test_the_node_search_page_speaks_plainly(
             assert "<bdi>Isabella Okonkwo-Reilly</bdi>" in page and "ISABELLA" not in page
             local_id = re.search(r'data-local-id="(L\d+)"', page)
             assert local_id is not None
+            # the child's page: its heading names the child, its title (kept in browser
+            # history, tab and window lists) does not, opened by a result or an old link
+            for resp in (await http.post(f"{base}/children/{local_id.group(1)}",
+                                         data={"purpose": "s17", "csrf_token": token}),
+                         await http.get(f"{base}/children/{local_id.group(1)}",
+                                        params={"purpose": "s17"})):
+                async with resp:
+                    page = await resp.text()
+                assert resp.status == 200
+                assert title_of(page) == "Child record – Signpost East Sussex"
+                assert '<h1 class="govuk-heading-l"><bdi>Isabella Okonkwo-Reilly</bdi>' in page
         seen = [(e.to_dict()["action"], e.to_dict()["purpose"])
                 for e in await AuditLog(pool, None).entries_for_child(local_id.group(1))]
         assert ("search", "Child in need assessment (section 17)") in seen

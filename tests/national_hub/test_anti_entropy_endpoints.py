@@ -173,9 +173,11 @@ async def test_digest_summaries_have_an_allowance_of_their_own(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """Each summary is a pass over every record of the council (1.3 s at 246,000), and a
     node could ask for one at its whole request allowance (3,000 a minute): summaries now
-    count against ``rate_limits.per_council_digests`` too; other requests do not."""
+    count against ``rate_limits.per_council_digests`` too, and drill-downs (0.38 s each)
+    against ``per_council_drilldowns``; each allowance holds back only its own kind."""
     async with running_hub(await make_database(), tmp_path,
-                           rate_limits={"per_council_digests": 2}) as hub:
+                           rate_limits={"per_council_digests": 2,
+                                        "per_council_drilldowns": 3}) as hub:
         key = keys.generate()
         await hub.enrol(ESX, keys.public_pem(key.public_key()))
         esx = Client(hub, ESX, key)
@@ -184,7 +186,14 @@ async def test_digest_summaries_have_an_allowance_of_their_own(
         status, data, _ = await esx.send(DigestRequest(0).encode(), tail="digests")
         assert (status, error_code(data)) == (429, "rate_limited")
         assert json.loads(data)["error"]["retryable"] is True
-        # the council's other requests are not held back by it
-        status, data, _ = await esx.send(BucketRecordsRequest(0, (0,)).encode(),
-                                         tail="digests/records")
-        assert status == 200, data
+        # the council's drill-downs are not held back by it, but have their own
+        drill = BucketRecordsRequest(0, (0,)).encode()
+        for _ in range(3):
+            status, data, _ = await esx.send(drill, tail="digests/records")
+            assert status == 200, data
+        status, data, _ = await esx.send(drill, tail="digests/records")
+        assert (status, error_code(data)) == (429, "rate_limited")
+        told = json.loads(data)["error"]  # when to ask again, for the node's reconcile
+        assert told["retryable"] is True and 1 <= told["detail"]["retry_after"] <= 60
+        # and the council's other requests go on
+        assert (await esx.send(b"", method="GET", tail="cursor"))[0] == 200

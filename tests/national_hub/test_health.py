@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,14 +51,28 @@ def write_feed(path: Path) -> Path:
     return path
 
 
-class RefusingProxy:
-    """Stands between a node and the hub. While ``refusing`` it answers every batch
-    as a hub whose database is down would (503 ``unavailable``, retryable); cursor
-    reads and heartbeats always pass through to the real hub."""
+Refusal = Callable[[web.Request], web.Response | None]
 
-    def __init__(self, target: str) -> None:
+
+def database_down(request: web.Request) -> web.Response | None:
+    """A batch answered as a hub whose database is down would (503 ``unavailable``,
+    retryable); None for anything else (cursor reads, heartbeats)."""
+    if not request.path.endswith("/batches"):
+        return None
+    return error_response(503, ErrorCode.UNAVAILABLE, "hub database unavailable",
+                          retryable=True)
+
+
+class RefusingProxy:
+    """Stands between a node and the hub. While ``refusing``, a request ``refusal``
+    answers (``database_down`` by default) gets that answer, counted in ``refused``;
+    every other request passes through to the real hub."""
+
+    def __init__(self, target: str, refusal: Refusal = database_down) -> None:
         self.target = target
+        self.refusal = refusal
         self.refusing = True
+        self.refused = 0
         self.server = TestServer(self._app(), host="127.0.0.1")
 
     @property
@@ -68,9 +82,9 @@ class RefusingProxy:
     def _app(self) -> web.Application:
         async def forward(request: web.Request) -> web.Response:
             body = await request.read()
-            if self.refusing and request.path.endswith("/batches"):
-                return error_response(503, ErrorCode.UNAVAILABLE, "hub database unavailable",
-                                      retryable=True)
+            if self.refusing and (refused := self.refusal(request)) is not None:
+                self.refused += 1
+                return refused
             headers = {k: v for k, v in request.headers.items()
                        if k.lower() not in ("host", "content-length", "transfer-encoding")}
             async with aiohttp.ClientSession() as session, session.request(
@@ -85,8 +99,9 @@ class RefusingProxy:
 
 
 @contextlib.asynccontextmanager
-async def refusing_proxy(target: str) -> AsyncIterator[RefusingProxy]:
-    proxy = RefusingProxy(target)
+async def refusing_proxy(target: str,
+                         refusal: Refusal = database_down) -> AsyncIterator[RefusingProxy]:
+    proxy = RefusingProxy(target, refusal)
     await proxy.server.start_server()
     try:
         yield proxy

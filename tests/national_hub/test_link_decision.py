@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from national_hub.services.link_decision import (
+    CHILD_HOLDS_ANOTHER_IDENTIFIER,
     Candidate,
     Decided,
     Gathered,
@@ -109,6 +110,36 @@ def test_separated_is_never_scored_and_linked_links_unless_vetoed() -> None:
     assert d.national_ids == {"a1": "NC-B"}
 
 
+def test_a_child_holding_another_upn_is_not_joined_through_a_namesake() -> None:
+    """Two Libby Taylors born the same day, each with a UPN of her own, and a record of
+    one of them at another council without a UPN: that record links to the first, and
+    the second, however well she matches it, does not join their child. She is a child
+    of her own, and her match with the record between them goes to a person."""
+    libby = IdentityFields("Libby", "Taylor", date(2013, 6, 26), 2, postcode="BN1 9HG",
+                           address_line="92 Albert Mews", upn="Z846203417010")
+    other_libby = replace(libby, postcode="BN2 4BB", address_line="66 Cedar Street",
+                          upn="L846201817013")
+    moved = replace(other_libby, upn=None)  # at another council, her UPN not recorded
+    others = {("B", "b1"): Other(moved, "NC-LIBBY"), ("A", "a0"): Other(libby, "NC-LIBBY")}
+    holders = {"NC-LIBBY": frozenset(others)}
+    created = {"NC-LIBBY": datetime(2026, 1, 1)}
+    d = decide(gathered([Candidate("a1", other_libby, None)], others, holders=holders,
+                        created=created))
+    assert d.national_ids == {"a1": "NEW0"}
+    (review,) = d.reviews.values()
+    assert (review.a, review.b) == (("A", "a1"), ("B", "b1"))
+    assert review.explanation["held"] == CHILD_HOLDS_ANOTHER_IDENTIFIER
+    # without the other UPN at that child, the match joins it as before
+    d = decide(gathered([Candidate("a1", other_libby, None)], {("B", "b1"): others["B", "b1"]},
+                        holders={"NC-LIBBY": frozenset({("B", "b1")})}, created=created))
+    assert d.national_ids == {"a1": "NC-LIBBY"} and d.reviews == {}
+    # a pair a person linked joins all the same
+    d = decide(gathered([Candidate("a1", other_libby, None)], others, holders=holders,
+                        created=created, linked=frozenset({frozenset((("A", "a1"),
+                                                                      ("B", "b1")))})))
+    assert d.national_ids == {"a1": "NC-LIBBY"}
+
+
 # -- the per-pair loop the bulk decision replaced, as it was, as an oracle ---------------
 
 
@@ -151,11 +182,14 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
                     partners[rk] = (fields[rk[1]], assigned[rk[1]])
         apart = {next(iter(p - {me})) for p in g.separated if me in p}
         links, greys = [], []
+        kept_apart = set()
         for rk, (other_fields, nid) in partners.items():
             if rk in apart:
                 continue
             explanation = score(c.fields, other_fields,
                                 DEFAULT_MODEL if me[0] == rk[0] else ACROSS, tf)
+            if explanation.veto in ("nhs_number_differs", "upn_differs"):
+                kept_apart.add(nid)
             decision = explanation.decision()
             if frozenset((me, rk)) in g.linked and explanation.veto is None:
                 decision = Decision.LINK
@@ -163,7 +197,8 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
                 links.append((rk, nid, explanation))
             elif decision is Decision.REVIEW:
                 greys.append((rk, nid, explanation))
-        targets = {nid for _, nid, _ in links if not holders.get(nid, set()) & apart}
+        targets = {nid for rk, nid, _ in links if not holders.get(nid, set()) & apart
+                   and (nid not in kept_apart or frozenset((me, rk)) in g.linked)}
         decided_by[c.local_id] = DEFAULT_MODEL.version
         if targets:
             chosen = min(targets, key=age)
@@ -184,8 +219,10 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
         for rk, nid, explanation in links + greys:
             if nid != chosen:
                 a, b = pair_of(me, rk)
-                reviews[(a, b)] = NewReview(a, b, explanation.total, explain(
-                    explanation, DEFAULT_MODEL if me[0] == rk[0] else ACROSS))
+                shown = explain(explanation, DEFAULT_MODEL if me[0] == rk[0] else ACROSS)
+                if nid in kept_apart:
+                    shown["held"] = CHILD_HOLDS_ANOTHER_IDENTIFIER
+                reviews[(a, b)] = NewReview(a, b, explanation.total, shown)
     assert not (mine & set(g.others))
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from national_hub.services.linking import MAX_PRIOR, across_councils, with_prior
@@ -15,6 +16,7 @@ from protocol import keys
 from protocol.batch import GENESIS, DeleteOp, Op, UpsertOp
 from protocol.matching import DEFAULT_MODEL, IdentityFields, score
 from protocol.matching.scoring import Decision
+from server_common.accounts import Role
 from tests.conftest import DatabaseFactory
 from tests.hub_harness import Hub, running_hub
 from tests.national_hub.helpers import Client, batch_bytes, record
@@ -87,6 +89,38 @@ async def test_same_nhs_links_then_change_splits_then_delete_releases(
     state = await links(hub)
     assert (ESX, "A1") not in state
     assert state[(WSX, "B1")] == (shared_id, "single")
+
+
+async def test_a_namesake_with_another_upn_does_not_join_a_child_through_a_bridge(
+        federation: Federation) -> None:
+    """East Sussex holds Amelia Okafor with one UPN; West Sussex, the same child without
+    it (she moved): one child. Then East Sussex sends another Amelia Okafor born the same
+    day with a UPN of her own, living where West Sussex's record does. She matches that
+    record as well as it matches the first, but the child holds a record with another
+    UPN: she is a child of her own, and the match waits for a person."""
+    hub, esx, wsx = federation
+    first = replace(record("A1", nhs=None), upn="Z846203417010", address_line="1 Sea Lane")
+    await esx.send(UpsertOp.of(first, 1))
+    await wsx.send(UpsertOp.of(replace(first, local_id="B1", upn=None, postcode="RH13 5TY",
+                                       address_line="137 Bridge Way"), 1))
+    state = await links(hub)
+    assert state[(ESX, "A1")][0] == state[(WSX, "B1")][0]
+    child = state[(ESX, "A1")][0]
+    await esx.send(UpsertOp.of(replace(first, local_id="A2", upn="L846201817013",
+                                       postcode="RH13 5TY", address_line="137 Bridge Way"), 1))
+    state = await links(hub)
+    assert state[(ESX, "A1")][0] == state[(WSX, "B1")][0] == child
+    assert state[(ESX, "A2")][0] != child and state[(ESX, "A2")][1] == "review"
+    async with hub.pool.acquire() as conn:
+        queued = await conn.fetch("SELECT council_a, local_id_a, council_b, local_id_b FROM"
+                                  " review_queue WHERE status = 'open'")
+    assert {tuple(r) for r in queued} == {(ESX, "A2", WSX, "B1")}
+    # and the index team reads why the strong match waits for them
+    async with aiohttp.ClientSession(headers=await hub.as_role(Role.INDEX_TEAM, ESX)) as http:
+        async with http.get(hub.url + "/review") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    assert "also has a record with a different NHS number or pupil number" in page
 
 
 async def test_national_ids_are_never_reused(federation: Federation) -> None:

@@ -49,6 +49,11 @@ async def test_the_search_page_speaks_plainly(
                      'name="purpose_other"'):
             assert seen in empty, seen
         assert "error-summary" not in empty
+        # no box's entries are kept by the browser, to be offered to the next person
+        # at a shared machine
+        boxes = [box for box in re.findall(r"<input\b[^>]*>", empty)
+                 if not re.search(r'type="(hidden|radio)"', box)]
+        assert len(boxes) == 9 and all('autocomplete="off"' in b for b in boxes), boxes
 
         async def searches() -> int:
             return sum(r.entry.action == "search" for r in await audit.entries_by_user("pat"))
@@ -106,6 +111,12 @@ async def test_the_search_page_speaks_plainly(
         # a form that is not in its stated encoding: a clear 400, for the search and the child
         national_id = re.findall(r'data-national-id="([^"]+)"', (await post(
             fed, "/", "pat", {**IZZY, "dob-day": "14/03/2015", **S47}))[1])[0]
+        # the child's page: its heading names the child, its title (kept in browser
+        # history, tab and window lists) does not, opened by a result or an old link
+        for status, page, _ in (await post(fed, f"/children/{national_id}", "pat", S47),
+                                await get(fed, f"/children/{national_id}", "pat", S47)):
+            assert status == 200 and title_of(page) == "Child record – Signpost national hub"
+            assert '<h1 class="govuk-heading-l"><bdi>Isabella Okonkwo-Reilly</bdi></h1>' in page
         for path in ("/", f"/children/{national_id}"):
             async with aiohttp.ClientSession() as http, http.post(
                     fed.hub.url + path, data=b"given_name=\xff\xfe&purpose=s47",

@@ -9,6 +9,7 @@ for the CSP to block."""
 from __future__ import annotations
 
 import re
+import ssl as ssl_module
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +17,8 @@ import aiohttp
 from server_common.accounts.config import AccountsConfig
 from server_common.accounts.service import AccountService
 from tests.conftest import DatabaseFactory
-from tests.hub_harness import Hub
+from tests.hub_harness import Hub, running_hub
+from tests.security.logins_helpers import hub_serving
 from tests.security.surface import (
     ESX,
     HUB_QUERY,
@@ -29,6 +31,7 @@ from tests.security.surface import (
     send,
 )
 from tests.server_common.accounts_helpers import PASSWORD, code_at
+from tests.test_federation_tls import Pki, pki  # noqa: F401 (pki: a fixture)
 
 _INLINE = re.compile(r"<style|<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=", re.I)
 
@@ -133,3 +136,34 @@ async def test_node_answers_are_never_cached_or_framed(make_database: DatabaseFa
         await check(node.base, "/search", status=303)
         await check(node.base, "/login")
         await check(node.base, "/static/pages.css", cacheable=True)
+
+
+async def _hsts(url: str, headers: dict[str, str] | None = None,
+                ssl: ssl_module.SSLContext | None = None) -> list[str]:
+    """The Strict-Transport-Security headers of a page, an error and a probe."""
+    got = []
+    async with aiohttp.ClientSession() as http:
+        for path in ("/login", "/no-such-page", "/healthz"):
+            async with http.get(url + path, headers=headers or {}, ssl=ssl or False,
+                                allow_redirects=False) as resp:
+                got += resp.headers.getall("Strict-Transport-Security", [])
+    return got
+
+
+async def test_a_browser_that_came_over_tls_is_told_to_keep_to_it(
+        make_database: DatabaseFactory, tmp_path: Path, pki: Pki) -> None:  # noqa: F811
+    """HSTS (docs/security.md "Personal data out of URLs and caches"): on every answer to
+    a request that came over TLS, to the hub itself or to the trusted proxy in front
+    (``X-Forwarded-Proto: https``), so the browser never again asks over plain HTTP;
+    never over plain HTTP, nor on the word of a proxy the hub does not trust."""
+    kept = ["max-age=31536000"] * 3  # a year
+    async with running_hub(await make_database(), tmp_path, tls=pki.tls) as hub:
+        trusted = ssl_module.create_default_context(cafile=str(pki.ca_file))
+        assert await _hsts(hub.url, ssl=trusted) == kept
+    async with hub_serving(await make_database(), tmp_path,
+                           trusted_proxies="127.0.0.1/32") as served:
+        assert await _hsts(served.base, {"X-Forwarded-Proto": "https"}) == kept
+        assert await _hsts(served.base, {"X-Forwarded-Proto": "http"}) == []
+        assert await _hsts(served.base) == []
+    async with hub_serving(await make_database(), tmp_path / "untrusted") as served:
+        assert await _hsts(served.base, {"X-Forwarded-Proto": "https"}) == []
