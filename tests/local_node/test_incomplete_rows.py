@@ -81,7 +81,7 @@ async def test_cli_loads_flags_and_exports_incomplete_rows(make_database: Databa
         f"S1,{NHS},Amelia,Okafor,2015-03-14,F,BN7 2AA,early_help\n", encoding="utf-8")
     assert "0 children created, 1 updated" in run(
         [node, "ingest", "--feed", "services", str(services)], env).stdout
-    run([node, "index", "export", "--out", str(out)], env)
+    run([node, "index", "export", "--out", str(out), "--overwrite"], env)
     rows = {r["source_ref"]: r for r in csv.DictReader(out.read_text().splitlines())}
     assert rows["S1"]["local_id"] == rows["H1"]["local_id"]
     assert rows["H1"]["incomplete"] == rows["S1"]["incomplete"] == ""
