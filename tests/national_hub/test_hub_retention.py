@@ -35,6 +35,15 @@ async def _feed(node: Node, tmp_path: Path, text: str) -> None:
     assert (await node.ingest("services", path)).errors == []
 
 
+async def _published(hub: Hub, node: Node, tmp_path: Path, text: str) -> None:
+    """The node loads ``text`` as its services feed and publishes it; the hub resolves
+    it and makes its notices."""
+    await _feed(node, tmp_path, text)
+    await node.publish()
+    await hub.resolved()
+    await hub.server.app[NOTICE_JOB].drain()
+
+
 async def test_an_archived_record_makes_no_notices(
         make_database: DatabaseFactory, tmp_path: Path) -> None:
     """East Sussex's record of Mia is archived at the hub on her 18th birthday (she is
@@ -46,18 +55,12 @@ async def test_an_archived_record_makes_no_notices(
                            notices={"interval": "0s"}) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as esx, \
             running_node(WSX, await make_database(), tmp_path, hub) as wsx:
-        await _feed(esx, tmp_path, ESX_FEED)
-        await esx.publish()
-        await hub.resolved()
-        await hub.server.app[NOTICE_JOB].drain()
+        await _published(hub, esx, tmp_path, ESX_FEED)
         report = await HubServices(hub.config, hub.pool).retention.run(date(2032, 5, 2))
         mia = await esx.fetchval("SELECT local_id FROM children WHERE given_name = 'Mia'")
         assert mia in report.councils[ESX].archived
 
-        await _feed(wsx, tmp_path, WSX_CARE_LEAVER)
-        await wsx.publish()
-        await hub.resolved()
-        await hub.server.app[NOTICE_JOB].drain()
+        await _published(hub, wsx, tmp_path, WSX_CARE_LEAVER)
         assert await hub.fetchval(
             "SELECT count(DISTINCT national_id) FROM records WHERE nhs_number = '9434765919'"
         ) == 1  # one child: the records are linked
@@ -78,20 +81,14 @@ async def test_a_record_past_its_archive_date_makes_no_notices_before_the_job_ru
                            notices={"interval": "0s"}) as hub, \
             running_node(ESX, await make_database(), tmp_path, hub) as esx, \
             running_node(WSX, await make_database(), tmp_path, hub) as wsx:
-        await _feed(esx, tmp_path, SERVICES + (
+        await _published(hub, esx, tmp_path, SERVICES + (
             f"S1,9434765919,Omar,Haddad,{omar},M,BN1 1AA,social_care,Team A,"
             "Dana Smith,Social worker,01273 000001,dana.smith@esx.gov.uk,Y,N,N,N\n"))
-        await esx.publish()
-        await hub.resolved()
-        await hub.server.app[NOTICE_JOB].drain()
         await hub.pool.execute("UPDATE records SET archived_on = NULL")
 
-        await _feed(wsx, tmp_path, SERVICES + (
+        await _published(hub, wsx, tmp_path, SERVICES + (
             f"W1,9434765919,Omar,Haddad,{omar},M,RH10 1AA,leaving_care,Leaving Care,"
             "Pat Jones,Personal adviser,01293 000009,pat.jones@wsx.gov.uk,Y,N,Y,N\n"))
-        await wsx.publish()
-        await hub.resolved()
-        await hub.server.app[NOTICE_JOB].drain()
         assert await hub.fetchval(
             "SELECT count(DISTINCT national_id) FROM records WHERE nhs_number = '9434765919'"
         ) == 1  # one child: the records are linked
