@@ -13,8 +13,10 @@ it returns. Nothing here does I/O or reads a clock; new national ids come from t
   other fields hold (:func:`~protocol.matching.bulk_score.ceilings`);
 * **link**: the record joins the oldest national child among its links whose holders
   a person did not separate from it and none of whose records holds another NHS
-  number or UPN (unless a person linked the pair);
-  other strongly matching children go to review;
+  number or UPN (unless a person linked the pair); but when two of those children are
+  certainly two (their records it links to hold different NHS numbers or UPNs), the
+  one it matches clearly best (by ``CLEAR_CHOICE_BITS``), or none of them, every match
+  then going to review; other strongly matching children go to review;
 * **review**: the pair is queued; the record keeps its own child;
 * **new**: the child it held if no one else holds it, else a fresh id.
 
@@ -89,6 +91,17 @@ class Decided:
 # A review's explanation says so (``held``) when the partner's child holds a record with
 # another NHS number or UPN than this record's (protocol.matching.words has it in words).
 CHILD_HOLDS_ANOTHER_IDENTIFIER = "child_holds_another_identifier"
+# ... and (``held``) when the record matched this child and another, certainly another
+# child (their records hold different identifiers), and neither clearly best.
+MATCHES_TWO_CHILDREN = "matches_two_children"
+
+# A record without an NHS number or UPN may match two children who hold different ones:
+# twins Albie and Alfie, a one-letter difference the name rule reads as a typo, or two
+# namesakes born the same day. Joining the older child would put the record with
+# whichever was resolved first. It joins the one it matches best only when that match
+# is this many bits (2**4 = 16 times the odds) stronger than its best match to any of
+# the others; otherwise a person decides.
+CLEAR_CHOICE_BITS = 4.0
 
 
 def explain(explanation: Explanation, model: Model) -> dict[str, Any]:
@@ -260,6 +273,10 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             links or greys) else set()
         targets = {nid for _, nid, k in links if not held_apart(nid, apart)
                    and (nid not in kept_apart or linked[k])}
+        torn: set[str] = set()  # the children it matched, none clearly best
+        if len(targets) > 1 and not any(linked[k] for _, nid, k in links if nid in targets):
+            targets, torn = _clear_choice(targets, [(nid, k) for _, nid, k in links],
+                                          totals, right, columns)
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
@@ -285,6 +302,31 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 shown = explain(explanation, models[chosen_model[j]])
                 if nid in kept_apart:  # the index team sees why a strong match waits
                     shown["held"] = CHILD_HOLDS_ANOTHER_IDENTIFIER
+                elif torn and nid in torn:
+                    shown["held"] = MATCHES_TWO_CHILDREN
                 reviews[(a, b)] = NewReview(a, b, explanation.total, shown)
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)
+
+
+def _clear_choice(targets: set[str], links: list[tuple[str, int]], totals: list[float],
+                  right: list[int], columns: Columns) -> tuple[set[str], set[str]]:
+    """Of the children a record links to, those it may join: all of them, to join the
+    oldest, unless two are certainly two children (a record of one and a record of the
+    other that it links to hold different NHS numbers or UPNs); then the one its
+    strongest link goes to if that is ``CLEAR_CHOICE_BITS`` stronger than its best to
+    every other, else none, and the children it was torn between."""
+    best: dict[str, float] = {}
+    for nid, k in links:
+        if nid in targets:
+            best[nid] = max(best.get(nid, -np.inf), totals[k])
+    mine = [(nid, right[k]) for nid, k in links if nid in targets]
+    a = [x for i, (nx, x) in enumerate(mine) for ny, _ in mine[i + 1:] if nx != ny]
+    b = [y for i, (nx, _) in enumerate(mine) for ny, y in mine[i + 1:] if nx != ny]
+    if not identifiers_differ(columns, np.array(a, dtype=np.int64),
+                              np.array(b, dtype=np.int64)).any():
+        return targets, set()
+    first, second = sorted(best.values(), reverse=True)[:2]
+    if first - second >= CLEAR_CHOICE_BITS:
+        return {max(best, key=best.__getitem__)}, set()
+    return set(), targets

@@ -75,6 +75,9 @@ RULE_WORDS = {
                                       "record with a different NHS number or pupil "
                                       "number. Check which child this is before joining "
                                       "them.",
+    "matches_two_children": "This record matches another child as well, and that child has "
+                            "a different NHS number or pupil number. Check which child it "
+                            "is before joining them.",
 }
 
 

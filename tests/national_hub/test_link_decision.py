@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from national_hub.services.link_decision import (
     CHILD_HOLDS_ANOTHER_IDENTIFIER,
+    CLEAR_CHOICE_BITS,
+    MATCHES_TWO_CHILDREN,
     Candidate,
     Decided,
     Gathered,
@@ -140,6 +142,43 @@ def test_a_child_holding_another_upn_is_not_joined_through_a_namesake() -> None:
     assert d.national_ids == {"a1": "NC-LIBBY"}
 
 
+def test_a_twin_without_an_identifier_joins_the_twin_it_matches_not_the_older() -> None:
+    """Twins Albie and Alfie Gray, each with a UPN at East Sussex, resolved as two
+    children, Albie's the older. Alfie's record at West Sussex has no UPN: "Alfie" is
+    one letter from "Albie", which the name rule reads as a typo, so it links to both.
+    It joins Alfie's child, which it matches clearly better, not the older child; and
+    with nothing to tell the two apart it joins neither, and a person decides."""
+    albie = IdentityFields("Albie", "Gray", date(2014, 9, 2), 1, postcode="BN3 7QT",
+                           address_line="4 Hove Park Villas", upn="Z846203417010")
+    alfie = replace(albie, given_name="Alfie", upn="L846201817013")
+    others = {("E1", "albie"): Other(albie, "NC-ALBIE"), ("E1", "alfie"): Other(alfie, "NC-ALFIE")}
+    holders = {"NC-ALBIE": frozenset({("E1", "albie")}), "NC-ALFIE": frozenset({("E1", "alfie")})}
+    created = {"NC-ALBIE": datetime(2026, 1, 1), "NC-ALFIE": datetime(2026, 1, 2)}
+    record = replace(alfie, upn=None)
+    # it links to both (the name rule reads Albie for Alfie as a typo) ...
+    assert {score(record, x, ACROSS).decision() for x in (albie, alfie)} == {Decision.LINK}
+    d = decide(gathered([Candidate("w1", record, None)], others, council="W", holders=holders,
+                        created=created))
+    assert d.national_ids == {"w1": "NC-ALFIE"}  # ... and joins the child it matches
+    (review,) = d.reviews.values()
+    assert (review.a, review.b) == (("E1", "albie"), ("W", "w1"))
+    assert "held" not in review.explanation
+    # the same name at both children: nothing says which, so neither, and two reviews
+    namesake = replace(albie, given_name="Alfie")
+    d = decide(gathered([Candidate("w1", record, None)],
+                        {**others, ("E1", "albie"): Other(namesake, "NC-ALBIE")}, council="W",
+                        holders=holders, created=created))
+    assert d.national_ids == {"w1": "NEW0"}
+    assert {r.explanation["held"] for r in d.reviews.values()} == {MATCHES_TWO_CHILDREN}
+    assert len(d.reviews) == 2
+    # without a UPN at either child, nothing says they are two: the older is joined
+    d = decide(gathered([Candidate("w1", record, None)],
+                        {rk: Other(replace(o.fields, upn=None), o.national_id)
+                         for rk, o in others.items()}, council="W", holders=holders,
+                        created=created))
+    assert d.national_ids == {"w1": "NC-ALBIE"}
+
+
 # -- the per-pair loop the bulk decision replaced, as it was, as an oracle ---------------
 
 
@@ -199,6 +238,20 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
                 greys.append((rk, nid, explanation))
         targets = {nid for rk, nid, _ in links if not holders.get(nid, set()) & apart
                    and (nid not in kept_apart or frozenset((me, rk)) in g.linked)}
+        torn: set[str] = set()
+        if len(targets) > 1 and not any(frozenset((me, rk)) in g.linked
+                                        for rk, nid, _ in links if nid in targets):
+            partner_fields = {rk: partners[rk][0] for rk, _, _ in links}
+            if any(nx != ny and score(partner_fields[x], partner_fields[y]).veto
+                   in ("nhs_number_differs", "upn_differs")
+                   for x, nx, _ in links for y, ny, _ in links
+                   if nx in targets and ny in targets):
+                best = {nid: max(e.total for _, n, e in links if n == nid) for nid in targets}
+                ranked = sorted(best, key=best.__getitem__, reverse=True)
+                if best[ranked[0]] - best[ranked[1]] >= CLEAR_CHOICE_BITS:
+                    targets = {ranked[0]}
+                else:
+                    targets, torn = set(), targets
         decided_by[c.local_id] = DEFAULT_MODEL.version
         if targets:
             chosen = min(targets, key=age)
@@ -222,6 +275,8 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
                 shown = explain(explanation, DEFAULT_MODEL if me[0] == rk[0] else ACROSS)
                 if nid in kept_apart:
                     shown["held"] = CHILD_HOLDS_ANOTHER_IDENTIFIER
+                elif nid in torn:
+                    shown["held"] = MATCHES_TWO_CHILDREN
                 reviews[(a, b)] = NewReview(a, b, explanation.total, shown)
     assert not (mine & set(g.others))
     stale = [rid for pair, rid in g.open_reviews.items() if tuple(sorted(pair)) not in reviews]

@@ -123,6 +123,35 @@ async def test_a_namesake_with_another_upn_does_not_join_a_child_through_a_bridg
     assert "also has a record with a different NHS number or pupil number" in page
 
 
+async def test_a_record_matching_two_children_alike_joins_neither(
+        federation: Federation) -> None:
+    """Two Libby Taylors born the same day in one postcode at East Sussex, each with a
+    UPN of her own: two children. West Sussex's record of one of them has no UPN and
+    matches both alike: joining the older child would be a coin toss, so it joins
+    neither, both matches wait for a person, and the index team reads why."""
+    hub, esx, wsx = federation
+    libby = replace(record("A1", nhs=None), given_name="Libby", family_name="Taylor",
+                    dob=date(2013, 6, 26), upn="Z846203417010", address_line="1 Sea Lane")
+    await esx.send(UpsertOp.of(libby, 1))
+    await esx.send(UpsertOp.of(replace(libby, local_id="A2", upn="L846201817013",
+                                       address_line="9 Hill Road"), 1))
+    state = await links(hub)
+    children = {state[(ESX, "A1")][0], state[(ESX, "A2")][0]}
+    assert len(children) == 2
+    await wsx.send(UpsertOp.of(replace(libby, local_id="B1", upn=None, address_line=None), 1))
+    state = await links(hub)
+    assert state[(WSX, "B1")][0] not in children and state[(WSX, "B1")][1] == "review"
+    async with hub.pool.acquire() as conn:
+        queued = await conn.fetch("SELECT council_a, local_id_a, council_b, local_id_b FROM"
+                                  " review_queue WHERE status = 'open'")
+    assert {tuple(r) for r in queued} == {(ESX, "A1", WSX, "B1"), (ESX, "A2", WSX, "B1")}
+    async with aiohttp.ClientSession(headers=await hub.as_role(Role.INDEX_TEAM, WSX)) as http:
+        async with http.get(hub.url + "/review") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    assert page.count("This record matches another child as well") == 2
+
+
 async def test_national_ids_are_never_reused(federation: Federation) -> None:
     hub, esx, _ = federation
     # fifty different children: before probabilistic resolution these were fifty copies
