@@ -240,9 +240,12 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     reviews: dict[tuple[RecordKey, RecordKey], NewReview] = {}
 
     def age(nid: str) -> tuple[Any, ...]:
+        """Oldest first. Children made in one transaction are as old as each other: of
+        those, the one whose first record (by council and local id) comes first, so
+        that every run on the same records decides alike (not by the random ids)."""
         if nid in g.created:
-            return (0, g.created[nid], nid)
-        return (1, new_order[nid], nid)
+            return (0, g.created[nid], min(g.holders.get(nid, ()), default=("", "")), nid)
+        return (1, new_order[nid], ("", ""), nid)
 
     # plain lists: the loop below reads one entry per pair, and a numpy scalar read
     # costs more than the decision it carries

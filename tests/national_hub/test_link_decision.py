@@ -61,6 +61,23 @@ def decide(g: Gathered) -> Decided:
     return decide_links(g, DEFAULT_MODEL, ACROSS, None, 200, ids())
 
 
+def test_of_two_children_as_old_the_one_whose_first_record_comes_first_is_joined() -> None:
+    """Two children made in one transaction, neither certainly another child: the
+    record joins the one holding the first record by council and local id, whatever
+    their random national ids say, so two runs on the same records decide alike."""
+    made = datetime(2026, 1, 1)
+    for first, second in (("NC-ZZZ", "NC-AAA"), ("NC-AAA", "NC-ZZZ")):
+        others = {("B", "b1"): Other(replace(AMELIA, postcode="TF1 2AB", nhs_number=None),
+                                     first),
+                  ("B", "b2"): Other(replace(AMELIA, address_line="1 Hill Road",
+                                             nhs_number=None), second)}
+        d = decide(gathered([Candidate("a1", replace(AMELIA, nhs_number=None), None)], others,
+                            created={first: made, second: made},
+                            holders={first: frozenset({("B", "b1")}),
+                                     second: frozenset({("B", "b2")})}))
+        assert d.national_ids == {"a1": first}
+
+
 def test_a_match_elsewhere_links_to_the_oldest_child() -> None:
     others = {("B", "b1"): Other(replace(AMELIA, postcode="TF1 2AB"), "NC-OLD"),
               ("B", "b2"): Other(replace(AMELIA, given_name="Millie"), "NC-NEW")}
@@ -199,7 +216,9 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
     reviews: dict[tuple[RecordKey, RecordKey], NewReview] = {}
 
     def age(nid: str) -> tuple[Any, ...]:
-        return (0, g.created[nid], nid) if nid in g.created else (1, new_order[nid], nid)
+        first = min(g.holders.get(nid, ()), default=("", ""))
+        return ((0, g.created[nid], first, nid) if nid in g.created
+                else (1, new_order[nid], ("", ""), nid))
 
     for c in g.candidates:
         me: RecordKey = (council, c.local_id)
