@@ -26,6 +26,7 @@ rule now vetoes it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -40,8 +41,9 @@ from national_hub.storage.review_queue import NewReview
 from protocol.matching import Decision, Explanation, IdentityFields, Model, TermFrequencies
 from protocol.matching.arrays import among, first_occurrences
 from protocol.matching.blocking import memberships, pairs_across, pairs_within
-from protocol.matching.bulk import Columns, identifiers_differ
+from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import DECISIONS, score_columns, worth_scoring
+from protocol.matching.compare import valid_nhs_number, valid_upn
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,9 @@ class Gathered:
     open_reviews: Mapping[frozenset[RecordKey], int] = field(default_factory=dict)
     holders: Mapping[str, AbstractSet[RecordKey]] = field(default_factory=dict)  # outside
     created: Mapping[str, datetime] = field(default_factory=dict)  # national id -> when
+    # national id -> the valid NHS numbers and UPNs its records outside the chunk hold,
+    # as ("nhs_number", number) and ("upn", upn): all of them, key shared or not
+    identifiers: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -201,13 +206,6 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     other_fields = [g.others[rk].fields for rk in pairs.records[n:]]
     columns = Columns.of([c.fields for c in g.candidates] + other_fields)
     elsewhere = np.array([rk[0] != council for rk in pairs.records], dtype=np.int64)
-    # before the pairs are narrowed: a pair whose identifiers differ is never scored
-    # (its ceiling is -inf), yet it keeps the candidate out of its partner's child
-    # (ordered by candidate as the pairs are: candidate i's are differ_right[at[i]:at[i+1]],
-    # read only for a candidate that links: most candidates' partners differ by UPN)
-    differ = identifiers_differ(columns, pairs.left, pairs.right)
-    differ_right = pairs.right[differ]
-    differ_at = np.searchsorted(pairs.left[differ], np.arange(n + 1)).tolist()
     models = (model, across)
     # Most pairs cannot reach review whatever they hold (ceilings): they decide NEW and
     # are not scored; a pair a person linked is, as it links unless a rule vetoes it.
@@ -219,11 +217,6 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     separated = _partners_of(g.separated)
     joined: dict[str, set[RecordKey]] = {}  # national id -> the chunk's records it took
 
-    def nid_of(column: int) -> str:
-        """The national id a column's record holds now (a chunk record's, as decided)."""
-        return (g.others[pairs.records[column]].national_id if column >= n
-                else assigned[pairs.records[column][1]])
-
     def held(nid: str) -> bool:
         return bool(g.holders.get(nid) or joined.get(nid))
 
@@ -231,6 +224,11 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         """Whether a record a person separated from this one holds ``nid``."""
         return bool(apart) and bool(apart & g.holders.get(nid, set())
                                     or apart & joined.get(nid, set()))
+
+    joined_ids: dict[str, set[tuple[str, str]]] = {}  # ... and their identifiers
+
+    def identifiers_held(nid: str) -> AbstractSet[tuple[str, str]]:
+        return g.identifiers.get(nid, frozenset()) | joined_ids.get(nid, set())
 
     new_order: dict[str, int] = {}
     assigned: dict[str, str] = {}
@@ -269,17 +267,20 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
                 greys.append((rk, nid, k))
         # One record with another NHS number or UPN says the child is someone else,
         # however well this record matches its other records (a namesake without an
-        # identifier, linked to both, would make two children one). A pair a person
-        # linked still joins: they decided.
-        kept_apart = {nid_of(column) for column in
-                      differ_right[differ_at[i]:differ_at[i + 1]].tolist()} if (
-            links or greys) else set()
+        # identifier, linked to both, would make two children one): any record of the
+        # child, whether or not it shares a key with this one. A pair a person linked
+        # still joins: they decided.
+        mine = identifiers_of(c.fields.nhs_number, c.fields.upn)
+        kept_apart = {nid for _, nid, _ in links + greys
+                      if mine and conflict(mine, identifiers_held(nid))}
         targets = {nid for _, nid, k in links if not held_apart(nid, apart)
                    and (nid not in kept_apart or linked[k])}
         torn: set[str] = set()  # the children it matched, none clearly best
-        if len(targets) > 1 and not any(linked[k] for _, nid, k in links if nid in targets):
-            targets, torn = _clear_choice(targets, [(nid, k) for _, nid, k in links],
-                                          totals, right, columns)
+        if (len(targets) > 1
+                and not any(linked[k] for _, nid, k in links if nid in targets)
+                and any(conflict(identifiers_held(x), identifiers_held(y))
+                        for x, y in itertools.combinations(sorted(targets), 2))):
+            targets, torn = _clear_choice(targets, [(nid, k) for _, nid, k in links], totals)
         decided_by[c.local_id] = model.version
         if targets:
             chosen = min(targets, key=age)
@@ -298,6 +299,7 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
             new_ids.append(chosen)
         assigned[c.local_id] = chosen
         joined.setdefault(chosen, set()).add(me)
+        joined_ids.setdefault(chosen, set()).update(mine)
         for rk, nid, j in links + greys:
             if nid != chosen:
                 a, b = pair_of(me, rk)
@@ -312,24 +314,35 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
     return Decided(assigned, reviews, stale, joins, decided_by, new_ids)
 
 
-def _clear_choice(targets: set[str], links: list[tuple[str, int]], totals: list[float],
-                  right: list[int], columns: Columns) -> tuple[set[str], set[str]]:
-    """Of the children a record links to, those it may join: all of them, to join the
-    oldest, unless two are certainly two children (a record of one and a record of the
-    other that it links to hold different NHS numbers or UPNs); then the one its
-    strongest link goes to if that is ``CLEAR_CHOICE_BITS`` stronger than its best to
-    every other, else none, and the children it was torn between."""
+def _clear_choice(targets: set[str], links: list[tuple[str, int]], totals: list[float]
+                  ) -> tuple[set[str], set[str]]:
+    """Of children a record links to, two of them certainly two (their records hold
+    different NHS numbers or UPNs), the one it may join: the one its strongest link goes
+    to if that is ``CLEAR_CHOICE_BITS`` stronger than its best to every other, else
+    none, and then the children it was torn between."""
     best: dict[str, float] = {}
     for nid, k in links:
         if nid in targets:
             best[nid] = max(best.get(nid, -np.inf), totals[k])
-    mine = [(nid, right[k]) for nid, k in links if nid in targets]
-    a = [x for i, (nx, x) in enumerate(mine) for ny, _ in mine[i + 1:] if nx != ny]
-    b = [y for i, (nx, _) in enumerate(mine) for ny, y in mine[i + 1:] if nx != ny]
-    if not identifiers_differ(columns, np.array(a, dtype=np.int64),
-                              np.array(b, dtype=np.int64)).any():
-        return targets, set()
     first, second = sorted(best.values(), reverse=True)[:2]
     if first - second >= CLEAR_CHOICE_BITS:
         return {max(best, key=best.__getitem__)}, set()
     return set(), targets
+
+
+Identifiers = frozenset[tuple[str, str]]
+
+
+def identifiers_of(nhs_number: str | None, upn: str | None) -> Identifiers:
+    """A record's valid NHS number and UPN, as ``Gathered.identifiers`` holds them
+    (an invalid one is none, as the matching's hard rule has it)."""
+    nhs = valid_nhs_number(nhs_number) if nhs_number else None
+    upn = valid_upn(upn) if upn else None
+    return frozenset({*((("nhs_number", nhs),) if nhs else ()),
+                      *((("upn", upn),) if upn else ())})
+
+
+def conflict(x: AbstractSet[tuple[str, str]], y: AbstractSet[tuple[str, str]]) -> bool:
+    """Whether one side holds an NHS number (or a UPN) the other holds another of."""
+    return any(kind == other_kind and value != other_value
+               for kind, value in x for other_kind, other_value in y)

@@ -44,6 +44,7 @@ from national_hub.services.link_decision import (
     Other,
     decide_links,
     explain,
+    identifiers_of,
 )
 from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
@@ -343,14 +344,19 @@ class Linker:
         current = {c.current_id for c in candidates if c.current_id}
         known_ids = sorted({o.national_id for o in others.values()} | current)
         holders: dict[str, set[RecordKey]] = {}  # an id nobody else holds is absent
+        identifiers: dict[str, set[tuple[str, str]]] = {}
         for row in await self.records.holders_of(conn, known_ids):
             rk = (row["council_code"], row["local_id"])
             if rk not in mine:
                 holders.setdefault(row["national_id"], set()).add(rk)
+                if row["nhs_number"] or row["upn"]:
+                    identifiers.setdefault(row["national_id"], set()).update(
+                        identifiers_of(row["nhs_number"], row["upn"]))
         return Gathered(council, candidates, keys, others, by_key, frozenset(linked),
                         frozenset(separated), open_rows,
                         holders,
-                        await store.created(conn, known_ids))
+                        await store.created(conn, known_ids),
+                        {nid: frozenset(ids) for nid, ids in identifiers.items()})
 
     def batch_model(self, g: Gathered) -> Model:
         """The model with a prior that counts this chunk too: its records and how many

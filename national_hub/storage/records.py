@@ -188,9 +188,10 @@ class RecordStore:
 
     async def holders_of(self, conn: asyncpg.Connection,
                          national_ids: list[str]) -> list[asyncpg.Record]:
-        """Every live record linked to any of these national ids."""
+        """Every live record linked to any of these national ids, with its NHS number
+        and UPN."""
         return await conn.fetch(
-            "SELECT council_code, local_id, national_id FROM records"
+            "SELECT council_code, local_id, national_id, nhs_number, upn FROM records"
             " WHERE national_id = ANY($1::text[]) AND record IS NOT NULL", national_ids,
         )
 

@@ -22,6 +22,7 @@ from national_hub.services.link_decision import (
     Other,
     decide_links,
     explain,
+    identifiers_of,
     pair_of,
 )
 from national_hub.services.linking import across_councils, new_national_id
@@ -54,7 +55,13 @@ def gathered(candidates: list[Candidate], others: dict[RecordKey, Other],
     for rk, other in others.items():
         for k in blocking_keys(other.fields):
             by_key.setdefault(k, []).append(rk)
-    return Gathered(council, candidates, keys, others, by_key, **kwargs)
+    # what the hub reads of each child's records: their identifiers, key shared or not
+    identifiers = {nid: frozenset().union(*(identifiers_of(others[rk].fields.nhs_number,
+                                                           others[rk].fields.upn)
+                                            for rk in rks if rk in others))
+                   for nid, rks in kwargs.get("holders", {}).items()}
+    return Gathered(council, candidates, keys, others, by_key, **kwargs,
+                    identifiers=identifiers)
 
 
 def decide(g: Gathered) -> Decided:
@@ -152,6 +159,17 @@ def test_a_child_holding_another_upn_is_not_joined_through_a_namesake() -> None:
     d = decide(gathered([Candidate("a1", other_libby, None)], {("B", "b1"): others["B", "b1"]},
                         holders={"NC-LIBBY": frozenset({("B", "b1")})}, created=created))
     assert d.national_ids == {"a1": "NC-LIBBY"} and d.reviews == {}
+    # the record with the other UPN counts whether or not it shares a key with hers: a
+    # record of the first Libby under another name and date of birth (a person linked it)
+    apart = {("B", "b1"): others["B", "b1"],
+             ("C", "c1"): Other(replace(libby, given_name="Elizabeth", family_name="Osei",
+                                        dob=date(2013, 1, 9), postcode="M1 1AE"), "NC-LIBBY")}
+    assert not blocking_keys(other_libby) & blocking_keys(apart["C", "c1"].fields)
+    d = decide(gathered([Candidate("a1", other_libby, None)], apart,
+                        holders={"NC-LIBBY": frozenset(apart)}, created=created))
+    assert d.national_ids == {"a1": "NEW0"}
+    assert [r.explanation["held"] for r in d.reviews.values()] == [
+        CHILD_HOLDS_ANOTHER_IDENTIFIER]
     # a pair a person linked joins all the same
     d = decide(gathered([Candidate("a1", other_libby, None)], others, holders=holders,
                         created=created, linked=frozenset({frozenset((("A", "a1"),
@@ -240,14 +258,11 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
                     partners[rk] = (fields[rk[1]], assigned[rk[1]])
         apart = {next(iter(p - {me})) for p in g.separated if me in p}
         links, greys = [], []
-        kept_apart = set()
         for rk, (other_fields, nid) in partners.items():
             if rk in apart:
                 continue
             explanation = score(c.fields, other_fields,
                                 DEFAULT_MODEL if me[0] == rk[0] else ACROSS, tf)
-            if explanation.veto in ("nhs_number_differs", "upn_differs"):
-                kept_apart.add(nid)
             decision = explanation.decision()
             if frozenset((me, rk)) in g.linked and explanation.veto is None:
                 decision = Decision.LINK
@@ -255,16 +270,25 @@ def per_pair(g: Gathered, max_block: int, tf: TermFrequencies | None) -> Decided
                 links.append((rk, nid, explanation))
             elif decision is Decision.REVIEW:
                 greys.append((rk, nid, explanation))
+        def child_holds(nid: str) -> list[tuple[str, str]]:
+            """The valid identifiers of the child's records: outside the chunk, and the
+            chunk's records placed with it so far."""
+            return [*g.identifiers.get(nid, ()),
+                    *(i for lid, n in assigned.items() if n == nid
+                      for i in identifiers_of(fields[lid].nhs_number, fields[lid].upn))]
+
+        def differ(x: list[tuple[str, str]], y: list[tuple[str, str]]) -> bool:
+            return any(kx == ky and vx != vy for kx, vx in x for ky, vy in y)
+
+        mine_ids = list(identifiers_of(c.fields.nhs_number, c.fields.upn))
+        kept_apart = {nid for _, nid, _ in links + greys if differ(mine_ids, child_holds(nid))}
         targets = {nid for rk, nid, _ in links if not holders.get(nid, set()) & apart
                    and (nid not in kept_apart or frozenset((me, rk)) in g.linked)}
         torn: set[str] = set()
         if len(targets) > 1 and not any(frozenset((me, rk)) in g.linked
                                         for rk, nid, _ in links if nid in targets):
-            partner_fields = {rk: partners[rk][0] for rk, _, _ in links}
-            if any(nx != ny and score(partner_fields[x], partner_fields[y]).veto
-                   in ("nhs_number_differs", "upn_differs")
-                   for x, nx, _ in links for y, ny, _ in links
-                   if nx in targets and ny in targets):
+            if any(x != y and differ(child_holds(x), child_holds(y))
+                   for x in targets for y in targets):
                 best = {nid: max(e.total for _, n, e in links if n == nid) for nid in targets}
                 ranked = sorted(best, key=best.__getitem__, reverse=True)
                 if best[ranked[0]] - best[ranked[1]] >= CLEAR_CHOICE_BITS:
