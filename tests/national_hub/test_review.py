@@ -301,3 +301,53 @@ async def test_review_cli_lists_links_and_separates(make_database: DatabaseFacto
         assert set(entries[0]["child_ids"]) == {"NCOLD", "NCNEW"}
     finally:
         await conn.close()
+
+
+async def test_review_cli_links_children_with_different_nhs_numbers_only_confirmed(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    url = await make_database()
+    env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
+                              "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([script("national-hub"), *args], env=env, text=True,
+                              capture_output=True, timeout=120, check=False)
+
+    assert run("db", "upgrade").returncode == 0
+    conn = await asyncpg.connect(url)
+    try:
+        # NCOLD holds A1 (NHS number 943 476 5919, spaced) and A3 (none); NCNEW holds B1
+        # (another NHS number, and the same UPN in lower case): the pair is B1 and A3
+        await conn.execute(
+            "INSERT INTO councils (code, name) VALUES ('E10000011', 'East Sussex'),"
+            " ('E06000020', 'Telford');"
+            "INSERT INTO national_children (national_id, created_at) VALUES"
+            " ('NCOLD', now() - interval '1 day'), ('NCNEW', now());"
+            "INSERT INTO records (council_code, local_id, version, record, batch_seq,"
+            " national_id, link_status, given_name, family_name, dob, nhs_number, upn)"
+            " VALUES ('E10000011', 'A1', 1, '\\x00', 1, 'NCOLD', 'linked', 'Lily', 'Hart',"
+            "  '2016-02-09', '943 476 5919', 'Z846203417010'),"
+            " ('E10000011', 'A3', 1, '\\x00', 1, 'NCOLD', 'review', 'Lily', 'Hart',"
+            "  '2016-02-09', NULL, NULL),"
+            " ('E06000020', 'B1', 1, '\\x00', 1, 'NCNEW', 'review', 'Lily', 'Hart',"
+            "  '2016-02-09', '4010232137', 'z846203417010');"
+            "INSERT INTO review_queue (council_a, local_id_a, council_b, local_id_b, score,"
+            " explanation) VALUES ('E06000020', 'B1', 'E10000011', 'A3', 2.5, '{}')")
+        review_id = str(await conn.fetchval("SELECT id FROM review_queue"))
+        refused = run("review", "link", review_id, "--for-council", "E10000011")
+        assert refused.returncode == 1 and "identifier_conflict" in refused.stderr
+        assert "NHS numbers" in refused.stderr and "pupil" not in refused.stderr
+        assert await conn.fetchval("SELECT status FROM review_queue") == "open"
+        assert await conn.fetchval("SELECT national_id FROM records"
+                                   " WHERE local_id = 'B1'") == "NCNEW"
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+        linked = run("review", "link", review_id, "--for-council", "E10000011",
+                     "--confirm-identifier-conflict")
+        assert linked.returncode == 0, linked.stderr
+        assert "E06000020/B1 -> NCOLD" in linked.stdout
+        (entry,) = [json.loads(bytes(r["entry"]))
+                    for r in await conn.fetch("SELECT entry FROM audit_log")]
+        assert entry["action"] == "review.link"
+        assert entry["parameters"]["identifier_conflict_confirmed"] == ["nhs_number"]
+    finally:
+        await conn.close()
