@@ -160,12 +160,10 @@ async def test_bad_decisions_are_refused_with_their_codes(federation: Federation
                 assert f'data-code="{code}"' in await resp.text()
 
 
-async def test_linking_children_with_different_nhs_numbers_is_confirmed_first(
-        federation: Federation) -> None:  # noqa: F811
+async def conflicting_pair(federation: Federation) -> int:  # noqa: F811
     """Lilly at Telford joined East Sussex's Lily (NHS number ...919); a second Lily at
     East Sussex with NHS number ...137 matches Lilly as well as the first did, but waits
-    for a person: her child and theirs hold different NHS numbers. The screen says so,
-    and a link without the box ticked is refused, nothing changed or audited."""
+    for a person: her child and theirs hold different NHS numbers. The pair's id."""
     hub, esx, tfw = federation
     await esx.send(child("A1", nhs="9434765919"))
     await tfw.send(child("B1", given="Lilly", postcode="TF1 2AB"))
@@ -173,10 +171,19 @@ async def test_linking_children_with_different_nhs_numbers_is_confirmed_first(
     (queued,) = await open_reviews(hub)
     assert {(queued["council_a"], queued["local_id_a"]),
             (queued["council_b"], queued["local_id_b"])} == {(ESX, "A2"), (TFW, "B1")}
+    return int(queued["id"])
+
+
+async def test_linking_children_with_different_nhs_numbers_is_confirmed_first(
+        federation: Federation) -> None:  # noqa: F811
+    """The screen says the pair's children hold different NHS numbers, and a link
+    without the box ticked is refused, nothing changed or audited."""
+    hub = federation[0]
+    pair_id = await conflicting_pair(federation)
     before = await state(hub)
     assert before[(ESX, "A2")][0] != before[(TFW, "B1")][0] == before[(ESX, "A1")][0]
     warning = "children have different NHS numbers."
-    url = f"{hub.url}/review/{queued['id']}"
+    url = f"{hub.url}/review/{pair_id}"
     async with aiohttp.ClientSession(headers=await hub.as_role(Role.INDEX_TEAM, ESX)) as http:
         async with http.get(hub.url + "/review") as resp:
             listed = await resp.text()
@@ -207,6 +214,28 @@ async def test_linking_children_with_different_nhs_numbers_is_confirmed_first(
         " WHERE convert_from(entry, 'UTF8') LIKE '%\"review.link\"%'")))
     assert entry["parameters"]["identifier_conflict_confirmed"] == ["nhs_number"]
     assert "4010232137" not in json.dumps(entry) and "9434765919" not in json.dumps(entry)
+
+
+async def test_a_conflicting_link_is_ticked_in_the_browser(federation: Federation,  # noqa: F811
+                                                           browser: Browser) -> None:
+    hub = federation[0]
+    pair_id = await conflicting_pair(federation)
+    page = await browser.new_page()
+    await sign_in(page, hub.url, "/review", "ann", Role.INDEX_TEAM, hub.pool, council=ESX)
+    pair = page.locator(f'section.app-review[data-review="{pair_id}"]')
+    await expect(pair.locator(".app-conflict")).to_contain_text(
+        "These records' children have different NHS numbers.")
+    await pair.locator("a[data-decision=link]").click()
+    await page.click("#confirm")  # the box not ticked
+    await expect(page.locator(".govuk-error-summary")).to_contain_text(
+        "Confirm that you have checked these records are the same child")
+    await expect(page).to_have_title(re.compile("^Error: "))
+    await check_page(page, "hub-review-conflict-refused")
+    assert await audited(hub, "review.link") == 0
+    await page.check("#confirm_identifier_conflict")
+    await page.click("#confirm")
+    await expect(page).to_have_url(f"{hub.url}/review?decided={pair_id}")
+    assert await audited(hub, "review.link") == 1
 
 
 async def tab_to(page: Page, selector: str, most: int = 80) -> None:
