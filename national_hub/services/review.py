@@ -156,14 +156,21 @@ class ReviewService:
         async with self.pool.acquire() as conn:
             ids = {(r["council_code"], r["local_id"]): r["national_id"]
                    for r in await self.store.identities(conn, keys)}
-            held = _by_child(await self.store.holders(conn, sorted(set(ids.values()))))
-        out = {}
-        for r in reviews:
-            a_id, b_id = ids.get(r.a), ids.get(r.b)
-            if a_id and b_id and a_id != b_id:
-                if differ := differing_identifiers(held.get(a_id, []), held.get(b_id, [])):
-                    out[r.id] = differ
-        return out
+            apart = [(r.id, ids[r.a], ids[r.b]) for r in reviews
+                     if r.a in ids and r.b in ids and ids[r.a] != ids[r.b]]
+            differ = await self._differing(conn, [(a, b) for _, a, b in apart])
+        return {review_id: d for (review_id, _, _), d in zip(apart, differ, strict=True) if d}
+
+    async def _differing(self, conn: asyncpg.Connection, children: Sequence[tuple[str, str]]
+                         ) -> Sequence[tuple[str, ...]]:
+        """For each pair of national children, the identifiers their records hold
+        differently (:func:`~protocol.matching.bulk.differing_identifiers`)."""
+        held: dict[str, list[IdentityFields]] = {}
+        # a record not resolved yet holds no child (None): it conflicts with none
+        for r in await self.store.holders(conn, sorted({n for pair in children for n in pair
+                                                        if n})):
+            held.setdefault(r["national_id"], []).append(identity_of(r))
+        return [differing_identifiers(held.get(a, []), held.get(b, [])) for a, b in children]
 
     async def link(self, review_id: int, actor: Actor, decider: Viewer, *,
                    identifier_conflict_confirmed: bool = False) -> Decided:
@@ -211,8 +218,7 @@ class ReviewService:
                         f"review {review_id}: a person separated a record of one of these "
                         "children from one of the other, and that decision stands",
                         code=ErrorCode.REVIEW_DECIDED)
-                held = _by_child(await self.store.holders(conn, [a_id, b_id]))
-                conflict = differing_identifiers(held.get(a_id, []), held.get(b_id, []))
+                (conflict,) = await self._differing(conn, [(a_id, b_id)])
                 if conflict and not identifier_conflict_confirmed:
                     raise ConflictError(
                         f"review {review_id}: the two children's records hold different "
@@ -386,14 +392,6 @@ class ReviewService:
 
 
 Shielding = dict[RecordKey, tuple[str, ...]]  # record → the councils shielding it
-
-
-def _by_child(rows: Sequence[asyncpg.Record]) -> dict[str, list[IdentityFields]]:
-    """Records (``ResolutionStore.holders``' rows) by the national child holding them."""
-    out: dict[str, list[IdentityFields]] = {}
-    for r in rows:
-        out.setdefault(r["national_id"], []).append(identity_of(r))
-    return out
 
 
 def _pair_disclosure(shielding: Shielding, a: RecordKey, b: RecordKey) -> Disclosure:
