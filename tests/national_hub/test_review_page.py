@@ -214,6 +214,9 @@ async def test_linking_children_with_different_nhs_numbers_is_confirmed_first(
         " WHERE convert_from(entry, 'UTF8') LIKE '%\"review.link\"%'")))
     assert entry["parameters"]["identifier_conflict_confirmed"] == ["nhs_number"]
     assert "4010232137" not in json.dumps(entry) and "9434765919" not in json.dumps(entry)
+    # the person decided: an update of the record does not take it out of the child again
+    await federation[1].send(child("A2", nhs="4010232137", postcode="BN1 1AB"))
+    assert {k: v[0] for k, v in (await state(hub)).items()} == {k: v[0] for k, v in after.items()}
 
 
 async def test_a_conflicting_link_is_ticked_in_the_browser(federation: Federation,  # noqa: F811
