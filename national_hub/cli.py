@@ -361,16 +361,20 @@ def review_list(obj: Context, status_: str, limit: int, as_json: bool) -> None:
                    f"\t{float(why.get('total', r.score)):.1f}\t{r.status}\t{fields}")
 
 
-def _decide(obj: Context, review_id: int, how: str, for_council: str) -> None:
+def _decide(obj: Context, review_id: int, how: str, for_council: str,
+            confirmed: bool = False) -> None:
     """An operator records the decision of ``for_council``'s index team: the same rules
     as ``POST /review/N`` for that team (a council of the pair; a shielded pair separated
-    only by the shielding council), audited as the operating-system user, role operator,
-    acting for that council."""
+    only by the shielding council; a link of children holding different NHS numbers or
+    UPNs only confirmed), audited as the operating-system user, role operator, acting
+    for that council."""
     async def go() -> Decided:
         async with obj.services() as services:
-            service = services.review
-            decide = service.link if how == "link" else service.separate
-            return await decide(review_id, cli_actor(), Viewer(Role.INDEX_TEAM, for_council))
+            service, team = services.review, Viewer(Role.INDEX_TEAM, for_council)
+            if how == "link":
+                return await service.link(review_id, cli_actor(), team,
+                                          identifier_conflict_confirmed=confirmed)
+            return await service.separate(review_id, cli_actor(), team)
 
     decided = common.run(go())
     a_id, b_id = decided.national_ids
@@ -388,9 +392,12 @@ _FOR_COUNCIL = click.option(
                              "Also reverses an earlier separation.")
 @click.argument("review_id", type=common.ROW_ID)
 @_FOR_COUNCIL
+@click.option("--confirm-identifier-conflict", "confirmed", is_flag=True,
+              help="The council checked that the two children are one although their "
+                   "records hold different NHS numbers or UPNs (refused without it).")
 @click.pass_obj
-def review_link(obj: Context, review_id: int, for_council: str) -> None:
-    _decide(obj, review_id, "link", for_council)
+def review_link(obj: Context, review_id: int, for_council: str, confirmed: bool) -> None:
+    _decide(obj, review_id, "link", for_council, confirmed)
 
 
 @review.command("separate", help="The pair are two children: never link them. "

@@ -64,6 +64,9 @@ class ErrorCode(StrEnum):
     STALE_VERSION = "stale_version"
     # national identity resolution (national_hub)
     REVIEW_DECIDED = "review_decided"
+    # a link that merges children whose records hold different NHS numbers or UPNs,
+    # asked without the person's confirmation that they checked
+    IDENTIFIER_CONFLICT = "identifier_conflict"
     TOO_FEW_RECORDS = "too_few_records"  # a model cannot be trained from so few records
     # audit witnesses (docs/audit.md): a cosignature that does not verify, or names a
     # checkpoint the hub never signed

@@ -11,6 +11,11 @@ again), which says what was recorded and offers **Undo** (``POST /review/N/undo`
 the pair goes back in the queue, apart, audited as ``review.undo``). The decided pairs
 listed below the queue can be undone too, or decided the other way by posting.
 
+A pair whose link would make one child of two whose records hold different NHS
+numbers or pupil numbers says so (a warning naming the kinds, never the values), and
+its link needs a ticked confirmation: without it the confirmation page comes back
+with an error summary (409 ``identifier_conflict``), nothing decided.
+
 Only the ``index_team`` role, and only pairs with a record of its own council (the
 review service refuses a third council's decision with 403 ``forbidden``, and a
 separation of a shielded child by any council but the shielding one). A pair with a
@@ -33,7 +38,7 @@ from national_hub.services.review import RecordKey, ReviewRow, Shown
 from protocol import identifiers
 from protocol.disclosure import Viewer
 from protocol.errors import ErrorCode, NotFoundError, SignpostError
-from protocol.matching.words import described
+from protocol.matching.words import conflict_in_words, described
 from server_common import pages
 from server_common.accounts import Role, principal, require_roles
 from server_common.audit.entry import Actor, AuditEntry
@@ -48,6 +53,8 @@ CONSEQUENCES = {
                 "You can undo this straight afterwards."}
 STATUS_WORDS = {"linked": "the same child", "separated": "different children"}
 PURPOSE = "identity resolution review"
+CONFIRM_CONFLICT = "confirm_identifier_conflict"  # the link form's checkbox: "yes" when ticked
+CONFIRM_ERROR = "Confirm that you have checked these records are the same child"
 
 
 def _day(value: Any) -> str:
@@ -88,10 +95,12 @@ def _heading(key: RecordKey, names: dict[str, str], shown: Shown) -> str:
 
 def _pair(review: ReviewRow, rows: dict[RecordKey, asyncpg.Record], own: str,
           names: dict[str, str], explanation: dict[str, Any],
-          shown: Shown) -> dict[str, Any]:
+          shown: Shown, conflict: Sequence[str] = ()) -> dict[str, Any]:
     return {"id": review.id,
             "records": [_record(key, rows.get(key), own, names, shown)
                         for key in (review.a, review.b)],
+            # which kinds of identifier differ, not whose: no council, record or value
+            "conflict": conflict_in_words(conflict) if conflict else None,
             **described(explanation)}
 
 
@@ -139,11 +148,13 @@ async def _queue_page(request: web.Request, error: str = "", code: str = "",
     names = await request.app[k.COUNCILS].names()
     decided = await service.decided_for(own)
     shown = await service.shown_of([*(r for r, _, _ in queue), *decided], Viewer.of(who))
+    conflicts = await service.conflicts([r for r, _, _ in queue])
     return pages.render(request, "review.html", {
         "title": "Pairs to decide" + (" (error)" if error else ""),
         "council": names.get(own, own),
         "waiting": await service.waiting(own),
-        "pairs": [_pair(r, rows, own, names, why, shown) for r, rows, why in queue],
+        "pairs": [_pair(r, rows, own, names, why, shown, conflicts.get(r.id, ()))
+                  for r, rows, why in queue],
         "decided": [{"id": r.id, "status": STATUS_WORDS.get(r.status, r.status),
                      # who decided may name a council the viewer may not see
                      "by": (r.decided_by or "Not recorded")
@@ -163,29 +174,45 @@ async def review_page(request: web.Request) -> web.Response:
 @require_roles(Role.INDEX_TEAM)
 async def confirm_page(request: web.Request) -> web.Response:
     """"Are you sure?": the pair again, and the form that records the decision."""
-    who = principal(request)
-    own = who.council or ""
-    review_id = int(request.match_info["review_id"])
     decision = request.query.get("decision", "")
     if decision not in DECISIONS:
         return await _queue_page(request, error="Choose whether the records are the same "
                                  "child or different children.",
                                  code=str(ErrorCode.INVALID_FIELD), status=400)
-    queue = [q for q in await request.app[k.REVIEW].queue_for(own, Viewer.of(who))
-             if q[0].id == review_id]
+    return await _confirm_page(request, int(request.match_info["review_id"]), decision)
+
+
+async def _confirm_page(request: web.Request, review_id: int, decision: str,
+                        refused: SignpostError | None = None) -> web.Response:
+    """The confirmation page, or again with the error summary when a link of children
+    holding different identifiers was posted unconfirmed (``refused``)."""
+    who = principal(request)
+    own = who.council or ""
+    service = request.app[k.REVIEW]
+    queue = [q for q in await service.queue_for(own, Viewer.of(who)) if q[0].id == review_id]
     if not queue:
+        if refused is not None:  # a decided pair posted the other way: the list says why
+            return await _queue_page(request, error=refused.message, code=str(refused.code),
+                                     status=refused.status)
         return await _queue_page(request, error=f"Pair {review_id} is not waiting for "
                                  "your council's decision.", code=str(ErrorCode.NOT_FOUND),
                                  status=404)
     await _audited_look(request, "review.pair", queue)
     names = await request.app[k.COUNCILS].names()
     (review, rows, why), = queue
-    shown = await request.app[k.REVIEW].shown_of([review], Viewer.of(who))
+    shown = await service.shown_of([review], Viewer.of(who))
+    conflict = (await service.conflicts([review])).get(review.id, ())
+    pair = _pair(review, rows, own, names, why, shown, conflict)
+    errors = [{"text": CONFIRM_ERROR, "href": "#" + CONFIRM_CONFLICT}
+              ] if refused is not None and conflict else []
     return pages.render(request, "review_confirm.html", {
         "title": f"Are these {DECISIONS[decision]}? Pair {review_id}",
-        "pair": _pair(review, rows, own, names, why, shown),
-        "decision": decision, "decision_words": DECISIONS[decision],
-        "consequence": CONSEQUENCES[decision]})
+        "pair": pair, "decision": decision, "decision_words": DECISIONS[decision],
+        "consequence": CONSEQUENCES[decision],
+        # a link of two children holding different identifiers is ticked as checked
+        "confirm_conflict": decision == "link" and bool(conflict),
+        "errors": errors, "error_code": str(refused.code) if refused else None},
+        status=refused.status if refused is not None else 200)
 
 
 def _decided_at(review_id: int, kind: str) -> web.Response:
@@ -208,11 +235,14 @@ async def decide(request: web.Request) -> web.Response:
     service = request.app[k.REVIEW]
     try:
         # who may decide is the review service's rule (the command line's too)
-        await (service.link(review_id, actor, Viewer.of(who)) if decision == "link"
-               else service.separate(review_id, actor, Viewer.of(who)))
+        await (service.link(review_id, actor, Viewer.of(who),
+                            identifier_conflict_confirmed=form.get(CONFIRM_CONFLICT) == "yes")
+               if decision == "link" else service.separate(review_id, actor, Viewer.of(who)))
     except SignpostError as exc:
         if exc.code == ErrorCode.UNAVAILABLE:
             raise
+        if exc.code == ErrorCode.IDENTIFIER_CONFLICT:
+            return await _confirm_page(request, review_id, "link", refused=exc)
         return await _queue_page(request, error=exc.message, code=str(exc.code),
                                  status=exc.status)
     return _decided_at(review_id, "decided")

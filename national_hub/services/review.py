@@ -3,7 +3,10 @@
 A person decides each grey-zone pair. **link** merges the two national children: the
 older id survives, the other redirects to it and is never used again. **separate**
 keeps them apart, splitting them first if they share a child; the resolver never
-links a separated pair again, through later updates or re-resolution. Each decision
+links a separated pair again, through later updates or re-resolution. A link that
+would make one child of two whose records hold different NHS numbers or UPNs (the
+resolver's hard rule: ``identifiers_differ``) needs the person to confirm it; without
+that it is refused, 409 ``identifier_conflict``, nothing changed. Each decision
 is audited in its own transaction (the audit log fails closed), with every child id
 it touched (both records' national ids before and after).
 
@@ -37,6 +40,9 @@ from national_hub.storage.review_queue import ReviewQueueStore, ReviewRow
 from national_hub.storage.shielding import ShieldingStore
 from protocol.disclosure import Disclosure, Viewer
 from protocol.errors import AuthError, ConflictError, ErrorCode, NotFoundError
+from protocol.matching import IdentityFields
+from protocol.matching.bulk import differing_identifiers
+from protocol.matching.words import DIFFERING_WORDS
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
 
@@ -142,14 +148,44 @@ class ReviewService:
             raise NotFoundError(f"no review {review_id}")
         return review
 
-    async def link(self, review_id: int, actor: Actor, decider: Viewer) -> Decided:
-        return await self._decide(review_id, actor, decider, "linked")
+    async def conflicts(self, reviews: Sequence[ReviewRow]) -> dict[int, tuple[str, ...]]:
+        """For each pair whose link would make one child of two whose records hold
+        different NHS numbers or UPNs: which (``"nhs_number"``, ``"upn"``). What the
+        review screen warns of; the decision asks again under its locks."""
+        keys = sorted({k for r in reviews for k in (r.a, r.b)})
+        async with self.pool.acquire() as conn:
+            ids = {(r["council_code"], r["local_id"]): r["national_id"]
+                   for r in await self.store.identities(conn, keys)}
+            apart = [(r.id, ids[r.a], ids[r.b]) for r in reviews
+                     if r.a in ids and r.b in ids and ids[r.a] != ids[r.b]]
+            differ = await self._differing(conn, [(a, b) for _, a, b in apart])
+        return {review_id: d for (review_id, _, _), d in zip(apart, differ, strict=True) if d}
+
+    async def _differing(self, conn: asyncpg.Connection, children: Sequence[tuple[str, str]]
+                         ) -> Sequence[tuple[str, ...]]:
+        """For each pair of national children, the identifiers their records hold
+        differently (:func:`~protocol.matching.bulk.differing_identifiers`)."""
+        held: dict[str, list[IdentityFields]] = {}
+        # a record not resolved yet holds no child (None): it conflicts with none
+        for r in await self.store.holders(conn, sorted({n for pair in children for n in pair
+                                                        if n})):
+            held.setdefault(r["national_id"], []).append(identity_of(r))
+        return [differing_identifiers(held.get(a, []), held.get(b, [])) for a, b in children]
+
+    async def link(self, review_id: int, actor: Actor, decider: Viewer, *,
+                   identifier_conflict_confirmed: bool = False) -> Decided:
+        """Link the pair: refused with 409 ``identifier_conflict`` if it would make one
+        child of two holding different NHS numbers or UPNs, unless the person confirmed
+        it (``identifier_conflict_confirmed``; the audit entry then says which)."""
+        return await self._decide(review_id, actor, decider, "linked",
+                                  identifier_conflict_confirmed)
 
     async def separate(self, review_id: int, actor: Actor, decider: Viewer) -> Decided:
         return await self._decide(review_id, actor, decider, "separated")
 
     async def _decide(self, review_id: int, actor: Actor, decider: Viewer,
-                      status: str) -> Decided:
+                      status: str, identifier_conflict_confirmed: bool = False) -> Decided:
+        conflict: tuple[str, ...] = ()
         async with self.pool.acquire() as conn, conn.transaction():
             # The resolver's lock first (it writes the review queue under it), then,
             # like the resolver, the row locks of the councils whose records change.
@@ -182,6 +218,14 @@ class ReviewService:
                         f"review {review_id}: a person separated a record of one of these "
                         "children from one of the other, and that decision stands",
                         code=ErrorCode.REVIEW_DECIDED)
+                (conflict,) = await self._differing(conn, [(a_id, b_id)])
+                if conflict and not identifier_conflict_confirmed:
+                    raise ConflictError(
+                        f"review {review_id}: the two children's records hold different "
+                        f"{' and '.join(DIFFERING_WORDS[c] for c in conflict)}; link them "
+                        "only with the confirmation that someone checked",
+                        code=ErrorCode.IDENTIFIER_CONFLICT,
+                        detail={"identifiers": list(conflict)})
                 created = await self.store.created(conn, [a_id, b_id])
                 survivor, retired = sorted((a_id, b_id), key=lambda n: (created[n], n))
                 await self.store.merge(conn, retired, survivor)
@@ -205,7 +249,10 @@ class ReviewService:
                      "score": review.score, "for_council": decider.council,
                      "previous": review.status,
                      "before": {"a": before[0], "b": before[1]},
-                     "after": {"a": a_id, "b": b_id}},
+                     "after": {"a": a_id, "b": b_id},
+                     # the kinds only: the values are the records', not the decision's
+                     **({"identifier_conflict_confirmed": list(conflict)} if conflict
+                        else {})},
                     # every child the decision touched: both records' ids before and after
                     child_ids=sorted({i for i in (*before, a_id, b_id) if i})))
             decided = await self.reviews.get_review(conn, review_id)

@@ -18,7 +18,7 @@ its own name rather than refused: the screen must still show the pair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 FIELD_LABELS = {
@@ -79,6 +79,23 @@ RULE_WORDS = {
                             "a different NHS number or pupil number. Check which child it "
                             "is before joining them.",
 }
+
+# Identifiers the records of two children hold differently, as a person is warned
+# before making them one child (national_hub.services.review: ReviewService.conflicts)
+DIFFERING_WORDS = {"nhs_number": "NHS numbers", "upn": "pupil numbers"}
+
+
+def conflict_in_words(identifiers: Sequence[str]) -> str:
+    """What linking a pair would join, in words: which identifiers the two children's
+    records hold differently (their kinds, never their values).
+
+        >>> conflict_in_words(["nhs_number"])
+        "These records' children have different NHS numbers."
+        >>> conflict_in_words(["nhs_number", "upn"])
+        "These records' children have different NHS numbers and pupil numbers."
+    """
+    kinds = " and ".join(DIFFERING_WORDS.get(i, i.replace("_", " ")) for i in identifiers)
+    return f"These records' children have different {kinds}."
 
 
 def in_words(field: str, level: str) -> tuple[str, str]:

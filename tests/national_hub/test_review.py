@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -237,8 +238,14 @@ async def test_explain_shows_each_field_and_the_thresholds(federation: Federatio
                                              + sum(f["weight"] for f in partner["fields"]))
 
 
-async def test_review_cli_lists_links_and_separates(make_database: DatabaseFactory,
-        tmp_path: Path) -> None:
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@asynccontextmanager
+async def cli_hub(make_database: DatabaseFactory, tmp_path: Path
+                  ) -> AsyncIterator[tuple[Run, asyncpg.Connection]]:
+    """A hub's database, upgraded, with East Sussex and Telford enrolled: how to run
+    ``national-hub`` against it, and a connection to it."""
     url = await make_database()
     env = dict(os.environ) | {"NATIONAL_HUB__DATABASE__URL": url,
                               "NATIONAL_HUB__HUB__KEY_FILE": str(tmp_path / "hub" / "k.pem")}
@@ -250,9 +257,17 @@ async def test_review_cli_lists_links_and_separates(make_database: DatabaseFacto
     assert run("db", "upgrade").returncode == 0
     conn = await asyncpg.connect(url)
     try:
+        await conn.execute("INSERT INTO councils (code, name) VALUES"
+                           " ('E10000011', 'East Sussex'), ('E06000020', 'Telford')")
+        yield run, conn
+    finally:
+        await conn.close()
+
+
+async def test_review_cli_lists_links_and_separates(make_database: DatabaseFactory,
+        tmp_path: Path) -> None:
+    async with cli_hub(make_database, tmp_path) as (run, conn):
         await conn.execute(
-            "INSERT INTO councils (code, name) VALUES ('E10000011', 'East Sussex'),"
-            " ('E06000020', 'Telford');"
             "INSERT INTO national_children (national_id, created_at) VALUES"
             " ('NCOLD', now() - interval '1 day'), ('NCNEW', now()), ('NCX', now()),"
             " ('NCY', now());"
@@ -299,5 +314,39 @@ async def test_review_cli_lists_links_and_separates(make_database: DatabaseFacto
             ("operator", "E10000011"), ("operator", "E06000020")]
         # both records' national ids, before and after the merge
         assert set(entries[0]["child_ids"]) == {"NCOLD", "NCNEW"}
-    finally:
-        await conn.close()
+
+
+async def test_review_cli_links_children_with_different_nhs_numbers_only_confirmed(
+        make_database: DatabaseFactory, tmp_path: Path) -> None:
+    async with cli_hub(make_database, tmp_path) as (run, conn):
+        # NCOLD holds A1 (NHS number 943 476 5919, spaced) and A3 (none); NCNEW holds B1
+        # (another NHS number, and the same UPN in lower case): the pair is B1 and A3
+        await conn.execute(
+            "INSERT INTO national_children (national_id, created_at) VALUES"
+            " ('NCOLD', now() - interval '1 day'), ('NCNEW', now());"
+            "INSERT INTO records (council_code, local_id, version, record, batch_seq,"
+            " national_id, link_status, given_name, family_name, dob, nhs_number, upn)"
+            " VALUES ('E10000011', 'A1', 1, '\\x00', 1, 'NCOLD', 'linked', 'Lily', 'Hart',"
+            "  '2016-02-09', '943 476 5919', 'Z846203417010'),"
+            " ('E10000011', 'A3', 1, '\\x00', 1, 'NCOLD', 'review', 'Lily', 'Hart',"
+            "  '2016-02-09', NULL, NULL),"
+            " ('E06000020', 'B1', 1, '\\x00', 1, 'NCNEW', 'review', 'Lily', 'Hart',"
+            "  '2016-02-09', '4010232137', 'z846203417010');"
+            "INSERT INTO review_queue (council_a, local_id_a, council_b, local_id_b, score,"
+            " explanation) VALUES ('E06000020', 'B1', 'E10000011', 'A3', 2.5, '{}')")
+        review_id = str(await conn.fetchval("SELECT id FROM review_queue"))
+        refused = run("review", "link", review_id, "--for-council", "E10000011")
+        assert refused.returncode == 1 and "identifier_conflict" in refused.stderr
+        assert "NHS numbers" in refused.stderr and "pupil" not in refused.stderr
+        assert await conn.fetchval("SELECT status FROM review_queue") == "open"
+        assert await conn.fetchval("SELECT national_id FROM records"
+                                   " WHERE local_id = 'B1'") == "NCNEW"
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 0
+        linked = run("review", "link", review_id, "--for-council", "E10000011",
+                     "--confirm-identifier-conflict")
+        assert linked.returncode == 0, linked.stderr
+        assert "E06000020/B1 -> NCOLD" in linked.stdout
+        (entry,) = [json.loads(bytes(r["entry"]))
+                    for r in await conn.fetch("SELECT entry FROM audit_log")]
+        assert entry["action"] == "review.link"
+        assert entry["parameters"]["identifier_conflict_confirmed"] == ["nhs_number"]

@@ -9,6 +9,10 @@ journey visits passes axe and fits 320 px; screenshots are kept."""
 
 from __future__ import annotations
 
+import html
+import json
+import re
+
 import aiohttp
 import asyncpg
 from playwright.async_api import Browser, Page, expect
@@ -21,6 +25,7 @@ from tests.national_hub.test_review import (
     GREY_B,
     TFW,
     Federation,
+    child,
     federation,  # noqa: F401 (a fixture)
     open_reviews,
     redirect,
@@ -153,6 +158,87 @@ async def test_bad_decisions_are_refused_with_their_codes(federation: Federation
                                     allow_redirects=False) as resp:
                 assert resp.status == status, (path, await resp.text())
                 assert f'data-code="{code}"' in await resp.text()
+
+
+async def conflicting_pair(federation: Federation) -> int:  # noqa: F811
+    """Lilly at Telford joined East Sussex's Lily (NHS number ...919); a second Lily at
+    East Sussex with NHS number ...137 matches Lilly as well as the first did, but waits
+    for a person: her child and theirs hold different NHS numbers. The pair's id."""
+    hub, esx, tfw = federation
+    await esx.send(child("A1", nhs="9434765919"))
+    await tfw.send(child("B1", given="Lilly", postcode="TF1 2AB"))
+    await esx.send(child("A2", nhs="4010232137"))
+    (queued,) = await open_reviews(hub)
+    assert {(queued["council_a"], queued["local_id_a"]),
+            (queued["council_b"], queued["local_id_b"])} == {(ESX, "A2"), (TFW, "B1")}
+    return int(queued["id"])
+
+
+async def test_linking_children_with_different_nhs_numbers_is_confirmed_first(
+        federation: Federation) -> None:  # noqa: F811
+    """The screen says the pair's children hold different NHS numbers, and a link
+    without the box ticked is refused, nothing changed or audited."""
+    hub = federation[0]
+    pair_id = await conflicting_pair(federation)
+    before = await state(hub)
+    assert before[(ESX, "A2")][0] != before[(TFW, "B1")][0] == before[(ESX, "A1")][0]
+    warning = "children have different NHS numbers."
+    url = f"{hub.url}/review/{pair_id}"
+    async with aiohttp.ClientSession(headers=await hub.as_role(Role.INDEX_TEAM, ESX)) as http:
+        async with http.get(hub.url + "/review") as resp:
+            listed = await resp.text()
+            assert resp.status == 200 and warning in listed and "pupil numbers" not in listed
+            # the kind of identifier, not its values nor where the other records are
+            (said,) = re.findall(r'app-conflict">(.*?)</div>', listed, re.S)
+            assert not re.search(r"\d|Sussex|Telford", html.unescape(said)), said
+        async with http.get(url + "?decision=separate") as resp:
+            assert warning in await resp.text()
+            assert "confirm_identifier_conflict" not in await resp.text()  # nothing to tick
+        async with http.get(url + "?decision=link") as resp:
+            assert 'name="confirm_identifier_conflict"' in await resp.text()
+        async with http.post(url, data={"decision": "link"}, allow_redirects=False) as resp:
+            body = await resp.text()
+            assert resp.status == 409, body
+            assert "govuk-error-summary" in body and 'data-code="identifier_conflict"' in body
+            assert 'href="#confirm_identifier_conflict"' in body
+            assert 'name="confirm_identifier_conflict"' in body and warning in body
+        assert await state(hub) == before and len(await open_reviews(hub)) == 1
+        assert await audited(hub, "review.link") == 0
+        async with http.post(url, data={"decision": "link", "confirm_identifier_conflict": "yes"},
+                             allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+    after = await state(hub)
+    assert after[(ESX, "A2")][0] == after[(TFW, "B1")][0] == after[(ESX, "A1")][0]
+    entry = json.loads(str(await hub.fetchval(
+        "SELECT convert_from(entry, 'UTF8') FROM audit_log"
+        " WHERE convert_from(entry, 'UTF8') LIKE '%\"review.link\"%'")))
+    assert entry["parameters"]["identifier_conflict_confirmed"] == ["nhs_number"]
+    assert "4010232137" not in json.dumps(entry) and "9434765919" not in json.dumps(entry)
+    # the person decided: an update of the record does not take it out of the child again
+    await federation[1].send(child("A2", nhs="4010232137", postcode="BN1 1AB"))
+    assert {k: v[0] for k, v in (await state(hub)).items()} == {k: v[0] for k, v in after.items()}
+
+
+async def test_a_conflicting_link_is_ticked_in_the_browser(federation: Federation,  # noqa: F811
+                                                           browser: Browser) -> None:
+    hub = federation[0]
+    pair_id = await conflicting_pair(federation)
+    page = await browser.new_page()
+    await sign_in(page, hub.url, "/review", "ann", Role.INDEX_TEAM, hub.pool, council=ESX)
+    pair = page.locator(f'section.app-review[data-review="{pair_id}"]')
+    await expect(pair.locator(".app-conflict")).to_contain_text(
+        "These records' children have different NHS numbers.")
+    await pair.locator("a[data-decision=link]").click()
+    await page.click("#confirm")  # the box not ticked
+    await expect(page.locator(".govuk-error-summary")).to_contain_text(
+        "Confirm that you have checked these records are the same child")
+    await expect(page).to_have_title(re.compile("^Error: "))
+    await check_page(page, "hub-review-conflict-refused")
+    assert await audited(hub, "review.link") == 0
+    await page.check("#confirm_identifier_conflict")
+    await page.click("#confirm")
+    await expect(page).to_have_url(f"{hub.url}/review?decided={pair_id}")
+    assert await audited(hub, "review.link") == 1
 
 
 async def tab_to(page: Page, selector: str, most: int = 80) -> None:
