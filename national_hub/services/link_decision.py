@@ -43,7 +43,7 @@ from protocol.matching.arrays import among, first_occurrences
 from protocol.matching.blocking import memberships, pairs_across, pairs_within
 from protocol.matching.bulk import Columns
 from protocol.matching.bulk_score import DECISIONS, score_columns, worth_scoring
-from protocol.matching.compare import valid_nhs_number, valid_upn
+from protocol.matching.child_identifiers import Identifier, differing_kinds, identifiers_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class Gathered:
     created: Mapping[str, datetime] = field(default_factory=dict)  # national id -> when
     # national id -> the valid NHS numbers and UPNs its records outside the chunk hold,
     # as ("nhs_number", number) and ("upn", upn): all of them, key shared or not
-    identifiers: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    identifiers: Mapping[str, frozenset[Identifier]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -225,9 +225,9 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         return bool(apart) and bool(apart & g.holders.get(nid, set())
                                     or apart & joined.get(nid, set()))
 
-    joined_ids: dict[str, set[tuple[str, str]]] = {}  # ... and their identifiers
+    joined_ids: dict[str, set[Identifier]] = {}  # ... and their identifiers
 
-    def identifiers_held(nid: str) -> AbstractSet[tuple[str, str]]:
+    def identifiers_held(nid: str) -> AbstractSet[Identifier]:
         return g.identifiers.get(nid, frozenset()) | joined_ids.get(nid, set())
 
     new_order: dict[str, int] = {}
@@ -272,13 +272,13 @@ def decide_links(g: Gathered, model: Model, across: Model, tf: TermFrequencies |
         # still joins: they decided.
         mine = identifiers_of(c.fields.nhs_number, c.fields.upn)
         kept_apart = {nid for _, nid, _ in links + greys
-                      if mine and conflict(mine, identifiers_held(nid))}
+                      if mine and differing_kinds(mine, identifiers_held(nid))}
         targets = {nid for _, nid, k in links if not held_apart(nid, apart)
                    and (nid not in kept_apart or linked[k])}
         torn: set[str] = set()  # the children it matched, none clearly best
         if (len(targets) > 1
                 and not any(linked[k] for _, nid, k in links if nid in targets)
-                and any(conflict(identifiers_held(x), identifiers_held(y))
+                and any(differing_kinds(identifiers_held(x), identifiers_held(y))
                         for x, y in itertools.combinations(sorted(targets), 2))):
             targets, torn = _clear_choice(targets, [(nid, k) for _, nid, k in links], totals)
         decided_by[c.local_id] = model.version
@@ -328,21 +328,3 @@ def _clear_choice(targets: set[str], links: list[tuple[str, int]], totals: list[
     if first - second >= CLEAR_CHOICE_BITS:
         return {max(best, key=best.__getitem__)}, set()
     return set(), targets
-
-
-Identifiers = frozenset[tuple[str, str]]
-
-
-def identifiers_of(nhs_number: str | None, upn: str | None) -> Identifiers:
-    """A record's valid NHS number and UPN, as ``Gathered.identifiers`` holds them
-    (an invalid one is none, as the matching's hard rule has it)."""
-    nhs = valid_nhs_number(nhs_number) if nhs_number else None
-    upn = valid_upn(upn) if upn else None
-    return frozenset({*((("nhs_number", nhs),) if nhs else ()),
-                      *((("upn", upn),) if upn else ())})
-
-
-def conflict(x: AbstractSet[tuple[str, str]], y: AbstractSet[tuple[str, str]]) -> bool:
-    """Whether one side holds an NHS number (or a UPN) the other holds another of."""
-    return any(kind == other_kind and value != other_value
-               for kind, value in x for other_kind, other_value in y)

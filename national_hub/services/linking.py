@@ -44,7 +44,6 @@ from national_hub.services.link_decision import (
     Other,
     decide_links,
     explain,
-    identifiers_of,
 )
 from national_hub.storage.models import ModelStore
 from national_hub.storage.records import RecordStore
@@ -61,6 +60,7 @@ from protocol.matching import (
     normalise_name,
     score,
 )
+from protocol.matching.child_identifiers import Identifier, identifiers_of
 from protocol.matching.frequencies import TF_FIELDS, postcode_key
 from protocol.matching.location import normalise_address
 
@@ -344,7 +344,7 @@ class Linker:
         current = {c.current_id for c in candidates if c.current_id}
         known_ids = sorted({o.national_id for o in others.values()} | current)
         holders: dict[str, set[RecordKey]] = {}  # an id nobody else holds is absent
-        identifiers: dict[str, set[tuple[str, str]]] = {}
+        identifiers: dict[str, set[Identifier]] = {}
         for row in await self.records.holders_of(conn, known_ids):
             rk = (row["council_code"], row["local_id"])
             if rk not in mine:

@@ -5,7 +5,7 @@ older id survives, the other redirects to it and is never used again. **separate
 keeps them apart, splitting them first if they share a child; the resolver never
 links a separated pair again, through later updates or re-resolution. A link that
 would make one child of two whose records hold different NHS numbers or UPNs (the
-resolver's hard rule: ``identifiers_differ``) needs the person to confirm it; without
+resolver's rule: ``protocol.matching.child_identifiers``) needs the person to confirm it; without
 that it is refused, 409 ``identifier_conflict``, nothing changed. Each decision
 is audited in its own transaction (the audit log fails closed), with every child id
 it touched (both records' national ids before and after).
@@ -41,7 +41,7 @@ from national_hub.storage.shielding import ShieldingStore
 from protocol.disclosure import Disclosure, Viewer
 from protocol.errors import AuthError, ConflictError, ErrorCode, NotFoundError
 from protocol.matching import IdentityFields
-from protocol.matching.bulk import differing_identifiers
+from protocol.matching.child_identifiers import differing_identifiers
 from protocol.matching.words import DIFFERING_WORDS
 from server_common.audit.entry import Actor, AuditEntry
 from server_common.audit.service import AuditLog
@@ -164,7 +164,7 @@ class ReviewService:
     async def _differing(self, conn: asyncpg.Connection, children: Sequence[tuple[str, str]]
                          ) -> Sequence[tuple[str, ...]]:
         """For each pair of national children, the identifiers their records hold
-        differently (:func:`~protocol.matching.bulk.differing_identifiers`)."""
+        differently (:func:`~protocol.matching.child_identifiers.differing_identifiers`)."""
         held: dict[str, list[IdentityFields]] = {}
         # a record not resolved yet holds no child (None): it conflicts with none
         for r in await self.store.holders(conn, sorted({n for pair in children for n in pair

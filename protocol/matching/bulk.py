@@ -424,41 +424,6 @@ def upn_levels(c: Columns, a: Ints, b: Ints) -> Ints:
     return _identifier_levels(c.upn_raw[a], c.upn_raw[b], c.upn[a], c.upn[b])
 
 
-def identifiers_differ(c: Columns, a: Ints, b: Ints) -> npt.NDArray[np.bool_]:
-    """Pairs whose NHS numbers or UPNs disagree: the hard rule that says two records
-    are two children whatever else they share (``scoring.hard_rules``' first two)."""
-    return np.asarray((nhs_levels(c, a, b) == IdentifierLevel.DISAGREE)
-                      | (upn_levels(c, a, b) == IdentifierLevel.DISAGREE))
-
-
-def differing_identifiers(left: Sequence[IdentityFields],
-                          right: Sequence[IdentityFields]) -> tuple[str, ...]:
-    """Which identifiers, ``"nhs_number"`` and ``"upn"``, of a record of ``left`` and one
-    of ``right`` differ as :func:`identifiers_differ` compares them (an NHS number's
-    spaces and a UPN's case do not count; a missing or invalid one differs from none):
-    the records of two children a person is about to make one.
-
-        >>> from dataclasses import replace
-        >>> from datetime import date
-        >>> one = IdentityFields("Ada", "Nwosu", date(2019, 5, 1), nhs_number="943 476 5919")
-        >>> differing_identifiers([one], [replace(one, nhs_number="9434765919")])
-        ()
-        >>> differing_identifiers([one], [replace(one, nhs_number="4010232137")])
-        ('nhs_number',)
-    """
-    # one record of each pair of identifiers a side holds: a child's many records
-    # mostly repeat them, and every record of one side is compared with every other's
-    sides = [list({(r.nhs_number, r.upn): r for r in side if r.nhs_number or r.upn}.values())
-             for side in (left, right)]
-    n, m = len(sides[0]), len(sides[1])
-    if not n or not m:
-        return ()
-    c = Columns.of([*sides[0], *sides[1]])
-    a, b = np.repeat(np.arange(n), m), np.tile(np.arange(n, n + m), n)
-    return tuple(name for name, levels in (("nhs_number", nhs_levels), ("upn", upn_levels))
-                 if bool(np.any(levels(c, a, b) == IdentifierLevel.DISAGREE)))
-
-
 # Each field's levels for pairs of records, by field name (``FIELDS`` has them in order).
 FIELD_LEVELS: dict[str, Callable[[Columns, Ints, Ints], Ints]] = {
     "given_name": given_levels, "other_given_names": other_given_levels,

@@ -22,7 +22,6 @@ from national_hub.services.link_decision import (
     Other,
     decide_links,
     explain,
-    identifiers_of,
     pair_of,
 )
 from national_hub.services.linking import across_councils, new_national_id
@@ -36,6 +35,7 @@ from protocol.matching import (
     blocking_keys,
     score,
 )
+from protocol.matching.child_identifiers import identifiers_of
 from tests import strategies
 
 AMELIA = IdentityFields("Amelia", "Okafor", date(2015, 3, 14), 2, postcode="BN1 1AA",

@@ -10,9 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.matching import DEFAULT_MODEL, IdentityFields, TermFrequencies, compare_all, score
-from protocol.matching.bulk import Columns, compare_pairs, differing_identifiers
+from protocol.matching.bulk import Columns, compare_pairs
 from protocol.matching.bulk_score import VETOES, ceilings, score_columns, worth_scoring
-from protocol.matching.compare import FIELDS, IdentifierLevel
 from tests import strategies
 
 ACROSS = replace(DEFAULT_MODEL, version="across", fields={
@@ -146,31 +145,3 @@ def test_no_pairs() -> None:
     scores = score_columns(Columns.of([]), np.array([], dtype=np.int64),
                            np.array([], dtype=np.int64), [DEFAULT_MODEL])
     assert len(scores) == 0
-
-
-@settings(max_examples=100, deadline=None)
-@given(pair_lists, st.integers(min_value=0, max_value=29))
-def test_differing_identifiers_equal_compare_all_over_every_pair(
-        pairs: list[tuple[IdentityFields, IdentityFields]], cut: int) -> None:
-    """Two children's records (one side of the pairs, split in two): which identifiers
-    disagree between a record of one and a record of the other, as ``compare_all`` says."""
-    records = [r for pair in pairs for r in pair]
-    left, right = records[:cut], records[cut:]
-    at = {name: FIELDS.index(name) for name in ("nhs_number", "upn")}
-    expected = tuple(name for name, i in at.items()
-                     if any(compare_all(x, y)[i] == IdentifierLevel.DISAGREE
-                            for x in left for y in right))
-    assert differing_identifiers(left, right) == expected
-
-
-def test_differing_identifiers_normalise_as_the_resolver_does() -> None:
-    ada = IdentityFields("Ada", "Nwosu", date(2019, 5, 1), 2, nhs_number="943 476 5919",
-                         upn="Z846203417010")
-    same = replace(ada, nhs_number="9434765919", upn="z846203417010")
-    assert differing_identifiers([ada], [same]) == ()
-    # an invalid or missing identifier is no evidence either way
-    assert differing_identifiers([ada], [replace(ada, nhs_number="1234567890", upn=None)]) == ()
-    other = replace(ada, nhs_number="4010232137")
-    assert differing_identifiers([ada, same], [replace(ada, nhs_number=None), other]) == (
-        "nhs_number",)
-    assert differing_identifiers([], [other]) == ()
