@@ -19,10 +19,12 @@ already has.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import operator
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,8 @@ from server_common.gc_pause import paused_gc
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5000
+# How often a load waiting for the next chunk's rows looks at how far the parse is.
+_PARSE_POLL_SECONDS = 0.02
 
 
 @dataclass(slots=True)
@@ -142,27 +146,54 @@ class IngestService:
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
-        parsed = parse_feed(feed, path, max_bytes=self.max_feed_bytes)
         model = await self.model()
-        report = IngestReport(feed=feed, errors=list(parsed.errors),
-                              warnings=list(parsed.warnings), refused=parsed.refused,
-                              model_version=model.version)
+        report = IngestReport(feed=feed, model_version=model.version)
+        # The file is parsed in a thread while the rows read so far are loaded, chunk by
+        # chunk, as they would be after it (the same chunks): the parse is Python's work
+        # while PostgreSQL writes a chunk. Its objects are freed by reference counting,
+        # so the cyclic collector is paused for it here, in the event loop's thread.
+        rows: list[FeedRow] = []
+        with ExitStack() as parse_pause:
+            parse_pause.enter_context(paused_gc())
+            parsing = asyncio.ensure_future(asyncio.to_thread(
+                parse_feed, feed, path, max_bytes=self.max_feed_bytes, into=rows,
+                pause_gc=False))
+            try:
+                start = 0
+                while True:
+                    if parsing.done():
+                        parse_pause.close()
+                        parsing.result()  # the parse's error, if it failed, before loading on
+                    elif len(rows) - start < self.chunk_rows:
+                        await asyncio.wait([parsing], timeout=_PARSE_POLL_SECONDS)
+                        continue
+                    chunk = rows[start:start + self.chunk_rows]
+                    if not chunk:
+                        break
+                    start += len(chunk)
+                    await self._ingest_in_transaction(feed, chunk, report, model)
+                    if progress is not None:
+                        progress(len(chunk))
+            finally:
+                await asyncio.wait([parsing])
+            parsed = parsing.result()
+        report.errors, report.warnings = list(parsed.errors), list(parsed.warnings)
+        report.refused = parsed.refused
         report.rows_read = 0 if parsed.refused else len(parsed.rows) + len(parsed.errors)
-        for start in range(0, len(parsed.rows), self.chunk_rows):
-            chunk = parsed.rows[start:start + self.chunk_rows]
-            # A chunk's objects are freed by reference counting; the cyclic collector
-            # would rescan every child and row held so far (a sixth of the CPU or more).
-            with paused_gc():
-                async with self.pool.acquire() as conn, conn.transaction():
-                    await self.children.lock_index(conn)
-                    await self._ingest_chunk(conn, feed, chunk, report, model)
-            if progress is not None:
-                progress(len(chunk))
         log.info("feed ingested", extra={k: v for k, v in asdict(report).items()
                                          if k not in ("errors", "warnings")}
                                       | {"errors": len(report.errors),
                                          "warnings": len(report.warnings)})
         return report
+
+    async def _ingest_in_transaction(self, feed: str, chunk: list[FeedRow],
+                                     report: IngestReport, model: Model) -> None:
+        # A chunk's objects are freed by reference counting; the cyclic collector
+        # would rescan every child and row held so far (a sixth of the CPU or more).
+        with paused_gc():
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self.children.lock_index(conn)
+                await self._ingest_chunk(conn, feed, chunk, report, model)
 
     async def _ingest_chunk(self, conn: asyncpg.Connection, feed: str, rows: list[FeedRow],
                             report: IngestReport, model: Model) -> None:
