@@ -305,7 +305,7 @@ class IngestService:
             if id(child) not in alone:
                 apply_rules(child, sources.get(child.local_id, []))
         # The blocking keys each child gained and lost, worked out while the children,
-        # review pairs and pointers are written; then its records are projected and
+        # review pairs and pointers are written; then their records are projected and
         # packed while the keys are written.
         keys, (marked, gathered) = await alongside(
             lambda: _key_changes(changed, index, origin),
