@@ -147,22 +147,15 @@ class FeedResult:
     refused: bool = False
 
 
-def parse_feed(feed: str, path: Path, *, max_bytes: int = MAX_FEED_BYTES,
-               into: list[FeedRow] | None = None, pause_gc: bool = True) -> FeedResult:
+def parse_feed(feed: str, path: Path, *, max_bytes: int = MAX_FEED_BYTES) -> FeedResult:
     """Parse a feed file (read as ``local_node.feed_text`` says). A line that is not
-    UTF-8 is reported and skipped; a file over ``max_bytes`` is refused.
-
-    With ``into``, each row is appended to that list as soon as it is read (and the
-    result's ``rows`` is that list): an ingest parsing in a thread loads the rows read
-    so far meanwhile. ``pause_gc=False`` leaves the cyclic collector to the caller (a
-    thread must not pause it: the pauses are counted by the event loop's thread)."""
+    UTF-8 is reported and skipped; a file over ``max_bytes`` is refused."""
     feed_kind(feed)  # an unknown feed is refused before the file is read
     try:
         lines, bad_lines = feed_lines(path, max_bytes)
     except Unreadable as exc:
         return _refused(str(exc))
-    return _Parser(feed, bad_lines).parse(lines, [] if into is None else into,
-                                          pause_gc=pause_gc)
+    return _Parser(feed, bad_lines).parse(lines)
 
 
 def parse_feed_text(feed: str, text_lines: Iterable[str]) -> FeedResult:
@@ -205,16 +198,14 @@ class _Parser:
 
     # -- the file ---------------------------------------------------------------------
 
-    def parse(self, lines: list[str], rows: list[FeedRow] | None = None, *,
-              pause_gc: bool = True) -> FeedResult:
-        if not pause_gc:
-            return self._parse(lines, [] if rows is None else rows)
+    def parse(self, lines: list[str]) -> FeedResult:
         # A quarter of a million rows of acyclic objects: the cyclic collector would
         # otherwise rescan them over and over (15% of the time).
         with paused_gc():
-            return self._parse(lines, [] if rows is None else rows)
+            return self._parse(lines)
 
-    def _parse(self, lines: list[str], rows: list[FeedRow]) -> FeedResult:
+    def _parse(self, lines: list[str]) -> FeedResult:
+        rows: list[FeedRow] = []
         errors: list[RowError] = []
         warnings: list[RowError] = []
         # The header is the first line that is not blank; line numbers stay the file's.

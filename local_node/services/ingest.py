@@ -19,27 +19,20 @@ already has.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import operator
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from local_node.feed_text import MAX_FEED_BYTES
-from local_node.feeds import FeedRow, RowError, parse_feed
-from local_node.services.chunk_index import (
-    ChunkIndex,
-    child_fields,
-    keys_for,
-    name_key,
-    row_fields,
-)
+from local_node.feeds import FeedRow, Identity, RowError, parse_feed
 from local_node.services.identity import apply_rules
 from local_node.services.matching import (
     ChunkScores,
@@ -49,21 +42,19 @@ from local_node.services.matching import (
     decide_row,
     same_name_places,
 )
-from local_node.services.projection import Projector, decide_publication
+from local_node.services.projection import Projector
 from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
 from local_node.storage.models import ModelStore
 from local_node.storage.review import ReviewStore
 from local_node.storage.shielding import ShieldStore
 from protocol.matching import DEFAULT_MODEL, IdentityFields, Model
+from protocol.matching.blocking import remembering_blocking_keys
 from protocol.records import Involvement
-from server_common.alongside import alongside
 from server_common.gc_pause import paused_gc
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 5000
-# How often a load waiting for the next chunk's rows looks at how far the parse is.
-_PARSE_POLL_SECONDS = 0.02
 
 
 @dataclass(slots=True)
@@ -97,29 +88,118 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
 
 
-def _decide_alone(feed: str, children: list[ChildRow], alone: dict[int, FeedRow]) -> None:
-    """The identity rules for children created from one row of the chunk, that row."""
-    for child in children:
-        apply_rules(child, [{"source": feed, "received_at": None,
-                             "identity": _fields(alone[id(child)].identity)}])
+# A child's identity as a row or the rules leave it differs from the one it had most
+# often by an identifier, a postcode in the same district or an address: the keys of
+# its names, date of birth and district are remembered apart. A few chunks' worth (about
+# 1.4 kB each): most of what is found again is found within a chunk (bench.ingest
+# --children 20000 made them 26,479 times of 37,016; 23,812 remembering 100,000).
+_blocking_keys = remembering_blocking_keys(20_000)
 
 
-def _key_changes(changed: list[ChildRow], index: ChunkIndex, origin: dict[int, int]
-                 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]],
-                            list[tuple[str, str]]]:
-    """The (key, local_id) pairs to write: those of the children the chunk created, those
-    other children gained, and those they lost (only the difference is written)."""
-    of_new: list[tuple[str, str]] = []
-    added: list[tuple[str, str]] = []
-    removed: list[tuple[str, str]] = []
-    for child in changed:
-        held = index.held(child.local_id)
-        wanted = keys_for(child_fields(child))
-        if held != wanted:
-            (of_new if id(child) in origin else added).extend(
-                (key, child.local_id) for key in wanted - held)
-            removed += [(key, child.local_id) for key in held - wanted]
-    return of_new, added, removed
+@functools.lru_cache(maxsize=200_000)
+def keys_for(fields: IdentityFields) -> frozenset[str]:
+    """Blocking keys, remembered: a child's identity rarely changes between rows."""
+    return frozenset(_blocking_keys(fields))
+
+
+def child_fields(child: ChildRow) -> IdentityFields:
+    return IdentityFields(
+        given_name=child.given_name, family_name=child.family_name, dob=child.dob,
+        sex=child.sex, other_given_names=child.other_given_names,
+        former_family_names=tuple(child.former_family_names or ()),
+        postcode=child.postcode, address_line=child.address_line,
+        nhs_number=child.nhs_number, upn=child.upn,
+    )
+
+
+def row_fields(ident: Identity) -> IdentityFields:
+    return IdentityFields(
+        given_name=ident.given_name, family_name=ident.family_name, dob=ident.dob,
+        sex=ident.sex, other_given_names=ident.other_given_names,
+        former_family_names=(ident.former_family_name,) if ident.former_family_name else (),
+        postcode=ident.postcode, address_line=ident.address_line,
+        nhs_number=ident.nhs_number, upn=ident.upn,
+    )
+
+
+def _name_key(given: str | None, family: str | None,
+              dob: date | None) -> tuple[str, str, date] | None:
+    """The exact-match key, or None when a part is absent (never matched on less)."""
+    if not (given and family and dob):
+        return None
+    return (given.strip().lower(), family.strip().lower(), dob)
+
+
+class _ChunkIndex:
+    """In-memory lookups over the children one chunk can touch."""
+
+    def __init__(self, children: list[ChildRow]) -> None:
+        self.by_id: dict[str, ChildRow] = {}
+        self.by_nhs: dict[str, ChildRow] = {}
+        self.by_upn: dict[str, ChildRow] = {}
+        # (given, family, dob) → {id(child): child}
+        self.by_name: dict[tuple[str, str, date], dict[int, ChildRow]] = {}
+        # key → {id(child): child}: dicts, since a common key can hold thousands of
+        # children and a list membership test would make a chunk quadratic.
+        self.by_key: dict[str, dict[int, ChildRow]] = {}
+        # id(child) → the identity it was last indexed under: a row that changes
+        # nothing of who the child is (most of them) is not indexed again.
+        self.indexed: dict[int, IdentityFields] = {}
+        # local_id → who the child was as loaded: the blocking keys it holds in the
+        # database are those of this identity, and only the difference is written.
+        self.loaded: dict[str, IdentityFields] = {}
+        for child in children:
+            self.add(child)
+
+    def add(self, child: ChildRow, keys: list[str] | None = None) -> None:
+        """A child as loaded from the database, indexed by its identifiers and name, and
+        under ``keys`` (a candidate: the keys it was found by). Not under the other keys
+        it holds: every key a row is matched by is first read from the database
+        (``IngestService._fetch_candidates``), which finds the child by it if the key is
+        not too common; indexing every found child under every key it holds, in case,
+        was a tenth of an ingest's CPU."""
+        self.by_id[child.local_id] = child
+        fields = child_fields(child)
+        self.loaded[child.local_id] = fields
+        if keys is None:
+            self.reindex(child, fields)
+            return
+        self.indexed[id(child)] = fields
+        self.add_keys(child, keys)
+
+    def add_keys(self, child: ChildRow, keys: list[str]) -> None:
+        for key in keys:
+            self.by_key.setdefault(key, {})[id(child)] = child
+
+    def fields(self, child: ChildRow) -> IdentityFields:
+        """Who an indexed child now is: ``child_fields(child)`` without building it again,
+        since every change to a child in the chunk is followed by :meth:`reindex`."""
+        return self.indexed[id(child)]
+
+    def held(self, local_id: str) -> frozenset[str]:
+        """The blocking keys the child holds in the database (none if it is new)."""
+        loaded = self.loaded.get(local_id)
+        return keys_for(loaded) if loaded is not None else frozenset()
+
+    def reindex(self, child: ChildRow, fields: IdentityFields | None = None) -> None:
+        """Index the child as it now is (``fields``, if the caller has them): by
+        identifiers, name and the blocking keys the database does not hold for it (all of
+        a new child's; a loaded child's that its rows in this chunk gave it)."""
+        fields = child_fields(child) if fields is None else fields
+        if self.indexed.get(id(child)) == fields:
+            return
+        self.indexed[id(child)] = fields
+        if child.nhs_number:
+            self.by_nhs.setdefault(child.nhs_number, child)
+        if child.upn:
+            self.by_upn.setdefault(child.upn, child)
+        name_key = _name_key(child.given_name, child.family_name, child.dob)
+        if name_key is not None:
+            self.by_name.setdefault(name_key, {})[id(child)] = child
+        if fields == self.loaded.get(child.local_id):
+            return  # as loaded: it holds every key of who it is (none to ask for)
+        for key in keys_for(fields) - self.held(child.local_id):
+            self.by_key.setdefault(key, {})[id(child)] = child
 
 
 class IngestService:
@@ -146,54 +226,27 @@ class IngestService:
 
     async def ingest_file(self, feed: str, path: Path,
                           progress: Callable[[int], None] | None = None) -> IngestReport:
+        parsed = parse_feed(feed, path, max_bytes=self.max_feed_bytes)
         model = await self.model()
-        report = IngestReport(feed=feed, model_version=model.version)
-        # The file is parsed in a thread while the rows read so far are loaded, chunk by
-        # chunk, as they would be after it (the same chunks): the parse is Python's work
-        # while PostgreSQL writes a chunk. Its objects are freed by reference counting,
-        # so the cyclic collector is paused for it here, in the event loop's thread.
-        rows: list[FeedRow] = []
-        with ExitStack() as parse_pause:
-            parse_pause.enter_context(paused_gc())
-            parsing = asyncio.ensure_future(asyncio.to_thread(
-                parse_feed, feed, path, max_bytes=self.max_feed_bytes, into=rows,
-                pause_gc=False))
-            try:
-                start = 0
-                while True:
-                    if parsing.done():
-                        parse_pause.close()
-                        parsing.result()  # the parse's error, if it failed, before loading on
-                    elif len(rows) - start < self.chunk_rows:
-                        await asyncio.wait([parsing], timeout=_PARSE_POLL_SECONDS)
-                        continue
-                    chunk = rows[start:start + self.chunk_rows]
-                    if not chunk:
-                        break
-                    start += len(chunk)
-                    await self._ingest_in_transaction(feed, chunk, report, model)
-                    if progress is not None:
-                        progress(len(chunk))
-            finally:
-                await asyncio.wait([parsing])
-            parsed = parsing.result()
-        report.errors, report.warnings = list(parsed.errors), list(parsed.warnings)
-        report.refused = parsed.refused
+        report = IngestReport(feed=feed, errors=list(parsed.errors),
+                              warnings=list(parsed.warnings), refused=parsed.refused,
+                              model_version=model.version)
         report.rows_read = 0 if parsed.refused else len(parsed.rows) + len(parsed.errors)
+        for start in range(0, len(parsed.rows), self.chunk_rows):
+            chunk = parsed.rows[start:start + self.chunk_rows]
+            # A chunk's objects are freed by reference counting; the cyclic collector
+            # would rescan every child and row held so far (a sixth of the CPU or more).
+            with paused_gc():
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self.children.lock_index(conn)
+                    await self._ingest_chunk(conn, feed, chunk, report, model)
+            if progress is not None:
+                progress(len(chunk))
         log.info("feed ingested", extra={k: v for k, v in asdict(report).items()
                                          if k not in ("errors", "warnings")}
                                       | {"errors": len(report.errors),
                                          "warnings": len(report.warnings)})
         return report
-
-    async def _ingest_in_transaction(self, feed: str, chunk: list[FeedRow],
-                                     report: IngestReport, model: Model) -> None:
-        # A chunk's objects are freed by reference counting; the cyclic collector
-        # would rescan every child and row held so far (a sixth of the CPU or more).
-        with paused_gc():
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self.children.lock_index(conn)
-                await self._ingest_chunk(conn, feed, chunk, report, model)
 
     async def _ingest_chunk(self, conn: asyncpg.Connection, feed: str, rows: list[FeedRow],
                             report: IngestReport, model: Model) -> None:
@@ -201,7 +254,7 @@ class IngestService:
                                                         [r.source_ref for r in rows])
         idents = [r.identity for r in rows]
         fields_of = [row_fields(i) for i in idents]
-        name_keys = [name_key(i.given_name, i.family_name, i.dob) for i in idents]
+        name_keys = [_name_key(i.given_name, i.family_name, i.dob) for i in idents]
         # First the children a row can be placed with for certain (its own earlier row,
         # an identifier, the exact name and date of birth) ...
         found = await self.children.find(
@@ -213,7 +266,7 @@ class IngestService:
         found += await self.children.get_many(
             conn, [lid for lid in known_refs.values() if lid not in {c.local_id for c in found}]
         )
-        index = ChunkIndex(found)
+        index = _ChunkIndex(found)
         # ... then, only for the rows that have none, the candidates sharing a blocking
         # key: most rows of a second feed find their child by an identifier or by name,
         # and fetching (and indexing) every key's children for them was most of a load.
@@ -272,62 +325,8 @@ class IngestService:
                                    strict=True):
             child.local_id = local_id
         changed = list(touched.values())
-        await self._write_chunk(conn, feed, changed, placements, known_refs, origin, index,
-                                reviews, report, model)
-        report.rows_loaded += len(rows)
-        report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
-        report.children_created += len(new_children)
-        report.children_updated += sum(1 for c in changed if c.local_id in existing_ids)
-
-    async def _write_chunk(self, conn: asyncpg.Connection, feed: str,
-                           changed: list[ChildRow],
-                           placements: list[tuple[FeedRow, ChildRow, str | None]],
-                           known_refs: dict[str, str], origin: dict[int, int],
-                           index: ChunkIndex,
-                           reviews: list[tuple[ChildRow, ChildRow, Scored]],
-                           report: IngestReport, model: Model) -> None:
-        """Write a placed chunk: source rows, children as the identity rules decide them,
-        review pairs, pointers, blocking keys and the outbox. Each piece of Python work
-        that needs nothing the writes before it produce runs in a thread while they run
-        (``server_common.alongside``): PostgreSQL and Python take a core each."""
-        # The stated identity rules over all of each child's source rows decide who the
-        # child is; the in-chunk merge was only a working approximation. A child this
-        # chunk created from one row has that row alone: it is decided from that row
-        # while the source rows are written, not read back.
-        rows_of = Counter(id(child) for _, child, _ in placements)
-        alone = {id(child): row for row, child, _ in placements
-                 if id(child) in origin and rows_of[id(child)] == 1}
-        _, sources = await alongside(
-            lambda: _decide_alone(feed, [c for c in changed if id(c) in alone], alone),
-            self._write_sources(conn, feed, placements, known_refs,
-                                [c.local_id for c in changed if id(c) not in alone]))
-        for child in changed:
-            if id(child) not in alone:
-                apply_rules(child, sources.get(child.local_id, []))
-        # The blocking keys each child gained and lost, worked out while the children,
-        # review pairs and pointers are written; then their records are projected and
-        # packed while the keys are written.
-        keys, (marked, gathered) = await alongside(
-            lambda: _key_changes(changed, index, origin),
-            self._write_children(conn, feed, changed, placements, known_refs, origin,
-                                 reviews, report, model))
-        publication, _ = await alongside(lambda: decide_publication(changed, *gathered),
-                                         self._write_keys(conn, *keys))
-        report.outbox_entries += await self.projector.write(conn, publication)
-        # children this chunk did not change but newly related to a shielded one:
-        # published again, shielded
-        placed = {c.local_id for c in changed}
-        report.outbox_entries += await self.projector.publish_changes(
-            conn, [m for m in marked if m not in placed])
-
-    async def _write_sources(self, conn: asyncpg.Connection, feed: str,
-                             placements: list[tuple[FeedRow, ChildRow, str | None]],
-                             known_refs: dict[str, str], read_back: list[str],
-                             ) -> dict[str, list[asyncpg.Record]]:
-        """Write the chunk's source rows, then read back all of the source rows of the
-        children in ``read_back``. Source rows come first (the children they name are
-        written later, in this transaction), so that each child is written once, as
-        the rules decide."""
+        # Source rows first (the children they name are written below, in this
+        # transaction), so that each child is written once, as the rules decide.
         await self.children.defer_source_check(conn)
         # A row's first load is copied in; a row loaded before is upserted.
         for rows_in, write in ((True, self.children.upsert_sources),
@@ -336,21 +335,32 @@ class IngestService:
             await write(conn, [(feed, row.source_ref, child.local_id, _fields(row.identity))
                                for row, child, _ in these],
                         [decided_by for _, _, decided_by in these])
-        return await self.children.sources_of(conn, read_back)
-
-    async def _write_children(self, conn: asyncpg.Connection, feed: str,
-                              changed: list[ChildRow],
-                              placements: list[tuple[FeedRow, ChildRow, str | None]],
-                              known_refs: dict[str, str], origin: dict[int, int],
-                              reviews: list[tuple[ChildRow, ChildRow, Scored]],
-                              report: IngestReport, model: Model,
-                              ) -> tuple[list[str], tuple[dict[str, list[InvolvementRow]],
-                                                          dict[str, str]]]:
-        """Write the children, the review pairs and the pointers; mark the children now
-        related to a shielded one. Returns those newly marked, and what projecting the
-        changed children needs (``Projector.gather``)."""
-        await self.children.insert_new(conn, [c for c in changed if id(c) in origin])
+        # The stated identity rules over all of each child's source rows decide who the
+        # child is; the in-chunk merge above was only a working approximation. A child
+        # this chunk created from one row has that row alone: it is not read back.
+        rows_of = Counter(id(child) for _, child, _ in placements)
+        alone = {id(child): row for row, child, _ in placements
+                 if id(child) in origin and rows_of[id(child)] == 1}
+        sources = await self.children.sources_of(
+            conn, [c.local_id for c in changed if id(c) not in alone])
+        for child in changed:
+            only = alone.get(id(child))
+            apply_rules(child, sources.get(child.local_id, []) if only is None else [
+                {"source": feed, "received_at": None, "identity": _fields(only.identity)}])
+        await self.children.insert_new(conn, new_children)
         await self.children.upsert(conn, [c for c in changed if id(c) not in origin])
+        added: list[tuple[str, str]] = []
+        removed: list[tuple[str, str]] = []
+        of_new: list[tuple[str, str]] = []   # keys of the children this chunk created
+        for child in changed:
+            held = index.held(child.local_id)
+            wanted = keys_for(child_fields(child))
+            if held != wanted:
+                (of_new if id(child) in origin else added).extend(
+                    (key, child.local_id) for key in wanted - held)
+                removed += [(key, child.local_id) for key in held - wanted]
+        await self.children.add_blocking_keys_of_new(conn, of_new)
+        await self.children.change_blocking_keys(conn, added=added, removed=removed)
         report.sent_to_review += await self.review.add(conn, [
             (new.local_id, candidate.local_id, result.total, result.explain().to_dict())
             for new, candidate, result in reviews
@@ -364,15 +374,18 @@ class IngestService:
                                                            if not seen])
         # new review pairs and identifiers may relate a child to a shielded one
         marked = await self.shields.refresh(conn)
-        return marked, await self.projector.gather(conn, changed)
+        report.outbox_entries += await self.projector.publish_children(conn, changed)
+        # children this chunk did not change but newly related to a shielded one:
+        # published again, shielded
+        placed = {c.local_id for c in changed}
+        report.outbox_entries += await self.projector.publish_changes(
+            conn, [m for m in marked if m not in placed])
+        report.rows_loaded += len(rows)
+        report.rows_incomplete += sum(1 for r in rows if r.identity.incomplete)
+        report.children_created += len(new_children)
+        report.children_updated += sum(1 for c in changed if c.local_id in existing_ids)
 
-    async def _write_keys(self, conn: asyncpg.Connection, of_new: list[tuple[str, str]],
-                          added: list[tuple[str, str]],
-                          removed: list[tuple[str, str]]) -> None:
-        await self.children.add_blocking_keys_of_new(conn, of_new)
-        await self.children.change_blocking_keys(conn, added=added, removed=removed)
-
-    async def _fetch_candidates(self, conn: asyncpg.Connection, index: ChunkIndex,
+    async def _fetch_candidates(self, conn: asyncpg.Connection, index: _ChunkIndex,
                                 fields_of: list[IdentityFields], probed: set[int],
                                 positions: list[int]) -> None:
         """Add to the index the children sharing a blocking key with these rows."""
@@ -387,7 +400,7 @@ class IngestService:
             else:  # one object per child, never two
                 index.add_keys(known, shared)
 
-    def _certain(self, row: FeedRow, known_refs: dict[str, str], index: ChunkIndex,
+    def _certain(self, row: FeedRow, known_refs: dict[str, str], index: _ChunkIndex,
                  name_shared: bool) -> bool:
         """Whether the row's child is settled before the chunk runs: its own earlier
         row, an identifier held, or a name and date of birth that one child has and
@@ -399,7 +412,7 @@ class IngestService:
         return not name_shared and self._match(row, known_refs, index) is not None
 
     def _match(self, row: FeedRow, known_refs: dict[str, str],
-               index: ChunkIndex) -> ChildRow | None:
+               index: _ChunkIndex) -> ChildRow | None:
         ident = row.identity
         if row.source_ref in known_refs and known_refs[row.source_ref] in index.by_id:
             return index.by_id[known_refs[row.source_ref]]
@@ -407,15 +420,15 @@ class IngestService:
             return index.by_nhs[ident.nhs_number]
         if ident.upn and ident.upn in index.by_upn:
             return index.by_upn[ident.upn]
-        key = name_key(ident.given_name, ident.family_name, ident.dob)
-        same_name = [c for c in index.by_name.get(key, {}).values()
-                     if not conflicts(c, row)] if key is not None else []
+        name_key = _name_key(ident.given_name, ident.family_name, ident.dob)
+        same_name = [c for c in index.by_name.get(name_key, {}).values()
+                     if not conflicts(c, row)] if name_key is not None else []
         if len(same_name) == 1 and same_name_places(same_name[0], row):
             return same_name[0]
         return None
 
     @staticmethod
-    def _merge(child: ChildRow, row: FeedRow, index: ChunkIndex) -> int:
+    def _merge(child: ChildRow, row: FeedRow, index: _ChunkIndex) -> int:
         """The newest row's identity wins; identifiers are added, never moved. Returns
         1 if the row carried an identifier already held by another child."""
         ident = row.identity

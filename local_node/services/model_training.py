@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from local_node.services.chunk_index import keys_for
+from local_node.services.ingest import keys_for
 from local_node.storage.children import ChildStore
 from local_node.storage.models import ModelStore, StoredModel
 from protocol.errors import ConflictError, ErrorCode

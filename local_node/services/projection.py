@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -103,64 +101,38 @@ class Projector:
         chunk has just upserted them), without reading them back."""
         if not rows:
             return 0
-        return await self.write(conn, decide_publication(rows, *await self.gather(conn, rows)))
-
-    async def gather(self, conn: asyncpg.Connection, rows: list[ChildRow]
-                     ) -> tuple[dict[str, list[InvolvementRow]], dict[str, str]]:
-        """What projecting these children needs from the database: their involvements,
-        and which of them are shielded (the arguments of :func:`decide_publication`
-        after the children)."""
-        ids = [c.local_id for c in rows]
-        return (await self.children.involvements_of(conn, ids),
-                await self.shields.shielded_among(conn, ids))
-
-    async def write(self, conn: asyncpg.Connection, publication: Publication) -> int:
-        """Put a decided publication in the outbox; returns how many entries it has."""
-        await self.outbox.add(conn, publication.entries)
-        await self.children.set_published(conn, publication.published)
-        return len(publication.entries)
-
-
-@dataclass(slots=True)
-class Publication:
-    """The outbox entries of some children, (local_id, version, op, record bytes,
-    digest), and each published child's new version and digest (None: withdrawn)."""
-
-    entries: list[tuple[str, int, str, bytes | None, str | None]]
-    published: list[tuple[str, int, str | None]]
-
-
-def decide_publication(rows: list[ChildRow], involvements: dict[str, list[InvolvementRow]],
-                       shielded: Mapping[str, str]) -> Publication:
-    """Which of these children's projections changed, packed and checked: no I/O, so
-    an ingest runs it in a thread while PostgreSQL writes the chunk's blocking keys."""
-    publication = Publication([], [])
-    for child in rows:
-        if child.merged_into is not None:
-            # Absorbed by a merge: withdraw it from the hub (once). A child who left
-            # the area is *not* withdrawn: its ended involvements (with their end
-            # dates) are exactly what a practitioner in the new area needs to see.
-            if child.published_digest is not None:
-                version = child.published_version + 1
-                publication.entries.append((child.local_id, version, "delete", None, None))
-                publication.published.append((child.local_id, version, None))
-            continue
-        wire = projected_wire(child, involvements.get(child.local_id, []),
-                              marked=child.local_id in shielded)
-        data = encoding.pack(wire)
-        digest = encoding.sha256_hex(data)
-        if digest == child.published_digest:
-            continue  # published as it is (and checked then)
-        try:
-            # The hub's own check: never publish what it refuses. (The compiled
-            # decoder, protocol.record_codec, costs as much here: it must decode the
-            # bytes first, where this checks the map already built.)
-            ChildRecord.from_wire(wire)
-        except SignpostError as exc:
-            log.warning("child not published: fails the record checks",
-                        extra={"local_id": child.local_id, "reason": exc.message})
-            continue
-        version = child.published_version + 1
-        publication.entries.append((child.local_id, version, "upsert", data, digest))
-        publication.published.append((child.local_id, version, digest))
-    return publication
+        invs = await self.children.involvements_of(conn, [c.local_id for c in rows])
+        shielded = await self.shields.shielded_among(conn, [c.local_id for c in rows])
+        entries: list[tuple[str, int, str, bytes | None, str | None]] = []
+        published: list[tuple[str, int, str | None]] = []
+        for child in rows:
+            if child.merged_into is not None:
+                # Absorbed by a merge: withdraw it from the hub (once). A child who left
+                # the area is *not* withdrawn: its ended involvements (with their end
+                # dates) are exactly what a practitioner in the new area needs to see.
+                if child.published_digest is not None:
+                    version = child.published_version + 1
+                    entries.append((child.local_id, version, "delete", None, None))
+                    published.append((child.local_id, version, None))
+                continue
+            wire = projected_wire(child, invs.get(child.local_id, []),
+                                  marked=child.local_id in shielded)
+            data = encoding.pack(wire)
+            digest = encoding.sha256_hex(data)
+            if digest == child.published_digest:
+                continue  # published as it is (and checked then)
+            try:
+                # The hub's own check: never publish what it refuses. (The compiled
+                # decoder, protocol.record_codec, costs as much here: it must decode the
+                # bytes first, where this checks the map already built.)
+                ChildRecord.from_wire(wire)
+            except SignpostError as exc:
+                log.warning("child not published: fails the record checks",
+                            extra={"local_id": child.local_id, "reason": exc.message})
+                continue
+            version = child.published_version + 1
+            entries.append((child.local_id, version, "upsert", data, digest))
+            published.append((child.local_id, version, digest))
+        await self.outbox.add(conn, entries)
+        await self.children.set_published(conn, published)
+        return len(entries)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from local_node.services.chunk_index import child_fields, keys_for
+from local_node.services.ingest import child_fields, keys_for
 from local_node.storage.children import ChildStore
 from server_common import key_scheme_store
 

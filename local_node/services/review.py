@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from local_node.services.chunk_index import child_fields
 from local_node.services.identity import apply_rules
+from local_node.services.ingest import child_fields
 from local_node.services.projection import Projector
 from local_node.storage.children import ChildStore
 from local_node.storage.review import ReviewStore

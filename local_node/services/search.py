@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from local_node.services.chunk_index import child_fields
+from local_node.services.ingest import child_fields
 from local_node.storage.children import ChildRow, ChildStore, InvolvementRow
 from local_node.storage.shielding import ShieldStore
 from protocol.disclosure import (

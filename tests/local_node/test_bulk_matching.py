@@ -74,29 +74,3 @@ async def test_bulk_scoring_places_every_row_as_pair_by_pair_scoring(
     assert scored == sum(r.pairs_scored for r in alone_reports) > 0
     assert sum(r.pairs_scored_alone for r in alone_reports) == scored
     assert sum(r.pairs_scored_alone for r in bulk_reports) < scored / 2
-
-
-async def test_a_file_loads_in_its_chunks_while_it_is_parsed(
-        make_database: DatabaseFactory, tmp_path: Path) -> None:
-    """The parse runs in a thread and each chunk is loaded once its rows are read: the
-    chunks are those of the whole file, in order, and a bad row is still reported with
-    its line while the rows around it load."""
-    url = await make_database()
-    await upgrade(url, PACKAGE)
-    rows = [f"E{i},Child{i},Family{i},2015-03-{i % 28 + 1:02d}" for i in range(1, 12)]
-    rows[4] = "E5,Child5,Family5,2015-13-40,"   # a field too many: refused
-    feed = tmp_path / "education.csv"
-    feed.write_text("\n".join(["source_ref,given_name,family_name,dob", *rows]) + "\n")
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
-    assert pool is not None
-    try:
-        ingest = NodeServices(pool).ingest
-        ingest.chunk_rows = 4
-        chunks: list[int] = []
-        report = await ingest.ingest_file("education", feed, chunks.append)
-        held = await pool.fetchval("SELECT count(*) FROM source_records")
-    finally:
-        await pool.close()
-    assert chunks == [4, 4, 2]
-    assert (report.rows_read, report.rows_loaded, held) == (11, 10, 10)
-    assert [(e.line, e.column) for e in report.errors] == [(6, "")]

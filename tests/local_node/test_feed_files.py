@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from local_node.feeds import FeedRow, parse_feed
+from local_node.feeds import parse_feed
 from tests.conftest import DatabaseFactory
 from tests.processes import script
 
@@ -236,14 +236,3 @@ async def test_an_endless_or_oversized_feed_is_refused(make_database: DatabaseFa
     result = _run([node, "ingest", "--feed", "health", str(_write(tmp_path, "\n".join(
         [HEADER, *ROWS]).encode()))], env)
     assert result.returncode == 0 and "2 of 2 rows loaded" in result.stdout, result.stderr
-
-
-def test_rows_are_appended_to_the_callers_list_as_they_are_read(tmp_path: Path) -> None:
-    # What an ingest parsing in a thread loads from while the parse goes on.
-    path = _write(tmp_path, "\n".join([HEADER, *ROWS, "H1,,Dup,Row,2015-03-14,F,,,"])
-                  .encode())
-    into: list[FeedRow] = []
-    result = parse_feed("health", path, into=into, pause_gc=False)
-    assert result.rows is into
-    assert [(r.source_ref, r.identity.given_name, r.identity.dob) for r in into] == GOOD
-    assert [(e.line, e.column) for e in result.errors] == [(4, "source_ref")]

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from local_node.app import PACKAGE, ingest_service
-from local_node.services.chunk_index import child_fields
+from local_node.services.ingest import child_fields
 from local_node.storage.children import ChildStore
 from protocol.matching import blocking_keys
 from tests.conftest import DatabaseFactory

@@ -19,7 +19,7 @@ import asyncpg
 
 import synthetic
 from local_node.app import PACKAGE
-from local_node.services.chunk_index import child_fields, keys_for
+from local_node.services.ingest import child_fields, keys_for
 from local_node.storage.children import ChildStore
 from protocol.matching.blocking import KEY_SCHEME
 from server_common import database

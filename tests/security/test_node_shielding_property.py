@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from local_node.app import PACKAGE
-from local_node.services.chunk_index import child_fields
+from local_node.services.ingest import child_fields
 from local_node.services.search import SearchService
 from local_node.storage.children import MATCH_BLOCK_LIMIT, ChildRow, ChildStore
 from local_node.storage.retention import RetentionStore
