@@ -14,8 +14,8 @@ it returns. Nothing here does I/O or reads a clock; new national ids come from t
 * **link**: the record joins the oldest national child among its links whose holders
   a person did not separate from it and none of whose records holds another NHS
   number or UPN (unless a person linked the pair); but when two of those children are
-  certainly two (their records it links to hold different NHS numbers or UPNs), the
-  one it matches clearly best (by ``CLEAR_CHOICE_BITS``), or none of them, every match
+  certainly two (their records hold different NHS numbers or UPNs), the one it
+  matches clearly best (by ``CLEAR_CHOICE_BITS``), or none of them, every match
   then going to review; other strongly matching children go to review;
 * **review**: the pair is queued; the record keeps its own child;
 * **new**: the child it held if no one else holds it, else a fresh id.
